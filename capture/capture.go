@@ -1,0 +1,69 @@
+// Package capture provides packet sources: pcap and pcapng files, read with
+// zero copies, and (on Linux) live AF_PACKET rings.
+//
+// A Source returns one packet at a time. The returned bytes alias the
+// source's buffer and are valid only until the next call.
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+)
+
+// Info describes one captured packet.
+type Info struct {
+	Timestamp     time.Time
+	CaptureLength int             // bytes captured
+	Length        int             // bytes on the wire
+	LinkType      layers.LinkType // how to decode the first byte
+	Frame         uint64          // 1-based number of the packet in its file (or since the start of a live capture)
+	Source        int             // index of the file or interface the packet came from
+}
+
+// Source is a stream of packets. ReadPacket returns io.EOF after the last
+// packet. data is valid until the next call.
+type Source interface {
+	ReadPacket() (data []byte, ci Info, err error)
+}
+
+// FileError reports a capture file that could not be read past a record.
+// Records before Record were delivered.
+type FileError struct {
+	Path   string
+	Record uint64 // 1-based record that failed; 0 means the file header
+	Err    error
+}
+
+func (e *FileError) Error() string {
+	if e.Record == 0 {
+		return fmt.Sprintf("%s: file header: %v", e.Path, e.Err)
+	}
+	return fmt.Sprintf("%s: record %d: %v", e.Path, e.Record, e.Err)
+}
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// ErrUnsupportedLinkType is wrapped by errors for files whose link type the
+// decoder cannot handle.
+var ErrUnsupportedLinkType = errors.New("unsupported link type")
+
+// SupportedLinkType reports whether the dpi layer decodes lt.
+func SupportedLinkType(lt layers.LinkType) bool {
+	switch lt {
+	case layers.LinkTypeEthernet, layers.LinkTypeNull, layers.LinkTypeLoop,
+		layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6,
+		layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2,
+		linkTypeRawOpenBSD, linkTypeRawBSD:
+		return true
+	}
+	return false
+}
+
+// Some systems write raw IP captures with the DLT value instead of LINKTYPE_RAW.
+const (
+	linkTypeRawBSD     layers.LinkType = 12
+	linkTypeRawOpenBSD layers.LinkType = 14
+)

@@ -1,0 +1,217 @@
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+const fileBufferSize = 1 << 20
+
+// magic numbers of the two file formats, as the first four bytes on disk.
+var (
+	pcapMagics = [][]byte{
+		{0xd4, 0xc3, 0xb2, 0xa1}, {0xa1, 0xb2, 0xc3, 0xd4}, // microseconds
+		{0x4d, 0x3c, 0xb2, 0xa1}, {0xa1, 0xb2, 0x3c, 0x4d}, // nanoseconds
+	}
+	pcapngMagic = []byte{0x0a, 0x0d, 0x0d, 0x0a}
+)
+
+// File reads one pcap or pcapng file.
+type File struct {
+	path   string
+	index  int
+	f      io.Closer
+	pcap   *pcapgo.Reader
+	ng     *pcapgo.NgReader
+	link   layers.LinkType
+	frame  uint64
+	failed error
+}
+
+var _ Source = (*File)(nil)
+
+// OpenFile opens a pcap or pcapng file, telling them apart by content.
+func OpenFile(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := NewFile(f, path)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.f = f
+	return r, nil
+}
+
+// NewFile reads a capture from r; name is used in errors.
+func NewFile(r io.Reader, name string) (*File, error) {
+	br := bufio.NewReaderSize(r, fileBufferSize)
+	head, err := br.Peek(4)
+	if err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = errors.New("file is empty or shorter than a capture header")
+		}
+		return nil, &FileError{Path: name, Err: err}
+	}
+	c := &File{path: name}
+	switch {
+	case bytes.Equal(head, pcapngMagic):
+		c.ng, err = pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{})
+		if err == nil {
+			c.link = c.ng.LinkType()
+		}
+	case matchAny(head, pcapMagics):
+		c.pcap, err = pcapgo.NewReader(br)
+		if err == nil {
+			c.link = c.pcap.LinkType()
+		}
+	default:
+		err = fmt.Errorf("not a pcap or pcapng file (magic % x)", head)
+	}
+	if err != nil {
+		return nil, &FileError{Path: name, Err: err}
+	}
+	return c, nil
+}
+
+func matchAny(b []byte, set [][]byte) bool {
+	for _, m := range set {
+		if bytes.Equal(b, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// Path is the file name given when it was opened.
+func (c *File) Path() string { return c.path }
+
+// LinkType is the link type of the file (of its first interface for pcapng).
+func (c *File) LinkType() layers.LinkType { return c.link }
+
+// ReadPacket returns the next record. After a damaged record it returns a
+// *FileError, and io.EOF on every later call.
+func (c *File) ReadPacket() ([]byte, Info, error) {
+	if c.failed != nil {
+		return nil, Info{}, io.EOF
+	}
+	var (
+		data []byte
+		ci   gopacket.CaptureInfo
+		err  error
+		lt   = c.link
+	)
+	if c.ng != nil {
+		data, ci, err = c.ng.ZeroCopyReadPacketData()
+		if err == nil && ci.InterfaceIndex != 0 {
+			if iface, ierr := c.ng.Interface(ci.InterfaceIndex); ierr == nil {
+				lt = iface.LinkType
+			}
+		}
+	} else {
+		data, ci, err = c.pcap.ZeroCopyReadPacketData()
+	}
+	if err != nil {
+		if err == io.EOF {
+			c.failed = err
+			return nil, Info{}, io.EOF
+		}
+		if err == io.ErrUnexpectedEOF {
+			err = errors.New("file ends inside the record (truncated capture)")
+		}
+		c.failed = &FileError{Path: c.path, Record: c.frame + 1, Err: err}
+		return nil, Info{}, c.failed
+	}
+	c.frame++
+	return data, Info{
+		Timestamp:     ci.Timestamp,
+		CaptureLength: ci.CaptureLength,
+		Length:        ci.Length,
+		LinkType:      lt,
+		Frame:         c.frame,
+		Source:        c.index,
+	}, nil
+}
+
+// Close closes the underlying file, if OpenFile opened it.
+func (c *File) Close() error {
+	if c.f == nil {
+		return nil
+	}
+	return c.f.Close()
+}
+
+// Files reads several capture files one after the other, in the order given.
+// An error in one file is returned once; the next call goes on with the next
+// file, so one damaged file does not hide the others.
+type Files struct {
+	paths []string
+	next  int
+	cur   *File
+}
+
+var _ Source = (*Files)(nil)
+
+// OpenFiles returns a source over paths. Files are opened lazily, one at a time.
+func OpenFiles(paths ...string) *Files { return &Files{paths: paths} }
+
+// ReadPacket returns the next packet of the current file, moving on to the
+// next file at the end of each. It returns io.EOF after the last file.
+func (fs *Files) ReadPacket() ([]byte, Info, error) {
+	for {
+		if fs.cur == nil {
+			if fs.next >= len(fs.paths) {
+				return nil, Info{}, io.EOF
+			}
+			i := fs.next
+			fs.next++
+			f, err := OpenFile(fs.paths[i])
+			if err != nil {
+				var fe *FileError
+				if !errors.As(err, &fe) {
+					err = &FileError{Path: fs.paths[i], Err: err}
+				}
+				return nil, Info{}, err
+			}
+			f.index = i
+			fs.cur = f
+		}
+		data, ci, err := fs.cur.ReadPacket()
+		if err == nil {
+			return data, ci, nil
+		}
+		fs.cur.Close()
+		fs.cur = nil
+		if err != io.EOF {
+			return nil, Info{}, err
+		}
+	}
+}
+
+// Current is the path of the file being read, or "".
+func (fs *Files) Current() string {
+	if fs.cur == nil {
+		return ""
+	}
+	return fs.cur.path
+}
+
+// Close closes the file being read.
+func (fs *Files) Close() error {
+	if fs.cur == nil {
+		return nil
+	}
+	err := fs.cur.Close()
+	fs.cur = nil
+	return err
+}

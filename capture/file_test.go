@@ -1,0 +1,263 @@
+package capture
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+var t0 = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+
+// writePcap returns a classic pcap file of n packets; packet i is i+1 bytes
+// long, every byte equal to i.
+func writePcap(t testing.TB, lt layers.LinkType, n int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := pcapgo.NewWriterNanos(&b)
+	if err := w.WriteFileHeader(65535, lt); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		data := bytes.Repeat([]byte{byte(i)}, i+1)
+		ci := gopacket.CaptureInfo{Timestamp: t0.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(data), Length: len(data)}
+		if err := w.WritePacket(ci, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Bytes()
+}
+
+func writePcapng(t testing.TB, lt layers.LinkType, n int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := pcapgo.NewNgWriter(&b, lt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		data := bytes.Repeat([]byte{byte(i)}, i+1)
+		ci := gopacket.CaptureInfo{Timestamp: t0.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(data), Length: len(data)}
+		if err := w.WritePacket(ci, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// readAll drains a source, checking every packet's content and numbering.
+func readAll(t *testing.T, src Source) (n int, err error) {
+	t.Helper()
+	for {
+		data, ci, err := src.ReadPacket()
+		if err != nil {
+			if err == io.EOF {
+				return n, nil
+			}
+			return n, err
+		}
+		if ci.Frame != uint64(n%5+1) && ci.Frame != uint64(n+1) {
+			t.Fatalf("packet %d: frame %d", n, ci.Frame)
+		}
+		if len(data) != int(ci.Frame) || data[0] != byte(ci.Frame-1) {
+			t.Fatalf("packet %d (frame %d): got %d bytes starting %x", n, ci.Frame, len(data), data[:1])
+		}
+		n++
+	}
+}
+
+func TestFileFormats(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+		lt   layers.LinkType
+	}{
+		{"pcap ethernet", writePcap(t, layers.LinkTypeEthernet, 5), layers.LinkTypeEthernet},
+		{"pcap null", writePcap(t, layers.LinkTypeNull, 5), layers.LinkTypeNull},
+		{"pcap raw", writePcap(t, layers.LinkTypeRaw, 5), layers.LinkTypeRaw},
+		{"pcap sll", writePcap(t, layers.LinkTypeLinuxSLL, 5), layers.LinkTypeLinuxSLL},
+		{"pcapng ethernet", writePcapng(t, layers.LinkTypeEthernet, 5), layers.LinkTypeEthernet},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := NewFile(bytes.NewReader(tc.data), tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.LinkType() != tc.lt {
+				t.Errorf("link type %v, want %v", f.LinkType(), tc.lt)
+			}
+			n, err := readAll(t, f)
+			if err != nil || n != 5 {
+				t.Fatalf("read %d packets, err %v; want 5, nil", n, err)
+			}
+		})
+	}
+}
+
+func TestTruncatedFile(t *testing.T) {
+	full := writePcap(t, layers.LinkTypeEthernet, 5)
+	// Cut inside the data of the 4th record: header 24, then records of 16+i+1 bytes.
+	cut := 24 + (16 + 1) + (16 + 2) + (16 + 3) + 16 + 2
+	f, err := NewFile(bytes.NewReader(full[:cut]), "cut.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := readAll(t, f)
+	if n != 3 {
+		t.Errorf("read %d packets before the damage, want 3", n)
+	}
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.Record != 4 || fe.Path != "cut.pcap" {
+		t.Fatalf("error %v, want a FileError for record 4 of cut.pcap", err)
+	}
+	if !strings.Contains(err.Error(), "cut.pcap: record 4: ") || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("error text %q does not name the file, the record and the truncation", err)
+	}
+	if _, _, err := f.ReadPacket(); err != io.EOF {
+		t.Errorf("after the damage: %v, want io.EOF", err)
+	}
+}
+
+func TestCorruptRecordLength(t *testing.T) {
+	full := writePcap(t, layers.LinkTypeEthernet, 3)
+	// The 2nd record's captured length (at 24+17+8) becomes absurd.
+	off := 24 + 17 + 8
+	copy(full[off:], []byte{0xff, 0xff, 0xff, 0x7f})
+	f, err := NewFile(bytes.NewReader(full), "bad.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := readAll(t, f)
+	if n != 1 || err == nil || !strings.Contains(err.Error(), "bad.pcap: record 2: ") {
+		t.Fatalf("read %d, err %v; want 1 packet then an error naming record 2", n, err)
+	}
+}
+
+func TestNotACapture(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"empty":  nil,
+		"short":  {0xd4, 0xc3},
+		"text":   []byte("hello, this is not a capture file\n"),
+		"header": writePcap(t, layers.LinkTypeEthernet, 0)[:10],
+	} {
+		_, err := NewFile(bytes.NewReader(data), name+".pcap")
+		var fe *FileError
+		if !errors.As(err, &fe) || fe.Record != 0 || !strings.HasPrefix(err.Error(), name+".pcap: file header: ") {
+			t.Errorf("%s: error %v, want a file header error naming the file", name, err)
+		}
+	}
+}
+
+func TestFilesInOrderPastDamage(t *testing.T) {
+	dir := t.TempDir()
+	good := writePcap(t, layers.LinkTypeEthernet, 5)
+	paths := []string{filepath.Join(dir, "a.pcap"), filepath.Join(dir, "b.pcap"), filepath.Join(dir, "missing.pcap"), filepath.Join(dir, "c.pcapng")}
+	os.WriteFile(paths[0], good, 0o644)
+	os.WriteFile(paths[1], good[:len(good)-3], 0o644) // last record cut
+	os.WriteFile(paths[3], writePcapng(t, layers.LinkTypeEthernet, 5), 0o644)
+	src := OpenFiles(paths...)
+	defer src.Close()
+	var (
+		got    []int
+		errs   []string
+		frames int
+	)
+	for {
+		_, ci, err := src.ReadPacket()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		frames++
+		got = append(got, ci.Source)
+	}
+	if frames != 5+4+5 {
+		t.Errorf("read %d packets, want 14", frames)
+	}
+	if len(errs) != 2 || !strings.Contains(errs[0], "b.pcap: record 5") || !strings.Contains(errs[1], "missing.pcap") {
+		t.Errorf("errors %q, want b.pcap record 5 then missing.pcap", errs)
+	}
+	if got[0] != 0 || got[5] != 1 || got[len(got)-1] != 3 {
+		t.Errorf("source indexes %v", got)
+	}
+}
+
+func TestZeroCopyReadAllocs(t *testing.T) {
+	data := writePcap(t, layers.LinkTypeEthernet, 200)
+	f, err := NewFile(bytes.NewReader(data), "x.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ReadPacket()
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, _, err := f.ReadPacket(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per packet, want 0", allocs)
+	}
+}
+
+// FuzzFile feeds arbitrary bytes to the capture reader: it must return
+// packets or a FileError, never panic or loop.
+func FuzzFile(f *testing.F) {
+	f.Add(writePcap(f, layers.LinkTypeEthernet, 3))               // a good pcap
+	f.Add(writePcapng(f, layers.LinkTypeEthernet, 3))             // a good pcapng
+	f.Add(writePcap(f, layers.LinkTypeNull, 2)[:40])              // cut in the 1st record
+	f.Add(writePcapng(f, layers.LinkTypeEthernet, 2)[:50])        // cut pcapng block
+	f.Add([]byte{0x0a, 0x0d, 0x0d, 0x0a, 0xff, 0xff, 0xff, 0xff}) // pcapng magic, absurd block length
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := NewFile(bytes.NewReader(data), "fuzz")
+		if err != nil {
+			var fe *FileError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a FileError", err)
+			}
+			return
+		}
+		for i := 0; i < 1<<16; i++ {
+			pkt, ci, err := c.ReadPacket()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				var fe *FileError
+				if !errors.As(err, &fe) || fe.Record != uint64(i+1) {
+					t.Fatalf("packet %d: error %v is not a FileError for record %d", i, err, i+1)
+				}
+				return
+			}
+			if len(pkt) != ci.CaptureLength || ci.Frame != uint64(i+1) {
+				t.Fatalf("packet %d: %d bytes, info %+v", i, len(pkt), ci)
+			}
+		}
+		t.Fatal("more than 65536 packets from a fuzz input")
+	})
+}
+
+func TestTruncatedPcapng(t *testing.T) {
+	full := writePcapng(t, layers.LinkTypeEthernet, 5)
+	f, err := NewFile(bytes.NewReader(full[:len(full)-10]), "cut.pcapng")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := readAll(t, f)
+	if n != 4 || err == nil || !strings.Contains(err.Error(), "cut.pcapng: record 5: ") {
+		t.Fatalf("read %d, err %v; want 4 packets then an error naming record 5", n, err)
+	}
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/tapwatch/tapwatch/capture"
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/sensor"
+)
+
+const replaySynopsis = `tapwatch replay [--ops] [--json] [--modbus-ports LIST] FILE...
+
+Decodes pcap and pcapng capture files, in the order given, with the same
+pipeline as the daemon. Without --ops it prints a summary: packets, flows,
+messages by function code, anomalies and the time taken. With --ops it
+prints the operations log: one JSON object a line for every Modbus
+request and response (see docs/ops-log.md).
+
+A damaged file is reported with its name and the record that could not be
+read; the records before it are still decoded, the other files too, and
+the exit status is 1.
+`
+
+func cmdReplay(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("replay", replaySynopsis, stderr)
+	ops := fs.Bool("ops", false, "print the operations log (JSON lines) instead of the summary")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
+	ports := fs.String("modbus-ports", "502", "comma-separated TCP/UDP ports that carry Modbus")
+	maxFlows := fs.Int("max-flows", dpi.DefaultMaxFlows, "flow table size; the least recently used flow is evicted when full")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if len(files) == 0 {
+		return usageError("replay needs at least one capture file")
+	}
+	cfg := dpi.Config{MaxFlows: *maxFlows}
+	if cfg.ModbusPorts, err = parsePorts(*ports); err != nil {
+		return usageError("--modbus-ports: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError("%v", err)
+	}
+
+	out := bufio.NewWriterSize(stdout, 1<<16)
+	defer out.Flush()
+	opts := sensor.Options{DPI: cfg}
+	var ow *sensor.OpsWriter
+	if *ops {
+		ow = sensor.NewOpsWriter(out)
+		opts.Ops = ow
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	src := capture.OpenFiles(files...)
+	defer src.Close()
+	sum, err := sensor.Replay(ctx, src, opts)
+	sum.Files = len(files)
+	if err != nil {
+		return err
+	}
+	if ow != nil && ow.Err() != nil {
+		return ow.Err()
+	}
+	switch {
+	case *asJSON:
+		writeSummaryJSON(out, sum)
+	case !*ops:
+		writeSummary(out, sum)
+	}
+	if err := out.Flush(); err != nil {
+		return err
+	}
+	if len(sum.Errors) > 0 {
+		for _, e := range sum.Errors {
+			fmt.Fprintf(stderr, "tapwatch: %v\n", e)
+		}
+		return fmt.Errorf("%d of %d capture files could not be read to the end", len(sum.Errors), len(files))
+	}
+	return nil
+}
+
+func parsePorts(s string) ([]uint16, error) {
+	var ports []uint16
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(f, 10, 16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("%q is not a port number (1-65535)", f)
+		}
+		ports = append(ports, uint16(n))
+	}
+	if len(ports) == 0 {
+		return nil, errors.New("no ports given")
+	}
+	return ports, nil
+}
+
+type fcCount struct {
+	FC    uint8  `json:"fc"`
+	Name  string `json:"name"`
+	Count uint64 `json:"count"`
+}
+
+func fcCounts(t *sensor.Tally) []fcCount {
+	var out []fcCount
+	for fc, n := range t.ByFC {
+		if n > 0 {
+			out = append(out, fcCount{uint8(fc), modbus.FunctionName(uint8(fc)), n})
+		}
+	}
+	return out
+}
+
+func reasonCounts(t *sensor.Tally) map[string]uint64 {
+	out := map[string]uint64{}
+	for r, n := range t.ByReason {
+		if n > 0 {
+			out[modbus.Reason(r).String()] = n
+		}
+	}
+	return out
+}
+
+func writeSummary(w io.Writer, s sensor.Summary) {
+	c, t := s.DPI, s.Messages
+	pps := 0.0
+	if sec := s.Elapsed.Seconds(); sec > 0 {
+		pps = float64(s.Packets) / sec
+	}
+	fmt.Fprintf(w, "files      %d\n", s.Files)
+	fmt.Fprintf(w, "packets    %d (%d bytes; IPv4 %d, IPv6 %d, TCP %d, UDP %d, VLAN-tagged %d)\n",
+		c.Packets, c.Bytes, c.IPv4, c.IPv6, c.TCP, c.UDP, c.VLANTagged)
+	fmt.Fprintf(w, "flows      %d created, %d closed, %d expired, %d evicted, %d mid-stream\n",
+		c.FlowsCreated, c.FlowsClosed, c.FlowsExpired, c.FlowsEvicted, c.TCPMidStream)
+	fmt.Fprintf(w, "tcp        %d out of order, %d retransmitted, %d overlapping (%d conflicting), %d gaps (%d bytes lost), %d dropped at memory caps, peak %d bytes buffered\n",
+		c.TCPOutOfOrder, c.TCPRetransmits, c.TCPOverlaps, c.TCPConflicts, c.TCPGaps, c.TCPGapBytes, c.TCPBufferDrops, c.BufferedPeak)
+	fmt.Fprintf(w, "modbus     %d messages: %d requests, %d responses, %d exceptions, %d unanswered, %d without request\n",
+		t.Messages, t.Requests, t.Responses, t.Exceptions, t.Unanswered, t.Orphans)
+	for _, fc := range fcCounts(&t) {
+		fmt.Fprintf(w, "  fc %3d  %-32s %d\n", fc.FC, fc.Name, fc.Count)
+	}
+	fmt.Fprintf(w, "anomalies  %d malformed messages, %d IPv4 fragments, %d truncated packets, %d undecodable packets\n",
+		t.Malformed, c.IPv4Fragments, c.Truncated, c.Undecodable+c.UnsupportedL2)
+	rc := reasonCounts(&t)
+	names := make([]string, 0, len(rc))
+	for k := range rc {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(w, "  %-40s %d\n", k, rc[k])
+	}
+	fmt.Fprintf(w, "time       %.3fs (%.0f packets/s)\n", s.Elapsed.Seconds(), pps)
+}
+
+func writeSummaryJSON(w io.Writer, s sensor.Summary) {
+	out := struct {
+		Files     int               `json:"files"`
+		Packets   uint64            `json:"packets"`
+		Seconds   float64           `json:"seconds"`
+		DPI       dpi.Counters      `json:"dpi"`
+		Messages  uint64            `json:"messages"`
+		ByFC      []fcCount         `json:"by_fc"`
+		Malformed map[string]uint64 `json:"malformed"`
+		Tally     sensor.Tally      `json:"-"`
+		Errors    []string          `json:"errors,omitempty"`
+	}{
+		Files: s.Files, Packets: s.Packets, Seconds: s.Elapsed.Seconds(), DPI: s.DPI,
+		Messages: s.Messages.Messages, ByFC: fcCounts(&s.Messages), Malformed: reasonCounts(&s.Messages),
+	}
+	for _, e := range s.Errors {
+		out.Errors = append(out.Errors, e.Error())
+	}
+	enc := json.NewEncoder(w)
+	enc.Encode(out)
+}

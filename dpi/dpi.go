@@ -1,0 +1,536 @@
+// Package dpi decodes captured packets from the link layer to the
+// application: Ethernet, 802.1Q and QinQ, BSD loopback, Linux cooked and raw
+// IP link types; IPv4 and IPv6; TCP and UDP. It keeps a bounded flow table,
+// reassembles each direction of a TCP connection, and hands the byte streams
+// to protocol decoders chosen by port (Modbus/TCP today).
+//
+// The steady-state path allocates nothing per packet: layers are decoded
+// into preallocated structs with gopacket's DecodingLayerParser, flow
+// records are reused, and payloads are passed on without copying unless a
+// segment arrives out of order or an application message spans segments.
+package dpi
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+)
+
+// Protocol limits and defaults.
+const (
+	DefaultMaxFlows      = 4096
+	DefaultFlowIdle      = 5 * time.Minute
+	DefaultFlowBuffer    = 64 << 10 // bytes held per direction of a flow for reassembly
+	DefaultTotalBuffer   = 8 << 20  // bytes held by all flows together
+	DefaultMaxOutOfOrder = 16       // segments held per direction while waiting for a hole to fill
+	DefaultGapTimeout    = time.Second
+	DefaultModbusPort    = 502
+
+	// maxSeqJump is how far a segment may lie beyond or behind the expected
+	// sequence number before the stream is considered lost and resynced.
+	maxSeqJump = 1 << 22
+)
+
+// Config tunes the decoder. The zero value of each field means its default.
+type Config struct {
+	ModbusPorts   []uint16      // TCP and UDP ports that carry Modbus; default 502
+	MaxFlows      int           // flow records; the least recently used is evicted when full
+	FlowIdle      time.Duration // a flow silent this long (packet time) is expired
+	FlowBuffer    int           // reassembly bytes one direction of a flow may hold
+	TotalBuffer   int           // reassembly bytes all flows may hold together
+	MaxOutOfOrder int           // out-of-order segments held per direction
+	GapTimeout    time.Duration // how long (packet time) a hole may stay open before it is skipped
+	Modbus        modbus.Config
+}
+
+func (c *Config) setDefaults() {
+	if len(c.ModbusPorts) == 0 {
+		c.ModbusPorts = []uint16{DefaultModbusPort}
+	}
+	if c.MaxFlows == 0 {
+		c.MaxFlows = DefaultMaxFlows
+	}
+	if c.FlowIdle == 0 {
+		c.FlowIdle = DefaultFlowIdle
+	}
+	if c.FlowBuffer == 0 {
+		c.FlowBuffer = DefaultFlowBuffer
+	}
+	if c.TotalBuffer == 0 {
+		c.TotalBuffer = DefaultTotalBuffer
+	}
+	if c.MaxOutOfOrder == 0 {
+		c.MaxOutOfOrder = DefaultMaxOutOfOrder
+	}
+	if c.GapTimeout == 0 {
+		c.GapTimeout = DefaultGapTimeout
+	}
+}
+
+// Validate checks the configuration after defaults are applied.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	for _, p := range c.ModbusPorts {
+		if p == 0 {
+			errs = append(errs, errors.New("modbus port 0 is not a port"))
+		}
+	}
+	if c.MaxFlows < 16 || c.MaxFlows > 1<<22 {
+		errs = append(errs, fmt.Errorf("max flows %d is outside 16..%d", c.MaxFlows, 1<<22))
+	}
+	if c.FlowIdle < time.Second {
+		errs = append(errs, fmt.Errorf("flow idle timeout %v is shorter than 1s", c.FlowIdle))
+	}
+	if c.FlowBuffer < 1024 {
+		errs = append(errs, fmt.Errorf("flow buffer %d bytes is below 1024", c.FlowBuffer))
+	}
+	if c.TotalBuffer < c.FlowBuffer {
+		errs = append(errs, fmt.Errorf("total buffer %d bytes is below the flow buffer %d", c.TotalBuffer, c.FlowBuffer))
+	}
+	if c.MaxOutOfOrder < 1 || c.MaxOutOfOrder > 1024 {
+		errs = append(errs, fmt.Errorf("max out-of-order segments %d is outside 1..1024", c.MaxOutOfOrder))
+	}
+	if c.GapTimeout < 0 {
+		errs = append(errs, fmt.Errorf("gap timeout %v is negative", c.GapTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Transport is the layer-4 protocol of a flow. The zero value is invalid.
+type Transport uint8
+
+const (
+	TCP Transport = 1
+	UDP Transport = 2
+)
+
+func (t Transport) String() string {
+	switch t {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	}
+	return "unknown"
+}
+
+// App is the application protocol decoded on a flow.
+type App uint8
+
+const (
+	AppNone App = iota
+	AppModbus
+)
+
+// Flow is what handlers see of a conversation. Client is the side that
+// talks to the well-known port.
+type Flow struct {
+	ID        uint64 // unique per engine, never reused
+	Transport Transport
+	Client    netip.AddrPort
+	Server    netip.AddrPort
+	ClientMAC [6]byte
+	ServerMAC [6]byte
+	VLAN      uint16 // outer 802.1Q id; 0 when untagged
+	App       App
+	MidStream bool // the capture did not see the connection open
+}
+
+// Handler receives decoded application messages. The arguments are reused
+// after the call returns.
+type Handler interface {
+	Modbus(f *Flow, m *modbus.Message)
+}
+
+// Counters count what the engine saw. Every field only grows, except the
+// ones documented as gauges.
+type Counters struct {
+	Packets        uint64 `json:"packets"`
+	Bytes          uint64 `json:"bytes"`
+	Undecodable    uint64 `json:"undecodable"`    // no IP layer could be decoded
+	UnsupportedL2  uint64 `json:"unsupported_l2"` // link types the engine does not know
+	Truncated      uint64 `json:"truncated"`      // packets cut short by the snap length
+	IPv4           uint64 `json:"ipv4"`
+	IPv6           uint64 `json:"ipv6"`
+	TCP            uint64 `json:"tcp"`
+	UDP            uint64 `json:"udp"`
+	OtherIP        uint64 `json:"other_ip"`
+	VLANTagged     uint64 `json:"vlan_tagged"`
+	IPv4Fragments  uint64 `json:"ipv4_fragments"` // fragments are counted, not reassembled
+	FlowsCreated   uint64 `json:"flows_created"`
+	FlowsActive    uint64 `json:"flows_active"`     // gauge
+	FlowsEvicted   uint64 `json:"flows_evicted"`    // dropped to make room (LRU)
+	FlowsExpired   uint64 `json:"flows_expired"`    // idle for longer than FlowIdle
+	FlowsClosed    uint64 `json:"flows_closed"`     // FIN from both sides, or RST
+	FlowsFlushed   uint64 `json:"flows_flushed"`    // still open when Flush was called (end of a capture)
+	TCPMidStream   uint64 `json:"tcp_mid_stream"`   // connections first seen without their handshake
+	TCPOutOfOrder  uint64 `json:"tcp_out_of_order"` // segments that arrived ahead of a hole
+	TCPRetransmits uint64 `json:"tcp_retransmits"`  // segments whose bytes were all delivered already
+	TCPOverlaps    uint64 `json:"tcp_overlaps"`     // segments partly delivered already (the new part is used)
+	TCPConflicts   uint64 `json:"tcp_conflicts"`    // overlapping bytes that differed from the first copy
+	TCPGaps        uint64 `json:"tcp_gaps"`         // holes skipped; the decoder resynced after each
+	TCPGapBytes    uint64 `json:"tcp_gap_bytes"`    // bytes known lost in those holes
+	TCPBufferDrops uint64 `json:"tcp_buffer_drops"` // segments not held because a memory cap was reached
+	BufferedBytes  uint64 `json:"buffered_bytes"`   // gauge: reassembly bytes held now
+	BufferedPeak   uint64 `json:"buffered_peak"`    // the most reassembly bytes ever held at once
+	AppBytes       uint64 `json:"app_bytes"`        // application bytes handed to decoders
+}
+
+// Engine decodes packets. It is not safe for concurrent use.
+type Engine struct {
+	cfg     Config
+	h       Handler
+	mb      *modbus.Decoder
+	ports   [65536 / 64]uint64 // bitmap of Modbus ports
+	parsers [numFirst]*gopacket.DecodingLayerParser
+	decoded []gopacket.LayerType
+
+	eth      layers.Ethernet
+	vlan     vlanStack
+	loop     layers.Loopback
+	sll      layers.LinuxSLL
+	sll2     layers.LinuxSLL2
+	ip4      layers.IPv4
+	ip6      layers.IPv6
+	tcp      layers.TCP
+	udp      layers.UDP
+	flows    table
+	now      int64 // packet time of the packet being decoded, unix ns
+	nextScan int64
+	meta     modbus.Meta
+	cur      *flow // flow whose messages are being delivered
+	c        Counters
+}
+
+// New returns an engine that reports messages to h.
+func New(cfg Config, h Handler) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	e := &Engine{cfg: cfg, h: h, mb: modbus.NewDecoder(cfg.Modbus)}
+	for _, p := range cfg.ModbusPorts {
+		e.ports[p/64] |= 1 << (p % 64)
+	}
+	// DecodingLayerParser fixes its first layer, so there is one per link
+	// encapsulation, all sharing the same layer structs.
+	for i, first := range firstLayers {
+		p := gopacket.NewDecodingLayerParser(first)
+		p.SetDecodingLayerContainer(gopacket.DecodingLayerSparse(nil))
+		for _, d := range []gopacket.DecodingLayer{&e.eth, &e.vlan, &e.loop, &e.sll, &e.sll2, &e.ip4, &e.ip6, &e.tcp, &e.udp} {
+			p.AddDecodingLayer(d)
+		}
+		p.IgnoreUnsupported = true
+		e.parsers[i] = p
+	}
+	e.decoded = make([]gopacket.LayerType, 0, 16)
+	e.flows.init(cfg.MaxFlows)
+	return e, nil
+}
+
+// Counters returns a copy of the counters.
+func (e *Engine) Counters() Counters {
+	c := e.c
+	c.FlowsActive = uint64(e.flows.live)
+	return c
+}
+
+func (e *Engine) isModbusPort(p uint16) bool { return e.ports[p/64]&(1<<(p%64)) != 0 }
+
+// vlanStack decodes 802.1Q and 802.1ad tags and remembers the first two ids.
+type vlanStack struct {
+	layers.Dot1Q
+	ids [2]uint16
+	n   int
+}
+
+func (v *vlanStack) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if err := v.Dot1Q.DecodeFromBytes(data, df); err != nil {
+		return err
+	}
+	if v.n < len(v.ids) {
+		v.ids[v.n] = v.VLANIdentifier
+	}
+	v.n++
+	return nil
+}
+
+// The layers a packet can start with, by link type.
+const (
+	firstEthernet = iota
+	firstLoopback
+	firstSLL
+	firstSLL2
+	firstIPv4
+	firstIPv6
+	numFirst
+)
+
+var firstLayers = [numFirst]gopacket.LayerType{
+	firstEthernet: layers.LayerTypeEthernet,
+	firstLoopback: layers.LayerTypeLoopback,
+	firstSLL:      layers.LayerTypeLinuxSLL,
+	firstSLL2:     layers.LayerTypeLinuxSLL2,
+	firstIPv4:     layers.LayerTypeIPv4,
+	firstIPv6:     layers.LayerTypeIPv6,
+}
+
+// firstLayer returns the index of the layer a packet of link type lt
+// starts with, or -1.
+func firstLayer(lt layers.LinkType, data []byte) int {
+	switch lt {
+	case layers.LinkTypeEthernet:
+		return firstEthernet
+	case layers.LinkTypeNull, layers.LinkTypeLoop:
+		return firstLoopback
+	case layers.LinkTypeLinuxSLL:
+		return firstSLL
+	case layers.LinkTypeLinuxSLL2:
+		return firstSLL2
+	case layers.LinkTypeIPv4:
+		return firstIPv4
+	case layers.LinkTypeIPv6:
+		return firstIPv6
+	case layers.LinkTypeRaw, 12, 14:
+		if len(data) > 0 {
+			switch data[0] >> 4 {
+			case 4:
+				return firstIPv4
+			case 6:
+				return firstIPv6
+			}
+		}
+	}
+	return -1
+}
+
+// Packet decodes one captured packet. frame is its 1-based number in the
+// capture; data may be reused by the caller after Packet returns.
+func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []byte) {
+	e.c.Packets++
+	e.c.Bytes += uint64(len(data))
+	e.now = ts.UnixNano()
+	e.meta = modbus.Meta{Time: ts, Frame: frame}
+	e.expireIdle()
+
+	first := firstLayer(lt, data)
+	if first < 0 {
+		e.c.UnsupportedL2++
+		return
+	}
+	parser := e.parsers[first]
+	e.vlan.n = 0
+	err := parser.DecodeLayers(data, &e.decoded)
+	if parser.Truncated {
+		e.c.Truncated++
+	}
+	var (
+		v4, v6, tcp, udp, eth bool
+	)
+	for _, t := range e.decoded {
+		switch t {
+		case layers.LayerTypeEthernet:
+			eth = true
+		case layers.LayerTypeIPv4:
+			v4 = true
+		case layers.LayerTypeIPv6:
+			v6 = true
+		case layers.LayerTypeTCP:
+			tcp = true
+		case layers.LayerTypeUDP:
+			udp = true
+		}
+	}
+	if e.vlan.n > 0 {
+		e.c.VLANTagged++
+	}
+	var k flowKey
+	switch {
+	case v4:
+		e.c.IPv4++
+		if e.ip4.Flags&layers.IPv4MoreFragments != 0 || e.ip4.FragOffset != 0 {
+			e.c.IPv4Fragments++
+			return
+		}
+		src, dst := e.ip4.SrcIP.To4(), e.ip4.DstIP.To4()
+		if src == nil || dst == nil {
+			e.c.Undecodable++
+			return
+		}
+		k.a = netip.AddrFrom4([4]byte(src)).As16()
+		k.b = netip.AddrFrom4([4]byte(dst)).As16()
+	case v6:
+		e.c.IPv6++
+		if len(e.ip6.SrcIP) != 16 || len(e.ip6.DstIP) != 16 {
+			e.c.Undecodable++
+			return
+		}
+		k.a = [16]byte(e.ip6.SrcIP)
+		k.b = [16]byte(e.ip6.DstIP)
+	default:
+		e.c.Undecodable++
+		return
+	}
+	if e.vlan.n > 0 {
+		k.vlan = e.vlan.ids[0]
+	}
+	var mac [2][6]byte
+	if eth && len(e.eth.SrcMAC) == 6 && len(e.eth.DstMAC) == 6 {
+		mac[0] = [6]byte(e.eth.SrcMAC)
+		mac[1] = [6]byte(e.eth.DstMAC)
+	}
+	switch {
+	case tcp && err == nil:
+		e.c.TCP++
+		k.proto = uint8(layers.IPProtocolTCP)
+		k.pa, k.pb = uint16(e.tcp.SrcPort), uint16(e.tcp.DstPort)
+		e.tcpPacket(&k, mac, &e.tcp)
+	case udp && err == nil:
+		e.c.UDP++
+		k.proto = uint8(layers.IPProtocolUDP)
+		k.pa, k.pb = uint16(e.udp.SrcPort), uint16(e.udp.DstPort)
+		e.udpPacket(&k, mac, e.udp.Payload)
+	default:
+		e.c.OtherIP++
+	}
+}
+
+// appFor picks the application decoder for a conversation between ports a
+// and b, and which side is the server (0: a, 1: b).
+func (e *Engine) appFor(a, b uint16) (App, int) {
+	switch {
+	case e.isModbusPort(b):
+		return AppModbus, 1
+	case e.isModbusPort(a):
+		return AppModbus, 0
+	}
+	if a < b {
+		return AppNone, 0
+	}
+	return AppNone, 1
+}
+
+// lookup finds or creates the flow of a packet whose source is k.a.
+// It returns the flow and the side (0 or 1) the packet was sent from.
+func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (*flow, int) {
+	ck, swapped := k.canonical()
+	f := e.flows.get(ck)
+	if f == nil {
+		if !create {
+			return nil, 0
+		}
+		if e.flows.full() {
+			e.closeFlow(e.flows.oldest(), &e.c.FlowsEvicted)
+		}
+		f = e.flows.add(ck)
+		e.c.FlowsCreated++
+		app, serverSide := e.appFor(k.pa, k.pb) // sides of k, the packet's orientation
+		f.App = app
+		f.Transport = t
+		f.VLAN = k.vlan
+		f.server = serverSide
+		if swapped {
+			f.server ^= 1
+		}
+		src := netip.AddrPortFrom(netip.AddrFrom16(k.a).Unmap(), k.pa)
+		dst := netip.AddrPortFrom(netip.AddrFrom16(k.b).Unmap(), k.pb)
+		if serverSide == 1 {
+			f.Client, f.Server, f.ClientMAC, f.ServerMAC = src, dst, mac[0], mac[1]
+		} else {
+			f.Client, f.Server, f.ClientMAC, f.ServerMAC = dst, src, mac[1], mac[0]
+		}
+	}
+	f.last = e.now
+	e.flows.touch(f)
+	side := 0
+	if swapped {
+		side = 1
+	}
+	return f, side
+}
+
+// dirOf maps the side a packet came from to its application direction.
+func (f *flow) dirOf(side int) modbus.Direction {
+	if side == f.server {
+		return modbus.Response
+	}
+	return modbus.Request
+}
+
+func (e *Engine) udpPacket(k *flowKey, mac [2][6]byte, payload []byte) {
+	f, side := e.lookup(k, mac, UDP, true)
+	if f.App != AppModbus || len(payload) == 0 {
+		return
+	}
+	e.cur = f
+	e.c.AppBytes += uint64(len(payload))
+	e.mb.Datagram(&f.mb, f.dirOf(side), payload, e.meta, e)
+	e.mb.Expire(&f.mb, e.meta.Time, e)
+}
+
+// Message implements modbus.Handler by passing the message on with its flow.
+func (e *Engine) Message(m *modbus.Message) {
+	if e.h != nil {
+		e.h.Modbus(&e.cur.Flow, m)
+	}
+}
+
+// expireIdle closes flows that have been silent longer than FlowIdle. The
+// flow list is kept in order of last activity, so only its tail is checked.
+func (e *Engine) expireIdle() {
+	if e.now < e.nextScan {
+		return
+	}
+	e.nextScan = e.now + int64(time.Second)
+	limit := e.now - int64(e.cfg.FlowIdle)
+	for {
+		f := e.flows.oldest()
+		if f == nil || f.last >= limit {
+			return
+		}
+		e.closeFlow(f, &e.c.FlowsExpired)
+	}
+}
+
+// closeFlow ends a flow: what is still buffered is reported as truncated,
+// waiting requests as unanswered, and the record is freed.
+func (e *Engine) closeFlow(f *flow, counter *uint64) {
+	*counter++
+	e.cur = f
+	if f.App == AppModbus {
+		for side := range f.half {
+			h := &f.half[side]
+			for len(h.ooo) > 0 {
+				e.skipTo(f, side, h.ooo[0].seq, int(h.ooo[0].seq-h.next))
+				e.drain(f, side)
+			}
+			if len(h.buf) > 0 {
+				e.mb.Gap(&f.mb, f.dirOf(side), h.buf, e.meta, e)
+			}
+		}
+		e.mb.Close(&f.mb, e.meta, e)
+	}
+	for side := range f.half {
+		e.releaseHalf(&f.half[side])
+	}
+	e.flows.remove(f)
+}
+
+// Flush closes every flow, reporting what each still held. Call it at the
+// end of a capture.
+func (e *Engine) Flush() {
+	for {
+		f := e.flows.oldest()
+		if f == nil {
+			return
+		}
+		e.closeFlow(f, &e.c.FlowsFlushed)
+	}
+}

@@ -1,0 +1,156 @@
+package dpi
+
+import (
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+)
+
+// flowKey names a conversation. canonical orders the two ends so that both
+// directions of a conversation map to the same key.
+type flowKey struct {
+	a, b   [16]byte // IPv4 addresses are stored IPv4-mapped
+	pa, pb uint16
+	proto  uint8
+	vlan   uint16
+}
+
+// canonical returns the key with the lower end first, and whether the
+// packet's source is the second end.
+func (k *flowKey) canonical() (flowKey, bool) {
+	if less(k.b, k.pb, k.a, k.pa) {
+		return flowKey{a: k.b, b: k.a, pa: k.pb, pb: k.pa, proto: k.proto, vlan: k.vlan}, true
+	}
+	return *k, false
+}
+
+func less(a [16]byte, pa uint16, b [16]byte, pb uint16) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return pa < pb
+}
+
+// flow is one conversation. Records live in fixed chunks so pointers to them
+// stay valid; free records are reused.
+type flow struct {
+	Flow
+	key    flowKey
+	idx    int32
+	prev   int32 // towards the most recently used; -1 at the head
+	next   int32 // towards the least recently used; -1 at the tail
+	last   int64 // packet time of the last packet, unix ns
+	server int   // side (0: key.a, 1: key.b) that is the server
+	closed [2]bool
+	half   [2]half // indexed by the side that sends
+	mb     modbus.Conn
+}
+
+const chunkSize = 64
+
+// table is a bounded flow table with least-recently-used order.
+type table struct {
+	m      map[flowKey]int32
+	chunks []*[chunkSize]flow
+	free   []int32
+	max    int
+	live   int
+	head   int32 // most recently used
+	tail   int32 // least recently used
+	nextID uint64
+}
+
+func (t *table) init(max int) {
+	t.max = max
+	t.m = make(map[flowKey]int32, min(max, 1024))
+	t.head, t.tail = -1, -1
+}
+
+func (t *table) at(i int32) *flow { return &t.chunks[i/chunkSize][i%chunkSize] }
+
+func (t *table) full() bool { return t.live >= t.max }
+
+func (t *table) get(k flowKey) *flow {
+	i, ok := t.m[k]
+	if !ok {
+		return nil
+	}
+	return t.at(i)
+}
+
+// oldest returns the least recently used flow, or nil.
+func (t *table) oldest() *flow {
+	if t.tail < 0 {
+		return nil
+	}
+	return t.at(t.tail)
+}
+
+// add returns a fresh record for k at the head of the list. The caller
+// makes room first.
+func (t *table) add(k flowKey) *flow {
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		n := int32(len(t.chunks) * chunkSize)
+		t.chunks = append(t.chunks, new([chunkSize]flow))
+		for j := n + chunkSize - 1; j > n; j-- {
+			t.free = append(t.free, j)
+		}
+		i = n
+	}
+	f := t.at(i)
+	h0, h1 := f.half[0], f.half[1] // keep buffer capacity
+	*f = flow{key: k, idx: i, prev: -1, next: -1}
+	f.half[0].reuse(h0)
+	f.half[1].reuse(h1)
+	t.nextID++
+	f.ID = t.nextID
+	t.m[k] = i
+	t.live++
+	t.pushFront(f)
+	return f
+}
+
+func (t *table) remove(f *flow) {
+	t.unlink(f)
+	delete(t.m, f.key)
+	t.free = append(t.free, f.idx)
+	t.live--
+}
+
+func (t *table) touch(f *flow) {
+	if t.head == f.idx {
+		return
+	}
+	t.unlink(f)
+	t.pushFront(f)
+}
+
+func (t *table) pushFront(f *flow) {
+	f.prev = -1
+	f.next = t.head
+	if t.head >= 0 {
+		t.at(t.head).prev = f.idx
+	}
+	t.head = f.idx
+	if t.tail < 0 {
+		t.tail = f.idx
+	}
+}
+
+func (t *table) unlink(f *flow) {
+	if f.prev >= 0 {
+		t.at(f.prev).next = f.next
+	} else if t.head == f.idx {
+		t.head = f.next
+	}
+	if f.next >= 0 {
+		t.at(f.next).prev = f.prev
+	} else if t.tail == f.idx {
+		t.tail = f.prev
+	}
+	f.prev, f.next = -1, -1
+}

@@ -1,0 +1,219 @@
+// Package modbus frames and decodes Modbus/TCP application data units
+// (MODBUS Application Protocol Specification V1.1b3; MODBUS Messaging on
+// TCP/IP Implementation Guide V1.0b).
+//
+// The decoder works on the reassembled byte stream of one TCP connection (or
+// on one UDP datagram), never on single segments. It does not import fmt and
+// never panics: malformed input becomes a Message with Malformed set.
+//
+// Slices in a Message (Values, PDU, Data, Objects, Records and the byte
+// slices inside them) alias the caller's input or the Decoder's scratch space
+// and are valid only during the Handler call.
+package modbus
+
+import (
+	"errors"
+	"time"
+)
+
+// Direction says who sent an ADU. The zero value is invalid.
+type Direction uint8
+
+const (
+	Request  Direction = 1 // client (master) to server (slave)
+	Response Direction = 2 // server to client
+)
+
+// Meta is the packet context of the bytes handed to Feed or Datagram: the
+// time and 1-based capture frame number of the packet that completed them.
+type Meta struct {
+	Time  time.Time
+	Frame uint64
+}
+
+// Handler receives decoded messages. m and everything it points to is reused
+// after the call returns.
+type Handler interface {
+	Message(m *Message)
+}
+
+// Pairing limits.
+const (
+	DefaultRequestTimeout = 5 * time.Second
+	DefaultMaxPending     = 16
+	// MaxPendingLimit bounds Config.MaxPending: the pending requests live in
+	// a fixed array inside Conn, which is embedded in every flow record.
+	MaxPendingLimit = 16
+)
+
+// Config tunes pairing. The zero value means defaults.
+type Config struct {
+	RequestTimeout time.Duration // a request with no response after this is unanswered; default 5s
+	MaxPending     int           // outstanding requests remembered per connection; default 16, at most MaxPendingLimit
+}
+
+var (
+	errNegativeTimeout = errors.New("modbus: request timeout must not be negative")
+	errMaxPending      = errors.New("modbus: max pending requests must be between 0 (default) and 16")
+)
+
+// Validate reports settings that NewDecoder would silently replace.
+func (c Config) Validate() error {
+	if c.RequestTimeout < 0 {
+		return errNegativeTimeout
+	}
+	if c.MaxPending < 0 || c.MaxPending > MaxPendingLimit {
+		return errMaxPending
+	}
+	return nil
+}
+
+// Scratch sizes. The largest value list a valid PDU carries is 2000 coils
+// (FC 1/2 response); a 253-byte PDU cannot hold more than 126 objects or
+// file sub-records.
+const (
+	maxValues  = 2000
+	maxObjects = 128
+	maxRecords = 128
+)
+
+// Decoder holds scratch space shared by all connections of one pipeline. It
+// is not safe for concurrent use.
+type Decoder struct {
+	timeout    time.Duration
+	maxPending int
+
+	msg     Message // the ADU being reported
+	aux     Message // unanswered requests reported while msg is in use
+	values  [maxValues]uint16
+	objects [maxObjects]DeviceObject
+	records [maxRecords]FileRecord
+}
+
+// NewDecoder returns a decoder. Zero or out-of-range settings are replaced
+// by their defaults (MaxPending above MaxPendingLimit by the limit); use
+// Config.Validate to reject them instead.
+func NewDecoder(cfg Config) *Decoder {
+	d := &Decoder{timeout: cfg.RequestTimeout, maxPending: cfg.MaxPending}
+	if d.timeout <= 0 {
+		d.timeout = DefaultRequestTimeout
+	}
+	if d.maxPending <= 0 {
+		d.maxPending = DefaultMaxPending
+	}
+	if d.maxPending > MaxPendingLimit {
+		d.maxPending = MaxPendingLimit
+	}
+	return d
+}
+
+// Conn is the state of one Modbus/TCP connection (both directions). It is
+// meant to be embedded by value in a flow record and reused with Reset. The
+// zero value is a connection seen from its start.
+type Conn struct {
+	streams  [2]stream // indexed by Direction-1
+	npending uint8
+	pending  [MaxPendingLimit]pendingRequest
+}
+
+// Reset prepares c for a new connection. midStream says the capture did not
+// see the connection open, so framing must first resync on a valid header.
+func (c *Conn) Reset(midStream bool) {
+	*c = Conn{}
+	if midStream {
+		for i := range c.streams {
+			c.streams[i].lost()
+		}
+	}
+}
+
+// Pending returns how many requests are waiting for a response.
+func (c *Conn) Pending() int { return int(c.npending) }
+
+// Message is one decoded ADU.
+type Message struct {
+	Meta                // of the packet that completed this ADU
+	Dir       Direction // Request or Response
+	TID       uint16
+	Unit      uint8
+	FC        uint8 // without the exception bit; 0 when not Modbus at all
+	Exception uint8 // exception code; 0 when not an exception response
+
+	HasAddr bool   // Addr and Count are meaningful
+	Addr    uint16 // starting address (for responses: from the paired request); FC 23 requests: the write address
+	Count   uint16 // quantity of registers or coils; FC 23 requests: the write quantity
+	Values  []uint16
+
+	// FC 23: the read part of the request. Responses carry it in Addr,
+	// Count and Values (the registers read) and also here.
+	ReadAddr  uint16
+	ReadCount uint16
+
+	// FC 22 mask write register.
+	AndMask uint16
+	OrMask  uint16
+
+	// FC 7: the exception status byte; FC 11 and 12: the status word.
+	Status       uint16
+	EventCount   uint16 // FC 11, 12
+	MessageCount uint16 // FC 12
+
+	Sub uint16 // FC 8 sub-function; meaningful when FC == 8
+	MEI uint8  // FC 43 MEI type; meaningful when FC == 43
+
+	// FC 43 MEI 14 read device identification.
+	DeviceIDCode uint8 // 1 basic, 2 regular, 3 extended, 4 one object
+	ObjectID     uint8 // requested object; responses: from the paired request
+	Conformity   uint8 // responses
+	MoreFollows  bool  // responses: 0xFF in the more-follows field
+	NextObjectID uint8 // responses
+	NumObjects   uint8 // responses: the number-of-objects field
+	Objects      []DeviceObject
+
+	Records []FileRecord // FC 20, 21 sub-requests and sub-responses
+
+	// Opaque payload: FC 8 data, FC 12 events, FC 17 server id, run
+	// indicator and additional data, FC 43 MEI 13 data.
+	Data []byte
+
+	Malformed Reason // 0 when well formed
+
+	// Pairing.
+	Outcome      Outcome
+	Latency      time.Duration // responses paired with a request
+	RequestFrame uint64        // frame of the paired request
+
+	// PDU is the function code and data, aliasing the input. For NotModbus
+	// it holds the first skipped bytes (at most 260).
+	PDU []byte
+}
+
+// DeviceObject is one object of a read device identification response.
+type DeviceObject struct {
+	ID    uint8
+	Value []byte
+}
+
+// FileRecord is one sub-request or sub-response of FC 20 or 21. Read
+// responses carry only RefType, Length and Data.
+type FileRecord struct {
+	RefType uint8  // always 6 when well formed
+	File    uint16 // file number
+	Record  uint16 // starting record number
+	Length  uint16 // record length in registers
+	Data    []byte // record data (FC 21, FC 20 responses)
+}
+
+// Reason says why a message is malformed. The zero value means not malformed.
+type Reason uint8
+
+// Outcome of pairing.
+type Outcome uint8
+
+const (
+	OutcomeNone       Outcome = iota // requests when decoded
+	OutcomeOK                        // response paired with its request
+	OutcomeException                 // exception response paired with its request
+	OutcomeOrphan                    // response with no request
+	OutcomeUnanswered                // request given up on (Expire or Close)
+)

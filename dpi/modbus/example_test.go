@@ -1,0 +1,64 @@
+package modbus_test
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+)
+
+type printer struct{}
+
+func (printer) Message(m *modbus.Message) {
+	fmt.Printf("%-8s tid=%d unit=%d %s", m.Dir, m.TID, m.Unit, modbus.FunctionName(m.FC))
+	if m.HasAddr {
+		fmt.Printf(" addr=%d count=%d", m.Addr, m.Count)
+	}
+	if len(m.Values) > 0 {
+		fmt.Printf(" values=%v", m.Values)
+	}
+	if m.Outcome != modbus.OutcomeNone {
+		fmt.Printf(" %s latency=%v", m.Outcome, m.Latency)
+	}
+	if m.Malformed != 0 {
+		fmt.Printf(" malformed=%s", m.Malformed)
+	}
+	fmt.Println()
+}
+
+func ExampleDecoder_Feed() {
+	d := modbus.NewDecoder(modbus.Config{})
+	var c modbus.Conn // normally embedded in a flow record
+	c.Reset(false)
+	start := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+
+	request := []byte{
+		0x00, 0x2A, // transaction id
+		0x00, 0x00, // protocol id
+		0x00, 0x06, // length
+		0x01,       // unit id
+		0x03,       // read holding registers
+		0x00, 0x6B, // starting address
+		0x00, 0x02, // quantity
+	}
+	response := []byte{
+		0x00, 0x2A, 0x00, 0x00, 0x00, 0x07, 0x01, // MBAP header
+		0x03,       // read holding registers
+		0x04,       // byte count
+		0x02, 0x2B, // register 107
+		0x00, 0x64, // register 108
+	}
+
+	// The request arrives in two segments; Feed leaves the incomplete
+	// ADU for the caller to present again with the next bytes.
+	n := d.Feed(&c, modbus.Request, request[:5], modbus.Meta{Time: start, Frame: 1}, printer{})
+	fmt.Println("consumed", n)
+	n = d.Feed(&c, modbus.Request, request, modbus.Meta{Time: start, Frame: 2}, printer{})
+	fmt.Println("consumed", n)
+	d.Feed(&c, modbus.Response, response, modbus.Meta{Time: start.Add(4 * time.Millisecond), Frame: 3}, printer{})
+	// Output:
+	// consumed 0
+	// request  tid=42 unit=1 read_holding_registers addr=107 count=2
+	// consumed 12
+	// response tid=42 unit=1 read_holding_registers addr=107 count=2 values=[555 100] ok latency=4ms
+}

@@ -1,0 +1,369 @@
+package benchtool
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/tapwatch/tapwatch/internal/pcapgen"
+)
+
+// Defaults of Config.
+const (
+	DefaultPackets = 1_000_000
+	DefaultRounds  = 3
+	DefaultSeed    = 1
+)
+
+// Generate writes the plant capture (pcapgen.Plant) of about packets frames
+// to path, and returns the number of frames and bytes written.
+func Generate(path string, packets int, seed int64) (frames int, size int64, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	w, err := pcapgen.NewWriter(f, pcapgen.Options{})
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := pcapgen.Plant(w, packets, seed); err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := w.Flush(); err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	return w.Packets(), st.Size(), nil
+}
+
+// ParseResult finds the result in a child's standard output: the last line
+// that is a JSON object with numeric "packets" and "seconds". Other lines and
+// other fields are ignored.
+func ParseResult(stdout []byte) (Result, error) {
+	lines := bytes.Split(stdout, []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := bytes.TrimSpace(lines[i])
+		if len(line) == 0 || line[0] != '{' {
+			continue
+		}
+		var v struct {
+			Packets      *float64 `json:"packets"`
+			Seconds      *float64 `json:"seconds"`
+			PayloadBytes float64  `json:"payload_bytes"`
+		}
+		if json.Unmarshal(line, &v) != nil || v.Packets == nil || v.Seconds == nil {
+			continue
+		}
+		if *v.Packets < 0 || *v.Seconds < 0 || math.IsNaN(*v.Seconds) {
+			return Result{}, fmt.Errorf("negative or invalid figures in %s", line)
+		}
+		r := Result{Packets: int64(*v.Packets), Seconds: *v.Seconds, PayloadBytes: int64(v.PayloadBytes)}
+		if r.Seconds > 0 {
+			r.PPS = float64(r.Packets) / r.Seconds
+		}
+		return r, nil
+	}
+	return Result{}, errors.New(`no JSON line with "packets" and "seconds" in the output`)
+}
+
+// Median returns the median of xs (the mean of the middle two for an even
+// count), or NaN for none. xs is not modified.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// Measurement is one run of a child process.
+type Measurement struct {
+	Result               // as the child reported it
+	Wall   time.Duration // from start to exit
+	MaxRSS int64         // peak resident set size in bytes; 0 where the OS does not say
+}
+
+// WallPPS is packets per second over the child's whole life.
+func (m Measurement) WallPPS() float64 {
+	if m.Wall <= 0 {
+		return 0
+	}
+	return float64(m.Packets) / m.Wall.Seconds()
+}
+
+// Measure runs a program, parses its result line and takes its wall time and
+// peak RSS: on Linux the last VmHWM polled from /proc (see watchPeakRSS),
+// elsewhere ru_maxrss.
+func Measure(ctx context.Context, name string, args ...string) (Measurement, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	desc := filepath.Base(name)
+	for _, a := range args {
+		desc += " " + a
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return Measurement{}, fmt.Errorf("%s: %w", desc, err)
+	}
+	stopWatch := watchPeakRSS(cmd.Process.Pid)
+	err := cmd.Wait()
+	wall := time.Since(start)
+	peak := stopWatch()
+	if err != nil {
+		return Measurement{}, fmt.Errorf("%s: %w%s", desc, err, tail(stderr.Bytes()))
+	}
+	res, err := ParseResult(stdout.Bytes())
+	if err != nil {
+		return Measurement{}, fmt.Errorf("%s: %w%s", desc, err, tail(stderr.Bytes()))
+	}
+	if peak == 0 {
+		peak = maxRSS(cmd.ProcessState)
+	}
+	return Measurement{Result: res, Wall: wall, MaxRSS: peak}, nil
+}
+
+// tail quotes the last lines of a child's stderr for an error message.
+func tail(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > 400 {
+		b = b[len(b)-400:]
+	}
+	return "\n" + string(b)
+}
+
+// Series is the measurements of one program over the rounds.
+type Series []Measurement
+
+// MedianWallPPS is the median of WallPPS.
+func (s Series) MedianWallPPS() float64 {
+	return Median(s.each(Measurement.WallPPS))
+}
+
+// MedianReportedPPS is the median of the packets per second the program
+// reported for its own processing time.
+func (s Series) MedianReportedPPS() float64 {
+	return Median(s.each(func(m Measurement) float64 { return m.PPS }))
+}
+
+// PeakRSS is the largest MaxRSS over the rounds.
+func (s Series) PeakRSS() int64 {
+	var p int64
+	for _, m := range s {
+		p = max(p, m.MaxRSS)
+	}
+	return p
+}
+
+func (s Series) each(f func(Measurement) float64) []float64 {
+	xs := make([]float64, len(s))
+	for i, m := range s {
+		xs[i] = f(m)
+	}
+	return xs
+}
+
+// Config is what `tapbench run` measures.
+type Config struct {
+	Packets  int    // frames in the main capture; default DefaultPackets
+	Rounds   int    // alternating rounds of floor and tapwatch; default DefaultRounds
+	Seed     int64  // Plant seed; default DefaultSeed
+	Tapwatch string // tapwatch binary; empty measures the floor only
+	Self     string // tapbench binary, run as `Self floor FILE`; default os.Executable()
+	TempDir  string // where the captures are written (and removed); default os.TempDir()
+	Log      io.Writer
+}
+
+// Validate fills in defaults and checks the figures.
+func (c *Config) Validate() error {
+	if c.Packets == 0 {
+		c.Packets = DefaultPackets
+	}
+	if c.Rounds == 0 {
+		c.Rounds = DefaultRounds
+	}
+	if c.Seed == 0 {
+		c.Seed = DefaultSeed
+	}
+	if c.Packets < 4 {
+		return fmt.Errorf("-n %d: need at least 4 packets", c.Packets)
+	}
+	if c.Rounds < 1 {
+		return fmt.Errorf("-rounds %d: need at least 1 round", c.Rounds)
+	}
+	if c.Self == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding tapbench's own binary: %w", err)
+		}
+		c.Self = self
+	}
+	if c.Tapwatch != "" {
+		if _, err := exec.LookPath(c.Tapwatch); err != nil {
+			return fmt.Errorf("-tapwatch %s: %w", c.Tapwatch, err)
+		}
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	return nil
+}
+
+// Capture describes one generated capture and what was measured on it.
+type Capture struct {
+	Packets  int    `json:"packets"`
+	Bytes    int64  `json:"bytes"`
+	Floor    Series `json:"floor"`
+	Tapwatch Series `json:"tapwatch,omitempty"`
+}
+
+// Report is the outcome of Run: the full capture and the quarter-size one.
+type Report struct {
+	Seed    int64   `json:"seed"`
+	Rounds  int     `json:"rounds"`
+	Full    Capture `json:"full"`
+	Quarter Capture `json:"quarter"`
+}
+
+// Run generates the captures into a temporary directory (removed
+// afterwards), alternates rounds of the floor and tapwatch replay on the
+// full capture, then runs each once on a quarter-size capture to show
+// whether peak RSS grows with capture length.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return Report{}, err
+	}
+	dir, err := os.MkdirTemp(cfg.TempDir, "tapbench-")
+	if err != nil {
+		return Report{}, err
+	}
+	defer os.RemoveAll(dir)
+
+	rep := Report{Seed: cfg.Seed, Rounds: cfg.Rounds}
+	for _, c := range []struct {
+		cap    *Capture
+		n      int
+		rounds int
+		name   string
+	}{
+		{&rep.Full, cfg.Packets, cfg.Rounds, "full.pcap"},
+		{&rep.Quarter, cfg.Packets / 4, 1, "quarter.pcap"},
+	} {
+		path := filepath.Join(dir, c.name)
+		fmt.Fprintf(cfg.Log, "generating %d packets into %s\n", c.n, path)
+		c.cap.Packets, c.cap.Bytes, err = Generate(path, c.n, cfg.Seed)
+		if err != nil {
+			return rep, err
+		}
+		for round := 1; round <= c.rounds; round++ {
+			m, err := Measure(ctx, cfg.Self, "floor", path)
+			if err != nil {
+				return rep, err
+			}
+			fmt.Fprintf(cfg.Log, "%s round %d: floor %.0f packets/s, %s\n", c.name, round, m.WallPPS(), FormatBytes(m.MaxRSS))
+			c.cap.Floor = append(c.cap.Floor, m)
+			if cfg.Tapwatch == "" {
+				continue
+			}
+			if m, err = Measure(ctx, cfg.Tapwatch, "replay", "--json", path); err != nil {
+				return rep, err
+			}
+			fmt.Fprintf(cfg.Log, "%s round %d: tapwatch %.0f packets/s, %s\n", c.name, round, m.WallPPS(), FormatBytes(m.MaxRSS))
+			c.cap.Tapwatch = append(c.cap.Tapwatch, m)
+		}
+		if err := os.Remove(path); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// WriteTable prints the report for people.
+func (r Report) WriteTable(out io.Writer) error {
+	w := bufio.NewWriter(out)
+	f, q := r.Full, r.Quarter
+	fmt.Fprintf(w, "capture: %d packets, %s (plant mix, seed %d); median of %d rounds\n\n",
+		f.Packets, FormatBytes(f.Bytes), r.Seed, r.Rounds)
+	have := len(f.Tapwatch) > 0
+	fmt.Fprintf(w, "%-28s %12s %12s %16s\n", "", "floor", "tapwatch", "tapwatch/floor")
+	row := func(name string, floor, tw float64, format func(float64) string) {
+		if !have {
+			fmt.Fprintf(w, "%-28s %12s %12s %16s\n", name, format(floor), "-", "-")
+			return
+		}
+		fmt.Fprintf(w, "%-28s %12s %12s %16.2f\n", name, format(floor), format(tw), tw/floor)
+	}
+	row("packets/s (wall time)", f.Floor.MedianWallPPS(), f.Tapwatch.MedianWallPPS(), FormatRate)
+	row("packets/s (self-reported)", f.Floor.MedianReportedPPS(), f.Tapwatch.MedianReportedPPS(), FormatRate)
+	rss := func(b float64) string { return FormatBytes(int64(b)) }
+	row("peak RSS (max of rounds)", float64(f.Floor.PeakRSS()), float64(f.Tapwatch.PeakRSS()), rss)
+	row(fmt.Sprintf("peak RSS, %d packets", q.Packets), float64(q.Floor.PeakRSS()), float64(q.Tapwatch.PeakRSS()), rss)
+	if have {
+		if gf, gq := f.Tapwatch.PeakRSS(), q.Tapwatch.PeakRSS(); gq > 0 {
+			fmt.Fprintf(w, "\ntapwatch peak RSS, full / quarter capture: %.2f (1.00 = does not grow with capture length)\n", float64(gf)/float64(gq))
+		}
+		for _, s := range []struct {
+			c    Capture
+			name string
+		}{{f, "full"}, {q, "quarter"}} {
+			for i := range s.c.Tapwatch {
+				if fp, tp := s.c.Floor[i].Packets, s.c.Tapwatch[i].Packets; fp != tp {
+					fmt.Fprintf(w, "warning: %s capture round %d: floor read %d packets, tapwatch %d\n", s.name, i+1, fp, tp)
+				}
+			}
+		}
+	}
+	return w.Flush()
+}
+
+// FormatRate renders a rate with a k or M suffix.
+func FormatRate(x float64) string {
+	switch {
+	case math.IsNaN(x):
+		return "-"
+	case x >= 1e6:
+		return fmt.Sprintf("%.2fM", x/1e6)
+	case x >= 1e3:
+		return fmt.Sprintf("%.1fk", x/1e3)
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+
+// FormatBytes renders a size in KiB, MiB or GiB.
+func FormatBytes(n int64) string {
+	switch {
+	case n <= 0:
+		return "-"
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+}

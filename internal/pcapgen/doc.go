@@ -1,0 +1,16 @@
+// Package pcapgen writes deterministic packet captures for tests and
+// benchmarks: link encapsulations (Ethernet, 802.1Q, QinQ, BSD loopback,
+// raw IP, Linux cooked), IPv4 and IPv6, TCP connections with exact sequence
+// numbers and the usual misbehaviour (splits, reordering, retransmission,
+// overlap, gaps), UDP datagrams and IPv4 fragments, Modbus/TCP ADU builders,
+// and Plant, a seeded industrial-network traffic mix.
+//
+// Everything goes through a Writer, which stamps each frame from its own
+// clock and numbers frames from 1 as a capture reader does, so a test can
+// assert on the frame number at which something happened. The Modbus
+// builders follow the MODBUS Application Protocol Specification V1.1b3 and
+// do not depend on the project's decoder, so fixtures cannot share its bugs.
+//
+// Frames are built with gopacket's layers and SerializeLayers (lengths and
+// checksums computed), and written with pcapgo.
+package pcapgen

@@ -1,0 +1,509 @@
+package pcapgen
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Plant's address plan, for tests that look for its hosts.
+var (
+	PlantMasters = addrRange(netip.MustParseAddr("10.10.1.10"), plantMasters) // HMIs and SCADA servers
+	PlantPLCs    = addrRange(netip.MustParseAddr("10.10.1.20"), plantPLCs)    // Modbus servers on port 502
+)
+
+const (
+	plantMasters   = 3
+	plantPLCs      = 12
+	plantOffice    = 4 // engineering workstations and historians that reach the outside
+	plantBulkFlows = 4 // concurrent HTTPS/HTTP transfers
+	plantMSS       = 1448
+	modbusPercent  = 60
+)
+
+// Plant writes a deterministic capture of about packets frames (at least
+// packets, at most a few more) of an industrial network: ~60 % Modbus/TCP
+// polling from 3 masters to 12 PLCs on port 502, the rest HTTPS and HTTP
+// bulk transfers (some over IPv6), DNS, NTP, ARP and ICMP. The same seed
+// gives the same bytes.
+//
+// The Modbus traffic has real handshakes, long-lived connections with
+// occasional closes, resets and reconnects, FC 1-4 reads and FC 6 and 16
+// writes, pipelined requests, ADUs split across segments and several ADUs
+// in one segment, exception responses and retransmitted requests; all of
+// it is well formed. Plant keeps a fixed amount of state, so its memory does
+// not grow with packets.
+func Plant(w *Writer, packets int, seed int64) error {
+	if packets < 0 {
+		return fmt.Errorf("pcapgen: negative packet count %d", packets)
+	}
+	p, err := newPlant(w, seed)
+	if err != nil {
+		return err
+	}
+	for w.Packets() < packets {
+		before := w.Packets()
+		if p.modbusPackets*100 <= modbusPercent*before {
+			err = p.modbusStep()
+			p.modbusPackets += w.Packets() - before
+		} else {
+			err = p.otherStep()
+		}
+		if err != nil {
+			return err
+		}
+		w.Advance(time.Duration(p.rng.IntN(400)) * time.Microsecond)
+	}
+	return nil
+}
+
+type plant struct {
+	w             *Writer
+	rng           *rand.Rand
+	masters       []Endpoint
+	plcs          []Endpoint
+	office        []Endpoint
+	office6       []Endpoint
+	gateway       Endpoint
+	dns, ntp      Endpoint
+	polls         []*pollConn
+	bulks         [plantBulkFlows]*bulkFlow
+	nextPort      uint16
+	modbusPackets int
+	blob          []byte // pseudo-random bulk payload, sliced per segment
+	adu           []byte // scratch for coalesced ADUs
+}
+
+type pollConn struct {
+	conn   *TCPConn
+	master int
+	plc    int
+	unit   uint8
+	tid    uint16
+	open   bool
+}
+
+type bulkFlow struct {
+	conn      *TCPConn
+	remaining int
+	sent      int
+}
+
+func addrRange(first netip.Addr, n int) []netip.Addr {
+	a := make([]netip.Addr, n)
+	for i := range a {
+		a[i] = first
+		first = first.Next()
+	}
+	return a
+}
+
+func plantMAC(kind, i byte) net.HardwareAddr {
+	return net.HardwareAddr{0x02, 0x00, 0x5e, 0x10, kind, i}
+}
+
+func newPlant(w *Writer, seed int64) (*plant, error) {
+	p := &plant{
+		w:        w,
+		rng:      rand.New(rand.NewPCG(uint64(seed), 0x7461707761746368)),
+		nextPort: 49152,
+		gateway:  Endpoint{MAC: plantMAC(0, 1), IP: netip.MustParseAddr("10.10.1.1")},
+		dns:      Endpoint{MAC: plantMAC(0, 2), IP: netip.MustParseAddr("10.10.1.2"), Port: 53},
+		ntp:      Endpoint{MAC: plantMAC(0, 3), IP: netip.MustParseAddr("10.10.1.3"), Port: 123},
+		blob:     make([]byte, 1<<16),
+	}
+	for i := range p.blob {
+		p.blob[i] = byte(p.rng.Uint32())
+	}
+	for i, a := range PlantMasters {
+		p.masters = append(p.masters, Endpoint{MAC: plantMAC(1, byte(i)), IP: a})
+	}
+	for i, a := range PlantPLCs {
+		p.plcs = append(p.plcs, Endpoint{MAC: plantMAC(2, byte(i)), IP: a, Port: 502})
+	}
+	v4 := addrRange(netip.MustParseAddr("10.10.1.100"), plantOffice)
+	v6 := addrRange(netip.MustParseAddr("fd00:10:10:1::100"), plantOffice)
+	for i := range plantOffice {
+		p.office = append(p.office, Endpoint{MAC: plantMAC(3, byte(i)), IP: v4[i]})
+		p.office6 = append(p.office6, Endpoint{MAC: plantMAC(3, byte(i)), IP: v6[i]})
+	}
+	for m := range p.masters {
+		for s := range p.plcs {
+			unit := uint8(1)
+			if s%4 == 3 {
+				unit = uint8(1 + p.rng.IntN(247)) // gateways to serial lines
+			}
+			p.polls = append(p.polls, &pollConn{master: m, plc: s, unit: unit, tid: uint16(p.rng.Uint32())})
+		}
+	}
+	return p, nil
+}
+
+func (p *plant) port() uint16 {
+	p.nextPort++
+	if p.nextPort == 0 {
+		p.nextPort = 49152
+	}
+	return p.nextPort
+}
+
+// modbusStep opens a connection or runs one polling exchange on it.
+func (p *plant) modbusStep() error {
+	pc := p.polls[p.rng.IntN(len(p.polls))]
+	if !pc.open {
+		client := p.masters[pc.master]
+		client.Port = p.port()
+		c, err := NewTCPConn(p.w, client, p.plcs[pc.plc], p.rng.Uint32(), p.rng.Uint32())
+		if err != nil {
+			return err
+		}
+		pc.conn, pc.open = c, true
+		_, err = c.Handshake()
+		return err
+	}
+	c := pc.conn
+	r := p.rng.IntN(1000)
+	switch {
+	case r < 2: // the master gives up on the connection
+		pc.open = false
+		if r == 0 {
+			_, err := c.Rst(FromClient)
+			return err
+		}
+		_, err := c.Close()
+		return err
+	case r < 12: // the request is lost on the far side and retransmitted
+		req, resp := p.transaction(pc)
+		f, err := c.Client(req)
+		if err != nil {
+			return err
+		}
+		p.w.Advance(200 * time.Millisecond)
+		if _, err := c.Retransmit(f[0]); err != nil {
+			return err
+		}
+		_, err = c.Server(resp)
+		return err
+	case r < 22: // exception response
+		req, _ := p.transaction(pc)
+		if _, err := c.Client(req); err != nil {
+			return err
+		}
+		code := uint8(ExIllegalDataAddress)
+		if r%3 == 0 {
+			code = ExServerDeviceBusy
+		}
+		resp := MBAP(binary.BigEndian.Uint16(req), pc.unit, ExceptionResponse(req[MBAPLen], code))
+		_, err := c.Server(resp)
+		return err
+	case r < 100: // pipelined: several requests before the first response
+		return p.pipelined(pc, 2+p.rng.IntN(3), r%2 == 0)
+	case r < 150: // several ADUs in one segment each way
+		return p.coalesced(pc, 2+p.rng.IntN(2))
+	case r < 220: // an ADU split across segments
+		req, resp := p.transaction(pc)
+		if r < 185 {
+			if _, err := c.Client(req, SplitAt(1+p.rng.IntN(len(req)-1))); err != nil {
+				return err
+			}
+			_, err := c.Server(resp)
+			return err
+		}
+		if _, err := c.Client(req); err != nil {
+			return err
+		}
+		_, err := c.Server(resp, Split(min(2+p.rng.IntN(2), len(resp))))
+		return err
+	default: // plain request and response, sometimes a delayed ACK
+		req, resp := p.transaction(pc)
+		if _, err := c.Client(req); err != nil {
+			return err
+		}
+		if _, err := c.Server(resp); err != nil {
+			return err
+		}
+		if r%3 == 0 {
+			p.w.Advance(40 * time.Millisecond)
+			_, err := c.Ack(FromClient)
+			return err
+		}
+		return nil
+	}
+}
+
+func (p *plant) pipelined(pc *pollConn, n int, oneResponseSegment bool) error {
+	var resps [4][]byte
+	for i := range n {
+		req, resp := p.transaction(pc)
+		resps[i] = resp
+		if _, err := pc.conn.Client(req); err != nil {
+			return err
+		}
+	}
+	if oneResponseSegment {
+		p.adu = p.adu[:0]
+		for _, r := range resps[:n] {
+			p.adu = append(p.adu, r...)
+		}
+		_, err := pc.conn.Server(p.adu)
+		return err
+	}
+	for _, r := range resps[:n] {
+		if _, err := pc.conn.Server(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *plant) coalesced(pc *pollConn, n int) error {
+	var resps [3][]byte
+	p.adu = p.adu[:0]
+	for i := range n {
+		req, resp := p.transaction(pc)
+		resps[i] = resp
+		p.adu = append(p.adu, req...)
+	}
+	if _, err := pc.conn.Client(p.adu); err != nil {
+		return err
+	}
+	p.adu = p.adu[:0]
+	for _, r := range resps[:n] {
+		p.adu = append(p.adu, r...)
+	}
+	_, err := pc.conn.Server(p.adu)
+	return err
+}
+
+// transaction returns a request ADU and its normal response ADU.
+func (p *plant) transaction(pc *pollConn) (req, resp []byte) {
+	pc.tid++
+	addr := uint16(p.rng.IntN(40)) * 10
+	var reqPDU, respPDU []byte
+	switch r := p.rng.IntN(100); {
+	case r < 45, r >= 90 && pc.master != 0: // only the first master writes
+		qty := p.quantity(125)
+		reqPDU = ReadHoldingRegisters(addr, qty)
+		respPDU = RegistersResponse(FCReadHoldingRegisters, p.registers(int(qty))...)
+	case r < 65:
+		qty := p.quantity(125)
+		reqPDU = ReadInputRegisters(addr, qty)
+		respPDU = RegistersResponse(FCReadInputRegisters, p.registers(int(qty))...)
+	case r < 90:
+		fc := uint8(FCReadCoils)
+		if r >= 80 {
+			fc = FCReadDiscreteInputs
+		}
+		qty := p.quantity(2000)
+		reqPDU = ReadRequest(fc, addr, qty)
+		bits := make([]bool, qty)
+		for i := range bits {
+			bits[i] = p.rng.IntN(4) == 0
+		}
+		respPDU = BitsResponse(fc, bits...)
+	case r < 95:
+		v := uint16(p.rng.IntN(2000))
+		reqPDU = WriteSingleRegister(addr, v)
+		respPDU = reqPDU
+	default:
+		vals := p.registers(1 + p.rng.IntN(8))
+		reqPDU = WriteMultipleRegisters(addr, vals...)
+		respPDU = WriteMultipleRegistersResponse(addr, uint16(len(vals)))
+	}
+	return MBAP(pc.tid, pc.unit, reqPDU), MBAP(pc.tid, pc.unit, respPDU)
+}
+
+// quantity is mostly small, sometimes up to limit.
+func (p *plant) quantity(limit int) uint16 {
+	if p.rng.IntN(10) == 0 {
+		return uint16(1 + p.rng.IntN(limit))
+	}
+	return uint16(1 + p.rng.IntN(min(limit, 16)))
+}
+
+func (p *plant) registers(n int) []uint16 {
+	v := make([]uint16, n)
+	for i := range v {
+		v[i] = uint16(p.rng.IntN(4096))
+	}
+	return v
+}
+
+// otherStep writes non-Modbus traffic.
+func (p *plant) otherStep() error {
+	switch r := p.rng.IntN(100); {
+	case r < 60:
+		return p.bulkStep()
+	case r < 78:
+		return p.dnsStep()
+	case r < 88:
+		return p.ntpStep()
+	case r < 94 && p.w.Link().CarriesARP():
+		return p.arpStep()
+	default:
+		return p.pingStep()
+	}
+}
+
+func (p *plant) bulkStep() error {
+	i := p.rng.IntN(len(p.bulks))
+	b := p.bulks[i]
+	if b == nil {
+		return p.openBulk(i)
+	}
+	burst := 1 + p.rng.IntN(8)
+	for range burst {
+		if b.remaining == 0 {
+			p.bulks[i] = nil
+			_, err := b.conn.Close()
+			return err
+		}
+		n := min(b.remaining, plantMSS)
+		off := p.rng.IntN(len(p.blob) - plantMSS)
+		if _, err := b.conn.Server(p.blob[off : off+n]); err != nil {
+			return err
+		}
+		b.remaining -= n
+		b.sent++
+		if b.sent%2 == 0 {
+			if _, err := b.conn.Ack(FromClient); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var httpRequest = []byte("GET /firmware/v2.bin HTTP/1.1\r\nHost: update.vendor.example\r\nUser-Agent: updater/1.0\r\nAccept: */*\r\n\r\n")
+
+var httpResponse = []byte("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n")
+
+func (p *plant) openBulk(i int) error {
+	k := p.rng.IntN(plantOffice)
+	client := p.office[k]
+	server := Endpoint{MAC: p.gateway.MAC, IP: netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + p.rng.IntN(200))}), Port: 443}
+	if p.rng.IntN(5) == 0 {
+		client = p.office6[k]
+		server.IP = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(1 + p.rng.IntN(200))})
+	}
+	http := p.rng.IntN(4) == 0
+	if http {
+		server.Port = 80
+	}
+	client.Port = p.port()
+	c, err := NewTCPConn(p.w, client, server, p.rng.Uint32(), p.rng.Uint32())
+	if err != nil {
+		return err
+	}
+	if _, err := c.Handshake(); err != nil {
+		return err
+	}
+	if http {
+		_, err = c.Client(httpRequest)
+	} else {
+		off := p.rng.IntN(len(p.blob) - 600)
+		_, err = c.Client(p.blob[off : off+200+p.rng.IntN(400)]) // a TLS ClientHello's size
+	}
+	if err != nil {
+		return err
+	}
+	if http {
+		if _, err := c.Server(httpResponse); err != nil {
+			return err
+		}
+	}
+	p.bulks[i] = &bulkFlow{conn: c, remaining: 16 << 10 << p.rng.IntN(7)} // 16 KiB to 1 MiB
+	return nil
+}
+
+var dnsNames = [...]string{"historian.plant.example", "ntp.plant.example", "update.vendor.example", "mail.corp.example"}
+
+func (p *plant) dnsStep() error {
+	client := p.office[p.rng.IntN(plantOffice)]
+	client.Port = p.port()
+	u, err := NewUDP(p.w, client, p.dns)
+	if err != nil {
+		return err
+	}
+	id := uint16(p.rng.Uint32())
+	name := dnsNames[p.rng.IntN(len(dnsNames))]
+	q := dnsMessage(id, name, nil)
+	if _, err := u.Send(q); err != nil {
+		return err
+	}
+	p.w.Advance(time.Millisecond)
+	_, err = u.Reply(dnsMessage(id, name, []byte{10, 10, 1, byte(200 + p.rng.IntN(50))}))
+	return err
+}
+
+// dnsMessage builds a query for name's A record, or with answer set the
+// response carrying that address.
+func dnsMessage(id uint16, name string, answer []byte) []byte {
+	m := binary.BigEndian.AppendUint16(nil, id)
+	if answer == nil {
+		m = append(m, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0) // RD; one question
+	} else {
+		m = append(m, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0) // QR RD RA; one answer
+	}
+	start := 0
+	for i := 0; i <= len(name); i++ {
+		if i == len(name) || name[i] == '.' {
+			m = append(m, byte(i-start))
+			m = append(m, name[start:i]...)
+			start = i + 1
+		}
+	}
+	m = append(m, 0, 0, 1, 0, 1) // root, type A, class IN
+	if answer != nil {
+		m = append(m, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4) // pointer to the name, A, IN, TTL 3600
+		m = append(m, answer...)
+	}
+	return m
+}
+
+func (p *plant) ntpStep() error {
+	client := p.office[p.rng.IntN(plantOffice)]
+	if p.rng.IntN(2) == 0 {
+		client = p.masters[p.rng.IntN(plantMasters)]
+	}
+	client.Port = 123
+	u, err := NewUDP(p.w, client, p.ntp)
+	if err != nil {
+		return err
+	}
+	var msg [48]byte
+	msg[0] = 0x23 // version 4, client
+	binary.BigEndian.PutUint64(msg[40:], p.rng.Uint64())
+	if _, err := u.Send(msg[:]); err != nil {
+		return err
+	}
+	msg[0], msg[1], msg[2], msg[3] = 0x24, 2, 6, 0xe9 // version 4, server, stratum 2
+	copy(msg[24:32], msg[40:48])                      // origin = client's transmit time
+	binary.BigEndian.PutUint64(msg[32:], p.rng.Uint64())
+	binary.BigEndian.PutUint64(msg[40:], p.rng.Uint64())
+	_, err = u.Reply(msg[:])
+	return err
+}
+
+func (p *plant) arpStep() error {
+	asker := p.masters[p.rng.IntN(plantMasters)]
+	owner := p.plcs[p.rng.IntN(plantPLCs)]
+	if _, err := p.w.ARPRequest(asker, owner.IP); err != nil {
+		return err
+	}
+	_, err := p.w.ARPReply(owner, asker)
+	return err
+}
+
+func (p *plant) pingStep() error {
+	src, dst := p.office[p.rng.IntN(plantOffice)], p.gateway
+	if p.rng.IntN(3) == 0 {
+		dst = p.plcs[p.rng.IntN(plantPLCs)]
+	}
+	off := p.rng.IntN(len(p.blob) - 56)
+	_, err := p.w.Ping(src, dst, uint16(p.rng.Uint32()), uint16(p.rng.IntN(1000)), p.blob[off:off+56])
+	return err
+}

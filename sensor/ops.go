@@ -1,0 +1,127 @@
+package sensor
+
+import (
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+)
+
+// OpsWriter writes the operations log: one JSON object per line for every
+// decoded message. It encodes by hand into a reused buffer, so writing a
+// line allocates nothing.
+type OpsWriter struct {
+	w   io.Writer
+	buf []byte
+	err error
+}
+
+// NewOpsWriter writes lines to w. Buffer w if it is a file.
+func NewOpsWriter(w io.Writer) *OpsWriter {
+	return &OpsWriter{w: w, buf: make([]byte, 0, 4096)}
+}
+
+// Err is the first write error, if any.
+func (o *OpsWriter) Err() error { return o.err }
+
+// Modbus writes one Modbus message.
+func (o *OpsWriter) Modbus(f *dpi.Flow, m *modbus.Message) {
+	if o.err != nil {
+		return
+	}
+	b := o.buf[:0]
+	b = append(b, `{"ts":"`...)
+	b = m.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","frame":`...)
+	b = strconv.AppendUint(b, m.Frame, 10)
+	b = append(b, `,"proto":"modbus","transport":"`...)
+	b = append(b, f.Transport.String()...)
+	src, dst := f.Client, f.Server
+	if m.Dir == modbus.Response {
+		src, dst = dst, src
+	}
+	b = append(b, `","src":"`...)
+	b = src.Addr().AppendTo(b)
+	b = append(b, `","sport":`...)
+	b = strconv.AppendUint(b, uint64(src.Port()), 10)
+	b = append(b, `,"dst":"`...)
+	b = dst.Addr().AppendTo(b)
+	b = append(b, `","dport":`...)
+	b = strconv.AppendUint(b, uint64(dst.Port()), 10)
+	if f.VLAN != 0 {
+		b = append(b, `,"vlan":`...)
+		b = strconv.AppendUint(b, uint64(f.VLAN), 10)
+	}
+	switch m.Dir {
+	case modbus.Request:
+		b = append(b, `,"dir":"request"`...)
+	case modbus.Response:
+		b = append(b, `,"dir":"response"`...)
+	}
+	if m.FC != 0 || m.Malformed == 0 {
+		b = append(b, `,"tid":`...)
+		b = strconv.AppendUint(b, uint64(m.TID), 10)
+		b = append(b, `,"unit":`...)
+		b = strconv.AppendUint(b, uint64(m.Unit), 10)
+		b = append(b, `,"fc":`...)
+		b = strconv.AppendUint(b, uint64(m.FC), 10)
+		b = append(b, `,"fc_name":"`...)
+		b = append(b, modbus.FunctionName(m.FC)...)
+		b = append(b, '"')
+	}
+	if m.Exception != 0 {
+		b = append(b, `,"exception":`...)
+		b = strconv.AppendUint(b, uint64(m.Exception), 10)
+		b = append(b, `,"exception_name":"`...)
+		b = append(b, modbus.ExceptionName(m.Exception)...)
+		b = append(b, '"')
+	}
+	if m.HasAddr {
+		b = append(b, `,"addr":`...)
+		b = strconv.AppendUint(b, uint64(m.Addr), 10)
+		b = append(b, `,"count":`...)
+		b = strconv.AppendUint(b, uint64(m.Count), 10)
+	}
+	if m.Values != nil {
+		b = append(b, `,"values":[`...)
+		for i, v := range m.Values {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendUint(b, uint64(v), 10)
+		}
+		b = append(b, ']')
+	}
+	if m.FC == 8 && m.Exception == 0 && m.Malformed == 0 {
+		b = append(b, `,"sub":`...)
+		b = strconv.AppendUint(b, uint64(m.Sub), 10)
+		b = append(b, `,"sub_name":"`...)
+		b = append(b, modbus.SubFunctionName(m.Sub)...)
+		b = append(b, '"')
+	}
+	if m.FC == 43 && m.Exception == 0 && m.Malformed == 0 {
+		b = append(b, `,"mei":`...)
+		b = strconv.AppendUint(b, uint64(m.MEI), 10)
+	}
+	switch m.Outcome {
+	case modbus.OutcomeOK, modbus.OutcomeException:
+		b = append(b, `,"request_frame":`...)
+		b = strconv.AppendUint(b, m.RequestFrame, 10)
+		b = append(b, `,"latency_us":`...)
+		b = strconv.AppendInt(b, m.Latency.Microseconds(), 10)
+	case modbus.OutcomeOrphan:
+		b = append(b, `,"orphan":true`...)
+	case modbus.OutcomeUnanswered:
+		b = append(b, `,"unanswered":true`...)
+	}
+	if m.Malformed != 0 {
+		b = append(b, `,"malformed":"`...)
+		b = append(b, m.Malformed.String()...)
+		b = append(b, '"')
+	}
+	b = append(b, "}\n"...)
+	o.buf = b
+	_, o.err = o.w.Write(b)
+}

@@ -1,0 +1,171 @@
+// Package sensor is the pipeline shared by the daemon (live capture) and
+// replay (capture files): it pulls packets from a capture source, decodes
+// them with dpi, and hands the decoded operations to the sinks. It also
+// keeps the run's counters.
+package sensor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/tapwatch/tapwatch/capture"
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+)
+
+// OpsSink receives every decoded Modbus message. The arguments are reused
+// after the call returns.
+type OpsSink interface {
+	Modbus(f *dpi.Flow, m *modbus.Message)
+}
+
+// Options configure a pipeline.
+type Options struct {
+	DPI dpi.Config
+	Ops OpsSink // optional: receives every decoded message
+}
+
+// Tally counts decoded messages.
+type Tally struct {
+	Messages   uint64
+	Requests   uint64
+	Responses  uint64
+	Exceptions uint64
+	Malformed  uint64
+	Orphans    uint64 // responses with no request
+	Unanswered uint64 // requests that got no response
+	ByFC       [128]uint64
+	ByReason   [64]uint64 // malformed messages by modbus.Reason
+}
+
+// Pipeline decodes packets and counts what it saw. It is not safe for
+// concurrent use.
+type Pipeline struct {
+	eng   *dpi.Engine
+	ops   OpsSink
+	tally Tally
+}
+
+// New builds a pipeline.
+func New(opts Options) (*Pipeline, error) {
+	p := &Pipeline{ops: opts.Ops}
+	eng, err := dpi.New(opts.DPI, p)
+	if err != nil {
+		return nil, err
+	}
+	p.eng = eng
+	return p, nil
+}
+
+// Modbus implements dpi.Handler.
+func (p *Pipeline) Modbus(f *dpi.Flow, m *modbus.Message) {
+	t := &p.tally
+	if m.Outcome == modbus.OutcomeUnanswered {
+		t.Unanswered++
+	} else {
+		t.Messages++
+		switch m.Dir {
+		case modbus.Request:
+			t.Requests++
+		case modbus.Response:
+			t.Responses++
+		}
+		t.ByFC[m.FC&0x7f]++
+		if m.Exception != 0 {
+			t.Exceptions++
+		}
+		if m.Malformed != 0 {
+			t.Malformed++
+			t.ByReason[int(m.Malformed)%len(t.ByReason)]++
+		}
+		if m.Outcome == modbus.OutcomeOrphan {
+			t.Orphans++
+		}
+	}
+	if p.ops != nil {
+		p.ops.Modbus(f, m)
+	}
+}
+
+// Packet decodes one packet.
+func (p *Pipeline) Packet(data []byte, ci capture.Info) {
+	p.eng.Packet(ci.LinkType, ci.Timestamp, ci.Frame, data)
+}
+
+// Flush ends every open flow; call it at the end of a capture.
+func (p *Pipeline) Flush() { p.eng.Flush() }
+
+// Counters returns the dpi counters.
+func (p *Pipeline) Counters() dpi.Counters { return p.eng.Counters() }
+
+// Tally returns the message counts.
+func (p *Pipeline) Tally() Tally { return p.tally }
+
+// Summary is what a replay reports at the end.
+type Summary struct {
+	Files    int
+	Packets  uint64
+	Elapsed  time.Duration
+	DPI      dpi.Counters
+	Messages Tally
+	Errors   []error // damaged files; the records before the damage were processed
+}
+
+// Replay runs every packet of src through a new pipeline, then flushes it.
+// Damaged files are recorded in the summary, and reading goes on with the
+// next file. It stops early when ctx is cancelled.
+func Replay(ctx context.Context, src capture.Source, opts Options) (Summary, error) {
+	p, err := New(opts)
+	if err != nil {
+		return Summary{}, err
+	}
+	var s Summary
+	start := time.Now()
+	for n := 0; ; n++ {
+		if n&0xfff == 0 && ctx.Err() != nil {
+			err = ctx.Err()
+			break
+		}
+		data, ci, rerr := src.ReadPacket()
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			var fe *capture.FileError
+			if !errors.As(rerr, &fe) {
+				err = rerr
+				break
+			}
+			s.Errors = append(s.Errors, rerr)
+			continue
+		}
+		if !capture.SupportedLinkType(ci.LinkType) {
+			s.Errors = append(s.Errors, &capture.FileError{Path: sourceName(src), Record: ci.Frame, Err: capture.ErrUnsupportedLinkType})
+			skipSource(src)
+			continue
+		}
+		p.Packet(data, ci)
+	}
+	p.Flush()
+	s.Elapsed = time.Since(start)
+	s.DPI = p.Counters()
+	s.Packets = s.DPI.Packets
+	s.Messages = p.Tally()
+	return s, err
+}
+
+func sourceName(src capture.Source) string {
+	if fs, ok := src.(*capture.Files); ok {
+		return fs.Current()
+	}
+	return "capture"
+}
+
+// skipSource moves a multi-file source on to its next file.
+func skipSource(src capture.Source) {
+	if fs, ok := src.(*capture.Files); ok {
+		fs.Close()
+	}
+}
