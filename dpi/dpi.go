@@ -199,8 +199,8 @@ type Engine struct {
 	sll2     layers.LinuxSLL2
 	ip4      layers.IPv4
 	ip6      layers.IPv6
-	tcp      layers.TCP
-	udp      layers.UDP
+	tcp      tcpLayer
+	udp      udpLayer
 	flows    table
 	now      int64 // packet time of the packet being decoded, unix ns
 	nextScan int64
@@ -281,6 +281,17 @@ var firstLayers = [numFirst]gopacket.LayerType{
 	firstIPv4:     layers.LayerTypeIPv4,
 	firstIPv6:     layers.LayerTypeIPv6,
 }
+
+// tcpLayer and udpLayer end decoding at layer 4: gopacket would otherwise
+// look the ports up in a map to guess the next layer, for every packet, and
+// tapwatch picks its decoders by port itself.
+type tcpLayer struct{ layers.TCP }
+
+func (*tcpLayer) NextLayerType() gopacket.LayerType { return gopacket.LayerTypePayload }
+
+type udpLayer struct{ layers.UDP }
+
+func (*udpLayer) NextLayerType() gopacket.LayerType { return gopacket.LayerTypePayload }
 
 // firstLayer returns the index of the layer a packet of link type lt
 // starts with, or -1.
@@ -364,8 +375,9 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 			e.c.Undecodable++
 			return
 		}
-		k.a = netip.AddrFrom4([4]byte(src)).As16()
-		k.b = netip.AddrFrom4([4]byte(dst)).As16()
+		k.a[10], k.a[11], k.b[10], k.b[11] = 0xff, 0xff, 0xff, 0xff // IPv4-mapped
+		copy(k.a[12:], src)
+		copy(k.b[12:], dst)
 	case v6:
 		e.c.IPv6++
 		if len(e.ip6.SrcIP) != 16 || len(e.ip6.DstIP) != 16 {
@@ -391,7 +403,7 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 		e.c.TCP++
 		k.proto = uint8(layers.IPProtocolTCP)
 		k.pa, k.pb = uint16(e.tcp.SrcPort), uint16(e.tcp.DstPort)
-		e.tcpPacket(&k, mac, &e.tcp)
+		e.tcpPacket(&k, mac, &e.tcp.TCP)
 	case udp && err == nil:
 		e.c.UDP++
 		k.proto = uint8(layers.IPProtocolUDP)
@@ -418,14 +430,16 @@ func (e *Engine) appFor(a, b uint16) (App, int) {
 }
 
 // lookup finds or creates the flow of a packet whose source is k.a.
-// It returns the flow and the side (0 or 1) the packet was sent from.
-func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (*flow, int) {
+// It returns the flow, the side (0 or 1) the packet was sent from, and
+// whether the flow was created for this packet.
+func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f *flow, side int, fresh bool) {
 	ck, swapped := k.canonical()
-	f := e.flows.get(ck)
+	f = e.flows.get(&ck)
 	if f == nil {
 		if !create {
-			return nil, 0
+			return nil, 0, false
 		}
+		fresh = true
 		if e.flows.full() {
 			e.closeFlow(e.flows.oldest(), &e.c.FlowsEvicted)
 		}
@@ -449,11 +463,10 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (*
 	}
 	f.last = e.now
 	e.flows.touch(f)
-	side := 0
 	if swapped {
 		side = 1
 	}
-	return f, side
+	return f, side, fresh
 }
 
 // dirOf maps the side a packet came from to its application direction.
@@ -465,7 +478,10 @@ func (f *flow) dirOf(side int) modbus.Direction {
 }
 
 func (e *Engine) udpPacket(k *flowKey, mac [2][6]byte, payload []byte) {
-	f, side := e.lookup(k, mac, UDP, true)
+	f, side, fresh := e.lookup(k, mac, UDP, true)
+	if fresh {
+		f.mb.Reset(false)
+	}
 	if f.App != AppModbus || len(payload) == 0 {
 		return
 	}

@@ -1,6 +1,9 @@
 package dpi
 
 import (
+	"encoding/binary"
+	"math/bits"
+
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 )
 
@@ -31,6 +34,23 @@ func less(a [16]byte, pa uint16, b [16]byte, pb uint16) bool {
 	return pa < pb
 }
 
+// hash mixes the key's words. It need not resist crafted collisions: probe
+// chains are bounded by the table's load, and the table by MaxFlows.
+func (k *flowKey) hash(seed uint64) uint64 {
+	h := seed
+	h = mix(h ^ binary.LittleEndian.Uint64(k.a[0:8]))
+	h = mix(h ^ binary.LittleEndian.Uint64(k.a[8:16]))
+	h = mix(h ^ binary.LittleEndian.Uint64(k.b[0:8]))
+	h = mix(h ^ binary.LittleEndian.Uint64(k.b[8:16]))
+	h = mix(h ^ uint64(k.pa)<<32 ^ uint64(k.pb)<<16 ^ uint64(k.proto)<<8 ^ uint64(k.vlan)<<40)
+	return h
+}
+
+func mix(x uint64) uint64 {
+	hi, lo := bits.Mul64(x, 0x9e3779b97f4a7c15)
+	return hi ^ lo
+}
+
 // flow is one conversation. Records live in fixed chunks so pointers to them
 // stay valid; free records are reused.
 type flow struct {
@@ -48,9 +68,13 @@ type flow struct {
 
 const chunkSize = 64
 
-// table is a bounded flow table with least-recently-used order.
+// table is a bounded flow table with least-recently-used order. Its index
+// is an open-addressing hash table with linear probing, sized at four
+// slots per flow, so lookups are short and never allocate.
 type table struct {
-	m      map[flowKey]int32
+	slots  []int32 // flow index + 1; 0 is empty
+	mask   uint64
+	seed   uint64
 	chunks []*[chunkSize]flow
 	free   []int32
 	max    int
@@ -62,7 +86,13 @@ type table struct {
 
 func (t *table) init(max int) {
 	t.max = max
-	t.m = make(map[flowKey]int32, min(max, 1024))
+	n := 1
+	for n < 4*max {
+		n <<= 1
+	}
+	t.slots = make([]int32, n)
+	t.mask = uint64(n - 1)
+	t.seed = 0x6a09e667f3bcc909
 	t.head, t.tail = -1, -1
 }
 
@@ -70,12 +100,53 @@ func (t *table) at(i int32) *flow { return &t.chunks[i/chunkSize][i%chunkSize] }
 
 func (t *table) full() bool { return t.live >= t.max }
 
-func (t *table) get(k flowKey) *flow {
-	i, ok := t.m[k]
-	if !ok {
-		return nil
+func (t *table) get(k *flowKey) *flow {
+	for i := k.hash(t.seed) & t.mask; ; i = (i + 1) & t.mask {
+		s := t.slots[i]
+		if s == 0 {
+			return nil
+		}
+		if f := t.at(s - 1); f.key == *k {
+			return f
+		}
 	}
-	return t.at(i)
+}
+
+func (t *table) insert(k *flowKey, idx int32) {
+	i := k.hash(t.seed) & t.mask
+	for t.slots[i] != 0 {
+		i = (i + 1) & t.mask
+	}
+	t.slots[i] = idx + 1
+}
+
+// delete removes k's slot and shifts later members of its probe chain back,
+// so the table needs no tombstones.
+func (t *table) delete(k *flowKey) {
+	i := k.hash(t.seed) & t.mask
+	for {
+		s := t.slots[i]
+		if s == 0 {
+			return
+		}
+		if t.at(s-1).key == *k {
+			break
+		}
+		i = (i + 1) & t.mask
+	}
+	for j := (i + 1) & t.mask; ; j = (j + 1) & t.mask {
+		s := t.slots[j]
+		if s == 0 {
+			break
+		}
+		home := t.at(s-1).key.hash(t.seed) & t.mask
+		// Move s into the hole at i unless its home lies cyclically in (i, j].
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			t.slots[i] = s
+			i = j
+		}
+	}
+	t.slots[i] = 0
 }
 
 // oldest returns the least recently used flow, or nil.
@@ -108,7 +179,7 @@ func (t *table) add(k flowKey) *flow {
 	f.half[1].reuse(h1)
 	t.nextID++
 	f.ID = t.nextID
-	t.m[k] = i
+	t.insert(&f.key, i)
 	t.live++
 	t.pushFront(f)
 	return f
@@ -116,7 +187,7 @@ func (t *table) add(k flowKey) *flow {
 
 func (t *table) remove(f *flow) {
 	t.unlink(f)
-	delete(t.m, f.key)
+	t.delete(&f.key)
 	t.free = append(t.free, f.idx)
 	t.live--
 }

@@ -72,8 +72,7 @@ func (e *Engine) account(n int) {
 
 func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
 	payload := t.Payload
-	fresh := e.flows.get(mustCanonical(k)) == nil
-	f, side := e.lookup(k, mac, TCP, t.SYN || len(payload) > 0)
+	f, side, fresh := e.lookup(k, mac, TCP, t.SYN || len(payload) > 0)
 	if f == nil {
 		return
 	}
@@ -128,11 +127,6 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
 	if t.RST || t.FIN {
 		e.endSide(f, side, t.RST)
 	}
-}
-
-func mustCanonical(k *flowKey) flowKey {
-	ck, _ := k.canonical()
-	return ck
 }
 
 // segmentLength is the TCP payload length the IP header announces.

@@ -1,0 +1,334 @@
+package dpi
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/internal/pcapgen"
+)
+
+var (
+	hmi = pcapgen.Endpoint{MAC: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}, IP: netip.MustParseAddr("10.10.1.10"), Port: 49152}
+	plc = pcapgen.Endpoint{MAC: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x20}, IP: netip.MustParseAddr("10.10.1.20"), Port: 502}
+)
+
+type packet struct {
+	ts   time.Time
+	data []byte
+}
+
+// generate writes a capture with pcapgen and returns its packets.
+func generate(t testing.TB, opts pcapgen.Options, write func(w *pcapgen.Writer) error) (layers.LinkType, []packet) {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := pcapgen.NewWriter(&buf, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := write(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pcapgo.NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkts []packet
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err == io.EOF {
+			return r.LinkType(), pkts
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkts = append(pkts, packet{ci.Timestamp, data})
+	}
+}
+
+type counter struct {
+	n      int
+	frames []uint64
+	fcs    []uint8
+}
+
+func (c *counter) Modbus(_ *Flow, m *modbus.Message) {
+	c.n++
+	c.frames = append(c.frames, m.Frame)
+	c.fcs = append(c.fcs, m.FC)
+}
+
+type nopHandler struct{ n int }
+
+func (h *nopHandler) Modbus(*Flow, *modbus.Message) { h.n++ }
+
+func run(t testing.TB, cfg Config, h Handler, lt layers.LinkType, pkts []packet) *Engine {
+	t.Helper()
+	e, err := New(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pkts {
+		e.Packet(lt, p.ts, uint64(i+1), p.data)
+	}
+	return e
+}
+
+// polling writes n read transactions on each of conns connections.
+func polling(conns, n int) func(w *pcapgen.Writer) error {
+	return func(w *pcapgen.Writer) error {
+		cs := make([]*pcapgen.TCPConn, conns)
+		for i := range cs {
+			c := hmi
+			c.Port = uint16(40000 + i)
+			conn, err := pcapgen.NewTCPConn(w, c, plc, uint32(i)*1000, 7777)
+			if err != nil {
+				return err
+			}
+			if _, err := conn.Handshake(); err != nil {
+				return err
+			}
+			cs[i] = conn
+		}
+		for j := 0; j < n; j++ {
+			for i, conn := range cs {
+				tid := uint16(j)
+				if _, err := conn.Client(pcapgen.MBAP(tid, 1, pcapgen.ReadHoldingRegisters(uint16(i), 4))); err != nil {
+					return err
+				}
+				if _, err := conn.Server(pcapgen.MBAP(tid, 1, pcapgen.ReadHoldingRegistersResponse(1, 2, 3, 4))); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+}
+
+func TestLinkTypes(t *testing.T) {
+	for _, link := range []pcapgen.Link{pcapgen.LinkEthernet, pcapgen.LinkVLAN, pcapgen.LinkQinQ, pcapgen.LinkNull, pcapgen.LinkRaw, pcapgen.LinkSLL} {
+		t.Run(link.String(), func(t *testing.T) {
+			lt, pkts := generate(t, pcapgen.Options{Link: link}, polling(2, 3))
+			var c counter
+			e := run(t, Config{}, &c, lt, pkts)
+			if c.n != 2*3*2 {
+				t.Errorf("%d messages, want 12", c.n)
+			}
+			if got := e.Counters(); got.FlowsCreated != 2 || got.TCP != uint64(len(pkts)) {
+				t.Errorf("counters %+v", got)
+			}
+		})
+	}
+}
+
+func TestNullLinkByteOrderAndIPv6Families(t *testing.T) {
+	for _, fam := range []uint32{24, 28, 30} {
+		for _, be := range []bool{false, true} {
+			six := hmi
+			six.IP = netip.MustParseAddr("fd00::10")
+			srv := plc
+			srv.IP = netip.MustParseAddr("fd00::20")
+			lt, pkts := generate(t, pcapgen.Options{Link: pcapgen.LinkNull, NullFamilyIPv6: fam, NullBigEndian: be}, func(w *pcapgen.Writer) error {
+				conn, err := pcapgen.NewTCPConn(w, six, srv, 1, 2)
+				if err != nil {
+					return err
+				}
+				_, err = conn.Client(pcapgen.MBAP(1, 1, pcapgen.ReadHoldingRegisters(0, 1)))
+				return err
+			})
+			var c counter
+			e := run(t, Config{}, &c, lt, pkts)
+			if c.n != 1 || e.Counters().IPv6 != 1 {
+				t.Errorf("family %d big-endian %v: %d messages, counters %+v", fam, be, c.n, e.Counters())
+			}
+		}
+	}
+}
+
+func TestIPv4FragmentsAreCounted(t *testing.T) {
+	lt, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		u, err := pcapgen.NewUDP(w, hmi, plc)
+		if err != nil {
+			return err
+		}
+		_, err = u.SendFragments(pcapgen.MBAP(1, 1, pcapgen.WriteMultipleRegisters(0, make([]uint16, 100)...)), 64)
+		return err
+	})
+	var c counter
+	e := run(t, Config{}, &c, lt, pkts)
+	if got := e.Counters().IPv4Fragments; got != 2 {
+		t.Errorf("%d fragments counted, want 2", got)
+	}
+	if c.n != 0 {
+		t.Errorf("%d messages decoded from fragments, want 0", c.n)
+	}
+}
+
+func TestEvictionAndExpiry(t *testing.T) {
+	lt, pkts := generate(t, pcapgen.Options{}, polling(20, 0)) // handshakes only
+	e, err := New(Config{MaxFlows: 16}, &nopHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pkts {
+		e.Packet(lt, p.ts, uint64(i+1), p.data)
+	}
+	c := e.Counters()
+	if c.FlowsCreated != 20 || c.FlowsEvicted != 4 || c.FlowsActive != 16 {
+		t.Errorf("created %d, evicted %d, active %d; want 20, 4, 16", c.FlowsCreated, c.FlowsEvicted, c.FlowsActive)
+	}
+	// The evicted flows were the least recently used: the first four handshakes.
+	for i := 0; i < 4; i++ {
+		k := flowKey{proto: 6, pa: uint16(40000 + i), pb: 502}
+		k.a, k.b = hmi.IP.As16(), plc.IP.As16()
+		ck, _ := k.canonical()
+		if e.flows.get(&ck) != nil {
+			t.Errorf("flow from port %d is still there", 40000+i)
+		}
+	}
+	// Ten minutes later, one packet expires every other flow.
+	last := pkts[len(pkts)-1]
+	e.Packet(lt, last.ts.Add(10*time.Minute), uint64(len(pkts)+1), pkts[0].data)
+	c = e.Counters()
+	if c.FlowsExpired != 16 || c.FlowsActive != 1 {
+		t.Errorf("expired %d, active %d; want 16, 1", c.FlowsExpired, c.FlowsActive)
+	}
+}
+
+func TestTableMatchesMap(t *testing.T) {
+	var tb table
+	tb.init(64)
+	ref := map[flowKey]*flow{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := make([]flowKey, 200)
+	for i := range keys {
+		keys[i].a[15] = byte(rng.IntN(4))
+		keys[i].b[15] = byte(rng.IntN(4))
+		keys[i].pa = uint16(rng.IntN(8))
+		keys[i].pb = 502
+		keys[i].proto = 6
+	}
+	for step := 0; step < 100000; step++ {
+		k := keys[rng.IntN(len(keys))]
+		f := tb.get(&k)
+		if f != ref[k] {
+			t.Fatalf("step %d: get %v, want %v", step, f, ref[k])
+		}
+		switch {
+		case f == nil && !tb.full():
+			ref[k] = tb.add(k)
+		case f != nil && rng.IntN(2) == 0:
+			tb.remove(f)
+			delete(ref, k)
+		case f == nil:
+			old := tb.oldest()
+			delete(ref, old.key)
+			tb.remove(old)
+		}
+		if tb.live != len(ref) {
+			t.Fatalf("step %d: %d live, map has %d", step, tb.live, len(ref))
+		}
+	}
+}
+
+func TestOutOfOrderMemoryCaps(t *testing.T) {
+	// Every request is split in 8 and sent last-segment-first, behind a
+	// hole that never fills: the engine must hold no more than its caps.
+	lt, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		conn, err := pcapgen.NewTCPConn(w, hmi, plc, 1, 2)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.Handshake(); err != nil {
+			return err
+		}
+		conn.Skip(pcapgen.FromClient, 3)
+		for i := 0; i < 200; i++ {
+			adu := pcapgen.MBAP(uint16(i), 1, pcapgen.WriteMultipleRegisters(0, make([]uint16, 120)...))
+			if _, err := conn.Client(adu, pcapgen.Split(8), pcapgen.Order(7, 6, 5, 4, 3, 2, 1, 0)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	cfg := Config{FlowBuffer: 4096, TotalBuffer: 8192, MaxOutOfOrder: 1024, GapTimeout: time.Hour}
+	var c counter
+	e := run(t, cfg, &c, lt, pkts)
+	got := e.Counters()
+	if got.BufferedPeak > 4096 {
+		t.Errorf("peak %d bytes held, cap 4096", got.BufferedPeak)
+	}
+	if got.TCPGaps == 0 || got.TCPOutOfOrder == 0 {
+		t.Errorf("gaps %d, out of order %d; want both > 0", got.TCPGaps, got.TCPOutOfOrder)
+	}
+	if c.n < 150 {
+		t.Errorf("only %d of 200 requests decoded despite the caps", c.n)
+	}
+	e.Flush()
+	if b := e.Counters().BufferedBytes; b != 0 {
+		t.Errorf("%d bytes still accounted after Flush", b)
+	}
+}
+
+// TestSteadyStateAllocs proves the hot path allocates nothing per packet
+// once flows exist: decoding, reassembly, pairing and delivery.
+func TestSteadyStateAllocs(t *testing.T) {
+	lt, pkts := generate(t, pcapgen.Options{}, polling(4, 400))
+	h := &nopHandler{}
+	e, err := New(Config{}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm := len(pkts) / 2
+	for i := 0; i < warm; i++ {
+		e.Packet(lt, pkts[i].ts, uint64(i+1), pkts[i].data)
+	}
+	i := warm
+	allocs := testing.AllocsPerRun(len(pkts)-warm-1, func() {
+		e.Packet(lt, pkts[i].ts, uint64(i+1), pkts[i].data)
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per packet, want 0", allocs)
+	}
+	if h.n < len(pkts)-warm-10 {
+		t.Errorf("only %d messages decoded while measuring", h.n)
+	}
+}
+
+// FuzzPacket feeds arbitrary frames to the engine under every link type:
+// it must never panic, and its byte accounting must stay balanced.
+func FuzzPacket(f *testing.F) {
+	_, pkts := generate(f, pcapgen.Options{Link: pcapgen.LinkVLAN}, polling(1, 2))
+	for _, p := range pkts {
+		f.Add(uint8(1), p.data) // well-formed VLAN-tagged Modbus
+	}
+	f.Add(uint8(0), []byte{2, 0, 0, 0, 0x45, 0, 0, 20}) // loopback, IPv4 header cut short
+	f.Add(uint8(101), []byte{0x60, 0, 0, 0, 0, 8, 6})   // raw IPv6, truncated
+	f.Add(uint8(113), make([]byte, 16))                 // SLL header only
+	f.Fuzz(func(t *testing.T, lt uint8, data []byte) {
+		e, err := New(Config{MaxFlows: 16}, &nopHandler{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := time.Unix(1700000000, 0)
+		for i := 0; i < 3; i++ {
+			e.Packet(layers.LinkType(lt), ts.Add(time.Duration(i)*time.Millisecond), uint64(i+1), data)
+		}
+		e.Flush()
+		if c := e.Counters(); c.BufferedBytes != 0 || c.FlowsActive != 0 {
+			t.Fatalf("after Flush: %d bytes held, %d flows", c.BufferedBytes, c.FlowsActive)
+		}
+	})
+}
