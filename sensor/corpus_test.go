@@ -31,7 +31,7 @@ type frameFC struct {
 type fcCollector struct{ got []frameFC }
 
 func (c *fcCollector) Modbus(_ *dpi.Flow, m *modbus.Message) {
-	if m.Outcome == modbus.OutcomeUnanswered || m.FC == 0 {
+	if m.Outcome == modbus.OutcomeUnanswered || !m.HasFunction() {
 		return
 	}
 	c.got = append(c.got, frameFC{m.Frame, m.FC})

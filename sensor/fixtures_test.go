@@ -51,7 +51,7 @@ func (b *brief) Modbus(f *dpi.Flow, m *modbus.Message) {
 	case modbus.Response:
 		s.WriteString(" resp")
 	}
-	if m.FC != 0 {
+	if m.HasFunction() {
 		fmt.Fprintf(&s, " tid=%d unit=%d fc=%d", m.TID, m.Unit, m.FC)
 	}
 	if m.Exception != 0 {

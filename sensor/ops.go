@@ -60,7 +60,7 @@ func (o *OpsWriter) Modbus(f *dpi.Flow, m *modbus.Message) {
 	case modbus.Response:
 		b = append(b, `,"dir":"response"`...)
 	}
-	if m.FC != 0 || m.Malformed == 0 {
+	if m.HasFunction() {
 		b = append(b, `,"tid":`...)
 		b = strconv.AppendUint(b, uint64(m.TID), 10)
 		b = append(b, `,"unit":`...)

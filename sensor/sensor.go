@@ -72,7 +72,9 @@ func (p *Pipeline) Modbus(f *dpi.Flow, m *modbus.Message) {
 		case modbus.Response:
 			t.Responses++
 		}
-		t.ByFC[m.FC&0x7f]++
+		if m.HasFunction() {
+			t.ByFC[m.FC&0x7f]++
+		}
 		if m.Exception != 0 {
 			t.Exceptions++
 		}

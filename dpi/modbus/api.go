@@ -6,6 +6,20 @@
 // on one UDP datagram), never on single segments. It does not import fmt and
 // never panics: malformed input becomes a Message with Malformed set.
 //
+// Framing follows the MBAP length, except that when the length disagrees
+// with the length the PDU implies and a header starts where the PDU ends,
+// the PDU wins (the message is flagged LengthMismatch), so that a lying
+// length does not swallow the next ADU. After a gap, at a mid-stream start
+// or after garbage, framing resyncs on a plausible header; each run of
+// skipped bytes is reported once as NotModbus (with AfterLoss set when it
+// follows lost bytes and so is most likely the tail of a cut ADU).
+//
+// Responses are paired with requests by transaction id, unit and function,
+// falling back to the oldest pending request of the same unit and function.
+// Requests left unanswered past Config.RequestTimeout (in packet time), or
+// pushed out of the fixed pending table, are reported with
+// OutcomeUnanswered.
+//
 // Slices in a Message (Values, PDU, Data, Objects, Records and the byte
 // slices inside them) alias the caller's input or the Decoder's scratch space
 // and are valid only during the Handler call.
@@ -139,10 +153,19 @@ type Message struct {
 	FC        uint8 // without the exception bit; 0 when not Modbus at all
 	Exception uint8 // exception code; 0 when not an exception response
 
-	HasAddr bool   // Addr and Count are meaningful
-	Addr    uint16 // starting address (for responses: from the paired request); FC 23 requests: the write address
-	Count   uint16 // quantity of registers or coils; FC 23 requests: the write quantity
-	Values  []uint16
+	// HasAddr says Addr and Count are meaningful. Read responses (FC 1–4,
+	// 23, 24) take them from the paired request; FC 23 requests carry the
+	// write part here and the read part in ReadAddr and ReadCount; FC 24
+	// carries the FIFO pointer address and, in responses, the FIFO count.
+	HasAddr bool
+	Addr    uint16 // starting address
+	Count   uint16 // quantity of registers or coils; 1 for FC 5, 6, 22
+
+	// Values are register values, or coils as 0 and 1 (the count of a coil
+	// response comes from its request; an orphan shows every bit sent).
+	// FC 5 gives the raw value when it is neither on nor off; FC 8 gives
+	// its data as words.
+	Values []uint16
 
 	// FC 23: the read part of the request. Responses carry it in Addr,
 	// Count and Values (the registers read) and also here.
@@ -177,6 +200,11 @@ type Message struct {
 	Data []byte
 
 	Malformed Reason // 0 when well formed
+
+	// AfterLoss marks NotModbus bytes skipped after a gap or at a
+	// mid-stream start, before any ADU was framed: most likely the tail
+	// of an ADU cut by the loss rather than another protocol.
+	AfterLoss bool
 
 	// Pairing.
 	Outcome      Outcome
@@ -217,3 +245,12 @@ const (
 	OutcomeOrphan                    // response with no request
 	OutcomeUnanswered                // request given up on (Expire or Close)
 )
+
+// HasFunction reports whether FC is meaningful: false for skipped bytes
+// (NotModbus) and for headers whose length made the PDU unreadable.
+func (m *Message) HasFunction() bool {
+	if m.Outcome == OutcomeUnanswered {
+		return true // repeats a request that had one
+	}
+	return m.Malformed != NotModbus && len(m.PDU) > 0
+}

@@ -851,7 +851,7 @@ var malformedCases = []decodeCase{
 		in: []byte{
 			0x00, 0x01, // transaction id
 			0x00, 0x00, // protocol id
-			0x01, 0x00, // length: 256
+			0x04, 0x00, // length: 1024
 			0x11,       // unit id
 			0x03,       // function code
 			0x00, 0x00, // starting address

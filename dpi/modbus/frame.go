@@ -15,18 +15,22 @@ const (
 	maxLength = 254                   // unit id and the largest PDU
 	maxPDULen = maxLength - 1         // 253
 	maxADULen = lengthEnd + maxLength // 260
+
+	// Lengths a little over the limit are framed (and flagged) rather
+	// than skipped: Schneider devices send 255 in UMAS (FC 90) traffic.
+	maxLenientLength = 260
+	maxKeep          = lengthEnd + maxLenientLength // the most Feed leaves unconsumed
 )
 
 // stream is the framing state of one direction.
 type stream struct {
-	resync   bool   // looking for a header: at a mid-stream start, after a gap or garbage
-	reported bool   // the current run of bad bytes has been reported
-	quiet    uint16 // bytes that may still be skipped silently (the tail of an ADU cut by a gap or by the capture start)
+	resync    bool // looking for a header: at a mid-stream start, after a gap or garbage
+	reported  bool // the current run of bad bytes has been reported
+	afterLoss bool // no ADU framed since bytes were lost (a gap or the capture start)
 }
 
-// lost puts s in resync after bytes were lost: up to one ADU may be skipped
-// silently because it is most likely the rest of an ADU begun in the hole.
-func (s *stream) lost() { *s = stream{resync: true, quiet: maxADULen} }
+// lost puts s in resync after bytes were lost.
+func (s *stream) lost() { *s = stream{resync: true, afterLoss: true} }
 
 func (c *Conn) stream(dir Direction) *stream {
 	switch dir {
@@ -41,7 +45,8 @@ func (c *Conn) stream(dir Direction) *stream {
 // Feed frames and decodes contiguous stream bytes sent in direction dir. It
 // returns how many bytes were consumed; the caller keeps data[n:] and
 // presents it again, followed by new bytes, on the next call. What is kept
-// is never longer than one ADU (260 bytes). An invalid dir consumes
+// is never longer than one ADU (at most 266 bytes, allowing for the lengths
+// some devices send a little over the limit). An invalid dir consumes
 // everything and reports nothing.
 func (d *Decoder) Feed(c *Conn, dir Direction, data []byte, meta Meta, h Handler) (n int) {
 	st := c.stream(dir)
@@ -99,7 +104,7 @@ func (d *Decoder) frame(c *Conn, st *stream, dir Direction, data []byte, meta Me
 	for off < len(data) {
 		b := data[off:]
 		if st.resync {
-			switch probe(dir, b, st.quiet > 0) {
+			switch probe(dir, b, st.afterLoss) {
 			case probeNo:
 				if skip < 0 {
 					skip = off
@@ -142,7 +147,7 @@ func (d *Decoder) aduAt(c *Conn, st *stream, dir Direction, b []byte, meta Meta,
 	have := len(b)
 	if have >= lengthEnd {
 		length := int(be16(b[offLength:]))
-		if length < minLength || length > maxLength {
+		if length < minLength || length > maxLenientLength {
 			if be16(b[offProtocol:]) != 0 {
 				return 0, garbage
 			}
@@ -173,15 +178,23 @@ func (d *Decoder) aduAt(c *Conn, st *stream, dir Direction, b []byte, meta Meta,
 
 	fc := b[headerLen]
 	var reason Reason
+	length := int(be16(b[offLength:]))
 	if be16(b[offProtocol:]) != 0 {
 		// Frame it only when the rest of the header is convincing;
 		// otherwise this is some other protocol on the port.
-		if !knownFunction(dir, fc) {
+		if length > maxLength || !knownFunction(dir, fc) {
 			return 0, garbage
 		}
 		reason = BadProtocolID
 	}
-	end := lengthEnd + int(be16(b[offLength:]))
+	if length > maxLength {
+		if !knownFunction(dir, fc) {
+			d.badLength(st, dir, b[:headerLen], length, meta, h)
+			return headerLen, consumed
+		}
+		reason = LengthTooLong
+	}
+	end := lengthEnd + length
 	if p, ok := pduLen(dir, b[headerLen:]); ok && p <= maxPDULen && headerLen+p != end {
 		// The MBAP length lies or the PDU does. Believe the PDU when a
 		// header follows it and none follows the MBAP length, so that a
@@ -212,23 +225,16 @@ func (d *Decoder) aduAt(c *Conn, st *stream, dir Direction, b []byte, meta Meta,
 	return end, consumed
 }
 
-// skipped reports data[from:to], skipped while resyncing, unless it may be
-// the tail of a cut ADU or the run it belongs to was already reported.
+// skipped reports data[from:to], skipped while resyncing, unless the run
+// it belongs to was already reported.
 func (d *Decoder) skipped(st *stream, dir Direction, data []byte, from, to int, meta Meta, h Handler) {
-	if from < 0 || to <= from {
-		return
-	}
-	if n := to - from; n <= int(st.quiet) {
-		st.quiet -= uint16(n)
-		return
-	}
-	st.quiet = 0
-	if st.reported {
+	if from < 0 || to <= from || st.reported {
 		return
 	}
 	st.reported = true
 	m := d.begin(&d.msg, dir, meta)
 	m.Malformed = NotModbus
+	m.AfterLoss = st.afterLoss
 	m.PDU = data[from:min(to, from+maxADULen)] // evidence, bounded
 	h.Message(m)
 }
@@ -327,8 +333,8 @@ func headerPrefix(b []byte) bool {
 	return len(b) <= offLength+1 || b[offLength+1] >= minLength && b[offLength+1] <= maxLength
 }
 
-// knownFunction says whether fc, as sent in direction dir, is a public
-// function code or an exception response to one.
+// knownFunction says whether fc, as sent in direction dir, is a public,
+// user-defined or reserved function code or an exception response to one.
 func knownFunction(dir Direction, fc uint8) bool {
 	if fc&ExceptionBit != 0 {
 		if dir != Response {
@@ -336,7 +342,7 @@ func knownFunction(dir Direction, fc uint8) bool {
 		}
 		fc &^= ExceptionBit
 	}
-	return Class(fc) == ClassPublic
+	return Class(fc) != ClassUnknown
 }
 
 // tail returns b[i:], or nil when i is past the end of b.

@@ -3,11 +3,11 @@ package modbus
 import (
 	"bytes"
 	"testing"
+	"unsafe"
 )
 
 var (
 	readReq   = adu(1, 1, 0x03, 0x00, 0x10, 0x00, 0x02)             // read 2 holding registers at 16
-	readResp  = adu(1, 1, 0x03, 0x04, 0x00, 0x2A, 0x00, 0x2B)       // their values
 	writeReq  = adu(2, 1, 0x06, 0x00, 0x05, 0x00, 0x96)             // write 150 to register 5
 	write2Req = adu(3, 1, 0x10, 0x00, 0x07, 0x00, 0x01, 0x02, 0, 9) // write 9 to register 7
 )
@@ -104,8 +104,8 @@ func TestFeedResyncAfterGarbage(t *testing.T) {
 	if !bytes.Equal(r.msgs[1].PDU, junk) {
 		t.Errorf("skipped %q, want %q", r.msgs[1].PDU, junk)
 	}
-	if r.msgs[1].Dir != Request {
-		t.Errorf("garbage reported with direction %v", r.msgs[1].Dir)
+	if r.msgs[1].Dir != Request || r.msgs[1].AfterLoss {
+		t.Errorf("garbage reported with direction %v, after loss %v", r.msgs[1].Dir, r.msgs[1].AfterLoss)
 	}
 }
 
@@ -127,7 +127,7 @@ func TestFeedGarbageReportedOncePerRun(t *testing.T) {
 		prev = cut
 		n := d.Feed(&c, Request, buf, at(1, 0), &r)
 		buf = buf[n:]
-		if len(buf) > maxADULen {
+		if len(buf) > maxKeep {
 			t.Fatalf("keeps %d bytes, more than one ADU", len(buf))
 		}
 	}
@@ -142,8 +142,8 @@ func TestFeedMidStream(t *testing.T) {
 		want []summary
 	}{
 		{"at a boundary", cat(readReq, writeReq), []summary{{3, 1, 0}, {6, 2, 0}}},
-		{"inside an ADU", cat(tailOfADU, readReq, writeReq), []summary{{3, 1, 0}, {6, 2, 0}}},
-		{"inside a header", cat(readReq[3:], writeReq, readReq), []summary{{6, 2, 0}, {3, 1, 0}}},
+		{"inside an ADU", cat(tailOfADU, readReq, writeReq), []summary{{0, 0, NotModbus}, {3, 1, 0}, {6, 2, 0}}},
+		{"inside a header", cat(readReq[3:], writeReq, readReq), []summary{{0, 0, NotModbus}, {6, 2, 0}, {3, 1, 0}}},
 		{"inside garbage", cat(bytes.Repeat([]byte{0xFF}, 600), writeReq), []summary{{0, 0, NotModbus}, {6, 2, 0}}},
 	}
 	for _, tc := range tests {
@@ -156,6 +156,9 @@ func TestFeedMidStream(t *testing.T) {
 				t.Fatalf("consumed %d of %d", n, len(tc.data))
 			}
 			wantSummary(t, r.msgs, tc.want...)
+			if m := r.msgs[0]; m.Malformed == NotModbus && !m.AfterLoss {
+				t.Errorf("skipped bytes at a mid-stream start not marked AfterLoss")
+			}
 		})
 	}
 }
@@ -179,7 +182,10 @@ func TestFeedMidStreamConfirmsWithNextHeader(t *testing.T) {
 	if n := d.Feed(&c, Request, data, at(1, 0), &r); n != len(data) {
 		t.Fatalf("consumed %d of %d", n, len(data))
 	}
-	wantSummary(t, r.msgs, summary{3, 1, 0}, summary{6, 2, 0})
+	wantSummary(t, r.msgs, summary{0, 0, NotModbus}, summary{3, 1, 0}, summary{6, 2, 0})
+	if !bytes.Equal(r.msgs[0].PDU, fake) {
+		t.Errorf("skipped %x, want %x", r.msgs[0].PDU, fake)
+	}
 }
 
 func TestFeedLyingLength(t *testing.T) {
@@ -265,7 +271,10 @@ func TestGap(t *testing.T) {
 	if n := d.Feed(&c, Request, after, at(6, 0), &r); n != len(after) {
 		t.Fatalf("consumed %d of %d", n, len(after))
 	}
-	wantSummary(t, r.msgs, summary{6, 2, Truncated}, summary{3, 1, 0})
+	wantSummary(t, r.msgs, summary{6, 2, Truncated}, summary{0, 0, NotModbus}, summary{3, 1, 0})
+	if !r.msgs[1].AfterLoss {
+		t.Errorf("bytes skipped after a gap not marked AfterLoss")
+	}
 	if r.msgs[0].Frame != 5 || r.msgs[0].Unit != 1 {
 		t.Errorf("truncated message %+v", r.msgs[0])
 	}
@@ -313,7 +322,39 @@ func TestInvalidDirection(t *testing.T) {
 }
 
 func TestConnSize(t *testing.T) {
-	if size := connSize(); size > 600 {
+	if size := unsafe.Sizeof(Conn{}); size > 600 {
 		t.Errorf("Conn is %d bytes, want at most 600", size)
 	}
+}
+
+// Schneider devices send UMAS (FC 90) ADUs with length 255, one over the
+// limit: they are framed and flagged, and framing carries on.
+func TestFeedLengthSlightlyTooLong(t *testing.T) {
+	long := adu(4, 1, append([]byte{0x5A, 0x00}, make([]byte, 252)...)...) // length 255
+	if long[5] != 255 {
+		t.Fatalf("length %d", long[5])
+	}
+	d := NewDecoder(Config{})
+	var c Conn
+	var r recorder
+	data := cat(long, readReq)
+	left := feedAll(d, &c, Request, data, []int{100, 258}, at(1, 0), &r)
+	if len(left) != 0 {
+		t.Fatalf("%d bytes left", len(left))
+	}
+	wantSummary(t, r.msgs, summary{90, 4, LengthTooLong}, summary{3, 1, 0})
+}
+
+// After garbage, framing resyncs on reserved and user-defined function
+// codes too, as UMAS traffic is all FC 90.
+func TestFeedResyncOnReservedFunction(t *testing.T) {
+	umas := adu(5, 1, 0x5A, 0x00, 0x02)
+	d := NewDecoder(Config{})
+	var c Conn
+	var r recorder
+	data := cat([]byte("junk"), umas, umas)
+	if n := d.Feed(&c, Request, data, at(1, 0), &r); n != len(data) {
+		t.Fatalf("consumed %d of %d", n, len(data))
+	}
+	wantSummary(t, r.msgs, summary{0, 0, NotModbus}, summary{90, 5, ReservedFunction}, summary{90, 5, ReservedFunction})
 }

@@ -8,12 +8,11 @@ import (
 // checker verifies what every message must satisfy and that its slices lie
 // inside the consumed part of the bytes just fed.
 type checker struct {
-	t        *testing.T
-	buf      []byte // the bytes of the current call
-	consumed int    // set after the call; messages are checked against it
-	pending  []Message
-	lastBad  bool // the previous message of this direction reported skipped bytes
-	msgs     int
+	t       *testing.T
+	buf     []byte // the bytes of the current call
+	pending []Message
+	lastBad bool // the previous message of this direction reported skipped bytes
+	msgs    int
 }
 
 func (c *checker) Message(m *Message) {
@@ -21,7 +20,7 @@ func (c *checker) Message(m *Message) {
 	if len(m.Values) > maxValues || len(m.Objects) > maxObjects || len(m.Records) > maxRecords {
 		c.t.Fatalf("unbounded slices: %d values, %d objects, %d records", len(m.Values), len(m.Objects), len(m.Records))
 	}
-	if len(m.PDU) > maxPDULen && !(m.Malformed == NotModbus && len(m.PDU) <= maxADULen) {
+	if len(m.PDU) > maxLenientLength-1 && !(m.Malformed == NotModbus && len(m.PDU) <= maxADULen) {
 		c.t.Fatalf("PDU of %d bytes", len(m.PDU))
 	}
 	if m.Dir != Request && m.Dir != Response {
@@ -38,10 +37,11 @@ func (c *checker) Message(m *Message) {
 			c.t.Fatalf("one run of garbage reported twice")
 		}
 		c.lastBad = true
-	} else if m.Malformed != LengthTooShort && m.Malformed != LengthTooLong && m.Malformed != Truncated {
-		c.lastBad = false
 	} else {
-		c.lastBad = true
+		// A header whose length cannot be framed (reported without a PDU)
+		// begins a bad run; a framed ADU ends one.
+		badHeader := (m.Malformed == LengthTooShort || m.Malformed == LengthTooLong) && m.PDU == nil
+		c.lastBad = badHeader || m.Malformed == Truncated
 	}
 	// Keep a copy of the slice positions to check once n is known.
 	c.pending = append(c.pending, Message{PDU: m.PDU, Data: m.Data})
@@ -142,7 +142,7 @@ func FuzzFeed(f *testing.F) {
 			if n < 0 || n > len(h.buf) {
 				t.Fatalf("Feed returned %d for %d bytes", n, len(h.buf))
 			}
-			if len(h.buf)-n > maxADULen {
+			if len(h.buf)-n > maxKeep {
 				t.Fatalf("keeps %d bytes, more than one ADU", len(h.buf)-n)
 			}
 			h.settle(n)

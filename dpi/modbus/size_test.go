@@ -1,5 +1,0 @@
-package modbus
-
-import "unsafe"
-
-func connSize() uintptr { return unsafe.Sizeof(Conn{}) }
