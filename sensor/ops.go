@@ -4,6 +4,7 @@ import (
 	"io"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
@@ -94,6 +95,34 @@ func (o *OpsWriter) Modbus(f *dpi.Flow, m *modbus.Message) {
 		}
 		b = append(b, ']')
 	}
+	if m.FC == 23 && m.Dir == modbus.Request && m.HasFunction() {
+		b = append(b, `,"read_addr":`...)
+		b = strconv.AppendUint(b, uint64(m.ReadAddr), 10)
+		b = append(b, `,"read_count":`...)
+		b = strconv.AppendUint(b, uint64(m.ReadCount), 10)
+	}
+	if m.FC == 22 && m.Exception == 0 && m.HasFunction() {
+		b = append(b, `,"and_mask":`...)
+		b = strconv.AppendUint(b, uint64(m.AndMask), 10)
+		b = append(b, `,"or_mask":`...)
+		b = strconv.AppendUint(b, uint64(m.OrMask), 10)
+	}
+	if len(m.Records) > 0 {
+		b = append(b, `,"records":[`...)
+		for i, r := range m.Records {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"file":`...)
+			b = strconv.AppendUint(b, uint64(r.File), 10)
+			b = append(b, `,"record":`...)
+			b = strconv.AppendUint(b, uint64(r.Record), 10)
+			b = append(b, `,"length":`...)
+			b = strconv.AppendUint(b, uint64(r.Length), 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	if m.FC == 8 && m.Exception == 0 && m.Malformed == 0 {
 		b = append(b, `,"sub":`...)
 		b = strconv.AppendUint(b, uint64(m.Sub), 10)
@@ -104,6 +133,22 @@ func (o *OpsWriter) Modbus(f *dpi.Flow, m *modbus.Message) {
 	if m.FC == 43 && m.Exception == 0 && m.Malformed == 0 {
 		b = append(b, `,"mei":`...)
 		b = strconv.AppendUint(b, uint64(m.MEI), 10)
+	}
+	if len(m.Objects) > 0 {
+		b = append(b, `,"objects":[`...)
+		for i, obj := range m.Objects {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"id":`...)
+			b = strconv.AppendUint(b, uint64(obj.ID), 10)
+			b = append(b, `,"name":"`...)
+			b = append(b, modbus.ObjectName(obj.ID)...) // identifier-like ASCII
+			b = append(b, `","value":`...)
+			b = appendJSONString(b, obj.Value)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
 	}
 	switch m.Outcome {
 	case modbus.OutcomeOK, modbus.OutcomeException:
@@ -120,8 +165,31 @@ func (o *OpsWriter) Modbus(f *dpi.Flow, m *modbus.Message) {
 		b = append(b, `,"malformed":"`...)
 		b = append(b, m.Malformed.String()...)
 		b = append(b, '"')
+		if m.AfterLoss {
+			b = append(b, `,"after_loss":true`...)
+		}
 	}
 	b = append(b, "}\n"...)
 	o.buf = b
 	_, o.err = o.w.Write(b)
+}
+
+// appendJSONString appends s as a JSON string. Bytes that are not valid
+// UTF-8 (device identification strings are not always text) become U+FFFD.
+func appendJSONString(b []byte, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for len(s) > 0 {
+		r, n := utf8.DecodeRune(s)
+		s = s[n:]
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[r>>4], hex[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
 }
