@@ -488,7 +488,6 @@ func (e *Engine) udpPacket(k *flowKey, mac [2][6]byte, payload []byte) {
 	e.cur = f
 	e.c.AppBytes += uint64(len(payload))
 	e.mb.Datagram(&f.mb, f.dirOf(side), payload, e.meta, e)
-	e.mb.Expire(&f.mb, e.meta.Time, e)
 }
 
 // Message implements modbus.Handler by passing the message on with its flow.

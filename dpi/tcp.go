@@ -123,7 +123,6 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
 			e.segment(f, side, seq, payload, true)
 		}
 	}
-	e.mb.Expire(&f.mb, e.meta.Time, e)
 	if t.RST || t.FIN {
 		e.endSide(f, side, t.RST)
 	}

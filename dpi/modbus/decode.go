@@ -242,10 +242,17 @@ func (d *Decoder) registers(data []byte) []uint16 {
 // coils unpacks up to count bits, least significant bit first.
 func (d *Decoder) coils(data []byte, count int) []uint16 {
 	n := min(count, 8*len(data), len(d.values))
-	for i := 0; i < n; i++ {
-		d.values[i] = uint16(data[i/8]>>(i%8)) & 1
+	v := d.values[:n]
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		b := uint16(data[i/8])
+		v[i], v[i+1], v[i+2], v[i+3] = b&1, b>>1&1, b>>2&1, b>>3&1
+		v[i+4], v[i+5], v[i+6], v[i+7] = b>>4&1, b>>5&1, b>>6&1, b>>7&1
 	}
-	return d.values[:n]
+	for ; i < n; i++ {
+		v[i] = uint16(data[i/8]>>(i%8)) & 1
+	}
+	return v
 }
 
 func (d *Decoder) request(m *Message, p []byte) {
