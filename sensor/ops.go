@@ -3,12 +3,15 @@ package sensor
 import (
 	"io"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 )
+
+// tsLayout is RFC 3339 with all nine digits of nanoseconds, so that lines
+// sort and align as text.
+const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // OpsWriter writes the operations log: one JSON object per line for every
 // decoded message. It encodes by hand into a reused buffer, so writing a
@@ -34,7 +37,7 @@ func (o *OpsWriter) Modbus(f *dpi.Flow, m *modbus.Message) {
 	}
 	b := o.buf[:0]
 	b = append(b, `{"ts":"`...)
-	b = m.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = m.Time.UTC().AppendFormat(b, tsLayout)
 	b = append(b, `","frame":`...)
 	b = strconv.AppendUint(b, m.Frame, 10)
 	b = append(b, `,"proto":"modbus","transport":"`...)

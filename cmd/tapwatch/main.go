@@ -17,7 +17,7 @@ var version = "dev"
 const usage = `tapwatch — passive security monitor for Modbus/TCP industrial networks
 
 Usage:
-  tapwatch replay [--ops] [--json] [--modbus-ports LIST] FILE...
+  tapwatch replay [--ops] [--json] [--modbus-ports LIST] [--max-flows N] FILE...
                                decode capture files (pcap or pcapng), print a summary,
                                or with --ops the operations log (one JSON object a line)
   tapwatch version             print the version
@@ -41,13 +41,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
+	cmd, rest := args[0], args[1:]
+	switch cmd {
 	case "replay":
 		err = cmdReplay(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "tapwatch %s\n", version)
 	case "help", "-h", "--help", "-help":
-		if len(rest) > 0 {
+		// "help help" and "--help --help" print the usage instead of
+		// recursing for ever.
+		if len(rest) > 0 && !isHelp(rest[0]) {
 			return run([]string{rest[0], "--help"}, stdout, stderr)
 		}
 		fmt.Fprint(stdout, usage)
@@ -61,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "tapwatch: %v\n", err)
+		fmt.Fprintf(stderr, "tapwatch: %v\nRun 'tapwatch %s --help' for usage.\n", err, cmd)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "tapwatch: %v\n", err)
@@ -93,12 +96,28 @@ func usageError(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
 }
 
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s\n\nOptions:\n", strings.TrimSpace(synopsis))
-		fs.PrintDefaults()
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "--help", "-help":
+		return true
 	}
+	return false
+}
+
+// newFlagSet returns a flag set that prints nothing while parsing: parse
+// errors are returned (run reports them on stderr), and on flag.ErrHelp the
+// command calls printHelp, so that help asked for goes to stdout.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
+}
+
+// printHelp writes the synopsis and the options of fs to w.
+func printHelp(w io.Writer, fs *flag.FlagSet, synopsis string) {
+	fmt.Fprintf(w, "Usage: %s\n\nOptions:\n", strings.TrimSpace(synopsis))
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }

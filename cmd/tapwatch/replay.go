@@ -20,7 +20,7 @@ import (
 	"github.com/tapwatch/tapwatch/sensor"
 )
 
-const replaySynopsis = `tapwatch replay [--ops] [--json] [--modbus-ports LIST] FILE...
+const replaySynopsis = `tapwatch replay [--ops] [--json] [--modbus-ports LIST] [--max-flows N] FILE...
 
 Decodes pcap and pcapng capture files, in the order given, with the same
 pipeline as the daemon. Without --ops it prints a summary: packets, flows,
@@ -34,7 +34,7 @@ the exit status is 1.
 `
 
 func cmdReplay(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("replay", replaySynopsis, stderr)
+	fs := newFlagSet("replay")
 	ops := fs.Bool("ops", false, "print the operations log (JSON lines) instead of the summary")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	ports := fs.String("modbus-ports", "502", "comma-separated TCP/UDP ports that carry Modbus")
@@ -42,12 +42,21 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printHelp(stdout, fs, replaySynopsis)
 			return err
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if len(files) == 0 {
 		return usageError("replay needs at least one capture file")
+	}
+	if *ops && *asJSON {
+		return usageError("--ops and --json both choose what is printed; give one of them")
+	}
+	if *maxFlows == 0 {
+		// dpi.Config reads 0 as "the default"; given on the command line it
+		// is a mistake.
+		return usageError("--max-flows: 0 is not a flow table size")
 	}
 	cfg := dpi.Config{MaxFlows: *maxFlows}
 	if cfg.ModbusPorts, err = parsePorts(*ports); err != nil {
