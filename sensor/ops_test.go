@@ -39,7 +39,7 @@ func TestOpsLineIsJSON(t *testing.T) {
 			name: "device identification with hostile strings",
 			m: modbus.Message{Meta: modbus.Meta{Time: ts, Frame: 3}, Dir: modbus.Response, FC: 43, MEI: 14,
 				Objects: []modbus.DeviceObject{{ID: 0, Value: []byte("Acme \"PLC\"\n\\")}, {ID: 1, Value: []byte{0xff, 'x'}}},
-				PDU: []byte{43, 14}},
+				PDU:     []byte{43, 14}},
 			want: map[string]any{"mei": 14.0, "objects": []any{
 				map[string]any{"id": 0.0, "name": "VendorName", "value": "Acme \"PLC\"\n\\"},
 				map[string]any{"id": 1.0, "name": "ProductCode", "value": "\ufffdx"},
