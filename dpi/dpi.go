@@ -157,6 +157,7 @@ type Counters struct {
 	Undecodable    uint64 `json:"undecodable"`    // no IP layer could be decoded
 	UnsupportedL2  uint64 `json:"unsupported_l2"` // link types the engine does not know
 	Truncated      uint64 `json:"truncated"`      // packets cut short by the snap length
+	BadIPLength    uint64 `json:"bad_ip_length"`  // IP length beyond the frame, though the frame was not cut
 	IPv4           uint64 `json:"ipv4"`
 	IPv6           uint64 `json:"ipv6"`
 	TCP            uint64 `json:"tcp"`
@@ -172,9 +173,9 @@ type Counters struct {
 	FlowsFlushed   uint64 `json:"flows_flushed"`    // still open when Flush was called (end of a capture)
 	TCPMidStream   uint64 `json:"tcp_mid_stream"`   // connections first seen without their handshake
 	TCPOutOfOrder  uint64 `json:"tcp_out_of_order"` // segments that arrived ahead of a hole
-	TCPRetransmits uint64 `json:"tcp_retransmits"`  // segments whose bytes were all delivered already
-	TCPOverlaps    uint64 `json:"tcp_overlaps"`     // segments partly delivered already (the new part is used)
-	TCPConflicts   uint64 `json:"tcp_conflicts"`    // overlapping bytes that differed from the first copy
+	TCPRetransmits uint64 `json:"tcp_retransmits"`  // segments whose bytes were all delivered or held already
+	TCPOverlaps    uint64 `json:"tcp_overlaps"`     // segments partly delivered or held already (the new part is used)
+	TCPConflicts   uint64 `json:"tcp_conflicts"`    // segments whose overlapping bytes differed from a held first copy
 	TCPGaps        uint64 `json:"tcp_gaps"`         // holes skipped; the decoder resynced after each
 	TCPGapBytes    uint64 `json:"tcp_gap_bytes"`    // bytes known lost in those holes
 	TCPBufferDrops uint64 `json:"tcp_buffer_drops"` // segments not held because a memory cap was reached
@@ -206,6 +207,7 @@ type Engine struct {
 	nextScan int64
 	meta     modbus.Meta
 	cur      *flow // flow whose messages are being delivered
+	cut      int   // bytes of the current packet the snap length cut off
 	c        Counters
 }
 
@@ -323,8 +325,11 @@ func firstLayer(lt layers.LinkType, data []byte) int {
 }
 
 // Packet decodes one captured packet. frame is its 1-based number in the
-// capture; data may be reused by the caller after Packet returns.
-func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []byte) {
+// capture; wire is its length on the wire, which is more than len(data)
+// when the snap length cut it (0 means len(data)). data may be reused by
+// the caller after Packet returns.
+func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []byte, wire int) {
+	e.cut = max(wire-len(data), 0)
 	e.c.Packets++
 	e.c.Bytes += uint64(len(data))
 	e.now = ts.UnixNano()
@@ -520,12 +525,11 @@ func (e *Engine) closeFlow(f *flow, counter *uint64) {
 	*counter++
 	e.cur = f
 	if f.App == AppModbus {
-		for side := range f.half {
+		// The client's side first, whichever end of the key it is, so
+		// that held requests are decoded before the responses to them.
+		for _, side := range [2]int{f.server ^ 1, f.server} {
 			h := &f.half[side]
-			for len(h.ooo) > 0 {
-				e.skipTo(f, side, h.ooo[0].seq, int(h.ooo[0].seq-h.next))
-				e.drain(f, side)
-			}
+			e.flushHeld(f, side)
 			if len(h.buf) > 0 {
 				e.mb.Gap(&f.mb, f.dirOf(side), h.buf, e.meta, e)
 			}

@@ -2,6 +2,7 @@ package dpi
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -24,6 +25,7 @@ var (
 type packet struct {
 	ts   time.Time
 	data []byte
+	wire int // length on the wire; 0: len(data)
 }
 
 // generate writes a capture with pcapgen and returns its packets.
@@ -53,7 +55,7 @@ func generate(t testing.TB, opts pcapgen.Options, write func(w *pcapgen.Writer) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		pkts = append(pkts, packet{ci.Timestamp, data})
+		pkts = append(pkts, packet{ts: ci.Timestamp, data: data})
 	}
 }
 
@@ -80,7 +82,7 @@ func run(t testing.TB, cfg Config, h Handler, lt layers.LinkType, pkts []packet)
 		t.Fatal(err)
 	}
 	for i, p := range pkts {
-		e.Packet(lt, p.ts, uint64(i+1), p.data)
+		e.Packet(lt, p.ts, uint64(i+1), p.data, p.wire)
 	}
 	return e
 }
@@ -182,7 +184,7 @@ func TestEvictionAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, p := range pkts {
-		e.Packet(lt, p.ts, uint64(i+1), p.data)
+		e.Packet(lt, p.ts, uint64(i+1), p.data, p.wire)
 	}
 	c := e.Counters()
 	if c.FlowsCreated != 20 || c.FlowsEvicted != 4 || c.FlowsActive != 16 {
@@ -199,7 +201,7 @@ func TestEvictionAndExpiry(t *testing.T) {
 	}
 	// Ten minutes later, one packet expires every other flow.
 	last := pkts[len(pkts)-1]
-	e.Packet(lt, last.ts.Add(10*time.Minute), uint64(len(pkts)+1), pkts[0].data)
+	e.Packet(lt, last.ts.Add(10*time.Minute), uint64(len(pkts)+1), pkts[0].data, 0)
 	c = e.Counters()
 	if c.FlowsExpired != 16 || c.FlowsActive != 1 {
 		t.Errorf("expired %d, active %d; want 16, 1", c.FlowsExpired, c.FlowsActive)
@@ -292,11 +294,11 @@ func TestSteadyStateAllocs(t *testing.T) {
 	}
 	warm := len(pkts) / 2
 	for i := 0; i < warm; i++ {
-		e.Packet(lt, pkts[i].ts, uint64(i+1), pkts[i].data)
+		e.Packet(lt, pkts[i].ts, uint64(i+1), pkts[i].data, 0)
 	}
 	i := warm
 	allocs := testing.AllocsPerRun(len(pkts)-warm-1, func() {
-		e.Packet(lt, pkts[i].ts, uint64(i+1), pkts[i].data)
+		e.Packet(lt, pkts[i].ts, uint64(i+1), pkts[i].data, 0)
 		i++
 	})
 	if allocs != 0 {
@@ -324,11 +326,29 @@ func FuzzPacket(f *testing.F) {
 		}
 		ts := time.Unix(1700000000, 0)
 		for i := 0; i < 3; i++ {
-			e.Packet(layers.LinkType(lt), ts.Add(time.Duration(i)*time.Millisecond), uint64(i+1), data)
+			e.Packet(layers.LinkType(lt), ts.Add(time.Duration(i)*time.Millisecond), uint64(i+1), data, len(data)+int(lt)%3*100)
 		}
 		e.Flush()
 		if c := e.Counters(); c.BufferedBytes != 0 || c.FlowsActive != 0 {
 			t.Fatalf("after Flush: %d bytes held, %d flows", c.BufferedBytes, c.FlowsActive)
 		}
 	})
+}
+
+// TestForgedIPLength: an IP header claiming more bytes than a frame that
+// the snap length did not cut is counted, and the bytes present are used;
+// the stream is not skipped ahead on the word of a forged header.
+func TestForgedIPLength(t *testing.T) {
+	lt, pkts := generate(t, pcapgen.Options{}, polling(1, 3))
+	// Frame 6 is the second request: raise its IPv4 total length by 200.
+	ip := pkts[5].data[14:]
+	binary.BigEndian.PutUint16(ip[2:], binary.BigEndian.Uint16(ip[2:])+200)
+	var c counter
+	e := run(t, Config{}, &c, lt, pkts)
+	if got := e.Counters(); got.BadIPLength != 1 || got.TCPGaps != 0 {
+		t.Errorf("bad IP length %d, gaps %d; want 1, 0", got.BadIPLength, got.TCPGaps)
+	}
+	if c.n != 6 {
+		t.Errorf("%d messages, want all 6", c.n)
+	}
 }

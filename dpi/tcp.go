@@ -116,12 +116,18 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
 	if t.ACK {
 		e.acked(f, side^1, t.Ack)
 	}
-	if len(payload) > 0 {
-		if missing := e.segmentLength() - len(payload); missing > 0 {
-			e.truncatedSegment(f, side, seq, payload, missing)
-		} else {
-			e.segment(f, side, seq, payload, true)
-		}
+	missing := e.segmentLength() - len(payload)
+	if missing > 0 && e.cut == 0 {
+		// The IP header claims bytes the frame never had: a forged or
+		// broken packet, not a snap length. Believe what is there.
+		e.c.BadIPLength++
+		missing = 0
+	}
+	if missing > 0 {
+		// Cut by the snap length, possibly before its first payload byte.
+		e.truncatedSegment(f, side, seq, payload, min(missing, e.cut))
+	} else if len(payload) > 0 {
+		e.segment(f, side, seq, payload, true)
 	}
 	if t.RST || t.FIN {
 		e.endSide(f, side, t.RST)
@@ -136,7 +142,18 @@ func (e *Engine) segmentLength() int {
 		case layers.LayerTypeIPv4:
 			return int(e.ip4.Length) - int(e.ip4.IHL)*4 - hdr
 		case layers.LayerTypeIPv6:
-			return int(e.ip6.Length) - hdr
+			// The payload length counts the Hop-by-Hop header, which
+			// gopacket decodes as part of the IPv6 layer. A jumbogram
+			// (length 0) carries its length in that header, and gopacket
+			// has already bounded the payload by it.
+			n := int(e.ip6.Length)
+			if hbh := e.ip6.HopByHop; hbh != nil {
+				if n == 0 {
+					return len(e.tcp.Payload)
+				}
+				n -= hbh.ActualLength
+			}
+			return n - hdr
 		}
 	}
 	return len(e.tcp.Payload)
@@ -153,31 +170,87 @@ func (e *Engine) endSide(f *flow, side int, reset bool) {
 // out-of-order segment may be held.
 func (e *Engine) segment(f *flow, side int, seq uint32, data []byte, hold bool) {
 	h := &f.half[side]
-	rel := int32(seq - h.next)
-	if rel > maxSeqJump || rel < -maxSeqJump {
+	if rel := int32(seq - h.next); rel > maxSeqJump || rel < -maxSeqJump {
+		// The stream was lost. What is held belongs to the old stream:
+		// decode it now, then restart at seq.
+		e.flushHeld(f, side)
 		e.skipTo(f, side, seq, 0)
-		rel = 0
 	}
-	if rel < 0 {
-		done := int(-rel)
-		if done >= len(data) {
-			e.c.TCPRetransmits++
-			return
-		}
+	p := e.place(f, side, seq, data, hold)
+	switch {
+	case p.fresh == 0:
+		e.c.TCPRetransmits++
+	case p.fresh < len(data):
 		e.c.TCPOverlaps++
-		data = data[done:]
-		seq = h.next
-		rel = 0
 	}
-	if rel > 0 {
-		if hold {
-			e.hold(f, side, seq, data)
+	if p.ahead {
+		e.c.TCPOutOfOrder++
+	}
+	if p.conflict {
+		e.c.TCPConflicts++
+	}
+}
+
+// placed is what place did with a segment.
+type placed struct {
+	fresh    int  // bytes neither delivered nor held before
+	ahead    bool // some of them lay ahead of a hole
+	conflict bool // some held bytes differed from this copy
+}
+
+// place delivers or holds the bytes of data that were neither delivered nor
+// held before. The first copy of every byte wins, whether it was delivered
+// or is held out of order: a later copy only fills the holes around it.
+// Held segments are kept sorted and never overlap one another, so each is
+// compared with the later copy once.
+func (e *Engine) place(f *flow, side int, seq uint32, data []byte, hold bool) (p placed) {
+	h := &f.half[side]
+	// Compare first: delivering the new bytes may drain the held ones.
+	p.conflict = conflicts(h.ooo, seq, data)
+	for len(data) > 0 {
+		if rel := int32(seq - h.next); rel < 0 {
+			// Delivered already.
+			n := min(int(-rel), len(data))
+			seq += uint32(n)
+			data = data[n:]
+			continue
 		}
-		return
+		// The first held segment that ends after seq.
+		i := sort.Search(len(h.ooo), func(i int) bool {
+			s := &h.ooo[i]
+			return int32(s.seq+uint32(len(s.data))-seq) > 0
+		})
+		piece := data
+		if i < len(h.ooo) {
+			s := &h.ooo[i]
+			at := int32(s.seq - seq)
+			if at <= 0 {
+				// seq lies inside held segment i, whose copy wins.
+				n := min(len(s.data)-int(-at), len(data))
+				seq += uint32(n)
+				data = data[n:]
+				continue
+			}
+			if int(at) < len(data) {
+				piece = data[:at] // up to held segment i
+			}
+		}
+		p.fresh += len(piece)
+		switch {
+		case seq == h.next:
+			e.deliver(f, side, piece)
+			h.next += uint32(len(piece))
+			e.drain(f, side)
+		case hold:
+			p.ahead = true
+			e.hold(f, side, seq, piece)
+		default:
+			e.c.TCPBufferDrops++
+		}
+		seq += uint32(len(piece))
+		data = data[len(piece):]
 	}
-	e.deliver(f, side, data)
-	h.next += uint32(len(data))
-	e.drain(f, side)
+	return p
 }
 
 // acked handles an acknowledgement for the bytes side sent. When the peer
@@ -199,40 +272,45 @@ func (e *Engine) acked(f *flow, side int, ack uint32) {
 	e.drain(f, side)
 }
 
-// truncatedSegment delivers the captured part of a segment cut short by the
-// snap length and skips the part that was not captured.
-func (e *Engine) truncatedSegment(f *flow, side int, seq uint32, data []byte, missing int) {
-	h := &f.half[side]
-	if seq != h.next {
-		e.c.TCPBufferDrops++
-		return
+// conflicts reports whether data, to be placed at seq, differs from the held
+// segments it overlaps.
+func conflicts(held []segment, seq uint32, data []byte) bool {
+	for i := range held {
+		s := &held[i]
+		at := int(int32(s.seq - seq)) // where s starts, relative to data
+		if at >= len(data) {
+			break // held is sorted
+		}
+		from, to := max(at, 0), min(at+len(s.data), len(data))
+		if from < to && !bytes.Equal(data[from:to], s.data[from-at:to-at]) {
+			return true
+		}
 	}
-	e.deliver(f, side, data)
-	h.next += uint32(len(data))
-	e.skipTo(f, side, h.next+uint32(missing), missing)
-	e.drain(f, side)
+	return false
 }
 
-// hold keeps an out-of-order segment until the hole before it fills.
+// truncatedSegment handles a segment cut short by the snap length: the
+// captured part is placed like any segment (it may be a retransmission or
+// arrive out of order), and once the stream has reached the end of it, the
+// part that was not captured is skipped as a gap.
+func (e *Engine) truncatedSegment(f *flow, side int, seq uint32, data []byte, missing int) {
+	h := &f.half[side]
+	if len(data) > 0 {
+		e.segment(f, side, seq, data, true)
+	}
+	if end := seq + uint32(len(data)); h.next == end {
+		e.skipTo(f, side, end+uint32(missing), missing)
+		e.drain(f, side)
+	}
+}
+
+// hold keeps an out-of-order segment until the hole before it fills. place
+// has already cut away whatever overlaps held segments.
 func (e *Engine) hold(f *flow, side int, seq uint32, data []byte) {
 	h := &f.half[side]
 	if len(h.ooo) == 0 {
 		h.oooSince = e.now
 	}
-	// An identical start is a retransmission of a held segment: first copy wins.
-	i := sort.Search(len(h.ooo), func(i int) bool { return int32(h.ooo[i].seq-seq) >= 0 })
-	if i < len(h.ooo) && h.ooo[i].seq == seq {
-		old := h.ooo[i].data
-		n := min(len(old), len(data))
-		if !bytes.Equal(old[:n], data[:n]) {
-			e.c.TCPConflicts++
-		}
-		if len(data) <= len(old) {
-			e.c.TCPRetransmits++
-			return
-		}
-	}
-	e.c.TCPOutOfOrder++
 	timedOut := e.now-h.oooSince > int64(e.cfg.GapTimeout)
 	tooMany := len(h.ooo) >= e.cfg.MaxOutOfOrder
 	flowFull := len(h.buf)+h.oooBytes+len(data) > e.cfg.FlowBuffer
@@ -243,7 +321,7 @@ func (e *Engine) hold(f *flow, side int, seq uint32, data []byte) {
 			// deliver what can be delivered, then place this segment.
 			e.skipTo(f, side, h.ooo[0].seq, int(h.ooo[0].seq-h.next))
 			e.drain(f, side)
-			e.segment(f, side, seq, data, !allFull)
+			e.place(f, side, seq, data, !allFull)
 			return
 		}
 		if flowFull || allFull {
@@ -251,12 +329,23 @@ func (e *Engine) hold(f *flow, side int, seq uint32, data []byte) {
 			return
 		}
 	}
+	i := sort.Search(len(h.ooo), func(i int) bool { return int32(h.ooo[i].seq-seq) > 0 })
 	s := segment{seq: seq, data: append([]byte(nil), data...)}
 	h.ooo = append(h.ooo, segment{})
 	copy(h.ooo[i+1:], h.ooo[i:])
 	h.ooo[i] = s
 	h.oooBytes += len(data)
 	e.account(len(data))
+}
+
+// flushHeld gives up every hole in direction side: the held segments are
+// delivered in order, with a gap before each run.
+func (e *Engine) flushHeld(f *flow, side int) {
+	h := &f.half[side]
+	for len(h.ooo) > 0 {
+		e.skipTo(f, side, h.ooo[0].seq, int(h.ooo[0].seq-h.next))
+		e.drain(f, side)
+	}
 }
 
 // drain delivers held segments that have become contiguous.

@@ -93,7 +93,7 @@ func (p *Pipeline) Modbus(f *dpi.Flow, m *modbus.Message) {
 
 // Packet decodes one packet.
 func (p *Pipeline) Packet(data []byte, ci capture.Info) {
-	p.eng.Packet(ci.LinkType, ci.Timestamp, ci.Frame, data)
+	p.eng.Packet(ci.LinkType, ci.Timestamp, ci.Frame, data, ci.Length)
 }
 
 // Flush ends every open flow; call it at the end of a capture.
