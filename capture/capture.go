@@ -23,10 +23,12 @@ type Info struct {
 	Source        int             // index of the file or interface the packet came from
 }
 
-// Source is a stream of packets. ReadPacket returns io.EOF after the last
-// packet. data is valid until the next call.
+// Source is a stream of packets. ReadPacket fills ci and returns the
+// packet's bytes, valid until the next call, or io.EOF after the last
+// packet. Filling the caller's Info instead of returning one saves a copy
+// per packet.
 type Source interface {
-	ReadPacket() (data []byte, ci Info, err error)
+	ReadPacket(ci *Info) (data []byte, err error)
 }
 
 // FileError reports a capture file that could not be read past a record.

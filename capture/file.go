@@ -101,9 +101,9 @@ func (c *File) LinkType() layers.LinkType { return c.link }
 
 // ReadPacket returns the next record. After a damaged record it returns a
 // *FileError, and io.EOF on every later call.
-func (c *File) ReadPacket() ([]byte, Info, error) {
+func (c *File) ReadPacket(info *Info) ([]byte, error) {
 	if c.failed != nil {
-		return nil, Info{}, io.EOF
+		return nil, io.EOF
 	}
 	var (
 		data []byte
@@ -124,23 +124,22 @@ func (c *File) ReadPacket() ([]byte, Info, error) {
 	if err != nil {
 		if err == io.EOF {
 			c.failed = err
-			return nil, Info{}, io.EOF
+			return nil, io.EOF
 		}
 		if err == io.ErrUnexpectedEOF {
 			err = errors.New("file ends inside the record (truncated capture)")
 		}
 		c.failed = &FileError{Path: c.path, Record: c.frame + 1, Err: err}
-		return nil, Info{}, c.failed
+		return nil, c.failed
 	}
 	c.frame++
-	return data, Info{
-		Timestamp:     ci.Timestamp,
-		CaptureLength: ci.CaptureLength,
-		Length:        ci.Length,
-		LinkType:      lt,
-		Frame:         c.frame,
-		Source:        c.index,
-	}, nil
+	info.Timestamp = ci.Timestamp
+	info.CaptureLength = ci.CaptureLength
+	info.Length = ci.Length
+	info.LinkType = lt
+	info.Frame = c.frame
+	info.Source = c.index
+	return data, nil
 }
 
 // Close closes the underlying file, if OpenFile opened it.
@@ -167,11 +166,11 @@ func OpenFiles(paths ...string) *Files { return &Files{paths: paths} }
 
 // ReadPacket returns the next packet of the current file, moving on to the
 // next file at the end of each. It returns io.EOF after the last file.
-func (fs *Files) ReadPacket() ([]byte, Info, error) {
+func (fs *Files) ReadPacket(ci *Info) ([]byte, error) {
 	for {
 		if fs.cur == nil {
 			if fs.next >= len(fs.paths) {
-				return nil, Info{}, io.EOF
+				return nil, io.EOF
 			}
 			i := fs.next
 			fs.next++
@@ -181,19 +180,19 @@ func (fs *Files) ReadPacket() ([]byte, Info, error) {
 				if !errors.As(err, &fe) {
 					err = &FileError{Path: fs.paths[i], Err: err}
 				}
-				return nil, Info{}, err
+				return nil, err
 			}
 			f.index = i
 			fs.cur = f
 		}
-		data, ci, err := fs.cur.ReadPacket()
+		data, err := fs.cur.ReadPacket(ci)
 		if err == nil {
-			return data, ci, nil
+			return data, nil
 		}
 		fs.cur.Close()
 		fs.cur = nil
 		if err != io.EOF {
-			return nil, Info{}, err
+			return nil, err
 		}
 	}
 }

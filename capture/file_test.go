@@ -60,7 +60,8 @@ func writePcapng(t testing.TB, lt layers.LinkType, n int) []byte {
 func readAll(t *testing.T, src Source) (n int, err error) {
 	t.Helper()
 	for {
-		data, ci, err := src.ReadPacket()
+		var ci Info
+		data, err := src.ReadPacket(&ci)
 		if err != nil {
 			if err == io.EOF {
 				return n, nil
@@ -124,7 +125,7 @@ func TestTruncatedFile(t *testing.T) {
 	if !strings.Contains(err.Error(), "cut.pcap: record 4: ") || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("error text %q does not name the file, the record and the truncation", err)
 	}
-	if _, _, err := f.ReadPacket(); err != io.EOF {
+	if _, err := f.ReadPacket(new(Info)); err != io.EOF {
 		t.Errorf("after the damage: %v, want io.EOF", err)
 	}
 }
@@ -174,7 +175,8 @@ func TestFilesInOrderPastDamage(t *testing.T) {
 		frames int
 	)
 	for {
-		_, ci, err := src.ReadPacket()
+		var ci Info
+		_, err := src.ReadPacket(&ci)
 		if err == io.EOF {
 			break
 		}
@@ -202,9 +204,10 @@ func TestZeroCopyReadAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.ReadPacket()
+	var ci Info
+	f.ReadPacket(&ci)
 	allocs := testing.AllocsPerRun(100, func() {
-		if _, _, err := f.ReadPacket(); err != nil {
+		if _, err := f.ReadPacket(&ci); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -231,7 +234,8 @@ func FuzzFile(f *testing.F) {
 			return
 		}
 		for i := 0; i < 1<<16; i++ {
-			pkt, ci, err := c.ReadPacket()
+			var ci Info
+			pkt, err := c.ReadPacket(&ci)
 			if err == io.EOF {
 				return
 			}

@@ -176,6 +176,12 @@ func (e *Engine) segment(f *flow, side int, seq uint32, data []byte, hold bool) 
 		e.flushHeld(f, side)
 		e.skipTo(f, side, seq, 0)
 	}
+	if len(h.ooo) == 0 && seq == h.next {
+		// The common case: in order, nothing held.
+		e.deliver(f, side, data)
+		h.next += uint32(len(data))
+		return
+	}
 	p := e.place(f, side, seq, data, hold)
 	switch {
 	case p.fresh == 0:

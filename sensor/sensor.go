@@ -92,7 +92,7 @@ func (p *Pipeline) Modbus(f *dpi.Flow, m *modbus.Message) {
 }
 
 // Packet decodes one packet.
-func (p *Pipeline) Packet(data []byte, ci capture.Info) {
+func (p *Pipeline) Packet(data []byte, ci *capture.Info) {
 	p.eng.Packet(ci.LinkType, ci.Timestamp, ci.Frame, data, ci.Length)
 }
 
@@ -125,12 +125,13 @@ func Replay(ctx context.Context, src capture.Source, opts Options) (Summary, err
 	}
 	var s Summary
 	start := time.Now()
+	var ci capture.Info
 	for n := 0; ; n++ {
 		if n&0xfff == 0 && ctx.Err() != nil {
 			err = ctx.Err()
 			break
 		}
-		data, ci, rerr := src.ReadPacket()
+		data, rerr := src.ReadPacket(&ci)
 		if rerr == io.EOF {
 			break
 		}
@@ -148,7 +149,7 @@ func Replay(ctx context.Context, src capture.Source, opts Options) (Summary, err
 			skipSource(src)
 			continue
 		}
-		p.Packet(data, ci)
+		p.Packet(data, &ci)
 	}
 	p.Flush()
 	s.Elapsed = time.Since(start)
