@@ -154,7 +154,8 @@ type Handler interface {
 type Counters struct {
 	Packets        uint64 `json:"packets"`
 	Bytes          uint64 `json:"bytes"`
-	Undecodable    uint64 `json:"undecodable"`    // no IP layer could be decoded
+	NonIP          uint64 `json:"non_ip"`         // well-formed frames with no IP layer (ARP, LLDP, STP...)
+	Undecodable    uint64 `json:"undecodable"`    // frames whose headers could not be decoded
 	UnsupportedL2  uint64 `json:"unsupported_l2"` // link types the engine does not know
 	Truncated      uint64 `json:"truncated"`      // packets cut short by the snap length
 	BadIPLength    uint64 `json:"bad_ip_length"`  // IP length beyond the frame, though the frame was not cut
@@ -391,8 +392,11 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 		}
 		k.a = [16]byte(e.ip6.SrcIP)
 		k.b = [16]byte(e.ip6.DstIP)
-	default:
+	case err != nil:
 		e.c.Undecodable++
+		return
+	default:
+		e.c.NonIP++
 		return
 	}
 	if e.vlan.n > 0 {

@@ -766,7 +766,7 @@ func TestReplaySummary(t *testing.T) {
 		"fc   8  diagnostics",
 		"fc  16  write_multiple_registers",
 		"fc  43  encapsulated_interface_transport",
-		"anomalies  1 malformed messages, 0 IPv4 fragments, 0 truncated packets, 0 undecodable packets\n",
+		"anomalies  1 malformed messages, 0 IPv4 fragments, 0 truncated packets, 0 undecodable packets, 0 bad IP lengths\n",
 		"bad_quantity",
 		"time       ",
 	} {

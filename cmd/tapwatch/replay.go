@@ -156,8 +156,8 @@ func writeSummary(w io.Writer, s sensor.Summary) {
 		pps = float64(s.Packets) / sec
 	}
 	fmt.Fprintf(w, "files      %d\n", s.Files)
-	fmt.Fprintf(w, "packets    %d (%d bytes; IPv4 %d, IPv6 %d, TCP %d, UDP %d, VLAN-tagged %d)\n",
-		c.Packets, c.Bytes, c.IPv4, c.IPv6, c.TCP, c.UDP, c.VLANTagged)
+	fmt.Fprintf(w, "packets    %d (%d bytes; IPv4 %d, IPv6 %d, TCP %d, UDP %d, not IP %d, VLAN-tagged %d)\n",
+		c.Packets, c.Bytes, c.IPv4, c.IPv6, c.TCP, c.UDP, c.NonIP, c.VLANTagged)
 	fmt.Fprintf(w, "flows      %d created, %d closed, %d expired, %d evicted, %d mid-stream\n",
 		c.FlowsCreated, c.FlowsClosed, c.FlowsExpired, c.FlowsEvicted, c.TCPMidStream)
 	fmt.Fprintf(w, "tcp        %d out of order, %d retransmitted, %d overlapping (%d conflicting), %d gaps (%d bytes lost), %d dropped at memory caps, peak %d bytes buffered\n",
@@ -167,8 +167,8 @@ func writeSummary(w io.Writer, s sensor.Summary) {
 	for _, fc := range fcCounts(&t) {
 		fmt.Fprintf(w, "  fc %3d  %-32s %d\n", fc.FC, fc.Name, fc.Count)
 	}
-	fmt.Fprintf(w, "anomalies  %d malformed messages, %d IPv4 fragments, %d truncated packets, %d undecodable packets\n",
-		t.Malformed, c.IPv4Fragments, c.Truncated, c.Undecodable+c.UnsupportedL2)
+	fmt.Fprintf(w, "anomalies  %d malformed messages, %d IPv4 fragments, %d truncated packets, %d undecodable packets, %d bad IP lengths\n",
+		t.Malformed, c.IPv4Fragments, c.Truncated, c.Undecodable+c.UnsupportedL2, c.BadIPLength)
 	rc := reasonCounts(&t)
 	names := make([]string, 0, len(rc))
 	for k := range rc {
