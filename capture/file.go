@@ -74,6 +74,11 @@ func NewFile(r io.Reader, name string) (*File, error) {
 		c.pcap, err = pcapgo.NewReader(br)
 		if err == nil {
 			c.link = c.pcap.LinkType()
+			if !SupportedLinkType(c.link) {
+				// pcapng interfaces are checked packet by packet by the
+				// decoder, which counts what it cannot decode.
+				err = fmt.Errorf("%w %d (%v)", ErrUnsupportedLinkType, uint32(c.link), c.link)
+			}
 		}
 	default:
 		err = fmt.Errorf("not a pcap or pcapng file (magic % x)", head)

@@ -265,3 +265,11 @@ func TestTruncatedPcapng(t *testing.T) {
 		t.Fatalf("read %d, err %v; want 4 packets then an error naming record 5", n, err)
 	}
 }
+
+func TestUnsupportedLinkType(t *testing.T) {
+	data := writePcap(t, layers.LinkTypeIEEE802_11, 2)
+	_, err := NewFile(bytes.NewReader(data), "wifi.pcap")
+	if !errors.Is(err, ErrUnsupportedLinkType) || !strings.Contains(err.Error(), "wifi.pcap: file header: unsupported link type 105") {
+		t.Fatalf("error %v, want an unsupported link type error naming the file and type 105", err)
+	}
+}

@@ -144,11 +144,6 @@ func Replay(ctx context.Context, src capture.Source, opts Options) (Summary, err
 			s.Errors = append(s.Errors, rerr)
 			continue
 		}
-		if !capture.SupportedLinkType(ci.LinkType) {
-			s.Errors = append(s.Errors, &capture.FileError{Path: sourceName(src), Record: ci.Frame, Err: capture.ErrUnsupportedLinkType})
-			skipSource(src)
-			continue
-		}
 		p.Packet(data, &ci)
 	}
 	p.Flush()
@@ -157,18 +152,4 @@ func Replay(ctx context.Context, src capture.Source, opts Options) (Summary, err
 	s.Packets = s.DPI.Packets
 	s.Messages = p.Tally()
 	return s, err
-}
-
-func sourceName(src capture.Source) string {
-	if fs, ok := src.(*capture.Files); ok {
-		return fs.Current()
-	}
-	return "capture"
-}
-
-// skipSource moves a multi-file source on to its next file.
-func skipSource(src capture.Source) {
-	if fs, ok := src.(*capture.Files); ok {
-		fs.Close()
-	}
 }
