@@ -333,7 +333,7 @@ func TestRealStack(t *testing.T) {
 		"request tid=4 unit=17 fc=1 addr=18 count=5",
 		"response tid=4 unit=17 fc=1 addr=18 count=5 values=[0 0 1 0 0] ok",
 		"request tid=5 unit=17 fc=3 addr=2000 count=2",
-		"response tid=5 unit=17 fc=3 exc=2 exception", // exception responses carry no address (decode_test.go)
+		"response tid=5 unit=17 fc=3 exc=2 addr=2000 count=2 exception", // the refused address, from the request
 		// mbpoll -t 4 -r 10 1234 5678
 		"request tid=1 unit=17 fc=16 addr=9 count=2 values=[1234 5678]",
 		"response tid=1 unit=17 fc=16 addr=9 count=2 ok",

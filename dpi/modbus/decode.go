@@ -195,6 +195,11 @@ func (d *Decoder) decode(c *Conn, dir Direction, adu []byte, reason Reason, meta
 	if fc&ExceptionBit != 0 {
 		d.exception(m, p)
 		m.Outcome = OutcomeException
+		if r != nil && r.flags&pendingHasAddr != 0 {
+			// What the refused request asked for: rules and the ops log
+			// say which address a device rejected.
+			m.HasAddr, m.Addr, m.Count = true, r.addr, r.count
+		}
 	} else {
 		d.response(m, p, r)
 		m.Outcome = OutcomeOK

@@ -775,7 +775,7 @@ var functionCases = []decodeCase{
 			0x83, // function code with the exception bit
 			0x02, // exception code: illegal data address
 		},
-		want: Message{Dir: Response, TID: 1, Unit: 0x11, FC: 3, Exception: 2, Outcome: OutcomeException},
+		want: Message{Dir: Response, TID: 1, Unit: 0x11, FC: 3, Exception: 2, HasAddr: true, Addr: 0x6B, Count: 3, Outcome: OutcomeException}, // the refused address, from the request
 	},
 	{
 		name: "exception response to read device identification",
