@@ -180,6 +180,7 @@ type Counters struct {
 	TCPGaps        uint64 `json:"tcp_gaps"`         // holes skipped; the decoder resynced after each
 	TCPGapBytes    uint64 `json:"tcp_gap_bytes"`    // bytes known lost in those holes
 	TCPBufferDrops uint64 `json:"tcp_buffer_drops"` // segments not held because a memory cap was reached
+	TCPIgnoredRSTs uint64 `json:"tcp_ignored_rsts"` // resets far outside the stream, which did not end the flow
 	BufferedBytes  uint64 `json:"buffered_bytes"`   // gauge: reassembly bytes held now
 	BufferedPeak   uint64 `json:"buffered_peak"`    // the most reassembly bytes ever held at once
 	AppBytes       uint64 `json:"app_bytes"`        // application bytes handed to decoders

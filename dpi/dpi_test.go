@@ -352,3 +352,36 @@ func TestForgedIPLength(t *testing.T) {
 		t.Errorf("%d messages, want all 6", c.n)
 	}
 }
+
+// TestBlindResetIgnored: an RST whose sequence number is nowhere near the
+// stream does not end the flow; one at the right place does.
+func TestBlindResetIgnored(t *testing.T) {
+	lt, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		conn, err := pcapgen.NewTCPConn(w, hmi, plc, 1000, 5000)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.Handshake(); err != nil {
+			return err
+		}
+		if _, err := conn.Client(pcapgen.MBAP(1, 1, pcapgen.ReadHoldingRegisters(0, 1))); err != nil {
+			return err
+		}
+		conn.Skip(pcapgen.FromServer, 1<<24) // the forged RST's sequence number
+		if _, err := conn.Rst(pcapgen.FromServer); err != nil {
+			return err
+		}
+		conn.Skip(pcapgen.FromServer, -(1 << 24))
+		if _, err := conn.Server(pcapgen.MBAP(1, 1, pcapgen.ReadHoldingRegistersResponse(9))); err != nil {
+			return err
+		}
+		_, err = conn.Rst(pcapgen.FromClient)
+		return err
+	})
+	var c counter
+	e := run(t, Config{}, &c, lt, pkts)
+	got := e.Counters()
+	if got.TCPIgnoredRSTs != 1 || got.FlowsClosed != 1 || got.FlowsCreated != 1 || c.n != 2 {
+		t.Errorf("ignored %d, closed %d, created %d flows, %d messages; want 1, 1, 1, 2", got.TCPIgnoredRSTs, got.FlowsClosed, got.FlowsCreated, c.n)
+	}
+}

@@ -129,9 +129,27 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
 	} else if len(payload) > 0 {
 		e.segment(f, side, seq, payload, true)
 	}
+	if t.RST && h.seen && !inWindow(t.Seq, h.next) {
+		// A reset far from where the stream is: blind injection or a
+		// stale packet. Ending the flow on it would let anyone who can
+		// put a packet on the wire blind the decoder (RFC 5961 asks the
+		// endpoints for the same care).
+		e.c.TCPIgnoredRSTs++
+		return
+	}
 	if t.RST || t.FIN {
 		e.endSide(f, side, t.RST)
 	}
+}
+
+// rstWindow is how far from the expected sequence number an RST may be and
+// still end a flow. The receive window is not known (window scaling is only
+// in the handshake), so this is generous.
+const rstWindow = 1 << 20
+
+func inWindow(seq, next uint32) bool {
+	d := int32(seq - next)
+	return d > -rstWindow && d < rstWindow
 }
 
 // segmentLength is the TCP payload length the IP header announces.
