@@ -160,8 +160,8 @@ func writeSummary(w io.Writer, s sensor.Summary) {
 		c.Packets, c.Bytes, c.IPv4, c.IPv6, c.TCP, c.UDP, c.NonIP, c.VLANTagged)
 	fmt.Fprintf(w, "flows      %d created, %d closed, %d expired, %d evicted, %d mid-stream\n",
 		c.FlowsCreated, c.FlowsClosed, c.FlowsExpired, c.FlowsEvicted, c.TCPMidStream)
-	fmt.Fprintf(w, "tcp        %d out of order, %d retransmitted, %d overlapping (%d conflicting), %d gaps (%d bytes lost), %d dropped at memory caps, peak %d bytes buffered\n",
-		c.TCPOutOfOrder, c.TCPRetransmits, c.TCPOverlaps, c.TCPConflicts, c.TCPGaps, c.TCPGapBytes, c.TCPBufferDrops, c.BufferedPeak)
+	fmt.Fprintf(w, "tcp        %d out of order, %d retransmitted, %d overlapping (%d conflicting), %d gaps (%d bytes lost), %d dropped at memory caps, %d resets ignored, peak %d bytes buffered\n",
+		c.TCPOutOfOrder, c.TCPRetransmits, c.TCPOverlaps, c.TCPConflicts, c.TCPGaps, c.TCPGapBytes, c.TCPBufferDrops, c.TCPIgnoredRSTs, c.BufferedPeak)
 	fmt.Fprintf(w, "modbus     %d messages: %d requests, %d responses, %d exceptions, %d unanswered, %d without request\n",
 		t.Messages, t.Requests, t.Responses, t.Exceptions, t.Unanswered, t.Orphans)
 	for _, fc := range fcCounts(&t) {
