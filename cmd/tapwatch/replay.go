@@ -22,8 +22,8 @@ import (
 
 const replaySynopsis = `tapwatch replay [--ops] [--json] [--modbus-ports LIST] [--max-flows N] FILE...
 
-Decodes pcap and pcapng capture files, in the order given, with the same
-pipeline as the daemon. Without --ops it prints a summary: packets, flows,
+Decodes pcap and pcapng capture files, in the order given, as one stream
+(flows continue across files). Without --ops it prints a summary: packets, flows,
 messages by function code, anomalies and the time taken. With --ops it
 prints the operations log: one JSON object a line for every Modbus
 request and response (see docs/ops-log.md).
