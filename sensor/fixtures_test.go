@@ -54,18 +54,7 @@ func (b *brief) Modbus(f *dpi.Flow, m *modbus.Message) {
 	if m.HasFunction() {
 		fmt.Fprintf(&s, " tid=%d unit=%d fc=%d", m.TID, m.Unit, m.FC)
 	}
-	if m.Exception != 0 {
-		fmt.Fprintf(&s, " exc=%d", m.Exception)
-	}
-	if m.HasAddr {
-		fmt.Fprintf(&s, " addr=%d count=%d", m.Addr, m.Count)
-	}
-	if m.Values != nil {
-		fmt.Fprintf(&s, " values=%v", m.Values)
-	}
-	if m.Malformed != 0 {
-		fmt.Fprintf(&s, " malformed=%s", m.Malformed)
-	}
+	writeFields(&s, m)
 	switch m.Outcome {
 	case modbus.OutcomeOrphan:
 		s.WriteString(" orphan")
@@ -441,5 +430,22 @@ func TestTruncatedCaptureFile(t *testing.T) {
 	}
 	if !slices.Equal(b.lines, fx.want) {
 		t.Errorf("decoded %q, want %q", b.lines, fx.want)
+	}
+}
+
+// writeFields appends the decoded fields that tests compare: exception,
+// address and count, values, malformed reason.
+func writeFields(s *strings.Builder, m *modbus.Message) {
+	if m.Exception != 0 {
+		fmt.Fprintf(s, " exc=%d", m.Exception)
+	}
+	if m.HasAddr {
+		fmt.Fprintf(s, " addr=%d count=%d", m.Addr, m.Count)
+	}
+	if m.Values != nil {
+		fmt.Fprintf(s, " values=%v", m.Values)
+	}
+	if m.Malformed != 0 {
+		fmt.Fprintf(s, " malformed=%s", m.Malformed)
 	}
 }

@@ -221,18 +221,7 @@ func (o rsOp) String() string {
 	m := &o.m
 	var s strings.Builder
 	fmt.Fprintf(&s, "%s tid=%d unit=%d fc=%d", m.Dir, m.TID, m.Unit, m.FC)
-	if m.Exception != 0 {
-		fmt.Fprintf(&s, " exc=%d", m.Exception)
-	}
-	if m.HasAddr {
-		fmt.Fprintf(&s, " addr=%d count=%d", m.Addr, m.Count)
-	}
-	if m.Values != nil {
-		fmt.Fprintf(&s, " values=%v", m.Values)
-	}
-	if m.Malformed != 0 {
-		fmt.Fprintf(&s, " malformed=%s", m.Malformed)
-	}
+	writeFields(&s, m)
 	if m.Dir == modbus.Response || m.Outcome != modbus.OutcomeNone {
 		fmt.Fprintf(&s, " %s", m.Outcome)
 	}
