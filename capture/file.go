@@ -98,9 +98,6 @@ func matchAny(b []byte, set [][]byte) bool {
 	return false
 }
 
-// Path is the file name given when it was opened.
-func (c *File) Path() string { return c.path }
-
 // LinkType is the link type of the file (of its first interface for pcapng).
 func (c *File) LinkType() layers.LinkType { return c.link }
 
@@ -200,14 +197,6 @@ func (fs *Files) ReadPacket(ci *Info) ([]byte, error) {
 			return nil, err
 		}
 	}
-}
-
-// Current is the path of the file being read, or "".
-func (fs *Files) Current() string {
-	if fs.cur == nil {
-		return ""
-	}
-	return fs.cur.path
 }
 
 // Close closes the file being read.
