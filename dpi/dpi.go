@@ -14,11 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 )
 
@@ -31,6 +33,7 @@ const (
 	DefaultMaxOutOfOrder = 16       // segments held per direction while waiting for a hole to fill
 	DefaultGapTimeout    = time.Second
 	DefaultModbusPort    = 502
+	DefaultDNP3Port      = 20000
 
 	// maxSeqJump is how far a segment may lie beyond or behind the expected
 	// sequence number before the stream is considered lost and resynced.
@@ -40,6 +43,7 @@ const (
 // Config tunes the decoder. The zero value of each field means its default.
 type Config struct {
 	ModbusPorts   []uint16      // TCP and UDP ports that carry Modbus; default 502
+	DNP3Ports     []uint16      // TCP and UDP ports that carry DNP3; default 20000 (DNP3 is also recognised on any port by its link header)
 	MaxFlows      int           // flow records; the least recently used is evicted when full
 	FlowIdle      time.Duration // a flow silent this long (packet time) is expired
 	FlowBuffer    int           // reassembly bytes one direction of a flow may hold
@@ -47,11 +51,15 @@ type Config struct {
 	MaxOutOfOrder int           // out-of-order segments held per direction
 	GapTimeout    time.Duration // how long (packet time) a hole may stay open before it is skipped
 	Modbus        modbus.Config
+	DNP3          dnp3.Config
 }
 
 func (c *Config) setDefaults() {
 	if len(c.ModbusPorts) == 0 {
 		c.ModbusPorts = []uint16{DefaultModbusPort}
+	}
+	if len(c.DNP3Ports) == 0 {
+		c.DNP3Ports = []uint16{DefaultDNP3Port}
 	}
 	if c.MaxFlows == 0 {
 		c.MaxFlows = DefaultMaxFlows
@@ -81,6 +89,17 @@ func (c Config) Validate() error {
 		if p == 0 {
 			errs = append(errs, errors.New("modbus port 0 is not a port"))
 		}
+		if slices.Contains(c.DNP3Ports, p) {
+			errs = append(errs, fmt.Errorf("port %d is given for both Modbus and DNP3", p))
+		}
+	}
+	for _, p := range c.DNP3Ports {
+		if p == 0 {
+			errs = append(errs, errors.New("dnp3 port 0 is not a port"))
+		}
+	}
+	if err := c.DNP3.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.MaxFlows < 16 || c.MaxFlows > 1<<22 {
 		errs = append(errs, fmt.Errorf("max flows %d is outside 16..%d", c.MaxFlows, 1<<22))
@@ -127,7 +146,18 @@ type App uint8
 const (
 	AppNone App = iota
 	AppModbus
+	AppDNP3
 )
+
+func (a App) String() string {
+	switch a {
+	case AppModbus:
+		return "modbus"
+	case AppDNP3:
+		return "dnp3"
+	}
+	return "none"
+}
 
 // Flow is what handlers see of a conversation. Client is the side that
 // talks to the well-known port.
@@ -147,6 +177,9 @@ type Flow struct {
 // after the call returns.
 type Handler interface {
 	Modbus(f *Flow, m *modbus.Message)
+	// DNP3 receives fragments, link-only frames and garbage; fromServer
+	// says which end of f sent m.
+	DNP3(f *Flow, fromServer bool, m *dnp3.Message)
 }
 
 // Counters count what the engine saw. Every field only grows, except the
@@ -184,16 +217,21 @@ type Counters struct {
 	BufferedBytes  uint64 `json:"buffered_bytes"`   // gauge: reassembly bytes held now
 	BufferedPeak   uint64 `json:"buffered_peak"`    // the most reassembly bytes ever held at once
 	AppBytes       uint64 `json:"app_bytes"`        // application bytes handed to decoders
+	DNP3Sniffed    uint64 `json:"dnp3_sniffed"`     // flows recognised as DNP3 by content on a port not configured for it
 }
 
 // Engine decodes packets. It is not safe for concurrent use.
 type Engine struct {
-	cfg     Config
-	h       Handler
-	mb      *modbus.Decoder
-	ports   [65536 / 64]uint64 // bitmap of Modbus ports
-	parsers [numFirst]*gopacket.DecodingLayerParser
-	decoded []gopacket.LayerType
+	cfg         Config
+	h           Handler
+	mb          *modbus.Decoder
+	dn          *dnp3.Decoder
+	mbSink      modbusSink
+	dnSink      dnp3Sink
+	modbusPorts portSet
+	dnp3Ports   portSet
+	parsers     [numFirst]*gopacket.DecodingLayerParser
+	decoded     []gopacket.LayerType
 
 	eth      layers.Ethernet
 	vlan     vlanStack
@@ -219,9 +257,13 @@ func New(cfg Config, h Handler) (*Engine, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	e := &Engine{cfg: cfg, h: h, mb: modbus.NewDecoder(cfg.Modbus)}
+	e := &Engine{cfg: cfg, h: h, mb: modbus.NewDecoder(cfg.Modbus), dn: dnp3.NewDecoder(cfg.DNP3)}
+	e.mbSink.e, e.dnSink.e = e, e
 	for _, p := range cfg.ModbusPorts {
-		e.ports[p/64] |= 1 << (p % 64)
+		e.modbusPorts[p/64] |= 1 << (p % 64)
+	}
+	for _, p := range cfg.DNP3Ports {
+		e.dnp3Ports[p/64] |= 1 << (p % 64)
 	}
 	// DecodingLayerParser fixes its first layer, so there is one per link
 	// encapsulation, all sharing the same layer structs.
@@ -246,7 +288,10 @@ func (e *Engine) Counters() Counters {
 	return c
 }
 
-func (e *Engine) isModbusPort(p uint16) bool { return e.ports[p/64]&(1<<(p%64)) != 0 }
+// portSet is a bitmap of ports.
+type portSet [65536 / 64]uint64
+
+func (e *Engine) isPort(s *portSet, p uint16) bool { return s[p/64]&(1<<(p%64)) != 0 }
 
 // vlanStack decodes 802.1Q and 802.1ad tags and remembers the first two ids.
 type vlanStack struct {
@@ -424,21 +469,6 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 	}
 }
 
-// appFor picks the application decoder for a conversation between ports a
-// and b, and which side is the server (0: a, 1: b).
-func (e *Engine) appFor(a, b uint16) (App, int) {
-	switch {
-	case e.isModbusPort(b):
-		return AppModbus, 1
-	case e.isModbusPort(a):
-		return AppModbus, 0
-	}
-	if a < b {
-		return AppNone, 0
-	}
-	return AppNone, 1
-}
-
 // lookup finds or creates the flow of a packet whose source is k.a.
 // It returns the flow, the side (0 or 1) the packet was sent from, and
 // whether the flow was created for this packet.
@@ -490,21 +520,14 @@ func (f *flow) dirOf(side int) modbus.Direction {
 func (e *Engine) udpPacket(k *flowKey, mac [2][6]byte, payload []byte) {
 	f, side, fresh := e.lookup(k, mac, UDP, true)
 	if fresh {
-		f.mb.Reset(false)
+		e.resetApp(f)
 	}
-	if f.App != AppModbus || len(payload) == 0 {
+	if len(payload) == 0 || (f.App == AppNone && !e.sniff(f, side, payload)) {
 		return
 	}
 	e.cur = f
 	e.c.AppBytes += uint64(len(payload))
-	e.mb.Datagram(&f.mb, f.dirOf(side), payload, e.meta, e)
-}
-
-// Message implements modbus.Handler by passing the message on with its flow.
-func (e *Engine) Message(m *modbus.Message) {
-	if e.h != nil {
-		e.h.Modbus(&e.cur.Flow, m)
-	}
+	e.appDatagram(f, side, payload)
 }
 
 // expireIdle closes flows that have been silent longer than FlowIdle. The
@@ -529,17 +552,17 @@ func (e *Engine) expireIdle() {
 func (e *Engine) closeFlow(f *flow, counter *uint64) {
 	*counter++
 	e.cur = f
-	if f.App == AppModbus {
+	if f.App != AppNone {
 		// The client's side first, whichever end of the key it is, so
 		// that held requests are decoded before the responses to them.
 		for _, side := range [2]int{f.server ^ 1, f.server} {
 			h := &f.half[side]
 			e.flushHeld(f, side)
 			if len(h.buf) > 0 {
-				e.mb.Gap(&f.mb, f.dirOf(side), h.buf, e.meta, e)
+				e.appGap(f, side, h.buf)
 			}
 		}
-		e.mb.Close(&f.mb, e.meta, e)
+		e.appClose(f)
 	}
 	for side := range f.half {
 		e.releaseHalf(&f.half[side])

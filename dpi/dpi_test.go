@@ -13,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 )
@@ -65,15 +66,18 @@ type counter struct {
 	fcs    []uint8
 }
 
+func (c *counter) DNP3(*Flow, bool, *dnp3.Message) {}
+
 func (c *counter) Modbus(_ *Flow, m *modbus.Message) {
 	c.n++
 	c.frames = append(c.frames, m.Frame)
 	c.fcs = append(c.fcs, m.FC)
 }
 
-type nopHandler struct{ n int }
+type nopHandler struct{ n, dnp3 int }
 
-func (h *nopHandler) Modbus(*Flow, *modbus.Message) { h.n++ }
+func (h *nopHandler) Modbus(*Flow, *modbus.Message)   { h.n++ }
+func (h *nopHandler) DNP3(*Flow, bool, *dnp3.Message) { h.dnp3++ }
 
 func run(t testing.TB, cfg Config, h Handler, lt layers.LinkType, pkts []packet) *Engine {
 	t.Helper()

@@ -10,11 +10,14 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 )
 
 type printer struct{}
+
+func (printer) DNP3(*dpi.Flow, bool, *dnp3.Message) {}
 
 func (printer) Modbus(f *dpi.Flow, m *modbus.Message) {
 	src := f.Client

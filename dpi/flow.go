@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 )
 
@@ -67,6 +68,10 @@ type flow struct {
 	closed [2]bool
 	half   [2]half // indexed by the side that sends
 	mb     modbus.Conn
+	dnp    *dnp3.Conn // allocated the first time the record holds a DNP3 flow, then reused
+	// The DNP3 master's side, from the first link header's DIR bit.
+	masterKnown bool
+	master      int
 }
 
 const chunkSize = 64
@@ -176,8 +181,8 @@ func (t *table) add(k flowKey) *flow {
 		i = n
 	}
 	f := t.at(i)
-	h0, h1 := f.half[0], f.half[1] // keep buffer capacity
-	*f = flow{key: k, idx: i, prev: -1, next: -1}
+	h0, h1, dnp := f.half[0], f.half[1], f.dnp // keep buffers for reuse
+	*f = flow{key: k, idx: i, prev: -1, next: -1, dnp: dnp}
 	f.half[0].reuse(h0)
 	f.half[1].reuse(h1)
 	t.nextID++

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 )
@@ -45,6 +46,8 @@ type recorder struct {
 	pdus  [][]byte // the PDU of each message
 	flows []Flow   // the flow of each message
 }
+
+func (r *recorder) DNP3(*Flow, bool, *dnp3.Message) {}
 
 func (r *recorder) Modbus(f *Flow, m *modbus.Message) {
 	r.msgs = append(r.msgs, msg{m.Frame, m.Dir, m.TID, m.Unit, m.FC, m.Malformed, m.Outcome, f.ID})

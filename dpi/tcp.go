@@ -87,9 +87,9 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
 		if f.MidStream {
 			e.c.TCPMidStream++
 		}
-		f.mb.Reset(f.MidStream)
+		e.resetApp(f)
 	}
-	if f.App == AppNone {
+	if f.App == AppNone && (len(payload) == 0 || !e.sniff(f, side, payload)) {
 		if t.RST || t.FIN {
 			e.endSide(f, side, t.RST)
 		}
@@ -405,9 +405,7 @@ func (e *Engine) skipTo(f *flow, side int, seq uint32, lost int) {
 	if lost > 0 {
 		e.c.TCPGapBytes += uint64(lost)
 	}
-	if f.App == AppModbus {
-		e.mb.Gap(&f.mb, f.dirOf(side), h.buf, e.meta, e)
-	}
+	e.appGap(f, side, h.buf)
 	e.account(-len(h.buf))
 	h.buf = h.buf[:0]
 	h.next = seq
@@ -419,9 +417,8 @@ func (e *Engine) skipTo(f *flow, side int, seq uint32, lost int) {
 func (e *Engine) deliver(f *flow, side int, data []byte) {
 	h := &f.half[side]
 	e.c.AppBytes += uint64(len(data))
-	dir := f.dirOf(side)
 	if len(h.buf) == 0 {
-		n := e.mb.Feed(&f.mb, dir, data, e.meta, e)
+		n := e.feed(f, side, data)
 		if rest := data[n:]; len(rest) > 0 {
 			e.keep(f, side, rest)
 		}
@@ -430,7 +427,7 @@ func (e *Engine) deliver(f *flow, side int, data []byte) {
 	if !e.keep(f, side, data) {
 		return
 	}
-	n := e.mb.Feed(&f.mb, dir, h.buf, e.meta, e)
+	n := e.feed(f, side, h.buf)
 	if n > 0 {
 		m := copy(h.buf, h.buf[n:])
 		h.buf = h.buf[:m]
@@ -446,7 +443,7 @@ func (e *Engine) keep(f *flow, side int, data []byte) bool {
 		e.c.TCPBufferDrops++
 		e.c.TCPGaps++
 		e.c.TCPGapBytes += uint64(len(data))
-		e.mb.Gap(&f.mb, f.dirOf(side), h.buf, e.meta, e)
+		e.appGap(f, side, h.buf)
 		e.account(-len(h.buf))
 		h.buf = h.buf[:0]
 		return false

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/internal/testenv"
@@ -41,6 +42,8 @@ type brief struct {
 	lines []string
 	flows []dpi.Flow
 }
+
+func (*brief) DNP3(*dpi.Flow, bool, *dnp3.Message) {}
 
 func (b *brief) Modbus(f *dpi.Flow, m *modbus.Message) {
 	var s strings.Builder

@@ -3,6 +3,7 @@ package sensor
 import (
 	"io"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tapwatch/tapwatch/dpi"
@@ -35,29 +36,7 @@ func (o *OpsWriter) Modbus(f *dpi.Flow, m *modbus.Message) {
 	if o.err != nil {
 		return
 	}
-	b := o.buf[:0]
-	b = append(b, `{"ts":"`...)
-	b = m.Time.UTC().AppendFormat(b, tsLayout)
-	b = append(b, `","frame":`...)
-	b = strconv.AppendUint(b, m.Frame, 10)
-	b = append(b, `,"proto":"modbus","transport":"`...)
-	b = append(b, f.Transport.String()...)
-	src, dst := f.Client, f.Server
-	if m.Dir == modbus.Response {
-		src, dst = dst, src
-	}
-	b = append(b, `","src":"`...)
-	b = src.Addr().AppendTo(b)
-	b = append(b, `","sport":`...)
-	b = strconv.AppendUint(b, uint64(src.Port()), 10)
-	b = append(b, `,"dst":"`...)
-	b = dst.Addr().AppendTo(b)
-	b = append(b, `","dport":`...)
-	b = strconv.AppendUint(b, uint64(dst.Port()), 10)
-	if f.VLAN != 0 {
-		b = append(b, `,"vlan":`...)
-		b = strconv.AppendUint(b, uint64(f.VLAN), 10)
-	}
+	b := o.head(o.buf[:0], m.Time, m.Frame, "modbus", f, m.Dir == modbus.Response)
 	switch m.Dir {
 	case modbus.Request:
 		b = append(b, `,"dir":"request"`...)
@@ -172,6 +151,40 @@ func (o *OpsWriter) Modbus(f *dpi.Flow, m *modbus.Message) {
 			b = append(b, `,"after_loss":true`...)
 		}
 	}
+	o.end(b)
+}
+
+// head starts a line with the fields every protocol shares.
+func (o *OpsWriter) head(b []byte, ts time.Time, frame uint64, proto string, f *dpi.Flow, fromServer bool) []byte {
+	b = append(b, `{"ts":"`...)
+	b = ts.UTC().AppendFormat(b, tsLayout)
+	b = append(b, `","frame":`...)
+	b = strconv.AppendUint(b, frame, 10)
+	b = append(b, `,"proto":"`...)
+	b = append(b, proto...)
+	b = append(b, `","transport":"`...)
+	b = append(b, f.Transport.String()...)
+	src, dst := f.Client, f.Server
+	if fromServer {
+		src, dst = dst, src
+	}
+	b = append(b, `","src":"`...)
+	b = src.Addr().AppendTo(b)
+	b = append(b, `","sport":`...)
+	b = strconv.AppendUint(b, uint64(src.Port()), 10)
+	b = append(b, `,"dst":"`...)
+	b = dst.Addr().AppendTo(b)
+	b = append(b, `","dport":`...)
+	b = strconv.AppendUint(b, uint64(dst.Port()), 10)
+	if f.VLAN != 0 {
+		b = append(b, `,"vlan":`...)
+		b = strconv.AppendUint(b, uint64(f.VLAN), 10)
+	}
+	return b
+}
+
+// end finishes a line and writes it.
+func (o *OpsWriter) end(b []byte) {
 	b = append(b, "}\n"...)
 	o.buf = b
 	_, o.err = o.w.Write(b)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/sensor"
@@ -207,6 +208,8 @@ type rsOp struct {
 }
 
 type rsSink struct{ ops []rsOp }
+
+func (*rsSink) DNP3(*dpi.Flow, bool, *dnp3.Message) {}
 
 func (s *rsSink) Modbus(f *dpi.Flow, m *modbus.Message) {
 	c := *m

@@ -12,19 +12,33 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 )
 
-// OpsSink receives every decoded Modbus message. The arguments are reused
-// after the call returns.
+// OpsSink receives every decoded message. The arguments are reused after
+// the call returns.
 type OpsSink interface {
 	Modbus(f *dpi.Flow, m *modbus.Message)
+	DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message)
 }
 
 // Options configure a pipeline.
 type Options struct {
 	DPI dpi.Config
 	Ops OpsSink // optional: receives every decoded message
+}
+
+// DNP3Tally counts decoded DNP3 messages.
+type DNP3Tally struct {
+	Fragments   uint64 // application fragments
+	LinkFrames  uint64 // link-only frames
+	Garbage     uint64 // runs of bytes that were no DNP3 frame
+	Malformed   uint64 // messages with an anomaly
+	Truncated   uint64 // fragments that never saw their FIN
+	Unsolicited uint64
+	ByFC        [256]uint64
+	ByReason    [64]uint64
 }
 
 // Tally counts decoded messages.
@@ -38,6 +52,7 @@ type Tally struct {
 	Unanswered uint64 // requests that got no response
 	ByFC       [128]uint64
 	ByReason   [64]uint64 // malformed messages by modbus.Reason
+	DNP3       DNP3Tally
 }
 
 // Pipeline decodes packets and counts what it saw. It is not safe for
@@ -88,6 +103,37 @@ func (p *Pipeline) Modbus(f *dpi.Flow, m *modbus.Message) {
 	}
 	if p.ops != nil {
 		p.ops.Modbus(f, m)
+	}
+}
+
+// DNP3 implements dpi.Handler.
+func (p *Pipeline) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
+	t := &p.tally.DNP3
+	switch m.Kind {
+	case dnp3.KindApplication:
+		t.Fragments++
+		t.ByFC[m.FC]++
+		if m.Truncated {
+			t.Truncated++
+		}
+		if m.Dir == dnp3.Unsolicited {
+			t.Unsolicited++
+		}
+	case dnp3.KindLink:
+		t.LinkFrames++
+	case dnp3.KindGarbage:
+		t.Garbage++
+	}
+	if m.Malformed != 0 {
+		t.Malformed++
+		for r := range t.ByReason {
+			if m.Anomalies&(1<<r) != 0 {
+				t.ByReason[r]++
+			}
+		}
+	}
+	if p.ops != nil {
+		p.ops.DNP3(f, fromServer, m)
 	}
 }
 

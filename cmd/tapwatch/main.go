@@ -1,5 +1,6 @@
 // Command tapwatch is the passive ICS security monitor: it decodes
-// Modbus/TCP from capture files or a network tap and reports what it sees.
+// Modbus/TCP and DNP3 from capture files or a network tap and reports what
+// it sees.
 package main
 
 import (
@@ -14,10 +15,10 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `tapwatch — passive security monitor for Modbus/TCP industrial networks
+const usage = `tapwatch — passive security monitor for Modbus/TCP and DNP3 industrial networks
 
 Usage:
-  tapwatch replay [--ops] [--json] [--modbus-ports LIST] [--max-flows N] FILE...
+  tapwatch replay [--ops] [--json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
                                decode capture files (pcap or pcapng), print a summary,
                                or with --ops the operations log (one JSON object a line)
   tapwatch version             print the version

@@ -501,7 +501,7 @@ func TestUnknownCommand(t *testing.T) {
 }
 
 // replayFlags are the flags of replay; every help must name them.
-var replayFlags = []string{"--ops", "--json", "--modbus-ports", "--max-flows"}
+var replayFlags = []string{"--ops", "--json", "--modbus-ports", "--dnp3-ports", "--max-flows"}
 
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{

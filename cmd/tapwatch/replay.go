@@ -16,11 +16,12 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/sensor"
 )
 
-const replaySynopsis = `tapwatch replay [--ops] [--json] [--modbus-ports LIST] [--max-flows N] FILE...
+const replaySynopsis = `tapwatch replay [--ops] [--json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
 
 Decodes pcap and pcapng capture files, in the order given, as one stream
 (flows continue across files). Without --ops it prints a summary: packets, flows,
@@ -38,6 +39,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	ops := fs.Bool("ops", false, "print the operations log (JSON lines) instead of the summary")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	ports := fs.String("modbus-ports", "502", "comma-separated TCP/UDP ports that carry Modbus")
+	dnpPorts := fs.String("dnp3-ports", "20000", "comma-separated TCP/UDP ports that carry DNP3 (DNP3 is also recognised on other ports by its link header)")
 	maxFlows := fs.Int("max-flows", dpi.DefaultMaxFlows, "flow table size; the least recently used flow is evicted when full")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -61,6 +63,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	cfg := dpi.Config{MaxFlows: *maxFlows}
 	if cfg.ModbusPorts, err = parsePorts(*ports); err != nil {
 		return usageError("--modbus-ports: %v", err)
+	}
+	if cfg.DNP3Ports, err = parsePorts(*dnpPorts); err != nil {
+		return usageError("--dnp3-ports: %v", err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError("%v", err)
@@ -149,6 +154,37 @@ func reasonCounts(t *sensor.Tally) map[string]uint64 {
 	return out
 }
 
+func dnp3FCCounts(t *sensor.DNP3Tally) []fcCount {
+	var out []fcCount
+	for fc, n := range t.ByFC {
+		if n > 0 {
+			out = append(out, fcCount{uint8(fc), dnp3.FunctionName(uint8(fc)), n})
+		}
+	}
+	return out
+}
+
+func dnp3ReasonCounts(t *sensor.DNP3Tally) map[string]uint64 {
+	out := map[string]uint64{}
+	for r, n := range t.ByReason {
+		if n > 0 {
+			out[dnp3.Reason(r).String()] = n
+		}
+	}
+	return out
+}
+
+func writeCounts(w io.Writer, counts map[string]uint64) {
+	names := make([]string, 0, len(counts))
+	for k := range counts {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(w, "  %-40s %d\n", k, counts[k])
+	}
+}
+
 func writeSummary(w io.Writer, s sensor.Summary) {
 	c, t := s.DPI, s.Messages
 	pps := 0.0
@@ -167,18 +203,30 @@ func writeSummary(w io.Writer, s sensor.Summary) {
 	for _, fc := range fcCounts(&t) {
 		fmt.Fprintf(w, "  fc %3d  %-32s %d\n", fc.FC, fc.Name, fc.Count)
 	}
+	d := &t.DNP3
+	fmt.Fprintf(w, "dnp3       %d fragments (%d unsolicited, %d truncated), %d link-only frames, %d runs of garbage, %d flows found on other ports\n",
+		d.Fragments, d.Unsolicited, d.Truncated, d.LinkFrames, d.Garbage, c.DNP3Sniffed)
+	for _, fc := range dnp3FCCounts(d) {
+		fmt.Fprintf(w, "  fc %3d  %-32s %d\n", fc.FC, fc.Name, fc.Count)
+	}
 	fmt.Fprintf(w, "anomalies  %d malformed messages, %d IPv4 fragments, %d truncated packets, %d undecodable packets, %d bad IP lengths\n",
 		t.Malformed, c.IPv4Fragments, c.Truncated, c.Undecodable+c.UnsupportedL2, c.BadIPLength)
-	rc := reasonCounts(&t)
-	names := make([]string, 0, len(rc))
-	for k := range rc {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		fmt.Fprintf(w, "  %-40s %d\n", k, rc[k])
+	writeCounts(w, reasonCounts(&t))
+	if d.Malformed > 0 {
+		fmt.Fprintf(w, "  dnp3: %d messages with anomalies\n", d.Malformed)
+		writeCounts(w, dnp3ReasonCounts(d))
 	}
 	fmt.Fprintf(w, "time       %.3fs (%.0f packets/s)\n", s.Elapsed.Seconds(), pps)
+}
+
+type dnp3Summary struct {
+	Fragments   uint64            `json:"fragments"`
+	LinkFrames  uint64            `json:"link_frames"`
+	Garbage     uint64            `json:"garbage"`
+	Unsolicited uint64            `json:"unsolicited"`
+	Truncated   uint64            `json:"truncated"`
+	ByFC        []fcCount         `json:"by_fc"`
+	Malformed   map[string]uint64 `json:"malformed"`
 }
 
 func writeSummaryJSON(w io.Writer, s sensor.Summary) {
@@ -190,12 +238,15 @@ func writeSummaryJSON(w io.Writer, s sensor.Summary) {
 		Messages  uint64            `json:"messages"`
 		ByFC      []fcCount         `json:"by_fc"`
 		Malformed map[string]uint64 `json:"malformed"`
-		Tally     sensor.Tally      `json:"-"`
+		DNP3      dnp3Summary       `json:"dnp3"`
 		Errors    []string          `json:"errors,omitempty"`
 	}{
 		Files: s.Files, Packets: s.Packets, Seconds: s.Elapsed.Seconds(), DPI: s.DPI,
 		Messages: s.Messages.Messages, ByFC: fcCounts(&s.Messages), Malformed: reasonCounts(&s.Messages),
 	}
+	d := &s.Messages.DNP3
+	out.DNP3 = dnp3Summary{Fragments: d.Fragments, LinkFrames: d.LinkFrames, Garbage: d.Garbage,
+		Unsolicited: d.Unsolicited, Truncated: d.Truncated, ByFC: dnp3FCCounts(d), Malformed: dnp3ReasonCounts(d)}
 	for _, e := range s.Errors {
 		out.Errors = append(out.Errors, e.Error())
 	}

@@ -13,6 +13,10 @@ import (
 var (
 	PlantMasters = addrRange(netip.MustParseAddr("10.10.1.10"), plantMasters) // HMIs and SCADA servers
 	PlantPLCs    = addrRange(netip.MustParseAddr("10.10.1.20"), plantPLCs)    // Modbus servers on port 502
+	// DNP3 outstations (RTUs) on port 20000, polled by the first two
+	// PlantMasters (link addresses 1 and 2; outstations have 10 to 17); the
+	// last one over UDP.
+	PlantOutstations = addrRange(netip.MustParseAddr("10.10.1.40"), plantOutstations)
 )
 
 const (
@@ -21,21 +25,39 @@ const (
 	plantOffice    = 4 // engineering workstations and historians that reach the outside
 	plantBulkFlows = 4 // concurrent HTTPS/HTTP transfers
 	plantMSS       = 1448
-	modbusPercent  = 60
+	modbusPercent  = 40
+	dnp3Percent    = 30
+
+	plantDNP3Masters = 2 // SCADA servers that also speak DNP3
+	plantOutstations = 8
+	dnp3MasterAddr   = 1  // link address of the first DNP3 master; the second is 2
+	dnp3OutAddr      = 10 // link address of the first outstation
 )
 
 // Plant writes a deterministic capture of about packets frames (at least
-// packets, at most a few more) of an industrial network: ~60 % Modbus/TCP
-// polling from 3 masters to 12 PLCs on port 502, the rest HTTPS and HTTP
-// bulk transfers (some over IPv6), DNS, NTP, ARP and ICMP. The same seed
-// gives the same bytes.
+// packets, at most a few more) of an industrial network: ~40 % Modbus/TCP
+// polling from 3 masters to 12 PLCs on port 502; ~30 % DNP3 from 2 of those
+// masters to 8 outstations on port 20000, mostly over TCP, a little over
+// UDP; the rest HTTPS and HTTP bulk transfers (some over IPv6), DNS, NTP,
+// ARP and ICMP. The same seed gives the same bytes.
 //
 // The Modbus traffic has real handshakes, long-lived connections with
 // occasional closes, resets and reconnects, FC 1-4 reads and FC 6 and 16
 // writes, pipelined requests, ADUs split across segments and several ADUs
-// in one segment, exception responses and retransmitted requests; all of
-// it is well formed. Plant keeps a fixed amount of state, so its memory does
-// not grow with packets.
+// in one segment, exception responses and retransmitted requests.
+//
+// The DNP3 traffic has integrity polls (class 1, 2, 3 and 0 reads) answered
+// with g1v2 and g30v5 static data in fragments of several transport
+// segments; class 1-3 event polls answered with g2v2 and g32v1 events that
+// the master confirms, or with no data; unsolicited responses with their
+// confirms; select-before-operate of g12v1 CROBs (and now and then a g41v1
+// analog output); writes of g80v1 (clearing the restart IIN after a
+// reconnect) and g50v1 time; link status keepalives; one to four link
+// frames per TCP segment and now and then a link frame split across two.
+// Transport sequence numbers run on and wrap from 63 to 0.
+//
+// All of it is well formed. Plant keeps a fixed amount of state, so its
+// memory does not grow with packets.
 func Plant(w *Writer, packets int, seed int64) error {
 	if packets < 0 {
 		return fmt.Errorf("pcapgen: negative packet count %d", packets)
@@ -46,10 +68,14 @@ func Plant(w *Writer, packets int, seed int64) error {
 	}
 	for w.Packets() < packets {
 		before := w.Packets()
-		if p.modbusPackets*100 <= modbusPercent*before {
+		switch {
+		case p.modbusPackets*100 <= modbusPercent*before:
 			err = p.modbusStep()
 			p.modbusPackets += w.Packets() - before
-		} else {
+		case p.dnp3Packets*100 <= dnp3Percent*before:
+			err = p.dnp3Step()
+			p.dnp3Packets += w.Packets() - before
+		default:
 			err = p.otherStep()
 		}
 		if err != nil {
@@ -65,16 +91,23 @@ type plant struct {
 	rng           *rand.Rand
 	masters       []Endpoint
 	plcs          []Endpoint
+	outstations   []Endpoint
 	office        []Endpoint
 	office6       []Endpoint
 	gateway       Endpoint
 	dns, ntp      Endpoint
 	polls         []*pollConn
+	assocs        []*dnp3Assoc
 	bulks         [plantBulkFlows]*bulkFlow
 	nextPort      uint16
 	modbusPackets int
-	blob          []byte // pseudo-random bulk payload, sliced per segment
-	adu           []byte // scratch for coalesced ADUs
+	dnp3Packets   int
+	blob          []byte    // pseudo-random bulk payload, sliced per segment
+	adu           []byte    // scratch for coalesced ADUs
+	bits          []uint8   // scratch for DNP3 binary points
+	floats        []float32 // scratch for DNP3 analog points
+	bevents       []BinaryEvent
+	aevents       []AnalogEvent
 }
 
 type pollConn struct {
@@ -130,6 +163,9 @@ func newPlant(w *Writer, seed int64) (*plant, error) {
 		p.office = append(p.office, Endpoint{MAC: plantMAC(3, byte(i)), IP: v4[i]})
 		p.office6 = append(p.office6, Endpoint{MAC: plantMAC(3, byte(i)), IP: v6[i]})
 	}
+	for i, a := range PlantOutstations {
+		p.outstations = append(p.outstations, Endpoint{MAC: plantMAC(4, byte(i)), IP: a, Port: DNP3Port})
+	}
 	for m := range p.masters {
 		for s := range p.plcs {
 			unit := uint8(1)
@@ -138,6 +174,9 @@ func newPlant(w *Writer, seed int64) (*plant, error) {
 			}
 			p.polls = append(p.polls, &pollConn{master: m, plc: s, unit: unit, tid: uint16(p.rng.Uint32())})
 		}
+	}
+	if err := p.newAssocs(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -506,4 +545,304 @@ func (p *plant) pingStep() error {
 	off := p.rng.IntN(len(p.blob) - 56)
 	_, err := p.w.Ping(src, dst, uint16(p.rng.Uint32()), uint16(p.rng.IntN(1000)), p.blob[off:off+56])
 	return err
+}
+
+// dnp3Assoc is a master's association with one outstation.
+type dnp3Assoc struct {
+	d      *DNP3Conn
+	master int // index into p.masters
+	out    int // index into p.outstations
+	udp    bool
+	open   bool
+	seq    uint8 // application sequence number of the master's next request
+	unsSeq uint8 // of the outstation's next unsolicited response
+
+	// A (re)started outstation reports IIN1.7 and IIN1.4: the master runs an
+	// integrity poll, clears the restart bit and sets the time.
+	integrityDue, restart, needTime bool
+
+	binaries, analogs int // the outstation's static points
+}
+
+// newAssocs creates the DNP3 associations: each outstation has a master
+// (the first for even outstations, the second for odd ones), outstations 0
+// and 1 are polled by both, and the last one is reached over UDP.
+func (p *plant) newAssocs() error {
+	for o := range p.outstations {
+		binaries, analogs := 32+p.rng.IntN(225), 16+p.rng.IntN(285)
+		masters := []int{o % plantDNP3Masters}
+		if o < 2 {
+			masters = append(masters, 1-o%plantDNP3Masters)
+		}
+		for _, m := range masters {
+			a := &dnp3Assoc{master: m, out: o, udp: o == plantOutstations-1, binaries: binaries, analogs: analogs,
+				seq: uint8(p.rng.IntN(16)), unsSeq: uint8(p.rng.IntN(16))}
+			if a.udp {
+				client := p.masters[m]
+				client.Port = DNP3Port
+				u, err := NewUDP(p.w, client, p.outstations[o])
+				if err != nil {
+					return err
+				}
+				a.d = NewDNP3UDP(u, dnp3MasterAddr+uint16(m), dnp3OutAddr+uint16(o))
+				a.d.MasterSeq, a.d.OutstationSeq = uint8(p.rng.IntN(64)), uint8(p.rng.IntN(64))
+				a.open, a.integrityDue, a.restart, a.needTime = true, true, true, true
+			}
+			p.assocs = append(p.assocs, a)
+		}
+	}
+	return nil
+}
+
+// dnp3Step opens an association's connection or runs one exchange on it.
+func (p *plant) dnp3Step() error {
+	// The UDP association gets a small share: about 1 step in 20.
+	a := p.assocs[p.rng.IntN(len(p.assocs)-1)]
+	if p.rng.IntN(20) == 0 {
+		a = p.assocs[len(p.assocs)-1]
+	}
+	if !a.open {
+		client := p.masters[a.master]
+		client.Port = p.port()
+		c, err := NewTCPConn(p.w, client, p.outstations[a.out], p.rng.Uint32(), p.rng.Uint32())
+		if err != nil {
+			return err
+		}
+		a.d = NewDNP3TCP(c, dnp3MasterAddr+uint16(a.master), dnp3OutAddr+uint16(a.out))
+		a.d.MasterSeq, a.d.OutstationSeq = uint8(p.rng.IntN(64)), uint8(p.rng.IntN(64))
+		a.open, a.integrityDue, a.restart, a.needTime = true, true, true, true
+		_, err = c.Handshake()
+		return err
+	}
+	r := p.rng.IntN(1000)
+	switch {
+	case r < 2 && !a.udp: // the master drops the connection
+		a.open = false
+		c := a.d.TCP()
+		if r == 0 {
+			_, err := c.Rst(FromClient)
+			return err
+		}
+		_, err := c.Close()
+		return err
+	case a.integrityDue:
+		a.integrityDue = false
+		return p.integrityPoll(a)
+	case a.restart:
+		a.restart = false
+		return p.dnp3Write(a, ClearRestart())
+	case a.needTime:
+		a.needTime = false
+		return p.dnp3Write(a, TimeAndDate(uint64(p.w.Now().UnixMilli())))
+	case r < 40:
+		_, err := a.d.LinkStatus()
+		return err
+	case r < 50:
+		return p.dnp3Write(a, TimeAndDate(uint64(p.w.Now().UnixMilli())))
+	case r < 90 && a.master == 0: // only the first master operates
+		return p.selectOperate(a)
+	case r < 200:
+		return p.unsolicited(a)
+	case r < 380:
+		return p.integrityPoll(a)
+	default:
+		return p.eventPoll(a)
+	}
+}
+
+// nextSeq returns the application sequence number of a's next request.
+func (a *dnp3Assoc) nextSeq() uint8 {
+	s := a.seq
+	a.seq = (a.seq + 1) & 0x0f
+	return s
+}
+
+// iin is the outstation's internal indications now, with class data
+// available bits from r.
+func (a *dnp3Assoc) iin(r int) uint16 {
+	v := uint16(r&7) << 1 & (IINClass1Events | IINClass2Events | IINClass3Events)
+	if a.restart {
+		v |= IINDeviceRestart
+	}
+	if a.needTime {
+		v |= IINNeedTime
+	}
+	return v
+}
+
+// dnp3Exchange sends a request and its response. A response with CON set
+// is confirmed by the master.
+func (p *plant) dnp3Exchange(a *dnp3Assoc, req, resp []byte) error {
+	if _, err := a.d.Master(req); err != nil {
+		return err
+	}
+	p.w.Advance(time.Duration(1+p.rng.IntN(20)) * time.Millisecond)
+	if err := p.dnp3Respond(a, resp); err != nil {
+		return err
+	}
+	if resp[0]&0x20 != 0 { // CON
+		return p.dnp3Confirm(a, resp[0])
+	}
+	return nil
+}
+
+// dnp3Respond sends a fragment from the outstation, cutting its frames into
+// TCP segments in one of the ways real stacks do.
+func (p *plant) dnp3Respond(a *dnp3Assoc, frag []byte) error {
+	a.d.FramesPerSegment = 1 + p.rng.IntN(4) // at most 4 × 292 octets: within the MSS
+	if a.udp {
+		_, err := a.d.Outstation(frag)
+		return err
+	}
+	if len(frag) > 2*DNP3MaxSegment && p.rng.IntN(16) == 0 {
+		// A link frame split across two segments, as a stack writing its
+		// buffer in pieces of a fixed size would.
+		b, err := a.d.Frames(FromOutstation, frag)
+		if err != nil {
+			return err
+		}
+		c := a.d.TCP()
+		cut := 300 + p.rng.IntN(plantMSS-300)
+		for len(b) > 0 {
+			n := min(cut, len(b))
+			if _, err := c.Server(b[:n]); err != nil {
+				return err
+			}
+			b = b[n:]
+		}
+		_, err = c.Ack(FromClient)
+		return err
+	}
+	f, err := a.d.Outstation(frag)
+	if err == nil && len(f) > 2 {
+		_, err = a.d.TCP().Ack(FromClient)
+	}
+	return err
+}
+
+// dnp3Confirm sends the master's application confirm of a response or
+// unsolicited response whose control octet was ctl.
+func (p *plant) dnp3Confirm(a *dnp3Assoc, ctl uint8) error {
+	_, err := a.d.Master(AppRequest(AppControl(true, true, false, ctl&0x10 != 0, ctl), DNP3Confirm))
+	return err
+}
+
+// integrityPoll reads class 1, 2, 3 and 0 data; the response carries all
+// the static points and sometimes events.
+func (p *plant) integrityPoll(a *dnp3Assoc) error {
+	seq := a.nextSeq()
+	req := AppRequest(AppControl(true, true, false, false, seq), DNP3Read, ClassData(1), ClassData(2), ClassData(3), ClassData(0))
+	p.bits = p.bits[:0]
+	for range a.binaries {
+		f := uint8(DNP3FlagOnline)
+		if p.rng.IntN(3) == 0 {
+			f |= DNP3BinaryState
+		}
+		p.bits = append(p.bits, f)
+	}
+	p.floats = p.floats[:0]
+	for range a.analogs {
+		p.floats = append(p.floats, float32(p.rng.IntN(100000))/100)
+	}
+	events := p.rng.IntN(3) == 0
+	r := p.rng.IntN(8)
+	objs := [4][]byte{BinaryInputs(0, p.bits...), AnalogInputsFloat(0, DNP3FlagOnline, p.floats...)}
+	if events {
+		objs[2], objs[3] = p.binaryEvents(a), p.analogEvents(a)
+	}
+	resp := AppResponse(AppControl(true, true, events, false, seq), DNP3Response, a.iin(r), objs[2], objs[3], objs[0], objs[1])
+	return p.dnp3Exchange(a, req, resp)
+}
+
+// eventPoll reads class 1, 2 and 3 data: often there is none.
+func (p *plant) eventPoll(a *dnp3Assoc) error {
+	seq := a.nextSeq()
+	req := AppRequest(AppControl(true, true, false, false, seq), DNP3Read, ClassData(1), ClassData(2), ClassData(3))
+	var resp []byte
+	if p.rng.IntN(2) == 0 {
+		resp = AppResponse(AppControl(true, true, false, false, seq), DNP3Response, a.iin(0))
+	} else {
+		resp = AppResponse(AppControl(true, true, true, false, seq), DNP3Response, a.iin(0), p.binaryEvents(a), p.analogEvents(a))
+	}
+	return p.dnp3Exchange(a, req, resp)
+}
+
+// unsolicited sends events the outstation reports on its own, and the
+// master's confirm.
+func (p *plant) unsolicited(a *dnp3Assoc) error {
+	ctl := AppControl(true, true, true, true, a.unsSeq)
+	a.unsSeq = (a.unsSeq + 1) & 0x0f
+	var objs [2][]byte
+	switch p.rng.IntN(3) {
+	case 0:
+		objs[0] = p.binaryEvents(a)
+	case 1:
+		objs[0] = p.analogEvents(a)
+	default:
+		objs[0], objs[1] = p.binaryEvents(a), p.analogEvents(a)
+	}
+	if err := p.dnp3Respond(a, AppResponse(ctl, DNP3UnsolicitedResponse, a.iin(0), objs[0], objs[1])); err != nil {
+		return err
+	}
+	p.w.Advance(time.Duration(1+p.rng.IntN(10)) * time.Millisecond)
+	return p.dnp3Confirm(a, ctl)
+}
+
+// selectOperate runs select-before-operate of a CROB or, one time in four,
+// of an analog output. The outstation now and then refuses the select
+// because it is in local control, and no operate follows.
+func (p *plant) selectOperate(a *dnp3Assoc) error {
+	index := uint16(p.rng.IntN(16))
+	var obj func(status uint8) []byte
+	if p.rng.IntN(4) == 0 {
+		value := int32(p.rng.IntN(4000))
+		obj = func(status uint8) []byte { return AnalogOutput(index, value, status) }
+	} else {
+		code := [...]uint8{CROBLatchOn, CROBLatchOff, CROBPulseOn, CROBClose, CROBTrip}[p.rng.IntN(5)]
+		on := uint32(0)
+		if code&0x0f == CROBPulseOn {
+			on = 500
+		}
+		obj = func(status uint8) []byte { return CROB(index, code, 1, on, 0, status) }
+	}
+	seq := a.nextSeq()
+	sel := AppRequest(AppControl(true, true, false, false, seq), DNP3Select, obj(DNP3StatusSuccess))
+	if p.rng.IntN(10) == 0 {
+		resp := AppResponse(AppControl(true, true, false, false, seq), DNP3Response, a.iin(0)|IINLocalControl, obj(DNP3StatusLocal))
+		return p.dnp3Exchange(a, sel, resp)
+	}
+	if err := p.dnp3Exchange(a, sel, AppResponse(AppControl(true, true, false, false, seq), DNP3Response, a.iin(0), obj(DNP3StatusSuccess))); err != nil {
+		return err
+	}
+	seq = a.nextSeq()
+	op := AppRequest(AppControl(true, true, false, false, seq), DNP3Operate, obj(DNP3StatusSuccess))
+	return p.dnp3Exchange(a, op, AppResponse(AppControl(true, true, false, false, seq), DNP3Response, a.iin(0), obj(DNP3StatusSuccess)))
+}
+
+// dnp3Write writes one object and gets the null response.
+func (p *plant) dnp3Write(a *dnp3Assoc, obj []byte) error {
+	seq := a.nextSeq()
+	req := AppRequest(AppControl(true, true, false, false, seq), DNP3Write, obj)
+	return p.dnp3Exchange(a, req, AppResponse(AppControl(true, true, false, false, seq), DNP3Response, a.iin(0)))
+}
+
+func (p *plant) binaryEvents(a *dnp3Assoc) []byte {
+	now := uint64(p.w.Now().UnixMilli())
+	p.bevents = p.bevents[:0]
+	for range 1 + p.rng.IntN(5) {
+		f := uint8(DNP3FlagOnline)
+		if p.rng.IntN(2) == 0 {
+			f |= DNP3BinaryState
+		}
+		p.bevents = append(p.bevents, BinaryEvent{Index: uint16(p.rng.IntN(a.binaries)), Flags: f, Time: now - uint64(p.rng.IntN(5000))})
+	}
+	return BinaryInputEvents(p.bevents...)
+}
+
+func (p *plant) analogEvents(a *dnp3Assoc) []byte {
+	p.aevents = p.aevents[:0]
+	for range 1 + p.rng.IntN(5) {
+		p.aevents = append(p.aevents, AnalogEvent{Index: uint16(p.rng.IntN(a.analogs)), Flags: DNP3FlagOnline, Value: int32(p.rng.IntN(200000) - 100000)})
+	}
+	return AnalogInputEvents(p.aevents...)
 }
