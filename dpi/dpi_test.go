@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -387,5 +388,112 @@ func TestBlindResetIgnored(t *testing.T) {
 	got := e.Counters()
 	if got.TCPIgnoredRSTs != 1 || got.FlowsClosed != 1 || got.FlowsCreated != 1 || c.n != 2 {
 		t.Errorf("ignored %d, closed %d, created %d flows, %d messages; want 1, 1, 1, 2", got.TCPIgnoredRSTs, got.FlowsClosed, got.FlowsCreated, c.n)
+	}
+}
+
+// TestDNP3SteadyStateAllocs: DNP3 over TCP (polls answered by
+// multi-segment responses, several frames per segment) allocates nothing
+// per packet once the flow exists.
+func TestDNP3SteadyStateAllocs(t *testing.T) {
+	outstation := plc
+	outstation.Port = 20000
+	lt, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		conn, err := pcapgen.NewTCPConn(w, hmi, outstation, 1, 2)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.Handshake(); err != nil {
+			return err
+		}
+		d := pcapgen.NewDNP3TCP(conn, 1, 10)
+		d.MaxSegment = 60
+		values := make([]float32, 30)
+		for i := 0; i < 300; i++ {
+			ctl := pcapgen.AppControl(true, true, false, false, uint8(i))
+			if _, err := d.Master(pcapgen.AppRequest(ctl, pcapgen.DNP3Read, pcapgen.ClassData(0))); err != nil {
+				return err
+			}
+			values[i%30] = float32(i)
+			if _, err := d.Outstation(pcapgen.AppResponse(ctl, pcapgen.DNP3Response, 0,
+				pcapgen.BinaryInputs(0, 1, 1, 1, 1), pcapgen.AnalogInputsFloat(0, 1, values...))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	h := &nopHandler{}
+	e, err := New(Config{}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm := len(pkts) / 2
+	for i := 0; i < warm; i++ {
+		e.Packet(lt, pkts[i].ts, uint64(i+1), pkts[i].data, 0)
+	}
+	i := warm
+	allocs := testing.AllocsPerRun(len(pkts)-warm-1, func() {
+		e.Packet(lt, pkts[i].ts, uint64(i+1), pkts[i].data, 0)
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per packet, want 0", allocs)
+	}
+	if h.dnp3 < 290 {
+		t.Errorf("only %d DNP3 messages decoded", h.dnp3)
+	}
+}
+
+type dnp3Recorder struct {
+	from []bool
+	fcs  []uint8
+}
+
+func (*dnp3Recorder) Modbus(*Flow, *modbus.Message) {}
+func (r *dnp3Recorder) DNP3(_ *Flow, fromServer bool, m *dnp3.Message) {
+	r.from = append(r.from, fromServer)
+	r.fcs = append(r.fcs, m.FC)
+}
+
+// TestDNP3OnAnyPort: DNP3 on a port nobody configured is recognised by a
+// link header with a valid CRC, and the master is told apart by the DIR
+// bit even when the outstation opened the connection.
+func TestDNP3OnAnyPort(t *testing.T) {
+	rtu := pcapgen.Endpoint{MAC: plc.MAC, IP: plc.IP, Port: 40001}
+	scada := pcapgen.Endpoint{MAC: hmi.MAC, IP: hmi.IP, Port: 20001}
+	lt, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		// The outstation (rtu) is the TCP client here.
+		conn, err := pcapgen.NewTCPConn(w, rtu, scada, 1, 2)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.Handshake(); err != nil {
+			return err
+		}
+		d := pcapgen.NewDNP3TCP(conn, 1, 10) // Master sends as the TCP client...
+		ctl := pcapgen.AppControl(true, true, false, true, 0)
+		// ...so send the unsolicited response from the TCP client by hand.
+		b, err := d.Frames(pcapgen.FromOutstation, pcapgen.AppResponse(ctl, pcapgen.DNP3UnsolicitedResponse, pcapgen.IINDeviceRestart))
+		if err != nil {
+			return err
+		}
+		if _, err := conn.Client(b); err != nil {
+			return err
+		}
+		b, err = d.Frames(pcapgen.FromMaster, pcapgen.AppRequest(ctl, pcapgen.DNP3Confirm))
+		if err != nil {
+			return err
+		}
+		_, err = conn.Server(b)
+		return err
+	})
+	var r dnp3Recorder
+	e := run(t, Config{}, &r, lt, pkts)
+	if got := e.Counters().DNP3Sniffed; got != 1 {
+		t.Errorf("%d flows recognised as DNP3, want 1", got)
+	}
+	// The master (the TCP server) is the flow's client after recognition:
+	// the unsolicited response comes from the flow's server.
+	if !slices.Equal(r.fcs, []uint8{130, 0}) || !slices.Equal(r.from, []bool{true, false}) {
+		t.Errorf("function codes %v from server %v; want [130 0] [true false]", r.fcs, r.from)
 	}
 }

@@ -41,6 +41,9 @@ func (o *OpsWriter) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 		b = append(b, `,"kind":"link"`...)
 	case dnp3.KindGarbage:
 		b = append(b, `,"kind":"garbage"`...)
+		if m.Truncated {
+			b = append(b, `,"after_loss":true`...)
+		}
 	case dnp3.KindApplication:
 		b = o.dnp3App(b, m)
 	}

@@ -146,7 +146,7 @@ type ObjectHeader struct {
 	Qualifier uint8 // raw qualifier octet
 	Prefix    uint8 // object prefix code (qualifier bits 4–6)
 	Range     uint8 // range specifier code (qualifier bits 0–3)
-	HasRange  bool  // Start and Stop are meaningful (range codes 0–2)
+	HasRange  bool  // Start and Stop are meaningful (range codes 0–5)
 	Start     uint32
 	Stop      uint32
 	Count     uint32 // number of objects (range codes 7–9, 0x0B; or Stop-Start+1)
@@ -197,9 +197,13 @@ type Message struct {
 	Dir  Direction
 
 	// Transport: how the fragment was assembled.
-	Segments  int   // transport segments in the fragment
-	FirstSeq  uint8 // transport sequence of the first segment
-	Truncated bool  // the fragment never saw its FIN (stream ended, gap, or limit)
+	Segments int   // transport segments in the fragment
+	FirstSeq uint8 // transport sequence of the first segment
+	// Truncated: for a fragment, it never saw its FIN (stream ended, gap,
+	// or limit); for garbage, the bytes follow a loss (a gap, or the start
+	// of a capture that joined mid-stream), so they are most likely the
+	// rest of a frame the capture never saw whole.
+	Truncated bool
 
 	// Application layer (Kind == KindApplication).
 	AppControl uint8 // raw application control octet
