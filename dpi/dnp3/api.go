@@ -237,7 +237,7 @@ const (
 	BadBlockCRC                            // a user-data block CRC does not match
 	LinkTooShort                           // LENGTH below 5
 	NotDNP3                                // bytes between frames that are no link frame
-	BadLinkFunction                        // reserved link function code for the PRM bit
+	BadLinkFunction                        // reserved link function code for the PRM bit, or user data on a function that carries none
 	MissingFIR                             // a transport segment without FIR and no fragment in progress
 	SequenceOutOfOrder                     // transport sequence not the previous + 1 (mod 64)
 	FragmentTooLong                        // reassembly longer than MaxFragment

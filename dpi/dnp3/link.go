@@ -327,7 +327,10 @@ func (d *Decoder) frame(c *Conn, st *framer, side Side, f []byte, meta Meta, h H
 		return
 	}
 	var r Reason
-	if !linkFunctionValid(lh.PRM, lh.Func) {
+	if !linkFunctionValid(lh.PRM, lh.Func) || n > 0 {
+		// A reserved function, or user data on a function that carries
+		// none (only confirmed and unconfirmed user data do, IEEE
+		// 1815-2012 9.2.4.1.3): the data is not passed up.
 		r = BadLinkFunction
 	}
 	d.linkOnly(&lh, r, meta, h)
