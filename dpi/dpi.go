@@ -178,7 +178,8 @@ type Flow struct {
 type Handler interface {
 	Modbus(f *Flow, m *modbus.Message)
 	// DNP3 receives fragments, link-only frames and garbage; fromServer
-	// says which end of f sent m.
+	// says which end of f sent m. Point values are decoded only when the
+	// handler calls m.DecodePoints.
 	DNP3(f *Flow, fromServer bool, m *dnp3.Message)
 }
 
@@ -257,6 +258,9 @@ func New(cfg Config, h Handler) (*Engine, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
+	// Handlers that want DNP3 point values ask for them
+	// (dnp3.Message.DecodePoints); the rest of the pipeline skips the work.
+	cfg.DNP3.LazyPoints = true
 	e := &Engine{cfg: cfg, h: h, mb: modbus.NewDecoder(cfg.Modbus), dn: dnp3.NewDecoder(cfg.DNP3)}
 	e.mbSink.e, e.dnSink.e = e, e
 	for _, p := range cfg.ModbusPorts {

@@ -43,6 +43,7 @@ type dnpDigest struct {
 func (*dnpDigest) Modbus(*dpi.Flow, *modbus.Message) {}
 
 func (d *dnpDigest) DNP3(_ *dpi.Flow, fromServer bool, m *dnp3.Message) {
+	m.DecodePoints()
 	var s strings.Builder
 	fmt.Fprintf(&s, "%d", m.Frame)
 	switch m.Kind {

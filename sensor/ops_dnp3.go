@@ -121,6 +121,7 @@ func (o *OpsWriter) dnp3App(b []byte, m *dnp3.Message) []byte {
 	if len(m.Objects) == 0 {
 		return b
 	}
+	m.DecodePoints()
 	b = append(b, `,"objects":[`...)
 	for i := range m.Objects {
 		h := &m.Objects[i]

@@ -47,6 +47,10 @@ type Config struct {
 	SelectTimeout time.Duration // an OPERATE later than this after its SELECT is late; default 10s
 	MaxObjects    int           // object headers decoded per fragment; default 64 (more is an anomaly)
 	MaxPoints     int           // point values decoded per fragment; default 512 (more are counted, not decoded)
+	// LazyPoints leaves point values undecoded until the Handler calls
+	// Message.DecodePoints: object headers are still walked and checked,
+	// but a pipeline that needs no values skips the work.
+	LazyPoints bool
 }
 
 // Decoder holds scratch space shared by all connections of one pipeline:
@@ -226,6 +230,8 @@ type Message struct {
 
 	Fragment []byte // the application fragment, aliases scratch space
 	Raw      []byte // for KindGarbage: the skipped bytes (at most 292)
+
+	lazy *appScratch // set while points wait for DecodePoints
 }
 
 // Reason is a typed anomaly. The zero value means none.

@@ -6,6 +6,7 @@ type appScratch struct {
 	p       Parser
 	objects []ObjectHeader
 	points  []Point
+	spare   Point // decodes points beyond MaxPoints, which are counted only
 }
 
 // init allocates the scratch arrays for cfg's limits (defaults for zero
@@ -48,6 +49,7 @@ func (d *Decoder) decodeApp(m *Message, fragment []byte) {
 	pts := s.points[:0]
 	m.Fragment = fragment
 	m.MorePoints = 0
+	m.lazy = nil
 
 	p := &s.p
 	h, err := p.Start(fragment)
@@ -77,16 +79,8 @@ func (d *Decoder) decodeApp(m *Message, fragment []byte) {
 				break
 			}
 			oh.FirstPoint = len(pts)
-			for {
-				pt, perr := p.Point()
-				if perr != nil {
-					break
-				}
-				if len(pts) < cap(pts) {
-					pts = append(pts, pt)
-				} else {
-					m.MorePoints++
-				}
+			if !d.cfg.LazyPoints {
+				pts = readPoints(p, pts, &s.spare, &m.MorePoints)
 			}
 			oh.NumPoints = len(pts) - oh.FirstPoint
 			objs = append(objs, oh)
@@ -97,6 +91,54 @@ func (d *Decoder) decodeApp(m *Message, fragment []byte) {
 	}
 	mergeAnomalies(m, p)
 	m.Objects = objs
+	m.Points = pts
+	if d.cfg.LazyPoints {
+		m.lazy = s
+	}
+}
+
+// readPoints appends the current header's points to pts, up to its
+// capacity; the points beyond are decoded into spare and counted in more.
+func readPoints(p *Parser, pts []Point, spare *Point, more *int) []Point {
+	for {
+		if len(pts) == cap(pts) {
+			if p.point(spare) != nil {
+				return pts
+			}
+			*more++
+			continue
+		}
+		pts = pts[:len(pts)+1]
+		if p.point(&pts[len(pts)-1]) != nil {
+			return pts[:len(pts)-1]
+		}
+	}
+}
+
+// DecodePoints decodes the point values of a fragment that the Decoder,
+// configured with LazyPoints, left undecoded: it fills Points, each
+// header's FirstPoint and NumPoints, and MorePoints. It does nothing when
+// the points are decoded already. Call it from the Handler only.
+func (m *Message) DecodePoints() {
+	s := m.lazy
+	if s == nil {
+		return
+	}
+	m.lazy = nil
+	var p Parser
+	if _, err := p.Start(m.Fragment); err != nil {
+		return
+	}
+	pts := s.points[:0]
+	for i := range m.Objects {
+		if _, err := p.Next(); err != nil && err != Error(ObjectTooShort) && err != Error(UnknownObject) {
+			break
+		}
+		h := &m.Objects[i]
+		h.FirstPoint = len(pts)
+		pts = readPoints(&p, pts, &s.spare, &m.MorePoints)
+		h.NumPoints = len(pts) - h.FirstPoint
+	}
 	m.Points = pts
 }
 

@@ -753,3 +753,36 @@ func TestGroupsNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestLazyPointsMatchEager: with LazyPoints, DecodePoints gives exactly
+// what eager decoding gives, for every fragment of the table.
+func TestLazyPointsMatchEager(t *testing.T) {
+	for _, tc := range appCases {
+		t.Run(tc.name, func(t *testing.T) {
+			eager := NewDecoder(tc.cfg)
+			var em Message
+			eager.decodeApp(&em, tc.frag)
+			cfg := tc.cfg
+			cfg.LazyPoints = true
+			lazy := NewDecoder(cfg)
+			var lm Message
+			lazy.decodeApp(&lm, tc.frag)
+			if len(lm.Points) != 0 || len(lm.Objects) != len(em.Objects) {
+				t.Fatalf("before DecodePoints: %d points, %d objects (eager %d)", len(lm.Points), len(lm.Objects), len(em.Objects))
+			}
+			lm.DecodePoints()
+			lm.DecodePoints() // a second call changes nothing
+			if !pointsEqual(lm.Points, em.Points) || lm.MorePoints != em.MorePoints {
+				t.Errorf("points differ: lazy %d (+%d more), eager %d (+%d more)", len(lm.Points), lm.MorePoints, len(em.Points), em.MorePoints)
+			}
+			for i := range em.Objects {
+				if lm.Objects[i] != em.Objects[i] {
+					t.Errorf("object %d: lazy %+v, eager %+v", i, lm.Objects[i], em.Objects[i])
+				}
+			}
+			if lm.Malformed != em.Malformed || lm.Anomalies != em.Anomalies {
+				t.Errorf("anomalies: lazy %v %#x, eager %v %#x", lm.Malformed, lm.Anomalies, em.Malformed, em.Anomalies)
+			}
+		})
+	}
+}

@@ -577,3 +577,36 @@ func TestImportsStdOnlyNoFmt(t *testing.T) {
 		}
 	}
 }
+
+// TestCRCSlicingMatchesBitwise checks the four-octets-a-step CRC against a
+// plain bit-by-bit one, for every length up to a full frame.
+func TestCRCSlicingMatchesBitwise(t *testing.T) {
+	bitwise := func(b []byte) uint16 {
+		var c uint16
+		for _, x := range b {
+			c ^= uint16(x)
+			for range 8 {
+				if c&1 != 0 {
+					c = c>>1 ^ crcPoly
+				} else {
+					c >>= 1
+				}
+			}
+		}
+		return ^c
+	}
+	b := make([]byte, 300)
+	for i := range b {
+		b[i] = byte(i*131 + i>>3)
+	}
+	for n := 0; n <= len(b); n++ {
+		for start := 0; start < 4; start++ {
+			if start+n > len(b) {
+				continue
+			}
+			if got, want := crc16(b[start:start+n]), bitwise(b[start:start+n]); got != want {
+				t.Fatalf("crc16 of %d octets at %d: %#04x, want %#04x", n, start, got, want)
+			}
+		}
+	}
+}

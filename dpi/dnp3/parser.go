@@ -404,16 +404,24 @@ func (p *Parser) Skip() error {
 // data, and secure authentication objects, whose content is not decoded)
 // and ObjectTooShort when the next object is cut off.
 func (p *Parser) Point() (Point, error) {
+	var pt Point
+	err := p.point(&pt)
+	return pt, err
+}
+
+// point decodes the next object into *pt, which it overwrites: decodeApp
+// decodes straight into the Message's points, without copies.
+func (p *Parser) point(pt *Point) error {
 	if !p.inHdr {
-		return Point{}, ErrNotStarted
+		return ErrNotStarted
 	}
 	if p.next >= p.total {
-		return Point{}, ErrDone
+		return ErrDone
 	}
 	b := p.frag
 	h := &p.hdr
 	i := p.next
-	var pt Point
+	*pt = Point{}
 	if h.HasRange {
 		pt.Index = h.Start + i
 	} else {
@@ -424,11 +432,11 @@ func (p *Parser) Point() (Point, error) {
 		bit := uint64(i) * uint64(p.lay.bits)
 		at := uint64(off) + bit/8
 		if at >= uint64(len(b)) {
-			return Point{}, p.cut()
+			return p.cut()
 		}
 		pt.Value = float64(b[at] >> (bit % 8) & (1<<p.lay.bits - 1))
 		p.next++
-		return pt, nil
+		return nil
 	}
 	var n int
 	switch p.lay.kind {
@@ -441,11 +449,11 @@ func (p *Parser) Point() (Point, error) {
 	default:
 		var ok bool
 		if n, ok = p.objLen(off); !ok {
-			return Point{}, p.cut()
+			return p.cut()
 		}
 	}
 	if n > len(b)-off {
-		return Point{}, p.cut()
+		return p.cut()
 	}
 	obj := b[off+p.preLen : off+n]
 	switch h.Prefix {
@@ -454,7 +462,7 @@ func (p *Parser) Point() (Point, error) {
 	}
 	switch p.lay.kind {
 	case objFixed:
-		p.decodeFields(&pt, obj)
+		p.decodeFields(pt, obj)
 	case objAttr:
 		pt.Code = obj[0] // data type code
 		pt.Octets = obj[attrHeadLen:]
@@ -463,7 +471,7 @@ func (p *Parser) Point() (Point, error) {
 	}
 	p.cur = off + n
 	p.next++
-	return pt, nil
+	return nil
 }
 
 // cut ends the current header's points at a cut-off object.
