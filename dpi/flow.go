@@ -41,13 +41,11 @@ func less(a [16]byte, pa uint16, b [16]byte, pb uint16) bool {
 // hash mixes the key's words. It need not resist crafted collisions: probe
 // chains are bounded by the table's load, and the table by MaxFlows.
 func (k *flowKey) hash(seed uint64) uint64 {
-	h := seed
-	h = mix(h ^ binary.LittleEndian.Uint64(k.a[0:8]))
-	h = mix(h ^ binary.LittleEndian.Uint64(k.a[8:16]))
-	h = mix(h ^ binary.LittleEndian.Uint64(k.b[0:8]))
-	h = mix(h ^ binary.LittleEndian.Uint64(k.b[8:16]))
-	h = mix(h ^ uint64(k.pa)<<32 ^ uint64(k.pb)<<16 ^ uint64(k.proto)<<8 ^ uint64(k.vlan)<<40)
-	return h
+	a0, a1 := binary.LittleEndian.Uint64(k.a[0:8]), binary.LittleEndian.Uint64(k.a[8:16])
+	b0, b1 := binary.LittleEndian.Uint64(k.b[0:8]), binary.LittleEndian.Uint64(k.b[8:16])
+	h := seed ^ a0 ^ bits.RotateLeft64(a1, 13) ^ bits.RotateLeft64(b0, 29) ^ bits.RotateLeft64(b1, 43)
+	h = mix(h ^ uint64(k.pa)<<32 ^ uint64(k.pb)<<16 ^ uint64(k.proto)<<8 ^ uint64(k.vlan)<<48)
+	return mix(h)
 }
 
 func mix(x uint64) uint64 {
@@ -89,6 +87,7 @@ type table struct {
 	live   int
 	head   int32 // most recently used
 	tail   int32 // least recently used
+	last   *flow // the flow get found last
 	nextID uint64
 }
 
@@ -109,12 +108,18 @@ func (t *table) at(i int32) *flow { return &t.chunks[i/chunkSize][i%chunkSize] }
 func (t *table) full() bool { return t.live >= t.max }
 
 func (t *table) get(k *flowKey) *flow {
+	// Packets of one flow often come in runs (a response in several
+	// segments, a bulk transfer): the last flow found is tried first.
+	if f := t.last; f != nil && f.key == *k {
+		return f
+	}
 	for i := k.hash(t.seed) & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i]
 		if s == 0 {
 			return nil
 		}
 		if f := t.at(s - 1); f.key == *k {
+			t.last = f
 			return f
 		}
 	}
@@ -194,6 +199,9 @@ func (t *table) add(k flowKey) *flow {
 }
 
 func (t *table) remove(f *flow) {
+	if t.last == f {
+		t.last = nil
+	}
 	t.unlink(f)
 	t.delete(&f.key)
 	t.free = append(t.free, f.idx)

@@ -71,7 +71,12 @@ func TestFeedAllocs(t *testing.T) {
 }
 
 func BenchmarkFeed(b *testing.B) {
-	d := NewDecoder(Config{})
+	b.Run("points", func(b *testing.B) { benchmarkFeed(b, Config{}) })
+	b.Run("lazy", func(b *testing.B) { benchmarkFeed(b, Config{LazyPoints: true}) })
+}
+
+func benchmarkFeed(b *testing.B, cfg Config) {
+	d := NewDecoder(cfg)
 	var c Conn
 	c.Reset(false)
 	h := &countHandler{}
