@@ -29,6 +29,7 @@ type File struct {
 	path   string
 	index  int
 	f      io.Closer
+	pf     *prefetch
 	pcap   *pcapgo.Reader
 	ng     *pcapgo.NgReader
 	link   layers.LinkType
@@ -38,7 +39,9 @@ type File struct {
 
 var _ Source = (*File)(nil)
 
-// OpenFile opens a pcap or pcapng file, telling them apart by content.
+// OpenFile opens a pcap or pcapng file, telling them apart by content. The
+// file is read ahead, record by record, on a goroutine of its own; Close
+// stops it.
 func OpenFile(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -50,7 +53,15 @@ func OpenFile(path string) (*File, error) {
 		return nil, err
 	}
 	r.f = f
+	r.startPrefetch()
 	return r, nil
+}
+
+func headerError(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return errors.New("file is empty or shorter than a capture header")
+	}
+	return err
 }
 
 // NewFile reads a capture from r; name is used in errors.
@@ -58,11 +69,14 @@ func NewFile(r io.Reader, name string) (*File, error) {
 	br := bufio.NewReaderSize(r, fileBufferSize)
 	head, err := br.Peek(4)
 	if err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			err = errors.New("file is empty or shorter than a capture header")
-		}
-		return nil, &FileError{Path: name, Err: err}
+		return nil, &FileError{Path: name, Err: headerError(err)}
 	}
+	return newFile(br, head, name)
+}
+
+// newFile reads a capture from br, whose first four bytes are head.
+func newFile(br io.Reader, head []byte, name string) (*File, error) {
+	var err error
 	c := &File{path: name}
 	switch {
 	case bytes.Equal(head, pcapngMagic):
@@ -104,6 +118,21 @@ func (c *File) LinkType() layers.LinkType { return c.link }
 // ReadPacket returns the next record. After a damaged record it returns a
 // *FileError, and io.EOF on every later call.
 func (c *File) ReadPacket(info *Info) ([]byte, error) {
+	var (
+		data []byte
+		err  error
+	)
+	if c.pf != nil {
+		data, err = c.pf.next(info)
+	} else {
+		data, err = c.read(info)
+	}
+	info.Source = c.index
+	return data, err
+}
+
+// read reads the next record on the caller's goroutine.
+func (c *File) read(info *Info) ([]byte, error) {
 	if c.failed != nil {
 		return nil, io.EOF
 	}
@@ -140,12 +169,14 @@ func (c *File) ReadPacket(info *Info) ([]byte, error) {
 	info.Length = ci.Length
 	info.LinkType = lt
 	info.Frame = c.frame
-	info.Source = c.index
 	return data, nil
 }
 
 // Close closes the underlying file, if OpenFile opened it.
 func (c *File) Close() error {
+	if c.pf != nil {
+		c.pf.close()
+	}
 	if c.f == nil {
 		return nil
 	}

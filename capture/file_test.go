@@ -2,10 +2,12 @@ package capture
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -271,5 +273,101 @@ func TestUnsupportedLinkType(t *testing.T) {
 	_, err := NewFile(bytes.NewReader(data), "wifi.pcap")
 	if !errors.Is(err, ErrUnsupportedLinkType) || !strings.Contains(err.Error(), "wifi.pcap: file header: unsupported link type 105") {
 		t.Fatalf("error %v, want an unsupported link type error naming the file and type 105", err)
+	}
+}
+
+// TestPrefetchAcrossBatches reads a file of several prefetch batches
+// through OpenFile: every packet, whole and in order, records straddling
+// batch boundaries included, with no allocation per packet; then the same
+// file cut short reports the damaged record.
+func TestPrefetchAcrossBatches(t *testing.T) {
+	var b bytes.Buffer
+	w := pcapgo.NewWriter(&b)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	for i := 0; i < n; i++ {
+		data := bytes.Repeat([]byte{byte(i)}, 60+i%1400)
+		binary.BigEndian.PutUint32(data, uint32(i))
+		ci := gopacket.CaptureInfo{Timestamp: t0.Add(time.Duration(i)), CaptureLength: len(data), Length: len(data)}
+		if err := w.WritePacket(ci, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.Len() < 2*prefetchBytes {
+		t.Fatalf("test file is only %d bytes", b.Len())
+	}
+	path := filepath.Join(t.TempDir(), "big.pcap")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var ci Info
+	check := func(i int) {
+		data, err := f.ReadPacket(&ci)
+		if err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		if len(data) != 60+i%1400 || binary.BigEndian.Uint32(data) != uint32(i) || data[len(data)-1] != byte(i) || ci.Frame != uint64(i+1) {
+			t.Fatalf("packet %d: %d bytes, frame %d, starts %x", i, len(data), ci.Frame, data[:4])
+		}
+	}
+	for i := 0; i < 100; i++ {
+		check(i)
+	}
+	i := 100
+	if allocs := testing.AllocsPerRun(n-200, func() { check(i); i++ }); allocs != 0 {
+		t.Errorf("%v allocations per packet, want 0", allocs)
+	}
+	for ; i < n; i++ {
+		check(i)
+	}
+	if _, err := f.ReadPacket(&ci); err != io.EOF {
+		t.Fatalf("after the last packet: %v", err)
+	}
+
+	// The same file cut inside its last record.
+	os.WriteFile(path, b.Bytes()[:b.Len()-5], 0o644)
+	f2, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f2.Close()
+	for i := 0; ; i++ {
+		_, err := f2.ReadPacket(&ci)
+		if err != nil {
+			if i != n-1 || !strings.Contains(err.Error(), "record 3000:") {
+				t.Fatalf("after %d packets: %v; want an error naming record 3000", i, err)
+			}
+			break
+		}
+	}
+}
+
+// TestPrefetchClose stops the prefetch goroutine of a file read only
+// in part.
+func TestPrefetchClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.pcap")
+	os.WriteFile(path, writePcap(t, layers.LinkTypeEthernet, 5), 0o644)
+	before := runtime.NumGoroutine()
+	for i := 0; i < 100; i++ {
+		f, err := OpenFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.ReadPacket(new(Info))
+		f.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines left running after Close, %d before", n, before)
 	}
 }

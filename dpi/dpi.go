@@ -477,8 +477,10 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 // It returns the flow, the side (0 or 1) the packet was sent from, and
 // whether the flow was created for this packet.
 func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f *flow, side int, fresh bool) {
-	ck, swapped := k.canonical()
-	f = e.flows.get(&ck)
+	// k is put in canonical order in place; the packet's own orientation is
+	// recovered from swapped when a flow is created.
+	swapped := k.canonicalize()
+	f = e.flows.get(k)
 	if f == nil {
 		if !create {
 			return nil, 0, false
@@ -487,9 +489,13 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 		if e.flows.full() {
 			e.closeFlow(e.flows.oldest(), &e.c.FlowsEvicted)
 		}
-		f = e.flows.add(ck)
+		f = e.flows.add(*k)
 		e.c.FlowsCreated++
-		app, serverSide := e.appFor(k.pa, k.pb) // sides of k, the packet's orientation
+		srcIP, srcPort, dstIP, dstPort := k.a, k.pa, k.b, k.pb
+		if swapped {
+			srcIP, srcPort, dstIP, dstPort = k.b, k.pb, k.a, k.pa
+		}
+		app, serverSide := e.appFor(srcPort, dstPort) // 1: the packet's destination is the server
 		f.App = app
 		f.Transport = t
 		f.VLAN = k.vlan
@@ -497,8 +503,8 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 		if swapped {
 			f.server ^= 1
 		}
-		src := netip.AddrPortFrom(netip.AddrFrom16(k.a).Unmap(), k.pa)
-		dst := netip.AddrPortFrom(netip.AddrFrom16(k.b).Unmap(), k.pb)
+		src := netip.AddrPortFrom(netip.AddrFrom16(srcIP).Unmap(), srcPort)
+		dst := netip.AddrPortFrom(netip.AddrFrom16(dstIP).Unmap(), dstPort)
 		if serverSide == 1 {
 			f.Client, f.Server, f.ClientMAC, f.ServerMAC = src, dst, mac[0], mac[1]
 		} else {

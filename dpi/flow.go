@@ -20,10 +20,19 @@ type flowKey struct {
 // canonical returns the key with the lower end first, and whether the
 // packet's source is the second end.
 func (k *flowKey) canonical() (flowKey, bool) {
+	c := *k
+	return c, c.canonicalize()
+}
+
+// canonicalize puts the lower end first, in place, and says whether it
+// swapped the ends.
+func (k *flowKey) canonicalize() bool {
 	if less(k.b, k.pb, k.a, k.pa) {
-		return flowKey{a: k.b, b: k.a, pa: k.pb, pb: k.pa, proto: k.proto, vlan: k.vlan}, true
+		k.a, k.b = k.b, k.a
+		k.pa, k.pb = k.pb, k.pa
+		return true
 	}
-	return *k, false
+	return false
 }
 
 func less(a [16]byte, pa uint16, b [16]byte, pb uint16) bool {

@@ -102,6 +102,11 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
 		if h.seen && !fresh && seq+1 != h.next && f.last != 0 {
 			// A new connection on the same ports: end the old one.
 			e.closeFlow(f, &e.c.FlowsClosed)
+			if side == 1 {
+				// lookup put k in canonical order; give it back the
+				// packet's own.
+				k.a, k.b, k.pa, k.pb = k.b, k.a, k.pb, k.pa
+			}
 			e.tcpPacket(k, mac, t)
 			return
 		}

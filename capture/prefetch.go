@@ -1,0 +1,124 @@
+package capture
+
+import "io"
+
+// prefetch reads a capture file on a goroutine of its own: it parses the
+// records and copies them into batches, so that the disk (an SD card, on
+// a Pi), the system calls and the copying happen while the pipeline
+// decodes. The pipeline then takes packets from a batch without copies.
+// Batches are allocated once and recycled.
+type prefetch struct {
+	full chan *batch
+	free chan *batch
+	stop chan struct{}
+	done chan struct{}
+	cur  *batch
+	i    int
+}
+
+type batch struct {
+	data []byte
+	recs []record
+	err  error // what ended the file after these records (io.EOF or a *FileError)
+}
+
+type record struct {
+	off, n int
+	info   Info
+}
+
+const (
+	prefetchBatches = 3
+	prefetchBytes   = 256 << 10
+	prefetchRecords = 1024
+)
+
+func (c *File) startPrefetch() {
+	pf := &prefetch{
+		full: make(chan *batch, prefetchBatches),
+		free: make(chan *batch, prefetchBatches),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	for range prefetchBatches {
+		pf.free <- &batch{data: make([]byte, 0, prefetchBytes), recs: make([]record, 0, prefetchRecords)}
+	}
+	c.pf = pf
+	go pf.run(c)
+}
+
+// run fills batches with c.read until the file ends or stop is closed.
+func (pf *prefetch) run(c *File) {
+	defer close(pf.done)
+	var (
+		pkt  []byte
+		info Info
+		err  error
+		have bool // pkt was read but did not fit in the last batch
+	)
+	for {
+		var b *batch
+		select {
+		case b = <-pf.free:
+		case <-pf.stop:
+			return
+		}
+		b.data, b.recs, b.err = b.data[:0], b.recs[:0], nil
+		for {
+			if !have {
+				if pkt, err = c.read(&info); err != nil {
+					b.err = err
+					break
+				}
+				have = true
+			}
+			if len(b.recs) == cap(b.recs) || len(b.recs) > 0 && len(b.data)+len(pkt) > cap(b.data) {
+				break // pkt stays valid until the next read
+			}
+			off := len(b.data)
+			b.data = append(b.data, pkt...) // grows only for a record larger than a batch
+			b.recs = append(b.recs, record{off: off, n: len(pkt), info: info})
+			have = false
+		}
+		ended := b.err != nil // b belongs to the reader once sent
+		select {
+		case pf.full <- b:
+		case <-pf.stop:
+			return
+		}
+		if ended {
+			return
+		}
+	}
+}
+
+// next returns the next packet; the bytes are valid until the next call.
+func (pf *prefetch) next(info *Info) ([]byte, error) {
+	for {
+		if b := pf.cur; b != nil {
+			if pf.i < len(b.recs) {
+				r := &b.recs[pf.i]
+				pf.i++
+				*info = r.info
+				return b.data[r.off : r.off+r.n : r.off+r.n], nil
+			}
+			if err := b.err; err != nil {
+				b.err = io.EOF // a damaged file is reported once, then ends
+				return nil, err
+			}
+			pf.free <- b // never blocks: there are only so many batches
+			pf.cur = nil
+		}
+		pf.cur, pf.i = <-pf.full, 0
+	}
+}
+
+// close stops the goroutine and waits for it.
+func (pf *prefetch) close() {
+	select {
+	case <-pf.stop:
+	default:
+		close(pf.stop)
+	}
+	<-pf.done
+}
