@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 GOBIN       ?= $(shell $(GO) env GOPATH)/bin
 FUZZTIME    ?= 10s
 BENCH_PACKETS ?= 1000000
-BENCH_ROUNDS  ?= 3
+BENCH_ROUNDS  ?= 5
 
 .PHONY: all build test check cross test-arm fuzz bench clean
 
