@@ -98,8 +98,7 @@ import (
 // messages by the small predicates in svRules (dnp3_func, dnp3_obj,
 // dnp3_data, dnp3.ind); Suricata's engine events map to dnp3.Reason
 // (svEventReasons), with the test's suricata.yaml limits carried over to
-// dnp3.Config. The request flood event belongs to tapwatch's rules engine,
-// not the decoder, and is only logged.
+// dnp3.Config.
 func TestSuricataDNP3(t *testing.T) {
 	corpus := testenv.Corpus(t)
 	dir := filepath.Join(corpus, "suricata-verify")
@@ -195,12 +194,8 @@ var svEventReasons = map[int][]dnp3.Reason{
 	2270005: {dnp3.TooManyObjects}, // too many points: tapwatch counts points over MaxPoints in MorePoints
 	2270006: {dnp3.TooManyObjects},
 	2270007: {dnp3.FragmentTooLong},
+	2270000: {dnp3.RequestFlood}, // dnp3.flooded: more than 32 requests waiting, tapwatch's default too
 }
-
-// svFlooded is Suricata's dnp3.flooded event: too many requests waiting
-// for a response in one flow. It is a detection over many messages, which
-// tapwatch leaves to its rules engine.
-const svFlooded = 2270000
 
 // svRule is a rule keyword evaluated over one decoded message; to says
 // which direction the rule's flow keyword pins, "" for both.
@@ -652,18 +647,6 @@ func (r *svRun) alert(f *svFilter) {
 				t.Errorf("%s: app_proto %v", desc, v)
 			}
 		}
-	}
-	if sid == svFlooded {
-		reqs := 0
-		for _, x := range r.c.msgs {
-			if x.logged() && !x.fromServer {
-				reqs++
-			}
-		}
-		t.Logf("%s (dnp3.flooded, %d alert(s)): tapwatch decoded all %d requests, none answered; "+
-			"the flood alert is not a decoder anomaly: request flood is a detector in rules/ (issue 4)", desc, f.Count, reqs)
-		r.notCompared["alert dnp3.flooded (rules engine)"]++
-		return
 	}
 	var hits []*svMsg
 	if reasons, ok := svEventReasons[sid]; ok {

@@ -47,6 +47,7 @@ type Config struct {
 	SelectTimeout time.Duration // an OPERATE later than this after its SELECT is late; default 10s
 	MaxObjects    int           // object headers decoded per fragment; default 64 (more is an anomaly)
 	MaxPoints     int           // point values decoded per fragment; default 512 (more are counted, not decoded)
+	FloodRequests int           // requests waiting for a response, on one connection, before RequestFlood; default 32
 	// LazyPoints leaves point values undecoded until the Handler calls
 	// Message.DecodePoints: object headers are still walked and checked,
 	// but a pipeline that needs no values skips the work.
@@ -69,6 +70,9 @@ type Decoder struct {
 type Conn struct {
 	link linkState // owned by link.go / transport.go
 	sbo  sboState  // owned by sbo.go
+
+	waiting uint16 // requests since the last response
+	flooded bool   // RequestFlood was reported for this run of requests
 }
 
 // NewDecoder returns a decoder; cfg must have passed Validate.
@@ -259,5 +263,6 @@ const (
 	SelectMismatch                         // OPERATE objects differ from the SELECT's
 	OperateWithoutSelect                   // OPERATE with no SELECT before it
 	OperateLate                            // OPERATE after the select timeout
+	RequestFlood                           // more than FloodRequests requests without a response on the connection
 	numReasons
 )

@@ -10,6 +10,7 @@ import (
 const (
 	DefaultMaxFragment   = 2048
 	DefaultSelectTimeout = 10 * time.Second
+	DefaultFloodRequests = 32
 	DefaultMaxObjects    = 64
 	DefaultMaxPoints     = 512
 
@@ -42,6 +43,9 @@ func (c Config) withDefaults() Config {
 		c.MaxPoints = DefaultMaxPoints
 	}
 	c.MaxPoints = min(c.MaxPoints, MaxPointsLimit)
+	if c.FloodRequests <= 0 {
+		c.FloodRequests = DefaultFloodRequests
+	}
 	return c
 }
 

@@ -93,6 +93,7 @@ func (c *Conn) reset(midStream bool) {
 	for i := range ls.sides {
 		ls.sides[i] = framer{lost: midStream, quiet: midStream}
 	}
+	c.waiting, c.flooded = 0, false
 	c.sbo.reset()
 }
 

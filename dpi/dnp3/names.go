@@ -333,6 +333,8 @@ func (r Reason) String() string {
 		return "operate_without_select"
 	case OperateLate:
 		return "operate_late"
+	case RequestFlood:
+		return "request_flood"
 	}
 	return "invalid"
 }

@@ -206,7 +206,27 @@ func (d *Decoder) complete(c *Conn, lh *LinkHeader, frag []byte, segments int, f
 	m := d.appMessage(lh, segments, firstSeq, frag, meta)
 	d.decodeApp(m, frag)
 	d.trackSBO(c, m, frag)
+	d.trackFlood(c, m)
 	h.Message(m)
+}
+
+// trackFlood counts the requests a master sends without a response in
+// between: a flood of them swamps an outstation (Suricata's dnp3.flooded
+// is the same idea). It is flagged once per run, on the request that
+// passes the limit. Confirms ask for nothing and do not count.
+func (d *Decoder) trackFlood(c *Conn, m *Message) {
+	switch {
+	case m.Dir == Response:
+		c.waiting, c.flooded = 0, false
+	case m.Dir == Request && m.FC != FuncConfirm:
+		if c.waiting < 0xffff {
+			c.waiting++
+		}
+		if int(c.waiting) > d.cfg.FloodRequests && !c.flooded {
+			c.flooded = true
+			flag(m, RequestFlood)
+		}
+	}
 }
 
 // abandon reports the fragment in progress in s as truncated, for reason
