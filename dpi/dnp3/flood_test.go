@@ -36,11 +36,11 @@ func TestRequestFlood(t *testing.T) {
 	for i := uint8(0); i < 4; i++ {
 		send(FromClient, req(i, FuncRead)) // frames 1-4: at the limit, not past it
 	}
-	send(FromClient, req(4, FuncConfirm))      // 5: a confirm asks for nothing
+	send(FromClient, req(4, FuncConfirm))              // 5: a confirm asks for nothing
 	send(FromServer, resp(0, FuncUnsolicitedResponse)) // 6: unsolicited: no answer to anything
-	send(FromClient, req(5, FuncRead))         // 7: the fifth request: flagged
-	send(FromClient, req(6, FuncRead))         // 8: same run: not again
-	send(FromServer, resp(1, FuncResponse))    // 9: an answer
+	send(FromClient, req(5, FuncRead))                 // 7: the fifth request: flagged
+	send(FromClient, req(6, FuncRead))                 // 8: same run: not again
+	send(FromServer, resp(1, FuncResponse))            // 9: an answer
 	for i := uint8(7); i < 12; i++ {
 		send(FromClient, req(i, FuncRead)) // 10-14: a new run, flagged at 14
 	}
