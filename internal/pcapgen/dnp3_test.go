@@ -261,7 +261,7 @@ func TestDNP3Frames(t *testing.T) {
 		t.Error("AppendDNP3Frames and DNP3Frames differ")
 	}
 	var rx transportRx
-	wantTH := []uint8{0x40 | 62, 63, 0x80 | 0}
+	wantTH := []uint8{0x40 | 62, 63, 0x80} // FIR seq 62, seq 63, FIN seq 0
 	for i, b := range frames {
 		f, n, err := parseLinkFrame(b)
 		if err != nil || n != len(b) {
