@@ -134,41 +134,23 @@ type fcCount struct {
 	Count uint64 `json:"count"`
 }
 
-func fcCounts(t *sensor.Tally) []fcCount {
+// fcCounts lists the function codes seen, with their names.
+func fcCounts(byFC []uint64, name func(uint8) string) []fcCount {
 	var out []fcCount
-	for fc, n := range t.ByFC {
+	for fc, n := range byFC {
 		if n > 0 {
-			out = append(out, fcCount{uint8(fc), modbus.FunctionName(uint8(fc)), n})
+			out = append(out, fcCount{uint8(fc), name(uint8(fc)), n})
 		}
 	}
 	return out
 }
 
-func reasonCounts(t *sensor.Tally) map[string]uint64 {
+// reasonCounts maps anomaly names to how often they were seen.
+func reasonCounts[R ~uint8](byReason []uint64, name func(R) string) map[string]uint64 {
 	out := map[string]uint64{}
-	for r, n := range t.ByReason {
+	for r, n := range byReason {
 		if n > 0 {
-			out[modbus.Reason(r).String()] = n
-		}
-	}
-	return out
-}
-
-func dnp3FCCounts(t *sensor.DNP3Tally) []fcCount {
-	var out []fcCount
-	for fc, n := range t.ByFC {
-		if n > 0 {
-			out = append(out, fcCount{uint8(fc), dnp3.FunctionName(uint8(fc)), n})
-		}
-	}
-	return out
-}
-
-func dnp3ReasonCounts(t *sensor.DNP3Tally) map[string]uint64 {
-	out := map[string]uint64{}
-	for r, n := range t.ByReason {
-		if n > 0 {
-			out[dnp3.Reason(r).String()] = n
+			out[name(R(r))] = n
 		}
 	}
 	return out
@@ -200,21 +182,21 @@ func writeSummary(w io.Writer, s sensor.Summary) {
 		c.TCPOutOfOrder, c.TCPRetransmits, c.TCPOverlaps, c.TCPConflicts, c.TCPGaps, c.TCPGapBytes, c.TCPBufferDrops, c.TCPIgnoredRSTs, c.BufferedPeak)
 	fmt.Fprintf(w, "modbus     %d messages: %d requests, %d responses, %d exceptions, %d unanswered, %d without request\n",
 		t.Messages, t.Requests, t.Responses, t.Exceptions, t.Unanswered, t.Orphans)
-	for _, fc := range fcCounts(&t) {
+	for _, fc := range fcCounts(t.ByFC[:], modbus.FunctionName) {
 		fmt.Fprintf(w, "  fc %3d  %-32s %d\n", fc.FC, fc.Name, fc.Count)
 	}
 	d := &t.DNP3
 	fmt.Fprintf(w, "dnp3       %d fragments (%d unsolicited, %d truncated), %d link-only frames, %d runs of garbage, %d flows found on other ports\n",
 		d.Fragments, d.Unsolicited, d.Truncated, d.LinkFrames, d.Garbage, c.DNP3Sniffed)
-	for _, fc := range dnp3FCCounts(d) {
+	for _, fc := range fcCounts(d.ByFC[:], dnp3.FunctionName) {
 		fmt.Fprintf(w, "  fc %3d  %-32s %d\n", fc.FC, fc.Name, fc.Count)
 	}
 	fmt.Fprintf(w, "anomalies  %d malformed messages, %d IPv4 fragments, %d truncated packets, %d undecodable packets, %d bad IP lengths\n",
 		t.Malformed, c.IPv4Fragments, c.Truncated, c.Undecodable+c.UnsupportedL2, c.BadIPLength)
-	writeCounts(w, reasonCounts(&t))
+	writeCounts(w, reasonCounts(t.ByReason[:], modbus.Reason.String))
 	if d.Malformed > 0 {
 		fmt.Fprintf(w, "  dnp3: %d messages with anomalies\n", d.Malformed)
-		writeCounts(w, dnp3ReasonCounts(d))
+		writeCounts(w, reasonCounts(d.ByReason[:], dnp3.Reason.String))
 	}
 	fmt.Fprintf(w, "time       %.3fs (%.0f packets/s)\n", s.Elapsed.Seconds(), pps)
 }
@@ -242,11 +224,11 @@ func writeSummaryJSON(w io.Writer, s sensor.Summary) {
 		Errors    []string          `json:"errors,omitempty"`
 	}{
 		Files: s.Files, Packets: s.Packets, Seconds: s.Elapsed.Seconds(), DPI: s.DPI,
-		Messages: s.Messages.Messages, ByFC: fcCounts(&s.Messages), Malformed: reasonCounts(&s.Messages),
+		Messages: s.Messages.Messages, ByFC: fcCounts(s.Messages.ByFC[:], modbus.FunctionName), Malformed: reasonCounts(s.Messages.ByReason[:], modbus.Reason.String),
 	}
 	d := &s.Messages.DNP3
 	out.DNP3 = dnp3Summary{Fragments: d.Fragments, LinkFrames: d.LinkFrames, Garbage: d.Garbage,
-		Unsolicited: d.Unsolicited, Truncated: d.Truncated, ByFC: dnp3FCCounts(d), Malformed: dnp3ReasonCounts(d)}
+		Unsolicited: d.Unsolicited, Truncated: d.Truncated, ByFC: fcCounts(d.ByFC[:], dnp3.FunctionName), Malformed: reasonCounts(d.ByReason[:], dnp3.Reason.String)}
 	for _, e := range s.Errors {
 		out.Errors = append(out.Errors, e.Error())
 	}
