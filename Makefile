@@ -38,9 +38,11 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64         $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/tapwatch-linux-arm64 ./cmd/tapwatch
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64         $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/tapwatch-linux-amd64 ./cmd/tapwatch
 
-## test-arm: the unit tests for 32- and 64-bit ARM under qemu-user.
+## test-arm: the decoders' and the pipeline's tests for 32- and 64-bit ARM
+## under qemu-user (armv6: Pi Zero/1; armv7: 32-bit Pi OS on Pi 2-4; arm64).
 test-arm:
 	GOARCH=arm GOARM=6 $(GO) test -count=1 -exec qemu-arm-static ./dpi/... ./capture/... ./sensor/...
+	GOARCH=arm GOARM=7 $(GO) test -count=1 -exec qemu-arm-static ./dpi/... ./capture/...
 	GOARCH=arm64       $(GO) test -count=1 -exec qemu-aarch64-static ./dpi/... ./capture/... ./sensor/...
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each, default 10s).
