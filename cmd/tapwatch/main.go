@@ -21,6 +21,8 @@ Usage:
   tapwatch replay [--ops] [--json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
                                decode capture files (pcap or pcapng), print a summary,
                                or with --ops the operations log (one JSON object a line)
+  tapwatch check --policy FILE...
+                               validate policy files and print the effective policy
   tapwatch version             print the version
   tapwatch help [COMMAND]      show help
 
@@ -46,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "replay":
 		err = cmdReplay(rest, stdout, stderr)
+	case "check":
+		err = cmdCheck(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "tapwatch %s\n", version)
 	case "help", "-h", "--help", "-help":

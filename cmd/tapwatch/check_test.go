@@ -1,0 +1,68 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tapwatch/tapwatch/rules"
+)
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte(`version: 1
+assets:
+  hmi:  {ip: 10.10.1.10}
+  plc1: {ip: 10.10.1.20}
+rules:
+  - id: plc1-writes-only-from-hmi
+    when: {proto: modbus, dst: plc1, op: write}
+    unless: {src: hmi}
+    severity: high
+`), 0o644)
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte(`version: 1
+rules:
+  - id: no-restarts
+    when: {proto: dnp3, fc: cold_restrat}
+    severity: hihg
+`), 0o644)
+
+	r := tapwatch("check", "--policy", good)
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("valid policy: %v", r)
+	}
+	// The effective policy loads again, with every detector listed.
+	if _, err := rules.Parse([]byte(r.stdout), "effective"); err != nil {
+		t.Errorf("the effective policy does not load: %v\n%s", err, r.stdout)
+	}
+	for _, d := range rules.Detectors {
+		if !strings.Contains(r.stdout, d.ID) {
+			t.Errorf("effective policy lacks detector %s", d.ID)
+		}
+	}
+
+	r = tapwatch("check", "--policy", good, "--policy", bad)
+	if r.code != 1 {
+		t.Fatalf("invalid policy: %v", r)
+	}
+	for _, want := range []string{
+		bad + ":4:29: rules[0].when.fc: \"cold_restrat\" is not a DNP3 function code (did you mean cold_restart?)",
+		bad + ":5:15: rules[0].severity: \"hihg\" is not a severity (did you mean high?)",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if r := tapwatch("check", "--policy", good, "-q"); r.code != 0 || r.stdout != "" {
+		t.Errorf("-q: %v", r)
+	}
+	if r := tapwatch("check"); r.code != 2 {
+		t.Errorf("no policy: %v", r)
+	}
+	if r := tapwatch("check", "--policy", filepath.Join(dir, "missing.yaml")); r.code != 1 || !strings.Contains(r.stderr, "missing.yaml") {
+		t.Errorf("missing file: %v", r)
+	}
+}

@@ -1,0 +1,179 @@
+package rules
+
+import "time"
+
+// Detector is a built-in detector as shipped: its id, its defaults and the
+// ATT&CK for ICS techniques it points at. A policy tunes or disables it by
+// id in its detectors section (see DetectorSettings).
+type Detector struct {
+	ID          string
+	Name        string // short human title, used in alerts
+	Severity    Severity
+	Attack      []string // ATT&CK for ICS technique ids
+	Description string
+	// Rate is the default threshold of detectors that count something;
+	// nil for the others, which then accept no rate in a policy.
+	Rate *Rate
+	// Window is the default window of detectors that report at most once
+	// per window or measure over one; 0 for the others.
+	Window time.Duration
+	// Baseline detectors run only in monitor mode with a learned baseline.
+	Baseline bool
+}
+
+// Detectors is the catalogue of built-in detectors, in the order they are
+// documented and printed.
+var Detectors = []Detector{
+	{
+		ID:          "malformed",
+		Name:        "Malformed protocol message",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0814"},
+		Description: "A Modbus or DNP3 message that breaks its specification: bad DNP3 CRCs, an MBAP length that disagrees with the PDU, non-Modbus bytes on a Modbus port, reserved or unknown function codes, bad object headers. Reported once per flow and window, not once per packet.",
+		Window:      time.Minute,
+	},
+	{
+		ID:          "modbus-diagnostics",
+		Name:        "Modbus diagnostics abuse",
+		Severity:    SeverityHigh,
+		Attack:      []string{"T0814", "T0816", "T0872"},
+		Description: "Modbus function 8 sub-functions that take a device off the bus or wipe its evidence: force listen-only mode (4), restart communications (1), clear counters and diagnostic register (10), clear overrun counter (20).",
+	},
+	{
+		ID:          "recon-device-id",
+		Name:        "Modbus device identification read",
+		Severity:    SeverityLow,
+		Attack:      []string{"T0888"},
+		Description: "A read device identification request (function 43, MEI type 14), which reveals vendor, product and firmware revision.",
+	},
+	{
+		ID:          "recon-sweep",
+		Name:        "Function code or unit id sweep",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0846", "T0888"},
+		Description: "One source tries more distinct Modbus function codes or unit ids, or DNP3 function codes or link addresses, on one device than rate.max within rate.per.",
+		Rate:        &Rate{Max: 16, Per: 10 * time.Second},
+	},
+	{
+		ID:          "exception-storm",
+		Name:        "Exception storm",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0861", "T0888"},
+		Description: "More than rate.max illegal function or illegal data address exceptions (DNP3: function code not supported, object unknown, parameter error) from one device to one master within rate.per: someone probing which functions and addresses exist.",
+		Rate:        &Rate{Max: 10, Per: 10 * time.Second},
+	},
+	{
+		ID:          "dnp3-restart",
+		Name:        "DNP3 outstation restart",
+		Severity:    SeverityHigh,
+		Attack:      []string{"T0816"},
+		Description: "A DNP3 cold restart (13) or warm restart (14) request.",
+	},
+	{
+		ID:          "dnp3-application-control",
+		Name:        "DNP3 application stopped, started or initialized",
+		Severity:    SeverityHigh,
+		Attack:      []string{"T0881", "T0858"},
+		Description: "A DNP3 stop application (18), start application (17), initialize data (15) or initialize application (16) request.",
+	},
+	{
+		ID:          "dnp3-disable-unsolicited",
+		Name:        "DNP3 unsolicited reporting disabled",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0815", "T0804"},
+		Description: "A DNP3 disable unsolicited (21) request: the outstation stops reporting events on its own, which blinds the master.",
+	},
+	{
+		ID:          "dnp3-file",
+		Name:        "DNP3 file operation",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0843", "T0882"},
+		Description: "A DNP3 file request: open (25), close (26), delete (27), get file info (28), authenticate (29) or abort (30); also group 70 objects in a write.",
+	},
+	{
+		ID:          "dnp3-operate-without-select",
+		Name:        "DNP3 operate without a matching select",
+		Severity:    SeverityHigh,
+		Attack:      []string{"T0855"},
+		Description: "A DNP3 OPERATE (4) that no SELECT (3) came before, or whose objects and values differ from the SELECT, or that came after the select timeout.",
+	},
+	{
+		ID:          "broadcast-write",
+		Name:        "Broadcast write or control",
+		Severity:    SeverityHigh,
+		Attack:      []string{"T0855", "T0831"},
+		Description: "A write or control sent to every device at once: Modbus unit 0, or DNP3 destination addresses 0xFFFD-0xFFFF.",
+	},
+	{
+		ID:          "request-flood",
+		Name:        "Request flood",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0814"},
+		Description: "More than rate.max requests to one device, from all masters together, within rate.per.",
+		Rate:        &Rate{Max: 100, Per: time.Second},
+	},
+	{
+		ID:          "public-address",
+		Name:        "OT host talks to a public address",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0883", "T0869"},
+		Description: "A host seen speaking Modbus or DNP3 exchanges traffic with an address outside the private, link-local and documentation ranges.",
+	},
+	{
+		ID:          "new-asset",
+		Name:        "New asset",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0848"},
+		Description: "A Modbus or DNP3 device or master appears that was not seen while learning and is not in the assets section.",
+		Baseline:    true,
+	},
+	{
+		ID:          "baseline-new-master",
+		Name:        "New master",
+		Severity:    SeverityHigh,
+		Attack:      []string{"T0848", "T0855"},
+		Description: "A host sends requests that no learned master sent: a rogue master.",
+		Baseline:    true,
+	},
+	{
+		ID:          "baseline-new-conversation",
+		Name:        "New conversation",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0855"},
+		Description: "A known master talks to a device it did not talk to while learning.",
+		Baseline:    true,
+	},
+	{
+		ID:          "baseline-new-function",
+		Name:        "New function code",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0855"},
+		Description: "A master uses a function code on a device that it did not use while learning.",
+		Baseline:    true,
+	},
+	{
+		ID:          "baseline-new-address",
+		Name:        "New address or point",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0861", "T0836"},
+		Description: "A master reads or writes a Modbus table address, or a DNP3 group and point, outside what it used while learning.",
+		Baseline:    true,
+	},
+	{
+		ID:          "baseline-value-range",
+		Name:        "Written value out of learned range",
+		Severity:    SeverityHigh,
+		Attack:      []string{"T0836", "T0831"},
+		Description: "A written value (register, coil, analog output, control) falls outside the range learned for its address, widened by the learning margin.",
+		Baseline:    true,
+	},
+	{
+		ID:          "baseline-write-rate",
+		Name:        "Write rate far above normal",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0806", "T0836"},
+		Description: "A master's writes to a device, counted over window, run far above the rate learned for that pair.",
+		Window:      time.Minute,
+		Baseline:    true,
+	},
+}

@@ -1,0 +1,92 @@
+package rules
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+)
+
+func TestModbusClassAndTable(t *testing.T) {
+	for _, tc := range []struct {
+		fc    uint8
+		sub   uint16
+		class OpClass
+		table Table
+	}{
+		{1, 0, OpRead, TableCoils},
+		{2, 0, OpRead, TableDiscreteInputs},
+		{3, 0, OpRead, TableHoldingRegisters},
+		{4, 0, OpRead, TableInputRegisters},
+		{5, 0, OpWrite, TableCoils},
+		{6, 0, OpWrite, TableHoldingRegisters},
+		{8, 0, OpDiagnostic, 0},  // return query data
+		{8, 1, OpRestart, 0},     // restart communications
+		{8, 4, OpConfig, 0},      // force listen only: changes the operating mode
+		{8, 10, OpDiagnostic, 0}, // clear counters
+		{15, 0, OpWrite, TableCoils},
+		{16, 0, OpWrite, TableHoldingRegisters},
+		{20, 0, OpFile, 0},
+		{21, 0, OpFile, 0},
+		{22, 0, OpWrite, TableHoldingRegisters},
+		{23, 0, OpWrite, TableHoldingRegisters},
+		{24, 0, OpRead, TableHoldingRegisters},
+		{43, 0, OpRead, 0},
+		{90, 0, 0, 0}, // UMAS: outside the specification
+	} {
+		if got := ModbusClass(tc.fc, tc.sub); got != tc.class {
+			t.Errorf("fc %d sub %d: class %v, want %v", tc.fc, tc.sub, got, tc.class)
+		}
+		if got := ModbusTable(tc.fc); got != tc.table {
+			t.Errorf("fc %d: table %v, want %v", tc.fc, got, tc.table)
+		}
+	}
+}
+
+func TestDNP3Class(t *testing.T) {
+	for fc, want := range map[uint8]OpClass{
+		dnp3.FuncConfirm: 0, dnp3.FuncRead: OpRead, dnp3.FuncWrite: OpWrite,
+		dnp3.FuncSelect: OpControl, dnp3.FuncOperate: OpControl, dnp3.FuncDirectOperate: OpControl,
+		dnp3.FuncColdRestart: OpRestart, dnp3.FuncWarmRestart: OpRestart,
+		dnp3.FuncStopApplication: OpConfig, dnp3.FuncDisableUnsolicited: OpConfig, dnp3.FuncInitializeData: OpConfig,
+		dnp3.FuncDelayMeasure: OpDiagnostic, dnp3.FuncOpenFile: OpFile, dnp3.FuncAuthenticateRequest: OpAuth,
+		dnp3.FuncResponse: 0,
+	} {
+		if got := DNP3Class(fc); got != want {
+			t.Errorf("fc %d (%s): class %v, want %v", fc, dnp3.FunctionName(fc), got, want)
+		}
+	}
+	// Every request function code has a class but confirm.
+	for fc := uint8(1); fc <= 33; fc++ {
+		if DNP3Class(fc) == 0 {
+			t.Errorf("fc %d (%s) has no class", fc, dnp3.FunctionName(fc))
+		}
+	}
+}
+
+func TestOpOrientation(t *testing.T) {
+	f := &dpi.Flow{Transport: dpi.TCP, Client: netip.MustParseAddrPort("10.0.0.1:50000"), Server: netip.MustParseAddrPort("10.0.0.2:502")}
+	ts := time.Unix(1700000000, 0)
+	var op Op
+	op.FromModbus(f, &modbus.Message{Meta: modbus.Meta{Time: ts, Frame: 7}, Dir: modbus.Request, Unit: 1, FC: 6,
+		HasAddr: true, Addr: 5, Count: 1, Values: []uint16{900}, PDU: []byte{6}})
+	if op.Src != f.Client || op.Dst != f.Server || !op.Request || op.Class != OpWrite || op.Table != TableHoldingRegisters || op.Values[0] != 900 {
+		t.Errorf("modbus request: %+v", op)
+	}
+	op.FromModbus(f, &modbus.Message{Dir: modbus.Response, FC: 6, PDU: []byte{6}})
+	if op.Src != f.Server || op.Request || op.Class != 0 {
+		t.Errorf("modbus response: %+v", op)
+	}
+	m := &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Request, FC: dnp3.FuncColdRestart, Link: dnp3.LinkHeader{Src: 1, Dst: 10, DIR: true}}
+	op.FromDNP3(f, false, m)
+	if op.Src != f.Client || !op.Request || op.Class != OpRestart || op.LinkSrc != 1 || op.LinkDst != 10 {
+		t.Errorf("dnp3 request: %+v", op)
+	}
+	op.FromDNP3(f, true, &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Unsolicited, FC: dnp3.FuncUnsolicitedResponse})
+	if op.Src != f.Server || op.Request || op.Class != 0 {
+		t.Errorf("dnp3 unsolicited: %+v", op)
+	}
+}
