@@ -27,6 +27,12 @@ type OpsSink interface {
 type Options struct {
 	DPI dpi.Config
 	Ops OpsSink // optional: receives every decoded message
+	// Rules is optional: the rule engine (a *rules.Engine, or anything that
+	// takes decoded messages). It receives every decoded message after the
+	// tally and before Ops. When it has a Flush method, Pipeline.Flush
+	// (and so Replay, at the end of the capture) calls it after the
+	// decoder has flushed its flows.
+	Rules OpsSink
 }
 
 // DNP3Tally counts decoded DNP3 messages.
@@ -59,13 +65,14 @@ type Tally struct {
 // concurrent use.
 type Pipeline struct {
 	eng   *dpi.Engine
+	rules OpsSink
 	ops   OpsSink
 	tally Tally
 }
 
 // New builds a pipeline.
 func New(opts Options) (*Pipeline, error) {
-	p := &Pipeline{ops: opts.Ops}
+	p := &Pipeline{ops: opts.Ops, rules: opts.Rules}
 	eng, err := dpi.New(opts.DPI, p)
 	if err != nil {
 		return nil, err
@@ -101,6 +108,9 @@ func (p *Pipeline) Modbus(f *dpi.Flow, m *modbus.Message) {
 			t.Orphans++
 		}
 	}
+	if p.rules != nil {
+		p.rules.Modbus(f, m)
+	}
 	if p.ops != nil {
 		p.ops.Modbus(f, m)
 	}
@@ -132,6 +142,9 @@ func (p *Pipeline) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 			}
 		}
 	}
+	if p.rules != nil {
+		p.rules.DNP3(f, fromServer, m)
+	}
 	if p.ops != nil {
 		p.ops.DNP3(f, fromServer, m)
 	}
@@ -142,8 +155,14 @@ func (p *Pipeline) Packet(data []byte, ci *capture.Info) {
 	p.eng.Packet(ci.LinkType, ci.Timestamp, ci.Frame, data, ci.Length)
 }
 
-// Flush ends every open flow; call it at the end of a capture.
-func (p *Pipeline) Flush() { p.eng.Flush() }
+// Flush ends every open flow, then flushes the rule engine when it has a
+// Flush method; call it at the end of a capture.
+func (p *Pipeline) Flush() {
+	p.eng.Flush()
+	if f, ok := p.rules.(interface{ Flush() }); ok {
+		f.Flush()
+	}
+}
 
 // Counters returns the dpi counters.
 func (p *Pipeline) Counters() dpi.Counters { return p.eng.Counters() }

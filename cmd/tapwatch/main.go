@@ -18,9 +18,11 @@ var version = "dev"
 const usage = `tapwatch — passive security monitor for Modbus/TCP and DNP3 industrial networks
 
 Usage:
-  tapwatch replay [--ops] [--json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
+  tapwatch replay [--policy FILE [--fail-on SEVERITY]] [--ops] [--json]
+                 [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
                                decode capture files (pcap or pcapng), print a summary,
-                               or with --ops the operations log (one JSON object a line)
+                               with --ops the operations log (one JSON object a line),
+                               or with --policy the alerts (one JSON object a line)
   tapwatch check --policy FILE...
                                validate policy files and print the effective policy
   tapwatch version             print the version
@@ -28,7 +30,8 @@ Usage:
 
 Run 'tapwatch COMMAND --help' for the options of a command.
 Exit status: 0 on success, 1 when something failed (a damaged capture file
-included), 2 on a usage error.
+included), 2 on a usage error, 3 when replay --fail-on SEVERITY saw an alert
+at or above that severity.
 `
 
 // errUsage marks errors that should exit with status 2.
@@ -68,6 +71,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errAlerts):
+		fmt.Fprintf(stderr, "tapwatch: %v\n", err)
+		return 3
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "tapwatch: %v\nRun 'tapwatch %s --help' for usage.\n", err, cmd)
 		return 2

@@ -980,3 +980,172 @@ func TestReplayUnreadableFiles(t *testing.T) {
 		})
 	}
 }
+
+// rogue is a host that has no business writing to the PLC.
+var rogue = pcapgen.Endpoint{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x99}, IP: netip.MustParseAddr("10.10.1.99"), Port: 51000}
+
+// alertPolicy: only the HMI writes to the PLC, and the pump-3 setpoint
+// (holding register 5) stays within 100..200.
+const alertPolicy = `version: 1
+assets:
+  hmi: {ip: 10.10.1.10}
+  plc: {ip: 10.10.1.20, modbus_units: 1}
+rules:
+  - id: plc-writes-only-from-hmi
+    name: Only the HMI writes to the PLC
+    when: {proto: modbus, dst: plc, op: write}
+    unless: {src: hmi}
+    severity: high
+    attack: [T0855]
+  - id: pump3-setpoint
+    name: Pump-3 speed setpoint
+    when: {proto: modbus, dst: plc, op: write, table: holding, addr: 5}
+    value: {min: 100, max: 200}
+    severity: critical
+    attack: [T0836]
+`
+
+// buildAlerts writes a capture in which the HMI writes 150 to register 5
+// (allowed) and then a rogue host writes 500 to registers 4-6 (twice)
+// and 150 to register 5.
+func buildAlerts(w *pcapgen.Writer) error {
+	s := &step{}
+	c, err := pcapgen.NewTCPConn(w, hmi, plc, 1000, 5000)
+	if err != nil {
+		return err
+	}
+	s.frames(c.Handshake())
+	s.frames(c.Client(pcapgen.MBAP(1, 1, pcapgen.WriteSingleRegister(5, 150))))
+	s.frames(c.Server(pcapgen.MBAP(1, 1, pcapgen.WriteSingleRegister(5, 150))))
+	r, err := pcapgen.NewTCPConn(w, rogue, plc, 2000, 6000)
+	if err != nil {
+		return err
+	}
+	s.frames(r.Handshake())
+	for i := range 2 {
+		w.Advance(time.Second)
+		s.frames(r.Client(pcapgen.MBAP(uint16(10+i), 1, pcapgen.WriteMultipleRegisters(4, 7, 500, 8))))
+		s.frames(r.Server(pcapgen.MBAP(uint16(10+i), 1, pcapgen.WriteMultipleRegistersResponse(4, 3))))
+	}
+	s.frames(r.Client(pcapgen.MBAP(12, 1, pcapgen.WriteSingleRegister(5, 150))))
+	s.frames(r.Server(pcapgen.MBAP(12, 1, pcapgen.WriteSingleRegister(5, 150))))
+	return s.err
+}
+
+func TestReplayPolicy(t *testing.T) {
+	dir := t.TempDir()
+	path := writeCapture(t, dir, "alerts.pcap", pcapgen.Options{}, buildAlerts)
+	pol := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(pol, []byte(alertPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := tapwatch("replay", "--policy", pol, path)
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("without --fail-on: %v", r)
+	}
+	var got []map[string]any
+	for _, line := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		got = append(got, m)
+	}
+	// The first rogue write fires both rules at once; the second is folded
+	// into them (same rule, hosts and address) and reported with its count
+	// at the end of the capture; the write of 150 fires only the first rule,
+	// at another address.
+	want := []map[string]any{
+		{"id": 1.0, "rule": "plc-writes-only-from-hmi", "severity": "high", "category": "policy", "title": "Only the HMI writes to the PLC",
+			"attack": []any{"T0855"}, "proto": "modbus", "unit": 1.0, "fc": 16.0, "fc_name": "write_multiple_registers",
+			"addr": map[string]any{"lo": 4.0, "hi": 6.0}, "values": []any{7.0, 500.0, 8.0}, "count": 1.0,
+			"src":      map[string]any{"ip": "10.10.1.99", "port": 51000.0, "mac": "02:00:00:00:00:99"},
+			"dst":      map[string]any{"ip": "10.10.1.20", "port": 502.0, "mac": "02:00:00:00:00:20"},
+			"evidence": "100004000306000701f40008"},
+		{"id": 2.0, "rule": "pump3-setpoint", "severity": "critical", "attack": []any{"T0836"},
+			"addr": map[string]any{"lo": 5.0, "hi": 5.0}, "values": []any{500.0}, "expected": "100..200", "count": 1.0},
+		{"id": 3.0, "rule": "plc-writes-only-from-hmi", "fc": 6.0, "addr": map[string]any{"lo": 5.0, "hi": 5.0}, "values": []any{150.0}, "count": 1.0},
+		{"id": 1.0, "rule": "plc-writes-only-from-hmi", "count": 2.0},
+		{"id": 2.0, "rule": "pump3-setpoint", "count": 2.0},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d alerts, want %d:\n%s", len(got), len(want), r.stdout)
+	}
+	for i := range want {
+		if d := match(got[i], want[i]); len(d) > 0 {
+			t.Errorf("alert %d: %s\n%s", i, strings.Join(d, "; "), r.stdout)
+		}
+	}
+	if got[3]["first"] == got[3]["last"] {
+		t.Errorf("the folded alert has first == last: %v", got[3])
+	}
+
+	for _, tc := range []struct {
+		severity string
+		code     int
+	}{{"critical", 3}, {"high", 3}, {"info", 3}} {
+		r := tapwatch("replay", "--policy", pol, "--fail-on", tc.severity, path)
+		if r.code != tc.code || !strings.Contains(r.stderr, "at or above "+tc.severity) {
+			t.Errorf("--fail-on %s: %v", tc.severity, r)
+		}
+	}
+	// The HMI's own connection alone fires nothing.
+	clean := writeCapture(t, dir, "clean.pcap", pcapgen.Options{}, buildPoll(50001))
+	if r := tapwatch("replay", "--policy", pol, "--fail-on", "info", clean); r.code != 0 || r.stdout != "" || r.stderr != "" {
+		t.Errorf("clean capture: %v", r)
+	}
+	// --json counts the alerts; --ops prints the operations only, and the
+	// exit status still follows --fail-on.
+	r = tapwatch("replay", "--policy", pol, "--json", path)
+	var sum struct {
+		Alerts map[string]float64 `json:"alerts"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || r.code != 0 {
+		t.Fatalf("--json: %v %v", err, r)
+	}
+	if w := map[string]float64{"info": 0, "low": 0, "medium": 0, "high": 2, "critical": 1, "suppressed": 0}; !reflect.DeepEqual(sum.Alerts, w) {
+		t.Errorf("--json alerts %v, want %v", sum.Alerts, w)
+	}
+	if r := tapwatch("replay", "--json", path); strings.Contains(r.stdout, `"alerts"`) {
+		t.Errorf("--json without --policy has alerts: %s", r.stdout)
+	}
+	ops := tapwatch("replay", "--ops", path)
+	r = tapwatch("replay", "--policy", pol, "--ops", "--fail-on", "critical", path)
+	if r.code != 3 || r.stdout != ops.stdout {
+		t.Errorf("--ops with --policy: exit %d, output differs from --ops: %v", r.code, r.stdout != ops.stdout)
+	}
+}
+
+func TestReplayPolicyErrors(t *testing.T) {
+	dir := t.TempDir()
+	path := writeCapture(t, dir, "clean.pcap", pcapgen.Options{}, buildPoll(50001))
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("rules:\n  - id: x\n    when: {proto: modbus}\n    severity: hihg\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte(alertPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"replay", "--fail-on", "high", path}, 2, "--fail-on needs --policy"},
+		{[]string{"replay", "--policy", good, "--fail-on", "hihg", path}, 2, "did you mean high"},
+		{[]string{"replay", "--policy", bad, path}, 1, "bad.yaml:4:15: rules[0].severity"},
+		{[]string{"replay", "--policy", filepath.Join(dir, "none.yaml"), path}, 1, "none.yaml"},
+	} {
+		r := tapwatch(tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
+			t.Errorf("%q: want exit %d and %q on stderr, got %v", tc.args, tc.code, tc.want, r)
+		}
+	}
+	r := tapwatch("replay", "--help")
+	for _, w := range []string{"--policy", "-fail-on SEVERITY", "3 when an alert"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("replay --help lacks %q", w)
+		}
+	}
+}

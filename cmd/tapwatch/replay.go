@@ -18,10 +18,11 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/sensor"
 )
 
-const replaySynopsis = `tapwatch replay [--ops] [--json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
+const replaySynopsis = `tapwatch replay [--policy FILE [--fail-on SEVERITY]] [--ops] [--json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
 
 Decodes pcap and pcapng capture files, in the order given, as one stream
 (flows continue across files). Without --ops it prints a summary: packets, flows,
@@ -29,10 +30,42 @@ messages by function code, anomalies and the time taken. With --ops it
 prints the operations log: one JSON object a line for every Modbus
 request and response (see docs/ops-log.md).
 
+With --policy the rules of the policy file are checked against every
+message, and the alerts are printed instead of the summary, one JSON
+object a line, with the field names of the wire schema (see
+docs/policy.md). With --ops the operations log is printed instead, and
+with --json the summary, which then counts the alerts by severity.
+
 A damaged file is reported with its name and the record that could not be
 read; the records before it are still decoded, the other files too, and
 the exit status is 1.
+
+Exit status: 0 on success, 1 when something failed (a damaged capture
+file or an invalid policy), 2 on a usage error, 3 when an alert at or
+above the --fail-on severity fired (and nothing failed).
 `
+
+// errAlerts marks the exit status 3: alerts at or above --fail-on.
+var errAlerts = errors.New("--fail-on")
+
+// alertWriter prints alerts as JSON lines and counts them.
+type alertWriter struct {
+	w          io.Writer // nil: count only
+	buf        []byte
+	err        error
+	bySeverity [rules.SeverityCritical + 1]uint64
+}
+
+func (a *alertWriter) Alert(al *rules.Alert) {
+	if al.Count <= 1 {
+		a.bySeverity[al.Severity]++ // summaries of folded alerts repeat an id already counted
+	}
+	if a.w == nil || a.err != nil {
+		return
+	}
+	a.buf = append(al.AppendJSON(a.buf[:0]), '\n')
+	_, a.err = a.w.Write(a.buf)
+}
 
 func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("replay")
@@ -41,6 +74,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	ports := fs.String("modbus-ports", "502", "comma-separated TCP/UDP ports that carry Modbus")
 	dnpPorts := fs.String("dnp3-ports", "20000", "comma-separated TCP/UDP ports that carry DNP3 (DNP3 is also recognised on other ports by its link header)")
 	maxFlows := fs.Int("max-flows", dpi.DefaultMaxFlows, "flow table size; the least recently used flow is evicted when full")
+	policyPath := fs.String("policy", "", "check the rules of policy `FILE` and print alerts as JSON lines")
+	failOn := fs.String("fail-on", "", "exit with status 3 when an alert of `SEVERITY` (info, low, medium, high, critical) or above fired; needs --policy")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -70,6 +105,24 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError("%v", err)
 	}
+	var failSeverity rules.Severity
+	if *failOn != "" {
+		if *policyPath == "" {
+			return usageError("--fail-on needs --policy")
+		}
+		if failSeverity, err = rules.ParseSeverity(*failOn); err != nil {
+			return usageError("--fail-on: %v", err)
+		}
+	}
+	var policy *rules.Policy
+	if *policyPath != "" {
+		if policy, err = rules.Load(*policyPath); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				fmt.Fprintln(stderr, line)
+			}
+			return fmt.Errorf("invalid policy: %s", *policyPath)
+		}
+	}
 
 	out := bufio.NewWriterSize(stdout, 1<<16)
 	defer out.Flush()
@@ -78,6 +131,18 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if *ops {
 		ow = sensor.NewOpsWriter(out)
 		opts.Ops = ow
+	}
+	var aw *alertWriter
+	var engine *rules.Engine
+	if policy != nil {
+		aw = &alertWriter{}
+		if !*ops && !*asJSON {
+			aw.w = out
+		}
+		if engine, err = rules.NewEngine(policy, aw, rules.EngineOptions{}); err != nil {
+			return err
+		}
+		opts.Rules = engine
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -91,10 +156,13 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if ow != nil && ow.Err() != nil {
 		return ow.Err()
 	}
+	if aw != nil && aw.err != nil {
+		return aw.err
+	}
 	switch {
 	case *asJSON:
-		writeSummaryJSON(out, sum)
-	case !*ops:
+		writeSummaryJSON(out, sum, aw, engine)
+	case !*ops && policy == nil:
 		writeSummary(out, sum)
 	}
 	if err := out.Flush(); err != nil {
@@ -105,6 +173,15 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "tapwatch: %v\n", e)
 		}
 		return fmt.Errorf("%d of %d capture files could not be read to the end", len(sum.Errors), len(files))
+	}
+	if engine != nil && failSeverity != 0 {
+		if st := engine.Stats(); st.MaxSeverity >= failSeverity {
+			n := uint64(0)
+			for sev := failSeverity; sev <= rules.SeverityCritical; sev++ {
+				n += aw.bySeverity[sev]
+			}
+			return fmt.Errorf("%w: %d alerts at or above %s (%d suppressed by the alert budget)", errAlerts, n, failSeverity, st.Suppressed)
+		}
 	}
 	return nil
 }
@@ -211,7 +288,17 @@ type dnp3Summary struct {
 	Malformed   map[string]uint64 `json:"malformed"`
 }
 
-func writeSummaryJSON(w io.Writer, s sensor.Summary) {
+// alertCounts is the alerts object of the JSON summary.
+type alertCounts struct {
+	Info       uint64 `json:"info"`
+	Low        uint64 `json:"low"`
+	Medium     uint64 `json:"medium"`
+	High       uint64 `json:"high"`
+	Critical   uint64 `json:"critical"`
+	Suppressed uint64 `json:"suppressed"`
+}
+
+func writeSummaryJSON(w io.Writer, s sensor.Summary, aw *alertWriter, engine *rules.Engine) {
 	out := struct {
 		Files     int               `json:"files"`
 		Packets   uint64            `json:"packets"`
@@ -221,6 +308,7 @@ func writeSummaryJSON(w io.Writer, s sensor.Summary) {
 		ByFC      []fcCount         `json:"by_fc"`
 		Malformed map[string]uint64 `json:"malformed"`
 		DNP3      dnp3Summary       `json:"dnp3"`
+		Alerts    *alertCounts      `json:"alerts,omitempty"`
 		Errors    []string          `json:"errors,omitempty"`
 	}{
 		Files: s.Files, Packets: s.Packets, Seconds: s.Elapsed.Seconds(), DPI: s.DPI,
@@ -229,6 +317,11 @@ func writeSummaryJSON(w io.Writer, s sensor.Summary) {
 	d := &s.Messages.DNP3
 	out.DNP3 = dnp3Summary{Fragments: d.Fragments, LinkFrames: d.LinkFrames, Garbage: d.Garbage,
 		Unsolicited: d.Unsolicited, Truncated: d.Truncated, ByFC: fcCounts(d.ByFC[:], dnp3.FunctionName), Malformed: reasonCounts(d.ByReason[:], dnp3.Reason.String)}
+	if aw != nil && engine != nil {
+		c := aw.bySeverity
+		out.Alerts = &alertCounts{Info: c[rules.SeverityInfo], Low: c[rules.SeverityLow], Medium: c[rules.SeverityMedium],
+			High: c[rules.SeverityHigh], Critical: c[rules.SeverityCritical], Suppressed: engine.Suppressed()}
+	}
 	for _, e := range s.Errors {
 		out.Errors = append(out.Errors, e.Error())
 	}

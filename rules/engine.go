@@ -1,0 +1,743 @@
+package rules
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+)
+
+// Engine defaults.
+const (
+	DefaultWindow             = time.Minute // aggregation window
+	DefaultMaxAlertsPerMinute = 600
+	DefaultRateSlots          = 4096 // rate counters (rule, source, destination)
+	DefaultAggSlots           = 4096 // alerts being folded (rule, source, destination, key)
+	maxSlots                  = 1 << 22
+	budgetPeriod              = time.Minute
+)
+
+// EngineOptions tune an Engine. The zero value of each field means its
+// default.
+type EngineOptions struct {
+	// Window is how long repeats of an alert are folded into it (packet
+	// time), counted from its first occurrence.
+	Window time.Duration
+	// MaxAlertsPerMinute is the global budget of new alerts per minute of
+	// packet time; further alerts are suppressed and counted. Negative:
+	// no budget.
+	MaxAlertsPerMinute int
+	// RateSlots and AggSlots size the fixed tables of rate counters and of
+	// alerts being folded; rounded up to a power of two, at least 4. When a
+	// table is full the least recently used entry of its set is evicted
+	// (a folded alert is reported first).
+	RateSlots int
+	AggSlots  int
+}
+
+func (o *EngineOptions) setDefaults() error {
+	if o.Window == 0 {
+		o.Window = DefaultWindow
+	}
+	if o.MaxAlertsPerMinute == 0 {
+		o.MaxAlertsPerMinute = DefaultMaxAlertsPerMinute
+	}
+	if o.RateSlots == 0 {
+		o.RateSlots = DefaultRateSlots
+	}
+	if o.AggSlots == 0 {
+		o.AggSlots = DefaultAggSlots
+	}
+	var errs []error
+	if o.Window < MinRatePer || o.Window > MaxRatePer {
+		errs = append(errs, fmt.Errorf("alert window %v is outside %v..%v", o.Window, MinRatePer, MaxRatePer))
+	}
+	if o.RateSlots < 0 || o.RateSlots > maxSlots {
+		errs = append(errs, fmt.Errorf("rate slots %d is outside 1..%d", o.RateSlots, maxSlots))
+	}
+	if o.AggSlots < 0 || o.AggSlots > maxSlots {
+		errs = append(errs, fmt.Errorf("aggregation slots %d is outside 1..%d", o.AggSlots, maxSlots))
+	}
+	return errors.Join(errs...)
+}
+
+// EngineStats count what the engine did.
+type EngineStats struct {
+	Alerts        [SeverityCritical + 1]uint64 // new alerts handed to the sink, by severity (budget alerts included, summaries not)
+	Summaries     uint64                       // folded alerts reported again with their count at the end of their window
+	Folded        uint64                       // occurrences folded into an alert already reported
+	Suppressed    uint64                       // new alerts dropped by the budget
+	MaxSeverity   Severity                     // the highest severity that fired, whether reported, folded or suppressed; 0 when nothing fired
+	RateEvictions uint64                       // rate counters evicted from a full set
+	AggEvictions  uint64                       // folded alerts evicted (and reported) from a full set
+}
+
+// Engine evaluates the rules of a policy on every decoded operation and
+// reports alerts to a sink. It implements dpi.Handler. It allocates
+// nothing for an operation that fires no rule. It is not safe for
+// concurrent use.
+type Engine struct {
+	policy  *Policy
+	sink    AlertSink
+	opts    EngineOptions
+	window  int64 // ns
+	rules   []compiled
+	ix      ruleIndex
+	cache   []cacheEntry
+	opSeq   uint64 // operations that reached a rule
+	lists   [maxBuckets][]int32
+	scratch [maxBuckets]*bucket
+	op      Op
+	viol    violation
+	seed    uint64
+
+	rate rateTable
+	agg  aggTable
+	// expiring is scratch space for the entries a sweep closes.
+	expiring []*aggEntry
+
+	nextID    uint64
+	nextSweep int64 // packet time (unix ns) of the next sweep of expired state
+	sweepStep int64
+
+	budgetStart time.Time // start of the budget's current minute; zero before the first alert
+	budgetUsed  int
+	supMinute   uint64 // suppressed in the current minute
+	supFirst    time.Time
+	supLast     time.Time
+
+	stats EngineStats
+}
+
+var _ dpi.Handler = (*Engine)(nil)
+
+// NewEngine builds an engine for the enabled rules of p (nil: no rules)
+// that reports to sink.
+func NewEngine(p *Policy, sink AlertSink, opts EngineOptions) (*Engine, error) {
+	if sink == nil {
+		return nil, errors.New("rules: NewEngine needs an alert sink")
+	}
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	if p == nil {
+		p = New()
+	}
+	e := &Engine{policy: p, sink: sink, opts: opts, window: int64(opts.Window), seed: rand.Uint64()}
+	e.sweepStep = min(int64(time.Second), e.window/2)
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if !r.Enabled {
+			continue
+		}
+		e.rules = append(e.rules, *compileRule(r, int32(len(e.rules))))
+	}
+	for i := range e.rules {
+		e.ix.add(&e.rules[i])
+	}
+	e.cache = make([]cacheEntry, cacheSlots)
+	e.rate.init(opts.RateSlots)
+	e.agg.init(opts.AggSlots)
+	return e, nil
+}
+
+// Policy returns the policy the engine enforces.
+func (e *Engine) Policy() *Policy { return e.policy }
+
+// Suppressed is the number of new alerts the budget has suppressed so far.
+func (e *Engine) Suppressed() uint64 { return e.stats.Suppressed }
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() EngineStats { return e.stats }
+
+// Modbus implements dpi.Handler. Messages without a function code and
+// requests repeated when given up on (OutcomeUnanswered) are not
+// evaluated.
+func (e *Engine) Modbus(f *dpi.Flow, m *modbus.Message) {
+	if !m.HasFunction() || m.Outcome == modbus.OutcomeUnanswered {
+		e.tick(m.Time)
+		return
+	}
+	e.op.FromModbus(f, m)
+	e.evaluate(&e.op)
+}
+
+// DNP3 implements dpi.Handler. Application fragments are evaluated;
+// link-only frames and garbage are not.
+func (e *Engine) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
+	if m.Kind != dnp3.KindApplication {
+		e.tick(m.Time)
+		return
+	}
+	e.op.FromDNP3(f, fromServer, m)
+	e.evaluate(&e.op)
+}
+
+// Evaluate checks the rules against one operation. Modbus and DNP3 call
+// it; detectors and tests that build an Op themselves may too.
+func (e *Engine) Evaluate(op *Op) { e.evaluate(op) }
+
+func (e *Engine) evaluate(op *Op) {
+	e.tick(op.Time)
+	if len(e.rules) == 0 {
+		return
+	}
+	n := 0
+	for _, b := range e.buckets(op) {
+		if b.accepts(op.FC, op.Request) {
+			e.lists[n] = b.rules
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	e.opSeq++
+	if n == 1 {
+		for _, i := range e.lists[0] {
+			e.check(&e.rules[i], op)
+		}
+		return
+	}
+	// Merge the lists so that rules fire in file order.
+	for {
+		best, bi := -1, int32(0)
+		for k := range n {
+			if l := e.lists[k]; len(l) > 0 && (best < 0 || l[0] < bi) {
+				best, bi = k, l[0]
+			}
+		}
+		if best < 0 {
+			return
+		}
+		e.lists[best] = e.lists[best][1:]
+		e.check(&e.rules[bi], op)
+	}
+}
+
+// Sizes of the cache of index lookups per flow and direction.
+const (
+	cacheSlots = 1024
+	cacheWays  = 6 // buckets an entry holds; operations found in more are looked up every time
+)
+
+// cacheEntry remembers the buckets of one direction of one flow: they
+// depend only on the protocol and the two addresses.
+type cacheEntry struct {
+	flow     uint64
+	src, dst netip.Addr
+	proto    Proto
+	n        uint8
+	b        [cacheWays]*bucket
+}
+
+// buckets returns the index buckets for op, from the flow cache when it
+// can.
+func (e *Engine) buckets(op *Op) []*bucket {
+	src, dst := op.Src.Addr(), op.Dst.Addr()
+	f := op.Flow
+	if f == nil {
+		return e.ix.buckets(op.Proto, src, dst, e.scratch[:0])
+	}
+	h := f.ID << 1
+	if op.Src != f.Client {
+		h |= 1
+	}
+	ce := &e.cache[h&(cacheSlots-1)]
+	if ce.flow == f.ID && ce.proto == op.Proto && ce.src == src && ce.dst == dst {
+		return ce.b[:ce.n]
+	}
+	out := e.ix.buckets(op.Proto, src, dst, e.scratch[:0])
+	if len(out) <= cacheWays {
+		*ce = cacheEntry{flow: f.ID, src: src, dst: dst, proto: op.Proto, n: uint8(len(out))}
+		copy(ce.b[:], out)
+	}
+	return out
+}
+
+func (e *Engine) check(c *compiled, op *Op) {
+	if c.seen == e.opSeq || c.reqOnly && !op.Request || !c.fc[op.Proto].Has(op.FC) {
+		return
+	}
+	c.seen = e.opSeq
+	r := c.rule
+	if !matches(&r.When, op) {
+		return
+	}
+	for i := range r.Unless {
+		if matches(&r.Unless[i], op) {
+			return
+		}
+	}
+	switch {
+	case r.Value != nil:
+		if e.outOfBounds(r, op) {
+			e.fire(c, op, true)
+		}
+	case r.Rate != nil:
+		if e.overRate(c, op) {
+			e.fire(c, op, false)
+		}
+	default:
+		e.fire(c, op, false)
+	}
+}
+
+// violation collects the values a value rule found out of bounds.
+type violation struct {
+	n      int // values out of bounds (more than are kept)
+	vals   [MaxAlertValues]float64
+	lo, hi uint32 // their addresses or point indexes
+}
+
+func (v *violation) add(at uint32, x float64) {
+	if v.n == 0 {
+		v.lo, v.hi = at, at
+	}
+	v.lo, v.hi = min(v.lo, at), max(v.hi, at)
+	if v.n < len(v.vals) {
+		v.vals[v.n] = x
+	}
+	v.n++
+}
+
+// outOfBounds collects the written values of op that the rule selects and
+// that lie outside its bounds: Modbus write values at the addresses of
+// when.addr (all when it has none); DNP3 analog output commands (group 41)
+// of the groups and points of the match.
+func (e *Engine) outOfBounds(r *Rule, op *Op) bool {
+	v := &e.viol
+	v.n = 0
+	bd := r.Value
+	switch op.Proto {
+	case ProtoModbus:
+		if !op.HasAddr || op.Class != OpWrite {
+			return false
+		}
+		for i, x := range op.Values {
+			at := uint32(op.Addr) + uint32(i)
+			if len(r.When.Addr) > 0 && !r.When.Addr.Contains(at) {
+				continue
+			}
+			if f := float64(x); !bd.Contains(f) {
+				v.add(at, f)
+			}
+		}
+	case ProtoDNP3:
+		m := op.DNP3
+		if m == nil {
+			return false
+		}
+		for i := range m.Objects {
+			h := &m.Objects[i]
+			if h.Group != 41 || len(r.When.Groups) > 0 && !groupsMatch(r.When.Groups, h) {
+				continue
+			}
+			m.DecodePoints()
+			for _, pt := range headerPoints(m, i) {
+				if len(r.When.Points) > 0 && !r.When.Points.Contains(pt.Index) {
+					continue
+				}
+				if !bd.Contains(pt.Value) {
+					v.add(pt.Index, pt.Value)
+				}
+			}
+		}
+	}
+	return v.n > 0
+}
+
+// ---- rates ----
+
+// rateKey is what a rate counts per: the rule and the source–destination
+// pair (addresses; ports change with every connection).
+type rateKey struct {
+	src, dst netip.Addr
+	rule     int32
+}
+
+// rateEntry approximates a sliding window with two fixed ones: the count
+// of the current window of length per, and of the one before, weighted by
+// how much of it still lies within per of now.
+type rateEntry struct {
+	key       rateKey
+	used      bool
+	win       int64 // index of the current window: time / per
+	cur, prev uint32
+	last      int64 // packet time of the last count, for eviction
+}
+
+type rateTable struct {
+	slots []rateEntry
+	mask  uint64
+}
+
+func (t *rateTable) init(n int) {
+	n = slotCount(n)
+	t.slots = make([]rateEntry, n)
+	t.mask = uint64(n - 1)
+}
+
+// slotCount rounds n up to a power of two of at least one set of four.
+func slotCount(n int) int {
+	if n < 4 {
+		n = 4
+	}
+	return 1 << bits.Len(uint(n-1))
+}
+
+const ways = 4 // entries per set
+
+func (e *Engine) overRate(c *compiled, op *Op) bool {
+	k := rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: c.idx}
+	h := mix64(hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 17)^uint64(k.rule)*0x9e3779b97f4a7c15, e.seed)
+	set := e.rate.slots[h&e.rate.mask&^(ways-1):][:ways]
+	now := op.Time.UnixNano()
+	per := int64(c.rule.Rate.Per)
+	w := now / per
+	var ent *rateEntry
+	for i := range set {
+		if set[i].used && set[i].key == k {
+			ent = &set[i]
+			break
+		}
+	}
+	if ent == nil {
+		ent = &set[0]
+		for i := range set {
+			if !set[i].used {
+				ent = &set[i]
+				break
+			}
+			if set[i].last < ent.last {
+				ent = &set[i]
+			}
+		}
+		if ent.used {
+			e.stats.RateEvictions++
+		}
+		*ent = rateEntry{key: k, used: true, win: w}
+	}
+	switch {
+	case w == ent.win+1:
+		ent.prev, ent.cur = ent.cur, 0
+		ent.win = w
+	case w > ent.win+1:
+		ent.prev, ent.cur = 0, 0
+		ent.win = w
+	}
+	// w < ent.win: packet time went back (a new capture file); count it
+	// in the current window.
+	if ent.cur < math.MaxUint32 {
+		ent.cur++
+	}
+	ent.last = now
+	elapsed := max(now-ent.win*per, 0)
+	est := float64(ent.cur)
+	if elapsed < per {
+		est += float64(ent.prev) * float64(per-elapsed) / float64(per)
+	}
+	return est > float64(c.rule.Rate.Max)
+}
+
+func hashAddr(a netip.Addr) uint64 {
+	b := a.As16()
+	return binary.LittleEndian.Uint64(b[:8])*0xff51afd7ed558ccd ^ binary.LittleEndian.Uint64(b[8:])
+}
+
+// mix64 is a 64-bit finalizer (splitmix64) keyed with seed, so that a
+// sender cannot aim at one set of a table.
+func mix64(x, seed uint64) uint64 {
+	x ^= seed
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// ---- aggregation ----
+
+// aggKey says which occurrences fold into one alert: the same rule, source
+// and destination addresses, function code, device (Modbus unit, DNP3
+// destination link address) and address (the first offending address of
+// a value rule, the starting address otherwise).
+type aggKey struct {
+	src, dst netip.Addr
+	rule     int32
+	fc       uint8
+	dev      uint16
+	addr     uint32
+}
+
+type aggEntry struct {
+	key         aggKey
+	used        bool
+	alert       *Alert // as first reported
+	count       uint64
+	first, last time.Time
+	lastNS      int64 // for eviction
+}
+
+type aggTable struct {
+	slots []aggEntry
+	mask  uint64
+	live  int
+}
+
+func (t *aggTable) init(n int) {
+	n = slotCount(n)
+	t.slots = make([]aggEntry, n)
+	t.mask = uint64(n - 1)
+}
+
+// lookup returns the entry of k, or the slot a new entry would take (an
+// empty one, or the least recently used of the set).
+func (t *aggTable) lookup(k aggKey, h uint64) (*aggEntry, bool) {
+	set := t.slots[h&t.mask&^(ways-1):][:ways]
+	var empty, lru *aggEntry
+	for i := range set {
+		s := &set[i]
+		switch {
+		case !s.used:
+			if empty == nil {
+				empty = s
+			}
+		case s.key == k:
+			return s, true
+		case lru == nil || s.lastNS < lru.lastNS:
+			lru = s
+		}
+	}
+	if empty != nil {
+		return empty, false
+	}
+	return lru, false
+}
+
+func (e *Engine) fire(c *compiled, op *Op, isValue bool) {
+	r := c.rule
+	e.stats.MaxSeverity = max(e.stats.MaxSeverity, r.Severity)
+	now := op.Time
+	k := aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: c.idx, fc: op.FC}
+	switch op.Proto {
+	case ProtoModbus:
+		k.dev = uint16(op.Unit)
+	case ProtoDNP3:
+		k.dev = op.LinkDst
+	}
+	switch {
+	case isValue:
+		k.addr = e.viol.lo
+	case op.HasAddr:
+		k.addr = uint32(op.Addr)
+	}
+	h := mix64(hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 23)^
+		uint64(k.rule)<<40^uint64(k.fc)<<32^uint64(k.dev)<<16^uint64(k.addr)*0x9e3779b97f4a7c15, e.seed)
+	ent, found := e.agg.lookup(k, h)
+	if found {
+		if d := now.Sub(ent.first); d >= 0 && int64(d) < e.window {
+			ent.count++
+			if now.After(ent.last) {
+				ent.last = now
+			}
+			ent.lastNS = now.UnixNano()
+			e.stats.Folded++
+			return
+		}
+		e.closeAgg(ent)
+	}
+	if !e.allow(now) {
+		return
+	}
+	if ent.used {
+		e.stats.AggEvictions++
+		e.closeAgg(ent)
+	}
+	a := e.newAlert(c, op, isValue)
+	*ent = aggEntry{key: k, used: true, alert: a, count: 1, first: now, last: now, lastNS: now.UnixNano()}
+	e.agg.live++
+	e.emit(a)
+}
+
+// closeAgg ends the window of an entry: when repeats were folded into its
+// alert, the alert is reported again with their count.
+func (e *Engine) closeAgg(ent *aggEntry) {
+	if ent.count > 1 {
+		s := *ent.alert
+		s.Count, s.First, s.Last = ent.count, ent.first, ent.last
+		e.stats.Summaries++
+		e.sink.Alert(&s)
+	}
+	*ent = aggEntry{}
+	e.agg.live--
+}
+
+func (e *Engine) emit(a *Alert) {
+	e.stats.Alerts[a.Severity]++
+	e.sink.Alert(a)
+}
+
+func (e *Engine) newID() uint64 {
+	e.nextID++
+	return e.nextID
+}
+
+func (e *Engine) newAlert(c *compiled, op *Op, isValue bool) *Alert {
+	r := c.rule
+	a := &Alert{
+		ID: e.newID(), Rule: r.ID, Severity: r.Severity, Category: CategoryPolicy, Title: r.Name, Attack: r.Attack,
+		Proto: op.Proto, Src: op.Src, Dst: op.Dst, FC: op.FC, Expected: c.expected,
+		Count: 1, First: op.Time, Last: op.Time, Frame: op.Frame,
+	}
+	if a.Title == "" {
+		a.Title = r.ID
+	}
+	if f := op.Flow; f != nil {
+		a.VLAN = f.VLAN
+		a.SrcMAC, a.DstMAC = f.ClientMAC, f.ServerMAC
+		if op.Src != f.Client {
+			a.SrcMAC, a.DstMAC = f.ServerMAC, f.ClientMAC
+		}
+	}
+	var evidence []byte
+	switch op.Proto {
+	case ProtoModbus:
+		a.Unit = op.Unit
+		a.FCName = modbus.FunctionName(op.FC)
+		if op.Modbus != nil {
+			evidence = op.Modbus.PDU
+		}
+	case ProtoDNP3:
+		a.LinkSrc, a.LinkDst = op.LinkSrc, op.LinkDst
+		a.FCName = dnp3.FunctionName(op.FC)
+		if op.DNP3 != nil {
+			evidence = op.DNP3.Fragment
+		}
+	}
+	switch {
+	case isValue:
+		v := &e.viol
+		a.HasAddr, a.AddrLo, a.AddrHi = true, v.lo, v.hi
+		a.Values = append([]float64(nil), v.vals[:min(v.n, len(v.vals))]...)
+	case op.Proto == ProtoModbus && op.HasAddr:
+		a.HasAddr = true
+		a.AddrLo, a.AddrHi = span(op.Addr, op.Count)
+		if op.Request && op.Class == OpWrite && len(op.Values) > 0 {
+			n := min(len(op.Values), MaxAlertValues)
+			a.Values = make([]float64, n)
+			for i, x := range op.Values[:n] {
+				a.Values[i] = float64(x)
+			}
+		}
+	}
+	if len(evidence) > 0 {
+		a.Evidence = append([]byte(nil), evidence[:min(len(evidence), MaxAlertEvidence)]...)
+	}
+	return a
+}
+
+// ---- budget ----
+
+// allow takes one new alert from the budget of the current minute, or
+// counts it as suppressed.
+func (e *Engine) allow(now time.Time) bool {
+	if e.opts.MaxAlertsPerMinute < 0 {
+		return true
+	}
+	if e.budgetStart.IsZero() {
+		e.budgetStart = now
+	} else if d := now.Sub(e.budgetStart); d < 0 || d >= budgetPeriod {
+		e.endBudgetMinute()
+		e.budgetStart = now
+	}
+	if e.budgetUsed < e.opts.MaxAlertsPerMinute {
+		e.budgetUsed++
+		return true
+	}
+	if e.supMinute == 0 {
+		e.supFirst = now
+	}
+	e.supMinute++
+	e.supLast = now
+	e.stats.Suppressed++
+	return false
+}
+
+// endBudgetMinute closes the budget's minute: when alerts were suppressed
+// in it, one alert says how many.
+func (e *Engine) endBudgetMinute() {
+	if e.supMinute > 0 {
+		n := strconv.FormatUint(e.supMinute, 10)
+		a := &Alert{
+			ID: e.newID(), Rule: BudgetRule, Severity: SeverityHigh, Category: CategorySystem,
+			Title:    "Alert budget exceeded: " + n + " alerts suppressed",
+			Expected: "at most " + strconv.Itoa(e.opts.MaxAlertsPerMinute) + " alerts per minute",
+			Count:    e.supMinute, First: e.supFirst, Last: e.supLast,
+		}
+		e.stats.MaxSeverity = max(e.stats.MaxSeverity, a.Severity)
+		e.emit(a)
+	}
+	e.budgetUsed, e.supMinute = 0, 0
+	e.budgetStart = time.Time{}
+}
+
+// ---- time ----
+
+// tick runs the periodic work due at packet time t: folded alerts whose
+// window ended are reported, and so is a budget minute that ended with
+// suppressed alerts.
+func (e *Engine) tick(t time.Time) {
+	now := t.UnixNano()
+	if now < e.nextSweep && now > e.nextSweep-2*e.sweepStep {
+		return
+	}
+	e.nextSweep = now + e.sweepStep
+	if e.agg.live > 0 {
+		e.closeExpired(func(ent *aggEntry) bool {
+			d := t.Sub(ent.first)
+			return d < 0 || int64(d) >= e.window
+		})
+	}
+	if e.supMinute > 0 {
+		if d := t.Sub(e.budgetStart); d < 0 || d >= budgetPeriod {
+			e.endBudgetMinute()
+		}
+	}
+}
+
+// Flush reports what the engine holds: folded alerts with repeats, and
+// the budget alert of the current minute. Call it at the end of a capture.
+func (e *Engine) Flush() {
+	e.closeExpired(func(*aggEntry) bool { return true })
+	e.endBudgetMinute()
+}
+
+// closeExpired closes the entries for which expired is true, in the order
+// their alerts were first reported.
+func (e *Engine) closeExpired(expired func(*aggEntry) bool) {
+	list := e.expiring[:0]
+	for i := range e.agg.slots {
+		if ent := &e.agg.slots[i]; ent.used && expired(ent) {
+			list = append(list, ent)
+		}
+	}
+	slices.SortFunc(list, func(a, b *aggEntry) int { return cmp.Compare(a.alert.ID, b.alert.ID) })
+	for i, ent := range list {
+		e.closeAgg(ent)
+		list[i] = nil
+	}
+	e.expiring = list[:0]
+}

@@ -1,0 +1,670 @@
+package rules
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+)
+
+// The hosts of the engine tests.
+const engineAssets = `
+version: 1
+assets:
+  hmi:    {ip: 10.10.1.10}
+  eng:    {ip: 10.10.1.30}
+  plc1:   {ip: 10.10.1.20, modbus_units: [1, 2]}
+  plc2:   {ip: 10.10.1.21}
+  rtu7:   {ip: 10.10.2.20, dnp3: 10}
+  master: {ip: 10.10.1.11, dnp3: 1}
+  field:  {cidr: 10.10.3.0/24}
+rules:
+`
+
+var t0 = time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
+
+// recorder is an AlertSink that keeps every alert.
+type recorder struct{ alerts []*Alert }
+
+func (r *recorder) Alert(a *Alert) { r.alerts = append(r.alerts, a) }
+
+func (r *recorder) rules() []string {
+	var ids []string
+	for _, a := range r.alerts {
+		ids = append(ids, a.Rule)
+	}
+	return ids
+}
+
+func newTestEngine(t testing.TB, rulesYAML string, opts EngineOptions) (*Engine, *recorder) {
+	t.Helper()
+	p, err := Parse([]byte(engineAssets+rulesYAML), "test.yaml")
+	if err != nil {
+		t.Fatalf("policy: %v\n%s", err, rulesYAML)
+	}
+	rec := &recorder{}
+	e, err := NewEngine(p, rec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, rec
+}
+
+// mb is a Modbus message as a test feeds it: src sends to dst.
+type mb struct {
+	src, dst    string // "ip:port"
+	unit, fc    uint8
+	sub         uint16
+	addr, count uint16
+	vals        []uint16
+	resp        bool // a response: src is the server
+	at          time.Duration
+}
+
+// dn is a DNP3 application fragment: src sends to dst.
+type dn struct {
+	src, dst   string
+	lsrc, ldst uint16
+	fc         uint8
+	objs       []obj
+	resp       bool // sent by the outstation (src is the server)
+	at         time.Duration
+}
+
+// obj is an object header with its decoded points.
+type obj struct {
+	g, v, prefix, rng uint8
+	start, stop       uint32
+	hasRange          bool
+	count             uint32
+	pts               []dnp3.Point
+}
+
+type feeder interface{ feed(e *Engine) }
+
+func (x mb) feed(e *Engine) {
+	f := &dpi.Flow{ID: 1, Transport: dpi.TCP, App: dpi.AppModbus,
+		ClientMAC: [6]byte{2, 0, 0, 0, 0, 1}, ServerMAC: [6]byte{2, 0, 0, 0, 0, 2}}
+	src, dst := netip.MustParseAddrPort(x.src), netip.MustParseAddrPort(x.dst)
+	m := &modbus.Message{Dir: modbus.Request, Unit: x.unit, FC: x.fc, Sub: x.sub, Values: x.vals}
+	m.Time, m.Frame = t0.Add(x.at), 7
+	f.Client, f.Server = src, dst
+	if x.resp {
+		m.Dir = modbus.Response
+		f.Client, f.Server = dst, src
+	}
+	if x.count > 0 || x.addr > 0 {
+		m.HasAddr, m.Addr, m.Count = true, x.addr, x.count
+	}
+	m.PDU = []byte{x.fc, byte(x.addr >> 8), byte(x.addr), 0, byte(x.count)}
+	e.Modbus(f, m)
+}
+
+func (x dn) feed(e *Engine) {
+	f := &dpi.Flow{ID: 2, Transport: dpi.TCP, App: dpi.AppDNP3}
+	src, dst := netip.MustParseAddrPort(x.src), netip.MustParseAddrPort(x.dst)
+	f.Client, f.Server = src, dst
+	if x.resp {
+		f.Client, f.Server = dst, src
+	}
+	m := &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Request, FC: x.fc,
+		Link: dnp3.LinkHeader{Src: x.lsrc, Dst: x.ldst}, Fragment: []byte{0xC0, x.fc}}
+	if x.resp {
+		m.Dir = dnp3.Response
+	}
+	m.Time, m.Frame = t0.Add(x.at), 9
+	for _, o := range x.objs {
+		h := dnp3.ObjectHeader{Group: o.g, Variation: o.v, Prefix: o.prefix, Range: o.rng,
+			HasRange: o.hasRange, Start: o.start, Stop: o.stop, Count: o.count,
+			FirstPoint: len(m.Points), NumPoints: len(o.pts)}
+		m.Objects = append(m.Objects, h)
+		m.Points = append(m.Points, o.pts...)
+	}
+	e.DNP3(f, x.resp, m)
+}
+
+// Hosts, as ip:port.
+const (
+	hmiC   = "10.10.1.10:50000"
+	engC   = "10.10.1.30:50001"
+	rogueC = "10.10.1.99:50002"
+	plc1S  = "10.10.1.20:502"
+	plc2S  = "10.10.1.21:502"
+	fieldS = "10.10.3.7:502"
+	mstC   = "10.10.1.11:40000"
+	rtu7S  = "10.10.2.20:20000"
+)
+
+// Handy operations.
+func wreg(src, dst string, unit uint8, addr uint16, vals ...uint16) mb {
+	return mb{src: src, dst: dst, unit: unit, fc: 16, addr: addr, count: uint16(len(vals)), vals: vals}
+}
+
+func rreg(src, dst string, unit uint8, addr, n uint16) mb {
+	return mb{src: src, dst: dst, unit: unit, fc: 3, addr: addr, count: n}
+}
+
+func crob(src, dst string, lsrc, ldst uint16, fc uint8, idx ...uint32) dn {
+	o := obj{g: 12, v: 1, prefix: 1, rng: 7, count: uint32(len(idx))}
+	for _, i := range idx {
+		o.pts = append(o.pts, dnp3.Point{Index: i, Code: 3, Count: 1})
+	}
+	return dn{src: src, dst: dst, lsrc: lsrc, ldst: ldst, fc: fc, objs: []obj{o}}
+}
+
+func aout(src, dst string, idx uint32, v float64) dn {
+	return dn{src: src, dst: dst, lsrc: 1, ldst: 10, fc: dnp3.FuncDirectOperate,
+		objs: []obj{{g: 41, v: 2, prefix: 1, rng: 7, count: 1, pts: []dnp3.Point{{Index: idx, Value: v}}}}}
+}
+
+// TestRuleFeatures gives, for each policy feature, operations that must
+// fire the rule and operations that must not.
+func TestRuleFeatures(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		rule  string
+		fire  []feeder
+		quiet []feeder
+	}{
+		{"proto modbus", `{proto: modbus}`,
+			[]feeder{rreg(hmiC, plc1S, 1, 0, 1)},
+			[]feeder{crob(mstC, rtu7S, 1, 10, dnp3.FuncSelect, 1)}},
+		{"proto dnp3", `{proto: dnp3}`,
+			[]feeder{crob(mstC, rtu7S, 1, 10, dnp3.FuncSelect, 1)},
+			[]feeder{rreg(hmiC, plc1S, 1, 0, 1)}},
+		{"dst asset", `{proto: modbus, dst: plc2}`,
+			[]feeder{rreg(hmiC, plc2S, 1, 0, 1), rreg(engC, plc2S, 9, 0, 1)},
+			[]feeder{rreg(hmiC, plc1S, 1, 0, 1), rreg(plc2S, hmiC, 1, 0, 1)}},
+		{"src asset", `{proto: modbus, src: hmi}`,
+			[]feeder{rreg(hmiC, plc2S, 1, 0, 1)},
+			[]feeder{rreg(engC, plc2S, 1, 0, 1)}},
+		{"dst ip", `{proto: modbus, dst: 10.10.1.21}`,
+			[]feeder{rreg(hmiC, plc2S, 1, 0, 1)},
+			[]feeder{rreg(hmiC, plc1S, 1, 0, 1)}},
+		{"dst cidr", `{proto: modbus, dst: 10.10.3.0/24}`,
+			[]feeder{rreg(hmiC, fieldS, 1, 0, 1)},
+			[]feeder{rreg(hmiC, plc1S, 1, 0, 1)}},
+		{"dst cidr asset", `{proto: modbus, dst: field}`,
+			[]feeder{rreg(hmiC, fieldS, 1, 0, 1)},
+			[]feeder{rreg(hmiC, plc2S, 1, 0, 1)}},
+		{"src cidr", `{proto: modbus, src: 10.10.1.0/28}`,
+			[]feeder{rreg(hmiC, plc2S, 1, 0, 1)},
+			[]feeder{rreg(engC, plc2S, 1, 0, 1)}},
+		{"dst list mixing ip and cidr", `{proto: modbus, dst: [plc2, field]}`,
+			[]feeder{rreg(hmiC, plc2S, 1, 0, 1), rreg(hmiC, fieldS, 1, 0, 1)},
+			[]feeder{rreg(hmiC, plc1S, 1, 0, 1)}},
+		{"asset units constrain dst", `{proto: modbus, dst: plc1}`,
+			[]feeder{rreg(hmiC, plc1S, 1, 0, 1), rreg(hmiC, plc1S, 2, 0, 1)},
+			[]feeder{rreg(hmiC, plc1S, 3, 0, 1)}},
+		{"asset units constrain src (responses)", `{proto: modbus, src: plc1}`,
+			[]feeder{mb{src: plc1S, dst: hmiC, unit: 2, fc: 3, addr: 0, count: 1, resp: true}},
+			[]feeder{mb{src: plc1S, dst: hmiC, unit: 5, fc: 3, addr: 0, count: 1, resp: true}}},
+		{"asset dnp3 address constrains dst", `{proto: dnp3, dst: rtu7}`,
+			[]feeder{crob(mstC, rtu7S, 1, 10, dnp3.FuncSelect, 1)},
+			[]feeder{crob(mstC, rtu7S, 1, 11, dnp3.FuncSelect, 1)}},
+		{"asset dnp3 address constrains src", `{proto: dnp3, src: master}`,
+			[]feeder{crob(mstC, rtu7S, 1, 10, dnp3.FuncSelect, 1)},
+			[]feeder{crob(mstC, rtu7S, 2, 10, dnp3.FuncSelect, 1)}},
+		{"units", `{proto: modbus, unit: [3, 5-9]}`,
+			[]feeder{rreg(hmiC, plc2S, 3, 0, 1), rreg(hmiC, plc2S, 7, 0, 1)},
+			[]feeder{rreg(hmiC, plc2S, 4, 0, 1)}},
+		{"link_src", `{proto: dnp3, link_src: 2}`,
+			[]feeder{crob(mstC, rtu7S, 2, 10, dnp3.FuncSelect, 1)},
+			[]feeder{crob(mstC, rtu7S, 1, 10, dnp3.FuncSelect, 1)}},
+		{"link_dst", `{proto: dnp3, link_dst: "10-12"}`,
+			[]feeder{crob(mstC, rtu7S, 1, 12, dnp3.FuncSelect, 1)},
+			[]feeder{crob(mstC, rtu7S, 1, 13, dnp3.FuncSelect, 1)}},
+		{"op write", `{proto: modbus, op: write}`,
+			[]feeder{wreg(hmiC, plc2S, 1, 5, 1), mb{src: hmiC, dst: plc2S, unit: 1, fc: 5, addr: 3, count: 1, vals: []uint16{1}}},
+			[]feeder{rreg(hmiC, plc2S, 1, 0, 1), mb{src: plc2S, dst: hmiC, unit: 1, fc: 16, addr: 5, count: 1, resp: true}}},
+		{"op restart (modbus fc 8 sub 1)", `{proto: modbus, op: restart}`,
+			[]feeder{mb{src: hmiC, dst: plc2S, unit: 1, fc: 8, sub: 1}},
+			[]feeder{mb{src: hmiC, dst: plc2S, unit: 1, fc: 8, sub: 0}}},
+		{"op control (dnp3)", `{proto: dnp3, op: control}`,
+			[]feeder{crob(mstC, rtu7S, 1, 10, dnp3.FuncOperate, 1)},
+			[]feeder{dn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncRead}}},
+		{"fc by number", `{proto: modbus, fc: 6}`,
+			[]feeder{mb{src: hmiC, dst: plc2S, unit: 1, fc: 6, addr: 1, count: 1, vals: []uint16{4}}},
+			[]feeder{wreg(hmiC, plc2S, 1, 1, 4)}},
+		{"fc by name", `{proto: modbus, fc: write_multiple_registers}`,
+			[]feeder{wreg(hmiC, plc2S, 1, 1, 4)},
+			[]feeder{mb{src: hmiC, dst: plc2S, unit: 1, fc: 6, addr: 1, count: 1, vals: []uint16{4}}}},
+		{"fc by dnp3 name", `{fc: cold_restart}`,
+			[]feeder{dn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncColdRestart}},
+			[]feeder{dn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncWarmRestart}, mb{src: hmiC, dst: plc2S, unit: 1, fc: 13}}},
+		{"fc number applies to both protocols", `{fc: 5}`,
+			[]feeder{mb{src: hmiC, dst: plc2S, unit: 1, fc: 5, addr: 3, count: 1, vals: []uint16{1}}, crob(mstC, rtu7S, 1, 10, dnp3.FuncDirectOperate, 1)},
+			[]feeder{crob(mstC, rtu7S, 1, 10, dnp3.FuncOperate, 1)}},
+		{"table", `{proto: modbus, table: coils}`,
+			[]feeder{mb{src: hmiC, dst: plc2S, unit: 1, fc: 1, addr: 0, count: 8}, mb{src: hmiC, dst: plc2S, unit: 1, fc: 15, addr: 0, count: 2, vals: []uint16{1, 0}}},
+			[]feeder{rreg(hmiC, plc2S, 1, 0, 1)}},
+		{"addr range", `{proto: modbus, addr: "100-199"}`,
+			[]feeder{rreg(hmiC, plc2S, 1, 150, 1), rreg(hmiC, plc2S, 1, 199, 1)},
+			[]feeder{rreg(hmiC, plc2S, 1, 200, 5), rreg(hmiC, plc2S, 1, 90, 10)}},
+		{"addr overlapped by a multi-register write", `{proto: modbus, addr: 5}`,
+			[]feeder{wreg(hmiC, plc2S, 1, 3, 1, 2, 3), wreg(hmiC, plc2S, 1, 5, 1)},
+			[]feeder{wreg(hmiC, plc2S, 1, 0, 1, 2, 3, 4, 5), wreg(hmiC, plc2S, 1, 6, 1, 2)}},
+		{"group", `{proto: dnp3, group: 12}`,
+			[]feeder{crob(mstC, rtu7S, 1, 10, dnp3.FuncSelect, 1)},
+			[]feeder{aout(mstC, rtu7S, 1, 5)}},
+		{"group/variation", `{proto: dnp3, group: "41/2"}`,
+			[]feeder{aout(mstC, rtu7S, 1, 5)},
+			[]feeder{dn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncDirectOperate,
+				objs: []obj{{g: 41, v: 1, prefix: 1, rng: 7, count: 1, pts: []dnp3.Point{{Index: 1, Value: 5}}}}}}},
+		{"points of prefixed objects", `{proto: dnp3, group: 12, points: "0-15"}`,
+			[]feeder{crob(mstC, rtu7S, 1, 10, dnp3.FuncSelect, 3), crob(mstC, rtu7S, 1, 10, dnp3.FuncSelect, 20, 15)},
+			[]feeder{crob(mstC, rtu7S, 1, 10, dnp3.FuncSelect, 16)}},
+		{"points of a range header", `{proto: dnp3, points: "10-20"}`,
+			[]feeder{dn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncRead, objs: []obj{{g: 30, v: 1, rng: 0, hasRange: true, start: 5, stop: 10}}}},
+			[]feeder{dn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncRead, objs: []obj{{g: 30, v: 1, rng: 0, hasRange: true, start: 0, stop: 9}}}}},
+		{"value out of range", `{proto: modbus, op: write, table: holding, addr: 5}
+    value: {min: 100, max: 200}`,
+			[]feeder{wreg(hmiC, plc2S, 1, 5, 99), wreg(hmiC, plc2S, 1, 5, 201), wreg(hmiC, plc2S, 1, 3, 150, 150, 250)},
+			[]feeder{wreg(hmiC, plc2S, 1, 5, 100), wreg(hmiC, plc2S, 1, 5, 200),
+				// only address 5 is bounded: the others may hold anything
+				wreg(hmiC, plc2S, 1, 3, 0, 0, 150, 9999), wreg(hmiC, plc2S, 1, 6, 9999),
+				rreg(hmiC, plc2S, 1, 5, 1)}},
+		{"value without addr checks every written value", `{proto: modbus, op: write}
+    value: {max: 10}`,
+			[]feeder{wreg(hmiC, plc2S, 1, 0, 1, 2, 11)},
+			[]feeder{wreg(hmiC, plc2S, 1, 0, 1, 2, 10)}},
+		{"dnp3 analog output value", `{proto: dnp3, op: control, points: 1}
+    value: {min: 0, max: 100}`,
+			[]feeder{aout(mstC, rtu7S, 1, 101), aout(mstC, rtu7S, 1, -1)},
+			[]feeder{aout(mstC, rtu7S, 1, 50), aout(mstC, rtu7S, 2, 1000), crob(mstC, rtu7S, 1, 10, dnp3.FuncOperate, 1)}},
+		{"unless", `{proto: modbus, dst: plc2, op: write}
+    unless: {src: hmi}`,
+			[]feeder{wreg(engC, plc2S, 1, 5, 1), wreg(rogueC, plc2S, 1, 5, 1)},
+			[]feeder{wreg(hmiC, plc2S, 1, 5, 1), rreg(engC, plc2S, 1, 5, 1)}},
+		{"several unless", `{proto: modbus, dst: plc2, op: write}
+    unless:
+      - {src: hmi}
+      - {src: eng, unit: 7}`,
+			[]feeder{wreg(engC, plc2S, 1, 5, 1), wreg(rogueC, plc2S, 7, 5, 1)},
+			[]feeder{wreg(hmiC, plc2S, 1, 5, 1), wreg(engC, plc2S, 7, 5, 1)}},
+		{"disabled", `{proto: modbus}
+    enabled: false`,
+			nil,
+			[]feeder{rreg(hmiC, plc1S, 1, 0, 1)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rule := "  - id: r\n    when: " + tc.rule + "\n"
+			for i, f := range tc.fire {
+				e, rec := newTestEngine(t, rule, EngineOptions{})
+				f.feed(e)
+				if len(rec.alerts) != 1 || rec.alerts[0].Rule != "r" {
+					t.Errorf("fire[%d] %+v: got alerts %v, want one of rule r", i, f, rec.rules())
+				}
+			}
+			for i, f := range tc.quiet {
+				e, rec := newTestEngine(t, rule, EngineOptions{})
+				f.feed(e)
+				e.Flush()
+				if len(rec.alerts) != 0 {
+					t.Errorf("quiet[%d] %+v: fired %v", i, f, rec.rules())
+				}
+			}
+		})
+	}
+}
+
+func TestAlertFields(t *testing.T) {
+	e, rec := newTestEngine(t, `
+  - id: pump3
+    name: Pump-3 speed setpoint
+    when: {proto: modbus, dst: plc2, op: write, table: holding, addr: "5-6"}
+    value: {min: 100, max: 200}
+    severity: critical
+    attack: [T0836, T0855]
+  - id: crob
+    when: {proto: dnp3, op: control}
+    severity: low
+`, EngineOptions{})
+	wreg(rogueC, plc2S, 3, 4, 0, 500, 150, 7).feed(e)
+	crob(mstC, rtu7S, 1, 10, dnp3.FuncSelect, 4).feed(e)
+	if len(rec.alerts) != 2 {
+		t.Fatalf("got %v", rec.rules())
+	}
+	a := rec.alerts[0]
+	want := `{"id":1,"rule":"pump3","severity":"critical","category":"policy","title":"Pump-3 speed setpoint","attack":["T0836","T0855"],` +
+		`"proto":"modbus","src":{"ip":"10.10.1.99","port":50002,"mac":"02:00:00:00:00:01"},"dst":{"ip":"10.10.1.21","port":502,"mac":"02:00:00:00:00:02"},` +
+		`"unit":3,"fc":16,"fc_name":"write_multiple_registers","addr":{"lo":5,"hi":5},"values":[500],"expected":"100..200","count":1,` +
+		`"first":"2025-03-01T08:00:00.000000000Z","last":"2025-03-01T08:00:00.000000000Z","frame":7,"evidence":"1000040004"}`
+	if got := string(a.AppendJSON(nil)); got != want {
+		t.Errorf("alert JSON\n got %s\nwant %s", got, want)
+	}
+	b := rec.alerts[1]
+	if b.ID != 2 || b.Severity != SeverityLow || b.Proto != ProtoDNP3 || b.LinkSrc != 1 || b.LinkDst != 10 || b.FCName != "select" || b.Title != "crob" || len(b.Attack) != 0 {
+		t.Errorf("dnp3 alert: %+v", b)
+	}
+	js := string(b.AppendJSON(nil))
+	for _, w := range []string{`"dnp3_src":1`, `"dnp3_dst":10`, `"attack":[]`, `"evidence":"c003"`} {
+		if !strings.Contains(js, w) {
+			t.Errorf("dnp3 alert JSON lacks %s: %s", w, js)
+		}
+	}
+	if strings.Contains(js, `"unit"`) {
+		t.Errorf("dnp3 alert JSON has a unit: %s", js)
+	}
+}
+
+func TestAlertBounded(t *testing.T) {
+	e, rec := newTestEngine(t, `
+  - id: w
+    when: {proto: modbus, op: write}
+    value: {max: 10}
+`, EngineOptions{})
+	vals := make([]uint16, 100)
+	for i := range vals {
+		vals[i] = 1000 + uint16(i)
+	}
+	x := wreg(rogueC, plc2S, 1, 0, vals...)
+	x.feed(e)
+	if len(rec.alerts) != 1 {
+		t.Fatal(rec.rules())
+	}
+	a := rec.alerts[0]
+	if len(a.Values) != MaxAlertValues || a.Values[0] != 1000 || a.AddrLo != 0 || a.AddrHi != 99 {
+		t.Errorf("values %v addr %d-%d", a.Values, a.AddrLo, a.AddrHi)
+	}
+}
+
+func TestRate(t *testing.T) {
+	rule := `
+  - id: burst
+    when: {proto: modbus, op: write}
+    rate: {max: 3, per: 1s}
+`
+	e, rec := newTestEngine(t, rule, EngineOptions{})
+	// Two writes a second from the HMI never fire. (The window is an
+	// estimate from two fixed windows: a steady rate of exactly max per
+	// second may fire.)
+	for i := range 30 {
+		x := wreg(hmiC, plc2S, 1, 5, 1)
+		x.at = time.Duration(i) * time.Second / 2
+		x.feed(e)
+	}
+	if len(rec.alerts) != 0 {
+		t.Fatalf("2 per second fired: %v", rec.rules())
+	}
+	// Four within 100 ms: the fourth fires.
+	for i := range 4 {
+		x := wreg(engC, plc2S, 1, 5, 1)
+		x.at = 20*time.Second + time.Duration(i)*25*time.Millisecond
+		x.feed(e)
+		if want := max(0, i-2); len(rec.alerts) != want {
+			t.Fatalf("after write %d: %d alerts, want %d", i+1, len(rec.alerts), want)
+		}
+	}
+	a := rec.alerts[0]
+	if a.Src.Addr() != netip.MustParseAddr("10.10.1.30") || a.Expected != "at most 3 per 1s" {
+		t.Errorf("rate alert: %+v", a)
+	}
+	// The count is per pair: another source on the same PLC starts at 0.
+	for i := range 3 {
+		x := wreg(rogueC, plc2S, 1, 5, 1)
+		x.at = 20*time.Second + time.Duration(i)*25*time.Millisecond
+		x.feed(e)
+	}
+	if len(rec.alerts) != 1 {
+		t.Errorf("another pair: %d alerts", len(rec.alerts))
+	}
+	// A sliding window: 3 at the end of one second and 3 at the start of
+	// the next are 6 within 1s.
+	e, rec = newTestEngine(t, rule, EngineOptions{})
+	for i, at := range []time.Duration{900, 950, 990, 1010, 1050, 1090} {
+		x := wreg(engC, plc2S, 1, 5, 1)
+		x.at = 60*time.Second + at*time.Millisecond
+		x.feed(e)
+		if i == 3 && len(rec.alerts) != 1 {
+			t.Errorf("4 writes within 110ms across a window boundary: %d alerts", len(rec.alerts))
+		}
+	}
+}
+
+func TestRateTableBounded(t *testing.T) {
+	e, _ := newTestEngine(t, `
+  - id: burst
+    when: {proto: modbus}
+    rate: {max: 100, per: 1s}
+`, EngineOptions{RateSlots: 16})
+	for i := range 1000 {
+		x := rreg(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), 1000).String(), plc2S, 1, 0, 1)
+		x.feed(e)
+	}
+	if len(e.rate.slots) != 16 || e.Stats().RateEvictions < 1000-16 {
+		t.Errorf("slots %d, evictions %d", len(e.rate.slots), e.Stats().RateEvictions)
+	}
+}
+
+func TestAggregation(t *testing.T) {
+	e, rec := newTestEngine(t, `
+  - id: w
+    when: {proto: modbus, op: write}
+    severity: high
+`, EngineOptions{Window: 10 * time.Second})
+	for i := range 5 {
+		x := wreg(rogueC, plc2S, 1, 5, 1)
+		x.at = time.Duration(i) * time.Second
+		x.feed(e)
+	}
+	// Another address is another alert.
+	wreg(rogueC, plc2S, 1, 6, 1).feed(e)
+	if len(rec.alerts) != 2 {
+		t.Fatalf("repeats: %d alerts, want the first of each key at once", len(rec.alerts))
+	}
+	first := rec.alerts[0]
+	if first.Count != 1 || !first.First.Equal(t0) || !first.Last.Equal(t0) {
+		t.Errorf("first: count %d first %v last %v", first.Count, first.First, first.Last)
+	}
+	// The window ends with packet time: the summary comes with the next
+	// operation after it, whatever it is.
+	x := rreg(hmiC, plc1S, 1, 0, 1)
+	x.at = 11 * time.Second
+	x.feed(e)
+	if len(rec.alerts) != 3 {
+		t.Fatalf("after the window: %v", rec.rules())
+	}
+	s := rec.alerts[2]
+	if s.ID != first.ID || s.Count != 5 || !s.First.Equal(t0) || !s.Last.Equal(t0.Add(4*time.Second)) {
+		t.Errorf("summary: id %d count %d first %v last %v", s.ID, s.Count, s.First, s.Last)
+	}
+	if first.Count != 1 {
+		t.Errorf("the summary changed the alert already handed over")
+	}
+	// A repeat after the window is a new alert.
+	x = wreg(rogueC, plc2S, 1, 5, 1)
+	x.at = 12 * time.Second
+	x.feed(e)
+	if len(rec.alerts) != 4 || rec.alerts[3].ID == first.ID || rec.alerts[3].Count != 1 {
+		t.Errorf("after the window: %v", rec.alerts[len(rec.alerts)-1])
+	}
+	st := e.Stats()
+	if st.Folded != 4 || st.Summaries != 1 || st.Alerts[SeverityHigh] != 3 || st.MaxSeverity != SeverityHigh {
+		t.Errorf("stats %+v", st)
+	}
+	// Flush reports nothing for alerts without repeats.
+	n := len(rec.alerts)
+	e.Flush()
+	if len(rec.alerts) != n {
+		t.Errorf("Flush reported alerts without repeats")
+	}
+}
+
+func TestFlush(t *testing.T) {
+	e, rec := newTestEngine(t, `
+  - id: w
+    when: {proto: modbus, op: write}
+`, EngineOptions{})
+	for i := range 3 {
+		x := wreg(rogueC, plc2S, 1, 5, 1)
+		x.at = time.Duration(i) * time.Millisecond
+		x.feed(e)
+	}
+	e.Flush()
+	if len(rec.alerts) != 2 || rec.alerts[1].Count != 3 {
+		t.Fatalf("flush: %v", rec.alerts)
+	}
+	e.Flush()
+	if len(rec.alerts) != 2 {
+		t.Errorf("a second Flush reported again")
+	}
+}
+
+func TestBudget(t *testing.T) {
+	e, rec := newTestEngine(t, `
+  - id: w
+    when: {proto: modbus, op: write}
+    severity: critical
+`, EngineOptions{MaxAlertsPerMinute: 3})
+	// Ten different addresses: ten alerts, three within the budget.
+	for i := range 10 {
+		x := wreg(rogueC, plc2S, 1, uint16(i), 1)
+		x.at = time.Duration(i) * time.Second
+		x.feed(e)
+	}
+	if len(rec.alerts) != 3 || e.Suppressed() != 7 {
+		t.Fatalf("%d alerts, %d suppressed; want 3 and 7", len(rec.alerts), e.Suppressed())
+	}
+	// The minute ends: one alert says how many were suppressed.
+	x := rreg(hmiC, plc1S, 1, 0, 1)
+	x.at = 61 * time.Second
+	x.feed(e)
+	if len(rec.alerts) != 4 {
+		t.Fatalf("after the minute: %v", rec.rules())
+	}
+	b := rec.alerts[3]
+	if b.Rule != BudgetRule || b.Severity != SeverityHigh || b.Count != 7 || b.Category != CategorySystem ||
+		!b.First.Equal(t0.Add(3*time.Second)) || !b.Last.Equal(t0.Add(9*time.Second)) || !strings.Contains(b.Title, "7 alerts suppressed") {
+		t.Errorf("budget alert: %+v", b)
+	}
+	if st := e.Stats(); st.MaxSeverity != SeverityCritical {
+		t.Errorf("max severity %v", st.MaxSeverity)
+	}
+	// A new minute has a new budget.
+	x = wreg(rogueC, plc2S, 1, 100, 1)
+	x.at = 62 * time.Second
+	x.feed(e)
+	if len(rec.alerts) != 5 || rec.alerts[4].Rule != "w" {
+		t.Errorf("new minute: %v", rec.rules())
+	}
+	// Flush reports the suppressions of the current minute.
+	for i := range 5 {
+		x := wreg(rogueC, plc2S, 1, uint16(200+i), 1)
+		x.at = 63 * time.Second
+		x.feed(e)
+	}
+	e.Flush()
+	last := rec.alerts[len(rec.alerts)-1]
+	if last.Rule != BudgetRule || last.Count != 3 || e.Suppressed() != 10 {
+		t.Errorf("flush: last %+v, suppressed %d", last, e.Suppressed())
+	}
+	// No budget.
+	e, rec = newTestEngine(t, `
+  - id: w
+    when: {proto: modbus, op: write}
+`, EngineOptions{MaxAlertsPerMinute: -1})
+	for i := range 1000 {
+		wreg(rogueC, plc2S, 1, uint16(i), 1).feed(e)
+	}
+	if len(rec.alerts) != 1000 || e.Suppressed() != 0 {
+		t.Errorf("no budget: %d alerts", len(rec.alerts))
+	}
+}
+
+// TestRuleOrder: rules indexed by destination and the others fire in file
+// order.
+func TestRuleOrder(t *testing.T) {
+	e, rec := newTestEngine(t, `
+  - {id: a, when: {proto: modbus, op: write}}
+  - {id: b, when: {proto: modbus, dst: plc2}}
+  - {id: c, when: {dst: field}}
+  - {id: d, when: {proto: modbus, dst: [plc2, 10.10.9.9], fc: 16}}
+  - {id: e, when: {proto: modbus, dst: plc2, fc: 3}}
+  - {id: f, when: {fc: 16}}
+`, EngineOptions{})
+	wreg(hmiC, plc2S, 1, 5, 1).feed(e)
+	if got := strings.Join(rec.rules(), ","); got != "a,b,d,f" {
+		t.Errorf("fired %s, want a,b,d,f", got)
+	}
+}
+
+func TestNewEngineErrors(t *testing.T) {
+	if _, err := NewEngine(nil, nil, EngineOptions{}); err == nil {
+		t.Error("no sink: no error")
+	}
+	if _, err := NewEngine(nil, &recorder{}, EngineOptions{Window: time.Nanosecond}); err == nil {
+		t.Error("1ns window: no error")
+	}
+	e, err := NewEngine(nil, &recorder{}, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rreg(hmiC, plc1S, 1, 0, 1).feed(e)
+}
+
+// TestEngineNoAllocs: an operation that fires no rule allocates nothing,
+// whether rules are looked at or not.
+func TestEngineNoAllocs(t *testing.T) {
+	e, rec := newTestEngine(t, `
+  - id: writes
+    when: {proto: modbus, dst: plc2, op: write}
+    unless: {src: [hmi, eng]}
+  - id: setpoint
+    when: {proto: modbus, dst: plc2, op: write, addr: "0-100"}
+    value: {min: 0, max: 1000}
+  - id: rate
+    when: {proto: modbus, dst: 10.10.1.0/24}
+    rate: {max: 1000000, per: 1s}
+  - id: crob
+    when: {proto: dnp3, dst: rtu7, group: 12, points: "0-15"}
+    unless: {src: master}
+  - id: ao
+    when: {proto: dnp3, op: control, group: 41}
+    value: {min: 0, max: 100}
+`, EngineOptions{})
+	f := &dpi.Flow{Client: netip.MustParseAddrPort(hmiC), Server: netip.MustParseAddrPort(plc2S)}
+	m := &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 16, HasAddr: true, Addr: 5, Count: 2, Values: []uint16{1, 2}, PDU: []byte{16}}
+	g := &dpi.Flow{Client: netip.MustParseAddrPort(mstC), Server: netip.MustParseAddrPort(rtu7S)}
+	d := &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Request, FC: dnp3.FuncDirectOperate, Link: dnp3.LinkHeader{Src: 1, Dst: 10},
+		Objects: []dnp3.ObjectHeader{{Group: 12, Variation: 1, Prefix: 1, Range: 7, Count: 1, NumPoints: 1}, {Group: 41, Variation: 2, Prefix: 1, Range: 7, Count: 1, FirstPoint: 1, NumPoints: 1}},
+		Points:  []dnp3.Point{{Index: 3}, {Index: 3, Value: 50}}}
+	var i int64
+	allocs := testing.AllocsPerRun(1000, func() {
+		i++
+		m.Time = t0.Add(time.Duration(i) * time.Millisecond)
+		d.Time = m.Time
+		e.Modbus(f, m)
+		e.DNP3(g, false, d)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per operation", allocs)
+	}
+	if len(rec.alerts) != 0 {
+		t.Errorf("fired: %v", rec.rules())
+	}
+}
+
+func TestAlertJSONEscapes(t *testing.T) {
+	a := &Alert{ID: 3, Rule: "r", Severity: SeverityInfo, Title: "a \"quoted\" \\ title\x01\xff", Values: []float64{1.5, nanValue()}}
+	got := string(a.AppendJSON(nil))
+	for _, w := range []string{`"title":"a \"quoted\" \\ title\u0001` + "\ufffd" + `"`, `"values":[1.5,null]`, `"count":0`} {
+		if !strings.Contains(got, w) {
+			t.Errorf("lacks %s: %s", w, got)
+		}
+	}
+	for _, no := range []string{`"proto"`, `"src"`, `"unit"`, `"fc"`, `"addr"`, `"evidence"`} {
+		if strings.Contains(got, no) {
+			t.Errorf("has %s: %s", no, got)
+		}
+	}
+}
+
+func nanValue() float64 {
+	z := 0.0
+	return z / z
+}
