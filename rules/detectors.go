@@ -52,7 +52,7 @@ var Detectors = []Detector{
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0846", "T0888"},
 		Description: "One source tries more distinct Modbus function codes or unit ids, or DNP3 function codes or link addresses, on one device than rate.max within rate.per.",
-		Rate:        &Rate{Max: 16, Per: 10 * time.Second},
+		Rate:        &Rate{Max: 12, Per: 10 * time.Second}, // masters poll with a handful of codes; sweeps try many
 	},
 	{
 		ID:          "exception-storm",
@@ -117,7 +117,7 @@ var Detectors = []Detector{
 		Name:        "OT host talks to a public address",
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0883", "T0869"},
-		Description: "A host seen speaking Modbus or DNP3 exchanges traffic with an address outside the private, link-local and documentation ranges.",
+		Description: "A host seen speaking Modbus or DNP3 exchanges traffic with a public address: one outside the private (RFC 1918, RFC 4193), shared (100.64.0.0/10), link-local and loopback ranges. Documentation ranges count as public.",
 	},
 	{
 		ID:          "new-asset",

@@ -26,6 +26,7 @@ const (
 	DefaultAggSlots           = 4096 // alerts being folded (rule, source, destination, key)
 	maxSlots                  = 1 << 22
 	budgetPeriod              = time.Minute
+	timeJump                  = int64(time.Second) // packet time going back further starts a new epoch
 )
 
 // EngineOptions tune an Engine. The zero value of each field means its
@@ -107,8 +108,19 @@ type Engine struct {
 	// expiring is scratch space for the entries a sweep closes.
 	expiring []*aggEntry
 
+	// bi are the built-in detectors (builtin.go): they see every decoded
+	// message and raise alerts through raise, like rules.
+	bi builtins
+
 	nextID    uint64
 	nextSweep int64 // packet time (unix ns) of the next sweep of expired state
+	// clock is the latest packet time seen (unix ns). When packet time
+	// goes back by more than timeJump (the next capture file of a replay,
+	// or the same one again), epoch grows and counters of an older epoch
+	// start afresh instead of adding the new file's events to the old
+	// file's.
+	clock     int64
+	epoch     uint32
 	sweepStep int64
 
 	budgetStart time.Time // start of the budget's current minute; zero before the first alert
@@ -149,6 +161,7 @@ func NewEngine(p *Policy, sink AlertSink, opts EngineOptions) (*Engine, error) {
 	e.cache = make([]cacheEntry, cacheSlots)
 	e.rate.init(opts.RateSlots)
 	e.agg.init(opts.AggSlots)
+	e.bi.init(p)
 	return e, nil
 }
 
@@ -161,35 +174,52 @@ func (e *Engine) Suppressed() uint64 { return e.stats.Suppressed }
 // Stats returns the engine's counters.
 func (e *Engine) Stats() EngineStats { return e.stats }
 
-// Modbus implements dpi.Handler. Messages without a function code and
-// requests repeated when given up on (OutcomeUnanswered) are not
-// evaluated.
+// Modbus implements dpi.Handler. Requests repeated when given up on
+// (OutcomeUnanswered) are not evaluated. The built-in detectors see every
+// other message, malformed ones included; the rules only messages with a
+// function code.
 func (e *Engine) Modbus(f *dpi.Flow, m *modbus.Message) {
-	if !m.HasFunction() || m.Outcome == modbus.OutcomeUnanswered {
-		e.tick(m.Time)
+	e.tick(m.Time)
+	if m.Outcome == modbus.OutcomeUnanswered {
 		return
 	}
 	e.op.FromModbus(f, m)
-	e.evaluate(&e.op)
-}
-
-// DNP3 implements dpi.Handler. Application fragments are evaluated;
-// link-only frames and garbage are not.
-func (e *Engine) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
-	if m.Kind != dnp3.KindApplication {
-		e.tick(m.Time)
-		return
+	if e.bi.active {
+		e.detect(&e.op)
 	}
-	e.op.FromDNP3(f, fromServer, m)
-	e.evaluate(&e.op)
+	if m.HasFunction() {
+		e.evaluateRules(&e.op)
+	}
 }
 
-// Evaluate checks the rules against one operation. Modbus and DNP3 call
-// it; detectors and tests that build an Op themselves may too.
-func (e *Engine) Evaluate(op *Op) { e.evaluate(op) }
+// DNP3 implements dpi.Handler. The built-in detectors see every message
+// (link-only frames and garbage carry the CRC and framing anomalies); the
+// rules only application fragments.
+func (e *Engine) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
+	e.tick(m.Time)
+	e.op.FromDNP3(f, fromServer, m)
+	if e.bi.active {
+		e.detect(&e.op)
+	}
+	if m.Kind == dnp3.KindApplication {
+		e.evaluateRules(&e.op)
+	}
+}
 
-func (e *Engine) evaluate(op *Op) {
+// Evaluate checks the built-in detectors and the rules against one
+// operation. Tests that build an Op themselves call it; detectors that
+// need the decoded message skip an Op without one.
+func (e *Engine) Evaluate(op *Op) {
 	e.tick(op.Time)
+	if e.bi.active {
+		e.detect(op)
+	}
+	e.evaluateRules(op)
+}
+
+// evaluateRules checks the policy's rules against op; the caller has
+// ticked the clock.
+func (e *Engine) evaluateRules(op *Op) {
 	if len(e.rules) == 0 {
 		return
 	}
@@ -373,7 +403,8 @@ type rateKey struct {
 type rateEntry struct {
 	key       rateKey
 	used      bool
-	win       int64 // index of the current window: time / per
+	epoch     uint32 // the engine's epoch when last counted
+	win       int64  // index of the current window: time / per
 	cur, prev uint32
 	last      int64 // packet time of the last count, for eviction
 }
@@ -400,11 +431,17 @@ func slotCount(n int) int {
 const ways = 4 // entries per set
 
 func (e *Engine) overRate(c *compiled, op *Op) bool {
-	k := rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: c.idx}
+	return e.countRate(c.rule.Rate, rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: c.idx}, op.Time.UnixNano())
+}
+
+// countRate counts one event of key k at packet time now (unix ns) and
+// reports whether the events of k exceed r. Rules count per rule, source
+// and destination; built-in detectors (negative rule numbers) choose
+// their own keys.
+func (e *Engine) countRate(r *Rate, k rateKey, now int64) bool {
 	h := mix64(hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 17)^uint64(k.rule)*0x9e3779b97f4a7c15, e.seed)
 	set := e.rate.slots[h&e.rate.mask&^(ways-1):][:ways]
-	now := op.Time.UnixNano()
-	per := int64(c.rule.Rate.Per)
+	per := int64(r.Per)
 	w := now / per
 	var ent *rateEntry
 	for i := range set {
@@ -427,18 +464,23 @@ func (e *Engine) overRate(c *compiled, op *Op) bool {
 		if ent.used {
 			e.stats.RateEvictions++
 		}
-		*ent = rateEntry{key: k, used: true, win: w}
+		*ent = rateEntry{key: k, used: true, win: w, epoch: e.epoch}
 	}
 	switch {
+	case ent.epoch != e.epoch:
+		ent.prev, ent.cur = 0, 0
+		ent.win, ent.epoch = w, e.epoch
 	case w == ent.win+1:
 		ent.prev, ent.cur = ent.cur, 0
 		ent.win = w
-	case w > ent.win+1:
+	case w > ent.win+1 || w < ent.win-1:
+		// Silence for more than a window, or packet time went back by
+		// more than one (a new capture file): start afresh.
 		ent.prev, ent.cur = 0, 0
 		ent.win = w
 	}
-	// w < ent.win: packet time went back (a new capture file); count it
-	// in the current window.
+	// w is ent.win or the one before (packets slightly out of time
+	// order): count it in the current window.
 	if ent.cur < math.MaxUint32 {
 		ent.cur++
 	}
@@ -448,7 +490,7 @@ func (e *Engine) overRate(c *compiled, op *Op) bool {
 	if elapsed < per {
 		est += float64(ent.prev) * float64(per-elapsed) / float64(per)
 	}
-	return est > float64(c.rule.Rate.Max)
+	return est > float64(r.Max)
 }
 
 func hashAddr(a netip.Addr) uint64 {
@@ -485,6 +527,7 @@ type aggKey struct {
 type aggEntry struct {
 	key         aggKey
 	used        bool
+	window      int64  // ns: the engine's, or the detector's own window
 	alert       *Alert // as first reported
 	count       uint64
 	first, last time.Time
@@ -528,9 +571,16 @@ func (t *aggTable) lookup(k aggKey, h uint64) (*aggEntry, bool) {
 }
 
 func (e *Engine) fire(c *compiled, op *Op, isValue bool) {
-	r := c.rule
-	e.stats.MaxSeverity = max(e.stats.MaxSeverity, r.Severity)
-	now := op.Time
+	k := opKey(c, op)
+	if isValue {
+		k.addr = e.viol.lo
+	}
+	e.raise(c, op, k, isValue)
+}
+
+// opKey is the usual aggregation key of an alert of c about op: source,
+// destination, function code, device and starting address.
+func opKey(c *compiled, op *Op) aggKey {
 	k := aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: c.idx, fc: op.FC}
 	switch op.Proto {
 	case ProtoModbus:
@@ -538,38 +588,53 @@ func (e *Engine) fire(c *compiled, op *Op, isValue bool) {
 	case ProtoDNP3:
 		k.dev = op.LinkDst
 	}
-	switch {
-	case isValue:
-		k.addr = e.viol.lo
-	case op.HasAddr:
+	if op.HasAddr {
 		k.addr = uint32(op.Addr)
+	}
+	return k
+}
+
+// raise is the one path by which rules and built-in detectors alert: an
+// occurrence with aggregation key k folds into the alert of k when that
+// is still within its window, and otherwise takes one from the budget and
+// becomes a new alert. It reports whether a new alert was emitted.
+func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
+	r := c.rule
+	e.stats.MaxSeverity = max(e.stats.MaxSeverity, r.Severity)
+	now := op.Time
+	window := e.window
+	if c.idx < 0 {
+		if w := e.bi.window(c.idx); w > 0 {
+			window = w // a detector with a window of its own
+		}
 	}
 	h := mix64(hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 23)^
 		uint64(k.rule)<<40^uint64(k.fc)<<32^uint64(k.dev)<<16^uint64(k.addr)*0x9e3779b97f4a7c15, e.seed)
 	ent, found := e.agg.lookup(k, h)
 	if found {
-		if d := now.Sub(ent.first); d >= 0 && int64(d) < e.window {
+		if d := now.Sub(ent.first); d >= 0 && int64(d) < ent.window {
 			ent.count++
 			if now.After(ent.last) {
 				ent.last = now
 			}
 			ent.lastNS = now.UnixNano()
 			e.stats.Folded++
-			return
+			return false
 		}
 		e.closeAgg(ent)
 	}
 	if !e.allow(now) {
-		return
+		return false
 	}
 	if ent.used {
 		e.stats.AggEvictions++
 		e.closeAgg(ent)
 	}
 	a := e.newAlert(c, op, isValue)
-	*ent = aggEntry{key: k, used: true, alert: a, count: 1, first: now, last: now, lastNS: now.UnixNano()}
+	*ent = aggEntry{key: k, used: true, window: window, alert: a, count: 1, first: now, last: now, lastNS: now.UnixNano()}
 	e.agg.live++
 	e.emit(a)
+	return true
 }
 
 // closeAgg ends the window of an entry: when repeats were folded into its
@@ -602,6 +667,10 @@ func (e *Engine) newAlert(c *compiled, op *Op, isValue bool) *Alert {
 		Proto: op.Proto, Src: op.Src, Dst: op.Dst, FC: op.FC, Expected: c.expected,
 		Count: 1, First: op.Time, Last: op.Time, Frame: op.Frame,
 	}
+	if c.idx < 0 {
+		// A built-in detector: its category, and a title about this op.
+		a.Category, a.Title = e.bi.describe(c.idx, op)
+	}
 	if a.Title == "" {
 		a.Title = r.ID
 	}
@@ -625,6 +694,9 @@ func (e *Engine) newAlert(c *compiled, op *Op, isValue bool) *Alert {
 		a.FCName = dnp3.FunctionName(op.FC)
 		if op.DNP3 != nil {
 			evidence = op.DNP3.Fragment
+			if len(evidence) == 0 {
+				evidence = op.DNP3.Raw // garbage and bad frames, for the detectors
+			}
 		}
 	}
 	switch {
@@ -701,6 +773,12 @@ func (e *Engine) endBudgetMinute() {
 // suppressed alerts.
 func (e *Engine) tick(t time.Time) {
 	now := t.UnixNano()
+	if now > e.clock {
+		e.clock = now
+	} else if now < e.clock-timeJump {
+		e.epoch++
+		e.clock = now
+	}
 	if now < e.nextSweep && now > e.nextSweep-2*e.sweepStep {
 		return
 	}
@@ -708,7 +786,7 @@ func (e *Engine) tick(t time.Time) {
 	if e.agg.live > 0 {
 		e.closeExpired(func(ent *aggEntry) bool {
 			d := t.Sub(ent.first)
-			return d < 0 || int64(d) >= e.window
+			return d < 0 || int64(d) >= ent.window
 		})
 	}
 	if e.supMinute > 0 {

@@ -40,11 +40,22 @@ func (r *recorder) rules() []string {
 	return ids
 }
 
+// newTestEngine builds an engine for the rules of rulesYAML with the
+// built-in detectors off, so that only the rules speak; builtin_test.go
+// tests the detectors.
 func newTestEngine(t testing.TB, rulesYAML string, opts EngineOptions) (*Engine, *recorder) {
+	t.Helper()
+	return newTestEngineDetectors(t, rulesYAML, opts, false)
+}
+
+func newTestEngineDetectors(t testing.TB, rulesYAML string, opts EngineOptions, detectors bool) (*Engine, *recorder) {
 	t.Helper()
 	p, err := Parse([]byte(engineAssets+rulesYAML), "test.yaml")
 	if err != nil {
 		t.Fatalf("policy: %v\n%s", err, rulesYAML)
+	}
+	for i := range p.Detectors {
+		p.Detectors[i].Enabled = detectors
 	}
 	rec := &recorder{}
 	e, err := NewEngine(p, rec, opts)
@@ -607,10 +618,10 @@ func TestNewEngineErrors(t *testing.T) {
 	rreg(hmiC, plc1S, 1, 0, 1).feed(e)
 }
 
-// TestEngineNoAllocs: an operation that fires no rule allocates nothing,
-// whether rules are looked at or not.
+// TestEngineNoAllocs: an operation that fires no rule and no built-in
+// detector allocates nothing, whether rules are looked at or not.
 func TestEngineNoAllocs(t *testing.T) {
-	e, rec := newTestEngine(t, `
+	e, rec := newTestEngineDetectors(t, `
   - id: writes
     when: {proto: modbus, dst: plc2, op: write}
     unless: {src: [hmi, eng]}
@@ -626,7 +637,12 @@ func TestEngineNoAllocs(t *testing.T) {
   - id: ao
     when: {proto: dnp3, op: control, group: 41}
     value: {min: 0, max: 100}
-`, EngineOptions{})
+`, EngineOptions{}, true)
+	for k := range numBuiltin {
+		if !e.bi.on[k] {
+			t.Fatalf("detector %s is off", builtinIDs[k])
+		}
+	}
 	f := &dpi.Flow{Client: netip.MustParseAddrPort(hmiC), Server: netip.MustParseAddrPort(plc2S)}
 	m := &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 16, HasAddr: true, Addr: 5, Count: 2, Values: []uint16{1, 2}, PDU: []byte{16}}
 	g := &dpi.Flow{Client: netip.MustParseAddrPort(mstC), Server: netip.MustParseAddrPort(rtu7S)}
@@ -636,7 +652,7 @@ func TestEngineNoAllocs(t *testing.T) {
 	var i int64
 	allocs := testing.AllocsPerRun(1000, func() {
 		i++
-		m.Time = t0.Add(time.Duration(i) * time.Millisecond)
+		m.Time = t0.Add(time.Duration(i) * 20 * time.Millisecond) // 50 a second: no flood
 		d.Time = m.Time
 		e.Modbus(f, m)
 		e.DNP3(g, false, d)

@@ -990,6 +990,9 @@ const alertPolicy = `version: 1
 assets:
   hmi: {ip: 10.10.1.10}
   plc: {ip: 10.10.1.20, modbus_units: 1}
+detectors:
+  # The rogue host is a new asset too; this test is about the rules.
+  new-asset: {enabled: false}
 rules:
   - id: plc-writes-only-from-hmi
     name: Only the HMI writes to the PLC

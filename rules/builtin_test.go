@@ -1,0 +1,509 @@
+package rules
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+)
+
+// xmb is a Modbus message with the fields the detectors read.
+type xmb struct {
+	src, dst  string
+	unit, fc  uint8
+	sub       uint16
+	mei       uint8
+	exception uint8
+	malformed modbus.Reason
+	afterLoss bool
+	udp       bool
+	resp      bool
+	at        time.Duration
+}
+
+func (x xmb) feed(e *Engine) {
+	f := &dpi.Flow{ID: 11, Transport: dpi.TCP, App: dpi.AppModbus}
+	if x.udp {
+		f.Transport = dpi.UDP
+	}
+	src, dst := netip.MustParseAddrPort(x.src), netip.MustParseAddrPort(x.dst)
+	f.Client, f.Server = src, dst
+	m := &modbus.Message{Dir: modbus.Request, Unit: x.unit, FC: x.fc, Sub: x.sub, MEI: x.mei,
+		Exception: x.exception, Malformed: x.malformed, AfterLoss: x.afterLoss, PDU: []byte{x.fc, 0, 0}}
+	if x.resp {
+		m.Dir = modbus.Response
+		f.Client, f.Server = dst, src
+	}
+	if x.malformed == modbus.NotModbus {
+		m.FC = 0
+	}
+	m.Time, m.Frame = t0.Add(x.at), 3
+	e.Modbus(f, m)
+}
+
+// xdn is a DNP3 message with the fields the detectors read.
+type xdn struct {
+	src, dst   string
+	lsrc, ldst uint16
+	kind       dnp3.Kind
+	fc         uint8
+	group      uint8 // an object header of this group, when not 0
+	sbo        dnp3.SBOResult
+	iin        uint16
+	anomalies  []dnp3.Reason
+	truncated  bool
+	resp       bool
+	at         time.Duration
+}
+
+func (x xdn) feed(e *Engine) {
+	f := &dpi.Flow{ID: 12, Transport: dpi.TCP, App: dpi.AppDNP3}
+	src, dst := netip.MustParseAddrPort(x.src), netip.MustParseAddrPort(x.dst)
+	f.Client, f.Server = src, dst
+	if x.resp {
+		f.Client, f.Server = dst, src
+	}
+	m := &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Request, FC: x.fc, SBO: x.sbo, IIN: x.iin,
+		Link: dnp3.LinkHeader{Src: x.lsrc, Dst: x.ldst}, Fragment: []byte{0xC0, x.fc}, Truncated: x.truncated}
+	if x.kind != 0 {
+		m.Kind = x.kind
+	}
+	if x.resp {
+		m.Dir, m.HasIIN = dnp3.Response, true
+	}
+	if x.group != 0 {
+		m.Objects = []dnp3.ObjectHeader{{Group: x.group, Variation: 1}}
+	}
+	for i, r := range x.anomalies {
+		if i == 0 {
+			m.Malformed = r
+		}
+		m.Anomalies |= 1 << r
+	}
+	m.Time, m.Frame = t0.Add(x.at), 4
+	e.DNP3(f, x.resp, m)
+}
+
+// feeds is a list of messages fed in order.
+type feeds []feeder
+
+func (fs feeds) feed(e *Engine) {
+	for _, f := range fs {
+		f.feed(e)
+	}
+}
+
+// repeat feeds n messages made by mk(i).
+func repeat(n int, mk func(i int) feeder) feeds {
+	fs := make(feeds, n)
+	for i := range fs {
+		fs[i] = mk(i)
+	}
+	return fs
+}
+
+const (
+	publicS = "203.0.113.7:502"
+	newC    = "10.10.1.77:50009"
+)
+
+// TestBuiltinDetectors feeds each detector a fixture that must fire it
+// and fixtures that must not, each to a fresh engine with every built-in
+// detector on and no rules.
+func TestBuiltinDetectors(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	cases := []struct {
+		id       string
+		category string
+		fire     feeder
+		title    string // a part of the title of the first alert
+		quiet    []feeder
+	}{
+		{"malformed", CategoryProtocolAnomaly,
+			xmb{src: engC, dst: plc1S, unit: 1, fc: 3, malformed: modbus.LengthMismatch},
+			"Malformed Modbus message from 10.10.1.30 to 10.10.1.20: length_mismatch",
+			[]feeder{
+				xmb{src: engC, dst: plc1S, malformed: modbus.NotModbus, afterLoss: true},
+				xmb{src: engC, dst: plc1S, unit: 1, fc: 3, malformed: modbus.Truncated},
+				rreg(engC, plc1S, 1, 0, 10),
+			}},
+		{"malformed", CategoryProtocolAnomaly,
+			xmb{src: engC, dst: plc1S, malformed: modbus.NotModbus},
+			"not_modbus", nil},
+		{"malformed", CategoryProtocolAnomaly,
+			xmb{src: engC, dst: plc1S, unit: 1, fc: 3, malformed: modbus.Truncated, udp: true},
+			"truncated", nil},
+		{"malformed", CategoryProtocolAnomaly,
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, kind: dnp3.KindGarbage, anomalies: []dnp3.Reason{dnp3.BadBlockCRC}},
+			"Malformed DNP3 message from 10.10.1.11 to 10.10.2.20: bad_block_crc",
+			[]feeder{
+				xdn{src: mstC, dst: rtu7S, kind: dnp3.KindGarbage, anomalies: []dnp3.Reason{dnp3.NotDNP3}, truncated: true},
+				xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: 1, anomalies: []dnp3.Reason{dnp3.FragmentTruncated}, truncated: true},
+				xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: 4, sbo: dnp3.SBOMatched},
+			}},
+		{"malformed", CategoryProtocolAnomaly,
+			xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: 129, resp: true, anomalies: []dnp3.Reason{dnp3.UnknownObject}},
+			"unknown_object", nil},
+		{"modbus-diagnostics", CategoryDiagnostics,
+			xmb{src: engC, dst: plc1S, unit: 1, fc: 8, sub: 4},
+			"FC 8 force listen-only from 10.10.1.30 to 10.10.1.20 unit 1",
+			[]feeder{
+				xmb{src: engC, dst: plc1S, unit: 1, fc: 8, sub: 0},  // return query data
+				xmb{src: engC, dst: plc1S, unit: 1, fc: 8, sub: 11}, // return bus message count
+				xmb{src: plc1S, dst: engC, unit: 1, fc: 8, sub: 1, resp: true},
+			}},
+		{"modbus-diagnostics", CategoryDiagnostics, xmb{src: engC, dst: plc1S, unit: 1, fc: 8, sub: 1}, "restart communications", nil},
+		{"modbus-diagnostics", CategoryDiagnostics, xmb{src: engC, dst: plc1S, unit: 1, fc: 8, sub: 10}, "clear counters", nil},
+		{"modbus-diagnostics", CategoryDiagnostics, xmb{src: engC, dst: plc1S, unit: 1, fc: 8, sub: 20}, "clear overrun", nil},
+		{"recon-device-id", CategoryReconnaissance,
+			xmb{src: engC, dst: plc1S, unit: 1, fc: 43, mei: 14},
+			"Device identification read (FC 43/14) from 10.10.1.30 to 10.10.1.20 unit 1",
+			[]feeder{
+				xmb{src: engC, dst: plc1S, unit: 1, fc: 43, mei: 13},
+				xmb{src: plc1S, dst: engC, unit: 1, fc: 43, mei: 14, resp: true},
+			}},
+		{"recon-sweep", CategoryReconnaissance,
+			repeat(13, func(i int) feeder { return xmb{src: engC, dst: plc1S, unit: 1, fc: uint8(1 + i), at: ms(100 * i)} }),
+			"Modbus sweep from 10.10.1.30 to 10.10.1.20: 13 function codes within 10s",
+			[]feeder{
+				// 12 codes is not more than 12.
+				repeat(12, func(i int) feeder { return xmb{src: engC, dst: plc1S, unit: 1, fc: uint8(1 + i), at: ms(100 * i)} }),
+				// 13 codes over 39 s: never more than 12 within two windows.
+				repeat(13, func(i int) feeder { return xmb{src: engC, dst: plc1S, unit: 1, fc: uint8(1 + i), at: ms(3000 * i)} }),
+				// 13 codes from different masters.
+				repeat(13, func(i int) feeder {
+					return xmb{src: "10.10.1." + itoa(100+i) + ":5000", dst: plc1S, unit: 1, fc: uint8(1 + i), at: ms(10 * i)}
+				}),
+			}},
+		{"recon-sweep", CategoryReconnaissance,
+			repeat(20, func(i int) feeder { return rreg(engC, plc1S, uint8(1+i), 0, 1) }),
+			"13 unit ids", nil},
+		{"recon-sweep", CategoryReconnaissance,
+			repeat(20, func(i int) feeder { return xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: uint16(1 + i), fc: 1} }),
+			"DNP3 sweep from 10.10.1.11 to 10.10.2.20: 13 link addresses", nil},
+		{"exception-storm", CategoryReconnaissance,
+			repeat(11, func(i int) feeder {
+				return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 2, resp: true, at: ms(300 * i)}
+			}),
+			"Exception storm from 10.10.1.20 to 10.10.1.30: at most 10 per 10s exceeded",
+			[]feeder{
+				repeat(10, func(i int) feeder {
+					return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 2, resp: true, at: ms(300 * i)}
+				}),
+				// Other exception codes do not count.
+				repeat(30, func(i int) feeder {
+					return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 6, resp: true, at: ms(100 * i)}
+				}),
+				// A dead unit behind a gateway, polled every 100 ms.
+				repeat(30, func(i int) feeder {
+					return xmb{src: plc1S, dst: engC, unit: 3, fc: 3, exception: 11, resp: true, at: ms(100 * i)}
+				}),
+				// Slow: one every 2 s.
+				repeat(30, func(i int) feeder {
+					return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 1, resp: true, at: ms(2000 * i)}
+				}),
+			}},
+		{"exception-storm", CategoryReconnaissance,
+			repeat(18, func(i int) feeder {
+				return xmb{src: plc1S, dst: engC, unit: uint8(1 + i), fc: 3, exception: 11, resp: true, at: ms(50 * i)}
+			}),
+			"Exception storm", nil},
+		{"exception-storm", CategoryReconnaissance,
+			repeat(11, func(i int) feeder {
+				return xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: 129, resp: true, iin: dnp3.IINObjectUnknown, at: ms(100 * i)}
+			}),
+			"Exception storm from 10.10.2.20 to 10.10.1.11",
+			[]feeder{repeat(30, func(i int) feeder {
+				return xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: 129, resp: true, iin: dnp3.IINDeviceRestart | dnp3.IINNeedTime, at: ms(100 * i)}
+			})}},
+		{"dnp3-restart", CategoryDangerousFunction,
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncColdRestart},
+			"DNP3 cold_restart from 10.10.1.11 to 10.10.2.20 (link 1 to 10)",
+			[]feeder{
+				xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncRead},
+				xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: 129, resp: true},
+			}},
+		{"dnp3-restart", CategoryDangerousFunction, xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncWarmRestart}, "warm_restart", nil},
+		{"dnp3-application-control", CategoryDangerousFunction,
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncStopApplication, group: 90},
+			"DNP3 stop_application",
+			[]feeder{xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncSaveConfiguration}}},
+		{"dnp3-application-control", CategoryDangerousFunction, xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncStartApplication}, "start_application", nil},
+		{"dnp3-application-control", CategoryDangerousFunction, xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncInitializeData}, "initialize_data", nil},
+		{"dnp3-application-control", CategoryDangerousFunction, xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncInitializeApplication}, "initialize_application", nil},
+		{"dnp3-disable-unsolicited", CategoryDangerousFunction,
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncDisableUnsolicited, group: 60},
+			"DNP3 disable_unsolicited",
+			[]feeder{xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncEnableUnsolicited, group: 60}}},
+		{"dnp3-file", CategoryDangerousFunction,
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncOpenFile, group: 70},
+			"DNP3 open_file",
+			[]feeder{xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncWrite, group: 50}}},
+		{"dnp3-file", CategoryDangerousFunction, xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncDeleteFile}, "delete_file", nil},
+		{"dnp3-file", CategoryDangerousFunction, xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncWrite, group: 70}, "DNP3 write", nil},
+		{"dnp3-operate-without-select", CategoryDangerousFunction,
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncOperate, sbo: dnp3.SBONoSelect, anomalies: []dnp3.Reason{dnp3.OperateWithoutSelect}},
+			"DNP3 operate without select from 10.10.1.11 to 10.10.2.20",
+			[]feeder{
+				xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncSelect},
+				xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncOperate, sbo: dnp3.SBOMatched},
+				xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncDirectOperate},
+			}},
+		{"dnp3-operate-without-select", CategoryDangerousFunction,
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncOperate, sbo: dnp3.SBOMismatch, anomalies: []dnp3.Reason{dnp3.SelectMismatch}},
+			"not matching its select", nil},
+		{"dnp3-operate-without-select", CategoryDangerousFunction,
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncOperate, sbo: dnp3.SBOLate, anomalies: []dnp3.Reason{dnp3.OperateLate}},
+			"after the select timed out", nil},
+		{"broadcast-write", CategoryBroadcast,
+			wreg(hmiC, plc1S, 0, 5, 150),
+			"Modbus broadcast write_multiple_registers (unit 0) from 10.10.1.10 via 10.10.1.20",
+			[]feeder{
+				rreg(hmiC, plc1S, 0, 0, 10), // unit 0 reads address the device itself
+				wreg(hmiC, plc1S, 1, 5, 150),
+				xmb{src: engC, dst: plc1S, unit: 0, fc: 8, sub: 2},
+			}},
+		{"broadcast-write", CategoryBroadcast, xmb{src: engC, dst: plc1S, unit: 0, fc: 8, sub: 4}, "diagnostics (unit 0)", nil},
+		{"broadcast-write", CategoryBroadcast,
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 0xFFFF, fc: dnp3.FuncDirectOperateNR, group: 12},
+			"DNP3 broadcast direct_operate_nr to link address 0xffff from 10.10.1.11 via 10.10.2.20",
+			[]feeder{
+				xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 0xFFFC, fc: dnp3.FuncDirectOperateNR, group: 12},
+				xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 0xFFFF, fc: dnp3.FuncRead},
+			}},
+		{"broadcast-write", CategoryBroadcast, xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 0xFFFD, fc: dnp3.FuncWrite, group: 80}, "0xfffd", nil},
+		{"request-flood", CategoryFlood,
+			repeat(150, func(i int) feeder { return xmb{src: engC, dst: plc1S, unit: 1, fc: 3, at: ms(5 * i)} }),
+			"Request flood to 10.10.1.20 (last from 10.10.1.30): at most 100 per 1s exceeded",
+			[]feeder{
+				repeat(300, func(i int) feeder { return xmb{src: engC, dst: plc1S, unit: 1, fc: 3, at: ms(20 * i)} }),
+				// Responses are not requests.
+				repeat(300, func(i int) feeder { return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, resp: true, at: ms(2 * i)} }),
+			}},
+		{"request-flood", CategoryFlood,
+			// All masters together.
+			repeat(150, func(i int) feeder {
+				return xmb{src: "10.10.1." + itoa(100+i%50) + ":5000", dst: plc1S, unit: 1, fc: 3, at: ms(5 * i)}
+			}),
+			"Request flood to 10.10.1.20", nil},
+		{"request-flood", CategoryFlood,
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncRead, anomalies: []dnp3.Reason{dnp3.RequestFlood}},
+			"DNP3 request flood from 10.10.1.11 to 10.10.2.20", nil},
+		{"public-address", CategoryNetwork,
+			rreg(hmiC, publicS, 1, 0, 10),
+			"Modbus between 10.10.1.10 and public address 203.0.113.7",
+			[]feeder{
+				rreg(hmiC, plc1S, 1, 0, 10),
+				rreg("100.64.1.1:5000", plc1S, 1, 0, 10),
+				rreg("[fd00::1]:5000", "[fe80::2]:502", 1, 0, 10),
+				rreg("8.8.8.8:5000", "1.1.1.1:502", 1, 0, 10), // neither end is private
+			}},
+		{"public-address", CategoryNetwork,
+			xdn{src: rtu7S, dst: "198.51.100.3:20000", lsrc: 10, ldst: 1, fc: 129, resp: true},
+			"DNP3 between 10.10.2.20 and public address 198.51.100.3", nil},
+		{"new-asset", CategoryInventory,
+			rreg(newC, plc1S, 1, 0, 10),
+			"New asset 10.10.1.77: Modbus master talking to 10.10.1.20",
+			[]feeder{
+				rreg(hmiC, plc1S, 1, 0, 10),
+				rreg(hmiC, fieldS, 1, 0, 10), // in a network asset
+			}},
+		{"new-asset", CategoryInventory,
+			rreg(hmiC, "10.10.1.88:502", 1, 0, 10),
+			"New asset 10.10.1.88: Modbus device talking to 10.10.1.10", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.id, func(t *testing.T) {
+			e, rec := newTestEngineDetectors(t, "", EngineOptions{}, true)
+			c.fire.feed(e)
+			got := alertsOf(rec, c.id)
+			if len(got) != 1 {
+				t.Fatalf("fire: got %v, want one alert of %s", ruleIDs(got), c.id)
+			}
+			a := got[0]
+			det := LookupDetector(c.id)
+			if a.Category != c.category || a.Severity != det.Severity || strings.Join(a.Attack, ",") != strings.Join(det.Attack, ",") {
+				t.Errorf("fire: category %s severity %s attack %v", a.Category, a.Severity, a.Attack)
+			}
+			if !strings.Contains(a.Title, c.title) {
+				t.Errorf("title %q lacks %q", a.Title, c.title)
+			}
+			for i, q := range c.quiet {
+				e, rec := newTestEngineDetectors(t, "", EngineOptions{}, true)
+				q.feed(e)
+				if got := alertsOf(rec, c.id); len(got) > 0 {
+					t.Errorf("quiet[%d]: fired %v: %s", i, ruleIDs(got), got[0].Title)
+				}
+			}
+			// Disabled in the policy: nothing.
+			e, rec = newTestEngineDetectors(t, "", EngineOptions{}, true)
+			e.bi.on[detectorIndex(t, c.id)] = false
+			c.fire.feed(e)
+			for _, a := range rec.alerts {
+				if a.Rule == c.id {
+					t.Errorf("disabled, but fired")
+				}
+			}
+		})
+	}
+}
+
+func detectorIndex(t *testing.T, id string) detKind {
+	for k, x := range builtinIDs {
+		if x == id {
+			return detKind(k)
+		}
+	}
+	t.Fatalf("no detector %s", id)
+	return 0
+}
+
+// alertsOf are the first reports of the alerts of detector id.
+func alertsOf(rec *recorder, id string) []*Alert {
+	var out []*Alert
+	for _, a := range rec.alerts {
+		if a.Rule == id && a.Count == 1 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// builtinAlerts are the first reports of the alerts of built-in detectors.
+func builtinAlerts(rec *recorder) []*Alert {
+	var out []*Alert
+	for _, a := range rec.alerts {
+		if a.Rule != BudgetRule && a.Count == 1 && !strings.HasPrefix(a.Category, CategoryPolicy) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func ruleIDs(as []*Alert) []string {
+	var ids []string
+	for _, a := range as {
+		ids = append(ids, a.Rule)
+	}
+	return ids
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestBuiltinPolicy: the policy disables and tunes detectors by id.
+func TestBuiltinPolicy(t *testing.T) {
+	p, err := Parse([]byte(engineAssets+`
+detectors:
+  dnp3-restart: {enabled: false}
+  request-flood: {severity: critical, rate: {max: 10, per: 1s}}
+  malformed: {window: 5m}
+`), "tuned.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	e, err := NewEngine(p, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.bi.on[dDNP3Restart] {
+		t.Error("dnp3-restart is on")
+	}
+	xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncColdRestart}.feed(e)
+	// 15 requests in 1 s: over the tuned rate, far under the default.
+	repeat(15, func(i int) feeder { return rreg(engC, plc1S, 1, 0, 1) }).feed(e)
+	// Malformed messages 2 and 4 minutes apart: one alert in a window of 5.
+	for _, at := range []time.Duration{0, 2 * time.Minute, 4 * time.Minute, 6 * time.Minute} {
+		xmb{src: engC, dst: plc1S, unit: 1, fc: 3, malformed: modbus.BadQuantity, at: at}.feed(e)
+	}
+	e.Flush()
+	var flood, malformed []*Alert
+	for _, a := range rec.alerts {
+		switch a.Rule {
+		case "dnp3-restart":
+			t.Error("dnp3-restart fired")
+		case "request-flood":
+			flood = append(flood, a)
+		case "malformed":
+			malformed = append(malformed, a)
+		}
+	}
+	if len(flood) == 0 || flood[0].Severity != SeverityCritical || flood[0].Expected != "at most 10 per 1s" {
+		t.Errorf("request-flood: %+v", flood)
+	}
+	// The first alert, its summary (count 3) at the end of its window, and
+	// the new alert after the window.
+	if len(malformed) != 3 || malformed[1].Count != 3 || malformed[2].Count != 1 {
+		for _, a := range malformed {
+			t.Logf("%d count %d first %v", a.ID, a.Count, a.First.Sub(t0))
+		}
+		t.Errorf("malformed: %d alerts", len(malformed))
+	}
+
+	// Without assets, new-asset has nothing to compare with.
+	e, err = NewEngine(New(), rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.bi.on[dNewAsset] || !e.bi.on[dMalformed] {
+		t.Errorf("no assets: new-asset %v, malformed %v", e.bi.on[dNewAsset], e.bi.on[dMalformed])
+	}
+}
+
+// TestBuiltinOnce: new-asset reports an address once; malformed once per
+// flow and window, whichever way the messages go.
+func TestBuiltinOnce(t *testing.T) {
+	e, rec := newTestEngineDetectors(t, "", EngineOptions{}, true)
+	for i := range 50 {
+		rreg(newC, plc1S, 1, 0, 10).feed(e)
+		rreg(newC, plc2S, 1, 0, 10).feed(e)
+		xmb{src: engC, dst: plc1S, unit: 1, fc: 3, malformed: modbus.BadQuantity, at: time.Duration(i) * time.Second}.feed(e)
+		xmb{src: plc1S, dst: engC, unit: 1, fc: 3, malformed: modbus.ByteCountMismatch, resp: true, at: time.Duration(i) * time.Second}.feed(e)
+	}
+	got := builtinAlerts(rec)
+	if len(got) != 2 || got[0].Rule != "new-asset" || got[1].Rule != "malformed" {
+		t.Errorf("got %v", ruleIDs(got))
+	}
+}
+
+// TestBuiltinTimeBack: packet time that goes back (a second capture file)
+// neither panics nor fires.
+func TestBuiltinTimeBack(t *testing.T) {
+	e, rec := newTestEngineDetectors(t, "", EngineOptions{}, true)
+	for range 3 {
+		for i := range 100 {
+			if i%10 == 0 { // 10 exceptions in each 5 s round: 30 if the rounds added up
+				xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 2, resp: true, at: time.Duration(i) * 50 * time.Millisecond}.feed(e)
+			}
+			xmb{src: engC, dst: plc1S, unit: 1, fc: uint8(1 + i%4), at: time.Duration(i) * 50 * time.Millisecond}.feed(e)
+		}
+	}
+	if got := builtinAlerts(rec); len(got) > 0 {
+		t.Errorf("fired %v", ruleIDs(got))
+	}
+}
+
+func TestBuiltinCatalogue(t *testing.T) {
+	for _, id := range BuiltinIDs() {
+		d := LookupDetector(id)
+		if d == nil {
+			t.Errorf("%s is not in the catalogue", id)
+			continue
+		}
+		if strings.HasPrefix(id, "baseline-") {
+			t.Errorf("%s is a baseline detector", id)
+		}
+	}
+	var cats []string
+	for k := range numBuiltin {
+		cats = append(cats, builtinCategory[k])
+	}
+	if strings.Contains(strings.Join(cats, ","), ",,") {
+		t.Error("a detector has no category")
+	}
+}
