@@ -45,6 +45,12 @@ type EngineOptions struct {
 	// (a folded alert is reported first).
 	RateSlots int
 	AggSlots  int
+	// Learn, when positive, learns a baseline over this much packet time
+	// from the first operation, then enforces it (with margin
+	// LearnMargin; 0: DefaultMargin, negative: none) in place of the
+	// policy's baseline.
+	Learn       time.Duration
+	LearnMargin float64
 }
 
 func (o *EngineOptions) setDefaults() error {
@@ -111,6 +117,12 @@ type Engine struct {
 	// bi are the built-in detectors (builtin.go): they see every decoded
 	// message and raise alerts through raise, like rules.
 	bi builtins
+	// base runs the baseline-* detectors of the policy's baseline
+	// (baseline.go); nil without one. learn is the learning in progress
+	// of EngineOptions.Learn (learn.go); nil when none.
+	base    *baseRun
+	learn   *engineLearn
+	learned *engineLearn
 
 	nextID    uint64
 	nextSweep int64 // packet time (unix ns) of the next sweep of expired state
@@ -162,6 +174,12 @@ func NewEngine(p *Policy, sink AlertSink, opts EngineOptions) (*Engine, error) {
 	e.rate.init(opts.RateSlots)
 	e.agg.init(opts.AggSlots)
 	e.bi.init(p)
+	if p.Baseline != nil {
+		e.base = newBaseRun(p, p.Baseline)
+	}
+	if opts.Learn > 0 {
+		e.learn = &engineLearn{l: NewLearner(LearnerOptions{}), period: opts.Learn, margin: opts.LearnMargin}
+	}
 	return e, nil
 }
 
@@ -220,6 +238,12 @@ func (e *Engine) Evaluate(op *Op) {
 // evaluateRules checks the policy's rules against op; the caller has
 // ticked the clock.
 func (e *Engine) evaluateRules(op *Op) {
+	if e.learn != nil {
+		e.learnOp(op)
+	}
+	if e.base != nil {
+		e.checkBaseline(op)
+	}
 	if len(e.rules) == 0 {
 		return
 	}
@@ -603,7 +627,11 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 	e.stats.MaxSeverity = max(e.stats.MaxSeverity, r.Severity)
 	now := op.Time
 	window := e.window
-	if c.idx < 0 {
+	if isBaselineIdx(c.idx) {
+		if w := e.base.det[-1-int32(numBuiltin)-c.idx].window; w > 0 {
+			window = w
+		}
+	} else if c.idx < 0 {
 		if w := e.bi.window(c.idx); w > 0 {
 			window = w // a detector with a window of its own
 		}
@@ -667,7 +695,9 @@ func (e *Engine) newAlert(c *compiled, op *Op, isValue bool) *Alert {
 		Proto: op.Proto, Src: op.Src, Dst: op.Dst, FC: op.FC, Expected: c.expected,
 		Count: 1, First: op.Time, Last: op.Time, Frame: op.Frame,
 	}
-	if c.idx < 0 {
+	if isBaselineIdx(c.idx) {
+		a.Category, a.Title, a.Expected = CategoryBaseline, e.base.title, e.base.expected
+	} else if c.idx < 0 {
 		// A built-in detector: its category, and a title about this op.
 		a.Category, a.Title = e.bi.describe(c.idx, op)
 	}

@@ -390,6 +390,7 @@ type Policy struct {
 	Assets    []Asset            // in file order
 	Detectors []DetectorSettings // every built-in detector, in catalogue order
 	Rules     []Rule             // in file order
+	Baseline  *Baseline          // learned behaviour (baseline.go); nil: none
 
 	src *source // where fields came from, for error messages; nil when built in Go
 }
@@ -969,7 +970,7 @@ func (d *decoder) rate(n *node, path string, base *Rate) *Rate {
 
 func (d *decoder) policy(root *node) *Policy {
 	p := &Policy{Version: PolicyVersion, Detectors: DefaultDetectors()}
-	f := d.fields(root, "", "version", "assets", "detectors", "rules")
+	f := d.fields(root, "", "version", "assets", "detectors", "rules", "baseline")
 	if f == nil {
 		return p
 	}
@@ -986,6 +987,9 @@ func (d *decoder) policy(root *node) *Policy {
 	}
 	if e, ok := f["rules"]; ok {
 		d.rulesSection(p, e.val)
+	}
+	if e, ok := f["baseline"]; ok {
+		d.baselineSection(p, e.val)
 	}
 	return p
 }
@@ -1644,6 +1648,9 @@ func (p *Policy) validate(prior []*Error) []*Error {
 	for i := range p.Rules {
 		v.rule(i, &p.Rules[i], ruleAt)
 	}
+	if p.Baseline != nil {
+		v.baseline(p.Baseline)
+	}
 	return v.errs
 }
 
@@ -1909,6 +1916,7 @@ func (p *Policy) Format(w io.Writer) {
 		}
 		fmt.Fprintf(&b, "    enabled: %t\n", r.Enabled)
 	}
+	p.formatBaseline(&b)
 	w.Write(b.Bytes())
 }
 

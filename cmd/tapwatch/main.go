@@ -18,11 +18,13 @@ var version = "dev"
 const usage = `tapwatch — passive security monitor for Modbus/TCP and DNP3 industrial networks
 
 Usage:
-  tapwatch replay [--policy FILE [--fail-on SEVERITY]] [--ops] [--json]
-                 [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
+  tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION] [--fail-on SEVERITY]
+                 [--ops] [--json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
                                decode capture files (pcap or pcapng), print a summary,
                                with --ops the operations log (one JSON object a line),
-                               or with --policy the alerts (one JSON object a line)
+                               or with --policy, --baseline or --learn the alerts (one JSON object a line)
+  tapwatch learn [--margin F] -o FILE CAPTURE...
+                               learn a baseline policy from capture files
   tapwatch check --policy FILE...
                                validate policy files and print the effective policy
   tapwatch version             print the version
@@ -53,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdReplay(rest, stdout, stderr)
 	case "check":
 		err = cmdCheck(rest, stdout, stderr)
+	case "learn":
+		err = cmdLearn(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "tapwatch %s\n", version)
 	case "help", "-h", "--help", "-help":

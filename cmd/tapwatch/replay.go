@@ -22,7 +22,7 @@ import (
 	"github.com/tapwatch/tapwatch/sensor"
 )
 
-const replaySynopsis = `tapwatch replay [--policy FILE [--fail-on SEVERITY]] [--ops] [--json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
+const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops] [--json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
 
 Decodes pcap and pcapng capture files, in the order given, as one stream
 (flows continue across files). Without --ops it prints a summary: packets, flows,
@@ -35,6 +35,13 @@ message, and the alerts are printed instead of the summary, one JSON
 object a line, with the field names of the wire schema (see
 docs/policy.md). With --ops the operations log is printed instead, and
 with --json the summary, which then counts the alerts by severity.
+
+With --baseline the baseline a 'tapwatch learn' wrote is enforced too
+(with or without --policy): new masters, conversations, function codes,
+addresses and points, written values out of their learned range and
+write rates far above normal raise the baseline-* alerts. With --learn
+the first DURATION of capture time is learned instead, and the rest
+monitored against it, in one pass.
 
 A damaged file is reported with its name and the record that could not be
 read; the records before it are still decoded, the other files too, and
@@ -75,7 +82,10 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	dnpPorts := fs.String("dnp3-ports", "20000", "comma-separated TCP/UDP ports that carry DNP3 (DNP3 is also recognised on other ports by its link header)")
 	maxFlows := fs.Int("max-flows", dpi.DefaultMaxFlows, "flow table size; the least recently used flow is evicted when full")
 	policyPath := fs.String("policy", "", "check the rules of policy `FILE` and print alerts as JSON lines")
-	failOn := fs.String("fail-on", "", "exit with status 3 when an alert of `SEVERITY` (info, low, medium, high, critical) or above fired; needs --policy")
+	failOn := fs.String("fail-on", "", "exit with status 3 when an alert of `SEVERITY` (info, low, medium, high, critical) or above fired; needs --policy, --baseline or --learn")
+	baselinePath := fs.String("baseline", "", "enforce the learned baseline of `FILE` (written by tapwatch learn)")
+	learnFor := fs.Duration("learn", 0, "learn a baseline over the first `DURATION` of capture time, then enforce it")
+	margin := fs.Float64("margin", rules.DefaultMargin, "with --learn: widen learned value ranges by this fraction of their width (at least 1)")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -107,8 +117,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	var failSeverity rules.Severity
 	if *failOn != "" {
-		if *policyPath == "" {
-			return usageError("--fail-on needs --policy")
+		if *policyPath == "" && *baselinePath == "" && *learnFor == 0 {
+			return usageError("--fail-on needs --policy, --baseline or --learn")
 		}
 		if failSeverity, err = rules.ParseSeverity(*failOn); err != nil {
 			return usageError("--fail-on: %v", err)
@@ -122,6 +132,32 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 			}
 			return fmt.Errorf("invalid policy: %s", *policyPath)
 		}
+	}
+
+	if *learnFor < 0 {
+		return usageError("--learn: %v is not a duration of capture time", *learnFor)
+	}
+	if *learnFor > 0 && *baselinePath != "" {
+		return usageError("--learn and --baseline both give a baseline; give one of them")
+	}
+	if !(*margin >= 0) {
+		return usageError("--margin: %v is not 0 or more", *margin)
+	}
+	if *baselinePath != "" {
+		b, err := rules.Load(*baselinePath)
+		if err == nil {
+			b, err = mergeBaseline(policy, b)
+		}
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				fmt.Fprintln(stderr, line)
+			}
+			return fmt.Errorf("invalid baseline: %s", *baselinePath)
+		}
+		policy = b
+	}
+	if policy == nil && *learnFor > 0 {
+		policy = rules.New()
 	}
 
 	out := bufio.NewWriterSize(stdout, 1<<16)
@@ -139,7 +175,11 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		if !*ops && !*asJSON {
 			aw.w = out
 		}
-		if engine, err = rules.NewEngine(policy, aw, rules.EngineOptions{}); err != nil {
+		eo := rules.EngineOptions{Learn: *learnFor, LearnMargin: *margin}
+		if *margin == 0 {
+			eo.LearnMargin = -1 // none; 0 would mean the default
+		}
+		if engine, err = rules.NewEngine(policy, aw, eo); err != nil {
 			return err
 		}
 		opts.Rules = engine

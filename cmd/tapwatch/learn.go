@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/tapwatch/tapwatch/capture"
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/sensor"
+)
+
+const learnSynopsis = `tapwatch learn [--margin F] [--modbus-ports LIST] [--dnp3-ports LIST] -o FILE CAPTURE...
+
+Learns the normal behaviour of the plant from capture files and writes it
+as a policy file with a baseline section: the assets seen (named by role
+and address, like plc-10-10-1-20), and for each master and device the
+function codes, Modbus addresses, DNP3 objects and points, written value
+ranges and the usual write rate. Enforce it with
+'tapwatch replay --baseline FILE'. The file is YAML: read, diff and edit it.
+`
+
+func cmdLearn(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("learn")
+	out := fs.String("o", "", "write the baseline to `FILE` (- for standard output)")
+	margin := fs.Float64("margin", rules.DefaultMargin, "widen learned value ranges by this fraction of their width (at least 1) on each side")
+	ports := fs.String("modbus-ports", "502", "comma-separated TCP/UDP ports that carry Modbus")
+	dnpPorts := fs.String("dnp3-ports", "20000", "comma-separated TCP/UDP ports that carry DNP3")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printHelp(stdout, fs, learnSynopsis)
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if len(files) == 0 {
+		return usageError("learn needs at least one capture file")
+	}
+	if *out == "" {
+		return usageError("learn needs -o FILE")
+	}
+	if !(*margin >= 0) {
+		return usageError("--margin: %v is not 0 or more", *margin)
+	}
+	cfg := dpi.Config{}
+	if cfg.ModbusPorts, err = parsePorts(*ports); err != nil {
+		return usageError("--modbus-ports: %v", err)
+	}
+	if cfg.DNP3Ports, err = parsePorts(*dnpPorts); err != nil {
+		return usageError("--dnp3-ports: %v", err)
+	}
+	l := rules.NewLearner(rules.LearnerOptions{})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	src := capture.OpenFiles(files...)
+	defer src.Close()
+	sum, err := sensor.Replay(ctx, src, sensor.Options{DPI: cfg, Rules: l})
+	if err != nil {
+		return err
+	}
+	p := l.Baseline(*margin)
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("the learned baseline is invalid (a bug): %v", err)
+	}
+	var b bytes.Buffer
+	st := l.Stats()
+	fmt.Fprintf(&b, "# Baseline learned by tapwatch learn from %s\n", strings.Join(files, ", "))
+	if st.Requests > 0 {
+		fmt.Fprintf(&b, "# %d requests from %s to %s\n", st.Requests, st.First.UTC().Format("2006-01-02T15:04:05Z"), st.Last.UTC().Format("2006-01-02T15:04:05Z"))
+	}
+	if st.DroppedHosts+st.DroppedPairs+st.DroppedValues+st.MergedRanges > 0 {
+		fmt.Fprintf(&b, "# memory bounds: %d requests of hosts and %d of conversations not kept, %d values not kept, %d ranges merged\n",
+			st.DroppedHosts, st.DroppedPairs, st.DroppedValues, st.MergedRanges)
+	}
+	p.Format(&b)
+	if *out == "-" {
+		_, err = stdout.Write(b.Bytes())
+	} else {
+		err = os.WriteFile(*out, b.Bytes(), 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "tapwatch: learned %d assets and %d conversations from %d requests\n", len(p.Assets), len(p.Baseline.Conversations), st.Requests)
+	if len(sum.Errors) > 0 {
+		for _, e := range sum.Errors {
+			fmt.Fprintf(stderr, "tapwatch: %v\n", e)
+		}
+		return fmt.Errorf("%d of %d capture files could not be read to the end", len(sum.Errors), len(files))
+	}
+	return nil
+}
+
+// mergeBaseline adds the baseline of b (and the assets it names that p
+// lacks) to p.
+func mergeBaseline(p, b *rules.Policy) (*rules.Policy, error) {
+	if b.Baseline == nil {
+		return nil, errors.New("has no baseline section")
+	}
+	if p == nil {
+		return b, nil
+	}
+	out := *p
+	out.Assets = append([]rules.Asset(nil), p.Assets...)
+	for _, a := range b.Assets {
+		if out.Asset(a.Name) == nil {
+			out.Assets = append(out.Assets, a)
+		}
+	}
+	out.Baseline = b.Baseline
+	return &out, out.Validate()
+}

@@ -1,0 +1,422 @@
+package rules
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+)
+
+// Default bounds of a Learner's memory.
+const (
+	DefaultMaxHosts         = 4096 // hosts remembered
+	DefaultMaxPairs         = 4096 // conversations remembered
+	DefaultMaxRanges        = 64   // ranges per table, object or link list: beyond, the closest neighbours merge
+	DefaultMaxValues        = 256  // addresses or points with a value range, per conversation
+	DefaultMaxObjects       = 64   // DNP3 object kinds per conversation
+	maxLinkRanges           = 16
+	learnWindow       int64 = int64(time.Minute)
+)
+
+// LearnerOptions bound what a Learner remembers; zero fields take the
+// defaults.
+type LearnerOptions struct {
+	MaxHosts, MaxPairs, MaxRanges, MaxValues, MaxObjects int
+}
+
+// LearnStats count what a Learner saw and what it could not keep.
+type LearnStats struct {
+	Requests      uint64 // requests learned from
+	DroppedHosts  uint64 // requests whose hosts did not fit
+	DroppedPairs  uint64 // requests whose conversation did not fit
+	DroppedValues uint64 // written values whose address did not fit
+	MergedRanges  uint64 // times two ranges merged to stay within MaxRanges (the baseline then allows the gap)
+	First, Last   time.Time
+}
+
+// Learner records the normal behaviour of a plant from decoded requests,
+// in bounded memory, and writes it as a policy with a baseline section
+// (Baseline). It implements dpi.Handler; an Engine with
+// EngineOptions.Learn feeds one itself. It is not safe for concurrent use.
+type Learner struct {
+	opts  LearnerOptions
+	hosts map[netip.Addr]*learnHost
+	pairs map[pairKey]*learnPair
+	order []*learnPair // in order of first sight
+	stats LearnStats
+	op    Op
+}
+
+type learnHost struct {
+	addr          netip.Addr
+	master, slave [ProtoDNP3 + 1]bool
+	units         CodeSet
+	links         Ranges
+}
+
+type learnPair struct {
+	key         pairKey
+	units       CodeSet
+	linkSrc     Ranges
+	linkDst     Ranges
+	fc          CodeSet
+	read, write [TableHoldingRegisters + 1]Ranges
+	objects     []ObjectPoints
+	values      map[valueKey]*ValueRange
+	valueOrder  []*ValueRange
+	minute      int64 // current minute of packet time
+	writes, max uint32
+}
+
+// NewLearner returns an empty learner.
+func NewLearner(o LearnerOptions) *Learner {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxHosts, DefaultMaxHosts)
+	def(&o.MaxPairs, DefaultMaxPairs)
+	def(&o.MaxRanges, DefaultMaxRanges)
+	def(&o.MaxValues, DefaultMaxValues)
+	def(&o.MaxObjects, DefaultMaxObjects)
+	return &Learner{opts: o, hosts: map[netip.Addr]*learnHost{}, pairs: map[pairKey]*learnPair{}}
+}
+
+var _ dpi.Handler = (*Learner)(nil)
+
+// Modbus implements dpi.Handler.
+func (l *Learner) Modbus(f *dpi.Flow, m *modbus.Message) {
+	if m.Outcome == modbus.OutcomeUnanswered || !m.HasFunction() {
+		return
+	}
+	l.op.FromModbus(f, m)
+	l.Observe(&l.op)
+}
+
+// DNP3 implements dpi.Handler.
+func (l *Learner) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
+	if m.Kind != dnp3.KindApplication {
+		return
+	}
+	l.op.FromDNP3(f, fromServer, m)
+	l.Observe(&l.op)
+}
+
+// Stats returns the learner's counters.
+func (l *Learner) Stats() LearnStats { return l.stats }
+
+// Observe learns from one operation; only requests teach anything.
+func (l *Learner) Observe(op *Op) {
+	if !op.Request || op.Proto != ProtoModbus && op.Proto != ProtoDNP3 {
+		return
+	}
+	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
+	if !src.IsValid() || !dst.IsValid() {
+		return
+	}
+	hs, hd := l.host(src), l.host(dst)
+	if hs == nil || hd == nil {
+		l.stats.DroppedHosts++
+		return
+	}
+	k := pairKey{src, dst, op.Proto}
+	p := l.pairs[k]
+	if p == nil {
+		if len(l.pairs) >= l.opts.MaxPairs {
+			l.stats.DroppedPairs++
+			return
+		}
+		p = &learnPair{key: k, values: map[valueKey]*ValueRange{}}
+		l.pairs[k] = p
+		l.order = append(l.order, p)
+	}
+	if l.stats.Requests == 0 {
+		l.stats.First = op.Time
+	}
+	l.stats.Requests++
+	l.stats.Last = op.Time
+	hs.master[op.Proto] = true
+	hd.slave[op.Proto] = true
+	p.fc.Add(op.FC)
+	switch op.Proto {
+	case ProtoModbus:
+		p.units.Add(op.Unit)
+		if op.Unit != 0 {
+			hd.units.Add(op.Unit)
+		}
+		l.learnModbus(op, p)
+	case ProtoDNP3:
+		p.linkSrc = l.addRange(p.linkSrc, uint32(op.LinkSrc), uint32(op.LinkSrc), maxLinkRanges)
+		p.linkDst = l.addRange(p.linkDst, uint32(op.LinkDst), uint32(op.LinkDst), maxLinkRanges)
+		if op.LinkSrc < 0xFFF0 {
+			hs.links = l.addRange(hs.links, uint32(op.LinkSrc), uint32(op.LinkSrc), maxLinkRanges)
+		}
+		if op.LinkDst < 0xFFF0 {
+			hd.links = l.addRange(hd.links, uint32(op.LinkDst), uint32(op.LinkDst), maxLinkRanges)
+		}
+		if op.DNP3 != nil {
+			l.learnDNP3(op, p)
+		}
+	}
+	if op.Class == OpWrite || op.Class == OpControl {
+		min := op.Time.UnixNano() / learnWindow
+		if min != p.minute {
+			p.minute, p.writes = min, 0
+		}
+		p.writes++
+		p.max = max(p.max, p.writes)
+	}
+}
+
+func (l *Learner) host(a netip.Addr) *learnHost {
+	h := l.hosts[a]
+	if h == nil {
+		if len(l.hosts) >= l.opts.MaxHosts {
+			return nil
+		}
+		h = &learnHost{addr: a}
+		l.hosts[a] = h
+	}
+	return h
+}
+
+func (l *Learner) learnModbus(op *Op, p *learnPair) {
+	if op.Table == 0 || !op.HasAddr {
+		return
+	}
+	lo, hi := span(op.Addr, op.Count)
+	write := op.Class == OpWrite
+	if write {
+		p.write[op.Table] = l.addRange(p.write[op.Table], lo, hi, l.opts.MaxRanges)
+		for i, x := range op.Values {
+			l.value(p, valueKey{uint8(op.Table), uint32(op.Addr) + uint32(i)}, float64(x))
+		}
+	} else {
+		p.read[op.Table] = l.addRange(p.read[op.Table], lo, hi, l.opts.MaxRanges)
+	}
+}
+
+func (l *Learner) learnDNP3(op *Op, p *learnPair) {
+	m := op.DNP3
+	for i := range m.Objects {
+		h := &m.Objects[i]
+		gv := GroupVar{h.Group, h.Variation}
+		j := slices.IndexFunc(p.objects, func(o ObjectPoints) bool { return o.GroupVar == gv })
+		if j < 0 {
+			if len(p.objects) >= l.opts.MaxObjects {
+				l.stats.DroppedValues++
+				continue
+			}
+			p.objects = append(p.objects, ObjectPoints{GroupVar: gv})
+			j = len(p.objects) - 1
+		}
+		o := &p.objects[j]
+		headerIndexes(m, i, func(lo, hi uint32) bool {
+			o.Points = l.addRange(o.Points, lo, hi, l.opts.MaxRanges)
+			return true
+		})
+		if h.Group == 41 && (op.Class == OpWrite || op.Class == OpControl) {
+			m.DecodePoints()
+			for _, pt := range headerPoints(m, i) {
+				l.value(p, valueKey{0x80 | 41, pt.Index}, pt.Value)
+			}
+		}
+	}
+}
+
+func (l *Learner) value(p *learnPair, k valueKey, x float64) {
+	if x != x { // NaN
+		return
+	}
+	v := p.values[k]
+	if v == nil {
+		if len(p.values) >= l.opts.MaxValues {
+			l.stats.DroppedValues++
+			return
+		}
+		v = &ValueRange{At: k.at, Min: x, Max: x}
+		if k.space&0x80 != 0 {
+			v.Group = k.space &^ 0x80
+		} else {
+			v.Table = Table(k.space)
+		}
+		p.values[k] = v
+		p.valueOrder = append(p.valueOrder, v)
+		return
+	}
+	v.Min, v.Max = min(v.Min, x), max(v.Max, x)
+}
+
+// addRange adds lo..hi to rs, keeping at most limit ranges by merging the
+// two closest neighbours.
+func (l *Learner) addRange(rs Ranges, lo, hi uint32, limit int) Ranges {
+	if rangesCover(rs, lo, hi) {
+		return rs
+	}
+	rs = normalize(append(rs, Range{lo, hi}))
+	for len(rs) > limit {
+		best := 1
+		for i := 2; i < len(rs); i++ {
+			if rs[i].Lo-rs[i-1].Hi < rs[best].Lo-rs[best-1].Hi {
+				best = i
+			}
+		}
+		rs[best-1].Hi = rs[best].Hi
+		rs = slices.Delete(rs, best, best+1)
+		l.stats.MergedRanges++
+	}
+	return rs
+}
+
+// Baseline returns what was learned as a policy: one asset per host seen
+// (named by role and address, like plc-10-10-1-20, with the Modbus units
+// and DNP3 link addresses it answered to or spoke from) and a baseline
+// section with one conversation per master, device and protocol. margin
+// is the baseline's margin (negative: DefaultMargin). Every built-in
+// detector is at its defaults.
+func (l *Learner) Baseline(margin float64) *Policy {
+	if margin < 0 {
+		margin = DefaultMargin
+	}
+	p := New()
+	b := &Baseline{Margin: margin, RateFactor: DefaultRateFactor}
+	p.Baseline = b
+	hosts := make([]*learnHost, 0, len(l.hosts))
+	for _, h := range l.hosts {
+		hosts = append(hosts, h)
+	}
+	slices.SortFunc(hosts, func(a, b *learnHost) int { return a.addr.Compare(b.addr) })
+	for _, h := range hosts {
+		a := Asset{Name: assetName(h), Prefixes: []netip.Prefix{netip.PrefixFrom(h.addr, h.addr.BitLen())}}
+		if h.slave[ProtoModbus] {
+			a.Units = h.units
+		}
+		for _, r := range h.links {
+			if r.Hi < 0xFFF0 {
+				a.DNP3 = append(a.DNP3, r)
+			}
+		}
+		p.Assets = append(p.Assets, a)
+	}
+	pairs := slices.Clone(l.order)
+	slices.SortStableFunc(pairs, func(a, b *learnPair) int {
+		if c := a.key.src.Compare(b.key.src); c != 0 {
+			return c
+		}
+		if c := a.key.dst.Compare(b.key.dst); c != 0 {
+			return c
+		}
+		return int(a.key.proto) - int(b.key.proto)
+	})
+	for _, lp := range pairs {
+		c := Conversation{
+			Proto: lp.key.proto, Src: lp.key.src, Dst: lp.key.dst,
+			FC: lp.fc, WritesPerMinute: lp.max,
+			LinkSrc: slices.Clone(lp.linkSrc), LinkDst: slices.Clone(lp.linkDst),
+		}
+		if c.Proto == ProtoModbus {
+			c.Units = lp.units
+		}
+		for t := range lp.read {
+			c.Read[t] = slices.Clone(lp.read[t])
+			c.Write[t] = slices.Clone(lp.write[t])
+		}
+		for _, o := range lp.objects {
+			c.Objects = append(c.Objects, ObjectPoints{GroupVar: o.GroupVar, Points: slices.Clone(o.Points)})
+		}
+		slices.SortFunc(c.Objects, func(a, b ObjectPoints) int {
+			return (int(a.Group)<<8 | int(a.Var)) - (int(b.Group)<<8 | int(b.Var))
+		})
+		for _, v := range lp.valueOrder {
+			c.Values = append(c.Values, *v)
+		}
+		slices.SortFunc(c.Values, func(a, b ValueRange) int {
+			ka, kb := int64(a.Table)<<40|int64(a.Group)<<32|int64(a.At), int64(b.Table)<<40|int64(b.Group)<<32|int64(b.At)
+			return int(min(max(ka-kb, -1), 1))
+		})
+		b.Conversations = append(b.Conversations, c)
+	}
+	return p
+}
+
+// assetName names a host by its role and address: master-10-10-1-10,
+// plc-10-10-1-20 (a Modbus device), outstation-10-10-1-40 (a DNP3
+// device), host-… when it is both a master and a device.
+func assetName(h *learnHost) string {
+	master := h.master[ProtoModbus] || h.master[ProtoDNP3]
+	role := "host"
+	switch {
+	case master && !h.slave[ProtoModbus] && !h.slave[ProtoDNP3]:
+		role = "master"
+	case !master && h.slave[ProtoModbus] && !h.slave[ProtoDNP3]:
+		role = "plc"
+	case !master && h.slave[ProtoDNP3] && !h.slave[ProtoModbus]:
+		role = "outstation"
+	}
+	return role + "-" + strings.NewReplacer(".", "-", ":", "-").Replace(h.addr.String())
+}
+
+// ---- learning inside the engine ----
+
+// engineLearn is the learning period of an Engine with
+// EngineOptions.Learn.
+type engineLearn struct {
+	l      *Learner
+	period time.Duration
+	end    int64 // packet time (unix ns) the period ends; 0 before the first operation
+	margin float64
+	policy *Policy // what was learned, once the period ended
+}
+
+// learnOp feeds op to the learner during the learning period, and at its
+// end installs the learned baseline.
+func (e *Engine) learnOp(op *Op) {
+	el := e.learn
+	now := op.Time.UnixNano()
+	if el.end == 0 {
+		el.end = now + int64(el.period)
+	}
+	if now < el.end {
+		el.l.Observe(op)
+		return
+	}
+	e.finishLearning()
+}
+
+func (e *Engine) finishLearning() {
+	el := e.learn
+	if el == nil {
+		return
+	}
+	margin := el.margin
+	switch {
+	case margin == 0:
+		margin = DefaultMargin
+	case margin < 0:
+		margin = 0
+	}
+	el.policy = el.l.Baseline(margin)
+	// The engine's own detector settings apply to the learned baseline.
+	tuned := *el.policy
+	tuned.Detectors = e.policy.Detectors
+	e.base = newBaseRun(&tuned, el.policy.Baseline)
+	e.learn = nil
+	e.learned = el
+}
+
+// Learned returns the baseline the engine learned with
+// EngineOptions.Learn once the learning period is over, or nil.
+func (e *Engine) Learned() *Policy {
+	if e.learned == nil {
+		return nil
+	}
+	return e.learned.policy
+}
+
+// Learning reports whether the engine is still in its learning period.
+func (e *Engine) Learning() bool { return e.learn != nil }
