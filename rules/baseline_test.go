@@ -2,7 +2,6 @@ package rules
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/netip"
 	"reflect"
@@ -10,12 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/sim"
-	"github.com/tapwatch/tapwatch/sensor"
 )
 
 // learnFeed hands the test's ops straight to a Learner, so that each
@@ -336,81 +333,13 @@ func TestSimBaseline(t *testing.T) {
 }
 
 func simBaseline(t *testing.T, seed int64) {
-	kinds := sim.Kinds()
-	var buf bytes.Buffer
-	truth, err := sim.Generate(&buf, sim.Scenario{Seed: seed, Learn: 2 * time.Minute, Monitor: time.Duration(len(kinds)) * sim.MinAttackSlot})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{}
-	e, err := NewEngine(New(), rec, EngineOptions{Learn: truth.LearnEnd.Sub(truth.Start)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := capture.NewFile(&buf, "sim.pcap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sensor.Replay(context.Background(), src, sensor.Options{Rules: e}); err != nil {
-		t.Fatal(err)
-	}
+	truth, rec, e := replaySim(t, seed, func(truth *sim.Truth) (*Policy, EngineOptions) {
+		return New(), EngineOptions{Learn: truth.LearnEnd.Sub(truth.Start)}
+	})
 	if e.Learned() == nil {
 		t.Fatal("the learning period never ended")
 	}
-	base := map[string]bool{}
-	for _, id := range BaselineIDs() {
-		base[id] = true
-	}
-	caught := make([]map[string]bool, len(truth.Attacks))
-	for i := range caught {
-		caught[i] = map[string]bool{}
-	}
-	var fp []string
-	alerts := 0
-	for _, a := range rec.alerts {
-		if !base[a.Rule] || a.Count > 1 {
-			continue
-		}
-		alerts++
-		at := truth.Find(a.First.Add(time.Microsecond), a.Src.Addr(), a.Dst.Addr(), simGrace)
-		if at == nil {
-			fp = append(fp, a.Rule+": "+a.Title+" (expected "+a.Expected+") at "+a.First.Sub(truth.Start).String())
-			continue
-		}
-		for i := range truth.Attacks {
-			if &truth.Attacks[i] == at {
-				caught[i][a.Rule] = true
-			}
-		}
-	}
-	expected, detected := 0, 0
-	for i, at := range truth.Attacks {
-		for _, id := range at.Detectors {
-			if !base[id] {
-				continue
-			}
-			key := string(at.Kind) + "/" + id
-			gap, isGap := simBaselineGaps[key]
-			switch {
-			case isGap && caught[i][id]:
-				t.Errorf("%s: caught, but listed as a known gap (%s): remove it from simBaselineGaps", key, gap)
-			case isGap:
-				t.Logf("known gap %s: %s", key, gap)
-				continue
-			case !caught[i][id]:
-				t.Errorf("%s missed (%s, %v to %v)", key, at.Desc, at.Src, at.Dst)
-			}
-			expected++
-			if caught[i][id] {
-				detected++
-			}
-		}
-	}
-	for _, f := range fp {
-		t.Errorf("false positive: %s", f)
-	}
-	t.Logf("seed %d: %d attacks; baseline detections %d/%d (known gaps excluded); %d baseline alerts, %d false positives",
-		seed, len(truth.Attacks), detected, expected, alerts, len(fp))
+	scoreSim(t, seed, truth, rec, "baseline", BaselineIDs(), simBaselineGaps)
 }
 
 func mbMessage(unit, fc uint8, addr, count uint16, vals []uint16) *modbus.Message {

@@ -43,21 +43,42 @@ func TestSimScenarios(t *testing.T) {
 }
 
 func simScenario(t *testing.T, seed int64) {
-	kinds := sim.Kinds()
+	p := New()
+	truth, rec, _ := replaySim(t, seed, func(truth *sim.Truth) (*Policy, EngineOptions) {
+		for _, h := range truth.Hosts {
+			p.Assets = append(p.Assets, Asset{Name: h.Name, Prefixes: []netip.Prefix{netip.PrefixFrom(h.Addr, h.Addr.BitLen())}})
+		}
+		return p, EngineOptions{}
+	})
+	scoreSim(t, seed, truth, rec, "built-in", BuiltinIDs(), simKnownGaps)
+	if testing.Verbose() {
+		builtin := idSet(BuiltinIDs())
+		var b strings.Builder
+		for _, a := range rec.alerts {
+			if builtin[a.Rule] && a.Count == 1 {
+				b.WriteString("  " + a.Rule + ": " + a.Title + "\n")
+			}
+		}
+		t.Logf("alerts:\n%s", b.String())
+	}
+}
+
+// replaySim generates the scenario of seed (a 2-minute learning period,
+// then every attack kind) and replays it through the pipeline with an
+// engine built by setup.
+func replaySim(t *testing.T, seed int64, setup func(*sim.Truth) (*Policy, EngineOptions)) (*sim.Truth, *recorder, *Engine) {
+	t.Helper()
 	var buf bytes.Buffer
-	truth, err := sim.Generate(&buf, sim.Scenario{Seed: seed, Learn: 2 * time.Minute, Monitor: time.Duration(len(kinds)) * sim.MinAttackSlot})
+	truth, err := sim.Generate(&buf, sim.Scenario{Seed: seed, Learn: 2 * time.Minute, Monitor: time.Duration(len(sim.Kinds())) * sim.MinAttackSlot})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New()
-	for _, h := range truth.Hosts {
-		p.Assets = append(p.Assets, Asset{Name: h.Name, Prefixes: []netip.Prefix{netip.PrefixFrom(h.Addr, h.Addr.BitLen())}})
-	}
+	p, opts := setup(truth)
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	e, err := NewEngine(p, rec, EngineOptions{})
+	e, err := NewEngine(p, rec, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,11 +89,24 @@ func simScenario(t *testing.T, seed int64) {
 	if _, err := sensor.Replay(context.Background(), src, sensor.Options{Rules: e}); err != nil {
 		t.Fatal(err)
 	}
+	return truth, rec, e
+}
 
-	builtin := map[string]bool{}
-	for _, id := range BuiltinIDs() {
-		builtin[id] = true
+func idSet(ids []string) map[string]bool {
+	set := map[string]bool{}
+	for _, id := range ids {
+		set[id] = true
 	}
+	return set
+}
+
+// scoreSim checks the alerts of the detectors in ids against the truth:
+// every labelled attack that names one of them is caught by it within the
+// attack (but for the known gaps, which must stay gaps), and none of them
+// fires outside an attack. It logs the figures.
+func scoreSim(t *testing.T, seed int64, truth *sim.Truth, rec *recorder, kind string, ids []string, gaps map[string]string) {
+	t.Helper()
+	want := idSet(ids)
 	// caught[i][id]: attack i was caught by detector id.
 	caught := make([]map[string]bool, len(truth.Attacks))
 	for i := range caught {
@@ -81,7 +115,7 @@ func simScenario(t *testing.T, seed int64) {
 	var fp []string
 	alerts := 0
 	for _, a := range rec.alerts {
-		if !builtin[a.Rule] || a.Count > 1 {
+		if !want[a.Rule] || a.Count > 1 {
 			continue // folded summaries repeat an alert already counted
 		}
 		alerts++
@@ -89,7 +123,7 @@ func simScenario(t *testing.T, seed int64) {
 		// on an attack's first frame is up to 1µs before its Start.
 		at := truth.Find(a.First.Add(time.Microsecond), a.Src.Addr(), a.Dst.Addr(), simGrace)
 		if at == nil {
-			fp = append(fp, a.Rule+": "+a.Title+" at "+a.First.Sub(truth.Start).String())
+			fp = append(fp, a.Rule+": "+a.Title+" (expected "+a.Expected+") at "+a.First.Sub(truth.Start).String())
 			continue
 		}
 		for i := range truth.Attacks {
@@ -101,14 +135,14 @@ func simScenario(t *testing.T, seed int64) {
 	expected, detected := 0, 0
 	for i, at := range truth.Attacks {
 		for _, id := range at.Detectors {
-			if !builtin[id] {
+			if !want[id] {
 				continue
 			}
 			key := string(at.Kind) + "/" + id
-			gap, isGap := simKnownGaps[key]
+			gap, isGap := gaps[key]
 			switch {
 			case isGap && caught[i][id]:
-				t.Errorf("%s: caught, but listed as a known gap (%s): remove it from simKnownGaps", key, gap)
+				t.Errorf("%s: caught, but listed as a known gap (%s): remove it from the list", key, gap)
 			case isGap:
 				t.Logf("known gap %s: %s", key, gap)
 				continue
@@ -124,15 +158,6 @@ func simScenario(t *testing.T, seed int64) {
 	for _, f := range fp {
 		t.Errorf("false positive: %s", f)
 	}
-	t.Logf("seed %d: %d attacks; built-in detections %d/%d (known gaps excluded); %d built-in alerts, %d false positives",
-		seed, len(truth.Attacks), detected, expected, alerts, len(fp))
-	if testing.Verbose() {
-		var b strings.Builder
-		for _, a := range rec.alerts {
-			if builtin[a.Rule] && a.Count == 1 {
-				b.WriteString("  " + a.Rule + ": " + a.Title + "\n")
-			}
-		}
-		t.Logf("alerts:\n%s", b.String())
-	}
+	t.Logf("seed %d: %d attacks; %s detections %d/%d (known gaps excluded); %d %s alerts, %d false positives",
+		seed, len(truth.Attacks), kind, detected, expected, alerts, kind, len(fp))
 }
