@@ -183,6 +183,13 @@ type Handler interface {
 	DNP3(f *Flow, fromServer bool, m *dnp3.Message)
 }
 
+// FlowHandler is implemented by handlers that want to hear of every new
+// conversation, Modbus, DNP3 or neither: an OT host talking to the
+// Internet shows only in its flows. f is reused after the call returns.
+type FlowHandler interface {
+	NewFlow(f *Flow, t time.Time)
+}
+
 // Counters count what the engine saw. Every field only grows, except the
 // ones documented as gauges.
 type Counters struct {
@@ -227,6 +234,7 @@ type Engine struct {
 	h           Handler
 	mb          *modbus.Decoder
 	dn          *dnp3.Decoder
+	fh          FlowHandler // h, when it wants new flows
 	mbSink      modbusSink
 	dnSink      dnp3Sink
 	modbusPorts portSet
@@ -263,6 +271,7 @@ func New(cfg Config, h Handler) (*Engine, error) {
 	cfg.DNP3.LazyPoints = true
 	e := &Engine{cfg: cfg, h: h, mb: modbus.NewDecoder(cfg.Modbus), dn: dnp3.NewDecoder(cfg.DNP3)}
 	e.mbSink.e, e.dnSink.e = e, e
+	e.fh, _ = h.(FlowHandler)
 	for _, p := range cfg.ModbusPorts {
 		e.modbusPorts[p/64] |= 1 << (p % 64)
 	}
@@ -509,6 +518,9 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 			f.Client, f.Server, f.ClientMAC, f.ServerMAC = src, dst, mac[0], mac[1]
 		} else {
 			f.Client, f.Server, f.ClientMAC, f.ServerMAC = dst, src, mac[1], mac[0]
+		}
+		if e.fh != nil {
+			e.fh.NewFlow(&f.Flow, e.meta.Time)
 		}
 	}
 	f.last = e.now

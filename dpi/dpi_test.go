@@ -489,3 +489,37 @@ func TestDNP3OnAnyPort(t *testing.T) {
 		t.Errorf("function codes %v from server %v; want [130 0] [true false]", r.fcs, r.from)
 	}
 }
+
+type flowCounter struct {
+	nopHandler
+	apps []App
+}
+
+func (c *flowCounter) NewFlow(f *Flow, _ time.Time) { c.apps = append(c.apps, f.App) }
+
+// TestFlowHandler: a handler that implements FlowHandler hears of every new
+// conversation, Modbus or not, once.
+func TestFlowHandler(t *testing.T) {
+	web := plc
+	web.Port = 443
+	lt, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		for _, srv := range []pcapgen.Endpoint{plc, web} {
+			conn, err := pcapgen.NewTCPConn(w, hmi, srv, 1, 2)
+			if err != nil {
+				return err
+			}
+			if _, err := conn.Handshake(); err != nil {
+				return err
+			}
+			if _, err := conn.Client([]byte("hello")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var c flowCounter
+	run(t, Config{}, &c, lt, pkts)
+	if !slices.Equal(c.apps, []App{AppModbus, AppNone}) {
+		t.Errorf("new flows %v, want [modbus none]", c.apps)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"math/bits"
 	"net/netip"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
@@ -104,6 +106,7 @@ type builtins struct {
 	assetNets []netip.Prefix
 	known     []knownFlow // nil when new-asset is off
 	reported  addrTable
+	ot        addrTable // hosts seen in Modbus or DNP3 conversations, for public-address
 
 	// What the alert being raised is about, for describe; set just
 	// before raise.
@@ -152,6 +155,9 @@ func (b *builtins) init(p *Policy) {
 		}
 		b.known = make([]knownFlow, knownSlots)
 		b.reported.init(reportedSlots)
+	}
+	if b.on[dPublic] {
+		b.ot.init(reportedSlots)
 	}
 }
 
@@ -546,6 +552,38 @@ func (e *Engine) sweepAdd(op *Op, kind, code uint8, threshold bool) bool {
 
 // ---- public-address ----
 
+// NewFlow implements dpi.FlowHandler: every conversation, ICS or not, is
+// checked for an OT host (one seen in a Modbus or DNP3 conversation, or a
+// policy asset) talking to a public address. Modbus and DNP3 flows are
+// also checked message by message (detectPublic).
+func (e *Engine) NewFlow(f *dpi.Flow, t time.Time) {
+	b := &e.bi
+	if !b.on[dPublic] {
+		return
+	}
+	c, s := f.Client.Addr().Unmap(), f.Server.Addr().Unmap()
+	if f.App != dpi.AppNone {
+		b.ot.add(c, t.UnixNano())
+		b.ot.add(s, t.UnixNano())
+		return
+	}
+	var ot, pub netip.Addr
+	switch {
+	case isPrivate(c) && isPublic(s):
+		ot, pub = c, s
+	case isPublic(c) && isPrivate(s):
+		ot, pub = s, c
+	default:
+		return
+	}
+	if !b.ot.has(ot) && !b.isAsset(ot) {
+		return // an office host, not an OT one
+	}
+	op := &e.flowOp
+	*op = Op{Time: t, Flow: f, Src: f.Client, Dst: f.Server}
+	e.fireBuiltin(dPublic, op, aggKey{src: ot, dst: pub})
+}
+
 func (e *Engine) detectPublic(op *Op) {
 	s, d := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
 	switch {
@@ -644,6 +682,16 @@ func (t *addrTable) init(n int) {
 	t.seed = 0x6e65772d61737365
 }
 
+// has reports whether a is in the table.
+func (t *addrTable) has(a netip.Addr) bool {
+	for _, s := range t.slots[mix64(hashAddr(a), t.seed)&t.mask&^(ways-1):][:ways] {
+		if s.a == a {
+			return true
+		}
+	}
+	return false
+}
+
 // add records a at time now and reports whether it is new.
 func (t *addrTable) add(a netip.Addr, now int64) bool {
 	set := t.slots[mix64(hashAddr(a), t.seed)&t.mask&^(ways-1):][:ways]
@@ -706,6 +754,10 @@ func (b *builtins) describe(idx int32, op *Op) (string, string) {
 			t = "Request flood to " + dst + " (last from " + src + "): " + b.det[dFlood].c.expected + " exceeded"
 		}
 	case dPublic:
+		if op.Proto == 0 && op.Flow != nil {
+			// A conversation that is neither Modbus nor DNP3.
+			proto = strings.ToUpper(op.Flow.Transport.String()) + " port " + strconv.Itoa(int(op.Dst.Port()))
+		}
 		t = proto + " between " + src + " and public address "
 		if isPublic(op.Dst.Addr().Unmap()) {
 			t += dst

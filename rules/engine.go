@@ -95,6 +95,7 @@ type EngineStats struct {
 // nothing for an operation that fires no rule. It is not safe for
 // concurrent use.
 type Engine struct {
+	flowOp  Op // the op NewFlow makes for a conversation that is not Modbus or DNP3
 	policy  *Policy
 	sink    AlertSink
 	opts    EngineOptions

@@ -21,12 +21,7 @@ const simGrace = 2 * time.Second
 // simKnownGaps are the (attack kind, detector) pairs the built-in
 // detectors cannot catch yet, with the reason. The test fails when one of
 // them is caught after all, so that the list stays true.
-var simKnownGaps = map[string]string{
-	// The engine sees only Modbus and DNP3 messages; this attack is a TLS
-	// session from the HMI to 203.0.113.7:443. Needs a new-flow hook in
-	// dpi.
-	string(sim.PublicAddress) + "/public-address": "the engine sees no flow that is not Modbus or DNP3",
-}
+var simKnownGaps = map[string]string{}
 
 // TestSimScenarios replays generated scenarios through the pipeline with
 // the built-in detectors (assets: the scenario's hosts; no rules) and

@@ -66,6 +66,7 @@ type Tally struct {
 type Pipeline struct {
 	eng   *dpi.Engine
 	rules OpsSink
+	flows dpi.FlowHandler // rules, when it wants new flows
 	ops   OpsSink
 	tally Tally
 }
@@ -73,6 +74,7 @@ type Pipeline struct {
 // New builds a pipeline.
 func New(opts Options) (*Pipeline, error) {
 	p := &Pipeline{ops: opts.Ops, rules: opts.Rules}
+	p.flows, _ = opts.Rules.(dpi.FlowHandler)
 	eng, err := dpi.New(opts.DPI, p)
 	if err != nil {
 		return nil, err
@@ -113,6 +115,13 @@ func (p *Pipeline) Modbus(f *dpi.Flow, m *modbus.Message) {
 	}
 	if p.ops != nil {
 		p.ops.Modbus(f, m)
+	}
+}
+
+// NewFlow implements dpi.FlowHandler for the rule engine.
+func (p *Pipeline) NewFlow(f *dpi.Flow, t time.Time) {
+	if p.flows != nil {
+		p.flows.NewFlow(f, t)
 	}
 }
 
