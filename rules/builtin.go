@@ -758,11 +758,10 @@ func (b *builtins) describe(idx int32, op *Op) (string, string) {
 			// A conversation that is neither Modbus nor DNP3.
 			proto = strings.ToUpper(op.Flow.Transport.String()) + " port " + strconv.Itoa(int(op.Dst.Port()))
 		}
-		t = proto + " between " + src + " and public address "
 		if isPublic(op.Dst.Addr().Unmap()) {
-			t += dst
+			t = proto + " between " + src + " and public address " + dst
 		} else {
-			t += src
+			t = proto + " between " + dst + " and public address " + src
 		}
 	case dNewAsset:
 		role := "device"

@@ -37,3 +37,25 @@ func TestPublicAddressOnAnyFlow(t *testing.T) {
 		t.Errorf("public-address alerts %q", got)
 	}
 }
+
+// TestPublicAddressTitle: the title names the private host whichever end
+// sent the message.
+func TestPublicAddressTitle(t *testing.T) {
+	rec := &recorder{}
+	e, err := NewEngine(New(), rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &dpi.Flow{Transport: dpi.TCP, App: dpi.AppModbus,
+		Client: netip.MustParseAddrPort("166.161.16.230:40000"), Server: netip.MustParseAddrPort("192.168.66.235:502")}
+	op := &Op{Time: time.Unix(1700000000, 0), Proto: ProtoModbus, Flow: f, Src: f.Client, Dst: f.Server, Request: true, FC: 3}
+	e.Evaluate(op)
+	for _, a := range rec.alerts {
+		if a.Rule == "public-address" && a.Title != "Modbus between 192.168.66.235 and public address 166.161.16.230" {
+			t.Errorf("title %q", a.Title)
+		}
+	}
+	if len(rec.alerts) == 0 {
+		t.Error("no public-address alert")
+	}
+}
