@@ -223,7 +223,9 @@ func (e *Engine) detectModbus(op *Op, m *modbus.Message) {
 		k := opKey(&b.det[dModbusDiag].c, op)
 		k.addr = uint32(m.Sub) // each sub-function its own alert
 		e.fireBuiltin(dModbusDiag, op, k)
-	case m.FC == 43 && m.MEI == modbus.MEIReadDeviceID && b.on[dDeviceID]:
+	case (m.FC == 43 && m.MEI == modbus.MEIReadDeviceID || m.FC == 17) && b.on[dDeviceID]:
+		// Device identification and report server id both hand out
+		// vendor, model and run state.
 		e.fireOp(dDeviceID, op)
 	}
 	if b.on[dBroadcast] && m.Unit == 0 && modbusChanges(op) {
@@ -291,13 +293,15 @@ func modbusChanges(op *Op) bool {
 }
 
 // modbusException counts an exception response towards exception-storm:
-// illegal function (1) and illegal data address (2) always; the gateway
+// illegal function (1) and illegal data address (2), which probing draws,
+// and acknowledge (5) and server busy (6), which a device swamped by
+// requests answers, always; the gateway
 // exceptions (10, 11), which a unit id sweep through a gateway draws, only
 // for a unit id not seen failing within the window, so that one dead
 // serial device polled every second is not a storm.
 func (e *Engine) modbusException(op *Op, m *modbus.Message) {
 	switch m.Exception {
-	case 1, 2:
+	case 1, 2, 5, 6:
 	case 10, 11:
 		if !e.sweepAdd(op, sweepGateway, m.Unit, false) {
 			return
@@ -725,7 +729,11 @@ func (b *builtins) describe(idx int32, op *Op) (string, string) {
 	case dModbusDiag:
 		t = "FC 8 " + diagName(op.Modbus.Sub) + " from " + src + " to " + dst + unitText(op)
 	case dDeviceID:
-		t = "Device identification read (FC 43/14) from " + src + " to " + dst + unitText(op)
+		if op.FC == 17 {
+			t = "Server id read (FC 17) from " + src + " to " + dst + unitText(op)
+		} else {
+			t = "Device identification read (FC 43/14) from " + src + " to " + dst + unitText(op)
+		}
 	case dSweep:
 		what := "function codes"
 		if b.sweepUnits {

@@ -195,9 +195,9 @@ func TestBuiltinDetectors(t *testing.T) {
 				repeat(10, func(i int) feeder {
 					return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 2, resp: true, at: ms(300 * i)}
 				}),
-				// Other exception codes do not count.
+				// Other exception codes do not count: server device failure.
 				repeat(30, func(i int) feeder {
-					return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 6, resp: true, at: ms(100 * i)}
+					return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 4, resp: true, at: ms(100 * i)}
 				}),
 				// A dead unit behind a gateway, polled every 100 ms.
 				repeat(30, func(i int) feeder {
@@ -208,6 +208,14 @@ func TestBuiltinDetectors(t *testing.T) {
 					return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 1, resp: true, at: ms(2000 * i)}
 				}),
 			}},
+		{"recon-device-id", CategoryReconnaissance,
+			xmb{src: engC, dst: plc1S, unit: 1, fc: 17},
+			"Server id read (FC 17) from 10.10.1.30 to 10.10.1.20 unit 1", nil},
+		{"exception-storm", CategoryReconnaissance,
+			repeat(11, func(i int) feeder {
+				return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 6, resp: true, at: ms(300 * i)}
+			}),
+			"Exception storm from 10.10.1.20 to 10.10.1.30: at most 10 per 10s exceeded", nil}, // server busy: a swamped device
 		{"exception-storm", CategoryReconnaissance,
 			repeat(18, func(i int) feeder {
 				return xmb{src: plc1S, dst: engC, unit: uint8(1 + i), fc: 3, exception: 11, resp: true, at: ms(50 * i)}

@@ -132,7 +132,7 @@ var corpusDetections = []corpusCase{
 	{capture: qd + "modbus_test_data_part1.pcap",
 		want: map[string]string{
 			"modbus-diagnostics": `QuickDraw "Modbus TCP - Force Listen Only Mode", "Restart Communications Option", "Clear Counters and Diagnostic Registers" (FC 8 sub-functions 4, 1, 10 to 10.0.0.3 unit 10)`,
-			"recon-device-id":    `QuickDraw "Modbus TCP - Read Device Identification" (FC 43/14 to 10.0.0.8)`,
+			"recon-device-id":    `QuickDraw "Modbus TCP - Read Device Identification" (FC 43/14 to 10.0.0.8) and "Report Server Information" (FC 17, frames 40-44)`,
 			"malformed":          `QuickDraw "Modbus TCP - Illegal Packet Size / Incorrect Packet Length, Possible DOS Attack" (MBAP length over 254 from 10.0.0.57, PDUs with extra bytes) and "Non-Modbus Communication on TCP Port 502" (not_modbus from 10.0.0.8:502)`,
 		}},
 	{capture: qd + "modbus_test_data_part2.pcap",
@@ -140,6 +140,7 @@ var corpusDetections = []corpusCase{
 			"recon-sweep":     `QuickDraw "Modbus TCP - Function Code Scan": 192.168.66.235 tries every function code 0-127 on 166.161.16.230`,
 			"exception-storm": `QuickDraw "Modbus TCP - Illegal Function / exception" cases: the scanned device answers with 104 illegal-function and 8 illegal-address exceptions within seconds`,
 			"malformed":       `QuickDraw "Modbus TCP - Illegal/undefined function code": the sweep sends function codes the specification leaves unassigned (0, 111, ...)`,
+			"recon-device-id": `QuickDraw "Modbus TCP - Report Server Information": the scan includes FC 17`,
 		},
 		allow: map[string]string{
 			"public-address": "the scanned device 166.161.16.230 really has a public address in this capture",
@@ -247,13 +248,6 @@ type corpusGap struct {
 }
 
 var corpusGaps = []corpusGap{
-	{name: "modbus-report-server-id", capture: qd + "modbus_test_data_part1.pcap",
-		reason: `QuickDraw "Modbus TCP - Report Server Information" (FC 17, frames 40-44): no built-in detector covers FC 17; recon-device-id keys on FC 43/14 only`,
-		stillThere: func(as []rules.Alert) bool {
-			return !slices.ContainsFunc(as, func(a rules.Alert) bool {
-				return a.Proto == rules.ProtoModbus && a.FC == 17 && a.Rule != "malformed"
-			})
-		}},
 	{name: "modbus-busy-ack-exceptions", capture: qd + "modbus_test_data_part1.pcap",
 		reason: `QuickDraw "Modbus TCP - Slave Device Busy Exception Code Delay" and "Acknowledge Exception Code Delay" (exceptions 6 and 5 from 10.0.0.8, frames 91-101): exception-storm counts only exceptions 1, 2, 10, 11 and there is no other detector for them`,
 		stillThere: func(as []rules.Alert) bool {

@@ -44,7 +44,7 @@ var Detectors = []Detector{
 		Name:        "Modbus device identification read",
 		Severity:    SeverityLow,
 		Attack:      []string{"T0888"},
-		Description: "A read device identification request (function 43, MEI type 14), which reveals vendor, product and firmware revision.",
+		Description: "A read device identification request (function 43, MEI type 14) or a report server id request (function 17), which reveal vendor, product, firmware revision and run state.",
 	},
 	{
 		ID:          "recon-sweep",
@@ -59,7 +59,7 @@ var Detectors = []Detector{
 		Name:        "Exception storm",
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0861", "T0888"},
-		Description: "More than rate.max illegal function or illegal data address exceptions (DNP3: function code not supported, object unknown, parameter error) from one device to one master within rate.per: someone probing which functions and addresses exist.",
+		Description: "More than rate.max illegal function, illegal data address, acknowledge or server busy exceptions (DNP3: function code not supported, object unknown, parameter error) from one device to one master within rate.per: someone probing which functions and addresses exist, or a device swamped by requests.",
 		Rate:        &Rate{Max: 10, Per: 10 * time.Second},
 	},
 	{
