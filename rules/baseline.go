@@ -163,16 +163,7 @@ func (d *decoder) conversation(n *node, path string) Conversation {
 		return c
 	}
 	if e, ok := f["proto"]; ok {
-		if s, ok := d.scalar(e.val, path+".proto", "modbus or dnp3"); ok {
-			switch s {
-			case "modbus":
-				c.Proto = ProtoModbus
-			case "dnp3":
-				c.Proto = ProtoDNP3
-			default:
-				d.errorf(e.val.pos, path+".proto", "%q is not a protocol%s", s, choices(s, []string{"modbus", "dnp3"}))
-			}
-		}
+		c.Proto = d.proto(e.val, path+".proto")
 	} else {
 		d.errorf(n.pos, path+".proto", "missing: give proto: modbus or proto: dnp3")
 	}

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goccy/go-yaml"
-
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
@@ -290,31 +288,11 @@ func corpusReplay(t *testing.T, file string, cfg dpi.Config) []rules.Alert {
 }
 
 // corpusConfig is the decoder configuration of a suricata-verify test, as
-// TestSuricataDNP3 (sensor/suricata_test.go) builds it: Suricata's bound
-// on DNP3 reassembly (63 × 255) and its max-objects setting. Without a
-// suricata.yaml it is the default configuration.
+// TestSuricataDNP3 builds it; without a suricata.yaml, the default one.
 func corpusConfig(t *testing.T, corpus, svYAML string) dpi.Config {
 	t.Helper()
 	if svYAML == "" {
 		return dpi.Config{}
 	}
-	cfg := dpi.Config{DNP3: dnp3.Config{MaxFragment: 63 * 255}}
-	b, err := os.ReadFile(filepath.Join(corpus, "suricata-verify", "_oracle", svYAML))
-	if err != nil {
-		return cfg // the test has no suricata.yaml of its own
-	}
-	var sy struct {
-		AppLayer struct {
-			Protocols struct {
-				DNP3 struct {
-					MaxObjects int `yaml:"max-objects"`
-				} `yaml:"dnp3"`
-			} `yaml:"protocols"`
-		} `yaml:"app-layer"`
-	}
-	if err := yaml.Unmarshal(b, &sy); err != nil {
-		t.Fatalf("%s: %v", svYAML, err)
-	}
-	cfg.DNP3.MaxObjects = sy.AppLayer.Protocols.DNP3.MaxObjects
-	return cfg
+	return testenv.SuricataConfig(t, filepath.Join(corpus, "suricata-verify", "_oracle", svYAML))
 }

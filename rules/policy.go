@@ -1260,6 +1260,22 @@ func (d *decoder) bounds(n *node, path string) *Bounds {
 
 var matchFields = []string{"proto", "src", "dst", "link_src", "link_dst", "unit", "op", "fc", "table", "addr", "group", "points"}
 
+// proto reads a protocol name: modbus or dnp3.
+func (d *decoder) proto(n *node, path string) Proto {
+	s, ok := d.scalar(n, path, "modbus or dnp3")
+	if !ok {
+		return 0
+	}
+	switch s {
+	case "modbus":
+		return ProtoModbus
+	case "dnp3":
+		return ProtoDNP3
+	}
+	d.errorf(n.pos, path, "%q is not a protocol%s", s, choices(s, []string{"modbus", "dnp3"}))
+	return 0
+}
+
 func (d *decoder) match(n *node, path string) Match {
 	var m Match
 	f := d.fields(n, path, matchFields...)
@@ -1267,16 +1283,7 @@ func (d *decoder) match(n *node, path string) Match {
 		return m
 	}
 	if e, ok := f["proto"]; ok {
-		if s, ok := d.scalar(e.val, path+".proto", "modbus or dnp3"); ok {
-			switch s {
-			case "modbus":
-				m.Proto = ProtoModbus
-			case "dnp3":
-				m.Proto = ProtoDNP3
-			default:
-				d.errorf(e.val.pos, path+".proto", "%q is not a protocol%s", s, choices(s, []string{"modbus", "dnp3"}))
-			}
-		}
+		m.Proto = d.proto(e.val, path+".proto")
 	}
 	for _, k := range []string{"src", "dst"} {
 		if e, ok := f[k]; ok {

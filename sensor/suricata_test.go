@@ -115,7 +115,7 @@ func TestSuricataDNP3(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			st := readSVTest(t, file)
 			pcap := svPcap(t, dir, prefix, st.Pcap)
-			cfg := svConfig(t, filepath.Join(dir, "_oracle", prefix+"__suricata.yaml"))
+			cfg := testenv.SuricataConfig(t, filepath.Join(dir, "_oracle", prefix+"__suricata.yaml"))
 			c := replaySV(t, pcap, cfg)
 			r := &svRun{t: t, test: name, c: c, used: used, notCompared: notCompared}
 			for i, ch := range st.Checks {
@@ -314,35 +314,6 @@ func svPcap(t *testing.T, dir, prefix, key string) string {
 		t.Fatalf("capture of %s: %v", prefix, err)
 	}
 	return want
-}
-
-// svConfig carries the test's suricata.yaml DNP3 limits over to tapwatch:
-// max-objects becomes MaxObjects. Suricata bounds a reassembled request
-// by the transport sequence space, 63 × 255 bytes
-// (dnp3-too-long-reassembly-request); MaxFragment is set to the same
-// bound so that the anomaly is raised by the same segment.
-func svConfig(t *testing.T, file string) dpi.Config {
-	t.Helper()
-	cfg := dpi.Config{DNP3: dnp3.Config{MaxFragment: 63 * 255}}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return cfg
-	}
-	var sy struct {
-		AppLayer struct {
-			Protocols struct {
-				DNP3 struct {
-					MaxObjects int `yaml:"max-objects"`
-				} `yaml:"dnp3"`
-			} `yaml:"protocols"`
-		} `yaml:"app-layer"`
-	}
-	// suricata.yaml starts with "%YAML 1.1" and "---", which go-yaml reads.
-	if err := yaml.Unmarshal(b, &sy); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	cfg.DNP3.MaxObjects = sy.AppLayer.Protocols.DNP3.MaxObjects
-	return cfg
 }
 
 // svMsg is a copy of one decoded DNP3 message with its packet context.
