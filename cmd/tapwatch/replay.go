@@ -28,7 +28,8 @@ Decodes pcap and pcapng capture files, in the order given, as one stream
 (flows continue across files). Without --ops it prints a summary: packets, flows,
 messages by function code, anomalies and the time taken. With --ops it
 prints the operations log: one JSON object a line for every Modbus
-request and response (see docs/ops-log.md).
+request and response and every DNP3 fragment and link-only frame (see
+docs/ops-log.md).
 
 With --policy the rules of the policy file are checked against every
 message, and the alerts are printed instead of the summary, one JSON
