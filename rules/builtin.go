@@ -36,6 +36,7 @@ const (
 	dDNP3DisableUnsol
 	dDNP3File
 	dDNP3OperateNoSelect
+	dDNP3UnsolStorm
 	dBroadcast
 	dFlood
 	dPublic
@@ -47,7 +48,7 @@ const (
 var builtinIDs = [numBuiltin]string{
 	"malformed", "modbus-diagnostics", "recon-device-id", "recon-sweep", "exception-storm",
 	"dnp3-restart", "dnp3-application-control", "dnp3-disable-unsolicited", "dnp3-file",
-	"dnp3-operate-without-select", "broadcast-write", "request-flood", "public-address", "new-asset",
+	"dnp3-operate-without-select", "dnp3-unsolicited-storm", "broadcast-write", "request-flood", "public-address", "new-asset",
 }
 
 // Alert categories of the built-in detectors.
@@ -65,7 +66,7 @@ const (
 var builtinCategory = [numBuiltin]string{
 	CategoryProtocolAnomaly, CategoryDiagnostics, CategoryReconnaissance, CategoryReconnaissance, CategoryReconnaissance,
 	CategoryDangerousFunction, CategoryDangerousFunction, CategoryDangerousFunction, CategoryDangerousFunction,
-	CategoryDangerousFunction, CategoryBroadcast, CategoryFlood, CategoryNetwork, CategoryInventory,
+	CategoryDangerousFunction, CategoryFlood, CategoryBroadcast, CategoryFlood, CategoryNetwork, CategoryInventory,
 }
 
 // BuiltinIDs returns the ids of the built-in detectors the engine runs on
@@ -344,6 +345,9 @@ func (e *Engine) detectDNP3(op *Op, m *dnp3.Message) {
 		return
 	}
 	if m.Dir != dnp3.Request {
+		if m.Dir == dnp3.Unsolicited && b.on[dDNP3UnsolStorm] {
+			e.countUnsolicited(op)
+		}
 		if m.Dir == dnp3.Response && m.IIN&dnp3ExceptionIIN != 0 && b.on[dExceptionStorm] {
 			e.countExceptions(op)
 		}
@@ -405,6 +409,15 @@ func (e *Engine) countFlood(op *Op) {
 	d := &e.bi.det[dFlood]
 	if e.countRate(d.rule.Rate, rateKey{dst: op.Dst.Addr(), rule: d.c.idx}, op.Time.UnixNano()) {
 		e.fireBuiltin(dFlood, op, aggKey{dst: op.Dst.Addr()})
+	}
+}
+
+// countUnsolicited counts an unsolicited response (op goes from the
+// outstation to the master) towards dnp3-unsolicited-storm.
+func (e *Engine) countUnsolicited(op *Op) {
+	d := &e.bi.det[dDNP3UnsolStorm]
+	if e.countRate(d.rule.Rate, rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: d.c.idx}, op.Time.UnixNano()) {
+		e.fireBuiltin(dDNP3UnsolStorm, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr()})
 	}
 }
 
@@ -749,6 +762,8 @@ func (b *builtins) describe(idx int32, op *Op) (string, string) {
 		t = "DNP3 " + dnp3.FunctionName(op.FC) + " from " + src + " to " + dst + linkText(op)
 	case dDNP3OperateNoSelect:
 		t = "DNP3 operate " + sboText(op) + " from " + src + " to " + dst + linkText(op)
+	case dDNP3UnsolStorm:
+		t = "DNP3 unsolicited response storm from " + src + " to " + dst + linkText(op) + ": " + b.det[dDNP3UnsolStorm].c.expected + " exceeded"
 	case dBroadcast:
 		if op.Proto == ProtoModbus {
 			t = "Modbus broadcast " + modbus.FunctionName(op.FC) + " (unit 0) from " + src + " via " + dst

@@ -75,6 +75,9 @@ func (x xdn) feed(e *Engine) {
 	}
 	if x.resp {
 		m.Dir, m.HasIIN = dnp3.Response, true
+		if x.fc == dnp3.FuncUnsolicitedResponse {
+			m.Dir = dnp3.Unsolicited
+		}
 	}
 	if x.group != 0 {
 		m.Objects = []dnp3.ObjectHeader{{Group: x.group, Variation: 1}}
@@ -268,6 +271,21 @@ func TestBuiltinDetectors(t *testing.T) {
 		{"dnp3-operate-without-select", CategoryDangerousFunction,
 			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncOperate, sbo: dnp3.SBOLate, anomalies: []dnp3.Reason{dnp3.OperateLate}},
 			"after the select timed out", nil},
+		{"dnp3-unsolicited-storm", CategoryFlood,
+			repeat(5, func(i int) feeder {
+				return xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: dnp3.FuncUnsolicitedResponse, resp: true, at: ms(1500 * i)}
+			}),
+			"DNP3 unsolicited response storm from 10.10.2.20 to 10.10.1.11 (link 10 to 1): at most 4 per 10s exceeded",
+			[]feeder{
+				// Event reporting every 4 s.
+				repeat(30, func(i int) feeder {
+					return xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: dnp3.FuncUnsolicitedResponse, resp: true, at: ms(4000 * i)}
+				}),
+				// Solicited responses do not count.
+				repeat(30, func(i int) feeder {
+					return xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: 129, resp: true, at: ms(100 * i)}
+				}),
+			}},
 		{"broadcast-write", CategoryBroadcast,
 			wreg(hmiC, plc1S, 0, 5, 150),
 			"Modbus broadcast write_multiple_registers (unit 0) from 10.10.1.10 via 10.10.1.20",

@@ -98,6 +98,14 @@ var Detectors = []Detector{
 		Description: "A DNP3 OPERATE (4) that no SELECT (3) came before, or whose objects and values differ from the SELECT, or that came after the select timeout.",
 	},
 	{
+		ID:          "dnp3-unsolicited-storm",
+		Name:        "DNP3 unsolicited response storm",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0814", "T0856"},
+		Description: "More than rate.max unsolicited responses (130) from one outstation to one master within rate.per: a device flooding its master with events, or someone spoofing them to drown real ones.",
+		Rate:        &Rate{Max: 4, Per: 10 * time.Second}, // as QuickDraw's: 5 within 10 s
+	},
+	{
 		ID:          "broadcast-write",
 		Name:        "Broadcast write or control",
 		Severity:    SeverityHigh,
