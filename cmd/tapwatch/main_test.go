@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -751,9 +752,9 @@ func golden(t *testing.T, name, got string) {
 func TestReplaySummary(t *testing.T) {
 	dir := t.TempDir()
 	path := writeCapture(t, dir, "ops.pcap", pcapgen.Options{}, buildOps)
-	r := tapwatch("replay", path)
+	r := tapwatch("replay", "--summary", path)
 	if r.code != 0 || r.stderr != "" {
-		t.Fatalf("replay: %v", r)
+		t.Fatalf("replay --summary: %v", r)
 	}
 	for _, want := range []string{
 		"files      1\n",
@@ -768,6 +769,7 @@ func TestReplaySummary(t *testing.T) {
 		"fc  43  encapsulated_interface_transport",
 		"anomalies  1 malformed messages, 0 IPv4 fragments, 0 truncated packets, 0 undecodable packets, 0 bad IP lengths\n",
 		"bad_quantity",
+		"alerts     2 alerts (1 medium, 1 low)\n", // malformed once for the conversation; the device identification read
 		"time       ",
 	} {
 		if !strings.Contains(r.stdout, want) {
@@ -780,6 +782,38 @@ func TestReplaySummary(t *testing.T) {
 		if !strings.Contains(r.stdout, line) {
 			t.Errorf("the summary lacks %q:\n%s", line, r.stdout)
 		}
+	}
+}
+
+// TestReplayBuiltins: without a policy, replay runs the built-in
+// detectors and prints their alerts; --fail-on works without one.
+func TestReplayBuiltins(t *testing.T) {
+	dir := t.TempDir()
+	path := writeCapture(t, dir, "ops.pcap", pcapgen.Options{}, buildOps)
+	r := tapwatch("replay", path)
+	if r.code != 0 || r.stderr != "tapwatch: 20 packets, 14 Modbus messages, 0 DNP3 fragments, 2 alerts (1 medium, 1 low)\n" {
+		t.Fatalf("replay: %v", r)
+	}
+	var rulesFired []string
+	for _, line := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
+		var a struct {
+			Rule   string   `json:"rule"`
+			Attack []string `json:"attack"`
+		}
+		if err := json.Unmarshal([]byte(line), &a); err != nil || len(a.Attack) == 0 {
+			t.Fatalf("not an alert: %q: %v", line, err)
+		}
+		rulesFired = append(rulesFired, a.Rule)
+	}
+	sort.Strings(rulesFired)
+	if want := []string{"malformed", "recon-device-id"}; !reflect.DeepEqual(rulesFired, want) {
+		t.Errorf("alerts of %v, want %v:\n%s", rulesFired, want, r.stdout)
+	}
+	if r := tapwatch("replay", "--fail-on", "low", path); r.code != 3 || !strings.Contains(r.stderr, "2 alerts at or above low") {
+		t.Errorf("--fail-on low: %v", r)
+	}
+	if r := tapwatch("replay", "--fail-on", "high", path); r.code != 0 {
+		t.Errorf("--fail-on high: %v", r)
 	}
 }
 
@@ -1043,7 +1077,7 @@ func TestReplayPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := tapwatch("replay", "--policy", pol, path)
-	if r.code != 0 || r.stderr != "" {
+	if r.code != 0 || r.stderr != "tapwatch: 14 packets, 8 Modbus messages, 0 DNP3 fragments, 3 alerts (1 critical, 2 high)\n" {
 		t.Fatalf("without --fail-on: %v", r)
 	}
 	var got []map[string]any
@@ -1094,7 +1128,7 @@ func TestReplayPolicy(t *testing.T) {
 	}
 	// The HMI's own connection alone fires nothing.
 	clean := writeCapture(t, dir, "clean.pcap", pcapgen.Options{}, buildPoll(50001))
-	if r := tapwatch("replay", "--policy", pol, "--fail-on", "info", clean); r.code != 0 || r.stdout != "" || r.stderr != "" {
+	if r := tapwatch("replay", "--policy", pol, "--fail-on", "info", clean); r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, " 0 alerts\n") {
 		t.Errorf("clean capture: %v", r)
 	}
 	// --json counts the alerts; --ops prints the operations only, and the
@@ -1109,8 +1143,10 @@ func TestReplayPolicy(t *testing.T) {
 	if w := map[string]float64{"info": 0, "low": 0, "medium": 0, "high": 2, "critical": 1, "suppressed": 0}; !reflect.DeepEqual(sum.Alerts, w) {
 		t.Errorf("--json alerts %v, want %v", sum.Alerts, w)
 	}
-	if r := tapwatch("replay", "--json", path); strings.Contains(r.stdout, `"alerts"`) {
-		t.Errorf("--json without --policy has alerts: %s", r.stdout)
+	// Without a policy the built-in detectors still run: the rogue writes
+	// break no built-in rule.
+	if r := tapwatch("replay", "--json", path); !strings.Contains(r.stdout, `"alerts":{"info":0,"low":0,"medium":0,"high":0,"critical":0,"suppressed":0}`) {
+		t.Errorf("--json without --policy: %s", r.stdout)
 	}
 	ops := tapwatch("replay", "--ops", path)
 	r = tapwatch("replay", "--policy", pol, "--ops", "--fail-on", "critical", path)
@@ -1135,7 +1171,8 @@ func TestReplayPolicyErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"replay", "--fail-on", "high", path}, 2, "--fail-on needs --policy"},
+		{[]string{"replay", "--summary", "--ops", path}, 2, "give one of them"},
+		{[]string{"replay", "--json", "--summary", path}, 2, "give one of them"},
 		{[]string{"replay", "--policy", good, "--fail-on", "hihg", path}, 2, "did you mean high"},
 		{[]string{"replay", "--policy", bad, path}, 1, "bad.yaml:4:15: rules[0].severity"},
 		{[]string{"replay", "--policy", filepath.Join(dir, "none.yaml"), path}, 1, "none.yaml"},

@@ -22,27 +22,28 @@ import (
 	"github.com/tapwatch/tapwatch/sensor"
 )
 
-const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops] [--json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
+const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops | --summary | --json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
 
 Decodes pcap and pcapng capture files, in the order given, as one stream
-(flows continue across files). Without --ops it prints a summary: packets, flows,
-messages by function code, anomalies and the time taken. With --ops it
-prints the operations log: one JSON object a line for every Modbus
-request and response and every DNP3 fragment and link-only frame (see
-docs/ops-log.md).
+(flows continue across files), runs the built-in detectors and the rules
+of the policy on every message, and prints the alerts, one JSON object a
+line, with the field names of the wire schema (see docs/policy.md). When
+it is done it writes a one-line tally (packets, messages, alerts by
+severity) to standard error.
 
-With --policy the rules of the policy file are checked against every
-message, and the alerts are printed instead of the summary, one JSON
-object a line, with the field names of the wire schema (see
-docs/policy.md). With --ops the operations log is printed instead, and
-with --json the summary, which then counts the alerts by severity.
+The built-in detectors are always on; a policy file tunes or disables
+them by id. With --policy its rules are checked too. With --baseline the
+baseline a 'tapwatch learn' wrote is enforced as well: new masters,
+conversations, function codes, addresses and points, written values out
+of their learned range and write rates far above normal raise the
+baseline-* alerts. With --learn the first DURATION of capture time is
+learned instead, and the rest monitored against it, in one pass.
 
-With --baseline the baseline a 'tapwatch learn' wrote is enforced too
-(with or without --policy): new masters, conversations, function codes,
-addresses and points, written values out of their learned range and
-write rates far above normal raise the baseline-* alerts. With --learn
-the first DURATION of capture time is learned instead, and the rest
-monitored against it, in one pass.
+Instead of the alerts, --ops prints the operations log: one JSON object
+a line for every Modbus request and response and every DNP3 fragment and
+link-only frame (see docs/ops-log.md); --summary prints a summary:
+packets, flows, messages by function code, anomalies, alerts by severity
+and the time taken; --json prints that summary as one JSON object.
 
 A damaged file is reported with its name and the record that could not be
 read; the records before it are still decoded, the other files too, and
@@ -77,13 +78,14 @@ func (a *alertWriter) Alert(al *rules.Alert) {
 
 func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("replay")
-	ops := fs.Bool("ops", false, "print the operations log (JSON lines) instead of the summary")
-	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
+	ops := fs.Bool("ops", false, "print the operations log (JSON lines) instead of the alerts")
+	summary := fs.Bool("summary", false, "print a summary of what was decoded and detected instead of the alerts")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON object instead of the alerts")
 	ports := fs.String("modbus-ports", "502", "comma-separated TCP/UDP ports that carry Modbus")
 	dnpPorts := fs.String("dnp3-ports", "20000", "comma-separated TCP/UDP ports that carry DNP3 (DNP3 is also recognised on other ports by its link header)")
 	maxFlows := fs.Int("max-flows", dpi.DefaultMaxFlows, "flow table size; the least recently used flow is evicted when full")
-	policyPath := fs.String("policy", "", "check the rules of policy `FILE` and print alerts as JSON lines")
-	failOn := fs.String("fail-on", "", "exit with status 3 when an alert of `SEVERITY` (info, low, medium, high, critical) or above fired; needs --policy, --baseline or --learn")
+	policyPath := fs.String("policy", "", "check the rules of policy `FILE` too, with its settings of the built-in detectors")
+	failOn := fs.String("fail-on", "", "exit with status 3 when an alert of `SEVERITY` (info, low, medium, high, critical) or above fired")
 	baselinePath := fs.String("baseline", "", "enforce the learned baseline of `FILE` (written by tapwatch learn)")
 	learnFor := fs.Duration("learn", 0, "learn a baseline over the first `DURATION` of capture time, then enforce it")
 	margin := fs.Float64("margin", rules.DefaultMargin, "with --learn: widen learned value ranges by this fraction of their width (at least 1)")
@@ -98,8 +100,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if len(files) == 0 {
 		return usageError("replay needs at least one capture file")
 	}
-	if *ops && *asJSON {
-		return usageError("--ops and --json both choose what is printed; give one of them")
+	if n := countTrue(*ops, *summary, *asJSON); n > 1 {
+		return usageError("--ops, --summary and --json each choose what is printed; give one of them")
 	}
 	if *maxFlows == 0 {
 		// dpi.Config reads 0 as "the default"; given on the command line it
@@ -118,9 +120,6 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	var failSeverity rules.Severity
 	if *failOn != "" {
-		if *policyPath == "" && *baselinePath == "" && *learnFor == 0 {
-			return usageError("--fail-on needs --policy, --baseline or --learn")
-		}
 		if failSeverity, err = rules.ParseSeverity(*failOn); err != nil {
 			return usageError("--fail-on: %v", err)
 		}
@@ -157,8 +156,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		}
 		policy = b
 	}
-	if policy == nil && *learnFor > 0 {
-		policy = rules.New()
+	if policy == nil {
+		policy = rules.New() // the built-in detectors with their defaults
 	}
 
 	out := bufio.NewWriterSize(stdout, 1<<16)
@@ -169,22 +168,19 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		ow = sensor.NewOpsWriter(out)
 		opts.Ops = ow
 	}
-	var aw *alertWriter
-	var engine *rules.Engine
-	if policy != nil {
-		aw = &alertWriter{}
-		if !*ops && !*asJSON {
-			aw.w = out
-		}
-		eo := rules.EngineOptions{Learn: *learnFor, LearnMargin: *margin}
-		if *margin == 0 {
-			eo.LearnMargin = -1 // none; 0 would mean the default
-		}
-		if engine, err = rules.NewEngine(policy, aw, eo); err != nil {
-			return err
-		}
-		opts.Rules = engine
+	aw := &alertWriter{}
+	if !*ops && !*summary && !*asJSON {
+		aw.w = out
 	}
+	eo := rules.EngineOptions{Learn: *learnFor, LearnMargin: *margin}
+	if *margin == 0 {
+		eo.LearnMargin = -1 // none; 0 would mean the default
+	}
+	engine, err := rules.NewEngine(policy, aw, eo)
+	if err != nil {
+		return err
+	}
+	opts.Rules = engine
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	src := capture.OpenFiles(files...)
@@ -197,17 +193,20 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if ow != nil && ow.Err() != nil {
 		return ow.Err()
 	}
-	if aw != nil && aw.err != nil {
+	if aw.err != nil {
 		return aw.err
 	}
 	switch {
 	case *asJSON:
 		writeSummaryJSON(out, sum, aw, engine)
-	case !*ops && policy == nil:
-		writeSummary(out, sum)
+	case *summary:
+		writeSummary(out, sum, aw, engine)
 	}
 	if err := out.Flush(); err != nil {
 		return err
+	}
+	if aw.w != nil {
+		writeTally(stderr, sum, aw, engine)
 	}
 	if len(sum.Errors) > 0 {
 		for _, e := range sum.Errors {
@@ -215,7 +214,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("%d of %d capture files could not be read to the end", len(sum.Errors), len(files))
 	}
-	if engine != nil && failSeverity != 0 {
+	if failSeverity != 0 {
 		if st := engine.Stats(); st.MaxSeverity >= failSeverity {
 			n := uint64(0)
 			for sev := failSeverity; sev <= rules.SeverityCritical; sev++ {
@@ -285,7 +284,44 @@ func writeCounts(w io.Writer, counts map[string]uint64) {
 	}
 }
 
-func writeSummary(w io.Writer, s sensor.Summary) {
+func countTrue(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// alertText says how many alerts of each severity fired, and how many
+// the alert budget suppressed: "3 alerts (1 critical, 2 medium)".
+func alertText(aw *alertWriter, engine *rules.Engine) string {
+	var n uint64
+	var parts []string
+	for sev := rules.SeverityCritical; sev >= rules.SeverityInfo; sev-- {
+		if c := aw.bySeverity[sev]; c > 0 {
+			n += c
+			parts = append(parts, fmt.Sprintf("%d %s", c, sev))
+		}
+	}
+	s := fmt.Sprintf("%d alerts", n)
+	if len(parts) > 0 {
+		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if sup := engine.Suppressed(); sup > 0 {
+		s += fmt.Sprintf(", %d suppressed by the alert budget", sup)
+	}
+	return s
+}
+
+// writeTally writes the line that ends a replay printing alerts.
+func writeTally(w io.Writer, s sensor.Summary, aw *alertWriter, engine *rules.Engine) {
+	fmt.Fprintf(w, "tapwatch: %d packets, %d Modbus messages, %d DNP3 fragments, %s\n",
+		s.Packets, s.Messages.Messages, s.Messages.DNP3.Fragments, alertText(aw, engine))
+}
+
+func writeSummary(w io.Writer, s sensor.Summary, aw *alertWriter, engine *rules.Engine) {
 	c, t := s.DPI, s.Messages
 	pps := 0.0
 	if sec := s.Elapsed.Seconds(); sec > 0 {
@@ -316,6 +352,7 @@ func writeSummary(w io.Writer, s sensor.Summary) {
 		fmt.Fprintf(w, "  dnp3: %d messages with anomalies\n", d.Malformed)
 		writeCounts(w, reasonCounts(d.ByReason[:], dnp3.Reason.String))
 	}
+	fmt.Fprintf(w, "alerts     %s\n", alertText(aw, engine))
 	fmt.Fprintf(w, "time       %.3fs (%.0f packets/s)\n", s.Elapsed.Seconds(), pps)
 }
 
@@ -349,7 +386,7 @@ func writeSummaryJSON(w io.Writer, s sensor.Summary, aw *alertWriter, engine *ru
 		ByFC      []fcCount         `json:"by_fc"`
 		Malformed map[string]uint64 `json:"malformed"`
 		DNP3      dnp3Summary       `json:"dnp3"`
-		Alerts    *alertCounts      `json:"alerts,omitempty"`
+		Alerts    alertCounts       `json:"alerts"`
 		Errors    []string          `json:"errors,omitempty"`
 	}{
 		Files: s.Files, Packets: s.Packets, Seconds: s.Elapsed.Seconds(), DPI: s.DPI,
@@ -358,11 +395,9 @@ func writeSummaryJSON(w io.Writer, s sensor.Summary, aw *alertWriter, engine *ru
 	d := &s.Messages.DNP3
 	out.DNP3 = dnp3Summary{Fragments: d.Fragments, LinkFrames: d.LinkFrames, Garbage: d.Garbage,
 		Unsolicited: d.Unsolicited, Truncated: d.Truncated, ByFC: fcCounts(d.ByFC[:], dnp3.FunctionName), Malformed: reasonCounts(d.ByReason[:], dnp3.Reason.String)}
-	if aw != nil && engine != nil {
-		c := aw.bySeverity
-		out.Alerts = &alertCounts{Info: c[rules.SeverityInfo], Low: c[rules.SeverityLow], Medium: c[rules.SeverityMedium],
-			High: c[rules.SeverityHigh], Critical: c[rules.SeverityCritical], Suppressed: engine.Suppressed()}
-	}
+	c := aw.bySeverity
+	out.Alerts = alertCounts{Info: c[rules.SeverityInfo], Low: c[rules.SeverityLow], Medium: c[rules.SeverityMedium],
+		High: c[rules.SeverityHigh], Critical: c[rules.SeverityCritical], Suppressed: engine.Suppressed()}
 	for _, e := range s.Errors {
 		out.Errors = append(out.Errors, e.Error())
 	}
