@@ -177,16 +177,22 @@ func appendEndpoint(b []byte, ap netip.AddrPort, mac [6]byte) []byte {
 	b = strconv.AppendUint(b, uint64(ap.Port()), 10)
 	if mac != ([6]byte{}) {
 		b = append(b, `,"mac":"`...)
-		const digits = "0123456789abcdef"
-		for i, c := range mac {
-			if i > 0 {
-				b = append(b, ':')
-			}
-			b = append(b, digits[c>>4], digits[c&15])
-		}
+		b = appendMAC(b, mac)
 		b = append(b, '"')
 	}
 	return append(b, '}')
+}
+
+// appendMAC appends mac as six colon-separated hex pairs.
+func appendMAC(b []byte, mac [6]byte) []byte {
+	const digits = "0123456789abcdef"
+	for i, c := range mac {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = append(b, digits[c>>4], digits[c&15])
+	}
+	return b
 }
 
 func appendNumber(b []byte, v float64) []byte {

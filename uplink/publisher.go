@@ -1,0 +1,541 @@
+package uplink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tapwatch/tapwatch/event"
+)
+
+// queueSize is how many alerts and assets may wait between the pipeline
+// and the spool writer. The pipeline blocks only when the disk is so slow
+// that this many are waiting: losing an alert is worse than stalling the
+// capture, whose kernel ring then drops packets and counts them.
+const queueSize = 4096
+
+// ackTimeout is how long the forwarder waits for a PUBACK before it gives
+// up on the connection and reconnects.
+const ackTimeout = 30 * time.Second
+
+// Publisher sends the sensor's events to the broker. Alert and Asset
+// never block for long and never lose a message: they spool it. Create it
+// with New, then Start it.
+type Publisher struct {
+	cfg     Config
+	log     *slog.Logger
+	version string
+	started time.Time
+	spool   *Spool
+
+	in      chan pending
+	written chan struct{} // cap 1: the spool has new messages
+	statusC chan struct{} // cap 1: the status changed
+	statsC  chan []byte   // cap 1: a stats payload to publish at QoS 0
+
+	mu          sync.Mutex
+	status      event.Status // the fields the owner sets
+	connected   bool
+	lastErr     error
+	spoolErr    error
+	statsSkip   uint64
+	published   uint64
+	reconnects  uint64
+	writerDone  chan struct{}
+	forwardDone chan struct{}
+	cancel      context.CancelFunc
+	queued      atomic.Int64 // handed to Alert/Asset and not yet spooled
+
+	// idOf maps the engine's alert ids to wire ids (the seq of the first
+	// message of the alert), in two generations so that it stays bounded.
+	idCur, idOld map[uint64]uint64
+}
+
+type pending struct {
+	alert *event.Alert
+	key   uint64 // the engine's id of the alert
+	first bool   // the first message of this alert (not a folded repeat)
+	asset *event.Asset
+}
+
+// New opens the spool in stateDir and prepares a publisher; it does not
+// connect until Start. quarantined is a damaged spool that was moved aside
+// (to report; the publisher works).
+func New(cfg Config, stateDir, version string, log *slog.Logger) (p *Publisher, quarantined error, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	cfg = cfg.withDefaults()
+	if _, err := cfg.TLS.tlsConfig(); err != nil {
+		return nil, nil, err
+	}
+	if _, err := cfg.password(); err != nil {
+		return nil, nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sp, quarantined, err := OpenSpool(stateDir, cfg.Spool)
+	if err != nil {
+		return nil, quarantined, err
+	}
+	p = &Publisher{
+		cfg: cfg, log: log, version: version, started: time.Now(), spool: sp,
+		in: make(chan pending, queueSize), written: make(chan struct{}, 1),
+		statusC: make(chan struct{}, 1), statsC: make(chan []byte, 1),
+		idCur: map[uint64]uint64{}, idOld: map[uint64]uint64{},
+	}
+	p.status.State = event.StateStarting
+	return p, quarantined, nil
+}
+
+// Start starts the spool writer and the forwarder.
+func (p *Publisher) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	p.writerDone = make(chan struct{})
+	p.forwardDone = make(chan struct{})
+	go p.writer()
+	go p.forward(ctx)
+}
+
+// Alert spools an alert. key is the engine's id of the alert, the same
+// for its folded repeats; first is false for those repeats. The header
+// fields and the id are filled in here.
+func (p *Publisher) Alert(a *event.Alert, key uint64, first bool) {
+	p.queued.Add(1)
+	p.in <- pending{alert: a, key: key, first: first}
+}
+
+// Asset spools an asset message (retained on …/asset/{ip}).
+func (p *Publisher) Asset(a *event.Asset) {
+	p.queued.Add(1)
+	p.in <- pending{asset: a}
+}
+
+// SetStatus sets the owner's fields of the status (state, mode, links,
+// unacknowledged alerts, reason) and publishes it. Header, version,
+// uptime, uplink and spool fields are filled in when it is sent.
+func (p *Publisher) SetStatus(s event.Status) {
+	p.mu.Lock()
+	p.status = s
+	p.mu.Unlock()
+	select {
+	case p.statusC <- struct{}{}:
+	default:
+	}
+}
+
+// Stats publishes s at QoS 0 if connected; otherwise, or when the
+// previous one is still waiting, it is skipped and counted (stats never
+// touch the disk). The header and spool fields are filled in here.
+func (p *Publisher) Stats(s *event.Stats) {
+	st := p.spool.Stats()
+	s.V, s.Kind, s.Sensor, s.Site, s.Seq, s.TS = event.V, event.KindStats, p.cfg.Sensor, p.cfg.Site, st.LastSeq, time.Now().UTC()
+	s.SpoolDepth, s.SpoolDrops = st.Depth, st.Drops
+	b, err := s.MarshalMsg(nil)
+	if err != nil {
+		p.log.Error("encoding stats", "err", err)
+		return
+	}
+	p.mu.Lock()
+	connected := p.connected
+	p.mu.Unlock()
+	if connected {
+		select {
+		case p.statsC <- b:
+			return
+		default:
+		}
+	}
+	p.mu.Lock()
+	p.statsSkip++
+	p.mu.Unlock()
+}
+
+// State is what the publisher reports about itself.
+type State struct {
+	Connected    bool
+	LastError    error // of the last connection attempt or session
+	SpoolError   error // the last spool write that failed (messages kept in memory and retried)
+	Spool        SpoolStats
+	Queued       int64  // waiting to be spooled
+	Published    uint64 // spooled messages acknowledged by the broker
+	StatsSkipped uint64 // stats not sent because the broker was unreachable
+	Reconnects   uint64
+}
+
+// State returns the publisher's state now.
+func (p *Publisher) State() State {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return State{Connected: p.connected, LastError: p.lastErr, SpoolError: p.spoolErr, Spool: p.spool.Stats(),
+		Queued: p.queued.Load(), Published: p.published, StatsSkipped: p.statsSkip, Reconnects: p.reconnects}
+}
+
+// Flush waits until every message handed over so far has been spooled
+// and acknowledged by the broker, or ctx ends.
+func (p *Publisher) Flush(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if p.queued.Load() == 0 && p.spool.Stats().Depth == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			st := p.State()
+			return fmt.Errorf("%d messages not yet acknowledged by the broker (%d waiting in the spool, %d to be spooled): %w", st.Spool.Depth+uint64(st.Queued), st.Spool.Depth, st.Queued, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops the publisher: what was handed over is spooled, the status
+// goes out as offline (reason "stopped") if connected, and the connection
+// is closed cleanly, so that the broker does not publish the Last Will.
+// What the broker has not acknowledged stays in the spool for next time.
+func (p *Publisher) Close() error {
+	if p.cancel == nil {
+		return p.spool.Close()
+	}
+	close(p.in)
+	<-p.writerDone
+	p.cancel()
+	<-p.forwardDone
+	return p.spool.Close()
+}
+
+// ---- spool writer ----
+
+func (p *Publisher) writer() {
+	defer close(p.writerDone)
+	batch := make([]pending, 0, 256)
+	for first := range p.in {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case x, ok := <-p.in:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, x)
+			default:
+				break drain
+			}
+		}
+		p.spoolBatch(batch)
+	}
+}
+
+// spoolBatch writes a batch in one transaction, retrying until the disk
+// takes it: a message is never dropped here.
+func (p *Publisher) spoolBatch(batch []pending) {
+	items := make([]Item, len(batch))
+	now := time.Now().UTC()
+	for i := range batch {
+		x := batch[i]
+		switch {
+		case x.alert != nil:
+			a := x.alert
+			items[i] = Item{Topic: p.cfg.Topic(event.KindAlert), Encode: func(seq uint64, b []byte) []byte {
+				a.V, a.Kind, a.Sensor, a.Site, a.Seq, a.TS = event.V, event.KindAlert, p.cfg.Sensor, p.cfg.Site, seq, now
+				a.ID = p.wireID(x.key, x.first, seq)
+				b, err := a.MarshalMsg(b)
+				if err != nil {
+					p.log.Error("encoding an alert", "err", err)
+				}
+				return b
+			}}
+		case x.asset != nil:
+			a := x.asset
+			items[i] = Item{Topic: p.cfg.Topic(event.KindAsset) + "/" + a.IP, Retain: true, Encode: func(seq uint64, b []byte) []byte {
+				a.V, a.Kind, a.Sensor, a.Site, a.Seq, a.TS = event.V, event.KindAsset, p.cfg.Sensor, p.cfg.Site, seq, now
+				b, err := a.MarshalMsg(b)
+				if err != nil {
+					p.log.Error("encoding an asset", "err", err)
+				}
+				return b
+			}}
+		}
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		// wireID is called again on a retry with new numbers; the
+		// generations keep the mapping of the attempt that commits.
+		_, err := p.spool.Append(items)
+		p.mu.Lock()
+		p.spoolErr = err
+		p.mu.Unlock()
+		if err == nil {
+			break
+		}
+		p.log.Error("spool write failed; retrying", "err", err, "messages", len(items))
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	p.queued.Add(-int64(len(batch)))
+	select {
+	case p.written <- struct{}{}:
+	default:
+	}
+}
+
+// wireID gives an alert its id on the wire: the seq of its first message,
+// which is unique per sensor across restarts; folded repeats carry the id
+// of their first message while it is remembered (the last 8,192 alerts at
+// least), otherwise their own seq.
+func (p *Publisher) wireID(key uint64, first bool, seq uint64) uint64 {
+	if !first {
+		if id, ok := p.idCur[key]; ok {
+			return id
+		}
+		if id, ok := p.idOld[key]; ok {
+			return id
+		}
+	}
+	if len(p.idCur) >= 8192 {
+		p.idOld, p.idCur = p.idCur, make(map[uint64]uint64, 8192)
+	}
+	p.idCur[key] = seq
+	return seq
+}
+
+// ---- forwarder ----
+
+var errLost = errors.New("connection lost")
+
+func (p *Publisher) setConnected(c bool, err error) {
+	p.mu.Lock()
+	changed := p.connected != c || (err != nil && (p.lastErr == nil || p.lastErr.Error() != err.Error()))
+	p.connected, p.lastErr = c, err
+	if c {
+		p.reconnects++
+	}
+	p.mu.Unlock()
+	if changed {
+		if c {
+			p.log.Info("uplink connected")
+		} else if err != nil {
+			p.log.Warn("uplink disconnected", "err", err)
+		}
+	}
+}
+
+func (p *Publisher) forward(ctx context.Context) {
+	defer close(p.forwardDone)
+	backoff := p.cfg.BackoffMin
+	for ctx.Err() == nil {
+		lost := make(chan error, 1)
+		c, err := p.connect(ctx, lost)
+		if err != nil {
+			p.setConnected(false, err)
+			p.log.Debug("uplink connect failed", "err", err, "retry_in", backoff)
+			d := backoff/2 + rand.N(backoff/2+1) // jitter: 50-100%
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
+			backoff = min(2*backoff, p.cfg.BackoffMax)
+			continue
+		}
+		backoff = p.cfg.BackoffMin
+		p.setConnected(true, nil)
+		err = p.session(ctx, c, lost)
+		if ctx.Err() != nil {
+			// A clean stop: say so, then disconnect (no Last Will).
+			p.publishStatus(c, event.StateOffline, "stopped", 2*time.Second)
+			c.Disconnect(500)
+			p.setConnected(false, nil)
+			return
+		}
+		c.Disconnect(0)
+		p.setConnected(false, err)
+	}
+}
+
+func (p *Publisher) connect(ctx context.Context, lost chan error) (mqtt.Client, error) {
+	tc, err := p.cfg.TLS.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	pw, err := p.cfg.password()
+	if err != nil {
+		return nil, err
+	}
+	will, err := p.statusPayload(event.StateOffline, "connection lost")
+	if err != nil {
+		return nil, err
+	}
+	o := mqtt.NewClientOptions()
+	for _, b := range p.cfg.Brokers {
+		o.AddBroker(b)
+	}
+	o.SetClientID(p.cfg.Sensor).SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
+		SetResumeSubs(false).SetKeepAlive(p.cfg.KeepAlive).SetPingTimeout(10 * time.Second).
+		SetConnectTimeout(15 * time.Second).SetWriteTimeout(15 * time.Second).SetTLSConfig(tc).
+		SetBinaryWill(p.cfg.Topic(event.KindStatus), will, 1, true).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		})
+	if p.cfg.Username != "" {
+		o.SetUsername(p.cfg.Username).SetPassword(pw)
+	}
+	c := mqtt.NewClient(o)
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		c.Disconnect(0)
+		return nil, ctx.Err()
+	case <-time.After(30 * time.Second):
+		c.Disconnect(0)
+		return nil, errors.New("connect: no CONNACK within 30s")
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("connect to %v: %w", p.cfg.Brokers, err)
+	}
+	return c, nil
+}
+
+// statusPayload encodes the status with state and reason (empty: the
+// owner's).
+func (p *Publisher) statusPayload(state, reason string) ([]byte, error) {
+	p.mu.Lock()
+	s := p.status
+	connected := p.connected
+	p.mu.Unlock()
+	st := p.spool.Stats()
+	s.V, s.Kind, s.Sensor, s.Site, s.Seq, s.TS = event.V, event.KindStatus, p.cfg.Sensor, p.cfg.Site, st.LastSeq, time.Now().UTC()
+	s.Version = p.version
+	s.Uptime = time.Since(p.started).Seconds()
+	s.Uplink = event.UplinkDisconnected
+	if connected || state == "" {
+		s.Uplink = event.UplinkConnected
+	}
+	s.SpoolDepth, s.SpoolBytes, s.SpoolDrops = st.Depth, st.Bytes, st.Drops
+	if state != "" {
+		s.State, s.Reason = state, reason
+	}
+	return s.MarshalMsg(nil)
+}
+
+// publishStatus publishes the retained status and waits up to d for the
+// PUBACK.
+func (p *Publisher) publishStatus(c mqtt.Client, state, reason string, d time.Duration) error {
+	b, err := p.statusPayload(state, reason)
+	if err != nil {
+		return err
+	}
+	tok := c.Publish(p.cfg.Topic(event.KindStatus), 1, true, b)
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-time.After(d):
+		return errors.New("status: no PUBACK")
+	}
+}
+
+type flight struct {
+	seq uint64
+	tok mqtt.Token
+}
+
+// session publishes while connected: the status, then the spool in
+// order with up to Window messages in flight, acknowledging them in the
+// spool as PUBACKs come in order. It returns when the connection is lost,
+// a PUBACK does not come, or ctx ends.
+func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost chan error) error {
+	if err := p.publishStatus(c, "", "", ackTimeout); err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	var inflight []flight
+	next := uint64(0) // the next seq to publish: everything in the spool
+	timer := time.NewTimer(ackTimeout)
+	defer timer.Stop()
+	for {
+		if len(inflight) < p.cfg.Window {
+			es, err := p.spool.Peek(next, p.cfg.Window-len(inflight))
+			if err != nil {
+				p.log.Error("reading the spool", "err", err)
+			}
+			for _, e := range es {
+				inflight = append(inflight, flight{e.Seq, c.Publish(e.Topic, 1, e.Retain, e.Payload)})
+				next = e.Seq + 1
+			}
+		}
+		var head <-chan struct{}
+		if len(inflight) > 0 {
+			head = inflight[0].tok.Done()
+			timer.Reset(ackTimeout)
+		}
+		select {
+		case <-head:
+			n := 0
+			for n < len(inflight) && isDone(inflight[n].tok) {
+				if err := inflight[n].tok.Error(); err != nil {
+					return fmt.Errorf("publish seq %d: %w", inflight[n].seq, err)
+				}
+				n++
+			}
+			if err := p.spool.Ack(inflight[n-1].seq); err != nil {
+				p.log.Error("acknowledging in the spool", "err", err)
+			}
+			p.mu.Lock()
+			p.published += uint64(n)
+			p.mu.Unlock()
+			inflight = inflight[n:]
+		case <-p.written:
+		case <-p.statusC:
+			if err := p.publishStatus(c, "", "", ackTimeout); err != nil {
+				return fmt.Errorf("status: %w", err)
+			}
+		case b := <-p.statsC:
+			c.Publish(p.cfg.Topic(event.KindStats), 0, false, b) // QoS 0: nothing to wait for
+		case err := <-lost:
+			return fmt.Errorf("%w: %v", errLost, err)
+		case <-timer.C:
+			if len(inflight) > 0 {
+				return fmt.Errorf("no PUBACK for seq %d within %v", inflight[0].seq, ackTimeout)
+			}
+		case <-ctx.Done():
+			// Wait briefly for what is in flight, so that a clean stop
+			// does not resend it next time.
+			deadline := time.After(2 * time.Second)
+			for len(inflight) > 0 {
+				select {
+				case <-inflight[0].tok.Done():
+				case <-deadline:
+					return nil
+				}
+				if inflight[0].tok.Error() != nil {
+					return nil
+				}
+				p.spool.Ack(inflight[0].seq)
+				inflight = inflight[1:]
+			}
+			return nil
+		}
+	}
+}
+
+func isDone(t mqtt.Token) bool {
+	select {
+	case <-t.Done():
+		return true
+	default:
+		return false
+	}
+}

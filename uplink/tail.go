@@ -1,0 +1,317 @@
+package uplink
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/tinylib/msgp/msgp"
+
+	"github.com/tapwatch/tapwatch/event"
+)
+
+// TailConfig is what tapwatch tail subscribes to.
+type TailConfig struct {
+	Brokers      []string
+	TLS          TLSConfig
+	Username     string
+	PasswordFile string
+	Plaintext    bool
+	TopicPrefix  string   // default tapwatch/v1
+	Site, Sensor string   // empty: every site, every sensor
+	Kinds        []string // empty: every kind
+	// ClientID, when set, makes the session persistent: the broker keeps
+	// the subscription and queues messages while tail is away, so that a
+	// restarted tail sees what it missed.
+	ClientID string
+	Count    int // stop after this many messages (0: never)
+}
+
+// Topics returns the subscriptions of c.
+func (c TailConfig) Topics() []string {
+	prefix := c.TopicPrefix
+	if prefix == "" {
+		prefix = DefaultTopicPrefix
+	}
+	site, sensor := c.Site, c.Sensor
+	if site == "" {
+		site = "+"
+	}
+	if sensor == "" {
+		sensor = "+"
+	}
+	kinds := c.Kinds
+	if len(kinds) == 0 {
+		kinds = event.Kinds
+	}
+	var out []string
+	for _, k := range kinds {
+		t := prefix + "/" + site + "/" + sensor + "/" + k
+		if k == event.KindAsset {
+			t += "/+"
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// Validate checks c; errors name the flag's field.
+func (c TailConfig) Validate() error {
+	cfg := Config{Brokers: c.Brokers, Site: "x", Sensor: "x", TopicPrefix: c.TopicPrefix, TLS: c.TLS,
+		Username: c.Username, PasswordFile: c.PasswordFile, Plaintext: c.Plaintext}
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, k := range c.Kinds {
+		if !slices.Contains(event.Kinds, k) {
+			errs = append(errs, fmt.Errorf("kinds: %q is not one of %s", k, strings.Join(event.Kinds, ", ")))
+		}
+	}
+	if c.Site != "" {
+		if err := checkLevel(c.Site); err != nil {
+			errs = append(errs, fmt.Errorf("site: %v", err))
+		}
+	}
+	if c.Sensor != "" {
+		if err := checkLevel(c.Sensor); err != nil {
+			errs = append(errs, fmt.Errorf("sensor: %v", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SensorReport is what tail saw of one sensor's spooled messages (alerts
+// and assets): seq must grow by one per message.
+type SensorReport struct {
+	Site, Sensor string
+	Received     uint64 // spooled messages received live (not retained), duplicates included
+	First, Max   uint64 // lowest seq at the start, highest seen
+	Missing      uint64 // seq numbers skipped and not received since
+	Duplicates   uint64
+	Late         uint64 // received after they had been reported missing
+	Announced    uint64 // the highest seq a status or stats message announced
+}
+
+// Complete reports whether nothing is missing: no gap, and every seq the
+// sensor announced was received.
+func (r SensorReport) Complete() bool { return r.Missing == 0 && r.Announced <= r.Max }
+
+type tracker struct {
+	SensorReport
+	started bool
+	missing map[uint64]struct{} // bounded by maxMissing
+	seen    []uint64            // a ring of the last seqs, for duplicates
+}
+
+const maxMissing = 1 << 20
+
+func (t *tracker) add(seq uint64, report func(string, ...any)) {
+	t.Received++
+	name := t.Site + "/" + t.Sensor
+	switch {
+	case !t.started:
+		t.started, t.First, t.Max = true, seq, seq
+	case seq == t.Max+1:
+		t.Max = seq
+	case seq > t.Max+1:
+		lo, hi := t.Max+1, seq-1
+		n := hi - lo + 1
+		t.Missing += n
+		if len(t.missing)+int(min(n, maxMissing)) <= maxMissing {
+			for s := lo; s <= hi; s++ {
+				t.missing[s] = struct{}{}
+			}
+		}
+		if n == 1 {
+			report("%s: gap: seq %d missing", name, lo)
+		} else {
+			report("%s: gap: seq %d-%d missing (%d)", name, lo, hi, n)
+		}
+		t.Max = seq
+	default: // seq <= t.Max
+		if _, ok := t.missing[seq]; ok {
+			delete(t.missing, seq)
+			t.Missing--
+			t.Late++
+			report("%s: seq %d arrived late (%d still missing)", name, seq, t.Missing)
+			break
+		}
+		if seq < t.First {
+			// Older than anything seen: a message from before tail
+			// started, resent after a reconnect.
+			t.First = seq
+			break
+		}
+		t.Duplicates++
+		report("%s: duplicate seq %d (%d duplicates)", name, seq, t.Duplicates)
+	}
+}
+
+// Tail subscribes and writes each message to out as a JSON line, with
+// the field names of the wire schema (the same as tapwatch replay's
+// alerts), and reports gaps and duplicates of each sensor's seq to
+// report as they happen. It returns the per-sensor reports when ctx ends
+// or Count messages have arrived.
+func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorReport, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	tc, err := c.TLS.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	pw, err := Config{PasswordFile: c.PasswordFile}.password()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu       sync.Mutex
+		trackers = map[string]*tracker{}
+		n        int
+		werr     error
+		done     = make(chan struct{})
+		once     sync.Once
+	)
+	say := func(format string, a ...any) { fmt.Fprintf(report, "tapwatch tail: "+format+"\n", a...) }
+	track := func(h *event.Header) *tracker {
+		k := h.Site + "/" + h.Sensor
+		t := trackers[k]
+		if t == nil {
+			t = &tracker{SensorReport: SensorReport{Site: h.Site, Sensor: h.Sensor}, missing: map[uint64]struct{}{}}
+			trackers[k] = t
+		}
+		return t
+	}
+	handle := func(_ mqtt.Client, m mqtt.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c.Count > 0 && n >= c.Count {
+			return
+		}
+		line, h, err := decode(m.Payload())
+		if err != nil {
+			say("%s: undecodable message (%d bytes): %v", m.Topic(), len(m.Payload()), err)
+			return
+		}
+		switch h.Kind {
+		case event.KindAlert, event.KindAsset:
+			if !m.Retained() {
+				track(&h).add(h.Seq, say)
+			}
+		case event.KindStatus, event.KindStats:
+			if t := track(&h); h.Seq > t.Announced {
+				t.Announced = h.Seq
+			}
+		}
+		if werr == nil {
+			_, werr = out.Write(append(line, '\n'))
+		}
+		n++
+		if c.Count > 0 && n >= c.Count {
+			once.Do(func() { close(done) })
+		}
+	}
+	o := mqtt.NewClientOptions()
+	for _, b := range c.Brokers {
+		o.AddBroker(b)
+	}
+	id := c.ClientID
+	if id == "" {
+		id = fmt.Sprintf("tapwatch-tail-%d", time.Now().UnixNano())
+	}
+	topics := c.Topics()
+	subs := map[string]byte{}
+	for _, t := range topics {
+		subs[t] = 1
+	}
+	o.SetClientID(id).SetCleanSession(c.ClientID == "").SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(5 * time.Second).SetOrderMatters(true).
+		SetTLSConfig(tc).SetKeepAlive(30 * time.Second).SetConnectTimeout(15 * time.Second).
+		SetOnConnectHandler(func(cl mqtt.Client) {
+			tok := cl.SubscribeMultiple(subs, handle)
+			go func() {
+				if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+					mu.Lock()
+					say("subscribe %v: %v", topics, tok.Error())
+					mu.Unlock()
+				}
+			}()
+		}).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			mu.Lock()
+			say("connection lost (%v); reconnecting", err)
+			mu.Unlock()
+		})
+	if c.Username != "" {
+		o.SetUsername(c.Username).SetPassword(pw)
+	}
+	cl := mqtt.NewClient(o)
+	tok := cl.Connect()
+	// With ConnectRetry the token completes only once connected; a
+	// first failure (a wrong CA, say) is worth saying at once.
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return nil, fmt.Errorf("connect to %v: %w", c.Brokers, err)
+		}
+	case <-time.After(10 * time.Second):
+		mu.Lock()
+		say("still connecting to %v", c.Brokers)
+		mu.Unlock()
+	case <-ctx.Done():
+	}
+	select {
+	case <-ctx.Done():
+	case <-done:
+	}
+	cl.Disconnect(250)
+	mu.Lock()
+	defer mu.Unlock()
+	var reps []SensorReport
+	for _, t := range trackers {
+		reps = append(reps, t.SensorReport)
+	}
+	sort.Slice(reps, func(i, j int) bool {
+		return reps[i].Site+"/"+reps[i].Sensor < reps[j].Site+"/"+reps[j].Sensor
+	})
+	return reps, werr
+}
+
+// decode turns a payload into its JSON line and header.
+func decode(b []byte) ([]byte, event.Header, error) {
+	var h event.Header
+	if _, err := h.UnmarshalMsg(b); err != nil {
+		return nil, h, err
+	}
+	var v msgp.Unmarshaler
+	switch h.Kind {
+	case event.KindAlert:
+		v = &event.Alert{}
+	case event.KindStatus:
+		v = &event.Status{}
+	case event.KindAsset:
+		v = &event.Asset{}
+	case event.KindStats:
+		v = &event.Stats{}
+	default:
+		// A kind newer than this tail: show it as it is.
+		var buf bytes.Buffer
+		_, err := msgp.UnmarshalAsJSON(&buf, b)
+		return buf.Bytes(), h, err
+	}
+	if _, err := v.UnmarshalMsg(b); err != nil {
+		return nil, h, err
+	}
+	line, err := json.Marshal(v)
+	return line, h, err
+}
