@@ -381,8 +381,8 @@ func (p *Publisher) connect(ctx context.Context, lost chan error) (mqtt.Client, 
 		o.AddBroker(b)
 	}
 	o.SetClientID(p.cfg.Sensor).SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
-		SetResumeSubs(false).SetKeepAlive(p.cfg.KeepAlive).SetPingTimeout(10 * time.Second).
-		SetConnectTimeout(15 * time.Second).SetWriteTimeout(15 * time.Second).SetTLSConfig(tc).
+		SetResumeSubs(false).SetKeepAlive(p.cfg.KeepAlive).SetPingTimeout(10*time.Second).
+		SetConnectTimeout(15*time.Second).SetWriteTimeout(15*time.Second).SetTLSConfig(tc).
 		SetBinaryWill(p.cfg.Topic(event.KindStatus), will, 1, true).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
