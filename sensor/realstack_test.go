@@ -83,30 +83,12 @@ func (d *rsDevice) HandleInputRegisters(*smodbus.InputRegistersRequest) ([]uint1
 	return nil, smodbus.ErrIllegalFunction
 }
 
-// lockedBuffer collects log output written from other goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startRSServer starts the server on 127.0.0.1 and a free port, and stops
 // it when the test ends.
 func startRSServer(t *testing.T) (*rsDevice, uint16) {
 	t.Helper()
 	dev := &rsDevice{}
-	logs := &lockedBuffer{}
+	logs := &testenv.Buffer{}
 	var lastErr error
 	for range 5 { // the port is free when picked; another process may take it before Start
 		l, err := net.Listen("tcp", "127.0.0.1:0")

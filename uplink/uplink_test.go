@@ -1,34 +1,15 @@
 package uplink
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tapwatch/tapwatch/event"
+	"github.com/tapwatch/tapwatch/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func testAlert(i int) *event.Alert {
 	u := uint8(1)
@@ -51,7 +32,7 @@ func TestPublishTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	var out, rep syncBuffer
+	var out, rep testenv.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	const n = 200
