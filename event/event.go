@@ -166,8 +166,7 @@ const (
 	StateLearning   = "learning"
 	StateMonitoring = "monitoring"
 	StateDegraded   = "degraded"
-	StateOffline    = "offline"
-	StateStopped    = "stopped" // a clean stop (offline is the Last Will)
+	StateOffline    = "offline" // the Last Will (reason "connection lost") or a clean stop (reason "stopped")
 
 	UplinkConnected    = "connected"
 	UplinkDisconnected = "disconnected"

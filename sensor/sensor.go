@@ -33,6 +33,9 @@ type Options struct {
 	// (and so Replay, at the end of the capture) calls it after the
 	// decoder has flushed its flows.
 	Rules OpsSink
+	// Assets is optional: the asset inventory (a *rules.Inventory). It
+	// receives every decoded message after Rules.
+	Assets OpsSink
 }
 
 // DNP3Tally counts decoded DNP3 messages.
@@ -64,16 +67,17 @@ type Tally struct {
 // Pipeline decodes packets and counts what it saw. It is not safe for
 // concurrent use.
 type Pipeline struct {
-	eng   *dpi.Engine
-	rules OpsSink
-	flows dpi.FlowHandler // rules, when it wants new flows
-	ops   OpsSink
-	tally Tally
+	eng    *dpi.Engine
+	rules  OpsSink
+	assets OpsSink
+	flows  dpi.FlowHandler // rules, when it wants new flows
+	ops    OpsSink
+	tally  Tally
 }
 
 // New builds a pipeline.
 func New(opts Options) (*Pipeline, error) {
-	p := &Pipeline{ops: opts.Ops, rules: opts.Rules}
+	p := &Pipeline{ops: opts.Ops, rules: opts.Rules, assets: opts.Assets}
 	p.flows, _ = opts.Rules.(dpi.FlowHandler)
 	eng, err := dpi.New(opts.DPI, p)
 	if err != nil {
@@ -112,6 +116,9 @@ func (p *Pipeline) Modbus(f *dpi.Flow, m *modbus.Message) {
 	}
 	if p.rules != nil {
 		p.rules.Modbus(f, m)
+	}
+	if p.assets != nil {
+		p.assets.Modbus(f, m)
 	}
 	if p.ops != nil {
 		p.ops.Modbus(f, m)
@@ -153,6 +160,9 @@ func (p *Pipeline) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 	}
 	if p.rules != nil {
 		p.rules.DNP3(f, fromServer, m)
+	}
+	if p.assets != nil {
+		p.assets.DNP3(f, fromServer, m)
 	}
 	if p.ops != nil {
 		p.ops.DNP3(f, fromServer, m)

@@ -422,8 +422,8 @@ func (p *Publisher) statusPayload(state, reason string) ([]byte, error) {
 	s.Version = p.version
 	s.Uptime = time.Since(p.started).Seconds()
 	s.Uplink = event.UplinkDisconnected
-	if connected || state == "" {
-		s.Uplink = event.UplinkConnected
+	if state == "" || (connected && state != event.StateOffline) {
+		s.Uplink = event.UplinkConnected // sent in a session
 	}
 	s.SpoolDepth, s.SpoolBytes, s.SpoolDrops = st.Depth, st.Bytes, st.Drops
 	if state != "" {
@@ -458,6 +458,10 @@ type flight struct {
 // spool as PUBACKs come in order. It returns when the connection is lost,
 // a PUBACK does not come, or ctx ends.
 func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost chan error) error {
+	select {
+	case <-p.statusC: // sent now anyway
+	default:
+	}
 	if err := p.publishStatus(c, "", "", ackTimeout); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}

@@ -99,12 +99,21 @@ type SensorReport struct {
 	Missing      uint64 // seq numbers skipped and not received since
 	Duplicates   uint64
 	Late         uint64 // received after they had been reported missing
-	Announced    uint64 // the highest seq a status or stats message announced
+	Announced    uint64 // the highest seq a live (not retained) status or stats message announced
+}
+
+// Unreceived is how many messages the sensor announced after the last one
+// received; 0 until a spooled message was received live.
+func (r SensorReport) Unreceived() uint64 {
+	if r.Received == 0 || r.Announced <= r.Max {
+		return 0
+	}
+	return r.Announced - r.Max
 }
 
 // Complete reports whether nothing is missing: no gap, and every seq the
 // sensor announced was received.
-func (r SensorReport) Complete() bool { return r.Missing == 0 && r.Announced <= r.Max }
+func (r SensorReport) Complete() bool { return r.Missing == 0 && r.Unreceived() == 0 }
 
 type tracker struct {
 	SensorReport
@@ -209,7 +218,7 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 				track(&h).add(h.Seq, say)
 			}
 		case event.KindStatus, event.KindStats:
-			if t := track(&h); h.Seq > t.Announced {
+			if t := track(&h); !m.Retained() && h.Seq > t.Announced {
 				t.Announced = h.Seq
 			}
 		}

@@ -19,21 +19,24 @@ const usage = `tapwatch — passive security monitor for Modbus/TCP and DNP3 ind
 
 Usage:
   tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION] [--fail-on SEVERITY]
-                 [--ops] [--json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
-                               decode capture files (pcap or pcapng), print a summary,
-                               with --ops the operations log (one JSON object a line),
-                               or with --policy, --baseline or --learn the alerts (one JSON object a line)
+                 [--ops | --summary | --json] [--mqtt URL --site S --sensor N]
+                 [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
+                               decode capture files (pcap or pcapng), run the detectors and
+                               print the alerts (one JSON object a line), or with --ops the
+                               operations log, or a summary; with --mqtt publish them too
   tapwatch learn [--margin F] -o FILE CAPTURE...
                                learn a baseline policy from capture files
   tapwatch check --policy FILE...
                                validate policy files and print the effective policy
+  tapwatch tail --broker URL [--site S] [--sensor N] [--kinds LIST]
+                               print the events sensors publish, and check that none is missing
   tapwatch version             print the version
   tapwatch help [COMMAND]      show help
 
 Run 'tapwatch COMMAND --help' for the options of a command.
 Exit status: 0 on success, 1 when something failed (a damaged capture file
 included), 2 on a usage error, 3 when replay --fail-on SEVERITY saw an alert
-at or above that severity.
+at or above that severity, or tail found messages missing.
 `
 
 // errUsage marks errors that should exit with status 2.
@@ -57,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCheck(rest, stdout, stderr)
 	case "learn":
 		err = cmdLearn(rest, stdout, stderr)
+	case "tail":
+		err = cmdTail(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "tapwatch %s\n", version)
 	case "help", "-h", "--help", "-help":
@@ -75,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errAlerts):
+	case errors.Is(err, errAlerts), errors.Is(err, errMissing):
 		fmt.Fprintf(stderr, "tapwatch: %v\n", err)
 		return 3
 	case errors.Is(err, errUsage):

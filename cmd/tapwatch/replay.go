@@ -8,21 +8,26 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/sensor"
+	"github.com/tapwatch/tapwatch/uplink"
 )
 
-const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops | --summary | --json] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
+const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops | --summary | --json] [--mqtt URL [--site S] [--sensor N] [--state-dir DIR] [MQTT options]] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
 
 Decodes pcap and pcapng capture files, in the order given, as one stream
 (flows continue across files), runs the built-in detectors and the rules
@@ -45,6 +50,16 @@ link-only frame (see docs/ops-log.md); --summary prints a summary:
 packets, flows, messages by function code, anomalies, alerts by severity
 and the time taken; --json prints that summary as one JSON object.
 
+With --mqtt the alerts are also published to an MQTT broker, as the
+daemon publishes them (see docs/events.md): spooled on disk in
+--state-dir first, sent at QoS 1 and removed from the spool when the
+broker acknowledges them, with the asset inventory, the status and a
+final stats message. Replay waits up to --mqtt-wait at the end for the
+broker's acknowledgements; what is still unacknowledged stays in the
+spool for the next run with the same --sensor and --state-dir, and the
+exit status is 1. Plaintext tcp:// is allowed to this host only, unless
+--mqtt-plaintext is given; ssl:// verifies the broker's certificate.
+
 A damaged file is reported with its name and the record that could not be
 read; the records before it are still decoded, the other files too, and
 the exit status is 1.
@@ -60,6 +75,7 @@ var errAlerts = errors.New("--fail-on")
 // alertWriter prints alerts as JSON lines and counts them.
 type alertWriter struct {
 	w          io.Writer // nil: count only
+	pub        *uplink.Publisher
 	buf        []byte
 	err        error
 	bySeverity [rules.SeverityCritical + 1]uint64
@@ -68,6 +84,9 @@ type alertWriter struct {
 func (a *alertWriter) Alert(al *rules.Alert) {
 	if al.Count <= 1 {
 		a.bySeverity[al.Severity]++ // summaries of folded alerts repeat an id already counted
+	}
+	if a.pub != nil {
+		a.pub.Alert(al.Event(), al.ID, al.Count <= 1)
 	}
 	if a.w == nil || a.err != nil {
 		return
@@ -89,6 +108,13 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	baselinePath := fs.String("baseline", "", "enforce the learned baseline of `FILE` (written by tapwatch learn)")
 	learnFor := fs.Duration("learn", 0, "learn a baseline over the first `DURATION` of capture time, then enforce it")
 	margin := fs.Float64("margin", rules.DefaultMargin, "with --learn: widen learned value ranges by this fraction of their width (at least 1)")
+	var mq mqttFlags
+	fs.StringVar(&mq.brokers, "mqtt", "", "publish alerts, assets, status and stats to the broker at `URL` (tcp://HOST:1883, ssl://HOST:8883; several, comma-separated, are tried in order)")
+	mq.register(fs, "mqtt-")
+	site := fs.String("site", "default", "with --mqtt: the site `NAME` in the topics")
+	sensorID := fs.String("sensor", defaultSensor(), "with --mqtt: the sensor `ID` in the topics and the MQTT client id")
+	stateDir := fs.String("state-dir", defaultStateDir(), "with --mqtt: the `DIR` of the spool and sequence numbers")
+	mqttWait := fs.Duration("mqtt-wait", 30*time.Second, "with --mqtt: how long to wait at the end for the broker to acknowledge everything")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -160,6 +186,27 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		policy = rules.New() // the built-in detectors with their defaults
 	}
 
+	var pub *uplink.Publisher
+	if mq.brokers != "" {
+		ucfg := uplink.Config{Brokers: mq.brokerList(), Site: *site, Sensor: *sensorID, TLS: mq.tls(),
+			Username: mq.username, PasswordFile: mq.passwordFile, Plaintext: mq.plaintext}
+		if err := ucfg.Validate(); err != nil {
+			return usageError("%v", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		var quarantined error
+		pub, quarantined, err = uplink.New(ucfg, filepath.Join(*stateDir, *sensorID), version, log)
+		if quarantined != nil {
+			fmt.Fprintf(stderr, "tapwatch: %v\n", quarantined)
+		}
+		if err != nil {
+			return err
+		}
+		pub.Start()
+		defer pub.Close()
+		pub.SetStatus(event.Status{State: event.StateMonitoring, Mode: "replay"})
+	}
+
 	out := bufio.NewWriterSize(stdout, 1<<16)
 	defer out.Flush()
 	opts := sensor.Options{DPI: cfg}
@@ -168,7 +215,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		ow = sensor.NewOpsWriter(out)
 		opts.Ops = ow
 	}
-	aw := &alertWriter{}
+	aw := &alertWriter{pub: pub}
 	if !*ops && !*summary && !*asJSON {
 		aw.w = out
 	}
@@ -181,6 +228,11 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	opts.Rules = engine
+	var inv *rules.Inventory
+	if pub != nil {
+		inv = rules.NewInventory(pub, 0, 0)
+		opts.Assets = inv
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	src := capture.OpenFiles(files...)
@@ -207,6 +259,20 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	if aw.w != nil {
 		writeTally(stderr, sum, aw, engine)
+	}
+	if pub != nil {
+		pub.Stats(replayStats(sum, aw, engine))
+		wctx, cancel := context.WithTimeout(ctx, *mqttWait)
+		err := pub.Flush(wctx)
+		cancel()
+		if err != nil {
+			st := pub.State()
+			why := ""
+			if st.LastError != nil {
+				why = fmt.Sprintf(" (%v)", st.LastError)
+			}
+			return fmt.Errorf("--mqtt: %v%s; they stay in the spool in %s and go out on the next run with this --sensor and --state-dir", err, why, filepath.Join(*stateDir, *sensorID))
+		}
 	}
 	if len(sum.Errors) > 0 {
 		for _, e := range sum.Errors {
@@ -281,6 +347,20 @@ func writeCounts(w io.Writer, counts map[string]uint64) {
 	sort.Strings(names)
 	for _, k := range names {
 		fmt.Fprintf(w, "  %-40s %d\n", k, counts[k])
+	}
+}
+
+// replayStats is the stats message sent at the end of a replay.
+func replayStats(s sensor.Summary, aw *alertWriter, engine *rules.Engine) *event.Stats {
+	c := aw.bySeverity
+	return &event.Stats{
+		Uptime: s.Elapsed.Seconds(), Packets: s.Packets, Bytes: s.DPI.Bytes,
+		DecodeErrors: map[string]uint64{"modbus": s.Messages.Malformed, "dnp3": s.Messages.DNP3.Malformed},
+		Messages:     map[string]uint64{"modbus": s.Messages.Messages, "dnp3": s.Messages.DNP3.Fragments + s.Messages.DNP3.LinkFrames},
+		Flows:        s.DPI.FlowsActive, FlowsEvicted: s.DPI.FlowsEvicted, Reassembly: s.DPI.BufferedBytes,
+		Alerts: event.Severities{Info: c[rules.SeverityInfo], Low: c[rules.SeverityLow], Medium: c[rules.SeverityMedium],
+			High: c[rules.SeverityHigh], Critical: c[rules.SeverityCritical]},
+		Suppressed: engine.Suppressed(),
 	}
 }
 

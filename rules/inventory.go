@@ -1,0 +1,272 @@
+package rules
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/event"
+)
+
+// The asset inventory: every host seen speaking Modbus or DNP3, with its
+// roles, protocols, Modbus unit ids, DNP3 link addresses and, from a
+// Modbus read device identification (43/14) response, vendor, product and
+// revision. An Asset message goes to the sink when a host first appears
+// and whenever what is known of it grows; a host seen again with nothing
+// new is only a map lookup (no allocation), and its last_seen is
+// refreshed on the wire at most once per refresh interval.
+
+// AssetSink receives asset messages. The inventory does not touch a
+// message after handing it over.
+type AssetSink interface {
+	Asset(a *event.Asset)
+}
+
+// Asset roles.
+const (
+	RoleMaster     = "master"     // sends Modbus requests or DNP3 requests
+	RoleSlave      = "slave"      // a Modbus server
+	RoleOutstation = "outstation" // a DNP3 outstation
+)
+
+const (
+	roleMaster uint8 = 1 << iota
+	roleSlave
+	roleOutstation
+)
+
+const (
+	protoModbus uint8 = 1 << iota
+	protoDNP3
+)
+
+// DefaultInventorySize is how many hosts the inventory tracks; when full,
+// the one seen least recently is forgotten (and counted).
+const DefaultInventorySize = 4096
+
+// DefaultAssetRefresh is how often an unchanged asset is sent again with
+// its new last_seen.
+const DefaultAssetRefresh = time.Hour
+
+type invAsset struct {
+	ip        netip.Addr
+	mac       [6]byte
+	roles     uint8
+	protos    uint8
+	units     [4]uint64 // Modbus unit ids, a bit each
+	dnp3      []uint16  // sorted
+	first     time.Time
+	last      time.Time
+	sent      time.Time // when last sent
+	vendor    string
+	product   string
+	revision  string
+	needsSend bool
+}
+
+// Inventory tracks assets. It implements the pipeline's message sink
+// (Modbus, DNP3). It is not safe for concurrent use.
+type Inventory struct {
+	sink    AssetSink
+	max     int
+	refresh time.Duration
+	m       map[netip.Addr]*invAsset
+	Evicted uint64 // hosts forgotten because the inventory was full
+}
+
+// NewInventory returns an inventory of at most max hosts (0: the default)
+// that sends to sink; refresh 0 is DefaultAssetRefresh.
+func NewInventory(sink AssetSink, max int, refresh time.Duration) *Inventory {
+	if max <= 0 {
+		max = DefaultInventorySize
+	}
+	if refresh <= 0 {
+		refresh = DefaultAssetRefresh
+	}
+	return &Inventory{sink: sink, max: max, refresh: refresh, m: make(map[netip.Addr]*invAsset)}
+}
+
+// Len is the number of hosts known.
+func (inv *Inventory) Len() int { return len(inv.m) }
+
+// Assets returns a message for every host known, sorted by address.
+func (inv *Inventory) Assets() []*event.Asset {
+	out := make([]*event.Asset, 0, len(inv.m))
+	for _, a := range inv.m {
+		out = append(out, a.message())
+	}
+	slices.SortFunc(out, func(x, y *event.Asset) int {
+		return netip.MustParseAddr(x.IP).Compare(netip.MustParseAddr(y.IP))
+	})
+	return out
+}
+
+func (inv *Inventory) get(ip netip.Addr, mac [6]byte, t time.Time) *invAsset {
+	ip = ip.Unmap()
+	a := inv.m[ip]
+	if a == nil {
+		if len(inv.m) >= inv.max {
+			inv.evictOldest()
+		}
+		a = &invAsset{ip: ip, mac: mac, first: t, needsSend: true}
+		inv.m[ip] = a
+	} else if a.mac != mac && mac != ([6]byte{}) {
+		a.mac, a.needsSend = mac, true
+	}
+	if t.After(a.last) {
+		a.last = t
+	}
+	return a
+}
+
+func (inv *Inventory) evictOldest() {
+	var old *invAsset
+	for _, a := range inv.m {
+		if old == nil || a.last.Before(old.last) {
+			old = a
+		}
+	}
+	if old != nil {
+		delete(inv.m, old.ip)
+		inv.Evicted++
+	}
+}
+
+func (inv *Inventory) done(a *invAsset) {
+	if !a.needsSend && a.last.Sub(a.sent) < inv.refresh {
+		return
+	}
+	a.needsSend, a.sent = false, a.last
+	if inv.sink != nil {
+		inv.sink.Asset(a.message())
+	}
+}
+
+func (a *invAsset) add(role, proto uint8) {
+	if a.roles&role == 0 || a.protos&proto == 0 {
+		a.roles |= role
+		a.protos |= proto
+		a.needsSend = true
+	}
+}
+
+// Modbus implements the pipeline's message sink.
+func (inv *Inventory) Modbus(f *dpi.Flow, m *modbus.Message) {
+	if m.Outcome == modbus.OutcomeUnanswered || m.Malformed == modbus.NotModbus {
+		return
+	}
+	t := m.Time
+	master := inv.get(f.Client.Addr(), f.ClientMAC, t)
+	master.add(roleMaster, protoModbus)
+	inv.done(master)
+	slave := inv.get(f.Server.Addr(), f.ServerMAC, t)
+	slave.add(roleSlave, protoModbus)
+	if m.Dir == modbus.Response && m.Exception == 0 && m.Malformed == 0 {
+		// A unit id counts once the device answered for it.
+		if w, b := m.Unit>>6, uint64(1)<<(m.Unit&63); slave.units[w]&b == 0 {
+			slave.units[w] |= b
+			slave.needsSend = true
+		}
+		if m.FC == 43 && m.MEI == 14 {
+			for _, o := range m.Objects {
+				var dst *string
+				switch o.ID {
+				case 0:
+					dst = &slave.vendor
+				case 1:
+					dst = &slave.product
+				case 2:
+					dst = &slave.revision
+				default:
+					continue
+				}
+				if v := printable(o.Value); v != "" && v != *dst {
+					*dst, slave.needsSend = v, true
+				}
+			}
+		}
+	}
+	inv.done(slave)
+}
+
+// DNP3 implements the pipeline's message sink.
+func (inv *Inventory) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
+	if m.Kind != dnp3.KindApplication {
+		return
+	}
+	srcAP, dstAP, srcMAC, dstMAC := f.Client, f.Server, f.ClientMAC, f.ServerMAC
+	if fromServer {
+		srcAP, dstAP, srcMAC, dstMAC = f.Server, f.Client, f.ServerMAC, f.ClientMAC
+	}
+	t := m.Time
+	src := inv.get(srcAP.Addr(), srcMAC, t)
+	dst := inv.get(dstAP.Addr(), dstMAC, t)
+	if m.Dir == dnp3.Request {
+		src.add(roleMaster, protoDNP3)
+		dst.add(roleOutstation, protoDNP3)
+		src.addDNP3(m.Link.Src)
+		if m.Link.Dst < 0xFFF0 { // not a broadcast or reserved address
+			dst.addDNP3(m.Link.Dst)
+		}
+	} else {
+		src.add(roleOutstation, protoDNP3)
+		dst.add(roleMaster, protoDNP3)
+		src.addDNP3(m.Link.Src)
+		dst.addDNP3(m.Link.Dst)
+	}
+	inv.done(src)
+	inv.done(dst)
+}
+
+func (a *invAsset) addDNP3(addr uint16) {
+	i, found := slices.BinarySearch(a.dnp3, addr)
+	if found || len(a.dnp3) >= 64 {
+		return
+	}
+	a.dnp3 = slices.Insert(a.dnp3, i, addr)
+	a.needsSend = true
+}
+
+// printable keeps the printable ASCII of a device identification string,
+// at most 64 bytes of it.
+func printable(b []byte) string {
+	out := make([]byte, 0, min(len(b), 64))
+	for _, c := range b {
+		if c >= 0x20 && c < 0x7f && len(out) < 64 {
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}
+
+func (a *invAsset) message() *event.Asset {
+	ev := &event.Asset{IP: a.ip.String(), FirstSeen: a.first.UTC(), LastSeen: a.last.UTC(),
+		Vendor: a.vendor, Product: a.product, Revision: a.revision}
+	if a.mac != ([6]byte{}) {
+		ev.MAC = macString(a.mac)
+	}
+	for _, r := range []struct {
+		bit  uint8
+		name string
+	}{{roleMaster, RoleMaster}, {roleSlave, RoleSlave}, {roleOutstation, RoleOutstation}} {
+		if a.roles&r.bit != 0 {
+			ev.Roles = append(ev.Roles, r.name)
+		}
+	}
+	if a.protos&protoModbus != 0 {
+		ev.Protocols = append(ev.Protocols, "modbus")
+	}
+	if a.protos&protoDNP3 != 0 {
+		ev.Protocols = append(ev.Protocols, "dnp3")
+	}
+	for u := range 256 {
+		if a.units[u>>6]&(1<<(u&63)) != 0 {
+			ev.ModbusUnits = append(ev.ModbusUnits, uint8(u))
+		}
+	}
+	ev.DNP3Addrs = append([]uint16(nil), a.dnp3...)
+	return ev
+}
