@@ -23,6 +23,13 @@ package event
 
 //msgp:newtime
 
+// A decoder allocates an array or map of the length its header declares,
+// before reading the elements: without a limit, a 12-byte message could
+// ask for 2^32 elements. No field of ours needs more than 256 (Modbus
+// unit ids) or a few dozen, so 4096 elements and 256 map entries bound
+// what a hostile or damaged message can cost.
+//msgp:limit arrays:4096 maps:256
+
 import (
 	"encoding/hex"
 	"math"

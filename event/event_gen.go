@@ -6,6 +6,12 @@ import (
 	"github.com/tinylib/msgp/msgp"
 )
 
+// Size limits for msgp deserialization
+const (
+	zd9e37b5dlimitArrays = 4096
+	zd9e37b5dlimitMaps   = 256
+)
+
 // MarshalMsg implements msgp.Marshaler
 func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
@@ -291,6 +297,10 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
+	if zb0001 > zd9e37b5dlimitMaps {
+		err = msgp.ErrLimitExceeded
+		return
+	}
 	for zb0001 > 0 {
 		zb0001--
 		field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -372,6 +382,10 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Attack")
 				return
 			}
+			if zb0002 > zd9e37b5dlimitArrays {
+				err = msgp.ErrLimitExceeded
+				return
+			}
 			if cap(z.Attack) >= int(zb0002) {
 				z.Attack = (z.Attack)[:zb0002]
 			} else {
@@ -405,6 +419,10 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				zb0003, bts, err = msgp.ReadMapHeaderBytes(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Src")
+					return
+				}
+				if zb0003 > zd9e37b5dlimitMaps {
+					err = msgp.ErrLimitExceeded
 					return
 				}
 				for zb0003 > 0 {
@@ -457,6 +475,10 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				zb0004, bts, err = msgp.ReadMapHeaderBytes(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Dst")
+					return
+				}
+				if zb0004 > zd9e37b5dlimitMaps {
+					err = msgp.ErrLimitExceeded
 					return
 				}
 				for zb0004 > 0 {
@@ -591,6 +613,10 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					err = msgp.WrapError(err, "Addr")
 					return
 				}
+				if zb0005 > zd9e37b5dlimitMaps {
+					err = msgp.ErrLimitExceeded
+					return
+				}
 				for zb0005 > 0 {
 					zb0005--
 					field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -625,6 +651,10 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			zb0006, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Values")
+				return
+			}
+			if zb0006 > zd9e37b5dlimitArrays {
+				err = msgp.ErrLimitExceeded
 				return
 			}
 			if cap(z.Values) >= int(zb0006) {
@@ -672,11 +702,28 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		case "evidence":
 			{
 				var zb0007 []byte
-				zb0007, bts, err = msgp.ReadBytesBytes(bts, []byte(z.Evidence))
+				var zb0008 uint32
+				zb0008, bts, err = msgp.ReadBytesHeader(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Evidence")
 					return
 				}
+				if zb0008 > zd9e37b5dlimitArrays {
+					err = msgp.ErrLimitExceeded
+					return
+				}
+				zb0007 = []byte(z.Evidence)
+				if zb0007 == nil || uint32(cap(zb0007)) < zb0008 {
+					zb0007 = make([]byte, zb0008)
+				} else {
+					zb0007 = zb0007[:zb0008]
+				}
+				if uint32(len(bts)) < zb0008 {
+					err = msgp.ErrShortBytes
+					return
+				}
+				copy(zb0007, bts[:zb0008])
+				bts = bts[zb0008:]
 				z.Evidence = Hex(zb0007)
 			}
 		default:
@@ -868,6 +915,10 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
+	if zb0001 > zd9e37b5dlimitMaps {
+		err = msgp.ErrLimitExceeded
+		return
+	}
 	for zb0001 > 0 {
 		zb0001--
 		field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -931,6 +982,10 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Roles")
 				return
 			}
+			if zb0002 > zd9e37b5dlimitArrays {
+				err = msgp.ErrLimitExceeded
+				return
+			}
 			if cap(z.Roles) >= int(zb0002) {
 				z.Roles = (z.Roles)[:zb0002]
 			} else {
@@ -948,6 +1003,10 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			zb0003, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Protocols")
+				return
+			}
+			if zb0003 > zd9e37b5dlimitArrays {
+				err = msgp.ErrLimitExceeded
 				return
 			}
 			if cap(z.Protocols) >= int(zb0003) {
@@ -969,6 +1028,10 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "ModbusUnits")
 				return
 			}
+			if zb0004 > zd9e37b5dlimitArrays {
+				err = msgp.ErrLimitExceeded
+				return
+			}
 			if cap(z.ModbusUnits) >= int(zb0004) {
 				z.ModbusUnits = (z.ModbusUnits)[:zb0004]
 			} else {
@@ -986,6 +1049,10 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			zb0005, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "DNP3Addrs")
+				return
+			}
+			if zb0005 > zd9e37b5dlimitArrays {
+				err = msgp.ErrLimitExceeded
 				return
 			}
 			if cap(z.DNP3Addrs) >= int(zb0005) {
@@ -1097,6 +1164,10 @@ func (z *Endpoint) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
+	if zb0001 > zd9e37b5dlimitMaps {
+		err = msgp.ErrLimitExceeded
+		return
+	}
 	for zb0001 > 0 {
 		zb0001--
 		field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -1176,6 +1247,10 @@ func (z *Header) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
+	if zb0001 > zd9e37b5dlimitMaps {
+		err = msgp.ErrLimitExceeded
+		return
+	}
 	for zb0001 > 0 {
 		zb0001--
 		field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -1249,11 +1324,28 @@ func (z Hex) MarshalMsg(b []byte) (o []byte, err error) {
 func (z *Hex) UnmarshalMsg(bts []byte) (o []byte, err error) {
 	{
 		var zb0001 []byte
-		zb0001, bts, err = msgp.ReadBytesBytes(bts, []byte((*z)))
+		var zb0002 uint32
+		zb0002, bts, err = msgp.ReadBytesHeader(bts)
 		if err != nil {
 			err = msgp.WrapError(err)
 			return
 		}
+		if zb0002 > zd9e37b5dlimitArrays {
+			err = msgp.ErrLimitExceeded
+			return
+		}
+		zb0001 = []byte((*z))
+		if zb0001 == nil || uint32(cap(zb0001)) < zb0002 {
+			zb0001 = make([]byte, zb0002)
+		} else {
+			zb0001 = zb0001[:zb0002]
+		}
+		if uint32(len(bts)) < zb0002 {
+			err = msgp.ErrShortBytes
+			return
+		}
+		copy(zb0001, bts[:zb0002])
+		bts = bts[zb0002:]
 		(*z) = Hex(zb0001)
 	}
 	o = bts
@@ -1290,6 +1382,10 @@ func (z *Link) UnmarshalMsg(bts []byte) (o []byte, err error) {
 	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
 	if err != nil {
 		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 > zd9e37b5dlimitMaps {
+		err = msgp.ErrLimitExceeded
 		return
 	}
 	for zb0001 > 0 {
@@ -1357,6 +1453,10 @@ func (z *Range) UnmarshalMsg(bts []byte) (o []byte, err error) {
 	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
 	if err != nil {
 		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 > zd9e37b5dlimitMaps {
+		err = msgp.ErrLimitExceeded
 		return
 	}
 	for zb0001 > 0 {
@@ -1427,6 +1527,10 @@ func (z *Severities) UnmarshalMsg(bts []byte) (o []byte, err error) {
 	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
 	if err != nil {
 		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 > zd9e37b5dlimitMaps {
+		err = msgp.ErrLimitExceeded
 		return
 	}
 	for zb0001 > 0 {
@@ -1596,6 +1700,10 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
+	if zb0001 > zd9e37b5dlimitMaps {
+		err = msgp.ErrLimitExceeded
+		return
+	}
 	for zb0001 > 0 {
 		zb0001--
 		field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -1671,6 +1779,10 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "DecodeErrors")
 				return
 			}
+			if zb0002 > zd9e37b5dlimitMaps {
+				err = msgp.ErrLimitExceeded
+				return
+			}
 			if z.DecodeErrors == nil {
 				z.DecodeErrors = make(map[string]uint64, zb0002)
 			} else if len(z.DecodeErrors) > 0 {
@@ -1697,6 +1809,10 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			zb0003, bts, err = msgp.ReadMapHeaderBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Messages")
+				return
+			}
+			if zb0003 > zd9e37b5dlimitMaps {
+				err = msgp.ErrLimitExceeded
 				return
 			}
 			if z.Messages == nil {
@@ -1933,6 +2049,10 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err)
 		return
 	}
+	if zb0001 > zd9e37b5dlimitMaps {
+		err = msgp.ErrLimitExceeded
+		return
+	}
 	for zb0001 > 0 {
 		zb0001--
 		field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -2008,6 +2128,10 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Links")
 				return
 			}
+			if zb0002 > zd9e37b5dlimitArrays {
+				err = msgp.ErrLimitExceeded
+				return
+			}
 			if cap(z.Links) >= int(zb0002) {
 				z.Links = (z.Links)[:zb0002]
 			} else {
@@ -2018,6 +2142,10 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				zb0003, bts, err = msgp.ReadMapHeaderBytes(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Links", za0001)
+					return
+				}
+				if zb0003 > zd9e37b5dlimitMaps {
+					err = msgp.ErrLimitExceeded
 					return
 				}
 				for zb0003 > 0 {
@@ -2129,6 +2257,10 @@ func (z *Values) UnmarshalMsg(bts []byte) (o []byte, err error) {
 	zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
 	if err != nil {
 		err = msgp.WrapError(err)
+		return
+	}
+	if zb0002 > zd9e37b5dlimitArrays {
+		err = msgp.ErrLimitExceeded
 		return
 	}
 	if cap((*z)) >= int(zb0002) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -45,3 +46,15 @@ func (e *Embedded) URL() string { return e.url }
 
 // Close stops the broker.
 func (e *Embedded) Close() error { return e.srv.Close() }
+
+// Subscribed reports whether a client whose id begins with prefix is
+// connected and holds at least one subscription: the demo waits for its
+// tail this way before publishing.
+func (e *Embedded) Subscribed(prefix string) bool {
+	for id, cl := range e.srv.Clients.GetAll() {
+		if strings.HasPrefix(id, prefix) && !cl.Closed() && cl.State.Subscriptions.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -515,6 +515,11 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost chan error)
 				return fmt.Errorf("no PUBACK for seq %d within %v", inflight[0].seq, ackTimeout)
 			}
 		case <-ctx.Done():
+			select {
+			case b := <-p.statsC: // the last stats of a clean stop
+				c.Publish(p.cfg.Topic(event.KindStats), 0, false, b)
+			default:
+			}
 			// Wait briefly for what is in flight, so that a clean stop
 			// does not resend it next time.
 			deadline := time.After(2 * time.Second)

@@ -128,6 +128,7 @@ func OpenSpool(dir string, lim Limits) (s *Spool, quarantined error, err error) 
 			return nil, quarantined, fmt.Errorf("spool %s: %w", path, err)
 		}
 	}
+	fresh := false
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		msgs, err := tx.CreateBucketIfNotExists(bucketMsgs)
 		if err != nil {
@@ -138,6 +139,7 @@ func OpenSpool(dir string, lim Limits) (s *Spool, quarantined error, err error) 
 			return err
 		}
 		s.next = getU64(meta, keyNext)
+		fresh = meta.Get(keyNext) == nil
 		s.drops = getU64(meta, keyDrops)
 		c := msgs.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -163,10 +165,11 @@ func OpenSpool(dir string, lim Limits) (s *Spool, quarantined error, err error) 
 	if s.next == 0 {
 		s.next = 1
 	}
-	if reserved > s.next {
-		// Numbers were reserved that this database never used: the
-		// process stopped, or the database was replaced. Start after
-		// them so that none is reused.
+	if fresh && reserved > s.next {
+		// A new database, but numbers were handed out before: the old
+		// one was lost or quarantined. Start above every number it may
+		// have used, so that none is reused; the skipped ones show as a
+		// gap.
 		s.next = reserved
 	}
 	s.reserved = reserved

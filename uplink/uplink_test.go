@@ -3,6 +3,7 @@ package uplink
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +80,127 @@ func TestPublishTail(t *testing.T) {
 	}
 	if len(r.reps) != 1 || !r.reps[0].Complete() || r.reps[0].Duplicates != 0 || r.reps[0].Max != n {
 		t.Errorf("report %+v; %s", r.reps, rep.String())
+	}
+}
+
+// TestReconnectEmbedded: alerts raised while the broker is down are
+// spooled and delivered, in order, when it is back on the same port;
+// stats are skipped, not spooled; a folded repeat keeps its alert's id.
+func TestReconnectEmbedded(t *testing.T) {
+	b, err := StartEmbedded("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(b.URL(), "tcp://")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := testConfig(b.URL())
+	cfg.BackoffMin, cfg.BackoffMax = 2*time.Second, 2*time.Second // tail subscribes first
+	p, _, err := New(cfg, t.TempDir(), "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	defer p.Close()
+	p.Alert(testAlert(0), 7, true)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	waitFor(t, func() bool { return !p.State().Connected }, "the publisher to notice the broker is gone")
+	for i := 1; i <= 50; i++ {
+		p.Alert(testAlert(i), uint64(100+i), true)
+	}
+	folded := testAlert(1)
+	folded.Count = 5
+	p.Alert(folded, 101, false) // a folded repeat of the alert of key 101
+	p.Stats(&event.Stats{Packets: 1})
+	waitFor(t, func() bool { return p.State().Spool.Depth == 51 }, "51 messages in the spool")
+	if st := p.State(); st.StatsSkipped != 1 || st.LastError == nil {
+		t.Fatalf("state while down: %+v", st)
+	}
+
+	b2, err := StartEmbedded(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	var out, rep testenv.Buffer
+	res := make(chan []SensorReport, 1)
+	go func() {
+		r, _ := Tail(ctx, TailConfig{Brokers: []string{b2.URL()}, Kinds: []string{"alert"}, Count: 51}, &out, &rep)
+		res <- r
+	}()
+	// Tail must subscribe before the publisher reconnects, or its clean
+	// session misses what was published in between.
+	waitFor(t, func() bool { return b2.Subscribed("tapwatch-tail-") }, "tail to subscribe")
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reps := <-res
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 51 {
+		t.Fatalf("%d alerts after the outage, want 51:\n%s\n%s", len(lines), out.String(), rep.String())
+	}
+	for i, l := range lines {
+		var a event.Alert
+		json.Unmarshal([]byte(l), &a)
+		if a.Seq != uint64(i+2) {
+			t.Fatalf("line %d has seq %d, want %d", i, a.Seq, i+2)
+		}
+		if i == 50 && (a.ID != 2 || a.Count != 5) {
+			t.Errorf("folded repeat: id %d count %d, want the id of its first message, 2, and count 5", a.ID, a.Count)
+		}
+	}
+	if len(reps) != 1 || reps[0].Missing != 0 || reps[0].Duplicates != 0 {
+		t.Errorf("tail report %+v\n%s", reps, rep.String())
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := testConfig("tcp://127.0.0.1:1883")
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Brokers = nil }, "uplink.brokers: no broker"},
+		{func(c *Config) { c.Brokers = []string{"tcp://10.0.0.5:1883"} }, "plaintext MQTT to another host"},
+		{func(c *Config) { c.Brokers = []string{"http://10.0.0.5:1883"} }, `scheme "http"`},
+		{func(c *Config) { c.Brokers = []string{"ssl://broker"} }, "scheme://host:port"},
+		{func(c *Config) { c.Site = "a/b" }, "uplink.site"},
+		{func(c *Config) { c.Sensor = "" }, "uplink.sensor: empty"},
+		{func(c *Config) { c.TLS.Cert = "x.pem" }, "cert and key go together"},
+		{func(c *Config) { c.PasswordFile = "pw" }, "password_file: needs a username"},
+		{func(c *Config) { c.Spool.MaxBytes = 10; c.Spool.MaxMessages = 1 }, "spool.max_bytes"},
+	} {
+		c := testConfig("tcp://127.0.0.1:1883")
+		tc.edit(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("want %q, got %v", tc.want, err)
+		}
+	}
+	c := testConfig("tcp://10.0.0.5:1883")
+	c.Plaintext = true
+	if err := c.Validate(); err != nil {
+		t.Errorf("plaintext allowed: %v", err)
+	}
+	c = testConfig("ssl://127.0.0.1:8883")
+	c.TLS.CA = filepath.Join(t.TempDir(), "none.pem")
+	if _, _, err := New(c, t.TempDir(), "test", nil); err == nil || !strings.Contains(err.Error(), "uplink.tls.ca") {
+		t.Errorf("a missing CA file: %v", err)
 	}
 }

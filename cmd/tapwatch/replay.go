@@ -261,10 +261,10 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		writeTally(stderr, sum, aw, engine)
 	}
 	if pub != nil {
-		pub.Stats(replayStats(sum, aw, engine))
 		wctx, cancel := context.WithTimeout(ctx, *mqttWait)
 		err := pub.Flush(wctx)
 		cancel()
+		pub.Stats(replayStats(sum, aw, engine)) // after the spooled ones: its seq covers them
 		if err != nil {
 			st := pub.State()
 			why := ""

@@ -1,0 +1,121 @@
+package rules
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/event"
+)
+
+type assetRecorder struct{ got []*event.Asset }
+
+func (r *assetRecorder) Asset(a *event.Asset) { r.got = append(r.got, a) }
+
+var invT0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func mbExchange(inv *Inventory, client, server string, unit uint8, at time.Duration, resp *modbus.Message) {
+	f := &dpi.Flow{Client: netip.MustParseAddrPort(client), Server: netip.MustParseAddrPort(server), ClientMAC: [6]byte{2, 0, 0, 0, 0, 1}}
+	inv.Modbus(f, &modbus.Message{Dir: modbus.Request, Unit: unit, FC: 3, Meta: modbus.Meta{Time: invT0.Add(at)}})
+	if resp == nil {
+		resp = &modbus.Message{FC: 3}
+	}
+	resp.Dir, resp.Unit, resp.Time = modbus.Response, unit, invT0.Add(at)
+	inv.Modbus(f, resp)
+}
+
+func TestInventory(t *testing.T) {
+	rec := &assetRecorder{}
+	inv := NewInventory(rec, 0, time.Hour)
+	mbExchange(inv, "10.0.0.10:50000", "10.0.0.20:502", 1, 0, nil)
+	// The master, the slave, and the slave again with the unit id it
+	// answered for.
+	if len(rec.got) != 3 {
+		t.Fatalf("%d asset messages for a new master and slave, want 3", len(rec.got))
+	}
+	hmi, plc := rec.got[0], rec.got[2]
+	if hmi.IP != "10.0.0.10" || !reflect.DeepEqual(hmi.Roles, []string{"master"}) || hmi.MAC != "02:00:00:00:00:01" || !reflect.DeepEqual(hmi.Protocols, []string{"modbus"}) {
+		t.Errorf("master %+v", hmi)
+	}
+	if plc.IP != "10.0.0.20" || !reflect.DeepEqual(plc.Roles, []string{"slave"}) || !reflect.DeepEqual(plc.ModbusUnits, []uint8{1}) {
+		t.Errorf("slave %+v", plc)
+	}
+	// Polling again changes nothing: no message.
+	for i := range 100 {
+		mbExchange(inv, "10.0.0.10:50000", "10.0.0.20:502", 1, time.Duration(i)*time.Second, nil)
+	}
+	if len(rec.got) != 3 {
+		t.Fatalf("repeated polls sent %d asset messages", len(rec.got)-3)
+	}
+	// A new unit, and the device identification: one message each.
+	mbExchange(inv, "10.0.0.10:50000", "10.0.0.20:502", 2, 200*time.Second, nil)
+	mbExchange(inv, "10.0.0.10:50000", "10.0.0.20:502", 1, 201*time.Second, &modbus.Message{FC: 43, MEI: 14,
+		Objects: []modbus.DeviceObject{{ID: 0, Value: []byte("Acme\x00")}, {ID: 1, Value: []byte("PLC-9")}, {ID: 2, Value: []byte("v2.1")}}})
+	if len(rec.got) != 5 {
+		t.Fatalf("%d messages, want 5", len(rec.got))
+	}
+	if a := rec.got[4]; a.Vendor != "Acme" || a.Product != "PLC-9" || a.Revision != "v2.1" || !reflect.DeepEqual(a.ModbusUnits, []uint8{1, 2}) {
+		t.Errorf("after identification: %+v", a)
+	}
+	// An exception does not add the unit.
+	mbExchange(inv, "10.0.0.10:50000", "10.0.0.20:502", 9, 202*time.Second, &modbus.Message{FC: 3, Exception: 11})
+	if len(rec.got) != 5 {
+		t.Errorf("an exception response added unit 9")
+	}
+	// After the refresh interval an unchanged asset goes out again.
+	mbExchange(inv, "10.0.0.10:50000", "10.0.0.20:502", 1, 2*time.Hour, nil)
+	if len(rec.got) != 7 || !rec.got[6].LastSeen.Equal(invT0.Add(2*time.Hour)) {
+		t.Errorf("refresh: %d messages", len(rec.got))
+	}
+
+	// DNP3: the master's and the outstation's link addresses.
+	f := &dpi.Flow{Client: netip.MustParseAddrPort("10.0.1.1:40000"), Server: netip.MustParseAddrPort("10.0.1.2:20000")}
+	inv.DNP3(f, false, &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Request, Link: dnp3.LinkHeader{Src: 1, Dst: 10}, Meta: dnp3.Meta{Time: invT0}})
+	inv.DNP3(f, true, &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Response, Link: dnp3.LinkHeader{Src: 10, Dst: 1}, Meta: dnp3.Meta{Time: invT0}})
+	inv.DNP3(f, false, &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Request, Link: dnp3.LinkHeader{Src: 1, Dst: 0xFFFF}, Meta: dnp3.Meta{Time: invT0}})
+	var out *event.Asset
+	for _, a := range inv.Assets() {
+		if a.IP == "10.0.1.2" {
+			out = a
+		}
+	}
+	if out == nil || !reflect.DeepEqual(out.Roles, []string{"outstation"}) || !reflect.DeepEqual(out.DNP3Addrs, []uint16{10}) {
+		t.Errorf("outstation %+v", out)
+	}
+	if inv.Len() != 4 {
+		t.Errorf("%d assets, want 4", inv.Len())
+	}
+}
+
+func TestInventoryBounded(t *testing.T) {
+	inv := NewInventory(nil, 3, 0)
+	for i := range 10 {
+		ip := netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})
+		f := &dpi.Flow{Client: netip.AddrPortFrom(ip, 5000), Server: netip.MustParseAddrPort("10.0.9.9:502")}
+		inv.Modbus(f, &modbus.Message{Dir: modbus.Request, FC: 3, Meta: modbus.Meta{Time: invT0.Add(time.Duration(i) * time.Second)}})
+	}
+	if inv.Len() != 3 || inv.Evicted != 8 {
+		t.Errorf("len %d evicted %d", inv.Len(), inv.Evicted)
+	}
+}
+
+// TestInventoryNoAllocs: a host seen again with nothing new costs no
+// allocation.
+func TestInventoryNoAllocs(t *testing.T) {
+	inv := NewInventory(&assetRecorder{}, 0, time.Hour)
+	f := &dpi.Flow{Client: netip.MustParseAddrPort("10.0.0.10:50000"), Server: netip.MustParseAddrPort("10.0.0.20:502")}
+	req := &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 3, Meta: modbus.Meta{Time: invT0}}
+	resp := &modbus.Message{Dir: modbus.Response, Unit: 1, FC: 3, Meta: modbus.Meta{Time: invT0}}
+	inv.Modbus(f, req)
+	inv.Modbus(f, resp)
+	if n := testing.AllocsPerRun(1000, func() {
+		inv.Modbus(f, req)
+		inv.Modbus(f, resp)
+	}); n != 0 {
+		t.Errorf("%v allocations per exchange", n)
+	}
+}
