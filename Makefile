@@ -4,12 +4,13 @@ GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+MSGP        := github.com/tinylib/msgp@v1.6.5
 GOBIN       ?= $(shell $(GO) env GOPATH)/bin
 FUZZTIME    ?= 10s
 BENCH_PACKETS ?= 1000000
 BENCH_ROUNDS  ?= 5
 
-.PHONY: all build test check cross test-arm fuzz bench clean
+.PHONY: all build test check gen-check cross test-arm fuzz bench clean
 
 all: build
 
@@ -26,9 +27,18 @@ check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(MAKE) --no-print-directory gen-check
 	@test -x $(GOBIN)/staticcheck && $(GOBIN)/staticcheck -version | grep -q 'v0.7.0' || GOFLAGS= $(GO) install $(STATICCHECK)
 	$(GOBIN)/staticcheck ./...
 	$(GO) test -count=1 -race ./...
+
+## gen-check: the committed msgp code is what go generate makes of event/event.go.
+gen-check:
+	@tmp=$$(mktemp -d) && cd event && \
+	  $(GO) run $(MSGP) -file event.go -o $$tmp/event_gen.go -io=false -tests=false >/dev/null && \
+	  if cmp -s $$tmp/event_gen.go event_gen.go; then rm -rf $$tmp; echo "event/event_gen.go is up to date"; \
+	  else diff -u event_gen.go $$tmp/event_gen.go | head -40; rm -rf $$tmp; \
+	    echo "event/event_gen.go is stale: run 'go generate ./event' and commit it"; exit 1; fi
 
 ## cross: static binaries for the boards tapwatch runs on.
 cross:
