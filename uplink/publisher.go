@@ -52,6 +52,7 @@ type Publisher struct {
 	forwardDone chan struct{}
 	cancel      context.CancelFunc
 	queued      atomic.Int64 // handed to Alert/Asset and not yet spooled
+	statsSrc    func() *event.Stats
 
 	// idOf maps the engine's alert ids to wire ids (the seq of the first
 	// message of the alert), in two generations so that it stays bounded.
@@ -157,6 +158,16 @@ func (p *Publisher) Stats(s *event.Stats) {
 	}
 	p.mu.Lock()
 	p.statsSkip++
+	p.mu.Unlock()
+}
+
+// SetStatsSource makes the publisher send fn's stats every
+// StatsInterval while connected (fn is called on the publisher's
+// goroutine, so it must be safe to call from there). Call it before
+// Start.
+func (p *Publisher) SetStatsSource(fn func() *event.Stats) {
+	p.mu.Lock()
+	p.statsSrc = fn
 	p.mu.Unlock()
 }
 
@@ -469,6 +480,15 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost chan error)
 	next := uint64(0) // the next seq to publish: everything in the spool
 	timer := time.NewTimer(ackTimeout)
 	defer timer.Stop()
+	var statsTick <-chan time.Time
+	p.mu.Lock()
+	src := p.statsSrc
+	p.mu.Unlock()
+	if src != nil {
+		t := time.NewTicker(p.cfg.StatsInterval)
+		defer t.Stop()
+		statsTick = t.C
+	}
 	for {
 		if len(inflight) < p.cfg.Window {
 			es, err := p.spool.Peek(next, p.cfg.Window-len(inflight))
@@ -508,6 +528,10 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost chan error)
 			}
 		case b := <-p.statsC:
 			c.Publish(p.cfg.Topic(event.KindStats), 0, false, b) // QoS 0: nothing to wait for
+		case <-statsTick:
+			if s := src(); s != nil {
+				p.Stats(s)
+			}
 		case err := <-lost:
 			return fmt.Errorf("%w: %v", errLost, err)
 		case <-timer.C:

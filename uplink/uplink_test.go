@@ -204,3 +204,37 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("a missing CA file: %v", err)
 	}
 }
+
+// TestStatsInterval: with a stats source, stats go out every
+// StatsInterval while connected.
+func TestStatsInterval(t *testing.T) {
+	b, err := StartEmbedded("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, rep testenv.Buffer
+	res := make(chan []SensorReport, 1)
+	go func() {
+		r, _ := Tail(ctx, TailConfig{Brokers: []string{b.URL()}, Kinds: []string{"stats"}, Count: 2}, &out, &rep)
+		res <- r
+	}()
+	waitFor(t, func() bool { return b.Subscribed("tapwatch-tail-") }, "tail to subscribe")
+	cfg := testConfig(b.URL())
+	cfg.StatsInterval = time.Second
+	p, _, err := New(cfg, t.TempDir(), "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := uint64(0)
+	p.SetStatsSource(func() *event.Stats { n++; return &event.Stats{Packets: n * 10} })
+	p.Start()
+	defer p.Close()
+	<-res
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"packets":10,`) || !strings.Contains(lines[1], `"packets":20,`) {
+		t.Fatalf("stats:\n%s\n%s", out.String(), rep.String())
+	}
+}
