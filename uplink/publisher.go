@@ -53,6 +53,10 @@ type Publisher struct {
 	cancel      context.CancelFunc
 	queued      atomic.Int64 // handed to Alert/Asset and not yet spooled
 	statsSrc    func() *event.Stats
+	onAck       func(seq uint64) // tests and benchmarks: called for each PUBACK, in order
+	ackedTo     atomic.Uint64    // every seq up to this one has its PUBACK
+	ackWake     chan struct{}    // cap 1: ackedTo grew
+	ackerDone   chan struct{}
 
 	// idOf maps the engine's alert ids to wire ids (the seq of the first
 	// message of the alert), in two generations so that it stays bounded.
@@ -90,7 +94,7 @@ func New(cfg Config, stateDir, version string, log *slog.Logger) (p *Publisher, 
 	p = &Publisher{
 		cfg: cfg, log: log, version: version, started: time.Now(), spool: sp,
 		in: make(chan pending, queueSize), written: make(chan struct{}, 1),
-		statusC: make(chan struct{}, 1), statsC: make(chan []byte, 1),
+		statusC: make(chan struct{}, 1), statsC: make(chan []byte, 1), ackWake: make(chan struct{}, 1),
 		idCur: map[uint64]uint64{}, idOld: map[uint64]uint64{},
 	}
 	p.status.State = event.StateStarting
@@ -103,8 +107,10 @@ func (p *Publisher) Start() {
 	p.cancel = cancel
 	p.writerDone = make(chan struct{})
 	p.forwardDone = make(chan struct{})
+	p.ackerDone = make(chan struct{})
 	go p.writer()
 	go p.forward(ctx)
+	go p.acker(ctx)
 }
 
 // Alert spools an alert. key is the engine's id of the alert, the same
@@ -221,6 +227,10 @@ func (p *Publisher) Close() error {
 	<-p.writerDone
 	p.cancel()
 	<-p.forwardDone
+	<-p.ackerDone
+	if err := p.spool.Ack(p.ackedTo.Load()); err != nil {
+		p.log.Error("acknowledging in the spool", "err", err)
+	}
 	return p.spool.Close()
 }
 
@@ -514,9 +524,12 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost chan error)
 				}
 				n++
 			}
-			if err := p.spool.Ack(inflight[n-1].seq); err != nil {
-				p.log.Error("acknowledging in the spool", "err", err)
+			if p.onAck != nil {
+				for _, f := range inflight[:n] {
+					p.onAck(f.seq)
+				}
 			}
+			p.ack(inflight[n-1].seq)
 			p.mu.Lock()
 			p.published += uint64(n)
 			p.mu.Unlock()
@@ -556,10 +569,44 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost chan error)
 				if inflight[0].tok.Error() != nil {
 					return nil
 				}
-				p.spool.Ack(inflight[0].seq)
+				p.ack(inflight[0].seq)
 				inflight = inflight[1:]
 			}
 			return nil
+		}
+	}
+}
+
+// ack records that every message up to seq has its PUBACK. The acker
+// removes them from the spool on its own goroutine, so that the fsync of
+// that transaction does not hold up publishing; several PUBACKs that
+// come during one commit go in the next. A crash before the commit only
+// makes those messages go out again (at least once).
+func (p *Publisher) ack(seq uint64) {
+	if seq > p.ackedTo.Load() {
+		p.ackedTo.Store(seq)
+	}
+	select {
+	case p.ackWake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Publisher) acker(ctx context.Context) {
+	defer close(p.ackerDone)
+	done := uint64(0)
+	for {
+		select {
+		case <-p.ackWake:
+		case <-ctx.Done():
+			return
+		}
+		if seq := p.ackedTo.Load(); seq > done {
+			if err := p.spool.Ack(seq); err != nil {
+				p.log.Error("acknowledging in the spool", "err", err)
+				continue
+			}
+			done = seq
 		}
 	}
 }

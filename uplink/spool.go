@@ -177,7 +177,10 @@ func OpenSpool(dir string, lim Limits) (s *Spool, quarantined error, err error) 
 }
 
 func openDB(path string) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
+	// NoFreelistSync: the list of free pages is not written at each
+	// commit (fewer writes to the SD card); bbolt rebuilds it when it
+	// opens the file.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ func items(tags ...string) []Item {
 	return out
 }
 
-func openSpool(t *testing.T, dir string, lim Limits) *Spool {
+func openSpool(t testing.TB, dir string, lim Limits) *Spool {
 	t.Helper()
 	s, q, err := OpenSpool(dir, lim)
 	if err != nil || q != nil {
@@ -206,5 +206,22 @@ func TestSpoolBadReserve(t *testing.T) {
 	_, _, err := OpenSpool(dir, DefaultLimits)
 	if err == nil || !strings.Contains(err.Error(), reserveFile) {
 		t.Fatalf("want an error naming %s, got %v", reserveFile, err)
+	}
+}
+
+// BenchmarkSpoolAppend: one message per transaction, as when alerts come
+// one at a time; the cost is the disk's fsync.
+func BenchmarkSpoolAppend(b *testing.B) {
+	s := openSpool(b, b.TempDir(), DefaultLimits)
+	defer s.Close()
+	it := items("benchmark-alert-payload")
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := s.Append(it); err != nil {
+			b.Fatal(err)
+		}
+		if i%100 == 99 {
+			s.Ack(uint64(i))
+		}
 	}
 }
