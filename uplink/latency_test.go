@@ -26,9 +26,10 @@ import (
 // mosquitto. It reports p50 and p99 in milliseconds:
 //
 //   - low: 2,000 packets a second, an alert every 20 packets (100 a second);
+//
 //   - high: as fast as the pipeline goes, an alert every 1,000 packets.
 //
-//	go test ./uplink -run '^$' -bench AlertLatency -benchtime 1x
+//     go test ./uplink -run '^$' -bench AlertLatency -benchtime 1x
 func BenchmarkAlertLatency(b *testing.B) {
 	m := startMosquitto(b)
 	for _, tc := range []struct {
