@@ -23,6 +23,13 @@ package event
 
 //msgp:newtime
 
+// Decoded times are UTC, whatever the local zone of the reader.
+//msgp:timezone utc
+
+// Decoding into a struct used before clears the optional fields the new
+// message leaves out.
+//msgp:clearomitted
+
 // A decoder allocates an array or map of the length its header declares,
 // before reading the elements: without a limit, a 12-byte message could
 // ask for 2^32 elements. No field of ours needs more than 256 (Modbus
@@ -32,6 +39,7 @@ package event
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"math"
 	"strconv"
 	"time"
@@ -88,6 +96,17 @@ func (h Hex) MarshalJSON() ([]byte, error) {
 	return append(b, '"'), nil
 }
 
+// UnmarshalJSON reads a hex string (what MarshalJSON writes).
+func (h *Hex) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := hex.DecodeString(s)
+	*h = v
+	return err
+}
+
 // Values are written values; JSON shows a value that is not a finite
 // number as null (msgpack keeps NaN and infinities as floats).
 type Values []float64
@@ -106,6 +125,25 @@ func (vs Values) MarshalJSON() ([]byte, error) {
 		}
 	}
 	return append(b, ']'), nil
+}
+
+// UnmarshalJSON reads numbers, and null as NaN (what MarshalJSON writes
+// for a value that is not a finite number).
+func (vs *Values) UnmarshalJSON(b []byte) error {
+	var raw []*float64
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	out := make(Values, len(raw))
+	for i, v := range raw {
+		if v == nil {
+			out[i] = math.NaN()
+		} else {
+			out[i] = *v
+		}
+	}
+	*vs = out
+	return nil
 }
 
 // Alert is a rule or detector that fired (topic …/alert, QoS 1).

@@ -301,6 +301,8 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
+	var zb0001Mask uint16 /* 14 bits */
+	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
 		field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -340,7 +342,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "ts":
-			z.TS, bts, err = msgp.ReadTimeBytes(bts)
+			z.TS, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "TS")
 				return
@@ -404,6 +406,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Proto")
 				return
 			}
+			zb0001Mask |= 0x1
 		case "src":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -425,6 +428,8 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					err = msgp.ErrLimitExceeded
 					return
 				}
+				var zb0003Mask uint8 /* 1 bits */
+				_ = zb0003Mask
 				for zb0003 > 0 {
 					zb0003--
 					field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -451,6 +456,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 							err = msgp.WrapError(err, "Src", "MAC")
 							return
 						}
+						zb0003Mask |= 0x1
 					default:
 						bts, err = msgp.Skip(bts)
 						if err != nil {
@@ -459,7 +465,13 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 						}
 					}
 				}
+				// Clear omitted fields.
+				if (zb0003Mask & 0x1) == 0 {
+					z.Src.MAC = ""
+				}
+
 			}
+			zb0001Mask |= 0x2
 		case "dst":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -481,6 +493,8 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					err = msgp.ErrLimitExceeded
 					return
 				}
+				var zb0004Mask uint8 /* 1 bits */
+				_ = zb0004Mask
 				for zb0004 > 0 {
 					zb0004--
 					field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -507,6 +521,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 							err = msgp.WrapError(err, "Dst", "MAC")
 							return
 						}
+						zb0004Mask |= 0x1
 					default:
 						bts, err = msgp.Skip(bts)
 						if err != nil {
@@ -515,13 +530,20 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 						}
 					}
 				}
+				// Clear omitted fields.
+				if (zb0004Mask & 0x1) == 0 {
+					z.Dst.MAC = ""
+				}
+
 			}
+			zb0001Mask |= 0x4
 		case "vlan":
 			z.VLAN, bts, err = msgp.ReadUint16Bytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "VLAN")
 				return
 			}
+			zb0001Mask |= 0x8
 		case "unit":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -539,6 +561,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
+			zb0001Mask |= 0x10
 		case "dnp3_src":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -556,6 +579,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
+			zb0001Mask |= 0x20
 		case "dnp3_dst":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -573,6 +597,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
+			zb0001Mask |= 0x40
 		case "fc":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -590,12 +615,14 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
+			zb0001Mask |= 0x80
 		case "fc_name":
 			z.FCName, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "FCName")
 				return
 			}
+			zb0001Mask |= 0x100
 		case "addr":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -646,6 +673,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					}
 				}
 			}
+			zb0001Mask |= 0x200
 		case "values":
 			var zb0006 uint32
 			zb0006, bts, err = msgp.ReadArrayHeaderBytes(bts)
@@ -669,12 +697,14 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
+			zb0001Mask |= 0x400
 		case "expected":
 			z.Expected, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Expected")
 				return
 			}
+			zb0001Mask |= 0x800
 		case "count":
 			z.Count, bts, err = msgp.ReadUint64Bytes(bts)
 			if err != nil {
@@ -682,13 +712,13 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "first":
-			z.First, bts, err = msgp.ReadTimeBytes(bts)
+			z.First, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "First")
 				return
 			}
 		case "last":
-			z.Last, bts, err = msgp.ReadTimeBytes(bts)
+			z.Last, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Last")
 				return
@@ -699,6 +729,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Frame")
 				return
 			}
+			zb0001Mask |= 0x1000
 		case "evidence":
 			{
 				var zb0007 []byte
@@ -726,12 +757,58 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				bts = bts[zb0008:]
 				z.Evidence = Hex(zb0007)
 			}
+			zb0001Mask |= 0x2000
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
 				err = msgp.WrapError(err)
 				return
 			}
+		}
+	}
+	// Clear omitted fields.
+	if zb0001Mask != 0x3fff {
+		if (zb0001Mask & 0x1) == 0 {
+			z.Proto = ""
+		}
+		if (zb0001Mask & 0x2) == 0 {
+			z.Src = nil
+		}
+		if (zb0001Mask & 0x4) == 0 {
+			z.Dst = nil
+		}
+		if (zb0001Mask & 0x8) == 0 {
+			z.VLAN = 0
+		}
+		if (zb0001Mask & 0x10) == 0 {
+			z.Unit = nil
+		}
+		if (zb0001Mask & 0x20) == 0 {
+			z.DNP3Src = nil
+		}
+		if (zb0001Mask & 0x40) == 0 {
+			z.DNP3Dst = nil
+		}
+		if (zb0001Mask & 0x80) == 0 {
+			z.FC = nil
+		}
+		if (zb0001Mask & 0x100) == 0 {
+			z.FCName = ""
+		}
+		if (zb0001Mask & 0x200) == 0 {
+			z.Addr = nil
+		}
+		if (zb0001Mask & 0x400) == 0 {
+			z.Values = nil
+		}
+		if (zb0001Mask & 0x800) == 0 {
+			z.Expected = ""
+		}
+		if (zb0001Mask & 0x1000) == 0 {
+			z.Frame = 0
+		}
+		if (zb0001Mask & 0x2000) == 0 {
+			z.Evidence = nil
 		}
 	}
 	o = bts
@@ -919,6 +996,8 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
+	var zb0001Mask uint8 /* 6 bits */
+	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
 		field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -958,7 +1037,7 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "ts":
-			z.TS, bts, err = msgp.ReadTimeBytes(bts)
+			z.TS, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "TS")
 				return
@@ -975,6 +1054,7 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "MAC")
 				return
 			}
+			zb0001Mask |= 0x1
 		case "roles":
 			var zb0002 uint32
 			zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
@@ -1044,6 +1124,7 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
+			zb0001Mask |= 0x2
 		case "dnp3_addrs":
 			var zb0005 uint32
 			zb0005, bts, err = msgp.ReadArrayHeaderBytes(bts)
@@ -1067,14 +1148,15 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
+			zb0001Mask |= 0x4
 		case "first_seen":
-			z.FirstSeen, bts, err = msgp.ReadTimeBytes(bts)
+			z.FirstSeen, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "FirstSeen")
 				return
 			}
 		case "last_seen":
-			z.LastSeen, bts, err = msgp.ReadTimeBytes(bts)
+			z.LastSeen, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "LastSeen")
 				return
@@ -1085,24 +1167,48 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Vendor")
 				return
 			}
+			zb0001Mask |= 0x8
 		case "product":
 			z.Product, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Product")
 				return
 			}
+			zb0001Mask |= 0x10
 		case "revision":
 			z.Revision, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Revision")
 				return
 			}
+			zb0001Mask |= 0x20
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
 				err = msgp.WrapError(err)
 				return
 			}
+		}
+	}
+	// Clear omitted fields.
+	if zb0001Mask != 0x3f {
+		if (zb0001Mask & 0x1) == 0 {
+			z.MAC = ""
+		}
+		if (zb0001Mask & 0x2) == 0 {
+			z.ModbusUnits = nil
+		}
+		if (zb0001Mask & 0x4) == 0 {
+			z.DNP3Addrs = nil
+		}
+		if (zb0001Mask & 0x8) == 0 {
+			z.Vendor = ""
+		}
+		if (zb0001Mask & 0x10) == 0 {
+			z.Product = ""
+		}
+		if (zb0001Mask & 0x20) == 0 {
+			z.Revision = ""
 		}
 	}
 	o = bts
@@ -1168,6 +1274,8 @@ func (z *Endpoint) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
+	var zb0001Mask uint8 /* 1 bits */
+	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
 		field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -1194,6 +1302,7 @@ func (z *Endpoint) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "MAC")
 				return
 			}
+			zb0001Mask |= 0x1
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1202,6 +1311,11 @@ func (z *Endpoint) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			}
 		}
 	}
+	// Clear omitted fields.
+	if (zb0001Mask & 0x1) == 0 {
+		z.MAC = ""
+	}
+
 	o = bts
 	return
 }
@@ -1290,7 +1404,7 @@ func (z *Header) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "ts":
-			z.TS, bts, err = msgp.ReadTimeBytes(bts)
+			z.TS, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "TS")
 				return
@@ -1704,6 +1818,8 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
+	var zb0001Mask uint8 /* 1 bits */
+	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
 		field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -1743,7 +1859,7 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "ts":
-			z.TS, bts, err = msgp.ReadTimeBytes(bts)
+			z.TS, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "TS")
 				return
@@ -1901,6 +2017,7 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
+			zb0001Mask |= 0x1
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1909,6 +2026,11 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			}
 		}
 	}
+	// Clear omitted fields.
+	if (zb0001Mask & 0x1) == 0 {
+		z.CPUTemp = nil
+	}
+
 	o = bts
 	return
 }
@@ -2053,6 +2175,8 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
+	var zb0001Mask uint8 /* 3 bits */
+	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
 		field, bts, err = msgp.ReadMapKeyZC(bts)
@@ -2092,7 +2216,7 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 		case "ts":
-			z.TS, bts, err = msgp.ReadTimeBytes(bts)
+			z.TS, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "TS")
 				return
@@ -2121,6 +2245,7 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Mode")
 				return
 			}
+			zb0001Mask |= 0x1
 		case "links":
 			var zb0002 uint32
 			zb0002, bts, err = msgp.ReadArrayHeaderBytes(bts)
@@ -2183,6 +2308,7 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					}
 				}
 			}
+			zb0001Mask |= 0x2
 		case "uplink":
 			z.Uplink, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
@@ -2195,6 +2321,7 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Reason")
 				return
 			}
+			zb0001Mask |= 0x4
 		case "spool_depth":
 			z.SpoolDepth, bts, err = msgp.ReadUint64Bytes(bts)
 			if err != nil {
@@ -2225,6 +2352,18 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err)
 				return
 			}
+		}
+	}
+	// Clear omitted fields.
+	if zb0001Mask != 0x7 {
+		if (zb0001Mask & 0x1) == 0 {
+			z.Mode = ""
+		}
+		if (zb0001Mask & 0x2) == 0 {
+			z.Links = nil
+		}
+		if (zb0001Mask & 0x4) == 0 {
+			z.Reason = ""
 		}
 	}
 	o = bts

@@ -119,7 +119,6 @@ type tracker struct {
 	SensorReport
 	started bool
 	missing map[uint64]struct{} // bounded by maxMissing
-	seen    []uint64            // a ring of the last seqs, for duplicates
 }
 
 const maxMissing = 1 << 20
@@ -320,6 +319,9 @@ func decode(b []byte) ([]byte, event.Header, error) {
 	}
 	if _, err := v.UnmarshalMsg(b); err != nil {
 		return nil, h, err
+	}
+	if a, ok := v.(*event.Alert); ok && a.Attack == nil {
+		a.Attack = []string{} // "attack": [] as replay prints it
 	}
 	line, err := json.Marshal(v)
 	return line, h, err
