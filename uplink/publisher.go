@@ -47,7 +47,7 @@ type Publisher struct {
 	spoolErr    error
 	statsSkip   uint64
 	published   uint64
-	reconnects  uint64
+	connections uint64
 	writerDone  chan struct{}
 	forwardDone chan struct{}
 	cancel      context.CancelFunc
@@ -55,6 +55,7 @@ type Publisher struct {
 	statsSrc    func() *event.Stats
 	onAck       func(seq uint64) // tests and benchmarks: called for each PUBACK, in order
 	ackedTo     atomic.Uint64    // every seq up to this one has its PUBACK
+	committedTo atomic.Uint64    // and is removed from the spool up to this one
 	ackWake     chan struct{}    // cap 1: ackedTo grew
 	ackerDone   chan struct{}
 
@@ -108,6 +109,10 @@ func (p *Publisher) Start() {
 	p.writerDone = make(chan struct{})
 	p.forwardDone = make(chan struct{})
 	p.ackerDone = make(chan struct{})
+	if o := p.spool.Stats().Oldest; o > 0 {
+		p.ackedTo.Store(o - 1)
+		p.committedTo.Store(o - 1)
+	}
 	go p.writer()
 	go p.forward(ctx)
 	go p.acker(ctx)
@@ -186,7 +191,7 @@ type State struct {
 	Queued       int64  // waiting to be spooled
 	Published    uint64 // spooled messages acknowledged by the broker
 	StatsSkipped uint64 // stats not sent because the broker was unreachable
-	Reconnects   uint64
+	Connections  uint64 // connections made to the broker, the first one included
 }
 
 // State returns the publisher's state now.
@@ -194,7 +199,7 @@ func (p *Publisher) State() State {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return State{Connected: p.connected, LastError: p.lastErr, SpoolError: p.spoolErr, Spool: p.spool.Stats(),
-		Queued: p.queued.Load(), Published: p.published, StatsSkipped: p.statsSkip, Reconnects: p.reconnects}
+		Queued: p.queued.Load(), Published: p.published, StatsSkipped: p.statsSkip, Connections: p.connections}
 }
 
 // Flush waits until every message handed over so far has been spooled
@@ -339,7 +344,7 @@ func (p *Publisher) setConnected(c bool, err error) {
 	changed := p.connected != c || (err != nil && (p.lastErr == nil || p.lastErr.Error() != err.Error()))
 	p.connected, p.lastErr = c, err
 	if c {
-		p.reconnects++
+		p.connections++
 	}
 	p.mu.Unlock()
 	if changed {
@@ -487,7 +492,10 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost chan error)
 		return fmt.Errorf("status: %w", err)
 	}
 	var inflight []flight
-	next := uint64(0) // the next seq to publish: everything in the spool
+	// The next seq to publish: after the last PUBACK, even if the spool
+	// has not removed it yet.
+	next := p.ackedTo.Load() + 1
+	var head uint64 // seq of the oldest message in flight, for its deadline
 	timer := time.NewTimer(ackTimeout)
 	defer timer.Stop()
 	var statsTick <-chan time.Time
@@ -500,8 +508,15 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost chan error)
 		statsTick = t.C
 	}
 	for {
-		if len(inflight) < p.cfg.Window {
-			es, err := p.spool.Peek(next, p.cfg.Window-len(inflight))
+		// At most Window in flight, and at most Window acknowledged but
+		// not yet removed from the spool: after a crash no more than
+		// twice the window goes out again.
+		room := p.cfg.Window - len(inflight)
+		if pending := int(p.ackedTo.Load() - p.committedTo.Load()); pending >= p.cfg.Window {
+			room = 0
+		}
+		if room > 0 {
+			es, err := p.spool.Peek(next, room)
 			if err != nil {
 				p.log.Error("reading the spool", "err", err)
 			}
@@ -510,13 +525,18 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost chan error)
 				next = e.Seq + 1
 			}
 		}
-		var head <-chan struct{}
+		var headDone <-chan struct{}
 		if len(inflight) > 0 {
-			head = inflight[0].tok.Done()
-			timer.Reset(ackTimeout)
+			headDone = inflight[0].tok.Done()
+			if inflight[0].seq != head {
+				// A new oldest message: its PUBACK is due within
+				// ackTimeout. Other wake-ups leave the deadline alone.
+				head = inflight[0].seq
+				timer.Reset(ackTimeout)
+			}
 		}
 		select {
-		case <-head:
+		case <-headDone:
 			n := 0
 			for n < len(inflight) && isDone(inflight[n].tok) {
 				if err := inflight[n].tok.Error(); err != nil {
@@ -594,7 +614,7 @@ func (p *Publisher) ack(seq uint64) {
 
 func (p *Publisher) acker(ctx context.Context) {
 	defer close(p.ackerDone)
-	done := uint64(0)
+	done := p.committedTo.Load()
 	for {
 		select {
 		case <-p.ackWake:
@@ -607,6 +627,11 @@ func (p *Publisher) acker(ctx context.Context) {
 				continue
 			}
 			done = seq
+			p.committedTo.Store(seq)
+			select { // the forwarder may be waiting for room
+			case p.written <- struct{}{}:
+			default:
+			}
 		}
 	}
 }

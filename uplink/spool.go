@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // The spool keeps the messages that must reach the broker (alerts and
@@ -94,6 +95,7 @@ type SpoolStats struct {
 	Bytes   uint64
 	Drops   uint64 // messages dropped because the spool was full, ever
 	LastSeq uint64 // the last sequence number handed out (0: none yet)
+	Oldest  uint64 // sequence number of the oldest message held (0: none)
 	Limits  Limits
 }
 
@@ -116,7 +118,7 @@ func OpenSpool(dir string, lim Limits) (s *Spool, quarantined error, err error) 
 	path := filepath.Join(dir, spoolFile)
 	s.db, err = openDB(path)
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, nil, fmt.Errorf("spool %s is in use by another process", path)
 		}
 		q := path + ".corrupt-" + time.Now().UTC().Format("20060102T150405Z")
@@ -413,7 +415,11 @@ func (s *Spool) Ack(seq uint64) error {
 func (s *Spool) Stats() SpoolStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return SpoolStats{Depth: uint64(s.count), Bytes: uint64(s.bytes), Drops: s.drops, LastSeq: s.next - 1, Limits: s.lim}
+	st := SpoolStats{Depth: uint64(s.count), Bytes: uint64(s.bytes), Drops: s.drops, LastSeq: s.next - 1, Limits: s.lim}
+	if s.count > 0 {
+		st.Oldest = s.oldest
+	}
+	return st
 }
 
 // Close closes the database.

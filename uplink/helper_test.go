@@ -1,0 +1,675 @@
+package uplink
+
+// Helpers of the interop tests against a real mosquitto (mosquitto_test.go):
+// a broker that can be stopped and restarted on the same port, a Tail that
+// runs in the background, a plain subscriber that decodes the retained
+// status, a test PKI, and polling with deadlines.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/tapwatch/tapwatch/event"
+	"github.com/tapwatch/tapwatch/internal/testenv"
+)
+
+// waitFor polls cond every 10 ms until it holds, and fails the test when
+// it does not within d.
+func pollUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ---- mosquitto ----
+
+// mosquitto is a broker process with its own configuration, persistence
+// directory and log in a test's temporary directory. Stop and Start keep
+// the port, so that clients reconnect to the same URL and the persistent
+// sessions and retained messages saved at the stop are loaded again.
+type mosquitto struct {
+	t      testing.TB
+	bin    string
+	dir    string
+	conf   string
+	log    string
+	port   int
+	stderr testenv.Buffer // what mosquitto writes before its log is open
+
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+}
+
+// startMosquitto starts /usr/sbin/mosquitto (or the one on PATH) on a
+// free loopback port; listener holds extra lines for the listener (TLS).
+// It skips the test when mosquitto is not installed.
+func startMosquitto(t testing.TB, listener ...string) *mosquitto {
+	t.Helper()
+	bin := "/usr/sbin/mosquitto"
+	if _, err := os.Stat(bin); err != nil {
+		// Not in the Debian place: look on PATH, or skip with the remedy.
+		bin = testenv.Tool(t, "mosquitto", "mosquitto")
+	}
+	dir := t.TempDir()
+	m := &mosquitto{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "mosquitto.conf"), log: filepath.Join(dir, "mosquitto.log"), port: freePort(t)}
+	var c strings.Builder
+	if os.Geteuid() == 0 {
+		// As root mosquitto would switch to the user mosquitto, who
+		// cannot write the test's directory.
+		c.WriteString("user root\n")
+	}
+	fmt.Fprintf(&c, "persistence true\npersistence_location %s/\n", dir)
+	fmt.Fprintf(&c, "log_dest file %s\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\nlog_timestamp_format %%H:%%M:%%S\n", m.log)
+	// mosquitto queues at most 1,000 messages (by default) for a client
+	// of a persistent session while it is away, and drops the rest
+	// ("Outgoing messages are being dropped for client ..."). After the
+	// 30 s outage the publisher reconnects within a second, tail up to
+	// 5 s later, so that 1,000 alerts and the status are queued for it:
+	// over the default. A broker that serves tapwatch tail needs more.
+	c.WriteString("max_queued_messages 100000\n")
+	fmt.Fprintf(&c, "listener %d 127.0.0.1\nallow_anonymous true\n", m.port)
+	for _, l := range listener {
+		c.WriteString(l + "\n")
+	}
+	if err := os.WriteFile(m.conf, []byte(c.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Registered first, so run last: the log is complete.
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(m.log)
+			t.Logf("mosquitto config:\n%s\nmosquitto stderr:\n%s\nmosquitto log:\n%s", c.String(), m.stderr.String(), b)
+		}
+	})
+	t.Cleanup(func() {
+		if m.running() {
+			m.Stop()
+		}
+	})
+	m.Start()
+	return m
+}
+
+// freePort returns a loopback TCP port that is free now. It is picked
+// below the kernel's range of ephemeral ports, so that no client's
+// outgoing connection takes it while the broker is stopped (a connect to
+// a port with no listener can even connect to itself when the kernel
+// picks that same port as the local one).
+func freePort(t testing.TB) int {
+	t.Helper()
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				lo = n
+			}
+		}
+	}
+	if lo > 11000 {
+		for range 100 {
+			p := 10000 + mrand.IntN(lo-10000)
+			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err == nil {
+				ln.Close()
+				return p
+			}
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// URL is the broker's address with scheme (tcp or ssl).
+func (m *mosquitto) URL(scheme string) string {
+	return fmt.Sprintf("%s://127.0.0.1:%d", scheme, m.port)
+}
+
+func (m *mosquitto) running() bool {
+	if m.done == nil {
+		return false
+	}
+	select {
+	case <-m.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Start starts the broker and waits until its port accepts connections.
+// A start that fails because the port is still taken is retried for a
+// few seconds.
+func (m *mosquitto) Start() {
+	m.t.Helper()
+	if m.running() {
+		m.t.Fatal("mosquitto is already running")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cmd := exec.Command(m.bin, "-c", m.conf)
+		cmd.Stdout, cmd.Stderr = &m.stderr, &m.stderr
+		if err := cmd.Start(); err != nil {
+			m.t.Fatalf("starting mosquitto: %v", err)
+		}
+		done := make(chan struct{})
+		go func() {
+			cmd.Wait()
+			close(done)
+		}()
+		m.cmd, m.done = cmd, done
+		if m.accepting(done, deadline) {
+			return
+		}
+		log, _ := os.ReadFile(m.log)
+		if !strings.Contains(string(log)+m.stderr.String(), "in use") || time.Now().After(deadline) {
+			m.t.Fatalf("mosquitto exited at start (%v)", cmd.ProcessState)
+		}
+		time.Sleep(100 * time.Millisecond) // the port is still taken: try again
+	}
+}
+
+// accepting waits until the port accepts a connection (true) or the
+// process has exited (false).
+func (m *mosquitto) accepting(exited <-chan struct{}, deadline time.Time) bool {
+	m.t.Helper()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(m.port))
+	for {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return true
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("mosquitto does not accept connections on %s after 10s", addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop stops the broker with SIGTERM (it saves its persistence database)
+// and waits until it has exited.
+func (m *mosquitto) Stop() {
+	m.t.Helper()
+	if !m.running() {
+		m.t.Fatal("mosquitto is not running")
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(10 * time.Second):
+		m.cmd.Process.Kill()
+		<-m.done
+		m.t.Fatal("mosquitto did not stop within 10s of SIGTERM")
+	}
+}
+
+// ---- tail ----
+
+// tailer runs Tail in the background.
+type tailer struct {
+	out    tailOut
+	rep    testenv.Buffer
+	cancel context.CancelFunc
+	done   chan struct{}
+	reps   []SensorReport
+	err    error
+}
+
+// tailOut is Tail's output, parsed as it is written (Tail writes one
+// line per Write), so that polling it is cheap even under -race.
+type tailOut struct {
+	mu      sync.Mutex
+	partial []byte
+	lines   []tailLine // alerts, in Tail's order
+	bad     []string   // lines that are not JSON
+	sensors map[string]*tailSeen
+}
+
+// tailSeen is what Tail wrote of one sensor's alerts.
+type tailSeen struct {
+	n      int
+	seqs   map[uint64]bool
+	lo, hi uint64
+}
+
+// tailLine is an alert in Tail's output.
+type tailLine struct {
+	Kind   string `json:"kind"`
+	Sensor string `json:"sensor"`
+	Seq    uint64 `json:"seq"`
+	raw    string
+}
+
+func (o *tailOut) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.partial = append(o.partial, p...)
+	for {
+		i := bytes.IndexByte(o.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l := string(o.partial[:i])
+		o.partial = o.partial[i+1:]
+		var x tailLine
+		if err := json.Unmarshal([]byte(l), &x); err != nil {
+			o.bad = append(o.bad, fmt.Sprintf("%q: %v", l, err))
+			continue
+		}
+		if x.Kind != event.KindAlert {
+			continue
+		}
+		x.raw = l
+		o.lines = append(o.lines, x)
+		if o.sensors == nil {
+			o.sensors = map[string]*tailSeen{}
+		}
+		s := o.sensors[x.Sensor]
+		if s == nil {
+			s = &tailSeen{seqs: map[uint64]bool{}, lo: x.Seq}
+			o.sensors[x.Sensor] = s
+		}
+		s.n++
+		s.seqs[x.Seq] = true
+		s.lo, s.hi = min(s.lo, x.Seq), max(s.hi, x.Seq)
+	}
+	return len(p), nil
+}
+
+func startTail(t testing.TB, c TailConfig) *tailer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	tl := &tailer{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(tl.done)
+		tl.reps, tl.err = Tail(ctx, c, &tl.out, &tl.rep)
+	}()
+	t.Cleanup(func() {
+		tl.cancel()
+		<-tl.done
+		if t.Failed() {
+			t.Logf("tail wrote %s; its report:\n%s", tl.summary(), tl.rep.String())
+		}
+	})
+	return tl
+}
+
+// stop ends Tail and returns its report of sensor.
+func (tl *tailer) stop(t testing.TB, sensor string) SensorReport {
+	t.Helper()
+	tl.cancel()
+	select {
+	case <-tl.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Tail did not return within 10s of its context's end")
+	}
+	if tl.err != nil {
+		t.Fatalf("Tail: %v", tl.err)
+	}
+	for _, r := range tl.reps {
+		if r.Sensor == sensor {
+			return r
+		}
+	}
+	t.Fatalf("Tail reported nothing of sensor %s: %+v; report:\n%s", sensor, tl.reps, tl.rep.String())
+	return SensorReport{}
+}
+
+// summary says, per sensor, how many alerts tail wrote and their seqs.
+func (tl *tailer) summary() string {
+	tl.out.mu.Lock()
+	defer tl.out.mu.Unlock()
+	var b strings.Builder
+	for sensor, s := range tl.out.sensors {
+		fmt.Fprintf(&b, "[%s: %d alerts, %d distinct seqs from %d to %d] ", sensor, s.n, len(s.seqs), s.lo, s.hi)
+	}
+	for _, l := range tl.out.bad {
+		fmt.Fprintf(&b, "[not JSON: %s] ", l)
+	}
+	if b.Len() == 0 {
+		return "no alert"
+	}
+	return b.String()
+}
+
+// alerts returns the alerts of sensor that Tail has written so far, in
+// its order.
+func (tl *tailer) alerts(t testing.TB, sensor string) []tailLine {
+	t.Helper()
+	tl.out.mu.Lock()
+	defer tl.out.mu.Unlock()
+	if len(tl.out.bad) > 0 {
+		t.Fatalf("tail wrote lines that are not JSON: %v", tl.out.bad)
+	}
+	var out []tailLine
+	for _, x := range tl.out.lines {
+		if x.Sensor == sensor {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// seen reports how many distinct seqs of sensor Tail has written and the
+// highest.
+func (tl *tailer) seen(sensor string) (distinct int, hi uint64) {
+	tl.out.mu.Lock()
+	defer tl.out.mu.Unlock()
+	if s := tl.out.sensors[sensor]; s != nil {
+		return len(s.seqs), s.hi
+	}
+	return 0, 0
+}
+
+// orderCheck checks alerts in Tail's output order: every seq is higher
+// than all before it, or a repeat of one already seen with the same
+// content (a duplicate, at least once delivery). It returns the distinct
+// seqs and the number of repeats.
+func orderCheck(t testing.TB, as []tailLine) (seqs map[uint64]bool, dups uint64) {
+	t.Helper()
+	first := map[uint64]string{}
+	var hi uint64
+	for i, a := range as {
+		if prev, ok := first[a.Seq]; ok {
+			dups++
+			if prev != a.raw {
+				t.Errorf("line %d: seq %d reused with other content:\n  first %s\n  now   %s", i, a.Seq, prev, a.raw)
+			}
+			continue
+		}
+		if a.Seq <= hi {
+			t.Errorf("line %d: seq %d after %d: out of order", i, a.Seq, hi)
+		}
+		first[a.Seq] = a.raw
+		hi = max(hi, a.Seq)
+	}
+	seqs = map[uint64]bool{}
+	for s := range first {
+		seqs[s] = true
+	}
+	return seqs, dups
+}
+
+// ---- status subscriber ----
+
+type statusMsg struct {
+	event.Status
+	retained bool
+}
+
+// statusSub subscribes to a sensor's status topic with a plain paho client
+// and decodes each message with (*event.Status).UnmarshalMsg. It
+// resubscribes after a reconnect, so that it survives a broker restart.
+type statusSub struct {
+	mu   sync.Mutex
+	msgs []statusMsg
+	errs []error
+}
+
+func subscribeStatus(t testing.TB, broker string, tc *tls.Config, topic string) *statusSub {
+	t.Helper()
+	s := &statusSub{}
+	subscribed := make(chan struct{}, 1)
+	o := mqtt.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("status-%d", time.Now().UnixNano())).
+		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
+		SetMaxReconnectInterval(time.Second).SetOrderMatters(true).SetTLSConfig(tc)
+	o.SetOnConnectHandler(func(c mqtt.Client) {
+		tok := c.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
+			var st event.Status
+			_, err := st.UnmarshalMsg(m.Payload())
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if err != nil {
+				s.errs = append(s.errs, fmt.Errorf("%s: %d bytes: %w", m.Topic(), len(m.Payload()), err))
+				return
+			}
+			s.msgs = append(s.msgs, statusMsg{st, m.Retained()})
+		})
+		go func() {
+			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+				select {
+				case subscribed <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	})
+	c := mqtt.NewClient(o)
+	c.Connect()
+	t.Cleanup(func() { c.Disconnect(100) })
+	select {
+	case <-subscribed:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("status subscriber: no SUBACK for %s within 10s", topic)
+	}
+	return s
+}
+
+// len is the number of statuses received so far.
+func (s *statusSub) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
+
+// find returns the first status from index from on for which ok holds.
+func (s *statusSub) find(from int, ok func(statusMsg) bool) (statusMsg, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.msgs[min(from, len(s.msgs)):] {
+		if ok(m) {
+			return m, true
+		}
+	}
+	return statusMsg{}, false
+}
+
+func (s *statusSub) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for _, m := range s.msgs {
+		fmt.Fprintf(&b, "  retained=%v state=%s reason=%q uplink=%s seq=%d spool_depth=%d spool_drops=%d\n",
+			m.retained, m.State, m.Reason, m.Uplink, m.Seq, m.SpoolDepth, m.SpoolDrops)
+	}
+	for _, e := range s.errs {
+		fmt.Fprintf(&b, "  undecodable: %v\n", e)
+	}
+	return b.String()
+}
+
+// waitStatus waits for a status, from index from on, for which ok holds
+// and returns it.
+func (s *statusSub) waitStatus(t testing.TB, d time.Duration, from int, what string, ok func(statusMsg) bool) statusMsg {
+	t.Helper()
+	var m statusMsg
+	deadline := time.Now().Add(d)
+	for {
+		var found bool
+		if m, found = s.find(from, ok); found {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for a status: %s; statuses received:\n%s", d, what, s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ---- publisher ----
+
+// startPublisher creates and starts a publisher on stateDir; the returned
+// function closes it (once; the test's cleanup closes it otherwise).
+func startPublisher(t testing.TB, cfg Config, stateDir string) (*Publisher, func()) {
+	t.Helper()
+	p, q, err := New(cfg, stateDir, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q != nil {
+		t.Fatalf("spool quarantined: %v", q)
+	}
+	p.Start()
+	var once sync.Once
+	closeP := func() {
+		once.Do(func() {
+			if err := p.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	t.Cleanup(closeP)
+	return p, closeP
+}
+
+// spooled waits until every alert handed to p is in its spool and returns
+// p's state then.
+func waitSpooled(t testing.TB, p *Publisher) State {
+	t.Helper()
+	var st State
+	pollUntil(t, 10*time.Second, "the alerts to be spooled", func() bool {
+		st = p.State()
+		return st.Queued == 0
+	})
+	return st
+}
+
+// ---- PKI ----
+
+// testPKI is a CA with a server certificate (127.0.0.1 and localhost)
+// and a client certificate, in PEM files.
+type testPKI struct {
+	CA, ServerCert, ServerKey, ClientCert, ClientKey string
+}
+
+type certAuthority struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	file string
+}
+
+func newCA(t testing.TB, dir, name string) certAuthority {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          certSerial(t),
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"tapwatch tests"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, name+".pem")
+	writePEM(t, file, "CERTIFICATE", der)
+	return certAuthority{cert, key, file}
+}
+
+// issue writes a certificate signed by ca and its key, as name.pem and
+// name.key.
+func (ca certAuthority) issue(t testing.TB, dir, name string, server bool) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: certSerial(t),
+		Subject:      pkix.Name{CommonName: name, Organization: []string{"tapwatch tests"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+	writePEM(t, certFile, "CERTIFICATE", der)
+	writePEM(t, keyFile, "PRIVATE KEY", kder)
+	return certFile, keyFile
+}
+
+func certSerial(t testing.TB) *big.Int {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func writePEM(t testing.TB, file, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newPKI makes the CA, the server's and the client's certificates in dir.
+func newPKI(t testing.TB, dir string) testPKI {
+	t.Helper()
+	ca := newCA(t, dir, "ca")
+	var p testPKI
+	p.CA = ca.file
+	p.ServerCert, p.ServerKey = ca.issue(t, dir, "server", true)
+	p.ClientCert, p.ClientKey = ca.issue(t, dir, "client", false)
+	return p
+}
