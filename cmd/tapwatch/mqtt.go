@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/tapwatch/tapwatch/uplink"
@@ -51,6 +52,19 @@ func (m *mqttFlags) brokerList() []string {
 
 func (m *mqttFlags) tls() uplink.TLSConfig {
 	return uplink.TLSConfig{CA: m.ca, Cert: m.cert, Key: m.key, ServerName: m.serverName, Insecure: m.insecure}
+}
+
+// syncWriter serializes writes: the publisher logs from its goroutines
+// to the stderr the command writes to.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // defaultStateDir is where replay keeps its spool: $XDG_STATE_HOME/tapwatch

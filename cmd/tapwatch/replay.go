@@ -188,6 +188,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 
 	var pub *uplink.Publisher
 	if mq.brokers != "" {
+		stderr = &syncWriter{w: stderr}
 		ucfg := uplink.Config{Brokers: mq.brokerList(), Site: *site, Sensor: *sensorID, TLS: mq.tls(),
 			Username: mq.username, PasswordFile: mq.passwordFile, Plaintext: mq.plaintext}
 		if err := ucfg.Validate(); err != nil {
