@@ -31,6 +31,7 @@ const (
 	dDeviceID
 	dSweep
 	dExceptionStorm
+	dBusyDelay
 	dDNP3Restart
 	dDNP3AppControl
 	dDNP3DisableUnsol
@@ -47,7 +48,7 @@ const (
 // builtinIDs are the catalogue ids of the detectors implemented here.
 var builtinIDs = [numBuiltin]string{
 	"malformed", "modbus-diagnostics", "recon-device-id", "recon-sweep", "exception-storm",
-	"dnp3-restart", "dnp3-application-control", "dnp3-disable-unsolicited", "dnp3-file",
+	"modbus-busy-delay", "dnp3-restart", "dnp3-application-control", "dnp3-disable-unsolicited", "dnp3-file",
 	"dnp3-operate-without-select", "dnp3-unsolicited-storm", "broadcast-write", "request-flood", "public-address", "new-asset",
 }
 
@@ -65,7 +66,7 @@ const (
 
 var builtinCategory = [numBuiltin]string{
 	CategoryProtocolAnomaly, CategoryDiagnostics, CategoryReconnaissance, CategoryReconnaissance, CategoryReconnaissance,
-	CategoryDangerousFunction, CategoryDangerousFunction, CategoryDangerousFunction, CategoryDangerousFunction,
+	CategoryFlood, CategoryDangerousFunction, CategoryDangerousFunction, CategoryDangerousFunction, CategoryDangerousFunction,
 	CategoryDangerousFunction, CategoryFlood, CategoryBroadcast, CategoryFlood, CategoryNetwork, CategoryInventory,
 }
 
@@ -216,6 +217,12 @@ func (e *Engine) detectModbus(op *Op, m *modbus.Message) {
 	if !op.Request {
 		if m.Exception != 0 && b.on[dExceptionStorm] {
 			e.modbusException(op, m)
+		}
+		if (m.Exception == 5 || m.Exception == 6) && b.on[dBusyDelay] {
+			d := &b.det[dBusyDelay]
+			if e.countRate(d.rule.Rate, rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: d.c.idx}, op.Time.UnixNano()) {
+				e.fireBuiltin(dBusyDelay, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr()})
+			}
 		}
 		return
 	}
@@ -758,6 +765,8 @@ func (b *builtins) describe(idx int32, op *Op) (string, string) {
 		t = proto + " sweep from " + src + " to " + dst + ": " + strconv.Itoa(b.count) + " " + what + " within " + formatDuration(b.det[dSweep].rule.Rate.Per)
 	case dExceptionStorm:
 		t = "Exception storm from " + src + " to " + dst + ": " + b.det[dExceptionStorm].c.expected + " exceeded"
+	case dBusyDelay:
+		t = "Modbus " + exceptionName(op) + " exceptions from " + src + " to " + dst + unitText(op) + ": " + b.det[dBusyDelay].c.expected + " exceeded"
 	case dDNP3Restart, dDNP3AppControl, dDNP3DisableUnsol, dDNP3File:
 		t = "DNP3 " + dnp3.FunctionName(op.FC) + " from " + src + " to " + dst + linkText(op)
 	case dDNP3OperateNoSelect:
@@ -798,6 +807,14 @@ func (b *builtins) describe(idx int32, op *Op) (string, string) {
 		t = "New asset " + b.newAddr.String() + ": " + proto + " " + role + " talking to " + other
 	}
 	return builtinCategory[k], t
+}
+
+// exceptionName names the busy and acknowledge exceptions.
+func exceptionName(op *Op) string {
+	if op.Modbus != nil && op.Modbus.Exception == 5 {
+		return "acknowledge"
+	}
+	return "server busy"
 }
 
 func unitText(op *Op) string { return " unit " + strconv.Itoa(int(op.Unit)) }

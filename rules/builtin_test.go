@@ -211,6 +211,26 @@ func TestBuiltinDetectors(t *testing.T) {
 					return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 1, resp: true, at: ms(2000 * i)}
 				}),
 			}},
+		{"modbus-busy-delay", CategoryFlood,
+			repeat(5, func(i int) feeder {
+				return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 6, resp: true, at: ms(1000 * i)}
+			}),
+			"Modbus server busy exceptions from 10.10.1.20 to 10.10.1.30 unit 1: at most 4 per 15s exceeded",
+			[]feeder{
+				// A busy device now and then: one every 6 s.
+				repeat(20, func(i int) feeder {
+					return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 6, resp: true, at: ms(6000 * i)}
+				}),
+				// Other exceptions do not count.
+				repeat(20, func(i int) feeder {
+					return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 4, resp: true, at: ms(500 * i)}
+				}),
+			}},
+		{"modbus-busy-delay", CategoryFlood,
+			repeat(5, func(i int) feeder {
+				return xmb{src: plc1S, dst: engC, unit: 1, fc: 3, exception: 5, resp: true, at: ms(2000 * i)}
+			}),
+			"Modbus acknowledge exceptions", nil},
 		{"recon-device-id", CategoryReconnaissance,
 			xmb{src: engC, dst: plc1S, unit: 1, fc: 17},
 			"Server id read (FC 17) from 10.10.1.30 to 10.10.1.20 unit 1", nil},

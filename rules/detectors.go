@@ -63,6 +63,14 @@ var Detectors = []Detector{
 		Rate:        &Rate{Max: 10, Per: 10 * time.Second},
 	},
 	{
+		ID:          "modbus-busy-delay",
+		Name:        "Modbus busy or acknowledge exceptions",
+		Severity:    SeverityMedium,
+		Attack:      []string{"T0814", "T0856"},
+		Description: "More than rate.max server busy (6) or acknowledge (5) exceptions from one device to one master within rate.per: each tells the master to wait and ask again, so a burst of them, real or spoofed, keeps the master from its data (QuickDraw's busy and acknowledge exception delay).",
+		Rate:        &Rate{Max: 4, Per: 15 * time.Second},
+	},
+	{
 		ID:          "dnp3-restart",
 		Name:        "DNP3 outstation restart",
 		Severity:    SeverityHigh,
