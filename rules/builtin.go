@@ -219,10 +219,7 @@ func (e *Engine) detectModbus(op *Op, m *modbus.Message) {
 			e.modbusException(op, m)
 		}
 		if (m.Exception == 5 || m.Exception == 6) && b.on[dBusyDelay] {
-			d := &b.det[dBusyDelay]
-			if e.countRate(d.rule.Rate, rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: d.c.idx}, op.Time.UnixNano()) {
-				e.fireBuiltin(dBusyDelay, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr()})
-			}
+			e.countPair(dBusyDelay, op)
 		}
 		return
 	}
@@ -353,7 +350,7 @@ func (e *Engine) detectDNP3(op *Op, m *dnp3.Message) {
 	}
 	if m.Dir != dnp3.Request {
 		if m.Dir == dnp3.Unsolicited && b.on[dDNP3UnsolStorm] {
-			e.countUnsolicited(op)
+			e.countPair(dDNP3UnsolStorm, op)
 		}
 		if m.Dir == dnp3.Response && m.IIN&dnp3ExceptionIIN != 0 && b.on[dExceptionStorm] {
 			e.countExceptions(op)
@@ -419,24 +416,22 @@ func (e *Engine) countFlood(op *Op) {
 	}
 }
 
-// countUnsolicited counts an unsolicited response (op goes from the
-// outstation to the master) towards dnp3-unsolicited-storm.
-func (e *Engine) countUnsolicited(op *Op) {
-	d := &e.bi.det[dDNP3UnsolStorm]
+// countPair counts op towards the rate of detector k for its sender and
+// receiver (a device answering a master: exception-storm,
+// modbus-busy-delay, dnp3-unsolicited-storm), and fires k when the rate
+// is exceeded.
+func (e *Engine) countPair(k detKind, op *Op) {
+	d := &e.bi.det[k]
 	if e.countRate(d.rule.Rate, rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: d.c.idx}, op.Time.UnixNano()) {
-		e.fireBuiltin(dDNP3UnsolStorm, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr()})
+		e.fireBuiltin(k, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr()})
 	}
 }
 
 // countExceptions counts an exception response (op goes from the device
 // to the master) towards exception-storm.
 func (e *Engine) countExceptions(op *Op) {
-	d := &e.bi.det[dExceptionStorm]
-	if !e.bi.on[dExceptionStorm] {
-		return
-	}
-	if e.countRate(d.rule.Rate, rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: d.c.idx}, op.Time.UnixNano()) {
-		e.fireBuiltin(dExceptionStorm, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr()})
+	if e.bi.on[dExceptionStorm] {
+		e.countPair(dExceptionStorm, op)
 	}
 }
 
