@@ -1,0 +1,44 @@
+package capture
+
+import (
+	"errors"
+	"time"
+)
+
+// LiveConfig is a live capture on one interface (Linux only).
+type LiveConfig struct {
+	Interface string
+	// Ports are the ICS ports whose packets the kernel filter keeps whole
+	// (see Filter); other packets are cut to their headers.
+	Ports []uint16
+	// RingBytes is the kernel ring's size (default 8 MiB: a Pi Zero has
+	// 512 MiB in all). It is rounded down to whole blocks of 512 KiB, at
+	// least 2.
+	RingBytes int
+	// BlockTimeout is how long the kernel waits to fill a block before
+	// handing it over anyway (default 50ms): the most a packet waits on a
+	// quiet link.
+	BlockTimeout time.Duration
+	// NoPromiscuous leaves the interface out of promiscuous mode. A tap
+	// or mirror port delivers frames addressed to other hosts, which
+	// promiscuous mode is needed to see, so it is on by default.
+	NoPromiscuous bool
+}
+
+// Live capture defaults.
+const (
+	DefaultRingBytes    = 8 << 20
+	DefaultBlockTimeout = 50 * time.Millisecond
+	liveBlockSize       = 512 << 10
+	livePollTimeout     = 200 * time.Millisecond
+)
+
+// LiveStats are the kernel's counters of a live capture since it opened.
+type LiveStats struct {
+	Packets uint64 // delivered to the ring
+	Drops   uint64 // dropped because the ring was full
+	Freezes uint64 // times the ring filled
+}
+
+// ErrLiveUnsupported is what OpenLive returns where there is no AF_PACKET.
+var ErrLiveUnsupported = errors.New("live capture is Linux-only (AF_PACKET); on this system, capture with another tool and use tapwatch replay")
