@@ -151,3 +151,74 @@ func TestNeverTransmits(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveMerge captures on two interfaces at once, as on the two ports
+// of a passive tap, and checks that the merged stream has every packet in
+// the order they were sent, alternating between the interfaces.
+func TestLiveMerge(t *testing.T) {
+	cli, tap := testenv.NewNetns(t, "twmc"), testenv.NewNetns(t, "twmt")
+	testenv.Veth(t, cli, "twa0", tap, "twa1")
+	testenv.Veth(t, cli, "twb0", tap, "twb1")
+	cli.IP("addr", "add", "10.98.1.1/24", "dev", "twa0")
+	cli.IP("addr", "add", "10.98.2.1/24", "dev", "twb0")
+	tap.IP("addr", "add", "10.98.1.2/24", "dev", "twa1")
+	tap.IP("addr", "add", "10.98.2.2/24", "dev", "twb1")
+
+	var lives []LiveSource
+	for _, ifc := range []string{"twa1", "twb1"} {
+		if err := tap.Do(func() error {
+			l, err := OpenLive(LiveConfig{Interface: ifc, Ports: []uint16{20000}, RingBytes: 2 << 20})
+			if err == nil {
+				lives = append(lives, l)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := NewMerged(MergeConfig{}, lives...)
+	defer m.Stop()
+
+	// One unconnected socket: the port unreachable answers do not fail
+	// its writes.
+	var pc net.PacketConn
+	if err := cli.Do(func() (err error) { pc, err = net.ListenPacket("udp4", ":0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	dsts := [2]*net.UDPAddr{{IP: net.IPv4(10, 98, 1, 2), Port: 20000}, {IP: net.IPv4(10, 98, 2, 2), Port: 20000}}
+	const n = 40
+	for i := range n {
+		payload := append(make([]byte, 99), byte(i))
+		if _, err := pc.WriteTo(payload, dsts[i%2]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	var got []int
+	var last time.Time
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < n && time.Now().Before(deadline) {
+		var ci Info
+		data, err := m.ReadPacket(&ci)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci.Timestamp.Before(last) {
+			t.Errorf("packet at %v after one at %v", ci.Timestamp, last)
+		}
+		last = ci.Timestamp
+		if len(data) == 14+20+8+100 && data[23] == 17 { // IPv4 UDP with our payload
+			i := int(data[len(data)-1])
+			if ci.Source != i%2 {
+				t.Errorf("packet %d from interface %d", i, ci.Source)
+			}
+			got = append(got, i)
+		}
+	}
+	for i := range n {
+		if i >= len(got) || got[i] != i {
+			t.Fatalf("merged order %v, want 0..%d", got, n-1)
+		}
+	}
+}

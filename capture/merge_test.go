@@ -1,0 +1,139 @@
+package capture
+
+import (
+	"errors"
+	"io"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeSource delivers its packets, each after its delay, then io.EOF (or
+// err).
+type fakeSource struct {
+	pkts    []fakePkt
+	err     error
+	stopped atomic.Bool
+}
+
+type fakePkt struct {
+	delay time.Duration
+	ts    int // seconds after t0, and the packet's one byte
+}
+
+var mergeT0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (f *fakeSource) ReadPacket(ci *Info) ([]byte, error) {
+	if len(f.pkts) == 0 || f.stopped.Load() {
+		if f.err != nil {
+			err := f.err
+			f.err = nil
+			return nil, err
+		}
+		return nil, io.EOF
+	}
+	p := f.pkts[0]
+	f.pkts = f.pkts[1:]
+	time.Sleep(p.delay)
+	*ci = Info{Timestamp: mergeT0.Add(time.Duration(p.ts) * time.Second), CaptureLength: 1, Length: 1, Frame: 99}
+	return []byte{byte(p.ts)}, nil
+}
+
+func (f *fakeSource) Stop() { f.stopped.Store(true) }
+
+func readMerged(t *testing.T, m *Merged) (order []int, sources []int, errs []error) {
+	t.Helper()
+	var prev uint64
+	for {
+		var ci Info
+		data, err := m.ReadPacket(&ci)
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if prev != 0 && ci.Frame != prev+1 {
+			t.Errorf("frame %d after frame %d", ci.Frame, prev)
+		}
+		prev = ci.Frame
+		if !ci.Timestamp.Equal(mergeT0.Add(time.Duration(data[0]) * time.Second)) {
+			t.Errorf("packet %d carries the info of another", data[0])
+		}
+		order = append(order, int(data[0]))
+		sources = append(sources, ci.Source)
+	}
+}
+
+// TestMerge: one direction arrives late, in a block, as a quiet
+// interface's packets do; the merged stream is in timestamp order.
+func TestMerge(t *testing.T) {
+	a := &fakeSource{pkts: []fakePkt{{40 * time.Millisecond, 1}, {0, 3}, {0, 5}}}
+	b := &fakeSource{pkts: []fakePkt{{0, 2}, {0, 4}, {0, 6}}}
+	order, sources, errs := readMerged(t, NewMerged(MergeConfig{Hold: 200 * time.Millisecond}, a, b))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if want := []int{1, 2, 3, 4, 5, 6}; !slices.Equal(order, want) {
+		t.Errorf("order %v, want %v", order, want)
+	}
+	if want := []int{0, 1, 0, 1, 0, 1}; !slices.Equal(sources, want) {
+		t.Errorf("sources %v, want %v", sources, want)
+	}
+}
+
+// TestMergeBounded: with MaxHeld packets held, the oldest leaves at once
+// instead of waiting for Hold.
+func TestMergeBounded(t *testing.T) {
+	a := &fakeSource{pkts: []fakePkt{{0, 3}, {0, 1}, {0, 2}, {0, 4}, {0, 5}}}
+	start := time.Now()
+	m := NewMerged(MergeConfig{Hold: time.Hour, MaxHeld: 3}, a)
+	var ci Info
+	data, err := m.ReadPacket(&ci)
+	if err != nil || data[0] != 1 || time.Since(start) > 10*time.Second {
+		t.Fatalf("first packet %v %v after %v", data, err, time.Since(start))
+	}
+	rest, _, _ := readMerged(t, m) // the source ended: the rest drains at once
+	if want := []int{2, 3, 4, 5}; !slices.Equal(rest, want) {
+		t.Errorf("rest %v, want %v", rest, want)
+	}
+}
+
+// TestMergeError: a source's error is returned once; the others go on.
+func TestMergeError(t *testing.T) {
+	boom := errors.New("ring broken")
+	a := &fakeSource{pkts: []fakePkt{{0, 1}}, err: boom}
+	b := &fakeSource{pkts: []fakePkt{{0, 2}, {20 * time.Millisecond, 3}}}
+	order, _, errs := readMerged(t, NewMerged(MergeConfig{Hold: 10 * time.Millisecond}, a, b))
+	if len(errs) != 1 || !errors.Is(errs[0], boom) {
+		t.Errorf("errors %v", errs)
+	}
+	if len(order) != 3 {
+		t.Errorf("order %v", order)
+	}
+}
+
+func TestMergeStop(t *testing.T) {
+	a := &fakeSource{pkts: make([]fakePkt, 1000)}
+	for i := range a.pkts {
+		a.pkts[i] = fakePkt{time.Millisecond, i % 200}
+	}
+	m := NewMerged(MergeConfig{Hold: time.Millisecond}, a)
+	var ci Info
+	if _, err := m.ReadPacket(&ci); err != nil {
+		t.Fatal(err)
+	}
+	m.Stop()
+	done := make(chan struct{})
+	go func() {
+		readMerged(t, m)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ReadPacket did not end after Stop")
+	}
+}
