@@ -94,13 +94,15 @@ func (inv *Inventory) Len() int { return len(inv.m) }
 
 // Assets returns a message for every host known, sorted by address.
 func (inv *Inventory) Assets() []*event.Asset {
-	out := make([]*event.Asset, 0, len(inv.m))
+	as := make([]*invAsset, 0, len(inv.m))
 	for _, a := range inv.m {
-		out = append(out, a.message())
+		as = append(as, a)
 	}
-	slices.SortFunc(out, func(x, y *event.Asset) int {
-		return netip.MustParseAddr(x.IP).Compare(netip.MustParseAddr(y.IP))
-	})
+	slices.SortFunc(as, func(x, y *invAsset) int { return x.ip.Compare(y.ip) })
+	out := make([]*event.Asset, len(as))
+	for i, a := range as {
+		out[i] = a.message()
+	}
 	return out
 }
 
