@@ -23,6 +23,10 @@ type LiveConfig struct {
 	// or mirror port delivers frames addressed to other hosts, which
 	// promiscuous mode is needed to see, so it is on by default.
 	NoPromiscuous bool
+	// ReturnIdle makes ReadPacket return ErrIdle when no packet came
+	// within the poll timeout (200ms), so that the reading goroutine can
+	// do other work on a quiet link; without it ReadPacket waits.
+	ReturnIdle bool
 }
 
 // Live capture defaults.
@@ -39,6 +43,10 @@ type LiveStats struct {
 	Drops   uint64 // dropped because the ring was full
 	Freezes uint64 // times the ring filled
 }
+
+// ErrIdle is what a live source's ReadPacket returns, when asked to, after
+// a while without a packet: the link is quiet, the reader is alive.
+var ErrIdle = errors.New("capture: no packet yet")
 
 // ErrLiveUnsupported is what OpenLive returns where there is no AF_PACKET.
 var ErrLiveUnsupported = errors.New("live capture is Linux-only (AF_PACKET); on this system, capture with another tool and use tapwatch replay")

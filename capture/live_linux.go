@@ -23,6 +23,7 @@ import (
 type Live struct {
 	tp      *afpacket.TPacket
 	iface   string
+	idle    bool
 	frame   uint64
 	stopped atomic.Bool
 	closeMu sync.Mutex // Close against Stats
@@ -70,7 +71,7 @@ func OpenLive(cfg LiveConfig) (*Live, error) {
 			return nil, fmt.Errorf("live capture on %s: promiscuous mode: %w%s", cfg.Interface, err, privilegeHint(err))
 		}
 	}
-	return &Live{tp: tp, iface: cfg.Interface}, nil
+	return &Live{tp: tp, iface: cfg.Interface, idle: cfg.ReturnIdle}, nil
 }
 
 func privilegeHint(err error) string {
@@ -83,7 +84,9 @@ func privilegeHint(err error) string {
 // Interface is the interface name.
 func (l *Live) Interface() string { return l.iface }
 
-// ReadPacket waits for the next packet. After Stop it returns io.EOF.
+// ReadPacket waits for the next packet; with LiveConfig.ReturnIdle it
+// returns ErrIdle after the poll timeout without one. After Stop it
+// returns io.EOF.
 func (l *Live) ReadPacket(ci *Info) ([]byte, error) {
 	for {
 		if l.stopped.Load() {
@@ -92,6 +95,9 @@ func (l *Live) ReadPacket(ci *Info) ([]byte, error) {
 		}
 		data, c, err := l.tp.ZeroCopyReadPacketData()
 		if errors.Is(err, afpacket.ErrTimeout) {
+			if l.idle && !l.stopped.Load() {
+				return nil, ErrIdle
+			}
 			continue
 		}
 		if err != nil {

@@ -31,6 +31,10 @@ type LiveSource interface {
 type MergeConfig struct {
 	Hold    time.Duration // default 2 × DefaultBlockTimeout
 	MaxHeld int           // default 4096
+	// Idle, when set, makes ReadPacket return ErrIdle after this long
+	// with no packet to hand out; without it ReadPacket waits. A source
+	// that returns ErrIdle itself is simply read again.
+	Idle time.Duration
 }
 
 type heldPacket struct {
@@ -45,6 +49,8 @@ type Merged struct {
 	srcs    []LiveSource
 	hold    time.Duration
 	maxHeld int
+	idle    time.Duration
+	idleT   *time.Timer
 
 	in   chan *heldPacket
 	free chan *heldPacket
@@ -68,7 +74,7 @@ func NewMerged(cfg MergeConfig, srcs ...LiveSource) *Merged {
 	if cfg.MaxHeld == 0 {
 		cfg.MaxHeld = 4096
 	}
-	m := &Merged{srcs: srcs, hold: cfg.Hold, maxHeld: cfg.MaxHeld,
+	m := &Merged{srcs: srcs, hold: cfg.Hold, maxHeld: cfg.MaxHeld, idle: cfg.Idle, idleT: time.NewTimer(time.Hour),
 		in: make(chan *heldPacket, 256), free: make(chan *heldPacket, cfg.MaxHeld+256+len(srcs)+1),
 		errs: make(chan error, len(srcs)), open: len(srcs), timer: time.NewTimer(time.Hour)}
 	for i, s := range srcs {
@@ -87,6 +93,9 @@ func (m *Merged) read(i int, s LiveSource) {
 	for {
 		var ci Info
 		data, err := s.ReadPacket(&ci)
+		if err == ErrIdle {
+			continue
+		}
 		if err != nil {
 			if err != io.EOF {
 				m.errs <- err
@@ -108,7 +117,8 @@ func (m *Merged) read(i int, s LiveSource) {
 }
 
 // ReadPacket returns the next packet in timestamp order, valid until the
-// next call; io.EOF once every source has ended and nothing is held. A
+// next call; io.EOF once every source has ended and nothing is held;
+// ErrIdle after MergeConfig.Idle with nothing to return, when set. A
 // source's error is returned once, and the other sources go on.
 func (m *Merged) ReadPacket(ci *Info) ([]byte, error) {
 	if m.last != nil {
@@ -134,9 +144,12 @@ func (m *Merged) ReadPacket(ci *Info) ([]byte, error) {
 		} else if m.in == nil {
 			return nil, io.EOF
 		}
-		var timeout <-chan time.Time
+		var timeout, idle <-chan time.Time
 		if len(held) > 0 {
 			timeout = m.timer.C
+		} else if m.idle > 0 {
+			m.idleT.Reset(m.idle)
+			idle = m.idleT.C
 		}
 		select {
 		case p, ok := <-m.in:
@@ -146,6 +159,8 @@ func (m *Merged) ReadPacket(ci *Info) ([]byte, error) {
 			}
 			m.insert(p)
 		case <-timeout:
+		case <-idle:
+			return nil, ErrIdle
 		case err := <-m.errs:
 			return nil, err
 		}

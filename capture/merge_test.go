@@ -137,3 +137,55 @@ func TestMergeStop(t *testing.T) {
 		t.Fatal("ReadPacket did not end after Stop")
 	}
 }
+
+// TestMergeIdle: with Idle set, a quiet stream returns ErrIdle instead of
+// waiting, and the packets that come later are still delivered in order;
+// a source's own ErrIdle is not passed on.
+func TestMergeIdle(t *testing.T) {
+	a := &fakeSource{pkts: []fakePkt{{0, 1}, {150 * time.Millisecond, 2}}}
+	b := &idleSource{}
+	m := NewMerged(MergeConfig{Hold: time.Millisecond, Idle: 20 * time.Millisecond}, a, b)
+	var got []int
+	idles := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		var ci Info
+		data, err := m.ReadPacket(&ci)
+		switch {
+		case errors.Is(err, ErrIdle):
+			idles++
+		case err != nil:
+			t.Fatal(err)
+		default:
+			got = append(got, int(data[0]))
+		}
+	}
+	m.Stop()
+	if !slices.Equal(got, []int{1, 2}) {
+		t.Errorf("packets %v, want [1 2]", got)
+	}
+	if idles < 2 {
+		t.Errorf("%d ErrIdle in the 150ms gap with Idle 20ms, want several", idles)
+	}
+	if b.calls.Load() < 2 {
+		t.Errorf("the source that said ErrIdle was read %d times, want it read again", b.calls.Load())
+	}
+}
+
+// idleSource has nothing to deliver: ErrIdle every few milliseconds until
+// stopped.
+type idleSource struct {
+	calls   atomic.Int32
+	stopped atomic.Bool
+}
+
+func (s *idleSource) ReadPacket(*Info) ([]byte, error) {
+	s.calls.Add(1)
+	if s.stopped.Load() {
+		return nil, io.EOF
+	}
+	time.Sleep(5 * time.Millisecond)
+	return nil, ErrIdle
+}
+
+func (s *idleSource) Stop() { s.stopped.Store(true) }

@@ -345,3 +345,51 @@ func simBaseline(t *testing.T, seed int64) {
 func mbMessage(unit, fc uint8, addr, count uint16, vals []uint16) *modbus.Message {
 	return &modbus.Message{Dir: modbus.Request, Unit: unit, FC: fc, HasAddr: true, Addr: addr, Count: count, Values: vals, PDU: []byte{fc}}
 }
+
+// TestLearnerResume: a learning period interrupted halfway and resumed
+// from its checkpoint (Baseline(0), written and read back as a file)
+// learns what an uninterrupted one learns.
+func TestLearnerResume(t *testing.T) {
+	ops := normalOps()
+	whole := NewLearner(LearnerOptions{})
+	learnFeed{whole}.feedAll(ops...)
+
+	first := NewLearner(LearnerOptions{})
+	learnFeed{first}.feedAll(ops[:len(ops)/2]...)
+	var buf bytes.Buffer
+	first.Baseline(0).Format(&buf)
+	cp, err := Parse(buf.Bytes(), "learning.yaml")
+	if err != nil {
+		t.Fatalf("checkpoint does not load: %v\n%s", err, buf.String())
+	}
+	resumed := NewLearner(LearnerOptions{})
+	resumed.Resume(cp)
+	learnFeed{resumed}.feedAll(ops[len(ops)/2:]...)
+
+	// The count of writes in the minute the checkpoint cut is not kept:
+	// the busiest minute is counted on each side of the restart.
+	wp, rp := whole.Baseline(0.1), resumed.Baseline(0.1)
+	if len(wp.Baseline.Conversations) != len(rp.Baseline.Conversations) {
+		t.Fatalf("%d conversations resumed, want %d", len(rp.Baseline.Conversations), len(wp.Baseline.Conversations))
+	}
+	for i := range rp.Baseline.Conversations {
+		if got := rp.Baseline.Conversations[i].WritesPerMinute; got != 3 {
+			t.Errorf("conversation %d: %d writes per minute after the resume, want 3 (each half's)", i, got)
+		}
+		wp.Baseline.Conversations[i].WritesPerMinute = 0
+		rp.Baseline.Conversations[i].WritesPerMinute = 0
+	}
+	var want, got bytes.Buffer
+	wp.Format(&want)
+	rp.Format(&got)
+	if want.String() != got.String() {
+		t.Errorf("resumed learning differs.\nuninterrupted:\n%s\nresumed:\n%s", want.String(), got.String())
+	}
+	// Resuming from nothing, or from a policy without a baseline, is a no-op.
+	empty := NewLearner(LearnerOptions{})
+	empty.Resume(nil)
+	empty.Resume(New())
+	if b := empty.Baseline(0); len(b.Assets) != 0 || len(b.Baseline.Conversations) != 0 {
+		t.Errorf("resume from nothing learned %+v", b)
+	}
+}

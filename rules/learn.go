@@ -124,16 +124,9 @@ func (l *Learner) Observe(op *Op) {
 		l.stats.DroppedHosts++
 		return
 	}
-	k := pairKey{src, dst, op.Proto}
-	p := l.pairs[k]
+	p := l.pair(pairKey{src, dst, op.Proto})
 	if p == nil {
-		if len(l.pairs) >= l.opts.MaxPairs {
-			l.stats.DroppedPairs++
-			return
-		}
-		p = &learnPair{key: k, values: map[valueKey]*ValueRange{}}
-		l.pairs[k] = p
-		l.order = append(l.order, p)
+		return
 	}
 	if l.stats.Requests == 0 {
 		l.stats.First = op.Time
@@ -171,6 +164,22 @@ func (l *Learner) Observe(op *Op) {
 		p.writes++
 		p.max = max(p.max, p.writes)
 	}
+}
+
+// pair returns the conversation of k, new if need be; nil (counted) when
+// the learner holds MaxPairs already.
+func (l *Learner) pair(k pairKey) *learnPair {
+	p := l.pairs[k]
+	if p == nil {
+		if len(l.pairs) >= l.opts.MaxPairs {
+			l.stats.DroppedPairs++
+			return nil
+		}
+		p = &learnPair{key: k, values: map[valueKey]*ValueRange{}}
+		l.pairs[k] = p
+		l.order = append(l.order, p)
+	}
+	return p
 }
 
 func (l *Learner) host(a netip.Addr) *learnHost {
@@ -420,3 +429,95 @@ func (e *Engine) Learned() *Policy {
 
 // Learning reports whether the engine is still in its learning period.
 func (e *Engine) Learning() bool { return e.learn != nil }
+
+// Resume adds what a baseline says to what the learner knows, as if it had
+// seen it: the hosts of its conversations with their roles, units and DNP3
+// link addresses, and each conversation's function codes, addresses,
+// objects, value ranges and busiest minute of writes. The daemon resumes
+// a learning period interrupted by a restart from the checkpoint it
+// wrote with Baseline(0). Widened ranges are taken as they are: resume
+// from a baseline learned with margin 0. The learner's bounds apply.
+func (l *Learner) Resume(p *Policy) {
+	if p == nil || p.Baseline == nil {
+		return
+	}
+	assets := map[netip.Addr]*Asset{}
+	for i := range p.Assets {
+		a := &p.Assets[i]
+		for _, pr := range a.Prefixes {
+			if pr.IsSingleIP() {
+				assets[pr.Addr().Unmap()] = a
+			}
+		}
+	}
+	seed := func(addr netip.Addr) *learnHost {
+		h := l.host(addr)
+		if h == nil {
+			l.stats.DroppedHosts++
+			return nil
+		}
+		if a := assets[addr]; a != nil {
+			for _, r := range a.DNP3 {
+				h.links = l.addRange(h.links, r.Lo, r.Hi, maxLinkRanges)
+			}
+		}
+		return h
+	}
+	for i := range p.Baseline.Conversations {
+		c := &p.Baseline.Conversations[i]
+		hs, hd := seed(c.Src), seed(c.Dst)
+		if hs == nil || hd == nil {
+			continue
+		}
+		hs.master[c.Proto] = true
+		hd.slave[c.Proto] = true
+		if c.Proto == ProtoModbus {
+			if a := assets[c.Dst]; a != nil {
+				hd.units.Union(&a.Units)
+			}
+		}
+		lp := l.pair(pairKey{c.Src, c.Dst, c.Proto})
+		if lp == nil {
+			continue
+		}
+		lp.fc.Union(&c.FC)
+		lp.units.Union(&c.Units)
+		for _, r := range c.LinkSrc {
+			lp.linkSrc = l.addRange(lp.linkSrc, r.Lo, r.Hi, maxLinkRanges)
+		}
+		for _, r := range c.LinkDst {
+			lp.linkDst = l.addRange(lp.linkDst, r.Lo, r.Hi, maxLinkRanges)
+		}
+		for t := range c.Read {
+			for _, r := range c.Read[t] {
+				lp.read[t] = l.addRange(lp.read[t], r.Lo, r.Hi, l.opts.MaxRanges)
+			}
+			for _, r := range c.Write[t] {
+				lp.write[t] = l.addRange(lp.write[t], r.Lo, r.Hi, l.opts.MaxRanges)
+			}
+		}
+		for _, o := range c.Objects {
+			j := slices.IndexFunc(lp.objects, func(x ObjectPoints) bool { return x.GroupVar == o.GroupVar })
+			if j < 0 {
+				if len(lp.objects) >= l.opts.MaxObjects {
+					l.stats.DroppedValues++
+					continue
+				}
+				lp.objects = append(lp.objects, ObjectPoints{GroupVar: o.GroupVar})
+				j = len(lp.objects) - 1
+			}
+			for _, r := range o.Points {
+				lp.objects[j].Points = l.addRange(lp.objects[j].Points, r.Lo, r.Hi, l.opts.MaxRanges)
+			}
+		}
+		for _, v := range c.Values {
+			k := valueKey{uint8(v.Table), v.At}
+			if v.Group != 0 {
+				k.space = 0x80 | v.Group
+			}
+			l.value(lp, k, v.Min)
+			l.value(lp, k, v.Max)
+		}
+		lp.max = max(lp.max, c.WritesPerMinute)
+	}
+}

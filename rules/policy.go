@@ -194,6 +194,13 @@ func (s *CodeSet) Has(c uint8) bool { return s[c>>6]&(1<<(c&63)) != 0 }
 // Add puts c in the set.
 func (s *CodeSet) Add(c uint8) { s[c>>6] |= 1 << (c & 63) }
 
+// Union adds the codes of o.
+func (s *CodeSet) Union(o *CodeSet) {
+	for i := range s {
+		s[i] |= o[i]
+	}
+}
+
 // Empty reports whether the set has no member.
 func (s *CodeSet) Empty() bool { return s[0]|s[1]|s[2]|s[3] == 0 }
 
