@@ -1,0 +1,396 @@
+// Package config is the daemon's configuration file (tapwatch run -c
+// FILE): YAML, every field optional but the capture interfaces, with the
+// defaults of docs/config.md. Load reports every problem at once, each
+// with the file, line, column and field.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tapwatch/tapwatch/capture"
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/uplink"
+)
+
+// Defaults.
+const (
+	DefaultPath        = "/etc/tapwatch/tapwatch.yaml"
+	DefaultStateDir    = "/var/lib/tapwatch"
+	DefaultSite        = "default"
+	DefaultLinkIdle    = 10 * time.Minute
+	DefaultLearn       = 7 * 24 * time.Hour
+	DefaultCheckpoint  = 5 * time.Minute
+	DefaultStatusEvery = time.Minute
+	MaxInterfaces      = 8
+	MaxConfigSize      = 1 << 20
+	ModeMonitor        = "monitor"
+	ModeLearn          = "learn"
+	defaultModbusPort  = 502
+	defaultDNP3Port    = 20000
+	maxIfaceNameLen    = 15 // IFNAMSIZ - 1
+	minRingBytes       = 1 << 20
+	maxRingBytes       = 1 << 30
+	maxFilterPorts     = 24
+	defaultLogLevel    = "info"
+	defaultLogFormat   = "text"
+	minLearnCheckpoint = time.Second
+	minLinkIdle        = time.Second
+	minLearn           = time.Second
+	maxBlockTimeout    = time.Second
+	minBlockTimeout    = time.Millisecond
+	maxStatusEvery     = time.Hour
+	minStatusEvery     = time.Second
+	defaultPromiscuous = true
+)
+
+// Config is the daemon's configuration. The yaml names are those of the
+// file; docs/config.md is the reference.
+type Config struct {
+	Sensor     string   `yaml:"sensor"`     // sensor id: topic level and MQTT client id; default: the host name
+	Site       string   `yaml:"site"`       // site: topic level; default "default"
+	Interfaces []string `yaml:"interfaces"` // capture interfaces: one, or the two ports of a passive tap
+	Ports      Ports    `yaml:"ports"`
+	Capture    Capture  `yaml:"capture"`
+	// LinkIdle is how long a link may be up without ICS traffic before it
+	// counts as idle (a wrong tap port?).
+	LinkIdle time.Duration `yaml:"link_idle"`
+	MaxFlows int           `yaml:"max_flows"` // flow table size; default dpi.DefaultMaxFlows
+	Policy   string        `yaml:"policy"`    // policy file; none: the built-in detectors at their defaults
+	Baseline string        `yaml:"baseline"`  // baseline to enforce (tapwatch learn, or a learned.yaml reviewed)
+	Mode     string        `yaml:"mode"`      // monitor (default) or learn
+	Learn    Learn         `yaml:"learn"`
+	StateDir string        `yaml:"state_dir"` // spool, sequence numbers, learning state
+	// StatusEvery is how often the status is published again when nothing
+	// changed (it is also published on every change).
+	StatusEvery time.Duration  `yaml:"status_every"`
+	Uplink      *uplink.Config `yaml:"uplink"` // nil: no uplink (alerts are logged only)
+	Log         Log            `yaml:"log"`
+
+	// File is the file the config was loaded from ("" when built in code).
+	File string `yaml:"-"`
+	pos  map[string][2]int
+}
+
+// Ports are the ports that carry each protocol. The live capture keeps
+// their packets whole and cuts the rest to their headers.
+type Ports struct {
+	Modbus []uint16 `yaml:"modbus"` // default [502]
+	DNP3   []uint16 `yaml:"dnp3"`   // default [20000]
+}
+
+// Capture tunes the kernel ring of each interface.
+type Capture struct {
+	RingBytes    int           `yaml:"ring_bytes"`    // default 8 MiB per interface
+	BlockTimeout time.Duration `yaml:"block_timeout"` // default 50ms
+	Promiscuous  *bool         `yaml:"promiscuous"`   // default true
+}
+
+// Learn is the learning period of mode learn.
+type Learn struct {
+	Duration   time.Duration `yaml:"duration"`   // default 168h (a week: every shift and the weekend)
+	Margin     *float64      `yaml:"margin"`     // widening of learned value ranges; default rules.DefaultMargin
+	Checkpoint time.Duration `yaml:"checkpoint"` // how often what was learned is saved; default 5m
+}
+
+// Log is where and how the daemon logs (standard error; journald keeps it).
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// Load reads, decodes and validates the config file at path, then sets
+// the defaults and makes relative paths relative to the file's folder.
+// Every problem is reported, joined, each an *Error.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > MaxConfigSize {
+		return nil, fmt.Errorf("%s: larger than %d MiB", path, MaxConfigSize>>20)
+	}
+	c, err := Parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	c.resolve(filepath.Dir(path))
+	return c, nil
+}
+
+// Parse decodes and validates a config file's contents; name is used in
+// errors. Relative paths stay as written.
+func Parse(data []byte, name string) (*Config, error) {
+	d := &decoder{file: name, pos: map[string][2]int{}}
+	c := &Config{}
+	if err := d.parse(data, c); err != nil {
+		return nil, err
+	}
+	if len(d.errs) > 0 {
+		return nil, join(d.errs)
+	}
+	c.File, c.pos = name, d.pos
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SetDefaults fills what is unset.
+func (c *Config) SetDefaults() {
+	if c.Sensor == "" {
+		c.Sensor = hostname()
+	}
+	if c.Site == "" {
+		c.Site = DefaultSite
+	}
+	if len(c.Ports.Modbus) == 0 {
+		c.Ports.Modbus = []uint16{defaultModbusPort}
+	}
+	if len(c.Ports.DNP3) == 0 {
+		c.Ports.DNP3 = []uint16{defaultDNP3Port}
+	}
+	if c.Capture.RingBytes == 0 {
+		c.Capture.RingBytes = capture.DefaultRingBytes
+	}
+	if c.Capture.BlockTimeout == 0 {
+		c.Capture.BlockTimeout = capture.DefaultBlockTimeout
+	}
+	if c.Capture.Promiscuous == nil {
+		p := defaultPromiscuous
+		c.Capture.Promiscuous = &p
+	}
+	if c.LinkIdle == 0 {
+		c.LinkIdle = DefaultLinkIdle
+	}
+	if c.MaxFlows == 0 {
+		c.MaxFlows = dpi.DefaultMaxFlows
+	}
+	if c.Mode == "" {
+		c.Mode = ModeMonitor
+	}
+	if c.Learn.Duration == 0 {
+		c.Learn.Duration = DefaultLearn
+	}
+	if c.Learn.Margin == nil {
+		m := rules.DefaultMargin
+		c.Learn.Margin = &m
+	}
+	if c.Learn.Checkpoint == 0 {
+		c.Learn.Checkpoint = DefaultCheckpoint
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.StatusEvery == 0 {
+		c.StatusEvery = DefaultStatusEvery
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = defaultLogLevel
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = defaultLogFormat
+	}
+	if c.Uplink != nil {
+		c.Uplink.Site, c.Uplink.Sensor = c.Site, c.Sensor
+	}
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "tapwatch"
+	}
+	h, _, _ = strings.Cut(h, ".")
+	return h
+}
+
+// resolve makes the relative paths relative to dir.
+func (c *Config) resolve(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.Policy)
+	abs(&c.Baseline)
+	abs(&c.StateDir)
+	if u := c.Uplink; u != nil {
+		abs(&u.PasswordFile)
+		abs(&u.TLS.CA)
+		abs(&u.TLS.Cert)
+		abs(&u.TLS.Key)
+	}
+}
+
+// Validate checks a config with its defaults set; each problem is an
+// *Error naming the field (and, for a loaded file, where it is).
+func (c *Config) Validate() error {
+	var errs []*Error
+	bad := func(field, format string, a ...any) {
+		e := &Error{File: c.File, Field: field, Msg: fmt.Sprintf(format, a...)}
+		if e.File == "" {
+			e.File = "config"
+		}
+		e.Line, e.Column = c.position(field)
+		errs = append(errs, e)
+	}
+	level := func(field, s string) {
+		switch {
+		case s == "":
+			bad(field, "empty")
+		case strings.ContainsAny(s, "/+#\x00") || strings.TrimSpace(s) != s:
+			bad(field, "%q: an MQTT topic level; no /, +, # or surrounding spaces", s)
+		}
+	}
+	level("sensor", c.Sensor)
+	level("site", c.Site)
+	if len(c.Interfaces) == 0 {
+		bad("interfaces", "no capture interface given (the tap port, like eth1; two for the two ports of a passive tap)")
+	}
+	if len(c.Interfaces) > MaxInterfaces {
+		bad("interfaces", "%d interfaces; at most %d", len(c.Interfaces), MaxInterfaces)
+	}
+	seen := map[string]bool{}
+	for i, ifc := range c.Interfaces {
+		f := fmt.Sprintf("interfaces[%d]", i)
+		switch {
+		case ifc == "" || len(ifc) > maxIfaceNameLen || strings.ContainsAny(ifc, "/: \t\n") || ifc == "." || ifc == "..":
+			bad(f, "%q is not an interface name (1 to %d characters, no /, : or spaces)", ifc, maxIfaceNameLen)
+		case seen[ifc]:
+			bad(f, "%q is listed twice", ifc)
+		}
+		seen[ifc] = true
+	}
+	ports := map[uint16]string{}
+	for _, p := range []struct {
+		name string
+		list []uint16
+	}{{"ports.modbus", c.Ports.Modbus}, {"ports.dnp3", c.Ports.DNP3}} {
+		for i, port := range p.list {
+			f := fmt.Sprintf("%s[%d]", p.name, i)
+			if port == 0 {
+				bad(f, "0 is not a port")
+				continue
+			}
+			if prev, dup := ports[port]; dup {
+				bad(f, "port %d is already in %s", port, prev)
+				continue
+			}
+			ports[port] = p.name
+		}
+	}
+	if len(ports) > maxFilterPorts {
+		bad("ports", "%d ports; the kernel filter takes at most %d", len(ports), maxFilterPorts)
+	}
+	if r := c.Capture.RingBytes; r < minRingBytes || r > maxRingBytes {
+		bad("capture.ring_bytes", "%d is outside %d (1 MiB) to %d (1 GiB)", r, minRingBytes, maxRingBytes)
+	}
+	if t := c.Capture.BlockTimeout; t < minBlockTimeout || t > maxBlockTimeout {
+		bad("capture.block_timeout", "%v is outside %v to %v", t, minBlockTimeout, maxBlockTimeout)
+	}
+	if c.LinkIdle < minLinkIdle {
+		bad("link_idle", "%v is below %v", c.LinkIdle, minLinkIdle)
+	}
+	if c.MaxFlows < 16 || c.MaxFlows > 1<<22 {
+		bad("max_flows", "%d is outside 16 to %d", c.MaxFlows, 1<<22)
+	}
+	switch c.Mode {
+	case ModeMonitor:
+	case ModeLearn:
+		if c.Baseline != "" {
+			bad("baseline", "set in mode learn: learning writes its own baseline (state_dir/learned.yaml); enforce a baseline in mode monitor")
+		}
+	default:
+		bad("mode", "%q; want monitor or learn", c.Mode)
+	}
+	if c.Learn.Duration < minLearn {
+		bad("learn.duration", "%v is below %v", c.Learn.Duration, minLearn)
+	}
+	if m := c.Learn.Margin; m != nil && !(*m >= 0 && *m <= 100) {
+		bad("learn.margin", "%v is outside 0 to 100", *m)
+	}
+	if c.Learn.Checkpoint < minLearnCheckpoint {
+		bad("learn.checkpoint", "%v is below %v", c.Learn.Checkpoint, minLearnCheckpoint)
+	}
+	if c.StateDir == "" {
+		bad("state_dir", "empty")
+	}
+	if c.StatusEvery < minStatusEvery || c.StatusEvery > maxStatusEvery {
+		bad("status_every", "%v is outside %v to %v", c.StatusEvery, minStatusEvery, maxStatusEvery)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q; want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q; want text or json", c.Log.Format)
+	}
+	if u := c.Uplink; u != nil {
+		for _, f := range []string{"site", "sensor"} {
+			if _, ok := c.pos["uplink."+f]; ok {
+				bad("uplink."+f, "set %s at the top level of the file; the uplink takes it from there", f)
+			}
+		}
+		if err := u.Validate(); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				field, msg, ok := strings.Cut(line, ": ")
+				if !ok {
+					field, msg = "uplink", line
+				}
+				bad(field, "%s", msg)
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return join(errs)
+}
+
+// position is where field (or the nearest enclosing field) is in the
+// file; 0, 0 when it is not there.
+func (c *Config) position(field string) (int, int) {
+	for f := field; f != ""; {
+		if p, ok := c.pos[f]; ok {
+			return p[0], p[1]
+		}
+		i := strings.LastIndexAny(f, ".[")
+		if i < 0 {
+			break
+		}
+		f = f[:i]
+	}
+	return 0, 0
+}
+
+// Learning reports whether the config asks for a learning period.
+func (c *Config) Learning() bool { return c.Mode == ModeLearn }
+
+// Errors splits an error from Load or Parse into its lines.
+func Errors(err error) []string {
+	var j interface{ Unwrap() []error }
+	if errors.As(err, &j) {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, e.Error())
+		}
+		return out
+	}
+	return []string{err.Error()}
+}

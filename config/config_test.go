@@ -1,0 +1,200 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapwatch/tapwatch/capture"
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/rules"
+)
+
+func TestLoadFull(t *testing.T) {
+	c, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := filepath.Abs("testdata")
+	if dir != "testdata" {
+		dir = "testdata" // Load joins with the file's folder as given
+	}
+	check := func(what string, got, want any) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s = %v, want %v", what, got, want)
+		}
+	}
+	check("sensor", c.Sensor, "hall2-tap")
+	check("site", c.Site, "plant-a")
+	check("interfaces", strings.Join(c.Interfaces, ","), "eth1,eth2")
+	check("modbus ports", len(c.Ports.Modbus), 2)
+	check("modbus port 2", c.Ports.Modbus[1], uint16(5020))
+	check("ring", c.Capture.RingBytes, 4<<20)
+	check("block timeout", c.Capture.BlockTimeout, 20*time.Millisecond)
+	check("promiscuous", *c.Capture.Promiscuous, false)
+	check("link idle", c.LinkIdle, 15*time.Minute)
+	check("max flows", c.MaxFlows, 2048)
+	check("policy", c.Policy, filepath.Join("testdata", "policy.yaml"))
+	check("baseline", c.Baseline, "/etc/tapwatch/baseline.yaml")
+	check("learn", c.Learn.Duration, 72*time.Hour)
+	check("margin", *c.Learn.Margin, 0.25)
+	check("checkpoint", c.Learn.Checkpoint, time.Minute)
+	check("state dir", c.StateDir, filepath.Join("testdata", "state"))
+	check("status every", c.StatusEvery, 30*time.Second)
+	check("uplink site", c.Uplink.Site, "plant-a")
+	check("uplink sensor", c.Uplink.Sensor, "hall2-tap")
+	check("broker", c.Uplink.Brokers[0], "ssl://soc.example.net:8883")
+	check("password file", c.Uplink.PasswordFile, filepath.Join("testdata", "secrets/mqtt.pass"))
+	check("ca", c.Uplink.TLS.CA, filepath.Join("testdata", "pki/ca.pem"))
+	check("stats", c.Uplink.StatsInterval, 2*time.Minute)
+	check("spool", c.Uplink.Spool.MaxMessages, 5000)
+	check("log", c.Log.Level+"/"+c.Log.Format, "warn/json")
+}
+
+// TestDefaults: a file with only the interface gets every documented
+// default (docs/config.md lists the same values).
+func TestDefaults(t *testing.T) {
+	c, err := Parse([]byte("interfaces: eth1\n"), "min.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	host, _, _ = strings.Cut(host, ".")
+	if c.Sensor != host || c.Site != "default" {
+		t.Errorf("sensor %q site %q", c.Sensor, c.Site)
+	}
+	if len(c.Interfaces) != 1 || c.Interfaces[0] != "eth1" {
+		t.Errorf("one interface as a scalar: %v", c.Interfaces)
+	}
+	if c.Ports.Modbus[0] != 502 || c.Ports.DNP3[0] != 20000 {
+		t.Errorf("ports %+v", c.Ports)
+	}
+	if c.Capture.RingBytes != capture.DefaultRingBytes || c.Capture.BlockTimeout != capture.DefaultBlockTimeout || !*c.Capture.Promiscuous {
+		t.Errorf("capture %+v", c.Capture)
+	}
+	if c.LinkIdle != 10*time.Minute || c.MaxFlows != dpi.DefaultMaxFlows || c.Mode != "monitor" {
+		t.Errorf("link idle %v flows %d mode %s", c.LinkIdle, c.MaxFlows, c.Mode)
+	}
+	if c.Learn.Duration != 7*24*time.Hour || *c.Learn.Margin != rules.DefaultMargin || c.Learn.Checkpoint != 5*time.Minute {
+		t.Errorf("learn %+v", c.Learn)
+	}
+	if c.StateDir != "/var/lib/tapwatch" || c.StatusEvery != time.Minute || c.Uplink != nil {
+		t.Errorf("state %s status %v uplink %v", c.StateDir, c.StatusEvery, c.Uplink)
+	}
+	if c.Log.Level != "info" || c.Log.Format != "text" {
+		t.Errorf("log %+v", c.Log)
+	}
+}
+
+// TestErrors: each mistake is reported with the file, line, column and
+// field, all of them at once, in file order.
+func TestErrors(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown field", "interfaces: [eth1]\nintrefaces: [eth2]\n",
+			[]string{`bad.yaml:2:1: unknown field "intrefaces"; did you mean "interfaces"?`}},
+		{"nested unknown", "interfaces: [eth1]\ncapture:\n  ring: 5\n",
+			[]string{`bad.yaml:3:3: capture: unknown field "ring"; did you mean "ring_bytes"?`}},
+		{"no interface", "site: a\n",
+			[]string{`bad.yaml: interfaces: no capture interface given`}},
+		{"bad duration", "interfaces: [eth1]\nlink_idle: ten minutes\n",
+			[]string{`bad.yaml:2:12: link_idle: "ten minutes" is not a duration`}},
+		{"port range", "interfaces: [eth1]\nports:\n  modbus: [502, 70000]\n",
+			[]string{`bad.yaml:3:17: ports.modbus[1]: "70000" is not a whole number from 0 to 65535`}},
+		{"port twice", "interfaces: [eth1]\nports:\n  modbus: [502]\n  dnp3: [502]\n",
+			[]string{`bad.yaml:4:10: ports.dnp3[0]: port 502 is already in ports.modbus`}},
+		{"mode", "interfaces: [eth1]\nmode: learning\n",
+			[]string{`bad.yaml:2:7: mode: "learning"; want monitor or learn`}},
+		{"learn with baseline", "interfaces: [eth1]\nmode: learn\nbaseline: b.yaml\n",
+			[]string{`bad.yaml:3:11: baseline: set in mode learn`}},
+		{"interface twice and bad", "interfaces: [eth1, eth1, \"a/b\"]\n",
+			[]string{`bad.yaml:1:20: interfaces[1]: "eth1" is listed twice`, `bad.yaml:1:26: interfaces[2]: "a/b" is not an interface name`}},
+		{"plaintext uplink", "interfaces: [eth1]\nuplink:\n  brokers: [tcp://soc.example.net:1883]\n",
+			[]string{`bad.yaml:3:13: uplink.brokers[0]: "tcp://soc.example.net:1883" is plaintext MQTT to another host`}},
+		{"uplink site", "interfaces: [eth1]\nuplink:\n  brokers: [tcp://127.0.0.1:1883]\n  site: x\n",
+			[]string{`bad.yaml:4:9: uplink.site: set site at the top level`}},
+		{"uplink field type", "interfaces: [eth1]\nuplink:\n  brokers: [tcp://127.0.0.1:1883]\n  window: many\n",
+			[]string{`bad.yaml:4:11: uplink.window: "many" is not a whole number in range`}},
+		{"bool", "interfaces: [eth1]\ncapture: {promiscuous: yes please}\n",
+			[]string{`bad.yaml:2:24: capture.promiscuous: expected true or false, found "yes please"`}},
+		{"map for list", "interfaces: {a: b}\n",
+			[]string{`bad.yaml:1:13: interfaces: expected a list, found a map`}},
+		{"list for map", "interfaces: [eth1]\nlog: [info]\n",
+			[]string{`bad.yaml:2:6: log: expected a map of level, format, found a list`}},
+		{"several", "interfaces: [eth1]\nlog:\n  level: loud\n  format: xml\nsensor: a/b\n",
+			[]string{`bad.yaml:3:10: log.level: "loud"`, `bad.yaml:4:11: log.format: "xml"`, `bad.yaml:5:9: sensor: "a/b"`}},
+		{"syntax", "interfaces: [eth1\n", []string{`bad.yaml:1:`}},
+		{"twice", "interfaces: [eth1]\nsite: a\nsite: b\n", []string{`bad.yaml:3:1: mapping key "site" already defined at [2:1]`}},
+		{"alias", "interfaces: &i [eth1]\nsite: *i\n", []string{`bad.yaml:1:13: interfaces: anchors`, `bad.yaml:2:7: site: anchors`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), "bad.yaml")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			lines := Errors(err)
+			if len(lines) != len(tc.want) {
+				t.Fatalf("%d errors, want %d:\n%s", len(lines), len(tc.want), strings.Join(lines, "\n"))
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(lines[i], w) {
+					t.Errorf("error %d:\n got %s\nwant %s…", i, lines[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	if _, err := Load("testdata/missing.yaml"); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file: %v", err)
+	}
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	os.WriteFile(big, make([]byte, MaxConfigSize+1), 0o600)
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("big file: %v", err)
+	}
+}
+
+// TestValidateInCode: a config built in code is checked the same way,
+// without positions.
+func TestValidateInCode(t *testing.T) {
+	c := &Config{Interfaces: []string{"eth1"}, Mode: "watch"}
+	c.SetDefaults()
+	err := c.Validate()
+	if err == nil || err.Error() != `config: mode: "watch"; want monitor or learn` {
+		t.Errorf("got %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, p := range []string{"testdata/full.yaml"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("interfaces: eth1\nmode: learn\nlearn: {duration: 1h}\n"))
+	f.Add([]byte("interfaces: [a, b]\nuplink: {brokers: [tcp://127.0.0.1:1]}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data, "fuzz.yaml")
+		if err != nil {
+			for _, line := range Errors(err) {
+				if !strings.HasPrefix(line, "fuzz.yaml") {
+					t.Fatalf("error without the file name: %q", line)
+				}
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("accepted, then invalid: %v", err)
+		}
+	})
+}
