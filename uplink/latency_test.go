@@ -1,4 +1,4 @@
-package uplink
+package uplink_test
 
 import (
 	"bytes"
@@ -15,8 +15,10 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
+	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/sensor"
+	"github.com/tapwatch/tapwatch/uplink"
 )
 
 // BenchmarkAlertLatency measures the time from the packet that triggers
@@ -39,11 +41,11 @@ func BenchmarkAlertLatency(b *testing.B) {
 		{"mosquitto-nodelay", "set_tcp_nodelay true"},
 	} {
 		b.Run(broker.name, func(b *testing.B) {
-			var m *mosquitto
+			var m *testenv.Mosquitto
 			if broker.conf == "" {
-				m = startMosquitto(b)
+				m = testenv.StartMosquitto(b)
 			} else {
-				m = startMosquitto(b, broker.conf)
+				m = testenv.StartMosquitto(b, broker.conf)
 			}
 			for _, tc := range []struct {
 				name  string
@@ -154,7 +156,7 @@ rules:
 
 // latencySink hands alerts to the publisher and notes when.
 type latencySink struct {
-	pub    *Publisher
+	pub    *uplink.Publisher
 	mu     sync.Mutex
 	handed []time.Time // by order, which is seq order (the spool is FIFO)
 	start  time.Time   // of the packet being processed
@@ -173,17 +175,17 @@ func latencyRun(b *testing.B, url string, frames [][]byte, infos []capture.Info,
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, _, err := New(Config{Brokers: []string{url}, Site: "bench", Sensor: "latency"}, b.TempDir(), "bench", nil)
+	p, _, err := uplink.New(uplink.Config{Brokers: []string{url}, Site: "bench", Sensor: "latency"}, b.TempDir(), "bench", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var mu sync.Mutex
 	acked := map[uint64]time.Time{}
-	p.onAck = func(seq uint64) {
+	uplink.SetOnAck(p, func(seq uint64) {
 		mu.Lock()
 		acked[seq] = time.Now()
 		mu.Unlock()
-	}
+	})
 	p.Start()
 	defer p.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -90,7 +90,7 @@ func checkTail(t *testing.T, tl *tailer, r SensorReport, sensor string, last uin
 func TestMosquittoBrokerOutage(t *testing.T) {
 	t.Parallel()
 	const sensor, n = "outtap", 1000
-	b := startMosquitto(t)
+	b := testenv.StartMosquitto(t)
 	tl := startTail(t, TailConfig{Brokers: []string{b.URL("tcp")}, Sensor: sensor,
 		Kinds: []string{event.KindAlert, event.KindStatus}, ClientID: "tapwatch-test-outage"})
 	cfg := testConfig(b.URL("tcp"))
@@ -252,7 +252,7 @@ func (h *helperProc) signal(t *testing.T, sig syscall.Signal) {
 func TestMosquittoKill9(t *testing.T) {
 	t.Parallel()
 	const sensor = "killtap"
-	b := startMosquitto(t)
+	b := testenv.StartMosquitto(t)
 	url := b.URL("tcp")
 	cfg := testConfig(url)
 	cfg.Sensor = sensor
@@ -337,7 +337,7 @@ func TestMosquittoMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	pki := newPKI(t, dir)
 	wrongCA := newCA(t, dir, "wrong-ca")
-	b := startMosquitto(t, "cafile "+pki.CA, "certfile "+pki.ServerCert, "keyfile "+pki.ServerKey,
+	b := testenv.StartMosquitto(t, "cafile "+pki.CA, "certfile "+pki.ServerCert, "keyfile "+pki.ServerKey,
 		"require_certificate true", "tls_version tlsv1.2")
 	url := b.URL("ssl")
 	good := TLSConfig{CA: pki.CA, Cert: pki.ClientCert, Key: pki.ClientKey}
@@ -439,7 +439,7 @@ func TestMosquittoMutualTLS(t *testing.T) {
 func TestMosquittoSpoolFull(t *testing.T) {
 	t.Parallel()
 	const sensor, n, limit = "fulltap", 200, 50
-	b := startMosquitto(t)
+	b := testenv.StartMosquitto(t)
 	url := b.URL("tcp")
 	cfg := testConfig(url)
 	cfg.Sensor = sensor

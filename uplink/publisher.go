@@ -644,3 +644,19 @@ func isDone(t mqtt.Token) bool {
 		return false
 	}
 }
+
+// Health is what the daemon's health needs of the publisher: whether it
+// is connected, how full the spool is (the larger of its fill by count
+// and by bytes, 0 to 1), and the last spool write that failed.
+func (p *Publisher) Health() (connected bool, spoolFull float64, spoolErr error) {
+	st := p.State()
+	lim := p.spool.lim
+	full := 0.0
+	if lim.MaxMessages > 0 {
+		full = float64(st.Spool.Depth) / float64(lim.MaxMessages)
+	}
+	if lim.MaxBytes > 0 {
+		full = max(full, float64(st.Spool.Bytes)/float64(lim.MaxBytes))
+	}
+	return st.Connected, full, st.SpoolError
+}
