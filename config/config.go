@@ -28,6 +28,7 @@ const (
 	DefaultLearn       = 7 * 24 * time.Hour
 	DefaultCheckpoint  = 5 * time.Minute
 	DefaultStatusEvery = time.Minute
+	DefaultOpsLogMax   = 64 << 20
 	MaxInterfaces      = 8
 	MaxConfigSize      = 1 << 20
 	ModeMonitor        = "monitor"
@@ -69,9 +70,15 @@ type Config struct {
 	StateDir string        `yaml:"state_dir"` // spool, sequence numbers, learning state
 	// StatusEvery is how often the status is published again when nothing
 	// changed (it is also published on every change).
-	StatusEvery time.Duration  `yaml:"status_every"`
-	Uplink      *uplink.Config `yaml:"uplink"` // nil: no uplink (alerts are logged only)
-	Log         Log            `yaml:"log"`
+	StatusEvery time.Duration `yaml:"status_every"`
+	// OpsLog, when set, is a file the daemon writes the operations log to
+	// (JSON lines, as replay --ops; docs/ops-log.md): every Modbus and
+	// DNP3 message decoded. When it reaches OpsLogMaxBytes it is renamed
+	// FILE.1 (replacing the previous one) and started again.
+	OpsLog         string         `yaml:"ops_log"`
+	OpsLogMaxBytes int64          `yaml:"ops_log_max_bytes"` // default 64 MiB
+	Uplink         *uplink.Config `yaml:"uplink"`            // nil: no uplink (alerts are logged only)
+	Log            Log            `yaml:"log"`
 
 	// File is the file the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
@@ -151,7 +158,7 @@ func Parse(data []byte, name string) (*Config, error) {
 // SetDefaults fills what is unset.
 func (c *Config) SetDefaults() {
 	if c.Sensor == "" {
-		c.Sensor = hostname()
+		c.Sensor = Hostname()
 	}
 	if c.Site == "" {
 		c.Site = DefaultSite
@@ -197,6 +204,9 @@ func (c *Config) SetDefaults() {
 	if c.StatusEvery == 0 {
 		c.StatusEvery = DefaultStatusEvery
 	}
+	if c.OpsLogMaxBytes == 0 {
+		c.OpsLogMaxBytes = DefaultOpsLogMax
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = defaultLogLevel
 	}
@@ -208,7 +218,8 @@ func (c *Config) SetDefaults() {
 	}
 }
 
-func hostname() string {
+// Hostname is the default sensor id: the host name up to its first dot.
+func Hostname() string {
 	h, err := os.Hostname()
 	if err != nil || h == "" {
 		return "tapwatch"
@@ -227,6 +238,7 @@ func (c *Config) resolve(dir string) {
 	abs(&c.Policy)
 	abs(&c.Baseline)
 	abs(&c.StateDir)
+	abs(&c.OpsLog)
 	if u := c.Uplink; u != nil {
 		abs(&u.PasswordFile)
 		abs(&u.TLS.CA)
@@ -330,6 +342,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StatusEvery < minStatusEvery || c.StatusEvery > maxStatusEvery {
 		bad("status_every", "%v is outside %v to %v", c.StatusEvery, minStatusEvery, maxStatusEvery)
+	}
+	if c.OpsLogMaxBytes < 4096 {
+		bad("ops_log_max_bytes", "%d is below 4096", c.OpsLogMaxBytes)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

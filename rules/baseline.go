@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -891,4 +892,24 @@ func objectsText(os []ObjectPoints) string {
 		parts = append(parts, groupVarText(o.GroupVar))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// MergeBaseline returns p with the baseline of b, and the assets b names
+// that p lacks; p nil: b. p is not changed.
+func MergeBaseline(p, b *Policy) (*Policy, error) {
+	if b.Baseline == nil {
+		return nil, errors.New("has no baseline section")
+	}
+	if p == nil {
+		return b, nil
+	}
+	out := *p
+	out.Assets = append([]Asset(nil), p.Assets...)
+	for _, a := range b.Assets {
+		if out.Asset(a.Name) == nil {
+			out.Assets = append(out.Assets, a)
+		}
+	}
+	out.Baseline = b.Baseline
+	return &out, out.Validate()
 }

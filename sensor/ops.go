@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"io"
+	"os"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -209,3 +210,56 @@ func appendJSONString(b []byte, s []byte) []byte {
 	}
 	return append(b, '"')
 }
+
+// RotatingFile is an append-only file that is renamed NAME.1 (replacing
+// the previous NAME.1) and started again when it reaches max bytes: the
+// daemon's operations log, bounded on an SD card. Not safe for
+// concurrent use.
+type RotatingFile struct {
+	path string
+	max  int64
+	f    *os.File
+	size int64
+}
+
+// OpenRotating opens (appends to) path.
+func OpenRotating(path string, max int64) (*RotatingFile, error) {
+	r := &RotatingFile{path: path, max: max}
+	if err := r.open(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *RotatingFile) open() error {
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	r.f, r.size = f, st.Size()
+	return nil
+}
+
+// Write appends p, rotating first when p would take the file past max.
+func (r *RotatingFile) Write(p []byte) (int, error) {
+	if r.size > 0 && r.size+int64(len(p)) > r.max {
+		r.f.Close()
+		if err := os.Rename(r.path, r.path+".1"); err != nil {
+			return 0, err
+		}
+		if err := r.open(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := r.f.Write(p)
+	r.size += int64(n)
+	return n, err
+}
+
+// Close closes the file.
+func (r *RotatingFile) Close() error { return r.f.Close() }

@@ -73,7 +73,16 @@ type Pipeline struct {
 	flows  dpi.FlowHandler // rules, when it wants new flows
 	ops    OpsSink
 	tally  Tally
+	// src is the capture source (interface) of the packet being decoded;
+	// bySource counts the messages decoded from each, so that a link's
+	// ICS traffic can be told from its other traffic.
+	src      int
+	bySource [MaxSources]uint64
 }
+
+// MaxSources is how many capture sources the per-source message counts
+// tell apart; later sources count with the last.
+const MaxSources = 8
 
 // New builds a pipeline.
 func New(opts Options) (*Pipeline, error) {
@@ -87,8 +96,23 @@ func New(opts Options) (*Pipeline, error) {
 	return p, nil
 }
 
+// SetRules replaces the rule engine (nil: none); the next message goes to
+// the new one. Flush the old one first if it has folded alerts to report.
+func (p *Pipeline) SetRules(r OpsSink) {
+	p.rules = r
+	p.flows, _ = r.(dpi.FlowHandler)
+}
+
+// SetOps replaces the operations sink (nil: none).
+func (p *Pipeline) SetOps(o OpsSink) { p.ops = o }
+
+// SourceMessages is the number of Modbus and DNP3 messages decoded so far
+// from packets of capture source i.
+func (p *Pipeline) SourceMessages(i int) uint64 { return p.bySource[min(i, MaxSources-1)] }
+
 // Modbus implements dpi.Handler.
 func (p *Pipeline) Modbus(f *dpi.Flow, m *modbus.Message) {
+	p.bySource[p.src]++
 	t := &p.tally
 	if m.Outcome == modbus.OutcomeUnanswered {
 		t.Unanswered++
@@ -134,6 +158,7 @@ func (p *Pipeline) NewFlow(f *dpi.Flow, t time.Time) {
 
 // DNP3 implements dpi.Handler.
 func (p *Pipeline) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
+	p.bySource[p.src]++
 	t := &p.tally.DNP3
 	switch m.Kind {
 	case dnp3.KindApplication:
@@ -171,6 +196,7 @@ func (p *Pipeline) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 
 // Packet decodes one packet.
 func (p *Pipeline) Packet(data []byte, ci *capture.Info) {
+	p.src = min(max(ci.Source, 0), MaxSources-1)
 	p.eng.Packet(ci.LinkType, ci.Timestamp, ci.Frame, data, ci.Length)
 }
 

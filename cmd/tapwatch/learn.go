@@ -98,23 +98,3 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
-
-// mergeBaseline adds the baseline of b (and the assets it names that p
-// lacks) to p.
-func mergeBaseline(p, b *rules.Policy) (*rules.Policy, error) {
-	if b.Baseline == nil {
-		return nil, errors.New("has no baseline section")
-	}
-	if p == nil {
-		return b, nil
-	}
-	out := *p
-	out.Assets = append([]rules.Asset(nil), p.Assets...)
-	for _, a := range b.Assets {
-		if out.Asset(a.Name) == nil {
-			out.Assets = append(out.Assets, a)
-		}
-	}
-	out.Baseline = b.Baseline
-	return &out, out.Validate()
-}

@@ -18,6 +18,8 @@ var version = "dev"
 const usage = `tapwatch — passive security monitor for Modbus/TCP and DNP3 industrial networks
 
 Usage:
+  tapwatch run [-c FILE]       the daemon: live capture from the tap, detection, MQTT uplink
+                               (default config /etc/tapwatch/tapwatch.yaml; docs/config.md)
   tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION] [--fail-on SEVERITY]
                  [--ops | --summary | --json] [--mqtt URL --site S --sensor N]
                  [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
@@ -54,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	cmd, rest := args[0], args[1:]
 	switch cmd {
+	case "run":
+		err = cmdRun(rest, stdout, stderr)
 	case "replay":
 		err = cmdReplay(rest, stdout, stderr)
 	case "check":

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
@@ -79,14 +80,7 @@ func defaultStateDir() string {
 	return filepath.Join(os.TempDir(), "tapwatch-state")
 }
 
-func defaultSensor() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "tapwatch"
-	}
-	h, _, _ = strings.Cut(h, ".")
-	return h
-}
+func defaultSensor() string { return config.Hostname() }
 
 const tailSynopsis = `tapwatch tail --broker URL [--site S] [--sensor N] [--kinds LIST] [--client-id ID] [--count N] [TLS options]
 

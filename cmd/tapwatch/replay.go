@@ -172,7 +172,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if *baselinePath != "" {
 		b, err := rules.Load(*baselinePath)
 		if err == nil {
-			b, err = mergeBaseline(policy, b)
+			b, err = rules.MergeBaseline(policy, b)
 		}
 		if err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {

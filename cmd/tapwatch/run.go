@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tapwatch/tapwatch/config"
+	"github.com/tapwatch/tapwatch/internal/sdnotify"
+	"github.com/tapwatch/tapwatch/sensor/daemon"
+	"github.com/tapwatch/tapwatch/uplink"
+)
+
+const runSynopsis = `tapwatch run [-c FILE] [--mqtt URL] [--site S] [--sensor ID] [--log-level L]
+
+The daemon: captures from the configured interfaces (a tap or mirror
+port; two for the two ports of a passive tap), decodes Modbus/TCP and
+DNP3, runs the built-in detectors, the policy's rules and the baseline,
+and publishes alerts, assets, status and stats over MQTT (see
+docs/events.md). docs/config.md describes the config file.
+
+In mode learn it learns what is normal for the configured period (a
+restart resumes it), writes it to STATE_DIR/learned.yaml, and monitors
+against it from then on.
+
+It needs CAP_NET_RAW and CAP_NET_ADMIN (root, or the systemd unit's
+capabilities). It never transmits on the capture interfaces.
+
+Signals: SIGHUP reloads the policy and the baseline (a file with a
+mistake is reported and the old policy stays active); SIGTERM and SIGINT
+stop it gracefully: the capture is drained, the learning checkpoint
+saved, the spool flushed to the broker and the offline status published.
+Under systemd (Type=notify) it reports readiness and its status, and
+pings the watchdog while the pipeline is alive.
+
+Exit status: 0 after a clean stop, 1 when it cannot start (a bad config,
+policy or baseline, a capture interface it cannot open) or the capture
+fails, 2 on a usage error.
+`
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run")
+	path := fs.String("c", config.DefaultPath, "the config `FILE`")
+	fs.StringVar(path, "config", config.DefaultPath, "the config `FILE` (same as -c)")
+	broker := fs.String("mqtt", "", "publish to the broker at `URL`, in place of the config's uplink brokers (tcp://HOST:1883, ssl://HOST:8883)")
+	site := fs.String("site", "", "the site `NAME`, in place of the config's")
+	sensorID := fs.String("sensor", "", "the sensor `ID`, in place of the config's")
+	level := fs.String("log-level", "", "log `LEVEL` (debug, info, warn, error), in place of the config's")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printHelp(stdout, fs, runSynopsis)
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if len(pos) > 0 {
+		return usageError("run takes no arguments, got %q (the config file goes with -c)", pos)
+	}
+	cfg, err := loadRunConfig(*path, *broker, *site, *sensorID, *level)
+	if err != nil {
+		for _, line := range config.Errors(err) {
+			fmt.Fprintf(stderr, "tapwatch: %s\n", line)
+		}
+		return errors.New("invalid configuration")
+	}
+	log := newLogger(stderr, cfg.Log)
+	notify, err := sdnotify.FromEnv()
+	if err != nil {
+		log.Warn("systemd notification disabled", "err", err)
+	}
+	opts := daemon.Options{Version: version, Log: log, Notify: notify}
+	if cfg.Uplink != nil {
+		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+			return fmt.Errorf("state_dir: %w", err)
+		}
+		pub, quarantined, err := uplink.New(*cfg.Uplink, cfg.StateDir, version, log.With("part", "uplink"))
+		if quarantined != nil {
+			log.Error("spool damaged: quarantined, starting a new one", "err", quarantined)
+		}
+		if err != nil {
+			return err
+		}
+		opts.Uplink = pub
+	}
+	d, err := daemon.New(cfg, opts)
+	if err != nil {
+		if opts.Uplink != nil {
+			opts.Uplink.Close()
+		}
+		for _, line := range config.Errors(err) {
+			log.Error("cannot start", "err", line)
+		}
+		return errors.New("cannot start; see the log above")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return d.Run(ctx, reload)
+}
+
+// loadRunConfig loads the config and applies the command line's
+// overrides, then validates the result.
+func loadRunConfig(path, broker, site, sensorID, level string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if site == "" && sensorID == "" && broker == "" && level == "" {
+		return cfg, nil
+	}
+	if site != "" {
+		cfg.Site = site
+	}
+	if sensorID != "" {
+		cfg.Sensor = sensorID
+	}
+	if broker != "" {
+		if cfg.Uplink == nil {
+			cfg.Uplink = &uplink.Config{}
+		}
+		cfg.Uplink.Brokers = []string{broker}
+	}
+	if level != "" {
+		cfg.Log.Level = level
+	}
+	cfg.SetDefaults()
+	if cfg.Uplink != nil {
+		cfg.Uplink.Site, cfg.Uplink.Sensor = cfg.Site, cfg.Sensor
+	}
+	return cfg, cfg.Validate()
+}
+
+// newLogger logs to w in the config's format, at its level.
+func newLogger(w io.Writer, l config.Log) *slog.Logger {
+	var lv slog.Level
+	lv.UnmarshalText([]byte(l.Level))
+	o := &slog.HandlerOptions{Level: lv}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}

@@ -1,0 +1,812 @@
+// Package daemon is tapwatch run: the sensor pipeline on live capture,
+// with its lifecycle (start, reload on SIGHUP, graceful stop), its health
+// (heartbeat, link state, kernel drops, uplink) and status, systemd
+// notifications, and the learning period that survives restarts.
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tapwatch/tapwatch/capture"
+	"github.com/tapwatch/tapwatch/config"
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/event"
+	"github.com/tapwatch/tapwatch/internal/sdnotify"
+	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/sensor"
+)
+
+// The daemon (tapwatch run) is the pipeline on live capture, with its
+// lifecycle around it. Two goroutines matter:
+//
+//   - the packet goroutine owns the pipeline, the rule engine, the
+//     learner and the inventory. It reads the capture, decodes, and runs
+//     the functions the control goroutine hands it between two packets
+//     (a quiet capture returns capture.ErrIdle every 200ms, so they never
+//     wait long). Every so often it stamps the heartbeat.
+//   - the control goroutine (Run) ticks once a second: it reads the
+//     kernel's counters and the links' state, works out the health and
+//     the status, pings systemd's watchdog while the heartbeat is fresh,
+//     saves the learning checkpoint, ends the learning period, and
+//     handles reload (SIGHUP) and stop.
+
+// Daemon timings.
+const (
+	tickEvery      = time.Second
+	stallAfter     = 5 * time.Second  // a heartbeat older than this: the pipeline is stalled
+	snapshotWait   = 2 * time.Second  // how long the control goroutine waits for the packet goroutine
+	drainWait      = 10 * time.Second // how long a stop waits for the capture to drain
+	flushWait      = 5 * time.Second  // how long a stop waits for the broker's acknowledgements
+	errorLogEvery  = time.Minute      // capture errors are logged at most this often
+	dropsRecent    = 10 * time.Second // kernel drops this recent keep the state degraded
+	beatEvery      = 256              // packets between heartbeats on a busy link
+	learnStateFile = "learning.json"
+	checkpointFile = "learning.yaml"
+	learnedFile    = "learned.yaml"
+)
+
+// Link states in Status.
+const (
+	LinkDown = "down" // no carrier, or the interface is down or gone
+	LinkIdle = "idle" // up, but no ICS traffic for link_idle (a wrong tap port?)
+	LinkUp   = "up"   // up, ICS traffic flowing
+)
+
+// Uplink is the daemon's publisher (an *uplink.Publisher): alerts, assets,
+// status and stats go to it, and it never blocks for long.
+type Uplink interface {
+	Start()
+	Alert(a *event.Alert, key uint64, first bool)
+	Asset(a *event.Asset)
+	SetStatus(s event.Status)
+	Stats(s *event.Stats)
+	SetStatsSource(fn func() *event.Stats)
+	Health() (connected bool, spoolFull float64, spoolErr error)
+	Flush(ctx context.Context) error
+	Close() error
+}
+
+// Options are what the daemon needs besides its config.
+type Options struct {
+	Version string
+	Log     *slog.Logger // nil: discard
+	// Uplink publishes the events; nil: none (alerts are only logged).
+	// It is started by Run and closed when Run returns.
+	Uplink Uplink
+	// Open opens the capture sources, one per interface of the config;
+	// nil: live AF_PACKET capture. Tests give fakes.
+	Open func(cfg *config.Config) ([]capture.LiveSource, error)
+	// Links reads the state of the capture interfaces; nil:
+	// capture.Links.
+	Links func(names ...string) ([]capture.LinkInfo, error)
+	// Notify is systemd's notification socket; nil: none.
+	Notify *sdnotify.Notifier
+}
+
+// Health is the daemon's state for the status message, the LEDs and the
+// watchdog.
+type Health struct {
+	State     string       // starting, learning, monitoring, degraded
+	Reason    string       // why degraded
+	Links     []event.Link // per capture interface
+	Uplink    string       // connected, disconnected, disabled
+	SpoolFull float64      // fraction of the spool's message limit in use
+	Beat      time.Time    // the pipeline's last sign of life
+	Fresh     bool         // the heartbeat is recent: the pipeline is alive
+	Unacked   event.Severities
+}
+
+// Daemon is a running sensor.
+type Daemon struct {
+	cfg    *config.Config
+	opts   Options
+	log    *slog.Logger
+	notify *sdnotify.Notifier
+	pub    Uplink
+
+	// Owned by the packet goroutine (or by Run before it starts).
+	pipe    *sensor.Pipeline
+	engine  *rules.Engine
+	learner *rules.Learner
+	inv     *rules.Inventory
+	ops     *sensor.OpsWriter // nil: no ops_log
+	opsBuf  *bufio.Writer     // flushed every tick
+	opsFile *sensor.RotatingFile
+	errLast time.Time
+
+	ctl  chan func()
+	beat atomic.Int64 // unix ns
+
+	mu       sync.Mutex // what the packet goroutine counts, read by the others; and health
+	alerts   [rules.SeverityCritical + 1]uint64
+	unacked  [rules.SeverityCritical + 1]uint64
+	snap     snapshot
+	health   Health
+	statusAt time.Time
+
+	// Control goroutine.
+	started   time.Time
+	lives     []*capture.Live
+	kernel    []capture.LiveStats // last counters read, per interface
+	drops     []uint64            // kernel drops per interface, at the last tick
+	dropAt    []time.Time         // when each interface's kernel drops last grew
+	lastICS   []time.Time         // when each interface last carried ICS messages
+	lastMsgs  []uint64
+	learn     *learnState // nil: not learning
+	nextCP    time.Time
+	reloadErr error
+	stopping  atomic.Bool
+}
+
+// snapshot is the packet goroutine's counters, copied for the others.
+type snapshot struct {
+	dpi      dpi.Counters
+	tally    sensor.Tally
+	engine   rules.EngineStats
+	bySource [sensor.MaxSources]uint64
+	at       time.Time
+}
+
+// New checks the policy and baseline, opens the uplink's spool and
+// the learning state, and builds the pipeline. Nothing is captured until
+// Run.
+func New(cfg *config.Config, opts Options) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, opts: opts, log: opts.Log, notify: opts.Notify, ctl: make(chan func(), 16)}
+	if d.log == nil {
+		d.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if d.opts.Links == nil {
+		d.opts.Links = capture.Links
+	}
+	var learned *rules.Policy
+	if cfg.Learning() {
+		ls, l, err := openLearning(cfg, d.log)
+		if err != nil {
+			return nil, err
+		}
+		if ls.Finished != nil {
+			learned = l
+		} else {
+			d.learn = ls
+			d.learner = rules.NewLearner(rules.LearnerOptions{})
+			d.learner.Resume(l)
+		}
+	} else if cfg.Baseline == "" {
+		if _, err := statFile(cfg.StateDir, learnedFile); err == nil {
+			d.log.Info("a learned baseline is waiting for review; set baseline: to enforce it", "file", statePath(cfg, learnedFile))
+		}
+	}
+	engine, policy, err := d.buildEngine(learned)
+	if err != nil {
+		return nil, err
+	}
+	d.engine = engine
+	d.logPolicy("policy loaded", policy)
+	if opts.Uplink != nil {
+		d.pub = opts.Uplink
+		d.inv = rules.NewInventory(d.pub, 0, 0)
+		d.pub.SetStatsSource(d.stats)
+	}
+	dcfg := dpi.Config{ModbusPorts: cfg.Ports.Modbus, DNP3Ports: cfg.Ports.DNP3, MaxFlows: cfg.MaxFlows}
+	pipeOpts := sensor.Options{DPI: dcfg, Rules: engine}
+	if d.inv != nil {
+		pipeOpts.Assets = d.inv
+	}
+	if cfg.OpsLog != "" {
+		if d.opsFile, err = sensor.OpenRotating(cfg.OpsLog, cfg.OpsLogMaxBytes); err != nil {
+			return nil, fmt.Errorf("ops_log: %w", err)
+		}
+		d.opsBuf = bufio.NewWriterSize(d.opsFile, 64<<10)
+		d.ops = sensor.NewOpsWriter(d.opsBuf)
+	}
+	pipeOpts.Ops = d.opsSink()
+	if d.pipe, err = sensor.New(pipeOpts); err != nil {
+		return nil, err
+	}
+	n := len(cfg.Interfaces)
+	d.kernel, d.drops, d.dropAt = make([]capture.LiveStats, n), make([]uint64, n), make([]time.Time, n)
+	d.lastICS, d.lastMsgs = make([]time.Time, n), make([]uint64, n)
+	d.health = Health{State: event.StateStarting, Uplink: event.UplinkDisabled}
+	return d, nil
+}
+
+// opsSink is what gets every decoded message besides the rules: the
+// learner while learning, and the ops log.
+func (d *Daemon) opsSink() sensor.OpsSink {
+	switch {
+	case d.learner != nil && d.ops != nil:
+		return fanOut{d.learner, d.ops}
+	case d.learner != nil:
+		return d.learner
+	case d.ops != nil:
+		return d.ops
+	}
+	return nil
+}
+
+// fanOut hands each message to two sinks.
+type fanOut [2]sensor.OpsSink
+
+func (f fanOut) Modbus(fl *dpi.Flow, m *modbus.Message) { f[0].Modbus(fl, m); f[1].Modbus(fl, m) }
+func (f fanOut) DNP3(fl *dpi.Flow, fromServer bool, m *dnp3.Message) {
+	f[0].DNP3(fl, fromServer, m)
+	f[1].DNP3(fl, fromServer, m)
+}
+
+// buildEngine loads the policy and the baseline (or takes the learned one)
+// and builds an engine on them.
+func (d *Daemon) buildEngine(learned *rules.Policy) (*rules.Engine, *rules.Policy, error) {
+	cfg := d.cfg
+	policy := rules.New()
+	if cfg.Policy != "" {
+		p, err := rules.Load(cfg.Policy)
+		if err != nil {
+			return nil, nil, fmt.Errorf("policy %s: %w", cfg.Policy, err)
+		}
+		policy = p
+	}
+	base, what := learned, statePath(cfg, learnedFile)
+	if cfg.Baseline != "" {
+		b, err := rules.Load(cfg.Baseline)
+		if err != nil {
+			return nil, nil, fmt.Errorf("baseline %s: %w", cfg.Baseline, err)
+		}
+		base, what = b, cfg.Baseline
+	}
+	if base != nil {
+		merged, err := rules.MergeBaseline(policy, base)
+		if err != nil {
+			return nil, nil, fmt.Errorf("baseline %s: %w", what, err)
+		}
+		policy = merged
+	}
+	e, err := rules.NewEngine(policy, d, rules.EngineOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, policy, nil
+}
+
+func (d *Daemon) logPolicy(msg string, p *rules.Policy) {
+	attrs := []any{"rules", len(p.Rules)}
+	if d.cfg.Policy != "" {
+		attrs = append(attrs, "policy", d.cfg.Policy)
+	}
+	if p.Baseline != nil {
+		attrs = append(attrs, "baseline_conversations", len(p.Baseline.Conversations))
+	}
+	d.log.Info(msg, attrs...)
+}
+
+// Alert implements rules.AlertSink; it runs on the packet goroutine.
+func (d *Daemon) Alert(a *rules.Alert) {
+	first := a.Count <= 1
+	if first {
+		d.mu.Lock()
+		d.alerts[a.Severity]++
+		d.unacked[a.Severity]++
+		d.mu.Unlock()
+		d.log.Info("alert", "severity", a.Severity.String(), "rule", a.Rule, "title", a.Title, "src", a.Src.String(), "dst", a.Dst.String())
+	}
+	if d.pub != nil {
+		d.pub.Alert(a.Event(), a.ID, first)
+	}
+}
+
+// Acknowledge clears the unacknowledged alerts (the box's button).
+func (d *Daemon) Acknowledge() {
+	d.mu.Lock()
+	d.unacked = [rules.SeverityCritical + 1]uint64{}
+	d.health.Unacked = event.Severities{}
+	d.mu.Unlock()
+	d.publishStatus(true)
+}
+
+// Health returns the daemon's health now; safe from any goroutine.
+func (d *Daemon) Health() Health {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := d.health
+	h.Links = append([]event.Link(nil), h.Links...)
+	return h
+}
+
+// Run captures and analyses until ctx ends, then stops gracefully: the
+// capture is drained, the learning checkpoint saved, the spool flushed
+// and the offline status published. A value on reload reloads the policy
+// and the baseline. It returns an error when the capture cannot be
+// opened or fails for good.
+func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
+	d.started = time.Now()
+	if d.pub != nil {
+		d.pub.Start()
+		defer d.pub.Close()
+	}
+	d.publishStatus(true)
+	srcs, err := d.open()
+	if err != nil {
+		d.log.Error("capture", "err", err)
+		return err
+	}
+	var src capture.LiveSource = srcs[0]
+	if len(srcs) > 1 {
+		src = capture.NewMerged(capture.MergeConfig{Hold: 2 * d.cfg.Capture.BlockTimeout, Idle: 200 * time.Millisecond}, srcs...)
+	}
+	d.beat.Store(time.Now().UnixNano())
+	done := make(chan error, 1)
+	go func() { done <- d.packets(src) }()
+	if d.learn != nil {
+		d.nextCP = time.Now().Add(d.cfg.Learn.Checkpoint)
+	}
+	d.log.Info("started", "interfaces", strings.Join(d.cfg.Interfaces, ","), "mode", d.cfg.Mode, "version", d.opts.Version, "uplink", d.pub != nil)
+	d.tick()
+	if err := d.notify.Ready(d.statusLine()); err != nil {
+		d.log.Warn("systemd notification", "err", err)
+	}
+	t := time.NewTicker(tickEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return d.stop(src, done)
+		case <-reload:
+			d.reload()
+		case <-t.C:
+			d.tick()
+		case err := <-done:
+			// The capture ended on its own: nothing left to watch.
+			d.log.Error("capture ended", "err", err)
+			d.finish()
+			if err == nil {
+				err = errors.New("capture ended")
+			}
+			return err
+		}
+	}
+}
+
+// open opens one capture per interface.
+func (d *Daemon) open() ([]capture.LiveSource, error) {
+	if d.opts.Open != nil {
+		return d.opts.Open(d.cfg)
+	}
+	var out []capture.LiveSource
+	for _, ifc := range d.cfg.Interfaces {
+		l, err := capture.OpenLive(capture.LiveConfig{Interface: ifc, Ports: append(append([]uint16(nil), d.cfg.Ports.Modbus...), d.cfg.Ports.DNP3...),
+			RingBytes: d.cfg.Capture.RingBytes, BlockTimeout: d.cfg.Capture.BlockTimeout,
+			NoPromiscuous: !*d.cfg.Capture.Promiscuous, ReturnIdle: true})
+		if err != nil {
+			for _, o := range d.lives {
+				o.Close()
+			}
+			d.lives = nil
+			return nil, err
+		}
+		d.lives = append(d.lives, l)
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// packets is the packet goroutine. It returns nil when the source ends
+// after Stop, and the error when it fails otherwise.
+func (d *Daemon) packets(src capture.LiveSource) error {
+	var ci capture.Info
+	n := 0
+	for {
+		data, err := src.ReadPacket(&ci)
+		if err != nil {
+			switch {
+			case err == capture.ErrIdle:
+				d.beat.Store(time.Now().UnixNano())
+				d.runControl()
+				continue
+			case err == io.EOF:
+				d.pipe.Flush()
+				d.runControl()
+				return nil
+			}
+			// An interface that went away, or a ring error: logged, not
+			// fatal; the link state tells the rest.
+			if now := time.Now(); now.Sub(d.errLast) >= errorLogEvery {
+				d.errLast = now
+				d.log.Warn("capture", "err", err)
+			}
+			d.beat.Store(time.Now().UnixNano())
+			d.runControl()
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		d.pipe.Packet(data, &ci)
+		if n++; n == beatEvery {
+			n = 0
+			d.beat.Store(time.Now().UnixNano())
+		}
+		if len(d.ctl) > 0 {
+			d.runControl()
+		}
+	}
+}
+
+func (d *Daemon) runControl() {
+	for {
+		select {
+		case fn := <-d.ctl:
+			fn()
+		default:
+			return
+		}
+	}
+}
+
+// do runs fn on the packet goroutine and waits for it, at most wait;
+// false when it did not run in time (the pipeline is stalled).
+func (d *Daemon) do(fn func(), wait time.Duration) bool {
+	ran := make(chan struct{})
+	select {
+	case d.ctl <- func() { fn(); close(ran) }:
+	default:
+		return false
+	}
+	select {
+	case <-ran:
+		return true
+	case <-time.After(wait):
+		return false
+	}
+}
+
+// sourceMessages copies the pipeline's per-interface message counts.
+func (d *Daemon) sourceMessages() (out [sensor.MaxSources]uint64) {
+	for i := range out {
+		out[i] = d.pipe.SourceMessages(i)
+	}
+	return out
+}
+
+// takeSnapshot copies the packet goroutine's counters (on it).
+func (d *Daemon) takeSnapshot() (snapshot, bool) {
+	var s snapshot
+	ok := d.do(func() {
+		s = snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.engine.Stats(), bySource: d.sourceMessages(), at: time.Now()}
+		d.flushOps()
+	}, snapshotWait)
+	if ok {
+		d.mu.Lock()
+		d.snap = s
+		d.mu.Unlock()
+	}
+	return s, ok
+}
+
+// flushOps writes out the buffered ops log (on the packet goroutine);
+// a write error is logged once a minute at most.
+func (d *Daemon) flushOps() {
+	if d.opsBuf == nil {
+		return
+	}
+	err := d.opsBuf.Flush()
+	if err == nil {
+		err = d.ops.Err()
+	}
+	if err != nil && time.Since(d.errLast) >= errorLogEvery {
+		d.errLast = time.Now()
+		d.log.Error("ops_log", "err", err)
+	}
+}
+
+// tick is the control goroutine's once-a-second work.
+func (d *Daemon) tick() {
+	now := time.Now()
+	snap, _ := d.takeSnapshot()
+	links := d.linkStates(now, snap)
+	beat := time.Unix(0, d.beat.Load())
+	fresh := now.Sub(beat) < stallAfter
+
+	var reasons []string
+	if !fresh {
+		reasons = append(reasons, fmt.Sprintf("pipeline stalled (no heartbeat for %s)", now.Sub(beat).Round(time.Second)))
+	}
+	for i, l := range links {
+		switch {
+		case l.State == LinkDown:
+			reasons = append(reasons, "link "+l.Iface+" down")
+		case l.State == LinkIdle:
+			reasons = append(reasons, fmt.Sprintf("no ICS traffic on %s for %s", l.Iface, now.Sub(d.lastICS[i]).Round(time.Second)))
+		}
+		if l.Drops > d.drops[i] {
+			d.dropAt[i] = now
+		}
+		if !d.dropAt[i].IsZero() && now.Sub(d.dropAt[i]) < dropsRecent {
+			reasons = append(reasons, fmt.Sprintf("kernel dropping packets on %s (%d in all)", l.Iface, l.Drops))
+		}
+		d.drops[i] = l.Drops
+	}
+	uplinkState, spoolFull := event.UplinkDisabled, 0.0
+	if d.pub != nil {
+		connected, full, spoolErr := d.pub.Health()
+		uplinkState, spoolFull = event.UplinkDisconnected, full
+		if connected {
+			uplinkState = event.UplinkConnected
+		}
+		if spoolErr != nil {
+			reasons = append(reasons, "spool: "+spoolErr.Error())
+		}
+	}
+	if d.learn != nil {
+		switch {
+		case !now.Before(d.learn.deadline(d.cfg)):
+			d.finishLearning()
+		case !now.Before(d.nextCP):
+			d.checkpoint()
+			d.nextCP = now.Add(d.cfg.Learn.Checkpoint)
+		}
+	}
+	state := event.StateMonitoring
+	if d.learn != nil {
+		state = event.StateLearning
+	}
+	if len(reasons) > 0 {
+		state = event.StateDegraded
+	}
+	d.mu.Lock()
+	prev := d.health
+	d.health = Health{State: state, Reason: strings.Join(reasons, "; "), Links: links, Uplink: uplinkState,
+		SpoolFull: spoolFull, Beat: beat, Fresh: fresh, Unacked: severities(d.unacked)}
+	changed := prev.State != state || prev.Reason != d.health.Reason || !sameLinks(prev.Links, links) || prev.Unacked != d.health.Unacked
+	d.mu.Unlock()
+	if prev.State != state || prev.Reason != d.health.Reason {
+		if state == event.StateDegraded {
+			d.log.Warn("degraded", "reason", d.health.Reason)
+		} else {
+			d.log.Info(state)
+		}
+	}
+	d.publishStatus(changed)
+	if fresh && d.notify.Watchdog() > 0 {
+		if err := d.notify.Ping(); err != nil {
+			d.log.Warn("systemd watchdog", "err", err)
+		}
+	}
+}
+
+// linkStates reads the kernel's counters and the links' state.
+func (d *Daemon) linkStates(now time.Time, snap snapshot) []event.Link {
+	names := d.cfg.Interfaces
+	infos, err := d.opts.Links(names...)
+	if err != nil {
+		d.log.Debug("link state", "err", err)
+	}
+	out := make([]event.Link, len(names))
+	for i, name := range names {
+		l := event.Link{Iface: name, State: LinkUp}
+		if i < len(d.lives) {
+			if st, err := d.lives[i].Stats(); err == nil {
+				d.kernel[i] = st
+			}
+			l.Drops = d.kernel[i].Drops
+		}
+		msgs := snap.bySource[min(i, sensor.MaxSources-1)]
+		if d.lastICS[i].IsZero() || msgs > d.lastMsgs[i] {
+			d.lastICS[i], d.lastMsgs[i] = now, msgs
+		}
+		switch {
+		case err == nil && i < len(infos) && !infos[i].Up():
+			l.State = LinkDown
+			d.lastICS[i] = now // idle counts from when the link came back
+		case now.Sub(d.lastICS[i]) >= d.cfg.LinkIdle:
+			l.State = LinkIdle
+		}
+		out[i] = l
+	}
+	return out
+}
+
+func sameLinks(a, b []event.Link) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Iface != b[i].Iface || a[i].State != b[i].State {
+			return false
+		}
+	}
+	return true
+}
+
+func severities(c [rules.SeverityCritical + 1]uint64) event.Severities {
+	return event.Severities{Info: c[rules.SeverityInfo], Low: c[rules.SeverityLow], Medium: c[rules.SeverityMedium],
+		High: c[rules.SeverityHigh], Critical: c[rules.SeverityCritical]}
+}
+
+// publishStatus hands the status to the uplink when it changed or is due,
+// and tells systemd.
+func (d *Daemon) publishStatus(changed bool) {
+	d.mu.Lock()
+	due := changed || time.Since(d.statusAt) >= d.cfg.StatusEvery
+	if due {
+		d.statusAt = time.Now()
+	}
+	h := d.health
+	d.mu.Unlock()
+	if !due {
+		return
+	}
+	if d.pub != nil {
+		d.pub.SetStatus(event.Status{State: h.State, Mode: d.cfg.Mode, Links: h.Links, Reason: h.Reason, Unacked: h.Unacked})
+	}
+	if changed {
+		if err := d.notify.Status(d.statusLine()); err != nil {
+			d.log.Debug("systemd notification", "err", err)
+		}
+	}
+}
+
+// statusLine is the one line systemctl status shows.
+func (d *Daemon) statusLine() string {
+	h := d.Health()
+	var b strings.Builder
+	b.WriteString(h.State)
+	if h.Reason != "" {
+		b.WriteString(" (" + h.Reason + ")")
+	}
+	for _, l := range h.Links {
+		fmt.Fprintf(&b, "; %s %s", l.Iface, l.State)
+	}
+	b.WriteString("; uplink " + h.Uplink)
+	return b.String()
+}
+
+// stats is the stats message; the publisher calls it on its goroutine.
+func (d *Daemon) stats() *event.Stats {
+	d.mu.Lock()
+	s := d.snap
+	alerts := d.alerts
+	d.mu.Unlock()
+	return d.statsOf(s, alerts)
+}
+
+func (d *Daemon) statsOf(s snapshot, alerts [rules.SeverityCritical + 1]uint64) *event.Stats {
+	var drops uint64
+	for _, k := range d.kernelStats() {
+		drops += k.Drops
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return &event.Stats{
+		Uptime: time.Since(d.started).Seconds(), Packets: s.dpi.Packets, Bytes: s.dpi.Bytes, KernelDrops: drops,
+		DecodeErrors: map[string]uint64{"modbus": s.tally.Malformed, "dnp3": s.tally.DNP3.Malformed},
+		Messages:     map[string]uint64{"modbus": s.tally.Messages, "dnp3": s.tally.DNP3.Fragments + s.tally.DNP3.LinkFrames},
+		Flows:        s.dpi.FlowsActive, FlowsEvicted: s.dpi.FlowsEvicted, Reassembly: s.dpi.BufferedBytes,
+		Alerts: severities(alerts), Suppressed: s.engine.Suppressed, MemBytes: ms.Sys,
+	}
+}
+
+// kernelStats is a copy of the last kernel counters read; safe from any
+// goroutine.
+func (d *Daemon) kernelStats() []capture.LiveStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]capture.LiveStats, len(d.health.Links))
+	for i, l := range d.health.Links {
+		out[i].Drops = l.Drops
+	}
+	return out
+}
+
+// reload loads the policy and the baseline again and swaps the engine;
+// on any error the old ones stay.
+func (d *Daemon) reload() {
+	var learned *rules.Policy
+	if d.learn == nil && d.cfg.Learning() {
+		p, err := rules.Load(statePath(d.cfg, learnedFile))
+		if err != nil {
+			d.reloadFailed(err)
+			return
+		}
+		learned = p
+	}
+	engine, policy, err := d.buildEngine(learned)
+	if err != nil {
+		d.reloadFailed(err)
+		return
+	}
+	if !d.swapEngine(engine) {
+		d.reloadFailed(errors.New("the pipeline did not answer; try again"))
+		return
+	}
+	d.reloadErr = nil
+	d.logPolicy("policy reloaded", policy)
+}
+
+func (d *Daemon) reloadFailed(err error) {
+	d.reloadErr = err
+	lines := config.Errors(err)
+	d.log.Error("reload failed; the old policy stays active", "err", lines[0], "problems", len(lines))
+	for _, l := range lines[1:] {
+		d.log.Error("reload failed", "err", l)
+	}
+}
+
+// swapEngine puts engine in the pipeline's place, after the old one has
+// reported its folded alerts.
+func (d *Daemon) swapEngine(engine *rules.Engine) bool {
+	return d.do(func() {
+		d.engine.Flush()
+		d.engine = engine
+		d.pipe.SetRules(engine)
+	}, snapshotWait)
+}
+
+// stop drains the capture and shuts down; it is Run's end.
+func (d *Daemon) stop(src capture.LiveSource, done chan error) error {
+	d.stopping.Store(true)
+	d.notify.Stopping()
+	d.log.Info("stopping")
+	src.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			d.log.Error("capture", "err", err)
+		}
+	case <-time.After(drainWait):
+		d.log.Error("the capture did not drain in time", "waited", drainWait)
+	}
+	d.finish()
+	return nil
+}
+
+// finish saves what must survive and flushes the uplink, after the packet
+// goroutine has ended.
+func (d *Daemon) finish() {
+	// The packet goroutine is gone: its state is ours now.
+	if d.learn != nil && d.learner != nil {
+		d.saveCheckpoint(d.learner.Baseline(0))
+	}
+	if d.opsFile != nil {
+		d.flushOps()
+		d.opsFile.Close()
+	}
+	s := snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.engine.Stats(), bySource: d.sourceMessages(), at: time.Now()}
+	for i := range d.lives {
+		if st, err := d.lives[i].Stats(); err == nil {
+			d.kernel[i] = st
+		}
+	}
+	d.mu.Lock()
+	d.snap = s
+	alerts := d.alerts
+	d.mu.Unlock()
+	var drops uint64
+	for _, k := range d.kernel {
+		drops += k.Drops
+	}
+	var total uint64
+	for _, n := range alerts {
+		total += n
+	}
+	if d.pub != nil {
+		st := d.statsOf(s, alerts)
+		st.KernelDrops = drops
+		ctx, cancel := context.WithTimeout(context.Background(), flushWait)
+		if err := d.pub.Flush(ctx); err != nil {
+			d.log.Warn("uplink: not everything acknowledged; it stays in the spool for the next start", "err", err)
+		}
+		cancel()
+		d.pub.Stats(st)
+	}
+	d.log.Info("stopped", "packets", s.dpi.Packets, "bytes", s.dpi.Bytes, "kernel_drops", drops,
+		"messages", s.tally.Messages+s.tally.DNP3.Fragments+s.tally.DNP3.LinkFrames, "alerts", total, "uptime", time.Since(d.started).Round(time.Second).String())
+}
