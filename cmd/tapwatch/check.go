@@ -8,14 +8,19 @@ import (
 	"io"
 	"strings"
 
+	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/rules"
 )
 
-const checkSynopsis = `tapwatch check --policy FILE [--policy FILE...] [-q]
+const checkSynopsis = `tapwatch check [-c CONFIG] [--policy FILE...] [-q]
 
 Validates policy files and prints the effective policy of each: every
 asset, every built-in detector with its settings, every rule with its
 defaults filled in. The output is itself a valid policy file.
+
+With -c it validates the daemon's config file too (docs/config.md), then
+the policy and baseline files it names, and prints what tapwatch run
+would do with it, as comments, before the effective policy.
 
 Every problem is reported on stderr, one a line, as
 FILE:LINE:COLUMN: FIELD: MESSAGE, and the exit status is 1.
@@ -33,6 +38,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	var policies stringList
 	fs.Var(&policies, "policy", "policy `FILE` to check (repeatable)")
 	quiet := fs.Bool("q", false, "print nothing when the files are valid")
+	cfgPath := fs.String("c", "", "the daemon's config `FILE` to check, with the policy and baseline it names")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -44,10 +50,27 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return usageError("unexpected argument %q (give policy files with --policy)", rest[0])
 	}
-	if len(policies) == 0 {
-		return usageError("check needs at least one --policy FILE")
+	if len(policies) == 0 && *cfgPath == "" {
+		return usageError("check needs -c CONFIG or at least one --policy FILE")
 	}
 	var out bytes.Buffer
+	if *cfgPath != "" {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			for _, line := range config.Errors(err) {
+				fmt.Fprintln(stderr, line)
+			}
+			return fmt.Errorf("invalid configuration: %s", *cfgPath)
+		}
+		if !*quiet {
+			describeConfig(&out, cfg)
+		}
+		for _, f := range []string{cfg.Policy, cfg.Baseline} {
+			if f != "" {
+				policies = append(policies, f)
+			}
+		}
+	}
 	var bad []string
 	printed := 0
 	for _, path := range policies {
@@ -74,4 +97,33 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("invalid policy: %s", strings.Join(bad, ", "))
 	}
 	return nil
+}
+
+// describeConfig says, as YAML comments, what tapwatch run would do.
+func describeConfig(w *bytes.Buffer, c *config.Config) {
+	fmt.Fprintf(w, "# tapwatch run -c %s would:\n", c.File)
+	fmt.Fprintf(w, "#   be sensor %q of site %q\n", c.Sensor, c.Site)
+	fmt.Fprintf(w, "#   capture on %s (ring %d bytes each, block timeout %v, promiscuous %v)\n",
+		strings.Join(c.Interfaces, " and "), c.Capture.RingBytes, c.Capture.BlockTimeout, *c.Capture.Promiscuous)
+	fmt.Fprintf(w, "#   decode Modbus on ports %v and DNP3 on ports %v\n", c.Ports.Modbus, c.Ports.DNP3)
+	switch {
+	case c.Learning():
+		fmt.Fprintf(w, "#   learn for %v (margin %v), then enforce %s\n", c.Learn.Duration, *c.Learn.Margin, c.StateDir+"/learned.yaml")
+	case c.Baseline != "":
+		fmt.Fprintf(w, "#   monitor, enforcing the baseline %s\n", c.Baseline)
+	default:
+		fmt.Fprintf(w, "#   monitor, without a baseline\n")
+	}
+	if c.Policy == "" {
+		fmt.Fprintf(w, "#   run the built-in detectors at their defaults (no policy file)\n")
+	}
+	if c.Uplink != nil {
+		fmt.Fprintf(w, "#   publish to %s, spooling in %s\n", strings.Join(c.Uplink.Brokers, ", "), c.StateDir)
+	} else {
+		fmt.Fprintf(w, "#   publish nothing (no uplink): alerts go to the log only\n")
+	}
+	if c.OpsLog != "" {
+		fmt.Fprintf(w, "#   write the operations log to %s\n", c.OpsLog)
+	}
+	fmt.Fprintf(w, "#   log at %s as %s\n", c.Log.Level, c.Log.Format)
 }

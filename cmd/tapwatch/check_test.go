@@ -66,3 +66,30 @@ rules:
 		t.Errorf("missing file: %v", r)
 	}
 }
+
+// TestCheckConfig: check -c validates the daemon's config, then the
+// policy it names, and says what run would do.
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte("rules:\n  - id: w\n    when: {proto: modbus, op: write}\n    severity: low\n"), 0o644)
+	cfg := filepath.Join(dir, "tapwatch.yaml")
+	os.WriteFile(cfg, []byte("interfaces: [eth1, eth2]\npolicy: policy.yaml\nmode: learn\nlearn: {duration: 48h}\n"), 0o644)
+	r := tapwatch("check", "-c", cfg)
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("valid config: %v", r)
+	}
+	for _, want := range []string{"capture on eth1 and eth2", "learn for 48h0m0s", "publish nothing (no uplink)", "effective policy of " + filepath.Join(dir, "policy.yaml"), "id: w"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	os.WriteFile(cfg, []byte("interfaces: [eth1]\nmode: lurn\npolicy: policy.yaml\n"), 0o644)
+	r = tapwatch("check", "-c", cfg)
+	if r.code != 1 || !strings.Contains(r.stderr, cfg+`:2:7: mode: "lurn"; want monitor or learn`) {
+		t.Errorf("bad config: %v", r)
+	}
+	os.WriteFile(cfg, []byte("interfaces: [eth1]\npolicy: missing.yaml\n"), 0o644)
+	if r = tapwatch("check", "-c", cfg); r.code != 1 || !strings.Contains(r.stderr, "missing.yaml") {
+		t.Errorf("missing policy: %v", r)
+	}
+}

@@ -28,8 +28,9 @@ Usage:
                                operations log, or a summary; with --mqtt publish them too
   tapwatch learn [--margin F] -o FILE CAPTURE...
                                learn a baseline policy from capture files
-  tapwatch check --policy FILE...
-                               validate policy files and print the effective policy
+  tapwatch check [-c CONFIG] [--policy FILE...]
+                               validate the daemon's config and policy files, and print
+                               what would run and the effective policy
   tapwatch tail --broker URL [--site S] [--sensor N] [--kinds LIST]
                                print the events sensors publish, and check that none is missing
   tapwatch version             print the version
