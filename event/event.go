@@ -293,3 +293,17 @@ type Stats struct {
 	MemBytes     uint64            `msg:"mem_bytes" json:"mem_bytes"`                   // memory obtained from the OS by the Go runtime
 	CPUTemp      *float64          `msg:"cpu_temp,omitempty" json:"cpu_temp,omitempty"` // °C, where the board has a sensor
 }
+
+// MarshalJSON writes the asset with modbus_units as an array of numbers,
+// as on the wire; encoding/json would write a []uint8 as base64 text.
+func (a Asset) MarshalJSON() ([]byte, error) {
+	type plain Asset
+	out := struct {
+		plain
+		ModbusUnits []int `json:"modbus_units,omitempty"`
+	}{plain: plain(a)}
+	for _, u := range a.ModbusUnits {
+		out.ModbusUnits = append(out.ModbusUnits, int(u))
+	}
+	return json.Marshal(out)
+}

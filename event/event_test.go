@@ -792,3 +792,27 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestAssetJSON: modbus_units is an array of numbers in JSON, as
+// docs/events.md says, not base64.
+func TestAssetJSON(t *testing.T) {
+	a := Asset{V: V, Kind: KindAsset, IP: "10.10.1.20", ModbusUnits: []uint8{1, 247}, Roles: []string{"slave"}, Protocols: []string{"modbus"}}
+	for _, v := range []any{a, &a} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		u, ok := m["modbus_units"].([]any)
+		if !ok || len(u) != 2 || u[0] != 1.0 || u[1] != 247.0 || m["ip"] != "10.10.1.20" || m["kind"] != "asset" {
+			t.Errorf("JSON %s", b)
+		}
+	}
+	b, _ := json.Marshal(Asset{IP: "10.10.1.10"})
+	if strings.Contains(string(b), "modbus_units") {
+		t.Errorf("no units: %s", b)
+	}
+}
