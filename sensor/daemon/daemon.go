@@ -45,13 +45,13 @@ import (
 // Daemon timings.
 const (
 	tickEvery      = time.Second
-	stallAfter     = 5 * time.Second  // a heartbeat older than this: the pipeline is stalled
-	snapshotWait   = 2 * time.Second  // how long the control goroutine waits for the packet goroutine
-	drainWait      = 10 * time.Second // how long a stop waits for the capture to drain
-	flushWait      = 5 * time.Second  // how long a stop waits for the broker's acknowledgements
-	errorLogEvery  = time.Minute      // capture errors are logged at most this often
-	dropsRecent    = 10 * time.Second // kernel drops this recent keep the state degraded
-	beatEvery      = 256              // packets between heartbeats on a busy link
+	stallAfter     = 5 * time.Second        // a heartbeat older than this: the pipeline is stalled
+	snapshotWait   = 2 * time.Second        // how long the control goroutine waits for the packet goroutine
+	drainWait      = 10 * time.Second       // how long a stop waits for the capture to drain
+	flushWait      = 5 * time.Second        // how long a stop waits for the broker's acknowledgements
+	errorLogEvery  = time.Minute            // capture errors are logged at most this often
+	dropsRecent    = 10 * time.Second       // kernel drops this recent keep the state degraded
+	beatEvery      = 100 * time.Millisecond // packet time between heartbeats on a busy link
 	learnStateFile = "learning.json"
 	checkpointFile = "learning.yaml"
 	learnedFile    = "learned.yaml"
@@ -404,7 +404,7 @@ func (d *Daemon) open() ([]capture.LiveSource, error) {
 // after Stop, and the error when it fails otherwise.
 func (d *Daemon) packets(src capture.LiveSource) error {
 	var ci capture.Info
-	n := 0
+	var lastBeat int64
 	for {
 		data, err := src.ReadPacket(&ci)
 		if err != nil {
@@ -430,9 +430,12 @@ func (d *Daemon) packets(src capture.LiveSource) error {
 			continue
 		}
 		d.pipe.Packet(data, &ci)
-		if n++; n == beatEvery {
-			n = 0
-			d.beat.Store(time.Now().UnixNano())
+		// The heartbeat from the packets' own (kernel) timestamps: no
+		// clock read per packet, and a trickle of traffic that never lets
+		// the capture say idle still counts as alive.
+		if ts := ci.Timestamp.UnixNano(); ts-lastBeat >= int64(beatEvery) || ts < lastBeat {
+			lastBeat = ts
+			d.beat.Store(ts)
 		}
 		if len(d.ctl) > 0 {
 			d.runControl()
@@ -453,18 +456,38 @@ func (d *Daemon) runControl() {
 
 // do runs fn on the packet goroutine and waits for it, at most wait;
 // false when it did not run in time (the pipeline is stalled).
+//
+// A function that has not started when the wait ends is abandoned: it
+// will not run later, so that what the caller reports (a reload failed,
+// the old policy stays) is what happens. One that has started is waited
+// for.
 func (d *Daemon) do(fn func(), wait time.Duration) bool {
+	const (
+		pending = iota
+		started
+		abandoned
+	)
+	var state atomic.Int32
 	ran := make(chan struct{})
 	select {
-	case d.ctl <- func() { fn(); close(ran) }:
+	case d.ctl <- func() {
+		defer close(ran)
+		if state.CompareAndSwap(pending, started) {
+			fn()
+		}
+	}:
 	default:
 		return false
 	}
 	select {
 	case <-ran:
-		return true
+		return state.Load() == started
 	case <-time.After(wait):
-		return false
+		if state.CompareAndSwap(pending, abandoned) {
+			return false
+		}
+		<-ran
+		return true
 	}
 }
 
