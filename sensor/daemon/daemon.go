@@ -358,6 +358,11 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	t := time.NewTicker(tickEvery)
 	defer t.Stop()
 	for {
+		// A stop first: a tick on a stalled pipeline blocks for a while,
+		// and select picks at random among ready cases.
+		if ctx.Err() != nil {
+			return d.stop(src, done)
+		}
 		select {
 		case <-ctx.Done():
 			return d.stop(src, done)

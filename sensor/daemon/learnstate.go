@@ -103,7 +103,7 @@ func openLearning(cfg *config.Config, log *slog.Logger) (*learnState, *rules.Pol
 
 // quarantine renames a damaged state file out of the way and says so.
 func quarantine(path string, why error, log *slog.Logger) {
-	to := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+	to := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405.000000000Z"))
 	if err := os.Rename(path, to); err != nil {
 		log.Error("damaged state file could not be moved aside", "file", path, "err", err)
 		return
