@@ -252,7 +252,7 @@ func (c *Config) resolve(dir string) {
 func (c *Config) Validate() error {
 	var errs []*Error
 	bad := func(field, format string, a ...any) {
-		e := &Error{File: c.File, Field: field, Msg: fmt.Sprintf(format, a...)}
+		e := &Error{File: c.File, Path: field, Msg: fmt.Sprintf(format, a...)}
 		if e.File == "" {
 			e.File = "config"
 		}

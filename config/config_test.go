@@ -17,10 +17,6 @@ func TestLoadFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, _ := filepath.Abs("testdata")
-	if dir != "testdata" {
-		dir = "testdata" // Load joins with the file's folder as given
-	}
 	check := func(what string, got, want any) {
 		t.Helper()
 		if got != want {

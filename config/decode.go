@@ -13,30 +13,16 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/tapwatch/tapwatch/internal/suggest"
+	"github.com/tapwatch/tapwatch/rules"
 )
 
-// Error is one problem in a config file: where it is and which field.
-type Error struct {
-	File         string
-	Line, Column int // 0 when the field is not in the file (a default, or missing)
-	Field        string
-	Msg          string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Column)
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+// Error is one problem in a config file: where it is (Line and Column
+// are 0 when the field is not in the file: a default, or missing) and the
+// field's path, in Path. It is the policy loader's error type, so both
+// read the same.
+type Error = rules.Error
 
 // decoder fills a struct from a YAML tree by its yaml tags, reporting
 // every problem with its position and field path.
@@ -52,7 +38,7 @@ const maxDepth = 16
 
 func (d *decoder) errorf(n ast.Node, field, format string, a ...any) {
 	line, col := nodePos(n)
-	d.errs = append(d.errs, &Error{File: d.file, Line: line, Column: col, Field: field, Msg: fmt.Sprintf(format, a...)})
+	d.errs = append(d.errs, &Error{File: d.file, Line: line, Column: col, Path: field, Msg: fmt.Sprintf(format, a...)})
 }
 
 func nodePos(n ast.Node) (int, int) {
@@ -308,7 +294,7 @@ func didYouMean(s string, names []string) string {
 		if len(s) >= 3 && strings.HasPrefix(n, s) {
 			return fmt.Sprintf("; did you mean %q?", n)
 		}
-		if d := editDistance(s, n); d < bestD {
+		if d := suggest.Distance(s, n); d < bestD {
 			best, bestD = n, d
 		}
 	}
@@ -316,26 +302,6 @@ func didYouMean(s string, names []string) string {
 		return "; the fields here are " + strings.Join(names, ", ")
 	}
 	return fmt.Sprintf("; did you mean %q?", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := prev[j-1]
-			if a[i-1] != b[j-1] {
-				c++
-			}
-			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // join sorts errors by position and joins them.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/tapwatch/tapwatch/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -234,35 +235,6 @@ func readReserve(path string) (uint64, error) {
 	return n, nil
 }
 
-// writeFileSync writes data to path atomically: a temporary file, fsync,
-// rename, fsync of the directory.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
 // Append spools items in one transaction, in order, giving each the next
 // sequence number, and returns the first number given. The oldest
 // messages are dropped, and counted, when the limits would be exceeded;
@@ -277,7 +249,7 @@ func (s *Spool) Append(items []Item) (first uint64, err error) {
 	last := first + uint64(len(items)) - 1
 	if last >= s.reserved {
 		r := (last/seqBlock + 2) * seqBlock
-		if err := writeFileSync(filepath.Join(s.dir, reserveFile), []byte(strconv.FormatUint(r, 10)+"\n")); err != nil {
+		if err := atomicfile.Write(filepath.Join(s.dir, reserveFile), []byte(strconv.FormatUint(r, 10)+"\n"), 0o600); err != nil {
 			return 0, fmt.Errorf("spool: reserving sequence numbers: %w", err)
 		}
 		s.reserved = r

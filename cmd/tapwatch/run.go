@@ -141,10 +141,7 @@ func loadRunConfig(path, broker, site, sensorID, level string) (*config.Config, 
 	if level != "" {
 		cfg.Log.Level = level
 	}
-	cfg.SetDefaults()
-	if cfg.Uplink != nil {
-		cfg.Uplink.Site, cfg.Uplink.Sensor = cfg.Site, cfg.Sensor
-	}
+	cfg.SetDefaults() // also hands site and sensor to the uplink
 	return cfg, cfg.Validate()
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -137,17 +138,15 @@ type Daemon struct {
 	statusAt time.Time
 
 	// Control goroutine.
-	started   time.Time
-	lives     []*capture.Live
-	kernel    []capture.LiveStats // last counters read, per interface
-	drops     []uint64            // kernel drops per interface, at the last tick
-	dropAt    []time.Time         // when each interface's kernel drops last grew
-	lastICS   []time.Time         // when each interface last carried ICS messages
-	lastMsgs  []uint64
-	learn     *learnState // nil: not learning
-	nextCP    time.Time
-	reloadErr error
-	stopping  atomic.Bool
+	started  time.Time
+	lives    []*capture.Live
+	kernel   []capture.LiveStats // last counters read, per interface
+	drops    []uint64            // kernel drops per interface, at the last tick
+	dropAt   []time.Time         // when each interface's kernel drops last grew
+	lastICS  []time.Time         // when each interface last carried ICS messages
+	lastMsgs []uint64
+	learn    *learnState // nil: not learning
+	nextCP   time.Time
 }
 
 // snapshot is the packet goroutine's counters, copied for the others.
@@ -156,7 +155,6 @@ type snapshot struct {
 	tally    sensor.Tally
 	engine   rules.EngineStats
 	bySource [sensor.MaxSources]uint64
-	at       time.Time
 }
 
 // New checks the policy and baseline, opens the uplink's spool and
@@ -184,7 +182,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 			d.learner.Resume(l)
 		}
 	} else if cfg.Baseline == "" {
-		if _, err := statFile(cfg.StateDir, learnedFile); err == nil {
+		if _, err := os.Stat(statePath(cfg, learnedFile)); err == nil {
 			d.log.Info("a learned baseline is waiting for review; set baseline: to enforce it", "file", statePath(cfg, learnedFile))
 		}
 	}
@@ -508,7 +506,7 @@ func (d *Daemon) sourceMessages() (out [sensor.MaxSources]uint64) {
 func (d *Daemon) takeSnapshot() (snapshot, bool) {
 	var s snapshot
 	ok := d.do(func() {
-		s = snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.engine.Stats(), bySource: d.sourceMessages(), at: time.Now()}
+		s = snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.engine.Stats(), bySource: d.sourceMessages()}
 		d.flushOps()
 	}, snapshotWait)
 	if ok {
@@ -755,12 +753,10 @@ func (d *Daemon) reload() {
 		d.reloadFailed(errors.New("the pipeline did not answer; try again"))
 		return
 	}
-	d.reloadErr = nil
 	d.logPolicy("policy reloaded", policy)
 }
 
 func (d *Daemon) reloadFailed(err error) {
-	d.reloadErr = err
 	lines := config.Errors(err)
 	d.log.Error("reload failed; the old policy stays active", "err", lines[0], "problems", len(lines))
 	for _, l := range lines[1:] {
@@ -780,7 +776,6 @@ func (d *Daemon) swapEngine(engine *rules.Engine) bool {
 
 // stop drains the capture and shuts down; it is Run's end.
 func (d *Daemon) stop(src capture.LiveSource, done chan error) error {
-	d.stopping.Store(true)
 	d.notify.Stopping()
 	d.log.Info("stopping")
 	src.Stop()
@@ -807,7 +802,7 @@ func (d *Daemon) finish() {
 		d.flushOps()
 		d.opsFile.Close()
 	}
-	s := snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.engine.Stats(), bySource: d.sourceMessages(), at: time.Now()}
+	s := snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.engine.Stats(), bySource: d.sourceMessages()}
 	for i := range d.lives {
 		if st, err := d.lives[i].Stats(); err == nil {
 			d.kernel[i] = st

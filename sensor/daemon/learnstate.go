@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/config"
+	"github.com/tapwatch/tapwatch/internal/atomicfile"
 	"github.com/tapwatch/tapwatch/rules"
 )
 
@@ -42,8 +43,6 @@ func (ls *learnState) deadline(cfg *config.Config) time.Time {
 }
 
 func statePath(cfg *config.Config, name string) string { return filepath.Join(cfg.StateDir, name) }
-
-func statFile(dir, name string) (fs.FileInfo, error) { return os.Stat(filepath.Join(dir, name)) }
 
 // openLearning reads the learning state: a new period, one to resume
 // (with its checkpoint) or one finished (with what was learned).
@@ -131,7 +130,7 @@ func (d *Daemon) saveCheckpoint(p *rules.Policy) {
 	fmt.Fprintf(&b, "# tapwatch learning checkpoint: what was learned so far (margin 0).\n# Learning started %s and ends %s.\n",
 		d.learn.Started.Format(time.RFC3339), d.learn.deadline(d.cfg).Format(time.RFC3339))
 	p.Format(&b)
-	if err := writeFile(statePath(d.cfg, checkpointFile), b.Bytes()); err != nil {
+	if err := atomicfile.Write(statePath(d.cfg, checkpointFile), b.Bytes(), 0o640); err != nil {
 		d.log.Error("learning checkpoint", "err", err)
 		return
 	}
@@ -156,7 +155,7 @@ func (d *Daemon) finishLearning() {
 	fmt.Fprintf(&b, "# Learned by tapwatch sensor %s (site %s) from %s to %s.\n# Review it, then enforce it with baseline: in tapwatch.yaml and mode: monitor.\n",
 		d.cfg.Sensor, d.cfg.Site, d.learn.Started.Format(time.RFC3339), now.Format(time.RFC3339))
 	learned.Format(&b)
-	if err := writeFile(statePath(d.cfg, learnedFile), b.Bytes()); err != nil {
+	if err := atomicfile.Write(statePath(d.cfg, learnedFile), b.Bytes(), 0o640); err != nil {
 		d.log.Error("learning: writing what was learned; still learning, will try again", "err", err)
 		return
 	}
@@ -191,38 +190,5 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(path, append(b, '\n'))
-}
-
-// writeFile replaces path atomically and durably: a temporary file,
-// synced, renamed over it, and the folder synced.
-func writeFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o640); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, append(b, '\n'), 0o640)
 }
