@@ -13,8 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tapwatch/tapwatch/board"
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/internal/suggest"
 	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/uplink"
 )
@@ -79,6 +81,7 @@ type Config struct {
 	OpsLogMaxBytes int64          `yaml:"ops_log_max_bytes"` // default 64 MiB
 	Uplink         *uplink.Config `yaml:"uplink"`            // nil: no uplink (alerts are logged only)
 	Log            Log            `yaml:"log"`
+	Hardware       Hardware       `yaml:"hardware"`
 
 	// File is the file the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
@@ -105,6 +108,74 @@ type Learn struct {
 	Margin     *float64      `yaml:"margin"`     // widening of learned value ranges; default rules.DefaultMargin
 	Checkpoint time.Duration `yaml:"checkpoint"` // how often what was learned is saved; default 5m
 }
+
+// Hardware is the box's LEDs, button, relays and watchdog. A pin left
+// empty is the board profile's; "none" is not wired. A pin is a GPIO line
+// name (GPIO17), "led:NAME" for a /sys/class/leds LED, or "sim:NAME" for a
+// file in SimDir (tests and demos). docs/leds.md is the LED code.
+type Hardware struct {
+	// Board is the profile: auto (default: detected from
+	// /proc/device-tree/model), a profile name, or none (nothing wired).
+	Board  string       `yaml:"board"`
+	LEDs   HardwareLEDs `yaml:"leds"`
+	Button Button       `yaml:"button"`
+	Relays Relays       `yaml:"relays"`
+	// Watchdog is the hardware watchdog device; empty: the profile's;
+	// none: not used.
+	Watchdog string `yaml:"watchdog"`
+	// Panel is the terminal LED panel on standard error: auto (when it is
+	// a terminal; default), on, off.
+	Panel string `yaml:"panel"`
+	// The roots of /sys, /dev and /proc, for tests against fixture trees.
+	SysRoot  string `yaml:"sys_root"`
+	DevRoot  string `yaml:"dev_root"`
+	ProcRoot string `yaml:"proc_root"`
+	// SimDir holds the sim: pins, one file each ("1" or "0").
+	SimDir string `yaml:"sim_dir"`
+}
+
+// HardwareLEDs are the status LEDs' pins.
+type HardwareLEDs struct {
+	Run    string `yaml:"run"`
+	Link   string `yaml:"link"`
+	Uplink string `yaml:"uplink"`
+	Alert  string `yaml:"alert"`
+	// Board is the board's own LED, which mirrors RUN; empty: the
+	// profile's (led:ACT on a Pi).
+	Board     string `yaml:"board"`
+	ActiveLow bool   `yaml:"active_low"` // the LEDs light when their pin is low
+}
+
+// Button is the acknowledge button.
+type Button struct {
+	Pin string `yaml:"pin"`
+	// ActiveLow: pressed connects the pin to ground, with the pin's
+	// pull-up (default true).
+	ActiveLow *bool `yaml:"active_low"`
+}
+
+// Relays are the optional outputs.
+type Relays struct {
+	Alarm string `yaml:"alarm"`
+	// AlarmSeverity: the alarm relay is energized while an alert of this
+	// severity or higher is unacknowledged (default high).
+	AlarmSeverity string `yaml:"alarm_severity"`
+	// Health is energized while the box is healthy, so its contact opens
+	// when the box fails, hangs or loses power.
+	Health    string `yaml:"health"`
+	ActiveLow bool   `yaml:"active_low"` // a relay is energized by a low pin
+}
+
+// Pin kinds, by prefix.
+const (
+	PinNone     = "none"
+	PinLEDClass = "led:"
+	PinSim      = "sim:"
+	BoardAuto   = "auto"
+	PanelAuto   = "auto"
+	PanelOn     = "on"
+	PanelOff    = "off"
+)
 
 // Log is where and how the daemon logs (standard error; journald keeps it).
 type Log struct {
@@ -216,6 +287,29 @@ func (c *Config) SetDefaults() {
 	if c.Uplink != nil {
 		c.Uplink.Site, c.Uplink.Sensor = c.Site, c.Sensor
 	}
+	h := &c.Hardware
+	if h.Board == "" {
+		h.Board = BoardAuto
+	}
+	if h.Button.ActiveLow == nil {
+		t := true
+		h.Button.ActiveLow = &t
+	}
+	if h.Relays.AlarmSeverity == "" {
+		h.Relays.AlarmSeverity = "high"
+	}
+	if h.Panel == "" {
+		h.Panel = PanelAuto
+	}
+	if h.SysRoot == "" {
+		h.SysRoot = "/sys"
+	}
+	if h.DevRoot == "" {
+		h.DevRoot = "/dev"
+	}
+	if h.ProcRoot == "" {
+		h.ProcRoot = "/proc"
+	}
 }
 
 // Hostname is the default sensor id: the host name up to its first dot.
@@ -239,6 +333,7 @@ func (c *Config) resolve(dir string) {
 	abs(&c.Baseline)
 	abs(&c.StateDir)
 	abs(&c.OpsLog)
+	abs(&c.Hardware.SimDir)
 	if u := c.Uplink; u != nil {
 		abs(&u.PasswordFile)
 		abs(&u.TLS.CA)
@@ -252,12 +347,7 @@ func (c *Config) resolve(dir string) {
 func (c *Config) Validate() error {
 	var errs []*Error
 	bad := func(field, format string, a ...any) {
-		e := &Error{File: c.File, Path: field, Msg: fmt.Sprintf(format, a...)}
-		if e.File == "" {
-			e.File = "config"
-		}
-		e.Line, e.Column = c.position(field)
-		errs = append(errs, e)
+		errs = append(errs, c.FieldError(field, format, a...))
 	}
 	level := func(field, s string) {
 		switch {
@@ -356,6 +446,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "%q; want text or json", c.Log.Format)
 	}
+	c.validateHardware(bad)
 	if u := c.Uplink; u != nil {
 		for _, f := range []string{"site", "sensor"} {
 			if _, ok := c.pos["uplink."+f]; ok {
@@ -376,6 +467,78 @@ func (c *Config) Validate() error {
 		return nil
 	}
 	return join(errs)
+}
+
+func (c *Config) validateHardware(bad func(field, format string, a ...any)) {
+	h := &c.Hardware
+	if h.Board != BoardAuto && h.Board != board.None {
+		if _, ok := board.ByName(h.Board); !ok {
+			names := board.Names()
+			msg := fmt.Sprintf("%q is not a board profile; want auto, none or one of %s", h.Board, strings.Join(names, ", "))
+			if s := suggest.Closest(h.Board, names); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			}
+			bad("hardware.board", "%s", msg)
+		}
+	}
+	for _, p := range []struct{ field, pin string }{
+		{"hardware.leds.run", h.LEDs.Run}, {"hardware.leds.link", h.LEDs.Link}, {"hardware.leds.uplink", h.LEDs.Uplink},
+		{"hardware.leds.alert", h.LEDs.Alert}, {"hardware.leds.board", h.LEDs.Board}, {"hardware.button.pin", h.Button.Pin},
+		{"hardware.relays.alarm", h.Relays.Alarm}, {"hardware.relays.health", h.Relays.Health},
+	} {
+		if err := CheckPin(p.pin); err != nil {
+			bad(p.field, "%v", err)
+		} else if strings.HasPrefix(p.pin, PinSim) && h.SimDir == "" {
+			bad(p.field, "%q: a sim pin needs hardware.sim_dir", p.pin)
+		}
+	}
+	if _, err := rules.ParseSeverity(h.Relays.AlarmSeverity); err != nil {
+		bad("hardware.relays.alarm_severity", "%q; want info, low, medium, high or critical", h.Relays.AlarmSeverity)
+	}
+	switch h.Watchdog {
+	case "", PinNone:
+	default:
+		if !filepath.IsAbs(h.Watchdog) {
+			bad("hardware.watchdog", "%q: want a device path such as /dev/watchdog, or none", h.Watchdog)
+		}
+	}
+	switch h.Panel {
+	case PanelAuto, PanelOn, PanelOff:
+	default:
+		bad("hardware.panel", "%q; want auto, on or off", h.Panel)
+	}
+	for _, r := range []struct{ field, dir string }{{"hardware.sys_root", h.SysRoot}, {"hardware.dev_root", h.DevRoot}, {"hardware.proc_root", h.ProcRoot}} {
+		if !filepath.IsAbs(r.dir) {
+			bad(r.field, "%q: want an absolute path", r.dir)
+		}
+	}
+}
+
+// CheckPin checks a pin's spelling: empty (the profile's), none, a GPIO
+// line name, led:NAME or sim:NAME.
+func CheckPin(pin string) error {
+	if pin == "" || pin == PinNone {
+		return nil
+	}
+	name := pin
+	for _, p := range []string{PinLEDClass, PinSim} {
+		name = strings.TrimPrefix(name, p)
+	}
+	if name == "" || name == "." || name == ".." || len(name) > 64 || strings.ContainsAny(name, "/: \t\n\x00") {
+		return fmt.Errorf("%q is not a pin: want a GPIO line name (GPIO17), led:NAME (an LED in /sys/class/leds), sim:NAME or none", pin)
+	}
+	return nil
+}
+
+// FieldError is an error about field, with its place in the file when
+// the config was loaded from one.
+func (c *Config) FieldError(field, format string, a ...any) *Error {
+	e := &Error{File: c.File, Path: field, Msg: fmt.Sprintf(format, a...)}
+	if e.File == "" {
+		e.File = "config"
+	}
+	e.Line, e.Column = c.position(field)
+	return e
 }
 
 // position is where field (or the nearest enclosing field) is in the

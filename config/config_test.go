@@ -83,6 +83,11 @@ func TestDefaults(t *testing.T) {
 	if c.Log.Level != "info" || c.Log.Format != "text" {
 		t.Errorf("log %+v", c.Log)
 	}
+	h := c.Hardware
+	if h.Board != "auto" || h.LEDs != (HardwareLEDs{}) || h.Button.Pin != "" || !*h.Button.ActiveLow || h.Relays != (Relays{AlarmSeverity: "high"}) ||
+		h.Watchdog != "" || h.Panel != "auto" || h.SysRoot != "/sys" || h.DevRoot != "/dev" || h.ProcRoot != "/proc" || h.SimDir != "" {
+		t.Errorf("hardware %+v", h)
+	}
 }
 
 // TestErrors: each mistake is reported with the file, line, column and
@@ -127,6 +132,14 @@ func TestErrors(t *testing.T) {
 		{"syntax", "interfaces: [eth1\n", []string{`bad.yaml:1:`}},
 		{"twice", "interfaces: [eth1]\nsite: a\nsite: b\n", []string{`bad.yaml:3:1: mapping key "site" already defined at [2:1]`}},
 		{"alias", "interfaces: &i [eth1]\nsite: *i\n", []string{`bad.yaml:1:13: interfaces: anchors`, `bad.yaml:2:7: site: anchors`}},
+		{"hardware", "interfaces: [eth1]\nhardware:\n  board: pi44\n  leds: {run: \"GPIO 17\", board: \"led:\"}\n  button: {pin: sim:b}\n" +
+			"  relays: {alarm_severity: severe}\n  watchdog: watchdog0\n  panel: colour\n  sys_root: sys\n",
+			[]string{`bad.yaml:3:10: hardware.board: "pi44" is not a board profile; want auto, none or one of pi-zero, pi-zero-2w, pi3, pi4, pi5, cm4, generic-arm64, x86-lab (did you mean pi4?)`,
+				`bad.yaml:4:15: hardware.leds.run: "GPIO 17" is not a pin: want a GPIO line name (GPIO17), led:NAME`, `bad.yaml:4:33: hardware.leds.board: "led:" is not a pin`,
+				`bad.yaml:5:17: hardware.button.pin: "sim:b": a sim pin needs hardware.sim_dir`,
+				`bad.yaml:6:28: hardware.relays.alarm_severity: "severe"`, `bad.yaml:7:13: hardware.watchdog: "watchdog0": want a device path`,
+				`bad.yaml:8:10: hardware.panel: "colour"; want auto, on or off`, `bad.yaml:9:13: hardware.sys_root: "sys": want an absolute path`}},
+		{"hardware field", "interfaces: [eth1]\nhardware:\n  ledz: {}\n", []string{`bad.yaml:3:3: hardware: unknown field "ledz"; did you mean "leds"?`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2165,18 +2165,7 @@ func choices(word string, candidates []string) string {
 // didYouMean suggests the closest candidate to a misspelt word, as
 // " (did you mean x?)", or "".
 func didYouMean(word string, candidates []string) string {
-	w := strings.ToLower(word)
-	best, bestD := "", 0
-	for _, c := range candidates {
-		d := suggest.Distance(w, strings.ToLower(c))
-		if best == "" || d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	if bestD <= max(2, len([]rune(w))/4) && bestD < len([]rune(w)) {
+	if best := suggest.Closest(word, candidates); best != "" {
 		return " (did you mean " + best + "?)"
 	}
 	return ""

@@ -2,6 +2,8 @@
 // mean" in the errors of the policy and config loaders.
 package suggest
 
+import "strings"
+
 // Distance is the optimal string alignment distance: insertions,
 // deletions, substitutions and transpositions of neighbours.
 func Distance(a, b string) int {
@@ -33,4 +35,21 @@ func Distance(a, b string) int {
 		prev2, prev, cur = prev, cur, prev2
 	}
 	return prev[len(rb)]
+}
+
+// Closest is the candidate nearest to a misspelt word, ignoring case,
+// when it is near enough to be what was meant; "" otherwise.
+func Closest(word string, candidates []string) string {
+	w := strings.ToLower(word)
+	best, bestD := "", 0
+	for _, c := range candidates {
+		d := Distance(w, strings.ToLower(c))
+		if best == "" || d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best != "" && bestD <= max(2, len([]rune(w))/4) && bestD < len([]rune(w)) {
+		return best
+	}
+	return ""
 }
