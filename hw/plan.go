@@ -1,0 +1,323 @@
+package hw
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tapwatch/tapwatch/board"
+	"github.com/tapwatch/tapwatch/config"
+	"github.com/tapwatch/tapwatch/rules"
+	"periph.io/x/conn/v3/gpio"
+)
+
+// Functions of the box's pins, in the order check prints them.
+const (
+	FnRun = iota
+	FnLink
+	FnUplink
+	FnAlert
+	FnBoard
+	FnButton
+	FnAlarm
+	FnHealth
+	numFns
+)
+
+var fnNames = [numFns]string{"RUN LED", "LINK LED", "UPLINK LED", "ALERT LED", "board LED (mirrors RUN)", "button", "alarm relay", "health relay"}
+var fnFields = [numFns]string{"hardware.leds.run", "hardware.leds.link", "hardware.leds.uplink", "hardware.leds.alert",
+	"hardware.leds.board", "hardware.button.pin", "hardware.relays.alarm", "hardware.relays.health"}
+
+// Pin is one function's pin, as planned.
+type Pin struct {
+	Spec string // GPIO17, led:ACT, sim:alert; "" when not wired
+	// Candidates are the board LEDs to try in turn (the first that
+	// exists); only for the board LED from a profile.
+	Candidates []string
+	FromConfig bool // set in the config, not the profile
+}
+
+// Plan is the hardware the config and the board profile give: which
+// profile, every function's pin, the watchdog and the panel.
+type Plan struct {
+	Profile  board.Profile
+	Model    string // the device tree's model; "" when there is none
+	Detected bool   // the profile was detected, not named
+	Pins     [numFns]Pin
+	HW       config.Hardware
+	AlarmAt  rules.Severity
+	Watchdog string // "" when not used
+	Warnings []string
+}
+
+// NewPlan works out the hardware from the config: the profile it names
+// or the one detected, with the config's pins over the profile's. Two
+// functions on one pin is an error naming the config field; a pin that
+// the board reserves (I2C, the serial console) or that is not on its
+// header is a warning.
+func NewPlan(cfg *config.Config) (*Plan, error) {
+	h := cfg.Hardware
+	p := &Plan{HW: h}
+	switch h.Board {
+	case board.None:
+		p.Profile = board.Profile{Name: board.None, Title: "no board: nothing wired", Watchdog: config.PinNone}
+	case config.BoardAuto, "":
+		prof, model, err := board.Detect(h.ProcRoot)
+		if err != nil {
+			return nil, cfg.FieldError("hardware.board", "%v", err)
+		}
+		p.Profile, p.Model, p.Detected = prof, model, true
+	default:
+		prof, ok := board.ByName(h.Board)
+		if !ok {
+			return nil, cfg.FieldError("hardware.board", "%q is not a board profile", h.Board)
+		}
+		p.Profile = prof
+	}
+	prof := p.Profile
+	defaults := [numFns]string{prof.LEDs.Run, prof.LEDs.Link, prof.LEDs.Uplink, prof.LEDs.Alert, "", prof.Button, prof.Relays.Alarm, prof.Relays.Health}
+	set := [numFns]string{h.LEDs.Run, h.LEDs.Link, h.LEDs.Uplink, h.LEDs.Alert, h.LEDs.Board, h.Button.Pin, h.Relays.Alarm, h.Relays.Health}
+	for fn := range numFns {
+		pin := Pin{Spec: defaults[fn]}
+		if fn == FnBoard {
+			pin.Candidates = prof.LEDs.Board
+		}
+		if set[fn] != "" {
+			pin = Pin{Spec: set[fn], FromConfig: true}
+		}
+		if pin.Spec == config.PinNone {
+			pin.Spec = ""
+		}
+		p.Pins[fn] = pin
+	}
+	var errs []error
+	owner := map[string]int{}
+	for fn, pin := range p.Pins {
+		for _, spec := range pin.specs() {
+			if other, dup := owner[spec]; dup {
+				field := fnFields[fn]
+				if !pin.FromConfig && p.Pins[other].FromConfig {
+					field = fnFields[other]
+				}
+				errs = append(errs, cfg.FieldError(field, "%s: the %s and the %s are both on it (one pin, one function)", spec, fnNames[other], fnNames[fn]))
+				continue
+			}
+			owner[spec] = fn
+			if strings.Contains(spec, ":") {
+				continue
+			}
+			if why, ok := prof.Reserved[spec]; ok {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("%s: %s is usually the %s on a %s", fnNames[fn], spec, why, prof.Name))
+			}
+			if !prof.OnHeader(spec) {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("%s: %s is not on the %s's pin header", fnNames[fn], spec, prof.Name))
+			}
+		}
+	}
+	sev, err := rules.ParseSeverity(h.Relays.AlarmSeverity)
+	if err != nil {
+		errs = append(errs, cfg.FieldError("hardware.relays.alarm_severity", "%v", err))
+	}
+	p.AlarmAt = sev
+	p.Watchdog = h.Watchdog
+	if p.Watchdog == "" {
+		p.Watchdog = prof.Watchdog
+	}
+	if p.Watchdog == config.PinNone {
+		p.Watchdog = ""
+	}
+	if p.Watchdog != "" && h.DevRoot != "/dev" {
+		if rel, ok := strings.CutPrefix(p.Watchdog, "/dev/"); ok {
+			p.Watchdog = filepath.Join(h.DevRoot, rel)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+func (p Pin) specs() []string {
+	if p.Spec != "" {
+		return []string{p.Spec}
+	}
+	return p.Candidates
+}
+
+// Describe writes the plan for tapwatch check.
+func (p *Plan) Describe(w io.Writer) {
+	how := "named in the config"
+	if p.Detected {
+		how = "detected"
+		if p.Model != "" {
+			how += " from the model " + fmt.Sprintf("%q", p.Model)
+		} else {
+			how += ": no device tree"
+		}
+	}
+	fmt.Fprintf(w, "  board:      %s (%s), %s\n", p.Profile.Name, p.Profile.Title, how)
+	if p.Profile.Capture != "" {
+		fmt.Fprintf(w, "              usual capture port %s, management %s; package %s\n", p.Profile.Capture, orNone(p.Profile.Management), p.Profile.Arch)
+	}
+	for fn, pin := range p.Pins {
+		spec := pin.Spec
+		if spec == "" && len(pin.Candidates) > 0 {
+			spec = strings.Join(pin.Candidates, " or ")
+		}
+		from := "profile"
+		if pin.FromConfig {
+			from = "config"
+		}
+		extra := ""
+		switch fn {
+		case FnLink, FnUplink, FnAlert, FnRun:
+			if p.HW.LEDs.ActiveLow && spec != "" {
+				extra = ", active low"
+			}
+		case FnButton:
+			if spec != "" && *p.HW.Button.ActiveLow {
+				extra = ", active low: to ground, with the pull-up"
+			}
+		case FnAlarm:
+			if spec != "" {
+				extra = ", on unacknowledged " + p.AlarmAt.String() + " or higher"
+			}
+		}
+		if fn >= FnAlarm && spec != "" && p.HW.Relays.ActiveLow {
+			extra += ", active low"
+		}
+		if spec == "" {
+			spec, from = "not wired", ""
+		} else {
+			from = " (" + from + extra + ")"
+		}
+		fmt.Fprintf(w, "  %-24s %s%s\n", fnNames[fn]+":", spec, from)
+	}
+	fmt.Fprintf(w, "  %-24s %s\n", "hardware watchdog:", orNone(p.Watchdog))
+	fmt.Fprintf(w, "  %-24s %s\n", "terminal panel:", p.HW.Panel)
+	for _, warn := range p.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// Box is the opened hardware.
+type Box struct {
+	Options  Options   // for NewController: the outputs, the button, the panel
+	Watchdog *Watchdog // nil: none
+	closers  []io.Closer
+}
+
+// Open opens what the plan wires. A pin that cannot be opened (no such
+// line, no permission, no LED) is logged and left out: the box monitors
+// without it. The watchdog likewise. panel is where the terminal panel
+// draws (nil: standard error).
+func (p *Plan) Open(log *slog.Logger, panel *os.File) *Box {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	b := &Box{Options: Options{LEDsActiveLow: p.HW.LEDs.ActiveLow, RelaysActiveLow: p.HW.Relays.ActiveLow,
+		ButtonActiveLow: *p.HW.Button.ActiveLow, Log: log}}
+	out := func(fn int, activeLow bool) Output {
+		pin := p.Pins[fn]
+		var errs []string
+		for _, spec := range pin.specs() {
+			o, err := p.openOut(spec, activeLow)
+			if err == nil {
+				log.Debug("hardware", "function", fnNames[fn], "pin", spec)
+				return o
+			}
+			errs = append(errs, err.Error())
+		}
+		if len(errs) > 0 {
+			log.Error("hardware: "+fnNames[fn]+" not driven; carrying on without it", "err", strings.Join(errs, "; "))
+		}
+		return nil
+	}
+	for i := range NumLEDs {
+		if o := out(FnRun+i, p.HW.LEDs.ActiveLow); o != nil {
+			b.Options.LEDs[i] = o
+			b.track(o)
+		}
+	}
+	if o := out(FnBoard, false); o != nil {
+		b.Options.Board = o
+		b.track(o)
+	}
+	if o := out(FnAlarm, p.HW.Relays.ActiveLow); o != nil {
+		b.Options.Alarm = o
+		b.track(o)
+	}
+	if o := out(FnHealth, p.HW.Relays.ActiveLow); o != nil {
+		b.Options.Health = o
+		b.track(o)
+	}
+	if spec := p.Pins[FnButton].Spec; spec != "" {
+		in, err := p.openIn(spec, b.Options.ButtonActiveLow)
+		if err != nil {
+			log.Error("hardware: button not read; carrying on without it", "err", err)
+		} else {
+			b.Options.Button = in
+		}
+	}
+	if panel == nil {
+		panel = os.Stderr
+	}
+	if p.HW.Panel == config.PanelOn || (p.HW.Panel == config.PanelAuto && IsTerminal(panel)) {
+		b.Options.Panel = TerminalPanel(panel)
+	}
+	if p.Watchdog != "" {
+		dev, err := OpenWatchdog(p.Watchdog)
+		if err != nil {
+			log.Warn("hardware watchdog not used; carrying on without it", "err", err)
+		} else {
+			log.Info("hardware watchdog armed", "device", p.Watchdog)
+			b.Watchdog = &Watchdog{Dev: dev, Path: p.Watchdog, Log: log}
+		}
+	}
+	return b
+}
+
+func (b *Box) track(o Output) {
+	if c, ok := o.(io.Closer); ok {
+		b.closers = append(b.closers, c)
+	}
+}
+
+func (p *Plan) openOut(spec string, activeLow bool) (Output, error) {
+	switch {
+	case strings.HasPrefix(spec, config.PinLEDClass):
+		return OpenLEDClass(p.HW.SysRoot, strings.TrimPrefix(spec, config.PinLEDClass))
+	case strings.HasPrefix(spec, config.PinSim):
+		return OpenSimOut(p.HW.SimDir, strings.TrimPrefix(spec, config.PinSim))
+	}
+	return openGPIOOut(spec, activeLow)
+}
+
+func (p *Plan) openIn(spec string, activeLow bool) (Input, error) {
+	switch {
+	case strings.HasPrefix(spec, config.PinLEDClass):
+		return nil, fmt.Errorf("%s: an LED cannot be the button", spec)
+	case strings.HasPrefix(spec, config.PinSim):
+		return OpenSimIn(p.HW.SimDir, strings.TrimPrefix(spec, config.PinSim), gpio.Level(activeLow))
+	}
+	return openGPIOIn(spec, activeLow)
+}
+
+// Close gives back what was opened (the board LED's trigger). It does
+// not touch the watchdog: disarm it on a clean stop only.
+func (b *Box) Close() {
+	for _, c := range b.closers {
+		c.Close()
+	}
+}
