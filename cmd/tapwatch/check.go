@@ -9,10 +9,11 @@ import (
 	"strings"
 
 	"github.com/tapwatch/tapwatch/config"
+	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/rules"
 )
 
-const checkSynopsis = `tapwatch check [-c CONFIG] [--policy FILE...] [-q]
+const checkSynopsis = `tapwatch check [-c CONFIG] [--board NAME] [--policy FILE...] [-q]
 
 Validates policy files and prints the effective policy of each: every
 asset, every built-in detector with its settings, every rule with its
@@ -20,7 +21,12 @@ defaults filled in. The output is itself a valid policy file.
 
 With -c it validates the daemon's config file too (docs/config.md), then
 the policy and baseline files it names, and prints what tapwatch run
-would do with it, as comments, before the effective policy.
+would do with it, as comments, before the effective policy, including
+the board profile in use and the pin of every LED, the button and the
+relays. Two functions on one pin is an error; a pin the board reserves
+(I2C, the serial console) or that is not on its header is a warning.
+--board checks the config against another profile than the one it
+names or this machine's.
 
 Every problem is reported on stderr, one a line, as
 FILE:LINE:COLUMN: FIELD: MESSAGE, and the exit status is 1.
@@ -39,6 +45,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&policies, "policy", "policy `FILE` to check (repeatable)")
 	quiet := fs.Bool("q", false, "print nothing when the files are valid")
 	cfgPath := fs.String("c", "", "the daemon's config `FILE` to check, with the policy and baseline it names")
+	boardName := fs.String("board", "", "check -c CONFIG on the board profile `NAME` (auto, none, pi-zero, pi4, ...)")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -53,6 +60,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if len(policies) == 0 && *cfgPath == "" {
 		return usageError("check needs -c CONFIG or at least one --policy FILE")
 	}
+	if *boardName != "" && *cfgPath == "" {
+		return usageError("--board goes with -c CONFIG")
+	}
 	var out bytes.Buffer
 	if *cfgPath != "" {
 		cfg, err := config.Load(*cfgPath)
@@ -62,8 +72,24 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 			}
 			return fmt.Errorf("invalid configuration: %s", *cfgPath)
 		}
+		if *boardName != "" {
+			cfg.Hardware.Board = *boardName
+			if err := cfg.Validate(); err != nil {
+				for _, line := range config.Errors(err) {
+					fmt.Fprintln(stderr, line)
+				}
+				return fmt.Errorf("invalid --board %q", *boardName)
+			}
+		}
+		plan, err := hw.NewPlan(cfg)
+		if err != nil {
+			for _, line := range config.Errors(err) {
+				fmt.Fprintln(stderr, line)
+			}
+			return fmt.Errorf("invalid configuration: %s", *cfgPath)
+		}
 		if !*quiet {
-			describeConfig(&out, cfg)
+			describeConfig(&out, cfg, plan)
 		}
 		for _, f := range []string{cfg.Policy, cfg.Baseline} {
 			if f != "" {
@@ -100,7 +126,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 }
 
 // describeConfig says, as YAML comments, what tapwatch run would do.
-func describeConfig(w *bytes.Buffer, c *config.Config) {
+func describeConfig(w *bytes.Buffer, c *config.Config, plan *hw.Plan) {
 	fmt.Fprintf(w, "# tapwatch run -c %s would:\n", c.File)
 	fmt.Fprintf(w, "#   be sensor %q of site %q\n", c.Sensor, c.Site)
 	fmt.Fprintf(w, "#   capture on %s (ring %d bytes each, block timeout %v, promiscuous %v)\n",
@@ -126,4 +152,10 @@ func describeConfig(w *bytes.Buffer, c *config.Config) {
 		fmt.Fprintf(w, "#   write the operations log to %s\n", c.OpsLog)
 	}
 	fmt.Fprintf(w, "#   log at %s as %s\n", c.Log.Level, c.Log.Format)
+	fmt.Fprintf(w, "#   show its state on this hardware:\n")
+	var hwText bytes.Buffer
+	plan.Describe(&hwText)
+	for _, line := range strings.Split(strings.TrimRight(hwText.String(), "\n"), "\n") {
+		fmt.Fprintf(w, "#   %s\n", line)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tapwatch/tapwatch/board"
 	"github.com/tapwatch/tapwatch/rules"
 )
 
@@ -91,5 +92,52 @@ func TestCheckConfig(t *testing.T) {
 	os.WriteFile(cfg, []byte("interfaces: [eth1]\npolicy: missing.yaml\n"), 0o644)
 	if r = tapwatch("check", "-c", cfg); r.code != 1 || !strings.Contains(r.stderr, "missing.yaml") {
 		t.Errorf("missing policy: %v", r)
+	}
+}
+
+// TestCheckBoards: check -c on every board profile prints the profile
+// and its pins; a pin conflict is an error at its line; --board with a
+// name no profile has is reported with the names there are.
+func TestCheckBoards(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tapwatch.yaml")
+	os.WriteFile(cfg, []byte("interfaces: [eth0]\nhardware:\n  relays: {alarm_severity: critical}\n"), 0o644)
+	for _, p := range board.All() {
+		r := tapwatch("check", "-c", cfg, "--board", p.Name)
+		if r.code != 0 {
+			t.Errorf("%s: %v", p.Name, r)
+			continue
+		}
+		out := strings.Join(strings.Fields(r.stdout), " ")
+		for _, want := range []string{"# board: " + p.Name + " (" + p.Title + "), named in the config",
+			"usual capture port " + p.Capture} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: output lacks %q:\n%s", p.Name, want, r.stdout)
+			}
+		}
+		if p.LEDs.Run != board.None {
+			for _, want := range []string{"# RUN LED: " + p.LEDs.Run + " (profile)", "# ALERT LED: " + p.LEDs.Alert + " (profile)",
+				"# button: " + p.Button + " (profile, active low", "# alarm relay: " + p.Relays.Alarm + " (profile, on unacknowledged critical or higher)",
+				"# health relay: " + p.Relays.Health + " (profile)", "# board LED (mirrors RUN): led:ACT or led:led0", "# hardware watchdog: " + p.Watchdog} {
+				if !strings.Contains(out, want) {
+					t.Errorf("%s: output lacks %q:\n%s", p.Name, want, r.stdout)
+				}
+			}
+		} else if !strings.Contains(out, "# RUN LED: not wired") {
+			t.Errorf("%s: RUN wired:\n%s", p.Name, r.stdout)
+		}
+		if strings.Contains(out, "warning:") {
+			t.Errorf("%s: warnings on the profile's own pins:\n%s", p.Name, r.stdout)
+		}
+	}
+
+	os.WriteFile(cfg, []byte("interfaces: [eth0]\nhardware:\n  board: pi4\n  button: {pin: GPIO22}\n"), 0o644)
+	r := tapwatch("check", "-c", cfg)
+	if r.code != 1 || !strings.Contains(r.stderr, cfg+":4:17: hardware.button.pin: GPIO22: the UPLINK LED and the button are both on it") {
+		t.Errorf("conflict: %v", r)
+	}
+	r = tapwatch("check", "-c", cfg, "--board", "pi6")
+	if r.code != 1 || !strings.Contains(r.stderr, `hardware.board: "pi6" is not a board profile`) || !strings.Contains(r.stderr, "pi-zero-2w") {
+		t.Errorf("--board pi6: %v", r)
 	}
 }

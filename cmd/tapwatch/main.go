@@ -33,6 +33,9 @@ Usage:
                                what would run and the effective policy
   tapwatch tail --broker URL [--site S] [--sensor N] [--kinds LIST]
                                print the events sensors publish, and check that none is missing
+  tapwatch leds [-c CONFIG] [--board NAME] [--show LIST [--for DURATION]]
+                               check the LED, button and relay wiring: a walk test, or
+                               hold the given patterns
   tapwatch version             print the version
   tapwatch help [COMMAND]      show help
 
@@ -67,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLearn(rest, stdout, stderr)
 	case "tail":
 		err = cmdTail(rest, stdout, stderr)
+	case "leds":
+		err = cmdLeds(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "tapwatch %s\n", version)
 	case "help", "-h", "--help", "-help":

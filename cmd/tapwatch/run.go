@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/tapwatch/tapwatch/config"
+	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/internal/sdnotify"
 	"github.com/tapwatch/tapwatch/sensor/daemon"
 	"github.com/tapwatch/tapwatch/uplink"
@@ -38,6 +39,12 @@ stop it gracefully: the capture is drained, the learning checkpoint
 saved, the spool flushed to the broker and the offline status published.
 Under systemd (Type=notify) it reports readiness and its status, and
 pings the watchdog while the pipeline is alive.
+
+It shows its state on the box's LEDs, relays and terminal panel
+(hardware: in the config; docs/leds.md), acknowledges alerts on a press
+of the button, and pings the hardware watchdog (/dev/watchdog) while the
+pipeline is alive; a clean stop disarms it, a crash or hang leaves it to
+reset the board.
 
 Exit status: 0 after a clean stop, 1 when it cannot start (a bad config,
 policy or baseline, a capture interface it cannot open) or the capture
@@ -70,7 +77,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 		return errors.New("invalid configuration")
 	}
+	plan, err := hw.NewPlan(cfg)
+	if err != nil {
+		for _, line := range config.Errors(err) {
+			fmt.Fprintf(stderr, "tapwatch: %s\n", line)
+		}
+		return errors.New("invalid configuration")
+	}
 	log := newLogger(stderr, cfg.Log)
+	for _, w := range plan.Warnings {
+		log.Warn("hardware: " + w)
+	}
 	notify, err := sdnotify.FromEnv()
 	if err != nil {
 		log.Warn("systemd notification disabled", "err", err)
@@ -113,7 +130,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}()
-	return d.Run(ctx, reload)
+	box := startHardware(plan, d, log)
+	err = d.Run(ctx, reload)
+	box.stop(err == nil)
+	return err
 }
 
 // loadRunConfig loads the config and applies the command line's

@@ -376,7 +376,10 @@ rules:
 func TestRunLive(t *testing.T) {
 	p := newPlant(t, false)
 	tl := p.tail()
-	d := p.startDaemon(writesOnlyFromHMI, "")
+	box := newSimBox(t)
+	d := p.startDaemon(writesOnlyFromHMI, box.config())
+	box.waitLevels(t, "healthy, flowing, connected, no alert", 10*time.Second,
+		map[string]bool{"link": true, "uplink": true, "alert": false, "alarm": false, "health": true})
 
 	st := p.hmiPolls(20, 5)
 	if st.Polls < 20 || st.Writes < 4 {
@@ -414,6 +417,19 @@ func TestRunLive(t *testing.T) {
 	if v, _ := al["values"].([]any); len(v) != 1 || num(v[0]) != 150 {
 		t.Errorf("alert values %v, want [150]", al["values"])
 	}
+	// The box: the ALERT LED blinks slowly (a high alert) and the alarm
+	// relay (at high) is energized; a press of the button clears both.
+	box.waitBlink(t, "alert", 450*time.Millisecond, 550*time.Millisecond)
+	box.waitLevels(t, "alarm relay", 2*time.Second, map[string]bool{"alarm": true, "health": true})
+	box.press(t, 200*time.Millisecond)
+	d.waitLog("button: alerts acknowledged", 2*time.Second)
+	box.waitLevels(t, "acknowledged", 2*time.Second, map[string]bool{"alert": false, "alarm": false})
+	box.still(t, "alert", time.Second)
+	tl.wait(t, "status with nothing unacknowledged", 5*time.Second, func(m map[string]any) bool {
+		u, _ := m["unacked"].(map[string]any)
+		return m["kind"] == "status" && u != nil && num(u["high"]) == 0
+	})
+	box.waitBlink(t, "run", 0, 0) // the heartbeat: on, with short dark blinks
 	// No alert for the HMI's own writes.
 	for _, m := range tl.messages() {
 		if m["kind"] == "alert" {
@@ -444,6 +460,12 @@ func TestRunLive(t *testing.T) {
 	if strings.Contains(d.log.String(), "level=ERROR") {
 		t.Errorf("errors logged:\n%s", d.log.String())
 	}
+	// A clean stop: every LED off, the relays released, the board LED's
+	// trigger given back, the watchdog pinged and then disarmed.
+	box.waitLevels(t, "all off after the stop", time.Second,
+		map[string]bool{"run": false, "link": false, "uplink": false, "alert": false, "alarm": false, "health": false})
+	box.checkStopped(t)
+	d.waitLog("hardware watchdog disarmed", time.Second)
 }
 
 func containsValue(vs []uint16, x float64) bool {

@@ -101,12 +101,18 @@ type Options struct {
 type Health struct {
 	State     string       // starting, learning, monitoring, degraded
 	Reason    string       // why degraded
+	Learning  bool         // in the learning period (also when degraded)
 	Links     []event.Link // per capture interface
+	Dropping  bool         // the kernel dropped packets on a link in the last 10 s
 	Uplink    string       // connected, disconnected, disabled
 	SpoolFull float64      // fraction of the spool's message limit in use
+	SpoolErr  bool         // the spool cannot write
 	Beat      time.Time    // the pipeline's last sign of life
-	Fresh     bool         // the heartbeat is recent: the pipeline is alive
-	Unacked   event.Severities
+	// Fresh: the pipeline's heartbeat and the control goroutine's tick
+	// are both recent; the daemon is alive. Health works it out when
+	// called, so a hang shows at once.
+	Fresh   bool
+	Unacked event.Severities // alerts not acknowledged, up to now
 }
 
 // Daemon is a running sensor.
@@ -135,6 +141,7 @@ type Daemon struct {
 	unacked  [rules.SeverityCritical + 1]uint64
 	snap     snapshot
 	health   Health
+	tickAt   time.Time // the control goroutine's last tick
 	statusAt time.Time
 
 	// Control goroutine.
@@ -315,9 +322,16 @@ func (d *Daemon) Acknowledge() {
 // Health returns the daemon's health now; safe from any goroutine.
 func (d *Daemon) Health() Health {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	h := d.health
 	h.Links = append([]event.Link(nil), h.Links...)
+	h.Unacked = severities(d.unacked)
+	tickAt := d.tickAt
+	d.mu.Unlock()
+	now := time.Now()
+	if h.State != event.StateStarting {
+		h.Beat = time.Unix(0, d.beat.Load())
+		h.Fresh = now.Sub(h.Beat) < stallAfter && now.Sub(tickAt) < stallAfter
+	}
 	return h
 }
 
@@ -542,6 +556,7 @@ func (d *Daemon) tick() {
 	fresh := now.Sub(beat) < stallAfter
 
 	var reasons []string
+	dropping, spoolErr := false, false
 	if !fresh {
 		reasons = append(reasons, fmt.Sprintf("pipeline stalled (no heartbeat for %s)", now.Sub(beat).Round(time.Second)))
 	}
@@ -556,19 +571,21 @@ func (d *Daemon) tick() {
 			d.dropAt[i] = now
 		}
 		if !d.dropAt[i].IsZero() && now.Sub(d.dropAt[i]) < dropsRecent {
+			dropping = true
 			reasons = append(reasons, fmt.Sprintf("kernel dropping packets on %s (%d in all)", l.Iface, l.Drops))
 		}
 		d.drops[i] = l.Drops
 	}
 	uplinkState, spoolFull := event.UplinkDisabled, 0.0
 	if d.pub != nil {
-		connected, full, spoolErr := d.pub.Health()
+		connected, full, err := d.pub.Health()
 		uplinkState, spoolFull = event.UplinkDisconnected, full
 		if connected {
 			uplinkState = event.UplinkConnected
 		}
-		if spoolErr != nil {
-			reasons = append(reasons, "spool: "+spoolErr.Error())
+		if err != nil {
+			spoolErr = true
+			reasons = append(reasons, "spool: "+err.Error())
 		}
 	}
 	if d.learn != nil {
@@ -589,8 +606,9 @@ func (d *Daemon) tick() {
 	}
 	d.mu.Lock()
 	prev := d.health
-	d.health = Health{State: state, Reason: strings.Join(reasons, "; "), Links: links, Uplink: uplinkState,
-		SpoolFull: spoolFull, Beat: beat, Fresh: fresh, Unacked: severities(d.unacked)}
+	d.health = Health{State: state, Reason: strings.Join(reasons, "; "), Learning: d.learn != nil, Links: links, Dropping: dropping,
+		Uplink: uplinkState, SpoolFull: spoolFull, SpoolErr: spoolErr, Beat: beat, Fresh: fresh, Unacked: severities(d.unacked)}
+	d.tickAt = now
 	changed := prev.State != state || prev.Reason != d.health.Reason || !sameLinks(prev.Links, links) || prev.Unacked != d.health.Unacked
 	d.mu.Unlock()
 	if prev.State != state || prev.Reason != d.health.Reason {

@@ -29,6 +29,7 @@ import (
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/event"
+	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/rules"
 )
@@ -1019,8 +1020,9 @@ func TestReloadKeepsOldPolicyOnError(t *testing.T) {
 }
 
 // TestStallDetected: a capture that stops returning (the packet goroutine
-// stuck) makes the heartbeat stale: the state is degraded, "pipeline
-// stalled"; when the capture comes back, so does the state. The heartbeat
+// stuck) makes the heartbeat stale: the hardware watchdog is no longer
+// pinged and the state is degraded, "pipeline stalled"; when the capture
+// comes back, so do the state and the pings. The heartbeat
 // goes stale after 5s, and the tick that sees it first waits 2s for the
 // stuck goroutine to take a snapshot: this test takes about 8s.
 func TestStallDetected(t *testing.T) {
@@ -1033,11 +1035,32 @@ func TestStallDetected(t *testing.T) {
 	src.feed(newTraffic(t).read(hmiIP, 0, 4).frames()...)
 	r := startDaemon(t, testConfig(t, t.TempDir(), ""), src, nil)
 	start := time.Now()
+	// The hardware watchdog, pinged as tapwatch run pings it.
+	dog := &hw.FakeWatchdog{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go (&hw.Watchdog{Dev: dog}).Run(ctx, 50*time.Millisecond, func() bool {
+		h := r.d.Health()
+		return h.State == event.StateStarting || h.Fresh
+	})
 	r.waitState(event.StateMonitoring, 5*time.Second)
 	var h Health
 	waitFor(t, "a stale heartbeat", 12*time.Second, func() bool {
 		h = r.d.Health()
 		return !h.Fresh
+	})
+	// The watchdog is not pinged any more.
+	stalled := dog.Pings()
+	if stalled < 10 {
+		t.Errorf("%d watchdog pings while the pipeline was alive", stalled)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := dog.Pings(); n != stalled {
+		t.Errorf("the watchdog was pinged %d times on a stalled pipeline", n-stalled)
+	}
+	waitFor(t, "state degraded", 5*time.Second, func() bool {
+		h = r.d.Health()
+		return h.State == event.StateDegraded
 	})
 	t.Logf("stall reported %v after the start", time.Since(start).Round(100*time.Millisecond))
 	if h.State != event.StateDegraded || !strings.Contains(h.Reason, "pipeline stalled") || time.Since(h.Beat) < stallAfter {
@@ -1056,6 +1079,8 @@ func TestStallDetected(t *testing.T) {
 	if !h.Fresh || h.Reason != "" {
 		t.Errorf("after the stall: health %+v", h)
 	}
+	resumed := dog.Pings()
+	waitFor(t, "watchdog pings again", 2*time.Second, func() bool { return dog.Pings() >= resumed+3 })
 	r.stop()
 }
 
