@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 BENCH_PACKETS ?= 1000000
 BENCH_ROUNDS  ?= 5
 
-.PHONY: all build test check gen-check cross test-arm fuzz bench bench-live clean
+.PHONY: all build test check gen-check cross deb test-arm fuzz bench bench-live clean
 
 all: build
 
@@ -48,15 +48,22 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64         $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/tapwatch-linux-arm64 ./cmd/tapwatch
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64         $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/tapwatch-linux-amd64 ./cmd/tapwatch
 
-## test-arm: the decoders', the pipeline's, the wire schema's and the spool's tests for 32- and 64-bit ARM
+## deb: the Debian packages in dist/: armhf (ARMv6, every 32-bit Pi OS), arm64
+## and amd64, made by scripts/deb.sh with nfpm v2.45.2 (go install
+## github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2; .ci/run installs it).
+deb:
+	@for arch in armhf arm64 amd64; do GO='$(GO)' VERSION='$(VERSION)' scripts/deb.sh $$arch dist || exit 1; done
+
+## test-arm: the tests of the decoders, the pipeline, the wire schema, the spool, the hardware
+## (LEDs, button, watchdog), the board profiles and the config, for 32- and 64-bit ARM
 ## under qemu-user (armv6: Pi Zero/1; armv7: 32-bit Pi OS on Pi 2-4; arm64).
 ## qemu-user cannot set up an AF_PACKET ring (TestLiveVeth, TestLiveMerge, TestLinkState): live capture
 ## is tested natively.
 test-arm:
-	GOARCH=arm GOARM=6 $(GO) test -count=1 -skip 'TestLive(Veth|Merge)|TestLinkState' -exec qemu-arm-static ./dpi/... ./capture/... ./sensor/... ./event/...
+	GOARCH=arm GOARM=6 $(GO) test -count=1 -skip 'TestLive(Veth|Merge)|TestLinkState|TestDeb$$' -exec qemu-arm-static ./dpi/... ./capture/... ./sensor/... ./event/... ./hw/... ./board/... ./config/...
 	GOARCH=arm GOARM=6 $(GO) test -count=1 -exec qemu-arm-static -run 'Spool|PublishTail|Reconnect' ./uplink/...
-	GOARCH=arm GOARM=7 $(GO) test -count=1 -skip 'TestLive(Veth|Merge)|TestLinkState' -exec qemu-arm-static ./dpi/... ./capture/... ./event/...
-	GOARCH=arm64       $(GO) test -count=1 -skip 'TestLive(Veth|Merge)|TestLinkState' -exec qemu-aarch64-static ./dpi/... ./capture/... ./sensor/... ./event/...
+	GOARCH=arm GOARM=7 $(GO) test -count=1 -skip 'TestLive(Veth|Merge)|TestLinkState|TestDeb$$' -exec qemu-arm-static ./dpi/... ./capture/... ./event/... ./hw/...
+	GOARCH=arm64       $(GO) test -count=1 -skip 'TestLive(Veth|Merge)|TestLinkState|TestDeb$$' -exec qemu-aarch64-static ./dpi/... ./capture/... ./sensor/... ./event/... ./hw/... ./board/... ./config/...
 	GOARCH=arm64       $(GO) test -count=1 -exec qemu-aarch64-static -run 'Spool|PublishTail|Reconnect' ./uplink/...
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each, default 10s).
