@@ -405,3 +405,23 @@ func TestControllerPanel(t *testing.T) {
 		t.Error("Stop did not draw the panel dark")
 	}
 }
+
+// BenchmarkControllerStep: one tick of the timer, on gpiotest pins, with
+// a blinking LED (the cost of the LEDs is 40 of these a second).
+func BenchmarkControllerStep(b *testing.B) {
+	var o Options
+	for i := range o.LEDs {
+		o.LEDs[i] = &gpiotest.Pin{N: fmt.Sprint(i)}
+	}
+	l := Lights{LEDs: [NumLEDs]Pattern{Heartbeat, On, Slow, Fast}, Healthy: true}
+	o.Lights = func() Lights { return l }
+	o.Button = &gpiotest.Pin{N: "button", L: gpio.High}
+	o.ButtonActiveLow = true
+	c := NewController(o)
+	now := time.Unix(0, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Step(now)
+		now = now.Add(TickEvery)
+	}
+}

@@ -308,3 +308,28 @@ func TestPlanOpen(t *testing.T) {
 		t.Errorf("watchdog got %q", b)
 	}
 }
+
+// TestPanelWrap: a log line written through Wrap clears the panel's line
+// and draws it again after.
+func TestPanelWrap(t *testing.T) {
+	var b bytes.Buffer
+	p := NewPanel(&b, true, false)
+	log := p.Wrap(&b)
+	log.Write([]byte("before any panel\n"))
+	p.Show(Lights{LEDs: [NumLEDs]Pattern{On}}, [NumLEDs]bool{true})
+	b.Reset()
+	log.Write([]byte("level=INFO msg=alert\n"))
+	if s := b.String(); !strings.HasPrefix(s, "\r\x1b[Klevel=INFO msg=alert\n\r\x1b[K[#] RUN on") {
+		t.Errorf("wrapped: %q", s)
+	}
+	b.Reset()
+	p.End()
+	p.End()
+	if b.String() != "\n" {
+		t.Errorf("End: %q", b.String())
+	}
+	var lines bytes.Buffer
+	if w := NewPanel(&lines, false, false).Wrap(&lines); w != &lines {
+		t.Error("a line panel wraps its writer")
+	}
+}

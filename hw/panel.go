@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,10 +15,12 @@ import (
 // and, when the output is not a terminal (a log, a pipe), as one line
 // each time a pattern changes.
 type Panel struct {
+	mu   sync.Mutex
 	w    io.Writer
 	mode panelMode
 	last Lights
 	any  bool
+	line string // what the terminal line shows now
 }
 
 type panelMode uint8
@@ -60,6 +63,8 @@ func IsTerminal(f *os.File) bool {
 
 // Show implements Display.
 func (p *Panel) Show(l Lights, lit [NumLEDs]bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.mode == panelLines {
 		if p.any && l == p.last {
 			return
@@ -85,7 +90,47 @@ func (p *Panel) Show(l Lights, lit [NumLEDs]bool) {
 		fmt.Fprintf(&b, " %s %-15s", LEDNames[i], pat)
 	}
 	fmt.Fprintf(&b, "alarm %s, health %s", onOff(l.Alarm), onOff(l.Healthy))
-	io.WriteString(p.w, b.String())
+	p.line = b.String()
+	io.WriteString(p.w, p.line)
+}
+
+// End ends the panel's line on a terminal, so that what follows starts on
+// a line of its own.
+func (p *Panel) End() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.line != "" {
+		io.WriteString(p.w, "\n")
+		p.line = ""
+	}
+}
+
+// Wrap returns a writer for the same terminal (a logger's): on a terminal
+// each write clears the panel's line first and draws it again after, so
+// that log lines scroll above the panel instead of running into it.
+func (p *Panel) Wrap(w io.Writer) io.Writer {
+	if p.mode == panelLines {
+		return w
+	}
+	return panelWriter{p, w}
+}
+
+type panelWriter struct {
+	p *Panel
+	w io.Writer
+}
+
+func (pw panelWriter) Write(b []byte) (int, error) {
+	pw.p.mu.Lock()
+	defer pw.p.mu.Unlock()
+	if pw.p.line != "" {
+		io.WriteString(pw.w, "\r\x1b[K")
+	}
+	n, err := pw.w.Write(b)
+	if pw.p.line != "" {
+		io.WriteString(pw.w, pw.p.line)
+	}
+	return n, err
 }
 
 // Describe is the lights in words: "RUN on (heartbeat), LINK on, UPLINK

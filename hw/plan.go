@@ -218,11 +218,20 @@ type Box struct {
 	closers  []io.Closer
 }
 
-// Open opens what the plan wires. A pin that cannot be opened (no such
-// line, no permission, no LED) is logged and left out: the box monitors
-// without it. The watchdog likewise. panel is where the terminal panel
-// draws (nil: standard error).
-func (p *Plan) Open(log *slog.Logger, panel *os.File) *Box {
+// Panel is the terminal panel the config asks for, on f: always with
+// panel on, on a terminal with auto; nil otherwise.
+func (p *Plan) Panel(f *os.File) *Panel {
+	if p.HW.Panel == config.PanelOn || (p.HW.Panel == config.PanelAuto && IsTerminal(f)) {
+		return TerminalPanel(f)
+	}
+	return nil
+}
+
+// Open opens what the plan wires, with panel (nil: none) as the display.
+// A pin that cannot be opened (no such line, no permission, no LED) is
+// logged and left out: the box monitors without it. The watchdog
+// likewise.
+func (p *Plan) Open(log *slog.Logger, panel *Panel) *Box {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -270,11 +279,8 @@ func (p *Plan) Open(log *slog.Logger, panel *os.File) *Box {
 			b.Options.Button = in
 		}
 	}
-	if panel == nil {
-		panel = os.Stderr
-	}
-	if p.HW.Panel == config.PanelOn || (p.HW.Panel == config.PanelAuto && IsTerminal(panel)) {
-		b.Options.Panel = TerminalPanel(panel)
+	if panel != nil {
+		b.Options.Panel = panel
 	}
 	if p.Watchdog != "" {
 		dev, err := OpenWatchdog(p.Watchdog)

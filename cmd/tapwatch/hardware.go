@@ -57,8 +57,8 @@ type hardware struct {
 // startHardware opens what the plan wires and runs it on the daemon's
 // health: the LED controller (the button acknowledges through the
 // daemon) and the watchdog, pinged while the daemon is alive.
-func startHardware(plan *hw.Plan, d *daemon.Daemon, log *slog.Logger) *hardware {
-	box := plan.Open(log.With("part", "hardware"), os.Stderr)
+func startHardware(plan *hw.Plan, panel *hw.Panel, d *daemon.Daemon, log *slog.Logger) *hardware {
+	box := plan.Open(log.With("part", "hardware"), panel)
 	opts := box.Options
 	opts.Lights = func() hw.Lights { return hw.Show(ledStatus(d.Health()), plan.AlarmAt) }
 	opts.Acknowledge = d.Acknowledge
@@ -84,6 +84,9 @@ func startHardware(plan *hw.Plan, d *daemon.Daemon, log *slog.Logger) *hardware 
 func (h *hardware) stop(clean bool) {
 	h.cancel()
 	<-h.done
+	if p, ok := h.box.Options.Panel.(*hw.Panel); ok {
+		p.End()
+	}
 	h.box.Close()
 	if w := h.box.Watchdog; w != nil {
 		if !clean {
@@ -160,7 +163,7 @@ func cmdLeds(args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	plan.Watchdog = "" // never armed by a wiring check
-	box := plan.Open(log, os.Stderr)
+	box := plan.Open(log, plan.Panel(os.Stderr))
 	defer box.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -192,7 +195,12 @@ func cmdLeds(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	defer ctl.Stop()
+	defer func() {
+		ctl.Stop()
+		if p, ok := opts.Panel.(*hw.Panel); ok {
+			p.End()
+		}
+	}()
 	fmt.Fprintf(stdout, "board %s; %s\n", plan.Profile.Name, strings.Join(wiring(box), ", "))
 	if *show != "" {
 		wait(*hold)

@@ -84,7 +84,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 		return errors.New("invalid configuration")
 	}
-	log := newLogger(stderr, cfg.Log)
+	// The terminal panel, when there is one, is drawn on standard error
+	// under the log lines.
+	var panel *hw.Panel
+	logTo := stderr
+	if stderr == io.Writer(os.Stderr) {
+		if panel = plan.Panel(os.Stderr); panel != nil {
+			logTo = panel.Wrap(stderr)
+		}
+	}
+	log := newLogger(logTo, cfg.Log)
 	for _, w := range plan.Warnings {
 		log.Warn("hardware: " + w)
 	}
@@ -130,7 +139,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}()
-	box := startHardware(plan, d, log)
+	box := startHardware(plan, panel, d, log)
 	err = d.Run(ctx, reload)
 	box.stop(err == nil)
 	return err
