@@ -150,7 +150,7 @@ func (p Pin) specs() []string {
 
 // Describe writes the plan for tapwatch check.
 func (p *Plan) Describe(w io.Writer) {
-	how := "named in the config"
+	how := "named in the config or with --board"
 	if p.Detected {
 		how = "detected"
 		if p.Model != "" {

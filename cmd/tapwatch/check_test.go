@@ -109,7 +109,7 @@ func TestCheckBoards(t *testing.T) {
 			continue
 		}
 		out := strings.Join(strings.Fields(r.stdout), " ")
-		for _, want := range []string{"# board: " + p.Name + " (" + p.Title + "), named in the config",
+		for _, want := range []string{"# board: " + p.Name + " (" + p.Title + "), named in the config or with --board",
 			"usual capture port " + p.Capture} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%s: output lacks %q:\n%s", p.Name, want, r.stdout)
