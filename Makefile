@@ -10,7 +10,7 @@ FUZZTIME    ?= 10s
 BENCH_PACKETS ?= 1000000
 BENCH_ROUNDS  ?= 5
 
-.PHONY: all build test check gen-check cross deb test-arm fuzz bench bench-live clean
+.PHONY: all build test check gen-check cross deb test-arm hil fuzz bench bench-live clean
 
 all: build
 
@@ -65,6 +65,13 @@ test-arm:
 	GOARCH=arm GOARM=7 $(GO) test -count=1 -skip 'TestLive(Veth|Merge)|TestLinkState|TestDeb$$' -exec qemu-arm-static ./dpi/... ./capture/... ./event/... ./hw/...
 	GOARCH=arm64       $(GO) test -count=1 -skip 'TestLive(Veth|Merge)|TestLinkState|TestDeb$$' -exec qemu-aarch64-static ./dpi/... ./capture/... ./sensor/... ./event/... ./hw/... ./board/... ./config/...
 	GOARCH=arm64       $(GO) test -count=1 -exec qemu-aarch64-static -run 'Spool|PublishTail|Reconnect' ./uplink/...
+
+## hil: the GPIO path on an emulated Raspberry Pi (root the first time):
+## qemu-system-aarch64 -M raspi3b boots Debian's arm64 kernel with the arm64
+## tapwatch, which drives the LEDs and relays and reads the button of the
+## emulated GPIO block; a harness checks the pins from the kernel's side.
+hil:
+	GO=$(GO) scripts/hil-qemu.sh
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each, default 10s).
 fuzz:
