@@ -43,7 +43,7 @@ func TestPlanDetect(t *testing.T) {
 	if p.Profile.Name != "pi5" || !p.Detected || p.Model != "Raspberry Pi 5 Model B Rev 1.0" {
 		t.Errorf("profile %s detected %v model %q", p.Profile.Name, p.Detected, p.Model)
 	}
-	want := [numFns]string{"GPIO17", "GPIO27", "GPIO22", "GPIO26", "", "GPIO24", "GPIO5", ""}
+	want := [numFns]string{"GPIO17", "GPIO27", "GPIO22", "GPIO26", "", "GPIO24", "GPIO16", ""}
 	for fn, pin := range p.Pins {
 		if pin.Spec != want[fn] {
 			t.Errorf("%s: %q, want %q", fnNames[fn], pin.Spec, want[fn])

@@ -30,7 +30,7 @@
 #
 #   leds    the kernel as Debian ships it. Checks: the pattern
 #           run=on,link=off,uplink=on,alert=on,alarm=on shows as GPIO17=1
-#           GPIO27=0 GPIO22=1 GPIO23=1 GPIO5=1 GPIO6=0 while it runs, the
+#           GPIO27=0 GPIO22=1 GPIO23=1 GPIO16=1 GPIO25=0 while it runs, the
 #           program exits 0, and every one of those lines is 0 after it.
 #   button  the same, plus a press of the button: GPIO24 held at 1 (its
 #           pull-up level), then 0 for 300 ms, which tapwatch must report
@@ -280,17 +280,17 @@ write_plans() {
 		local show="tapwatch leds --board pi4 --show run=on,link=off,uplink=on,alert=on,alarm=on --for 4s"
 		cat >"$WORK/leds.plan" <<-EOF
 			run /bin/$show
-			while GPIO17=1 GPIO27=0 GPIO22=1 GPIO23=1 GPIO5=1 GPIO6=0
+			while GPIO17=1 GPIO27=0 GPIO22=1 GPIO23=1 GPIO16=1 GPIO25=0
 			output board pi4;
-			$(all_off "${LEDS[@]}" GPIO5 GPIO6)
+			$(all_off "${LEDS[@]}" GPIO16 GPIO25)
 		EOF
 		cat >"$WORK/button.plan" <<-EOF
 			set GPIO24=1
 			run /bin/$show
-			while GPIO17=1 GPIO27=0 GPIO22=1 GPIO23=1 GPIO5=1 GPIO6=0
+			while GPIO17=1 GPIO27=0 GPIO22=1 GPIO23=1 GPIO16=1 GPIO25=0
 			press GPIO24=0 300ms
 			output button pressed (1)
-			$(all_off "${LEDS[@]}" GPIO5 GPIO6)
+			$(all_off "${LEDS[@]}" GPIO16 GPIO25)
 		EOF
 	else
 		# ledprobe has no button: one boot.

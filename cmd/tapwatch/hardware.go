@@ -50,7 +50,8 @@ func ledStatus(h daemon.Health) hw.Status {
 type hardware struct {
 	box    *hw.Box
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   chan struct{} // the controller has stopped
+	dogged chan struct{} // the watchdog's pinger has returned
 	log    *slog.Logger
 }
 
@@ -64,17 +65,20 @@ func startHardware(plan *hw.Plan, panel *hw.Panel, d *daemon.Daemon, log *slog.L
 	opts.Acknowledge = d.Acknowledge
 	ctl := hw.NewController(opts)
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &hardware{box: box, cancel: cancel, done: make(chan struct{}), log: log}
+	h := &hardware{box: box, cancel: cancel, done: make(chan struct{}), dogged: make(chan struct{}), log: log}
 	go func() {
 		defer close(h.done)
 		ctl.Run(ctx)
 	}()
-	if box.Watchdog != nil {
-		go box.Watchdog.Run(ctx, hw.WatchdogEvery, func() bool {
-			st := d.Health()
-			return st.State == event.StateStarting || st.Fresh
-		})
-	}
+	go func() {
+		defer close(h.dogged)
+		if box.Watchdog != nil {
+			box.Watchdog.Run(ctx, hw.WatchdogEvery, func() bool {
+				st := d.Health()
+				return st.State == event.StateStarting || st.Fresh
+			})
+		}
+	}()
 	return h
 }
 
@@ -84,6 +88,7 @@ func startHardware(plan *hw.Plan, panel *hw.Panel, d *daemon.Daemon, log *slog.L
 func (h *hardware) stop(clean bool) {
 	h.cancel()
 	<-h.done
+	<-h.dogged // no ping after the disarm
 	if p, ok := h.box.Options.Panel.(*hw.Panel); ok {
 		p.End()
 	}
