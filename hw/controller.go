@@ -31,10 +31,14 @@ type Display interface {
 
 // Controller timings.
 const (
-	TickEvery   = 25 * time.Millisecond // the one timer: patterns and the button
-	pollEvery   = 100 * time.Millisecond
-	LongPress   = 5 * time.Second // a press this long is a lamp test, not an acknowledge
-	LampTestFor = 3 * time.Second
+	TickEvery = 25 * time.Millisecond // the one timer: patterns and the button
+	pollEvery = 100 * time.Millisecond
+	// Every output is written again this often, even unchanged, so that a
+	// pin another program changed (the bcm283x register driver does not
+	// keep other programs off a line) is put right.
+	refreshEvery = time.Second
+	LongPress    = 5 * time.Second // a press this long is a lamp test, not an acknowledge
+	LampTestFor  = 3 * time.Second
 )
 
 // Options are the controller's outputs, inputs and sources. Every output
@@ -62,14 +66,15 @@ type Options struct {
 
 // Controller runs the LEDs, the relays and the button on one timer.
 type Controller struct {
-	o      Options
-	log    *slog.Logger
-	start  time.Time
-	pollAt time.Time
-	lights Lights
-	lit    [NumLEDs]bool
-	shown  bool   // the panel has been drawn
-	drawn  Lights // what it shows
+	o         Options
+	log       *slog.Logger
+	start     time.Time
+	pollAt    time.Time
+	refreshAt time.Time
+	lights    Lights
+	lit       [NumLEDs]bool
+	shown     bool   // the panel has been drawn
+	drawn     Lights // what it shows
 
 	outs  []*output // every wired output, written only on change
 	leds  [NumLEDs]*output
@@ -162,6 +167,12 @@ func (c *Controller) Step(now time.Time) {
 			c.lights = c.o.Lights()
 		}
 	}
+	if now.Sub(c.refreshAt) >= refreshEvery {
+		c.refreshAt = now
+		for _, o := range c.outs {
+			o.known = false
+		}
+	}
 	lamp := now.Before(c.lampUntil)
 	var lit [NumLEDs]bool
 	for i, p := range c.lights.LEDs {
@@ -205,7 +216,7 @@ func (c *Controller) button(now time.Time) bool {
 	if c.long {
 		return false
 	}
-	c.log.Info("button: alerts acknowledged")
+	c.log.Debug("button: short press")
 	if c.o.Acknowledge != nil {
 		c.o.Acknowledge()
 	}

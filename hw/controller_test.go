@@ -26,7 +26,7 @@ type rig struct {
 	alarmAt rules.Severity
 }
 
-func newRig(t *testing.T, ledsActiveLow bool) *rig {
+func newRig(t *testing.T, ledsActiveLow, relaysActiveLow bool) *rig {
 	r := &rig{t: t, now: time.Unix(1_700_000_000, 0), alarmAt: rules.SeverityHigh}
 	var o Options
 	for i := range r.leds {
@@ -41,7 +41,7 @@ func newRig(t *testing.T, ledsActiveLow bool) *rig {
 		t.Fatal(err)
 	}
 	o.Board, o.Alarm, o.Health, o.Button = r.board, r.alarm, r.health, r.button
-	o.LEDsActiveLow, o.ButtonActiveLow = ledsActiveLow, true
+	o.LEDsActiveLow, o.RelaysActiveLow, o.ButtonActiveLow = ledsActiveLow, relaysActiveLow, true
 	o.Lights = func() Lights { return Show(r.status, r.alarmAt) }
 	o.Acknowledge = func() {
 		r.acks++
@@ -143,7 +143,7 @@ func TestLEDTable(t *testing.T) {
 	}{
 		{"not running", func(s *Status) { *s = Status{} }, want{Off, Off, Off, Off}},
 		{"offline", func(s *Status) { *s = Status{State: event.StateOffline} }, want{Off, Off, Off, Off}},
-		{"starting", func(s *Status) { s.State = event.StateStarting }, want{Fast, Off, On, Off}},
+		{"starting", func(s *Status) { s.State = event.StateStarting }, want{Fast, Off, Off, Off}},
 		{"learning", func(s *Status) { s.State, s.Learning = event.StateLearning, true }, want{Slow, On, On, Off}},
 		{"monitoring, healthy", func(s *Status) {}, want{Heartbeat, On, On, Off}},
 		{"hung", func(s *Status) { s.State, s.Fresh = event.StateDegraded, false }, want{Off, On, On, Off}},
@@ -162,7 +162,7 @@ func TestLEDTable(t *testing.T) {
 	for _, activeLow := range []bool{false, true} {
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s/active_low=%v", tc.name, activeLow), func(t *testing.T) {
-				r := newRig(t, activeLow)
+				r := newRig(t, activeLow, false)
 				r.status = flowing()
 				tc.edit(&r.status)
 				seq, board := r.run(4 * time.Second)
@@ -184,7 +184,7 @@ func TestLEDTable(t *testing.T) {
 // TestTransitions: a change of state shows within the poll interval, and
 // blinks stay in step with the one timer.
 func TestTransitions(t *testing.T) {
-	r := newRig(t, false)
+	r := newRig(t, false, false)
 	r.status = Status{State: event.StateStarting}
 	steps := []struct {
 		edit func(*Status)
@@ -223,7 +223,7 @@ func TestTransitions(t *testing.T) {
 // do nothing; a long press is a lamp test that acknowledges nothing and
 // leaves the relays alone.
 func TestButton(t *testing.T) {
-	r := newRig(t, false)
+	r := newRig(t, false, false)
 	r.status = flowing()
 	r.status.Unacked.Critical = 1
 	r.run(time.Second)
@@ -306,9 +306,7 @@ func TestButton(t *testing.T) {
 // both and darkens every LED; active-low relays are inverted.
 func TestRelays(t *testing.T) {
 	for _, activeLow := range []bool{false, true} {
-		r := newRig(t, false)
-		r.c.o.RelaysActiveLow = activeLow
-		r.c.alarm.activeLow, r.c.healt.activeLow = activeLow, activeLow
+		r := newRig(t, false, activeLow)
 		energized := func(p *gpiotest.Pin) bool { return p.Read() != gpio.Level(activeLow) }
 		for _, tc := range []struct {
 			status        Status

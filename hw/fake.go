@@ -7,6 +7,7 @@ import "sync"
 type FakeWatchdog struct {
 	mu       sync.Mutex
 	pings    int
+	failures int
 	disarmed bool
 	err      error
 }
@@ -16,6 +17,7 @@ func (f *FakeWatchdog) Ping() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
+		f.failures++
 		return f.err
 	}
 	f.pings++
@@ -42,6 +44,13 @@ func (f *FakeWatchdog) Pings() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.pings
+}
+
+// Failures is the number of pings that failed.
+func (f *FakeWatchdog) Failures() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failures
 }
 
 // Disarmed reports whether the device was disarmed.

@@ -22,7 +22,7 @@ var (
 )
 
 // LoadGPIO loads periph's drivers, once, and reports what loaded,
-// skipped (with why) and failed, for the log and tapwatch check.
+// skipped (with why) and failed.
 func LoadGPIO() (loaded, skipped, failed []string, err error) {
 	hostOnce.Do(func() { hostState, hostErr = host.Init() })
 	if hostErr != nil {
@@ -43,7 +43,7 @@ func LoadGPIO() (loaded, skipped, failed []string, err error) {
 // gpioPin finds a GPIO line by name (GPIO17) once periph's drivers are
 // loaded.
 func gpioPin(name string) (gpio.PinIO, error) {
-	loaded, _, _, err := LoadGPIO()
+	loaded, _, failed, err := LoadGPIO()
 	if err != nil {
 		return nil, fmt.Errorf("%s: loading the GPIO drivers: %w", name, err)
 	}
@@ -51,7 +51,11 @@ func gpioPin(name string) (gpio.PinIO, error) {
 		return p, nil
 	}
 	if len(loaded) == 0 {
-		return nil, fmt.Errorf("%s: no GPIO driver loaded (no /dev/gpiochip*, or no permission: is the user in group gpio?)", name)
+		why := "no /dev/gpiochip*, or no permission: is the user in group gpio?"
+		if len(failed) > 0 {
+			why = strings.Join(failed, "; ")
+		}
+		return nil, fmt.Errorf("%s: no GPIO driver loaded (%s)", name, why)
 	}
 	return nil, fmt.Errorf("%s: no such GPIO line (drivers loaded: %s; lines: %s)", name, strings.Join(loaded, ", "), lineNames(8))
 }

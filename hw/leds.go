@@ -161,7 +161,7 @@ func Show(s Status, alarmAt rules.Severity) Lights {
 			l.LEDs[Link] = On
 		}
 	}
-	if running {
+	if running && s.State != event.StateStarting {
 		switch s.Uplink {
 		case UplinkSpooling:
 			l.LEDs[Uplink] = Slow

@@ -213,9 +213,8 @@ func orNone(s string) string {
 
 // Box is the opened hardware.
 type Box struct {
-	Options  Options   // for NewController: the outputs, the button, the panel
-	Watchdog *Watchdog // nil: none
-	closers  []io.Closer
+	Options Options // for NewController: the outputs, the button, the panel
+	closers []io.Closer
 }
 
 // Panel is the terminal panel the config asks for, on f: always with
@@ -229,8 +228,8 @@ func (p *Plan) Panel(f *os.File) *Panel {
 
 // Open opens what the plan wires, with panel (nil: none) as the display.
 // A pin that cannot be opened (no such line, no permission, no LED) is
-// logged and left out: the box monitors without it. The watchdog
-// likewise.
+// logged and left out: the box monitors without it. The watchdog is not
+// opened here: see OpenWatchdog.
 func (p *Plan) Open(log *slog.Logger, panel *Panel) *Box {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -282,15 +281,6 @@ func (p *Plan) Open(log *slog.Logger, panel *Panel) *Box {
 	if panel != nil {
 		b.Options.Panel = panel
 	}
-	if p.Watchdog != "" {
-		dev, err := OpenWatchdog(p.Watchdog)
-		if err != nil {
-			log.Warn("hardware watchdog not used; carrying on without it", "err", err)
-		} else {
-			log.Info("hardware watchdog armed", "device", p.Watchdog)
-			b.Watchdog = &Watchdog{Dev: dev, Path: p.Watchdog, Log: log}
-		}
-	}
 	return b
 }
 
@@ -320,10 +310,26 @@ func (p *Plan) openIn(spec string, activeLow bool) (Input, error) {
 	return openGPIOIn(spec, activeLow)
 }
 
-// Close gives back what was opened (the board LED's trigger). It does
-// not touch the watchdog: disarm it on a clean stop only.
+// Close gives back what was opened (the board LED's trigger).
 func (b *Box) Close() {
 	for _, c := range b.closers {
-		c.Close()
+		if err := c.Close(); err != nil {
+			b.Options.Log.Error("hardware: closing", "err", err)
+		}
 	}
+}
+
+// OpenWatchdog opens and arms the plan's watchdog; nil (logged) when
+// there is none or it cannot be opened: the box carries on without it.
+func (p *Plan) OpenWatchdog(log *slog.Logger) *Watchdog {
+	if p.Watchdog == "" {
+		return nil
+	}
+	dev, err := OpenWatchdog(p.Watchdog)
+	if err != nil {
+		log.Warn("hardware watchdog not used; carrying on without it", "err", err)
+		return nil
+	}
+	log.Info("hardware watchdog armed", "device", p.Watchdog)
+	return &Watchdog{Dev: dev, Path: p.Watchdog, Log: log}
 }

@@ -13,12 +13,14 @@ import (
 
 // SimPin is a pin simulated by files, for tests and demos in which
 // another process watches the LEDs or presses the button: DIR/NAME holds
-// its level, "1" or "0", and an output appends each change to
+// its level, "1" or "0", and an output appends each change of level to
 // DIR/NAME.log as "UNIXNANO LEVEL" lines.
 type SimPin struct {
 	name, path string
 	log        *os.File
 	idle       gpio.Level // what an input reads when its file is absent
+	last       gpio.Level // an output's level, logged on change only
+	logged     bool
 }
 
 // OpenSimOut creates an output sim pin in dir.
@@ -54,6 +56,10 @@ func (p *SimPin) Out(l gpio.Level) error {
 	if err := os.Rename(tmp, p.path); err != nil {
 		return err
 	}
+	if p.logged && p.last == l {
+		return nil
+	}
+	p.last, p.logged = l, true
 	_, err := fmt.Fprintf(p.log, "%d %s\n", time.Now().UnixNano(), v)
 	return err
 }

@@ -88,7 +88,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 			}
 			return fmt.Errorf("invalid configuration: %s", *cfgPath)
 		}
-		if !*quiet {
+		if *quiet {
+			for _, w := range plan.Warnings {
+				fmt.Fprintf(stderr, "%s: warning: %s\n", cfg.File, w)
+			}
+		} else {
 			describeConfig(&out, cfg, plan)
 		}
 		for _, f := range []string{cfg.Policy, cfg.Baseline} {

@@ -49,6 +49,7 @@ func ledStatus(h daemon.Health) hw.Status {
 // running daemon.
 type hardware struct {
 	box    *hw.Box
+	dog    *hw.Watchdog // set by the pinger's goroutine before dogged closes
 	cancel context.CancelFunc
 	done   chan struct{} // the controller has stopped
 	dogged chan struct{} // the watchdog's pinger has returned
@@ -57,12 +58,18 @@ type hardware struct {
 
 // startHardware opens what the plan wires and runs it on the daemon's
 // health: the LED controller (the button acknowledges through the
-// daemon) and the watchdog, pinged while the daemon is alive.
+// daemon) and the watchdog. The watchdog is armed once the daemon has
+// started (its capture is open), so a box that cannot start is not reset
+// over and over; from then on it is pinged while the daemon is alive or
+// stopping cleanly.
 func startHardware(plan *hw.Plan, panel *hw.Panel, d *daemon.Daemon, log *slog.Logger) *hardware {
 	box := plan.Open(log.With("part", "hardware"), panel)
 	opts := box.Options
 	opts.Lights = func() hw.Lights { return hw.Show(ledStatus(d.Health()), plan.AlarmAt) }
-	opts.Acknowledge = d.Acknowledge
+	opts.Acknowledge = func() {
+		log.Info("button: alerts acknowledged")
+		d.Acknowledge()
+	}
 	ctl := hw.NewController(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &hardware{box: box, cancel: cancel, done: make(chan struct{}), dogged: make(chan struct{}), log: log}
@@ -72,10 +79,22 @@ func startHardware(plan *hw.Plan, panel *hw.Panel, d *daemon.Daemon, log *slog.L
 	}()
 	go func() {
 		defer close(h.dogged)
-		if box.Watchdog != nil {
-			box.Watchdog.Run(ctx, hw.WatchdogEvery, func() bool {
+		if plan.Watchdog == "" {
+			return
+		}
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for d.Health().State == event.StateStarting {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+		if h.dog = plan.OpenWatchdog(log.With("part", "hardware")); h.dog != nil {
+			h.dog.Run(ctx, hw.WatchdogEvery, func() bool {
 				st := d.Health()
-				return st.State == event.StateStarting || st.Fresh
+				return st.Fresh || st.Stopping
 			})
 		}
 	}()
@@ -93,7 +112,7 @@ func (h *hardware) stop(clean bool) {
 		p.End()
 	}
 	h.box.Close()
-	if w := h.box.Watchdog; w != nil {
+	if w := h.dog; w != nil {
 		if !clean {
 			h.log.Warn("hardware watchdog left armed: not a clean stop")
 			return
@@ -120,8 +139,8 @@ or heartbeat per LED, as in run=on,alert=fast; the relays as alarm=on,
 health=on) for the given time or until interrupted. Everything is off
 when it ends.
 
-Stop tapwatch run first (systemctl stop tapwatch): one program at a time
-can hold the GPIO lines.
+Stop tapwatch run first (systemctl stop tapwatch): both would drive the
+same pins, and the daemon writes its pins again every second.
 `
 
 // cmdLeds is tapwatch leds.
@@ -148,6 +167,9 @@ func cmdLeds(args []string, stdout, stderr io.Writer) error {
 			return usageError("--show: %v", err)
 		}
 	}
+	if *hold < 0 || (*hold > 0 && *show == "") {
+		return usageError("--for takes a positive duration, with --show")
+	}
 	cfg := &config.Config{}
 	if *cfgPath != "" {
 		if cfg, err = config.Load(*cfgPath); err != nil {
@@ -170,7 +192,7 @@ func cmdLeds(args []string, stdout, stderr io.Writer) error {
 	plan.Watchdog = "" // never armed by a wiring check
 	box := plan.Open(log, plan.Panel(os.Stderr))
 	defer box.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP, os.Interrupt)
 	defer stop()
 
 	var presses int

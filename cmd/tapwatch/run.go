@@ -43,8 +43,8 @@ pings the watchdog while the pipeline is alive.
 It shows its state on the box's LEDs, relays and terminal panel
 (hardware: in the config; docs/leds.md), acknowledges alerts on a press
 of the button, and pings the hardware watchdog (/dev/watchdog) while the
-pipeline is alive; a clean stop disarms it, a crash or hang leaves it to
-reset the board.
+pipeline is alive (it is armed once the capture is open); a clean stop
+disarms it, a crash or hang leaves it to reset the board.
 
 Exit status: 0 after a clean stop, 1 when it cannot start (a bad config,
 policy or baseline, a capture interface it cannot open) or the capture

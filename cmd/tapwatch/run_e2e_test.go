@@ -419,7 +419,7 @@ func TestRunLive(t *testing.T) {
 	}
 	// The box: the ALERT LED blinks slowly (a high alert) and the alarm
 	// relay (at high) is energized; a press of the button clears both.
-	box.waitBlink(t, "alert", 450*time.Millisecond, 550*time.Millisecond)
+	box.waitBlink(t, "alert", 350*time.Millisecond, 750*time.Millisecond)
 	box.waitLevels(t, "alarm relay", 2*time.Second, map[string]bool{"alarm": true, "health": true})
 	box.press(t, 200*time.Millisecond)
 	d.waitLog("button: alerts acknowledged", 2*time.Second)

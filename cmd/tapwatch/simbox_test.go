@@ -183,7 +183,7 @@ func TestLedsShow(t *testing.T) {
 			t.Errorf("%s: %d changes, want %d: %v", name, len(ch), want, ch)
 		}
 	}
-	if ch, _ := hw.ReadSimLog(b.sim, "link"); len(ch) < 4 {
+	if ch, _ := hw.ReadSimLog(b.sim, "link"); len(ch) < 3 {
 		t.Errorf("link: %d changes in 600 ms of fast blink", len(ch))
 	}
 	for _, name := range []string{"run", "link", "uplink", "alert", "alarm", "health"} {

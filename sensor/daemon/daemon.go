@@ -47,6 +47,7 @@ import (
 const (
 	tickEvery      = time.Second
 	stallAfter     = 5 * time.Second        // a heartbeat older than this: the pipeline is stalled
+	controlStall   = 10 * time.Second       // a control tick older than this: the control loop is stuck (a tick may wait 2 s, twice)
 	snapshotWait   = 2 * time.Second        // how long the control goroutine waits for the packet goroutine
 	drainWait      = 10 * time.Second       // how long a stop waits for the capture to drain
 	flushWait      = 5 * time.Second        // how long a stop waits for the broker's acknowledgements
@@ -111,8 +112,9 @@ type Health struct {
 	// Fresh: the pipeline's heartbeat and the control goroutine's tick
 	// are both recent; the daemon is alive. Health works it out when
 	// called, so a hang shows at once.
-	Fresh   bool
-	Unacked event.Severities // alerts not acknowledged, up to now
+	Fresh    bool
+	Stopping bool             // a clean stop is under way (draining, saving, flushing)
+	Unacked  event.Severities // alerts not acknowledged, up to now
 }
 
 // Daemon is a running sensor.
@@ -141,7 +143,8 @@ type Daemon struct {
 	unacked  [rules.SeverityCritical + 1]uint64
 	snap     snapshot
 	health   Health
-	tickAt   time.Time // the control goroutine's last tick
+	tickAt   time.Time // when the control goroutine last finished a tick
+	stopping bool
 	statusAt time.Time
 
 	// Control goroutine.
@@ -326,11 +329,12 @@ func (d *Daemon) Health() Health {
 	h.Links = append([]event.Link(nil), h.Links...)
 	h.Unacked = severities(d.unacked)
 	tickAt := d.tickAt
+	h.Stopping = d.stopping
 	d.mu.Unlock()
 	now := time.Now()
 	if h.State != event.StateStarting {
 		h.Beat = time.Unix(0, d.beat.Load())
-		h.Fresh = now.Sub(h.Beat) < stallAfter && now.Sub(tickAt) < stallAfter
+		h.Fresh = now.Sub(h.Beat) < stallAfter && now.Sub(tickAt) < controlStall
 	}
 	return h
 }
@@ -619,6 +623,9 @@ func (d *Daemon) tick() {
 		}
 	}
 	d.publishStatus(changed)
+	d.mu.Lock()
+	d.tickAt = time.Now()
+	d.mu.Unlock()
 	if fresh && d.notify.Watchdog() > 0 {
 		if err := d.notify.Ping(); err != nil {
 			d.log.Warn("systemd watchdog", "err", err)
@@ -794,6 +801,9 @@ func (d *Daemon) swapEngine(engine *rules.Engine) bool {
 
 // stop drains the capture and shuts down; it is Run's end.
 func (d *Daemon) stop(src capture.LiveSource, done chan error) error {
+	d.mu.Lock()
+	d.stopping = true
+	d.mu.Unlock()
 	d.notify.Stopping()
 	d.log.Info("stopping")
 	src.Stop()
