@@ -21,29 +21,26 @@ var (
 	hostErr   error
 )
 
-// LoadGPIO loads periph's drivers, once, and reports what loaded,
-// skipped (with why) and failed.
-func LoadGPIO() (loaded, skipped, failed []string, err error) {
+// loadGPIO loads periph's drivers, once, and reports what loaded and
+// what failed (with why).
+func loadGPIO() (loaded, failed []string, err error) {
 	hostOnce.Do(func() { hostState, hostErr = host.Init() })
 	if hostErr != nil {
-		return nil, nil, nil, hostErr
+		return nil, nil, hostErr
 	}
 	for _, d := range hostState.Loaded {
 		loaded = append(loaded, d.String())
 	}
-	for _, f := range hostState.Skipped {
-		skipped = append(skipped, f.D.String()+": "+f.Err.Error())
-	}
 	for _, f := range hostState.Failed {
 		failed = append(failed, f.D.String()+": "+f.Err.Error())
 	}
-	return loaded, skipped, failed, nil
+	return loaded, failed, nil
 }
 
 // gpioPin finds a GPIO line by name (GPIO17) once periph's drivers are
 // loaded.
 func gpioPin(name string) (gpio.PinIO, error) {
-	loaded, _, failed, err := LoadGPIO()
+	loaded, failed, err := loadGPIO()
 	if err != nil {
 		return nil, fmt.Errorf("%s: loading the GPIO drivers: %w", name, err)
 	}

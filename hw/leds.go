@@ -171,10 +171,10 @@ func Show(s Status, alarmAt rules.Severity) Lights {
 			l.LEDs[Uplink] = On
 		}
 	}
-	switch u := s.Unacked; {
-	case u.Critical > 0:
+	switch top := MaxUnacked(s.Unacked); {
+	case top == rules.SeverityCritical:
 		l.LEDs[Alert] = Fast
-	case u.High > 0 || u.Medium > 0:
+	case top >= rules.SeverityMedium:
 		l.LEDs[Alert] = Slow
 	}
 	l.Alarm = MaxUnacked(s.Unacked) >= alarmAt && alarmAt > 0

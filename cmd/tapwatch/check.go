@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -46,13 +44,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	quiet := fs.Bool("q", false, "print nothing when the files are valid")
 	cfgPath := fs.String("c", "", "the daemon's config `FILE` to check, with the policy and baseline it names")
 	boardName := fs.String("board", "", "check -c CONFIG on the board profile `NAME` (auto, none, pi-zero, pi4, ...)")
-	rest, err := parseInterspersed(fs, args)
+	rest, err := parseCommand(fs, args, stdout, checkSynopsis)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printHelp(stdout, fs, checkSynopsis)
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if len(rest) > 0 {
 		return usageError("unexpected argument %q (give policy files with --policy)", rest[0])

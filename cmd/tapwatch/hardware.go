@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -150,13 +148,9 @@ func cmdLeds(args []string, stdout, stderr io.Writer) error {
 	boardName := fs.String("board", "", "the board profile `NAME`, in place of the config's (auto, pi4, ...)")
 	show := fs.String("show", "", "hold these patterns: `LIST` of LED=PATTERN (run, link, uplink, alert; off, slow, fast, on, heartbeat) and alarm=on, health=on")
 	hold := fs.Duration("for", 0, "how long to hold --show (default: until interrupted)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseCommand(fs, args, stdout, ledsSynopsis)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printHelp(stdout, fs, ledsSynopsis)
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if len(pos) > 0 {
 		return usageError("leds takes no arguments, got %q", pos)

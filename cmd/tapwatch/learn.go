@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -33,13 +31,9 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	margin := fs.Float64("margin", rules.DefaultMargin, "widen learned value ranges by this fraction of their width (at least 1) on each side")
 	ports := fs.String("modbus-ports", "502", "comma-separated TCP/UDP ports that carry Modbus")
 	dnpPorts := fs.String("dnp3-ports", "20000", "comma-separated TCP/UDP ports that carry DNP3")
-	files, err := parseInterspersed(fs, args)
+	files, err := parseCommand(fs, args, stdout, learnSynopsis)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printHelp(stdout, fs, learnSynopsis)
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if len(files) == 0 {
 		return usageError("learn needs at least one capture file")

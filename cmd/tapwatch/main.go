@@ -122,6 +122,21 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseCommand parses a command's flags and returns its positional
+// arguments. On --help it prints the help to stdout and returns
+// flag.ErrHelp (exit 0); a bad flag is a usage error (exit 2).
+func parseCommand(fs *flag.FlagSet, args []string, stdout io.Writer, synopsis string) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printHelp(stdout, fs, synopsis)
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return pos, nil
+}
+
 func usageError(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
 }

@@ -118,13 +118,9 @@ func cmdTail(args []string, stdout, stderr io.Writer) error {
 	kinds := fs.String("kinds", "", "comma-separated `LIST` of kinds: alert, status, asset, stats (default: all)")
 	clientID := fs.String("client-id", "", "a persistent session under this MQTT client `ID` (default: a clean session)")
 	count := fs.Int("count", 0, "stop after `N` messages (default: run until interrupted)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseCommand(fs, args, stdout, tailSynopsis)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printHelp(stdout, fs, tailSynopsis)
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if len(pos) > 0 {
 		return usageError("tail takes no arguments, got %q", pos)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -115,13 +114,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	sensorID := fs.String("sensor", defaultSensor(), "with --mqtt: the sensor `ID` in the topics and the MQTT client id")
 	stateDir := fs.String("state-dir", defaultStateDir(), "with --mqtt: the `DIR` of the spool and sequence numbers")
 	mqttWait := fs.Duration("mqtt-wait", 30*time.Second, "with --mqtt: how long to wait at the end for the broker to acknowledge everything")
-	files, err := parseInterspersed(fs, args)
+	files, err := parseCommand(fs, args, stdout, replaySynopsis)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printHelp(stdout, fs, replaySynopsis)
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if len(files) == 0 {
 		return usageError("replay needs at least one capture file")

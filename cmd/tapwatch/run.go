@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -59,13 +58,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	site := fs.String("site", "", "the site `NAME`, in place of the config's")
 	sensorID := fs.String("sensor", "", "the sensor `ID`, in place of the config's")
 	level := fs.String("log-level", "", "log `LEVEL` (debug, info, warn, error), in place of the config's")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseCommand(fs, args, stdout, runSynopsis)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printHelp(stdout, fs, runSynopsis)
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if len(pos) > 0 {
 		return usageError("run takes no arguments, got %q (the config file goes with -c)", pos)
