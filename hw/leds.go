@@ -48,6 +48,16 @@ func (p Pattern) String() string {
 	return "?"
 }
 
+var patternShort = [...]string{Off: "off", Slow: "slow", Fast: "fast", On: "on", Heartbeat: "heartbeat"}
+
+// Short is the pattern's short name, the one ParsePattern reads.
+func (p Pattern) Short() string {
+	if int(p) < len(patternShort) {
+		return patternShort[p]
+	}
+	return "?"
+}
+
 // ParsePattern reads a pattern by its short name: off, slow, fast, on,
 // heartbeat.
 func ParsePattern(s string) (Pattern, bool) {

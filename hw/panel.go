@@ -11,7 +11,8 @@ import (
 )
 
 // Panel draws the four LEDs on a terminal: in colour on one line redrawn
-// in place; with [#] and [ ] where colour is off (NO_COLOR, TERM=dumb);
+// in place; with # (lit) and . (dark) where colour is off (NO_COLOR,
+// TERM=dumb);
 // and, when the output is not a terminal (a log, a pipe), as one line
 // each time a pattern changes.
 type Panel struct {
@@ -51,8 +52,13 @@ func NewPanel(w io.Writer, tty, colour bool) *Panel {
 // takes it (NO_COLOR unset, TERM not dumb).
 func TerminalPanel(f *os.File) *Panel {
 	tty := IsTerminal(f)
-	colour := tty && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb" && os.Getenv("TERM") != ""
-	return NewPanel(f, tty, colour)
+	return NewPanel(f, tty, tty && ColourTerm())
+}
+
+// ColourTerm reports whether the environment allows colour on a
+// terminal: NO_COLOR unset, TERM set and not dumb.
+func ColourTerm() bool {
+	return os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb" && os.Getenv("TERM") != ""
 }
 
 // IsTerminal reports whether f is a terminal.
@@ -83,13 +89,19 @@ func (p *Panel) Show(l Lights, lit [NumLEDs]bool) {
 				b.WriteString("\x1b[2m○\x1b[0m")
 			}
 		} else if lit[i] {
-			b.WriteString("[#]")
+			b.WriteString("#")
 		} else {
-			b.WriteString("[ ]")
+			b.WriteString(".")
 		}
-		fmt.Fprintf(&b, " %s %-15s", LEDNames[i], pat)
+		// The short names, padded to the longest each LED shows, keep
+		// the line within 80 columns and steady as patterns change.
+		w := 4
+		if i == 0 {
+			w = len("heartbeat")
+		}
+		fmt.Fprintf(&b, " %s %-*s ", LEDNames[i], w, pat.Short())
 	}
-	fmt.Fprintf(&b, "alarm %s, health %s", onOff(l.Alarm), onOff(l.Healthy))
+	fmt.Fprintf(&b, "alarm %-3s health %s", onOff(l.Alarm), onOff(l.Healthy))
 	p.line = b.String()
 	io.WriteString(p.w, p.line)
 }

@@ -34,6 +34,14 @@ type TailConfig struct {
 	// restarted tail sees what it missed.
 	ClientID string
 	Count    int // stop after this many messages (0: never)
+	// Format is FormatJSON (the default when empty) or FormatText;
+	// Colour colours the severities of FormatText (for a terminal).
+	Format string
+	Colour bool
+	// Observe, when set, is called with each message decoded (an
+	// *event.Alert, *event.Status, *event.Asset or *event.Stats) after it
+	// is written, one at a time; the demo keeps its tally this way.
+	Observe func(msg any, retained bool)
 }
 
 // Topics returns the subscriptions of c.
@@ -64,6 +72,32 @@ func (c TailConfig) Topics() []string {
 	return out
 }
 
+// subscriptions are the topics Tail subscribes to: those of the kinds
+// asked for, and both alerts and assets when either is, because they share
+// the seq numbers whose gaps Tail reports.
+func (c TailConfig) subscriptions() []string {
+	if len(c.Kinds) == 0 {
+		return c.Topics()
+	}
+	kinds := slices.Clone(c.Kinds)
+	if slices.Contains(kinds, event.KindAlert) || slices.Contains(kinds, event.KindAsset) {
+		for _, k := range []string{event.KindAlert, event.KindAsset} {
+			if !slices.Contains(kinds, k) {
+				kinds = append(kinds, k)
+			}
+		}
+	}
+	c.Kinds = kinds
+	return c.Topics()
+}
+
+// shows reports whether Tail prints messages of kind: every kind
+// unless Kinds lists some. A kind newer than this tail counts as asked
+// for when Kinds is empty.
+func (c TailConfig) shows(kind string) bool {
+	return len(c.Kinds) == 0 || slices.Contains(c.Kinds, kind)
+}
+
 // Validate checks c; errors name the flag's field.
 func (c TailConfig) Validate() error {
 	cfg := Config{Brokers: c.Brokers, Site: "x", Sensor: "x", TopicPrefix: c.TopicPrefix, TLS: c.TLS,
@@ -86,6 +120,9 @@ func (c TailConfig) Validate() error {
 		if err := checkLevel(c.Sensor); err != nil {
 			errs = append(errs, fmt.Errorf("sensor: %v", err))
 		}
+	}
+	if c.Format != "" && c.Format != FormatJSON && c.Format != FormatText {
+		errs = append(errs, fmt.Errorf("format: %q is not %s or %s", c.Format, FormatJSON, FormatText))
 	}
 	return errors.Join(errs...)
 }
@@ -167,7 +204,7 @@ func (t *tracker) add(seq uint64, report func(string, ...any)) {
 
 // Tail subscribes and writes each message to out as a JSON line, with
 // the field names of the wire schema (the same as tapwatch replay's
-// alerts), and reports gaps and duplicates of each sensor's seq to
+// alerts), or with FormatText as text for people, and reports gaps and duplicates of each sensor's seq to
 // report as they happen. It returns the per-sensor reports when ctx ends
 // or Count messages have arrived.
 func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorReport, error) {
@@ -190,6 +227,10 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 		done     = make(chan struct{})
 		once     sync.Once
 	)
+	var text *textFormatter
+	if c.Format == FormatText {
+		text = newTextFormatter(c.Colour)
+	}
 	say := func(format string, a ...any) { fmt.Fprintf(report, "tapwatch tail: "+format+"\n", a...) }
 	track := func(h *event.Header) *tracker {
 		k := h.Site + "/" + h.Sensor
@@ -206,7 +247,7 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 		if c.Count > 0 && n >= c.Count {
 			return
 		}
-		line, h, err := decode(m.Payload())
+		line, h, v, err := decode(m.Payload())
 		if err != nil {
 			say("%s: undecodable message (%d bytes): %v", m.Topic(), len(m.Payload()), err)
 			return
@@ -221,8 +262,20 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 				t.Announced = h.Seq
 			}
 		}
-		if werr == nil {
+		if !c.shows(h.Kind) {
+			if text != nil && v != nil {
+				text.format(v, m.Retained()) // an asset still names the ends of alerts
+			}
+			return
+		}
+		if text != nil && v != nil {
+			line = text.format(v, m.Retained())
+		}
+		if werr == nil && line != nil {
 			_, werr = out.Write(append(line, '\n'))
+		}
+		if c.Observe != nil && v != nil {
+			c.Observe(v, m.Retained())
 		}
 		n++
 		if c.Count > 0 && n >= c.Count {
@@ -237,7 +290,7 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 	if id == "" {
 		id = fmt.Sprintf("tapwatch-tail-%d", time.Now().UnixNano())
 	}
-	topics := c.Topics()
+	topics := c.subscriptions()
 	subs := map[string]byte{}
 	for _, t := range topics {
 		subs[t] = 1
@@ -295,11 +348,12 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 	return reps, werr
 }
 
-// decode turns a payload into its JSON line and header.
-func decode(b []byte) ([]byte, event.Header, error) {
+// decode turns a payload into its JSON line, its header and the decoded
+// message (nil for a kind newer than this tail).
+func decode(b []byte) ([]byte, event.Header, msgp.Unmarshaler, error) {
 	var h event.Header
 	if _, err := h.UnmarshalMsg(b); err != nil {
-		return nil, h, err
+		return nil, h, nil, err
 	}
 	var v msgp.Unmarshaler
 	switch h.Kind {
@@ -315,14 +369,14 @@ func decode(b []byte) ([]byte, event.Header, error) {
 		// A kind newer than this tail: show it as it is.
 		var buf bytes.Buffer
 		_, err := msgp.UnmarshalAsJSON(&buf, b)
-		return buf.Bytes(), h, err
+		return buf.Bytes(), h, nil, err
 	}
 	if _, err := v.UnmarshalMsg(b); err != nil {
-		return nil, h, err
+		return nil, h, nil, err
 	}
 	if a, ok := v.(*event.Alert); ok && a.Attack == nil {
 		a.Attack = []string{} // "attack": [] as replay prints it
 	}
 	line, err := json.Marshal(v)
-	return line, h, err
+	return line, h, v, err
 }

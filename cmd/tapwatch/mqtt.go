@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/tapwatch/tapwatch/config"
+	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
@@ -82,11 +83,23 @@ func defaultStateDir() string {
 
 func defaultSensor() string { return config.Hostname() }
 
-const tailSynopsis = `tapwatch tail --broker URL [--site S] [--sensor N] [--kinds LIST] [--client-id ID] [--count N] [TLS options]
+// colourTerminal reports whether w is a terminal that takes colour.
+func colourTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && hw.IsTerminal(f) && hw.ColourTerm()
+}
+
+const tailSynopsis = `tapwatch tail --broker URL [--site S] [--sensor N] [--kinds LIST] [--format json|text] [--client-id ID] [--count N] [TLS options]
 
 Subscribes to the events of tapwatch sensors and prints each message as
 one JSON object a line, with the field names of the wire schema (the same
-as replay's alerts; see docs/events.md).
+as replay's alerts; see docs/events.md). With --format text it prints
+them for people instead: an alert as its time, severity, sensor, rule and
+title; then who did what to which device (the sender, the receiver and its
+Modbus unit or DNP3 address, the function, the addresses and the values
+written, against what was expected, such as the learned range); then the
+ATT&CK for ICS techniques by id and name. Status, asset and stats
+messages take a line each.
 
 It checks each sensor's sequence numbers: alerts and assets are numbered
 one by one, so a number skipped is a message lost, and a number seen twice
@@ -118,6 +131,7 @@ func cmdTail(args []string, stdout, stderr io.Writer) error {
 	kinds := fs.String("kinds", "", "comma-separated `LIST` of kinds: alert, status, asset, stats (default: all)")
 	clientID := fs.String("client-id", "", "a persistent session under this MQTT client `ID` (default: a clean session)")
 	count := fs.Int("count", 0, "stop after `N` messages (default: run until interrupted)")
+	format := fs.String("format", uplink.FormatJSON, "`FORMAT` of the messages printed: json (one object a line) or text (for people)")
 	pos, err := parseCommand(fs, args, stdout, tailSynopsis)
 	if err != nil {
 		return err
@@ -132,7 +146,8 @@ func cmdTail(args []string, stdout, stderr io.Writer) error {
 		return usageError("--count: %d is not 0 or more", *count)
 	}
 	tc := uplink.TailConfig{Brokers: m.brokerList(), TLS: m.tls(), Username: m.username, PasswordFile: m.passwordFile,
-		Plaintext: m.plaintext, Site: *site, Sensor: *sensor, ClientID: *clientID, Count: *count}
+		Plaintext: m.plaintext, Site: *site, Sensor: *sensor, ClientID: *clientID, Count: *count,
+		Format: *format, Colour: colourTerminal(stdout)}
 	if *kinds != "" {
 		for _, k := range strings.Split(*kinds, ",") {
 			tc.Kinds = append(tc.Kinds, strings.TrimSpace(k))

@@ -1,0 +1,38 @@
+package event_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/tapwatch/tapwatch/event"
+)
+
+// Every technique id a built-in detector reports has a name.
+func TestTechniqueNames(t *testing.T) {
+	files, err := filepath.Glob("../rules/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("rules sources: %v %v", files, err)
+	}
+	id := regexp.MustCompile(`"(T0\d{3})"`)
+	seen := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range id.FindAllStringSubmatch(string(b), -1) {
+			seen++
+			if event.TechniqueName(m[1]) == "" {
+				t.Errorf("%s: technique %s has no name in event/attack.go", filepath.Base(f), m[1])
+			}
+		}
+	}
+	if seen < 10 {
+		t.Errorf("found only %d technique ids in rules/", seen)
+	}
+	if event.TechniqueName("T0999") != "" {
+		t.Error("an unknown id has a name")
+	}
+}

@@ -1,0 +1,341 @@
+package uplink
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tapwatch/tapwatch/event"
+)
+
+// Tail's output formats.
+const (
+	FormatJSON = "json" // one JSON object a line, the wire schema's field names (the default)
+	FormatText = "text" // for people: an alert in up to three lines, the other kinds in one
+)
+
+// maxNamed bounds the assets a text tail remembers to name the ends of
+// alerts: a plant has hundreds, not millions.
+const maxNamed = 1 << 14
+
+// textFormatter renders messages for people. An alert takes up to three
+// lines: when, the severity, the rule and the title; who did what to
+// which device, with the value against what was expected; the ATT&CK
+// techniques. Status, asset and stats messages take one line each; a
+// status only when the sensor's state, reason, links or uplink changed,
+// or its alerts were acknowledged (a status follows every new alert, to
+// count it as unacknowledged, which the alert line has said already). It
+// remembers the roles of the assets it has seen, to say what the ends of
+// an alert are.
+type textFormatter struct {
+	colour bool
+	now    func() time.Time
+	roles  map[string]string     // site/sensor/ip → "Modbus master"
+	status map[string]statusSeen // site/sensor → the last status
+}
+
+type statusSeen struct {
+	what    string // state, reason, links and uplink, as printed
+	unacked bool
+}
+
+func newTextFormatter(colour bool) *textFormatter {
+	return &textFormatter{colour: colour, now: time.Now, roles: map[string]string{}, status: map[string]statusSeen{}}
+}
+
+var severityColour = map[string]string{
+	"critical": "\x1b[1;37;41m", "high": "\x1b[1;31m", "medium": "\x1b[1;33m", "low": "\x1b[36m", "info": "\x1b[2m",
+}
+
+func (f *textFormatter) format(v any, retained bool) []byte {
+	var b strings.Builder
+	switch m := v.(type) {
+	case *event.Alert:
+		f.alert(&b, m)
+	case *event.Status:
+		var w strings.Builder
+		w.WriteString(strings.ToUpper(m.State))
+		if m.Reason != "" {
+			w.WriteString(" (" + m.Reason + ")")
+		}
+		for _, l := range m.Links {
+			fmt.Fprintf(&w, "; %s %s", l.Iface, l.State)
+		}
+		if m.Uplink != "" {
+			w.WriteString("; uplink " + m.Uplink)
+		}
+		unacked := severityList(m.Unacked)
+		k := m.Site + "/" + m.Sensor
+		prev, seen := f.status[k]
+		if seen || len(f.status) < maxNamed {
+			f.status[k] = statusSeen{w.String(), unacked != ""}
+		}
+		acked := seen && prev.unacked && unacked == ""
+		if seen && !retained && prev.what == w.String() && !acked {
+			return nil
+		}
+		f.head(&b, m.TS, "status", m.Site, m.Sensor, retained)
+		b.WriteString(w.String())
+		for _, l := range m.Links {
+			if l.Drops > 0 {
+				fmt.Fprintf(&b, "; %d dropped by the kernel on %s", l.Drops, l.Iface)
+			}
+		}
+		if m.SpoolDepth > 0 {
+			fmt.Fprintf(&b, "; %d spooled", m.SpoolDepth)
+		}
+		switch {
+		case unacked != "":
+			b.WriteString("; unacknowledged: " + unacked)
+		case acked:
+			b.WriteString("; alerts acknowledged at the box")
+		}
+	case *event.Asset:
+		f.remember(m)
+		f.head(&b, m.TS, "asset", m.Site, m.Sensor, retained)
+		b.WriteString(m.IP + ": " + assetRole(m))
+		if len(m.Protocols) > 0 {
+			b.WriteString(", " + strings.Join(m.Protocols, " and "))
+		}
+		if len(m.ModbusUnits) > 0 {
+			b.WriteString(", units " + joinInts(m.ModbusUnits))
+		}
+		if len(m.DNP3Addrs) > 0 {
+			b.WriteString(", DNP3 addresses " + joinInts(m.DNP3Addrs))
+		}
+		for _, kv := range [][2]string{{"vendor", m.Vendor}, {"product", m.Product}, {"revision", m.Revision}} {
+			if kv[1] != "" {
+				b.WriteString(", " + kv[0] + " " + kv[1])
+			}
+		}
+		if m.MAC != "" {
+			b.WriteString(", MAC " + m.MAC)
+		}
+	case *event.Stats:
+		f.head(&b, m.TS, "stats", m.Site, m.Sensor, retained)
+		fmt.Fprintf(&b, "%d packets, %d Modbus and %d DNP3 messages, %d flows; alerts: %s",
+			m.Packets, m.Messages["modbus"], m.Messages["dnp3"], m.Flows, orNone(severityList(m.Alerts)))
+		if n := m.DecodeErrors["modbus"] + m.DecodeErrors["dnp3"]; n > 0 {
+			fmt.Fprintf(&b, "; %d malformed", n)
+		}
+		if m.KernelDrops > 0 {
+			fmt.Fprintf(&b, "; %d dropped by the kernel", m.KernelDrops)
+		}
+		if m.Suppressed > 0 {
+			fmt.Fprintf(&b, "; %d suppressed by the alert budget", m.Suppressed)
+		}
+		if m.SpoolDrops > 0 {
+			fmt.Fprintf(&b, "; %d dropped from a full spool", m.SpoolDrops)
+		}
+	}
+	return []byte(b.String())
+}
+
+// head writes "15:04:05 kind site/sensor " (the date too when it is not
+// today).
+func (f *textFormatter) head(b *strings.Builder, ts time.Time, kind, site, sensor string, retained bool) {
+	b.WriteString(f.when(ts) + " " + kind + " " + site + "/" + sensor + " ")
+	if retained {
+		b.WriteString("(retained) ")
+	}
+}
+
+func (f *textFormatter) when(ts time.Time) string {
+	ts = ts.Local()
+	if y, m, d := ts.Date(); y == f.now().Year() && m == f.now().Month() && d == f.now().Day() {
+		return ts.Format("15:04:05")
+	}
+	return ts.Format("2006-01-02 15:04:05")
+}
+
+func (f *textFormatter) alert(b *strings.Builder, a *event.Alert) {
+	sev := strings.ToUpper(a.Severity)
+	if c := severityColour[a.Severity]; f.colour && c != "" {
+		sev = c + sev + "\x1b[0m"
+	}
+	fmt.Fprintf(b, "%s %s %s/%s %s: %s", f.when(a.TS), sev, a.Site, a.Sensor, a.Rule, a.Title)
+	if a.Count > 1 {
+		// The span of the repeats, not the time of the first: the first
+		// and last are the packets' times, from the sensor's clock.
+		if span := a.Last.Sub(a.First); span < time.Second {
+			fmt.Fprintf(b, " (%d times within a second)", a.Count)
+		} else {
+			fmt.Fprintf(b, " (%d times in %s)", a.Count, span.Round(time.Second))
+		}
+	}
+	// Who did what to which device.
+	who := f.end(a, a.Src, a.DNP3Src, false)
+	to := f.end(a, a.Dst, a.DNP3Dst, true)
+	if who != "" || to != "" {
+		b.WriteString("\n    " + orUnknown(who) + " → " + orUnknown(to))
+		if what := alertWhat(a); what != "" {
+			b.WriteString(": " + what)
+		}
+		if a.Expected != "" {
+			b.WriteString("; expected " + a.Expected)
+		}
+	}
+	if len(a.Attack) > 0 {
+		b.WriteString("\n    ATT&CK")
+		for i, id := range a.Attack {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(" " + id)
+			if n := event.TechniqueName(id); n != "" {
+				b.WriteString(" " + n)
+			}
+		}
+	}
+}
+
+// end names one end of an alert: its address, the Modbus unit (for the
+// device end) or the DNP3 link address, and its role when known.
+func (f *textFormatter) end(a *event.Alert, e *event.Endpoint, link *uint16, device bool) string {
+	if e == nil {
+		return ""
+	}
+	s := e.IP
+	if device && a.Unit != nil {
+		s += " unit " + strconv.Itoa(int(*a.Unit))
+	}
+	if link != nil {
+		s += " link " + strconv.Itoa(int(*link))
+	}
+	if r := f.roles[a.Site+"/"+a.Sensor+"/"+e.IP]; r != "" {
+		s += " (" + r + ")"
+	}
+	return s
+}
+
+func (f *textFormatter) remember(a *event.Asset) {
+	k := a.Site + "/" + a.Sensor + "/" + a.IP
+	if _, ok := f.roles[k]; !ok && len(f.roles) >= maxNamed {
+		return
+	}
+	f.roles[k] = assetRole(a)
+}
+
+// assetRole says what an asset is, from its roles: "Modbus master",
+// "Modbus server and DNP3 outstation".
+func assetRole(a *event.Asset) string {
+	var out []string
+	for _, r := range a.Roles {
+		switch r {
+		case "master":
+			switch {
+			case len(a.Protocols) == 1 && a.Protocols[0] == "modbus":
+				out = append(out, "Modbus master")
+			case len(a.Protocols) == 1 && a.Protocols[0] == "dnp3":
+				out = append(out, "DNP3 master")
+			default:
+				out = append(out, "master")
+			}
+		case "slave":
+			out = append(out, "Modbus server")
+		case "outstation":
+			out = append(out, "DNP3 outstation")
+		default:
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return "host"
+	}
+	return strings.Join(out, " and ")
+}
+
+// alertWhat is what the message that fired did: the function, the
+// addresses or points, and the values written.
+func alertWhat(a *event.Alert) string {
+	var parts []string
+	if a.FCName != "" && a.FCName != "unknown" { // unknown: a message too malformed to have one
+		s := a.FCName
+		if a.FC != nil {
+			s += " (fc " + strconv.Itoa(int(*a.FC)) + ")"
+		}
+		parts = append(parts, s)
+	}
+	if a.Addr != nil {
+		what := "points "
+		if a.Proto == "modbus" || a.Unit != nil {
+			what = modbusTable(a.FC) + " "
+		}
+		if a.Addr.Lo == a.Addr.Hi {
+			parts = append(parts, what+strconv.FormatUint(uint64(a.Addr.Lo), 10))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s%d-%d", what, a.Addr.Lo, a.Addr.Hi))
+		}
+	}
+	if len(a.Values) > 0 {
+		var vs []string
+		for i, v := range a.Values {
+			if i == 8 {
+				vs = append(vs, fmt.Sprintf("… (%d values)", len(a.Values)))
+				break
+			}
+			vs = append(vs, strconv.FormatFloat(v, 'g', -1, 64))
+		}
+		word := "value "
+		if len(a.Values) > 1 {
+			word = "values "
+		}
+		parts = append(parts, word+strings.Join(vs, " "))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// modbusTable is the table a Modbus function code addresses.
+func modbusTable(fc *uint8) string {
+	if fc == nil {
+		return "address"
+	}
+	switch *fc {
+	case 1, 5, 15:
+		return "coil"
+	case 2:
+		return "discrete input"
+	case 4:
+		return "input register"
+	case 3, 6, 16, 22, 23, 24:
+		return "holding register"
+	}
+	return "address"
+}
+
+// severityList is "1 critical, 2 high"; "" when all are 0.
+func severityList(s event.Severities) string {
+	var parts []string
+	for _, c := range []struct {
+		n    uint64
+		name string
+	}{{s.Critical, "critical"}, {s.High, "high"}, {s.Medium, "medium"}, {s.Low, "low"}, {s.Info, "info"}} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.name))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func joinInts[T uint8 | uint16](xs []T) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, strconv.Itoa(int(x)))
+	}
+	return strings.Join(parts, ",")
+}

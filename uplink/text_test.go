@@ -1,0 +1,136 @@
+package uplink
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapwatch/tapwatch/event"
+	"github.com/tapwatch/tapwatch/internal/testenv"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// The value-range alert of the demo, as tail --format text prints it.
+func valueAlert(ts time.Time) *event.Alert {
+	return &event.Alert{V: 1, Kind: event.KindAlert, Site: "plant1", Sensor: "tap1", Seq: 7, TS: ts,
+		Rule: "baseline-value-range", Severity: "high", Title: "Written value 900 out of learned range at holding_registers 5 of 10.10.1.20 from 10.10.1.10",
+		Attack: []string{"T0836", "T0831"}, Proto: "modbus",
+		Src: &event.Endpoint{IP: "10.10.1.10", Port: 50646}, Dst: &event.Endpoint{IP: "10.10.1.20", Port: 502},
+		Unit: ptr(uint8(1)), FC: ptr(uint8(6)), FCName: "write_single_register", Addr: &event.Range{Lo: 5, Hi: 5},
+		Values: event.Values{900}, Expected: "118.8..181.2 (learned 124..176)", Count: 1, First: ts, Last: ts}
+}
+
+func TestTextFormat(t *testing.T) {
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.Local)
+	f := newTextFormatter(false)
+	f.now = func() time.Time { return now }
+	ts := now.Add(2*time.Minute + 11*time.Second)
+
+	f.format(&event.Asset{Kind: event.KindAsset, Site: "plant1", Sensor: "tap1", IP: "10.10.1.10", Roles: []string{"master"}, Protocols: []string{"modbus"}}, true)
+	got := string(f.format(&event.Asset{Kind: event.KindAsset, Site: "plant1", Sensor: "tap1", TS: ts, IP: "10.10.1.20",
+		Roles: []string{"slave"}, Protocols: []string{"modbus"}, ModbusUnits: []uint8{1, 2}, Vendor: "Acme", MAC: "02:00:00:00:00:14"}, false))
+	if want := "10:02:11 asset plant1/tap1 10.10.1.20: Modbus server, modbus, units 1,2, vendor Acme, MAC 02:00:00:00:00:14"; got != want {
+		t.Errorf("asset:\n got %q\nwant %q", got, want)
+	}
+
+	got = string(f.format(valueAlert(ts), false))
+	want := "10:02:11 HIGH plant1/tap1 baseline-value-range: Written value 900 out of learned range at holding_registers 5 of 10.10.1.20 from 10.10.1.10\n" +
+		"    10.10.1.10 (Modbus master) → 10.10.1.20 unit 1 (Modbus server): write_single_register (fc 6), holding register 5, value 900; expected 118.8..181.2 (learned 124..176)\n" +
+		"    ATT&CK T0836 Modify Parameter, T0831 Manipulation of Control"
+	if got != want {
+		t.Errorf("alert:\n got %q\nwant %q", got, want)
+	}
+
+	// A folded repeat of a DNP3 alert, yesterday, from a host not seen,
+	// with a technique tapwatch has no name for, in colour.
+	f.colour = true
+	d := &event.Alert{Kind: event.KindAlert, Site: "s", Sensor: "n", TS: now.Add(-24 * time.Hour), First: now.Add(-25 * time.Hour),
+		Rule: "dnp3-restart", Severity: "critical", Title: "DNP3 cold_restart", Attack: []string{"T0816", "T0999"}, Proto: "dnp3",
+		Src: &event.Endpoint{IP: "10.10.1.12"}, Dst: &event.Endpoint{IP: "10.10.1.41"}, DNP3Src: ptr(uint16(1)), DNP3Dst: ptr(uint16(11)),
+		FC: ptr(uint8(13)), FCName: "cold_restart", Addr: &event.Range{Lo: 0, Hi: 3}, Values: event.Values{1, 2, 3, 4, 5, 6, 7, 8, 9}, Count: 4, Last: now.Add(-25*time.Hour + 90*time.Second)}
+	got = string(f.format(d, false))
+	for _, s := range []string{
+		"2026-11-20 10:00:00 \x1b[1;37;41mCRITICAL\x1b[0m s/n dnp3-restart: DNP3 cold_restart (4 times in 1m30s)",
+		"\n    10.10.1.12 link 1 → 10.10.1.41 link 11: cold_restart (fc 13), points 0-3, values 1 2 3 4 5 6 7 8 … (9 values)",
+		"\n    ATT&CK T0816 Device Restart/Shutdown, T0999",
+	} {
+		if !strings.Contains(got, s) {
+			t.Errorf("folded DNP3 alert:\n%q\nlacks %q", got, s)
+		}
+	}
+
+	got = string(f.format(&event.Status{Kind: event.KindStatus, Site: "plant1", Sensor: "tap1", TS: ts, State: "degraded", Reason: "link eth1 down",
+		Links: []event.Link{{Iface: "eth1", State: "down", Drops: 3}}, Uplink: "connected", SpoolDepth: 2, Unacked: event.Severities{Critical: 1, High: 2}}, true))
+	if want := "10:02:11 status plant1/tap1 (retained) DEGRADED (link eth1 down); eth1 down; uplink connected; 3 dropped by the kernel on eth1; 2 spooled; unacknowledged: 1 critical, 2 high"; got != want {
+		t.Errorf("status:\n got %q\nwant %q", got, want)
+	}
+	// The status that follows each new alert is not printed; one that
+	// says the alerts were acknowledged, or that the state changed, is.
+	st := &event.Status{Kind: event.KindStatus, Site: "plant1", Sensor: "tap1", TS: ts, State: "degraded", Reason: "link eth1 down",
+		Links: []event.Link{{Iface: "eth1", State: "down", Drops: 5}}, Uplink: "connected", Unacked: event.Severities{Critical: 1, High: 3}}
+	if got := f.format(st, false); got != nil {
+		t.Errorf("a status with one more unacknowledged alert: %q", got)
+	}
+	st.Unacked = event.Severities{}
+	if got, want := string(f.format(st, false)), "; alerts acknowledged at the box"; !strings.HasSuffix(got, want) {
+		t.Errorf("acknowledged: %q, want it to end with %q", got, want)
+	}
+	st.State, st.Reason, st.Links[0].State = "monitoring", "", "up"
+	if got, want := string(f.format(st, false)), "10:02:11 status plant1/tap1 MONITORING; eth1 up; uplink connected; 5 dropped by the kernel on eth1"; got != want {
+		t.Errorf("state change:\n got %q\nwant %q", got, want)
+	}
+	got = string(f.format(&event.Stats{Kind: event.KindStats, Site: "plant1", Sensor: "tap1", TS: ts, Packets: 100,
+		Messages: map[string]uint64{"modbus": 60, "dnp3": 20}, DecodeErrors: map[string]uint64{"modbus": 1}, Flows: 9, KernelDrops: 4}, false))
+	if want := "10:02:11 stats plant1/tap1 100 packets, 60 Modbus and 20 DNP3 messages, 9 flows; alerts: none; 1 malformed; 4 dropped by the kernel"; got != want {
+		t.Errorf("stats:\n got %q\nwant %q", got, want)
+	}
+}
+
+// Tail --format text --kinds alert against a broker: the asset published
+// between two alerts is not printed, but names the second alert's sender,
+// and its seq is no gap.
+func TestTailText(t *testing.T) {
+	b, err := StartEmbedded("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var out, rep testenv.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Tail(ctx, TailConfig{Brokers: []string{b.URL()}, Kinds: []string{"alert"}, Count: 2, Format: FormatText}, &out, &rep)
+		done <- err
+	}()
+	pollUntil(t, 5*time.Second, "tail subscribed", func() bool { return b.Subscribed("tapwatch-tail-") })
+	p, q, err := New(testConfig(b.URL()), t.TempDir(), "test", nil)
+	if err != nil || q != nil {
+		t.Fatal(err, q)
+	}
+	p.Start()
+	defer p.Close()
+	p.Alert(valueAlert(time.Now()), 1, true)
+	p.Asset(&event.Asset{IP: "10.10.1.10", Roles: []string{"master"}, Protocols: []string{"modbus"}})
+	p.Alert(valueAlert(time.Now()), 2, true)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, s := range []string{" HIGH plant1/tap1 baseline-value-range: ", "    10.10.1.10 (Modbus master) → 10.10.1.20 unit 1: write_single_register (fc 6), holding register 5, value 900; expected 118.8..181.2 (learned 124..176)\n"} {
+		if !strings.Contains(got, s) {
+			t.Errorf("tail wrote\n%s\nlacking %q; report: %s", got, s, rep.String())
+		}
+	}
+	if strings.Contains(got, "{") || strings.Contains(got, " asset ") || strings.Count(got, "\n") != 6 {
+		t.Errorf("tail wrote more than the alerts' three lines each:\n%s", got)
+	}
+	if rep.String() != "" {
+		t.Errorf("tail reported: %s", rep.String())
+	}
+	if err := (TailConfig{Brokers: []string{b.URL()}, Format: "xml"}).Validate(); err == nil || !strings.Contains(err.Error(), `format: "xml"`) {
+		t.Errorf("format xml: %v", err)
+	}
+}
