@@ -10,12 +10,18 @@ FUZZTIME    ?= 10s
 BENCH_PACKETS ?= 1000000
 BENCH_ROUNDS  ?= 5
 
-.PHONY: all build test check gen-check cross deb test-arm hil fuzz bench bench-live clean
+.PHONY: all build demo test check gen-check cross deb test-arm hil fuzz bench bench-live clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/tapwatch ./cmd/tapwatch
+
+## demo: tapwatch demo, in under a minute, without a broker, a Pi or root:
+## a generated plant, learning, attacks, the LED panel, the security
+## center's tail and a summary; the files stay in tapwatch-demo/.
+demo: build
+	bin/tapwatch demo
 
 ## test: every test that needs only Go; tests that need a tool or root skip
 ## with the remedy, unless TAPWATCH_REQUIRE_ALL=1 (CI) makes a skip a failure.

@@ -60,13 +60,39 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p := l.Baseline(*margin)
+	p, text, err := formatBaseline(l, *margin, strings.Join(files, ", "))
+	if err != nil {
+		return err
+	}
+	if *out == "-" {
+		_, err = stdout.Write(text)
+	} else {
+		err = os.WriteFile(*out, text, 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "tapwatch: learned %d assets and %d conversations from %d requests\n", len(p.Assets), len(p.Baseline.Conversations), l.Stats().Requests)
+	if len(sum.Errors) > 0 {
+		for _, e := range sum.Errors {
+			fmt.Fprintf(stderr, "tapwatch: %v\n", e)
+		}
+		return fmt.Errorf("%d of %d capture files could not be read to the end", len(sum.Errors), len(files))
+	}
+	return nil
+}
+
+// formatBaseline is what l learned, widened by margin, as the policy file
+// tapwatch learn writes: a comment saying where it was learned from and
+// what was left out at the learner's memory bounds, then the policy.
+func formatBaseline(l *rules.Learner, margin float64, from string) (*rules.Policy, []byte, error) {
+	p := l.Baseline(margin)
 	if err := p.Validate(); err != nil {
-		return fmt.Errorf("the learned baseline is invalid (a bug): %v", err)
+		return nil, nil, fmt.Errorf("the learned baseline is invalid (a bug): %v", err)
 	}
 	var b bytes.Buffer
 	st := l.Stats()
-	fmt.Fprintf(&b, "# Baseline learned by tapwatch learn from %s\n", strings.Join(files, ", "))
+	fmt.Fprintf(&b, "# Baseline learned by tapwatch learn from %s\n", from)
 	if st.Requests > 0 {
 		fmt.Fprintf(&b, "# %d requests from %s to %s\n", st.Requests, st.First.UTC().Format("2006-01-02T15:04:05Z"), st.Last.UTC().Format("2006-01-02T15:04:05Z"))
 	}
@@ -75,20 +101,5 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 			st.DroppedHosts, st.DroppedPairs, st.DroppedValues, st.MergedRanges)
 	}
 	p.Format(&b)
-	if *out == "-" {
-		_, err = stdout.Write(b.Bytes())
-	} else {
-		err = os.WriteFile(*out, b.Bytes(), 0o644)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "tapwatch: learned %d assets and %d conversations from %d requests\n", len(p.Assets), len(p.Baseline.Conversations), st.Requests)
-	if len(sum.Errors) > 0 {
-		for _, e := range sum.Errors {
-			fmt.Fprintf(stderr, "tapwatch: %v\n", e)
-		}
-		return fmt.Errorf("%d of %d capture files could not be read to the end", len(sum.Errors), len(files))
-	}
-	return nil
+	return p, b.Bytes(), nil
 }

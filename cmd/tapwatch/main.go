@@ -36,6 +36,8 @@ Usage:
   tapwatch leds [-c CONFIG] [--board NAME] [--show LIST [--for DURATION]]
                                check the LED, button and relay wiring: a walk test, or
                                hold the given patterns
+  tapwatch demo [--dir DIR]    see it work in under a minute: a generated plant, learning,
+                               attacks, the LEDs, alerts at the security center's tail
   tapwatch version             print the version
   tapwatch help [COMMAND]      show help
 
@@ -72,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdTail(rest, stdout, stderr)
 	case "leds":
 		err = cmdLeds(rest, stdout, stderr)
+	case "demo":
+		err = cmdDemo(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "tapwatch %s\n", version)
 	case "help", "-h", "--help", "-help":

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapwatch/tapwatch/internal/testenv"
+)
+
+// TestDemo runs tapwatch demo, sped up, and checks what a newcomer is
+// shown: the learned baseline, each attack caught by the alerts the tail
+// received, the LEDs, the acknowledge, the offline status, the summary
+// and the files, which replay to the same alerts; and that nothing is
+// left running.
+func TestDemo(t *testing.T) {
+	before := runtime.NumGoroutine()
+	dir := filepath.Join(t.TempDir(), "demo")
+	var stdout, stderr testenv.Buffer
+	start := time.Now()
+	if rc := run([]string{"demo", "--dir", dir, "--speed", "100"}, &stdout, &stderr); rc != 0 {
+		t.Fatalf("demo: exit %d\n%s\n%s", rc, stdout.String(), stderr.String())
+	}
+	took := time.Since(start)
+	out := stdout.String()
+	if testing.Verbose() {
+		t.Logf("demo took %s:\n%s", took, out)
+	}
+	if stderr.String() != "" {
+		t.Errorf("demo wrote on standard error:\n%s", stderr.String())
+	}
+	for _, want := range []string{
+		"1. MQTT broker: embedded in this process, at tcp://127.0.0.1:",
+		"   masters: hmi 10.10.1.10, ews 10.10.1.11, scada 10.10.1.12\n",
+		// The baseline's excerpt: the HMI's conversation with plc1 and the
+		// learned range of the pump setpoint.
+		"     - src: master-10-10-1-10\n       dst: plc-10-10-1-20\n",
+		"         - {table: holding_registers, addr: 5, min: ",
+		// The LEDs: healthy, then ALERT slow at high, fast at critical,
+		// and off after the button.
+		"LEDs: RUN on (heartbeat), LINK on, UPLINK on, ALERT off; alarm relay off, health relay on\n",
+		"ALERT slow blink; alarm relay on, health relay on\n",
+		"ALERT fast blink; alarm relay on, health relay on\n",
+		"status demo-plant/tap1 MONITORING; tap0 up; uplink connected; alerts acknowledged at the box\n",
+		"status demo-plant/tap1 OFFLINE (stopped)",
+		// Who did what to which device, against the learned range.
+		" HIGH demo-plant/tap1 baseline-value-range: Written value 900 out of learned range at holding_registers 5 of 10.10.1.20 from 10.10.1.10\n" +
+			"    10.10.1.10 (Modbus master) → 10.10.1.20 unit 1 (Modbus server): write_single_register (fc 6), holding register 5, value 900; expected ",
+		" CRITICAL demo-plant/tap1 pump-speed-limit: ",
+		"    ATT&CK T0836 Modify Parameter, T0831 Manipulation of Control\n",
+		"   attacks     6 of the 6 in the answer key caught; 0 alerts on normal traffic:\n",
+		"none missing\n",
+		"Nothing is left running",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the demo's output lacks %q", want)
+		}
+	}
+	if m := regexp.MustCompile(`expected [0-9.]+\.\.[0-9.]+ \(learned (\d+)\.\.(\d+)\)`).FindStringSubmatch(out); m == nil {
+		t.Error("the value-range alert does not give the learned range")
+	}
+	for _, k := range demoAttacks {
+		if !regexp.MustCompile(`(?m)^     caught ` + regexp.QuoteMeta(string(k)) + ` +\S`).MatchString(out) {
+			t.Errorf("the summary does not say %s was caught", k)
+		}
+	}
+	// The summary's alert count is what alerts.jsonl holds.
+	received := readAlerts(t, filepath.Join(dir, "alerts.jsonl"))
+	firsts := 0
+	for _, a := range received {
+		if a["count"].(float64) <= 1 {
+			firsts++
+		}
+	}
+	if !regexp.MustCompile(`(?m)^   alerts      ` + strconv.Itoa(firsts) + ` \(1 critical, `).MatchString(out) {
+		t.Errorf("the summary's alert count is not the %d first alerts of alerts.jsonl", firsts)
+	}
+
+	// Replaying the files, as the summary says, finds the same alerts.
+	var rout, rerr bytes.Buffer
+	if rc := run([]string{"replay", "--policy", filepath.Join(dir, "policy.yaml"), "--baseline", filepath.Join(dir, "baseline.yaml"),
+		filepath.Join(dir, "plant.pcap")}, &rout, &rerr); rc != 0 {
+		t.Fatalf("replay of the demo's files: exit %d: %s", rc, rerr.String())
+	}
+	var replayed []string
+	for _, l := range strings.Split(strings.TrimSpace(rout.String()), "\n") {
+		var a map[string]any
+		if err := json.Unmarshal([]byte(l), &a); err != nil {
+			t.Fatal(err)
+		}
+		if a["count"].(float64) <= 1 {
+			replayed = append(replayed, alertKey(a))
+		}
+	}
+	var live []string
+	for _, a := range received {
+		if a["count"].(float64) <= 1 {
+			live = append(live, alertKey(a))
+		}
+	}
+	slices.Sort(replayed)
+	slices.Sort(live)
+	if !slices.Equal(replayed, live) || len(live) == 0 {
+		t.Errorf("replay of the files found\n%v\nthe demo's tail received\n%v", replayed, live)
+	}
+	for _, f := range []string{"plant.pcap", "truth.jsonl", "policy.yaml", "baseline.yaml"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+
+	// Nothing left running: the broker's port is closed, and the
+	// goroutines are back to what they were.
+	m := regexp.MustCompile(`tcp://(127\.0\.0\.1:\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatal("no broker address in the output")
+	}
+	if c, err := net.DialTimeout("tcp", m[1], time.Second); err == nil {
+		c.Close()
+		t.Errorf("the broker at %s still accepts connections", m[1])
+	}
+	waitGoroutines(t, before)
+}
+
+// A demo interrupted (Ctrl-C) stops at once and leaves nothing running.
+func TestDemoInterrupted(t *testing.T) {
+	before := runtime.NumGoroutine()
+	dir := filepath.Join(t.TempDir(), "demo")
+	var stdout, stderr testenv.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &demo{dir: dir, speed: 1, seed: 7, stdout: &stdout, out: &stdout, errOut: &stderr}
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stdout.String(), "LEDs: RUN on (heartbeat)") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not start monitoring within 30s:\n%s\n%s", stdout.String(), stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	start := time.Now()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("interrupted demo: %v, want context.Canceled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the demo did not stop within 20s of the interrupt")
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("the demo took %s to stop", took)
+	}
+	if !strings.Contains(stdout.String(), "status demo-plant/tap1 OFFLINE (stopped)") {
+		t.Errorf("no offline status after the interrupt:\n%s", stdout.String())
+	}
+	waitGoroutines(t, before)
+}
+
+func readAlerts(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var a map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+			t.Fatalf("%s: %v: %s", path, err, sc.Text())
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s: no alerts", path)
+	}
+	return out
+}
+
+// alertKey is an alert's rule and ends.
+func alertKey(a map[string]any) string {
+	ip := func(k string) string {
+		e, _ := a[k].(map[string]any)
+		s, _ := e["ip"].(string)
+		return s
+	}
+	return a["rule"].(string) + " " + ip("src") + ">" + ip("dst")
+}
+
+// waitGoroutines waits for the goroutines to come back to n (a few more
+// are the runtime's and the test framework's), and fails with their
+// stacks if they do not.
+func waitGoroutines(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > n+2 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines left running (%d before):\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
