@@ -271,7 +271,8 @@ func (d *demo) learn() error {
 	}
 	d.say("\n3. Learning what normal looks like from the first %s: %d requests, %d assets, %d conversations -> %s",
 		demoLearn, l.Stats().Requests, len(b.Assets), len(b.Baseline.Conversations), d.path("baseline.yaml"))
-	d.say("   The HMI's conversation with the pump station PLC, as learned (values within their learned range, widened by %g%%):", rules.DefaultMargin*100)
+	d.say("   The HMI's conversation with the pump station PLC, as learned (a value written outside min-max,")
+	d.say("   widened by %g%% of its width, will raise an alert):", rules.DefaultMargin*100)
 	for _, line := range baselineExcerpt(text) {
 		d.say("     %s", line)
 	}
