@@ -134,3 +134,36 @@ func TestTailText(t *testing.T) {
 		t.Errorf("format xml: %v", err)
 	}
 }
+
+// FuzzTailMessage: whatever a broker delivers, tail decodes it or says it
+// cannot, and formats what it decoded without panicking.
+func FuzzTailMessage(f *testing.F) {
+	ts := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	for _, m := range []interface{ MarshalMsg([]byte) ([]byte, error) }{
+		valueAlert(ts),
+		&event.Status{Kind: event.KindStatus, State: "monitoring", Links: []event.Link{{Iface: "eth1", State: "up", Drops: 1}}, Unacked: event.Severities{High: 1}},
+		&event.Asset{Kind: event.KindAsset, IP: "10.10.1.20", Roles: []string{"slave", "master"}, ModbusUnits: []uint8{1}, Vendor: "v"},
+		&event.Stats{Kind: event.KindStats, Messages: map[string]uint64{"modbus": 1}},
+	} {
+		b, err := m.MarshalMsg(nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		text := newTextFormatter(true)
+		for range 2 { // the second time with the first's assets and status remembered
+			line, _, v, err := decode(b)
+			if err != nil {
+				return
+			}
+			if line == nil {
+				t.Fatal("decoded, but no JSON line")
+			}
+			if v != nil {
+				text.format(v, false)
+			}
+		}
+	})
+}
