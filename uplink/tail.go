@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -282,6 +283,7 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 			once.Do(func() { close(done) })
 		}
 	}
+	var connected atomic.Bool // once connected, paho's reconnecting is left alone
 	o := mqtt.NewClientOptions()
 	for _, b := range c.Brokers {
 		o.AddBroker(b)
@@ -299,6 +301,7 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(5 * time.Second).SetOrderMatters(true).
 		SetTLSConfig(tc).SetKeepAlive(30 * time.Second).SetConnectTimeout(15 * time.Second).
 		SetOnConnectHandler(func(cl mqtt.Client) {
+			connected.Store(true)
 			tok := cl.SubscribeMultiple(subs, handle)
 			go func() {
 				if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
@@ -316,24 +319,49 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 	if c.Username != "" {
 		o.SetUsername(c.Username).SetPassword(pw)
 	}
+	// Until it has once connected, a failed attempt ends Tail with the
+	// reason (a broker that cannot be reached, or refuses the
+	// certificate); after that, paho reconnects on its own.
+	failed := make(chan error, 1)
+	o.SetConnectionNotificationHandler(func(_ mqtt.Client, n mqtt.ConnectionNotification) {
+		switch n := n.(type) {
+		case mqtt.ConnectionNotificationConnected:
+			connected.Store(true)
+		case mqtt.ConnectionNotificationFailed:
+			if !connected.Load() {
+				select {
+				case failed <- n.Reason:
+				default:
+				}
+			}
+		}
+	})
 	cl := mqtt.NewClient(o)
 	tok := cl.Connect()
-	// With ConnectRetry the token completes only once connected; a
-	// first failure (a wrong CA, say) is worth saying at once.
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return nil, fmt.Errorf("connect to %v: %w", c.Brokers, err)
+	stillConnecting := time.NewTimer(10 * time.Second)
+	defer stillConnecting.Stop()
+	tokDone := tok.Done() // with ConnectRetry, closed once connected
+wait:
+	for {
+		select {
+		case <-tokDone:
+			if err := tok.Error(); err != nil {
+				return nil, connectError(c, err)
+			}
+			tokDone = nil
+			stillConnecting.Stop()
+		case err := <-failed:
+			cl.Disconnect(0)
+			return nil, connectError(c, err)
+		case <-stillConnecting.C:
+			mu.Lock()
+			say("still connecting to %v", c.Brokers)
+			mu.Unlock()
+		case <-ctx.Done():
+			break wait
+		case <-done:
+			break wait
 		}
-	case <-time.After(10 * time.Second):
-		mu.Lock()
-		say("still connecting to %v", c.Brokers)
-		mu.Unlock()
-	case <-ctx.Done():
-	}
-	select {
-	case <-ctx.Done():
-	case <-done:
 	}
 	cl.Disconnect(250)
 	mu.Lock()
@@ -346,6 +374,18 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 		return reps[i].Site+"/"+reps[i].Sensor < reps[j].Site+"/"+reps[j].Sensor
 	})
 	return reps, werr
+}
+
+// connectError says why Tail could not connect. A broker that requires a
+// client certificate may reset the connection before its TLS alert
+// arrives (TLS 1.3 checks the certificate after the handshake), so
+// without one the reset gets a hint.
+func connectError(c TailConfig, err error) error {
+	hint := ""
+	if c.TLS.Cert == "" && (strings.Contains(err.Error(), "reset by peer") || strings.Contains(err.Error(), "certificate required")) {
+		hint = " (does the broker require a client certificate? give --cert and --key)"
+	}
+	return fmt.Errorf("connect to %v: %w%s", c.Brokers, err, hint)
 }
 
 // decode turns a payload into its JSON line, its header and the decoded

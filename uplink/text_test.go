@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -166,4 +167,21 @@ func FuzzTailMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A tail whose broker cannot be reached says so and returns, rather than
+// retrying for ever: tapwatch tail's exit status 1.
+func TestTailUnreachable(t *testing.T) {
+	url := fmt.Sprintf("tcp://127.0.0.1:%d", testenv.FreePort(t)) // nothing listens
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, rep testenv.Buffer
+	start := time.Now()
+	_, err := Tail(ctx, TailConfig{Brokers: []string{url}}, &out, &rep)
+	if err == nil || !strings.Contains(err.Error(), "connect to ["+url+"]") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("Tail to %s: %v", url, err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Tail took %s to give up", took)
+	}
 }
