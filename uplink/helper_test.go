@@ -3,24 +3,14 @@ package uplink
 // Helpers of the interop tests against a real mosquitto (mosquitto_test.go):
 // a broker that can be stopped and restarted on the same port, a Tail that
 // runs in the background, a plain subscriber that decodes the retained
-// status, a test PKI, and polling with deadlines.
+// status, and polling with deadlines. The test PKI is testenv's.
 
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -374,112 +364,4 @@ func waitSpooled(t testing.TB, p *Publisher) State {
 		return st.Queued == 0
 	})
 	return st
-}
-
-// ---- PKI ----
-
-// testPKI is a CA with a server certificate (127.0.0.1 and localhost)
-// and a client certificate, in PEM files.
-type testPKI struct {
-	CA, ServerCert, ServerKey, ClientCert, ClientKey string
-}
-
-type certAuthority struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	file string
-}
-
-func newCA(t testing.TB, dir, name string) certAuthority {
-	t.Helper()
-	tmpl := certTemplate(t, name)
-	tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
-	cert, key, der := signCert(t, tmpl, nil, nil)
-	file := filepath.Join(dir, name+".pem")
-	writePEM(t, file, "CERTIFICATE", der)
-	return certAuthority{cert, key, file}
-}
-
-// issue writes a certificate signed by ca and its key, as name.pem and
-// name.key.
-func (ca certAuthority) issue(t testing.TB, dir, name string, server bool) (certFile, keyFile string) {
-	t.Helper()
-	tmpl := certTemplate(t, name)
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	_, key, der := signCert(t, tmpl, ca.cert, ca.key)
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "PRIVATE KEY", kder)
-	return certFile, keyFile
-}
-
-// certTemplate is a certificate for name, valid from an hour ago for a
-// day.
-func certTemplate(t testing.TB, name string) *x509.Certificate {
-	return &x509.Certificate{
-		SerialNumber: certSerial(t),
-		Subject:      pkix.Name{CommonName: name, Organization: []string{"tapwatch tests"}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-	}
-}
-
-// signCert makes a new P-256 key and a certificate of tmpl for it, signed
-// by parent (nil: self-signed).
-func signCert(t testing.TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key, der
-}
-
-func certSerial(t testing.TB) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func writePEM(t testing.TB, file, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// newPKI makes the CA, the server's and the client's certificates in dir.
-func newPKI(t testing.TB, dir string) testPKI {
-	t.Helper()
-	ca := newCA(t, dir, "ca")
-	var p testPKI
-	p.CA = ca.file
-	p.ServerCert, p.ServerKey = ca.issue(t, dir, "server", true)
-	p.ClientCert, p.ClientKey = ca.issue(t, dir, "client", false)
-	return p
 }

@@ -335,10 +335,9 @@ func TestMosquittoKill9(t *testing.T) {
 func TestMosquittoMutualTLS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	pki := newPKI(t, dir)
-	wrongCA := newCA(t, dir, "wrong-ca")
-	b := testenv.StartMosquitto(t, "cafile "+pki.CA, "certfile "+pki.ServerCert, "keyfile "+pki.ServerKey,
-		"require_certificate true", "tls_version tlsv1.2")
+	pki := testenv.NewPKI(t, dir)
+	wrongCA := testenv.NewCA(t, dir, "wrong-ca")
+	b := testenv.StartMosquitto(t, append(pki.MosquittoTLS(), "tls_version tlsv1.2")...)
 	url := b.URL("ssl")
 	good := TLSConfig{CA: pki.CA, Cert: pki.ClientCert, Key: pki.ClientKey}
 	tl := startTail(t, TailConfig{Brokers: []string{url}, TLS: good, Kinds: []string{event.KindAlert}})
@@ -378,7 +377,7 @@ func TestMosquittoMutualTLS(t *testing.T) {
 	const sensor2, n2 = "tlstap2", 25
 	cfg2 := cfg
 	cfg2.Sensor = sensor2
-	cfg2.TLS.CA = wrongCA.file
+	cfg2.TLS.CA = wrongCA.File
 	state2 := t.TempDir()
 	p2, closeP2 := startPublisher(t, cfg2, state2)
 	for i := range n2 {

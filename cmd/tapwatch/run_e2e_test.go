@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,7 @@ type plant struct {
 	sw, hmi, plc, rogue, tap *testenv.Netns
 	mgmt                     string // the host's address on the management link
 	broker                   *testenv.Mosquitto
+	uplinkTLS                *uplink.TLSConfig // set: the daemon uses ssl:// with this certificate
 	ifaces                   []string
 	ctx                      context.Context
 	stopTraffic              context.CancelFunc
@@ -171,15 +173,15 @@ type runner struct {
 // daemon; it waits until the daemon says it started.
 func (p *plant) startDaemon(policy, extra string) *runner {
 	p.t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	d := &runner{t: p.t, dir: p.t.TempDir(), done: make(chan struct{})}
+	d := &runner{t: p.t, dir: p.t.TempDir()}
 	d.policy = filepath.Join(d.dir, "policy.yaml")
 	d.ops = filepath.Join(d.dir, "ops.jsonl")
 	if err := os.WriteFile(d.policy, []byte(policy), 0o644); err != nil {
 		p.t.Fatal(err)
+	}
+	broker := fmt.Sprintf("brokers: [%s]\n  plaintext: true", p.broker.URL("tcp"))
+	if c := p.uplinkTLS; c != nil {
+		broker = fmt.Sprintf("brokers: [%s]\n  tls: {ca: %s, cert: %s, key: %s}", p.broker.URL("ssl"), c.CA, c.Cert, c.Key)
 	}
 	cfg := fmt.Sprintf(`sensor: e2e
 site: lab
@@ -189,36 +191,56 @@ state_dir: state
 ops_log: ops.jsonl
 link_idle: 1h
 uplink:
-  brokers: [%s]
-  plaintext: true
+  %s
   stats_interval: 1s
   backoff_min: 100ms
   backoff_max: 1s
-%s`, strings.Join(p.ifaces, ", "), p.broker.URL("tcp"), extra)
+%s`, strings.Join(p.ifaces, ", "), broker, extra)
 	conf := filepath.Join(d.dir, "tapwatch.yaml")
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		p.t.Fatal(err)
 	}
-	d.cmd = exec.Command("ip", "netns", "exec", p.tap.Name, exe, "run", "-c", conf)
-	d.cmd.Env = append(os.Environ(), asTapwatch+"=1")
-	d.cmd.Stdout, d.cmd.Stderr = &d.log, &d.log
-	if err := d.cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	go func() { d.cmd.Wait(); close(d.done) }()
+	// Registered before the process's own cleanup, so run after it: the
+	// log is complete.
 	p.t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			d.cmd.Process.Kill()
-			<-d.done
-		}
 		if p.t.Failed() {
 			p.t.Logf("tapwatch run log:\n%s", d.log.String())
 		}
 	})
+	d.cmd, d.done = startTapwatch(p.t, p.tap, &d.log, &d.log, "run", "-c", conf)
 	d.waitLog(`msg=started`, 15*time.Second)
 	return d
+}
+
+// startTapwatch starts tapwatch with args as its own process, in the
+// namespace ns (nil: this host's); done is closed when it has exited. The
+// test's cleanup kills it if it still runs.
+func startTapwatch(t *testing.T, ns *testenv.Netns, stdout, stderr io.Writer, args ...string) (cmd *exec.Cmd, done chan struct{}) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(exe, args...)
+	if ns != nil {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", ns.Name, exe}, args...)...)
+	}
+	cmd.Env = append(os.Environ(), asTapwatch+"=1")
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done = make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	return cmd, done
 }
 
 // waitLog waits until the daemon's log has a line containing s.
@@ -337,9 +359,17 @@ func (tl *tail) messages() []map[string]any {
 // wait waits for a message for which ok holds.
 func (tl *tail) wait(t *testing.T, what string, within time.Duration, ok func(map[string]any) bool) map[string]any {
 	t.Helper()
+	return tl.waitFrom(t, 0, what, within, ok)
+}
+
+// waitFrom is wait among the messages from index from on: with from the
+// count of messages before a step, a message caused by the step.
+func (tl *tail) waitFrom(t *testing.T, from int, what string, within time.Duration, ok func(map[string]any) bool) map[string]any {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		for _, m := range tl.messages() {
+		ms := tl.messages()
+		for _, m := range ms[min(from, len(ms)):] {
 			if ok(m) {
 				return m
 			}
@@ -421,11 +451,12 @@ func TestRunLive(t *testing.T) {
 	// relay (at high) is energized; a press of the button clears both.
 	box.waitBlink(t, "alert", 350*time.Millisecond, 750*time.Millisecond)
 	box.waitLevels(t, "alarm relay", 2*time.Second, map[string]bool{"alarm": true, "health": true})
+	n := len(tl.messages()) // the status must come after the press, not from before the alert
 	box.press(t, 200*time.Millisecond)
 	d.waitLog("button: alerts acknowledged", 2*time.Second)
 	box.waitLevels(t, "acknowledged", 2*time.Second, map[string]bool{"alert": false, "alarm": false})
 	box.still(t, "alert", time.Second)
-	tl.wait(t, "status with nothing unacknowledged", 5*time.Second, func(m map[string]any) bool {
+	tl.waitFrom(t, n, "status with nothing unacknowledged", 5*time.Second, func(m map[string]any) bool {
 		u, _ := m["unacked"].(map[string]any)
 		return m["kind"] == "status" && u != nil && num(u["high"]) == 0
 	})
