@@ -350,6 +350,7 @@ func (d *demo) monitor(ctx context.Context, broker *uplink.Embedded) error {
 	if err := d.startTail(ctx, broker); err != nil {
 		return err
 	}
+	defer d.stopTail() // on the way out of an error; the normal end stops it first
 	pub, quarantined, err := uplink.New(*cfg.Uplink, cfg.StateDir, version, log.With("part", "uplink"))
 	if quarantined != nil {
 		log.Warn("spool damaged: quarantined", "err", quarantined)
@@ -447,9 +448,14 @@ hardware:
 // pressed), long enough for the controller's debouncing.
 func (d *demo) press() {
 	path := d.path(filepath.Join("sim", "button"))
-	os.WriteFile(path, []byte("0\n"), 0o644)
+	err := os.WriteFile(path, []byte("0\n"), 0o644)
 	time.Sleep(250 * time.Millisecond)
-	os.WriteFile(path, []byte("1\n"), 0o644)
+	if err == nil {
+		err = os.WriteFile(path, []byte("1\n"), 0o644)
+	}
+	if err != nil {
+		fmt.Fprintf(d.errOut, "tapwatch demo: pressing the simulated button: %v\n", err)
+	}
 }
 
 // startTail subscribes the security center's tail: text on the terminal,
@@ -522,6 +528,7 @@ func (d *demo) startTail(ctx context.Context, broker *uplink.Embedded) error {
 	return nil
 }
 
+// stopTail ends the tail and waits for it (again: a no-op).
 func (d *demo) stopTail() {
 	d.received.cancel()
 	<-d.received.tailDone
