@@ -36,3 +36,16 @@ func TestTechniqueNames(t *testing.T) {
 		t.Error("an unknown id has a name")
 	}
 }
+
+func TestSeverities(t *testing.T) {
+	var s event.Severities
+	if s.String() != "" || s.Total() != 0 {
+		t.Errorf("zero: %q %d", s.String(), s.Total())
+	}
+	for _, sev := range []string{"high", "critical", "high", "info", "bogus"} {
+		s.Add(sev)
+	}
+	if got := s.String(); got != "1 critical, 2 high, 1 info" || s.Total() != 4 {
+		t.Errorf("got %q, total %d", got, s.Total())
+	}
+}

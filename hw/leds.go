@@ -61,17 +61,10 @@ func (p Pattern) Short() string {
 // ParsePattern reads a pattern by its short name: off, slow, fast, on,
 // heartbeat.
 func ParsePattern(s string) (Pattern, bool) {
-	switch s {
-	case "off":
-		return Off, true
-	case "slow":
-		return Slow, true
-	case "fast":
-		return Fast, true
-	case "on":
-		return On, true
-	case "heartbeat":
-		return Heartbeat, true
+	for p, name := range patternShort {
+		if s == name {
+			return Pattern(p), true
+		}
 	}
 	return Off, false
 }

@@ -3,6 +3,7 @@ package uplink
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/tapwatch/tapwatch/event"
@@ -39,9 +41,11 @@ type TailConfig struct {
 	// Colour colours the severities of FormatText (for a terminal).
 	Format string
 	Colour bool
-	// Observe, when set, is called with each message decoded (an
-	// *event.Alert, *event.Status, *event.Asset or *event.Stats) after it
-	// is written, one at a time; the demo keeps its tally this way.
+	// Observe, when set, is called with each message written (an
+	// *event.Alert, *event.Status, *event.Asset or *event.Stats; not the
+	// kinds subscribed to but not asked for, nor a status text leaves
+	// out), after it is written, one at a time, on paho's goroutine; the
+	// demo keeps its tally this way. It must not block.
 	Observe func(msg any, retained bool)
 }
 
@@ -230,7 +234,7 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 	)
 	var text *textFormatter
 	if c.Format == FormatText {
-		text = newTextFormatter(c.Colour)
+		text = newTextFormatter(c.Colour, c.shows(event.KindAlert))
 	}
 	say := func(format string, a ...any) { fmt.Fprintf(report, "tapwatch tail: "+format+"\n", a...) }
 	track := func(h *event.Header) *tracker {
@@ -272,7 +276,10 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 		if text != nil && v != nil {
 			line = text.format(v, m.Retained())
 		}
-		if werr == nil && line != nil {
+		if line == nil {
+			return // a status with nothing new to say in text
+		}
+		if werr == nil {
 			_, werr = out.Write(append(line, '\n'))
 		}
 		if c.Observe != nil && v != nil {
@@ -319,20 +326,16 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 	if c.Username != "" {
 		o.SetUsername(c.Username).SetPassword(pw)
 	}
-	// Until it has once connected, a failed attempt ends Tail with the
-	// reason (a broker that cannot be reached, or refuses the
-	// certificate); after that, paho reconnects on its own.
+	// Until it has once connected, a refusal (of the certificate, the
+	// credentials, the client id) ends Tail with the reason; a broker that
+	// cannot be reached is said once and tried again, as paho does after
+	// a connection was lost.
 	failed := make(chan error, 1)
 	o.SetConnectionNotificationHandler(func(_ mqtt.Client, n mqtt.ConnectionNotification) {
-		switch n := n.(type) {
-		case mqtt.ConnectionNotificationConnected:
-			connected.Store(true)
-		case mqtt.ConnectionNotificationFailed:
-			if !connected.Load() {
-				select {
-				case failed <- n.Reason:
-				default:
-				}
+		if f, ok := n.(mqtt.ConnectionNotificationFailed); ok && !connected.Load() {
+			select {
+			case failed <- f.Reason:
+			default:
 			}
 		}
 	})
@@ -341,6 +344,7 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 	stillConnecting := time.NewTimer(10 * time.Second)
 	defer stillConnecting.Stop()
 	tokDone := tok.Done() // with ConnectRetry, closed once connected
+	saidUnreachable := false
 wait:
 	for {
 		select {
@@ -351,8 +355,16 @@ wait:
 			tokDone = nil
 			stillConnecting.Stop()
 		case err := <-failed:
-			cl.Disconnect(0)
-			return nil, connectError(c, err)
+			if refused(c, err) {
+				cl.Disconnect(0)
+				return nil, connectError(c, err)
+			}
+			if !saidUnreachable {
+				saidUnreachable = true
+				mu.Lock()
+				say("cannot reach %v (%v); trying again", c.Brokers, err)
+				mu.Unlock()
+			}
 		case <-stillConnecting.C:
 			mu.Lock()
 			say("still connecting to %v", c.Brokers)
@@ -364,6 +376,9 @@ wait:
 		}
 	}
 	cl.Disconnect(250)
+	if !connected.Load() {
+		return nil, fmt.Errorf("never connected to %v", c.Brokers)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	var reps []SensorReport
@@ -374,6 +389,40 @@ wait:
 		return reps[i].Site+"/"+reps[i].Sensor < reps[j].Site+"/"+reps[j].Sensor
 	})
 	return reps, werr
+}
+
+// refused reports whether a failed first connection is a refusal, which
+// trying again will not mend: a certificate the broker refuses or Tail does
+// not trust, credentials or a client id refused in the CONNACK. A broker
+// that requires a client certificate may reset the connection of a client
+// without one before its TLS alert arrives (TLS 1.3 checks the certificate
+// after the handshake), so a reset counts too when no certificate is given.
+func refused(c TailConfig, err error) bool {
+	for _, e := range []error{packets.ErrorRefusedBadProtocolVersion, packets.ErrorRefusedIDRejected,
+		packets.ErrorRefusedBadUsernameOrPassword, packets.ErrorRefusedNotAuthorised} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var cv *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var rh tls.RecordHeaderError
+	if errors.As(err, &cv) || errors.As(err, &alert) || errors.As(err, &rh) {
+		return true
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "tls: ") || strings.Contains(msg, "x509: ") {
+		return true
+	}
+	if c.TLS.Cert != "" || !strings.Contains(msg, "reset by peer") {
+		return false
+	}
+	for _, s := range c.Brokers {
+		if b, err := parseBroker(s); err == nil && b.secure {
+			return true
+		}
+	}
+	return false
 }
 
 // connectError says why Tail could not connect. A broker that requires a

@@ -30,6 +30,7 @@ const maxNamed = 1 << 14
 // an alert are.
 type textFormatter struct {
 	colour bool
+	alerts bool // alerts are printed: a status that only counts one more unacknowledged is not
 	now    func() time.Time
 	roles  map[string]string     // site/sensor/ip → "Modbus master"
 	status map[string]statusSeen // site/sensor → the last status
@@ -40,8 +41,74 @@ type statusSeen struct {
 	unacked bool
 }
 
-func newTextFormatter(colour bool) *textFormatter {
-	return &textFormatter{colour: colour, now: time.Now, roles: map[string]string{}, status: map[string]statusSeen{}}
+func newTextFormatter(colour, alerts bool) *textFormatter {
+	return &textFormatter{colour: colour, alerts: alerts, now: time.Now, roles: map[string]string{}, status: map[string]statusSeen{}}
+}
+
+// clean makes a string from the broker safe to print on a terminal:
+// control characters (a newline, an escape sequence) become '?'.
+func clean(s string) string {
+	if strings.IndexFunc(s, isControl) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func isControl(r rune) bool { return r < 0x20 || r >= 0x7f && r < 0xa0 }
+
+func cleanAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = clean(s)
+	}
+	return out
+}
+
+func cleanEndpoint(e *event.Endpoint) *event.Endpoint {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	c.IP, c.MAC = clean(c.IP), clean(c.MAC)
+	return &c
+}
+
+// sanitized is a copy of a decoded message whose text fields are clean:
+// whoever can publish to the broker cannot move the cursor or fake a line
+// on the security center's terminal. (JSON escapes them anyway.)
+func sanitized(v any) any {
+	switch m := v.(type) {
+	case *event.Alert:
+		c := *m
+		c.Site, c.Sensor, c.Rule, c.Severity, c.Title = clean(m.Site), clean(m.Sensor), clean(m.Rule), clean(m.Severity), clean(m.Title)
+		c.Proto, c.FCName, c.Expected, c.Attack = clean(m.Proto), clean(m.FCName), clean(m.Expected), cleanAll(m.Attack)
+		c.Src, c.Dst = cleanEndpoint(m.Src), cleanEndpoint(m.Dst)
+		return &c
+	case *event.Status:
+		c := *m
+		c.Site, c.Sensor, c.State, c.Reason, c.Uplink = clean(m.Site), clean(m.Sensor), clean(m.State), clean(m.Reason), clean(m.Uplink)
+		c.Links = make([]event.Link, len(m.Links))
+		for i, l := range m.Links {
+			c.Links[i] = event.Link{Iface: clean(l.Iface), State: clean(l.State), Drops: l.Drops}
+		}
+		return &c
+	case *event.Asset:
+		c := *m
+		c.Site, c.Sensor, c.IP, c.MAC = clean(m.Site), clean(m.Sensor), clean(m.IP), clean(m.MAC)
+		c.Vendor, c.Product, c.Revision = clean(m.Vendor), clean(m.Product), clean(m.Revision)
+		c.Roles, c.Protocols = cleanAll(m.Roles), cleanAll(m.Protocols)
+		return &c
+	case *event.Stats:
+		c := *m
+		c.Site, c.Sensor = clean(m.Site), clean(m.Sensor)
+		return &c
+	}
+	return v
 }
 
 var severityColour = map[string]string{
@@ -50,7 +117,7 @@ var severityColour = map[string]string{
 
 func (f *textFormatter) format(v any, retained bool) []byte {
 	var b strings.Builder
-	switch m := v.(type) {
+	switch m := sanitized(v).(type) {
 	case *event.Alert:
 		f.alert(&b, m)
 	case *event.Status:
@@ -65,14 +132,14 @@ func (f *textFormatter) format(v any, retained bool) []byte {
 		if m.Uplink != "" {
 			w.WriteString("; uplink " + m.Uplink)
 		}
-		unacked := severityList(m.Unacked)
+		unacked := m.Unacked.String()
 		k := m.Site + "/" + m.Sensor
 		prev, seen := f.status[k]
 		if seen || len(f.status) < maxNamed {
 			f.status[k] = statusSeen{w.String(), unacked != ""}
 		}
 		acked := seen && prev.unacked && unacked == ""
-		if seen && !retained && prev.what == w.String() && !acked {
+		if seen && !retained && prev.what == w.String() && !acked && (f.alerts || prev.unacked == (unacked != "")) {
 			return nil
 		}
 		f.head(&b, m.TS, "status", m.Site, m.Sensor, retained)
@@ -115,7 +182,7 @@ func (f *textFormatter) format(v any, retained bool) []byte {
 	case *event.Stats:
 		f.head(&b, m.TS, "stats", m.Site, m.Sensor, retained)
 		fmt.Fprintf(&b, "%d packets, %d Modbus and %d DNP3 messages, %d flows; alerts: %s",
-			m.Packets, m.Messages["modbus"], m.Messages["dnp3"], m.Flows, orNone(severityList(m.Alerts)))
+			m.Packets, m.Messages["modbus"], m.Messages["dnp3"], m.Flows, orNone(m.Alerts.String()))
 		if n := m.DecodeErrors["modbus"] + m.DecodeErrors["dnp3"]; n > 0 {
 			fmt.Fprintf(&b, "; %d malformed", n)
 		}
@@ -302,20 +369,6 @@ func modbusTable(fc *uint8) string {
 		return "holding register"
 	}
 	return "address"
-}
-
-// severityList is "1 critical, 2 high"; "" when all are 0.
-func severityList(s event.Severities) string {
-	var parts []string
-	for _, c := range []struct {
-		n    uint64
-		name string
-	}{{s.Critical, "critical"}, {s.High, "high"}, {s.Medium, "medium"}, {s.Low, "low"}, {s.Info, "info"}} {
-		if c.n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.name))
-		}
-	}
-	return strings.Join(parts, ", ")
 }
 
 func orNone(s string) string {

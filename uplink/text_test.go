@@ -2,10 +2,14 @@ package uplink
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/internal/testenv"
@@ -25,7 +29,7 @@ func valueAlert(ts time.Time) *event.Alert {
 
 func TestTextFormat(t *testing.T) {
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.Local)
-	f := newTextFormatter(false)
+	f := newTextFormatter(false, true)
 	f.now = func() time.Time { return now }
 	ts := now.Add(2*time.Minute + 11*time.Second)
 
@@ -78,9 +82,30 @@ func TestTextFormat(t *testing.T) {
 	if got, want := string(f.format(st, false)), "; alerts acknowledged at the box"; !strings.HasSuffix(got, want) {
 		t.Errorf("acknowledged: %q, want it to end with %q", got, want)
 	}
+	// Without alerts printed (--kinds status), a new unacknowledged alert
+	// is news.
+	g := newTextFormatter(false, false)
+	g.now = f.now
+	g.format(st, false)
+	st.Unacked = event.Severities{High: 1}
+	if got, want := string(g.format(st, false)), "; unacknowledged: 1 high"; !strings.HasSuffix(got, want) {
+		t.Errorf("--kinds status, a new alert: %q, want it to end with %q", got, want)
+	}
+	st.Unacked = event.Severities{}
 	st.State, st.Reason, st.Links[0].State = "monitoring", "", "up"
 	if got, want := string(f.format(st, false)), "10:02:11 status plant1/tap1 MONITORING; eth1 up; uplink connected; 5 dropped by the kernel on eth1"; got != want {
 		t.Errorf("state change:\n got %q\nwant %q", got, want)
+	}
+	// Text from the broker cannot drive the terminal or fake a line.
+	f.colour = false
+	evil := valueAlert(ts)
+	evil.Title, evil.Src.IP = "pump \x1b[2J\n10:00:00 INFO fake", "10.10.1.10\r"
+	got = string(f.format(evil, false))
+	if strings.ContainsAny(got, "\x1b\r") || strings.Count(got, "\n") != 2 || !strings.Contains(got, ": pump ?[2J?10:00:00 INFO fake\n    10.10.1.10? → ") {
+		t.Errorf("control characters from the broker printed: %q", got)
+	}
+	if evil.Title != "pump \x1b[2J\n10:00:00 INFO fake" {
+		t.Error("format changed the message it was given")
 	}
 	got = string(f.format(&event.Stats{Kind: event.KindStats, Site: "plant1", Sensor: "tap1", TS: ts, Packets: 100,
 		Messages: map[string]uint64{"modbus": 60, "dnp3": 20}, DecodeErrors: map[string]uint64{"modbus": 1}, Flows: 9, KernelDrops: 4}, false))
@@ -107,12 +132,7 @@ func TestTailText(t *testing.T) {
 		done <- err
 	}()
 	pollUntil(t, 5*time.Second, "tail subscribed", func() bool { return b.Subscribed("tapwatch-tail-") })
-	p, q, err := New(testConfig(b.URL()), t.TempDir(), "test", nil)
-	if err != nil || q != nil {
-		t.Fatal(err, q)
-	}
-	p.Start()
-	defer p.Close()
+	p, _ := startPublisher(t, testConfig(b.URL()), t.TempDir())
 	p.Alert(valueAlert(time.Now()), 1, true)
 	p.Asset(&event.Asset{IP: "10.10.1.10", Roles: []string{"master"}, Protocols: []string{"modbus"}})
 	p.Alert(valueAlert(time.Now()), 2, true)
@@ -153,7 +173,7 @@ func FuzzTailMessage(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		text := newTextFormatter(true)
+		text := newTextFormatter(true, true)
 		for range 2 { // the second time with the first's assets and status remembered
 			line, _, v, err := decode(b)
 			if err != nil {
@@ -169,19 +189,70 @@ func FuzzTailMessage(f *testing.F) {
 	})
 }
 
-// A tail whose broker cannot be reached says so and returns, rather than
-// retrying for ever: tapwatch tail's exit status 1.
+// A tail whose broker cannot be reached says so once and tries again,
+// as a security center's tail service must after a reboot; when it is
+// stopped without ever having connected, that is an error (tapwatch
+// tail's exit status 1). A broker that comes up meanwhile is used.
 func TestTailUnreachable(t *testing.T) {
-	url := fmt.Sprintf("tcp://127.0.0.1:%d", testenv.FreePort(t)) // nothing listens
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	port := testenv.FreePort(t) // nothing listens yet
+	url := fmt.Sprintf("tcp://127.0.0.1:%d", port)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	var out, rep testenv.Buffer
-	start := time.Now()
 	_, err := Tail(ctx, TailConfig{Brokers: []string{url}}, &out, &rep)
-	if err == nil || !strings.Contains(err.Error(), "connect to ["+url+"]") || !strings.Contains(err.Error(), "connection refused") {
-		t.Fatalf("Tail to %s: %v", url, err)
+	if err == nil || err.Error() != "never connected to ["+url+"]" {
+		t.Errorf("Tail stopped before reaching %s: %v", url, err)
 	}
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("Tail took %s to give up", took)
+	if r := rep.String(); strings.Count(r, "cannot reach") != 1 || !strings.Contains(r, "connection refused") {
+		t.Errorf("Tail's report: %q, want one line saying it cannot reach the broker", r)
+	}
+
+	// The broker comes up after tail started: tail connects and receives.
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rep = testenv.Buffer{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Tail(ctx, TailConfig{Brokers: []string{url}, Kinds: []string{"alert"}, Count: 1}, &out, &rep)
+		done <- err
+	}()
+	pollUntil(t, 5*time.Second, "tail saying it cannot reach the broker", func() bool { return strings.Contains(rep.String(), "cannot reach") })
+	b, err := StartEmbedded(fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	pollUntil(t, 10*time.Second, "tail subscribed", func() bool { return b.Subscribed("tapwatch-tail-") })
+	p, _ := startPublisher(t, testConfig(b.URL()), t.TempDir())
+	p.Alert(valueAlert(time.Now()), 1, true)
+	if err := <-done; err != nil {
+		t.Fatalf("Tail after the broker came up: %v; report %s", err, rep.String())
+	}
+}
+
+// Refusals end a first connection at once; a broker that cannot be
+// reached does not.
+func TestTailRefused(t *testing.T) {
+	tlsTail := TailConfig{Brokers: []string{"ssl://broker.example:8883"}}
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("%w : %w", packets.ErrorNetworkError, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")), false},
+		{fmt.Errorf("%w : %w", packets.ErrorNetworkError, errors.New("dial tcp: i/o timeout")), false},
+		{packets.ErrorRefusedNotAuthorised, true},
+		{packets.ErrorRefusedBadUsernameOrPassword, true},
+		{fmt.Errorf("%w : %w", packets.ErrorNetworkError, &tls.CertificateVerificationError{Err: errors.New("x509: certificate signed by unknown authority")}), true},
+		{fmt.Errorf("%w : %w", packets.ErrorNetworkError, errors.New("remote error: tls: certificate required")), true},
+		{fmt.Errorf("%w : %w", packets.ErrorNetworkError, errors.New("read tcp: connection reset by peer")), true},
+	} {
+		if got := refused(tlsTail, c.err); got != c.want {
+			t.Errorf("refused(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+	withCert := tlsTail
+	withCert.TLS.Cert = "soc.pem"
+	if refused(withCert, errors.New("connection reset by peer")) || refused(TailConfig{Brokers: []string{"tcp://127.0.0.1:1883"}}, errors.New("connection reset by peer")) {
+		t.Error("a reset is a refusal only over TLS without a client certificate")
 	}
 }

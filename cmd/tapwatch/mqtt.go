@@ -99,7 +99,11 @@ title; then who did what to which device (the sender, the receiver and its
 Modbus unit or DNP3 address, the function, the addresses and the values
 written, against what was expected, such as the learned range); then the
 ATT&CK for ICS techniques by id and name. Status, asset and stats
-messages take a line each.
+messages take a line each; a status only when the sensor's state, links
+or uplink change or its alerts are acknowledged (with alerts printed, not
+for each one it counts as unacknowledged). With --kinds naming alerts or
+assets, tail subscribes to both, since they share the sequence numbers it
+checks, and prints only the kinds named.
 
 It checks each sensor's sequence numbers: alerts and assets are numbered
 one by one, so a number skipped is a message lost, and a number seen twice
@@ -113,9 +117,14 @@ With --client-id the session is persistent: the broker keeps the
 subscription and queues messages while tail is away, so that tail run
 again with the same id receives what it missed.
 
-Exit status: 0 when nothing was missing, 1 on an error (a broker that
-cannot be reached or refuses the certificate), 2 on a usage error, 3 when
-messages were missing.
+A broker that cannot be reached is said once on standard error and tried
+again until it answers (a security center's tail may start before its
+broker). A refusal ends tail at once: a certificate the broker refuses or
+tail does not trust, or credentials or a client id refused.
+
+Exit status: 0 when nothing was missing, 1 on an error (a refusal, or
+stopped before it ever connected), 2 on a usage error, 3 when messages
+were missing.
 `
 
 // errMissing marks the exit status 3 of tail.
