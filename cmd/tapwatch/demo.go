@@ -49,10 +49,11 @@ broker, a Raspberry Pi or root:
  6. ends with a summary: packets, messages, alerts by severity, which of
     the attacks the capture holds were caught, and where the files are.
 
-Nothing is left running. The files stay in DIR (default ./tapwatch-demo,
-emptied first): the capture, the answer key of its attacks, the policy,
-the baseline and the alerts the security center received, to replay with
-tapwatch replay.
+Nothing is left running. The files stay in DIR (default ./tapwatch-demo):
+the capture, the answer key of its attacks, the policy, the baseline and
+the alerts the security center received, to replay with tapwatch replay.
+A new run replaces them. DIR must be new, empty, or a demo's earlier one:
+the demo never deletes what it did not make.
 `
 
 // The demo's plant: its learning period and the attacks in it. The
@@ -86,7 +87,7 @@ rules:
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo")
-	dir := fs.String("dir", "tapwatch-demo", "the `DIR` for the demo's files; emptied first")
+	dir := fs.String("dir", "tapwatch-demo", "the `DIR` for the demo's files: new, empty, or an earlier demo's")
 	speed := fs.Float64("speed", demoSpeedup, "play the monitored part `N` times faster than the plant ran")
 	seed := fs.Int64("seed", 7, "the `SEED` of the generated plant and the order of its attacks")
 	pos, err := parseCommand(fs, args, stdout, demoSynopsis)
@@ -101,6 +102,10 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C, during the clean stop, kills at once
+	}()
 	d := &demo{dir: *dir, speed: *speed, seed: *seed, stdout: stdout, out: stdout, errOut: stderr}
 	err = d.run(ctx)
 	if errors.Is(err, context.Canceled) {
@@ -128,7 +133,7 @@ type demo struct {
 type demoTally struct {
 	mu       sync.Mutex
 	alerts   []*event.Alert
-	bySev    map[string]int
+	bySev    event.Severities // first messages of alerts, not their folded repeats
 	stats    *event.Stats
 	acked    bool          // a status with nothing unacknowledged after an alert
 	offline  chan struct{} // closed at the offline status
@@ -183,17 +188,32 @@ func (d *demo) run(ctx context.Context) error {
 	return nil
 }
 
-// prepareDir empties the demo's own files from dir, so that a new run
-// starts from nothing (the spool and sequence numbers included), but
-// never deletes what it did not make.
+// demoMarker marks a directory as a demo's: a new run may replace what
+// is in it.
+const demoMarker = ".tapwatch-demo"
+
+// prepareDir makes dir ready for a new run: new, empty, or an earlier
+// demo's (marked), whose files are removed so that the run starts from
+// nothing, the spool and sequence numbers included. Any other directory
+// is refused: the demo never deletes what it did not make.
 func (d *demo) prepareDir() error {
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return err
 	}
-	for _, name := range []string{"plant.pcap", "truth.jsonl", "policy.yaml", "baseline.yaml", "alerts.jsonl", "state", "sim"} {
-		if err := os.RemoveAll(d.path(name)); err != nil {
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(d.path(demoMarker)); len(entries) > 0 && err != nil {
+		return fmt.Errorf("%s is not empty and not a tapwatch demo's (it has no %s): give a new --dir", d.dir, demoMarker)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(d.path(e.Name())); err != nil {
 			return err
 		}
+	}
+	if err := os.WriteFile(d.path(demoMarker), []byte("made by tapwatch demo; a new run replaces what is here\n"), 0o644); err != nil {
+		return err
 	}
 	for _, sub := range []string{"state", "sim"} {
 		if err := os.Mkdir(d.path(sub), 0o755); err != nil {
@@ -337,15 +357,17 @@ func (d *demo) monitor(ctx context.Context, broker *uplink.Embedded) error {
 	}
 	d.out = d.panel.Wrap(d.stdout)
 	defer func() { d.out = d.stdout }()
-	logTo := d.errOut
-	if ef, ok := d.errOut.(*os.File); ok && tty && hw.IsTerminal(ef) {
-		logTo = d.panel.Wrap(d.errOut)
+	errOut := d.errOut
+	if ef, ok := errOut.(*os.File); ok && tty && hw.IsTerminal(ef) {
+		d.errOut = d.panel.Wrap(errOut)
 	}
-	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	defer func() { d.errOut = errOut }()
+	log := slog.New(slog.NewTextHandler(d.errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	d.say("\n4. Monitoring the rest with the daemon's code, fed from the capture %gx faster than the plant ran.", d.speed)
 	d.say("   The box's LEDs: RUN green, LINK amber, UPLINK blue, ALERT red (docs/leds.md); the alarm relay pulls in at high.")
-	d.say("5. The security center's tapwatch tail, subscribed to %s/%s/%s/#:\n", uplink.DefaultTopicPrefix, demoSite, demoSensor)
+	d.say("5. The security center's tapwatch tail, subscribed to the box's topics under %s/%s/%s/,", uplink.DefaultTopicPrefix, demoSite, demoSensor)
+	d.say("   printing its alerts, status and stats (the assets only name the devices):\n")
 
 	if err := d.startTail(ctx, broker); err != nil {
 		return err
@@ -466,7 +488,7 @@ func (d *demo) startTail(ctx context.Context, broker *uplink.Embedded) error {
 		return err
 	}
 	r := &d.received
-	r.file, r.bySev, r.offline, r.tailDone = bufio.NewWriter(f), map[string]int{}, make(chan struct{}), make(chan struct{})
+	r.file, r.offline, r.tailDone = bufio.NewWriter(f), make(chan struct{}), make(chan struct{})
 	sawAlert := false
 	observe := func(msg any, retained bool) {
 		r.mu.Lock()
@@ -475,7 +497,7 @@ func (d *demo) startTail(ctx context.Context, broker *uplink.Embedded) error {
 		case *event.Alert:
 			r.alerts = append(r.alerts, m)
 			if m.Count <= 1 {
-				r.bySev[m.Severity]++
+				r.bySev.Add(m.Severity)
 			}
 			sawAlert = true
 			line, err := json.Marshal(m)
@@ -546,15 +568,18 @@ func (d *demo) summary(took time.Duration) {
 	} else {
 		d.say("   packets     %d in the capture (the box's stats message did not arrive)", d.truth.Packets)
 	}
-	var sev []string
-	total := 0
-	for _, name := range []string{"critical", "high", "medium", "low", "info"} {
-		if n := r.bySev[name]; n > 0 {
-			sev = append(sev, fmt.Sprintf("%d %s", n, name))
-			total += n
+	// A folded repeat's count is the total so far, first message included.
+	repeats := map[uint64]uint64{}
+	for _, a := range r.alerts {
+		if a.Count > 1 {
+			repeats[a.ID] = max(repeats[a.ID], a.Count-1)
 		}
 	}
-	d.say("   alerts      %d (%s), and %d repeats folded into summaries", total, strings.Join(sev, ", "), len(r.alerts)-total)
+	var folded uint64
+	for _, n := range repeats {
+		folded += n
+	}
+	d.say("   alerts      %d (%s), and %d repeats of them folded into summaries", r.bySev.Total(), r.bySev, folded)
 	for _, rep := range r.reports {
 		if rep.Complete() {
 			d.say("   delivery    the security center received every message the box numbered (seq %d-%d), none missing", rep.First, rep.Max)
@@ -679,6 +704,10 @@ const pacedIdle = 200 * time.Millisecond
 func (p *pacedSource) ReadPacket(ci *capture.Info) ([]byte, error) {
 	select {
 	case <-p.stopped:
+		if p.err == nil {
+			p.err = io.EOF
+			p.files.Close()
+		}
 		return nil, io.EOF
 	default:
 	}

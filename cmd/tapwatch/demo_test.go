@@ -30,7 +30,9 @@ func TestDemo(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
 	var stdout, stderr testenv.Buffer
 	start := time.Now()
-	if rc := run([]string{"demo", "--dir", dir, "--speed", "100"}, &stdout, &stderr); rc != 0 {
+	// A capture of 7 minutes at 50x: the high and the critical alerts
+	// some 4 s apart, to see ALERT blink slow, then fast.
+	if rc := run([]string{"demo", "--dir", dir, "--speed", "50"}, &stdout, &stderr); rc != 0 {
 		t.Fatalf("demo: exit %d\n%s\n%s", rc, stdout.String(), stderr.String())
 	}
 	took := time.Since(start)
@@ -119,6 +121,22 @@ func TestDemo(t *testing.T) {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+
+	// A second run replaces the first one's files; a directory that is
+	// not a demo's is refused, and nothing in it is touched.
+	if err := (&demo{dir: dir}).prepareDir(); err != nil {
+		t.Errorf("a second run in %s: %v", dir, err)
+	}
+	mine := t.TempDir()
+	keep := filepath.Join(mine, "policy.yaml")
+	os.WriteFile(keep, []byte("mine"), 0o644)
+	var e bytes.Buffer
+	if rc := run([]string{"demo", "--dir", mine}, &e, &e); rc != 1 || !strings.Contains(e.String(), "is not empty and not a tapwatch demo's") {
+		t.Errorf("demo in a directory of someone's: exit %d: %s", rc, e.String())
+	}
+	if b, _ := os.ReadFile(keep); string(b) != "mine" {
+		t.Errorf("the demo changed a file it did not make: %q", b)
 	}
 
 	// Nothing left running: the broker's port is closed, and the
