@@ -209,9 +209,10 @@ func (t *tracker) add(seq uint64, report func(string, ...any)) {
 
 // Tail subscribes and writes each message to out as a JSON line, with
 // the field names of the wire schema (the same as tapwatch replay's
-// alerts), or with FormatText as text for people, and reports gaps and duplicates of each sensor's seq to
-// report as they happen. It returns the per-sensor reports when ctx ends
-// or Count messages have arrived.
+// alerts), or with FormatText as text for people, and reports gaps and
+// duplicates of each sensor's seq to report as they happen. It returns
+// the per-sensor reports when ctx ends or Count messages have arrived; an
+// error when the broker refused the first connection, or none was made.
 func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorReport, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
