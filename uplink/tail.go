@@ -270,7 +270,7 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 		}
 		if !c.shows(h.Kind) {
 			if text != nil && v != nil {
-				text.format(v, m.Retained()) // an asset still names the ends of alerts
+				text.note(v) // an asset still names the ends of alerts
 			}
 			return
 		}

@@ -182,7 +182,7 @@ func (f *textFormatter) format(v any, retained bool) []byte {
 	case *event.Stats:
 		f.head(&b, m.TS, "stats", m.Site, m.Sensor, retained)
 		fmt.Fprintf(&b, "%d packets, %d Modbus and %d DNP3 messages, %d flows; alerts: %s",
-			m.Packets, m.Messages["modbus"], m.Messages["dnp3"], m.Flows, orNone(m.Alerts.String()))
+			m.Packets, m.Messages["modbus"], m.Messages["dnp3"], m.Flows, orElse(m.Alerts.String(), "none"))
 		if n := m.DecodeErrors["modbus"] + m.DecodeErrors["dnp3"]; n > 0 {
 			fmt.Fprintf(&b, "; %d malformed", n)
 		}
@@ -235,7 +235,7 @@ func (f *textFormatter) alert(b *strings.Builder, a *event.Alert) {
 	who := f.end(a, a.Src, a.DNP3Src, false)
 	to := f.end(a, a.Dst, a.DNP3Dst, true)
 	if who != "" || to != "" {
-		b.WriteString("\n    " + orUnknown(who) + " → " + orUnknown(to))
+		b.WriteString("\n    " + orElse(who, "unknown") + " → " + orElse(to, "unknown"))
 		if what := alertWhat(a); what != "" {
 			b.WriteString(": " + what)
 		}
@@ -274,6 +274,14 @@ func (f *textFormatter) end(a *event.Alert, e *event.Endpoint, link *uint16, dev
 		s += " (" + r + ")"
 	}
 	return s
+}
+
+// note takes from a message that is not printed what later lines use: an
+// asset's role.
+func (f *textFormatter) note(v any) {
+	if a, ok := v.(*event.Asset); ok {
+		f.remember(sanitized(a).(*event.Asset))
+	}
 }
 
 func (f *textFormatter) remember(a *event.Asset) {
@@ -371,16 +379,10 @@ func modbusTable(fc *uint8) string {
 	return "address"
 }
 
-func orNone(s string) string {
+// orElse is s, or def when s is empty.
+func orElse(s, def string) string {
 	if s == "" {
-		return "none"
-	}
-	return s
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
+		return def
 	}
 	return s
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -614,13 +615,15 @@ func (d *demo) summary(took time.Duration) {
 			normal++
 			continue
 		}
-		caught[i] = append(caught[i], a.Rule+" ("+a.Severity+")")
+		if by := a.Rule + " (" + a.Severity + ")"; !slices.Contains(caught[i], by) {
+			caught[i] = append(caught[i], by)
+		}
 	}
 	d.say("   attacks     %d of the %d in the answer key caught; %d alerts on normal traffic:", len(caught), len(d.truth.Attacks), normal)
 	for i, at := range d.truth.Attacks {
 		mark, by := "missed", "no alert"
 		if rs, ok := caught[i]; ok {
-			mark, by = "caught", strings.Join(dedupe(rs), ", ")
+			mark, by = "caught", strings.Join(rs, ", ")
 		}
 		d.say("     %-6s %-28s %s", mark, at.Kind, by)
 	}
@@ -638,18 +641,6 @@ func (d *demo) summary(took time.Duration) {
 	d.say("     %s replay --policy %s --baseline %s %s", bin, d.path("policy.yaml"), d.path("baseline.yaml"), d.path("plant.pcap"))
 	d.say("     %s replay --ops %s | head", bin, d.path("plant.pcap"))
 	d.say("   Nothing is left running: the broker, the daemon and the tail have stopped.")
-}
-
-func dedupe(xs []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, x := range xs {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // waitUntil polls cond every 50ms until it holds (true), ctx ends or the
