@@ -386,18 +386,6 @@ func num(v any) float64 {
 	return f
 }
 
-// writesOnlyFromHMI is the policy of the tests.
-const writesOnlyFromHMI = `assets:
-  hmi: {ip: 10.10.1.10}
-  plc: {ip: 10.10.1.20}
-rules:
-  - id: plc-writes-only-from-hmi
-    name: Writes to the PLC only from the HMI
-    when: {proto: modbus, dst: plc, op: write}
-    unless: {src: hmi}
-    severity: high
-`
-
 // TestRunLive: Modbus between the real server and client libraries and
 // from mbpoll, seen on the tap, is in the operations log with its
 // addresses and values; a write from the rogue namespace raises the
@@ -407,7 +395,7 @@ func TestRunLive(t *testing.T) {
 	p := newPlant(t, false)
 	tl := p.tail()
 	box := newSimBox(t)
-	d := p.startDaemon(writesOnlyFromHMI, box.config())
+	d := p.startDaemon(lab.WritesOnlyFromHMI, box.config())
 	box.waitLevels(t, "healthy, flowing, connected, no alert", 10*time.Second,
 		map[string]bool{"link": true, "uplink": true, "alert": false, "alarm": false, "health": true})
 
@@ -513,7 +501,7 @@ func containsValue(vs []uint16, x float64) bool {
 func TestRunTapPorts(t *testing.T) {
 	p := newPlant(t, true)
 	tl := p.tail("status")
-	d := p.startDaemon(writesOnlyFromHMI, "")
+	d := p.startDaemon(lab.WritesOnlyFromHMI, "")
 	st := p.hmiPolls(30, 0)
 	if st.Polls < 30 {
 		t.Fatalf("HMI: %+v", st)
@@ -564,7 +552,7 @@ func TestRunTapPorts(t *testing.T) {
 func TestRunLinkDown(t *testing.T) {
 	p := newPlant(t, false)
 	tl := p.tail("status")
-	d := p.startDaemon(writesOnlyFromHMI, "")
+	d := p.startDaemon(lab.WritesOnlyFromHMI, "")
 	linkState := func(m map[string]any) string {
 		links, _ := m["links"].([]any)
 		if m["kind"] != "status" || len(links) != 1 {
@@ -592,7 +580,7 @@ func TestRunLinkDown(t *testing.T) {
 func TestRunReload(t *testing.T) {
 	p := newPlant(t, false)
 	tl := p.tail("alert")
-	d := p.startDaemon(writesOnlyFromHMI, "")
+	d := p.startDaemon(lab.WritesOnlyFromHMI, "")
 	// Each to another register: repeats of an alert (same rule, hosts,
 	// function and address) fold into it for a while.
 	rogueWrite := func(reg, v string) {
@@ -618,7 +606,7 @@ func TestRunReload(t *testing.T) {
 	tl.wait(t, "alert of the old policy after the failed reload", 15*time.Second, alertFor("plc-writes-only-from-hmi", 152))
 
 	// A good one: applied.
-	os.WriteFile(d.policy, []byte(strings.ReplaceAll(writesOnlyFromHMI, "plc-writes-only-from-hmi", "plc-writes-v2")), 0o644)
+	os.WriteFile(d.policy, []byte(strings.ReplaceAll(lab.WritesOnlyFromHMI, "plc-writes-only-from-hmi", "plc-writes-v2")), 0o644)
 	d.signal(syscall.SIGHUP)
 	d.waitLog("msg=\"policy reloaded\"", 10*time.Second)
 	rogueWrite("2", "153")

@@ -314,3 +314,18 @@ func (p *Plant) HandleInputRegisters(req *smodbus.InputRegistersRequest) ([]uint
 	defer p.mu.Unlock()
 	return slices.Clone(p.input[req.Addr : req.Addr+req.Quantity]), nil
 }
+
+// WritesOnlyFromHMI is the smallest policy for this network, which the
+// daemon's tests enforce: only the HMI writes to the PLC (rule
+// plc-writes-only-from-hmi, high). scripts/lab/policy.yaml is the lab's
+// full one.
+const WritesOnlyFromHMI = `assets:
+  hmi: {ip: 10.10.1.10}
+  plc: {ip: 10.10.1.20}
+rules:
+  - id: plc-writes-only-from-hmi
+    name: Writes to the PLC only from the HMI
+    when: {proto: modbus, dst: plc, op: write}
+    unless: {src: hmi}
+    severity: high
+`

@@ -30,6 +30,7 @@ import (
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/hw"
+	"github.com/tapwatch/tapwatch/internal/lab"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/rules"
 )
@@ -949,26 +950,13 @@ func TestHealth(t *testing.T) {
 	r.stop()
 }
 
-// writesOnlyFromHMI is the policy of the reload test (as in the
-// end-to-end tests).
-const writesOnlyFromHMI = `assets:
-  hmi: {ip: 10.10.1.10}
-  plc: {ip: 10.10.1.20}
-rules:
-  - id: plc-writes-only-from-hmi
-    name: Writes to the PLC only from the HMI
-    when: {proto: modbus, dst: plc, op: write}
-    unless: {src: hmi}
-    severity: high
-`
-
 // TestReloadKeepsOldPolicyOnError: a reload with a broken policy logs the
 // problem and keeps the old rules; a reload with a good one applies it.
 func TestReloadKeepsOldPolicyOnError(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policy, []byte(writesOnlyFromHMI), 0o644); err != nil {
+	if err := os.WriteFile(policy, []byte(lab.WritesOnlyFromHMI), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	g := newTraffic(t)
@@ -998,7 +986,7 @@ func TestReloadKeepsOldPolicyOnError(t *testing.T) {
 	r.waitAlert(oldRule, rogueIP, 152)
 
 	// A good one: applied.
-	if err := os.WriteFile(policy, []byte(strings.ReplaceAll(writesOnlyFromHMI, oldRule, newRule)), 0o644); err != nil {
+	if err := os.WriteFile(policy, []byte(strings.ReplaceAll(lab.WritesOnlyFromHMI, oldRule, newRule)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r.reload <- struct{}{}
@@ -1135,7 +1123,7 @@ func TestReloadNotAppliedAfterReportedFailure(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policy, []byte(writesOnlyFromHMI), 0o644); err != nil {
+	if err := os.WriteFile(policy, []byte(lab.WritesOnlyFromHMI), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	g := newTraffic(t)
@@ -1150,7 +1138,7 @@ func TestReloadNotAppliedAfterReportedFailure(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the capture did not stall")
 	}
-	if err := os.WriteFile(policy, []byte(strings.ReplaceAll(writesOnlyFromHMI, "plc-writes-only-from-hmi", "plc-writes-v2")), 0o644); err != nil {
+	if err := os.WriteFile(policy, []byte(strings.ReplaceAll(lab.WritesOnlyFromHMI, "plc-writes-only-from-hmi", "plc-writes-v2")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r.reload <- struct{}{}
