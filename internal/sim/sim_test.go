@@ -462,28 +462,6 @@ func TestFlatMemory(t *testing.T) {
 	}
 }
 
-// TestSpeed: an hour of capture takes well under two seconds (the best of
-// three runs, so that a busy machine does not fail it).
-func TestSpeed(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("timing")
-	}
-	best := time.Hour
-	var packets int
-	for range 3 {
-		start := time.Now()
-		tr, err := sim.Generate(io.Discard, sim.Scenario{Seed: 1, Learn: 10 * time.Minute, Monitor: 50 * time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		best, packets = min(best, time.Since(start)), tr.Packets
-	}
-	t.Logf("1 h: %d packets in %v (%.0f packets/s)", packets, best, float64(packets)/best.Seconds())
-	if best > 2*time.Second {
-		t.Errorf("an hour took %v", best)
-	}
-}
-
 func BenchmarkGenerate(b *testing.B) {
 	var packets int
 	for b.Loop() {
