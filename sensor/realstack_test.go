@@ -242,7 +242,7 @@ func runMbpoll(t *testing.T, ctx context.Context, mbpoll string, port uint16, ar
 // TestRealStack drives real Modbus stacks against each other over loopback,
 // captures the traffic with dumpcap and checks every decoded operation.
 func TestRealStack(t *testing.T) {
-	testenv.Need(t, os.Geteuid() == 0, "capturing on lo needs root; run as root (CI does)")
+	testenv.NeedRoot(t, "capturing on lo")
 	dumpcap := testenv.Tool(t, "dumpcap", "tshark")
 	mbpoll := testenv.Tool(t, "mbpoll", "mbpoll")
 

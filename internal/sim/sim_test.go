@@ -22,6 +22,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/internal/sim"
+	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/sensor"
 )
 
@@ -444,9 +445,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // TestFlatMemory: the live heap does not grow with the duration.
 func TestFlatMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long scenario")
-	}
+	testenv.Long(t, "6 hours of plant traffic")
 	var c countingWriter
 	if _, err := sim.Generate(&c, sim.Scenario{Seed: 1, Monitor: 6 * time.Hour}); err != nil {
 		t.Fatal(err)

@@ -32,6 +32,7 @@ import (
 	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/internal/lab"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
+	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/rules"
 )
 
@@ -1014,9 +1015,7 @@ func TestReloadKeepsOldPolicyOnError(t *testing.T) {
 // goes stale after 5s, and the tick that sees it first waits 2s for the
 // stuck goroutine to take a snapshot: this test takes about 8s.
 func TestStallDetected(t *testing.T) {
-	if testing.Short() {
-		t.Skip("takes about 8s")
-	}
+	testenv.Long(t, "about 8s")
 	t.Parallel()
 	src := newFakeSource()
 	src.stallAfter = 1
