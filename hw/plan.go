@@ -52,6 +52,10 @@ type Plan struct {
 	AlarmAt  rules.Severity
 	Watchdog string // "" when not used
 	Warnings []string
+	// StateDir keeps what must outlive a crash: the board LED's own
+	// trigger. The caller sets it (tapwatch run: the config's state_dir);
+	// "" keeps it in memory only.
+	StateDir string
 }
 
 // NewPlan works out the hardware from the config: the profile it names
@@ -293,7 +297,7 @@ func (b *Box) track(o Output) {
 func (p *Plan) openOut(spec string, activeLow bool) (Output, error) {
 	switch {
 	case strings.HasPrefix(spec, config.PinLEDClass):
-		return OpenLEDClass(p.HW.SysRoot, strings.TrimPrefix(spec, config.PinLEDClass))
+		return OpenLEDClass(p.HW.SysRoot, strings.TrimPrefix(spec, config.PinLEDClass), p.StateDir)
 	case strings.HasPrefix(spec, config.PinSim):
 		return OpenSimOut(p.HW.SimDir, strings.TrimPrefix(spec, config.PinSim))
 	}
