@@ -131,9 +131,9 @@ func TestCheckBoards(t *testing.T) {
 		}
 	}
 
-	os.WriteFile(cfg, []byte("interfaces: [eth0]\nhardware:\n  board: pi4\n  button: {pin: GPIO22}\n"), 0o644)
+	os.WriteFile(cfg, []byte("interfaces: [eth0]\nhardware:\n  board: pi4\n  button: {pin: \"22\"}\n"), 0o644)
 	r := tapwatch("check", "-c", cfg)
-	if r.code != 1 || !strings.Contains(r.stderr, cfg+":4:17: hardware.button.pin: GPIO22: the UPLINK LED and the button are both on it") {
+	if r.code != 1 || !strings.Contains(r.stderr, cfg+`:4:17: hardware.button.pin: GPIO22: the UPLINK LED (the pi4 profile's GPIO22) and the button (hardware.button.pin: "22", line 4 column 17) are both on it`) {
 		t.Errorf("conflict: %v", r)
 	}
 	r = tapwatch("check", "-c", cfg, "--board", "pi6")
