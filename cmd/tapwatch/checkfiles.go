@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"strings"
 	"time"
 
@@ -43,12 +44,12 @@ type namedFile struct {
 
 // checkFiles opens and parses the uplink's files as the daemon does at
 // start (the CA, the certificate with its key, the password file). Run
-// as root, with user set, it also checks that user can read them and the
-// policy and baseline, through the modes, owners and ACLs on the way,
-// and warns of a file in a folder the package's unit hides from the
+// as root, with daemonUser set, it also checks that user can read them
+// and the policy and baseline, through the modes, owners and ACLs on the
+// way, and warns of a file in a folder the package's unit hides from the
 // daemon. A user that is not there is a problem when userGiven (--user),
 // and otherwise only said: the package is not installed here.
-func checkFiles(cfg *config.Config, user string, userGiven bool) fileCheck {
+func checkFiles(cfg *config.Config, daemonUser string, userGiven bool) fileCheck {
 	var c fileCheck
 	var files []namedFile
 	add := func(field, path string, secret bool) {
@@ -70,20 +71,24 @@ func checkFiles(cfg *config.Config, user string, userGiven bool) fileCheck {
 			c.warnings = append(c.warnings, fmt.Sprintf("%s: %s is readable by every user (mode %04o): chmod o-r %s", f.field, f.path, fi.Mode().Perm(), f.path))
 		}
 	}
-	if user == "" {
+	if daemonUser == "" {
+		return c
+	}
+	if me, err := user.Current(); err == nil && (me.Username == daemonUser || me.Uid == daemonUser) {
+		c.said = append(c.said, "read its files as user "+me.Username+", the daemon's")
 		return c
 	}
 	if os.Geteuid() != 0 {
-		c.said = append(c.said, fmt.Sprintf("not checked whether user %s can read its files: check runs as uid %d; run it as root (sudo) for that", user, os.Geteuid()))
+		c.said = append(c.said, fmt.Sprintf("not checked whether user %s can read its files: check runs as uid %d; run it as root (sudo) for that", daemonUser, os.Geteuid()))
 		return c
 	}
-	u, err := fileaccess.Lookup(user)
+	u, err := fileaccess.Lookup(daemonUser)
 	if err != nil && userGiven {
-		c.problems = append(c.problems, fmt.Errorf("--user %s: %w", user, err))
+		c.problems = append(c.problems, fmt.Errorf("--user %s: %w", daemonUser, err))
 		return c
 	}
 	if err != nil {
-		c.said = append(c.said, fmt.Sprintf("not checked whether user %s can read its files: %v (the package creates user %s; --user names another)", user, err, serviceUser))
+		c.said = append(c.said, fmt.Sprintf("not checked whether user %s can read its files: %v (the package creates user %s; --user names another)", daemonUser, err, serviceUser))
 		return c
 	}
 	var fields []string
