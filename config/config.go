@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -515,7 +516,7 @@ func (c *Config) validateHardware(bad func(field, format string, a ...any)) {
 }
 
 // CheckPin checks a pin's spelling: empty (the profile's), none, a GPIO
-// line name, led:NAME or sim:NAME.
+// line name (see CanonicalPin), led:NAME or sim:NAME.
 func CheckPin(pin string) error {
 	if pin == "" || pin == PinNone {
 		return nil
@@ -529,6 +530,27 @@ func CheckPin(pin string) error {
 	}
 	return nil
 }
+
+// CanonicalPin is pin's one spelling, by which two functions on one pin
+// are found. A GPIO given by its number (17, as periph.io's drivers also
+// take it), in lower case (gpio17) or by its Broadcom name (BCM17) is
+// GPIO17, the line's name on a Pi; any other pin is as written.
+func CanonicalPin(pin string) string {
+	up := strings.ToUpper(pin)
+	for _, prefix := range []string{"GPIO", "BCM", ""} {
+		digits, ok := strings.CutPrefix(up, prefix)
+		if !ok || digits == "" || len(digits) > 4 || strings.Trim(digits, "0123456789") != "" {
+			continue
+		}
+		n, _ := strconv.Atoi(digits)
+		return "GPIO" + strconv.Itoa(n)
+	}
+	return pin
+}
+
+// Position is where field (or the nearest enclosing field) is in the
+// file; 0, 0 when it is not there.
+func (c *Config) Position(field string) (line, column int) { return c.position(field) }
 
 // FieldError is an error about field, with its place in the file when
 // the config was loaded from one.

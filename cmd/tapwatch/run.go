@@ -72,7 +72,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 		return errors.New("invalid configuration")
 	}
-	plan, err := hw.NewPlan(cfg)
+	plan, err := hardwarePlan(cfg)
 	if err != nil {
 		for _, line := range config.Errors(err) {
 			fmt.Fprintf(stderr, "tapwatch: %s\n", line)
