@@ -552,11 +552,47 @@ type aggKey struct {
 type aggEntry struct {
 	key         aggKey
 	used        bool
+	rank        uint8  // foldRank of the occurrence the alert reports
 	window      int64  // ns: the engine's, or the detector's own window
 	alert       *Alert // as first reported
 	count       uint64
+	fcs         CodeSet // function codes of the occurrences, the alert's own included
 	first, last time.Time
 	lastNS      int64 // for eviction
+}
+
+// foldRank orders what an operation can do to a device. A repeat folds
+// into an alert only when it ranks no higher than the occurrence the
+// alert reports, so that a write after reads, or a restart after writes,
+// is never hidden in the count of a lesser alert: it becomes an alert of
+// its own. Responses and messages without a function rank lowest. A
+// request whose function has no class (a vendor's function outside the
+// specification, such as Modbus 90) ranks with writes: it may change
+// anything.
+func foldRank(op *Op) uint8 {
+	if !op.Request {
+		return 0
+	}
+	switch op.Class {
+	case OpRead:
+		return 1
+	case OpDiagnostic, OpAuth:
+		return 2
+	case OpWrite, OpFile:
+		return 3
+	case OpControl:
+		return 4
+	case OpConfig:
+		return 5
+	case OpRestart:
+		return 6
+	}
+	switch {
+	case op.Proto == ProtoModbus && op.Modbus != nil && op.Modbus.HasFunction(),
+		op.Proto == ProtoDNP3 && op.DNP3 != nil && op.DNP3.Kind == dnp3.KindApplication && op.FC != dnp3.FuncConfirm:
+		return 3
+	}
+	return 0
 }
 
 type aggTable struct {
@@ -639,10 +675,12 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 	}
 	h := mix64(hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 23)^
 		uint64(k.rule)<<40^uint64(k.fc)<<32^uint64(k.dev)<<16^uint64(k.addr)*0x9e3779b97f4a7c15, e.seed)
+	rank := foldRank(op)
 	ent, found := e.agg.lookup(k, h)
 	if found {
-		if d := now.Sub(ent.first); d >= 0 && int64(d) < ent.window {
+		if d := now.Sub(ent.first); d >= 0 && int64(d) < ent.window && rank <= ent.rank {
 			ent.count++
+			ent.fcs.Add(op.FC)
 			if now.After(ent.last) {
 				ent.last = now
 			}
@@ -650,6 +688,8 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 			e.stats.Folded++
 			return false
 		}
+		// The window is over, or op does more than the alert reports:
+		// the alert is reported with its repeats, and op is a new one.
 		e.closeAgg(ent)
 	}
 	if !e.allow(now) {
@@ -660,18 +700,23 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 		e.closeAgg(ent)
 	}
 	a := e.newAlert(c, op, isValue)
-	*ent = aggEntry{key: k, used: true, window: window, alert: a, count: 1, first: now, last: now, lastNS: now.UnixNano()}
+	*ent = aggEntry{key: k, used: true, rank: rank, window: window, alert: a, count: 1, first: now, last: now, lastNS: now.UnixNano()}
+	ent.fcs.Add(op.FC)
 	e.agg.live++
 	e.emit(a)
 	return true
 }
 
 // closeAgg ends the window of an entry: when repeats were folded into its
-// alert, the alert is reported again with their count.
+// alert, the alert is reported again with their count, and with their
+// function codes when they were not all the alert's.
 func (e *Engine) closeAgg(ent *aggEntry) {
 	if ent.count > 1 {
 		s := *ent.alert
 		s.Count, s.First, s.Last = ent.count, ent.first, ent.last
+		if ent.fcs.Len() > 1 {
+			s.FCs = ent.fcs.Codes()
+		}
 		e.stats.Summaries++
 		e.sink.Alert(&s)
 	}

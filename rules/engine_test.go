@@ -2,6 +2,8 @@ package rules
 
 import (
 	"net/netip"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -504,6 +506,74 @@ func TestAggregation(t *testing.T) {
 	if len(rec.alerts) != n {
 		t.Errorf("Flush reported alerts without repeats")
 	}
+}
+
+// TestFoldEscalates: a repeat that does more than the occurrence an alert
+// reports is not hidden in its count. The demo's rogue master reads, then
+// writes, within the window of baseline-new-master, which folds per source
+// whatever the function: the write must be an alert of its own, and a
+// summary must say which function codes it folded.
+func TestFoldEscalates(t *testing.T) {
+	e, rec := baselineEngine(t)
+	at := time.Hour
+	read := rreg(rogueC, plc1S, 1, 0, 10)
+	read.at = at
+	read.feed(e)
+	read.at = at + 100*time.Millisecond
+	read.feed(e)
+	write := wreg(rogueC, plc1S, 1, 0, 0, 0)
+	write.at = at + 200*time.Millisecond
+	write.feed(e)
+	if len(rec.alerts) != 3 {
+		t.Fatalf("read, read, write from a new master: %d alerts, want the read, its summary and the write:\n%v", len(rec.alerts), rec.alerts)
+	}
+	r, sum, w := rec.alerts[0], rec.alerts[1], rec.alerts[2]
+	if r.FC != 3 || sum.ID != r.ID || sum.Count != 2 || sum.FCs != nil {
+		t.Errorf("reads: alert fc %d, summary id %d (want %d) count %d fcs %v", r.FC, sum.ID, r.ID, sum.Count, sum.FCs)
+	}
+	if w.Rule != "baseline-new-master" || w.FC != 16 || w.ID == r.ID || w.Count != 1 || !strings.Contains(w.Title, "write_multiple_registers") ||
+		len(w.Values) != 2 {
+		t.Errorf("write: %+v", w)
+	}
+	// Reads after the write fold into it (they do less), and a single
+	// register write too; its summary lists what it folded.
+	read.at = at + 300*time.Millisecond
+	read.feed(e)
+	single := mb{src: rogueC, dst: plc1S, unit: 1, fc: 6, addr: 1, count: 1, vals: []uint16{0}, at: at + 400*time.Millisecond}
+	single.feed(e)
+	e.Flush()
+	if len(rec.alerts) != 4 {
+		t.Fatalf("%d alerts, want the write's summary last: %v", len(rec.alerts), rec.rules())
+	}
+	if s := rec.alerts[3]; s.ID != w.ID || s.Count != 3 || !reflect.DeepEqual(s.FCs, []uint8{3, 6, 16}) ||
+		!strings.Contains(string(s.AppendJSON(nil)), `"fcs":[3,6,16]`) {
+		t.Errorf("write summary: id %d (want %d) count %d fcs %v", s.ID, w.ID, s.Count, s.FCs)
+	}
+	if ev := rec.alerts[3].Event(); !reflect.DeepEqual(ev.FCs, []uint16{3, 6, 16}) {
+		t.Errorf("wire fcs %v", ev.FCs)
+	}
+	// Escalation goes one way: a restart after the write is a third
+	// alert; equal or lesser operations never are.
+	e, rec = baselineEngine(t)
+	for i, x := range []mb{write, read, {src: rogueC, dst: plc1S, unit: 1, fc: 8, sub: 1, at: at}, read, write} {
+		x.at = at + time.Duration(i)*time.Second
+		x.feed(e)
+	}
+	if got := newAlertFCs(rec.alerts); got != "16,8" {
+		t.Errorf("write, read, restart, read, write: new alerts of fc %s, want 16,8", got)
+	}
+}
+
+// newAlertFCs lists the function codes of the new alerts, not of the
+// summaries.
+func newAlertFCs(as []*Alert) string {
+	var s []string
+	for _, a := range as {
+		if a.Count == 1 {
+			s = append(s, strconv.Itoa(int(a.FC)))
+		}
+	}
+	return strings.Join(s, ",")
 }
 
 func TestFlush(t *testing.T) {
