@@ -66,6 +66,7 @@ type Alert struct {
 	Expected         string    // what the rule allows, such as "100..200" or "at most 20 per 1s"
 
 	Count       uint64 // occurrences folded into this alert
+	Summary     bool   // this is the alert reported again with its repeats, not a new one
 	First, Last time.Time
 	Frame       uint64 // capture frame of the first occurrence
 	Evidence    []byte // the first bytes (at most MaxAlertEvidence) of the PDU or fragment

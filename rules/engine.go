@@ -553,6 +553,7 @@ type aggEntry struct {
 	key         aggKey
 	used        bool
 	rank        uint8  // foldRank of the occurrence the alert reports
+	acked       bool   // acknowledged (Acknowledge): repeats are new alerts
 	window      int64  // ns: the engine's, or the detector's own window
 	alert       *Alert // as first reported
 	count       uint64
@@ -678,7 +679,7 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 	rank := foldRank(op)
 	ent, found := e.agg.lookup(k, h)
 	if found {
-		if d := now.Sub(ent.first); d >= 0 && int64(d) < ent.window && rank <= ent.rank {
+		if d := now.Sub(ent.first); d >= 0 && int64(d) < ent.window && rank <= ent.rank && !ent.acked {
 			ent.count++
 			ent.fcs.Add(op.FC)
 			if now.After(ent.last) {
@@ -688,8 +689,9 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 			e.stats.Folded++
 			return false
 		}
-		// The window is over, or op does more than the alert reports:
-		// the alert is reported with its repeats, and op is a new one.
+		// The window is over, op does more than the alert reports, or the
+		// alert was acknowledged: the alert is reported with its repeats,
+		// and op is a new one.
 		e.closeAgg(ent)
 	}
 	if !e.allow(now) {
@@ -713,7 +715,7 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 func (e *Engine) closeAgg(ent *aggEntry) {
 	if ent.count > 1 {
 		s := *ent.alert
-		s.Count, s.First, s.Last = ent.count, ent.first, ent.last
+		s.Count, s.First, s.Last, s.Summary = ent.count, ent.first, ent.last, true
 		if ent.fcs.Len() > 1 {
 			s.FCs = ent.fcs.Codes()
 		}
@@ -868,6 +870,18 @@ func (e *Engine) tick(t time.Time) {
 	if e.supMinute > 0 {
 		if d := t.Sub(e.budgetStart); d < 0 || d >= budgetPeriod {
 			e.endBudgetMinute()
+		}
+	}
+}
+
+// Acknowledge marks the alerts being folded as seen by someone who acts
+// on them (the box's button): a repeat of one of them is no longer folded
+// into it, out of sight until the end of its window, but becomes a new
+// alert, so that activity after the acknowledgement is news.
+func (e *Engine) Acknowledge() {
+	for i := range e.agg.slots {
+		if ent := &e.agg.slots[i]; ent.used {
+			ent.acked = true
 		}
 	}
 }

@@ -528,7 +528,7 @@ func TestFoldEscalates(t *testing.T) {
 		t.Fatalf("read, read, write from a new master: %d alerts, want the read, its summary and the write:\n%v", len(rec.alerts), rec.alerts)
 	}
 	r, sum, w := rec.alerts[0], rec.alerts[1], rec.alerts[2]
-	if r.FC != 3 || sum.ID != r.ID || sum.Count != 2 || sum.FCs != nil {
+	if r.FC != 3 || r.Summary || sum.ID != r.ID || sum.Count != 2 || !sum.Summary || sum.FCs != nil {
 		t.Errorf("reads: alert fc %d, summary id %d (want %d) count %d fcs %v", r.FC, sum.ID, r.ID, sum.Count, sum.FCs)
 	}
 	if w.Rule != "baseline-new-master" || w.FC != 16 || w.ID == r.ID || w.Count != 1 || !strings.Contains(w.Title, "write_multiple_registers") ||
@@ -564,12 +564,46 @@ func TestFoldEscalates(t *testing.T) {
 	}
 }
 
+// TestAcknowledgeEndsFolding: after Acknowledge (the box's button), a
+// repeat of an alert being folded is a new alert, not a count in a
+// summary that nobody would see as news; the alert acknowledged is
+// reported with the repeats it had.
+func TestAcknowledgeEndsFolding(t *testing.T) {
+	e, rec := newTestEngine(t, `
+  - id: w
+    when: {proto: modbus, op: write}
+    severity: high
+`, EngineOptions{})
+	for i := range 4 {
+		if i == 2 {
+			e.Acknowledge()
+		}
+		x := wreg(rogueC, plc2S, 1, 5, 1)
+		x.at = time.Duration(i) * time.Second
+		x.feed(e)
+	}
+	e.Flush()
+	if len(rec.alerts) != 4 {
+		t.Fatalf("2 writes, acknowledge, 2 writes: %d alerts, want alert, summary, alert, summary: %+v", len(rec.alerts), rec.alerts)
+	}
+	a, sum, b, sum2 := rec.alerts[0], rec.alerts[1], rec.alerts[2], rec.alerts[3]
+	if !sum.Summary || sum.ID != a.ID || sum.Count != 2 || !sum.Last.Equal(t0.Add(time.Second)) {
+		t.Errorf("summary of the alert acknowledged: %+v", sum)
+	}
+	if b.Summary || b.ID == a.ID || b.Count != 1 || !b.First.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("the repeat after the acknowledgement: %+v", b)
+	}
+	if !sum2.Summary || sum2.ID != b.ID || sum2.Count != 2 {
+		t.Errorf("repeats of the new alert fold into it: %+v", sum2)
+	}
+}
+
 // newAlertFCs lists the function codes of the new alerts, not of the
 // summaries.
 func newAlertFCs(as []*Alert) string {
 	var s []string
 	for _, a := range as {
-		if a.Count == 1 {
+		if !a.Summary {
 			s = append(s, strconv.Itoa(int(a.FC)))
 		}
 	}
@@ -619,7 +653,7 @@ func TestBudget(t *testing.T) {
 		t.Fatalf("after the minute: %v", rec.rules())
 	}
 	b := rec.alerts[3]
-	if b.Rule != BudgetRule || b.Severity != SeverityHigh || b.Count != 7 || b.Category != CategorySystem ||
+	if b.Rule != BudgetRule || b.Severity != SeverityHigh || b.Count != 7 || b.Summary || b.Category != CategorySystem ||
 		!b.First.Equal(t0.Add(3*time.Second)) || !b.Last.Equal(t0.Add(9*time.Second)) || !strings.Contains(b.Title, "7 alerts suppressed") {
 		t.Errorf("budget alert: %+v", b)
 	}
