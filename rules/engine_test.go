@@ -598,6 +598,96 @@ func TestAcknowledgeEndsFolding(t *testing.T) {
 	}
 }
 
+// TestTakeOver: a reload (a new engine on the policy read again) keeps
+// what is still valid: rate counts straddling it add up, alerts being
+// folded go on folding, acknowledged ones stay acknowledged, new-asset
+// does not report again, alert numbers go on; a rule that changed starts
+// afresh, its alerts being folded reported first.
+func TestTakeOver(t *testing.T) {
+	const before = `
+  - id: burst
+    when: {proto: modbus, op: write}
+    rate: {max: 3, per: 1s}
+  - id: w
+    when: {proto: modbus, dst: plc2, op: write}
+  - id: acked
+    when: {proto: modbus, dst: plc1, op: write}
+  - id: changed
+    when: {proto: modbus, dst: plc2, op: write}
+    severity: low
+`
+	// Rules reordered, one added, one changed.
+	const after = `
+  - id: added
+    when: {proto: dnp3}
+  - id: changed
+    when: {proto: modbus, dst: plc2, op: write}
+    severity: high
+  - id: w
+    when: {proto: modbus, dst: plc2, op: write}
+  - id: acked
+    when: {proto: modbus, dst: plc1, op: write}
+  - id: burst
+    when: {proto: modbus, op: write}
+    rate: {max: 3, per: 1s}
+`
+	e, rec := newTestEngineDetectors(t, before, EngineOptions{}, true)
+	write := func(e *Engine, dst string, at time.Duration) {
+		x := wreg(rogueC, dst, 1, 5, 1)
+		x.at = at
+		x.feed(e)
+	}
+	write(e, plc1S, 0)
+	e.Acknowledge()
+	for i := range 3 {
+		write(e, plc2S, time.Duration(1+i)*100*time.Millisecond)
+	}
+	if got := strings.Join(rec.rules(), ","); got != "new-asset,acked,w,changed" {
+		t.Fatalf("before the reload: %s", got)
+	}
+	lastID := rec.alerts[len(rec.alerts)-1].ID
+	rec.alerts = nil
+
+	p, err := Parse([]byte(engineAssets+after), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewEngine(p, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.TakeOver(e)
+	if got := strings.Join(rec.rules(), ","); got != "changed" || rec.alerts[0].Count != 3 || !rec.alerts[0].Summary {
+		t.Fatalf("at the reload: %v, want the summary of the changed rule's 3 writes", rec.rules())
+	}
+	rec.alerts = nil
+	// The fourth write within a second fires burst; w folds it, changed
+	// raises it anew; new-asset knows the rogue; acked's repeat is news.
+	write(n, plc2S, 350*time.Millisecond)
+	write(n, plc1S, 400*time.Millisecond)
+	if got := strings.Join(rec.rules(), ","); got != "changed,burst,acked" {
+		t.Fatalf("after the reload: %s, want changed,burst,acked", got)
+	}
+	for _, a := range rec.alerts {
+		if a.ID <= lastID {
+			t.Errorf("alert %s after the reload has id %d, not above %d", a.Rule, a.ID, lastID)
+		}
+		if a.Rule == "changed" && a.Severity != SeverityHigh {
+			t.Errorf("changed rule with its old severity: %+v", a)
+		}
+	}
+	rec.alerts = nil
+	n.Flush()
+	for _, a := range rec.alerts {
+		if a.Rule == "w" && (a.Count != 4 || a.ID > lastID) {
+			t.Errorf("w's summary: count %d id %d; want the 4 writes in the alert raised before the reload", a.Count, a.ID)
+		}
+	}
+	if st := n.Stats(); st.Folded < 3 || st.Alerts[SeverityMedium] < 4 {
+		t.Errorf("stats not carried over: %+v", st)
+	}
+}
+
 // newAlertFCs lists the function codes of the new alerts, not of the
 // summaries.
 func newAlertFCs(as []*Alert) string {

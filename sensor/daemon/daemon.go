@@ -823,14 +823,21 @@ func (d *Daemon) reloadFailed(err error) {
 	}
 }
 
-// swapEngine puts engine in the pipeline's place, after the old one has
-// reported its folded alerts.
+// swapEngine puts engine in the pipeline's place (setEngine).
 func (d *Daemon) swapEngine(engine *rules.Engine) bool {
-	return d.do(func() {
-		d.engine.Flush()
-		d.engine = engine
-		d.pipe.SetRules(engine)
-	}, snapshotWait)
+	return d.do(func() { d.setEngine(engine) }, snapshotWait)
+}
+
+// setEngine puts engine in the pipeline's place, on the packet
+// goroutine. It takes over what the old one counted, folded and
+// remembered that is still valid under its policy (rules.Engine.TakeOver),
+// so that a reload neither lets a rate straddling it through nor raises
+// again the alerts being folded; the old one reports the rest.
+func (d *Daemon) setEngine(engine *rules.Engine) {
+	d.acknowledgeEngine() // a press not yet handed over is about the old one's alerts
+	engine.TakeOver(d.engine)
+	d.engine = engine
+	d.pipe.SetRules(engine)
 }
 
 // stop drains the capture and shuts down; it is Run's end.

@@ -1368,3 +1368,49 @@ func TestUnackedFileFaults(t *testing.T) {
 		r.stop()
 	})
 }
+
+// TestReloadKeepsState: a reload does not reset the rate counters nor
+// raise again the alerts being folded: writes straddling it add up to a
+// burst, and the rogue master's write after it folds into the alert it
+// had before.
+func TestReloadKeepsState(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	const burst = `
+  - id: write-burst
+    when: {proto: modbus, dst: plc, op: write}
+    rate: {max: 3, per: 10s}
+    severity: medium
+`
+	if err := os.WriteFile(policy, []byte(lab.WritesOnlyFromHMI+burst), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := newTraffic(t)
+	src := newFakeSource()
+	r := startDaemon(t, testConfig(t, filepath.Join(dir, "state"), "policy: "+policy+"\n"), src, nil)
+	const rule = "plc-writes-only-from-hmi"
+	src.feed(g.write(rogueIP, 5, 151).write(hmiIP, 0, 150).write(hmiIP, 1, 152).write(hmiIP, 2, 153).frames()...)
+	r.waitAlert(rule, rogueIP, 151)
+	r.waitDrained()
+
+	// Three writes from the HMI within 10s: no burst yet. Reloaded with
+	// one more rule, the old ones unchanged.
+	const extra = `
+  - id: no-broadcast
+    when: {proto: modbus, unit: 0, op: write}
+`
+	if err := os.WriteFile(policy, []byte(lab.WritesOnlyFromHMI+burst+extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.reload <- struct{}{}
+	r.waitLog(5*time.Second, `msg="policy reloaded"`, "rules=3")
+	src.feed(g.write(hmiIP, 3, 154).write(rogueIP, 5, 151).frames()...)
+	r.waitAlert("write-burst", hmiIP, 154)
+	r.waitDrained()
+	r.stop()
+	sent := r.up.alertsOf(rule)
+	if len(sent) != 2 || !sent[0].first || sent[1].first || sent[1].a.Count != 2 {
+		t.Errorf("the rogue's writes before and after the reload: want one alert and its summary of 2:\n%s", r.up.describe())
+	}
+}
