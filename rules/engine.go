@@ -572,7 +572,7 @@ type aggEntry struct {
 	window      int64  // ns: the engine's, or the detector's own window
 	alert       *Alert // as first reported
 	count       uint64
-	fcs         CodeSet // function codes of the occurrences, the alert's own included
+	fcs         CodeSet // function codes of the occurrences (those that have one)
 	first, last time.Time
 	lastNS      int64 // for eviction
 }
@@ -603,12 +603,22 @@ func foldRank(op *Op) uint8 {
 	case OpRestart:
 		return 6
 	}
-	switch {
-	case op.Proto == ProtoModbus && op.Modbus != nil && op.Modbus.HasFunction(),
-		op.Proto == ProtoDNP3 && op.DNP3 != nil && op.DNP3.Kind == dnp3.KindApplication && op.FC != dnp3.FuncConfirm:
+	if hasFunction(op) && !(op.Proto == ProtoDNP3 && op.FC == dnp3.FuncConfirm) {
 		return 3
 	}
 	return 0
+}
+
+// hasFunction reports whether op's FC is a function code, not the byte
+// where one would be in a message too damaged to have one.
+func hasFunction(op *Op) bool {
+	switch op.Proto {
+	case ProtoModbus:
+		return op.Modbus == nil || op.Modbus.HasFunction()
+	case ProtoDNP3:
+		return op.DNP3 == nil || op.DNP3.Kind == dnp3.KindApplication
+	}
+	return false
 }
 
 type aggTable struct {
@@ -694,7 +704,9 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 	if found {
 		if d := now.Sub(ent.first); d >= 0 && int64(d) < ent.window && rank <= ent.rank && !ent.acked {
 			ent.count++
-			ent.fcs.Add(op.FC)
+			if hasFunction(op) {
+				ent.fcs.Add(op.FC)
+			}
 			if now.After(ent.last) {
 				ent.last = now
 			}
@@ -716,7 +728,9 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 	}
 	a := e.newAlert(c, op, isValue)
 	*ent = aggEntry{key: k, used: true, rank: rank, window: window, alert: a, count: 1, first: now, last: now, lastNS: now.UnixNano()}
-	ent.fcs.Add(op.FC)
+	if hasFunction(op) {
+		ent.fcs.Add(op.FC)
+	}
 	e.agg.live++
 	e.emit(a)
 	return true
@@ -735,7 +749,9 @@ func (e *Engine) closeAgg(ent *aggEntry) {
 	if ent.count > 1 {
 		s := *ent.alert
 		s.Count, s.First, s.Last, s.Summary = ent.count, ent.first, ent.last, true
-		if ent.fcs.Len() > 1 {
+		var own CodeSet
+		own.Add(s.FC)
+		if ent.fcs != own && !ent.fcs.Empty() {
 			s.FCs = ent.fcs.Codes()
 		}
 		e.stats.Summaries++

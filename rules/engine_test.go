@@ -562,6 +562,15 @@ func TestFoldEscalates(t *testing.T) {
 	if got := newAlertFCs(rec.alerts); got != "16,8" {
 		t.Errorf("write, read, restart, read, write: new alerts of fc %s, want 16,8", got)
 	}
+	// A message too damaged to have a function code adds none to fcs:
+	// malformed folds per conversation, whatever the messages.
+	e, rec = newTestEngineDetectors(t, "", EngineOptions{}, true)
+	xmb{src: engC, dst: plc1S, unit: 1, fc: 3, malformed: modbus.LengthMismatch}.feed(e)
+	xmb{src: engC, dst: plc1S, malformed: modbus.NotModbus, at: time.Second}.feed(e)
+	e.Flush()
+	if got := strings.Join(rec.rules(), ","); got != "malformed,malformed" || rec.alerts[1].Count != 2 || rec.alerts[1].FCs != nil {
+		t.Errorf("a read and garbage: %s, summary %+v; want no fcs", got, rec.alerts[len(rec.alerts)-1])
+	}
 }
 
 // TestAcknowledgeEndsFolding: after Acknowledge (the box's button), a
