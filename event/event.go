@@ -151,8 +151,10 @@ func (vs *Values) UnmarshalJSON(b []byte) error {
 // An alert is sent when it first fires (count 1). Repeats of the same rule
 // between the same hosts about the same thing within the rule's window are
 // folded: at the end of the window the alert is sent again, with the same
-// id, the total count and the time of the last occurrence. A consumer that
-// sees an id again updates the alert it has.
+// id, the total count, the time of the last occurrence and, when they
+// differed, the function codes folded (fcs). A consumer that sees an id
+// again updates the alert it has. A repeat that does more than the
+// alert's occurrence (a write after reads) is an alert of its own.
 type Alert struct {
 	V      uint8     `msg:"v" json:"v"`
 	Kind   string    `msg:"kind" json:"kind"`
@@ -173,14 +175,15 @@ type Alert struct {
 	Dst   *Endpoint `msg:"dst,omitempty" json:"dst,omitempty"` // its receiver
 	VLAN  uint16    `msg:"vlan,omitempty" json:"vlan,omitempty"`
 
-	Unit     *uint8  `msg:"unit,omitempty" json:"unit,omitempty"`         // Modbus unit id
-	DNP3Src  *uint16 `msg:"dnp3_src,omitempty" json:"dnp3_src,omitempty"` // DNP3 link source address
-	DNP3Dst  *uint16 `msg:"dnp3_dst,omitempty" json:"dnp3_dst,omitempty"` // DNP3 link destination address
-	FC       *uint8  `msg:"fc,omitempty" json:"fc,omitempty"`
-	FCName   string  `msg:"fc_name,omitempty" json:"fc_name,omitempty"`
-	Addr     *Range  `msg:"addr,omitempty" json:"addr,omitempty"`
-	Values   Values  `msg:"values,omitempty" json:"values,omitempty"`
-	Expected string  `msg:"expected,omitempty" json:"expected,omitempty"`
+	Unit     *uint8   `msg:"unit,omitempty" json:"unit,omitempty"`         // Modbus unit id
+	DNP3Src  *uint16  `msg:"dnp3_src,omitempty" json:"dnp3_src,omitempty"` // DNP3 link source address
+	DNP3Dst  *uint16  `msg:"dnp3_dst,omitempty" json:"dnp3_dst,omitempty"` // DNP3 link destination address
+	FC       *uint8   `msg:"fc,omitempty" json:"fc,omitempty"`
+	FCName   string   `msg:"fc_name,omitempty" json:"fc_name,omitempty"`
+	FCs      []uint16 `msg:"fcs,omitempty" json:"fcs,omitempty"` // a summary's folded function codes, when not all fc
+	Addr     *Range   `msg:"addr,omitempty" json:"addr,omitempty"`
+	Values   Values   `msg:"values,omitempty" json:"values,omitempty"`
+	Expected string   `msg:"expected,omitempty" json:"expected,omitempty"`
 
 	Count    uint64    `msg:"count" json:"count"`
 	First    time.Time `msg:"first" json:"first"`

@@ -16,8 +16,8 @@ const (
 func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(29)
-	var zb0001Mask uint32 /* 29 bits */
+	zb0001Len := uint32(30)
+	var zb0001Mask uint32 /* 30 bits */
 	_ = zb0001Mask
 	if z.Proto == "" {
 		zb0001Len--
@@ -55,25 +55,29 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 		zb0001Len--
 		zb0001Mask |= 0x100000
 	}
-	if z.Addr == nil {
+	if z.FCs == nil {
 		zb0001Len--
 		zb0001Mask |= 0x200000
 	}
-	if z.Values == nil {
+	if z.Addr == nil {
 		zb0001Len--
 		zb0001Mask |= 0x400000
 	}
-	if z.Expected == "" {
+	if z.Values == nil {
 		zb0001Len--
 		zb0001Mask |= 0x800000
 	}
+	if z.Expected == "" {
+		zb0001Len--
+		zb0001Mask |= 0x1000000
+	}
 	if z.Frame == 0 {
 		zb0001Len--
-		zb0001Mask |= 0x8000000
+		zb0001Mask |= 0x10000000
 	}
 	if z.Evidence == nil {
 		zb0001Len--
-		zb0001Mask |= 0x10000000
+		zb0001Mask |= 0x20000000
 	}
 	// variable map header, size zb0001Len
 	o = msgp.AppendMapHeader(o, zb0001Len)
@@ -237,6 +241,14 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 			o = msgp.AppendString(o, z.FCName)
 		}
 		if (zb0001Mask & 0x200000) == 0 { // if not omitted
+			// string "fcs"
+			o = append(o, 0xa3, 0x66, 0x63, 0x73)
+			o = msgp.AppendArrayHeader(o, uint32(len(z.FCs)))
+			for za0002 := range z.FCs {
+				o = msgp.AppendUint16(o, z.FCs[za0002])
+			}
+		}
+		if (zb0001Mask & 0x400000) == 0 { // if not omitted
 			// string "addr"
 			o = append(o, 0xa4, 0x61, 0x64, 0x64, 0x72)
 			if z.Addr == nil {
@@ -251,15 +263,15 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 				o = msgp.AppendUint32(o, z.Addr.Hi)
 			}
 		}
-		if (zb0001Mask & 0x400000) == 0 { // if not omitted
+		if (zb0001Mask & 0x800000) == 0 { // if not omitted
 			// string "values"
 			o = append(o, 0xa6, 0x76, 0x61, 0x6c, 0x75, 0x65, 0x73)
 			o = msgp.AppendArrayHeader(o, uint32(len(z.Values)))
-			for za0002 := range z.Values {
-				o = msgp.AppendFloat64(o, z.Values[za0002])
+			for za0003 := range z.Values {
+				o = msgp.AppendFloat64(o, z.Values[za0003])
 			}
 		}
-		if (zb0001Mask & 0x800000) == 0 { // if not omitted
+		if (zb0001Mask & 0x1000000) == 0 { // if not omitted
 			// string "expected"
 			o = append(o, 0xa8, 0x65, 0x78, 0x70, 0x65, 0x63, 0x74, 0x65, 0x64)
 			o = msgp.AppendString(o, z.Expected)
@@ -273,12 +285,12 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 		// string "last"
 		o = append(o, 0xa4, 0x6c, 0x61, 0x73, 0x74)
 		o = msgp.AppendTimeExt(o, z.Last)
-		if (zb0001Mask & 0x8000000) == 0 { // if not omitted
+		if (zb0001Mask & 0x10000000) == 0 { // if not omitted
 			// string "frame"
 			o = append(o, 0xa5, 0x66, 0x72, 0x61, 0x6d, 0x65)
 			o = msgp.AppendUint64(o, z.Frame)
 		}
-		if (zb0001Mask & 0x10000000) == 0 { // if not omitted
+		if (zb0001Mask & 0x20000000) == 0 { // if not omitted
 			// string "evidence"
 			o = append(o, 0xa8, 0x65, 0x76, 0x69, 0x64, 0x65, 0x6e, 0x63, 0x65)
 			o = msgp.AppendBytes(o, []byte(z.Evidence))
@@ -301,7 +313,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	var zb0001Mask uint16 /* 14 bits */
+	var zb0001Mask uint16 /* 15 bits */
 	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
@@ -623,6 +635,30 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 			zb0001Mask |= 0x100
+		case "fcs":
+			var zb0005 uint32
+			zb0005, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "FCs")
+				return
+			}
+			if zb0005 > zd9e37b5dlimitArrays {
+				err = msgp.ErrLimitExceeded
+				return
+			}
+			if cap(z.FCs) >= int(zb0005) {
+				z.FCs = (z.FCs)[:zb0005]
+			} else {
+				z.FCs = make([]uint16, zb0005)
+			}
+			for za0002 := range z.FCs {
+				z.FCs[za0002], bts, err = msgp.ReadUint16Bytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "FCs", za0002)
+					return
+				}
+			}
+			zb0001Mask |= 0x200
 		case "addr":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -634,18 +670,18 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				if z.Addr == nil {
 					z.Addr = new(Range)
 				}
-				var zb0005 uint32
-				zb0005, bts, err = msgp.ReadMapHeaderBytes(bts)
+				var zb0006 uint32
+				zb0006, bts, err = msgp.ReadMapHeaderBytes(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Addr")
 					return
 				}
-				if zb0005 > zd9e37b5dlimitMaps {
+				if zb0006 > zd9e37b5dlimitMaps {
 					err = msgp.ErrLimitExceeded
 					return
 				}
-				for zb0005 > 0 {
-					zb0005--
+				for zb0006 > 0 {
+					zb0006--
 					field, bts, err = msgp.ReadMapKeyZC(bts)
 					if err != nil {
 						err = msgp.WrapError(err, "Addr")
@@ -673,38 +709,38 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					}
 				}
 			}
-			zb0001Mask |= 0x200
+			zb0001Mask |= 0x400
 		case "values":
-			var zb0006 uint32
-			zb0006, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			var zb0007 uint32
+			zb0007, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Values")
 				return
 			}
-			if zb0006 > zd9e37b5dlimitArrays {
+			if zb0007 > zd9e37b5dlimitArrays {
 				err = msgp.ErrLimitExceeded
 				return
 			}
-			if cap(z.Values) >= int(zb0006) {
-				z.Values = (z.Values)[:zb0006]
+			if cap(z.Values) >= int(zb0007) {
+				z.Values = (z.Values)[:zb0007]
 			} else {
-				z.Values = make(Values, zb0006)
+				z.Values = make(Values, zb0007)
 			}
-			for za0002 := range z.Values {
-				z.Values[za0002], bts, err = msgp.ReadFloat64Bytes(bts)
+			for za0003 := range z.Values {
+				z.Values[za0003], bts, err = msgp.ReadFloat64Bytes(bts)
 				if err != nil {
-					err = msgp.WrapError(err, "Values", za0002)
+					err = msgp.WrapError(err, "Values", za0003)
 					return
 				}
 			}
-			zb0001Mask |= 0x400
+			zb0001Mask |= 0x800
 		case "expected":
 			z.Expected, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Expected")
 				return
 			}
-			zb0001Mask |= 0x800
+			zb0001Mask |= 0x1000
 		case "count":
 			z.Count, bts, err = msgp.ReadUint64Bytes(bts)
 			if err != nil {
@@ -729,35 +765,35 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Frame")
 				return
 			}
-			zb0001Mask |= 0x1000
+			zb0001Mask |= 0x2000
 		case "evidence":
 			{
-				var zb0007 []byte
-				var zb0008 uint32
-				zb0008, bts, err = msgp.ReadBytesHeader(bts)
+				var zb0008 []byte
+				var zb0009 uint32
+				zb0009, bts, err = msgp.ReadBytesHeader(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Evidence")
 					return
 				}
-				if zb0008 > zd9e37b5dlimitArrays {
+				if zb0009 > zd9e37b5dlimitArrays {
 					err = msgp.ErrLimitExceeded
 					return
 				}
-				zb0007 = []byte(z.Evidence)
-				if zb0007 == nil || uint32(cap(zb0007)) < zb0008 {
-					zb0007 = make([]byte, zb0008)
+				zb0008 = []byte(z.Evidence)
+				if zb0008 == nil || uint32(cap(zb0008)) < zb0009 {
+					zb0008 = make([]byte, zb0009)
 				} else {
-					zb0007 = zb0007[:zb0008]
+					zb0008 = zb0008[:zb0009]
 				}
-				if uint32(len(bts)) < zb0008 {
+				if uint32(len(bts)) < zb0009 {
 					err = msgp.ErrShortBytes
 					return
 				}
-				copy(zb0007, bts[:zb0008])
-				bts = bts[zb0008:]
-				z.Evidence = Hex(zb0007)
+				copy(zb0008, bts[:zb0009])
+				bts = bts[zb0009:]
+				z.Evidence = Hex(zb0008)
 			}
-			zb0001Mask |= 0x2000
+			zb0001Mask |= 0x4000
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -767,7 +803,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		}
 	}
 	// Clear omitted fields.
-	if zb0001Mask != 0x3fff {
+	if zb0001Mask != 0x7fff {
 		if (zb0001Mask & 0x1) == 0 {
 			z.Proto = ""
 		}
@@ -796,18 +832,21 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			z.FCName = ""
 		}
 		if (zb0001Mask & 0x200) == 0 {
-			z.Addr = nil
+			z.FCs = nil
 		}
 		if (zb0001Mask & 0x400) == 0 {
-			z.Values = nil
+			z.Addr = nil
 		}
 		if (zb0001Mask & 0x800) == 0 {
-			z.Expected = ""
+			z.Values = nil
 		}
 		if (zb0001Mask & 0x1000) == 0 {
-			z.Frame = 0
+			z.Expected = ""
 		}
 		if (zb0001Mask & 0x2000) == 0 {
+			z.Frame = 0
+		}
+		if (zb0001Mask & 0x4000) == 0 {
 			z.Evidence = nil
 		}
 	}
@@ -857,7 +896,7 @@ func (z *Alert) Msgsize() (s int) {
 	} else {
 		s += msgp.Uint8Size
 	}
-	s += 8 + msgp.StringPrefixSize + len(z.FCName) + 5
+	s += 8 + msgp.StringPrefixSize + len(z.FCName) + 4 + msgp.ArrayHeaderSize + (len(z.FCs) * (msgp.Uint16Size)) + 5
 	if z.Addr == nil {
 		s += msgp.NilSize
 	} else {

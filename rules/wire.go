@@ -20,6 +20,9 @@ func (a *Alert) Event() *event.Alert {
 		fc := a.FC
 		ev.FC, ev.FCName = &fc, a.FCName
 	}
+	for _, fc := range a.FCs {
+		ev.FCs = append(ev.FCs, uint16(fc))
+	}
 	ev.Src, ev.Dst = endpoint(a.Src, a.SrcMAC), endpoint(a.Dst, a.DstMAC)
 	switch a.Proto {
 	case ProtoModbus:

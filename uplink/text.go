@@ -328,7 +328,15 @@ func alertWhat(a *event.Alert) string {
 	if a.FCName != "" && a.FCName != "unknown" { // unknown: a message too malformed to have one
 		s := a.FCName
 		if a.FC != nil {
-			s += " (fc " + strconv.Itoa(int(*a.FC)) + ")"
+			s += " (fc " + strconv.Itoa(int(*a.FC))
+			for i, fc := range a.FCs { // a summary that folded other functions
+				sep := ", "
+				if i == 0 {
+					sep = "; folded fc "
+				}
+				s += sep + strconv.Itoa(int(fc))
+			}
+			s += ")"
 		}
 		parts = append(parts, s)
 	}

@@ -137,10 +137,13 @@ type Daemon struct {
 
 	ctl  chan func()
 	beat atomic.Int64 // unix ns
+	// acked: the button was pressed, and the engine not yet told.
+	acked atomic.Bool
 
 	mu       sync.Mutex // what the packet goroutine counts, read by the others; and health
 	alerts   [rules.SeverityCritical + 1]uint64
 	unacked  [rules.SeverityCritical + 1]uint64
+	unsaved  bool // unacked changed since it was last saved
 	snap     snapshot
 	health   Health
 	tickAt   time.Time // when the control goroutine last finished a tick
@@ -157,6 +160,11 @@ type Daemon struct {
 	lastMsgs []uint64
 	learn    *learnState // nil: not learning
 	nextCP   time.Time
+
+	// saveMu orders the writes of unacked.json (the control goroutine's
+	// and the button's); unackedFailing: the last one failed.
+	saveMu         sync.Mutex
+	unackedFailing bool
 }
 
 // snapshot is the packet goroutine's counters, copied for the others.
@@ -200,6 +208,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.loadUnacked()
 	d.engine = engine
 	d.logPolicy("policy loaded", policy)
 	if opts.Uplink != nil {
@@ -226,7 +235,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	n := len(cfg.Interfaces)
 	d.kernel, d.drops, d.dropAt = make([]capture.LiveStats, n), make([]uint64, n), make([]time.Time, n)
 	d.lastICS, d.lastMsgs = make([]time.Time, n), make([]uint64, n)
-	d.health = Health{State: event.StateStarting, Uplink: event.UplinkDisabled}
+	d.health = Health{State: event.StateStarting, Uplink: event.UplinkDisabled, Unacked: severities(d.unacked)}
 	return d, nil
 }
 
@@ -299,12 +308,16 @@ func (d *Daemon) logPolicy(msg string, p *rules.Policy) {
 }
 
 // Alert implements rules.AlertSink; it runs on the packet goroutine.
+// Every new alert is unacknowledged until the button is pressed; a
+// summary is not, since the engine makes a repeat after the press a new
+// alert (see Acknowledge).
 func (d *Daemon) Alert(a *rules.Alert) {
-	first := a.Count <= 1
+	first := !a.Summary
 	if first {
 		d.mu.Lock()
 		d.alerts[a.Severity]++
 		d.unacked[a.Severity]++
+		d.unsaved = true
 		d.mu.Unlock()
 		d.log.Info("alert", "severity", a.Severity.String(), "rule", a.Rule, "title", a.Title, "src", a.Src.String(), "dst", a.Dst.String())
 	}
@@ -313,13 +326,32 @@ func (d *Daemon) Alert(a *rules.Alert) {
 	}
 }
 
-// Acknowledge clears the unacknowledged alerts (the box's button).
+// Acknowledge clears the unacknowledged alerts (the box's button) and
+// saves that at once. The engine is told too, on the packet goroutine,
+// so that a repeat of an alert acknowledged is not folded out of sight
+// but raised as a new alert, which lights ALERT again. Should the
+// packet goroutine be busy, the next tick tells it.
 func (d *Daemon) Acknowledge() {
 	d.mu.Lock()
 	d.unacked = [rules.SeverityCritical + 1]uint64{}
+	d.unsaved = true
 	d.health.Unacked = event.Severities{}
 	d.mu.Unlock()
+	d.acked.Store(true)
+	select {
+	case d.ctl <- d.acknowledgeEngine:
+	default:
+	}
+	d.saveUnacked()
 	d.publishStatus(true)
+}
+
+// acknowledgeEngine hands a press of the button to the engine (on the
+// packet goroutine).
+func (d *Daemon) acknowledgeEngine() {
+	if d.acked.Swap(false) {
+		d.engine.Acknowledge()
+	}
 }
 
 // Health returns the daemon's health now; safe from any goroutine.
@@ -524,6 +556,7 @@ func (d *Daemon) sourceMessages() (out [sensor.MaxSources]uint64) {
 func (d *Daemon) takeSnapshot() (snapshot, bool) {
 	var s snapshot
 	ok := d.do(func() {
+		d.acknowledgeEngine()
 		s = snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.engine.Stats(), bySource: d.sourceMessages()}
 		d.flushOps()
 	}, snapshotWait)
@@ -623,6 +656,7 @@ func (d *Daemon) tick() {
 		}
 	}
 	d.publishStatus(changed)
+	d.saveUnacked()
 	d.mu.Lock()
 	d.tickAt = time.Now()
 	d.mu.Unlock()
@@ -789,14 +823,21 @@ func (d *Daemon) reloadFailed(err error) {
 	}
 }
 
-// swapEngine puts engine in the pipeline's place, after the old one has
-// reported its folded alerts.
+// swapEngine puts engine in the pipeline's place (setEngine).
 func (d *Daemon) swapEngine(engine *rules.Engine) bool {
-	return d.do(func() {
-		d.engine.Flush()
-		d.engine = engine
-		d.pipe.SetRules(engine)
-	}, snapshotWait)
+	return d.do(func() { d.setEngine(engine) }, snapshotWait)
+}
+
+// setEngine puts engine in the pipeline's place, on the packet
+// goroutine. It takes over what the old one counted, folded and
+// remembered that is still valid under its policy (rules.Engine.TakeOver),
+// so that a reload neither lets a rate straddling it through nor raises
+// again the alerts being folded; the old one reports the rest.
+func (d *Daemon) setEngine(engine *rules.Engine) {
+	d.acknowledgeEngine() // a press not yet handed over is about the old one's alerts
+	engine.TakeOver(d.engine)
+	d.engine = engine
+	d.pipe.SetRules(engine)
 }
 
 // stop drains the capture and shuts down; it is Run's end.
@@ -830,6 +871,7 @@ func (d *Daemon) finish() {
 		d.flushOps()
 		d.opsFile.Close()
 	}
+	d.saveUnacked()
 	s := snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.engine.Stats(), bySource: d.sourceMessages()}
 	for i := range d.lives {
 		if st, err := d.lives[i].Stats(); err == nil {
