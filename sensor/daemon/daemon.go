@@ -331,6 +331,12 @@ func (d *Daemon) Health() Health {
 	tickAt := d.tickAt
 	h.Stopping = d.stopping
 	d.mu.Unlock()
+	// The uplink as it is now, not at the last tick: the publisher's
+	// status says connected as soon as it is, even while starting, and the
+	// LEDs must not say otherwise.
+	var spoolErr error
+	h.Uplink, h.SpoolFull, spoolErr = d.uplinkHealth()
+	h.SpoolErr = spoolErr != nil
 	now := time.Now()
 	if h.State != event.StateStarting {
 		h.Beat = time.Unix(0, d.beat.Load())
@@ -580,17 +586,10 @@ func (d *Daemon) tick() {
 		}
 		d.drops[i] = l.Drops
 	}
-	uplinkState, spoolFull := event.UplinkDisabled, 0.0
-	if d.pub != nil {
-		connected, full, err := d.pub.Health()
-		uplinkState, spoolFull = event.UplinkDisconnected, full
-		if connected {
-			uplinkState = event.UplinkConnected
-		}
-		if err != nil {
-			spoolErr = true
-			reasons = append(reasons, "spool: "+err.Error())
-		}
+	uplinkState, spoolFull, err := d.uplinkHealth()
+	if err != nil {
+		spoolErr = true
+		reasons = append(reasons, "spool: "+err.Error())
 	}
 	if d.learn != nil {
 		switch {
@@ -631,6 +630,19 @@ func (d *Daemon) tick() {
 			d.log.Warn("systemd watchdog", "err", err)
 		}
 	}
+}
+
+// uplinkHealth is the uplink's state, how full its spool is and its
+// spool's error; safe from any goroutine.
+func (d *Daemon) uplinkHealth() (state string, spoolFull float64, spoolErr error) {
+	if d.pub == nil {
+		return event.UplinkDisabled, 0, nil
+	}
+	connected, full, err := d.pub.Health()
+	if connected {
+		return event.UplinkConnected, full, err
+	}
+	return event.UplinkDisconnected, full, err
 }
 
 // linkStates reads the kernel's counters and the links' state.
