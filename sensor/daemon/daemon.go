@@ -752,7 +752,7 @@ func (d *Daemon) statsOf(s snapshot, alerts [rules.SeverityCritical + 1]uint64) 
 		Uptime: time.Since(d.started).Seconds(), Packets: s.dpi.Packets, Bytes: s.dpi.Bytes, KernelDrops: drops,
 		DecodeErrors: map[string]uint64{"modbus": s.tally.Malformed, "dnp3": s.tally.DNP3.Malformed},
 		Messages:     map[string]uint64{"modbus": s.tally.Messages, "dnp3": s.tally.DNP3.Fragments + s.tally.DNP3.LinkFrames},
-		Flows:        s.dpi.FlowsActive, FlowsEvicted: s.dpi.FlowsEvicted, Reassembly: s.dpi.BufferedBytes,
+		Flows:        s.dpi.FlowsActive, FlowsCreated: s.dpi.FlowsCreated, FlowsEvicted: s.dpi.FlowsEvicted, Reassembly: s.dpi.BufferedBytes,
 		Alerts: severities(alerts), Suppressed: s.engine.Suppressed, MemBytes: ms.Sys,
 	}
 }
