@@ -172,6 +172,7 @@ type demoTally struct {
 	file     *bufio.Writer // alerts.jsonl
 	fileErr  error
 	reports  []uplink.SensorReport
+	tailID   string // the tail's MQTT client id
 	tailDone chan struct{}
 	tailErr  error
 	cancel   context.CancelFunc // ends the tail
@@ -570,8 +571,8 @@ func (d *demo) startTail(ctx context.Context, broker *uplink.Embedded) error {
 	// name the ends of the alerts) but not printed. The tail's own client
 	// id tells its subscription from that of a tail the user runs against
 	// the demo's broker (--listen).
-	id := fmt.Sprintf("tapwatch-demo-tail-%d", time.Now().UnixNano())
-	tc := uplink.TailConfig{Brokers: []string{broker.URL()}, Site: demoSite, Sensor: demoSensor, ClientID: id,
+	r.tailID = fmt.Sprintf("tapwatch-demo-tail-%d", time.Now().UnixNano())
+	tc := uplink.TailConfig{Brokers: []string{broker.URL()}, Site: demoSite, Sensor: demoSensor, ClientID: r.tailID,
 		Kinds:  []string{event.KindAlert, event.KindStatus, event.KindStats},
 		Format: uplink.FormatText, Colour: colourTerminal(d.stdout), Observe: observe}
 	tailCtx, cancel := context.WithCancel(context.Background()) // stopped by stopTail, after the box's offline status
@@ -589,7 +590,7 @@ func (d *demo) startTail(ctx context.Context, broker *uplink.Embedded) error {
 		}
 		r.mu.Unlock()
 	}()
-	if !waitUntil(ctx, 10*time.Second, func() bool { return broker.Subscribed(id) }) {
+	if !waitUntil(ctx, 10*time.Second, func() bool { return broker.Subscribed(r.tailID) }) {
 		cancel()
 		<-r.tailDone
 		return errors.Join(errors.New("the tail did not subscribe to the embedded broker within 10s"), ctx.Err(), r.tailErr)

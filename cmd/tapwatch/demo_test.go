@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/internal/testenv"
+	"github.com/tapwatch/tapwatch/uplink"
 )
 
 // TestDemo runs tapwatch demo, sped up, and checks what a newcomer is
@@ -280,6 +282,40 @@ func TestDemoKeepBroker(t *testing.T) {
 		t.Errorf("the broker at %s still accepts connections after Ctrl-C", m[2])
 	}
 	waitGoroutines(t, before)
+}
+
+// The demo waits for its own tail to subscribe before the box publishes,
+// not for any tail: one the user started first against --listen's broker
+// does not stand for it.
+func TestDemoWaitsForItsTail(t *testing.T) {
+	broker, err := uplink.StartEmbedded("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	users := make(chan struct{})
+	go func() {
+		defer close(users)
+		uplink.Tail(ctx, uplink.TailConfig{Brokers: []string{broker.URL()}}, io.Discard, io.Discard)
+	}()
+	defer func() { cancel(); <-users }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !broker.Subscribed("tapwatch-tail-") {
+		if time.Now().After(deadline) {
+			t.Fatal("the user's tail did not subscribe within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var out testenv.Buffer
+	d := &demo{dir: t.TempDir(), stdout: &out, out: &out, errOut: &out}
+	if err := d.startTail(context.Background(), broker); err != nil {
+		t.Fatal(err)
+	}
+	defer d.stopTail()
+	if !broker.Subscribed(d.received.tailID) {
+		t.Errorf("startTail returned before the demo's tail (%s) subscribed", d.received.tailID)
+	}
 }
 
 // --listen takes a loopback address only: the broker has no TLS and no
