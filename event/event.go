@@ -287,6 +287,7 @@ type Stats struct {
 	DecodeErrors map[string]uint64 `msg:"decode_errors" json:"decode_errors"` // malformed messages by protocol
 	Messages     map[string]uint64 `msg:"messages" json:"messages"`           // decoded messages by protocol
 	Flows        uint64            `msg:"flows" json:"flows"`                 // flows in the table now
+	FlowsCreated uint64            `msg:"flows_created" json:"flows_created"` // flows seen since the start: tapwatch replay --summary's "created"
 	FlowsEvicted uint64            `msg:"flows_evicted" json:"flows_evicted"`
 	Reassembly   uint64            `msg:"reassembly_bytes" json:"reassembly_bytes"` // TCP bytes held for reassembly now
 	Alerts       Severities        `msg:"alerts" json:"alerts"`

@@ -1746,12 +1746,12 @@ func (z *Severities) Msgsize() (s int) {
 func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(21)
-	var zb0001Mask uint32 /* 21 bits */
+	zb0001Len := uint32(22)
+	var zb0001Mask uint32 /* 22 bits */
 	_ = zb0001Mask
 	if z.CPUTemp == nil {
 		zb0001Len--
-		zb0001Mask |= 0x100000
+		zb0001Mask |= 0x200000
 	}
 	// variable map header, size zb0001Len
 	o = msgp.AppendMapHeader(o, zb0001Len)
@@ -1805,6 +1805,9 @@ func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 		// string "flows"
 		o = append(o, 0xa5, 0x66, 0x6c, 0x6f, 0x77, 0x73)
 		o = msgp.AppendUint64(o, z.Flows)
+		// string "flows_created"
+		o = append(o, 0xad, 0x66, 0x6c, 0x6f, 0x77, 0x73, 0x5f, 0x63, 0x72, 0x65, 0x61, 0x74, 0x65, 0x64)
+		o = msgp.AppendUint64(o, z.FlowsCreated)
 		// string "flows_evicted"
 		o = append(o, 0xad, 0x66, 0x6c, 0x6f, 0x77, 0x73, 0x5f, 0x65, 0x76, 0x69, 0x63, 0x74, 0x65, 0x64)
 		o = msgp.AppendUint64(o, z.FlowsEvicted)
@@ -1830,7 +1833,7 @@ func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 		// string "mem_bytes"
 		o = append(o, 0xa9, 0x6d, 0x65, 0x6d, 0x5f, 0x62, 0x79, 0x74, 0x65, 0x73)
 		o = msgp.AppendUint64(o, z.MemBytes)
-		if (zb0001Mask & 0x100000) == 0 { // if not omitted
+		if (zb0001Mask & 0x200000) == 0 { // if not omitted
 			// string "cpu_temp"
 			o = append(o, 0xa8, 0x63, 0x70, 0x75, 0x5f, 0x74, 0x65, 0x6d, 0x70)
 			if z.CPUTemp == nil {
@@ -1997,6 +2000,12 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Flows")
 				return
 			}
+		case "flows_created":
+			z.FlowsCreated, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "FlowsCreated")
+				return
+			}
 		case "flows_evicted":
 			z.FlowsEvicted, bts, err = msgp.ReadUint64Bytes(bts)
 			if err != nil {
@@ -2090,7 +2099,7 @@ func (z *Stats) Msgsize() (s int) {
 			s += msgp.StringPrefixSize + len(za0003) + msgp.Uint64Size
 		}
 	}
-	s += 6 + msgp.Uint64Size + 14 + msgp.Uint64Size + 17 + msgp.Uint64Size + 7 + z.Alerts.Msgsize() + 11 + msgp.Uint64Size + 12 + msgp.Uint64Size + 12 + msgp.Uint64Size + 10 + msgp.Uint64Size + 9
+	s += 6 + msgp.Uint64Size + 14 + msgp.Uint64Size + 14 + msgp.Uint64Size + 17 + msgp.Uint64Size + 7 + z.Alerts.Msgsize() + 11 + msgp.Uint64Size + 12 + msgp.Uint64Size + 12 + msgp.Uint64Size + 10 + msgp.Uint64Size + 9
 	if z.CPUTemp == nil {
 		s += msgp.NilSize
 	} else {

@@ -93,7 +93,7 @@ func sampleStats() *Stats {
 		Uptime: 3600.5, Packets: 1 << 33, Bytes: 1 << 40, KernelDrops: 7,
 		DecodeErrors: map[string]uint64{"modbus": 2, "dnp3": 0},
 		Messages:     map[string]uint64{"modbus": 123456, "dnp3": 789},
-		Flows:        12, FlowsEvicted: 1, Reassembly: 4096,
+		Flows:        12, FlowsCreated: 40, FlowsEvicted: 1, Reassembly: 4096,
 		Alerts:     Severities{Info: 5, Low: 4, Medium: 3, High: 2, Critical: 1},
 		Suppressed: 9, SpoolDepth: 3, SpoolDrops: 1, MemBytes: 24 << 20,
 		CPUTemp: ptr(51.5),

@@ -108,8 +108,8 @@ func TestTextFormat(t *testing.T) {
 		t.Error("format changed the message it was given")
 	}
 	got = string(f.format(&event.Stats{Kind: event.KindStats, Site: "plant1", Sensor: "tap1", TS: ts, Packets: 100,
-		Messages: map[string]uint64{"modbus": 60, "dnp3": 20}, DecodeErrors: map[string]uint64{"modbus": 1}, Flows: 9, KernelDrops: 4}, false))
-	if want := "10:02:11 stats plant1/tap1 100 packets, 60 Modbus and 20 DNP3 messages, 9 flows; alerts: none; 1 malformed; 4 dropped by the kernel"; got != want {
+		Messages: map[string]uint64{"modbus": 60, "dnp3": 20}, DecodeErrors: map[string]uint64{"modbus": 1}, Flows: 9, FlowsCreated: 34, KernelDrops: 4}, false))
+	if want := "10:02:11 stats plant1/tap1 100 packets, 60 Modbus and 20 DNP3 messages, 34 flows (9 open now); alerts: none; 1 malformed; 4 dropped by the kernel"; got != want {
 		t.Errorf("stats:\n got %q\nwant %q", got, want)
 	}
 }

@@ -41,6 +41,9 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return usageError("learn needs -o FILE")
 	}
+	if err := checkCaptures(files, stderr); err != nil {
+		return err
+	}
 	if !(*margin >= 0) {
 		return usageError("--margin: %v is not 0 or more", *margin)
 	}

@@ -363,6 +363,12 @@ func (d *Daemon) Health() Health {
 	tickAt := d.tickAt
 	h.Stopping = d.stopping
 	d.mu.Unlock()
+	// The uplink as it is now, not at the last tick: the publisher's
+	// status says connected as soon as it is, even while starting, and the
+	// LEDs must not say otherwise.
+	var spoolErr error
+	h.Uplink, h.SpoolFull, spoolErr = d.uplinkHealth()
+	h.SpoolErr = spoolErr != nil
 	now := time.Now()
 	if h.State != event.StateStarting {
 		h.Beat = time.Unix(0, d.beat.Load())
@@ -613,17 +619,10 @@ func (d *Daemon) tick() {
 		}
 		d.drops[i] = l.Drops
 	}
-	uplinkState, spoolFull := event.UplinkDisabled, 0.0
-	if d.pub != nil {
-		connected, full, err := d.pub.Health()
-		uplinkState, spoolFull = event.UplinkDisconnected, full
-		if connected {
-			uplinkState = event.UplinkConnected
-		}
-		if err != nil {
-			spoolErr = true
-			reasons = append(reasons, "spool: "+err.Error())
-		}
+	uplinkState, spoolFull, err := d.uplinkHealth()
+	if err != nil {
+		spoolErr = true
+		reasons = append(reasons, "spool: "+err.Error())
 	}
 	if d.learn != nil {
 		switch {
@@ -665,6 +664,19 @@ func (d *Daemon) tick() {
 			d.log.Warn("systemd watchdog", "err", err)
 		}
 	}
+}
+
+// uplinkHealth is the uplink's state, how full its spool is and its
+// spool's error; safe from any goroutine.
+func (d *Daemon) uplinkHealth() (state string, spoolFull float64, spoolErr error) {
+	if d.pub == nil {
+		return event.UplinkDisabled, 0, nil
+	}
+	connected, full, err := d.pub.Health()
+	if connected {
+		return event.UplinkConnected, full, err
+	}
+	return event.UplinkDisconnected, full, err
 }
 
 // linkStates reads the kernel's counters and the links' state.
@@ -774,7 +786,7 @@ func (d *Daemon) statsOf(s snapshot, alerts [rules.SeverityCritical + 1]uint64) 
 		Uptime: time.Since(d.started).Seconds(), Packets: s.dpi.Packets, Bytes: s.dpi.Bytes, KernelDrops: drops,
 		DecodeErrors: map[string]uint64{"modbus": s.tally.Malformed, "dnp3": s.tally.DNP3.Malformed},
 		Messages:     map[string]uint64{"modbus": s.tally.Messages, "dnp3": s.tally.DNP3.Fragments + s.tally.DNP3.LinkFrames},
-		Flows:        s.dpi.FlowsActive, FlowsEvicted: s.dpi.FlowsEvicted, Reassembly: s.dpi.BufferedBytes,
+		Flows:        s.dpi.FlowsActive, FlowsCreated: s.dpi.FlowsCreated, FlowsEvicted: s.dpi.FlowsEvicted, Reassembly: s.dpi.BufferedBytes,
 		Alerts: severities(alerts), Suppressed: s.engine.Suppressed, MemBytes: ms.Sys,
 	}
 }

@@ -298,6 +298,8 @@ type fakeUplink struct {
 	assets   int
 	stats    []*event.Stats
 	source   func() *event.Stats
+
+	unreachable atomic.Bool // Health says not connected
 }
 
 var _ Uplink = (*fakeUplink)(nil)
@@ -321,7 +323,7 @@ func (u *fakeUplink) SetStatsSource(fn func() *event.Stats) {
 	u.source = fn
 	u.mu.Unlock()
 }
-func (u *fakeUplink) Health() (bool, float64, error) { return true, 0, nil }
+func (u *fakeUplink) Health() (bool, float64, error) { return !u.unreachable.Load(), 0, nil }
 func (u *fakeUplink) Flush(context.Context) error {
 	u.mu.Lock()
 	u.flushed++
@@ -949,6 +951,25 @@ func TestHealth(t *testing.T) {
 		return ok && s.State == event.StateDegraded && len(s.Links) == 1 && s.Links[0].State == LinkIdle
 	})
 	r.stop()
+}
+
+// TestHealthUplinkNow: the health gives the uplink as the publisher has
+// it now, from the start (before the first tick) on, so that the LEDs
+// agree with the status the publisher sends as soon as it connects.
+func TestHealthUplinkNow(t *testing.T) {
+	t.Parallel()
+	up := &fakeUplink{}
+	d, err := New(testConfig(t, t.TempDir(), ""), Options{Uplink: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := d.Health(); h.State != event.StateStarting || h.Uplink != event.UplinkConnected {
+		t.Errorf("starting, the publisher connected: state %s, uplink %s; want starting, connected", h.State, h.Uplink)
+	}
+	up.unreachable.Store(true)
+	if h := d.Health(); h.Uplink != event.UplinkDisconnected {
+		t.Errorf("the publisher not connected: uplink %s, want disconnected", h.Uplink)
+	}
 }
 
 // TestReloadKeepsOldPolicyOnError: a reload with a broken policy logs the
