@@ -98,6 +98,7 @@ type Decoder struct {
 	timeout    time.Duration
 	maxPending int
 
+	rtuWork int     // CRC steps resyncing may still spend on RTU frames of unknown length in this call
 	msg     Message // the ADU being reported
 	aux     Message // unanswered requests reported while msg is in use
 	values  [maxValues]uint16

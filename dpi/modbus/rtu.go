@@ -26,14 +26,30 @@ const (
 	// reads (FC 23's request header is the longest). While resyncing, a
 	// frame of unknown length is waited for only that long.
 	rtuHeaderNeed = rtuAddrLen + rwHdrLen
+
+	// Resyncing looks for a matching CRC at every place a frame of
+	// unknown length may start: up to 256 CRC steps for each byte of
+	// garbage crafted so. A Feed call may spend this many steps per byte
+	// given, and two frames' worth, on such searches; past that, frames of
+	// unknown length are not looked for until the next call. (A frame
+	// whose fields tell its length costs one CRC of that length, at most
+	// about 85 steps a byte of garbage however crafted, and is always
+	// looked for.)
+	rtuResyncWorkPerByte = 8
+	rtuResyncWorkBase    = 2 * rtuMaxFrame
 )
 
-// crcTable is CRC-16/MODBUS (polynomial 0x8005 processed least significant
-// bit first, 0xA001; initial value 0xFFFF) a byte at a time.
-var crcTable = makeCRCTable()
+// crcTables[0] is CRC-16/MODBUS (polynomial 0x8005 processed least
+// significant bit first, 0xA001; initial value 0xFFFF) a byte at a time;
+// crcTables[k] advances the register over k more zero bytes, so that crc16
+// takes eight bytes a step (slicing by eight, 4 KiB of tables): resyncing
+// checks a CRC at every place a frame may start. (The same as package
+// dnp3's with another polynomial; this package imports nothing of the
+// project.)
+var crcTables = makeCRCTables()
 
-func makeCRCTable() (t [256]uint16) {
-	for i := range t {
+func makeCRCTables() (t [8][256]uint16) {
+	for i := range t[0] {
 		c := uint16(i)
 		for range 8 {
 			if c&1 != 0 {
@@ -42,7 +58,13 @@ func makeCRCTable() (t [256]uint16) {
 				c >>= 1
 			}
 		}
-		t[i] = c
+		t[0][i] = c
+	}
+	for k := 1; k < len(t); k++ {
+		for i := range t[k] {
+			c := t[k-1][i]
+			t[k][i] = c>>8 ^ t[0][byte(c)]
+		}
 	}
 	return t
 }
@@ -53,8 +75,15 @@ const crcInit = 0xFFFF
 // byte first) it returns 0.
 func crc16(b []byte) uint16 {
 	c := uint16(crcInit)
+	t := &crcTables
+	for len(b) >= 8 {
+		c ^= uint16(b[0]) | uint16(b[1])<<8
+		c = t[7][byte(c)] ^ t[6][c>>8] ^ t[5][b[2]] ^ t[4][b[3]] ^
+			t[3][b[4]] ^ t[2][b[5]] ^ t[1][b[6]] ^ t[0][b[7]]
+		b = b[8:]
+	}
 	for _, x := range b {
-		c = c>>8 ^ crcTable[byte(c)^x]
+		c = c>>8 ^ t[0][byte(c)^x]
 	}
 	return c
 }
@@ -64,7 +93,7 @@ func crc16(b []byte) uint16 {
 func crcEnd(b []byte) int {
 	c := uint16(crcInit)
 	for i, x := range b {
-		c = c>>8 ^ crcTable[byte(c)^x]
+		c = c>>8 ^ crcTables[0][byte(c)^x]
 		if c == 0 && i+1 >= rtuMinFrame {
 			return i + 1
 		}
@@ -96,11 +125,11 @@ const (
 // In step (st not resyncing: b starts where the last frame or the
 // connection began), a frame whose fields tell its length but whose CRC is
 // wrong is reported as such when it ends where the data ends or where
-// another frame may begin; while resyncing only a matching CRC will do. A
-// frame of unknown length is waited for (up to the largest frame) only
-// right after a frame whose CRC matched, and only while no whole frame
-// follows it.
-func rtuAt(dir Direction, b []byte, st *stream) (int, rtuVerdict) {
+// another frame may begin; while resyncing only a matching CRC will do,
+// at the length the fields tell when they tell one. A frame of unknown
+// length is waited for (up to the largest frame) only right after a frame
+// whose CRC matched, and only while no whole frame follows it.
+func (d *Decoder) rtuAt(dir Direction, b []byte, st *stream) (int, rtuVerdict) {
 	if len(b) < 2 {
 		if rtuStart(dir, b) {
 			return 0, rtuWait
@@ -118,15 +147,20 @@ func rtuAt(dir Direction, b []byte, st *stream) (int, rtuVerdict) {
 			return 0, rtuWait
 		case crc16(b[:n]) == 0:
 			return n, rtuFrame
+		case st.resync:
+			return 0, rtuGarbage
 		}
 		// The fields may lie (a byte count that disagrees with the data):
 		// the CRC has the last word, and the decoder flags the mismatch.
 		if k := crcEnd(scan); k > 0 {
 			return k, rtuFrame
 		}
-		if !st.resync && (n == len(b) || rtuStart(dir, b[n:])) {
+		if n == len(b) || rtuStart(dir, b[n:]) {
 			return n, rtuBadCRC
 		}
+		return 0, rtuGarbage
+	}
+	if st.resync && !d.spend(len(scan)) {
 		return 0, rtuGarbage
 	}
 	if k := crcEnd(scan); k > 0 {
@@ -138,6 +172,17 @@ func rtuAt(dir Direction, b []byte, st *stream) (int, rtuVerdict) {
 		return 0, rtuWait
 	}
 	return 0, rtuGarbage
+}
+
+// spend takes n CRC steps from what resyncing may still spend in this
+// Feed call on frames of unknown length, and says whether there were that
+// many.
+func (d *Decoder) spend(n int) bool {
+	if d.rtuWork < n {
+		return false
+	}
+	d.rtuWork -= n
+	return true
 }
 
 // frameFollows says whether a frame whose fields tell its length and whose
@@ -169,9 +214,10 @@ func frameFollows(dir Direction, b []byte) bool {
 func (d *Decoder) frameRTU(c *Conn, st *stream, dir Direction, data []byte, meta Meta, h Handler, final bool) int {
 	off := 0
 	skip := -1 // start of the bytes being skipped
+	d.rtuWork = rtuResyncWorkBase + rtuResyncWorkPerByte*len(data)
 	for off < len(data) {
 		b := data[off:]
-		n, v := rtuAt(dir, b, st)
+		n, v := d.rtuAt(dir, b, st)
 		switch v {
 		case rtuWait:
 			if !final {

@@ -653,18 +653,34 @@ func BenchmarkFeedRTU(b *testing.B) {
 	}
 }
 
-// BenchmarkFeedRTUResync measures the worst case: garbage in which every
-// byte may start a frame of unknown length, so each is checked by CRC.
+// BenchmarkFeedRTUResync measures the worst cases of resyncing: garbage
+// crafted so that every other byte may start a frame of unknown length
+// (each a CRC search), or every third one a frame of 255 bytes (each a CRC
+// of that length), and random bytes.
 func BenchmarkFeedRTUResync(b *testing.B) {
-	d := NewDecoder(Config{})
-	var c Conn
-	c.ResetRTU(true)
-	h := &countHandler{}
-	junk := bytes.Repeat([]byte{0x01, 0x41}, 1024)
-	b.SetBytes(int64(len(junk)))
-	b.ReportAllocs()
-	for b.Loop() {
-		d.Feed(&c, Request, junk, Meta{}, h)
+	random := make([]byte, 2048)
+	for i := range random {
+		random[i] = byte(i*7919 + i*i*31 + i>>3)
+	}
+	for _, bc := range []struct {
+		name string
+		junk []byte
+	}{
+		{"unknown-lengths", bytes.Repeat([]byte{0x01, 0x41}, 1024)},
+		{"long-byte-counts", bytes.Repeat([]byte{0x01, 0x03, 0xFA}, 683)},
+		{"random", random},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			d := NewDecoder(Config{})
+			var c Conn
+			c.ResetRTU(true)
+			h := &countHandler{}
+			b.SetBytes(int64(len(bc.junk)))
+			b.ReportAllocs()
+			for b.Loop() {
+				d.Feed(&c, Response, bc.junk, Meta{}, h)
+			}
+		})
 	}
 }
 
