@@ -170,10 +170,11 @@ type Alert struct {
 	Title    string   `msg:"title" json:"title"`
 	Attack   []string `msg:"attack" json:"attack"`
 
-	Proto string    `msg:"proto,omitempty" json:"proto,omitempty"`
-	Src   *Endpoint `msg:"src,omitempty" json:"src,omitempty"` // sender of the message that fired
-	Dst   *Endpoint `msg:"dst,omitempty" json:"dst,omitempty"` // its receiver
-	VLAN  uint16    `msg:"vlan,omitempty" json:"vlan,omitempty"`
+	Proto     string    `msg:"proto,omitempty" json:"proto,omitempty"`
+	Transport string    `msg:"transport,omitempty" json:"transport,omitempty"` // tcp, udp, rtu_over_tcp: how the message was carried
+	Src       *Endpoint `msg:"src,omitempty" json:"src,omitempty"`             // sender of the message that fired
+	Dst       *Endpoint `msg:"dst,omitempty" json:"dst,omitempty"`             // its receiver
+	VLAN      uint16    `msg:"vlan,omitempty" json:"vlan,omitempty"`
 
 	Unit     *uint8   `msg:"unit,omitempty" json:"unit,omitempty"`         // Modbus unit id
 	DNP3Src  *uint16  `msg:"dnp3_src,omitempty" json:"dnp3_src,omitempty"` // DNP3 link source address

@@ -28,12 +28,13 @@ func sampleAlert() *Alert {
 	return &Alert{
 		V: V, Kind: KindAlert, Sensor: "tap1", Site: "plant1", Seq: 41, TS: t0,
 		ID: 37, Rule: "pump3-setpoint", Severity: "critical", Category: "policy", Title: "Pump-3 setpoint out of range",
-		Attack: []string{"T0836", "T0855"},
-		Proto:  "modbus",
-		Src:    &Endpoint{IP: "10.10.1.99", Port: 51000, MAC: "02:00:0a:0a:01:63"},
-		Dst:    &Endpoint{IP: "10.10.1.20", Port: 502},
-		VLAN:   20,
-		Unit:   ptr(uint8(1)), FC: ptr(uint8(16)), FCName: "write_multiple_registers",
+		Attack:    []string{"T0836", "T0855"},
+		Proto:     "modbus",
+		Transport: "rtu_over_tcp",
+		Src:       &Endpoint{IP: "10.10.1.99", Port: 51000, MAC: "02:00:0a:0a:01:63"},
+		Dst:       &Endpoint{IP: "10.10.1.20", Port: 502},
+		VLAN:      20,
+		Unit:      ptr(uint8(1)), FC: ptr(uint8(16)), FCName: "write_multiple_registers",
 		Addr:     &Range{Lo: 5, Hi: 6},
 		Values:   Values{500, -1.5},
 		Expected: "100..200",
@@ -415,6 +416,7 @@ func newerAlert() []byte {
 			}
 		},
 		func() { field("proto"); body = msgp.AppendString(body, a.Proto) },
+		func() { field("transport"); body = msgp.AppendString(body, a.Transport) },
 		func() { field("src"); endpoint(a.Src) },
 		func() {
 			field("dst")

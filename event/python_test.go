@@ -56,7 +56,7 @@ func TestPythonConsumer(t *testing.T) {
 		{"alert-modbus.msgpack", sampleAlert(), map[string]string{
 			"v": "int", "kind": "str", "sensor": "str", "site": "str", "seq": "int", "ts": "datetime",
 			"id": "int", "rule": "str", "severity": "str", "category": "str", "title": "str",
-			"attack": "list", "attack[]": "str", "proto": "str",
+			"attack": "list", "attack[]": "str", "proto": "str", "transport": "str",
 			"src": "dict", "src.ip": "str", "src.port": "int", "src.mac": "str",
 			"dst": "dict", "dst.ip": "str", "dst.port": "int", "vlan": "int",
 			"unit": "int", "fc": "int", "fc_name": "str", "addr": "dict", "addr.lo": "int", "addr.hi": "int",

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tapwatch/tapwatch/dpi"
 )
 
 // Bounds of what an alert copies from the message that fired it.
@@ -51,6 +53,7 @@ type Alert struct {
 	Attack   []string // ATT&CK for ICS technique ids
 
 	Proto          Proto
+	Transport      dpi.Transport  // how the message's flow carries it; 0 when the alert is about no flow
 	Src, Dst       netip.AddrPort // sender and receiver of the message that fired
 	SrcMAC, DstMAC [6]byte
 	VLAN           uint16
@@ -103,6 +106,11 @@ func (a *Alert) AppendJSON(b []byte) []byte {
 	if a.Proto != 0 {
 		b = append(b, `,"proto":"`...)
 		b = append(b, a.Proto.String()...)
+		b = append(b, '"')
+	}
+	if a.Transport != 0 {
+		b = append(b, `,"transport":"`...)
+		b = append(b, a.Transport.String()...)
 		b = append(b, '"')
 	}
 	if a.Src.IsValid() {

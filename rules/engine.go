@@ -788,7 +788,7 @@ func (e *Engine) newAlert(c *compiled, op *Op, isValue bool) *Alert {
 		a.Title = r.ID
 	}
 	if f := op.Flow; f != nil {
-		a.VLAN = f.VLAN
+		a.VLAN, a.Transport = f.VLAN, f.Transport
 		a.SrcMAC, a.DstMAC = f.ClientMAC, f.ServerMAC
 		if op.Src != f.Client {
 			a.SrcMAC, a.DstMAC = f.ServerMAC, f.ClientMAC

@@ -15,6 +15,9 @@ func (a *Alert) Event() *event.Alert {
 		Attack: append([]string(nil), a.Attack...), VLAN: a.VLAN,
 		Expected: a.Expected, Count: a.Count, First: a.First.UTC(), Last: a.Last.UTC(), Frame: a.Frame,
 	}
+	if a.Transport != 0 {
+		ev.Transport = a.Transport.String()
+	}
 	if a.Proto != 0 {
 		ev.Proto = a.Proto.String()
 		fc := a.FC

@@ -159,6 +159,9 @@ func describeConfig(w *bytes.Buffer, c *config.Config, plan *hw.Plan, files file
 	fmt.Fprintf(w, "#   capture on %s (ring %d bytes each, block timeout %v, promiscuous %v)\n",
 		strings.Join(c.Interfaces, " and "), c.Capture.RingBytes, c.Capture.BlockTimeout, *c.Capture.Promiscuous)
 	fmt.Fprintf(w, "#   decode Modbus on ports %v and DNP3 on ports %v\n", c.Ports.Modbus, c.Ports.DNP3)
+	if len(c.Ports.ModbusRTU) > 0 {
+		fmt.Fprintf(w, "#   decode Modbus RTU over TCP (serial gateways) on ports %v\n", c.Ports.ModbusRTU)
+	}
 	switch {
 	case c.Learning():
 		fmt.Fprintf(w, "#   learn for %v (margin %v), then enforce %s\n", c.Learn.Duration, *c.Learn.Margin, c.StateDir+"/learned.yaml")

@@ -29,7 +29,7 @@ import (
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
-const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops | --summary | --json] [--mqtt URL [--site S] [--sensor N] [--state-dir DIR] [MQTT options]] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
+const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops | --summary | --json] [--mqtt URL [--site S] [--sensor N] [--state-dir DIR] [MQTT options]] [--modbus-ports LIST] [--dnp3-ports LIST] [--modbus-rtu-ports LIST] [--max-flows N] FILE...
 
 Decodes pcap and pcapng capture files, in the order given, as one stream
 (flows continue across files), runs the built-in detectors and the rules
@@ -130,6 +130,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object instead of the alerts")
 	ports := fs.String("modbus-ports", "502", "comma-separated TCP/UDP ports that carry Modbus")
 	dnpPorts := fs.String("dnp3-ports", "20000", "comma-separated TCP/UDP ports that carry DNP3 (DNP3 is also recognised on other ports by its link header)")
+	rtuPorts := rtuPortsFlag(fs)
 	maxFlows := fs.Int("max-flows", dpi.DefaultMaxFlows, "flow table size; the least recently used flow is evicted when full")
 	policyPath := fs.String("policy", "", "check the rules of policy `FILE` too, with its settings of the built-in detectors")
 	failOn := fs.String("fail-on", "", "exit with status 3 when an alert of `SEVERITY` (info, low, medium, high, critical) or above fired")
@@ -167,6 +168,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.DNP3Ports, err = parsePorts(*dnpPorts); err != nil {
 		return usageError("--dnp3-ports: %v", err)
+	}
+	if err := setRTUPorts(fs, *rtuPorts, &cfg); err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError("%v", err)

@@ -216,7 +216,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		d.inv = rules.NewInventory(d.pub, 0, 0)
 		d.pub.SetStatsSource(d.stats)
 	}
-	dcfg := dpi.Config{ModbusPorts: cfg.Ports.Modbus, DNP3Ports: cfg.Ports.DNP3, MaxFlows: cfg.MaxFlows}
+	dcfg := dpi.Config{ModbusPorts: cfg.Ports.Modbus, DNP3Ports: cfg.Ports.DNP3, ModbusRTUPorts: cfg.Ports.ModbusRTU, MaxFlows: cfg.MaxFlows}
 	pipeOpts := sensor.Options{DPI: dcfg, Rules: engine}
 	if d.inv != nil {
 		pipeOpts.Assets = d.inv
@@ -443,7 +443,7 @@ func (d *Daemon) open() ([]capture.LiveSource, error) {
 	}
 	var out []capture.LiveSource
 	for _, ifc := range d.cfg.Interfaces {
-		l, err := capture.OpenLive(capture.LiveConfig{Interface: ifc, Ports: append(append([]uint16(nil), d.cfg.Ports.Modbus...), d.cfg.Ports.DNP3...),
+		l, err := capture.OpenLive(capture.LiveConfig{Interface: ifc, Ports: d.cfg.Ports.All(),
 			RingBytes: d.cfg.Capture.RingBytes, BlockTimeout: d.cfg.Capture.BlockTimeout,
 			NoPromiscuous: !*d.cfg.Capture.Promiscuous, ReturnIdle: true})
 		if err != nil {
