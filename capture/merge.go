@@ -90,8 +90,10 @@ func NewMerged(cfg MergeConfig, srcs ...LiveSource) *Merged {
 
 func (m *Merged) read(i int, s LiveSource) {
 	defer m.wg.Done()
+	// Declared once: through the interface call it escapes to the heap,
+	// which inside the loop would be an allocation a packet.
+	var ci Info
 	for {
-		var ci Info
 		data, err := s.ReadPacket(&ci)
 		if err == ErrIdle {
 			continue
