@@ -40,7 +40,11 @@ func OpenLive(cfg LiveConfig) (*Live, error) {
 	if ring == 0 {
 		ring = DefaultRingBytes
 	}
-	blocks := max(ring/liveBlockSize, 2)
+	block := LiveBlockBytes
+	if cfg.blockBytes != 0 {
+		block = cfg.blockBytes
+	}
+	blocks := max(ring/block, 2)
 	timeout := cfg.BlockTimeout
 	if timeout == 0 {
 		timeout = DefaultBlockTimeout
@@ -53,7 +57,7 @@ func OpenLive(cfg LiveConfig) (*Live, error) {
 		afpacket.OptInterface(cfg.Interface),
 		afpacket.TPacketVersion3,
 		afpacket.OptFrameSize(afpacket.DefaultFrameSize),
-		afpacket.OptBlockSize(liveBlockSize),
+		afpacket.OptBlockSize(block),
 		afpacket.OptNumBlocks(blocks),
 		afpacket.OptBlockTimeout(timeout),
 		afpacket.OptPollTimeout(livePollTimeout),
