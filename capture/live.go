@@ -56,7 +56,7 @@ func RingBlocks(ringBytes int) int { return max(ringBytes/LiveBlockBytes, 2) }
 
 // LiveStats are the kernel's counters of a live capture since it opened.
 type LiveStats struct {
-	Packets uint64 // delivered to the ring
+	Packets uint64 // passed the filter, the dropped ones too
 	Drops   uint64 // dropped because the ring was full
 	Freezes uint64 // times the ring filled
 }

@@ -253,3 +253,29 @@ func (s *steadySource) ReadPacket(ci *Info) ([]byte, error) {
 }
 
 func (s *steadySource) Stop() { s.stopped.Store(true) }
+
+// TestMergeSourceRecovers: a source that fails (an interface down for a
+// while) is read again, and its later packets are delivered.
+func TestMergeSourceRecovers(t *testing.T) {
+	order, _, errs := readMerged(t, NewMerged(MergeConfig{Hold: 10 * time.Millisecond}, &flakySource{}))
+	if len(errs) != 1 || !slices.Equal(order, []int{1, 3}) {
+		t.Errorf("packets %v, errors %v; want [1 3] and one error", order, errs)
+	}
+}
+
+// flakySource delivers packet 1, fails, then delivers packet 3.
+type flakySource struct{ n int }
+
+func (s *flakySource) ReadPacket(ci *Info) ([]byte, error) {
+	s.n++
+	switch s.n {
+	case 1, 3:
+		*ci = Info{Timestamp: mergeT0.Add(time.Duration(s.n) * time.Second), CaptureLength: 1, Length: 1}
+		return []byte{byte(s.n)}, nil
+	case 2:
+		return nil, errors.New("network is down")
+	}
+	return nil, io.EOF
+}
+
+func (s *flakySource) Stop() {}
