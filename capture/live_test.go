@@ -4,6 +4,7 @@ package capture
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -222,4 +223,118 @@ func TestLiveMerge(t *testing.T) {
 			t.Fatalf("merged order %v, want 0..%d", got, n-1)
 		}
 	}
+}
+
+// TestLiveReadAllocs: reading a live ring allocates nothing per packet,
+// untagged or with a VLAN tag in the packet's metadata (where the kernel
+// puts the tag of every tagged frame, as on a tap on a trunk).
+func TestLiveReadAllocs(t *testing.T) {
+	for _, vlan := range []uint16{0, 300} {
+		t.Run(fmt.Sprintf("vlan=%d", vlan), func(t *testing.T) {
+			lab := newRingLab(t)
+			if vlan != 0 {
+				lab.tagVLAN(vlan)
+			}
+			live := lab.open(LiveConfig{})
+			sent := lab.send(20000, 150*time.Millisecond)
+			time.Sleep(3 * DefaultBlockTimeout) // every block handed over
+			var ci Info
+			read := func() {
+				if _, err := live.ReadPacket(&ci); err != nil {
+					t.Fatalf("with %d packets sent: %v", sent, err)
+				}
+			}
+			for range 100 {
+				read()
+			}
+			if n := testing.AllocsPerRun(sent-200, read); n != 0 {
+				t.Errorf("%v allocations per packet read", n)
+			}
+		})
+	}
+}
+
+// TestLiveStopDrains: after Stop, ReadPacket returns the packets captured
+// before it, those in the block the kernel was still filling too (with a
+// block timeout of a second, most of them), then io.EOF.
+func TestLiveStopDrains(t *testing.T) {
+	lab := newRingLab(t)
+	live := lab.open(LiveConfig{BlockTimeout: time.Second})
+	sent := lab.send(1000, 100*time.Millisecond)
+	live.Stop()
+	got := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for ; time.Now().Before(deadline); got++ {
+		var ci Info
+		if _, err := live.ReadPacket(&ci); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("after Stop: %v", err)
+			}
+			break
+		}
+	}
+	if got < sent {
+		t.Errorf("after Stop: %d packets, then io.EOF; %d were captured before it", got, sent)
+	}
+}
+
+// TestLiveInterfaceBack: the capture interface goes down and comes back
+// up, then goes away and comes back (a USB adapter plugged in again):
+// each time ReadPacket says so, once or twice, then says ErrIdle on the
+// quiet link, and captures what comes once the interface is back.
+func TestLiveInterfaceBack(t *testing.T) {
+	lab := newRingLab(t)
+	live := lab.open(LiveConfig{})
+	for _, step := range []struct {
+		name      string
+		cut, mend func()
+	}{
+		{"down and up", func() { lab.rx.IP("link", "set", "twr1", "down") }, func() { lab.rx.IP("link", "set", "twr1", "up") }},
+		{"away and back", func() { lab.rx.IP("link", "del", "twr1") }, func() {
+			testenv.Veth(t, lab.tx, "twr0", lab.rx, "twr1")
+			lab.tx.IP("addr", "add", "10.97.0.1/24", "dev", "twr0")
+			lab.rx.IP("addr", "add", "10.97.0.2/24", "dev", "twr1")
+		}},
+	} {
+		step.cut()
+		errs := settle(t, live)
+		t.Logf("%s: while cut, %q", step.name, errs)
+		if len(errs) == 0 || len(errs) > 2 {
+			t.Errorf("%s: errors while it is cut %v, want one or two", step.name, errs)
+		}
+		step.mend()
+		errs = settle(t, live)
+		t.Logf("%s: once back, %q", step.name, errs)
+		if len(errs) > 2 {
+			t.Errorf("%s: errors once it is back %v, want at most two", step.name, errs)
+		}
+		sent := lab.send(200, 200*time.Millisecond)
+		if got := lab.drain(live, sent); got.held != sent {
+			t.Errorf("%s: captured %v of %d afterwards", step.name, got, sent)
+		}
+	}
+}
+
+// settle reads until the link has been quiet for two poll timeouts, and
+// returns the errors it met.
+func settle(t *testing.T, live *Live) (errs []error) {
+	t.Helper()
+	idle := 0
+	for deadline := time.Now().Add(10 * time.Second); idle < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no quiet moment in 10 s: %d errors, the last %v", len(errs), errs[len(errs)-1:])
+		}
+		var ci Info
+		_, err := live.ReadPacket(&ci)
+		switch {
+		case errors.Is(err, ErrIdle):
+			idle++
+		case err != nil:
+			errs = append(errs, err)
+			idle = 0
+		default:
+			idle = 0
+		}
+	}
+	return errs
 }

@@ -21,6 +21,10 @@ import (
 // order. The buffer is bounded: when it holds MaxHeld packets the oldest
 // leaves at once.
 
+// sourceErrorPause is how long a source that returned an error rests
+// before it is read again.
+const sourceErrorPause = 100 * time.Millisecond
+
 // LiveSource is what Merged reads: a *Live, or a fake in tests.
 type LiveSource interface {
 	ReadPacket(ci *Info) ([]byte, error)
@@ -90,17 +94,24 @@ func NewMerged(cfg MergeConfig, srcs ...LiveSource) *Merged {
 
 func (m *Merged) read(i int, s LiveSource) {
 	defer m.wg.Done()
+	// Declared once: through the interface call it escapes to the heap,
+	// which inside the loop would be an allocation a packet.
+	var ci Info
 	for {
-		var ci Info
 		data, err := s.ReadPacket(&ci)
 		if err == ErrIdle {
 			continue
 		}
-		if err != nil {
-			if err != io.EOF {
-				m.errs <- err
-			}
+		if err == io.EOF {
 			return
+		}
+		if err != nil {
+			// A source's errors are passing (an interface down for a
+			// while): it is read again, after a pause in case it fails at
+			// once every time.
+			m.errs <- err
+			time.Sleep(sourceErrorPause)
+			continue
 		}
 		var p *heldPacket
 		select {
@@ -119,7 +130,7 @@ func (m *Merged) read(i int, s LiveSource) {
 // ReadPacket returns the next packet in timestamp order, valid until the
 // next call; io.EOF once every source has ended and nothing is held;
 // ErrIdle after MergeConfig.Idle with nothing to return, when set. A
-// source's error is returned once, and the other sources go on.
+// source's error is returned, and the sources go on, that one too.
 func (m *Merged) ReadPacket(ci *Info) ([]byte, error) {
 	if m.last != nil {
 		select {

@@ -109,7 +109,7 @@ func (p Ports) All() []uint16 {
 // Capture tunes the kernel ring of each interface.
 type Capture struct {
 	RingBytes    int           `yaml:"ring_bytes"`    // default 8 MiB per interface
-	BlockTimeout time.Duration `yaml:"block_timeout"` // default 50ms
+	BlockTimeout time.Duration `yaml:"block_timeout"` // default 100ms
 	Promiscuous  *bool         `yaml:"promiscuous"`   // default true
 }
 

@@ -110,7 +110,7 @@ sensor: bench-live
 site: bench
 interfaces: [$RX_IF]
 ports: {modbus: [502], dnp3: [20000]}
-capture: {ring_bytes: $RING_BYTES, block_timeout: 50ms, promiscuous: true}
+capture: {ring_bytes: $RING_BYTES, promiscuous: true}
 state_dir: $WORK/state
 mode: monitor
 log: {level: info, format: text}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
+	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/rules"
@@ -156,8 +158,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 func describeConfig(w *bytes.Buffer, c *config.Config, plan *hw.Plan, files fileCheck) {
 	fmt.Fprintf(w, "# tapwatch run -c %s would:\n", c.File)
 	fmt.Fprintf(w, "#   be sensor %q of site %q\n", c.Sensor, c.Site)
-	fmt.Fprintf(w, "#   capture on %s (ring %d bytes each, block timeout %v, promiscuous %v)\n",
-		strings.Join(c.Interfaces, " and "), c.Capture.RingBytes, c.Capture.BlockTimeout, *c.Capture.Promiscuous)
+	blocks := capture.RingBlocks(c.Capture.RingBytes)
+	fmt.Fprintf(w, "#   capture on %s (ring %d bytes each in %d blocks, block timeout %v: it holds %v of a quiet link's packets; promiscuous %v)\n",
+		strings.Join(c.Interfaces, " and "), c.Capture.RingBytes, blocks, c.Capture.BlockTimeout,
+		time.Duration(blocks)*c.Capture.BlockTimeout, *c.Capture.Promiscuous)
 	fmt.Fprintf(w, "#   decode Modbus on ports %v and DNP3 on ports %v\n", c.Ports.Modbus, c.Ports.DNP3)
 	if len(c.Ports.ModbusRTU) > 0 {
 		fmt.Fprintf(w, "#   decode Modbus RTU over TCP (serial gateways) on ports %v\n", c.Ports.ModbusRTU)
