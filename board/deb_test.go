@@ -314,7 +314,10 @@ func nfpmPath(t *testing.T) string {
 			}
 		}
 	}
-	testenv.Need(t, false, "nfpm is not installed; install it with: "+nfpmInstall)
+	// A user's go install puts nfpm in the user's GOPATH, which root's go
+	// env does not name.
+	testenv.Need(t, false, "nfpm is not on PATH, nor in go env GOBIN or GOPATH/bin; install it with: "+nfpmInstall+
+		"; installed as yourself for tests run as root, pass your PATH: sudo env PATH=\"$PATH:$(go env GOPATH)/bin\" ...")
 	return ""
 }
 

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,8 +93,17 @@ type Config struct {
 // Ports are the ports that carry each protocol. The live capture keeps
 // their packets whole and cuts the rest to their headers.
 type Ports struct {
-	Modbus []uint16 `yaml:"modbus"` // default [502]
-	DNP3   []uint16 `yaml:"dnp3"`   // default [20000]
+	Modbus []uint16 `yaml:"modbus"` // default [502], unless 502 is in ModbusRTU
+	DNP3   []uint16 `yaml:"dnp3"`   // default [20000], unless 20000 is in ModbusRTU
+	// ModbusRTU are TCP ports that carry Modbus RTU frames with no MBAP
+	// header (serial-to-Ethernet gateways); none by default, as there is
+	// no standard port.
+	ModbusRTU []uint16 `yaml:"modbus_rtu"`
+}
+
+// All lists every port, for the capture filter.
+func (p Ports) All() []uint16 {
+	return slices.Concat(p.Modbus, p.DNP3, p.ModbusRTU)
 }
 
 // Capture tunes the kernel ring of each interface.
@@ -234,10 +245,12 @@ func (c *Config) SetDefaults() {
 	if c.Site == "" {
 		c.Site = DefaultSite
 	}
-	if len(c.Ports.Modbus) == 0 {
+	// A gateway may use a default port for RTU over TCP: that port then
+	// carries RTU only.
+	if len(c.Ports.Modbus) == 0 && !slices.Contains(c.Ports.ModbusRTU, defaultModbusPort) {
 		c.Ports.Modbus = []uint16{defaultModbusPort}
 	}
-	if len(c.Ports.DNP3) == 0 {
+	if len(c.Ports.DNP3) == 0 && !slices.Contains(c.Ports.ModbusRTU, defaultDNP3Port) {
 		c.Ports.DNP3 = []uint16{defaultDNP3Port}
 	}
 	if c.Capture.RingBytes == 0 {
@@ -380,7 +393,7 @@ func (c *Config) Validate() error {
 	for _, p := range []struct {
 		name string
 		list []uint16
-	}{{"ports.modbus", c.Ports.Modbus}, {"ports.dnp3", c.Ports.DNP3}} {
+	}{{"ports.modbus", c.Ports.Modbus}, {"ports.dnp3", c.Ports.DNP3}, {"ports.modbus_rtu", c.Ports.ModbusRTU}} {
 		for i, port := range p.list {
 			f := fmt.Sprintf("%s[%d]", p.name, i)
 			if port == 0 {
@@ -515,7 +528,7 @@ func (c *Config) validateHardware(bad func(field, format string, a ...any)) {
 }
 
 // CheckPin checks a pin's spelling: empty (the profile's), none, a GPIO
-// line name, led:NAME or sim:NAME.
+// line name (see CanonicalPin), led:NAME or sim:NAME.
 func CheckPin(pin string) error {
 	if pin == "" || pin == PinNone {
 		return nil
@@ -529,6 +542,27 @@ func CheckPin(pin string) error {
 	}
 	return nil
 }
+
+// CanonicalPin is pin's one spelling, by which two functions on one pin
+// are found. A GPIO given by its number (17, as periph.io's drivers also
+// take it), in lower case (gpio17) or by its Broadcom name (BCM17) is
+// GPIO17, the line's name on a Pi; any other pin is as written.
+func CanonicalPin(pin string) string {
+	up := strings.ToUpper(pin)
+	for _, prefix := range []string{"GPIO", "BCM", ""} {
+		digits, ok := strings.CutPrefix(up, prefix)
+		if !ok || digits == "" || len(digits) > 4 || strings.Trim(digits, "0123456789") != "" {
+			continue
+		}
+		n, _ := strconv.Atoi(digits)
+		return "GPIO" + strconv.Itoa(n)
+	}
+	return pin
+}
+
+// Position is where field (or the nearest enclosing field) is in the
+// file; 0, 0 when it is not there.
+func (c *Config) Position(field string) (line, column int) { return c.position(field) }
 
 // FieldError is an error about field, with its place in the file when
 // the config was loaded from one.

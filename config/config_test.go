@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,8 @@ func TestLoadFull(t *testing.T) {
 	check("interfaces", strings.Join(c.Interfaces, ","), "eth1,eth2")
 	check("modbus ports", len(c.Ports.Modbus), 2)
 	check("modbus port 2", c.Ports.Modbus[1], uint16(5020))
+	check("modbus rtu ports", fmt.Sprint(c.Ports.ModbusRTU), "[4001]")
+	check("capture filter ports", fmt.Sprint(c.Ports.All()), "[502 5020 20000 4001]")
 	check("ring", c.Capture.RingBytes, 4<<20)
 	check("block timeout", c.Capture.BlockTimeout, 20*time.Millisecond)
 	check("promiscuous", *c.Capture.Promiscuous, false)
@@ -65,7 +68,7 @@ func TestDefaults(t *testing.T) {
 	if len(c.Interfaces) != 1 || c.Interfaces[0] != "eth1" {
 		t.Errorf("one interface as a scalar: %v", c.Interfaces)
 	}
-	if c.Ports.Modbus[0] != 502 || c.Ports.DNP3[0] != 20000 {
+	if len(c.Ports.Modbus) != 1 || c.Ports.Modbus[0] != 502 || len(c.Ports.DNP3) != 1 || c.Ports.DNP3[0] != 20000 || c.Ports.ModbusRTU != nil {
 		t.Errorf("ports %+v", c.Ports)
 	}
 	if c.Capture.RingBytes != capture.DefaultRingBytes || c.Capture.BlockTimeout != capture.DefaultBlockTimeout || !*c.Capture.Promiscuous {
@@ -90,6 +93,22 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// TestRTUOnDefaultPorts: a gateway on 502 or 20000 takes the port from
+// the protocol that has it by default, not from one it was given for.
+func TestRTUOnDefaultPorts(t *testing.T) {
+	c, err := Parse([]byte("interfaces: eth1\nports: {modbus_rtu: [502, 20000]}\n"), "gw.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Ports.Modbus) != 0 || len(c.Ports.DNP3) != 0 || fmt.Sprint(c.Ports.All()) != "[502 20000]" {
+		t.Errorf("ports %+v", c.Ports)
+	}
+	// What the daemon hands the decoder is valid.
+	if err := (dpi.Config{ModbusPorts: c.Ports.Modbus, DNP3Ports: c.Ports.DNP3, ModbusRTUPorts: c.Ports.ModbusRTU}).Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
 // TestErrors: each mistake is reported with the file, line, column and
 // field, all of them at once, in file order.
 func TestErrors(t *testing.T) {
@@ -109,6 +128,10 @@ func TestErrors(t *testing.T) {
 			[]string{`bad.yaml:3:17: ports.modbus[1]: "70000" is not a whole number from 0 to 65535`}},
 		{"port twice", "interfaces: [eth1]\nports:\n  modbus: [502]\n  dnp3: [502]\n",
 			[]string{`bad.yaml:4:10: ports.dnp3[0]: port 502 is already in ports.modbus`}},
+		{"rtu port also modbus", "interfaces: [eth1]\nports:\n  modbus: [502]\n  modbus_rtu: [4001, 502]\n",
+			[]string{`bad.yaml:4:22: ports.modbus_rtu[1]: port 502 is already in ports.modbus`}},
+		{"rtu port 0", "interfaces: [eth1]\nports:\n  modbus_rtu: [0]\n",
+			[]string{`bad.yaml:3:16: ports.modbus_rtu[0]: 0 is not a port`}},
 		{"mode", "interfaces: [eth1]\nmode: learning\n",
 			[]string{`bad.yaml:2:7: mode: "learning"; want monitor or learn`}},
 		{"learn with baseline", "interfaces: [eth1]\nmode: learn\nbaseline: b.yaml\n",
@@ -206,4 +229,18 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted, then invalid: %v", err)
 		}
 	})
+}
+
+// TestCanonicalPin: a GPIO's number and its other spellings are one pin;
+// anything else is as written.
+func TestCanonicalPin(t *testing.T) {
+	for in, want := range map[string]string{
+		"GPIO17": "GPIO17", "17": "GPIO17", "gpio17": "GPIO17", "Gpio17": "GPIO17", "BCM17": "GPIO17", "bcm17": "GPIO17",
+		"017": "GPIO17", "GPIO0": "GPIO0", "0": "GPIO0", "GPIO": "GPIO", "BCM": "BCM", "GPIO17a": "GPIO17a", "GPIO_17": "GPIO_17",
+		"12345": "12345", "PA6": "PA6", "P1_11": "P1_11", "led:17": "led:17", "sim:GPIO17": "sim:GPIO17", "": "", "none": "none",
+	} {
+		if got := CanonicalPin(in); got != want {
+			t.Errorf("CanonicalPin(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

@@ -54,9 +54,25 @@ func (f *flow) learnMaster(side int, data []byte) {
 	}
 }
 
-// appFor picks the application decoder for a conversation between ports a
-// and b, and which side is the server (0: a, 1: b).
-func (e *Engine) appFor(a, b uint16) (App, int) {
+// appFor picks the application decoder for a conversation over transport
+// t between ports a and b, which side is the server (0: a, 1: b), and
+// whether it carries Modbus RTU frames. An RTU port comes first: it may be
+// a default Modbus or DNP3 port (502, 20000) that a gateway uses.
+func (e *Engine) appFor(t Transport, a, b uint16) (App, int, bool) {
+	if t == TCP {
+		switch {
+		case e.isPort(&e.rtuPorts, b):
+			return AppModbus, 1, true
+		case e.isPort(&e.rtuPorts, a):
+			return AppModbus, 0, true
+		}
+	}
+	app, server := e.portApp(a, b)
+	return app, server, false
+}
+
+// portApp picks the decoder of the Modbus and DNP3 ports.
+func (e *Engine) portApp(a, b uint16) (App, int) {
 	switch {
 	case e.isPort(&e.modbusPorts, b):
 		return AppModbus, 1
@@ -77,7 +93,11 @@ func (e *Engine) appFor(a, b uint16) (App, int) {
 func (e *Engine) resetApp(f *flow) {
 	switch f.App {
 	case AppModbus:
-		f.mb.Reset(f.MidStream)
+		if f.Transport == RTUOverTCP {
+			f.mb.ResetRTU(f.MidStream)
+		} else {
+			f.mb.Reset(f.MidStream)
+		}
 	case AppDNP3:
 		if f.dnp == nil {
 			f.dnp = new(dnp3.Conn) // kept with the flow record for reuse

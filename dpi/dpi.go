@@ -2,7 +2,8 @@
 // application: Ethernet, 802.1Q and QinQ, BSD loopback, Linux cooked and raw
 // IP link types; IPv4 and IPv6; TCP and UDP. It keeps a bounded flow table,
 // reassembles each direction of a TCP connection, and hands the byte streams
-// to protocol decoders chosen by port (Modbus/TCP today).
+// to protocol decoders chosen by port (Modbus/TCP, Modbus RTU over TCP,
+// DNP3) or, for DNP3, by content.
 //
 // The steady-state path allocates nothing per packet: layers are decoded
 // into preallocated structs with gopacket's DecodingLayerParser, flow
@@ -42,16 +43,21 @@ const (
 
 // Config tunes the decoder. The zero value of each field means its default.
 type Config struct {
-	ModbusPorts   []uint16      // TCP and UDP ports that carry Modbus; default 502
-	DNP3Ports     []uint16      // TCP and UDP ports that carry DNP3; default 20000 (DNP3 is also recognised on any port by its link header)
-	MaxFlows      int           // flow records; the least recently used is evicted when full
-	FlowIdle      time.Duration // a flow silent this long (packet time) is expired
-	FlowBuffer    int           // reassembly bytes one direction of a flow may hold
-	TotalBuffer   int           // reassembly bytes all flows may hold together
-	MaxOutOfOrder int           // out-of-order segments held per direction
-	GapTimeout    time.Duration // how long (packet time) a hole may stay open before it is skipped
-	Modbus        modbus.Config
-	DNP3          dnp3.Config
+	ModbusPorts []uint16 // TCP and UDP ports that carry Modbus; default 502
+	DNP3Ports   []uint16 // TCP and UDP ports that carry DNP3; default 20000 (DNP3 is also recognised on any port by its link header)
+	// ModbusRTUPorts are TCP ports that carry Modbus RTU frames (slave
+	// address, PDU, CRC) with no MBAP header: serial-to-Ethernet gateways.
+	// None by default; a port listed here is not taken as a Modbus/TCP or
+	// DNP3 port by default, but may not be given for those too.
+	ModbusRTUPorts []uint16
+	MaxFlows       int           // flow records; the least recently used is evicted when full
+	FlowIdle       time.Duration // a flow silent this long (packet time) is expired
+	FlowBuffer     int           // reassembly bytes one direction of a flow may hold
+	TotalBuffer    int           // reassembly bytes all flows may hold together
+	MaxOutOfOrder  int           // out-of-order segments held per direction
+	GapTimeout     time.Duration // how long (packet time) a hole may stay open before it is skipped
+	Modbus         modbus.Config
+	DNP3           dnp3.Config
 }
 
 func (c *Config) setDefaults() {
@@ -83,8 +89,18 @@ func (c *Config) setDefaults() {
 
 // Validate checks the configuration after defaults are applied.
 func (c Config) Validate() error {
-	c.setDefaults()
 	var errs []error
+	for _, p := range c.ModbusRTUPorts {
+		switch {
+		case p == 0:
+			errs = append(errs, errors.New("modbus rtu port 0 is not a port"))
+		case slices.Contains(c.ModbusPorts, p):
+			errs = append(errs, fmt.Errorf("port %d is given for both Modbus/TCP and Modbus RTU over TCP", p))
+		case slices.Contains(c.DNP3Ports, p):
+			errs = append(errs, fmt.Errorf("port %d is given for both DNP3 and Modbus RTU over TCP", p))
+		}
+	}
+	c.setDefaults()
 	for _, p := range c.ModbusPorts {
 		if p == 0 {
 			errs = append(errs, errors.New("modbus port 0 is not a port"))
@@ -122,12 +138,14 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Transport is the layer-4 protocol of a flow. The zero value is invalid.
+// Transport is how a flow carries its messages: the layer-4 protocol, and
+// for Modbus RTU frames in a TCP stream, that. The zero value is invalid.
 type Transport uint8
 
 const (
-	TCP Transport = 1
-	UDP Transport = 2
+	TCP        Transport = 1
+	UDP        Transport = 2
+	RTUOverTCP Transport = 3 // TCP carrying Modbus RTU frames: a serial gateway's port (Config.ModbusRTUPorts)
 )
 
 func (t Transport) String() string {
@@ -136,6 +154,8 @@ func (t Transport) String() string {
 		return "tcp"
 	case UDP:
 		return "udp"
+	case RTUOverTCP:
+		return "rtu_over_tcp"
 	}
 	return "unknown"
 }
@@ -239,6 +259,7 @@ type Engine struct {
 	dnSink      dnp3Sink
 	modbusPorts portSet
 	dnp3Ports   portSet
+	rtuPorts    portSet
 	parsers     [numFirst]*gopacket.DecodingLayerParser
 	decoded     []gopacket.LayerType
 
@@ -277,6 +298,9 @@ func New(cfg Config, h Handler) (*Engine, error) {
 	}
 	for _, p := range cfg.DNP3Ports {
 		e.dnp3Ports[p/64] |= 1 << (p % 64)
+	}
+	for _, p := range cfg.ModbusRTUPorts {
+		e.rtuPorts[p/64] |= 1 << (p % 64)
 	}
 	// DecodingLayerParser fixes its first layer, so there is one per link
 	// encapsulation, all sharing the same layer structs.
@@ -504,9 +528,12 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 		if swapped {
 			srcIP, srcPort, dstIP, dstPort = k.b, k.pb, k.a, k.pa
 		}
-		app, serverSide := e.appFor(srcPort, dstPort) // 1: the packet's destination is the server
+		app, serverSide, rtu := e.appFor(t, srcPort, dstPort) // 1: the packet's destination is the server
 		f.App = app
 		f.Transport = t
+		if rtu {
+			f.Transport = RTUOverTCP
+		}
 		f.VLAN = k.vlan
 		f.server = serverSide
 		if swapped {

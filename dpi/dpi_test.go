@@ -293,7 +293,7 @@ func TestOutOfOrderMemoryCaps(t *testing.T) {
 func TestSteadyStateAllocs(t *testing.T) {
 	lt, pkts := generate(t, pcapgen.Options{}, polling(4, 400))
 	h := &nopHandler{}
-	checkSteadyStateAllocs(t, lt, pkts, h)
+	checkSteadyStateAllocs(t, Config{}, lt, pkts, h)
 	if h.n < len(pkts)-4*3 { // every data packet carries one message
 		t.Errorf("only %d messages decoded from %d packets", h.n, len(pkts))
 	}
@@ -301,9 +301,9 @@ func TestSteadyStateAllocs(t *testing.T) {
 
 // checkSteadyStateAllocs feeds the first half of pkts to warm flows up,
 // then fails if the second half allocates.
-func checkSteadyStateAllocs(t *testing.T, lt layers.LinkType, pkts []packet, h Handler) {
+func checkSteadyStateAllocs(t *testing.T, cfg Config, lt layers.LinkType, pkts []packet, h Handler) {
 	t.Helper()
-	e, err := New(Config{}, h)
+	e, err := New(cfg, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,8 +331,16 @@ func FuzzPacket(f *testing.F) {
 	f.Add(uint8(0), []byte{2, 0, 0, 0, 0x45, 0, 0, 20}) // loopback, IPv4 header cut short
 	f.Add(uint8(101), []byte{0x60, 0, 0, 0, 0, 8, 6})   // raw IPv6, truncated
 	f.Add(uint8(113), make([]byte, 16))                 // SLL header only
+	_, pkts = generate(f, pcapgen.Options{Link: pcapgen.LinkVLAN}, func(w *pcapgen.Writer) error {
+		c, err := pcapgen.NewTCPConn(w, hmi, gateway, 1, 2) // mid-stream
+		if err == nil {
+			_, err = c.Client(rtuReq(1))
+		}
+		return err
+	})
+	f.Add(uint8(1), pkts[0].data) // an RTU frame to a gateway
 	f.Fuzz(func(t *testing.T, lt uint8, data []byte) {
-		e, err := New(Config{MaxFlows: 16}, &nopHandler{})
+		e, err := New(Config{MaxFlows: 16, ModbusRTUPorts: []uint16{gateway.Port}}, &nopHandler{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -429,7 +437,7 @@ func TestDNP3SteadyStateAllocs(t *testing.T) {
 		return nil
 	})
 	h := &nopHandler{}
-	checkSteadyStateAllocs(t, lt, pkts, h)
+	checkSteadyStateAllocs(t, Config{}, lt, pkts, h)
 	if h.dnp3 < 290 {
 		t.Errorf("only %d DNP3 messages decoded", h.dnp3)
 	}

@@ -151,8 +151,10 @@ func (vs *Values) UnmarshalJSON(b []byte) error {
 // An alert is sent when it first fires (count 1). Repeats of the same rule
 // between the same hosts about the same thing within the rule's window are
 // folded: at the end of the window the alert is sent again, with the same
-// id, the total count and the time of the last occurrence. A consumer that
-// sees an id again updates the alert it has.
+// id, the total count, the time of the last occurrence and, when they
+// differed, the function codes folded (fcs). A consumer that sees an id
+// again updates the alert it has. A repeat that does more than the
+// alert's occurrence (a write after reads) is an alert of its own.
 type Alert struct {
 	V      uint8     `msg:"v" json:"v"`
 	Kind   string    `msg:"kind" json:"kind"`
@@ -168,19 +170,21 @@ type Alert struct {
 	Title    string   `msg:"title" json:"title"`
 	Attack   []string `msg:"attack" json:"attack"`
 
-	Proto string    `msg:"proto,omitempty" json:"proto,omitempty"`
-	Src   *Endpoint `msg:"src,omitempty" json:"src,omitempty"` // sender of the message that fired
-	Dst   *Endpoint `msg:"dst,omitempty" json:"dst,omitempty"` // its receiver
-	VLAN  uint16    `msg:"vlan,omitempty" json:"vlan,omitempty"`
+	Proto     string    `msg:"proto,omitempty" json:"proto,omitempty"`
+	Transport string    `msg:"transport,omitempty" json:"transport,omitempty"` // tcp, udp, rtu_over_tcp: how the message was carried
+	Src       *Endpoint `msg:"src,omitempty" json:"src,omitempty"`             // sender of the message that fired
+	Dst       *Endpoint `msg:"dst,omitempty" json:"dst,omitempty"`             // its receiver
+	VLAN      uint16    `msg:"vlan,omitempty" json:"vlan,omitempty"`
 
-	Unit     *uint8  `msg:"unit,omitempty" json:"unit,omitempty"`         // Modbus unit id
-	DNP3Src  *uint16 `msg:"dnp3_src,omitempty" json:"dnp3_src,omitempty"` // DNP3 link source address
-	DNP3Dst  *uint16 `msg:"dnp3_dst,omitempty" json:"dnp3_dst,omitempty"` // DNP3 link destination address
-	FC       *uint8  `msg:"fc,omitempty" json:"fc,omitempty"`
-	FCName   string  `msg:"fc_name,omitempty" json:"fc_name,omitempty"`
-	Addr     *Range  `msg:"addr,omitempty" json:"addr,omitempty"`
-	Values   Values  `msg:"values,omitempty" json:"values,omitempty"`
-	Expected string  `msg:"expected,omitempty" json:"expected,omitempty"`
+	Unit     *uint8   `msg:"unit,omitempty" json:"unit,omitempty"`         // Modbus unit id
+	DNP3Src  *uint16  `msg:"dnp3_src,omitempty" json:"dnp3_src,omitempty"` // DNP3 link source address
+	DNP3Dst  *uint16  `msg:"dnp3_dst,omitempty" json:"dnp3_dst,omitempty"` // DNP3 link destination address
+	FC       *uint8   `msg:"fc,omitempty" json:"fc,omitempty"`
+	FCName   string   `msg:"fc_name,omitempty" json:"fc_name,omitempty"`
+	FCs      []uint16 `msg:"fcs,omitempty" json:"fcs,omitempty"` // a summary's folded function codes, when not all fc
+	Addr     *Range   `msg:"addr,omitempty" json:"addr,omitempty"`
+	Values   Values   `msg:"values,omitempty" json:"values,omitempty"`
+	Expected string   `msg:"expected,omitempty" json:"expected,omitempty"`
 
 	Count    uint64    `msg:"count" json:"count"`
 	First    time.Time `msg:"first" json:"first"`
@@ -284,6 +288,7 @@ type Stats struct {
 	DecodeErrors map[string]uint64 `msg:"decode_errors" json:"decode_errors"` // malformed messages by protocol
 	Messages     map[string]uint64 `msg:"messages" json:"messages"`           // decoded messages by protocol
 	Flows        uint64            `msg:"flows" json:"flows"`                 // flows in the table now
+	FlowsCreated uint64            `msg:"flows_created" json:"flows_created"` // flows seen since the start: tapwatch replay --summary's "created"
 	FlowsEvicted uint64            `msg:"flows_evicted" json:"flows_evicted"`
 	Reassembly   uint64            `msg:"reassembly_bytes" json:"reassembly_bytes"` // TCP bytes held for reassembly now
 	Alerts       Severities        `msg:"alerts" json:"alerts"`

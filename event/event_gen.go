@@ -16,64 +16,72 @@ const (
 func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(29)
-	var zb0001Mask uint32 /* 29 bits */
+	zb0001Len := uint32(31)
+	var zb0001Mask uint32 /* 31 bits */
 	_ = zb0001Mask
 	if z.Proto == "" {
 		zb0001Len--
 		zb0001Mask |= 0x1000
 	}
-	if z.Src == nil {
+	if z.Transport == "" {
 		zb0001Len--
 		zb0001Mask |= 0x2000
 	}
-	if z.Dst == nil {
+	if z.Src == nil {
 		zb0001Len--
 		zb0001Mask |= 0x4000
 	}
-	if z.VLAN == 0 {
+	if z.Dst == nil {
 		zb0001Len--
 		zb0001Mask |= 0x8000
 	}
-	if z.Unit == nil {
+	if z.VLAN == 0 {
 		zb0001Len--
 		zb0001Mask |= 0x10000
 	}
-	if z.DNP3Src == nil {
+	if z.Unit == nil {
 		zb0001Len--
 		zb0001Mask |= 0x20000
 	}
-	if z.DNP3Dst == nil {
+	if z.DNP3Src == nil {
 		zb0001Len--
 		zb0001Mask |= 0x40000
 	}
-	if z.FC == nil {
+	if z.DNP3Dst == nil {
 		zb0001Len--
 		zb0001Mask |= 0x80000
 	}
-	if z.FCName == "" {
+	if z.FC == nil {
 		zb0001Len--
 		zb0001Mask |= 0x100000
 	}
-	if z.Addr == nil {
+	if z.FCName == "" {
 		zb0001Len--
 		zb0001Mask |= 0x200000
 	}
-	if z.Values == nil {
+	if z.FCs == nil {
 		zb0001Len--
 		zb0001Mask |= 0x400000
 	}
-	if z.Expected == "" {
+	if z.Addr == nil {
 		zb0001Len--
 		zb0001Mask |= 0x800000
 	}
+	if z.Values == nil {
+		zb0001Len--
+		zb0001Mask |= 0x1000000
+	}
+	if z.Expected == "" {
+		zb0001Len--
+		zb0001Mask |= 0x2000000
+	}
 	if z.Frame == 0 {
 		zb0001Len--
-		zb0001Mask |= 0x8000000
+		zb0001Mask |= 0x20000000
 	}
 	if z.Evidence == nil {
 		zb0001Len--
-		zb0001Mask |= 0x10000000
+		zb0001Mask |= 0x40000000
 	}
 	// variable map header, size zb0001Len
 	o = msgp.AppendMapHeader(o, zb0001Len)
@@ -125,6 +133,11 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 			o = msgp.AppendString(o, z.Proto)
 		}
 		if (zb0001Mask & 0x2000) == 0 { // if not omitted
+			// string "transport"
+			o = append(o, 0xa9, 0x74, 0x72, 0x61, 0x6e, 0x73, 0x70, 0x6f, 0x72, 0x74)
+			o = msgp.AppendString(o, z.Transport)
+		}
+		if (zb0001Mask & 0x4000) == 0 { // if not omitted
 			// string "src"
 			o = append(o, 0xa3, 0x73, 0x72, 0x63)
 			if z.Src == nil {
@@ -157,7 +170,7 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 				}
 			}
 		}
-		if (zb0001Mask & 0x4000) == 0 { // if not omitted
+		if (zb0001Mask & 0x8000) == 0 { // if not omitted
 			// string "dst"
 			o = append(o, 0xa3, 0x64, 0x73, 0x74)
 			if z.Dst == nil {
@@ -190,12 +203,12 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 				}
 			}
 		}
-		if (zb0001Mask & 0x8000) == 0 { // if not omitted
+		if (zb0001Mask & 0x10000) == 0 { // if not omitted
 			// string "vlan"
 			o = append(o, 0xa4, 0x76, 0x6c, 0x61, 0x6e)
 			o = msgp.AppendUint16(o, z.VLAN)
 		}
-		if (zb0001Mask & 0x10000) == 0 { // if not omitted
+		if (zb0001Mask & 0x20000) == 0 { // if not omitted
 			// string "unit"
 			o = append(o, 0xa4, 0x75, 0x6e, 0x69, 0x74)
 			if z.Unit == nil {
@@ -204,7 +217,7 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 				o = msgp.AppendUint8(o, *z.Unit)
 			}
 		}
-		if (zb0001Mask & 0x20000) == 0 { // if not omitted
+		if (zb0001Mask & 0x40000) == 0 { // if not omitted
 			// string "dnp3_src"
 			o = append(o, 0xa8, 0x64, 0x6e, 0x70, 0x33, 0x5f, 0x73, 0x72, 0x63)
 			if z.DNP3Src == nil {
@@ -213,7 +226,7 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 				o = msgp.AppendUint16(o, *z.DNP3Src)
 			}
 		}
-		if (zb0001Mask & 0x40000) == 0 { // if not omitted
+		if (zb0001Mask & 0x80000) == 0 { // if not omitted
 			// string "dnp3_dst"
 			o = append(o, 0xa8, 0x64, 0x6e, 0x70, 0x33, 0x5f, 0x64, 0x73, 0x74)
 			if z.DNP3Dst == nil {
@@ -222,7 +235,7 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 				o = msgp.AppendUint16(o, *z.DNP3Dst)
 			}
 		}
-		if (zb0001Mask & 0x80000) == 0 { // if not omitted
+		if (zb0001Mask & 0x100000) == 0 { // if not omitted
 			// string "fc"
 			o = append(o, 0xa2, 0x66, 0x63)
 			if z.FC == nil {
@@ -231,12 +244,20 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 				o = msgp.AppendUint8(o, *z.FC)
 			}
 		}
-		if (zb0001Mask & 0x100000) == 0 { // if not omitted
+		if (zb0001Mask & 0x200000) == 0 { // if not omitted
 			// string "fc_name"
 			o = append(o, 0xa7, 0x66, 0x63, 0x5f, 0x6e, 0x61, 0x6d, 0x65)
 			o = msgp.AppendString(o, z.FCName)
 		}
-		if (zb0001Mask & 0x200000) == 0 { // if not omitted
+		if (zb0001Mask & 0x400000) == 0 { // if not omitted
+			// string "fcs"
+			o = append(o, 0xa3, 0x66, 0x63, 0x73)
+			o = msgp.AppendArrayHeader(o, uint32(len(z.FCs)))
+			for za0002 := range z.FCs {
+				o = msgp.AppendUint16(o, z.FCs[za0002])
+			}
+		}
+		if (zb0001Mask & 0x800000) == 0 { // if not omitted
 			// string "addr"
 			o = append(o, 0xa4, 0x61, 0x64, 0x64, 0x72)
 			if z.Addr == nil {
@@ -251,15 +272,15 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 				o = msgp.AppendUint32(o, z.Addr.Hi)
 			}
 		}
-		if (zb0001Mask & 0x400000) == 0 { // if not omitted
+		if (zb0001Mask & 0x1000000) == 0 { // if not omitted
 			// string "values"
 			o = append(o, 0xa6, 0x76, 0x61, 0x6c, 0x75, 0x65, 0x73)
 			o = msgp.AppendArrayHeader(o, uint32(len(z.Values)))
-			for za0002 := range z.Values {
-				o = msgp.AppendFloat64(o, z.Values[za0002])
+			for za0003 := range z.Values {
+				o = msgp.AppendFloat64(o, z.Values[za0003])
 			}
 		}
-		if (zb0001Mask & 0x800000) == 0 { // if not omitted
+		if (zb0001Mask & 0x2000000) == 0 { // if not omitted
 			// string "expected"
 			o = append(o, 0xa8, 0x65, 0x78, 0x70, 0x65, 0x63, 0x74, 0x65, 0x64)
 			o = msgp.AppendString(o, z.Expected)
@@ -273,12 +294,12 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 		// string "last"
 		o = append(o, 0xa4, 0x6c, 0x61, 0x73, 0x74)
 		o = msgp.AppendTimeExt(o, z.Last)
-		if (zb0001Mask & 0x8000000) == 0 { // if not omitted
+		if (zb0001Mask & 0x20000000) == 0 { // if not omitted
 			// string "frame"
 			o = append(o, 0xa5, 0x66, 0x72, 0x61, 0x6d, 0x65)
 			o = msgp.AppendUint64(o, z.Frame)
 		}
-		if (zb0001Mask & 0x10000000) == 0 { // if not omitted
+		if (zb0001Mask & 0x40000000) == 0 { // if not omitted
 			// string "evidence"
 			o = append(o, 0xa8, 0x65, 0x76, 0x69, 0x64, 0x65, 0x6e, 0x63, 0x65)
 			o = msgp.AppendBytes(o, []byte(z.Evidence))
@@ -301,7 +322,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	var zb0001Mask uint16 /* 14 bits */
+	var zb0001Mask uint16 /* 16 bits */
 	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
@@ -407,6 +428,13 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 			zb0001Mask |= 0x1
+		case "transport":
+			z.Transport, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Transport")
+				return
+			}
+			zb0001Mask |= 0x2
 		case "src":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -471,7 +499,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				}
 
 			}
-			zb0001Mask |= 0x2
+			zb0001Mask |= 0x4
 		case "dst":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -536,14 +564,14 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				}
 
 			}
-			zb0001Mask |= 0x4
+			zb0001Mask |= 0x8
 		case "vlan":
 			z.VLAN, bts, err = msgp.ReadUint16Bytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "VLAN")
 				return
 			}
-			zb0001Mask |= 0x8
+			zb0001Mask |= 0x10
 		case "unit":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -561,7 +589,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
-			zb0001Mask |= 0x10
+			zb0001Mask |= 0x20
 		case "dnp3_src":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -579,7 +607,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
-			zb0001Mask |= 0x20
+			zb0001Mask |= 0x40
 		case "dnp3_dst":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -597,7 +625,7 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
-			zb0001Mask |= 0x40
+			zb0001Mask |= 0x80
 		case "fc":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -615,14 +643,38 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
-			zb0001Mask |= 0x80
+			zb0001Mask |= 0x100
 		case "fc_name":
 			z.FCName, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "FCName")
 				return
 			}
-			zb0001Mask |= 0x100
+			zb0001Mask |= 0x200
+		case "fcs":
+			var zb0005 uint32
+			zb0005, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "FCs")
+				return
+			}
+			if zb0005 > zd9e37b5dlimitArrays {
+				err = msgp.ErrLimitExceeded
+				return
+			}
+			if cap(z.FCs) >= int(zb0005) {
+				z.FCs = (z.FCs)[:zb0005]
+			} else {
+				z.FCs = make([]uint16, zb0005)
+			}
+			for za0002 := range z.FCs {
+				z.FCs[za0002], bts, err = msgp.ReadUint16Bytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "FCs", za0002)
+					return
+				}
+			}
+			zb0001Mask |= 0x400
 		case "addr":
 			if msgp.IsNil(bts) {
 				bts, err = msgp.ReadNilBytes(bts)
@@ -634,18 +686,18 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				if z.Addr == nil {
 					z.Addr = new(Range)
 				}
-				var zb0005 uint32
-				zb0005, bts, err = msgp.ReadMapHeaderBytes(bts)
+				var zb0006 uint32
+				zb0006, bts, err = msgp.ReadMapHeaderBytes(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Addr")
 					return
 				}
-				if zb0005 > zd9e37b5dlimitMaps {
+				if zb0006 > zd9e37b5dlimitMaps {
 					err = msgp.ErrLimitExceeded
 					return
 				}
-				for zb0005 > 0 {
-					zb0005--
+				for zb0006 > 0 {
+					zb0006--
 					field, bts, err = msgp.ReadMapKeyZC(bts)
 					if err != nil {
 						err = msgp.WrapError(err, "Addr")
@@ -673,38 +725,38 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					}
 				}
 			}
-			zb0001Mask |= 0x200
+			zb0001Mask |= 0x800
 		case "values":
-			var zb0006 uint32
-			zb0006, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			var zb0007 uint32
+			zb0007, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Values")
 				return
 			}
-			if zb0006 > zd9e37b5dlimitArrays {
+			if zb0007 > zd9e37b5dlimitArrays {
 				err = msgp.ErrLimitExceeded
 				return
 			}
-			if cap(z.Values) >= int(zb0006) {
-				z.Values = (z.Values)[:zb0006]
+			if cap(z.Values) >= int(zb0007) {
+				z.Values = (z.Values)[:zb0007]
 			} else {
-				z.Values = make(Values, zb0006)
+				z.Values = make(Values, zb0007)
 			}
-			for za0002 := range z.Values {
-				z.Values[za0002], bts, err = msgp.ReadFloat64Bytes(bts)
+			for za0003 := range z.Values {
+				z.Values[za0003], bts, err = msgp.ReadFloat64Bytes(bts)
 				if err != nil {
-					err = msgp.WrapError(err, "Values", za0002)
+					err = msgp.WrapError(err, "Values", za0003)
 					return
 				}
 			}
-			zb0001Mask |= 0x400
+			zb0001Mask |= 0x1000
 		case "expected":
 			z.Expected, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Expected")
 				return
 			}
-			zb0001Mask |= 0x800
+			zb0001Mask |= 0x2000
 		case "count":
 			z.Count, bts, err = msgp.ReadUint64Bytes(bts)
 			if err != nil {
@@ -729,35 +781,35 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Frame")
 				return
 			}
-			zb0001Mask |= 0x1000
+			zb0001Mask |= 0x4000
 		case "evidence":
 			{
-				var zb0007 []byte
-				var zb0008 uint32
-				zb0008, bts, err = msgp.ReadBytesHeader(bts)
+				var zb0008 []byte
+				var zb0009 uint32
+				zb0009, bts, err = msgp.ReadBytesHeader(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Evidence")
 					return
 				}
-				if zb0008 > zd9e37b5dlimitArrays {
+				if zb0009 > zd9e37b5dlimitArrays {
 					err = msgp.ErrLimitExceeded
 					return
 				}
-				zb0007 = []byte(z.Evidence)
-				if zb0007 == nil || uint32(cap(zb0007)) < zb0008 {
-					zb0007 = make([]byte, zb0008)
+				zb0008 = []byte(z.Evidence)
+				if zb0008 == nil || uint32(cap(zb0008)) < zb0009 {
+					zb0008 = make([]byte, zb0009)
 				} else {
-					zb0007 = zb0007[:zb0008]
+					zb0008 = zb0008[:zb0009]
 				}
-				if uint32(len(bts)) < zb0008 {
+				if uint32(len(bts)) < zb0009 {
 					err = msgp.ErrShortBytes
 					return
 				}
-				copy(zb0007, bts[:zb0008])
-				bts = bts[zb0008:]
-				z.Evidence = Hex(zb0007)
+				copy(zb0008, bts[:zb0009])
+				bts = bts[zb0009:]
+				z.Evidence = Hex(zb0008)
 			}
-			zb0001Mask |= 0x2000
+			zb0001Mask |= 0x8000
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -767,47 +819,53 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		}
 	}
 	// Clear omitted fields.
-	if zb0001Mask != 0x3fff {
+	if zb0001Mask != 0xffff {
 		if (zb0001Mask & 0x1) == 0 {
 			z.Proto = ""
 		}
 		if (zb0001Mask & 0x2) == 0 {
-			z.Src = nil
+			z.Transport = ""
 		}
 		if (zb0001Mask & 0x4) == 0 {
-			z.Dst = nil
+			z.Src = nil
 		}
 		if (zb0001Mask & 0x8) == 0 {
-			z.VLAN = 0
+			z.Dst = nil
 		}
 		if (zb0001Mask & 0x10) == 0 {
-			z.Unit = nil
+			z.VLAN = 0
 		}
 		if (zb0001Mask & 0x20) == 0 {
-			z.DNP3Src = nil
+			z.Unit = nil
 		}
 		if (zb0001Mask & 0x40) == 0 {
-			z.DNP3Dst = nil
+			z.DNP3Src = nil
 		}
 		if (zb0001Mask & 0x80) == 0 {
-			z.FC = nil
+			z.DNP3Dst = nil
 		}
 		if (zb0001Mask & 0x100) == 0 {
-			z.FCName = ""
+			z.FC = nil
 		}
 		if (zb0001Mask & 0x200) == 0 {
-			z.Addr = nil
+			z.FCName = ""
 		}
 		if (zb0001Mask & 0x400) == 0 {
-			z.Values = nil
+			z.FCs = nil
 		}
 		if (zb0001Mask & 0x800) == 0 {
-			z.Expected = ""
+			z.Addr = nil
 		}
 		if (zb0001Mask & 0x1000) == 0 {
-			z.Frame = 0
+			z.Values = nil
 		}
 		if (zb0001Mask & 0x2000) == 0 {
+			z.Expected = ""
+		}
+		if (zb0001Mask & 0x4000) == 0 {
+			z.Frame = 0
+		}
+		if (zb0001Mask & 0x8000) == 0 {
 			z.Evidence = nil
 		}
 	}
@@ -821,7 +879,7 @@ func (z *Alert) Msgsize() (s int) {
 	for za0001 := range z.Attack {
 		s += msgp.StringPrefixSize + len(z.Attack[za0001])
 	}
-	s += 6 + msgp.StringPrefixSize + len(z.Proto) + 4
+	s += 6 + msgp.StringPrefixSize + len(z.Proto) + 10 + msgp.StringPrefixSize + len(z.Transport) + 4
 	if z.Src == nil {
 		s += msgp.NilSize
 	} else {
@@ -857,7 +915,7 @@ func (z *Alert) Msgsize() (s int) {
 	} else {
 		s += msgp.Uint8Size
 	}
-	s += 8 + msgp.StringPrefixSize + len(z.FCName) + 5
+	s += 8 + msgp.StringPrefixSize + len(z.FCName) + 4 + msgp.ArrayHeaderSize + (len(z.FCs) * (msgp.Uint16Size)) + 5
 	if z.Addr == nil {
 		s += msgp.NilSize
 	} else {
@@ -1707,12 +1765,12 @@ func (z *Severities) Msgsize() (s int) {
 func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(21)
-	var zb0001Mask uint32 /* 21 bits */
+	zb0001Len := uint32(22)
+	var zb0001Mask uint32 /* 22 bits */
 	_ = zb0001Mask
 	if z.CPUTemp == nil {
 		zb0001Len--
-		zb0001Mask |= 0x100000
+		zb0001Mask |= 0x200000
 	}
 	// variable map header, size zb0001Len
 	o = msgp.AppendMapHeader(o, zb0001Len)
@@ -1766,6 +1824,9 @@ func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 		// string "flows"
 		o = append(o, 0xa5, 0x66, 0x6c, 0x6f, 0x77, 0x73)
 		o = msgp.AppendUint64(o, z.Flows)
+		// string "flows_created"
+		o = append(o, 0xad, 0x66, 0x6c, 0x6f, 0x77, 0x73, 0x5f, 0x63, 0x72, 0x65, 0x61, 0x74, 0x65, 0x64)
+		o = msgp.AppendUint64(o, z.FlowsCreated)
 		// string "flows_evicted"
 		o = append(o, 0xad, 0x66, 0x6c, 0x6f, 0x77, 0x73, 0x5f, 0x65, 0x76, 0x69, 0x63, 0x74, 0x65, 0x64)
 		o = msgp.AppendUint64(o, z.FlowsEvicted)
@@ -1791,7 +1852,7 @@ func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 		// string "mem_bytes"
 		o = append(o, 0xa9, 0x6d, 0x65, 0x6d, 0x5f, 0x62, 0x79, 0x74, 0x65, 0x73)
 		o = msgp.AppendUint64(o, z.MemBytes)
-		if (zb0001Mask & 0x100000) == 0 { // if not omitted
+		if (zb0001Mask & 0x200000) == 0 { // if not omitted
 			// string "cpu_temp"
 			o = append(o, 0xa8, 0x63, 0x70, 0x75, 0x5f, 0x74, 0x65, 0x6d, 0x70)
 			if z.CPUTemp == nil {
@@ -1958,6 +2019,12 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Flows")
 				return
 			}
+		case "flows_created":
+			z.FlowsCreated, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "FlowsCreated")
+				return
+			}
 		case "flows_evicted":
 			z.FlowsEvicted, bts, err = msgp.ReadUint64Bytes(bts)
 			if err != nil {
@@ -2051,7 +2118,7 @@ func (z *Stats) Msgsize() (s int) {
 			s += msgp.StringPrefixSize + len(za0003) + msgp.Uint64Size
 		}
 	}
-	s += 6 + msgp.Uint64Size + 14 + msgp.Uint64Size + 17 + msgp.Uint64Size + 7 + z.Alerts.Msgsize() + 11 + msgp.Uint64Size + 12 + msgp.Uint64Size + 12 + msgp.Uint64Size + 10 + msgp.Uint64Size + 9
+	s += 6 + msgp.Uint64Size + 14 + msgp.Uint64Size + 14 + msgp.Uint64Size + 17 + msgp.Uint64Size + 7 + z.Alerts.Msgsize() + 11 + msgp.Uint64Size + 12 + msgp.Uint64Size + 12 + msgp.Uint64Size + 10 + msgp.Uint64Size + 9
 	if z.CPUTemp == nil {
 		s += msgp.NilSize
 	} else {

@@ -28,12 +28,13 @@ func sampleAlert() *Alert {
 	return &Alert{
 		V: V, Kind: KindAlert, Sensor: "tap1", Site: "plant1", Seq: 41, TS: t0,
 		ID: 37, Rule: "pump3-setpoint", Severity: "critical", Category: "policy", Title: "Pump-3 setpoint out of range",
-		Attack: []string{"T0836", "T0855"},
-		Proto:  "modbus",
-		Src:    &Endpoint{IP: "10.10.1.99", Port: 51000, MAC: "02:00:0a:0a:01:63"},
-		Dst:    &Endpoint{IP: "10.10.1.20", Port: 502},
-		VLAN:   20,
-		Unit:   ptr(uint8(1)), FC: ptr(uint8(16)), FCName: "write_multiple_registers",
+		Attack:    []string{"T0836", "T0855"},
+		Proto:     "modbus",
+		Transport: "rtu_over_tcp",
+		Src:       &Endpoint{IP: "10.10.1.99", Port: 51000, MAC: "02:00:0a:0a:01:63"},
+		Dst:       &Endpoint{IP: "10.10.1.20", Port: 502},
+		VLAN:      20,
+		Unit:      ptr(uint8(1)), FC: ptr(uint8(16)), FCName: "write_multiple_registers",
 		Addr:     &Range{Lo: 5, Hi: 6},
 		Values:   Values{500, -1.5},
 		Expected: "100..200",
@@ -93,7 +94,7 @@ func sampleStats() *Stats {
 		Uptime: 3600.5, Packets: 1 << 33, Bytes: 1 << 40, KernelDrops: 7,
 		DecodeErrors: map[string]uint64{"modbus": 2, "dnp3": 0},
 		Messages:     map[string]uint64{"modbus": 123456, "dnp3": 789},
-		Flows:        12, FlowsEvicted: 1, Reassembly: 4096,
+		Flows:        12, FlowsCreated: 40, FlowsEvicted: 1, Reassembly: 4096,
 		Alerts:     Severities{Info: 5, Low: 4, Medium: 3, High: 2, Critical: 1},
 		Suppressed: 9, SpoolDepth: 3, SpoolDrops: 1, MemBytes: 24 << 20,
 		CPUTemp: ptr(51.5),
@@ -415,6 +416,7 @@ func newerAlert() []byte {
 			}
 		},
 		func() { field("proto"); body = msgp.AppendString(body, a.Proto) },
+		func() { field("transport"); body = msgp.AppendString(body, a.Transport) },
 		func() { field("src"); endpoint(a.Src) },
 		func() {
 			field("dst")

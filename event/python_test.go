@@ -56,7 +56,7 @@ func TestPythonConsumer(t *testing.T) {
 		{"alert-modbus.msgpack", sampleAlert(), map[string]string{
 			"v": "int", "kind": "str", "sensor": "str", "site": "str", "seq": "int", "ts": "datetime",
 			"id": "int", "rule": "str", "severity": "str", "category": "str", "title": "str",
-			"attack": "list", "attack[]": "str", "proto": "str",
+			"attack": "list", "attack[]": "str", "proto": "str", "transport": "str",
 			"src": "dict", "src.ip": "str", "src.port": "int", "src.mac": "str",
 			"dst": "dict", "dst.ip": "str", "dst.port": "int", "vlan": "int",
 			"unit": "int", "fc": "int", "fc_name": "str", "addr": "dict", "addr.lo": "int", "addr.hi": "int",
@@ -90,7 +90,7 @@ func TestPythonConsumer(t *testing.T) {
 			"uptime": "float", "packets": "int", "bytes": "int", "kernel_drops": "int",
 			"decode_errors": "dict", "decode_errors.modbus": "int", "decode_errors.dnp3": "int",
 			"messages": "dict", "messages.modbus": "int", "messages.dnp3": "int",
-			"flows": "int", "flows_evicted": "int", "reassembly_bytes": "int",
+			"flows": "int", "flows_created": "int", "flows_evicted": "int", "reassembly_bytes": "int",
 			"alerts": "dict", "alerts.info": "int", "alerts.low": "int", "alerts.medium": "int",
 			"alerts.high": "int", "alerts.critical": "int",
 			"suppressed": "int", "spool_depth": "int", "spool_drops": "int", "mem_bytes": "int", "cpu_temp": "float",

@@ -143,7 +143,8 @@ func TestLEDTable(t *testing.T) {
 	}{
 		{"not running", func(s *Status) { *s = Status{} }, want{Off, Off, Off, Off}},
 		{"offline", func(s *Status) { *s = Status{State: event.StateOffline} }, want{Off, Off, Off, Off}},
-		{"starting", func(s *Status) { s.State = event.StateStarting }, want{Fast, Off, Off, Off}},
+		{"starting", func(s *Status) { s.State = event.StateStarting }, want{Fast, Off, On, Off}},
+		{"starting, broker not reached yet", func(s *Status) { s.State, s.Uplink = event.StateStarting, UplinkSpooling }, want{Fast, Off, Slow, Off}},
 		{"learning", func(s *Status) { s.State, s.Learning = event.StateLearning, true }, want{Slow, On, On, Off}},
 		{"monitoring, healthy", func(s *Status) {}, want{Heartbeat, On, On, Off}},
 		{"hung", func(s *Status) { s.State, s.Fresh = event.StateDegraded, false }, want{Off, On, On, Off}},

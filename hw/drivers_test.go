@@ -43,7 +43,7 @@ func readFile(t *testing.T, path string) string {
 func TestLEDClass(t *testing.T) {
 	sys := t.TempDir()
 	dir := fixtureLED(t, sys, "ACT", "none rc-feedback kbd-scrolllock [mmc0] timer oneshot heartbeat default-on\n", "255\n")
-	l, err := OpenLEDClass(sys, "ACT")
+	l, err := OpenLEDClass(sys, "ACT", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestLEDClass(t *testing.T) {
 	// No max_brightness: 1. A trigger already none stays none.
 	dir = fixtureLED(t, sys, "led0", "[none] mmc0", "")
 	os.Remove(filepath.Join(dir, "max_brightness"))
-	l, err = OpenLEDClass(sys, "led0")
+	l, err = OpenLEDClass(sys, "led0", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,14 +89,86 @@ func TestLEDClass(t *testing.T) {
 
 	// Missing LED; unwritable trigger (not root: permissions; root: a
 	// folder in its place).
-	if _, err := OpenLEDClass(sys, "PWR"); err == nil || !strings.Contains(err.Error(), "led:PWR") {
+	if _, err := OpenLEDClass(sys, "PWR", ""); err == nil || !strings.Contains(err.Error(), "led:PWR") {
 		t.Errorf("a missing LED: %v", err)
 	}
 	dir = fixtureLED(t, sys, "broken", "[mmc0]", "1")
 	os.Remove(filepath.Join(dir, "trigger"))
 	os.Mkdir(filepath.Join(dir, "trigger"), 0o755)
-	if _, err := OpenLEDClass(sys, "broken"); err == nil {
+	if _, err := OpenLEDClass(sys, "broken", ""); err == nil {
 		t.Error("an unreadable trigger: no error")
+	}
+}
+
+// TestLEDClassAfterCrash: a start after a crash (no Close) finds the
+// trigger at none, and gives back the trigger kept in the state dir, not
+// none; a kept trigger the kernel no longer offers, or a trigger set
+// since (a reboot), is not overridden; a state dir that cannot keep it
+// leaves the LED alone.
+func TestLEDClassAfterCrash(t *testing.T) {
+	const offered = "rc-feedback kbd-scrolllock mmc0 timer oneshot heartbeat default-on"
+	for _, own := range []string{"mmc0", "heartbeat"} {
+		sys, state := t.TempDir(), t.TempDir()
+		dir := fixtureLED(t, sys, "ACT", "none "+strings.Replace(offered, own, "["+own+"]", 1)+"\n", "1\n")
+		if _, err := OpenLEDClass(sys, "ACT", state); err != nil {
+			t.Fatal(err)
+		}
+		// The crash: no Close. The kernel shows none as the current trigger.
+		os.WriteFile(filepath.Join(dir, "trigger"), []byte("[none] "+offered+"\n"), 0o644)
+		l, err := OpenLEDClass(sys, "ACT", state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, filepath.Join(dir, "trigger")); got != "none" {
+			t.Errorf("%s: trigger after the second open: %q", own, got)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, filepath.Join(dir, "trigger")); got != own {
+			t.Errorf("trigger after a crash, a start and a clean stop: %q, want %s", got, own)
+		}
+		if _, err := os.Stat(filepath.Join(state, "led-ACT.trigger")); !os.IsNotExist(err) {
+			t.Errorf("%s: the kept trigger outlives a clean stop: %v", own, err)
+		}
+	}
+
+	// Kept heartbeat, but the kernel now shows mmc0 (a reboot): mmc0.
+	sys, state := t.TempDir(), t.TempDir()
+	dir := fixtureLED(t, sys, "ACT", "none [mmc0] heartbeat", "1")
+	os.WriteFile(filepath.Join(state, "led-ACT.trigger"), []byte("heartbeat\n"), 0o644)
+	l, err := OpenLEDClass(sys, "ACT", state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(state, "led-ACT.trigger")); got != "mmc0" {
+		t.Errorf("kept %q, want mmc0", got)
+	}
+	l.Close()
+	if got := readFile(t, filepath.Join(dir, "trigger")); got != "mmc0" {
+		t.Errorf("after a reboot: %q, want mmc0", got)
+	}
+
+	// Kept, but not a trigger this kernel offers: none stays none.
+	fixtureLED(t, sys, "ACT", "[none] mmc0 heartbeat", "1")
+	os.WriteFile(filepath.Join(state, "led-ACT.trigger"), []byte("gone-trigger\n"), 0o644)
+	if l, err = OpenLEDClass(sys, "ACT", state); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if got := readFile(t, filepath.Join(dir, "trigger")); got != "none" {
+		t.Errorf("a kept trigger not offered: %q, want none", got)
+	}
+
+	// A state dir that cannot be made (a file in its place): not taken.
+	fixtureLED(t, sys, "ACT", "none [mmc0] heartbeat", "1")
+	notDir := filepath.Join(state, "file")
+	os.WriteFile(notDir, nil, 0o644)
+	if _, err := OpenLEDClass(sys, "ACT", filepath.Join(notDir, "state")); err == nil || !strings.Contains(err.Error(), "keeping its trigger mmc0") {
+		t.Errorf("an unusable state dir: %v", err)
+	}
+	if got := readFile(t, filepath.Join(dir, "trigger")); got != "none [mmc0] heartbeat" {
+		t.Errorf("an LED not taken was changed: %q", got)
 	}
 }
 
@@ -294,8 +366,12 @@ func TestPlanOpen(t *testing.T) {
 	if plan.Watchdog != filepath.Join(dev, "watchdog") {
 		t.Errorf("watchdog %q under dev_root", plan.Watchdog)
 	}
+	plan.StateDir = filepath.Join(root, "state")
 	var log bytes.Buffer
 	box := plan.Open(newTestLogger(&log), nil)
+	if got := readFile(t, filepath.Join(plan.StateDir, "led-ACT.trigger")); got != "mmc0" {
+		t.Errorf("board LED's trigger kept: %q", got)
+	}
 	o := box.Options
 	for i, want := range []string{"sim:run", "sim:link", "sim:uplink", "sim:alert"} {
 		if o.LEDs[i] == nil || o.LEDs[i].String() != want {

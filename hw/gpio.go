@@ -57,6 +57,19 @@ func gpioPin(name string) (gpio.PinIO, error) {
 	return nil, fmt.Errorf("%s: no such GPIO line (drivers loaded: %s; lines: %s)", name, strings.Join(loaded, ", "), lineNames(8))
 }
 
+// lineName is the GPIO line's own name, through periph's aliases (on a
+// Pi, 18 and PWM0 are GPIO18).
+func lineName(p gpio.PinIO) string {
+	for range 8 {
+		r, ok := p.(gpio.RealPin)
+		if !ok {
+			break
+		}
+		p = r.Real()
+	}
+	return p.Name()
+}
+
 // lineNames lists up to n registered GPIO lines, for an error message.
 func lineNames(n int) string {
 	var names []string

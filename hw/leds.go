@@ -164,7 +164,9 @@ func Show(s Status, alarmAt rules.Severity) Lights {
 			l.LEDs[Link] = On
 		}
 	}
-	if running && s.State != event.StateStarting {
+	// UPLINK shows the connection while starting too: the status the box
+	// sends on connecting says so at once.
+	if running {
 		switch s.Uplink {
 		case UplinkSpooling:
 			l.LEDs[Uplink] = Slow

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/tapwatch/tapwatch/board"
@@ -35,6 +36,9 @@ var fnFields = [numFns]string{"hardware.leds.run", "hardware.leds.link", "hardwa
 // Pin is one function's pin, as planned.
 type Pin struct {
 	Spec string // GPIO17, led:ACT, sim:alert; "" when not wired
+	// Written is the config's spelling of Spec (17, BCM17, gpio17 are
+	// GPIO17: config.CanonicalPin).
+	Written string
 	// Candidates are the board LEDs to try in turn (the first that
 	// exists); only for the board LED from a profile.
 	Candidates []string
@@ -52,6 +56,10 @@ type Plan struct {
 	AlarmAt  rules.Severity
 	Watchdog string // "" when not used
 	Warnings []string
+	// StateDir keeps what must outlive a crash: the board LED's own
+	// trigger. The caller sets it (tapwatch run: the config's state_dir);
+	// "" keeps it in memory only.
+	StateDir string
 }
 
 // NewPlan works out the hardware from the config: the profile it names
@@ -87,7 +95,7 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 			pin.Candidates = prof.LEDs.Board
 		}
 		if set[fn] != "" {
-			pin = Pin{Spec: set[fn], FromConfig: true}
+			pin = Pin{Spec: config.CanonicalPin(set[fn]), Written: set[fn], FromConfig: true}
 		}
 		if pin.Spec == config.PinNone {
 			pin.Spec = ""
@@ -103,7 +111,8 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 				if !pin.FromConfig && p.Pins[other].FromConfig {
 					field = fnFields[other]
 				}
-				errs = append(errs, cfg.FieldError(field, "%s: the %s and the %s are both on it (one pin, one function)", spec, fnNames[other], fnNames[fn]))
+				errs = append(errs, cfg.FieldError(field, "%s: the %s and the %s are both on it (one pin, one function)",
+					spec, p.whose(cfg, other, spec), p.whose(cfg, fn, spec)))
 				continue
 			}
 			owner[spec] = fn
@@ -114,7 +123,11 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 				p.Warnings = append(p.Warnings, fmt.Sprintf("%s: %s is usually the %s on a %s", fnNames[fn], spec, why, prof.Name))
 			}
 			if !prof.OnHeader(spec) {
-				p.Warnings = append(p.Warnings, fmt.Sprintf("%s: %s is not on the %s's pin header", fnNames[fn], spec, prof.Name))
+				hint := ""
+				if headerPosition.MatchString(spec) {
+					hint = " (a pin is named by its GPIO line, not its place on the header: header pin 11 is GPIO17 on a 40-pin Pi)"
+				}
+				p.Warnings = append(p.Warnings, fmt.Sprintf("%s: %s is not on the %s's pin header%s", fnNames[fn], spec, prof.Name, hint))
 			}
 		}
 	}
@@ -139,6 +152,23 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 		return nil, errors.Join(errs...)
 	}
 	return p, nil
+}
+
+// headerPosition is a header pin's place (P1_11, pin11, BOARD11), which
+// periph.io's GPIO registry does not take as a line name.
+var headerPosition = regexp.MustCompile(`^(?i:p1_|pin|board)[0-9]+$`)
+
+// whose names function fn on spec for a conflict: with the config's
+// field, spelling and place, or as the profile's.
+func (p *Plan) whose(cfg *config.Config, fn int, spec string) string {
+	if p.Pins[fn].FromConfig {
+		at := ""
+		if line, col := cfg.Position(fnFields[fn]); line > 0 {
+			at = fmt.Sprintf(", line %d column %d", line, col)
+		}
+		return fmt.Sprintf("%s (%s: %q%s)", fnNames[fn], fnFields[fn], p.Pins[fn].Written, at)
+	}
+	return fmt.Sprintf("%s (the %s profile's %s)", fnNames[fn], p.Profile.Name, spec)
 }
 
 func (p Pin) specs() []string {
@@ -171,6 +201,9 @@ func (p *Plan) Describe(w io.Writer) {
 		from := "profile"
 		if pin.FromConfig {
 			from = "config"
+			if pin.Written != pin.Spec {
+				from += fmt.Sprintf(" as %q", pin.Written)
+			}
 		}
 		extra := ""
 		switch fn {
@@ -230,16 +263,40 @@ func (p *Plan) Panel(f *os.File) *Panel {
 // A pin that cannot be opened (no such line, no permission, no LED) is
 // logged and left out: the box monitors without it. The watchdog is not
 // opened here: see OpenWatchdog.
+//
+// Two functions on one GPIO line under names NewPlan could not tell apart
+// (the driver's aliases: PWM0 is GPIO18 on a Pi, PA6 is GPIO6 on an
+// Allwinner board) is found here: the second is left out.
 func (p *Plan) Open(log *slog.Logger, panel *Panel) *Box {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	b := &Box{Options: Options{LEDsActiveLow: p.HW.LEDs.ActiveLow, RelaysActiveLow: p.HW.Relays.ActiveLow,
 		ButtonActiveLow: *p.HW.Button.ActiveLow, Log: log}}
+	lines := map[string]int{} // a GPIO line's own name → the function on it
+	claim := func(fn int, spec string) error {
+		if strings.Contains(spec, ":") {
+			return nil
+		}
+		pin, err := gpioPin(spec)
+		if err != nil {
+			return nil // the open reports it
+		}
+		line := lineName(pin)
+		if other, taken := lines[line]; taken {
+			return fmt.Errorf("%s is the line %s, the %s's already (one pin, one function)", spec, line, fnNames[other])
+		}
+		lines[line] = fn
+		return nil
+	}
 	out := func(fn int, activeLow bool) Output {
 		pin := p.Pins[fn]
 		var errs []string
 		for _, spec := range pin.specs() {
+			if err := claim(fn, spec); err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
 			o, err := p.openOut(spec, activeLow)
 			if err == nil {
 				log.Debug("hardware", "function", fnNames[fn], "pin", spec)
@@ -271,7 +328,11 @@ func (p *Plan) Open(log *slog.Logger, panel *Panel) *Box {
 		b.track(o)
 	}
 	if spec := p.Pins[FnButton].Spec; spec != "" {
-		in, err := p.openIn(spec, b.Options.ButtonActiveLow)
+		err := claim(FnButton, spec)
+		var in Input
+		if err == nil {
+			in, err = p.openIn(spec, b.Options.ButtonActiveLow)
+		}
 		if err != nil {
 			log.Error("hardware: button not read; carrying on without it", "err", err)
 		} else {
@@ -293,7 +354,7 @@ func (b *Box) track(o Output) {
 func (p *Plan) openOut(spec string, activeLow bool) (Output, error) {
 	switch {
 	case strings.HasPrefix(spec, config.PinLEDClass):
-		return OpenLEDClass(p.HW.SysRoot, strings.TrimPrefix(spec, config.PinLEDClass))
+		return OpenLEDClass(p.HW.SysRoot, strings.TrimPrefix(spec, config.PinLEDClass), p.StateDir)
 	case strings.HasPrefix(spec, config.PinSim):
 		return OpenSimOut(p.HW.SimDir, strings.TrimPrefix(spec, config.PinSim))
 	}

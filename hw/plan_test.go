@@ -1,6 +1,7 @@
 package hw
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/tapwatch/tapwatch/board"
 	"github.com/tapwatch/tapwatch/config"
+	"periph.io/x/conn/v3/gpio/gpioreg"
+	"periph.io/x/conn/v3/gpio/gpiotest"
 )
 
 func newTestLogger(w io.Writer) *slog.Logger {
@@ -74,7 +77,7 @@ func TestPlanConflicts(t *testing.T) {
 	if err == nil {
 		t.Fatal("GPIO17 twice: no error")
 	}
-	if !strings.Contains(err.Error(), "tapwatch.yaml:5:11: hardware.leds.link: GPIO17: the RUN LED and the LINK LED are both on it") {
+	if !strings.Contains(err.Error(), `tapwatch.yaml:5:11: hardware.leds.link: GPIO17: the RUN LED (the pi4 profile's GPIO17) and the LINK LED (hardware.leds.link: "GPIO17", line 5 column 11) are both on it (one pin, one function)`) {
 		t.Errorf("error: %v", err)
 	}
 	cfg = loadConfig(t, "hardware:\n  board: pi4\n  relays: {alarm: GPIO14, health: GPIO40}\n")
@@ -89,7 +92,7 @@ func TestPlanConflicts(t *testing.T) {
 	// The profile's own pin taken by the config is reported at the config's
 	// field, not the profile's function.
 	cfg = loadConfig(t, "hardware:\n  board: pi4\n  relays:\n    health: GPIO24\n")
-	if _, err := NewPlan(cfg); err == nil || !strings.Contains(err.Error(), "hardware.relays.health: GPIO24: the button and the health relay") {
+	if _, err := NewPlan(cfg); err == nil || !strings.Contains(err.Error(), "hardware.relays.health: GPIO24: the button (the pi4 profile's GPIO24) and the health relay") {
 		t.Errorf("error: %v", err)
 	}
 	// Board none: nothing wired, no watchdog.
@@ -105,6 +108,95 @@ func TestPlanConflicts(t *testing.T) {
 	}
 	if p.Watchdog != "" {
 		t.Errorf("board none: watchdog %q", p.Watchdog)
+	}
+}
+
+// TestPlanPinAliases: a GPIO written 17, gpio17 or BCM17 is GPIO17, so
+// two functions on it conflict whatever the spellings, and the error names
+// both, with their places; the plan and check use the one spelling.
+func TestPlanPinAliases(t *testing.T) {
+	for _, c := range []struct {
+		run, alarm string
+		conflict   bool
+	}{
+		{"GPIO17", "17", true},
+		{"17", "GPIO17", true},
+		{"gpio17", "BCM17", true},
+		{"Gpio017", "bcm17", true},
+		{"BCM5", "5", true},
+		{"17", "18", false},
+		{"GPIO17", "GPIO170", false},
+		{"led:17", "17", false},
+		{"sim:17", "GPIO17", false},
+	} {
+		cfg := loadConfig(t, fmt.Sprintf("hardware:\n  board: pi4\n  sim_dir: /tmp\n  leds:\n    run: %q\n  relays:\n    alarm: %q\n", c.run, c.alarm))
+		p, err := NewPlan(cfg)
+		if !c.conflict {
+			if err != nil {
+				t.Errorf("%s and %s: %v", c.run, c.alarm, err)
+			}
+			continue
+		}
+		want := fmt.Sprintf(`tapwatch.yaml:8:12: hardware.relays.alarm: %s: the RUN LED (hardware.leds.run: %q, line 6 column 10) and the alarm relay (hardware.relays.alarm: %q, line 8 column 12) are both on it (one pin, one function)`,
+			config.CanonicalPin(c.run), c.run, c.alarm)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s and %s: %v\nwant %s", c.run, c.alarm, err, want)
+		}
+		if p != nil {
+			t.Errorf("%s and %s: a plan", c.run, c.alarm)
+		}
+	}
+	// One spelling in the plan, the written one beside it; a reserved pin
+	// is found under any spelling.
+	cfg := loadConfig(t, "hardware:\n  board: pi4\n  leds: {run: BCM26, link: \"14\", uplink: P1_15}\n")
+	p, err := NewPlan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Pins[FnRun].Spec != "GPIO26" || p.Pins[FnRun].Written != "BCM26" || p.Pins[FnLink].Spec != "GPIO14" {
+		t.Errorf("pins %+v", p.Pins)
+	}
+	if w := strings.Join(p.Warnings, "\n"); !strings.Contains(w, "LINK LED: GPIO14 is usually the serial console TX") ||
+		!strings.Contains(w, "UPLINK LED: P1_15 is not on the pi4's pin header (a pin is named by its GPIO line, not its place on the header") {
+		t.Errorf("warnings: %s", w)
+	}
+	var b strings.Builder
+	p.Describe(&b)
+	if !strings.Contains(squash(b.String()), `RUN LED: GPIO26 (config as "BCM26")`) {
+		t.Errorf("describe:\n%s", b.String())
+	}
+}
+
+// TestOpenPinAliases: two functions on one line under the driver's own
+// aliases, which NewPlan cannot tell apart, get the line once; the second
+// is logged and left out.
+func TestOpenPinAliases(t *testing.T) {
+	line := &gpiotest.Pin{N: "GPIO218", Num: 218}
+	if err := gpioreg.Register(line); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gpioreg.Unregister("GPIO218") })
+	for _, alias := range []string{"TEST_PWM9", "TEST_SPI9"} {
+		if err := gpioreg.RegisterAlias(alias, "GPIO218"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { gpioreg.Unregister(alias) })
+	}
+	cfg := loadConfig(t, "hardware: {board: none, leds: {run: GPIO218}, button: {pin: TEST_SPI9}, relays: {alarm: TEST_PWM9}}\n")
+	p, err := NewPlan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	box := p.Open(newTestLogger(&log), nil)
+	defer box.Close()
+	if o := box.Options; o.LEDs[Run] == nil || o.Alarm != nil || o.Button != nil {
+		t.Errorf("opened %+v", o)
+	}
+	for _, want := range []string{"alarm relay not driven", "button not read", "TEST_PWM9 is the line GPIO218, the RUN LED's already", "TEST_SPI9 is the line GPIO218"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tapwatch/tapwatch/dpi"
 )
 
 // Bounds of what an alert copies from the message that fired it.
@@ -37,8 +39,11 @@ type AlertSink interface {
 // An alert is emitted when it first fires (Count 1). Repeats of the same
 // rule between the same hosts about the same thing within the engine's
 // window are folded: at the end of the window the engine emits the alert
-// again, with the same ID, the total Count and the time of the Last
-// occurrence. A consumer that sees an ID again updates the alert it has.
+// again, with the same ID, the total Count, the time of the Last
+// occurrence and the function codes folded (FCs). A consumer that sees an
+// ID again updates the alert it has. A repeat that does more than the
+// occurrence the alert reports (a write after reads) is not folded: it
+// ends the alert's window and becomes an alert of its own.
 type Alert struct {
 	ID       uint64   // unique within a run; a folded summary repeats the ID of its first occurrence
 	Rule     string   // rule or detector id
@@ -48,6 +53,7 @@ type Alert struct {
 	Attack   []string // ATT&CK for ICS technique ids
 
 	Proto          Proto
+	Transport      dpi.Transport  // how the message's flow carries it; 0 when the alert is about no flow
 	Src, Dst       netip.AddrPort // sender and receiver of the message that fired
 	SrcMAC, DstMAC [6]byte
 	VLAN           uint16
@@ -56,12 +62,14 @@ type Alert struct {
 	LinkSrc, LinkDst uint16 // DNP3
 	FC               uint8
 	FCName           string
+	FCs              []uint8 // a summary's: the function codes of the occurrences it folded, FC among them; nil when they were all FC
 	HasAddr          bool
 	AddrLo, AddrHi   uint32    // Modbus address range, DNP3 point index range
 	Values           []float64 // at most MaxAlertValues: the offending values of a value rule, otherwise the written values
 	Expected         string    // what the rule allows, such as "100..200" or "at most 20 per 1s"
 
 	Count       uint64 // occurrences folded into this alert
+	Summary     bool   // this is the alert reported again with its repeats, not a new one
 	First, Last time.Time
 	Frame       uint64 // capture frame of the first occurrence
 	Evidence    []byte // the first bytes (at most MaxAlertEvidence) of the PDU or fragment
@@ -100,6 +108,11 @@ func (a *Alert) AppendJSON(b []byte) []byte {
 		b = append(b, a.Proto.String()...)
 		b = append(b, '"')
 	}
+	if a.Transport != 0 {
+		b = append(b, `,"transport":"`...)
+		b = append(b, a.Transport.String()...)
+		b = append(b, '"')
+	}
 	if a.Src.IsValid() {
 		b = appendEndpoint(append(b, `,"src":`...), a.Src, a.SrcMAC)
 	}
@@ -125,6 +138,16 @@ func (a *Alert) AppendJSON(b []byte) []byte {
 		b = strconv.AppendUint(b, uint64(a.FC), 10)
 		b = append(b, `,"fc_name":`...)
 		b = appendJSONString(b, a.FCName)
+	}
+	if len(a.FCs) > 0 {
+		b = append(b, `,"fcs":[`...)
+		for i, fc := range a.FCs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendUint(b, uint64(fc), 10)
+		}
+		b = append(b, ']')
 	}
 	if a.HasAddr {
 		b = append(b, `,"addr":{"lo":`...)

@@ -711,6 +711,14 @@ func (t *addrTable) has(a netip.Addr) bool {
 	return false
 }
 
+// takeOver copies the addresses of old, a table of the same size, when
+// both are in use.
+func (t *addrTable) takeOver(old *addrTable) {
+	if len(t.slots) == len(old.slots) && t.seed == old.seed {
+		copy(t.slots, old.slots)
+	}
+}
+
 // add records a at time now and reports whether it is new.
 func (t *addrTable) add(a netip.Addr, now int64) bool {
 	set := t.slots[mix64(hashAddr(a), t.seed)&t.mask&^(ways-1):][:ways]

@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"time"
@@ -445,6 +446,30 @@ func (t *rateTable) init(n int) {
 	t.mask = uint64(n - 1)
 }
 
+// rateHash places k in the rate table (by pointer: a copy of the key costs
+// more than the hash, on every request).
+func (e *Engine) rateHash(k *rateKey) uint64 {
+	return mix64(hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 17)^uint64(k.rule)*0x9e3779b97f4a7c15, e.seed)
+}
+
+// set is the set of entries where a key of hash h lives.
+func (t *rateTable) set(h uint64) []rateEntry { return t.slots[h&t.mask&^(ways-1):][:ways] }
+
+// oldestRate is the entry of set a new key takes: an empty one, or the
+// least recently counted.
+func oldestRate(set []rateEntry) *rateEntry {
+	ent := &set[0]
+	for i := range set {
+		if !set[i].used {
+			return &set[i]
+		}
+		if set[i].last < ent.last {
+			ent = &set[i]
+		}
+	}
+	return ent
+}
+
 // slotCount rounds n up to a power of two of at least one set of four.
 func slotCount(n int) int {
 	if n < 4 {
@@ -464,8 +489,7 @@ func (e *Engine) overRate(c *compiled, op *Op) bool {
 // and destination; built-in detectors (negative rule numbers) choose
 // their own keys.
 func (e *Engine) countRate(r *Rate, k rateKey, now int64) bool {
-	h := mix64(hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 17)^uint64(k.rule)*0x9e3779b97f4a7c15, e.seed)
-	set := e.rate.slots[h&e.rate.mask&^(ways-1):][:ways]
+	set := e.rate.set(e.rateHash(&k))
 	per := int64(r.Per)
 	w := now / per
 	var ent *rateEntry
@@ -476,16 +500,7 @@ func (e *Engine) countRate(r *Rate, k rateKey, now int64) bool {
 		}
 	}
 	if ent == nil {
-		ent = &set[0]
-		for i := range set {
-			if !set[i].used {
-				ent = &set[i]
-				break
-			}
-			if set[i].last < ent.last {
-				ent = &set[i]
-			}
-		}
+		ent = oldestRate(set)
 		if ent.used {
 			e.stats.RateEvictions++
 		}
@@ -552,11 +567,58 @@ type aggKey struct {
 type aggEntry struct {
 	key         aggKey
 	used        bool
+	rank        uint8  // foldRank of the occurrence the alert reports
+	acked       bool   // acknowledged (Acknowledge): repeats are new alerts
 	window      int64  // ns: the engine's, or the detector's own window
 	alert       *Alert // as first reported
 	count       uint64
+	fcs         CodeSet // function codes of the occurrences (those that have one)
 	first, last time.Time
 	lastNS      int64 // for eviction
+}
+
+// foldRank orders what an operation can do to a device. A repeat folds
+// into an alert only when it ranks no higher than the occurrence the
+// alert reports, so that a write after reads, or a restart after writes,
+// is never hidden in the count of a lesser alert: it becomes an alert of
+// its own. Responses and messages without a function rank lowest. A
+// request whose function has no class (a vendor's function outside the
+// specification, such as Modbus 90) ranks with writes: it may change
+// anything.
+func foldRank(op *Op) uint8 {
+	if !op.Request {
+		return 0
+	}
+	switch op.Class {
+	case OpRead:
+		return 1
+	case OpDiagnostic, OpAuth:
+		return 2
+	case OpWrite, OpFile:
+		return 3
+	case OpControl:
+		return 4
+	case OpConfig:
+		return 5
+	case OpRestart:
+		return 6
+	}
+	if hasFunction(op) && !(op.Proto == ProtoDNP3 && op.FC == dnp3.FuncConfirm) {
+		return 3
+	}
+	return 0
+}
+
+// hasFunction reports whether op's FC is a function code, not the byte
+// where one would be in a message too damaged to have one.
+func hasFunction(op *Op) bool {
+	switch op.Proto {
+	case ProtoModbus:
+		return op.Modbus == nil || op.Modbus.HasFunction()
+	case ProtoDNP3:
+		return op.DNP3 == nil || op.DNP3.Kind == dnp3.KindApplication
+	}
+	return false
 }
 
 type aggTable struct {
@@ -637,12 +699,14 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 			window = w // a detector with a window of its own
 		}
 	}
-	h := mix64(hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 23)^
-		uint64(k.rule)<<40^uint64(k.fc)<<32^uint64(k.dev)<<16^uint64(k.addr)*0x9e3779b97f4a7c15, e.seed)
-	ent, found := e.agg.lookup(k, h)
+	rank := foldRank(op)
+	ent, found := e.agg.lookup(k, e.aggHash(k))
 	if found {
-		if d := now.Sub(ent.first); d >= 0 && int64(d) < ent.window {
+		if d := now.Sub(ent.first); d >= 0 && int64(d) < ent.window && rank <= ent.rank && !ent.acked {
 			ent.count++
+			if hasFunction(op) {
+				ent.fcs.Add(op.FC)
+			}
 			if now.After(ent.last) {
 				ent.last = now
 			}
@@ -650,6 +714,9 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 			e.stats.Folded++
 			return false
 		}
+		// The window is over, op does more than the alert reports, or the
+		// alert was acknowledged: the alert is reported with its repeats,
+		// and op is a new one.
 		e.closeAgg(ent)
 	}
 	if !e.allow(now) {
@@ -660,18 +727,33 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 		e.closeAgg(ent)
 	}
 	a := e.newAlert(c, op, isValue)
-	*ent = aggEntry{key: k, used: true, window: window, alert: a, count: 1, first: now, last: now, lastNS: now.UnixNano()}
+	*ent = aggEntry{key: k, used: true, rank: rank, window: window, alert: a, count: 1, first: now, last: now, lastNS: now.UnixNano()}
+	if hasFunction(op) {
+		ent.fcs.Add(op.FC)
+	}
 	e.agg.live++
 	e.emit(a)
 	return true
 }
 
+// aggHash places k in the aggregation table.
+func (e *Engine) aggHash(k aggKey) uint64 {
+	return mix64(hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 23)^
+		uint64(k.rule)<<40^uint64(k.fc)<<32^uint64(k.dev)<<16^uint64(k.addr)*0x9e3779b97f4a7c15, e.seed)
+}
+
 // closeAgg ends the window of an entry: when repeats were folded into its
-// alert, the alert is reported again with their count.
+// alert, the alert is reported again with their count, and with their
+// function codes when they were not all the alert's.
 func (e *Engine) closeAgg(ent *aggEntry) {
 	if ent.count > 1 {
 		s := *ent.alert
-		s.Count, s.First, s.Last = ent.count, ent.first, ent.last
+		s.Count, s.First, s.Last, s.Summary = ent.count, ent.first, ent.last, true
+		var own CodeSet
+		own.Add(s.FC)
+		if ent.fcs != own && !ent.fcs.Empty() {
+			s.FCs = ent.fcs.Codes()
+		}
 		e.stats.Summaries++
 		e.sink.Alert(&s)
 	}
@@ -706,7 +788,7 @@ func (e *Engine) newAlert(c *compiled, op *Op, isValue bool) *Alert {
 		a.Title = r.ID
 	}
 	if f := op.Flow; f != nil {
-		a.VLAN = f.VLAN
+		a.VLAN, a.Transport = f.VLAN, f.Transport
 		a.SrcMAC, a.DstMAC = f.ClientMAC, f.ServerMAC
 		if op.Src != f.Client {
 			a.SrcMAC, a.DstMAC = f.ServerMAC, f.ClientMAC
@@ -827,6 +909,18 @@ func (e *Engine) tick(t time.Time) {
 	}
 }
 
+// Acknowledge marks the alerts being folded as seen by someone who acts
+// on them (the box's button): a repeat of one of them is no longer folded
+// into it, out of sight until the end of its window, but becomes a new
+// alert, so that activity after the acknowledgement is news.
+func (e *Engine) Acknowledge() {
+	for i := range e.agg.slots {
+		if ent := &e.agg.slots[i]; ent.used {
+			ent.acked = true
+		}
+	}
+}
+
 // Flush reports what the engine holds: folded alerts with repeats, and
 // the budget alert of the current minute. Call it at the end of a capture.
 func (e *Engine) Flush() {
@@ -849,4 +943,126 @@ func (e *Engine) closeExpired(expired func(*aggEntry) bool) {
 		list[i] = nil
 	}
 	e.expiring = list[:0]
+}
+
+// ---- reload ----
+
+// TakeOver carries over to e, an engine built on a reloaded policy, the
+// state of old, the engine it replaces, that is still valid under the new
+// policy, so that a reload neither forgets what was counting towards an
+// alert nor raises again what is being folded:
+//
+//   - the rate counters of the rules whose id, when, unless and rate.per
+//     are unchanged, and of the detectors whose window or rate.per is;
+//   - the alerts being folded of the rules and detectors that are
+//     unchanged altogether, acknowledged or not; the others are reported
+//     with their repeats, as Flush would;
+//   - what the detectors remember: the code sets of recon-sweep and
+//     exception-storm, the addresses new-asset reported, the hosts
+//     public-address knows as OT;
+//   - the budget's minute, the alert numbers, the counters, and the
+//     packet clock.
+//
+// The learning of EngineOptions.Learn is not carried over. TakeOver runs
+// on the goroutine that owns both engines, before e is handed its first
+// operation; old must not be used afterwards. It allocates, once.
+func (e *Engine) TakeOver(old *Engine) {
+	c := carry{old: old, e: e, ids: make(map[string]int32, len(e.rules))}
+	for i := range e.rules {
+		c.ids[e.rules[i].rule.ID] = int32(i)
+	}
+	old.closeExpired(func(ent *aggEntry) bool {
+		_, ok := c.rule(ent.key.rule, false)
+		return !ok
+	})
+	e.seed = old.seed // so that the sweep table moves as it is
+	e.clock, e.epoch, e.nextSweep = old.clock, old.epoch, old.nextSweep
+	e.nextID, e.stats = old.nextID, old.stats
+	e.budgetStart, e.budgetUsed, e.supMinute, e.supFirst, e.supLast = old.budgetStart, old.budgetUsed, old.supMinute, old.supFirst, old.supLast
+	for i := range old.agg.slots {
+		ent := &old.agg.slots[i]
+		if !ent.used {
+			continue
+		}
+		k := ent.key
+		k.rule, _ = c.rule(k.rule, false)
+		slot, _ := e.agg.lookup(k, e.aggHash(k))
+		if slot.used {
+			e.stats.AggEvictions++
+			e.closeAgg(slot)
+		}
+		*slot = *ent
+		slot.key = k
+		e.agg.live++
+	}
+	for i := range old.rate.slots {
+		ent := &old.rate.slots[i]
+		if !ent.used {
+			continue
+		}
+		k := ent.key
+		var ok bool
+		if k.rule, ok = c.rule(k.rule, true); !ok {
+			continue
+		}
+		slot := oldestRate(e.rate.set(e.rateHash(&k)))
+		if slot.used {
+			if slot.last >= ent.last {
+				continue
+			}
+			e.stats.RateEvictions++
+		}
+		*slot = *ent
+		slot.key = k
+	}
+	if len(e.bi.sweep.slots) == len(old.bi.sweep.slots) {
+		copy(e.bi.sweep.slots, old.bi.sweep.slots)
+	}
+	e.bi.reported.takeOver(&old.bi.reported)
+	e.bi.ot.takeOver(&old.bi.ot)
+}
+
+// carry maps the rule numbers of an engine being replaced to those of its
+// replacement.
+type carry struct {
+	old, e *Engine
+	ids    map[string]int32 // e's rule numbers by id
+}
+
+// rule returns e's number for old's rule or detector idx, and whether
+// what old holds for it stays valid in e: its counts (for counts), or its
+// alerts being folded.
+func (c *carry) rule(idx int32, counts bool) (int32, bool) {
+	switch {
+	case idx >= 0:
+		r := c.old.rules[idx].rule
+		n, ok := c.ids[r.ID]
+		if !ok {
+			return 0, false
+		}
+		nr := c.e.rules[n].rule
+		if counts {
+			return n, r.Rate != nil && nr.Rate != nil && r.Rate.Per == nr.Rate.Per &&
+				reflect.DeepEqual(r.When, nr.When) && reflect.DeepEqual(r.Unless, nr.Unless)
+		}
+		return n, reflect.DeepEqual(r, nr)
+	case isBaselineIdx(idx):
+		if c.old.base == nil || c.e.base == nil {
+			return 0, false
+		}
+		k := -1 - int32(numBuiltin) - idx
+		return idx, c.old.base.on[k] && c.e.base.on[k] && sameDetector(&c.old.base.det[k], &c.e.base.det[k], counts)
+	default:
+		k := -1 - idx
+		return idx, c.old.bi.on[k] && c.e.bi.on[k] && sameDetector(&c.old.bi.det[k], &c.e.bi.det[k], counts)
+	}
+}
+
+// sameDetector reports whether a detector's counts (for counts: its
+// window and rate.per) or its alerts (all its settings) stay valid.
+func sameDetector(a, b *builtinDet, counts bool) bool {
+	if a.window != b.window || (a.rule.Rate == nil) != (b.rule.Rate == nil) || a.rule.Rate != nil && a.rule.Rate.Per != b.rule.Rate.Per {
+		return false
+	}
+	return counts || reflect.DeepEqual(a.rule, b.rule)
 }

@@ -2,6 +2,8 @@ package rules
 
 import (
 	"net/netip"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -342,7 +344,7 @@ func TestAlertFields(t *testing.T) {
 	}
 	a := rec.alerts[0]
 	want := `{"id":1,"rule":"pump3","severity":"critical","category":"policy","title":"Pump-3 speed setpoint","attack":["T0836","T0855"],` +
-		`"proto":"modbus","src":{"ip":"10.10.1.99","port":50002,"mac":"02:00:00:00:00:01"},"dst":{"ip":"10.10.1.21","port":502,"mac":"02:00:00:00:00:02"},` +
+		`"proto":"modbus","transport":"tcp","src":{"ip":"10.10.1.99","port":50002,"mac":"02:00:00:00:00:01"},"dst":{"ip":"10.10.1.21","port":502,"mac":"02:00:00:00:00:02"},` +
 		`"unit":3,"fc":16,"fc_name":"write_multiple_registers","addr":{"lo":5,"hi":5},"values":[500],"expected":"100..200","count":1,` +
 		`"first":"2025-03-01T08:00:00.000000000Z","last":"2025-03-01T08:00:00.000000000Z","frame":7,"evidence":"1000040004"}`
 	if got := string(a.AppendJSON(nil)); got != want {
@@ -506,6 +508,207 @@ func TestAggregation(t *testing.T) {
 	}
 }
 
+// TestFoldEscalates: a repeat that does more than the occurrence an alert
+// reports is not hidden in its count. The demo's rogue master reads, then
+// writes, within the window of baseline-new-master, which folds per source
+// whatever the function: the write must be an alert of its own, and a
+// summary must say which function codes it folded.
+func TestFoldEscalates(t *testing.T) {
+	e, rec := baselineEngine(t)
+	at := time.Hour
+	read := rreg(rogueC, plc1S, 1, 0, 10)
+	read.at = at
+	read.feed(e)
+	read.at = at + 100*time.Millisecond
+	read.feed(e)
+	write := wreg(rogueC, plc1S, 1, 0, 0, 0)
+	write.at = at + 200*time.Millisecond
+	write.feed(e)
+	if len(rec.alerts) != 3 {
+		t.Fatalf("read, read, write from a new master: %d alerts, want the read, its summary and the write:\n%v", len(rec.alerts), rec.alerts)
+	}
+	r, sum, w := rec.alerts[0], rec.alerts[1], rec.alerts[2]
+	if r.FC != 3 || r.Summary || sum.ID != r.ID || sum.Count != 2 || !sum.Summary || sum.FCs != nil {
+		t.Errorf("reads: alert fc %d, summary id %d (want %d) count %d fcs %v", r.FC, sum.ID, r.ID, sum.Count, sum.FCs)
+	}
+	if w.Rule != "baseline-new-master" || w.FC != 16 || w.ID == r.ID || w.Count != 1 || !strings.Contains(w.Title, "write_multiple_registers") ||
+		len(w.Values) != 2 {
+		t.Errorf("write: %+v", w)
+	}
+	// Reads after the write fold into it (they do less), and a single
+	// register write too; its summary lists what it folded.
+	read.at = at + 300*time.Millisecond
+	read.feed(e)
+	single := mb{src: rogueC, dst: plc1S, unit: 1, fc: 6, addr: 1, count: 1, vals: []uint16{0}, at: at + 400*time.Millisecond}
+	single.feed(e)
+	e.Flush()
+	if len(rec.alerts) != 4 {
+		t.Fatalf("%d alerts, want the write's summary last: %v", len(rec.alerts), rec.rules())
+	}
+	if s := rec.alerts[3]; s.ID != w.ID || s.Count != 3 || !reflect.DeepEqual(s.FCs, []uint8{3, 6, 16}) ||
+		!strings.Contains(string(s.AppendJSON(nil)), `"fcs":[3,6,16]`) {
+		t.Errorf("write summary: id %d (want %d) count %d fcs %v", s.ID, w.ID, s.Count, s.FCs)
+	}
+	if ev := rec.alerts[3].Event(); !reflect.DeepEqual(ev.FCs, []uint16{3, 6, 16}) {
+		t.Errorf("wire fcs %v", ev.FCs)
+	}
+	// Escalation goes one way: a restart after the write is a third
+	// alert; equal or lesser operations never are.
+	e, rec = baselineEngine(t)
+	for i, x := range []mb{write, read, {src: rogueC, dst: plc1S, unit: 1, fc: 8, sub: 1, at: at}, read, write} {
+		x.at = at + time.Duration(i)*time.Second
+		x.feed(e)
+	}
+	if got := newAlertFCs(rec.alerts); got != "16,8" {
+		t.Errorf("write, read, restart, read, write: new alerts of fc %s, want 16,8", got)
+	}
+	// A message too damaged to have a function code adds none to fcs:
+	// malformed folds per conversation, whatever the messages.
+	e, rec = newTestEngineDetectors(t, "", EngineOptions{}, true)
+	xmb{src: engC, dst: plc1S, unit: 1, fc: 3, malformed: modbus.LengthMismatch}.feed(e)
+	xmb{src: engC, dst: plc1S, malformed: modbus.NotModbus, at: time.Second}.feed(e)
+	e.Flush()
+	if got := strings.Join(rec.rules(), ","); got != "malformed,malformed" || rec.alerts[1].Count != 2 || rec.alerts[1].FCs != nil {
+		t.Errorf("a read and garbage: %s, summary %+v; want no fcs", got, rec.alerts[len(rec.alerts)-1])
+	}
+}
+
+// TestAcknowledgeEndsFolding: after Acknowledge (the box's button), a
+// repeat of an alert being folded is a new alert, not a count in a
+// summary that nobody would see as news; the alert acknowledged is
+// reported with the repeats it had.
+func TestAcknowledgeEndsFolding(t *testing.T) {
+	e, rec := newTestEngine(t, `
+  - id: w
+    when: {proto: modbus, op: write}
+    severity: high
+`, EngineOptions{})
+	for i := range 4 {
+		if i == 2 {
+			e.Acknowledge()
+		}
+		x := wreg(rogueC, plc2S, 1, 5, 1)
+		x.at = time.Duration(i) * time.Second
+		x.feed(e)
+	}
+	e.Flush()
+	if len(rec.alerts) != 4 {
+		t.Fatalf("2 writes, acknowledge, 2 writes: %d alerts, want alert, summary, alert, summary: %+v", len(rec.alerts), rec.alerts)
+	}
+	a, sum, b, sum2 := rec.alerts[0], rec.alerts[1], rec.alerts[2], rec.alerts[3]
+	if !sum.Summary || sum.ID != a.ID || sum.Count != 2 || !sum.Last.Equal(t0.Add(time.Second)) {
+		t.Errorf("summary of the alert acknowledged: %+v", sum)
+	}
+	if b.Summary || b.ID == a.ID || b.Count != 1 || !b.First.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("the repeat after the acknowledgement: %+v", b)
+	}
+	if !sum2.Summary || sum2.ID != b.ID || sum2.Count != 2 {
+		t.Errorf("repeats of the new alert fold into it: %+v", sum2)
+	}
+}
+
+// TestTakeOver: a reload (a new engine on the policy read again) keeps
+// what is still valid: rate counts straddling it add up, alerts being
+// folded go on folding, acknowledged ones stay acknowledged, new-asset
+// does not report again, alert numbers go on; a rule that changed starts
+// afresh, its alerts being folded reported first.
+func TestTakeOver(t *testing.T) {
+	const before = `
+  - id: burst
+    when: {proto: modbus, op: write}
+    rate: {max: 3, per: 1s}
+  - id: w
+    when: {proto: modbus, dst: plc2, op: write}
+  - id: acked
+    when: {proto: modbus, dst: plc1, op: write}
+  - id: changed
+    when: {proto: modbus, dst: plc2, op: write}
+    severity: low
+`
+	// Rules reordered, one added, one changed.
+	const after = `
+  - id: added
+    when: {proto: dnp3}
+  - id: changed
+    when: {proto: modbus, dst: plc2, op: write}
+    severity: high
+  - id: w
+    when: {proto: modbus, dst: plc2, op: write}
+  - id: acked
+    when: {proto: modbus, dst: plc1, op: write}
+  - id: burst
+    when: {proto: modbus, op: write}
+    rate: {max: 3, per: 1s}
+`
+	e, rec := newTestEngineDetectors(t, before, EngineOptions{}, true)
+	write := func(e *Engine, dst string, at time.Duration) {
+		x := wreg(rogueC, dst, 1, 5, 1)
+		x.at = at
+		x.feed(e)
+	}
+	write(e, plc1S, 0)
+	e.Acknowledge()
+	for i := range 3 {
+		write(e, plc2S, time.Duration(1+i)*100*time.Millisecond)
+	}
+	if got := strings.Join(rec.rules(), ","); got != "new-asset,acked,w,changed" {
+		t.Fatalf("before the reload: %s", got)
+	}
+	lastID := rec.alerts[len(rec.alerts)-1].ID
+	rec.alerts = nil
+
+	p, err := Parse([]byte(engineAssets+after), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewEngine(p, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.TakeOver(e)
+	if got := strings.Join(rec.rules(), ","); got != "changed" || rec.alerts[0].Count != 3 || !rec.alerts[0].Summary {
+		t.Fatalf("at the reload: %v, want the summary of the changed rule's 3 writes", rec.rules())
+	}
+	rec.alerts = nil
+	// The fourth write within a second fires burst; w folds it, changed
+	// raises it anew; new-asset knows the rogue; acked's repeat is news.
+	write(n, plc2S, 350*time.Millisecond)
+	write(n, plc1S, 400*time.Millisecond)
+	if got := strings.Join(rec.rules(), ","); got != "changed,burst,acked" {
+		t.Fatalf("after the reload: %s, want changed,burst,acked", got)
+	}
+	for _, a := range rec.alerts {
+		if a.ID <= lastID {
+			t.Errorf("alert %s after the reload has id %d, not above %d", a.Rule, a.ID, lastID)
+		}
+		if a.Rule == "changed" && a.Severity != SeverityHigh {
+			t.Errorf("changed rule with its old severity: %+v", a)
+		}
+	}
+	rec.alerts = nil
+	n.Flush()
+	for _, a := range rec.alerts {
+		if a.Rule == "w" && (a.Count != 4 || a.ID > lastID) {
+			t.Errorf("w's summary: count %d id %d; want the 4 writes in the alert raised before the reload", a.Count, a.ID)
+		}
+	}
+	if st := n.Stats(); st.Folded < 3 || st.Alerts[SeverityMedium] < 4 {
+		t.Errorf("stats not carried over: %+v", st)
+	}
+}
+
+// newAlertFCs lists the function codes of the new alerts, not of the
+// summaries.
+func newAlertFCs(as []*Alert) string {
+	var s []string
+	for _, a := range as {
+		if !a.Summary {
+			s = append(s, strconv.Itoa(int(a.FC)))
+		}
+	}
+	return strings.Join(s, ",")
+}
+
 func TestFlush(t *testing.T) {
 	e, rec := newTestEngine(t, `
   - id: w
@@ -549,7 +752,7 @@ func TestBudget(t *testing.T) {
 		t.Fatalf("after the minute: %v", rec.rules())
 	}
 	b := rec.alerts[3]
-	if b.Rule != BudgetRule || b.Severity != SeverityHigh || b.Count != 7 || b.Category != CategorySystem ||
+	if b.Rule != BudgetRule || b.Severity != SeverityHigh || b.Count != 7 || b.Summary || b.Category != CategorySystem ||
 		!b.First.Equal(t0.Add(3*time.Second)) || !b.Last.Equal(t0.Add(9*time.Second)) || !strings.Contains(b.Title, "7 alerts suppressed") {
 		t.Errorf("budget alert: %+v", b)
 	}

@@ -56,8 +56,8 @@ type invAsset struct {
 	mac       [6]byte
 	roles     uint8
 	protos    uint8
-	units     [4]uint64 // Modbus unit ids, a bit each
-	dnp3      []uint16  // sorted
+	units     CodeSet  // Modbus unit ids
+	dnp3      []uint16 // sorted
 	first     time.Time
 	last      time.Time
 	sent      time.Time // when last sent
@@ -264,11 +264,7 @@ func (a *invAsset) message() *event.Asset {
 	if a.protos&protoDNP3 != 0 {
 		ev.Protocols = append(ev.Protocols, "dnp3")
 	}
-	for u := range 256 {
-		if a.units[u>>6]&(1<<(u&63)) != 0 {
-			ev.ModbusUnits = append(ev.ModbusUnits, uint8(u))
-		}
-	}
+	ev.ModbusUnits = a.units.Codes()
 	ev.DNP3Addrs = append([]uint16(nil), a.dnp3...)
 	return ev
 }

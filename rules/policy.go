@@ -210,6 +210,17 @@ func (s *CodeSet) Len() int {
 	return bits.OnesCount64(s[0]) + bits.OnesCount64(s[1]) + bits.OnesCount64(s[2]) + bits.OnesCount64(s[3])
 }
 
+// Codes lists the members in ascending order; nil when there are none.
+func (s *CodeSet) Codes() []uint8 {
+	var out []uint8
+	for c := range 256 {
+		if s.Has(uint8(c)) {
+			out = append(out, uint8(c))
+		}
+	}
+	return out
+}
+
 // Range is an inclusive range of addresses, indexes or codes.
 type Range struct{ Lo, Hi uint32 }
 

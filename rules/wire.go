@@ -15,10 +15,16 @@ func (a *Alert) Event() *event.Alert {
 		Attack: append([]string(nil), a.Attack...), VLAN: a.VLAN,
 		Expected: a.Expected, Count: a.Count, First: a.First.UTC(), Last: a.Last.UTC(), Frame: a.Frame,
 	}
+	if a.Transport != 0 {
+		ev.Transport = a.Transport.String()
+	}
 	if a.Proto != 0 {
 		ev.Proto = a.Proto.String()
 		fc := a.FC
 		ev.FC, ev.FCName = &fc, a.FCName
+	}
+	for _, fc := range a.FCs {
+		ev.FCs = append(ev.FCs, uint16(fc))
 	}
 	ev.Src, ev.Dst = endpoint(a.Src, a.SrcMAC), endpoint(a.Dst, a.DstMAC)
 	switch a.Proto {

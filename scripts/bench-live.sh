@@ -2,12 +2,12 @@
 # bench-live.sh: live capture throughput of "tapwatch run" (make bench-live).
 #
 # It needs root, tcpreplay, bin/tapwatch and bin/tapbench (make bench-live
-# builds both). In namespaces of its own (twb-tx, twb-rx, joined by one veth
-# pair twb0 - twb1, no addresses, IPv6 off) it:
+# builds both). In namespaces of its own (twb-PID-tx, twb-PID-rx, joined by
+# one veth pair twb0 - twb1, no addresses, IPv6 off) it:
 #
 #   1. generates the bench capture as make bench does (tapbench gen, seed 1,
 #      BENCH_LIVE_PACKETS packets, default 1,000,000);
-#   2. baseline: tcpreplay --topspeed of the capture from twb-tx into twb1
+#   2. baseline: tcpreplay --topspeed of the capture from twb-PID-tx into twb1
 #      with nothing capturing there;
 #   3. the same with "tapwatch run" capturing on twb1 (the config below:
 #      the default 8 MiB ring, built-in detectors, no uplink); it reports
@@ -37,8 +37,9 @@ PACKETS=${BENCH_LIVE_PACKETS:-1000000}
 BISECT=${BENCH_LIVE_BISECT:-3}
 STEP_SECONDS=${BENCH_LIVE_STEP_SECONDS:-5}
 RING_BYTES=${BENCH_LIVE_RING_BYTES:-8388608}
-TX=twb-tx
-RX=twb-rx
+# Named after this process: another run's namespaces are not ours.
+TX=twb-$$-tx
+RX=twb-$$-rx
 TX_IF=twb0
 RX_IF=twb1
 HZ=$(getconf CLK_TCK)

@@ -14,6 +14,16 @@
 # up and down may be run again: up completes what is missing and leaves
 # what runs alone; down with nothing up does nothing.
 #
+# The namespaces are named PREFIX-sw, PREFIX-hmi and so on, with PREFIX
+# from LAB_PREFIX, tw by default (tw-sw, tw-hmi, ...; the names below). Each
+# lab.sh command acts on the lab of its prefix only, so that labs with
+# other prefixes, such as the tests' (each run makes its own), may be up at
+# the same time: "sudo LAB_PREFIX=lab2 scripts/lab.sh up". The interfaces
+# keep their names in every lab: each lives in the lab's own namespaces.
+# (scripts/lab/tapwatch.yaml keeps tapwatch's state in
+# /run/tapwatch-lab/state: a tapwatch on a second lab at the same time
+# needs a copy of it with another state_dir.)
+#
 # The network: a switch (namespace tw-sw, Linux bridge tw-br0) with four
 # hosts on 10.10.1.0/24, each a namespace joined to the switch by a veth
 # pair (tw0 in the host, tw-sw-NAME on the switch):
@@ -40,13 +50,27 @@
 # IPv6 is off in every namespace, so the tap carries only the plant's IPv4
 # traffic and ARP.
 #
-# Environment: LAB_RUN_DIR (default /run/tapwatch-lab: pids, logs, the DNP3
-# capture), LAB_HMI_INTERVAL (1s), LAB_HMI_WRITE_EVERY (10 polls),
-# LAB_MBPOLL_EVERY (5 s), LAB_DNP3_EVERY (10 s), GO (go).
+# Environment: LAB_PREFIX (tw: the namespaces' names, above; letters,
+# digits, - and _), LAB_RUN_DIR (pids, logs, the DNP3 capture; default
+# /run/tapwatch-lab, or /run/tapwatch-lab-PREFIX for another prefix),
+# LAB_HMI_INTERVAL (1s), LAB_HMI_WRITE_EVERY (10 polls), LAB_MBPOLL_EVERY
+# (5 s), LAB_DNP3_EVERY (10 s), GO (go).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RUN=${LAB_RUN_DIR:-/run/tapwatch-lab}
+# tc is in /usr/sbin, which a PATH kept through sudo (sudo env PATH=...)
+# may lack.
+PATH=$PATH:/usr/sbin:/sbin
+PREFIX=${LAB_PREFIX:-tw}
+if [[ ! $PREFIX =~ ^[A-Za-z0-9][A-Za-z0-9_-]*$ ]]; then
+	printf 'lab: LAB_PREFIX %q: use letters, digits, - and _ (it starts the namespaces'"'"' names)\n' "$PREFIX" >&2
+	exit 2
+fi
+if [[ $PREFIX == tw ]]; then
+	RUN=${LAB_RUN_DIR:-/run/tapwatch-lab}
+else
+	RUN=${LAB_RUN_DIR:-/run/tapwatch-lab-$PREFIX}
+fi
 GO=${GO:-go}
 HMI_INTERVAL=${LAB_HMI_INTERVAL:-1s}
 HMI_WRITE_EVERY=${LAB_HMI_WRITE_EVERY:-10}
@@ -54,26 +78,36 @@ MBPOLL_EVERY=${LAB_MBPOLL_EVERY:-5}
 DNP3_EVERY=${LAB_DNP3_EVERY:-10}
 LAB=$ROOT/bin/tapwatch-lab
 
-SW=tw-sw
+SW=$PREFIX-sw
 BR=tw-br0
-TAP_NS=tw-tap
+TAP_NS=$PREFIX-tap
 TAP_IF=tap0
 TAP_PEER=tw-sw-tap
-# The hosts: tw-NAME, its address, its MAC (02:00 and the address; tw-dnp3,
-# which has none, .254).
+# The hosts: namespace PREFIX-NAME, its address, its MAC (02:00 and the
+# address; dnp3, which has none, .254).
 HOSTS=(hmi plc rogue dnp3)
 declare -A ADDR=([hmi]=10.10.1.10 [plc]=10.10.1.20 [rogue]=10.10.1.66 [dnp3]=)
 declare -A MAC=([hmi]=02:00:0a:0a:01:0a [plc]=02:00:0a:0a:01:14 [rogue]=02:00:0a:0a:01:42 [dnp3]=02:00:0a:0a:01:fe)
-NAMESPACES=("$SW" tw-hmi tw-plc tw-rogue tw-dnp3 "$TAP_NS")
+NAMESPACES=("$SW" "$PREFIX-hmi" "$PREFIX-plc" "$PREFIX-rogue" "$PREFIX-dnp3" "$TAP_NS")
 # Background processes, in the order down stops them.
 PROCS=(dnp3-replay mbpoll hmi plc broker)
-declare -A PROC_NS=([plc]=tw-plc [hmi]=tw-hmi [mbpoll]=tw-hmi [dnp3-replay]=tw-dnp3 [broker]=tw-tap)
+declare -A PROC_NS=([plc]=$PREFIX-plc [hmi]=$PREFIX-hmi [mbpoll]=$PREFIX-hmi [dnp3-replay]=$PREFIX-dnp3 [broker]=$TAP_NS)
+# The width of the names in status.
+W=$((${#PREFIX} + 7 > 10 ? ${#PREFIX} + 7 : 10))
+
+# lab_cmd [SCRIPT]: how the commands this script prints call it (SCRIPT,
+# default scripts/lab.sh), with the prefix if it is not the default.
+lab_cmd() {
+	local pre=
+	[[ $PREFIX == tw ]] || pre="LAB_PREFIX=$PREFIX "
+	printf '%s%s' "$pre" "${1:-scripts/lab.sh}"
+}
 
 say() { printf 'lab: %s\n' "$*"; }
 die() { printf 'lab: %s\n' "$*" >&2; exit 1; }
 
 need_root() {
-	[[ $(id -u) -eq 0 ]] || die "network namespaces need root: run as root (sudo $0 $*)"
+	[[ $(id -u) -eq 0 ]] || die "network namespaces need root: run as root (sudo $(lab_cmd "$0") $*)"
 }
 
 need_tool() { # command, Debian package
@@ -139,10 +173,10 @@ build_network() {
 	veth "$SW" "$TAP_PEER" "$TAP_NS" "$TAP_IF"
 	ip -n "$TAP_NS" link set "$TAP_IF" arp off multicast off
 	for h in "${HOSTS[@]}"; do
-		veth "$SW" "tw-sw-$h" "tw-$h" tw0 "${MAC[$h]}"
+		veth "$SW" "tw-sw-$h" "$PREFIX-$h" tw0 "${MAC[$h]}"
 		ip -n "$SW" link set "tw-sw-$h" master "$BR"
 		if [[ -n ${ADDR[$h]} ]]; then
-			ip -n "tw-$h" addr replace "${ADDR[$h]}/24" dev tw0
+			ip -n "$PREFIX-$h" addr replace "${ADDR[$h]}/24" dev tw0
 		fi
 		mirror "tw-sw-$h"
 	done
@@ -237,8 +271,8 @@ start_traffic() {
 			out=$(tcpreplay -q -i tw0 "'"$RUN/dnp3.pcap"'" 2>&1) || printf "%s tcpreplay failed:\n%s\n" "$(date +%T)" "$out"
 			sleep '"$DNP3_EVERY"'
 		done'
-	# A broker on tw-tap's loopback for tapwatch's uplink: the tap namespace
-	# has no other way out, and tap0 never sends.
+	# A broker on the tap namespace's loopback for tapwatch's uplink: that
+	# namespace has no other way out, and tap0 never sends.
 	if command -v mosquitto >/dev/null 2>&1; then
 		printf 'listener 1883 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n' >"$RUN/mosquitto.conf"
 		start broker mosquitto -c "$RUN/mosquitto.conf"
@@ -265,12 +299,13 @@ cmd_up() {
 	out=$("$LAB" dnp3-pcap -o "$RUN/dnp3.pcap.new" 2>&1) || die "$out"
 	mv -f "$RUN/dnp3.pcap.new" "$RUN/dnp3.pcap"
 	build_network
-	say "network up: switch $SW ($BR), hosts tw-hmi, tw-plc, tw-rogue, tw-dnp3; tap $TAP_NS/$TAP_IF (mirror of every switch port)"
+	say "network up: switch $SW ($BR), hosts $PREFIX-hmi, $PREFIX-plc, $PREFIX-rogue, $PREFIX-dnp3; tap $TAP_NS/$TAP_IF (mirror of every switch port)"
 	start_traffic
 	# The commands below name files of the repository: relative to it when
 	# run from its top, absolute otherwise.
-	local d= mk="make build"
+	local d= mk="make build" lab
 	[[ $PWD == "$ROOT" ]] || d=$ROOT/ mk="make -C $ROOT build"
+	lab=$(lab_cmd "${d}scripts/lab.sh")
 	cat <<EOF
 
 The lab is up. Pids, logs and the DNP3 capture are in $RUN.
@@ -278,10 +313,10 @@ The lab is up. Pids, logs and the DNP3 capture are in $RUN.
   Watch the tap:      ip netns exec $TAP_NS tshark -i $TAP_IF
   Run tapwatch on it: $mk && ip netns exec $TAP_NS ${d}bin/tapwatch run -c ${d}scripts/lab/tapwatch.yaml
   Its alerts:         ip netns exec $TAP_NS ${d}bin/tapwatch tail --broker tcp://127.0.0.1:1883
-  Attack:             ${d}scripts/lab.sh rogue        (an unauthorized setpoint write from ${ADDR[rogue]}:
-                      ip netns exec tw-rogue mbpoll -m tcp -a 1 -r 6 -t 4 ${ADDR[plc]} 150)
-                      ${d}scripts/lab.sh rogue 250    (out of range as well)
-  Status, stop:       ${d}scripts/lab.sh status; ${d}scripts/lab.sh down
+  Attack:             $lab rogue        (an unauthorized setpoint write from ${ADDR[rogue]}:
+                      ip netns exec $PREFIX-rogue mbpoll -m tcp -a 1 -r 6 -t 4 ${ADDR[plc]} 150)
+                      $lab rogue 250    (out of range as well)
+  Status, stop:       $lab status; $lab down
 EOF
 }
 
@@ -321,9 +356,9 @@ cmd_status() {
 		total=$((total + 1))
 		if ns_exists "$ns"; then
 			up=$((up + 1))
-			printf '%-10s %s\n' "$ns" "$(ip -n "$ns" -br addr show 2>/dev/null | grep -v '^lo ' | awk '{printf "%s %s %s; ", $1, $2, $3}')"
+			printf '%-*s %s\n' "$W" "$ns" "$(ip -n "$ns" -br addr show 2>/dev/null | grep -v '^lo ' | awk '{printf "%s %s %s; ", $1, $2, $3}')"
 		else
-			printf '%-10s %s\n' "$ns" "absent"
+			printf '%-*s %s\n' "$W" "$ns" "absent"
 		fi
 	done
 	if ns_exists "$SW"; then
@@ -331,15 +366,15 @@ cmd_status() {
 		for h in "${HOSTS[@]}"; do
 			mirrored "tw-sw-$h" && n=$((n + 1))
 		done
-		printf '%-10s %d of %d switch ports mirrored to %s/%s\n' mirror "$n" "${#HOSTS[@]}" "$TAP_NS" "$TAP_IF"
+		printf '%-*s %d of %d switch ports mirrored to %s/%s\n' "$W" mirror "$n" "${#HOSTS[@]}" "$TAP_NS" "$TAP_IF"
 	fi
 	for p in "${PROCS[@]}"; do
 		total=$((total + 1))
 		if running "$p"; then
 			up=$((up + 1))
-			printf '%-10s running in %s, pid %s; last log line: %s\n' "$p" "${PROC_NS[$p]}" "$(<"$(pidfile "$p")")" "$(tail -n 1 "$RUN/$p.log" 2>/dev/null)"
+			printf '%-*s running in %s, pid %s; last log line: %s\n' "$W" "$p" "${PROC_NS[$p]}" "$(<"$(pidfile "$p")")" "$(tail -n 1 "$RUN/$p.log" 2>/dev/null)"
 		else
-			printf '%-10s not running\n' "$p"
+			printf '%-*s not running\n' "$W" "$p"
 		fi
 	done
 	if ((up == total)); then
@@ -348,17 +383,17 @@ cmd_status() {
 		echo "the lab is down"
 		return 3
 	else
-		echo "the lab is partly up ($up of $total parts): scripts/lab.sh up completes it, scripts/lab.sh down removes it"
+		echo "the lab is partly up ($up of $total parts): $(lab_cmd) up completes it, $(lab_cmd) down removes it"
 		return 1
 	fi
 }
 
 cmd_rogue() {
 	need_root rogue
-	ns_exists tw-rogue || die "the lab is not up: scripts/lab.sh up"
+	ns_exists "$PREFIX-rogue" || die "the lab is not up: $(lab_cmd) up"
 	local value=${1:-150}
-	say "tw-rogue (${ADDR[rogue]}) writes $value to holding register 5 (mbpoll -r 6) of the PLC"
-	if ! ip netns exec tw-rogue mbpoll -m tcp -a 1 -r 6 -t 4 -o 2 "${ADDR[plc]}" "$value"; then
+	say "$PREFIX-rogue (${ADDR[rogue]}) writes $value to holding register 5 (mbpoll -r 6) of the PLC"
+	if ! ip netns exec "$PREFIX-rogue" mbpoll -m tcp -a 1 -r 6 -t 4 -o 2 "${ADDR[plc]}" "$value"; then
 		say "the PLC refused the write (its limits are 100-200 rpm), but the request was on the wire for tapwatch to see"
 	fi
 }
@@ -372,7 +407,7 @@ rogue) shift; cmd_rogue "$@" ;;
 	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 	;;
 *)
-	echo "usage: $0 up|down|status|rogue [VALUE]" >&2
+	echo "usage: [LAB_PREFIX=NAME] $0 up|down|status|rogue [VALUE]   (LAB_PREFIX: another lab than the default tw-*; $0 --help says more)" >&2
 	exit 2
 	;;
 esac

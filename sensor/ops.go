@@ -44,9 +44,13 @@ func (o *OpsWriter) Modbus(f *dpi.Flow, m *modbus.Message) {
 	case modbus.Response:
 		b = append(b, `,"dir":"response"`...)
 	}
-	if m.HasFunction() {
-		b = append(b, `,"tid":`...)
-		b = strconv.AppendUint(b, uint64(m.TID), 10)
+	// A frame with a bad CRC says which slave and function it claims,
+	// though it cannot be trusted to have one.
+	if m.HasFunction() || m.Malformed == modbus.BadCRC {
+		if f.Transport != dpi.RTUOverTCP { // RTU frames have no transaction id
+			b = append(b, `,"tid":`...)
+			b = strconv.AppendUint(b, uint64(m.TID), 10)
+		}
 		b = append(b, `,"unit":`...)
 		b = strconv.AppendUint(b, uint64(m.Unit), 10)
 		b = append(b, `,"fc":`...)

@@ -21,8 +21,11 @@ var testFlow = dpi.Flow{
 
 func TestOpsLineIsJSON(t *testing.T) {
 	ts := time.Date(2026, 11, 21, 8, 0, 0, 123456789, time.UTC)
+	rtuFlow := testFlow
+	rtuFlow.Transport = dpi.RTUOverTCP
 	for _, tc := range []struct {
 		name string
+		flow *dpi.Flow // default testFlow
 		m    modbus.Message
 		want map[string]any
 	}{
@@ -50,11 +53,30 @@ func TestOpsLineIsJSON(t *testing.T) {
 			m:    modbus.Message{Meta: modbus.Meta{Time: ts, Frame: 1}, Dir: modbus.Request, Malformed: modbus.NotModbus, AfterLoss: true, PDU: []byte("GET /")},
 			want: map[string]any{"malformed": "not_modbus", "after_loss": true, "fc": nil},
 		},
+		{
+			name: "rtu over tcp",
+			flow: &rtuFlow,
+			m: modbus.Message{Meta: modbus.Meta{Time: ts, Frame: 4}, Dir: modbus.Request, Unit: 17, FC: 6,
+				HasAddr: true, Addr: 1, Count: 1, Values: []uint16{3}, PDU: []byte{6, 0, 1, 0, 3}},
+			want: map[string]any{"transport": "rtu_over_tcp", "tid": nil, "unit": 17.0, "fc": 6.0, "addr": 1.0, "values": []any{3.0}},
+		},
+		{
+			name: "bad crc",
+			flow: &rtuFlow,
+			m: modbus.Message{Meta: modbus.Meta{Time: ts, Frame: 5}, Dir: modbus.Request, Unit: 17, FC: 6,
+				Malformed: modbus.BadCRC, PDU: []byte{17, 6, 0, 1, 0, 3, 0x9A, 0x9C}},
+			want: map[string]any{"transport": "rtu_over_tcp", "tid": nil, "unit": 17.0, "fc": 6.0, "fc_name": "write_single_register",
+				"malformed": "bad_crc", "addr": nil, "values": nil},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var sb strings.Builder
 			w := NewOpsWriter(&sb)
-			w.Modbus(&testFlow, &tc.m)
+			f := tc.flow
+			if f == nil {
+				f = &testFlow
+			}
+			w.Modbus(f, &tc.m)
 			var got map[string]any
 			if err := json.Unmarshal([]byte(sb.String()), &got); err != nil {
 				t.Fatalf("%v in %s", err, sb.String())

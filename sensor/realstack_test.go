@@ -131,14 +131,18 @@ type rsCapture struct {
 	once   sync.Once
 }
 
-// startRSCapture starts dumpcap on lo for TCP port port and returns once it
+// startRSCapture starts dumpcap on lo for the TCP ports and returns once it
 // has written the file's header. dumpcap opens the interface and sets the
 // filter before it opens the output file, so from then on every packet is
 // kept.
-func startRSCapture(t *testing.T, ctx context.Context, dumpcap string, port uint16) *rsCapture {
+func startRSCapture(t *testing.T, ctx context.Context, dumpcap string, ports ...uint16) *rsCapture {
 	t.Helper()
 	c := &rsCapture{path: filepath.Join(t.TempDir(), "realstack.pcapng"), done: make(chan struct{})}
-	c.cmd = exec.CommandContext(ctx, dumpcap, "-i", "lo", "-f", fmt.Sprintf("tcp port %d", port), "-w", c.path, "-q")
+	var filter []string
+	for _, p := range ports {
+		filter = append(filter, fmt.Sprintf("tcp port %d", p))
+	}
+	c.cmd = exec.CommandContext(ctx, dumpcap, "-i", "lo", "-f", strings.Join(filter, " or "), "-w", c.path, "-q")
 	c.cmd.Stderr = &c.stderr
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("start dumpcap: %v", err)
@@ -214,11 +218,12 @@ func (o rsOp) String() string {
 }
 
 func replayRS(ctx context.Context, path string, port uint16) (*rsSink, sensor.Summary, error) {
+	return replayRSConfig(ctx, path, dpi.Config{ModbusPorts: []uint16{port}})
+}
+
+func replayRSConfig(ctx context.Context, path string, cfg dpi.Config) (*rsSink, sensor.Summary, error) {
 	var sink rsSink
-	sum, err := sensor.Replay(ctx, capture.OpenFiles(path), sensor.Options{
-		DPI: dpi.Config{ModbusPorts: []uint16{port}},
-		Ops: &sink,
-	})
+	sum, err := sensor.Replay(ctx, capture.OpenFiles(path), sensor.Options{DPI: cfg, Ops: &sink})
 	return &sink, sum, err
 }
 
@@ -242,7 +247,7 @@ func runMbpoll(t *testing.T, ctx context.Context, mbpoll string, port uint16, ar
 // TestRealStack drives real Modbus stacks against each other over loopback,
 // captures the traffic with dumpcap and checks every decoded operation.
 func TestRealStack(t *testing.T) {
-	testenv.Need(t, os.Geteuid() == 0, "capturing on lo needs root; run as root (CI does)")
+	testenv.NeedRoot(t, "capturing on lo")
 	dumpcap := testenv.Tool(t, "dumpcap", "tshark")
 	mbpoll := testenv.Tool(t, "mbpoll", "mbpoll")
 

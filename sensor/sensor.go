@@ -43,7 +43,8 @@ type DNP3Tally struct {
 	Fragments   uint64 // application fragments
 	LinkFrames  uint64 // link-only frames
 	Garbage     uint64 // runs of bytes that were no DNP3 frame
-	Malformed   uint64 // messages with an anomaly
+	Malformed   uint64 // messages with an anomaly of their own, not only a dnp3.Misuse
+	Anomalous   uint64 // messages with any anomaly, dnp3.Misuse included
 	Truncated   uint64 // fragments that never saw their FIN
 	Unsolicited uint64
 	ByFC        [256]uint64
@@ -176,7 +177,10 @@ func (p *Pipeline) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 		t.Garbage++
 	}
 	if m.Malformed != 0 {
-		t.Malformed++
+		t.Anomalous++
+		if m.Anomalies&^dnp3.Misuse != 0 {
+			t.Malformed++
+		}
 		for r := range t.ByReason {
 			if m.Anomalies&(1<<r) != 0 {
 				t.ByReason[r]++

@@ -232,6 +232,14 @@ func (t TLSConfig) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// ClientTLS loads t's files as the publisher does at start (tapwatch
+// check calls it).
+func (t TLSConfig) ClientTLS() (*tls.Config, error) { return t.tlsConfig() }
+
+// Password reads the password file as the publisher does at start
+// (tapwatch check calls it).
+func (c Config) Password() (string, error) { return c.password() }
+
 // password reads the password file's first line.
 func (c Config) password() (string, error) {
 	if c.PasswordFile == "" {

@@ -161,10 +161,7 @@ const (
 // pace the messages that have their PUBACK but are not yet out of the
 // spool, which a SIGKILL resends, stay well below the window.)
 func TestHelperPublisher(t *testing.T) {
-	state := os.Getenv(helperState)
-	if state == "" {
-		t.Skip("the helper process of TestMosquittoKill9; it runs only when that test re-executes the test binary")
-	}
+	state := testenv.HelperProcess(t, helperState, "TestMosquittoKill9")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	cfg := testConfig(os.Getenv(helperBroker))

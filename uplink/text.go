@@ -181,8 +181,12 @@ func (f *textFormatter) format(v any, retained bool) []byte {
 		}
 	case *event.Stats:
 		f.head(&b, m.TS, "stats", m.Site, m.Sensor, retained)
-		fmt.Fprintf(&b, "%d packets, %d Modbus and %d DNP3 messages, %d flows; alerts: %s",
-			m.Packets, m.Messages["modbus"], m.Messages["dnp3"], m.Flows, orElse(m.Alerts.String(), "none"))
+		flows := fmt.Sprintf("%d flows (%d open now)", m.FlowsCreated, m.Flows)
+		if m.FlowsCreated == 0 && m.Flows > 0 {
+			flows = fmt.Sprintf("%d flows open now", m.Flows) // a sensor older than flows_created
+		}
+		fmt.Fprintf(&b, "%d packets, %d Modbus and %d DNP3 messages, %s; alerts: %s",
+			m.Packets, m.Messages["modbus"], m.Messages["dnp3"], flows, orElse(m.Alerts.String(), "none"))
 		if n := m.DecodeErrors["modbus"] + m.DecodeErrors["dnp3"]; n > 0 {
 			fmt.Fprintf(&b, "; %d malformed", n)
 		}
@@ -328,7 +332,15 @@ func alertWhat(a *event.Alert) string {
 	if a.FCName != "" && a.FCName != "unknown" { // unknown: a message too malformed to have one
 		s := a.FCName
 		if a.FC != nil {
-			s += " (fc " + strconv.Itoa(int(*a.FC)) + ")"
+			s += " (fc " + strconv.Itoa(int(*a.FC))
+			for i, fc := range a.FCs { // a summary that folded other functions
+				sep := ", "
+				if i == 0 {
+					sep = "; folded fc "
+				}
+				s += sep + strconv.Itoa(int(fc))
+			}
+			s += ")"
 		}
 		parts = append(parts, s)
 	}

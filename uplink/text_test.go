@@ -54,11 +54,11 @@ func TestTextFormat(t *testing.T) {
 	d := &event.Alert{Kind: event.KindAlert, Site: "s", Sensor: "n", TS: now.Add(-24 * time.Hour), First: now.Add(-25 * time.Hour),
 		Rule: "dnp3-restart", Severity: "critical", Title: "DNP3 cold_restart", Attack: []string{"T0816", "T0999"}, Proto: "dnp3",
 		Src: &event.Endpoint{IP: "10.10.1.12"}, Dst: &event.Endpoint{IP: "10.10.1.41"}, DNP3Src: ptr(uint16(1)), DNP3Dst: ptr(uint16(11)),
-		FC: ptr(uint8(13)), FCName: "cold_restart", Addr: &event.Range{Lo: 0, Hi: 3}, Values: event.Values{1, 2, 3, 4, 5, 6, 7, 8, 9}, Count: 4, Last: now.Add(-25*time.Hour + 90*time.Second)}
+		FC: ptr(uint8(13)), FCName: "cold_restart", FCs: []uint16{13, 14}, Addr: &event.Range{Lo: 0, Hi: 3}, Values: event.Values{1, 2, 3, 4, 5, 6, 7, 8, 9}, Count: 4, Last: now.Add(-25*time.Hour + 90*time.Second)}
 	got = string(f.format(d, false))
 	for _, s := range []string{
 		"2026-11-20 10:00:00 \x1b[1;37;41mCRITICAL\x1b[0m s/n dnp3-restart: DNP3 cold_restart (4 times in 1m30s)",
-		"\n    10.10.1.12 link 1 → 10.10.1.41 link 11: cold_restart (fc 13), points 0-3, values 1 2 3 4 5 6 7 8 … (9 values)",
+		"\n    10.10.1.12 link 1 → 10.10.1.41 link 11: cold_restart (fc 13; folded fc 13, 14), points 0-3, values 1 2 3 4 5 6 7 8 … (9 values)",
 		"\n    ATT&CK T0816 Device Restart/Shutdown, T0999",
 	} {
 		if !strings.Contains(got, s) {
@@ -108,8 +108,8 @@ func TestTextFormat(t *testing.T) {
 		t.Error("format changed the message it was given")
 	}
 	got = string(f.format(&event.Stats{Kind: event.KindStats, Site: "plant1", Sensor: "tap1", TS: ts, Packets: 100,
-		Messages: map[string]uint64{"modbus": 60, "dnp3": 20}, DecodeErrors: map[string]uint64{"modbus": 1}, Flows: 9, KernelDrops: 4}, false))
-	if want := "10:02:11 stats plant1/tap1 100 packets, 60 Modbus and 20 DNP3 messages, 9 flows; alerts: none; 1 malformed; 4 dropped by the kernel"; got != want {
+		Messages: map[string]uint64{"modbus": 60, "dnp3": 20}, DecodeErrors: map[string]uint64{"modbus": 1}, Flows: 9, FlowsCreated: 34, KernelDrops: 4}, false))
+	if want := "10:02:11 stats plant1/tap1 100 packets, 60 Modbus and 20 DNP3 messages, 34 flows (9 open now); alerts: none; 1 malformed; 4 dropped by the kernel"; got != want {
 		t.Errorf("stats:\n got %q\nwant %q", got, want)
 	}
 }

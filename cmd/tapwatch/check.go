@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -11,7 +13,7 @@ import (
 	"github.com/tapwatch/tapwatch/rules"
 )
 
-const checkSynopsis = `tapwatch check [-c CONFIG] [--board NAME] [--policy FILE...] [-q]
+const checkSynopsis = `tapwatch check [-c CONFIG] [--board NAME] [--user NAME] [--policy FILE...] [-q]
 
 Validates policy files and prints the effective policy of each: every
 asset, every built-in detector with its settings, every rule with its
@@ -25,6 +27,14 @@ relays. Two functions on one pin is an error; a pin the board reserves
 (I2C, the serial console) or that is not on its header is a warning.
 --board checks the config against another profile than the one it
 names or this machine's.
+
+With -c it also opens the files the daemon reads at start, with the
+daemon's own code: the uplink's CA, certificate and key (which must
+match) and password file. Run as root, it checks that the daemon's
+user (--user, tapwatch as in tapwatch.service) can read them and the
+policy and baseline: the mode, owner, group and ACL of each file and
+of every folder on the way, without becoming that user. Each problem
+names the file, the field that names it, and what stops the user.
 
 Every problem is reported on stderr, one a line, as
 FILE:LINE:COLUMN: FIELD: MESSAGE, and the exit status is 1.
@@ -44,6 +54,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	quiet := fs.Bool("q", false, "print nothing when the files are valid")
 	cfgPath := fs.String("c", "", "the daemon's config `FILE` to check, with the policy and baseline it names")
 	boardName := fs.String("board", "", "check -c CONFIG on the board profile `NAME` (auto, none, pi-zero, pi4, ...)")
+	user := fs.String("user", serviceUser, "with -c, run as root: the `NAME` (or uid) of the daemon's user, who must read its files; empty: not checked")
 	rest, err := parseCommand(fs, args, stdout, checkSynopsis)
 	if err != nil {
 		return err
@@ -57,7 +68,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if *boardName != "" && *cfgPath == "" {
 		return usageError("--board goes with -c CONFIG")
 	}
+	userGiven := false
+	fs.Visit(func(f *flag.Flag) { userGiven = userGiven || f.Name == "user" })
+	if userGiven && *cfgPath == "" {
+		return usageError("--user goes with -c CONFIG")
+	}
 	var out bytes.Buffer
+	var fileProblems int
 	if *cfgPath != "" {
 		cfg, err := config.Load(*cfgPath)
 		if err != nil {
@@ -82,12 +99,17 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 			}
 			return fmt.Errorf("invalid configuration: %s", *cfgPath)
 		}
+		files := checkFiles(cfg, *user, userGiven)
+		for _, p := range files.problems {
+			fmt.Fprintln(stderr, p)
+		}
+		fileProblems = len(files.problems)
 		if *quiet {
-			for _, w := range plan.Warnings {
+			for _, w := range append(plan.Warnings, files.warnings...) {
 				fmt.Fprintf(stderr, "%s: warning: %s\n", cfg.File, w)
 			}
 		} else {
-			describeConfig(&out, cfg, plan)
+			describeConfig(&out, cfg, plan, files)
 		}
 		for _, f := range []string{cfg.Policy, cfg.Baseline} {
 			if f != "" {
@@ -117,19 +139,29 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		p.Format(&out)
 	}
 	stdout.Write(out.Bytes())
+	var failed []string
+	if fileProblems > 0 {
+		failed = append(failed, fmt.Sprintf("the daemon could not use the files %s names (%d problems)", *cfgPath, fileProblems))
+	}
 	if len(bad) > 0 {
-		return fmt.Errorf("invalid policy: %s", strings.Join(bad, ", "))
+		failed = append(failed, "invalid policy: "+strings.Join(bad, ", "))
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "; "))
 	}
 	return nil
 }
 
 // describeConfig says, as YAML comments, what tapwatch run would do.
-func describeConfig(w *bytes.Buffer, c *config.Config, plan *hw.Plan) {
+func describeConfig(w *bytes.Buffer, c *config.Config, plan *hw.Plan, files fileCheck) {
 	fmt.Fprintf(w, "# tapwatch run -c %s would:\n", c.File)
 	fmt.Fprintf(w, "#   be sensor %q of site %q\n", c.Sensor, c.Site)
 	fmt.Fprintf(w, "#   capture on %s (ring %d bytes each, block timeout %v, promiscuous %v)\n",
 		strings.Join(c.Interfaces, " and "), c.Capture.RingBytes, c.Capture.BlockTimeout, *c.Capture.Promiscuous)
 	fmt.Fprintf(w, "#   decode Modbus on ports %v and DNP3 on ports %v\n", c.Ports.Modbus, c.Ports.DNP3)
+	if len(c.Ports.ModbusRTU) > 0 {
+		fmt.Fprintf(w, "#   decode Modbus RTU over TCP (serial gateways) on ports %v\n", c.Ports.ModbusRTU)
+	}
 	switch {
 	case c.Learning():
 		fmt.Fprintf(w, "#   learn for %v (margin %v), then enforce %s\n", c.Learn.Duration, *c.Learn.Margin, c.StateDir+"/learned.yaml")
@@ -145,6 +177,12 @@ func describeConfig(w *bytes.Buffer, c *config.Config, plan *hw.Plan) {
 		fmt.Fprintf(w, "#   publish to %s, spooling in %s\n", strings.Join(c.Uplink.Brokers, ", "), c.StateDir)
 	} else {
 		fmt.Fprintf(w, "#   publish nothing (no uplink): alerts go to the log only\n")
+	}
+	for _, said := range files.said {
+		fmt.Fprintf(w, "#   %s\n", said)
+	}
+	for _, warn := range files.warnings {
+		fmt.Fprintf(w, "#   warning: %s\n", warn)
 	}
 	if c.OpsLog != "" {
 		fmt.Fprintf(w, "#   write the operations log to %s\n", c.OpsLog)

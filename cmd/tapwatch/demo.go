@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -30,12 +31,13 @@ import (
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
-const demoSynopsis = `tapwatch demo [--dir DIR] [--speed N] [--seed N]
+const demoSynopsis = `tapwatch demo [--dir DIR] [--speed N] [--seed N] [--listen HOST:PORT] [--keep-broker]
 
 Shows what tapwatch does, on this computer, in under a minute, without a
 broker, a Raspberry Pi or root:
 
- 1. starts an MQTT broker inside this process, on a free port of 127.0.0.1;
+ 1. starts an MQTT broker inside this process, on a free port of 127.0.0.1
+    (or at --listen);
  2. generates a capture of a small plant (an HMI, an engineering
     workstation and a SCADA master; Modbus PLCs and DNP3 outstations):
     two minutes of normal traffic, then attacks among the normal traffic;
@@ -50,11 +52,18 @@ broker, a Raspberry Pi or root:
  6. ends with a summary: packets, messages, alerts by severity, which of
     the attacks the capture holds were caught, and where the files are.
 
-Nothing is left running. The files stay in DIR (default ./tapwatch-demo):
-the capture, the answer key of its attacks, the policy, the baseline and
-the alerts the security center received, to replay with tapwatch replay.
-A new run replaces them. DIR must be new, empty, or a demo's earlier one:
-the demo never deletes what it did not make.
+Nothing is left running, unless --keep-broker is given: then the broker
+stays up after the summary, until Ctrl-C, for tapwatch tail and tapwatch
+replay --mqtt to try against it; the summary prints their command lines.
+--listen gives the broker a fixed address on this host (it has no TLS and
+no password, so it listens on a loopback address only), for a tail in
+another terminal: tapwatch tail --broker tcp://HOST:PORT --format text.
+
+The files stay in DIR (default ./tapwatch-demo): the capture, the answer
+key of its attacks, the policy, the baseline and the alerts the security
+center received, to replay with tapwatch replay. A new run replaces them.
+DIR must be new, empty, or a demo's earlier one: the demo never deletes
+what it did not make.
 `
 
 // The demo's plant: its learning period and the attacks in it. The
@@ -91,6 +100,8 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", "tapwatch-demo", "the `DIR` for the demo's files: new, empty, or an earlier demo's")
 	speed := fs.Float64("speed", demoSpeedup, "play the monitored part `N` times faster than the plant ran")
 	seed := fs.Int64("seed", 7, "the `SEED` of the generated plant and the order of its attacks")
+	listen := fs.String("listen", "", "the broker's `HOST:PORT`, on a loopback address (default: a free port of 127.0.0.1)")
+	keepBroker := fs.Bool("keep-broker", false, "keep the broker running after the summary, until Ctrl-C")
 	pos, err := parseCommand(fs, args, stdout, demoSynopsis)
 	if err != nil {
 		return err
@@ -101,13 +112,18 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	if !(*speed >= 1 && *speed <= 1000) {
 		return usageError("--speed: %v is not between 1 and 1000", *speed)
 	}
+	if *listen != "" {
+		if err := checkLoopback(*listen); err != nil {
+			return usageError("--listen: %v", err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
 		<-ctx.Done()
 		stop() // a second Ctrl-C, during the clean stop, kills at once
 	}()
-	d := &demo{dir: *dir, speed: *speed, seed: *seed, stdout: stdout, out: stdout, errOut: stderr}
+	d := &demo{dir: *dir, speed: *speed, seed: *seed, listen: *listen, keepBroker: *keepBroker, stdout: stdout, out: stdout, errOut: stderr}
 	err = d.run(ctx)
 	if errors.Is(err, context.Canceled) {
 		return errors.New("interrupted")
@@ -115,13 +131,28 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
+// checkLoopback refuses a broker address off this host: the demo's
+// broker has no TLS and no password.
+func checkLoopback(hostPort string) error {
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return err
+	}
+	if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%s is not a loopback address (127.0.0.1, ::1 or localhost): the demo's broker has no TLS and no password, so it stays on this host", host)
+	}
+	return nil
+}
+
 type demo struct {
-	dir    string
-	speed  float64
-	seed   int64
-	stdout io.Writer
-	out    io.Writer // stdout, or the panel's wrapper of it while the panel is up
-	errOut io.Writer
+	dir        string
+	speed      float64
+	seed       int64
+	listen     string // the broker's address; "": a free port of 127.0.0.1
+	keepBroker bool   // after the summary, until ctx ends
+	stdout     io.Writer
+	out        io.Writer // stdout, or the panel's wrapper of it while the panel is up
+	errOut     io.Writer
 
 	truth    *sim.Truth
 	pcap     string
@@ -141,6 +172,7 @@ type demoTally struct {
 	file     *bufio.Writer // alerts.jsonl
 	fileErr  error
 	reports  []uplink.SensorReport
+	tailID   string // the tail's MQTT client id
 	tailDone chan struct{}
 	tailErr  error
 	cancel   context.CancelFunc // ends the tail
@@ -152,17 +184,21 @@ func (d *demo) say(format string, a ...any) { fmt.Fprintf(d.out, format+"\n", a.
 
 func (d *demo) run(ctx context.Context) error {
 	start := time.Now()
+	// 1. The broker, first: an address in use is said before any file of
+	// an earlier run is removed.
+	if d.listen == "" {
+		d.listen = "127.0.0.1:0"
+	}
+	broker, err := uplink.StartEmbedded(d.listen)
+	if err != nil {
+		return err
+	}
+	closeBroker := sync.OnceValue(broker.Close)
+	defer closeBroker()
 	if err := d.prepareDir(); err != nil {
 		return err
 	}
 	d.say("tapwatch demo: a plant network, a tapwatch box on its tap, and a security center. Files go to %s/.\n", d.dir)
-
-	// 1. The broker.
-	broker, err := uplink.StartEmbedded("127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	defer broker.Close()
 	d.say("1. MQTT broker: embedded in this process, at %s (the box publishes to it, the security center subscribes).", broker.URL())
 
 	// 2. The plant.
@@ -185,7 +221,15 @@ func (d *demo) run(ctx context.Context) error {
 	}
 
 	// 6. The summary.
-	d.summary(time.Since(start))
+	d.summary(time.Since(start), broker.URL())
+	if !d.keepBroker {
+		return nil
+	}
+	<-ctx.Done()
+	if err := closeBroker(); err != nil {
+		return err
+	}
+	d.say("\nThe broker has stopped; nothing is left running.")
 	return nil
 }
 
@@ -524,8 +568,11 @@ func (d *demo) startTail(ctx context.Context, broker *uplink.Embedded) error {
 		}
 	}
 	// Assets are subscribed to (they share the alerts' seq numbers, and
-	// name the ends of the alerts) but not printed.
-	tc := uplink.TailConfig{Brokers: []string{broker.URL()}, Site: demoSite, Sensor: demoSensor,
+	// name the ends of the alerts) but not printed. The tail's own client
+	// id tells its subscription from that of a tail the user runs against
+	// the demo's broker (--listen).
+	r.tailID = fmt.Sprintf("tapwatch-demo-tail-%d", time.Now().UnixNano())
+	tc := uplink.TailConfig{Brokers: []string{broker.URL()}, Site: demoSite, Sensor: demoSensor, ClientID: r.tailID,
 		Kinds:  []string{event.KindAlert, event.KindStatus, event.KindStats},
 		Format: uplink.FormatText, Colour: colourTerminal(d.stdout), Observe: observe}
 	tailCtx, cancel := context.WithCancel(context.Background()) // stopped by stopTail, after the box's offline status
@@ -543,7 +590,7 @@ func (d *demo) startTail(ctx context.Context, broker *uplink.Embedded) error {
 		}
 		r.mu.Unlock()
 	}()
-	if !waitUntil(ctx, 10*time.Second, func() bool { return broker.Subscribed("tapwatch-tail-") }) {
+	if !waitUntil(ctx, 10*time.Second, func() bool { return broker.Subscribed(r.tailID) }) {
 		cancel()
 		<-r.tailDone
 		return errors.Join(errors.New("the tail did not subscribe to the embedded broker within 10s"), ctx.Err(), r.tailErr)
@@ -558,29 +605,33 @@ func (d *demo) stopTail() {
 }
 
 // summary prints what happened and where the files are.
-func (d *demo) summary(took time.Duration) {
+// The summary's figures are the box's last stats message's, which are
+// what tapwatch replay --summary counts in the same capture: flows
+// created, not those open at the end (none, after a clean stop), and
+// malformed messages, not the DNP3 messages only out of turn (an operate
+// without select), which are alerts.
+func (d *demo) summary(took time.Duration, brokerURL string) {
 	r := &d.received
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d.say("\n6. Summary (the demo took %s)", took.Round(100*time.Millisecond))
 	if s := r.stats; s != nil {
-		d.say("   packets     %d; %d Modbus messages and %d DNP3 fragments decoded, %d malformed",
-			s.Packets, s.Messages["modbus"], s.Messages["dnp3"], s.DecodeErrors["modbus"]+s.DecodeErrors["dnp3"])
+		d.say("   packets     %d in %d flows; %d Modbus and %d DNP3 messages decoded, %d malformed",
+			s.Packets, s.FlowsCreated, s.Messages["modbus"], s.Messages["dnp3"], s.DecodeErrors["modbus"]+s.DecodeErrors["dnp3"])
 	} else {
 		d.say("   packets     %d in the capture (the box's stats message did not arrive)", d.truth.Packets)
 	}
-	// A folded repeat's count is the total so far, first message included.
-	repeats := map[uint64]uint64{}
+	var repeats uint64
 	for _, a := range r.alerts {
 		if a.Count > 1 {
-			repeats[a.ID] = max(repeats[a.ID], a.Count-1)
+			repeats++
 		}
 	}
-	var folded uint64
-	for _, n := range repeats {
-		folded += n
+	line := fmt.Sprintf("   alerts      %d (%s)", r.bySev.Total(), r.bySev)
+	if repeats > 0 {
+		line += fmt.Sprintf(" and %s of folded repeats (%d messages)", plural(repeats, "report", "reports"), len(r.alerts))
 	}
-	d.say("   alerts      %d (%s), and %d repeats of them folded into summaries", r.bySev.Total(), r.bySev, folded)
+	d.say("%s", line)
 	for _, rep := range r.reports {
 		if rep.Complete() {
 			d.say("   delivery    the security center received every message the box numbered (seq %d-%d), none missing", rep.First, rep.Max)
@@ -640,7 +691,16 @@ func (d *demo) summary(took time.Duration) {
 	d.say("   replay them, and read the operations log:")
 	d.say("     %s replay --policy %s --baseline %s %s", bin, d.path("policy.yaml"), d.path("baseline.yaml"), d.path("plant.pcap"))
 	d.say("     %s replay --ops %s | head", bin, d.path("plant.pcap"))
-	d.say("   Nothing is left running: the broker, the daemon and the tail have stopped.")
+	if !d.keepBroker {
+		d.say("   Nothing is left running: the broker, the daemon and the tail have stopped.")
+		return
+	}
+	d.say("   The daemon and the tail have stopped. The broker stays up at %s until Ctrl-C. In another terminal,", brokerURL)
+	d.say("   the security center's tail (the box's retained status and assets at once, then what comes):")
+	d.say("     %s tail --broker %s --format text", bin, brokerURL)
+	d.say("   and in a third, the capture's alerts published again, as a box named replay1 would:")
+	d.say("     %s replay --mqtt %s --site %s --sensor replay1 --state-dir %s --policy %s --baseline %s %s",
+		bin, brokerURL, demoSite, d.path("replay-state"), d.path("policy.yaml"), d.path("baseline.yaml"), d.path("plant.pcap"))
 }
 
 // waitUntil polls cond every 50ms until it holds (true), ctx ends or the

@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/internal/testenv"
+	"github.com/tapwatch/tapwatch/uplink"
 )
 
 // TestDemo runs tapwatch demo, sped up, and checks what a newcomer is
@@ -73,6 +76,14 @@ func TestDemo(t *testing.T) {
 	if m := regexp.MustCompile(`expected [0-9.]+\.\.[0-9.]+ \(learned (\d+)\.\.(\d+)\)`).FindStringSubmatch(out); m == nil {
 		t.Error("the value-range alert does not give the learned range")
 	}
+	// The panel agrees with the status: UPLINK is off only once the box
+	// has stopped (the status says connected from the first one on).
+	for _, l := range regexp.MustCompile(`(?m)^LEDs: .*$`).FindAllString(out, -1) {
+		if strings.Contains(l, "UPLINK off") && !strings.Contains(l, "RUN off") {
+			t.Errorf("the panel shows UPLINK off while the box runs, with an uplink: %s", l)
+		}
+	}
+	checkDemoCounts(t, dir, out)
 	for _, k := range demoAttacks {
 		if !regexp.MustCompile(`(?m)^     caught ` + regexp.QuoteMeta(string(k)) + ` +\S`).MatchString(out) {
 			t.Errorf("the summary does not say %s was caught", k)
@@ -150,6 +161,177 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the broker at %s still accepts connections", m[1])
 	}
 	waitGoroutines(t, before)
+}
+
+// checkDemoCounts checks that the box's stats message, as the tail
+// printed it, and the summary count what replay --summary counts in the
+// same capture: the flows created, the malformed messages; and that the
+// summary's alerts add up to the messages of alerts.jsonl.
+func checkDemoCounts(t *testing.T, dir, out string) {
+	t.Helper()
+	var rout, rerr bytes.Buffer
+	if rc := run([]string{"replay", "--json", filepath.Join(dir, "plant.pcap")}, &rout, &rerr); rc != 0 {
+		t.Fatalf("replay --json of the demo's capture: exit %d: %s", rc, rerr.String())
+	}
+	var s struct {
+		Packets uint64 `json:"packets"`
+		DPI     struct {
+			FlowsCreated uint64 `json:"flows_created"`
+		} `json:"dpi"`
+		Messages  uint64 `json:"messages"`
+		Malformed uint64 `json:"malformed_messages"`
+		DNP3      struct {
+			Fragments  uint64 `json:"fragments"`
+			LinkFrames uint64 `json:"link_frames"`
+			Malformed  uint64 `json:"malformed_messages"`
+		} `json:"dnp3"`
+	}
+	if err := json.Unmarshal(rout.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	malformed := s.Malformed + s.DNP3.Malformed
+	if s.DPI.FlowsCreated == 0 || malformed == 0 {
+		t.Fatalf("the demo's capture has %d flows and %d malformed messages: the check below would prove nothing", s.DPI.FlowsCreated, malformed)
+	}
+	stats := fmt.Sprintf(" stats demo-plant/tap1 %d packets, %d Modbus and %d DNP3 messages, %d flows (0 open now); alerts: ",
+		s.Packets, s.Messages, s.DNP3.Fragments+s.DNP3.LinkFrames, s.DPI.FlowsCreated)
+	if !strings.Contains(out, stats) || !strings.Contains(out, fmt.Sprintf("; %d malformed\n", malformed)) {
+		t.Errorf("the tail's stats line is not %q ... \"; %d malformed\" (replay --summary's counts)", stats, malformed)
+	}
+	summary := fmt.Sprintf("   packets     %d in %d flows; %d Modbus and %d DNP3 messages decoded, %d malformed\n",
+		s.Packets, s.DPI.FlowsCreated, s.Messages, s.DNP3.Fragments+s.DNP3.LinkFrames, malformed)
+	if !strings.Contains(out, summary) {
+		t.Errorf("the summary lacks %q (replay --summary's counts)", summary)
+	}
+	received := readAlerts(t, filepath.Join(dir, "alerts.jsonl"))
+	repeats := 0
+	for _, a := range received {
+		if a["count"].(float64) > 1 {
+			repeats++
+		}
+	}
+	if repeats == 0 {
+		t.Fatal("no folded repeats in alerts.jsonl: the check below would prove nothing")
+	}
+	if want := fmt.Sprintf(") and %d reports of folded repeats (%d messages)\n", repeats, len(received)); !strings.Contains(out, want) {
+		t.Errorf("the summary's alerts line lacks %q", want)
+	}
+}
+
+// With --keep-broker the broker stays up after the summary, until
+// Ctrl-C; the tail line the summary gives works against it, and at
+// Ctrl-C it stops and nothing is left running.
+func TestDemoKeepBroker(t *testing.T) {
+	before := runtime.NumGoroutine()
+	dir := filepath.Join(t.TempDir(), "demo")
+	var stdout, stderr testenv.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := &demo{dir: dir, speed: 1000, seed: 7, keepBroker: true, stdout: &stdout, out: &stdout, errOut: &stderr}
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	tailLine := regexp.MustCompile(`(?m)^     \S+ (tail --broker (tcp://127\.0\.0\.1:\d+) --format text)$`)
+	deadline := time.Now().Add(60 * time.Second)
+	var m []string
+	for m == nil {
+		select {
+		case err := <-done:
+			t.Fatalf("the demo ended before Ctrl-C: %v\n%s\n%s", err, stdout.String(), stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no tail line within 60s:\n%s\n%s", stdout.String(), stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+		m = tailLine.FindStringSubmatch(stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "The broker stays up at "+m[2]+" until Ctrl-C.") {
+		t.Errorf("the summary does not say the broker stays up:\n%s", stdout.String())
+	}
+	// The summary's tail line, as a user would type it: the box's
+	// retained offline status comes first. (A tail waits for ever for a
+	// broker that is gone.)
+	var tout, terr testenv.Buffer
+	tailed := make(chan int, 1)
+	go func() { tailed <- run(append(strings.Fields(m[1]), "--kinds", "status", "--count", "1"), &tout, &terr) }()
+	select {
+	case rc := <-tailed:
+		if rc != 0 || !strings.Contains(tout.String(), "status demo-plant/tap1 (retained) OFFLINE (stopped)") {
+			t.Errorf("%s against the kept broker: exit %d\n%s%s", m[1], rc, tout.String(), terr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: nothing from the kept broker within 10s\n%s%s", m[1], tout.String(), terr.String())
+	}
+	cancel() // Ctrl-C
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the demo ended with %v at Ctrl-C, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the kept broker did not stop within 10s of Ctrl-C")
+	}
+	if !strings.HasSuffix(stdout.String(), "The broker has stopped; nothing is left running.\n") {
+		t.Errorf("the demo does not end saying the broker stopped:\n%s", stdout.String())
+	}
+	if stderr.String() != "" {
+		t.Errorf("standard error:\n%s", stderr.String())
+	}
+	if c, err := net.DialTimeout("tcp", strings.TrimPrefix(m[2], "tcp://"), time.Second); err == nil {
+		c.Close()
+		t.Errorf("the broker at %s still accepts connections after Ctrl-C", m[2])
+	}
+	waitGoroutines(t, before)
+}
+
+// The demo waits for its own tail to subscribe before the box publishes,
+// not for any tail: one the user started first against --listen's broker
+// does not stand for it.
+func TestDemoWaitsForItsTail(t *testing.T) {
+	broker, err := uplink.StartEmbedded("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	users := make(chan struct{})
+	go func() {
+		defer close(users)
+		uplink.Tail(ctx, uplink.TailConfig{Brokers: []string{broker.URL()}}, io.Discard, io.Discard)
+	}()
+	defer func() { cancel(); <-users }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !broker.Subscribed("tapwatch-tail-") {
+		if time.Now().After(deadline) {
+			t.Fatal("the user's tail did not subscribe within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var out testenv.Buffer
+	d := &demo{dir: t.TempDir(), stdout: &out, out: &out, errOut: &out}
+	if err := d.startTail(context.Background(), broker); err != nil {
+		t.Fatal(err)
+	}
+	defer d.stopTail()
+	if !broker.Subscribed(d.received.tailID) {
+		t.Errorf("startTail returned before the demo's tail (%s) subscribed", d.received.tailID)
+	}
+}
+
+// --listen takes a loopback address only: the broker has no TLS and no
+// password.
+func TestDemoListen(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:1883", "10.1.2.3:1883", ":1883", "example.net:1883", "127.0.0.1"} {
+		var out, errb bytes.Buffer
+		if rc := run([]string{"demo", "--listen", addr, "--dir", t.TempDir()}, &out, &errb); rc != 2 || !strings.Contains(errb.String(), "--listen: ") {
+			t.Errorf("--listen %s: exit %d, %s", addr, rc, errb.String())
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:1883", "[::1]:0", "localhost:1883", "127.0.0.2:0"} {
+		if err := checkLoopback(addr); err != nil {
+			t.Errorf("--listen %s: %v", addr, err)
+		}
+	}
 }
 
 // A demo interrupted (Ctrl-C) stops at once and leaves nothing running.

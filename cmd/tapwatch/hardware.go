@@ -43,6 +43,17 @@ func ledStatus(h daemon.Health) hw.Status {
 	return s
 }
 
+// hardwarePlan is the hardware cfg wires, keeping what must outlive a
+// crash (the board LED's own trigger) in the config's state dir.
+func hardwarePlan(cfg *config.Config) (*hw.Plan, error) {
+	plan, err := hw.NewPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	plan.StateDir = cfg.StateDir
+	return plan, nil
+}
+
 // hardware is the box's LEDs, button, relays and watchdog around a
 // running daemon.
 type hardware struct {
@@ -178,7 +189,7 @@ func cmdLeds(args []string, stdout, stderr io.Writer) error {
 	if *boardName != "" {
 		cfg.Hardware.Board = *boardName
 	}
-	plan, err := hw.NewPlan(cfg)
+	plan, err := hardwarePlan(cfg)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/tapwatch/tapwatch/sensor"
 )
 
-const learnSynopsis = `tapwatch learn [--margin F] [--modbus-ports LIST] [--dnp3-ports LIST] -o FILE CAPTURE...
+const learnSynopsis = `tapwatch learn [--margin F] [--modbus-ports LIST] [--dnp3-ports LIST] [--modbus-rtu-ports LIST] -o FILE CAPTURE...
 
 Learns the normal behaviour of the plant from capture files and writes it
 as a policy file with a baseline section: the assets seen (named by role
@@ -31,6 +31,7 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	margin := fs.Float64("margin", rules.DefaultMargin, "widen learned value ranges by this fraction of their width (at least 1) on each side")
 	ports := fs.String("modbus-ports", "502", "comma-separated TCP/UDP ports that carry Modbus")
 	dnpPorts := fs.String("dnp3-ports", "20000", "comma-separated TCP/UDP ports that carry DNP3")
+	rtuPorts := rtuPortsFlag(fs)
 	files, err := parseCommand(fs, args, stdout, learnSynopsis)
 	if err != nil {
 		return err
@@ -41,6 +42,9 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return usageError("learn needs -o FILE")
 	}
+	if err := checkCaptures(files, stderr); err != nil {
+		return err
+	}
 	if !(*margin >= 0) {
 		return usageError("--margin: %v is not 0 or more", *margin)
 	}
@@ -50,6 +54,9 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.DNP3Ports, err = parsePorts(*dnpPorts); err != nil {
 		return usageError("--dnp3-ports: %v", err)
+	}
+	if err := setRTUPorts(fs, *rtuPorts, &cfg); err != nil {
+		return err
 	}
 	l := rules.NewLearner(rules.LearnerOptions{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -22,7 +22,7 @@ Usage:
                                (default config /etc/tapwatch/tapwatch.yaml; docs/config.md)
   tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION] [--fail-on SEVERITY]
                  [--ops | --summary | --json] [--mqtt URL --site S --sensor N]
-                 [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
+                 [--modbus-ports LIST] [--dnp3-ports LIST] [--modbus-rtu-ports LIST] [--max-flows N] FILE...
                                decode capture files (pcap or pcapng), run the detectors and
                                print the alerts (one JSON object a line), or with --ops the
                                operations log, or a summary; with --mqtt publish them too

@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -767,8 +768,8 @@ func TestReplaySummary(t *testing.T) {
 		"fc   8  diagnostics",
 		"fc  16  write_multiple_registers",
 		"fc  43  encapsulated_interface_transport",
-		"anomalies  1 malformed messages, 0 IPv4 fragments, 0 truncated packets, 0 undecodable packets, 0 bad IP lengths\n",
-		"bad_quantity",
+		"anomalies  1 malformed messages (1 Modbus, 0 DNP3), 0 IPv4 fragments, 0 truncated packets, 0 undecodable packets, 0 bad IP lengths\n",
+		"  modbus: 1 malformed message\n  bad_quantity ",
 		"alerts     2 alerts (1 medium, 1 low)\n", // malformed once for the conversation; the device identification read
 		"time       ",
 	} {
@@ -993,25 +994,62 @@ func TestReplayUnreadableFiles(t *testing.T) {
 		{"missing", missing, "no such file"},
 		{"not a capture", text, "not a pcap or pcapng file"},
 		{"empty", empty, "empty"},
-		{"directory", dir, ""},
+		{"directory", dir, "is a directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// One line naming the file, before anything else: no tally,
+			// no summary, no baseline written, however many good files
+			// come with it.
+			out := filepath.Join(t.TempDir(), "baseline.yaml")
 			for _, args := range [][]string{
 				{"replay", tc.path},
 				{"replay", "--ops", tc.path},
 				{"replay", "--json", tc.path},
+				{"replay", "--summary", good, tc.path},
+				{"replay", tc.path, good},
+				{"learn", "-o", out, tc.path, good},
 			} {
 				r := tapwatch(args...)
-				if r.code != 1 || !strings.Contains(r.stderr, tc.path) || !strings.Contains(r.stderr, tc.why) {
-					t.Errorf("%q: want exit 1 naming the file (%s) on stderr, got %v", args, tc.why, r)
+				if r.code != 1 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 ||
+					!strings.HasPrefix(r.stderr, "tapwatch: "+tc.path+": ") || !strings.Contains(r.stderr, tc.why) {
+					t.Errorf("%q: want exit 1 and one line naming the file (%s) on stderr, got %v", args, tc.why, r)
 				}
 			}
-			// The good file after the bad one is still decoded.
-			r := tapwatch("replay", "--ops", tc.path, good)
-			if r.code != 1 || len(parseOps(t, r.stdout, nil)) != 4 {
-				t.Errorf("the good file after %s is not decoded: %v", tc.path, r)
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("learn wrote %s from a file it cannot read", out)
 			}
 		})
+	}
+	// Several: a line each, and how many.
+	r := tapwatch("replay", missing, good, empty)
+	if want := "tapwatch: " + missing + ": no such file or directory\ntapwatch: " + empty + ": file header: file is empty or shorter than a capture header\ntapwatch: 2 of 3 capture files cannot be read\n"; r.code != 1 || r.stdout != "" || r.stderr != want {
+		t.Errorf("two unreadable files of three: %v\nwant stderr:\n%s", r, want)
+	}
+}
+
+// A capture from a pipe is not read ahead by the check of the files:
+// its first bytes would be lost.
+func TestReplayFromPipe(t *testing.T) {
+	dir := t.TempDir()
+	good := writeCapture(t, dir, "good.pcap", pcapgen.Options{}, buildPoll(50001))
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		f.Write(data)
+		f.Close()
+	}()
+	if r := tapwatch("replay", "--ops", fifo); r.code != 0 || len(parseOps(t, r.stdout, nil)) != 4 {
+		t.Errorf("replay of a pipe: %v", r)
 	}
 }
 
@@ -1077,7 +1115,9 @@ func TestReplayPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := tapwatch("replay", "--policy", pol, path)
-	if r.code != 0 || r.stderr != "tapwatch: 14 packets, 8 Modbus messages, 0 DNP3 fragments, 3 alerts (1 critical, 2 high)\n" {
+	// The tally counts the lines printed: three alerts, and two reports
+	// of their folded repeats.
+	if r.code != 0 || r.stderr != "tapwatch: 14 packets, 8 Modbus messages, 0 DNP3 fragments, 3 alerts (1 critical, 2 high) and 2 reports of folded repeats (5 lines)\n" {
 		t.Fatalf("without --fail-on: %v", r)
 	}
 	var got []map[string]any
@@ -1102,11 +1142,20 @@ func TestReplayPolicy(t *testing.T) {
 		{"id": 2.0, "rule": "pump3-setpoint", "severity": "critical", "attack": []any{"T0836"},
 			"addr": map[string]any{"lo": 5.0, "hi": 5.0}, "values": []any{500.0}, "expected": "100..200", "count": 1.0},
 		{"id": 3.0, "rule": "plc-writes-only-from-hmi", "fc": 6.0, "addr": map[string]any{"lo": 5.0, "hi": 5.0}, "values": []any{150.0}, "count": 1.0},
-		{"id": 1.0, "rule": "plc-writes-only-from-hmi", "count": 2.0},
-		{"id": 2.0, "rule": "pump3-setpoint", "count": 2.0},
+		{"id": 1.0, "repeat": true, "rule": "plc-writes-only-from-hmi", "count": 2.0},
+		{"id": 2.0, "repeat": true, "rule": "pump3-setpoint", "count": 2.0},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d alerts, want %d:\n%s", len(got), len(want), r.stdout)
+	}
+	for i := range 3 {
+		if _, ok := got[i]["repeat"]; ok {
+			t.Errorf("alert %d, a first report, says repeat: %v", i, got[i])
+		}
+	}
+	// A repeat says so at once, after its id.
+	if line := strings.Split(r.stdout, "\n")[3]; !strings.HasPrefix(line, `{"id":1,"repeat":true,"rule":`) {
+		t.Errorf("the report of folded repeats does not begin with its id and repeat: %s", line)
 	}
 	for i := range want {
 		if d := match(got[i], want[i]); len(d) > 0 {
@@ -1140,12 +1189,12 @@ func TestReplayPolicy(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || r.code != 0 {
 		t.Fatalf("--json: %v %v", err, r)
 	}
-	if w := map[string]float64{"info": 0, "low": 0, "medium": 0, "high": 2, "critical": 1, "suppressed": 0}; !reflect.DeepEqual(sum.Alerts, w) {
+	if w := map[string]float64{"info": 0, "low": 0, "medium": 0, "high": 2, "critical": 1, "repeats": 2, "suppressed": 0}; !reflect.DeepEqual(sum.Alerts, w) {
 		t.Errorf("--json alerts %v, want %v", sum.Alerts, w)
 	}
 	// Without a policy the built-in detectors still run: the rogue writes
 	// break no built-in rule.
-	if r := tapwatch("replay", "--json", path); !strings.Contains(r.stdout, `"alerts":{"info":0,"low":0,"medium":0,"high":0,"critical":0,"suppressed":0}`) {
+	if r := tapwatch("replay", "--json", path); !strings.Contains(r.stdout, `"alerts":{"info":0,"low":0,"medium":0,"high":0,"critical":0,"repeats":0,"suppressed":0}`) {
 		t.Errorf("--json without --policy: %s", r.stdout)
 	}
 	ops := tapwatch("replay", "--ops", path)

@@ -2,15 +2,18 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,14 +29,17 @@ import (
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
-const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops | --summary | --json] [--mqtt URL [--site S] [--sensor N] [--state-dir DIR] [MQTT options]] [--modbus-ports LIST] [--dnp3-ports LIST] [--max-flows N] FILE...
+const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops | --summary | --json] [--mqtt URL [--site S] [--sensor N] [--state-dir DIR] [MQTT options]] [--modbus-ports LIST] [--dnp3-ports LIST] [--modbus-rtu-ports LIST] [--max-flows N] FILE...
 
 Decodes pcap and pcapng capture files, in the order given, as one stream
 (flows continue across files), runs the built-in detectors and the rules
 of the policy on every message, and prints the alerts, one JSON object a
-line, with the field names of the wire schema (see docs/policy.md). When
-it is done it writes a one-line tally (packets, messages, alerts by
-severity) to standard error.
+line, with the field names of the wire schema (see docs/policy.md). An
+alert that repeats is folded: it is printed when it first fires, with
+count 1, and again with the same id, "repeat":true and its total count
+at the end of its folding window. When it is done it writes a one-line
+tally to standard error: packets, messages, alerts by severity, and the
+reports of folded repeats, with the lines printed in all.
 
 The built-in detectors are always on; a policy file tunes or disables
 them by id. With --policy its rules are checked too. With --baseline the
@@ -46,8 +52,10 @@ learned instead, and the rest monitored against it, in one pass.
 Instead of the alerts, --ops prints the operations log: one JSON object
 a line for every Modbus request and response and every DNP3 fragment and
 link-only frame (see docs/ops-log.md); --summary prints a summary:
-packets, flows, messages by function code, anomalies, alerts by severity
-and the time taken; --json prints that summary as one JSON object.
+packets, flows, messages by function code, anomalies (malformed
+messages, and DNP3 messages that break select-before-operate or flood,
+which may be well formed), alerts by severity and the time taken; --json
+prints that summary as one JSON object.
 
 With --mqtt the alerts are also published to an MQTT broker, as the
 daemon publishes them (see docs/events.md): spooled on disk in
@@ -59,9 +67,12 @@ spool for the next run with the same --sensor and --state-dir, and the
 exit status is 1. Plaintext tcp:// is allowed to this host only, unless
 --mqtt-plaintext is given; ssl:// verifies the broker's certificate.
 
-A damaged file is reported with its name and the record that could not be
-read; the records before it are still decoded, the other files too, and
-the exit status is 1.
+Each file is opened and its header read before anything is printed: one
+that cannot be (missing, unreadable, not a pcap or pcapng file) is
+reported with its name, and nothing else is done. A file damaged further
+on is reported with its name and the record that could not be read; the
+records before it are still decoded, the other files too, and the exit
+status is 1.
 
 Exit status: 0 on success, 1 when something failed (a damaged capture
 file or an invalid policy), 2 on a usage error, 3 when an alert at or
@@ -77,12 +88,15 @@ type alertWriter struct {
 	pub        *uplink.Publisher
 	buf        []byte
 	err        error
-	bySeverity [rules.SeverityCritical + 1]uint64
+	bySeverity [rules.SeverityCritical + 1]uint64 // alerts, their first reports
+	repeats    uint64                             // reports of folded repeats of an alert already reported
 }
 
 func (a *alertWriter) Alert(al *rules.Alert) {
 	if al.Count <= 1 {
-		a.bySeverity[al.Severity]++ // summaries of folded alerts repeat an id already counted
+		a.bySeverity[al.Severity]++
+	} else {
+		a.repeats++
 	}
 	if a.pub != nil {
 		a.pub.Alert(al.Event(), al.ID, al.Count <= 1)
@@ -90,8 +104,23 @@ func (a *alertWriter) Alert(al *rules.Alert) {
 	if a.w == nil || a.err != nil {
 		return
 	}
-	a.buf = append(al.AppendJSON(a.buf[:0]), '\n')
+	a.buf = appendAlertLine(a.buf[:0], al)
 	_, a.err = a.w.Write(a.buf)
+}
+
+// appendAlertLine appends al as a JSON line. A report of folded repeats
+// says "repeat":true after its id, so that it is not taken for one more
+// alert: its id was printed before, with count 1.
+func appendAlertLine(b []byte, al *rules.Alert) []byte {
+	start := len(b)
+	b = al.AppendJSON(b)
+	if al.Count > 1 {
+		// {"id":N, comes first.
+		if i := bytes.IndexByte(b[start:], ','); i > 0 {
+			b = slices.Insert(b, start+i, []byte(`,"repeat":true`)...)
+		}
+	}
+	return append(b, '\n')
 }
 
 func cmdReplay(args []string, stdout, stderr io.Writer) error {
@@ -101,6 +130,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object instead of the alerts")
 	ports := fs.String("modbus-ports", "502", "comma-separated TCP/UDP ports that carry Modbus")
 	dnpPorts := fs.String("dnp3-ports", "20000", "comma-separated TCP/UDP ports that carry DNP3 (DNP3 is also recognised on other ports by its link header)")
+	rtuPorts := rtuPortsFlag(fs)
 	maxFlows := fs.Int("max-flows", dpi.DefaultMaxFlows, "flow table size; the least recently used flow is evicted when full")
 	policyPath := fs.String("policy", "", "check the rules of policy `FILE` too, with its settings of the built-in detectors")
 	failOn := fs.String("fail-on", "", "exit with status 3 when an alert of `SEVERITY` (info, low, medium, high, critical) or above fired")
@@ -121,6 +151,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if len(files) == 0 {
 		return usageError("replay needs at least one capture file")
 	}
+	if err := checkCaptures(files, stderr); err != nil {
+		return err
+	}
 	if n := countTrue(*ops, *summary, *asJSON); n > 1 {
 		return usageError("--ops, --summary and --json each choose what is printed; give one of them")
 	}
@@ -135,6 +168,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.DNP3Ports, err = parsePorts(*dnpPorts); err != nil {
 		return usageError("--dnp3-ports: %v", err)
+	}
+	if err := setRTUPorts(fs, *rtuPorts, &cfg); err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError("%v", err)
@@ -288,6 +324,52 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// checkCaptures opens each capture file and reads its header, so that a
+// file that cannot be read is reported, one line each, before anything
+// is printed, published or written. Pipes and devices are only looked
+// up: what was read from them would be lost.
+func checkCaptures(files []string, stderr io.Writer) error {
+	var bad []error
+	for _, name := range files {
+		if err := checkCapture(name); err != nil {
+			bad = append(bad, err)
+		}
+	}
+	switch len(bad) {
+	case 0:
+		return nil
+	case 1:
+		return bad[0]
+	}
+	for _, err := range bad {
+		fmt.Fprintf(stderr, "tapwatch: %v\n", err)
+	}
+	return fmt.Errorf("%d of %d capture files cannot be read", len(bad), len(files))
+}
+
+func checkCapture(name string) error {
+	st, err := os.Stat(name)
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &pe):
+		return fmt.Errorf("%s: %w", name, pe.Err)
+	case err != nil:
+		return err
+	case st.IsDir():
+		return fmt.Errorf("%s: is a directory, not a capture file", name)
+	case !st.Mode().IsRegular():
+		return nil
+	}
+	f, err := capture.OpenFile(name)
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", name, pe.Err)
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 func parsePorts(s string) ([]uint16, error) {
 	var ports []uint16
 	for _, f := range strings.Split(s, ",") {
@@ -353,7 +435,7 @@ func replayStats(s sensor.Summary, aw *alertWriter, engine *rules.Engine) *event
 		Uptime: s.Elapsed.Seconds(), Packets: s.Packets, Bytes: s.DPI.Bytes,
 		DecodeErrors: map[string]uint64{"modbus": s.Messages.Malformed, "dnp3": s.Messages.DNP3.Malformed},
 		Messages:     map[string]uint64{"modbus": s.Messages.Messages, "dnp3": s.Messages.DNP3.Fragments + s.Messages.DNP3.LinkFrames},
-		Flows:        s.DPI.FlowsActive, FlowsEvicted: s.DPI.FlowsEvicted, Reassembly: s.DPI.BufferedBytes,
+		Flows:        s.DPI.FlowsActive, FlowsCreated: s.DPI.FlowsCreated, FlowsEvicted: s.DPI.FlowsEvicted, Reassembly: s.DPI.BufferedBytes,
 		Alerts: event.Severities{Info: c[rules.SeverityInfo], Low: c[rules.SeverityLow], Medium: c[rules.SeverityMedium],
 			High: c[rules.SeverityHigh], Critical: c[rules.SeverityCritical]},
 		Suppressed: engine.Suppressed(),
@@ -370,9 +452,11 @@ func countTrue(bs ...bool) int {
 	return n
 }
 
-// alertText says how many alerts of each severity fired, and how many
-// the alert budget suppressed: "3 alerts (1 critical, 2 medium)".
-func alertText(aw *alertWriter, engine *rules.Engine) string {
+// alertText says how many alerts of each severity fired, how many
+// reports of their folded repeats followed (with lines: how many lines
+// that made), and how many the alert budget suppressed:
+// "3 alerts (1 critical, 2 medium) and 1 report of folded repeats (4 lines)".
+func alertText(aw *alertWriter, engine *rules.Engine, lines bool) string {
 	var n uint64
 	var parts []string
 	for sev := rules.SeverityCritical; sev >= rules.SeverityInfo; sev-- {
@@ -381,9 +465,15 @@ func alertText(aw *alertWriter, engine *rules.Engine) string {
 			parts = append(parts, fmt.Sprintf("%d %s", c, sev))
 		}
 	}
-	s := fmt.Sprintf("%d alerts", n)
+	s := plural(n, "alert", "alerts")
 	if len(parts) > 0 {
 		s += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if aw.repeats > 0 {
+		s += " and " + plural(aw.repeats, "report", "reports") + " of folded repeats"
+		if lines {
+			s += fmt.Sprintf(" (%d lines)", n+aw.repeats)
+		}
 	}
 	if sup := engine.Suppressed(); sup > 0 {
 		s += fmt.Sprintf(", %d suppressed by the alert budget", sup)
@@ -391,10 +481,18 @@ func alertText(aw *alertWriter, engine *rules.Engine) string {
 	return s
 }
 
+// plural is "1 alert" or "2 alerts".
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // writeTally writes the line that ends a replay printing alerts.
 func writeTally(w io.Writer, s sensor.Summary, aw *alertWriter, engine *rules.Engine) {
 	fmt.Fprintf(w, "tapwatch: %d packets, %d Modbus messages, %d DNP3 fragments, %s\n",
-		s.Packets, s.Messages.Messages, s.Messages.DNP3.Fragments, alertText(aw, engine))
+		s.Packets, s.Messages.Messages, s.Messages.DNP3.Fragments, alertText(aw, engine, true))
 }
 
 func writeSummary(w io.Writer, s sensor.Summary, aw *alertWriter, engine *rules.Engine) {
@@ -421,25 +519,32 @@ func writeSummary(w io.Writer, s sensor.Summary, aw *alertWriter, engine *rules.
 	for _, fc := range fcCounts(d.ByFC[:], dnp3.FunctionName) {
 		fmt.Fprintf(w, "  fc %3d  %-32s %d\n", fc.FC, fc.Name, fc.Count)
 	}
-	fmt.Fprintf(w, "anomalies  %d malformed messages, %d IPv4 fragments, %d truncated packets, %d undecodable packets, %d bad IP lengths\n",
-		t.Malformed, c.IPv4Fragments, c.Truncated, c.Undecodable+c.UnsupportedL2, c.BadIPLength)
-	writeCounts(w, reasonCounts(t.ByReason[:], modbus.Reason.String))
-	if d.Malformed > 0 {
-		fmt.Fprintf(w, "  dnp3: %d messages with anomalies\n", d.Malformed)
+	fmt.Fprintf(w, "anomalies  %d malformed messages (%d Modbus, %d DNP3), %d IPv4 fragments, %d truncated packets, %d undecodable packets, %d bad IP lengths\n",
+		t.Malformed+d.Malformed, t.Malformed, d.Malformed, c.IPv4Fragments, c.Truncated, c.Undecodable+c.UnsupportedL2, c.BadIPLength)
+	if t.Malformed > 0 {
+		fmt.Fprintf(w, "  modbus: %s\n", plural(t.Malformed, "malformed message", "malformed messages"))
+		writeCounts(w, reasonCounts(t.ByReason[:], modbus.Reason.String))
+	}
+	if d.Anomalous > 0 {
+		// A select-before-operate broken or a flood is an anomaly of a
+		// message that may be well formed.
+		fmt.Fprintf(w, "  dnp3: %s, %d malformed\n", plural(d.Anomalous, "message with anomalies", "messages with anomalies"), d.Malformed)
 		writeCounts(w, reasonCounts(d.ByReason[:], dnp3.Reason.String))
 	}
-	fmt.Fprintf(w, "alerts     %s\n", alertText(aw, engine))
+	fmt.Fprintf(w, "alerts     %s\n", alertText(aw, engine, false))
 	fmt.Fprintf(w, "time       %.3fs (%.0f packets/s)\n", s.Elapsed.Seconds(), pps)
 }
 
 type dnp3Summary struct {
-	Fragments   uint64            `json:"fragments"`
-	LinkFrames  uint64            `json:"link_frames"`
-	Garbage     uint64            `json:"garbage"`
-	Unsolicited uint64            `json:"unsolicited"`
-	Truncated   uint64            `json:"truncated"`
-	ByFC        []fcCount         `json:"by_fc"`
-	Malformed   map[string]uint64 `json:"malformed"`
+	Fragments         uint64            `json:"fragments"`
+	LinkFrames        uint64            `json:"link_frames"`
+	Garbage           uint64            `json:"garbage"`
+	Unsolicited       uint64            `json:"unsolicited"`
+	Truncated         uint64            `json:"truncated"`
+	ByFC              []fcCount         `json:"by_fc"`
+	MalformedMessages uint64            `json:"malformed_messages"`
+	AnomalousMessages uint64            `json:"anomalous_messages"` // malformed or misused
+	Malformed         map[string]uint64 `json:"malformed"`          // anomalies by reason, misuse included
 }
 
 // alertCounts is the alerts object of the JSON summary.
@@ -449,31 +554,35 @@ type alertCounts struct {
 	Medium     uint64 `json:"medium"`
 	High       uint64 `json:"high"`
 	Critical   uint64 `json:"critical"`
+	Repeats    uint64 `json:"repeats"` // reports of folded repeats, not counted above
 	Suppressed uint64 `json:"suppressed"`
 }
 
 func writeSummaryJSON(w io.Writer, s sensor.Summary, aw *alertWriter, engine *rules.Engine) {
 	out := struct {
-		Files     int               `json:"files"`
-		Packets   uint64            `json:"packets"`
-		Seconds   float64           `json:"seconds"`
-		DPI       dpi.Counters      `json:"dpi"`
-		Messages  uint64            `json:"messages"`
-		ByFC      []fcCount         `json:"by_fc"`
-		Malformed map[string]uint64 `json:"malformed"`
-		DNP3      dnp3Summary       `json:"dnp3"`
-		Alerts    alertCounts       `json:"alerts"`
-		Errors    []string          `json:"errors,omitempty"`
+		Files             int               `json:"files"`
+		Packets           uint64            `json:"packets"`
+		Seconds           float64           `json:"seconds"`
+		DPI               dpi.Counters      `json:"dpi"`
+		Messages          uint64            `json:"messages"`
+		ByFC              []fcCount         `json:"by_fc"`
+		MalformedMessages uint64            `json:"malformed_messages"`
+		Malformed         map[string]uint64 `json:"malformed"`
+		DNP3              dnp3Summary       `json:"dnp3"`
+		Alerts            alertCounts       `json:"alerts"`
+		Errors            []string          `json:"errors,omitempty"`
 	}{
 		Files: s.Files, Packets: s.Packets, Seconds: s.Elapsed.Seconds(), DPI: s.DPI,
-		Messages: s.Messages.Messages, ByFC: fcCounts(s.Messages.ByFC[:], modbus.FunctionName), Malformed: reasonCounts(s.Messages.ByReason[:], modbus.Reason.String),
+		Messages: s.Messages.Messages, ByFC: fcCounts(s.Messages.ByFC[:], modbus.FunctionName),
+		MalformedMessages: s.Messages.Malformed, Malformed: reasonCounts(s.Messages.ByReason[:], modbus.Reason.String),
 	}
 	d := &s.Messages.DNP3
 	out.DNP3 = dnp3Summary{Fragments: d.Fragments, LinkFrames: d.LinkFrames, Garbage: d.Garbage,
-		Unsolicited: d.Unsolicited, Truncated: d.Truncated, ByFC: fcCounts(d.ByFC[:], dnp3.FunctionName), Malformed: reasonCounts(d.ByReason[:], dnp3.Reason.String)}
+		Unsolicited: d.Unsolicited, Truncated: d.Truncated, ByFC: fcCounts(d.ByFC[:], dnp3.FunctionName),
+		MalformedMessages: d.Malformed, AnomalousMessages: d.Anomalous, Malformed: reasonCounts(d.ByReason[:], dnp3.Reason.String)}
 	c := aw.bySeverity
 	out.Alerts = alertCounts{Info: c[rules.SeverityInfo], Low: c[rules.SeverityLow], Medium: c[rules.SeverityMedium],
-		High: c[rules.SeverityHigh], Critical: c[rules.SeverityCritical], Suppressed: engine.Suppressed()}
+		High: c[rules.SeverityHigh], Critical: c[rules.SeverityCritical], Repeats: aw.repeats, Suppressed: engine.Suppressed()}
 	for _, e := range s.Errors {
 		out.Errors = append(out.Errors, e.Error())
 	}

@@ -33,7 +33,9 @@ It needs CAP_NET_RAW and CAP_NET_ADMIN (root, or the systemd unit's
 capabilities). It never transmits on the capture interfaces.
 
 Signals: SIGHUP reloads the policy and the baseline (a file with a
-mistake is reported and the old policy stays active); SIGTERM and SIGINT
+mistake is reported and the old policy stays active; the rules it leaves
+unchanged keep their rate counts and the alerts they are folding, so a
+reload neither misses a burst nor raises an alert again); SIGTERM and SIGINT
 stop it gracefully: the capture is drained, the learning checkpoint
 saved, the spool flushed to the broker and the offline status published.
 Under systemd (Type=notify) it reports readiness and its status, and
@@ -41,7 +43,9 @@ pings the watchdog while the pipeline is alive.
 
 It shows its state on the box's LEDs, relays and terminal panel
 (hardware: in the config; docs/leds.md), acknowledges alerts on a press
-of the button, and pings the hardware watchdog (/dev/watchdog) while the
+of the button (the alerts not yet acknowledged are kept in
+STATE_DIR/unacked.json, so a restart keeps ALERT lit and the alarm relay
+pulled in), and pings the hardware watchdog (/dev/watchdog) while the
 pipeline is alive (it is armed once the capture is open); a clean stop
 disarms it, a crash or hang leaves it to reset the board.
 
@@ -72,7 +76,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 		return errors.New("invalid configuration")
 	}
-	plan, err := hw.NewPlan(cfg)
+	plan, err := hardwarePlan(cfg)
 	if err != nil {
 		for _, line := range config.Errors(err) {
 			fmt.Fprintf(stderr, "tapwatch: %s\n", line)

@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -43,6 +42,7 @@ func TestMain(m *testing.M) {
 
 type plant struct {
 	t                        *testing.T
+	tcCmd                    string // tc's path: it is in /usr/sbin
 	sw, hmi, plc, rogue, tap *testenv.Netns
 	mgmt                     string // the host's address on the management link
 	broker                   *testenv.Mosquitto
@@ -53,15 +53,12 @@ type plant struct {
 	wg                       sync.WaitGroup
 }
 
-var plantSeq atomic.Int32
-
 // newPlant builds the plant. With split the tap has two interfaces, as a
 // passive tap: tapA carries what the HMI and the rogue host send, tapB
 // what the PLC sends. Otherwise tap0 carries both directions.
 func newPlant(t *testing.T, split bool) *plant {
-	testenv.Tool(t, "tc", "iproute2")
-	n := plantSeq.Add(1)
-	p := &plant{t: t,
+	testenv.NeedRoot(t, "network namespaces and tc")
+	p := &plant{t: t, tcCmd: testenv.Tool(t, "tc", "iproute2"),
 		sw: testenv.NewNetns(t, "twesw"), hmi: testenv.NewNetns(t, "twehmi"), plc: testenv.NewNetns(t, "tweplc"),
 		rogue: testenv.NewNetns(t, "twerog"), tap: testenv.NewNetns(t, "twetap")}
 	p.sw.IP("link", "add", "br0", "type", "bridge")
@@ -94,14 +91,8 @@ func newPlant(t *testing.T, split bool) *plant {
 			"action", "mirred", "egress", "mirror", "dev", to)
 	}
 	// The management link: the daemon reaches the broker on this host.
-	host := fmt.Sprintf("twm%d-%d", os.Getpid()%100000, n)
-	p.mgmt = fmt.Sprintf("10.77.%d.1", n)
-	testenv.IP(t, "link", "add", host, "type", "veth", "peer", "name", "mgmt0", "netns", p.tap.Name)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", host).Run() })
-	testenv.IP(t, "addr", "add", p.mgmt+"/30", "dev", host)
-	testenv.IP(t, "link", "set", host, "up")
-	p.tap.IP("addr", "add", fmt.Sprintf("10.77.%d.2/30", n), "dev", "mgmt0")
-	p.tap.IP("link", "set", "mgmt0", "up")
+	host, _ := testenv.HostLink(t, p.tap, "mgmt0")
+	p.mgmt = host.String()
 	p.broker = testenv.StartMosquittoOn(t, p.mgmt)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -123,9 +114,23 @@ func newPlant(t *testing.T, split bool) *plant {
 	return p
 }
 
+// TestPlantSkipsAsUser: an ordinary user (no root, no /usr/sbin on PATH,
+// where Debian's tc is) who runs the plant's tests is told that they need
+// root, the remedy that works, and not to install iproute2, which is
+// installed.
+func TestPlantSkipsAsUser(t *testing.T) {
+	plantTests := []string{"TestRunLive", "TestRunTapPorts", "TestRunLinkDown", "TestRunReload", "TestSystemMutualTLS"}
+	skips := testenv.SkipsAsUser(t, "^("+strings.Join(plantTests, "|")+")$")
+	for _, name := range plantTests {
+		if msg := skips[name]; !strings.Contains(msg, "needs root") {
+			t.Errorf("%s, run by an ordinary user, skipped with %q", name, msg)
+		}
+	}
+}
+
 func (p *plant) tc(args ...string) {
 	p.t.Helper()
-	if out, err := exec.Command("ip", append([]string{"netns", "exec", p.sw.Name, "tc"}, args...)...).CombinedOutput(); err != nil {
+	if out, err := exec.Command("ip", append([]string{"netns", "exec", p.sw.Name, p.tcCmd}, args...)...).CombinedOutput(); err != nil {
 		p.t.Fatalf("tc %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }

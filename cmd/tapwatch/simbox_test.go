@@ -167,12 +167,14 @@ func (b *simBox) checkStopped(t *testing.T) {
 }
 
 // TestLedsShow: tapwatch leds --show holds the patterns on the config's
-// pins for the time given, then turns everything off; bad lists are
-// usage errors.
+// pins for the time given, then turns everything off, and gives the board
+// LED its trigger back, also the one kept in the state dir by a run that
+// crashed; bad lists are usage errors.
 func TestLedsShow(t *testing.T) {
 	b := newSimBox(t)
 	cfg := filepath.Join(b.dir, "tapwatch.yaml")
-	os.WriteFile(cfg, []byte("interfaces: [eth0]\n"+b.config()), 0o644)
+	state := filepath.Join(b.dir, "state")
+	os.WriteFile(cfg, []byte("interfaces: [eth0]\nstate_dir: "+state+"\n"+b.config()), 0o644)
 	r := tapwatch("leds", "-c", cfg, "--show", "run=on,link=fast,alert=slow,health=on", "--for", "600ms")
 	if r.code != 0 || !strings.Contains(r.stdout, "board pi4; RUN sim:run, LINK sim:link, UPLINK sim:uplink, ALERT sim:alert, board LED led:ACT, button sim:button, alarm relay sim:alarm, health relay sim:health") {
 		t.Fatalf("leds --show: %v", r)
@@ -193,6 +195,19 @@ func TestLedsShow(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(b.dog); len(b) != 0 {
 		t.Errorf("leds armed the watchdog: %q", b)
+	}
+	trigger := filepath.Join(b.sys, "class", "leds", "ACT", "trigger")
+	if tr, _ := os.ReadFile(trigger); string(tr) != "mmc0" {
+		t.Errorf("ACT trigger after leds: %q, want mmc0 back", tr)
+	}
+	// A run that crashed left the trigger at none and kept mmc0.
+	os.WriteFile(trigger, []byte("[none] mmc0 timer heartbeat\n"), 0o644)
+	os.WriteFile(filepath.Join(state, "led-ACT.trigger"), []byte("mmc0\n"), 0o644)
+	if r := tapwatch("leds", "-c", cfg, "--show", "run=on", "--for", "100ms"); r.code != 0 {
+		t.Fatalf("leds after a crash: %v", r)
+	}
+	if tr, _ := os.ReadFile(trigger); string(tr) != "mmc0" {
+		t.Errorf("ACT trigger after a crash and leds: %q, want mmc0 back", tr)
 	}
 	for _, bad := range []string{"run=blue", "fan=on", "alarm=slow", "run"} {
 		if r := tapwatch("leds", "-c", cfg, "--show", bad); r.code != 2 {

@@ -266,3 +266,8 @@ const (
 	RequestFlood                           // more than FloodRequests requests without a response on the connection
 	numReasons
 )
+
+// Misuse are the anomalies (bits of Message.Anomalies) of a message that
+// may be well formed but comes out of turn: a broken select-before-operate
+// or a flood of requests. Any other anomaly makes the message malformed.
+const Misuse uint64 = 1<<SelectMismatch | 1<<OperateWithoutSelect | 1<<OperateLate | 1<<RequestFlood

@@ -1,6 +1,7 @@
 // Package modbus frames and decodes Modbus/TCP application data units
 // (MODBUS Application Protocol Specification V1.1b3; MODBUS Messaging on
-// TCP/IP Implementation Guide V1.0b).
+// TCP/IP Implementation Guide V1.0b), and Modbus RTU frames carried over
+// TCP by serial gateways (MODBUS over Serial Line V1.02; see ResetRTU).
 //
 // The decoder works on the reassembled byte stream of one TCP connection (or
 // on one UDP datagram), never on single segments. It does not import fmt and
@@ -97,6 +98,7 @@ type Decoder struct {
 	timeout    time.Duration
 	maxPending int
 
+	rtuWork int     // CRC steps resyncing may still spend on RTU frames of unknown length in this call
 	msg     Message // the ADU being reported
 	aux     Message // unanswered requests reported while msg is in use
 	values  [maxValues]uint16
@@ -121,17 +123,20 @@ func NewDecoder(cfg Config) *Decoder {
 	return d
 }
 
-// Conn is the state of one Modbus/TCP connection (both directions). It is
-// meant to be embedded by value in a flow record and reused with Reset. The
-// zero value is a connection seen from its start.
+// Conn is the state of one Modbus/TCP or Modbus RTU over TCP connection
+// (both directions). It is meant to be embedded by value in a flow record
+// and reused with Reset or ResetRTU. The zero value is a Modbus/TCP
+// connection seen from its start.
 type Conn struct {
 	streams  [2]stream // indexed by Direction-1
+	rtu      bool
 	npending uint8
 	pending  [MaxPendingLimit]pendingRequest
 }
 
-// Reset prepares c for a new connection. midStream says the capture did not
-// see the connection open, so framing must first resync on a valid header.
+// Reset prepares c for a new Modbus/TCP connection. midStream says the
+// capture did not see the connection open, so framing must first resync on
+// a valid header.
 func (c *Conn) Reset(midStream bool) {
 	*c = Conn{}
 	if midStream {
@@ -139,6 +144,17 @@ func (c *Conn) Reset(midStream bool) {
 			c.streams[i].lost()
 		}
 	}
+}
+
+// ResetRTU prepares c for a new connection that carries Modbus RTU frames
+// (slave address, PDU, CRC) instead of MBAP ADUs: a serial-to-Ethernet
+// gateway's port. Its messages have no transaction id (TID 0), and a
+// response is paired with the one request before it, as on a serial line:
+// a request that comes while another waits leaves that one unanswered, and
+// a broadcast (unit 0) waits for no response. Datagram takes whole frames.
+func (c *Conn) ResetRTU(midStream bool) {
+	c.Reset(midStream)
+	c.rtu = true
 }
 
 // Pending returns how many requests are waiting for a response.
@@ -212,7 +228,8 @@ type Message struct {
 	RequestFrame uint64        // frame of the paired request
 
 	// PDU is the function code and data, aliasing the input. For NotModbus
-	// it holds the first skipped bytes (at most 260).
+	// it holds the first skipped bytes (at most 260); for BadCRC the whole
+	// RTU frame, address and CRC included.
 	PDU []byte
 }
 
@@ -247,10 +264,12 @@ const (
 )
 
 // HasFunction reports whether FC is meaningful: false for skipped bytes
-// (NotModbus) and for headers whose length made the PDU unreadable.
+// (NotModbus), for headers whose length made the PDU unreadable, and for
+// RTU frames with a wrong CRC (BadCRC: Unit and FC say what the frame
+// claims, but its slave would have dropped it).
 func (m *Message) HasFunction() bool {
 	if m.Outcome == OutcomeUnanswered {
 		return true // repeats a request that had one
 	}
-	return m.Malformed != NotModbus && len(m.PDU) > 0
+	return m.Malformed != NotModbus && m.Malformed != BadCRC && len(m.PDU) > 0
 }

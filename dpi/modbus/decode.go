@@ -155,6 +155,15 @@ func dataBytes(fc uint8, n int) int {
 	return 2 * n
 }
 
+// functionOf is the function code of a PDU that begins with fc: responses
+// without the exception bit.
+func functionOf(dir Direction, fc uint8) uint8 {
+	if dir == Response {
+		return fc &^ ExceptionBit
+	}
+	return fc
+}
+
 func (d *Decoder) begin(m *Message, dir Direction, meta Meta) *Message {
 	*m = Message{Meta: meta, Dir: dir}
 	return m
@@ -168,21 +177,24 @@ func (m *Message) flag(r Reason) {
 
 // decode reports one framed ADU and pairs it.
 func (d *Decoder) decode(c *Conn, dir Direction, adu []byte, reason Reason, meta Meta, h Handler) {
+	d.decodePDU(c, dir, be16(adu[offTID:]), adu[offUnit], adu[headerLen:], reason, meta, h)
+}
+
+// decodePDU reports one framed PDU, whatever carried it, and pairs it.
+func (d *Decoder) decodePDU(c *Conn, dir Direction, tid uint16, unit uint8, p []byte, reason Reason, meta Meta, h Handler) {
 	m := d.begin(&d.msg, dir, meta)
-	m.TID = be16(adu[offTID:])
-	m.Unit = adu[offUnit]
+	m.TID = tid
+	m.Unit = unit
 	m.Malformed = reason
-	p := adu[headerLen:]
 	m.PDU = p
 	fc := p[0]
+	m.FC = functionOf(dir, fc)
 	if dir == Request {
-		m.FC = fc
 		d.request(m, p)
 		d.track(c, m, h)
 		h.Message(m)
 		return
 	}
-	m.FC = fc &^ ExceptionBit
 	req, ok := c.take(m.TID, m.Unit, m.FC)
 	var r *pendingRequest
 	if ok {

@@ -1294,6 +1294,7 @@ func TestNames(t *testing.T) {
 		UnknownMEI: "unknown_mei", BadExceptionCode: "bad_exception_code",
 		Truncated: "truncated", NotModbus: "not_modbus",
 		BadReferenceType: "bad_reference_type", BadFieldValue: "bad_field_value",
+		BadCRC: "bad_crc",
 	}
 	for r, name := range reasons {
 		if got := r.String(); got != name {

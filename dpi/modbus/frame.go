@@ -27,6 +27,7 @@ type stream struct {
 	resync    bool // looking for a header: at a mid-stream start, after a gap or garbage
 	reported  bool // the current run of bad bytes has been reported
 	afterLoss bool // no ADU framed since bytes were lost (a gap or the capture start)
+	framed    bool // RTU: the last frame's CRC matched, so a frame starts here
 }
 
 // lost puts s in resync after bytes were lost.
@@ -46,14 +47,17 @@ func (c *Conn) stream(dir Direction) *stream {
 // returns how many bytes were consumed; the caller keeps data[n:] and
 // presents it again, followed by new bytes, on the next call. What is kept
 // is never longer than one ADU (at most 266 bytes, allowing for the lengths
-// some devices send a little over the limit). An invalid dir consumes
-// everything and reports nothing.
+// some devices send a little over the limit; an RTU frame is at most 256).
+// An invalid dir consumes everything and reports nothing.
 func (d *Decoder) Feed(c *Conn, dir Direction, data []byte, meta Meta, h Handler) (n int) {
 	st := c.stream(dir)
 	if st == nil {
 		return len(data)
 	}
 	d.expire(c, meta.Time, h)
+	if c.rtu {
+		return d.frameRTU(c, st, dir, data, meta, h, false)
+	}
 	return d.frame(c, st, dir, data, meta, h, false)
 }
 
@@ -65,12 +69,14 @@ func (d *Decoder) Gap(c *Conn, dir Direction, pending []byte, meta Meta, h Handl
 	if st == nil {
 		return
 	}
-	if len(pending) > 0 {
-		if headerPrefix(pending) {
-			d.truncated(dir, pending, meta, h)
-		} else {
-			d.skipped(st, dir, pending, 0, len(pending), meta, h)
-		}
+	switch {
+	case len(pending) == 0:
+	case c.rtu && rtuStart(dir, pending):
+		d.truncatedRTU(dir, pending, meta, h)
+	case !c.rtu && headerPrefix(pending):
+		d.truncated(dir, pending, meta, h)
+	default:
+		d.skipped(st, dir, pending, 0, len(pending), meta, h)
 	}
 	st.lost()
 }
@@ -84,6 +90,10 @@ func (d *Decoder) Datagram(c *Conn, dir Direction, data []byte, meta Meta, h Han
 	}
 	d.expire(c, meta.Time, h)
 	var st stream // every datagram starts at an ADU boundary
+	if c.rtu {
+		d.frameRTU(c, &st, dir, data, meta, h, true)
+		return
+	}
 	d.frame(c, &st, dir, data, meta, h, true)
 }
 
@@ -257,20 +267,26 @@ func (d *Decoder) badLength(st *stream, dir Direction, b []byte, length int, met
 
 // truncated reports the start of an ADU whose end will never come.
 func (d *Decoder) truncated(dir Direction, b []byte, meta Meta, h Handler) {
-	m := d.begin(&d.msg, dir, meta)
-	m.Malformed = Truncated
+	var tid uint16
+	var unit uint8
 	if len(b) > offTID+1 {
-		m.TID = be16(b[offTID:])
+		tid = be16(b[offTID:])
 	}
 	if len(b) > offUnit {
-		m.Unit = b[offUnit]
+		unit = b[offUnit]
 	}
-	if len(b) > headerLen {
-		m.FC = b[headerLen]
-		if dir == Response {
-			m.FC &^= ExceptionBit
-		}
-		m.PDU = b[headerLen:min(len(b), headerLen+maxPDULen)]
+	d.truncatedPDU(dir, tid, unit, tail(b, headerLen), meta, h)
+}
+
+// truncatedPDU reports the start p of a PDU (possibly empty) whose end
+// will never come.
+func (d *Decoder) truncatedPDU(dir Direction, tid uint16, unit uint8, p []byte, meta Meta, h Handler) {
+	m := d.begin(&d.msg, dir, meta)
+	m.Malformed = Truncated
+	m.TID, m.Unit = tid, unit
+	if len(p) > 0 {
+		m.FC = functionOf(dir, p[0])
+		m.PDU = p[:min(len(p), maxPDULen)]
 	}
 	h.Message(m)
 }

@@ -115,53 +115,60 @@ func FuzzFeed(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, cut1, cut2 uint16, mode uint8) {
 		var c Conn
 		c.Reset(mode&2 != 0)
-		dir := Request
-		if mode&1 != 0 {
-			dir = Response
-		}
-		h := &checker{t: t}
-		cuts := []int{int(cut1) % (len(data) + 1), int(cut2) % (len(data) + 1)}
-		if cuts[0] > cuts[1] {
-			cuts[0], cuts[1] = cuts[1], cuts[0]
-		}
-		var kept []byte
-		prev := 0
-		total := 0
-		for i, cut := range append(cuts, len(data)) {
-			if i == 2 && mode&4 != 0 {
-				d.Gap(&c, dir, kept, Meta{Frame: uint64(i)}, h)
-				h.pending = h.pending[:0]
-				h.lastBad = false // a new run may begin after the hole
-				total += len(kept)
-				kept = nil
-			}
-			h.buf = append(append([]byte(nil), kept...), data[prev:cut]...)
-			prev = cut
-			meta := Meta{Time: t0.Add(time.Duration(i) * time.Second), Frame: uint64(i + 1)}
-			n := d.Feed(&c, dir, h.buf, meta, h)
-			if n < 0 || n > len(h.buf) {
-				t.Fatalf("Feed returned %d for %d bytes", n, len(h.buf))
-			}
-			if len(h.buf)-n > maxKeep {
-				t.Fatalf("keeps %d bytes, more than one ADU", len(h.buf)-n)
-			}
-			h.settle(n)
-			total += n
-			kept = h.buf[n:]
-			if c.Pending() > 4 {
-				t.Fatalf("%d pending requests", c.Pending())
-			}
-		}
-		if total+len(kept) != len(data) {
-			t.Fatalf("consumed or dropped %d and kept %d of %d bytes", total, len(kept), len(data))
-		}
-		d.Gap(&c, dir, kept, Meta{}, h)
-		h.pending = h.pending[:0]
-		d.Close(&c, Meta{}, h)
-		if c.Pending() != 0 {
-			t.Fatalf("%d pending after Close", c.Pending())
-		}
+		fuzzStream(t, d, &c, data, cut1, cut2, mode, maxKeep, 4)
 	})
+}
+
+// fuzzStream feeds data to c in three pieces, as FuzzFeed says, and checks
+// that no more than keep bytes are ever left over and no more than
+// pending requests wait.
+func fuzzStream(t *testing.T, d *Decoder, c *Conn, data []byte, cut1, cut2 uint16, mode uint8, keep, pending int) {
+	dir := Request
+	if mode&1 != 0 {
+		dir = Response
+	}
+	h := &checker{t: t}
+	cuts := []int{int(cut1) % (len(data) + 1), int(cut2) % (len(data) + 1)}
+	if cuts[0] > cuts[1] {
+		cuts[0], cuts[1] = cuts[1], cuts[0]
+	}
+	var kept []byte
+	prev := 0
+	total := 0
+	for i, cut := range append(cuts, len(data)) {
+		if i == 2 && mode&4 != 0 {
+			d.Gap(c, dir, kept, Meta{Frame: uint64(i)}, h)
+			h.pending = h.pending[:0]
+			h.lastBad = false // a new run may begin after the hole
+			total += len(kept)
+			kept = nil
+		}
+		h.buf = append(append([]byte(nil), kept...), data[prev:cut]...)
+		prev = cut
+		meta := Meta{Time: t0.Add(time.Duration(i) * time.Second), Frame: uint64(i + 1)}
+		n := d.Feed(c, dir, h.buf, meta, h)
+		if n < 0 || n > len(h.buf) {
+			t.Fatalf("Feed returned %d for %d bytes", n, len(h.buf))
+		}
+		if len(h.buf)-n > keep {
+			t.Fatalf("keeps %d bytes, more than one message", len(h.buf)-n)
+		}
+		h.settle(n)
+		total += n
+		kept = h.buf[n:]
+		if c.Pending() > pending {
+			t.Fatalf("%d pending requests", c.Pending())
+		}
+	}
+	if total+len(kept) != len(data) {
+		t.Fatalf("consumed or dropped %d and kept %d of %d bytes", total, len(kept), len(data))
+	}
+	d.Gap(c, dir, kept, Meta{}, h)
+	h.pending = h.pending[:0]
+	d.Close(c, Meta{}, h)
+	if c.Pending() != 0 {
+		t.Fatalf("%d pending after Close", c.Pending())
+	}
 }
 
 // FuzzDatagram decodes arbitrary bytes as one UDP datagram.

@@ -282,9 +282,10 @@ const (
 	UnknownMEI                           // FC 43 MEI type neither 13 nor 14
 	BadExceptionCode                     // exception code not defined
 	Truncated                            // the ADU was cut short by lost bytes or the end of a datagram
-	NotModbus                            // bytes skipped while looking for an MBAP header
+	NotModbus                            // bytes skipped while looking for an MBAP header or an RTU frame
 	BadReferenceType                     // FC 20/21 reference type not 6
 	BadFieldValue                        // a field holds a value the specification rules out
+	BadCRC                               // an RTU frame whose CRC does not match
 )
 
 func (r Reason) String() string {
@@ -323,6 +324,8 @@ func (r Reason) String() string {
 		return "bad_reference_type"
 	case BadFieldValue:
 		return "bad_field_value"
+	case BadCRC:
+		return "bad_crc"
 	}
 	return "invalid"
 }

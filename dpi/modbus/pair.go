@@ -32,8 +32,18 @@ func (r *pendingRequest) objectID() uint8 { return uint8(r.raddr) }
 
 // track remembers a request until its response comes. A request reusing
 // the transaction id of a pending one (a retransmission) replaces it; when
-// the table is full the oldest request is reported as unanswered.
+// the table is full the oldest request is reported as unanswered. An RTU
+// master has one request out at a time, so on an RTU connection a new
+// request leaves the one waiting unanswered.
 func (d *Decoder) track(c *Conn, m *Message, h Handler) {
+	if c.rtu {
+		for c.npending > 0 {
+			d.unanswered(c, 0, h)
+		}
+		if m.Unit == 0 {
+			return // a broadcast: no slave answers it (serial line spec §2.1)
+		}
+	}
 	if m.FC == FuncDiagnostics && m.Sub == SubForceListenOnlyMode && m.Malformed == 0 {
 		return // the server never answers it
 	}

@@ -20,8 +20,15 @@ import (
 	"github.com/tapwatch/tapwatch/internal/testenv"
 )
 
-// labNamespaces are the namespaces scripts/lab.sh creates.
-var labNamespaces = []string{"tw-sw", "tw-hmi", "tw-plc", "tw-rogue", "tw-dnp3", "tw-tap"}
+// labNamespaces are the namespaces scripts/lab.sh creates with
+// LAB_PREFIX=prefix (tw by default).
+func labNamespaces(prefix string) []string {
+	var names []string
+	for _, n := range []string{"sw", "hmi", "plc", "rogue", "dnp3", "tap"} {
+		names = append(names, prefix+"-"+n)
+	}
+	return names
+}
 
 func netnsList(t *testing.T) []string {
 	t.Helper()
@@ -38,18 +45,25 @@ func netnsList(t *testing.T) []string {
 	return names
 }
 
-// TestLabNetwork brings the lab up with scripts/lab.sh, captures on the
-// tap for a few seconds with tshark, and checks that the tap receives the
-// HMI's Modbus requests and the PLC's responses, mbpoll's, and a whole DNP3
-// replay, each frame exactly once; then it brings the lab down and checks
-// that the namespaces are gone.
+// TestLabNetwork brings a lab of its own up with scripts/lab.sh (a prefix
+// unique to the run, so that the default lab, or another run's, may be up
+// at the same time), captures on the tap for a few seconds with tshark,
+// and checks that the tap receives the HMI's Modbus requests and the PLC's
+// responses, mbpoll's, and a whole DNP3 replay, each frame exactly once;
+// then it brings the lab down and checks that its namespaces are gone, and
+// the default lab's, if it was up, are still there.
 func TestLabNetwork(t *testing.T) {
-	testenv.Need(t, os.Geteuid() == 0, "the lab network needs root (network namespaces); run as root")
+	testenv.NeedRoot(t, "the lab's network namespaces")
 	for _, tool := range [][2]string{{"ip", "iproute2"}, {"tc", "iproute2"}, {"tcpreplay", "tcpreplay"}, {"mbpoll", "mbpoll"}, {"tshark", "tshark"}} {
 		testenv.Tool(t, tool[0], tool[1])
 	}
+	prefix := testenv.UniqueName("twlab")
+	mine, defaults := labNamespaces(prefix), labNamespaces("tw")
+	var defaultsUp []string // the default lab's, which must stay
 	for _, ns := range netnsList(t) {
-		testenv.Need(t, !slices.Contains(labNamespaces, ns), "namespace "+ns+" exists: the lab is up already; stop it with scripts/lab.sh down")
+		if slices.Contains(defaults, ns) {
+			defaultsUp = append(defaultsUp, ns)
+		}
 	}
 	root := testenv.Root(t)
 	run := t.TempDir()
@@ -62,7 +76,7 @@ func TestLabNetwork(t *testing.T) {
 		cmd.WaitDelay = time.Minute
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(),
-			"LAB_RUN_DIR="+run,
+			"LAB_PREFIX="+prefix, "LAB_RUN_DIR="+run,
 			"LAB_HMI_INTERVAL=200ms", "LAB_HMI_WRITE_EVERY=5", // a write a second
 			"LAB_MBPOLL_EVERY=1", "LAB_DNP3_EVERY=1",
 			"GO="+goTool(t))
@@ -88,9 +102,15 @@ func TestLabNetwork(t *testing.T) {
 				t.Errorf("process %s still runs after lab.sh down: %s", pid, b)
 			}
 		}
-		for _, ns := range netnsList(t) {
-			if slices.Contains(labNamespaces, ns) {
+		after := netnsList(t)
+		for _, ns := range after {
+			if slices.Contains(mine, ns) {
 				t.Errorf("namespace %s is still there after lab.sh down:\n%s", ns, out)
+			}
+		}
+		for _, ns := range defaultsUp {
+			if !slices.Contains(after, ns) {
+				t.Errorf("the default lab's namespace %s, up before the test, is gone after its lab.sh down:\n%s", ns, out)
 			}
 		}
 		if t.Failed() {
@@ -100,8 +120,18 @@ func TestLabNetwork(t *testing.T) {
 			}
 		}
 	})
-	if out := script("up"); !strings.Contains(out, "ip netns exec tw-tap bin/tapwatch run -c scripts/lab/tapwatch.yaml") {
-		t.Errorf("lab.sh up does not say how to run tapwatch:\n%s", out)
+	if out := script("up"); !strings.Contains(out, "ip netns exec "+prefix+"-tap bin/tapwatch run -c scripts/lab/tapwatch.yaml") ||
+		!strings.Contains(out, "LAB_PREFIX="+prefix+" scripts/lab.sh down") {
+		t.Errorf("lab.sh up does not say how to run tapwatch and stop the lab:\n%s", out)
+	}
+	var made []string
+	for _, ns := range netnsList(t) {
+		if strings.HasPrefix(ns, prefix+"-") {
+			made = append(made, ns)
+		}
+	}
+	if slices.Sort(made); !slices.Equal(made, slices.Sorted(slices.Values(mine))) {
+		t.Errorf("lab.sh up with LAB_PREFIX=%s made the namespaces %v, want %v", prefix, made, mine)
 	}
 	if out := script("up"); !strings.Contains(out, "plc already running") { // idempotent
 		t.Errorf("lab.sh up, a second time:\n%s", out)
@@ -113,9 +143,9 @@ func TestLabNetwork(t *testing.T) {
 	// A DNP3 replay takes 3.3 s and starts again 1 s after the last one
 	// ended: an 8 s capture holds at least one whole.
 	file := filepath.Join(t.TempDir(), "tap.pcap")
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", "tw-tap",
+	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", prefix+"-tap",
 		"tshark", "-n", "-q", "-i", "tap0", "-a", "duration:8", "-F", "pcap", "-w", file).CombinedOutput(); err != nil {
-		t.Fatalf("tshark on tw-tap's tap0: %v\n%s", err, out)
+		t.Fatalf("tshark on %s-tap's tap0: %v\n%s", prefix, err, out)
 	}
 
 	// What tshark makes of it: one line per Modbus message.
@@ -182,6 +212,39 @@ func TestLabNetwork(t *testing.T) {
 	}
 }
 
+// TestLabSkipsAsUser: an ordinary user who runs the lab's test is told
+// that it needs root (tc, which it also needs, is in /usr/sbin, out of
+// the user's PATH: "install iproute2" would not help).
+func TestLabSkipsAsUser(t *testing.T) {
+	if msg := testenv.SkipsAsUser(t, "^TestLabNetwork$")["TestLabNetwork"]; !strings.Contains(msg, "needs root") {
+		t.Errorf("TestLabNetwork, run by an ordinary user, skipped with %q", msg)
+	}
+}
+
+// TestLabPrefix: lab.sh refuses a LAB_PREFIX that cannot start a
+// namespace's name, before it does anything, and its usage and help say
+// what LAB_PREFIX is.
+func TestLabPrefix(t *testing.T) {
+	lab := filepath.Join(testenv.Root(t), "scripts", "lab.sh")
+	run := func(prefix string, args ...string) (string, error) {
+		cmd := exec.Command(lab, args...)
+		cmd.Env = append(os.Environ(), "LAB_PREFIX="+prefix, "LAB_RUN_DIR="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for _, bad := range []string{"a/b", "../x", "-x", "a b"} {
+		if out, err := run(bad, "down"); err == nil || !strings.Contains(out, "LAB_PREFIX") || !strings.Contains(out, "letters, digits, - and _") {
+			t.Errorf("LAB_PREFIX=%q lab.sh down: %v\n%s", bad, err, out)
+		}
+	}
+	if out, err := run("", "nosuchcommand"); err == nil || !strings.Contains(out, "usage: [LAB_PREFIX=NAME]") {
+		t.Errorf("lab.sh nosuchcommand: %v\n%s", err, out)
+	}
+	if out, err := run("", "--help"); err != nil || !strings.Contains(out, "LAB_PREFIX (tw: the namespaces' names") {
+		t.Errorf("lab.sh --help: %v\n%s", err, out)
+	}
+}
+
 type frame struct {
 	ts   time.Time
 	data []byte
@@ -215,6 +278,8 @@ func readFrames(t *testing.T, path string) []frame {
 func goTool(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("go")
-	testenv.Need(t, err == nil, fmt.Sprintf("lab.sh builds bin/tapwatch-lab with go, which is not in PATH (%v)", err))
+	// go test puts its go first on PATH: only a test binary run by hand
+	// may lack it.
+	testenv.Need(t, err == nil, fmt.Sprintf("lab.sh builds bin/tapwatch-lab with go, which is not on PATH (%v): run the test with go test, or put go on PATH", err))
 	return p
 }

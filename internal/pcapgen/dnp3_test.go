@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/tapwatch/tapwatch/internal/testenv"
 )
 
 // crcBitwise is CRC-16/DNP computed bit by bit with the unreflected
@@ -398,10 +400,7 @@ func b2i(b bool) int {
 // dissection: function codes, objects, and no expert complaints (bad CRCs,
 // malformed objects).
 func TestDNP3Tshark(t *testing.T) {
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Skip("tshark is not installed")
-	}
+	tshark := testenv.Tool(t, "tshark", "tshark")
 	file := filepath.Join(t.TempDir(), "dnp3.pcap")
 	out, err := os.Create(file)
 	if err != nil {

@@ -2,8 +2,9 @@
 // benchmarks: link encapsulations (Ethernet, 802.1Q, QinQ, BSD loopback,
 // raw IP, Linux cooked), IPv4 and IPv6, TCP connections with exact sequence
 // numbers and the usual misbehaviour (splits, reordering, retransmission,
-// overlap, gaps), UDP datagrams and IPv4 fragments, Modbus/TCP ADU builders,
-// and Plant, a seeded industrial-network traffic mix.
+// overlap, gaps), UDP datagrams and IPv4 fragments, Modbus/TCP ADU and
+// Modbus RTU frame builders, and Plant, a seeded industrial-network traffic
+// mix.
 //
 // Everything goes through a Writer, which stamps each frame from its own
 // clock and numbers frames from 1 as a capture reader does, so a test can

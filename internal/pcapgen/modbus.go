@@ -15,6 +15,16 @@ const (
 	FCWriteMultipleRegisters = 16
 )
 
+// WriteSingleCoil returns an FC 5 request PDU: on is 0xFF00, off 0x0000.
+// The normal response echoes it.
+func WriteSingleCoil(addr uint16, on bool) []byte {
+	var v byte
+	if on {
+		v = 0xFF
+	}
+	return []byte{FCWriteSingleCoil, byte(addr >> 8), byte(addr), v, 0}
+}
+
 // Modbus exception codes (section 7).
 const (
 	ExIllegalFunction    = 1
@@ -41,6 +51,38 @@ func AppendMBAP(dst []byte, tid uint16, unit uint8, pdu []byte) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(1+len(pdu)))
 	dst = append(dst, unit)
 	return append(dst, pdu...)
+}
+
+// RTU returns a Modbus RTU frame (MODBUS over Serial Line V1.02, §2.5.1):
+// the slave address, pdu, and the CRC-16 of both, low byte first. Serial
+// gateways carry such frames over TCP with no MBAP header (RTU over TCP).
+func RTU(addr uint8, pdu []byte) []byte {
+	return AppendRTU(make([]byte, 0, 1+len(pdu)+2), addr, pdu)
+}
+
+// AppendRTU appends the frame RTU would return to dst.
+func AppendRTU(dst []byte, addr uint8, pdu []byte) []byte {
+	start := len(dst)
+	dst = append(dst, addr)
+	dst = append(dst, pdu...)
+	return binary.LittleEndian.AppendUint16(dst, CRC16Modbus(dst[start:]))
+}
+
+// CRC16Modbus is the CRC of an RTU frame (§6.2.2): polynomial 0xA001
+// (0x8005 reflected), initial value 0xFFFF, computed bit by bit.
+func CRC16Modbus(b []byte) uint16 {
+	crc := uint16(0xFFFF)
+	for _, x := range b {
+		crc ^= uint16(x)
+		for range 8 {
+			lsb := crc & 1
+			crc >>= 1
+			if lsb != 0 {
+				crc ^= 0xA001
+			}
+		}
+	}
+	return crc
 }
 
 // ReadRequest returns the request PDU of read function fc (1-4): starting

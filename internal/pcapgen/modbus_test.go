@@ -26,6 +26,25 @@ func TestModbusBuilders(t *testing.T) {
 			0x02, // unit id
 			0x05, // PDU
 		}},
+		{"RTU", RTU(0x01, []byte{0x03, 0x00, 0x00, 0x00, 0x0A}), []byte{
+			0x01,       // slave address
+			0x03,       // function code
+			0x00, 0x00, // starting address
+			0x00, 0x0A, // quantity
+			0xC5, 0xCD, // CRC, low byte first (the serial line specification's example)
+		}},
+		{"AppendRTU", AppendRTU([]byte{0xaa}, 0x11, []byte{0x83, 0x02}), []byte{
+			0xaa,       // what was there
+			0x11,       // slave address
+			0x83,       // exception to FC 3
+			0x02,       // illegal data address
+			0xC1, 0x34, // CRC of the frame only
+		}},
+		{"WriteSingleCoil", WriteSingleCoil(172, true), []byte{
+			0x05,       // function code
+			0x00, 0xAC, // output address
+			0xFF, 0x00, // on
+		}},
 		{"ReadHoldingRegisters", ReadHoldingRegisters(107, 3), []byte{
 			0x03,       // function code
 			0x00, 0x6b, // starting address

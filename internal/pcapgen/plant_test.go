@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/tapwatch/tapwatch/internal/testenv"
 )
 
 func plantCapture(t testing.TB, packets int, seed int64) []byte {
@@ -474,9 +476,7 @@ func (h *heapSampler) Write(p []byte) (int, error) {
 var _ io.Writer = (*heapSampler)(nil)
 
 func TestPlantMemoryFlat(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes 150,000 packets")
-	}
+	testenv.Long(t, "writes 150,000 packets")
 	h := &heapSampler{at: []int{10 << 20, 40 << 20}}
 	w, err := NewWriter(h, Options{})
 	if err != nil {

@@ -34,9 +34,9 @@ type Mosquitto struct {
 	done chan struct{} // closed when cmd has exited
 }
 
-// StartMosquitto starts /usr/sbin/mosquitto (or the one on PATH) on a
-// free loopback port; listener holds extra lines for the listener (TLS).
-// It skips the test when mosquitto is not installed.
+// StartMosquitto starts mosquitto (the one on PATH, or Debian's in
+// /usr/sbin) on a free loopback port; listener holds extra lines for the
+// listener (TLS). It skips the test when mosquitto is not installed.
 func StartMosquitto(t testing.TB, listener ...string) *Mosquitto {
 	return StartMosquittoOn(t, "127.0.0.1", listener...)
 }
@@ -46,11 +46,7 @@ func StartMosquitto(t testing.TB, listener ...string) *Mosquitto {
 // network namespaces.
 func StartMosquittoOn(t testing.TB, bind string, listener ...string) *Mosquitto {
 	t.Helper()
-	bin := "/usr/sbin/mosquitto"
-	if _, err := os.Stat(bin); err != nil {
-		// Not in the Debian place: look on PATH, or skip with the remedy.
-		bin = Tool(t, "mosquitto", "mosquitto")
-	}
+	bin := Tool(t, "mosquitto", "mosquitto") // Debian's is in /usr/sbin
 	dir := t.TempDir()
 	m := &Mosquitto{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "mosquitto.conf"), log: filepath.Join(dir, "mosquitto.log"), port: FreePort(t), bind: bind}
 	var c strings.Builder

@@ -2,6 +2,10 @@
 // a privilege or the shared corpus skips with the remedy in its message,
 // unless TAPWATCH_REQUIRE_ALL=1 is set (as CI sets it): then the same
 // condition fails the test, so that CI never passes by skipping.
+//
+// Every skip in the repository goes through this package (Need, Tool,
+// NeedRoot, Corpus, Long, HelperProcess); TestNoDirectSkips fails on a
+// t.Skip, Skipf or SkipNow anywhere else.
 package testenv
 
 import (
@@ -16,6 +20,7 @@ import (
 func RequireAll() bool { return os.Getenv("TAPWATCH_REQUIRE_ALL") == "1" }
 
 // Need skips t (or fails it under TAPWATCH_REQUIRE_ALL=1) when ok is false.
+// why names what is missing and the remedy that supplies it.
 func Need(t testing.TB, ok bool, why string) {
 	t.Helper()
 	if ok {
@@ -27,12 +32,63 @@ func Need(t testing.TB, ok bool, why string) {
 	t.Skip(why)
 }
 
-// Tool returns the path of a command, or skips when it is not installed.
+// NeedRoot skips t unless it runs as root, which what ("network
+// namespaces") needs. Call it before Tool for a tool that only
+// root may use (tc, ip netns), so that the remedy named is the true one.
+func NeedRoot(t testing.TB, what string) {
+	t.Helper()
+	Need(t, os.Geteuid() == 0, "this test needs root for "+what+"; run the tests as root (CI does)")
+}
+
+// Tool returns the path of a command, or skips when it is not installed;
+// pkg is the Debian package that installs it.
 func Tool(t testing.TB, name, pkg string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	Need(t, err == nil, name+" is not installed; install it with: apt-get install "+pkg)
+	p, err := LookTool(name)
+	Need(t, err == nil, name+" is not installed (not on PATH, nor in "+sbinDirs[0]+" or "+sbinDirs[1]+"); install it with: apt-get install "+pkg)
 	return p
+}
+
+// sbinDirs hold tools an ordinary user's PATH leaves out (Debian's tc, a
+// sudo without secure_path), although iproute2 is installed.
+var sbinDirs = [...]string{"/usr/sbin", "/sbin"}
+
+// LookTool is exec.LookPath, then the sbin directories.
+func LookTool(name string) (string, error) {
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p, nil
+	}
+	for _, dir := range sbinDirs {
+		if q, err := exec.LookPath(filepath.Join(dir, name)); err == nil {
+			return q, nil
+		}
+	}
+	return "", err
+}
+
+// Long skips t under go test -short: t is long (why says how), not
+// unrunnable here, so this is no gap in the environment. Under
+// TAPWATCH_REQUIRE_ALL=1, which asks for every test, t runs even with
+// -short.
+func Long(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() && !RequireAll() {
+		t.Skip("long (" + why + "): go test -short leaves it out")
+	}
+}
+
+// HelperProcess returns the value of the environment variable env when
+// the test binary runs as the helper process that the test parent
+// started with env set, and otherwise skips t: run directly, t is no test
+// at all, so even TAPWATCH_REQUIRE_ALL=1 lets it skip.
+func HelperProcess(t testing.TB, env, parent string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		t.Skip("the helper process of " + parent + "; it runs only when that test re-executes the test binary with " + env + " set")
+	}
+	return v
 }
 
 // Root returns the repository's top directory.

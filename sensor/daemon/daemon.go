@@ -137,10 +137,13 @@ type Daemon struct {
 
 	ctl  chan func()
 	beat atomic.Int64 // unix ns
+	// acked: the button was pressed, and the engine not yet told.
+	acked atomic.Bool
 
 	mu       sync.Mutex // what the packet goroutine counts, read by the others; and health
 	alerts   [rules.SeverityCritical + 1]uint64
 	unacked  [rules.SeverityCritical + 1]uint64
+	unsaved  bool // unacked changed since it was last saved
 	snap     snapshot
 	health   Health
 	tickAt   time.Time // when the control goroutine last finished a tick
@@ -157,6 +160,11 @@ type Daemon struct {
 	lastMsgs []uint64
 	learn    *learnState // nil: not learning
 	nextCP   time.Time
+
+	// saveMu orders the writes of unacked.json (the control goroutine's
+	// and the button's); unackedFailing: the last one failed.
+	saveMu         sync.Mutex
+	unackedFailing bool
 }
 
 // snapshot is the packet goroutine's counters, copied for the others.
@@ -200,6 +208,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.loadUnacked()
 	d.engine = engine
 	d.logPolicy("policy loaded", policy)
 	if opts.Uplink != nil {
@@ -207,7 +216,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		d.inv = rules.NewInventory(d.pub, 0, 0)
 		d.pub.SetStatsSource(d.stats)
 	}
-	dcfg := dpi.Config{ModbusPorts: cfg.Ports.Modbus, DNP3Ports: cfg.Ports.DNP3, MaxFlows: cfg.MaxFlows}
+	dcfg := dpi.Config{ModbusPorts: cfg.Ports.Modbus, DNP3Ports: cfg.Ports.DNP3, ModbusRTUPorts: cfg.Ports.ModbusRTU, MaxFlows: cfg.MaxFlows}
 	pipeOpts := sensor.Options{DPI: dcfg, Rules: engine}
 	if d.inv != nil {
 		pipeOpts.Assets = d.inv
@@ -226,7 +235,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	n := len(cfg.Interfaces)
 	d.kernel, d.drops, d.dropAt = make([]capture.LiveStats, n), make([]uint64, n), make([]time.Time, n)
 	d.lastICS, d.lastMsgs = make([]time.Time, n), make([]uint64, n)
-	d.health = Health{State: event.StateStarting, Uplink: event.UplinkDisabled}
+	d.health = Health{State: event.StateStarting, Uplink: event.UplinkDisabled, Unacked: severities(d.unacked)}
 	return d, nil
 }
 
@@ -299,12 +308,16 @@ func (d *Daemon) logPolicy(msg string, p *rules.Policy) {
 }
 
 // Alert implements rules.AlertSink; it runs on the packet goroutine.
+// Every new alert is unacknowledged until the button is pressed; a
+// summary is not, since the engine makes a repeat after the press a new
+// alert (see Acknowledge).
 func (d *Daemon) Alert(a *rules.Alert) {
-	first := a.Count <= 1
+	first := !a.Summary
 	if first {
 		d.mu.Lock()
 		d.alerts[a.Severity]++
 		d.unacked[a.Severity]++
+		d.unsaved = true
 		d.mu.Unlock()
 		d.log.Info("alert", "severity", a.Severity.String(), "rule", a.Rule, "title", a.Title, "src", a.Src.String(), "dst", a.Dst.String())
 	}
@@ -313,13 +326,32 @@ func (d *Daemon) Alert(a *rules.Alert) {
 	}
 }
 
-// Acknowledge clears the unacknowledged alerts (the box's button).
+// Acknowledge clears the unacknowledged alerts (the box's button) and
+// saves that at once. The engine is told too, on the packet goroutine,
+// so that a repeat of an alert acknowledged is not folded out of sight
+// but raised as a new alert, which lights ALERT again. Should the
+// packet goroutine be busy, the next tick tells it.
 func (d *Daemon) Acknowledge() {
 	d.mu.Lock()
 	d.unacked = [rules.SeverityCritical + 1]uint64{}
+	d.unsaved = true
 	d.health.Unacked = event.Severities{}
 	d.mu.Unlock()
+	d.acked.Store(true)
+	select {
+	case d.ctl <- d.acknowledgeEngine:
+	default:
+	}
+	d.saveUnacked()
 	d.publishStatus(true)
+}
+
+// acknowledgeEngine hands a press of the button to the engine (on the
+// packet goroutine).
+func (d *Daemon) acknowledgeEngine() {
+	if d.acked.Swap(false) {
+		d.engine.Acknowledge()
+	}
 }
 
 // Health returns the daemon's health now; safe from any goroutine.
@@ -331,6 +363,12 @@ func (d *Daemon) Health() Health {
 	tickAt := d.tickAt
 	h.Stopping = d.stopping
 	d.mu.Unlock()
+	// The uplink as it is now, not at the last tick: the publisher's
+	// status says connected as soon as it is, even while starting, and the
+	// LEDs must not say otherwise.
+	var spoolErr error
+	h.Uplink, h.SpoolFull, spoolErr = d.uplinkHealth()
+	h.SpoolErr = spoolErr != nil
 	now := time.Now()
 	if h.State != event.StateStarting {
 		h.Beat = time.Unix(0, d.beat.Load())
@@ -405,7 +443,7 @@ func (d *Daemon) open() ([]capture.LiveSource, error) {
 	}
 	var out []capture.LiveSource
 	for _, ifc := range d.cfg.Interfaces {
-		l, err := capture.OpenLive(capture.LiveConfig{Interface: ifc, Ports: append(append([]uint16(nil), d.cfg.Ports.Modbus...), d.cfg.Ports.DNP3...),
+		l, err := capture.OpenLive(capture.LiveConfig{Interface: ifc, Ports: d.cfg.Ports.All(),
 			RingBytes: d.cfg.Capture.RingBytes, BlockTimeout: d.cfg.Capture.BlockTimeout,
 			NoPromiscuous: !*d.cfg.Capture.Promiscuous, ReturnIdle: true})
 		if err != nil {
@@ -524,6 +562,7 @@ func (d *Daemon) sourceMessages() (out [sensor.MaxSources]uint64) {
 func (d *Daemon) takeSnapshot() (snapshot, bool) {
 	var s snapshot
 	ok := d.do(func() {
+		d.acknowledgeEngine()
 		s = snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.engine.Stats(), bySource: d.sourceMessages()}
 		d.flushOps()
 	}, snapshotWait)
@@ -580,17 +619,10 @@ func (d *Daemon) tick() {
 		}
 		d.drops[i] = l.Drops
 	}
-	uplinkState, spoolFull := event.UplinkDisabled, 0.0
-	if d.pub != nil {
-		connected, full, err := d.pub.Health()
-		uplinkState, spoolFull = event.UplinkDisconnected, full
-		if connected {
-			uplinkState = event.UplinkConnected
-		}
-		if err != nil {
-			spoolErr = true
-			reasons = append(reasons, "spool: "+err.Error())
-		}
+	uplinkState, spoolFull, err := d.uplinkHealth()
+	if err != nil {
+		spoolErr = true
+		reasons = append(reasons, "spool: "+err.Error())
 	}
 	if d.learn != nil {
 		switch {
@@ -623,6 +655,7 @@ func (d *Daemon) tick() {
 		}
 	}
 	d.publishStatus(changed)
+	d.saveUnacked()
 	d.mu.Lock()
 	d.tickAt = time.Now()
 	d.mu.Unlock()
@@ -631,6 +664,19 @@ func (d *Daemon) tick() {
 			d.log.Warn("systemd watchdog", "err", err)
 		}
 	}
+}
+
+// uplinkHealth is the uplink's state, how full its spool is and its
+// spool's error; safe from any goroutine.
+func (d *Daemon) uplinkHealth() (state string, spoolFull float64, spoolErr error) {
+	if d.pub == nil {
+		return event.UplinkDisabled, 0, nil
+	}
+	connected, full, err := d.pub.Health()
+	if connected {
+		return event.UplinkConnected, full, err
+	}
+	return event.UplinkDisconnected, full, err
 }
 
 // linkStates reads the kernel's counters and the links' state.
@@ -740,7 +786,7 @@ func (d *Daemon) statsOf(s snapshot, alerts [rules.SeverityCritical + 1]uint64) 
 		Uptime: time.Since(d.started).Seconds(), Packets: s.dpi.Packets, Bytes: s.dpi.Bytes, KernelDrops: drops,
 		DecodeErrors: map[string]uint64{"modbus": s.tally.Malformed, "dnp3": s.tally.DNP3.Malformed},
 		Messages:     map[string]uint64{"modbus": s.tally.Messages, "dnp3": s.tally.DNP3.Fragments + s.tally.DNP3.LinkFrames},
-		Flows:        s.dpi.FlowsActive, FlowsEvicted: s.dpi.FlowsEvicted, Reassembly: s.dpi.BufferedBytes,
+		Flows:        s.dpi.FlowsActive, FlowsCreated: s.dpi.FlowsCreated, FlowsEvicted: s.dpi.FlowsEvicted, Reassembly: s.dpi.BufferedBytes,
 		Alerts: severities(alerts), Suppressed: s.engine.Suppressed, MemBytes: ms.Sys,
 	}
 }
@@ -789,14 +835,21 @@ func (d *Daemon) reloadFailed(err error) {
 	}
 }
 
-// swapEngine puts engine in the pipeline's place, after the old one has
-// reported its folded alerts.
+// swapEngine puts engine in the pipeline's place (setEngine).
 func (d *Daemon) swapEngine(engine *rules.Engine) bool {
-	return d.do(func() {
-		d.engine.Flush()
-		d.engine = engine
-		d.pipe.SetRules(engine)
-	}, snapshotWait)
+	return d.do(func() { d.setEngine(engine) }, snapshotWait)
+}
+
+// setEngine puts engine in the pipeline's place, on the packet
+// goroutine. It takes over what the old one counted, folded and
+// remembered that is still valid under its policy (rules.Engine.TakeOver),
+// so that a reload neither lets a rate straddling it through nor raises
+// again the alerts being folded; the old one reports the rest.
+func (d *Daemon) setEngine(engine *rules.Engine) {
+	d.acknowledgeEngine() // a press not yet handed over is about the old one's alerts
+	engine.TakeOver(d.engine)
+	d.engine = engine
+	d.pipe.SetRules(engine)
 }
 
 // stop drains the capture and shuts down; it is Run's end.
@@ -830,6 +883,7 @@ func (d *Daemon) finish() {
 		d.flushOps()
 		d.opsFile.Close()
 	}
+	d.saveUnacked()
 	s := snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.engine.Stats(), bySource: d.sourceMessages()}
 	for i := range d.lives {
 		if st, err := d.lives[i].Stats(); err == nil {

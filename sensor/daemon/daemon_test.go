@@ -32,6 +32,7 @@ import (
 	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/internal/lab"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
+	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/rules"
 )
 
@@ -297,6 +298,8 @@ type fakeUplink struct {
 	assets   int
 	stats    []*event.Stats
 	source   func() *event.Stats
+
+	unreachable atomic.Bool // Health says not connected
 }
 
 var _ Uplink = (*fakeUplink)(nil)
@@ -320,7 +323,7 @@ func (u *fakeUplink) SetStatsSource(fn func() *event.Stats) {
 	u.source = fn
 	u.mu.Unlock()
 }
-func (u *fakeUplink) Health() (bool, float64, error) { return true, 0, nil }
+func (u *fakeUplink) Health() (bool, float64, error) { return !u.unreachable.Load(), 0, nil }
 func (u *fakeUplink) Flush(context.Context) error {
 	u.mu.Lock()
 	u.flushed++
@@ -950,6 +953,25 @@ func TestHealth(t *testing.T) {
 	r.stop()
 }
 
+// TestHealthUplinkNow: the health gives the uplink as the publisher has
+// it now, from the start (before the first tick) on, so that the LEDs
+// agree with the status the publisher sends as soon as it connects.
+func TestHealthUplinkNow(t *testing.T) {
+	t.Parallel()
+	up := &fakeUplink{}
+	d, err := New(testConfig(t, t.TempDir(), ""), Options{Uplink: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := d.Health(); h.State != event.StateStarting || h.Uplink != event.UplinkConnected {
+		t.Errorf("starting, the publisher connected: state %s, uplink %s; want starting, connected", h.State, h.Uplink)
+	}
+	up.unreachable.Store(true)
+	if h := d.Health(); h.Uplink != event.UplinkDisconnected {
+		t.Errorf("the publisher not connected: uplink %s, want disconnected", h.Uplink)
+	}
+}
+
 // TestReloadKeepsOldPolicyOnError: a reload with a broken policy logs the
 // problem and keeps the old rules; a reload with a good one applies it.
 func TestReloadKeepsOldPolicyOnError(t *testing.T) {
@@ -1014,9 +1036,7 @@ func TestReloadKeepsOldPolicyOnError(t *testing.T) {
 // goes stale after 5s, and the tick that sees it first waits 2s for the
 // stuck goroutine to take a snapshot: this test takes about 8s.
 func TestStallDetected(t *testing.T) {
-	if testing.Short() {
-		t.Skip("takes about 8s")
-	}
+	testenv.Long(t, "about 8s")
 	t.Parallel()
 	src := newFakeSource()
 	src.stallAfter = 1
@@ -1151,5 +1171,266 @@ func TestReloadNotAppliedAfterReportedFailure(t *testing.T) {
 	})
 	if a := r.up.findAlert("plc-writes-v2", rogueIP, 154); a != nil {
 		t.Errorf("the reload reported as failed was applied after all: alert %s", a.Rule)
+	}
+}
+
+// ---- unacknowledged alerts ----
+
+// policyDaemon starts a daemon enforcing lab.WritesOnlyFromHMI, its state
+// in dir.
+func policyDaemon(t *testing.T, dir string, src *fakeSource) *running {
+	t.Helper()
+	policy := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policy, []byte(lab.WritesOnlyFromHMI), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startDaemon(t, testConfig(t, filepath.Join(dir, "state"), "policy: "+policy+"\n"), src, nil)
+}
+
+// waitUnacked waits until the unacknowledged high alerts are high.
+func (r *running) waitUnacked(high uint64) {
+	r.t.Helper()
+	waitFor(r.t, fmt.Sprintf("%d unacknowledged high alerts", high), 5*time.Second, func() bool { return r.d.Health().Unacked.High == high })
+}
+
+// savedUnacked reads state_dir/unacked.json as documented.
+func savedUnacked(t *testing.T, stateDir string) event.Severities {
+	t.Helper()
+	var st struct {
+		Unacked *event.Severities `json:"unacked"`
+	}
+	b := readFile(t, stateDir, "unacked.json")
+	if err := json.Unmarshal(b, &st); err != nil || st.Unacked == nil {
+		t.Fatalf("unacked.json: %v\n%s", err, b)
+	}
+	return *st.Unacked
+}
+
+// TestAcknowledgeThenActivityRelights: the button clears ALERT; the rogue
+// master writing again after the press lights it again at once, although
+// its writes fold into an alert raised before the press. Repeats that all
+// came before the press do not.
+func TestAcknowledgeThenActivityRelights(t *testing.T) {
+	t.Parallel()
+	g := newTraffic(t)
+	src := newFakeSource()
+	r := policyDaemon(t, t.TempDir(), src)
+	const rule = "plc-writes-only-from-hmi"
+
+	src.feed(g.write(rogueIP, 5, 151).write(rogueIP, 5, 151).frames()...)
+	r.waitAlert(rule, rogueIP, 151)
+	r.waitDrained()
+	r.waitUnacked(1)
+	r.d.Acknowledge()
+	if u := r.d.Health().Unacked; u != (event.Severities{}) {
+		t.Fatalf("after the button: unacknowledged %+v", u)
+	}
+	src.waitServiced(t)
+
+	// The same write again, well within the minute the first one folds.
+	src.feed(g.write(rogueIP, 5, 151).frames()...)
+	r.waitDrained()
+	waitFor(t, "ALERT lit again by the write after the button", 5*time.Second, func() bool {
+		return r.d.Health().Unacked.High == 1
+	})
+	sent := r.up.alertsOf(rule)
+	if len(sent) != 3 || !sent[0].first || sent[1].first || sent[1].a.Count != 2 || !sent[2].first || sent[2].a.Count != 1 {
+		t.Errorf("want the alert, its summary of the 2 writes before the button, and a new alert:\n%s", r.up.describe())
+	}
+
+	// Pressed again, and the capture ends: the new alert's summary
+	// (nothing after the press) leaves ALERT off.
+	src.feed(g.write(rogueIP, 5, 151).frames()...)
+	r.waitDrained()
+	src.waitServiced(t)
+	r.d.Acknowledge()
+	src.waitServiced(t)
+	r.stop()
+	if n := len(r.up.alertsOf(rule)); n != 4 {
+		t.Errorf("%d alerts of %s, want the summary of the new one too:\n%s", n, rule, r.up.describe())
+	}
+	if u := r.d.Health().Unacked; u != (event.Severities{}) {
+		t.Errorf("a summary of repeats before the button lit ALERT: unacknowledged %+v", u)
+	}
+}
+
+// TestBudgetAlertUnacknowledged: the budget's alert, which counts the
+// alerts suppressed, is a new alert and lights ALERT, however large its
+// count.
+func TestBudgetAlertUnacknowledged(t *testing.T) {
+	t.Parallel()
+	d, err := New(testConfig(t, t.TempDir(), ""), Options{Open: func(*config.Config) ([]capture.LiveSource, error) { return nil, errors.New("unused") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Alert(&rules.Alert{ID: 9, Rule: rules.BudgetRule, Severity: rules.SeverityHigh, Count: 7})
+	if u := d.Health().Unacked; u.High != 1 {
+		t.Errorf("after the budget alert: unacknowledged %+v, want 1 high", u)
+	}
+	d.Alert(&rules.Alert{ID: 3, Rule: "w", Severity: rules.SeverityCritical, Count: 2, Summary: true})
+	if u := d.Health().Unacked; u.Critical != 0 {
+		t.Errorf("a summary counted as a new alert: unacknowledged %+v", u)
+	}
+}
+
+// TestUnackedSurvivesRestart: unacknowledged alerts are saved in the
+// state directory, so a restart keeps ALERT lit (and the alarm relay
+// pulled in); the button clears them, saved at once.
+func TestUnackedSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	g := newTraffic(t)
+	src := newFakeSource()
+	r := policyDaemon(t, dir, src)
+	src.feed(g.write(rogueIP, 5, 151).frames()...)
+	r.waitAlert("plc-writes-only-from-hmi", rogueIP, 151)
+	r.waitUnacked(1)
+	waitFor(t, "unacked.json saved by a tick", 5*time.Second, func() bool {
+		return exists(state, "unacked.json") && savedUnacked(t, state).High == 1
+	})
+	r.stop()
+	want := r.d.Health().Unacked // new-asset's medium alert too
+	if got := savedUnacked(t, state); got != want || want.High != 1 || want.Medium != 1 {
+		t.Fatalf("saved at stop %+v, want %+v (1 high, 1 medium)", got, want)
+	}
+
+	r = policyDaemon(t, dir, nil)
+	if u := r.d.Health().Unacked; u != want {
+		t.Fatalf("after a restart: unacknowledged %+v, want %+v", u, want)
+	}
+	waitFor(t, "a status with the alerts unacknowledged", 5*time.Second, func() bool {
+		s, ok := r.up.lastStatus()
+		return ok && s.Unacked == want
+	})
+	if lit := hw.Show(hw.Status{State: event.StateMonitoring, Fresh: true, Unacked: r.d.Health().Unacked}, rules.SeverityHigh); lit.LEDs[hw.Alert] != hw.Slow || !lit.Alarm {
+		t.Errorf("after a restart: lights %+v, want ALERT slow and the alarm relay on", lit)
+	}
+	r.waitLog(time.Second, "level=WARN", "unacknowledged alerts of the last run restored", "high=1")
+	r.d.Acknowledge()
+	if got := savedUnacked(t, state); got != (event.Severities{}) {
+		t.Errorf("saved right after the button: %+v, want none", got)
+	}
+	r.stop()
+
+	r = policyDaemon(t, dir, nil)
+	if u := r.d.Health().Unacked; u != (event.Severities{}) {
+		t.Errorf("after the button and a restart: unacknowledged %+v", u)
+	}
+	r.stop()
+}
+
+// TestUnackedFileFaults: a damaged unacked.json is quarantined and
+// reported; a write that fails (a full disk) is logged once, not on every
+// tick, the daemon runs on, and the write is retried until it succeeds.
+func TestUnackedFileFaults(t *testing.T) {
+	t.Parallel()
+	t.Run("damaged", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		state := filepath.Join(dir, "state")
+		if err := os.MkdirAll(state, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"{\"unacked\": {\"high\": ", `{"other": 1}`} {
+			if err := os.WriteFile(filepath.Join(state, "unacked.json"), []byte(bad), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			r := policyDaemon(t, dir, nil)
+			r.waitLog(time.Second, "level=ERROR", `msg="damaged state file quarantined"`, "unacked.json")
+			r.waitLog(time.Second, "level=ERROR", "unacknowledged alerts of the last run lost")
+			if u := r.d.Health().Unacked; u != (event.Severities{}) {
+				t.Errorf("%q: unacknowledged %+v", bad, u)
+			}
+			r.stop()
+			moved, _ := filepath.Glob(filepath.Join(state, "unacked.json.corrupt-*"))
+			if len(moved) != 1 {
+				t.Fatalf("%q: quarantined copies %v", bad, moved)
+			}
+			if b, _ := os.ReadFile(moved[0]); string(b) != bad {
+				t.Errorf("%s holds %q, want the damaged file", moved[0], b)
+			}
+			os.Remove(moved[0])
+		}
+	})
+	t.Run("write fails", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		state := filepath.Join(dir, "state")
+		// A folder where the file goes: every write fails, as on a full
+		// disk.
+		obstacle := filepath.Join(state, "unacked.json")
+		if err := os.MkdirAll(obstacle, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		g := newTraffic(t)
+		src := newFakeSource()
+		r := policyDaemon(t, dir, src)
+		src.feed(g.write(rogueIP, 5, 151).frames()...)
+		r.waitUnacked(1)
+		r.waitLog(5*time.Second, "level=ERROR", `msg="unacknowledged alerts not saved`)
+		time.Sleep(2500 * time.Millisecond) // two more ticks
+		if n := strings.Count(r.log.String(), "unacknowledged alerts not saved"); n != 1 {
+			t.Errorf("the failed write logged %d times, want once", n)
+		}
+		src.feed(g.write(hmiIP, 5, 150).frames()...)
+		r.waitDrained()
+		if h := r.d.Health(); h.State != event.StateMonitoring || h.Unacked.High != 1 {
+			t.Errorf("with the writes failing: health %+v", h)
+		}
+		if err := os.Remove(obstacle); err != nil {
+			t.Fatal(err)
+		}
+		r.waitLog(5*time.Second, "level=INFO", `msg="unacknowledged alerts saved again"`)
+		if got := savedUnacked(t, state); got.High != 1 {
+			t.Errorf("saved once the disk works: %+v", got)
+		}
+		r.stop()
+	})
+}
+
+// TestReloadKeepsState: a reload does not reset the rate counters nor
+// raise again the alerts being folded: writes straddling it add up to a
+// burst, and the rogue master's write after it folds into the alert it
+// had before.
+func TestReloadKeepsState(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	const burst = `
+  - id: write-burst
+    when: {proto: modbus, dst: plc, op: write}
+    rate: {max: 3, per: 10s}
+    severity: medium
+`
+	if err := os.WriteFile(policy, []byte(lab.WritesOnlyFromHMI+burst), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := newTraffic(t)
+	src := newFakeSource()
+	r := startDaemon(t, testConfig(t, filepath.Join(dir, "state"), "policy: "+policy+"\n"), src, nil)
+	const rule = "plc-writes-only-from-hmi"
+	src.feed(g.write(rogueIP, 5, 151).write(hmiIP, 0, 150).write(hmiIP, 1, 152).write(hmiIP, 2, 153).frames()...)
+	r.waitAlert(rule, rogueIP, 151)
+	r.waitDrained()
+
+	// Three writes from the HMI within 10s: no burst yet. Reloaded with
+	// one more rule, the old ones unchanged.
+	const extra = `
+  - id: no-broadcast
+    when: {proto: modbus, unit: 0, op: write}
+`
+	if err := os.WriteFile(policy, []byte(lab.WritesOnlyFromHMI+burst+extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.reload <- struct{}{}
+	r.waitLog(5*time.Second, `msg="policy reloaded"`, "rules=3")
+	src.feed(g.write(hmiIP, 3, 154).write(rogueIP, 5, 151).frames()...)
+	r.waitAlert("write-burst", hmiIP, 154)
+	r.waitDrained()
+	r.stop()
+	sent := r.up.alertsOf(rule)
+	if len(sent) != 2 || !sent[0].first || sent[1].first || sent[1].a.Count != 2 {
+		t.Errorf("the rogue's writes before and after the reload: want one alert and its summary of 2:\n%s", r.up.describe())
 	}
 }

@@ -165,9 +165,7 @@ func (d *Daemon) finishLearning() {
 		return
 	}
 	if !d.do(func() {
-		d.engine.Flush()
-		d.engine = engine
-		d.pipe.SetRules(engine)
+		d.setEngine(engine)
 		d.learner = nil
 		d.pipe.SetOps(d.opsSink())
 	}, snapshotWait) {
