@@ -93,7 +93,12 @@ func New(cfg Config, stateDir, version string, log *slog.Logger) (p *Publisher, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sp, quarantined, err := OpenSpool(stateDir, cfg.Spool, log)
+	return newPublisher(cfg, stateDir, version, log, osFS{})
+}
+
+// newPublisher is New with the spool on fs (tests inject faults).
+func newPublisher(cfg Config, stateDir, version string, log *slog.Logger, fs fileSystem) (p *Publisher, quarantined error, err error) {
+	sp, quarantined, err := openSpool(fs, time.Now, stateDir, cfg.Spool, log)
 	if err != nil {
 		return nil, quarantined, err
 	}
@@ -375,13 +380,13 @@ func (p *Publisher) forward(ctx context.Context) {
 		if err != nil {
 			p.setConnected(false, err)
 			p.log.Debug("uplink connect failed", "err", err, "retry_in", backoff)
-			d := backoff/2 + rand.N(backoff/2+1) // jitter: 50-100%
+			var d time.Duration
+			d, backoff = retryWait(backoff, p.cfg.BackoffMax)
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(d):
 			}
-			backoff = min(2*backoff, p.cfg.BackoffMax)
 			continue
 		}
 		backoff = p.cfg.BackoffMin
@@ -397,6 +402,13 @@ func (p *Publisher) forward(ctx context.Context) {
 		c.Disconnect(0)
 		p.setConnected(false, err)
 	}
+}
+
+// retryWait is the wait before the next connection attempt, 50-100 % of
+// backoff (jitter, so that many sensors do not retry in step), and the
+// backoff after it: doubled, up to most.
+func retryWait(backoff, most time.Duration) (wait, next time.Duration) {
+	return backoff/2 + rand.N(backoff/2+1), min(2*backoff, most)
 }
 
 func (p *Publisher) connect(ctx context.Context, lost chan error) (mqtt.Client, error) {
@@ -462,6 +474,7 @@ func (p *Publisher) statusPayload(state, reason string) ([]byte, error) {
 		s.Uplink = event.UplinkConnected // sent in a session
 	}
 	s.SpoolDepth, s.SpoolBytes, s.SpoolDrops = st.Depth, st.Bytes, st.Drops
+	s.SpoolCapacity, s.SpoolMemory = st.Capacity, st.InMemory
 	if state != "" {
 		s.State, s.Reason = state, reason
 	}

@@ -510,9 +510,12 @@ func (s *Spool) held() int64 {
 // freeSpace is the filesystem's free space and size, read at most once a
 // second (avail < 0: unknown).
 func (s *Spool) freeSpace() (avail, total int64) {
-	if now := s.now(); now.Sub(s.space.at) >= time.Second {
-		s.space.avail, s.space.total, _ = s.fs.Space(s.dir)
-		s.space.at = now
+	if now := s.now(); now.Sub(s.space.at) >= time.Second || s.space.at.IsZero() {
+		avail, total, err := s.fs.Space(s.stateDir)
+		if err != nil {
+			return -1, -1 // unknown; not kept, so that it is read again
+		}
+		s.space.avail, s.space.total, s.space.at = avail, total, now
 	}
 	return s.space.avail, s.space.total
 }
@@ -1155,7 +1158,8 @@ func (s *Spool) peekDisk(from uint64, n int) ([]Entry, error) {
 }
 
 // Ack removes every message up to and including seq: the broker has
-// acknowledged them.
+// acknowledged them. A disk that fails to record it is reported in Stats
+// (the messages may be sent again after a restart), not returned.
 func (s *Spool) Ack(seq uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1172,12 +1176,15 @@ func (s *Spool) Ack(seq uint64) error {
 		return nil
 	}
 	// meta first: a crash before the segments are removed leaves them to
-	// be removed at the next open.
+	// be removed at the next open. Where the disk fails, the messages are
+	// acknowledged all the same (a restart would send them again): the
+	// failure is reported, not returned, so that sending goes on.
 	if err := s.writeMeta(); err != nil {
-		return fmt.Errorf("spool: %w", err)
+		s.diskFailed(fmt.Errorf("acknowledging: %w", err))
+		return nil
 	}
 	if err := s.settleHead(); err != nil {
-		return fmt.Errorf("spool: %w", err)
+		s.diskFailed(fmt.Errorf("acknowledging: %w", err))
 	}
 	return nil
 }

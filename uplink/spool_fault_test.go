@@ -46,6 +46,8 @@ type spoolRun struct {
 	metaRisk     bool   // the state file failed to be written: seqs may be reused after a power cut
 	ackRisk      bool   // the last acknowledgement was not written: it may come again after a restart
 	ackedDurable uint64 // the acknowledgements that were written
+	metaSynced   bool   // since the last acknowledgement: the state was written
+	metaFailed   bool   // or failed to be
 	log          []string
 }
 
@@ -64,12 +66,13 @@ func (r *spoolRun) inject(op, name string) error {
 	if r.faults <= 0 || op == "read" || op == "readdir" {
 		if meta && op == "sync" {
 			r.metaRisk = false // the state written is on disk
+			r.metaSynced = true
 		}
 		return nil
 	}
 	r.faults--
 	if meta {
-		r.metaRisk = true
+		r.metaRisk, r.metaFailed = true, true
 	}
 	return r.fault
 }
@@ -148,15 +151,16 @@ func (r *spoolRun) step(op int) {
 		}
 		k := r.rng(len(es)) + 1
 		last := es[k-1].Seq
-		faulting := r.faults > 0
+		r.metaSynced, r.metaFailed = false, false
 		if err := r.s.Ack(last); err != nil {
-			if !faulting && r.s.diskErr == nil {
-				r.t.Fatalf("step %d: ack: %v", r.steps, err)
-			}
-			r.ackRisk = true
-		} else {
+			r.t.Fatalf("step %d: ack: %v", r.steps, err)
+		}
+		switch {
+		case r.metaSynced:
 			r.ackRisk = false
 			r.ackedDurable = max(r.ackedDurable, last)
+		case r.metaFailed:
+			r.ackRisk = true
 		}
 		peeked := map[uint64]bool{}
 		for _, e := range es[:k] {

@@ -128,8 +128,6 @@ func contents(t testing.TB, s *Spool) []string {
 
 func joined(t testing.TB, s *Spool) string { return strings.Join(contents(t, s), " ") }
 
-var smallLimits = Limits{MaxBytes: 1 << 20, MaxMessages: 100_000}
-
 func TestSpoolOrderAckReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := openSpoolDir(t, dir, DefaultLimits)
@@ -508,10 +506,10 @@ func TestSpoolMetaDamaged(t *testing.T) {
 	corrupt(t, meta, 20)
 	corrupt(t, meta, metaSlotSize+20)
 	s, warn := e.open(DefaultLimits)
-	defer s.Close()
 	if warn == nil || !strings.Contains(warn.Error(), "damaged") {
 		t.Fatalf("warning %v", warn)
 	}
+	defer s.Close()
 	if got := joined(t, s); got != "1:a 2:b 3:c 4:d" {
 		t.Fatalf("contents %s", got)
 	}
@@ -600,10 +598,10 @@ func TestSpoolNoRoomAtFirstStart(t *testing.T) {
 	fs := newMemFS(0)
 	e := newSpoolEnv(t, fs)
 	s, warn := e.open(DefaultLimits)
-	defer s.Close()
 	if warn == nil || !strings.Contains(warn.Error(), "held in memory") {
 		t.Fatalf("warning %v", warn)
 	}
+	defer s.Close()
 	if first, err := s.Append(items("a", "b")); first != 1 || err == nil {
 		t.Fatalf("append: %d, %v", first, err)
 	}
@@ -705,10 +703,10 @@ func TestSpoolLegacyDamaged(t *testing.T) {
 	os.WriteFile(path, []byte(strings.Repeat("not a bbolt file ", 512)), 0o600)
 	os.WriteFile(filepath.Join(e.dir, legacyReserveFile), []byte("2048\n"), 0o600)
 	s, warn := e.open(DefaultLimits)
-	defer s.Close()
 	if warn == nil || !strings.Contains(warn.Error(), "moved to") {
 		t.Fatalf("warning %v", warn)
 	}
+	defer s.Close()
 	if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) != 1 {
 		t.Fatalf("quarantined files: %v", m)
 	}
