@@ -245,6 +245,11 @@ type Status struct {
 	SpoolBytes uint64     `msg:"spool_bytes" json:"spool_bytes"`
 	SpoolDrops uint64     `msg:"spool_drops" json:"spool_drops"` // dropped, oldest first, because the spool was full; ever
 	Unacked    Severities `msg:"unacked" json:"unacked"`         // alerts not acknowledged at the box (button)
+	// SpoolCapacity is the disk space the spool may take now: max_bytes,
+	// or less on a fuller disk. SpoolMemory is how many of SpoolDepth are
+	// held in memory only, because the disk fails.
+	SpoolCapacity uint64 `msg:"spool_capacity,omitempty" json:"spool_capacity,omitempty"`
+	SpoolMemory   uint64 `msg:"spool_memory,omitempty" json:"spool_memory,omitempty"`
 }
 
 // Asset is a device or master the sensor has seen (topic …/asset/{ip},

@@ -2131,8 +2131,8 @@ func (z *Stats) Msgsize() (s int) {
 func (z *Status) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(17)
-	var zb0001Mask uint32 /* 17 bits */
+	zb0001Len := uint32(19)
+	var zb0001Mask uint32 /* 19 bits */
 	_ = zb0001Mask
 	if z.Mode == "" {
 		zb0001Len--
@@ -2145,6 +2145,14 @@ func (z *Status) MarshalMsg(b []byte) (o []byte, err error) {
 	if z.Reason == "" {
 		zb0001Len--
 		zb0001Mask |= 0x1000
+	}
+	if z.SpoolCapacity == 0 {
+		zb0001Len--
+		zb0001Mask |= 0x20000
+	}
+	if z.SpoolMemory == 0 {
+		zb0001Len--
+		zb0001Mask |= 0x40000
 	}
 	// variable map header, size zb0001Len
 	o = msgp.AppendMapHeader(o, zb0001Len)
@@ -2224,6 +2232,16 @@ func (z *Status) MarshalMsg(b []byte) (o []byte, err error) {
 			err = msgp.WrapError(err, "Unacked")
 			return
 		}
+		if (zb0001Mask & 0x20000) == 0 { // if not omitted
+			// string "spool_capacity"
+			o = append(o, 0xae, 0x73, 0x70, 0x6f, 0x6f, 0x6c, 0x5f, 0x63, 0x61, 0x70, 0x61, 0x63, 0x69, 0x74, 0x79)
+			o = msgp.AppendUint64(o, z.SpoolCapacity)
+		}
+		if (zb0001Mask & 0x40000) == 0 { // if not omitted
+			// string "spool_memory"
+			o = append(o, 0xac, 0x73, 0x70, 0x6f, 0x6f, 0x6c, 0x5f, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79)
+			o = msgp.AppendUint64(o, z.SpoolMemory)
+		}
 	}
 	return
 }
@@ -2242,7 +2260,7 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	var zb0001Mask uint8 /* 3 bits */
+	var zb0001Mask uint8 /* 5 bits */
 	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
@@ -2413,6 +2431,20 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Unacked")
 				return
 			}
+		case "spool_capacity":
+			z.SpoolCapacity, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "SpoolCapacity")
+				return
+			}
+			zb0001Mask |= 0x8
+		case "spool_memory":
+			z.SpoolMemory, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "SpoolMemory")
+				return
+			}
+			zb0001Mask |= 0x10
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -2422,7 +2454,7 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		}
 	}
 	// Clear omitted fields.
-	if zb0001Mask != 0x7 {
+	if zb0001Mask != 0x1f {
 		if (zb0001Mask & 0x1) == 0 {
 			z.Mode = ""
 		}
@@ -2431,6 +2463,12 @@ func (z *Status) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		}
 		if (zb0001Mask & 0x4) == 0 {
 			z.Reason = ""
+		}
+		if (zb0001Mask & 0x8) == 0 {
+			z.SpoolCapacity = 0
+		}
+		if (zb0001Mask & 0x10) == 0 {
+			z.SpoolMemory = 0
 		}
 	}
 	o = bts
@@ -2443,7 +2481,7 @@ func (z *Status) Msgsize() (s int) {
 	for za0001 := range z.Links {
 		s += 1 + 6 + msgp.StringPrefixSize + len(z.Links[za0001].Iface) + 6 + msgp.StringPrefixSize + len(z.Links[za0001].State) + 6 + msgp.Uint64Size
 	}
-	s += 7 + msgp.StringPrefixSize + len(z.Uplink) + 7 + msgp.StringPrefixSize + len(z.Reason) + 12 + msgp.Uint64Size + 12 + msgp.Uint64Size + 12 + msgp.Uint64Size + 8 + z.Unacked.Msgsize()
+	s += 7 + msgp.StringPrefixSize + len(z.Uplink) + 7 + msgp.StringPrefixSize + len(z.Reason) + 12 + msgp.Uint64Size + 12 + msgp.Uint64Size + 12 + msgp.Uint64Size + 8 + z.Unacked.Msgsize() + 15 + msgp.Uint64Size + 13 + msgp.Uint64Size
 	return
 }
 

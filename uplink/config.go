@@ -31,6 +31,12 @@ import (
 // DefaultTopicPrefix is the first two levels of every topic.
 const DefaultTopicPrefix = "tapwatch/v1"
 
+// DefaultBackoffMax caps the wait between connection attempts, so that a
+// broker back after an outage of any length is reached within 5 s. A
+// refused connection costs a broker little, even from hundreds of
+// sensors.
+const DefaultBackoffMax = 5 * time.Second
+
 // Config is the uplink section of the sensor's configuration. The yaml
 // names are those of the config file (docs/config.md).
 type Config struct {
@@ -51,7 +57,7 @@ type Config struct {
 	// (default 32).
 	Window int `yaml:"window"`
 	// Backoff between connection attempts, doubling from BackoffMin to
-	// BackoffMax (defaults 1s and 60s), with jitter.
+	// BackoffMax (defaults 1s and 5s), with jitter (50-100 % of it).
 	BackoffMin time.Duration `yaml:"backoff_min"`
 	BackoffMax time.Duration `yaml:"backoff_max"`
 }
@@ -77,8 +83,11 @@ func (c Config) withDefaults() Config {
 	if c.StatsInterval == 0 {
 		c.StatsInterval = time.Minute
 	}
-	if c.Spool == (Limits{}) {
-		c.Spool = DefaultLimits
+	if c.Spool.MaxBytes == 0 {
+		c.Spool.MaxBytes = DefaultLimits.MaxBytes
+	}
+	if c.Spool.MaxMessages == 0 {
+		c.Spool.MaxMessages = DefaultLimits.MaxMessages
 	}
 	if c.Window == 0 {
 		c.Window = 32
@@ -87,7 +96,7 @@ func (c Config) withDefaults() Config {
 		c.BackoffMin = time.Second
 	}
 	if c.BackoffMax == 0 {
-		c.BackoffMax = time.Minute
+		c.BackoffMax = DefaultBackoffMax
 	}
 	return c
 }
@@ -130,8 +139,8 @@ func (c Config) Validate() error {
 	if c.StatsInterval < time.Second {
 		bad("stats_interval", "%v is below 1s", c.StatsInterval)
 	}
-	if c.Spool.MaxBytes < 4096 {
-		bad("spool.max_bytes", "%d is below 4096", c.Spool.MaxBytes)
+	if c.Spool.MaxBytes < MinSpoolBytes {
+		bad("spool.max_bytes", "%d is below %d (two segments of %d)", c.Spool.MaxBytes, MinSpoolBytes, MinSpoolBytes/2)
 	}
 	if c.Spool.MaxMessages < 1 {
 		bad("spool.max_messages", "%d is below 1", c.Spool.MaxMessages)

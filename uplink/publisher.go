@@ -18,8 +18,14 @@ import (
 // queueSize is how many alerts and assets may wait between the pipeline
 // and the spool writer. The pipeline blocks only when the disk is so slow
 // that this many are waiting: losing an alert is worse than stalling the
-// capture, whose kernel ring then drops packets and counts them.
+// capture, whose kernel ring then drops packets and counts them. A full
+// or failing disk does not make the writer wait: the spool drops its
+// oldest messages, or holds new ones in memory.
 const queueSize = 4096
+
+// closeWait bounds how long Close waits for the spool writer (a disk that
+// hangs in a sync) before it gives up on what is not yet spooled.
+const closeWait = 10 * time.Second
 
 // ackTimeout is how long the forwarder waits for a PUBACK before it gives
 // up on the connection and reconnects.
@@ -44,7 +50,6 @@ type Publisher struct {
 	status      event.Status // the fields the owner sets
 	connected   bool
 	lastErr     error
-	spoolErr    error
 	statsSkip   uint64
 	published   uint64
 	connections uint64
@@ -72,8 +77,8 @@ type pending struct {
 }
 
 // New opens the spool in stateDir and prepares a publisher; it does not
-// connect until Start. quarantined is a damaged spool that was moved aside
-// (to report; the publisher works).
+// connect until Start. quarantined reports what the spool found damaged
+// or could not use (to report; the publisher works).
 func New(cfg Config, stateDir, version string, log *slog.Logger) (p *Publisher, quarantined error, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
@@ -88,7 +93,12 @@ func New(cfg Config, stateDir, version string, log *slog.Logger) (p *Publisher, 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sp, quarantined, err := OpenSpool(stateDir, cfg.Spool)
+	return newPublisher(cfg, stateDir, version, log, osFS{})
+}
+
+// newPublisher is New with the spool on fs (tests inject faults).
+func newPublisher(cfg Config, stateDir, version string, log *slog.Logger, fs fileSystem) (p *Publisher, quarantined error, err error) {
+	sp, quarantined, err := openSpool(fs, time.Now, stateDir, cfg.Spool, log)
 	if err != nil {
 		return nil, quarantined, err
 	}
@@ -186,7 +196,7 @@ func (p *Publisher) SetStatsSource(fn func() *event.Stats) {
 type State struct {
 	Connected    bool
 	LastError    error // of the last connection attempt or session
-	SpoolError   error // the last spool write that failed (messages kept in memory and retried)
+	SpoolError   error // why the spool cannot write to disk now (messages are held in memory); nil when it can
 	Spool        SpoolStats
 	Queued       int64  // waiting to be spooled
 	Published    uint64 // spooled messages acknowledged by the broker
@@ -198,7 +208,8 @@ type State struct {
 func (p *Publisher) State() State {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return State{Connected: p.connected, LastError: p.lastErr, SpoolError: p.spoolErr, Spool: p.spool.Stats(),
+	sp := p.spool.Stats()
+	return State{Connected: p.connected, LastError: p.lastErr, SpoolError: sp.DiskErr, Spool: sp,
 		Queued: p.queued.Load(), Published: p.published, StatsSkipped: p.statsSkip, Connections: p.connections}
 }
 
@@ -214,7 +225,8 @@ func (p *Publisher) Flush(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			st := p.State()
-			return fmt.Errorf("%d messages not yet acknowledged by the broker (%d waiting in the spool, %d to be spooled): %w", st.Spool.Depth+uint64(st.Queued), st.Spool.Depth, st.Queued, ctx.Err())
+			return fmt.Errorf("%d messages not yet acknowledged by the broker: %d in the spool on disk, sent after the next start; %d held in memory because the disk fails, lost at a stop; %d not yet spooled: %w",
+				st.Spool.Depth+uint64(st.Queued), st.Spool.Depth-st.Spool.InMemory, st.Spool.InMemory, st.Queued, ctx.Err())
 		case <-t.C:
 		}
 	}
@@ -223,18 +235,31 @@ func (p *Publisher) Flush(ctx context.Context) error {
 // Close stops the publisher: what was handed over is spooled, the status
 // goes out as offline (reason "stopped") if connected, and the connection
 // is closed cleanly, so that the broker does not publish the Last Will.
-// What the broker has not acknowledged stays in the spool for next time.
+// What the broker has not acknowledged stays in the spool for next time,
+// but for messages held in memory because the disk failed: their number
+// is logged.
 func (p *Publisher) Close() error {
 	if p.cancel == nil {
 		return p.spool.Close()
 	}
 	close(p.in)
-	<-p.writerDone
+	select {
+	case <-p.writerDone:
+	case <-time.After(closeWait):
+		// The spool's lock is held by a writer stuck in the disk: what it
+		// has not spooled is lost, and so is closing the spool cleanly.
+		p.log.Error("uplink: the spool writer did not finish; messages not yet spooled are lost", "waited", closeWait, "messages", p.queued.Load())
+		p.cancel()
+		return errors.New("spool writer stuck")
+	}
 	p.cancel()
 	<-p.forwardDone
 	<-p.ackerDone
 	if err := p.spool.Ack(p.ackedTo.Load()); err != nil {
 		p.log.Error("acknowledging in the spool", "err", err)
+	}
+	if n := p.spool.Stats().InMemory; n > 0 {
+		p.log.Error("uplink: messages held in memory because the disk fails are lost at this stop; the security center sees a gap", "messages", n)
 	}
 	return p.spool.Close()
 }
@@ -262,8 +287,7 @@ func (p *Publisher) writer() {
 	}
 }
 
-// spoolBatch writes a batch in one transaction, retrying until the disk
-// takes it: a message is never dropped here.
+// spoolBatch spools a batch, synced once.
 func (p *Publisher) spoolBatch(batch []pending) {
 	items := make([]Item, len(batch))
 	now := time.Now().UTC()
@@ -275,39 +299,30 @@ func (p *Publisher) spoolBatch(batch []pending) {
 			items[i] = Item{Topic: p.cfg.Topic(event.KindAlert), Encode: func(seq uint64, b []byte) []byte {
 				a.V, a.Kind, a.Sensor, a.Site, a.Seq, a.TS = event.V, event.KindAlert, p.cfg.Sensor, p.cfg.Site, seq, now
 				a.ID = p.wireID(x.key, x.first, seq)
-				b, err := a.MarshalMsg(b)
+				out, err := a.MarshalMsg(b)
 				if err != nil {
 					p.log.Error("encoding an alert", "err", err)
+					return b
 				}
-				return b
+				return out
 			}}
 		case x.asset != nil:
 			a := x.asset
 			items[i] = Item{Topic: p.cfg.Topic(event.KindAsset) + "/" + a.IP, Retain: true, Encode: func(seq uint64, b []byte) []byte {
 				a.V, a.Kind, a.Sensor, a.Site, a.Seq, a.TS = event.V, event.KindAsset, p.cfg.Sensor, p.cfg.Site, seq, now
-				b, err := a.MarshalMsg(b)
+				out, err := a.MarshalMsg(b)
 				if err != nil {
 					p.log.Error("encoding an asset", "err", err)
+					return b
 				}
-				return b
+				return out
 			}}
 		}
 	}
-	backoff := 100 * time.Millisecond
-	for {
-		// wireID is called again on a retry with new numbers; the
-		// generations keep the mapping of the attempt that commits.
-		_, err := p.spool.Append(items)
-		p.mu.Lock()
-		p.spoolErr = err
-		p.mu.Unlock()
-		if err == nil {
-			break
-		}
-		p.log.Error("spool write failed; retrying", "err", err, "messages", len(items))
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	// Every message gets its seq here, whatever the disk does: a full one
+	// makes the spool drop its oldest messages, a failing one makes it
+	// hold them in memory (and report it in its stats).
+	p.spool.Append(items)
 	p.queued.Add(-int64(len(batch)))
 	select {
 	case p.written <- struct{}{}:
@@ -365,13 +380,13 @@ func (p *Publisher) forward(ctx context.Context) {
 		if err != nil {
 			p.setConnected(false, err)
 			p.log.Debug("uplink connect failed", "err", err, "retry_in", backoff)
-			d := backoff/2 + rand.N(backoff/2+1) // jitter: 50-100%
+			var d time.Duration
+			d, backoff = retryWait(backoff, p.cfg.BackoffMax)
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(d):
 			}
-			backoff = min(2*backoff, p.cfg.BackoffMax)
 			continue
 		}
 		backoff = p.cfg.BackoffMin
@@ -387,6 +402,13 @@ func (p *Publisher) forward(ctx context.Context) {
 		c.Disconnect(0)
 		p.setConnected(false, err)
 	}
+}
+
+// retryWait is the wait before the next connection attempt, 50-100 % of
+// backoff (jitter, so that many sensors do not retry in step), and the
+// backoff after it: doubled, up to most.
+func retryWait(backoff, most time.Duration) (wait, next time.Duration) {
+	return backoff/2 + rand.N(backoff/2+1), min(2*backoff, most)
 }
 
 func (p *Publisher) connect(ctx context.Context, lost chan error) (mqtt.Client, error) {
@@ -452,6 +474,7 @@ func (p *Publisher) statusPayload(state, reason string) ([]byte, error) {
 		s.Uplink = event.UplinkConnected // sent in a session
 	}
 	s.SpoolDepth, s.SpoolBytes, s.SpoolDrops = st.Depth, st.Bytes, st.Drops
+	s.SpoolCapacity, s.SpoolMemory = st.Capacity, st.InMemory
 	if state != "" {
 		s.State, s.Reason = state, reason
 	}
@@ -521,7 +544,11 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost chan error)
 				p.log.Error("reading the spool", "err", err)
 			}
 			for _, e := range es {
-				inflight = append(inflight, flight{e.Seq, c.Publish(e.Topic, 1, e.Retain, e.Payload)})
+				var tok mqtt.Token = doneToken{}
+				if !e.Dropped { // a dropped one is only acknowledged, in its turn
+					tok = c.Publish(e.Topic, 1, e.Retain, e.Payload)
+				}
+				inflight = append(inflight, flight{e.Seq, tok})
 				next = e.Seq + 1
 			}
 		}
@@ -636,6 +663,16 @@ func (p *Publisher) acker(ctx context.Context) {
 	}
 }
 
+// doneToken stands for a message that is not published: done, no error.
+type doneToken struct{}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (doneToken) Wait() bool                     { return true }
+func (doneToken) WaitTimeout(time.Duration) bool { return true }
+func (doneToken) Done() <-chan struct{}          { return closedChan }
+func (doneToken) Error() error                   { return nil }
+
 func isDone(t mqtt.Token) bool {
 	select {
 	case <-t.Done():
@@ -647,16 +684,14 @@ func isDone(t mqtt.Token) bool {
 
 // Health is what the daemon's health needs of the publisher: whether it
 // is connected, how full the spool is (the larger of its fill by count
-// and by bytes, 0 to 1), and the last spool write that failed.
+// and by bytes, 0 to 1, against the space it may take now), and why it
+// cannot write to disk, if it cannot.
 func (p *Publisher) Health() (connected bool, spoolFull float64, spoolErr error) {
 	st := p.State()
-	lim := p.spool.lim
-	full := 0.0
-	if lim.MaxMessages > 0 {
-		full = float64(st.Spool.Depth) / float64(lim.MaxMessages)
-	}
-	if lim.MaxBytes > 0 {
-		full = max(full, float64(st.Spool.Bytes)/float64(lim.MaxBytes))
+	sp := st.Spool
+	full := float64(sp.Depth) / float64(sp.Limits.MaxMessages)
+	if sp.Capacity > 0 {
+		full = max(full, float64(sp.Bytes)/float64(sp.Capacity))
 	}
 	return st.Connected, full, st.SpoolError
 }

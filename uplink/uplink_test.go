@@ -3,8 +3,10 @@ package uplink
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,10 +200,47 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Errorf("plaintext allowed: %v", err)
 	}
+	// Each spool limit has its own default.
+	for _, lim := range []Limits{{MaxBytes: 1 << 20}, {MaxMessages: 500}} {
+		c = testConfig("tcp://127.0.0.1:1883")
+		c.Spool = lim
+		if err := c.Validate(); err != nil {
+			t.Errorf("only one spool limit set, %+v: %v", lim, err)
+		}
+		d := c.withDefaults().Spool
+		if (lim.MaxBytes != 0 && d != Limits{MaxBytes: lim.MaxBytes, MaxMessages: DefaultLimits.MaxMessages}) ||
+			(lim.MaxMessages != 0 && d != Limits{MaxBytes: DefaultLimits.MaxBytes, MaxMessages: lim.MaxMessages}) {
+			t.Errorf("limits %+v filled as %+v", lim, d)
+		}
+	}
 	c = testConfig("ssl://127.0.0.1:8883")
 	c.TLS.CA = filepath.Join(t.TempDir(), "none.pem")
 	if _, _, err := New(c, t.TempDir(), "test", nil); err == nil || !strings.Contains(err.Error(), "uplink.tls.ca") {
 		t.Errorf("a missing CA file: %v", err)
+	}
+}
+
+// TestBackoffCapped: with the defaults, however long the broker has been
+// away, the next attempt comes within 5 s, and the waits are spread.
+func TestBackoffCapped(t *testing.T) {
+	c := Config{}.withDefaults()
+	if c.BackoffMin != time.Second || c.BackoffMax != 5*time.Second {
+		t.Fatalf("defaults %v, %v", c.BackoffMin, c.BackoffMax)
+	}
+	b := c.BackoffMin
+	lo, hi := time.Hour, time.Duration(0)
+	for i := range 1000 { // an outage of over an hour
+		var w time.Duration
+		w, b = retryWait(b, c.BackoffMax)
+		if w > c.BackoffMax {
+			t.Fatalf("attempt %d waits %v, above %v", i, w, c.BackoffMax)
+		}
+		if i > 10 {
+			lo, hi = min(lo, w), max(hi, w)
+		}
+	}
+	if lo < c.BackoffMax/2 || hi-lo < time.Second {
+		t.Fatalf("waits from %v to %v: want 2.5-5 s, spread", lo, hi)
 	}
 }
 
@@ -236,5 +275,76 @@ func TestStatsInterval(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], `"packets":10,`) || !strings.Contains(lines[1], `"packets":20,`) {
 		t.Fatalf("stats:\n%s\n%s", out.String(), rep.String())
+	}
+}
+
+// TestPublisherDiskFails: a state disk that fails (I/O errors, or turned
+// read-only, as an SD card with errors does) makes the spool hold new
+// alerts in memory and say so, in words that do not change with every
+// file, so that the status is not sent again and again; they are
+// delivered; writes resume when the disk works again.
+func TestPublisherDiskFails(t *testing.T) {
+	b, err := StartEmbedded("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var log testenv.Buffer
+	fs := newMemFS(-1)
+	p, _, err := newPublisher(testConfig(b.URL()).withDefaults(), "/state", "test", slog.New(slog.NewTextHandler(&log, nil)), fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.spool.retryEvery = 300 * time.Millisecond
+	tl := startTail(t, TailConfig{Brokers: []string{b.URL()}, Kinds: []string{"alert"}})
+	waitFor(t, func() bool { return b.Subscribed("tapwatch-tail-") }, "tail to subscribe")
+	p.Start()
+	defer p.Close()
+	alerts := func(from, n int) {
+		for i := range n {
+			p.Alert(testAlert(from+i), uint64(from+i), true)
+		}
+		waitSpooled(t, p)
+	}
+	alerts(1, 10)
+	fs.mu.Lock()
+	fs.fail = func(op, name string) error {
+		if op == "write" || op == "sync" || op == "allocate" {
+			return syscall.EROFS
+		}
+		return nil
+	}
+	fs.mu.Unlock()
+	alerts(11, 2000) // across many segments' worth
+	_, _, e1 := p.Health()
+	alerts(2011, 200)
+	_, _, e2 := p.Health()
+	if e1 == nil || e2 == nil || e1.Error() != e2.Error() || !strings.Contains(e1.Error(), "read-only file system") {
+		t.Fatalf("the spool error on a read-only disk: %v, then %v; want the same, naming the failure", e1, e2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { d, _ := tl.seen("tap1"); return d == 2210 }, "tail to receive every alert")
+
+	fs.mu.Lock()
+	fs.fail = nil
+	fs.mu.Unlock()
+	time.Sleep(400 * time.Millisecond)
+	alerts(2211, 10)
+	if _, _, err := p.Health(); err != nil {
+		t.Fatalf("the disk works again, the spool still says %v", err)
+	}
+	if !strings.Contains(log.String(), "the disk is written again") || strings.Count(log.String(), "cannot write to disk") != 1 {
+		t.Fatalf("log:\n%s", log.String())
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { d, _ := tl.seen("tap1"); return d == 2220 }, "tail to receive every alert")
+	if r := tl.stop(t, "tap1"); r.Missing != 0 {
+		t.Fatalf("tail report %+v", r)
 	}
 }

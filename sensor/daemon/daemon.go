@@ -907,7 +907,7 @@ func (d *Daemon) finish() {
 		st.KernelDrops = drops
 		ctx, cancel := context.WithTimeout(context.Background(), flushWait)
 		if err := d.pub.Flush(ctx); err != nil {
-			d.log.Warn("uplink: not everything acknowledged; it stays in the spool for the next start", "err", err)
+			d.log.Warn("uplink: not everything was acknowledged before the stop", "err", err)
 		}
 		cancel()
 		d.pub.Stats(st)
