@@ -37,7 +37,8 @@ type statsNotice struct {
 	Interval float64 `json:"interval"`
 	// Silence is how long, in seconds, Tail has received no stats from the
 	// sensor: since the last one (overdue), or until this one (resumed).
-	Silence float64 `json:"silence"`
+	Silence float64   `json:"silence"`
+	willAt  time.Time // when the sensor's Last Will came, if it did since its last stats
 }
 
 func (n *statsNotice) json() []byte {
@@ -59,6 +60,7 @@ type statsClock struct {
 	every        time.Duration
 	last         time.Time // when the last stats message was received
 	since        time.Time // the silence is counted from here: last, or Tail's reconnection
+	willAt       time.Time // when its Last Will came, since the last stats
 	overdue      bool      // said to be overdue, and no stats since
 }
 
@@ -94,13 +96,23 @@ func (w *statsWatch) stats(site, sensor string, interval float64, now time.Time)
 		c = &statsClock{site: site, sensor: sensor}
 		w.sensors[k] = c
 	}
-	c.every, c.last, c.since, c.overdue = every, now, now, false
+	c.every, c.last, c.since, c.willAt, c.overdue = every, now, now, time.Time{}, false
 	return n
 }
 
-// offline forgets a sensor whose status says it is offline: the status
-// says why it is silent, and a new start sends new stats.
-func (w *statsWatch) offline(site, sensor string) { delete(w.sensors, site+"/"+sensor) }
+// offline records a live status offline received at now. A clean stop
+// (reason "stopped") ends the watch: the silence is meant. The Last Will
+// does not: the sensor is gone without meaning to, which the overdue
+// notice repeats for a tail that prints no status, and whose end the
+// resumed notice tells.
+func (w *statsWatch) offline(site, sensor, reason string, now time.Time) {
+	k := site + "/" + sensor
+	if reason == "stopped" {
+		delete(w.sensors, k)
+	} else if c := w.sensors[k]; c != nil {
+		c.willAt = now
+	}
+}
 
 // pause stops the clocks while Tail is disconnected.
 func (w *statsWatch) pause() { w.paused = true }
@@ -142,5 +154,5 @@ func (w *statsWatch) due(now time.Time) (out []*statsNotice, next time.Time) {
 
 func (c *statsClock) notice(kind string, now time.Time) *statsNotice {
 	return &statsNotice{Kind: kind, Site: c.site, Sensor: c.sensor, TS: now.UTC(),
-		Interval: c.every.Seconds(), Silence: math.Round(now.Sub(c.last).Seconds()*1000) / 1000}
+		Interval: c.every.Seconds(), Silence: math.Round(now.Sub(c.last).Seconds()*1000) / 1000, willAt: c.willAt}
 }

@@ -65,9 +65,9 @@ func TestStatsWatch(t *testing.T) {
 		t.Fatalf("overdue after the reconnection: %+v; want the silence since the last stats", ns)
 	}
 
-	// An offline sensor (Last Will, clean stop) is forgotten; so is one
-	// whose stats say none follows, or announce an impossible interval.
-	w.offline("plant1", "tap1")
+	// A sensor stopped cleanly is forgotten; so is one whose stats say
+	// none follows, or announce an impossible interval.
+	w.offline("plant1", "tap1", "stopped", back)
 	w.stats("plant1", "tap2", 60, t0)
 	w.stats("plant1", "tap2", 0, t0.Add(time.Second))
 	for _, iv := range []float64{-1, math.NaN(), math.Inf(1), 1e300} {
@@ -76,6 +76,18 @@ func TestStatsWatch(t *testing.T) {
 	if ns, next := w.due(t0.Add(24 * time.Hour)); ns != nil || !next.IsZero() || len(w.sensors) != 0 {
 		t.Fatalf("forgotten sensors: %v, next %v, %d watched", ns, next, len(w.sensors))
 	}
+
+	// The Last Will does not end the watch: the sensor is silent against
+	// its will, which the notice says, and its return is told.
+	w.stats("plant1", "tap3", 60, t0)
+	w.offline("plant1", "tap3", "connection lost", t0.Add(40*time.Second))
+	if ns, _ := w.due(t0.Add(150 * time.Second)); len(ns) != 1 || !ns[0].willAt.Equal(t0.Add(40*time.Second)) {
+		t.Fatalf("after the Last Will: %+v, want overdue, with the time of the Will", ns)
+	}
+	if n := w.stats("plant1", "tap3", 60, t0.Add(200*time.Second)); n == nil || n.Kind != noticeStatsResumed {
+		t.Fatalf("back after the Last Will: %+v, want resumed", n)
+	}
+	w.offline("plant1", "tap3", "stopped", t0.Add(201*time.Second))
 
 	// Several overdue at once come in order; the sensors watched are
 	// bounded.
@@ -105,6 +117,8 @@ func TestStatsNoticeText(t *testing.T) {
 			"11:00:00 RESUMED plant1/tap?[2J: stats again, after 3.6s without"},
 		{statsNotice{Kind: noticeStatsOverdue, Site: "s", Sensor: "n", TS: now, Interval: 3600, Silence: 9000},
 			"10:00:00 OVERDUE s/n: no stats for 2h30m, expected every 1h: the sensor may be hung, or cut off from the broker"},
+		{statsNotice{Kind: noticeStatsOverdue, Site: "s", Sensor: "n", TS: now, Interval: 60, Silence: 150, willAt: now.Add(-110 * time.Second)},
+			"10:00:00 OVERDUE s/n: no stats for 2m30s, expected every 1m: its connection broke at 09:58:10 (its Last Will came then)"},
 	} {
 		if got := string(f.notice(&c.n)); got != c.want {
 			t.Errorf("notice:\n got %q\nwant %q", got, c.want)

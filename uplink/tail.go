@@ -80,7 +80,7 @@ func (c TailConfig) Topics() []string {
 // subscriptions are the topics Tail subscribes to: those of the kinds
 // asked for; both alerts and assets when either is, because they share
 // the seq numbers whose gaps Tail reports; and always status and stats,
-// whose silence or offline state Tail watches whatever it prints.
+// for the watch of each sensor's stats, whatever Tail prints.
 func (c TailConfig) subscriptions() []string {
 	if len(c.Kinds) == 0 {
 		return c.Topics()
@@ -304,8 +304,8 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 				poke()
 			}
 		case *event.Status:
-			if v.State == event.StateOffline {
-				watch.offline(h.Site, h.Sensor)
+			if v.State == event.StateOffline && !m.Retained() {
+				watch.offline(h.Site, h.Sensor, v.Reason, time.Now())
 			}
 		}
 		if !c.shows(h.Kind) {

@@ -419,8 +419,11 @@ func (f *textFormatter) notice(n *statsNotice) []byte {
 	if f.colour {
 		word = severityColour["high"] + word + "\x1b[0m"
 	}
-	return []byte(fmt.Sprintf("%s %s %s: no stats for %s, expected every %s: the sensor may be hung, or cut off from the broker",
-		f.when(n.TS), word, who, silence, every))
+	why := "the sensor may be hung, or cut off from the broker"
+	if !n.willAt.IsZero() {
+		why = "its connection broke at " + f.when(n.willAt) + " (its Last Will came then)"
+	}
+	return []byte(fmt.Sprintf("%s %s %s: no stats for %s, expected every %s: %s", f.when(n.TS), word, who, silence, every, why))
 }
 
 // duration says d to the second (to the tenth below 10 s), without the

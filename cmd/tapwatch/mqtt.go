@@ -111,9 +111,10 @@ they come (every 60 s by default). When a sensor that has sent stats sends
 none for 2.5 times that, tail prints a line of its own (OVERDUE in text,
 "kind":"stats_overdue" in JSON), and another when they come again
 (RESUMED, "stats_resumed"): a sensor hung with its connection up shows no
-other way. One that stops, or whose connection breaks, is said offline by
-its status instead: its Last Will comes at once when its process ends,
-within 45 s (1.5 keep-alives) when the box or the network fails.
+other way. One whose connection breaks is said offline by its status too:
+its Last Will comes at once when its process ends, within 45 s (1.5
+keep-alives) when the box or the network fails. A clean stop ends the
+watch of a sensor until its stats come again.
 
 It checks each sensor's sequence numbers: alerts and assets are numbered
 one by one, so a number skipped is a message lost, and a number seen twice
