@@ -302,6 +302,11 @@ type Stats struct {
 	SpoolDrops   uint64            `msg:"spool_drops" json:"spool_drops"`
 	MemBytes     uint64            `msg:"mem_bytes" json:"mem_bytes"`                   // memory obtained from the OS by the Go runtime
 	CPUTemp      *float64          `msg:"cpu_temp,omitempty" json:"cpu_temp,omitempty"` // °C, where the board has a sensor
+	// Interval is how often the sensor sends stats, in seconds: the next
+	// is due this long after this one. Left out when none is to follow
+	// (the last stats of a clean stop, replay's), so that a consumer can
+	// tell a sensor gone silent.
+	Interval float64 `msg:"interval,omitempty" json:"interval,omitempty"`
 }
 
 // MarshalJSON writes the asset with modbus_units as an array of numbers,

@@ -1772,6 +1772,10 @@ func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 		zb0001Len--
 		zb0001Mask |= 0x200000
 	}
+	if z.Interval == 0 {
+		zb0001Len--
+		zb0001Mask |= 0x200000
+	}
 	// variable map header, size zb0001Len
 	o = msgp.AppendMapHeader(o, zb0001Len)
 
@@ -1861,6 +1865,11 @@ func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 				o = msgp.AppendFloat64(o, *z.CPUTemp)
 			}
 		}
+		if (zb0001Mask & 0x200000) == 0 { // if not omitted
+			// string "interval"
+			o = append(o, 0xa8, 0x69, 0x6e, 0x74, 0x65, 0x72, 0x76, 0x61, 0x6c)
+			o = msgp.AppendFloat64(o, z.Interval)
+		}
 	}
 	return
 }
@@ -1879,7 +1888,7 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	var zb0001Mask uint8 /* 1 bits */
+	var zb0001Mask uint8 /* 2 bits */
 	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
@@ -2085,6 +2094,13 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				}
 			}
 			zb0001Mask |= 0x1
+		case "interval":
+			z.Interval, bts, err = msgp.ReadFloat64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Interval")
+				return
+			}
+			zb0001Mask |= 0x2
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -2094,10 +2110,14 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		}
 	}
 	// Clear omitted fields.
-	if (zb0001Mask & 0x1) == 0 {
-		z.CPUTemp = nil
+	if zb0001Mask != 0x3 {
+		if (zb0001Mask & 0x1) == 0 {
+			z.CPUTemp = nil
+		}
+		if (zb0001Mask & 0x2) == 0 {
+			z.Interval = 0
+		}
 	}
-
 	o = bts
 	return
 }
@@ -2124,6 +2144,7 @@ func (z *Stats) Msgsize() (s int) {
 	} else {
 		s += msgp.Float64Size
 	}
+	s += 9 + msgp.Float64Size
 	return
 }
 

@@ -97,7 +97,7 @@ func sampleStats() *Stats {
 		Flows:        12, FlowsCreated: 40, FlowsEvicted: 1, Reassembly: 4096,
 		Alerts:     Severities{Info: 5, Low: 4, Medium: 3, High: 2, Critical: 1},
 		Suppressed: 9, SpoolDepth: 3, SpoolDrops: 1, MemBytes: 24 << 20,
-		CPUTemp: ptr(51.5),
+		CPUTemp: ptr(51.5), Interval: 60,
 	}
 }
 

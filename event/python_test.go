@@ -93,7 +93,7 @@ func TestPythonConsumer(t *testing.T) {
 			"flows": "int", "flows_created": "int", "flows_evicted": "int", "reassembly_bytes": "int",
 			"alerts": "dict", "alerts.info": "int", "alerts.low": "int", "alerts.medium": "int",
 			"alerts.high": "int", "alerts.critical": "int",
-			"suppressed": "int", "spool_depth": "int", "spool_drops": "int", "mem_bytes": "int", "cpu_temp": "float",
+			"suppressed": "int", "spool_depth": "int", "spool_drops": "int", "mem_bytes": "int", "cpu_temp": "float", "interval": "float",
 		}},
 	}
 	// The same Modbus alert from a newer sensor, with fields this

@@ -15,7 +15,8 @@ import (
 // roles, protocols, Modbus unit ids, DNP3 link addresses and, from a
 // Modbus read device identification (43/14) response, vendor, product and
 // revision. An Asset message goes to the sink when a host first appears
-// and whenever what is known of it grows; a host seen again with nothing
+// and whenever what is known of it grows (a Modbus server's when its
+// first answer, or the lack of one, is seen); a host seen again with nothing
 // new is only a map lookup (no allocation), and its last_seen is
 // refreshed on the wire at most once per refresh interval.
 
@@ -157,7 +158,15 @@ func (a *invAsset) add(role, proto uint8) {
 
 // Modbus implements the pipeline's message sink.
 func (inv *Inventory) Modbus(f *dpi.Flow, m *modbus.Message) {
-	if m.Outcome == modbus.OutcomeUnanswered || m.Malformed == modbus.NotModbus {
+	if m.Malformed == modbus.NotModbus {
+		return
+	}
+	if m.Outcome == modbus.OutcomeUnanswered {
+		// The server's message waited for this answer, which will not
+		// come: send what is known.
+		if slave := inv.m[f.Server.Addr().Unmap()]; slave != nil {
+			inv.done(slave)
+		}
 		return
 	}
 	t := m.Time
@@ -166,7 +175,13 @@ func (inv *Inventory) Modbus(f *dpi.Flow, m *modbus.Message) {
 	inv.done(master)
 	slave := inv.get(f.Server.Addr(), f.ServerMAC, t)
 	slave.add(roleSlave, protoModbus)
-	if m.Dir == modbus.Response && m.Exception == 0 && m.Malformed == 0 {
+	if m.Dir == modbus.Request {
+		// The answer, a round trip later, tells the unit ids the server
+		// answers for: its message waits for it, so that a new server is
+		// one message, not a half-known one followed by the full one.
+		return
+	}
+	if m.Exception == 0 && m.Malformed == 0 {
 		// A unit id counts once the device answered for it.
 		if w, b := m.Unit>>6, uint64(1)<<(m.Unit&63); slave.units[w]&b == 0 {
 			slave.units[w] |= b

@@ -32,12 +32,12 @@ func TestInventory(t *testing.T) {
 	rec := &assetRecorder{}
 	inv := NewInventory(rec, 0, time.Hour)
 	mbExchange(inv, "10.0.0.10:50000", "10.0.0.20:502", 1, 0, nil)
-	// The master, the slave, and the slave again with the unit id it
-	// answered for.
-	if len(rec.got) != 3 {
-		t.Fatalf("%d asset messages for a new master and slave, want 3", len(rec.got))
+	// The master, and the slave once, with the unit id it answered for
+	// (not a first message without it, then a second a round trip later).
+	if len(rec.got) != 2 {
+		t.Fatalf("%d asset messages for a new master and slave, want 2: %v", len(rec.got), assetIPs(rec.got))
 	}
-	hmi, plc := rec.got[0], rec.got[2]
+	hmi, plc := rec.got[0], rec.got[1]
 	if hmi.IP != "10.0.0.10" || !reflect.DeepEqual(hmi.Roles, []string{"master"}) || hmi.MAC != "02:00:00:00:00:01" || !reflect.DeepEqual(hmi.Protocols, []string{"modbus"}) {
 		t.Errorf("master %+v", hmi)
 	}
@@ -48,27 +48,27 @@ func TestInventory(t *testing.T) {
 	for i := range 100 {
 		mbExchange(inv, "10.0.0.10:50000", "10.0.0.20:502", 1, time.Duration(i)*time.Second, nil)
 	}
-	if len(rec.got) != 3 {
-		t.Fatalf("repeated polls sent %d asset messages", len(rec.got)-3)
+	if len(rec.got) != 2 {
+		t.Fatalf("repeated polls sent %d asset messages", len(rec.got)-2)
 	}
 	// A new unit, and the device identification: one message each.
 	mbExchange(inv, "10.0.0.10:50000", "10.0.0.20:502", 2, 200*time.Second, nil)
 	mbExchange(inv, "10.0.0.10:50000", "10.0.0.20:502", 1, 201*time.Second, &modbus.Message{FC: 43, MEI: 14,
 		Objects: []modbus.DeviceObject{{ID: 0, Value: []byte("Acme\x00")}, {ID: 1, Value: []byte("PLC-9")}, {ID: 2, Value: []byte("v2.1")}}})
-	if len(rec.got) != 5 {
-		t.Fatalf("%d messages, want 5", len(rec.got))
+	if len(rec.got) != 4 {
+		t.Fatalf("%d messages, want 4", len(rec.got))
 	}
-	if a := rec.got[4]; a.Vendor != "Acme" || a.Product != "PLC-9" || a.Revision != "v2.1" || !reflect.DeepEqual(a.ModbusUnits, []uint8{1, 2}) {
+	if a := rec.got[3]; a.Vendor != "Acme" || a.Product != "PLC-9" || a.Revision != "v2.1" || !reflect.DeepEqual(a.ModbusUnits, []uint8{1, 2}) {
 		t.Errorf("after identification: %+v", a)
 	}
 	// An exception does not add the unit.
 	mbExchange(inv, "10.0.0.10:50000", "10.0.0.20:502", 9, 202*time.Second, &modbus.Message{FC: 3, Exception: 11})
-	if len(rec.got) != 5 {
+	if len(rec.got) != 4 {
 		t.Errorf("an exception response added unit 9")
 	}
 	// After the refresh interval an unchanged asset goes out again.
 	mbExchange(inv, "10.0.0.10:50000", "10.0.0.20:502", 1, 2*time.Hour, nil)
-	if len(rec.got) != 7 || !rec.got[6].LastSeen.Equal(invT0.Add(2*time.Hour)) {
+	if len(rec.got) != 6 || !rec.got[5].LastSeen.Equal(invT0.Add(2*time.Hour)) {
 		t.Errorf("refresh: %d messages", len(rec.got))
 	}
 
@@ -89,6 +89,34 @@ func TestInventory(t *testing.T) {
 	if inv.Len() != 4 {
 		t.Errorf("%d assets, want 4", inv.Len())
 	}
+}
+
+// A server that never answers is sent when its request is given up on,
+// without units.
+func TestInventoryUnanswered(t *testing.T) {
+	rec := &assetRecorder{}
+	inv := NewInventory(rec, 0, time.Hour)
+	f := &dpi.Flow{Client: netip.MustParseAddrPort("10.0.0.10:50000"), Server: netip.MustParseAddrPort("10.0.0.30:502")}
+	inv.Modbus(f, &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 3, Meta: modbus.Meta{Time: invT0}})
+	if ips := assetIPs(rec.got); !reflect.DeepEqual(ips, []string{"10.0.0.10"}) {
+		t.Fatalf("after the request: messages for %v, want the master's only", ips)
+	}
+	inv.Modbus(f, &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 3, Outcome: modbus.OutcomeUnanswered, Meta: modbus.Meta{Time: invT0}})
+	if len(rec.got) != 2 || rec.got[1].IP != "10.0.0.30" || !reflect.DeepEqual(rec.got[1].Roles, []string{"slave"}) || rec.got[1].ModbusUnits != nil {
+		t.Fatalf("after the request was given up on: %v, want the server's, without units", assetIPs(rec.got))
+	}
+	inv.Modbus(f, &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 3, Outcome: modbus.OutcomeUnanswered, Meta: modbus.Meta{Time: invT0}})
+	if len(rec.got) != 2 {
+		t.Errorf("a second unanswered request sent the server again")
+	}
+}
+
+func assetIPs(as []*event.Asset) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.IP)
+	}
+	return out
 }
 
 func TestInventoryBounded(t *testing.T) {

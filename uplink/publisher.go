@@ -590,6 +590,7 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost chan error)
 			c.Publish(p.cfg.Topic(event.KindStats), 0, false, b) // QoS 0: nothing to wait for
 		case <-statsTick:
 			if s := src(); s != nil {
+				s.Interval = p.cfg.StatsInterval.Seconds() // tail warns when the next is overdue
 				p.Stats(s)
 			}
 		case err := <-lost:

@@ -78,18 +78,21 @@ func (c TailConfig) Topics() []string {
 }
 
 // subscriptions are the topics Tail subscribes to: those of the kinds
-// asked for, and both alerts and assets when either is, because they share
-// the seq numbers whose gaps Tail reports.
+// asked for; both alerts and assets when either is, because they share
+// the seq numbers whose gaps Tail reports; and always status and stats,
+// for the watch of each sensor's stats, whatever Tail prints.
 func (c TailConfig) subscriptions() []string {
 	if len(c.Kinds) == 0 {
 		return c.Topics()
 	}
 	kinds := slices.Clone(c.Kinds)
+	need := []string{event.KindStatus, event.KindStats}
 	if slices.Contains(kinds, event.KindAlert) || slices.Contains(kinds, event.KindAsset) {
-		for _, k := range []string{event.KindAlert, event.KindAsset} {
-			if !slices.Contains(kinds, k) {
-				kinds = append(kinds, k)
-			}
+		need = append(need, event.KindAlert, event.KindAsset)
+	}
+	for _, k := range need {
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
 		}
 	}
 	c.Kinds = kinds
@@ -210,7 +213,9 @@ func (t *tracker) add(seq uint64, report func(string, ...any)) {
 // Tail subscribes and writes each message to out as a JSON line, with
 // the field names of the wire schema (the same as tapwatch replay's
 // alerts), or with FormatText as text for people, and reports gaps and
-// duplicates of each sensor's seq to report as they happen. It returns
+// duplicates of each sensor's seq to report as they happen. It also
+// writes to out, whatever the kinds asked for, a line of its own when a
+// sensor's periodic stats are overdue and when they resume. It returns
 // the per-sensor reports when ctx ends or Count messages have arrived; an
 // error when the broker refused the first connection, or none was made.
 func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorReport, error) {
@@ -232,12 +237,34 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 		werr     error
 		done     = make(chan struct{})
 		once     sync.Once
+		watch    = newStatsWatch()
+		rewatch  = make(chan struct{}, 1) // a deadline of watch may have changed
 	)
 	var text *textFormatter
 	if c.Format == FormatText {
 		text = newTextFormatter(c.Colour, c.shows(event.KindAlert))
 	}
 	say := func(format string, a ...any) { fmt.Fprintf(report, "tapwatch tail: "+format+"\n", a...) }
+	write := func(line []byte) { // with mu held
+		if werr == nil {
+			_, werr = out.Write(append(line, '\n'))
+		}
+	}
+	notify := func(ns ...*statsNotice) { // with mu held
+		for _, n := range ns {
+			if text != nil {
+				write(text.notice(n))
+			} else {
+				write(n.json())
+			}
+		}
+	}
+	poke := func() {
+		select {
+		case rewatch <- struct{}{}:
+		default:
+		}
+	}
 	track := func(h *event.Header) *tracker {
 		k := h.Site + "/" + h.Sensor
 		t := trackers[k]
@@ -268,6 +295,19 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 				t.Announced = h.Seq
 			}
 		}
+		switch v := v.(type) {
+		case *event.Stats:
+			if !m.Retained() {
+				if n := watch.stats(h.Site, h.Sensor, v.Interval, time.Now()); n != nil {
+					notify(n)
+				}
+				poke()
+			}
+		case *event.Status:
+			if v.State == event.StateOffline && !m.Retained() {
+				watch.offline(h.Site, h.Sensor, v.Reason, time.Now())
+			}
+		}
 		if !c.shows(h.Kind) {
 			if text != nil && v != nil {
 				text.note(v) // an asset still names the ends of alerts
@@ -280,9 +320,7 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 		if line == nil {
 			return // a status with nothing new to say in text
 		}
-		if werr == nil {
-			_, werr = out.Write(append(line, '\n'))
-		}
+		write(line)
 		if c.Observe != nil && v != nil {
 			c.Observe(v, m.Retained())
 		}
@@ -310,6 +348,10 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 		SetTLSConfig(tc).SetKeepAlive(30 * time.Second).SetConnectTimeout(15 * time.Second).
 		SetOnConnectHandler(func(cl mqtt.Client) {
 			connected.Store(true)
+			mu.Lock()
+			watch.rearm(time.Now())
+			mu.Unlock()
+			poke()
 			tok := cl.SubscribeMultiple(subs, handle)
 			go func() {
 				if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
@@ -322,6 +364,7 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			mu.Lock()
 			say("connection lost (%v); reconnecting", err)
+			watch.pause()
 			mu.Unlock()
 		})
 	if c.Username != "" {
@@ -346,9 +389,26 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 	defer stillConnecting.Stop()
 	tokDone := tok.Done() // with ConnectRetry, closed once connected
 	saidUnreachable := false
+	overdue := time.NewTimer(time.Hour)
+	overdue.Stop()
+	defer overdue.Stop()
+	checkOverdue := func() {
+		mu.Lock()
+		ns, next := watch.due(time.Now())
+		notify(ns...)
+		mu.Unlock()
+		overdue.Stop()
+		if !next.IsZero() {
+			overdue.Reset(time.Until(next))
+		}
+	}
 wait:
 	for {
 		select {
+		case <-rewatch:
+			checkOverdue()
+		case <-overdue.C:
+			checkOverdue()
 		case <-tokDone:
 			if err := tok.Error(); err != nil {
 				return nil, connectError(c, err)

@@ -15,8 +15,9 @@ const (
 	FormatText = "text" // for people: an alert in up to three lines, the other kinds in one
 )
 
-// maxNamed bounds the assets a text tail remembers to name the ends of
-// alerts: a plant has hundreds, not millions.
+// maxNamed bounds the assets a text tail remembers, to name the ends of
+// alerts and to print an asset again only when its line changed: a plant
+// has hundreds, not millions.
 const maxNamed = 1 << 14
 
 // textFormatter renders messages for people. An alert takes up to three
@@ -25,15 +26,22 @@ const maxNamed = 1 << 14
 // techniques. Status, asset and stats messages take one line each; a
 // status only when the sensor's state, reason, links or uplink changed,
 // or its alerts were acknowledged (a status follows every new alert, to
-// count it as unacknowledged, which the alert line has said already). It
-// remembers the roles of the assets it has seen, to say what the ends of
-// an alert are.
+// count it as unacknowledged, which the alert line has said already); an
+// asset only when what its line says changed (the sensor sends it again
+// to refresh last_seen, which the line does not show, and after a
+// restart). It remembers the roles of the assets it has seen, to say what
+// the ends of an alert are.
 type textFormatter struct {
 	colour bool
 	alerts bool // alerts are printed: a status that only counts one more unacknowledged is not
 	now    func() time.Time
-	roles  map[string]string     // site/sensor/ip → "Modbus master"
+	hosts  map[string]hostSeen   // site/sensor/ip → its role, its line
 	status map[string]statusSeen // site/sensor → the last status
+}
+
+type hostSeen struct {
+	role string // "Modbus master"
+	line string // the asset's line as last printed, after the time; "" if none was
 }
 
 type statusSeen struct {
@@ -42,7 +50,7 @@ type statusSeen struct {
 }
 
 func newTextFormatter(colour, alerts bool) *textFormatter {
-	return &textFormatter{colour: colour, alerts: alerts, now: time.Now, roles: map[string]string{}, status: map[string]statusSeen{}}
+	return &textFormatter{colour: colour, alerts: alerts, now: time.Now, hosts: map[string]hostSeen{}, status: map[string]statusSeen{}}
 }
 
 // clean makes a string from the broker safe to print on a terminal:
@@ -142,7 +150,13 @@ func (f *textFormatter) format(v any, retained bool) []byte {
 		if seen && !retained && prev.what == w.String() && !acked && (f.alerts || prev.unacked == (unacked != "")) {
 			return nil
 		}
-		f.head(&b, m.TS, "status", m.Site, m.Sensor, retained)
+		ts := m.TS
+		if !retained && m.State == event.StateOffline && m.Reason == "connection lost" {
+			// The Last Will: composed when the sensor connected, sent by
+			// the broker when the connection broke, which is now.
+			ts = f.now()
+		}
+		f.head(&b, ts, "status", m.Site, m.Sensor, retained)
 		b.WriteString(w.String())
 		for _, l := range m.Links {
 			if l.Drops > 0 {
@@ -159,26 +173,31 @@ func (f *textFormatter) format(v any, retained bool) []byte {
 			b.WriteString("; alerts acknowledged at the box")
 		}
 	case *event.Asset:
-		f.remember(m)
-		f.head(&b, m.TS, "asset", m.Site, m.Sensor, retained)
-		b.WriteString(m.IP + ": " + assetRole(m))
+		var w strings.Builder
+		w.WriteString(m.IP + ": " + assetRole(m))
 		if len(m.Protocols) > 0 {
-			b.WriteString(", " + strings.Join(m.Protocols, " and "))
+			w.WriteString(", " + strings.Join(m.Protocols, " and "))
 		}
 		if len(m.ModbusUnits) > 0 {
-			b.WriteString(", units " + joinInts(m.ModbusUnits))
+			w.WriteString(", units " + joinInts(m.ModbusUnits))
 		}
 		if len(m.DNP3Addrs) > 0 {
-			b.WriteString(", DNP3 addresses " + joinInts(m.DNP3Addrs))
+			w.WriteString(", DNP3 addresses " + joinInts(m.DNP3Addrs))
 		}
 		for _, kv := range [][2]string{{"vendor", m.Vendor}, {"product", m.Product}, {"revision", m.Revision}} {
 			if kv[1] != "" {
-				b.WriteString(", " + kv[0] + " " + kv[1])
+				w.WriteString(", " + kv[0] + " " + kv[1])
 			}
 		}
 		if m.MAC != "" {
-			b.WriteString(", MAC " + m.MAC)
+			w.WriteString(", MAC " + m.MAC)
 		}
+		if f.hosts[hostKey(m)].line == w.String() {
+			return nil
+		}
+		f.remember(m, w.String())
+		f.head(&b, m.TS, "asset", m.Site, m.Sensor, retained)
+		b.WriteString(w.String())
 	case *event.Stats:
 		f.head(&b, m.TS, "stats", m.Site, m.Sensor, retained)
 		flows := fmt.Sprintf("%d flows (%d open now)", m.FlowsCreated, m.Flows)
@@ -274,7 +293,7 @@ func (f *textFormatter) end(a *event.Alert, e *event.Endpoint, link *uint16, dev
 	if link != nil {
 		s += " link " + strconv.Itoa(int(*link))
 	}
-	if r := f.roles[a.Site+"/"+a.Sensor+"/"+e.IP]; r != "" {
+	if r := f.hosts[a.Site+"/"+a.Sensor+"/"+e.IP].role; r != "" {
 		s += " (" + r + ")"
 	}
 	return s
@@ -284,16 +303,25 @@ func (f *textFormatter) end(a *event.Alert, e *event.Endpoint, link *uint16, dev
 // asset's role.
 func (f *textFormatter) note(v any) {
 	if a, ok := v.(*event.Asset); ok {
-		f.remember(sanitized(a).(*event.Asset))
+		f.remember(sanitized(a).(*event.Asset), "")
 	}
 }
 
-func (f *textFormatter) remember(a *event.Asset) {
-	k := a.Site + "/" + a.Sensor + "/" + a.IP
-	if _, ok := f.roles[k]; !ok && len(f.roles) >= maxNamed {
+func hostKey(a *event.Asset) string { return a.Site + "/" + a.Sensor + "/" + a.IP }
+
+// remember keeps an asset's role, and the line printed for it (if line
+// is not empty).
+func (f *textFormatter) remember(a *event.Asset, line string) {
+	k := hostKey(a)
+	h, ok := f.hosts[k]
+	if !ok && len(f.hosts) >= maxNamed {
 		return
 	}
-	f.roles[k] = assetRole(a)
+	h.role = assetRole(a)
+	if line != "" {
+		h.line = line
+	}
+	f.hosts[k] = h
 }
 
 // assetRole says what an asset is, from its roles: "Modbus master",
@@ -389,6 +417,43 @@ func modbusTable(fc *uint8) string {
 		return "holding register"
 	}
 	return "address"
+}
+
+// notice renders a line of Tail's own about a sensor's stats.
+func (f *textFormatter) notice(n *statsNotice) []byte {
+	every := duration(time.Duration(n.Interval * float64(time.Second)))
+	silence := duration(time.Duration(n.Silence * float64(time.Second)))
+	who := clean(n.Site) + "/" + clean(n.Sensor)
+	if n.Kind == noticeStatsResumed {
+		return []byte(fmt.Sprintf("%s RESUMED %s: stats again, after %s without", f.when(n.TS), who, silence))
+	}
+	word := "OVERDUE"
+	if f.colour {
+		word = severityColour["high"] + word + "\x1b[0m"
+	}
+	why := "the sensor may be hung, or cut off from the broker"
+	if !n.willAt.IsZero() {
+		why = "its connection broke at " + f.when(n.willAt) + " (its Last Will came then)"
+	}
+	return []byte(fmt.Sprintf("%s %s %s: no stats for %s, expected every %s: %s", f.when(n.TS), word, who, silence, every, why))
+}
+
+// duration says d to the second (to the tenth below 10 s), without the
+// zeros of whole minutes and hours: "1m", "2m31s", "1h".
+func duration(d time.Duration) string {
+	if d >= 10*time.Second {
+		d = d.Round(time.Second)
+	} else {
+		d = d.Round(100 * time.Millisecond)
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // orElse is s, or def when s is empty.

@@ -114,6 +114,52 @@ func TestTextFormat(t *testing.T) {
 	}
 }
 
+// An asset is printed again only when its line changes: not for the
+// hourly refresh of last_seen, nor when a restarted sensor sends it
+// again, nor for its retained copy after tail reconnected.
+func TestTextAssetChanged(t *testing.T) {
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.Local)
+	f := newTextFormatter(false, true)
+	f.now = func() time.Time { return now }
+	plc := &event.Asset{Kind: event.KindAsset, Site: "plant1", Sensor: "tap1", TS: now, IP: "10.10.1.20",
+		Roles: []string{"slave"}, Protocols: []string{"modbus"}, ModbusUnits: []uint8{1}, FirstSeen: now, LastSeen: now}
+	if got, want := string(f.format(plc, true)), "10:00:00 asset plant1/tap1 (retained) 10.10.1.20: Modbus server, modbus, units 1"; got != want {
+		t.Fatalf("retained asset:\n got %q\nwant %q", got, want)
+	}
+	again := *plc
+	again.TS, again.LastSeen = now.Add(time.Hour), now.Add(time.Hour)
+	for _, retained := range []bool{false, true} {
+		if got := f.format(&again, retained); got != nil {
+			t.Errorf("the same asset (retained %v): %q", retained, got)
+		}
+	}
+	again.ModbusUnits = []uint8{1, 2}
+	if got, want := string(f.format(&again, false)), "11:00:00 asset plant1/tap1 10.10.1.20: Modbus server, modbus, units 1,2"; got != want {
+		t.Errorf("asset with a new unit:\n got %q\nwant %q", got, want)
+	}
+	other := *plc
+	other.Sensor = "tap2" // the same address seen by another sensor
+	if got := f.format(&other, false); got == nil {
+		t.Error("another sensor's asset not printed")
+	}
+}
+
+// The Last Will was composed when the sensor connected: a live one is
+// printed with the time it came, when the connection broke.
+func TestTextLastWill(t *testing.T) {
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.Local)
+	f := newTextFormatter(false, true)
+	f.now = func() time.Time { return now }
+	will := &event.Status{Kind: event.KindStatus, Site: "plant1", Sensor: "tap1", TS: now.Add(-3 * time.Hour),
+		State: event.StateOffline, Reason: "connection lost", Uplink: event.UplinkDisconnected}
+	if got, want := string(f.format(will, false)), "10:00:00 status plant1/tap1 OFFLINE (connection lost); uplink disconnected"; got != want {
+		t.Errorf("live Last Will:\n got %q\nwant %q", got, want)
+	}
+	if got, want := string(f.format(will, true)), "07:00:00 status plant1/tap1 (retained) OFFLINE (connection lost); uplink disconnected"; got != want {
+		t.Errorf("retained Last Will:\n got %q\nwant %q", got, want)
+	}
+}
+
 // Tail --format text --kinds alert against a broker: the asset published
 // between two alerts is not printed, but names the second alert's sender,
 // and its seq is no gap.

@@ -101,9 +101,20 @@ written, against what was expected, such as the learned range); then the
 ATT&CK for ICS techniques by id and name. Status, asset and stats
 messages take a line each; a status only when the sensor's state, links
 or uplink change or its alerts are acknowledged (with alerts printed, not
-for each one it counts as unacknowledged). With --kinds naming alerts or
-assets, tail subscribes to both, since they share the sequence numbers it
-checks, and prints only the kinds named.
+for each one it counts as unacknowledged); an asset only when its line
+changes. With --kinds naming alerts or assets, tail subscribes to both,
+since they share the sequence numbers it checks, and prints only the
+kinds named.
+
+Whatever --kinds, tail watches each sensor's stats, which say how often
+they come (every 60 s by default). When a sensor that has sent stats sends
+none for 2.5 times that, tail prints a line of its own (OVERDUE in text,
+"kind":"stats_overdue" in JSON), and another when they come again
+(RESUMED, "stats_resumed"): a sensor hung with its connection up shows no
+other way. One whose connection breaks is said offline by its status too:
+its Last Will comes at once when its process ends, within 45 s (1.5
+keep-alives) when the box or the network fails. A clean stop ends the
+watch of a sensor until its stats come again.
 
 It checks each sensor's sequence numbers: alerts and assets are numbered
 one by one, so a number skipped is a message lost, and a number seen twice
