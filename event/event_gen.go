@@ -1765,8 +1765,8 @@ func (z *Severities) Msgsize() (s int) {
 func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(22)
-	var zb0001Mask uint32 /* 22 bits */
+	zb0001Len := uint32(23)
+	var zb0001Mask uint32 /* 23 bits */
 	_ = zb0001Mask
 	if z.CPUTemp == nil {
 		zb0001Len--
@@ -1774,7 +1774,7 @@ func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 	}
 	if z.Interval == 0 {
 		zb0001Len--
-		zb0001Mask |= 0x200000
+		zb0001Mask |= 0x400000
 	}
 	// variable map header, size zb0001Len
 	o = msgp.AppendMapHeader(o, zb0001Len)
@@ -1865,7 +1865,7 @@ func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 				o = msgp.AppendFloat64(o, *z.CPUTemp)
 			}
 		}
-		if (zb0001Mask & 0x200000) == 0 { // if not omitted
+		if (zb0001Mask & 0x400000) == 0 { // if not omitted
 			// string "interval"
 			o = append(o, 0xa8, 0x69, 0x6e, 0x74, 0x65, 0x72, 0x76, 0x61, 0x6c)
 			o = msgp.AppendFloat64(o, z.Interval)
