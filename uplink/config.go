@@ -96,7 +96,9 @@ func (c Config) withDefaults() Config {
 		c.BackoffMin = time.Second
 	}
 	if c.BackoffMax == 0 {
-		c.BackoffMax = DefaultBackoffMax
+		// Not below backoff_min: a config that sets only backoff_min
+		// (10s, say) stays valid.
+		c.BackoffMax = max(DefaultBackoffMax, c.BackoffMin)
 	}
 	return c
 }

@@ -242,6 +242,12 @@ func TestBackoffCapped(t *testing.T) {
 	if lo < c.BackoffMax/2 || hi-lo < time.Second {
 		t.Fatalf("waits from %v to %v: want 2.5-5 s, spread", lo, hi)
 	}
+	// A config that sets only backoff_min, above the default cap, stays
+	// valid: the cap follows it.
+	c = Config{BackoffMin: 10 * time.Second}.withDefaults()
+	if c.BackoffMax != 10*time.Second {
+		t.Fatalf("backoff_min 10s alone: backoff_max %v", c.BackoffMax)
+	}
 }
 
 // TestStatsInterval: with a stats source, stats go out every
