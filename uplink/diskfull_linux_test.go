@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/tapwatch/tapwatch/event"
@@ -204,5 +205,51 @@ func TestPublisherFullDisk(t *testing.T) {
 		if !seqs[s] {
 			t.Fatalf("seq %d missing: the drops are not the oldest", s)
 		}
+	}
+}
+
+// TestSpoolLegacyFillsDisk: an earlier version's spool.db that fills the
+// disk, so that not even meta can be made, is migrated all the same: it
+// is read, then removed to make room.
+func TestSpoolLegacyFillsDisk(t *testing.T) {
+	dir := smallDisk(t, 1<<20)
+	writeLegacy(t, dir, 10, 0, 5, 6, 7, 8, 9)
+	// Its file grown as bbolt's do (never given back), then the disk
+	// filled by another program.
+	db, err := bolt.Open(filepath.Join(dir, legacySpoolFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("freed"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("k"), make([]byte, 600<<10))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillDisk(t, dir, "other", -1)
+	s, warn, err := OpenSpool(dir, DefaultLimits, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if warn != nil {
+		t.Fatalf("warning %v", warn)
+	}
+	if got := joined(t, s); got != "5:old5 6:old6 7:old7 8:old8 9:old9" {
+		t.Fatalf("contents %s", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, legacySpoolFile)); !os.IsNotExist(err) {
+		t.Fatalf("spool.db left: %v", err)
+	}
+	if st := s.Stats(); st.InMemory != 0 || st.DiskErr != nil {
+		t.Fatalf("not on disk: %+v", st)
+	}
+	if first, err := s.Append(items("new")); first != 10 || err != nil {
+		t.Fatalf("append: %d, %v", first, err)
 	}
 }

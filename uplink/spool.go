@@ -1,6 +1,8 @@
 package uplink
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,16 +45,22 @@ import (
 // the topic's length (2), the topic and the msgpack payload, which
 // carries the same seq. A dropped record has neither topic nor payload:
 // it keeps the seqs of a segment without a gap where a message too
-// large for the spool was dropped. All integers are big endian. The seqs of the records of a
-// segment follow each other without a gap from the segment's name; the
-// first record that is short, fails its checksum or breaks the sequence
-// ends the segment (the rest is free space, a torn write, or a reused
-// segment's old records).
+// large for the spool was dropped. All integers are big endian. The
+// seqs of the records of a segment follow each other without a gap from
+// the segment's name; each write ends with an end mark (8 zero bytes),
+// where there is room. The first record that is short, fails its
+// checksum or breaks the sequence ends the segment: after an end mark
+// (or an older record of a reused segment) that is its clean end;
+// anything else is damage, or a write torn by a power cut.
 //
 // Every append and every acknowledgement is synced (fdatasync) before it
-// returns. The seq must never be reused, even if the segments are lost:
-// numbers are reserved in blocks in meta before they are handed out, and
-// a spool with no segment left starts above them.
+// returns. The seq must never be reused, even if the segments are lost
+// or damaged: numbers are reserved in blocks in meta before they are
+// handed out, and a spool with no segment left, or whose last segment
+// ends in damage, goes on above them. Messages given a number and not
+// found at open (a hole in the segments, a damaged end, messages held in
+// memory when the daemon stopped) are counted in drops, once: meta
+// says how far that was done.
 
 const (
 	spoolDirName = "spool"
@@ -62,6 +70,9 @@ const (
 
 	metaSize     = 4096
 	metaSlotSize = 512 // each slot in its own sector
+	// A slot: magic, generation, head, reserved, drops, next, counted,
+	// tombs counted (8 bytes each), then the CRC-32C of those.
+	metaSlotUsed = 64
 	metaMagic    = "twspool1"
 
 	recHeader = 8  // body length, CRC-32C of the body
@@ -72,6 +83,10 @@ const (
 	segmentsWanted = 64
 	minSegment     = 32 << 10
 	maxSegment     = 4 << 20
+	// maxRecord is the largest record: one fits any segment, whatever
+	// size the spool's capacity gave it when it was made. An alert or an
+	// asset change is a few hundred bytes.
+	maxRecord = minSegment
 
 	// The spool leaves this much of the filesystem free for the other
 	// files of the state directory: 5 % of it, within these bounds.
@@ -92,6 +107,10 @@ const (
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// endMark follows the last record of a segment: a record header of zeros,
+// as free space is.
+var endMark [recHeader]byte
 
 // Limits bound the spool. When an append would exceed either, the oldest
 // messages are dropped, and counted, until it fits.
@@ -153,6 +172,9 @@ type segment struct {
 	used  int64    // bytes of its records
 	size  int64    // bytes allocated
 	tombs []uint64 // seqs of its dropped records, counted already, ascending
+	// damaged: at open, its records ended at something that is neither
+	// free space nor an earlier use's record.
+	damaged bool
 }
 
 // live is the number of messages in [from, to) of g that are not dropped
@@ -192,9 +214,20 @@ type Spool struct {
 	next     uint64 // the next seq to hand out
 	reserved uint64 // seqs below this are reserved in meta
 	floor    uint64 // next, as meta had it at open
-	drops    uint64
-	mem      []Entry // messages the disk did not take, in seq order
-	memBytes int64
+	counted  uint64 // messages found missing or dropped below this are counted in drops already (in meta)
+	pending  uint64 // counted becomes at least this at the next writeMeta: above the drops counted since
+	saved    uint64 // drops, as meta has them
+	// Dropped records (too large) are counted when they are made; those
+	// below tombsCounted are in the drops meta has, the others are
+	// counted again at open. pendingTombs: tombsCounted at the next
+	// writeMeta.
+	tombsCounted, pendingTombs uint64
+	metaRead                   bool // meta was read: reserved is known
+	drops                      uint64
+	recovering                 bool        // the disk failed and meta was written again: say so when the segments are too
+	legacy                     legacySpool // an earlier version's spool, read at open
+	mem                        []Entry     // messages the disk did not take, in seq order
+	memBytes                   int64
 
 	diskErr    error
 	retryAt    time.Time
@@ -250,15 +283,37 @@ func openSpool(fs fileSystem, now func() time.Time, stateDir string, lim Limits,
 		return nil, nil, fmt.Errorf("spool %s is in use by another process", s.dir)
 	}
 	if err != nil {
-		s.closeFiles()
-		s.diskFailed(err)
-		s.next = max(s.next, s.reserved, s.head)
-		if n := len(s.mem); n > 0 {
-			s.next = max(s.next, s.mem[n-1].Seq+1)
-		}
+		s.memoryOnly(err)
 		warn = errors.Join(warn, fmt.Errorf("spool %s cannot be used (%v): messages are held in memory until it can", s.dir, err))
+		if !s.metaRead {
+			warn = errors.Join(warn, fmt.Errorf("spool %s: the numbers used before are not known: numbering starts at %d, the clock's time in microseconds, above any used before", s.dir, s.next))
+		}
 	}
 	return s, warn, nil
+}
+
+// memoryOnly gives up the disk after openDisk failed: what was read of it
+// is forgotten (it is read again when the disk is retried), but for the
+// numbers, which go on above every one known to be used. When not even
+// meta could be read, those are not known: numbering goes on from the
+// clock's time in microseconds, which no count of messages reaches, so
+// that no number is used twice (the security center sees a jump).
+func (s *Spool) memoryOnly(err error) {
+	s.closeFiles()
+	s.diskFailed(err)
+	s.next = max(s.next, s.reserved, s.head, s.floor)
+	if n := len(s.mem); n > 0 {
+		s.next = max(s.next, s.mem[n-1].Seq+1)
+	}
+	if !s.metaRead {
+		s.next = max(s.next, uint64(max(s.now().UnixMicro(), 1)))
+	}
+	s.reserved = max(s.reserved, s.next)
+	s.head = s.next
+	if len(s.mem) > 0 {
+		s.head = s.mem[0].Seq
+	}
+	s.drops, s.counted, s.floor, s.gen = 0, 0, 0, 0
 }
 
 // openDisk opens the meta file and the segments, migrates a legacy spool,
@@ -280,25 +335,41 @@ func (s *Spool) openDisk() (warn error, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var warns []error
 	if size < metaSize {
-		if err := meta.Allocate(metaSize); err != nil {
-			return nil, err
+		err := meta.Allocate(metaSize)
+		if err != nil && isNoSpace(err) {
+			// An earlier version's spool.db may be what fills the disk:
+			// its messages are taken into memory and it is removed, to
+			// make room (they are stored in the segments below).
+			w, freed, lerr := s.loadLegacy(true)
+			warns = append(warns, w)
+			if lerr != nil {
+				return errors.Join(warns...), lerr
+			}
+			if freed {
+				err = meta.Allocate(metaSize)
+			}
+		}
+		if err != nil {
+			s.knownNew(size)
+			return errors.Join(warns...), err
 		}
 		if err := meta.Sync(); err != nil {
-			return nil, err
+			return errors.Join(warns...), err
 		}
 		if err := s.fs.SyncDir(s.dir); err != nil {
-			return nil, err
+			return errors.Join(warns...), err
 		}
 	}
-	var warns []error
 	found, err := s.readMeta()
 	if err != nil {
-		return nil, err
+		return errors.Join(warns...), err
 	}
+	s.metaRead = true
 	names, err := s.fs.ReadDir(s.dir)
 	if err != nil {
-		return nil, err
+		return errors.Join(warns...), err
 	}
 	if !found && size > 0 {
 		warns = append(warns, fmt.Errorf("spool %s: both state slots are damaged; every message found is sent again", filepath.Join(s.dir, metaName)))
@@ -319,34 +390,64 @@ func (s *Spool) openDisk() (warn error, err error) {
 		}
 		s.segs = append(s.segs, seg)
 	}
-	// Segments that follow each other must join; a hole is messages lost
-	// to damage (or to a segment removed by hand).
-	for i := 1; i < len(s.segs); i++ {
-		a, b := s.segs[i-1], s.segs[i]
-		if from := max(a.end, s.head); b.first > from {
-			lost := b.first - from
-			s.drops += lost
-			warns = append(warns, fmt.Errorf("spool %s: %d messages (seq %d to %d) are unreadable or missing; counted as dropped", s.dir, lost, from, b.first-1))
-		}
-	}
 	if w, err := s.migrateLegacy(); err != nil {
 		return errors.Join(append(warns, w)...), err
 	} else if w != nil {
 		warns = append(warns, w)
 	}
-	if len(s.segs) > 0 {
-		if !found {
-			s.head = s.segs[0].first
+	if len(s.segs) > 0 && !found {
+		s.head = s.segs[0].first
+	}
+	// Messages dropped when they were spooled (too large) are counted
+	// then; those counted after meta was last written are counted again
+	// here.
+	for _, g := range s.segs {
+		for _, t := range g.tombs {
+			if t >= max(s.tombsCounted, s.head) {
+				s.drops++
+				s.pendingTombs = t + 1
+			}
 		}
-		// Numbers handed out to messages held in memory are not in the
-		// segments; meta has them when it could be written.
-		s.next = max(s.segs[len(s.segs)-1].end, s.floor)
+	}
+	// Messages given a number but not found are lost: a hole between
+	// two segments (damage, or a segment removed by hand), the end of
+	// the last segment (damage, or a power cut), or messages that were
+	// held in memory when the daemon stopped. Each is counted in drops
+	// once: counted says how far that was done.
+	lost := func(from, to uint64, why string) {
+		from = max(from, s.head, s.counted)
+		if to > from {
+			s.drops += to - from
+			s.counted = max(s.counted, to)
+			warns = append(warns, fmt.Errorf("spool %s: %d messages (seq %d to %d) %s; counted as dropped", s.dir, to-from, from, to-1, why))
+		}
+	}
+	if len(s.segs) > 0 {
+		lost(s.head, s.segs[0].first, "were not found on disk (held in memory when the daemon stopped, or a segment removed)")
+	}
+	for i := 1; i < len(s.segs); i++ {
+		lost(s.segs[i-1].end, s.segs[i].first, "are unreadable or missing")
+	}
+	s.next = max(s.floor, s.head, 1)
+	if t := s.tail(); t != nil {
+		s.next = max(s.next, t.end)
+		lost(t.end, s.floor, "were not found on disk (damaged, cut off by a power cut, or held in memory when the daemon stopped)")
+		if t.damaged && s.reserved > s.next {
+			// How far the damaged records went is not known: go on above
+			// every number reserved, so that none is used twice. The
+			// numbers skipped are not messages: not to be counted.
+			warns = append(warns, fmt.Errorf("spool %s: the last segment is damaged after seq %d; numbering goes on at %d", s.dir, t.end-1, s.reserved))
+			s.next = s.reserved
+			s.counted = max(s.counted, s.next)
+		}
 	} else {
 		// No segment: a new spool, or the old one lost. Start above every
 		// number reserved, so that none is reused; the skipped ones show
 		// as a gap.
-		s.next = max(s.head, s.reserved, 1)
+		lost(s.head, s.floor, "were not found on disk (the spool's segments are gone)")
+		s.next = max(s.next, s.reserved)
 		s.head = s.next
+		s.counted = max(s.counted, s.next)
 	}
 	s.head = min(s.head, s.next)
 	s.reserved = max(s.reserved, s.next)
@@ -365,6 +466,24 @@ func (s *Spool) openDisk() (warn error, err error) {
 	}
 	s.flushDropLog(true)
 	return errors.Join(warns...), nil
+}
+
+// knownNew: meta could not be made, but when it was never made before
+// (it is empty) and there is no segment, no number was handed out but
+// an earlier version's: they are known.
+func (s *Spool) knownNew(metaSize int64) {
+	if metaSize != 0 {
+		return
+	}
+	names, err := s.fs.ReadDir(s.dir)
+	if err != nil || slices.ContainsFunc(names, func(n string) bool { return strings.HasSuffix(n, segSuffix) }) {
+		return
+	}
+	if _, _, err := s.loadLegacy(false); err != nil {
+		return
+	}
+	s.reserved = max(s.reserved, s.legacy.next, s.legacy.reserve)
+	s.metaRead = true
 }
 
 // openSegment opens a segment and finds its records.
@@ -394,6 +513,10 @@ func (s *Spool) openSegment(name string, first uint64) (*segment, error) {
 			return nil, err
 		}
 		if !ok {
+			// Free space (zeros) or the records of the segment's earlier
+			// use (lower seqs) end it; anything else is damage or a
+			// write torn by a power cut.
+			seg.damaged = !bytes.Equal(hdr[:], endMark[:]) && !olderRecord(f, seg.used, seg.end, size, hdr[:], &body)
 			break
 		}
 		if body[8]&flagDropped != 0 {
@@ -403,6 +526,21 @@ func (s *Spool) openSegment(name string, first uint64) (*segment, error) {
 		seg.end++
 	}
 	return seg, nil
+}
+
+// olderRecord reports whether the record at off is whole and of a lower
+// seq than want: one of the records a reused segment held before.
+func olderRecord(f spoolFile, off int64, want uint64, size int64, hdr []byte, body *[]byte) bool {
+	l := int64(binary.BigEndian.Uint32(hdr))
+	if l < recFixed || off+recHeader+l > size {
+		return false
+	}
+	b := slices.Grow((*body)[:0], int(l))[:l]
+	*body = b
+	if _, err := f.ReadAt(b, off+recHeader); err != nil {
+		return false
+	}
+	return crc32.Checksum(b, crcTable) == binary.BigEndian.Uint32(hdr[4:]) && binary.BigEndian.Uint64(b) < want
 }
 
 // readRecord reads the record at off, which must carry seq, into *body;
@@ -455,7 +593,7 @@ func (s *Spool) readMeta() (found bool, err error) {
 	}
 	for i := range 2 {
 		slot := b[i*metaSlotSize:]
-		if string(slot[:8]) != metaMagic || crc32.Checksum(slot[:48], crcTable) != binary.BigEndian.Uint32(slot[48:]) {
+		if string(slot[:8]) != metaMagic || crc32.Checksum(slot[:metaSlotUsed], crcTable) != binary.BigEndian.Uint32(slot[metaSlotUsed:]) {
 			continue
 		}
 		gen := binary.BigEndian.Uint64(slot[8:])
@@ -468,17 +606,19 @@ func (s *Spool) readMeta() (found bool, err error) {
 		s.reserved = binary.BigEndian.Uint64(slot[24:])
 		s.drops = binary.BigEndian.Uint64(slot[32:])
 		s.floor = binary.BigEndian.Uint64(slot[40:])
+		s.counted = binary.BigEndian.Uint64(slot[48:])
+		s.tombsCounted = binary.BigEndian.Uint64(slot[56:])
 	}
 	return found, nil
 }
 
-// writeMeta writes head, reserved, drops and next into the older slot
-// and syncs.
+// writeMeta writes head, reserved, drops, next and counted into the
+// older slot and syncs.
 func (s *Spool) writeMeta() error {
 	if s.meta == nil {
 		return errors.New("no meta file")
 	}
-	var b [52]byte
+	var b [metaSlotUsed + 4]byte
 	copy(b[:], metaMagic)
 	gen := s.gen + 1
 	binary.BigEndian.PutUint64(b[8:], gen)
@@ -486,15 +626,40 @@ func (s *Spool) writeMeta() error {
 	binary.BigEndian.PutUint64(b[24:], s.reserved)
 	binary.BigEndian.PutUint64(b[32:], s.drops)
 	binary.BigEndian.PutUint64(b[40:], s.next)
-	binary.BigEndian.PutUint32(b[48:], crc32.Checksum(b[:48], crcTable))
+	// Not past a message held in memory: if it is lost (the daemon
+	// stops), the next open must count it.
+	pending := s.pending
+	if len(s.mem) > 0 {
+		pending = min(pending, s.mem[0].Seq)
+	}
+	counted := max(s.counted, pending)
+	binary.BigEndian.PutUint64(b[48:], counted)
+	binary.BigEndian.PutUint64(b[56:], max(s.tombsCounted, s.pendingTombs))
+	binary.BigEndian.PutUint32(b[metaSlotUsed:], crc32.Checksum(b[:metaSlotUsed], crcTable))
 	if _, err := s.meta.WriteAt(b[:], int64(gen%2)*metaSlotSize); err != nil {
 		return err
 	}
 	if err := s.meta.Sync(); err != nil {
 		return err
 	}
-	s.gen = gen
+	s.gen, s.counted, s.saved = gen, counted, s.drops
+	s.tombsCounted = max(s.tombsCounted, s.pendingTombs)
 	return nil
+}
+
+// gone notes that the messages up to seq, counted as dropped, are on
+// disk nowhere: the next open, which finds them missing, must not count
+// them again.
+func (s *Spool) gone(seq uint64) { s.pending = max(s.pending, seq+1) }
+
+// saveDrops writes meta when drops were counted since it was last
+// written, so that a power cut does not forget them.
+func (s *Spool) saveDrops() {
+	if s.drops != s.saved && s.meta != nil && s.diskErr == nil {
+		if err := s.writeMeta(); err != nil {
+			s.diskFailed(err)
+		}
+	}
 }
 
 // ---- space ----
@@ -554,6 +719,7 @@ func (s *Spool) Append(items []Item) (first uint64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.flushDropLog(false)
+	defer s.saveDrops()
 	if s.diskErr != nil && !s.now().Before(s.retryAt) {
 		s.retryDisk()
 	}
@@ -613,6 +779,9 @@ func (s *Spool) Append(items []Item) (first uint64, err error) {
 	if s.diskErr == nil {
 		if err := s.store(s.recs); err != nil {
 			s.diskFailed(err)
+		} else if s.recovering {
+			s.recovering = false
+			s.log.Info("spool: the disk is written again", "dir", s.dir, "held_in_memory", len(s.mem))
 		}
 	}
 	if s.diskErr != nil {
@@ -649,14 +818,15 @@ func beginRecordFlags(b []byte, seq uint64, flag byte, topic string) []byte {
 }
 
 // addRecord completes the record at s.buf[start:] and adds it to the
-// batch. One larger than a segment is dropped: a dropped record stands
+// batch. One larger than maxRecord is dropped: a dropped record stands
 // in its place.
 func (s *Spool) addRecord(seq uint64, start int) {
 	n := len(s.buf) - start
-	dropped := int64(n) > s.segSize
+	dropped := n > maxRecord
 	if dropped {
 		s.buf = beginRecordFlags(s.buf[:start], seq, flagDropped, "")
-		s.dropCounted(1, seq, seq, fmt.Sprintf("a message of %d bytes is larger than the spool's segments (%d bytes)", n, s.segSize))
+		s.dropCounted(1, seq, seq, fmt.Sprintf("a message larger than %d bytes (the largest the spool takes)", maxRecord))
+		s.pendingTombs = max(s.pendingTombs, seq+1)
 	}
 	body := s.buf[start+recHeader:]
 	binary.BigEndian.PutUint32(s.buf[start:], uint32(len(body)))
@@ -715,6 +885,14 @@ func (s *Spool) store(recs []rec) error {
 		if _, err := tail.f.WriteAt(s.buf[recs[i].start:recs[j-1].end], tail.used); err != nil {
 			return undo(err)
 		}
+		// An end mark after the last record: what follows may be the
+		// records of the segment's earlier use, cut anywhere, which the
+		// next open must not take for damage.
+		if off+recHeader <= tail.size {
+			if _, err := tail.f.WriteAt(endMark[:], off); err != nil {
+				return undo(err)
+			}
+		}
 		for _, r := range recs[i:j] {
 			if r.dropped {
 				tail.tombs = append(tail.tombs, r.seq)
@@ -742,6 +920,13 @@ func (s *Spool) renameSegment(g *segment, first uint64) error {
 		return err
 	}
 	g.first, g.end, g.used, g.tombs = first, first, 0, nil
+	// Positions kept for its old records are no longer right.
+	if s.cursor.seg == g {
+		s.cursor.seg = nil
+	}
+	if len(s.segs) > 0 && g == s.segs[0] {
+		s.headAt, s.headOff = 0, 0
+	}
 	return nil
 }
 
@@ -773,7 +958,7 @@ func (s *Spool) newSegment(first uint64) error {
 			s.space.at = time.Time{}
 			reason = "the disk is full"
 		} else {
-			reason = fmt.Sprintf("the disk is nearly full (%d bytes free; the spool leaves %d for other files)", max(avail, 0), reserve)
+			reason = fmt.Sprintf("the disk is nearly full (the spool leaves %d bytes free for other files)", reserve)
 		}
 	}
 	if len(s.segs) == 0 {
@@ -931,6 +1116,7 @@ func (s *Spool) dropOldest(n int, reason string) error {
 			if !s.mem[0].Dropped {
 				s.dropCounted(1, s.mem[0].Seq, s.mem[0].Seq, reason)
 			}
+			s.gone(s.mem[0].Seq)
 			s.memBytes -= entrySize(s.mem[0])
 			s.mem = s.mem[1:]
 			continue
@@ -974,14 +1160,24 @@ func (s *Spool) hold(r rec) {
 	if r.seq < s.head {
 		return // dropped meanwhile
 	}
-	e := entryOf(s.buf[r.start+recHeader : r.end])
-	s.mem = append(s.mem, e)
+	s.holdEntry(entryOf(s.buf[r.start+recHeader : r.end]))
+}
+
+// holdEntry keeps e in memory, in seq order, within memLimit (the oldest
+// are dropped).
+func (s *Spool) holdEntry(e Entry) {
+	i, found := slices.BinarySearchFunc(s.mem, e.Seq, func(m Entry, seq uint64) int { return cmp.Compare(m.Seq, seq) })
+	if found {
+		return
+	}
+	s.mem = slices.Insert(s.mem, i, e)
 	s.memBytes += entrySize(e)
 	for s.memBytes > memLimit && len(s.mem) > 1 {
 		old := s.mem[0]
 		if !old.Dropped {
 			s.dropCounted(1, old.Seq, old.Seq, "the disk fails and the memory held for it is full")
 		}
+		s.gone(old.Seq)
 		s.memBytes -= entrySize(old)
 		s.mem = s.mem[1:]
 	}
@@ -1029,6 +1225,16 @@ func (s *Spool) flushDropLog(now bool) {
 
 // ---- disk failures ----
 
+// errText is an error's text without the file it names (an errno's
+// text, when it has one), for text that must not change with the file.
+func errText(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
+}
+
 // diskFailed switches to holding messages in memory, and says so once per
 // kind of failure. The error kept for the status names the failure, not
 // the file, so that the status does not change with every segment.
@@ -1036,7 +1242,7 @@ func (s *Spool) diskFailed(err error) {
 	stable := err
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
-		stable = fmt.Errorf("cannot write to %s (%v); messages are held in memory", s.dir, errno)
+		stable = fmt.Errorf("cannot write to %s (%v); messages are held in memory", s.dir, errText(err))
 	}
 	if s.diskErr == nil || s.diskErr.Error() != stable.Error() {
 		s.log.Error("spool: cannot write to disk; holding messages in memory until it works again", "dir", s.dir, "err", err, "retry_in", s.retryEvery)
@@ -1050,18 +1256,38 @@ func (s *Spool) diskFailed(err error) {
 func (s *Spool) retryDisk() {
 	s.retryAt = s.now().Add(s.retryEvery)
 	if s.meta == nil {
-		// Never opened: open it now, keeping the numbers handed out.
-		next, reserved, drops, mem, memBytes := s.next, s.reserved, s.drops, s.mem, s.memBytes
-		s.segs, s.reserved, s.head = nil, 0, 0
+		// Never opened: open it now, keeping the numbers handed out, the
+		// drops counted since (meta has those of before) and the
+		// messages held.
+		next, reserved, drops, head, mem, memBytes, metaRead := s.next, s.reserved, s.drops, s.head, s.mem, s.memBytes, s.metaRead
+		s.segs, s.reserved, s.head, s.drops, s.floor, s.counted, s.gen, s.metaRead, s.mem, s.memBytes = nil, 0, 0, 0, 0, 0, 0, false, nil, 0
 		if _, err := s.openDisk(); err != nil {
+			held := s.mem // legacy messages that could not be stored
 			s.closeFiles()
-			s.next, s.reserved, s.drops, s.mem, s.memBytes = next, reserved, drops, mem, memBytes
+			s.next, s.reserved, s.drops, s.head, s.mem, s.memBytes, s.metaRead = next, reserved, drops, head, mem, memBytes, metaRead
+			for _, e := range held {
+				s.holdEntry(e)
+			}
 			s.diskFailed(err)
 			return
 		}
-		s.next, s.drops, s.mem, s.memBytes = max(next, s.next), max(drops, s.drops), mem, memBytes
+		s.next, s.drops = max(next, s.next), s.drops+drops
 		s.reserved = max(s.reserved, reserved, s.next)
-		if len(s.mem) > 0 && s.head > s.mem[0].Seq {
+		// The numbers between those on disk and those handed out since
+		// are no messages, and those handed out since and no longer
+		// held were acknowledged or counted as dropped: neither is to be
+		// counted as lost at a later open.
+		if len(mem) > 0 {
+			s.counted = max(s.counted, mem[0].Seq)
+		} else {
+			s.counted = max(s.counted, next)
+		}
+		held := s.mem
+		s.mem, s.memBytes = mem, memBytes
+		for _, e := range held {
+			s.holdEntry(e)
+		}
+		if len(s.mem) > 0 {
 			s.head = min(s.head, s.mem[0].Seq)
 		}
 	}
@@ -1069,8 +1295,8 @@ func (s *Spool) retryDisk() {
 		s.diskFailed(err)
 		return
 	}
-	s.log.Info("spool: the disk is written again", "dir", s.dir, "held_in_memory", len(s.mem))
 	s.diskErr = nil
+	s.recovering = true
 }
 
 func (s *Spool) closeFiles() {
@@ -1093,6 +1319,7 @@ func (s *Spool) Peek(from uint64, n int) ([]Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.flushDropLog(false)
+	defer s.saveDrops()
 	from = max(from, s.head)
 	out, err := s.peekDisk(from, n)
 	if len(s.mem) == 0 || err != nil {
@@ -1131,22 +1358,28 @@ func (s *Spool) peekDisk(from uint64, n int) ([]Entry, error) {
 		}
 		seq := max(from, g.first)
 		off, err := s.offsetOf(g, seq)
-		if err != nil {
-			return out, err
-		}
 		for ; seq < g.end && len(out) < n; seq++ {
-			l, ok, err := readRecord(g.f, off, seq, g.size, hdr[:], &body)
-			if err != nil {
-				return out, err
+			var l int64
+			ok := false
+			if err == nil {
+				l, ok, err = readRecord(g.f, off, seq, g.size, hdr[:], &body)
 			}
-			if !ok {
-				// Damaged since it was written: what is left of the
-				// segment cannot be trusted.
-				s.dropCounted(g.live(seq, g.end), seq, g.end-1, "damaged on disk")
+			if err != nil || !ok {
+				// Damaged since it was written, or unreadable: what is
+				// left of the segment cannot be trusted. It is dropped,
+				// so that delivery goes on past it.
+				reason := "damaged on disk"
+				if err != nil {
+					reason = "cannot be read from disk (" + errText(err) + ")"
+					s.log.Error("spool: cannot read a segment; its remaining messages are dropped", "segment", filepath.Join(s.dir, segName(g.first)), "seq", seq, "err", err)
+				}
+				s.dropCounted(g.live(seq, g.end), seq, g.end-1, reason)
+				s.gone(g.end - 1)
 				if g == s.tail() {
 					g.used = off
 				}
 				g.end = seq
+				err = nil
 				break
 			}
 			out = append(out, entryOf(body))
@@ -1215,15 +1448,20 @@ func (s *Spool) Stats() SpoolStats {
 }
 
 // Close writes the state and closes the files. Messages held in memory
-// only are lost; Stats says how many before.
+// only are lost: the next open counts them as dropped, from the numbers
+// meta has (it logs them, with the others found missing).
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if n := len(s.mem); n > 0 {
+		s.log.Warn("spool: messages held in memory (the disk failed) are lost as the spool closes", "messages", n, "first_seq", s.mem[0].Seq, "last_seq", s.mem[n-1].Seq)
+	}
 	s.flushDropLog(true)
 	var err error
 	if s.meta != nil {
 		err = s.writeMeta()
 	}
+	s.mem, s.memBytes = nil, 0
 	s.closeFiles()
 	return err
 }

@@ -22,28 +22,43 @@ import (
 // its space back. The first open of the new spool moves what it held into
 // the segments and removes it.
 
-// migrateLegacy moves a legacy spool's messages, drops and reservation
-// into the segment log, then removes it. A damaged database is moved
-// aside, as before, and reported in warn.
-func (s *Spool) migrateLegacy() (warn error, err error) {
-	path := filepath.Join(s.stateDir, legacySpoolFile)
-	reservePath := filepath.Join(s.stateDir, legacyReserveFile)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, s.removeLegacyReserve(reservePath)
+// legacySpool is what an earlier version's spool held, read at open.
+type legacySpool struct {
+	loaded  bool
+	entries []Entry
+	drops   uint64
+	next    uint64 // the next number it would have handed out
+	reserve uint64 // numbers below were reserved (seq.reserve)
+}
+
+// loadLegacy reads a legacy spool into s.legacy, once. A damaged database
+// is moved aside, as before, and reported in warn. With free set, the
+// database is removed once read, to give its space to the new spool
+// (freed says whether there was one): its messages are then in memory
+// only until migrateLegacy stores them, a short window in which a crash
+// would lose them.
+func (s *Spool) loadLegacy(free bool) (warn error, freed bool, err error) {
+	if _, real := s.fs.(osFS); !real || s.legacy.loaded {
+		return nil, false, nil // only a real disk can hold a bbolt file
 	}
+	path := filepath.Join(s.stateDir, legacySpoolFile)
 	var warns []error
-	if r, err := readLegacyReserve(reservePath); err != nil {
+	if r, err := readLegacyReserve(filepath.Join(s.stateDir, legacyReserveFile)); err != nil {
 		warns = append(warns, err)
 	} else {
-		s.reserved = max(s.reserved, r)
+		s.legacy.reserve = r
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		s.legacy.loaded = true
+		return errors.Join(warns...), false, nil
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: true})
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, errLocked
+		return errors.Join(warns...), false, errLocked
 	}
 	var entries []Entry
+	var next, drops uint64
 	if err == nil {
-		var next, drops uint64
 		err = db.View(func(tx *bolt.Tx) error {
 			if m := tx.Bucket([]byte("meta")); m != nil {
 				next, drops = legacyU64(m.Get([]byte("next"))), legacyU64(m.Get([]byte("drops")))
@@ -63,39 +78,74 @@ func (s *Spool) migrateLegacy() (warn error, err error) {
 			})
 		})
 		db.Close()
-		if err == nil {
-			s.drops += drops
-			s.reserved = max(s.reserved, next)
-		}
 	}
 	if err != nil {
 		q := path + ".corrupt-" + time.Now().UTC().Format("20060102T150405Z")
 		if rerr := os.Rename(path, q); rerr != nil {
-			return errors.Join(warns...), fmt.Errorf("spool %s: %v; and it cannot be moved aside: %v", path, err, rerr)
+			return errors.Join(warns...), false, fmt.Errorf("spool %s: %v; and it cannot be moved aside: %v", path, err, rerr)
 		}
-		warns = append(warns, fmt.Errorf("spool %s could not be read (%v); moved to %s, numbering goes on after %d", path, err, q, s.reserved))
-		entries = nil
+		warns = append(warns, fmt.Errorf("spool %s could not be read (%v); moved to %s, numbering goes on above every number it reserved", path, err, q))
+		entries, next, drops = nil, 0, 0
 	}
-	if err := s.migrateEntries(entries, path); err != nil {
-		return errors.Join(warns...), err
-	}
-	if err := s.writeMeta(); err != nil {
-		return errors.Join(warns...), err
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return errors.Join(warns...), err
-	}
+	s.legacy = legacySpool{loaded: true, entries: entries, drops: drops, next: next, reserve: s.legacy.reserve}
 	if len(entries) > 0 {
-		s.log.Info("spool: moved the messages of an earlier version's spool into the new one", "from", path, "messages", len(entries), "to", s.dir)
+		s.legacy.next = max(next, entries[len(entries)-1].Seq+1)
 	}
-	return errors.Join(warns...), s.removeLegacyReserve(reservePath)
+	if err == nil && free {
+		if err := os.Remove(path); err != nil {
+			return errors.Join(warns...), false, err
+		}
+		freed = true
+		s.space.at = time.Time{} // read the free space again
+		s.segSize = s.segmentSize()
+	}
+	return errors.Join(warns...), freed, nil
 }
 
-// migrateEntries stores the legacy messages not yet in the log. On a full
-// disk the legacy file itself is what fills it: it is removed first (its
-// messages are in memory) to make room, a short window in which a crash
-// would lose them.
-func (s *Spool) migrateEntries(entries []Entry, path string) error {
+// migrateLegacy moves a legacy spool's messages, drops and reservation
+// into the segment log, then removes it.
+func (s *Spool) migrateLegacy() (warn error, err error) {
+	if _, real := s.fs.(osFS); !real {
+		return nil, nil
+	}
+	warn, _, err = s.loadLegacy(false)
+	if err != nil {
+		return warn, err
+	}
+	l := s.legacy
+	if l.next == 0 && l.reserve == 0 && len(l.entries) == 0 && l.drops == 0 {
+		return warn, nil
+	}
+	s.drops += l.drops
+	s.reserved = max(s.reserved, l.next, l.reserve)
+	s.floor = max(s.floor, l.next)
+	if err := s.migrateEntries(l.entries); err != nil {
+		// Not stored: they are held in memory, to be sent all the same.
+		// The drops and numbers are applied again when the disk is
+		// opened again.
+		for _, r := range s.recs {
+			s.hold(r)
+		}
+		s.legacy.entries = nil
+		return warn, err
+	}
+	if err := s.writeMeta(); err != nil {
+		return warn, err
+	}
+	s.legacy = legacySpool{loaded: true}
+	for _, name := range []string{legacySpoolFile, legacyReserveFile} {
+		if err := os.Remove(filepath.Join(s.stateDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return warn, err
+		}
+	}
+	if len(l.entries) > 0 {
+		s.log.Info("spool: moved the messages of an earlier version's spool into the new one", "from", filepath.Join(s.stateDir, legacySpoolFile), "messages", len(l.entries), "to", s.dir)
+	}
+	return warn, nil
+}
+
+// migrateEntries stores the legacy messages not yet in the log.
+func (s *Spool) migrateEntries(entries []Entry) error {
 	from := uint64(0)
 	if t := s.tail(); t != nil {
 		from = t.end
@@ -116,20 +166,11 @@ func (s *Spool) migrateEntries(entries []Entry, path string) error {
 	if len(s.segs) == 0 {
 		s.head = s.recs[0].seq
 	}
-	err := s.store(s.recs)
-	if err != nil && isNoSpace(err) {
-		if rerr := os.Remove(path); rerr != nil {
-			return err
-		}
-		s.space.at = time.Time{}
-		err = s.store(s.recs)
+	if err := s.store(s.recs); err != nil {
+		return err
 	}
-	if err != nil {
-		for _, r := range s.recs {
-			s.hold(r)
-		}
-	}
-	return err
+	s.floor = max(s.floor, s.recs[len(s.recs)-1].seq+1)
+	return nil
 }
 
 func legacyU64(v []byte) uint64 {
@@ -152,18 +193,4 @@ func readLegacyReserve(path string) (uint64, error) {
 		return 0, fmt.Errorf("spool: %s: not a sequence number: %q; ignored", path, b)
 	}
 	return n, nil
-}
-
-// removeLegacyReserve removes seq.reserve once meta holds the reservation.
-func (s *Spool) removeLegacyReserve(path string) error {
-	if r, err := readLegacyReserve(path); err == nil && r > s.reserved {
-		s.reserved = r
-		if err := s.writeMeta(); err != nil {
-			return err
-		}
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
 }

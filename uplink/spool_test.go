@@ -430,11 +430,23 @@ func TestSpoolSeqNeverReused(t *testing.T) {
 	for _, f := range segs {
 		os.Remove(f)
 	}
-	s = e.mustOpen(DefaultLimits)
+	s, warn := e.open(DefaultLimits)
 	defer s.Close()
+	if warn == nil || !strings.Contains(warn.Error(), "9 messages (seq 1 to 9) were not found") {
+		t.Fatalf("warning %v", warn)
+	}
+	if st := s.Stats(); st.Drops != 9 {
+		t.Fatalf("the lost messages are not counted: %+v", st)
+	}
 	first, err := s.Append(items("x"))
 	if err != nil || first <= last {
 		t.Fatalf("after losing the segments: first %d, last handed out %d (%v)", first, last, err)
+	}
+	// Counted once: not again at the next start.
+	s.Close()
+	s = e.mustOpen(DefaultLimits)
+	if st := s.Stats(); st.Drops != 9 {
+		t.Fatalf("counted again at a restart: %+v", st)
 	}
 }
 
