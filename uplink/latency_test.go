@@ -24,7 +24,7 @@ import (
 // BenchmarkAlertLatency measures the time from the packet that triggers
 // an alert to the broker's PUBACK for it, through the whole path: the
 // pipeline decodes the packet, the rule engine raises the alert, the
-// publisher spools it (bbolt, fsync) and publishes it at QoS 1 to a local
+// publisher spools it (a segment append, fsync) and publishes it at QoS 1 to a local
 // mosquitto (testenv's: persistence with a snapshot after every change,
 // as docs/events.md advises), without and with set_tcp_nodelay. It
 // reports p50 and p99 in milliseconds:

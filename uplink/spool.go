@@ -53,7 +53,7 @@ import (
 // (or an older record of a reused segment) that is its clean end;
 // anything else is damage, or a write torn by a power cut.
 //
-// Every append and every acknowledgement is synced (fdatasync) before it
+// Every append and every acknowledgement is synced (fsync) before it
 // returns. The seq must never be reused, even if the segments are lost
 // or damaged: numbers are reserved in blocks in meta before they are
 // handed out, and a spool with no segment left, or whose last segment
@@ -1037,6 +1037,14 @@ func (s *Spool) dropSegment(reason string) error {
 }
 
 func (s *Spool) removeOldest() error {
+	if err := s.deleteOldest(); err != nil {
+		return err
+	}
+	return s.settleHead()
+}
+
+// deleteOldest closes and deletes the oldest segment.
+func (s *Spool) deleteOldest() error {
 	old := s.segs[0]
 	old.f.Close()
 	s.segs = s.segs[1:]
@@ -1045,19 +1053,14 @@ func (s *Spool) removeOldest() error {
 	if err := s.fs.Remove(filepath.Join(s.dir, segName(old.first))); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return s.settleHead()
+	return nil
 }
 
 // settleHead deletes the segments wholly below head (but the last, which
 // is written to), and finds head's offset in the first one left.
 func (s *Spool) settleHead() error {
 	for len(s.segs) > 1 && s.segs[0].end <= s.head {
-		old := s.segs[0]
-		old.f.Close()
-		s.segs = s.segs[1:]
-		s.cursor.seg = nil
-		s.headAt, s.headOff = 0, 0
-		if err := s.fs.Remove(filepath.Join(s.dir, segName(old.first))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := s.deleteOldest(); err != nil {
 			return err
 		}
 	}
