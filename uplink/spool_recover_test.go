@@ -46,10 +46,10 @@ func TestSpoolUnknownNumbers(t *testing.T) {
 	}
 	s.Close()
 	s, warn = e.open(DefaultLimits)
-	defer s.Close()
 	if warn == nil || !strings.Contains(warn.Error(), "1 messages (seq "+itoa(first)+" to "+itoa(first)+")") {
 		t.Fatalf("the message held in memory at the stop is not reported lost: %v", warn)
 	}
+	defer s.Close()
 	if third, _ := s.Append(items("z")); third != second+1 {
 		t.Fatalf("after a restart, numbering went on at %d, want %d", third, second+1)
 	}

@@ -431,7 +431,6 @@ func TestSpoolSeqNeverReused(t *testing.T) {
 		os.Remove(f)
 	}
 	s, warn := e.open(DefaultLimits)
-	defer s.Close()
 	if warn == nil || !strings.Contains(warn.Error(), "9 messages (seq 1 to 9) were not found") {
 		t.Fatalf("warning %v", warn)
 	}
@@ -445,6 +444,7 @@ func TestSpoolSeqNeverReused(t *testing.T) {
 	// Counted once: not again at the next start.
 	s.Close()
 	s = e.mustOpen(DefaultLimits)
+	defer s.Close()
 	if st := s.Stats(); st.Drops != 9 {
 		t.Fatalf("counted again at a restart: %+v", st)
 	}
