@@ -1,4 +1,6 @@
-# tapwatch build. Every target works on ./... — no hand-kept package lists.
+# tapwatch build. Every target works on ./..., but test-arm: it runs under qemu the
+# packages whose code depends on the architecture (byte order, word size, alignment,
+# atomics, syscalls), listed there; the rest are plain Go and tested natively.
 
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

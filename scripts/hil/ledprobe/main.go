@@ -1,7 +1,9 @@
-// Command ledprobe is the stand-in program under test of the HIL run
-// (scripts/hil-qemu.sh) while tapwatch has no "leds" subcommand: it drives
-// the status LEDs through periph.io exactly as tapwatch is meant to, with
-// the same command-line shape:
+// Command ledprobe is the HIL run's second program under test
+// (scripts/hil-qemu.sh --dut ledprobe; the default tests tapwatch's own
+// "leds" command). It is periph.io alone, without tapwatch: it drives the
+// status LEDs with the same command-line shape as "tapwatch leds", so that
+// a HIL failure can be placed in tapwatch or in the board under test, and
+// --selftest can show that the harness catches a buggy program:
 //
 //	ledprobe --show run=on,link=off,uplink=on,alert=on --for 3s
 //
