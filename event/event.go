@@ -41,7 +41,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"math"
-	"strconv"
 	"time"
 )
 
@@ -90,10 +89,7 @@ type Hex []byte
 
 // MarshalJSON writes the bytes as a hex string.
 func (h Hex) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 2+2*len(h))
-	b = append(b, '"')
-	b = hex.AppendEncode(b, h)
-	return append(b, '"'), nil
+	return h.appendJSON(make([]byte, 0, 2+2*len(h))), nil
 }
 
 // UnmarshalJSON reads a hex string (what MarshalJSON writes).
@@ -112,20 +108,7 @@ func (h *Hex) UnmarshalJSON(b []byte) error {
 type Values []float64
 
 // MarshalJSON writes the values, with null for NaN and infinities.
-func (vs Values) MarshalJSON() ([]byte, error) {
-	b := []byte{'['}
-	for i, v := range vs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			b = append(b, "null"...)
-		} else {
-			b = strconv.AppendFloat(b, v, 'g', -1, 64)
-		}
-	}
-	return append(b, ']'), nil
-}
+func (vs Values) MarshalJSON() ([]byte, error) { return vs.appendJSON(nil), nil }
 
 // UnmarshalJSON reads numbers, and null as NaN (what MarshalJSON writes
 // for a value that is not a finite number).
