@@ -5,6 +5,8 @@
 // committed; `go generate ./event` rewrites it and CI fails if that would
 // change it). Times are msgpack timestamp extensions (type -1), which
 // Python's msgpack and JavaScript's @msgpack/msgpack decode as times.
+// An alert's JSON is written by hand (json.go): tapwatch tail and
+// tapwatch replay print the same bytes for it.
 //
 // Compatibility: decoders skip fields they do not know, so a new field may
 // be added to a message in the same schema version V. Renaming a field or

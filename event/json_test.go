@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"math"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -94,5 +95,34 @@ func TestValuesHexJSON(t *testing.T) {
 	}{Values{1.5, math.NaN(), math.Inf(-1), 1e21}, Hex{0, 0xab}})
 	if err != nil || string(b) != `{"V":[1.5,null,null,1e+21],"H":"00ab"}` {
 		t.Errorf("%s %v", b, err)
+	}
+}
+
+// TestDocsAlertLines: the alert lines the docs show are what AppendJSON
+// writes for them.
+func TestDocsAlertLines(t *testing.T) {
+	n := 0
+	for _, name := range []string{"../docs/events.md", "../docs/policy.md", "../README.md"} {
+		doc, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(doc), "\n") {
+			if !strings.HasPrefix(line, `{"v":1,"kind":"alert",`) {
+				continue
+			}
+			n++
+			var a Alert
+			if err := json.Unmarshal([]byte(line), &a); err != nil {
+				t.Errorf("%s: %v: %s", name, err, line)
+				continue
+			}
+			if got := string(a.AppendJSON(nil)); got != strings.Replace(line, `,"repeat":true`, "", 1) {
+				t.Errorf("%s shows\n%s\nAppendJSON writes\n%s", name, line, got)
+			}
+		}
+	}
+	if n < 2 {
+		t.Errorf("%d alert lines in the docs, want those of events.md and policy.md", n)
 	}
 }
