@@ -5,6 +5,8 @@
 // committed; `go generate ./event` rewrites it and CI fails if that would
 // change it). Times are msgpack timestamp extensions (type -1), which
 // Python's msgpack and JavaScript's @msgpack/msgpack decode as times.
+// An alert's JSON is written by hand (json.go): tapwatch tail and
+// tapwatch replay print the same bytes for it.
 //
 // Compatibility: decoders skip fields they do not know, so a new field may
 // be added to a message in the same schema version V. Renaming a field or
@@ -41,7 +43,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"math"
-	"strconv"
 	"time"
 )
 
@@ -90,10 +91,7 @@ type Hex []byte
 
 // MarshalJSON writes the bytes as a hex string.
 func (h Hex) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 2+2*len(h))
-	b = append(b, '"')
-	b = hex.AppendEncode(b, h)
-	return append(b, '"'), nil
+	return h.appendJSON(make([]byte, 0, 2+2*len(h))), nil
 }
 
 // UnmarshalJSON reads a hex string (what MarshalJSON writes).
@@ -112,20 +110,7 @@ func (h *Hex) UnmarshalJSON(b []byte) error {
 type Values []float64
 
 // MarshalJSON writes the values, with null for NaN and infinities.
-func (vs Values) MarshalJSON() ([]byte, error) {
-	b := []byte{'['}
-	for i, v := range vs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			b = append(b, "null"...)
-		} else {
-			b = strconv.AppendFloat(b, v, 'g', -1, 64)
-		}
-	}
-	return append(b, ']'), nil
-}
+func (vs Values) MarshalJSON() ([]byte, error) { return vs.appendJSON(nil), nil }
 
 // UnmarshalJSON reads numbers, and null as NaN (what MarshalJSON writes
 // for a value that is not a finite number).

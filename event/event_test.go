@@ -599,7 +599,8 @@ func TestJSONNames(t *testing.T) {
 
 // TestAlertJSON: the JSON of an alert has the keys of its msgpack map;
 // values that are not finite are null, evidence is hex, times are RFC
-// 3339 with nanoseconds, and fields left empty are left out.
+// 3339 with all nine digits of nanoseconds, and fields left empty are
+// left out.
 func TestAlertJSON(t *testing.T) {
 	a := sampleAlert()
 	a.Values = Values{1.5, math.NaN(), math.Inf(1), math.Inf(-1), 200, 1e21}
@@ -629,7 +630,7 @@ func TestAlertJSON(t *testing.T) {
 		"values":   `[1.5,null,null,null,200,1e+21]`,
 		"evidence": `"0110000500020401f4fffe"`,
 		"ts":       `"2025-03-14T09:26:53.123456789Z"`,
-		"first":    `"2025-03-14T09:25:23.12345679Z"`,
+		"first":    `"2025-03-14T09:25:23.123456790Z"`,
 		"unit":     `1`,
 		"attack":   `["T0836","T0855"]`,
 		"src":      `{"ip":"10.10.1.99","port":51000,"mac":"02:00:0a:0a:01:63"}`,
@@ -790,6 +791,12 @@ func FuzzDecode(f *testing.F) {
 			again := reflect.New(reflect.TypeOf(v).Elem()).Interface().(message)
 			if _, err := again.UnmarshalMsg(enc); err != nil {
 				t.Fatalf("%T decoded, encoded, and does not decode again: %v", v, err)
+			}
+			if a, ok := v.(*Alert); ok {
+				j := a.AppendJSON(nil)
+				if m, err := json.Marshal(a); !json.Valid(j) || err != nil || string(m) != string(j) {
+					t.Fatalf("alert JSON %s\njson.Marshal %s, %v", j, m, err)
+				}
 			}
 		}
 	})

@@ -1,12 +1,10 @@
 package rules
 
 import (
-	"encoding/hex"
 	"math"
 	"net/netip"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tapwatch/tapwatch/dpi"
 )
@@ -75,137 +73,6 @@ type Alert struct {
 	Evidence    []byte // the first bytes (at most MaxAlertEvidence) of the PDU or fragment
 }
 
-// MarshalJSON encodes the alert as one JSON object with the field names of
-// the wire schema.
-func (a *Alert) MarshalJSON() ([]byte, error) { return a.AppendJSON(nil), nil }
-
-// AppendJSON appends the alert as a JSON object (no newline) to b. Fields
-// that do not apply are left out: unit for DNP3, dnp3_src and dnp3_dst for
-// Modbus, vlan when untagged, addr, values, expected when empty. Times are
-// RFC 3339 with nanoseconds in UTC, evidence is hex, MACs are
-// colon-separated, and values that are not finite numbers are null.
-func (a *Alert) AppendJSON(b []byte) []byte {
-	b = append(b, `{"id":`...)
-	b = strconv.AppendUint(b, a.ID, 10)
-	b = append(b, `,"rule":`...)
-	b = appendJSONString(b, a.Rule)
-	b = append(b, `,"severity":"`...)
-	b = append(b, a.Severity.String()...)
-	b = append(b, `","category":`...)
-	b = appendJSONString(b, a.Category)
-	b = append(b, `,"title":`...)
-	b = appendJSONString(b, a.Title)
-	b = append(b, `,"attack":[`...)
-	for i, t := range a.Attack {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, t)
-	}
-	b = append(b, ']')
-	if a.Proto != 0 {
-		b = append(b, `,"proto":"`...)
-		b = append(b, a.Proto.String()...)
-		b = append(b, '"')
-	}
-	if a.Transport != 0 {
-		b = append(b, `,"transport":"`...)
-		b = append(b, a.Transport.String()...)
-		b = append(b, '"')
-	}
-	if a.Src.IsValid() {
-		b = appendEndpoint(append(b, `,"src":`...), a.Src, a.SrcMAC)
-	}
-	if a.Dst.IsValid() {
-		b = appendEndpoint(append(b, `,"dst":`...), a.Dst, a.DstMAC)
-	}
-	if a.VLAN != 0 {
-		b = append(b, `,"vlan":`...)
-		b = strconv.AppendUint(b, uint64(a.VLAN), 10)
-	}
-	switch a.Proto {
-	case ProtoModbus:
-		b = append(b, `,"unit":`...)
-		b = strconv.AppendUint(b, uint64(a.Unit), 10)
-	case ProtoDNP3:
-		b = append(b, `,"dnp3_src":`...)
-		b = strconv.AppendUint(b, uint64(a.LinkSrc), 10)
-		b = append(b, `,"dnp3_dst":`...)
-		b = strconv.AppendUint(b, uint64(a.LinkDst), 10)
-	}
-	if a.Proto != 0 {
-		b = append(b, `,"fc":`...)
-		b = strconv.AppendUint(b, uint64(a.FC), 10)
-		b = append(b, `,"fc_name":`...)
-		b = appendJSONString(b, a.FCName)
-	}
-	if len(a.FCs) > 0 {
-		b = append(b, `,"fcs":[`...)
-		for i, fc := range a.FCs {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendUint(b, uint64(fc), 10)
-		}
-		b = append(b, ']')
-	}
-	if a.HasAddr {
-		b = append(b, `,"addr":{"lo":`...)
-		b = strconv.AppendUint(b, uint64(a.AddrLo), 10)
-		b = append(b, `,"hi":`...)
-		b = strconv.AppendUint(b, uint64(a.AddrHi), 10)
-		b = append(b, '}')
-	}
-	if len(a.Values) > 0 {
-		b = append(b, `,"values":[`...)
-		for i, v := range a.Values {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendNumber(b, v)
-		}
-		b = append(b, ']')
-	}
-	if a.Expected != "" {
-		b = append(b, `,"expected":`...)
-		b = appendJSONString(b, a.Expected)
-	}
-	b = append(b, `,"count":`...)
-	b = strconv.AppendUint(b, a.Count, 10)
-	b = append(b, `,"first":"`...)
-	b = a.First.UTC().AppendFormat(b, alertTimeLayout)
-	b = append(b, `","last":"`...)
-	b = a.Last.UTC().AppendFormat(b, alertTimeLayout)
-	b = append(b, '"')
-	if a.Frame != 0 {
-		b = append(b, `,"frame":`...)
-		b = strconv.AppendUint(b, a.Frame, 10)
-	}
-	if len(a.Evidence) > 0 {
-		b = append(b, `,"evidence":"`...)
-		b = hex.AppendEncode(b, a.Evidence)
-		b = append(b, '"')
-	}
-	return append(b, '}')
-}
-
-// alertTimeLayout is that of the operations log: RFC 3339 with all nine
-// digits of nanoseconds.
-const alertTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
-
-func appendEndpoint(b []byte, ap netip.AddrPort, mac [6]byte) []byte {
-	b = append(b, `{"ip":"`...)
-	b = ap.Addr().AppendTo(b)
-	b = append(b, `","port":`...)
-	b = strconv.AppendUint(b, uint64(ap.Port()), 10)
-	if mac != ([6]byte{}) {
-		b = append(b, `,"mac":"`...)
-		b = appendMAC(b, mac)
-		b = append(b, '"')
-	}
-	return append(b, '}')
-}
-
 // appendMAC appends mac as six colon-separated hex pairs.
 func appendMAC(b []byte, mac [6]byte) []byte {
 	const digits = "0123456789abcdef"
@@ -216,43 +83,6 @@ func appendMAC(b []byte, mac [6]byte) []byte {
 		b = append(b, digits[c>>4], digits[c&15])
 	}
 	return b
-}
-
-func appendNumber(b []byte, v float64) []byte {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return append(b, "null"...)
-	}
-	return strconv.AppendFloat(b, v, 'g', -1, 64)
-}
-
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes
-// U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20 || c == 0x7f:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			b = append(b, "\ufffd"...)
-		} else {
-			b = append(b, s[i:i+n]...)
-		}
-		i += n
-	}
-	return append(b, '"')
 }
 
 // formatBounds writes value bounds as min..max; an open side is left

@@ -347,14 +347,14 @@ func TestAlertFields(t *testing.T) {
 		`"proto":"modbus","transport":"tcp","src":{"ip":"10.10.1.99","port":50002,"mac":"02:00:00:00:00:01"},"dst":{"ip":"10.10.1.21","port":502,"mac":"02:00:00:00:00:02"},` +
 		`"unit":3,"fc":16,"fc_name":"write_multiple_registers","addr":{"lo":5,"hi":5},"values":[500],"expected":"100..200","count":1,` +
 		`"first":"2025-03-01T08:00:00.000000000Z","last":"2025-03-01T08:00:00.000000000Z","frame":7,"evidence":"1000040004"}`
-	if got := string(a.AppendJSON(nil)); got != want {
+	if got := alertJSON(a); got != want {
 		t.Errorf("alert JSON\n got %s\nwant %s", got, want)
 	}
 	b := rec.alerts[1]
 	if b.ID != 2 || b.Severity != SeverityLow || b.Proto != ProtoDNP3 || b.LinkSrc != 1 || b.LinkDst != 10 || b.FCName != "select" || b.Title != "crob" || len(b.Attack) != 0 {
 		t.Errorf("dnp3 alert: %+v", b)
 	}
-	js := string(b.AppendJSON(nil))
+	js := alertJSON(b)
 	for _, w := range []string{`"dnp3_src":1`, `"dnp3_dst":10`, `"attack":[]`, `"evidence":"c003"`} {
 		if !strings.Contains(js, w) {
 			t.Errorf("dnp3 alert JSON lacks %s: %s", w, js)
@@ -546,7 +546,7 @@ func TestFoldEscalates(t *testing.T) {
 		t.Fatalf("%d alerts, want the write's summary last: %v", len(rec.alerts), rec.rules())
 	}
 	if s := rec.alerts[3]; s.ID != w.ID || s.Count != 3 || !reflect.DeepEqual(s.FCs, []uint8{3, 6, 16}) ||
-		!strings.Contains(string(s.AppendJSON(nil)), `"fcs":[3,6,16]`) {
+		!strings.Contains(alertJSON(s), `"fcs":[3,6,16]`) {
 		t.Errorf("write summary: id %d (want %d) count %d fcs %v", s.ID, w.ID, s.Count, s.FCs)
 	}
 	if ev := rec.alerts[3].Event(); !reflect.DeepEqual(ev.FCs, []uint16{3, 6, 16}) {
@@ -870,7 +870,7 @@ func TestEngineNoAllocs(t *testing.T) {
 
 func TestAlertJSONEscapes(t *testing.T) {
 	a := &Alert{ID: 3, Rule: "r", Severity: SeverityInfo, Title: "a \"quoted\" \\ title\x01\xff", Values: []float64{1.5, nanValue()}}
-	got := string(a.AppendJSON(nil))
+	got := alertJSON(a)
 	for _, w := range []string{`"title":"a \"quoted\" \\ title\u0001` + "\ufffd" + `"`, `"values":[1.5,null]`, `"count":0`} {
 		if !strings.Contains(got, w) {
 			t.Errorf("lacks %s: %s", w, got)

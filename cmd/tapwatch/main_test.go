@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 )
 
@@ -1154,8 +1155,29 @@ func TestReplayPolicy(t *testing.T) {
 		}
 	}
 	// A repeat says so at once, after its id.
-	if line := strings.Split(r.stdout, "\n")[3]; !strings.HasPrefix(line, `{"id":1,"repeat":true,"rule":`) {
-		t.Errorf("the report of folded repeats does not begin with its id and repeat: %s", line)
+	if line := strings.Split(r.stdout, "\n")[3]; !strings.Contains(line, `,"id":1,"repeat":true,"rule":`) {
+		t.Errorf("the report of folded repeats does not say repeat after its id: %s", line)
+	}
+	// Each line is the wire schema's alert, header included, as tapwatch
+	// tail prints it (but for repeat): seq numbers the lines, and ts is
+	// the capture time of the alert's last packet.
+	for i, line := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
+		var ev event.Alert
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.V != event.V || ev.Kind != event.KindAlert || ev.Sensor != defaultSensor() || ev.Site != "default" ||
+			ev.Seq != uint64(i+1) || !ev.TS.Equal(ev.Last) || ev.TS.IsZero() {
+			t.Errorf("line %d: header %d %q %q %q seq %d ts %v (last %v)", i, ev.V, ev.Kind, ev.Sensor, ev.Site, ev.Seq, ev.TS, ev.Last)
+		}
+		tail, _ := json.Marshal(&ev)
+		if want := strings.Replace(line, `,"repeat":true`, "", 1); string(tail) != want {
+			t.Errorf("line %d is not what tail prints:\n%s\n%s", i, line, tail)
+		}
+	}
+	if r := tapwatch("replay", "--policy", pol, "--sensor", "tap1", "--site", "plant1", path); r.code != 0 ||
+		!strings.HasPrefix(r.stdout, `{"v":1,"kind":"alert","sensor":"tap1","site":"plant1","seq":1,"ts":"2024-01-01T00:00:01.000800000Z","id":1,"rule":`) {
+		t.Errorf("--sensor tap1 --site plant1: %v", r)
 	}
 	for i := range want {
 		if d := match(got[i], want[i]); len(d) > 0 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,7 @@ func TestReplayMQTT(t *testing.T) {
 	}
 	kinds := map[string]int{}
 	var alerts []map[string]any
+	var alertLines []string
 	for _, line := range strings.Split(strings.TrimSpace(tr.stdout), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
@@ -68,6 +70,7 @@ func TestReplayMQTT(t *testing.T) {
 		kinds[m["kind"].(string)]++
 		if m["kind"] == "alert" {
 			alerts = append(alerts, m)
+			alertLines = append(alertLines, line)
 		}
 		if m["sensor"] != "tap1" || m["site"] != "plant1" || m["v"] != 1.0 {
 			t.Errorf("header: %s", line)
@@ -93,6 +96,15 @@ func TestReplayMQTT(t *testing.T) {
 			if gj, _ := json.Marshal(g); string(gj) != mustJSON(w) {
 				t.Errorf("alert %d field %s: tail %s, replay %s", i, k, gj, mustJSON(w))
 			}
+		}
+	}
+	// Byte for byte, but for what the publisher numbers and times (seq,
+	// ts, id) and replay's "repeat".
+	wireOwn := regexp.MustCompile(`"seq":\d+,"ts":"[^"]*","id":\d+(,"repeat":true)?`)
+	for i, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		g, w := wireOwn.ReplaceAllString(alertLines[i], "…"), wireOwn.ReplaceAllString(line, "…")
+		if g != w || !strings.Contains(g, `,"kind":"alert","sensor":"tap1","site":"plant1",…,"rule":`) {
+			t.Errorf("alert %d:\ntail   %s\nreplay %s", i, alertLines[i], line)
 		}
 	}
 	if alerts[3]["id"] != alerts[0]["id"] || alerts[3]["count"] != 2.0 {

@@ -29,17 +29,22 @@ import (
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
-const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops | --summary | --json] [--mqtt URL [--site S] [--sensor N] [--state-dir DIR] [MQTT options]] [--modbus-ports LIST] [--dnp3-ports LIST] [--modbus-rtu-ports LIST] [--max-flows N] FILE...
+const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops | --summary | --json] [--site S] [--sensor N] [--mqtt URL [--state-dir DIR] [MQTT options]] [--modbus-ports LIST] [--dnp3-ports LIST] [--modbus-rtu-ports LIST] [--max-flows N] FILE...
 
 Decodes pcap and pcapng capture files, in the order given, as one stream
 (flows continue across files), runs the built-in detectors and the rules
 of the policy on every message, and prints the alerts, one JSON object a
-line, with the field names of the wire schema (see docs/policy.md). An
-alert that repeats is folded: it is printed when it first fires, with
-count 1, and again with the same id, "repeat":true and its total count
-at the end of its folding window. When it is done it writes a one-line
-tally to standard error: packets, messages, alerts by severity, and the
-reports of folded repeats, with the lines printed in all.
+line: the alert message of the wire schema (see docs/events.md), header
+included, as 'tapwatch tail' prints it. In the header, sensor and site
+are --sensor and --site, seq numbers the lines from 1, and ts, when the
+sensor made the message, is the capture time of the alert's last packet
+(its "last"), so that a replay of the same files prints the same lines.
+The id is the alert's number within the replay. An alert that repeats is
+folded: it is printed when it first fires, with count 1, and again with
+the same id, "repeat":true after the id, and its total count at the end
+of its folding window. When it is done it writes a one-line tally to
+standard error: packets, messages, alerts by severity, and the reports
+of folded repeats, with the lines printed in all.
 
 The built-in detectors are always on; a policy file tunes or disables
 them by id. With --policy its rules are checked too. With --baseline the
@@ -61,11 +66,13 @@ With --mqtt the alerts are also published to an MQTT broker, as the
 daemon publishes them (see docs/events.md): spooled on disk in
 --state-dir first, sent at QoS 1 and removed from the spool when the
 broker acknowledges them, with the asset inventory, the status and a
-final stats message. Replay waits up to --mqtt-wait at the end for the
-broker's acknowledgements; what is still unacknowledged stays in the
-spool for the next run with the same --sensor and --state-dir, and the
-exit status is 1. Plaintext tcp:// is allowed to this host only, unless
---mqtt-plaintext is given; ssl:// verifies the broker's certificate.
+final stats message. What is published has the seq, ts (the time it was
+spooled) and id of the publisher, not those printed. Replay waits up to
+--mqtt-wait at the end for the broker's acknowledgements; what is still
+unacknowledged stays in the spool for the next run with the same
+--sensor and --state-dir, and the exit status is 1. Plaintext tcp:// is
+allowed to this host only, unless --mqtt-plaintext is given; ssl://
+verifies the broker's certificate.
 
 Each file is opened and its header read before anything is printed: one
 that cannot be (missing, unreadable, not a pcap or pcapng file) is
@@ -84,12 +91,14 @@ var errAlerts = errors.New("--fail-on")
 
 // alertWriter prints alerts as JSON lines and counts them.
 type alertWriter struct {
-	w          io.Writer // nil: count only
-	pub        *uplink.Publisher
-	buf        []byte
-	err        error
-	bySeverity [rules.SeverityCritical + 1]uint64 // alerts, their first reports
-	repeats    uint64                             // reports of folded repeats of an alert already reported
+	w            io.Writer // nil: count only
+	pub          *uplink.Publisher
+	sensor, site string // of the header of the lines printed
+	seq          uint64 // of the last line printed
+	buf          []byte
+	err          error
+	bySeverity   [rules.SeverityCritical + 1]uint64 // alerts, their first reports
+	repeats      uint64                             // reports of folded repeats of an alert already reported
 }
 
 func (a *alertWriter) Alert(al *rules.Alert) {
@@ -104,20 +113,34 @@ func (a *alertWriter) Alert(al *rules.Alert) {
 	if a.w == nil || a.err != nil {
 		return
 	}
-	a.buf = appendAlertLine(a.buf[:0], al)
+	a.seq++
+	ev := al.Event()
+	// The header a replay can give: its seq numbers the lines, and its
+	// ts, when the sensor made the message, is the capture time of the
+	// alert's last packet, so that a replay prints the same every time.
+	ev.V, ev.Kind, ev.Sensor, ev.Site, ev.Seq, ev.TS = event.V, event.KindAlert, a.sensor, a.site, a.seq, al.Last.UTC()
+	ev.ID = al.ID
+	a.buf = appendAlertLine(a.buf[:0], ev, al.Count > 1)
 	_, a.err = a.w.Write(a.buf)
 }
 
-// appendAlertLine appends al as a JSON line. A report of folded repeats
-// says "repeat":true after its id, so that it is not taken for one more
-// alert: its id was printed before, with count 1.
-func appendAlertLine(b []byte, al *rules.Alert) []byte {
+// appendAlertLine appends ev as a JSON line, the JSON tapwatch tail
+// prints for an alert. A report of folded repeats says "repeat":true
+// after its id, so that it is not taken for one more alert: its id was
+// printed before, with count 1.
+func appendAlertLine(b []byte, ev *event.Alert, repeat bool) []byte {
 	start := len(b)
-	b = al.AppendJSON(b)
-	if al.Count > 1 {
-		// {"id":N, comes first.
-		if i := bytes.IndexByte(b[start:], ','); i > 0 {
-			b = slices.Insert(b, start+i, []byte(`,"repeat":true`)...)
+	b = ev.AppendJSON(b)
+	if repeat {
+		// The first ,"id": is the key: a string's quotes are escaped, and
+		// only the header, which nests nothing, comes before it. The id
+		// is a number, which the next comma ends.
+		key := []byte(`,"id":`)
+		if i := bytes.Index(b[start:], key); i > 0 {
+			at := start + i + len(key)
+			if j := bytes.IndexByte(b[at:], ','); j > 0 {
+				b = slices.Insert(b, at+j, []byte(`,"repeat":true`)...)
+			}
 		}
 	}
 	return append(b, '\n')
@@ -140,8 +163,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	var mq mqttFlags
 	fs.StringVar(&mq.brokers, "mqtt", "", "publish alerts, assets, status and stats to the broker at `URL` (tcp://HOST:1883, ssl://HOST:8883; several, comma-separated, are tried in order)")
 	mq.register(fs, "mqtt-")
-	site := fs.String("site", "default", "with --mqtt: the site `NAME` in the topics")
-	sensorID := fs.String("sensor", defaultSensor(), "with --mqtt: the sensor `ID` in the topics and the MQTT client id")
+	site := fs.String("site", "default", "the site `NAME` in the alerts' header and, with --mqtt, in the topics")
+	sensorID := fs.String("sensor", defaultSensor(), "the sensor `ID` in the alerts' header and, with --mqtt, in the topics and the MQTT client id")
 	stateDir := fs.String("state-dir", defaultStateDir(), "with --mqtt: the `DIR` of the spool and sequence numbers")
 	mqttWait := fs.Duration("mqtt-wait", 30*time.Second, "with --mqtt: how long to wait at the end for the broker to acknowledge everything")
 	files, err := parseCommand(fs, args, stdout, replaySynopsis)
@@ -247,7 +270,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		ow = sensor.NewOpsWriter(out)
 		opts.Ops = ow
 	}
-	aw := &alertWriter{pub: pub}
+	aw := &alertWriter{pub: pub, sensor: *sensorID, site: *site}
 	if !*ops && !*summary && !*asJSON {
 		aw.w = out
 	}
