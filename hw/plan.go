@@ -37,7 +37,7 @@ var fnFields = [numFns]string{"hardware.leds.run", "hardware.leds.link", "hardwa
 type Pin struct {
 	Spec string // GPIO17, led:ACT, sim:alert; "" when not wired
 	// Written is the config's spelling of Spec (17, BCM17, gpio17 are
-	// GPIO17: config.CanonicalPin).
+	// GPIO17: board.CanonicalPin).
 	Written string
 	// Candidates are the board LEDs to try in turn (the first that
 	// exists); only for the board LED from a profile.
@@ -72,8 +72,8 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 	p := &Plan{HW: h}
 	switch h.Board {
 	case board.None:
-		p.Profile = board.Profile{Name: board.None, Title: "no board: nothing wired", Watchdog: config.PinNone}
-	case config.BoardAuto, "":
+		p.Profile = board.Profile{Name: board.None, Title: "no board: nothing wired", Watchdog: board.None}
+	case board.Auto, "":
 		prof, model, err := board.Detect(h.ProcRoot)
 		if err != nil {
 			return nil, cfg.FieldError("hardware.board", "%v", err)
@@ -95,9 +95,9 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 			pin.Candidates = prof.LEDs.Board
 		}
 		if set[fn] != "" {
-			pin = Pin{Spec: config.CanonicalPin(set[fn]), Written: set[fn], FromConfig: true}
+			pin = Pin{Spec: board.CanonicalPin(set[fn]), Written: set[fn], FromConfig: true}
 		}
-		if pin.Spec == config.PinNone {
+		if pin.Spec == board.None {
 			pin.Spec = ""
 		}
 		p.Pins[fn] = pin
@@ -140,7 +140,7 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 	if p.Watchdog == "" {
 		p.Watchdog = prof.Watchdog
 	}
-	if p.Watchdog == config.PinNone {
+	if p.Watchdog == board.None {
 		p.Watchdog = ""
 	}
 	if p.Watchdog != "" && h.DevRoot != "/dev" {
@@ -353,20 +353,20 @@ func (b *Box) track(o Output) {
 
 func (p *Plan) openOut(spec string, activeLow bool) (Output, error) {
 	switch {
-	case strings.HasPrefix(spec, config.PinLEDClass):
-		return OpenLEDClass(p.HW.SysRoot, strings.TrimPrefix(spec, config.PinLEDClass), p.StateDir)
-	case strings.HasPrefix(spec, config.PinSim):
-		return OpenSimOut(p.HW.SimDir, strings.TrimPrefix(spec, config.PinSim))
+	case strings.HasPrefix(spec, board.LEDClass):
+		return OpenLEDClass(p.HW.SysRoot, strings.TrimPrefix(spec, board.LEDClass), p.StateDir)
+	case strings.HasPrefix(spec, board.Sim):
+		return OpenSimOut(p.HW.SimDir, strings.TrimPrefix(spec, board.Sim))
 	}
 	return openGPIOOut(spec, activeLow)
 }
 
 func (p *Plan) openIn(spec string, activeLow bool) (Input, error) {
 	switch {
-	case strings.HasPrefix(spec, config.PinLEDClass):
+	case strings.HasPrefix(spec, board.LEDClass):
 		return nil, fmt.Errorf("%s: an LED cannot be the button", spec)
-	case strings.HasPrefix(spec, config.PinSim):
-		return OpenSimIn(p.HW.SimDir, strings.TrimPrefix(spec, config.PinSim), gpio.Level(activeLow))
+	case strings.HasPrefix(spec, board.Sim):
+		return OpenSimIn(p.HW.SimDir, strings.TrimPrefix(spec, board.Sim), gpio.Level(activeLow))
 	}
 	return openGPIOIn(spec, activeLow)
 }

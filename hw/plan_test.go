@@ -138,7 +138,7 @@ func TestPlanPinAliases(t *testing.T) {
 			continue
 		}
 		want := fmt.Sprintf(`tapwatch.yaml:8:12: hardware.relays.alarm: %s: the RUN LED (hardware.leds.run: %q, line 6 column 10) and the alarm relay (hardware.relays.alarm: %q, line 8 column 12) are both on it (one pin, one function)`,
-			config.CanonicalPin(c.run), c.run, c.alarm)
+			board.CanonicalPin(c.run), c.run, c.alarm)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s and %s: %v\nwant %s", c.run, c.alarm, err, want)
 		}
