@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -177,15 +176,12 @@ type Relays struct {
 	ActiveLow bool   `yaml:"active_low"` // a relay is energized by a low pin
 }
 
-// Pin kinds, by prefix.
+// The terminal panel's settings. The pins' spelling is the board
+// package's (board.CheckPin).
 const (
-	PinNone     = "none"
-	PinLEDClass = "led:"
-	PinSim      = "sim:"
-	BoardAuto   = "auto"
-	PanelAuto   = "auto"
-	PanelOn     = "on"
-	PanelOff    = "off"
+	PanelAuto = "auto"
+	PanelOn   = "on"
+	PanelOff  = "off"
 )
 
 // Log is where and how the daemon logs (standard error; journald keeps it).
@@ -302,7 +298,7 @@ func (c *Config) SetDefaults() {
 	}
 	h := &c.Hardware
 	if h.Board == "" {
-		h.Board = BoardAuto
+		h.Board = board.Auto
 	}
 	if h.Button.ActiveLow == nil {
 		t := true
@@ -484,7 +480,7 @@ func (c *Config) Validate() error {
 
 func (c *Config) validateHardware(bad func(field, format string, a ...any)) {
 	h := &c.Hardware
-	if h.Board != BoardAuto && h.Board != board.None {
+	if h.Board != board.Auto && h.Board != board.None {
 		if _, ok := board.ByName(h.Board); !ok {
 			names := board.Names()
 			msg := fmt.Sprintf("%q is not a board profile; want auto, none or one of %s", h.Board, strings.Join(names, ", "))
@@ -499,9 +495,9 @@ func (c *Config) validateHardware(bad func(field, format string, a ...any)) {
 		{"hardware.leds.alert", h.LEDs.Alert}, {"hardware.leds.board", h.LEDs.Board}, {"hardware.button.pin", h.Button.Pin},
 		{"hardware.relays.alarm", h.Relays.Alarm}, {"hardware.relays.health", h.Relays.Health},
 	} {
-		if err := CheckPin(p.pin); err != nil {
+		if err := board.CheckPin(p.pin); err != nil {
 			bad(p.field, "%v", err)
-		} else if strings.HasPrefix(p.pin, PinSim) && h.SimDir == "" {
+		} else if strings.HasPrefix(p.pin, board.Sim) && h.SimDir == "" {
 			bad(p.field, "%q: a sim pin needs hardware.sim_dir", p.pin)
 		}
 	}
@@ -509,7 +505,7 @@ func (c *Config) validateHardware(bad func(field, format string, a ...any)) {
 		bad("hardware.relays.alarm_severity", "%q; want info, low, medium, high or critical", h.Relays.AlarmSeverity)
 	}
 	switch h.Watchdog {
-	case "", PinNone:
+	case "", board.None:
 	default:
 		if !filepath.IsAbs(h.Watchdog) {
 			bad("hardware.watchdog", "%q: want a device path such as /dev/watchdog, or none", h.Watchdog)
@@ -525,39 +521,6 @@ func (c *Config) validateHardware(bad func(field, format string, a ...any)) {
 			bad(r.field, "%q: want an absolute path", r.dir)
 		}
 	}
-}
-
-// CheckPin checks a pin's spelling: empty (the profile's), none, a GPIO
-// line name (see CanonicalPin), led:NAME or sim:NAME.
-func CheckPin(pin string) error {
-	if pin == "" || pin == PinNone {
-		return nil
-	}
-	name := pin
-	for _, p := range []string{PinLEDClass, PinSim} {
-		name = strings.TrimPrefix(name, p)
-	}
-	if name == "" || name == "." || name == ".." || len(name) > 64 || strings.ContainsAny(name, "/: \t\n\x00") {
-		return fmt.Errorf("%q is not a pin: want a GPIO line name (GPIO17), led:NAME (an LED in /sys/class/leds), sim:NAME or none", pin)
-	}
-	return nil
-}
-
-// CanonicalPin is pin's one spelling, by which two functions on one pin
-// are found. A GPIO given by its number (17, as periph.io's drivers also
-// take it), in lower case (gpio17) or by its Broadcom name (BCM17) is
-// GPIO17, the line's name on a Pi; any other pin is as written.
-func CanonicalPin(pin string) string {
-	up := strings.ToUpper(pin)
-	for _, prefix := range []string{"GPIO", "BCM", ""} {
-		digits, ok := strings.CutPrefix(up, prefix)
-		if !ok || digits == "" || len(digits) > 4 || strings.Trim(digits, "0123456789") != "" {
-			continue
-		}
-		n, _ := strconv.Atoi(digits)
-		return "GPIO" + strconv.Itoa(n)
-	}
-	return pin
 }
 
 // Position is where field (or the nearest enclosing field) is in the

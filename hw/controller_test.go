@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/event"
-	"github.com/tapwatch/tapwatch/rules"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 )
@@ -23,11 +22,11 @@ type rig struct {
 	status  Status
 	now     time.Time
 	acks    int
-	alarmAt rules.Severity
+	alarmAt Level
 }
 
 func newRig(t *testing.T, ledsActiveLow, relaysActiveLow bool) *rig {
-	r := &rig{t: t, now: time.Unix(1_700_000_000, 0), alarmAt: rules.SeverityHigh}
+	r := &rig{t: t, now: time.Unix(1_700_000_000, 0), alarmAt: LevelHigh}
 	var o Options
 	for i := range r.leds {
 		r.leds[i] = &gpiotest.Pin{N: "GPIO" + fmt.Sprint(20+i), Num: 20 + i}
@@ -311,18 +310,18 @@ func TestRelays(t *testing.T) {
 		energized := func(p *gpiotest.Pin) bool { return p.Read() != gpio.Level(activeLow) }
 		for _, tc := range []struct {
 			status        Status
-			at            rules.Severity
+			at            Level
 			alarm, health bool
 		}{
-			{Status{State: event.StateStarting}, rules.SeverityHigh, false, false},
-			{flowing(), rules.SeverityHigh, false, true},
-			{Status{State: event.StateLearning, Learning: true, Fresh: true}, rules.SeverityHigh, false, true},
-			{Status{State: event.StateDegraded, Fresh: true}, rules.SeverityHigh, false, false},
-			{Status{State: event.StateMonitoring, Fresh: false}, rules.SeverityHigh, false, false},
-			{Status{State: event.StateMonitoring, Fresh: true, Unacked: event.Severities{Medium: 4}}, rules.SeverityHigh, false, true},
-			{Status{State: event.StateMonitoring, Fresh: true, Unacked: event.Severities{Medium: 4}}, rules.SeverityMedium, true, true},
-			{Status{State: event.StateMonitoring, Fresh: true, Unacked: event.Severities{High: 1}}, rules.SeverityHigh, true, true},
-			{Status{State: event.StateMonitoring, Fresh: true, Unacked: event.Severities{Critical: 1}}, rules.SeverityCritical, true, true},
+			{Status{State: event.StateStarting}, LevelHigh, false, false},
+			{flowing(), LevelHigh, false, true},
+			{Status{State: event.StateLearning, Learning: true, Fresh: true}, LevelHigh, false, true},
+			{Status{State: event.StateDegraded, Fresh: true}, LevelHigh, false, false},
+			{Status{State: event.StateMonitoring, Fresh: false}, LevelHigh, false, false},
+			{Status{State: event.StateMonitoring, Fresh: true, Unacked: event.Severities{Medium: 4}}, LevelHigh, false, true},
+			{Status{State: event.StateMonitoring, Fresh: true, Unacked: event.Severities{Medium: 4}}, LevelMedium, true, true},
+			{Status{State: event.StateMonitoring, Fresh: true, Unacked: event.Severities{High: 1}}, LevelHigh, true, true},
+			{Status{State: event.StateMonitoring, Fresh: true, Unacked: event.Severities{Critical: 1}}, LevelCritical, true, true},
 		} {
 			r.status, r.alarmAt = tc.status, tc.at
 			r.run(2 * pollEvery)

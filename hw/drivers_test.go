@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapwatch/tapwatch/config"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -349,16 +348,10 @@ func TestPlanOpen(t *testing.T) {
 	dev := filepath.Join(root, "dev")
 	os.Mkdir(dev, 0o755)
 	os.WriteFile(filepath.Join(dev, "watchdog"), nil, 0o600)
-	cfg := &config.Config{Interfaces: []string{"eth0"}, Hardware: config.Hardware{
-		Board: "pi4", SimDir: sim, SysRoot: sys, DevRoot: dev,
-		LEDs:   config.HardwareLEDs{Run: "sim:run", Link: "sim:link", Uplink: "sim:uplink", Alert: "sim:alert"},
-		Button: config.Button{Pin: "sim:button"},
-		Relays: config.Relays{Alarm: "sim:alarm", Health: "led:missing"},
-	}}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	cfg := testConfig("pi4", map[int]string{FnRun: "sim:run", FnLink: "sim:link", FnUplink: "sim:uplink", FnAlert: "sim:alert",
+		FnButton: "sim:button", FnAlarm: "sim:alarm", FnHealth: "led:missing"})
+	cfg.SimDir, cfg.SysRoot, cfg.DevRoot = sim, sys, dev
+	cfg.StateDir = filepath.Join(root, "state")
 	plan, err := NewPlan(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -366,10 +359,9 @@ func TestPlanOpen(t *testing.T) {
 	if plan.Watchdog != filepath.Join(dev, "watchdog") {
 		t.Errorf("watchdog %q under dev_root", plan.Watchdog)
 	}
-	plan.StateDir = filepath.Join(root, "state")
 	var log bytes.Buffer
 	box := plan.Open(newTestLogger(&log), nil)
-	if got := readFile(t, filepath.Join(plan.StateDir, "led-ACT.trigger")); got != "mmc0" {
+	if got := readFile(t, filepath.Join(cfg.StateDir, "led-ACT.trigger")); got != "mmc0" {
 		t.Errorf("board LED's trigger kept: %q", got)
 	}
 	o := box.Options

@@ -10,10 +10,7 @@
 // LEDs do can ever block the packet pipeline.
 package hw
 
-import (
-	"github.com/tapwatch/tapwatch/event"
-	"github.com/tapwatch/tapwatch/rules"
-)
+import "github.com/tapwatch/tapwatch/event"
 
 // The status LEDs.
 const (
@@ -135,9 +132,33 @@ type Lights struct {
 	Healthy bool
 }
 
+// Level is an alert's severity as the LEDs and the alarm relay rank
+// them, from LevelInfo to LevelCritical; 0 is no alert. cmd/tapwatch
+// gives the config's alarm severity as a Level.
+type Level uint8
+
+// The levels, lowest first.
+const (
+	LevelInfo Level = 1 + iota
+	LevelLow
+	LevelMedium
+	LevelHigh
+	LevelCritical
+)
+
+var levelNames = [...]string{LevelInfo: "info", LevelLow: "low", LevelMedium: "medium", LevelHigh: "high", LevelCritical: "critical"}
+
+// String is the severity's name, as alerts and the config spell it.
+func (l Level) String() string {
+	if l >= LevelInfo && int(l) < len(levelNames) {
+		return levelNames[l]
+	}
+	return "invalid"
+}
+
 // Show maps a status to the field LED code. alarmAt is the alarm relay's
 // severity.
-func Show(s Status, alarmAt rules.Severity) Lights {
+func Show(s Status, alarmAt Level) Lights {
 	var l Lights
 	running := s.State != "" && s.State != event.StateOffline
 	switch {
@@ -177,9 +198,9 @@ func Show(s Status, alarmAt rules.Severity) Lights {
 		}
 	}
 	switch top := MaxUnacked(s.Unacked); {
-	case top == rules.SeverityCritical:
+	case top == LevelCritical:
 		l.LEDs[Alert] = Fast
-	case top >= rules.SeverityMedium:
+	case top >= LevelMedium:
 		l.LEDs[Alert] = Slow
 	}
 	l.Alarm = MaxUnacked(s.Unacked) >= alarmAt && alarmAt > 0
@@ -189,18 +210,18 @@ func Show(s Status, alarmAt rules.Severity) Lights {
 
 // MaxUnacked is the highest severity with an unacknowledged alert; 0
 // when there is none.
-func MaxUnacked(u event.Severities) rules.Severity {
+func MaxUnacked(u event.Severities) Level {
 	switch {
 	case u.Critical > 0:
-		return rules.SeverityCritical
+		return LevelCritical
 	case u.High > 0:
-		return rules.SeverityHigh
+		return LevelHigh
 	case u.Medium > 0:
-		return rules.SeverityMedium
+		return LevelMedium
 	case u.Low > 0:
-		return rules.SeverityLow
+		return LevelLow
 	case u.Info > 0:
-		return rules.SeverityInfo
+		return LevelInfo
 	}
 	return 0
 }

@@ -11,8 +11,6 @@ import (
 	"strings"
 
 	"github.com/tapwatch/tapwatch/board"
-	"github.com/tapwatch/tapwatch/config"
-	"github.com/tapwatch/tapwatch/rules"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -26,18 +24,62 @@ const (
 	FnButton
 	FnAlarm
 	FnHealth
-	numFns
+	NumFns
 )
 
-var fnNames = [numFns]string{"RUN LED", "LINK LED", "UPLINK LED", "ALERT LED", "board LED (mirrors RUN)", "button", "alarm relay", "health relay"}
-var fnFields = [numFns]string{"hardware.leds.run", "hardware.leds.link", "hardware.leds.uplink", "hardware.leds.alert",
-	"hardware.leds.board", "hardware.button.pin", "hardware.relays.alarm", "hardware.relays.health"}
+var fnNames = [NumFns]string{"RUN LED", "LINK LED", "UPLINK LED", "ALERT LED", "board LED (mirrors RUN)", "button", "alarm relay", "health relay"}
+
+// Config is what the hardware takes from the config file. cmd/tapwatch
+// builds it from the config's hardware section, so that this package
+// needs neither the config nor the rules (nor what they import).
+type Config struct {
+	// Board is the profile: a profile's name; auto or "": the one
+	// detected; none: nothing wired.
+	Board Setting
+	// Pins are the functions' pins, FnRun to FnHealth: "" is the
+	// profile's, none is not wired; otherwise as board.CheckPin takes it.
+	Pins            [NumFns]Setting
+	LEDsActiveLow   bool  // the LEDs light when their pin is low
+	ButtonActiveLow bool  // pressed connects the pin to ground, with its pull-up
+	RelaysActiveLow bool  // a relay is energized by a low pin
+	AlarmAt         Level // the alarm relay's severity: at or above it, unacknowledged
+	// Watchdog is the hardware watchdog device; "": the profile's; none:
+	// not used.
+	Watchdog string
+	Panel    PanelSetting
+	// The roots of /sys, /dev and /proc, for tests against fixture trees.
+	SysRoot, DevRoot, ProcRoot string
+	SimDir                     string // holds the sim: pins
+	// StateDir keeps what must outlive a crash: the board LED's own
+	// trigger (tapwatch run: the config's state_dir); "" keeps it in
+	// memory only.
+	StateDir string
+	// Errorf makes the error about a setting's field: cmd/tapwatch's adds
+	// the config file and the field's place in it. nil: "field: msg".
+	Errorf func(field, msg string) error
+}
+
+// Setting is one setting from the config file: its value and, for
+// messages, the field that holds it and where (line 0: not known).
+type Setting struct {
+	Value        string
+	Field        string // hardware.leds.run
+	Line, Column int
+}
+
+func (c *Config) errorf(field, format string, a ...any) error {
+	msg := fmt.Sprintf(format, a...)
+	if c.Errorf == nil {
+		return errors.New(field + ": " + msg)
+	}
+	return c.Errorf(field, msg)
+}
 
 // Pin is one function's pin, as planned.
 type Pin struct {
 	Spec string // GPIO17, led:ACT, sim:alert; "" when not wired
 	// Written is the config's spelling of Spec (17, BCM17, gpio17 are
-	// GPIO17: config.CanonicalPin).
+	// GPIO17: board.CanonicalPin).
 	Written string
 	// Candidates are the board LEDs to try in turn (the first that
 	// exists); only for the board LED from a profile.
@@ -51,15 +93,10 @@ type Plan struct {
 	Profile  board.Profile
 	Model    string // the device tree's model; "" when there is none
 	Detected bool   // the profile was detected, not named
-	Pins     [numFns]Pin
-	HW       config.Hardware
-	AlarmAt  rules.Severity
+	Pins     [NumFns]Pin
+	Config   Config // what the plan was made from
 	Watchdog string // "" when not used
 	Warnings []string
-	// StateDir keeps what must outlive a crash: the board LED's own
-	// trigger. The caller sets it (tapwatch run: the config's state_dir);
-	// "" keeps it in memory only.
-	StateDir string
 }
 
 // NewPlan works out the hardware from the config: the profile it names
@@ -67,37 +104,35 @@ type Plan struct {
 // functions on one pin is an error naming the config field; a pin that
 // the board reserves (I2C, the serial console) or that is not on its
 // header is a warning.
-func NewPlan(cfg *config.Config) (*Plan, error) {
-	h := cfg.Hardware
-	p := &Plan{HW: h}
-	switch h.Board {
+func NewPlan(c Config) (*Plan, error) {
+	p := &Plan{Config: c}
+	switch c.Board.Value {
 	case board.None:
-		p.Profile = board.Profile{Name: board.None, Title: "no board: nothing wired", Watchdog: config.PinNone}
-	case config.BoardAuto, "":
-		prof, model, err := board.Detect(h.ProcRoot)
+		p.Profile = board.Profile{Name: board.None, Title: "no board: nothing wired", Watchdog: board.None}
+	case board.Auto, "":
+		prof, model, err := board.Detect(c.ProcRoot)
 		if err != nil {
-			return nil, cfg.FieldError("hardware.board", "%v", err)
+			return nil, c.errorf(c.Board.Field, "%v", err)
 		}
 		p.Profile, p.Model, p.Detected = prof, model, true
 	default:
-		prof, ok := board.ByName(h.Board)
+		prof, ok := board.ByName(c.Board.Value)
 		if !ok {
-			return nil, cfg.FieldError("hardware.board", "%q is not a board profile", h.Board)
+			return nil, c.errorf(c.Board.Field, "%q is not a board profile", c.Board.Value)
 		}
 		p.Profile = prof
 	}
 	prof := p.Profile
-	defaults := [numFns]string{prof.LEDs.Run, prof.LEDs.Link, prof.LEDs.Uplink, prof.LEDs.Alert, "", prof.Button, prof.Relays.Alarm, prof.Relays.Health}
-	set := [numFns]string{h.LEDs.Run, h.LEDs.Link, h.LEDs.Uplink, h.LEDs.Alert, h.LEDs.Board, h.Button.Pin, h.Relays.Alarm, h.Relays.Health}
-	for fn := range numFns {
+	defaults := [NumFns]string{prof.LEDs.Run, prof.LEDs.Link, prof.LEDs.Uplink, prof.LEDs.Alert, "", prof.Button, prof.Relays.Alarm, prof.Relays.Health}
+	for fn := range NumFns {
 		pin := Pin{Spec: defaults[fn]}
 		if fn == FnBoard {
 			pin.Candidates = prof.LEDs.Board
 		}
-		if set[fn] != "" {
-			pin = Pin{Spec: config.CanonicalPin(set[fn]), Written: set[fn], FromConfig: true}
+		if set := c.Pins[fn].Value; set != "" {
+			pin = Pin{Spec: board.CanonicalPin(set), Written: set, FromConfig: true}
 		}
-		if pin.Spec == config.PinNone {
+		if pin.Spec == board.None {
 			pin.Spec = ""
 		}
 		p.Pins[fn] = pin
@@ -107,12 +142,12 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 	for fn, pin := range p.Pins {
 		for _, spec := range pin.specs() {
 			if other, dup := owner[spec]; dup {
-				field := fnFields[fn]
+				field := c.Pins[fn].Field
 				if !pin.FromConfig && p.Pins[other].FromConfig {
-					field = fnFields[other]
+					field = c.Pins[other].Field
 				}
-				errs = append(errs, cfg.FieldError(field, "%s: the %s and the %s are both on it (one pin, one function)",
-					spec, p.whose(cfg, other, spec), p.whose(cfg, fn, spec)))
+				errs = append(errs, c.errorf(field, "%s: the %s and the %s are both on it (one pin, one function)",
+					spec, p.whose(other, spec), p.whose(fn, spec)))
 				continue
 			}
 			owner[spec] = fn
@@ -131,21 +166,16 @@ func NewPlan(cfg *config.Config) (*Plan, error) {
 			}
 		}
 	}
-	sev, err := rules.ParseSeverity(h.Relays.AlarmSeverity)
-	if err != nil {
-		errs = append(errs, cfg.FieldError("hardware.relays.alarm_severity", "%v", err))
-	}
-	p.AlarmAt = sev
-	p.Watchdog = h.Watchdog
+	p.Watchdog = c.Watchdog
 	if p.Watchdog == "" {
 		p.Watchdog = prof.Watchdog
 	}
-	if p.Watchdog == config.PinNone {
+	if p.Watchdog == board.None {
 		p.Watchdog = ""
 	}
-	if p.Watchdog != "" && h.DevRoot != "/dev" {
+	if p.Watchdog != "" && c.DevRoot != "/dev" {
 		if rel, ok := strings.CutPrefix(p.Watchdog, "/dev/"); ok {
-			p.Watchdog = filepath.Join(h.DevRoot, rel)
+			p.Watchdog = filepath.Join(c.DevRoot, rel)
 		}
 	}
 	if len(errs) > 0 {
@@ -160,13 +190,14 @@ var headerPosition = regexp.MustCompile(`^(?i:p1_|pin|board)[0-9]+$`)
 
 // whose names function fn on spec for a conflict: with the config's
 // field, spelling and place, or as the profile's.
-func (p *Plan) whose(cfg *config.Config, fn int, spec string) string {
+func (p *Plan) whose(fn int, spec string) string {
 	if p.Pins[fn].FromConfig {
+		set := p.Config.Pins[fn]
 		at := ""
-		if line, col := cfg.Position(fnFields[fn]); line > 0 {
-			at = fmt.Sprintf(", line %d column %d", line, col)
+		if set.Line > 0 {
+			at = fmt.Sprintf(", line %d column %d", set.Line, set.Column)
 		}
-		return fmt.Sprintf("%s (%s: %q%s)", fnNames[fn], fnFields[fn], p.Pins[fn].Written, at)
+		return fmt.Sprintf("%s (%s: %q%s)", fnNames[fn], set.Field, p.Pins[fn].Written, at)
 	}
 	return fmt.Sprintf("%s (the %s profile's %s)", fnNames[fn], p.Profile.Name, spec)
 }
@@ -208,19 +239,19 @@ func (p *Plan) Describe(w io.Writer) {
 		extra := ""
 		switch fn {
 		case FnLink, FnUplink, FnAlert, FnRun:
-			if p.HW.LEDs.ActiveLow && spec != "" {
+			if p.Config.LEDsActiveLow && spec != "" {
 				extra = ", active low"
 			}
 		case FnButton:
-			if spec != "" && *p.HW.Button.ActiveLow {
+			if spec != "" && p.Config.ButtonActiveLow {
 				extra = ", active low: to ground, with the pull-up"
 			}
 		case FnAlarm:
 			if spec != "" {
-				extra = ", on unacknowledged " + p.AlarmAt.String() + " or higher"
+				extra = ", on unacknowledged " + p.Config.AlarmAt.String() + " or higher"
 			}
 		}
-		if fn >= FnAlarm && spec != "" && p.HW.Relays.ActiveLow {
+		if fn >= FnAlarm && spec != "" && p.Config.RelaysActiveLow {
 			extra += ", active low"
 		}
 		if spec == "" {
@@ -231,7 +262,7 @@ func (p *Plan) Describe(w io.Writer) {
 		fmt.Fprintf(w, "  %-24s %s%s\n", fnNames[fn]+":", spec, from)
 	}
 	fmt.Fprintf(w, "  %-24s %s\n", "hardware watchdog:", orNone(p.Watchdog))
-	fmt.Fprintf(w, "  %-24s %s\n", "terminal panel:", p.HW.Panel)
+	fmt.Fprintf(w, "  %-24s %s\n", "terminal panel:", p.Config.Panel)
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}
@@ -250,10 +281,29 @@ type Box struct {
 	closers []io.Closer
 }
 
+// PanelSetting says when the terminal panel is drawn.
+type PanelSetting uint8
+
+const (
+	PanelOff  PanelSetting = iota
+	PanelAuto              // when the output is a terminal
+	PanelOn
+)
+
+var panelSettings = [...]string{PanelOff: "off", PanelAuto: "auto", PanelOn: "on"}
+
+// String is the setting as the config spells it.
+func (s PanelSetting) String() string {
+	if int(s) < len(panelSettings) {
+		return panelSettings[s]
+	}
+	return "?"
+}
+
 // Panel is the terminal panel the config asks for, on f: always with
 // panel on, on a terminal with auto; nil otherwise.
 func (p *Plan) Panel(f *os.File) *Panel {
-	if p.HW.Panel == config.PanelOn || (p.HW.Panel == config.PanelAuto && IsTerminal(f)) {
+	if p.Config.Panel == PanelOn || (p.Config.Panel == PanelAuto && IsTerminal(f)) {
 		return TerminalPanel(f)
 	}
 	return nil
@@ -271,8 +321,9 @@ func (p *Plan) Open(log *slog.Logger, panel *Panel) *Box {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	b := &Box{Options: Options{LEDsActiveLow: p.HW.LEDs.ActiveLow, RelaysActiveLow: p.HW.Relays.ActiveLow,
-		ButtonActiveLow: *p.HW.Button.ActiveLow, Log: log}}
+	c := &p.Config
+	b := &Box{Options: Options{LEDsActiveLow: c.LEDsActiveLow, RelaysActiveLow: c.RelaysActiveLow,
+		ButtonActiveLow: c.ButtonActiveLow, Log: log}}
 	lines := map[string]int{} // a GPIO line's own name → the function on it
 	claim := func(fn int, spec string) error {
 		if strings.Contains(spec, ":") {
@@ -310,7 +361,7 @@ func (p *Plan) Open(log *slog.Logger, panel *Panel) *Box {
 		return nil
 	}
 	for i := range NumLEDs {
-		if o := out(FnRun+i, p.HW.LEDs.ActiveLow); o != nil {
+		if o := out(FnRun+i, c.LEDsActiveLow); o != nil {
 			b.Options.LEDs[i] = o
 			b.track(o)
 		}
@@ -319,11 +370,11 @@ func (p *Plan) Open(log *slog.Logger, panel *Panel) *Box {
 		b.Options.Board = o
 		b.track(o)
 	}
-	if o := out(FnAlarm, p.HW.Relays.ActiveLow); o != nil {
+	if o := out(FnAlarm, c.RelaysActiveLow); o != nil {
 		b.Options.Alarm = o
 		b.track(o)
 	}
-	if o := out(FnHealth, p.HW.Relays.ActiveLow); o != nil {
+	if o := out(FnHealth, c.RelaysActiveLow); o != nil {
 		b.Options.Health = o
 		b.track(o)
 	}
@@ -353,20 +404,20 @@ func (b *Box) track(o Output) {
 
 func (p *Plan) openOut(spec string, activeLow bool) (Output, error) {
 	switch {
-	case strings.HasPrefix(spec, config.PinLEDClass):
-		return OpenLEDClass(p.HW.SysRoot, strings.TrimPrefix(spec, config.PinLEDClass), p.StateDir)
-	case strings.HasPrefix(spec, config.PinSim):
-		return OpenSimOut(p.HW.SimDir, strings.TrimPrefix(spec, config.PinSim))
+	case strings.HasPrefix(spec, board.LEDClass):
+		return OpenLEDClass(p.Config.SysRoot, strings.TrimPrefix(spec, board.LEDClass), p.Config.StateDir)
+	case strings.HasPrefix(spec, board.Sim):
+		return OpenSimOut(p.Config.SimDir, strings.TrimPrefix(spec, board.Sim))
 	}
 	return openGPIOOut(spec, activeLow)
 }
 
 func (p *Plan) openIn(spec string, activeLow bool) (Input, error) {
 	switch {
-	case strings.HasPrefix(spec, config.PinLEDClass):
+	case strings.HasPrefix(spec, board.LEDClass):
 		return nil, fmt.Errorf("%s: an LED cannot be the button", spec)
-	case strings.HasPrefix(spec, config.PinSim):
-		return OpenSimIn(p.HW.SimDir, strings.TrimPrefix(spec, config.PinSim), gpio.Level(activeLow))
+	case strings.HasPrefix(spec, board.Sim):
+		return OpenSimIn(p.Config.SimDir, strings.TrimPrefix(spec, board.Sim), gpio.Level(activeLow))
 	}
 	return openGPIOIn(spec, activeLow)
 }

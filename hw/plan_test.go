@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/tapwatch/tapwatch/board"
-	"github.com/tapwatch/tapwatch/config"
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 )
@@ -19,17 +18,20 @@ func newTestLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func loadConfig(t *testing.T, yaml string) *config.Config {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "tapwatch.yaml")
-	if err := os.WriteFile(path, []byte("interfaces: [eth0]\n"+yaml), 0o644); err != nil {
-		t.Fatal(err)
+// testFields are the config's fields of the functions' pins, as
+// cmd/tapwatch names them.
+var testFields = [NumFns]string{"hardware.leds.run", "hardware.leds.link", "hardware.leds.uplink", "hardware.leds.alert",
+	"hardware.leds.board", "hardware.button.pin", "hardware.relays.alarm", "hardware.relays.health"}
+
+// testConfig is a Config on the board profile name with the config's
+// defaults and the given pins, by function.
+func testConfig(name string, pins map[int]string) Config {
+	c := Config{Board: Setting{Value: name, Field: "hardware.board"}, ButtonActiveLow: true, AlarmAt: LevelHigh,
+		Panel: PanelAuto, SysRoot: "/sys", DevRoot: "/dev", ProcRoot: "/proc"}
+	for fn := range NumFns {
+		c.Pins[fn] = Setting{Value: pins[fn], Field: testFields[fn]}
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return c
 }
 
 // TestPlanDetect: the profile comes from the device tree's model under
@@ -38,7 +40,8 @@ func TestPlanDetect(t *testing.T) {
 	proc := t.TempDir()
 	os.Mkdir(filepath.Join(proc, "device-tree"), 0o755)
 	os.WriteFile(filepath.Join(proc, board.ModelFile), []byte("Raspberry Pi 5 Model B Rev 1.0\x00"), 0o644)
-	cfg := loadConfig(t, "hardware: {proc_root: "+proc+", leds: {alert: GPIO26}, relays: {health: none}}\n")
+	cfg := testConfig(board.Auto, map[int]string{FnAlert: "GPIO26", FnHealth: "none"})
+	cfg.ProcRoot = proc
 	p, err := NewPlan(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +49,7 @@ func TestPlanDetect(t *testing.T) {
 	if p.Profile.Name != "pi5" || !p.Detected || p.Model != "Raspberry Pi 5 Model B Rev 1.0" {
 		t.Errorf("profile %s detected %v model %q", p.Profile.Name, p.Detected, p.Model)
 	}
-	want := [numFns]string{"GPIO17", "GPIO27", "GPIO22", "GPIO26", "", "GPIO24", "GPIO16", ""}
+	want := [NumFns]string{"GPIO17", "GPIO27", "GPIO22", "GPIO26", "", "GPIO24", "GPIO16", ""}
 	for fn, pin := range p.Pins {
 		if pin.Spec != want[fn] {
 			t.Errorf("%s: %q, want %q", fnNames[fn], pin.Spec, want[fn])
@@ -72,15 +75,21 @@ func TestPlanDetect(t *testing.T) {
 // TestPlanConflicts: two functions on one pin is an error at the config
 // field that made it; reserved and off-header pins are warnings.
 func TestPlanConflicts(t *testing.T) {
-	cfg := loadConfig(t, "hardware:\n  board: pi4\n  leds:\n    link: GPIO17\n  relays: {alarm: GPIO14, health: GPIO40}\n")
+	cfg := testConfig("pi4", map[int]string{FnLink: "GPIO17", FnAlarm: "GPIO14", FnHealth: "GPIO40"})
+	cfg.Pins[FnLink].Line, cfg.Pins[FnLink].Column = 5, 11
 	_, err := NewPlan(cfg)
 	if err == nil {
 		t.Fatal("GPIO17 twice: no error")
 	}
-	if !strings.Contains(err.Error(), `tapwatch.yaml:5:11: hardware.leds.link: GPIO17: the RUN LED (the pi4 profile's GPIO17) and the LINK LED (hardware.leds.link: "GPIO17", line 5 column 11) are both on it (one pin, one function)`) {
+	if err.Error() != `hardware.leds.link: GPIO17: the RUN LED (the pi4 profile's GPIO17) and the LINK LED (hardware.leds.link: "GPIO17", line 5 column 11) are both on it (one pin, one function)` {
 		t.Errorf("error: %v", err)
 	}
-	cfg = loadConfig(t, "hardware:\n  board: pi4\n  relays: {alarm: GPIO14, health: GPIO40}\n")
+	// The caller's Errorf makes the errors.
+	cfg.Errorf = func(field, msg string) error { return fmt.Errorf("%s says %s", field, msg) }
+	if _, err := NewPlan(cfg); err == nil || !strings.HasPrefix(err.Error(), "hardware.leds.link says GPIO17: the RUN LED") {
+		t.Errorf("error from Errorf: %v", err)
+	}
+	cfg = testConfig("pi4", map[int]string{FnAlarm: "GPIO14", FnHealth: "GPIO40"})
 	p, err := NewPlan(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -91,13 +100,12 @@ func TestPlanConflicts(t *testing.T) {
 	}
 	// The profile's own pin taken by the config is reported at the config's
 	// field, not the profile's function.
-	cfg = loadConfig(t, "hardware:\n  board: pi4\n  relays:\n    health: GPIO24\n")
+	cfg = testConfig("pi4", map[int]string{FnHealth: "GPIO24"})
 	if _, err := NewPlan(cfg); err == nil || !strings.Contains(err.Error(), "hardware.relays.health: GPIO24: the button (the pi4 profile's GPIO24) and the health relay") {
 		t.Errorf("error: %v", err)
 	}
 	// Board none: nothing wired, no watchdog.
-	cfg = loadConfig(t, "hardware: {board: none}\n")
-	p, err = NewPlan(cfg)
+	p, err = NewPlan(testConfig(board.None, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +137,9 @@ func TestPlanPinAliases(t *testing.T) {
 		{"led:17", "17", false},
 		{"sim:17", "GPIO17", false},
 	} {
-		cfg := loadConfig(t, fmt.Sprintf("hardware:\n  board: pi4\n  sim_dir: /tmp\n  leds:\n    run: %q\n  relays:\n    alarm: %q\n", c.run, c.alarm))
+		cfg := testConfig("pi4", map[int]string{FnRun: c.run, FnAlarm: c.alarm})
+		cfg.Pins[FnRun].Line, cfg.Pins[FnRun].Column = 6, 10
+		cfg.Pins[FnAlarm].Line, cfg.Pins[FnAlarm].Column = 8, 12
 		p, err := NewPlan(cfg)
 		if !c.conflict {
 			if err != nil {
@@ -137,9 +147,9 @@ func TestPlanPinAliases(t *testing.T) {
 			}
 			continue
 		}
-		want := fmt.Sprintf(`tapwatch.yaml:8:12: hardware.relays.alarm: %s: the RUN LED (hardware.leds.run: %q, line 6 column 10) and the alarm relay (hardware.relays.alarm: %q, line 8 column 12) are both on it (one pin, one function)`,
-			config.CanonicalPin(c.run), c.run, c.alarm)
-		if err == nil || !strings.Contains(err.Error(), want) {
+		want := fmt.Sprintf(`hardware.relays.alarm: %s: the RUN LED (hardware.leds.run: %q, line 6 column 10) and the alarm relay (hardware.relays.alarm: %q, line 8 column 12) are both on it (one pin, one function)`,
+			board.CanonicalPin(c.run), c.run, c.alarm)
+		if err == nil || err.Error() != want {
 			t.Errorf("%s and %s: %v\nwant %s", c.run, c.alarm, err, want)
 		}
 		if p != nil {
@@ -148,8 +158,7 @@ func TestPlanPinAliases(t *testing.T) {
 	}
 	// One spelling in the plan, the written one beside it; a reserved pin
 	// is found under any spelling.
-	cfg := loadConfig(t, "hardware:\n  board: pi4\n  leds: {run: BCM26, link: \"14\", uplink: P1_15}\n")
-	p, err := NewPlan(cfg)
+	p, err := NewPlan(testConfig("pi4", map[int]string{FnRun: "BCM26", FnLink: "14", FnUplink: "P1_15"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,8 +191,7 @@ func TestOpenPinAliases(t *testing.T) {
 		}
 		t.Cleanup(func() { gpioreg.Unregister(alias) })
 	}
-	cfg := loadConfig(t, "hardware: {board: none, leds: {run: GPIO218}, button: {pin: TEST_SPI9}, relays: {alarm: TEST_PWM9}}\n")
-	p, err := NewPlan(cfg)
+	p, err := NewPlan(testConfig(board.None, map[int]string{FnRun: "GPIO218", FnButton: "TEST_SPI9", FnAlarm: "TEST_PWM9"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("invalid --board %q", *boardName)
 			}
 		}
-		plan, err := hw.NewPlan(cfg)
+		plan, err := hardwarePlan(cfg)
 		if err != nil {
 			for _, line := range config.Errors(err) {
 				fmt.Fprintln(stderr, line)

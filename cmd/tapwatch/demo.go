@@ -387,7 +387,7 @@ func (d *demo) monitor(ctx context.Context, broker *uplink.Embedded) error {
 	if err != nil {
 		return err
 	}
-	plan, err := hw.NewPlan(cfg)
+	plan, err := hardwarePlan(cfg)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/hw"
+	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/sensor/daemon"
 )
 
@@ -44,15 +45,50 @@ func ledStatus(h daemon.Health) hw.Status {
 }
 
 // hardwarePlan is the hardware cfg wires, keeping what must outlive a
-// crash (the board LED's own trigger) in the config's state dir.
+// crash (the board LED's own trigger) in the config's state dir. Its
+// errors name the config's fields, with their places in the file.
 func hardwarePlan(cfg *config.Config) (*hw.Plan, error) {
-	plan, err := hw.NewPlan(cfg)
-	if err != nil {
-		return nil, err
+	h := &cfg.Hardware
+	set := func(field, value string) hw.Setting {
+		line, col := cfg.Position(field)
+		return hw.Setting{Value: value, Field: field, Line: line, Column: col}
 	}
-	plan.StateDir = cfg.StateDir
-	return plan, nil
+	c := hw.Config{
+		Board: set("hardware.board", h.Board),
+		Pins: [hw.NumFns]hw.Setting{
+			hw.FnRun:    set("hardware.leds.run", h.LEDs.Run),
+			hw.FnLink:   set("hardware.leds.link", h.LEDs.Link),
+			hw.FnUplink: set("hardware.leds.uplink", h.LEDs.Uplink),
+			hw.FnAlert:  set("hardware.leds.alert", h.LEDs.Alert),
+			hw.FnBoard:  set("hardware.leds.board", h.LEDs.Board),
+			hw.FnButton: set("hardware.button.pin", h.Button.Pin),
+			hw.FnAlarm:  set("hardware.relays.alarm", h.Relays.Alarm),
+			hw.FnHealth: set("hardware.relays.health", h.Relays.Health),
+		},
+		LEDsActiveLow:   h.LEDs.ActiveLow,
+		ButtonActiveLow: h.Button.ActiveLow == nil || *h.Button.ActiveLow,
+		RelaysActiveLow: h.Relays.ActiveLow,
+		Watchdog:        h.Watchdog,
+		Panel:           panelSettings[h.Panel],
+		SysRoot:         h.SysRoot,
+		DevRoot:         h.DevRoot,
+		ProcRoot:        h.ProcRoot,
+		SimDir:          h.SimDir,
+		StateDir:        cfg.StateDir,
+		Errorf:          func(field, msg string) error { return cfg.FieldError(field, "%s", msg) },
+	}
+	// hw ranks severities as the rules do (TestAlarmLevel). Validate has
+	// checked a loaded config's; this is for one built in code.
+	sev, err := rules.ParseSeverity(h.Relays.AlarmSeverity)
+	if err != nil {
+		return nil, cfg.FieldError("hardware.relays.alarm_severity", "%v", err)
+	}
+	c.AlarmAt = hw.Level(sev)
+	return hw.NewPlan(c)
 }
+
+// panelSettings are the config's panel settings as hw takes them.
+var panelSettings = map[string]hw.PanelSetting{config.PanelAuto: hw.PanelAuto, config.PanelOn: hw.PanelOn, config.PanelOff: hw.PanelOff}
 
 // hardware is the box's LEDs, button, relays and watchdog around a
 // running daemon.
@@ -74,7 +110,7 @@ type hardware struct {
 func startHardware(plan *hw.Plan, panel *hw.Panel, d *daemon.Daemon, log *slog.Logger) *hardware {
 	box := plan.Open(log.With("part", "hardware"), panel)
 	opts := box.Options
-	opts.Lights = func() hw.Lights { return hw.Show(ledStatus(d.Health()), plan.AlarmAt) }
+	opts.Lights = func() hw.Lights { return hw.Show(ledStatus(d.Health()), plan.Config.AlarmAt) }
 	opts.Acknowledge = func() {
 		log.Info("button: alerts acknowledged")
 		d.Acknowledge()

@@ -1303,7 +1303,7 @@ func TestUnackedSurvivesRestart(t *testing.T) {
 		s, ok := r.up.lastStatus()
 		return ok && s.Unacked == want
 	})
-	if lit := hw.Show(hw.Status{State: event.StateMonitoring, Fresh: true, Unacked: r.d.Health().Unacked}, rules.SeverityHigh); lit.LEDs[hw.Alert] != hw.Slow || !lit.Alarm {
+	if lit := hw.Show(hw.Status{State: event.StateMonitoring, Fresh: true, Unacked: r.d.Health().Unacked}, hw.LevelHigh); lit.LEDs[hw.Alert] != hw.Slow || !lit.Alarm {
 		t.Errorf("after a restart: lights %+v, want ALERT slow and the alarm relay on", lit)
 	}
 	r.waitLog(time.Second, "level=WARN", "unacknowledged alerts of the last run restored", "high=1")
