@@ -12,10 +12,11 @@ package dnp3
 
 import "time"
 
-// API CONTRACT, written by the dpi author. Implementers fill in the bodies
-// in their own files and may add unexported fields to Decoder and Conn
-// through the state types named below, but keep these names and
-// signatures. api.go is owned by the lead; ask before changing it.
+// The package's API: the types and the entry points, which forward to the
+// implementations in link.go, transport.go, app.go and sbo.go. dpi runs
+// the decoder through Protocol (proto.go); the entry points below serve
+// other callers: tests, fuzzers, examples and tools that decode bytes
+// without dpi.
 
 // Side says which end of the connection sent bytes: the client opened the
 // connection (for TCP) or sent to the DNP3 port (for UDP). It keeps framing
