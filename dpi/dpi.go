@@ -84,10 +84,10 @@ func DefaultProtocols(c Config) []proto.Protocol {
 
 func (c *Config) setDefaults() {
 	if len(c.ModbusPorts) == 0 {
-		c.ModbusPorts = modbus.Protocol(c.Modbus).Ports
+		c.ModbusPorts = []uint16{DefaultModbusPort}
 	}
 	if len(c.DNP3Ports) == 0 {
-		c.DNP3Ports = dnp3.Protocol(c.DNP3).Ports
+		c.DNP3Ports = []uint16{DefaultDNP3Port}
 	}
 	if c.MaxFlows == 0 {
 		c.MaxFlows = DefaultMaxFlows

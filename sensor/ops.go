@@ -55,7 +55,7 @@ func (o *OpsWriter) Message(f *dpi.Flow, from dpi.Side, m any) {
 
 // writeModbus writes one Modbus message.
 func (o *OpsWriter) writeModbus(f *dpi.Flow, m *modbus.Message) {
-	b := o.head(o.buf[:0], m.Time, m.Frame, "modbus", f, m.Dir == modbus.Response)
+	b := o.head(o.buf[:0], m.Time, m.Frame, proto.Modbus.String(), f, m.Dir == modbus.Response)
 	switch m.Dir {
 	case modbus.Request:
 		b = append(b, `,"dir":"request"`...)
