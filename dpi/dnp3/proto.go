@@ -79,21 +79,21 @@ func (s *flowConn) Reset(midStream bool) {
 func (s *flowConn) Feed(from proto.Side, data []byte, meta proto.Meta, out proto.Sink) int {
 	s.learnMaster(from, data)
 	s.out, s.side = out, from
-	return s.d.Feed(&s.c, Side(from), data, Meta(meta), s)
+	return s.d.Feed(&s.c, from, data, meta, s)
 }
 
 func (s *flowConn) Gap(from proto.Side, pending []byte, meta proto.Meta, out proto.Sink) {
 	s.out, s.side = out, from
-	s.d.Gap(&s.c, Side(from), pending, Meta(meta), s)
+	s.d.Gap(&s.c, from, pending, meta, s)
 }
 
 func (s *flowConn) Datagram(from proto.Side, data []byte, meta proto.Meta, out proto.Sink) {
 	s.learnMaster(from, data)
 	s.out, s.side = out, from
-	s.d.Datagram(&s.c, Side(from), data, Meta(meta), s)
+	s.d.Datagram(&s.c, from, data, meta, s)
 }
 
 func (s *flowConn) Close(meta proto.Meta, out proto.Sink) {
 	s.out = out
-	s.d.Close(&s.c, Meta(meta), s)
+	s.d.Close(&s.c, meta, s)
 }
