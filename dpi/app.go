@@ -1,186 +1,141 @@
 package dpi
 
-import (
-	"github.com/tapwatch/tapwatch/dpi/dnp3"
-	"github.com/tapwatch/tapwatch/dpi/modbus"
-)
+import "github.com/tapwatch/tapwatch/dpi/proto"
 
-// The application decoders behind a flow, chosen by port or, for DNP3, by
-// content. Everything the TCP and UDP code hands on goes through here.
+// The application decoders behind a flow, chosen by port or by content
+// from the engine's registry (Config.Protocols). Everything the TCP and
+// UDP code hands on goes through here.
 
-// modbusSink and dnp3Sink pass decoded messages on with the flow they came
-// from. They are fields of the Engine, so passing their address as an
-// interface allocates nothing.
-type modbusSink struct{ e *Engine }
+// registered is one protocol of an engine's registry.
+type registered struct {
+	proto.Protocol
+	dec   proto.Decoder
+	ports portSet
+}
 
-func (s *modbusSink) Message(m *modbus.Message) {
+// sink passes decoded messages on with the flow they came from. It is a
+// field of the Engine, so passing its address as an interface allocates
+// nothing.
+type sink struct{ e *Engine }
+
+func (s *sink) Message(from proto.Side, m any) {
 	if s.e.h != nil {
-		s.e.h.Modbus(&s.e.cur.Flow, m)
+		s.e.h.Message(&s.e.cur.Flow, from, m)
 	}
 }
 
-type dnp3Sink struct {
-	e    *Engine
-	side int // the side whose bytes are being decoded, for garbage
-}
-
-// Message passes m on, saying which end sent it: for frames, the link
-// header's DIR bit names the master, and the flow knows which end that is.
-func (s *dnp3Sink) Message(m *dnp3.Message) {
-	if s.e.h == nil {
-		return
-	}
-	f := s.e.cur
-	from := s.side
-	if m.Kind != dnp3.KindGarbage && f.masterKnown {
-		from = f.master
-		if !m.Link.DIR {
-			from ^= 1
+// appFor picks the registered protocol (index + 1; 0 for none) for a
+// conversation over transport t between ports a and b, and which side is
+// the server (0: a, 1: b). Protocols are tried in registry order, serial
+// ones first, so a serial gateway may use a default port (502, 20000).
+func (e *Engine) appFor(t Transport, a, b uint16) (int, int) {
+	for i := range e.protos {
+		p := &e.protos[i]
+		if p.Serial && t != TCP {
+			continue
 		}
-	}
-	s.e.h.DNP3(&f.Flow, from == f.server, m)
-}
-
-// learnMaster notes which end is the DNP3 master from the first link
-// header a side sends (DIR set: the sender is the master).
-func (f *flow) learnMaster(side int, data []byte) {
-	if f.masterKnown || len(data) < 4 || data[0] != 0x05 || data[1] != 0x64 {
-		return
-	}
-	f.masterKnown = true
-	f.master = side
-	if data[3]&0x80 == 0 {
-		f.master ^= 1
-	}
-}
-
-// appFor picks the application decoder for a conversation over transport
-// t between ports a and b, which side is the server (0: a, 1: b), and
-// whether it carries Modbus RTU frames. An RTU port comes first: it may be
-// a default Modbus or DNP3 port (502, 20000) that a gateway uses.
-func (e *Engine) appFor(t Transport, a, b uint16) (App, int, bool) {
-	if t == TCP {
 		switch {
-		case e.isPort(&e.rtuPorts, b):
-			return AppModbus, 1, true
-		case e.isPort(&e.rtuPorts, a):
-			return AppModbus, 0, true
+		case e.isPort(&p.ports, b):
+			return i + 1, 1
+		case e.isPort(&p.ports, a):
+			return i + 1, 0
 		}
-	}
-	app, server := e.portApp(a, b)
-	return app, server, false
-}
-
-// portApp picks the decoder of the Modbus and DNP3 ports.
-func (e *Engine) portApp(a, b uint16) (App, int) {
-	switch {
-	case e.isPort(&e.modbusPorts, b):
-		return AppModbus, 1
-	case e.isPort(&e.modbusPorts, a):
-		return AppModbus, 0
-	case e.isPort(&e.dnp3Ports, b):
-		return AppDNP3, 1
-	case e.isPort(&e.dnp3Ports, a):
-		return AppDNP3, 0
 	}
 	if a < b {
-		return AppNone, 0
+		return 0, 0
 	}
-	return AppNone, 1
+	return 0, 1
 }
 
-// resetApp prepares a new flow's decoder state.
+// setApp makes registered protocol i (index + 1) the flow's decoder.
+func (e *Engine) setApp(f *flow, i int) {
+	p := &e.protos[i-1]
+	f.dec = i
+	f.App = p.ID
+	if p.Serial {
+		f.Transport = RTUOverTCP
+	}
+}
+
+// resetApp prepares a new flow's decoder state. Each flow record keeps the
+// state it made for each protocol, for reuse.
 func (e *Engine) resetApp(f *flow) {
-	switch f.App {
-	case AppModbus:
-		if f.Transport == RTUOverTCP {
-			f.mb.ResetRTU(f.MidStream)
-		} else {
-			f.mb.Reset(f.MidStream)
-		}
-	case AppDNP3:
-		if f.dnp == nil {
-			f.dnp = new(dnp3.Conn) // kept with the flow record for reuse
-		}
-		f.dnp.Reset(f.MidStream)
+	if f.dec == 0 {
+		return
 	}
+	if f.streams == nil {
+		f.streams = make([]proto.Stream, len(e.protos))
+	}
+	st := f.streams[f.dec-1]
+	if st == nil {
+		st = e.protos[f.dec-1].dec.NewStream()
+		f.streams[f.dec-1] = st
+	}
+	f.st = st
+	st.Reset(f.MidStream)
 }
 
-// sniff recognises DNP3 on a port nobody configured: a link header with a
-// valid CRC at the start of a payload. side is the sender; the link
-// header's DIR bit says whether it is the master, and the master is taken
-// as the client.
+// sniff recognises a protocol by content on a port nobody configured, at
+// the start of a payload sent by side. The detector says whether the
+// sender is the client; if that contradicts the guess made from the
+// ports, the roles are swapped.
 func (e *Engine) sniff(f *flow, side int, payload []byte) bool {
-	if len(payload) < 10 || payload[0] != 0x05 || payload[1] != 0x64 || !dnp3.Detect(payload) {
-		return false
+	for i := range e.protos {
+		p := &e.protos[i]
+		if p.Detect == nil {
+			continue
+		}
+		ok, fromClient := p.Detect(payload)
+		if !ok {
+			continue
+		}
+		e.setApp(f, i+1)
+		if fromClient == (side == f.server) {
+			f.server ^= 1
+			f.Client, f.Server = f.Server, f.Client
+			f.ClientMAC, f.ServerMAC = f.ServerMAC, f.ClientMAC
+		}
+		e.c.DNP3Sniffed++
+		e.resetApp(f)
+		return true
 	}
-	f.App = AppDNP3
-	f.learnMaster(side, payload)
-	fromMaster := payload[3]&0x80 != 0
-	if fromMaster == (side == f.server) {
-		// The sender is on the wrong side of the guess made from the
-		// ports: swap the roles.
-		f.server ^= 1
-		f.Client, f.Server = f.Server, f.Client
-		f.ClientMAC, f.ServerMAC = f.ServerMAC, f.ClientMAC
-		f.master = f.server ^ 1
-	}
-	e.c.DNP3Sniffed++
-	e.resetApp(f)
-	return true
+	return false
 }
 
-func (f *flow) dnp3Side(side int) dnp3.Side {
+// sideOf maps the side (0 or 1) a packet came from to the end of the flow
+// that sent it.
+func (f *flow) sideOf(side int) proto.Side {
 	if side == f.server {
-		return dnp3.FromServer
+		return proto.FromServer
 	}
-	return dnp3.FromClient
+	return proto.FromClient
 }
 
 // feed hands contiguous stream bytes sent by side to the flow's decoder
 // and returns how many it consumed.
 func (e *Engine) feed(f *flow, side int, data []byte) int {
-	switch f.App {
-	case AppModbus:
-		return e.mb.Feed(&f.mb, f.dirOf(side), data, e.meta, &e.mbSink)
-	case AppDNP3:
-		f.learnMaster(side, data)
-		e.dnSink.side = side
-		return e.dn.Feed(f.dnp, f.dnp3Side(side), data, dnp3.Meta(e.meta), &e.dnSink)
+	if f.dec == 0 {
+		return len(data)
 	}
-	return len(data)
+	return f.st.Feed(f.sideOf(side), data, e.meta, &e.sink)
 }
 
 // appGap tells the decoder bytes sent by side were lost; pending is what
 // was held before the hole.
 func (e *Engine) appGap(f *flow, side int, pending []byte) {
-	switch f.App {
-	case AppModbus:
-		e.mb.Gap(&f.mb, f.dirOf(side), pending, e.meta, &e.mbSink)
-	case AppDNP3:
-		e.dnSink.side = side
-		e.dn.Gap(f.dnp, f.dnp3Side(side), pending, dnp3.Meta(e.meta), &e.dnSink)
+	if f.dec != 0 {
+		f.st.Gap(f.sideOf(side), pending, e.meta, &e.sink)
 	}
 }
 
 // appClose ends the decoder's conversation.
 func (e *Engine) appClose(f *flow) {
-	switch f.App {
-	case AppModbus:
-		e.mb.Close(&f.mb, e.meta, &e.mbSink)
-	case AppDNP3:
-		e.dn.Close(f.dnp, dnp3.Meta(e.meta), &e.dnSink)
+	if f.dec != 0 {
+		f.st.Close(e.meta, &e.sink)
 	}
 }
 
 // appDatagram decodes one UDP payload.
 func (e *Engine) appDatagram(f *flow, side int, payload []byte) {
-	switch f.App {
-	case AppModbus:
-		e.mb.Datagram(&f.mb, f.dirOf(side), payload, e.meta, &e.mbSink)
-	case AppDNP3:
-		f.learnMaster(side, payload)
-		e.dnSink.side = side
-		e.dn.Datagram(f.dnp, f.dnp3Side(side), payload, dnp3.Meta(e.meta), &e.dnSink)
-	}
+	f.st.Datagram(f.sideOf(side), payload, e.meta, &e.sink)
 }

@@ -2,8 +2,11 @@
 // application: Ethernet, 802.1Q and QinQ, BSD loopback, Linux cooked and raw
 // IP link types; IPv4 and IPv6; TCP and UDP. It keeps a bounded flow table,
 // reassembles each direction of a TCP connection, and hands the byte streams
-// to protocol decoders chosen by port (Modbus/TCP, Modbus RTU over TCP,
-// DNP3) or, for DNP3, by content.
+// to the protocol decoders of its registry (Config.Protocols: by default
+// Modbus/TCP, Modbus RTU over TCP and DNP3), chosen by port or, for a
+// decoder that has a detector (DNP3), by content. Each decoder package
+// describes itself with a proto.Protocol, and messages reach the Handler
+// through one protocol-neutral call.
 //
 // The steady-state path allocates nothing per packet: layers are decoded
 // into preallocated structs with gopacket's DecodingLayerParser, flow
@@ -23,6 +26,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 )
 
 // Protocol limits and defaults.
@@ -33,8 +37,8 @@ const (
 	DefaultTotalBuffer   = 8 << 20  // bytes held by all flows together
 	DefaultMaxOutOfOrder = 16       // segments held per direction while waiting for a hole to fill
 	DefaultGapTimeout    = time.Second
-	DefaultModbusPort    = 502
-	DefaultDNP3Port      = 20000
+	DefaultModbusPort    = modbus.DefaultPort
+	DefaultDNP3Port      = dnp3.DefaultPort
 
 	// maxSeqJump is how far a segment may lie beyond or behind the expected
 	// sequence number before the stream is considered lost and resynced.
@@ -58,6 +62,24 @@ type Config struct {
 	GapTimeout     time.Duration // how long (packet time) a hole may stay open before it is skipped
 	Modbus         modbus.Config
 	DNP3           dnp3.Config
+	// Protocols is the registry of decoders, tried in order (serial ones
+	// first) for a flow's ports, and each one's detector, in order, for
+	// the first payload of a flow no port claims. Nil means
+	// DefaultProtocols(c): the ports and decoder settings above apply only
+	// then. To add a protocol, append its descriptor to DefaultProtocols.
+	Protocols []proto.Protocol
+}
+
+// DefaultProtocols is the registry of c: Modbus RTU over TCP, Modbus/TCP
+// and DNP3 on the ports c gives them (or their defaults).
+func DefaultProtocols(c Config) []proto.Protocol {
+	c.setDefaults()
+	// Handlers that want DNP3 point values ask for them
+	// (dnp3.Message.DecodePoints); the rest of the pipeline skips the work.
+	c.DNP3.LazyPoints = true
+	rtu, mb, dn := modbus.RTUProtocol(c.Modbus), modbus.Protocol(c.Modbus), dnp3.Protocol(c.DNP3)
+	rtu.Ports, mb.Ports, dn.Ports = c.ModbusRTUPorts, c.ModbusPorts, c.DNP3Ports
+	return []proto.Protocol{rtu, mb, dn}
 }
 
 func (c *Config) setDefaults() {
@@ -135,6 +157,11 @@ func (c Config) Validate() error {
 	if c.GapTimeout < 0 {
 		errs = append(errs, fmt.Errorf("gap timeout %v is negative", c.GapTimeout))
 	}
+	for i, p := range c.Protocols {
+		if p.ID == proto.None || p.NewDecoder == nil {
+			errs = append(errs, fmt.Errorf("protocol %d (%v) has no ID or no decoder", i, p.ID))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -160,24 +187,24 @@ func (t Transport) String() string {
 	return "unknown"
 }
 
-// App is the application protocol decoded on a flow.
-type App uint8
+// App is the application protocol decoded on a flow: the one protocol
+// identity, proto.ID.
+type App = proto.ID
 
+// The protocols, by their older names.
 const (
-	AppNone App = iota
-	AppModbus
-	AppDNP3
+	AppNone   = proto.None
+	AppModbus = proto.Modbus
+	AppDNP3   = proto.DNP3
 )
 
-func (a App) String() string {
-	switch a {
-	case AppModbus:
-		return "modbus"
-	case AppDNP3:
-		return "dnp3"
-	}
-	return "none"
-}
+// Side says which end of a flow sent a message.
+type Side = proto.Side
+
+const (
+	FromClient = proto.FromClient
+	FromServer = proto.FromServer
+)
 
 // Flow is what handlers see of a conversation. Client is the side that
 // talks to the well-known port.
@@ -193,18 +220,18 @@ type Flow struct {
 	MidStream bool // the capture did not see the connection open
 }
 
-// Handler receives decoded application messages. The arguments are reused
-// after the call returns.
+// Handler receives decoded application messages. m is a pointer to the
+// decoder's reused message (*modbus.Message, *dnp3.Message, or another
+// registered protocol's type); from says which end of f sent it. A handler
+// type-switches on m and ignores the types it does not know. The
+// arguments are reused after the call returns. For DNP3, point values are
+// decoded only when the handler calls m.DecodePoints.
 type Handler interface {
-	Modbus(f *Flow, m *modbus.Message)
-	// DNP3 receives fragments, link-only frames and garbage; fromServer
-	// says which end of f sent m. Point values are decoded only when the
-	// handler calls m.DecodePoints.
-	DNP3(f *Flow, fromServer bool, m *dnp3.Message)
+	Message(f *Flow, from Side, m any)
 }
 
 // FlowHandler is implemented by handlers that want to hear of every new
-// conversation, Modbus, DNP3 or neither: an OT host talking to the
+// conversation, whatever its protocol, if any: an OT host talking to the
 // Internet shows only in its flows. f is reused after the call returns.
 type FlowHandler interface {
 	NewFlow(f *Flow, t time.Time)
@@ -245,23 +272,18 @@ type Counters struct {
 	BufferedBytes  uint64 `json:"buffered_bytes"`   // gauge: reassembly bytes held now
 	BufferedPeak   uint64 `json:"buffered_peak"`    // the most reassembly bytes ever held at once
 	AppBytes       uint64 `json:"app_bytes"`        // application bytes handed to decoders
-	DNP3Sniffed    uint64 `json:"dnp3_sniffed"`     // flows recognised as DNP3 by content on a port not configured for it
+	DNP3Sniffed    uint64 `json:"dnp3_sniffed"`     // flows recognised by content on a port not configured for them (by default only DNP3 has a detector)
 }
 
 // Engine decodes packets. It is not safe for concurrent use.
 type Engine struct {
-	cfg         Config
-	h           Handler
-	mb          *modbus.Decoder
-	dn          *dnp3.Decoder
-	fh          FlowHandler // h, when it wants new flows
-	mbSink      modbusSink
-	dnSink      dnp3Sink
-	modbusPorts portSet
-	dnp3Ports   portSet
-	rtuPorts    portSet
-	parsers     [numFirst]*gopacket.DecodingLayerParser
-	decoded     []gopacket.LayerType
+	cfg     Config
+	h       Handler
+	fh      FlowHandler  // h, when it wants new flows
+	protos  []registered // the registry, serial protocols first
+	sink    sink
+	parsers [numFirst]*gopacket.DecodingLayerParser
+	decoded []gopacket.LayerType
 
 	eth      layers.Ethernet
 	vlan     vlanStack
@@ -275,7 +297,7 @@ type Engine struct {
 	flows    table
 	now      int64 // packet time of the packet being decoded, unix ns
 	nextScan int64
-	meta     modbus.Meta
+	meta     proto.Meta
 	cur      *flow // flow whose messages are being delivered
 	cut      int   // bytes of the current packet the snap length cut off
 	c        Counters
@@ -286,21 +308,25 @@ func New(cfg Config, h Handler) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	protos := cfg.Protocols
+	if protos == nil {
+		protos = DefaultProtocols(cfg)
+	}
 	cfg.setDefaults()
-	// Handlers that want DNP3 point values ask for them
-	// (dnp3.Message.DecodePoints); the rest of the pipeline skips the work.
-	cfg.DNP3.LazyPoints = true
-	e := &Engine{cfg: cfg, h: h, mb: modbus.NewDecoder(cfg.Modbus), dn: dnp3.NewDecoder(cfg.DNP3)}
-	e.mbSink.e, e.dnSink.e = e, e
+	e := &Engine{cfg: cfg, h: h}
+	e.sink.e = e
 	e.fh, _ = h.(FlowHandler)
-	for _, p := range cfg.ModbusPorts {
-		e.modbusPorts[p/64] |= 1 << (p % 64)
-	}
-	for _, p := range cfg.DNP3Ports {
-		e.dnp3Ports[p/64] |= 1 << (p % 64)
-	}
-	for _, p := range cfg.ModbusRTUPorts {
-		e.rtuPorts[p/64] |= 1 << (p % 64)
+	for _, serial := range []bool{true, false} {
+		for _, p := range protos {
+			if p.Serial != serial {
+				continue
+			}
+			r := registered{Protocol: p, dec: p.NewDecoder()}
+			for _, port := range p.Ports {
+				r.ports[port/64] |= 1 << (port % 64)
+			}
+			e.protos = append(e.protos, r)
+		}
 	}
 	// DecodingLayerParser fixes its first layer, so there is one per link
 	// encapsulation, all sharing the same layer structs.
@@ -417,7 +443,7 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 	e.c.Packets++
 	e.c.Bytes += uint64(len(data))
 	e.now = ts.UnixNano()
-	e.meta = modbus.Meta{Time: ts, Frame: frame}
+	e.meta = proto.Meta{Time: ts, Frame: frame}
 	e.expireIdle()
 
 	first := firstLayer(lt, data)
@@ -528,11 +554,10 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 		if swapped {
 			srcIP, srcPort, dstIP, dstPort = k.b, k.pb, k.a, k.pa
 		}
-		app, serverSide, rtu := e.appFor(t, srcPort, dstPort) // 1: the packet's destination is the server
-		f.App = app
+		dec, serverSide := e.appFor(t, srcPort, dstPort) // 1: the packet's destination is the server
 		f.Transport = t
-		if rtu {
-			f.Transport = RTUOverTCP
+		if dec != 0 {
+			e.setApp(f, dec)
 		}
 		f.VLAN = k.vlan
 		f.server = serverSide
@@ -558,20 +583,12 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 	return f, side, fresh
 }
 
-// dirOf maps the side a packet came from to its application direction.
-func (f *flow) dirOf(side int) modbus.Direction {
-	if side == f.server {
-		return modbus.Response
-	}
-	return modbus.Request
-}
-
 func (e *Engine) udpPacket(k *flowKey, mac [2][6]byte, payload []byte) {
 	f, side, fresh := e.lookup(k, mac, UDP, true)
 	if fresh {
 		e.resetApp(f)
 	}
-	if len(payload) == 0 || (f.App == AppNone && !e.sniff(f, side, payload)) {
+	if len(payload) == 0 || (f.dec == 0 && !e.sniff(f, side, payload)) {
 		return
 	}
 	e.cur = f
@@ -601,7 +618,7 @@ func (e *Engine) expireIdle() {
 func (e *Engine) closeFlow(f *flow, counter *uint64) {
 	*counter++
 	e.cur = f
-	if f.App != AppNone {
+	if f.dec != 0 {
 		// The client's side first, whichever end of the key it is, so
 		// that held requests are decoded before the responses to them.
 		for _, side := range [2]int{f.server ^ 1, f.server} {

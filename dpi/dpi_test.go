@@ -67,9 +67,11 @@ type counter struct {
 	fcs    []uint8
 }
 
-func (c *counter) DNP3(*Flow, bool, *dnp3.Message) {}
-
-func (c *counter) Modbus(_ *Flow, m *modbus.Message) {
+func (c *counter) Message(_ *Flow, _ Side, msg any) {
+	m, ok := msg.(*modbus.Message)
+	if !ok {
+		return
+	}
 	c.n++
 	c.frames = append(c.frames, m.Frame)
 	c.fcs = append(c.fcs, m.FC)
@@ -77,8 +79,14 @@ func (c *counter) Modbus(_ *Flow, m *modbus.Message) {
 
 type nopHandler struct{ n, dnp3 int }
 
-func (h *nopHandler) Modbus(*Flow, *modbus.Message)   { h.n++ }
-func (h *nopHandler) DNP3(*Flow, bool, *dnp3.Message) { h.dnp3++ }
+func (h *nopHandler) Message(_ *Flow, _ Side, m any) {
+	switch m.(type) {
+	case *modbus.Message:
+		h.n++
+	case *dnp3.Message:
+		h.dnp3++
+	}
+}
 
 func run(t testing.TB, cfg Config, h Handler, lt layers.LinkType, pkts []packet) *Engine {
 	t.Helper()
@@ -448,9 +456,12 @@ type dnp3Recorder struct {
 	fcs  []uint8
 }
 
-func (*dnp3Recorder) Modbus(*Flow, *modbus.Message) {}
-func (r *dnp3Recorder) DNP3(_ *Flow, fromServer bool, m *dnp3.Message) {
-	r.from = append(r.from, fromServer)
+func (r *dnp3Recorder) Message(_ *Flow, from Side, msg any) {
+	m, ok := msg.(*dnp3.Message)
+	if !ok {
+		return
+	}
+	r.from = append(r.from, from == FromServer)
 	r.fcs = append(r.fcs, m.FC)
 }
 

@@ -10,18 +10,19 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tapwatch/tapwatch/dpi"
-	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 )
 
 type printer struct{}
 
-func (printer) DNP3(*dpi.Flow, bool, *dnp3.Message) {}
-
-func (printer) Modbus(f *dpi.Flow, m *modbus.Message) {
+func (printer) Message(f *dpi.Flow, from dpi.Side, msg any) {
+	m, ok := msg.(*modbus.Message)
+	if !ok {
+		return
+	}
 	src := f.Client
-	if m.Dir == modbus.Response {
+	if from == dpi.FromServer {
 		src = f.Server
 	}
 	fmt.Printf("frame %d %v from %v: fc %d %s addr %d count %d values %v\n",

@@ -4,8 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 
-	"github.com/tapwatch/tapwatch/dpi/dnp3"
-	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 )
 
 // flowKey names a conversation. canonical orders the two ends so that both
@@ -74,11 +73,11 @@ type flow struct {
 	server int   // side (0: key.a, 1: key.b) that is the server
 	closed [2]bool
 	half   [2]half // indexed by the side that sends
-	mb     modbus.Conn
-	dnp    *dnp3.Conn // allocated the first time the record holds a DNP3 flow, then reused
-	// The DNP3 master's side, from the first link header's DIR bit.
-	masterKnown bool
-	master      int
+	dec    int     // the flow's protocol: index + 1 in the engine's registry; 0 for none
+	st     proto.Stream
+	// streams holds, by registry index, the decoder state this record
+	// made for each protocol; it is kept when the record is reused.
+	streams []proto.Stream
 }
 
 const chunkSize = 64
@@ -195,8 +194,8 @@ func (t *table) add(k flowKey) *flow {
 		i = n
 	}
 	f := t.at(i)
-	h0, h1, dnp := f.half[0], f.half[1], f.dnp // keep buffers for reuse
-	*f = flow{key: k, idx: i, prev: -1, next: -1, dnp: dnp}
+	h0, h1, st := f.half[0], f.half[1], f.streams // keep buffers and decoder state for reuse
+	*f = flow{key: k, idx: i, prev: -1, next: -1, streams: st}
 	f.half[0].reuse(h0)
 	f.half[1].reuse(h1)
 	t.nextID++

@@ -10,7 +10,6 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 )
@@ -47,9 +46,11 @@ type recorder struct {
 	flows []Flow   // the flow of each message
 }
 
-func (r *recorder) DNP3(*Flow, bool, *dnp3.Message) {}
-
-func (r *recorder) Modbus(f *Flow, m *modbus.Message) {
+func (r *recorder) Message(f *Flow, _ Side, v any) {
+	m, ok := v.(*modbus.Message)
+	if !ok {
+		return
+	}
 	r.msgs = append(r.msgs, msg{m.Frame, m.Dir, m.TID, m.Unit, m.FC, m.Malformed, m.Outcome, f.ID})
 	r.pdus = append(r.pdus, slices.Clone(m.PDU))
 	r.flows = append(r.flows, *f)

@@ -89,7 +89,7 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
 		}
 		e.resetApp(f)
 	}
-	if f.App == AppNone && (len(payload) == 0 || !e.sniff(f, side, payload)) {
+	if f.dec == 0 && (len(payload) == 0 || !e.sniff(f, side, payload)) {
 		if t.RST || t.FIN {
 			e.endSide(f, side, t.RST)
 		}

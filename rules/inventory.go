@@ -156,8 +156,18 @@ func (a *invAsset) add(role, proto uint8) {
 	}
 }
 
-// Modbus implements the pipeline's message sink.
-func (inv *Inventory) Modbus(f *dpi.Flow, m *modbus.Message) {
+// Message implements dpi.Handler: the pipeline's message sink. It ignores
+// protocols it does not know.
+func (inv *Inventory) Message(f *dpi.Flow, from dpi.Side, m any) {
+	switch m := m.(type) {
+	case *modbus.Message:
+		inv.modbusMsg(f, m)
+	case *dnp3.Message:
+		inv.dnp3Msg(f, from == dpi.FromServer, m)
+	}
+}
+
+func (inv *Inventory) modbusMsg(f *dpi.Flow, m *modbus.Message) {
 	if m.Malformed == modbus.NotModbus {
 		return
 	}
@@ -209,8 +219,7 @@ func (inv *Inventory) Modbus(f *dpi.Flow, m *modbus.Message) {
 	inv.done(slave)
 }
 
-// DNP3 implements the pipeline's message sink.
-func (inv *Inventory) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
+func (inv *Inventory) dnp3Msg(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 	if m.Kind != dnp3.KindApplication {
 		return
 	}

@@ -20,12 +20,12 @@ var invT0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func mbExchange(inv *Inventory, client, server string, unit uint8, at time.Duration, resp *modbus.Message) {
 	f := &dpi.Flow{Client: netip.MustParseAddrPort(client), Server: netip.MustParseAddrPort(server), ClientMAC: [6]byte{2, 0, 0, 0, 0, 1}}
-	inv.Modbus(f, &modbus.Message{Dir: modbus.Request, Unit: unit, FC: 3, Meta: modbus.Meta{Time: invT0.Add(at)}})
+	inv.Message(f, dpi.FromClient, &modbus.Message{Dir: modbus.Request, Unit: unit, FC: 3, Meta: modbus.Meta{Time: invT0.Add(at)}})
 	if resp == nil {
 		resp = &modbus.Message{FC: 3}
 	}
 	resp.Dir, resp.Unit, resp.Time = modbus.Response, unit, invT0.Add(at)
-	inv.Modbus(f, resp)
+	inv.Message(f, dpi.FromClient, resp)
 }
 
 func TestInventory(t *testing.T) {
@@ -74,9 +74,9 @@ func TestInventory(t *testing.T) {
 
 	// DNP3: the master's and the outstation's link addresses.
 	f := &dpi.Flow{Client: netip.MustParseAddrPort("10.0.1.1:40000"), Server: netip.MustParseAddrPort("10.0.1.2:20000")}
-	inv.DNP3(f, false, &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Request, Link: dnp3.LinkHeader{Src: 1, Dst: 10}, Meta: dnp3.Meta{Time: invT0}})
-	inv.DNP3(f, true, &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Response, Link: dnp3.LinkHeader{Src: 10, Dst: 1}, Meta: dnp3.Meta{Time: invT0}})
-	inv.DNP3(f, false, &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Request, Link: dnp3.LinkHeader{Src: 1, Dst: 0xFFFF}, Meta: dnp3.Meta{Time: invT0}})
+	inv.Message(f, dpi.FromClient, &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Request, Link: dnp3.LinkHeader{Src: 1, Dst: 10}, Meta: dnp3.Meta{Time: invT0}})
+	inv.Message(f, dpi.FromServer, &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Response, Link: dnp3.LinkHeader{Src: 10, Dst: 1}, Meta: dnp3.Meta{Time: invT0}})
+	inv.Message(f, dpi.FromClient, &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Request, Link: dnp3.LinkHeader{Src: 1, Dst: 0xFFFF}, Meta: dnp3.Meta{Time: invT0}})
 	var out *event.Asset
 	for _, a := range inv.Assets() {
 		if a.IP == "10.0.1.2" {
@@ -97,15 +97,15 @@ func TestInventoryUnanswered(t *testing.T) {
 	rec := &assetRecorder{}
 	inv := NewInventory(rec, 0, time.Hour)
 	f := &dpi.Flow{Client: netip.MustParseAddrPort("10.0.0.10:50000"), Server: netip.MustParseAddrPort("10.0.0.30:502")}
-	inv.Modbus(f, &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 3, Meta: modbus.Meta{Time: invT0}})
+	inv.Message(f, dpi.FromClient, &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 3, Meta: modbus.Meta{Time: invT0}})
 	if ips := assetIPs(rec.got); !reflect.DeepEqual(ips, []string{"10.0.0.10"}) {
 		t.Fatalf("after the request: messages for %v, want the master's only", ips)
 	}
-	inv.Modbus(f, &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 3, Outcome: modbus.OutcomeUnanswered, Meta: modbus.Meta{Time: invT0}})
+	inv.Message(f, dpi.FromClient, &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 3, Outcome: modbus.OutcomeUnanswered, Meta: modbus.Meta{Time: invT0}})
 	if len(rec.got) != 2 || rec.got[1].IP != "10.0.0.30" || !reflect.DeepEqual(rec.got[1].Roles, []string{"slave"}) || rec.got[1].ModbusUnits != nil {
 		t.Fatalf("after the request was given up on: %v, want the server's, without units", assetIPs(rec.got))
 	}
-	inv.Modbus(f, &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 3, Outcome: modbus.OutcomeUnanswered, Meta: modbus.Meta{Time: invT0}})
+	inv.Message(f, dpi.FromClient, &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 3, Outcome: modbus.OutcomeUnanswered, Meta: modbus.Meta{Time: invT0}})
 	if len(rec.got) != 2 {
 		t.Errorf("a second unanswered request sent the server again")
 	}
@@ -124,7 +124,7 @@ func TestInventoryBounded(t *testing.T) {
 	for i := range 10 {
 		ip := netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})
 		f := &dpi.Flow{Client: netip.AddrPortFrom(ip, 5000), Server: netip.MustParseAddrPort("10.0.9.9:502")}
-		inv.Modbus(f, &modbus.Message{Dir: modbus.Request, FC: 3, Meta: modbus.Meta{Time: invT0.Add(time.Duration(i) * time.Second)}})
+		inv.Message(f, dpi.FromClient, &modbus.Message{Dir: modbus.Request, FC: 3, Meta: modbus.Meta{Time: invT0.Add(time.Duration(i) * time.Second)}})
 	}
 	if inv.Len() != 3 || inv.Evicted != 8 {
 		t.Errorf("len %d evicted %d", inv.Len(), inv.Evicted)
@@ -138,11 +138,11 @@ func TestInventoryNoAllocs(t *testing.T) {
 	f := &dpi.Flow{Client: netip.MustParseAddrPort("10.0.0.10:50000"), Server: netip.MustParseAddrPort("10.0.0.20:502")}
 	req := &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 3, Meta: modbus.Meta{Time: invT0}}
 	resp := &modbus.Message{Dir: modbus.Response, Unit: 1, FC: 3, Meta: modbus.Meta{Time: invT0}}
-	inv.Modbus(f, req)
-	inv.Modbus(f, resp)
+	inv.Message(f, dpi.FromClient, req)
+	inv.Message(f, dpi.FromClient, resp)
 	if n := testing.AllocsPerRun(1000, func() {
-		inv.Modbus(f, req)
-		inv.Modbus(f, resp)
+		inv.Message(f, dpi.FromClient, req)
+		inv.Message(f, dpi.FromClient, resp)
 	}); n != 0 {
 		t.Errorf("%v allocations per exchange", n)
 	}

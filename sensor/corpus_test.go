@@ -34,14 +34,23 @@ type item struct {
 // never reached Wireshark's application layer.
 type collector struct{ modbus, dnp3fc, dnp3obj []item }
 
-func (c *collector) Modbus(_ *dpi.Flow, m *modbus.Message) {
+func (c *collector) Message(_ *dpi.Flow, _ dpi.Side, msg any) {
+	switch m := msg.(type) {
+	case *modbus.Message:
+		c.addModbus(m)
+	case *dnp3.Message:
+		c.addDNP3(m)
+	}
+}
+
+func (c *collector) addModbus(m *modbus.Message) {
 	if m.Outcome == modbus.OutcomeUnanswered || !m.HasFunction() {
 		return
 	}
 	c.modbus = append(c.modbus, item{m.Frame, strconv.Itoa(int(m.FC))})
 }
 
-func (c *collector) DNP3(_ *dpi.Flow, _ bool, m *dnp3.Message) {
+func (c *collector) addDNP3(m *dnp3.Message) {
 	if m.Kind != dnp3.KindApplication || m.Truncated {
 		return
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
-	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/sensor"
@@ -40,9 +39,12 @@ type dnpDigest struct {
 	from  []bool
 }
 
-func (*dnpDigest) Modbus(*dpi.Flow, *modbus.Message) {}
-
-func (d *dnpDigest) DNP3(_ *dpi.Flow, fromServer bool, m *dnp3.Message) {
+func (d *dnpDigest) Message(_ *dpi.Flow, from dpi.Side, msg any) {
+	m, ok := msg.(*dnp3.Message)
+	if !ok {
+		return
+	}
+	fromServer := from == dpi.FromServer
 	m.DecodePoints()
 	var s strings.Builder
 	fmt.Fprintf(&s, "%d", m.Frame)

@@ -22,7 +22,6 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
-	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/internal/testenv"
@@ -43,9 +42,11 @@ type brief struct {
 	flows []dpi.Flow
 }
 
-func (*brief) DNP3(*dpi.Flow, bool, *dnp3.Message) {}
-
-func (b *brief) Modbus(f *dpi.Flow, m *modbus.Message) {
+func (b *brief) Message(f *dpi.Flow, _ dpi.Side, msg any) {
+	m, ok := msg.(*modbus.Message)
+	if !ok {
+		return
+	}
 	var s strings.Builder
 	fmt.Fprintf(&s, "%d", m.Frame)
 	switch m.Dir {

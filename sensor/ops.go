@@ -8,7 +8,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 )
 
 // tsLayout is RFC 3339 with all nine digits of nanoseconds, so that lines
@@ -32,12 +34,28 @@ func NewOpsWriter(w io.Writer) *OpsWriter {
 // Err is the first write error, if any.
 func (o *OpsWriter) Err() error { return o.err }
 
-// Modbus writes one Modbus message.
-func (o *OpsWriter) Modbus(f *dpi.Flow, m *modbus.Message) {
+// Message implements dpi.Handler: it writes one line for m. A message of
+// a protocol the writer does not know is written when it is
+// proto.Loggable, and skipped otherwise.
+func (o *OpsWriter) Message(f *dpi.Flow, from dpi.Side, m any) {
 	if o.err != nil {
 		return
 	}
-	b := o.head(o.buf[:0], m.Time, m.Frame, "modbus", f, m.Dir == modbus.Response)
+	switch m := m.(type) {
+	case *modbus.Message:
+		o.writeModbus(f, m)
+	case *dnp3.Message:
+		o.writeDNP3(f, from == dpi.FromServer, m)
+	case proto.Loggable:
+		meta := m.Packet()
+		b := o.head(o.buf[:0], meta.Time, meta.Frame, f.App.String(), f, from == dpi.FromServer)
+		o.end(m.AppendFields(b))
+	}
+}
+
+// writeModbus writes one Modbus message.
+func (o *OpsWriter) writeModbus(f *dpi.Flow, m *modbus.Message) {
+	b := o.head(o.buf[:0], m.Time, m.Frame, proto.Modbus.String(), f, m.Dir == modbus.Response)
 	switch m.Dir {
 	case modbus.Request:
 		b = append(b, `,"dir":"request"`...)

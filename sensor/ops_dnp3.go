@@ -7,15 +7,13 @@ import (
 
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 )
 
-// DNP3 writes one line for an application fragment, a link-only frame, or
+// writeDNP3 writes one line for an application fragment, a link-only frame, or
 // a run of bytes that were no DNP3.
-func (o *OpsWriter) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
-	if o.err != nil {
-		return
-	}
-	b := o.head(o.buf[:0], m.Time, m.Frame, "dnp3", f, fromServer)
+func (o *OpsWriter) writeDNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
+	b := o.head(o.buf[:0], m.Time, m.Frame, proto.DNP3.String(), f, fromServer)
 	if m.Kind != dnp3.KindGarbage {
 		l := &m.Link
 		b = append(b, `,"link_src":`...)

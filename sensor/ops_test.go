@@ -76,7 +76,7 @@ func TestOpsLineIsJSON(t *testing.T) {
 			if f == nil {
 				f = &testFlow
 			}
-			w.Modbus(f, &tc.m)
+			w.Message(f, dpi.FromClient, &tc.m)
 			var got map[string]any
 			if err := json.Unmarshal([]byte(sb.String()), &got); err != nil {
 				t.Fatalf("%v in %s", err, sb.String())
@@ -103,8 +103,8 @@ func TestOpsWriterAllocs(t *testing.T) {
 	w := NewOpsWriter(io.Discard)
 	m := modbus.Message{Meta: modbus.Meta{Time: time.Now(), Frame: 9}, Dir: modbus.Request, FC: 16,
 		HasAddr: true, Addr: 1, Count: 3, Values: []uint16{1, 2, 3}, PDU: []byte{16}}
-	w.Modbus(&testFlow, &m)
-	if n := testing.AllocsPerRun(100, func() { w.Modbus(&testFlow, &m) }); n != 0 {
+	w.Message(&testFlow, dpi.FromClient, &m)
+	if n := testing.AllocsPerRun(100, func() { w.Message(&testFlow, dpi.FromClient, &m) }); n != 0 {
 		t.Errorf("%v allocations per line, want 0", n)
 	}
 }

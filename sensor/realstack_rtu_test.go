@@ -225,7 +225,7 @@ type modbusSink struct {
 	s *rsSink
 }
 
-func (m modbusSink) Message(msg *modbus.Message) { m.s.Modbus(m.f, msg) }
+func (m modbusSink) Message(msg *modbus.Message) { m.s.Message(m.f, dpi.FromClient, msg) }
 
 func compareRTULegs(t *testing.T, rtuOps, tcpOps []rsOp) {
 	t.Helper()

@@ -29,7 +29,6 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
-	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/sensor"
@@ -195,9 +194,11 @@ type rsOp struct {
 
 type rsSink struct{ ops []rsOp }
 
-func (*rsSink) DNP3(*dpi.Flow, bool, *dnp3.Message) {}
-
-func (s *rsSink) Modbus(f *dpi.Flow, m *modbus.Message) {
+func (s *rsSink) Message(f *dpi.Flow, _ dpi.Side, msg any) {
+	m, ok := msg.(*modbus.Message)
+	if !ok {
+		return
+	}
 	c := *m
 	c.Values = slices.Clone(m.Values)
 	c.PDU, c.Data, c.Objects, c.Records = nil, nil, nil, nil

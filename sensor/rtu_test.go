@@ -20,7 +20,6 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
-	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/internal/testenv"
@@ -126,9 +125,11 @@ func TestRTUOverTCPFixture(t *testing.T) {
 // Wireshark shows, as Wireshark prints them.
 type rtuFields map[uint64]map[string]string
 
-func (rtuFields) DNP3(*dpi.Flow, bool, *dnp3.Message) {}
-
-func (r rtuFields) Modbus(_ *dpi.Flow, m *modbus.Message) {
+func (r rtuFields) Message(_ *dpi.Flow, _ dpi.Side, msg any) {
+	m, ok := msg.(*modbus.Message)
+	if !ok {
+		return
+	}
 	if m.Outcome == modbus.OutcomeUnanswered {
 		return // repeats a request's frame
 	}

@@ -16,12 +16,9 @@ import (
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 )
 
-// OpsSink receives every decoded message. The arguments are reused after
-// the call returns.
-type OpsSink interface {
-	Modbus(f *dpi.Flow, m *modbus.Message)
-	DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message)
-}
+// OpsSink receives every decoded message, of whatever protocol: it is a
+// dpi.Handler. The arguments are reused after the call returns.
+type OpsSink = dpi.Handler
 
 // Options configure a pipeline.
 type Options struct {
@@ -107,14 +104,33 @@ func (p *Pipeline) SetRules(r OpsSink) {
 // SetOps replaces the operations sink (nil: none).
 func (p *Pipeline) SetOps(o OpsSink) { p.ops = o }
 
-// SourceMessages is the number of Modbus and DNP3 messages decoded so far
+// SourceMessages is the number of messages decoded so far
 // from packets of capture source i.
 func (p *Pipeline) SourceMessages(i int) uint64 { return p.bySource[min(i, MaxSources-1)] }
 
-// Modbus implements dpi.Handler.
-func (p *Pipeline) Modbus(f *dpi.Flow, m *modbus.Message) {
+// Message implements dpi.Handler: it counts m, then hands it to the rule
+// engine, the asset inventory and the operations sink, in that order.
+func (p *Pipeline) Message(f *dpi.Flow, from dpi.Side, m any) {
 	p.bySource[p.src]++
-	t := &p.tally
+	switch m := m.(type) {
+	case *modbus.Message:
+		p.tally.countModbus(m)
+	case *dnp3.Message:
+		p.tally.countDNP3(m)
+	}
+	if p.rules != nil {
+		p.rules.Message(f, from, m)
+	}
+	if p.assets != nil {
+		p.assets.Message(f, from, m)
+	}
+	if p.ops != nil {
+		p.ops.Message(f, from, m)
+	}
+}
+
+// countModbus counts a Modbus message.
+func (t *Tally) countModbus(m *modbus.Message) {
 	if m.Outcome == modbus.OutcomeUnanswered {
 		t.Unanswered++
 	} else {
@@ -139,15 +155,6 @@ func (p *Pipeline) Modbus(f *dpi.Flow, m *modbus.Message) {
 			t.Orphans++
 		}
 	}
-	if p.rules != nil {
-		p.rules.Modbus(f, m)
-	}
-	if p.assets != nil {
-		p.assets.Modbus(f, m)
-	}
-	if p.ops != nil {
-		p.ops.Modbus(f, m)
-	}
 }
 
 // NewFlow implements dpi.FlowHandler for the rule engine.
@@ -157,10 +164,9 @@ func (p *Pipeline) NewFlow(f *dpi.Flow, t time.Time) {
 	}
 }
 
-// DNP3 implements dpi.Handler.
-func (p *Pipeline) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
-	p.bySource[p.src]++
-	t := &p.tally.DNP3
+// countDNP3 counts a DNP3 message.
+func (tally *Tally) countDNP3(m *dnp3.Message) {
+	t := &tally.DNP3
 	switch m.Kind {
 	case dnp3.KindApplication:
 		t.Fragments++
@@ -186,15 +192,6 @@ func (p *Pipeline) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 				t.ByReason[r]++
 			}
 		}
-	}
-	if p.rules != nil {
-		p.rules.DNP3(f, fromServer, m)
-	}
-	if p.assets != nil {
-		p.assets.DNP3(f, fromServer, m)
-	}
-	if p.ops != nil {
-		p.ops.DNP3(f, fromServer, m)
 	}
 }
 

@@ -21,7 +21,6 @@ import (
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
-	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/sensor"
 )
@@ -342,9 +341,12 @@ type svCapture struct {
 
 type svSink struct{ msgs []*svMsg }
 
-func (s *svSink) Modbus(*dpi.Flow, *modbus.Message) {}
-
-func (s *svSink) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
+func (s *svSink) Message(f *dpi.Flow, from dpi.Side, msg any) {
+	m, ok := msg.(*dnp3.Message)
+	if !ok {
+		return
+	}
+	fromServer := from == dpi.FromServer
 	m.DecodePoints()
 	x := &svMsg{m: *m, flow: *f, fromServer: fromServer}
 	x.m.Objects = slices.Clone(m.Objects)

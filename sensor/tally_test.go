@@ -3,6 +3,7 @@ package sensor
 import (
 	"testing"
 
+	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 )
 
@@ -29,7 +30,7 @@ func TestDNP3TallyMalformed(t *testing.T) {
 			}
 			m.Anomalies |= 1 << r
 		}
-		p.DNP3(nil, false, &m)
+		p.Message(nil, dpi.FromClient, &m)
 	}
 	d := p.Tally().DNP3
 	if d.Fragments != 5 || d.Anomalous != 4 || d.Malformed != 2 {

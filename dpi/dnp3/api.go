@@ -10,30 +10,32 @@
 // or the Decoder's scratch space and are valid only during the Handler call.
 package dnp3
 
-import "time"
+import (
+	"time"
 
-// API CONTRACT, written by the dpi author. Implementers fill in the bodies
-// in their own files and may add unexported fields to Decoder and Conn
-// through the state types named below, but keep these names and
-// signatures. api.go is owned by the lead; ask before changing it.
+	"github.com/tapwatch/tapwatch/dpi/proto"
+)
+
+// The package's API: the types and the entry points, which forward to the
+// implementations in link.go, transport.go, app.go and sbo.go. dpi runs
+// the decoder through Protocol (proto.go); the entry points below serve
+// other callers: tests, fuzzers, examples and tools that decode bytes
+// without dpi.
 
 // Side says which end of the connection sent bytes: the client opened the
 // connection (for TCP) or sent to the DNP3 port (for UDP). It keeps framing
 // state apart per direction; who is master is read from the link layer's
 // DIR bit, not from Side. The zero value is invalid.
-type Side uint8
+type Side = proto.Side
 
 const (
-	FromClient Side = 1
-	FromServer Side = 2
+	FromClient = proto.FromClient
+	FromServer = proto.FromServer
 )
 
 // Meta is the packet context of the bytes handed to Feed or Datagram: the
 // time and 1-based capture frame number of the packet that completed them.
-type Meta struct {
-	Time  time.Time
-	Frame uint64
-}
+type Meta = proto.Meta
 
 // Handler receives decoded messages. m and everything it points to is reused
 // after the call returns.

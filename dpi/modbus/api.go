@@ -29,6 +29,8 @@ package modbus
 import (
 	"errors"
 	"time"
+
+	"github.com/tapwatch/tapwatch/dpi/proto"
 )
 
 // Direction says who sent an ADU. The zero value is invalid.
@@ -41,10 +43,7 @@ const (
 
 // Meta is the packet context of the bytes handed to Feed or Datagram: the
 // time and 1-based capture frame number of the packet that completed them.
-type Meta struct {
-	Time  time.Time
-	Frame uint64
-}
+type Meta = proto.Meta
 
 // Handler receives decoded messages. m and everything it points to is reused
 // after the call returns.

@@ -153,7 +153,16 @@ func ends(f *dpi.Flow, fromServer bool) (src, dst netip.Addr) {
 	return f.Client.Addr(), f.Server.Addr()
 }
 
-func (o *ops) Modbus(f *dpi.Flow, m *modbus.Message) {
+func (o *ops) Message(f *dpi.Flow, from dpi.Side, msg any) {
+	switch m := msg.(type) {
+	case *modbus.Message:
+		o.modbusOp(f, m)
+	case *dnp3.Message:
+		o.dnp3Op(f, from == dpi.FromServer, m)
+	}
+}
+
+func (o *ops) modbusOp(f *dpi.Flow, m *modbus.Message) {
 	x := op{frame: m.Frame, time: m.Time, proto: "modbus", req: m.Dir == modbus.Request, unit: m.Unit, fc: m.FC,
 		addr: m.Addr, count: m.Count, values: slices.Clone(m.Values), sub: m.Sub, mei: m.MEI, exc: m.Exception}
 	x.src, x.dst = ends(f, m.Dir == modbus.Response)
@@ -168,7 +177,7 @@ func (o *ops) Modbus(f *dpi.Flow, m *modbus.Message) {
 	o.add(x)
 }
 
-func (o *ops) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
+func (o *ops) dnp3Op(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 	x := op{frame: m.Frame, time: m.Time, proto: "dnp3", req: m.Dir == dnp3.Request, fc: m.FC, linkDst: m.Link.Dst, sbo: m.SBO}
 	x.src, x.dst = ends(f, fromServer)
 	switch {

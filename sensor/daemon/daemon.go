@@ -21,8 +21,6 @@ import (
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/dpi"
-	"github.com/tapwatch/tapwatch/dpi/dnp3"
-	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/internal/sdnotify"
 	"github.com/tapwatch/tapwatch/rules"
@@ -256,10 +254,9 @@ func (d *Daemon) opsSink() sensor.OpsSink {
 // fanOut hands each message to two sinks.
 type fanOut [2]sensor.OpsSink
 
-func (f fanOut) Modbus(fl *dpi.Flow, m *modbus.Message) { f[0].Modbus(fl, m); f[1].Modbus(fl, m) }
-func (f fanOut) DNP3(fl *dpi.Flow, fromServer bool, m *dnp3.Message) {
-	f[0].DNP3(fl, fromServer, m)
-	f[1].DNP3(fl, fromServer, m)
+func (f fanOut) Message(fl *dpi.Flow, from dpi.Side, m any) {
+	f[0].Message(fl, from, m)
+	f[1].Message(fl, from, m)
 }
 
 // buildEngine loads the policy and the baseline (or takes the learned one)
