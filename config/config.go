@@ -17,7 +17,7 @@ import (
 	"github.com/tapwatch/tapwatch/board"
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
-	"github.com/tapwatch/tapwatch/internal/suggest"
+	"github.com/tapwatch/tapwatch/internal/yamlpos"
 	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/uplink"
 )
@@ -86,7 +86,7 @@ type Config struct {
 
 	// File is the file the config was loaded from ("" when built in code).
 	File string `yaml:"-"`
-	pos  map[string][2]int
+	pos  yamlpos.Positions
 }
 
 // Ports are the ports that carry each protocol. The live capture keeps
@@ -192,7 +192,7 @@ type Log struct {
 
 // Load reads, decodes and validates the config file at path, then sets
 // the defaults and makes relative paths relative to the file's folder.
-// Every problem is reported, joined, each an *Error.
+// Every problem is reported, joined, each a *yamlpos.Error.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -217,15 +217,15 @@ func Load(path string) (*Config, error) {
 // Parse decodes and validates a config file's contents; name is used in
 // errors. Relative paths stay as written.
 func Parse(data []byte, name string) (*Config, error) {
-	d := &decoder{file: name, pos: map[string][2]int{}}
+	d := &decoder{yamlpos.NewDecoder(name)}
 	c := &Config{}
 	if err := d.parse(data, c); err != nil {
 		return nil, err
 	}
-	if len(d.errs) > 0 {
-		return nil, join(d.errs)
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
-	c.File, c.pos = name, d.pos
+	c.File, c.pos = name, d.Pos
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -352,9 +352,9 @@ func (c *Config) resolve(dir string) {
 }
 
 // Validate checks a config with its defaults set; each problem is an
-// *Error naming the field (and, for a loaded file, where it is).
+// *yamlpos.Error naming the field (and, for a loaded file, where it is).
 func (c *Config) Validate() error {
-	var errs []*Error
+	var errs []*yamlpos.Error
 	bad := func(field, format string, a ...any) {
 		errs = append(errs, c.FieldError(field, format, a...))
 	}
@@ -472,10 +472,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return join(errs)
+	return yamlpos.Join(errs)
 }
 
 func (c *Config) validateHardware(bad func(field, format string, a ...any)) {
@@ -483,11 +480,7 @@ func (c *Config) validateHardware(bad func(field, format string, a ...any)) {
 	if h.Board != board.Auto && h.Board != board.None {
 		if _, ok := board.ByName(h.Board); !ok {
 			names := board.Names()
-			msg := fmt.Sprintf("%q is not a board profile; want auto, none or one of %s", h.Board, strings.Join(names, ", "))
-			if s := suggest.Closest(h.Board, names); s != "" {
-				msg += fmt.Sprintf(" (did you mean %s?)", s)
-			}
-			bad("hardware.board", "%s", msg)
+			bad("hardware.board", "%q is not a board profile; want auto, none or one of %s%s", h.Board, strings.Join(names, ", "), yamlpos.DidYouMean(h.Board, names))
 		}
 	}
 	for _, p := range []struct{ field, pin string }{
@@ -529,29 +522,19 @@ func (c *Config) Position(field string) (line, column int) { return c.position(f
 
 // FieldError is an error about field, with its place in the file when
 // the config was loaded from one.
-func (c *Config) FieldError(field, format string, a ...any) *Error {
-	e := &Error{File: c.File, Path: field, Msg: fmt.Sprintf(format, a...)}
-	if e.File == "" {
-		e.File = "config"
+func (c *Config) FieldError(field, format string, a ...any) *yamlpos.Error {
+	file := c.File
+	if file == "" {
+		file = "config"
 	}
-	e.Line, e.Column = c.position(field)
-	return e
+	return c.pos.Errorf(file, field, field, format, a...)
 }
 
 // position is where field (or the nearest enclosing field) is in the
 // file; 0, 0 when it is not there.
 func (c *Config) position(field string) (int, int) {
-	for f := field; f != ""; {
-		if p, ok := c.pos[f]; ok {
-			return p[0], p[1]
-		}
-		i := strings.LastIndexAny(f, ".[")
-		if i < 0 {
-			break
-		}
-		f = f[:i]
-	}
-	return 0, 0
+	at, _ := c.pos.Lookup(field)
+	return at.Line, at.Column
 }
 
 // Learning reports whether the config asks for a learning period.

@@ -117,9 +117,9 @@ func TestErrors(t *testing.T) {
 		want       []string
 	}{
 		{"unknown field", "interfaces: [eth1]\nintrefaces: [eth2]\n",
-			[]string{`bad.yaml:2:1: unknown field "intrefaces"; did you mean "interfaces"?`}},
+			[]string{`bad.yaml:2:1: unknown field "intrefaces" (did you mean interfaces?)`}},
 		{"nested unknown", "interfaces: [eth1]\ncapture:\n  ring: 5\n",
-			[]string{`bad.yaml:3:3: capture: unknown field "ring"; did you mean "ring_bytes"?`}},
+			[]string{`bad.yaml:3:3: capture: unknown field "ring" (expected ring_bytes, block_timeout or promiscuous)`}},
 		{"no interface", "site: a\n",
 			[]string{`bad.yaml: interfaces: no capture interface given`}},
 		{"bad duration", "interfaces: [eth1]\nlink_idle: ten minutes\n",
@@ -162,7 +162,7 @@ func TestErrors(t *testing.T) {
 				`bad.yaml:5:17: hardware.button.pin: "sim:b": a sim pin needs hardware.sim_dir`,
 				`bad.yaml:6:28: hardware.relays.alarm_severity: "severe"`, `bad.yaml:7:13: hardware.watchdog: "watchdog0": want a device path`,
 				`bad.yaml:8:10: hardware.panel: "colour"; want auto, on or off`, `bad.yaml:9:13: hardware.sys_root: "sys": want an absolute path`}},
-		{"hardware field", "interfaces: [eth1]\nhardware:\n  ledz: {}\n", []string{`bad.yaml:3:3: hardware: unknown field "ledz"; did you mean "leds"?`}},
+		{"hardware field", "interfaces: [eth1]\nhardware:\n  ledz: {}\n", []string{`bad.yaml:3:3: hardware: unknown field "ledz" (did you mean leds?)`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,245 @@
+// Package yamlpos is what the policy and config loaders share to read
+// YAML with positions: one error type naming the file, line, column and
+// field path; one way to join several errors; one "did you mean" form;
+// parsing, node positions, scalar text and unknown-field checks.
+package yamlpos
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/tapwatch/tapwatch/internal/suggest"
+)
+
+// Error is one problem in a file: where it is (Line and Column are 0
+// when unknown: a default, a missing field, a value built in Go) and the
+// field's path, such as rules[2].when.fc.
+type Error struct {
+	File   string
+	Line   int // 1-based; 0 when unknown
+	Column int
+	Path   string // field path; "" for YAML syntax errors
+	Msg    string
+}
+
+// Error reads "file:line:column: path: message", leaving out what is
+// unknown.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Column)
+	}
+	b.WriteString(": ")
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Join sorts errs by position, in file order (errors without a position
+// first, otherwise in the order given), and joins them with errors.Join;
+// nil when there are none.
+func Join(errs []*Error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	sort.SliceStable(errs, func(i, j int) bool {
+		if errs[i].Line != errs[j].Line {
+			return errs[i].Line < errs[j].Line
+		}
+		return errs[i].Column < errs[j].Column
+	})
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+	}
+	return errors.Join(out...)
+}
+
+// Pos is a place in a file; the zero value means unknown.
+type Pos struct{ Line, Column int }
+
+// PosOf is where node n starts.
+func PosOf(n ast.Node) Pos {
+	if n == nil {
+		return Pos{}
+	}
+	tk := n.GetToken()
+	if tk == nil || tk.Position == nil {
+		return Pos{}
+	}
+	return Pos{tk.Position.Line, tk.Position.Column}
+}
+
+// Positions maps field paths to where they start in the file.
+type Positions map[string]Pos
+
+// Record keeps the first place given for path.
+func (ps Positions) Record(path string, at Pos) {
+	if _, ok := ps[path]; !ok {
+		ps[path] = at
+	}
+}
+
+// Lookup is where path, or the nearest field that holds it, starts.
+func (ps Positions) Lookup(path string) (Pos, bool) {
+	for k := path; k != ""; k = Parent(k) {
+		if at, ok := ps[k]; ok {
+			return at, true
+		}
+	}
+	return Pos{}, false
+}
+
+// Field is the path of field key in the map at path.
+func Field(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// Elem is the path of element i of the list at path.
+func Elem(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+
+// Parent is the path of the map or list that holds path; "" at the top.
+func Parent(path string) string {
+	i := strings.LastIndexAny(path, ".[")
+	if i < 0 {
+		return ""
+	}
+	return path[:i]
+}
+
+// Decoder collects the problems found in one file, in any order; Err
+// sorts and joins them.
+type Decoder struct {
+	File string
+	Errs []*Error
+	Pos  Positions // where each field path starts, when recorded
+}
+
+// NewDecoder is a decoder of the file named file.
+func NewDecoder(file string) *Decoder {
+	return &Decoder{File: file, Pos: Positions{}}
+}
+
+// Errorf reports a problem of field path (which may be "") at at.
+func (d *Decoder) Errorf(at Pos, path, format string, a ...any) {
+	d.Errs = append(d.Errs, &Error{File: d.File, Line: at.Line, Column: at.Column, Path: path, Msg: fmt.Sprintf(format, a...)})
+}
+
+// Err is every problem reported, joined (see Join); nil when none.
+func (d *Decoder) Err() error { return Join(d.Errs) }
+
+// Parse parses data into a YAML syntax tree. A syntax error is an *Error
+// at its place; a panic of the parser, which is not ours, is an *Error
+// too rather than a crash.
+func (d *Decoder) Parse(data []byte) (f *ast.File, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = nil, &Error{File: d.File, Msg: fmt.Sprintf("the YAML parser failed: %v", r)}
+		}
+	}()
+	f, err = parser.ParseBytes(data, 0)
+	if err != nil {
+		var ye yaml.Error
+		if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
+			p := ye.GetToken().Position
+			return nil, &Error{File: d.File, Line: p.Line, Column: p.Column, Msg: ye.GetMessage()}
+		}
+		return nil, &Error{File: d.File, Msg: err.Error()}
+	}
+	return f, nil
+}
+
+// Known reports whether key is one of allowed; when it is not, it
+// reports an unknown field of the map at path, with a suggestion.
+func (d *Decoder) Known(at Pos, path, key string, allowed []string) bool {
+	for _, a := range allowed {
+		if a == key {
+			return true
+		}
+	}
+	d.Errorf(at, path, "unknown field %q%s", key, Choices(key, allowed))
+	return false
+}
+
+// ScalarText is the text of a scalar node as written; false for maps,
+// lists and anything else that is not a scalar.
+func ScalarText(n ast.Node) (string, bool) {
+	switch x := n.(type) {
+	case *ast.StringNode:
+		return x.Value, true
+	case *ast.LiteralNode:
+		if x.Value == nil {
+			return "", true
+		}
+		return x.Value.Value, true
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
+		return n.GetToken().Value, true
+	}
+	return "", false
+}
+
+// Describe names what n is for an error: a map, a list, a scalar's text
+// quoted, or nothing.
+func Describe(n ast.Node) string {
+	switch n.(type) {
+	case *ast.MappingNode, *ast.MappingValueNode:
+		return "a map"
+	case *ast.SequenceNode:
+		return "a list"
+	}
+	if s, ok := ScalarText(n); ok {
+		return strconv.Quote(s)
+	}
+	return "nothing"
+}
+
+// DidYouMean suggests the candidate closest to a misspelt word (see
+// suggest.Closest) as " (did you mean x?)"; "" when none is close.
+func DidYouMean(word string, candidates []string) string {
+	if best := suggest.Closest(word, candidates); best != "" {
+		return " (did you mean " + best + "?)"
+	}
+	return ""
+}
+
+// Choices is DidYouMean, or when no candidate is close, the list of
+// them: " (expected a, b or c)".
+func Choices(word string, candidates []string) string {
+	if s := DidYouMean(word, candidates); s != "" {
+		return s
+	}
+	return " (expected " + ListOr(candidates) + ")"
+}
+
+// ListOr lists names as "a, b or c".
+func ListOr(names []string) string {
+	if len(names) <= 1 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// Errorf is an error about field path of file, placed where key (path
+// or one of its elements) starts, or else the nearest field holding it;
+// without a place when none was recorded.
+func (ps Positions) Errorf(file, path, key, format string, a ...any) *Error {
+	e := &Error{File: file, Path: path, Msg: fmt.Sprintf(format, a...)}
+	if at, ok := ps.Lookup(key); ok {
+		e.Line, e.Column = at.Line, at.Column
+	}
+	return e
+}
