@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/internal/yamlpos"
 )
 
 // A baseline is the baseline section of a policy file: what a learner saw
@@ -295,7 +296,7 @@ func (d *decoder) valueRange(n *node, path string, proto Proto) ValueRange {
 				t = Table(index(tableNames, s) + 1)
 			}
 			if t == 0 {
-				d.errorf(e.val.pos, path+".table", "%q is not a Modbus table%s", s, choices(s, tableNames))
+				d.errorf(e.val.pos, path+".table", "%q is not a Modbus table%s", s, yamlpos.Choices(s, tableNames))
 			}
 			v.Table = t
 		}

@@ -6,7 +6,6 @@ package rules
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -22,13 +21,11 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
-	"github.com/tapwatch/tapwatch/internal/suggest"
+	"github.com/tapwatch/tapwatch/internal/yamlpos"
 )
 
 // Limits of the policy file.
@@ -105,7 +102,7 @@ func ParseSeverity(s string) (Severity, error) {
 			return Severity(i + 1), nil
 		}
 	}
-	return 0, fmt.Errorf("%q is not a severity%s", s, choices(s, severityNames))
+	return 0, fmt.Errorf("%q is not a severity%s", s, yamlpos.Choices(s, severityNames))
 }
 
 // OpClass says what an operation does to a device, whatever the protocol.
@@ -140,7 +137,7 @@ func ParseOpClass(s string) (OpClass, error) {
 			return OpClass(i + 1), nil
 		}
 	}
-	return 0, fmt.Errorf("%q is not an operation class%s", s, choices(s, opNames))
+	return 0, fmt.Errorf("%q is not an operation class%s", s, yamlpos.Choices(s, opNames))
 }
 
 // OpSet is a set of operation classes; empty means any.
@@ -417,10 +414,8 @@ type Policy struct {
 // source remembers the file name and where each field path starts.
 type source struct {
 	name string
-	pos  map[string]position
+	pos  yamlpos.Positions
 }
-
-type position struct{ line, col int }
 
 // LookupDetector returns the built-in detector with that id, or nil.
 func LookupDetector(id string) *Detector {
@@ -478,30 +473,6 @@ func (p *Policy) Asset(name string) *Asset {
 	return nil
 }
 
-// Error is one problem in a policy file.
-type Error struct {
-	File   string
-	Line   int // 1-based; 0 when unknown
-	Column int
-	Path   string // field path such as rules[2].when.fc; "" for YAML syntax errors
-	Msg    string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Column)
-	}
-	b.WriteString(": ")
-	if e.Path != "" {
-		b.WriteString(e.Path)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
-
 // Load reads and parses the policy file at path.
 func Load(path string) (*Policy, error) {
 	f, err := os.Open(path)
@@ -520,38 +491,24 @@ func Load(path string) (*Policy, error) {
 }
 
 // Parse decodes a policy file; name is used in error messages. Every
-// problem found is reported (joined with errors.Join, each an *Error,
-// sorted by position), not only the first.
+// problem found is reported (joined with errors.Join, each a
+// *yamlpos.Error, sorted by position), not only the first.
 func Parse(data []byte, name string) (*Policy, error) {
 	if name == "" {
 		name = "policy"
 	}
-	d := &decoder{src: &source{name: name, pos: map[string]position{}}}
+	d := &decoder{Decoder: yamlpos.NewDecoder(name)}
 	root, err := d.parseYAML(data)
 	if err != nil {
 		return nil, err
 	}
 	p := d.policy(root)
-	p.src = d.src
-	d.errs = append(d.errs, p.validate(d.errs)...)
-	if len(d.errs) > 0 {
-		return nil, joinErrors(d.errs)
+	p.src = &source{name: name, pos: d.Pos}
+	d.Errs = append(d.Errs, p.validate(d.Errs)...)
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
 	return p, nil
-}
-
-func joinErrors(errs []*Error) error {
-	sort.SliceStable(errs, func(i, j int) bool {
-		if errs[i].Line != errs[j].Line {
-			return errs[i].Line < errs[j].Line
-		}
-		return errs[i].Column < errs[j].Column
-	})
-	out := make([]error, len(errs))
-	for i, e := range errs {
-		out[i] = e
-	}
-	return errors.Join(out...)
 }
 
 // ---- YAML to a plain tree ----
@@ -568,7 +525,7 @@ const (
 // node is a YAML node reduced to what the policy needs, with positions.
 type node struct {
 	kind    nodeKind
-	pos     position
+	pos     yamlpos.Pos
 	text    string  // scalars: the value as a string, integers as written
 	canon   string  // integers: the value in decimal
 	str     bool    // scalars: written as a string (quoted or plain text)
@@ -583,7 +540,7 @@ type node struct {
 
 type entry struct {
 	key string
-	pos position
+	pos yamlpos.Pos
 	val *node
 }
 
@@ -600,36 +557,20 @@ func (n *node) describe() string {
 }
 
 type decoder struct {
-	src    *source
-	errs   []*Error
+	*yamlpos.Decoder
 	assets map[string]*Asset
 }
 
-func (d *decoder) errorf(at position, path, format string, a ...any) {
-	d.errs = append(d.errs, &Error{File: d.src.name, Line: at.line, Column: at.col, Path: path, Msg: fmt.Sprintf(format, a...)})
+func (d *decoder) errorf(at yamlpos.Pos, path, format string, a ...any) {
+	d.Errorf(at, path, format, a...)
 }
 
-func (d *decoder) record(path string, n *node) {
-	if _, ok := d.src.pos[path]; !ok {
-		d.src.pos[path] = n.pos
-	}
-}
+func (d *decoder) record(path string, n *node) { d.Pos.Record(path, n.pos) }
 
-func (d *decoder) parseYAML(data []byte) (root *node, err error) {
-	defer func() {
-		// The parser is not ours; a bug in it must not take the sensor down.
-		if r := recover(); r != nil {
-			root, err = nil, &Error{File: d.src.name, Msg: fmt.Sprintf("the YAML parser failed: %v", r)}
-		}
-	}()
-	f, err := parser.ParseBytes(data, 0)
+func (d *decoder) parseYAML(data []byte) (*node, error) {
+	f, err := d.Parse(data)
 	if err != nil {
-		var ye yaml.Error
-		if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
-			p := ye.GetToken().Position
-			return nil, &Error{File: d.src.name, Line: p.Line, Column: p.Column, Msg: ye.GetMessage()}
-		}
-		return nil, &Error{File: d.src.name, Msg: err.Error()}
+		return nil, err
 	}
 	var body ast.Node
 	for i, doc := range f.Docs {
@@ -640,34 +581,24 @@ func (d *decoder) parseYAML(data []byte) (root *node, err error) {
 			continue
 		}
 		if body != nil {
-			return nil, &Error{File: d.src.name, Line: tokenPos(doc.Body).line, Column: tokenPos(doc.Body).col,
+			at := yamlpos.PosOf(doc.Body)
+			return nil, &yamlpos.Error{File: d.File, Line: at.Line, Column: at.Column,
 				Msg: fmt.Sprintf("a policy file holds one YAML document; this is document %d", i+1)}
 		}
 		body = doc.Body
 	}
-	root = d.convert(body, 0)
-	if len(d.errs) > 0 {
-		return nil, joinErrors(d.errs)
+	root := d.convert(body, 0)
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
 	return root, nil
-}
-
-func tokenPos(n ast.Node) position {
-	if n == nil {
-		return position{}
-	}
-	tk := n.GetToken()
-	if tk == nil || tk.Position == nil {
-		return position{}
-	}
-	return position{tk.Position.Line, tk.Position.Column}
 }
 
 func (d *decoder) convert(n ast.Node, depth int) *node {
 	if n == nil {
 		return &node{kind: kindNull}
 	}
-	at := tokenPos(n)
+	at := yamlpos.PosOf(n)
 	if depth > maxDepth {
 		d.errorf(at, "", "nested more than %d levels deep", maxDepth)
 		return &node{kind: kindNull, pos: at}
@@ -733,7 +664,7 @@ func (d *decoder) mapEntry(out *node, mv *ast.MappingValueNode, depth int) {
 	if mv == nil {
 		return
 	}
-	at := tokenPos(mv.Key)
+	at := yamlpos.PosOf(mv.Key)
 	var key string
 	switch k := mv.Key.(type) {
 	case *ast.StringNode:
@@ -761,26 +692,18 @@ func (d *decoder) fields(n *node, path string, allowed ...string) map[string]ent
 		if n.kind == kindNull {
 			return map[string]entry{}
 		}
-		d.errorf(n.pos, path, "expected a map of %s, found %s", listOr(allowed), n.describe())
+		d.errorf(n.pos, path, "expected a map of %s, found %s", yamlpos.ListOr(allowed), n.describe())
 		return nil
 	}
 	out := make(map[string]entry, len(n.keys))
 	for _, e := range n.keys {
-		if !contains(allowed, e.key) {
-			d.errorf(e.pos, path, "unknown field %q%s", e.key, choices(e.key, allowed))
+		if !d.Known(e.pos, path, e.key, allowed) {
 			continue
 		}
 		out[e.key] = e
-		d.record(join(path, e.key), e.val)
+		d.record(yamlpos.Field(path, e.key), e.val)
 	}
 	return out
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }
 
 // scalar returns the text of a scalar, reporting anything else.
@@ -969,14 +892,14 @@ func (d *decoder) rate(n *node, path string, base *Rate) *Rate {
 		*r = *base
 	}
 	if e, ok := f["max"]; ok {
-		if v, ok := d.number(e.val, join(path, "max"), "a count", math.MaxUint32); ok {
+		if v, ok := d.number(e.val, yamlpos.Field(path, "max"), "a count", math.MaxUint32); ok {
 			r.Max = uint32(v)
 		}
 	} else if base == nil {
 		d.errorf(n.pos, path, "give max, the number of messages allowed per interval")
 	}
 	if e, ok := f["per"]; ok {
-		if v, ok := d.duration(e.val, join(path, "per")); ok {
+		if v, ok := d.duration(e.val, yamlpos.Field(path, "per")); ok {
 			r.Per = v
 		}
 	} else if base == nil {
@@ -1024,7 +947,7 @@ func (d *decoder) assetsSection(p *Policy, n *node) {
 	}
 	for _, e := range n.keys {
 		path := "assets." + e.key
-		d.src.pos[path] = e.pos
+		d.Pos[path] = e.pos
 		a := Asset{Name: e.key}
 		f := d.fields(e.val, path, "ip", "cidr", "modbus_units", "dnp3", "description")
 		if f == nil {
@@ -1112,10 +1035,10 @@ func (d *decoder) detectorsSection(p *Policy, n *node) {
 	}
 	for _, e := range n.keys {
 		path := "detectors." + e.key
-		d.src.pos[path] = e.pos
+		d.Pos[path] = e.pos
 		i := index(ids, e.key)
 		if i < 0 {
-			d.errorf(e.pos, "detectors", "%q is not a built-in detector%s", e.key, didYouMean(e.key, ids))
+			d.errorf(e.pos, "detectors", "%q is not a built-in detector%s", e.key, yamlpos.DidYouMean(e.key, ids))
 			continue
 		}
 		s := &p.Detectors[i]
@@ -1291,7 +1214,7 @@ func (d *decoder) proto(n *node, path string) Proto {
 	case "dnp3":
 		return ProtoDNP3
 	}
-	d.errorf(n.pos, path, "%q is not a protocol%s", s, choices(s, []string{"modbus", "dnp3"}))
+	d.errorf(n.pos, path, "%q is not a protocol%s", s, yamlpos.Choices(s, []string{"modbus", "dnp3"}))
 	return 0
 }
 
@@ -1340,7 +1263,7 @@ func (d *decoder) match(n *node, path string) Match {
 				t = Table(index(tableNames, it.text) + 1)
 			}
 			if t == 0 {
-				d.errorf(it.pos, path+".table", "%q is not a Modbus table%s", it.text, choices(it.text, tableNames))
+				d.errorf(it.pos, path+".table", "%q is not a Modbus table%s", it.text, yamlpos.Choices(it.text, tableNames))
 				continue
 			}
 			m.Tables.Add(t)
@@ -1362,9 +1285,9 @@ func (d *decoder) match(n *node, path string) Match {
 	case len(mb) > 0 && len(dn) > 0:
 		d.errorf(n.pos, path, "mixes Modbus fields (%s) and DNP3 fields (%s); write one rule per protocol", strings.Join(mb, ", "), strings.Join(dn, ", "))
 	case m.Proto == ProtoDNP3 && len(mb) > 0:
-		d.errorf(f[mb[0]].pos, join(path, mb[0]), "%s is a Modbus field, but proto is dnp3", mb[0])
+		d.errorf(f[mb[0]].pos, yamlpos.Field(path, mb[0]), "%s is a Modbus field, but proto is dnp3", mb[0])
 	case m.Proto == ProtoModbus && len(dn) > 0:
-		d.errorf(f[dn[0]].pos, join(path, dn[0]), "%s is a DNP3 field, but proto is modbus", dn[0])
+		d.errorf(f[dn[0]].pos, yamlpos.Field(path, dn[0]), "%s is a DNP3 field, but proto is modbus", dn[0])
 	case m.Proto == 0 && len(mb) > 0:
 		m.Proto = ProtoModbus
 	case m.Proto == 0 && len(dn) > 0:
@@ -1400,7 +1323,7 @@ func (d *decoder) endpoints(n *node, path string) []Endpoint {
 			names = append(names, name)
 		}
 		sort.Strings(names)
-		d.errorf(it.pos, path, "%q is not an asset, an IP address or a network%s", it.text, didYouMean(s, names))
+		d.errorf(it.pos, path, "%q is not an asset, an IP address or a network%s", it.text, yamlpos.DidYouMean(s, names))
 	}
 	return eps
 }
@@ -1419,7 +1342,7 @@ func (d *decoder) groups(n *node, path string) []GroupVar {
 			if hasVar || isDigits(gtext) {
 				d.errorf(it.pos, path, "%q is not a DNP3 object group like 12 or 12/1: the group %s", it.text, err)
 			} else {
-				d.errorf(it.pos, path, "%q is not a DNP3 object group (a number like 12, group/variation like 12/1, or a name like control_relay_output_block)%s", it.text, didYouMean(s, groupNames))
+				d.errorf(it.pos, path, "%q is not a DNP3 object group (a number like 12, group/variation like 12/1, or a name like control_relay_output_block)%s", it.text, yamlpos.DidYouMean(s, groupNames))
 			}
 			continue
 		}
@@ -1499,7 +1422,7 @@ func (d *decoder) funcCodes(n *node, path string, proto Proto) FuncCodes {
 			case contains(opNames, s):
 				d.errorf(it.pos, path, "%q is not a function code but an operation class: write op: %s", s, s)
 			default:
-				d.errorf(it.pos, path, "%q is neither a Modbus nor a DNP3 function code%s", s, didYouMean(s, allFuncNames))
+				d.errorf(it.pos, path, "%q is neither a Modbus nor a DNP3 function code%s", s, yamlpos.DidYouMean(s, allFuncNames))
 			}
 		}
 	}
@@ -1510,7 +1433,7 @@ func fcHint(s string, names []string, inOther bool, other string) string {
 	if inOther {
 		return " (it is a " + other + " function; check proto)"
 	}
-	return didYouMean(s, names)
+	return yamlpos.DidYouMean(s, names)
 }
 
 // Function and group names, built from the decoders' own tables so that
@@ -1555,16 +1478,13 @@ var (
 // Validate checks a policy, built in Go or decoded, and returns every
 // problem found (see Parse). Parse calls it.
 func (p *Policy) Validate() error {
-	if errs := p.validate(nil); len(errs) > 0 {
-		return joinErrors(errs)
-	}
-	return nil
+	return yamlpos.Join(p.validate(nil))
 }
 
 type validator struct {
 	p     *Policy
-	prior []*Error // errors the decoder found; their fields are not judged again
-	errs  []*Error
+	prior []*yamlpos.Error // errors the decoder found; their fields are not judged again
+	errs  []*yamlpos.Error
 }
 
 // errorf reports a problem of field path, shown at the position recorded
@@ -1575,19 +1495,11 @@ func (v *validator) errorf(path, key, format string, a ...any) {
 			return
 		}
 	}
-	e := &Error{Path: path, Msg: fmt.Sprintf(format, a...)}
+	file, pos := "policy", yamlpos.Positions(nil)
 	if src := v.p.src; src != nil {
-		e.File = src.name
-		for k := key; k != ""; k = parent(k) {
-			if at, ok := src.pos[k]; ok {
-				e.Line, e.Column = at.line, at.col
-				break
-			}
-		}
-	} else {
-		e.File = "policy"
+		file, pos = src.name, src.pos
 	}
-	v.errs = append(v.errs, e)
+	v.errs = append(v.errs, pos.Errorf(file, path, key, format, a...))
 }
 
 // related reports whether one path is the other or contains it.
@@ -1602,15 +1514,7 @@ func under(child, par string) bool {
 	return strings.HasPrefix(child, par) && len(child) > len(par) && (child[len(par)] == '.' || child[len(par)] == '[')
 }
 
-func parent(path string) string {
-	i := strings.LastIndexAny(path, ".[")
-	if i < 0 {
-		return ""
-	}
-	return path[:i]
-}
-
-func (p *Policy) validate(prior []*Error) []*Error {
+func (p *Policy) validate(prior []*yamlpos.Error) []*yamlpos.Error {
 	v := &validator{p: p, prior: prior}
 	if p.Version != PolicyVersion {
 		v.errorf("version", "version", "%d is not a supported version (this tapwatch reads version %d)", p.Version, PolicyVersion)
@@ -1694,7 +1598,7 @@ func (v *validator) rule(i int, r *Rule, ruleAt map[string]int) {
 			where := fmt.Sprintf("rules[%d]", j)
 			if src := v.p.src; src != nil {
 				if at, ok := src.pos[where]; ok {
-					where += fmt.Sprintf(" (line %d)", at.line)
+					where += fmt.Sprintf(" (line %d)", at.Line)
 				}
 			}
 			v.errorf(path+".id", path+".id", "%q is already the id of %s", r.ID, where)
@@ -2157,27 +2061,3 @@ func index(list []string, s string) int {
 }
 
 func contains(list []string, s string) bool { return index(list, s) >= 0 }
-
-func listOr(names []string) string {
-	if len(names) <= 1 {
-		return strings.Join(names, "")
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
-}
-
-// choices suggests the closest candidate to word, or lists them all.
-func choices(word string, candidates []string) string {
-	if s := didYouMean(word, candidates); s != "" {
-		return s
-	}
-	return " (expected " + listOr(candidates) + ")"
-}
-
-// didYouMean suggests the closest candidate to a misspelt word, as
-// " (did you mean x?)", or "".
-func didYouMean(word string, candidates []string) string {
-	if best := suggest.Closest(word, candidates); best != "" {
-		return " (did you mean " + best + "?)"
-	}
-	return ""
-}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tapwatch/tapwatch/internal/yamlpos"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected error.txt and effective.yaml of testdata/cases")
@@ -41,7 +43,7 @@ func TestCases(t *testing.T) {
 				}
 				checkGolden(t, errFile, err.Error()+"\n")
 				for _, e := range unjoin(err) {
-					var pe *Error
+					var pe *yamlpos.Error
 					if !errors.As(e, &pe) || pe.Line == 0 || pe.File != "policy.yaml" {
 						t.Errorf("error without a position: %v", e)
 					}
@@ -280,16 +282,5 @@ func TestRanges(t *testing.T) {
 	}
 	if !rs.Overlaps(5, 10) || rs.Overlaps(26, 39) || !rs.Overlaps(0, math.MaxUint32) {
 		t.Error("Overlaps")
-	}
-}
-
-func TestDidYouMean(t *testing.T) {
-	for _, c := range []struct{ word, want string }{
-		{"cold_restrat", "cold_restart"}, {"sevrity", "severity"}, {"High", "high"}, {"xyz", ""}, {"hmj", "hmi"},
-	} {
-		got := didYouMean(c.word, []string{"cold_restart", "severity", "high", "hmi", "low"})
-		if c.want == "" && got != "" || c.want != "" && got != " (did you mean "+c.want+"?)" {
-			t.Errorf("didYouMean(%q) = %q", c.word, got)
-		}
 	}
 }

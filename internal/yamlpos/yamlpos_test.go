@@ -1,0 +1,168 @@
+package yamlpos
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+func TestErrorText(t *testing.T) {
+	for _, c := range []struct {
+		e    Error
+		want string
+	}{
+		{Error{File: "a.yaml", Line: 3, Column: 7, Path: "rules[0].id", Msg: "bad"}, "a.yaml:3:7: rules[0].id: bad"},
+		{Error{File: "a.yaml", Path: "interfaces", Msg: "none"}, "a.yaml: interfaces: none"},
+		{Error{File: "a.yaml", Line: 1, Column: 2, Msg: "syntax"}, "a.yaml:1:2: syntax"},
+	} {
+		if got := c.e.Error(); got != c.want {
+			t.Errorf("got %q, want %q", got, c.want)
+		}
+	}
+}
+
+// TestJoin: errors come out in file order, those without a place first,
+// ties in the order given; no error is nil.
+func TestJoin(t *testing.T) {
+	if err := Join(nil); err != nil {
+		t.Errorf("Join(nil) = %v", err)
+	}
+	errs := []*Error{
+		{File: "f", Line: 4, Column: 2, Msg: "d"},
+		{File: "f", Line: 2, Column: 9, Msg: "b"},
+		{File: "f", Msg: "a"},
+		{File: "f", Line: 4, Column: 1, Msg: "c1"},
+		{File: "f", Line: 4, Column: 1, Msg: "c2"},
+	}
+	err := Join(errs)
+	want := "f: a\nf:2:9: b\nf:4:1: c1\nf:4:1: c2\nf:4:2: d"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Msg != "a" {
+		t.Errorf("the first joined error is %v, want an *Error", e)
+	}
+}
+
+func TestPositions(t *testing.T) {
+	ps := Positions{}
+	ps.Record("a", Pos{1, 1})
+	ps.Record("a", Pos{9, 9}) // the first place is kept
+	ps.Record("a.b[2]", Pos{3, 5})
+	for path, want := range map[string]Pos{"a": {1, 1}, "a.b[2]": {3, 5}, "a.b[2].c": {3, 5}, "a.b[1]": {1, 1}, "a.x.y": {1, 1}} {
+		if got, ok := ps.Lookup(path); !ok || got != want {
+			t.Errorf("Lookup(%q) = %v, %v; want %v", path, got, ok, want)
+		}
+	}
+	if _, ok := ps.Lookup("z"); ok {
+		t.Error("Lookup(z) found a place")
+	}
+	if got := ps.Errorf("f", "a.b", "a.b[2]", "%d twice", 7).Error(); got != "f:3:5: a.b: 7 twice" {
+		t.Errorf("Errorf placed at a key: %q", got)
+	}
+	if got := Positions(nil).Errorf("policy", "x", "x", "no place").Error(); got != "policy: x: no place" {
+		t.Errorf("Errorf without positions: %q", got)
+	}
+}
+
+func TestPaths(t *testing.T) {
+	if Field("", "a") != "a" || Field("a", "b") != "a.b" || Elem("a.b", 3) != "a.b[3]" {
+		t.Error("Field or Elem")
+	}
+	for in, want := range map[string]string{"a": "", "a.b": "a", "a.b[3]": "a.b", "a[1].c": "a[1]"} {
+		if got := Parent(in); got != want {
+			t.Errorf("Parent(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	d := NewDecoder("x.yaml")
+	f, err := d.Parse([]byte("a: 1\nb: [x, {c: \"t\"}]\n"))
+	if err != nil || len(f.Docs) != 1 {
+		t.Fatalf("Parse: %v", err)
+	}
+	_, err = d.Parse([]byte("a: [1\n"))
+	var e *Error
+	if !errors.As(err, &e) || e.File != "x.yaml" || e.Line == 0 || !strings.HasPrefix(err.Error(), "x.yaml:") {
+		t.Errorf("syntax error without its place: %v", err)
+	}
+}
+
+// TestScalars: a scalar is described by its text as written, anything
+// else by what it is.
+func TestScalars(t *testing.T) {
+	d := NewDecoder("x.yaml")
+	f, err := d.Parse([]byte("s: text\ni: 0x10\nb: True\nf: .inf\nm: {a: 1}\nl: [1]\nn:\nlit: |\n  two\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"s": `"text"`, "i": `"0x10"`, "b": `"True"`, "f": `".inf"`, "m": "a map", "l": "a list", "n": "nothing", "lit": `"two\n"`}
+	got := map[string]string{}
+	var line int
+	for _, v := range mapValues(f.Docs[0].Body) {
+		k, _ := ScalarText(v.Key)
+		got[k] = Describe(v.Value)
+		if p := PosOf(v.Key); p.Line <= line || p.Column != 1 {
+			t.Errorf("key %s at %v", k, p)
+		} else {
+			line = p.Line
+		}
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("Describe(%s) = %s, want %s", k, got[k], w)
+		}
+	}
+	if PosOf(nil) != (Pos{}) {
+		t.Error("PosOf(nil)")
+	}
+}
+
+func TestKnown(t *testing.T) {
+	d := NewDecoder("x.yaml")
+	allowed := []string{"interfaces", "ring_bytes", "block_timeout"}
+	if !d.Known(Pos{1, 1}, "", "interfaces", allowed) || len(d.Errs) != 0 {
+		t.Fatal("a known field is reported")
+	}
+	d.Known(Pos{2, 1}, "", "intrefaces", allowed)
+	d.Known(Pos{3, 3}, "capture", "ring", allowed)
+	want := "x.yaml:2:1: unknown field \"intrefaces\" (did you mean interfaces?)\n" +
+		"x.yaml:3:3: capture: unknown field \"ring\" (expected interfaces, ring_bytes or block_timeout)"
+	if err := d.Err(); err == nil || err.Error() != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
+	}
+}
+
+func TestDidYouMean(t *testing.T) {
+	for _, c := range []struct{ word, want string }{
+		{"cold_restrat", "cold_restart"}, {"sevrity", "severity"}, {"High", "high"}, {"xyz", ""}, {"hmj", "hmi"},
+	} {
+		got := DidYouMean(c.word, []string{"cold_restart", "severity", "high", "hmi", "low"})
+		if c.want == "" && got != "" || c.want != "" && got != " (did you mean "+c.want+"?)" {
+			t.Errorf("DidYouMean(%q) = %q", c.word, got)
+		}
+	}
+	if got := Choices("xyz", []string{"modbus", "dnp3"}); got != " (expected modbus or dnp3)" {
+		t.Errorf("Choices = %q", got)
+	}
+	if got := Choices("modbsu", []string{"modbus", "dnp3"}); got != " (did you mean modbus?)" {
+		t.Errorf("Choices = %q", got)
+	}
+	if ListOr(nil) != "" || ListOr([]string{"a"}) != "a" || ListOr([]string{"a", "b", "c"}) != "a, b or c" {
+		t.Error("ListOr")
+	}
+}
+
+func mapValues(n ast.Node) []*ast.MappingValueNode {
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		return m.Values
+	case *ast.MappingValueNode:
+		return []*ast.MappingValueNode{m}
+	}
+	return nil
+}
