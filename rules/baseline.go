@@ -105,18 +105,10 @@ func (d *decoder) baselineSection(p *Policy, n *node) {
 	if e, ok := f["rate_factor"]; ok {
 		b.RateFactor = d.float(e.val, "baseline.rate_factor")
 	}
-	e, ok := f["conversations"]
-	if !ok || e.val.kind == kindNull {
-		return
-	}
-	if e.val.kind != kindSeq {
-		d.errorf(e.val.pos, "baseline.conversations", "expected a list of conversations, found %s", e.val.describe())
-		return
-	}
-	for i, it := range e.val.items {
-		path := fmt.Sprintf("baseline.conversations[%d]", i)
-		d.record(path, it)
-		b.Conversations = append(b.Conversations, d.conversation(it, path))
+	if e, ok := f["conversations"]; ok && e.val.kind != kindNull {
+		d.each(e.val, "baseline.conversations", "conversations", func(it *node, path string) {
+			b.Conversations = append(b.Conversations, d.conversation(it, path))
+		})
 	}
 }
 
@@ -164,23 +156,15 @@ func (d *decoder) conversation(n *node, path string) Conversation {
 	if f == nil {
 		return c
 	}
-	if e, ok := f["proto"]; ok {
+	if e, ok := d.need(f, n, path, "proto", "give proto: modbus or proto: dnp3"); ok {
 		c.Proto = d.proto(e.val, path+".proto")
-	} else {
-		d.errorf(n.pos, path+".proto", "missing: give proto: modbus or proto: dnp3")
 	}
-	for _, k := range []string{"src", "dst"} {
-		e, ok := f[k]
-		if !ok {
-			d.errorf(n.pos, path+"."+k, "missing: a conversation needs src (the master) and dst (the device)")
-			continue
-		}
-		a := d.hostAddr(e.val, path+"."+k)
-		if k == "src" {
-			c.Src = a
-		} else {
-			c.Dst = a
-		}
+	const ends = "a conversation needs src (the master) and dst (the device)"
+	if e, ok := d.need(f, n, path, "src", ends); ok {
+		c.Src = d.hostAddr(e.val, path+".src")
+	}
+	if e, ok := d.need(f, n, path, "dst", ends); ok {
+		c.Dst = d.hostAddr(e.val, path+".dst")
 	}
 	modbusOnly := func(k string) bool {
 		if c.Proto != ProtoModbus {
@@ -231,44 +215,30 @@ func (d *decoder) conversation(n *node, path string) Conversation {
 		}
 	}
 	if e, ok := f["objects"]; ok && dnp3Only("objects") {
-		if e.val.kind != kindSeq {
-			d.errorf(e.val.pos, path+".objects", "expected a list of {group, points}, found %s", e.val.describe())
-		} else {
-			for i, it := range e.val.items {
-				op := fmt.Sprintf("%s.objects[%d]", path, i)
-				d.record(op, it)
-				of := d.fields(it, op, "group", "points")
-				if of == nil {
-					continue
-				}
-				var o ObjectPoints
-				if g, ok := of["group"]; ok {
-					gs := d.groups(g.val, op+".group")
-					if len(gs) == 1 {
-						o.GroupVar = gs[0]
-					} else if len(gs) > 1 {
-						d.errorf(g.val.pos, op+".group", "give one group per entry")
-					}
-				} else {
-					d.errorf(it.pos, op+".group", "missing: give the group, like 12/1")
-				}
-				if p, ok := of["points"]; ok {
-					o.Points = d.ranges(p.val, op+".points", "a DNP3 point index", math.MaxUint32)
-				}
-				c.Objects = append(c.Objects, o)
+		d.each(e.val, path+".objects", "{group, points}", func(it *node, op string) {
+			of := d.fields(it, op, "group", "points")
+			if of == nil {
+				return
 			}
-		}
+			var o ObjectPoints
+			if g, ok := d.need(of, it, op, "group", "give the group, like 12/1"); ok {
+				gs := d.groups(g.val, op+".group")
+				if len(gs) == 1 {
+					o.GroupVar = gs[0]
+				} else if len(gs) > 1 {
+					d.errorf(g.val.pos, op+".group", "give one group per entry")
+				}
+			}
+			if p, ok := of["points"]; ok {
+				o.Points = d.ranges(p.val, op+".points", "a DNP3 point index", math.MaxUint32)
+			}
+			c.Objects = append(c.Objects, o)
+		})
 	}
 	if e, ok := f["values"]; ok && c.Proto != 0 {
-		if e.val.kind != kindSeq {
-			d.errorf(e.val.pos, path+".values", "expected a list of value ranges, found %s", e.val.describe())
-		} else {
-			for i, it := range e.val.items {
-				vp := fmt.Sprintf("%s.values[%d]", path, i)
-				d.record(vp, it)
-				c.Values = append(c.Values, d.valueRange(it, vp, c.Proto))
-			}
-		}
+		d.each(e.val, path+".values", "value ranges", func(it *node, vp string) {
+			c.Values = append(c.Values, d.valueRange(it, vp, c.Proto))
+		})
 	}
 	if e, ok := f["writes_per_minute"]; ok {
 		if v, ok := d.number(e.val, path+".writes_per_minute", "a count", math.MaxUint32); ok {
@@ -317,18 +287,12 @@ func (d *decoder) valueRange(n *node, path string, proto Proto) ValueRange {
 			}
 		}
 	}
-	for _, k := range []string{"min", "max"} {
-		e, ok := f[k]
-		if !ok {
-			d.errorf(n.pos, path+"."+k, "missing: a value range needs min and max")
-			continue
-		}
-		x := d.float(e.val, path+"."+k)
-		if k == "min" {
-			v.Min = x
-		} else {
-			v.Max = x
-		}
+	const bounds = "a value range needs min and max"
+	if e, ok := d.need(f, n, path, "min", bounds); ok {
+		v.Min = d.float(e.val, path+".min")
+	}
+	if e, ok := d.need(f, n, path, "max", bounds); ok {
+		v.Max = d.float(e.val, path+".max")
 	}
 	return v
 }

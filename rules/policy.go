@@ -706,6 +706,16 @@ func (d *decoder) fields(n *node, path string, allowed ...string) map[string]ent
 	return out
 }
 
+// need returns field key of map n (at path), reporting it missing, at
+// the map, when it is not there; why says what to give.
+func (d *decoder) need(f map[string]entry, n *node, path, key, why string) (entry, bool) {
+	e, ok := f[key]
+	if !ok {
+		d.errorf(n.pos, yamlpos.Field(path, key), "missing: %s", why)
+	}
+	return e, ok
+}
+
 // scalar returns the text of a scalar, reporting anything else.
 func (d *decoder) scalar(n *node, path, what string) (string, bool) {
 	if n.kind != kindScalar {
@@ -754,6 +764,20 @@ func (d *decoder) list(n *node, path, what string) []*node {
 	}
 	d.errorf(n.pos, path, "expected %s or a list of them, found %s", what, n.describe())
 	return nil
+}
+
+// each calls fn for every element of list n with its path, path[i],
+// recorded; anything else is reported as not a list of what.
+func (d *decoder) each(n *node, path, what string, fn func(it *node, path string)) {
+	if n.kind != kindSeq {
+		d.errorf(n.pos, path, "expected a list of %s, found %s", what, n.describe())
+		return
+	}
+	for i, it := range n.items {
+		ip := yamlpos.Elem(path, i)
+		d.record(ip, it)
+		fn(it, ip)
+	}
 }
 
 // numeric is the text to read a number from.
@@ -1079,15 +1103,9 @@ func (d *decoder) rulesSection(p *Policy, n *node) {
 	if n.kind == kindNull {
 		return
 	}
-	if n.kind != kindSeq {
-		d.errorf(n.pos, "rules", "expected a list of rules (each starting with \"- id: ...\"), found %s", n.describe())
-		return
-	}
-	for i, it := range n.items {
-		path := fmt.Sprintf("rules[%d]", i)
-		d.record(path, it)
+	d.each(n, "rules", `rules (each starting with "- id: ...")`, func(it *node, path string) {
 		p.Rules = append(p.Rules, d.rule(it, path))
-	}
+	})
 }
 
 func (d *decoder) rule(n *node, path string) Rule {
@@ -1105,14 +1123,12 @@ func (d *decoder) rule(n *node, path string) Rule {
 	if r.Name == "" {
 		r.Name = r.ID
 	}
-	if e, ok := f["when"]; ok {
+	if e, ok := d.need(f, n, path, "when", "every rule needs a when (at least a proto)"); ok {
 		if e.val.kind == kindNull {
 			d.errorf(e.val.pos, path+".when", "empty: a rule must say which messages it is about")
 		} else {
 			r.When = d.match(e.val, path+".when")
 		}
-	} else {
-		d.errorf(n.pos, path+".when", "missing: every rule needs a when (at least a proto)")
 	}
 	if e, ok := f["unless"]; ok {
 		switch e.val.kind {

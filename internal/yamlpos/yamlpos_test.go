@@ -8,17 +8,16 @@ import (
 	"github.com/goccy/go-yaml/ast"
 )
 
+// TestErrorText: the place and the path are left out when unknown.
 func TestErrorText(t *testing.T) {
-	for _, c := range []struct {
-		e    Error
-		want string
-	}{
-		{Error{File: "a.yaml", Line: 3, Column: 7, Path: "rules[0].id", Msg: "bad"}, "a.yaml:3:7: rules[0].id: bad"},
-		{Error{File: "a.yaml", Path: "interfaces", Msg: "none"}, "a.yaml: interfaces: none"},
-		{Error{File: "a.yaml", Line: 1, Column: 2, Msg: "syntax"}, "a.yaml:1:2: syntax"},
-	} {
-		if got := c.e.Error(); got != c.want {
-			t.Errorf("got %q, want %q", got, c.want)
+	want := map[Error]string{
+		{File: "a.yaml", Line: 3, Column: 7, Path: "rules[0].id", Msg: "bad"}: "a.yaml:3:7: rules[0].id: bad",
+		{File: "a.yaml", Path: "interfaces", Msg: "none"}:                     "a.yaml: interfaces: none",
+		{File: "a.yaml", Line: 1, Column: 2, Msg: "syntax"}:                   "a.yaml:1:2: syntax",
+	}
+	for e, w := range want {
+		if got := e.Error(); got != w {
+			t.Errorf("got %q, want %q", got, w)
 		}
 	}
 }
