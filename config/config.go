@@ -7,7 +7,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -194,17 +193,9 @@ type Log struct {
 // the defaults and makes relative paths relative to the file's folder.
 // Every problem is reported, joined, each a *yamlpos.Error.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	data, err := yamlpos.ReadFile(path, MaxConfigSize)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(data) > MaxConfigSize {
-		return nil, fmt.Errorf("%s: larger than %d MiB", path, MaxConfigSize>>20)
 	}
 	c, err := Parse(data, path)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"math"
 	"math/bits"
 	"net/netip"
-	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -475,17 +474,9 @@ func (p *Policy) Asset(name string) *Asset {
 
 // Load reads and parses the policy file at path.
 func Load(path string) (*Policy, error) {
-	f, err := os.Open(path)
+	data, err := yamlpos.ReadFile(path, MaxPolicySize)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxPolicySize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(data) > MaxPolicySize {
-		return nil, fmt.Errorf("%s: larger than %d MiB", path, MaxPolicySize>>20)
 	}
 	return Parse(data, path)
 }

@@ -7,6 +7,8 @@ package yamlpos
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,6 +66,24 @@ func Join(errs []*Error) error {
 		out[i] = e
 	}
 	return errors.Join(out...)
+}
+
+// ReadFile reads the file at path, refusing one larger than limit bytes
+// (a whole number of MiB) before reading it all.
+func ReadFile(path string, limit int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > limit {
+		return nil, fmt.Errorf("%s: larger than %d MiB", path, limit>>20)
+	}
+	return data, nil
 }
 
 // Pos is a place in a file; the zero value means unknown.

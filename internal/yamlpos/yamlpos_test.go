@@ -2,6 +2,8 @@ package yamlpos
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -164,4 +166,22 @@ func mapValues(n ast.Node) []*ast.MappingValueNode {
 		return []*ast.MappingValueNode{m}
 	}
 	return nil
+}
+
+// TestReadFile: a file of the limit is read whole; one byte more is
+// refused, naming the file and the limit.
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	fit, big := filepath.Join(dir, "fit.yaml"), filepath.Join(dir, "big.yaml")
+	os.WriteFile(fit, make([]byte, 1<<20), 0o600)
+	os.WriteFile(big, make([]byte, 1<<20+1), 0o600)
+	if data, err := ReadFile(fit, 1<<20); err != nil || len(data) != 1<<20 {
+		t.Errorf("a file of the limit: %d bytes, %v", len(data), err)
+	}
+	if _, err := ReadFile(big, 1<<20); err == nil || err.Error() != big+": larger than 1 MiB" {
+		t.Errorf("a file over the limit: %v", err)
+	}
+	if _, err := ReadFile(filepath.Join(dir, "none.yaml"), 1<<20); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a missing file: %v", err)
+	}
 }
