@@ -10,6 +10,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/internal/yamlpos"
 	"github.com/tapwatch/tapwatch/rules"
 )
 
@@ -170,6 +171,11 @@ func TestErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
+			for _, e := range unjoin(err) {
+				if pe, ok := e.(*yamlpos.Error); !ok || pe.File != "bad.yaml" {
+					t.Errorf("not a *yamlpos.Error of bad.yaml: %#v", e)
+				}
+			}
 			lines := Errors(err)
 			if len(lines) != len(tc.want) {
 				t.Fatalf("%d errors, want %d:\n%s", len(lines), len(tc.want), strings.Join(lines, "\n"))
@@ -218,6 +224,11 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data, "fuzz.yaml")
 		if err != nil {
+			for _, e := range unjoin(err) {
+				if _, ok := e.(*yamlpos.Error); !ok {
+					t.Fatalf("not a *yamlpos.Error: %#v", e)
+				}
+			}
 			for _, line := range Errors(err) {
 				if !strings.HasPrefix(line, "fuzz.yaml") {
 					t.Fatalf("error without the file name: %q", line)
@@ -229,4 +240,12 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted, then invalid: %v", err)
 		}
 	})
+}
+
+// unjoin is the errors joined in err, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
