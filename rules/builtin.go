@@ -10,6 +10,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/internal/lru"
 )
 
 // The built-in detectors that run on decoded messages (the catalogue is
@@ -119,7 +120,7 @@ type builtins struct {
 	newIsSrc   bool
 }
 
-func (b *builtins) init(p *Policy) {
+func (b *builtins) init(p *Policy, seed uint64) {
 	for k := range numBuiltin {
 		s, ok := p.Detector(builtinIDs[k])
 		cat := LookupDetector(builtinIDs[k])
@@ -142,7 +143,7 @@ func (b *builtins) init(p *Policy) {
 		b.active = true
 	}
 	if b.on[dSweep] || b.on[dExceptionStorm] {
-		b.sweep.init(sweepSlots)
+		b.sweep.Init(sweepSlots, seed)
 	}
 	if b.on[dNewAsset] {
 		b.assetIPs = map[netip.Addr]struct{}{}
@@ -469,31 +470,28 @@ const (
 	sweepGateway                // unit ids for which a gateway answered with a gateway exception
 )
 
-// sweepEntry is the set of codes one source used at one destination in
+// sweepKey is what the sweep table keeps codes for: one source at one
+// destination, per protocol and kind of code.
+type sweepKey struct {
+	src, dst netip.Addr
+	proto    Proto
+	kind     uint8
+}
+
+// sweepCodes is the set of codes one source used at one destination in
 // the current fixed window of rate.per and in the one before; the
 // distinct count is that of their union, so it spans between one and two
-// windows.
-type sweepEntry struct {
-	src, dst  netip.Addr
-	proto     Proto
-	kind      uint8
-	used      bool
+// windows. The entry's Last is the packet time of the last use.
+type sweepCodes struct {
 	epoch     uint32 // the engine's epoch when last used
 	win       int64
 	cur, prev CodeSet
-	last      int64 // packet time (unix ns) of the last use, for eviction
 }
 
+// sweepTable holds the code sets of recon-sweep and exception-storm.
 type sweepTable struct {
-	slots []sweepEntry
-	mask  uint64
-	last  int // the distinct count sweepAdd found last
-}
-
-func (t *sweepTable) init(n int) {
-	n = slotCount(n)
-	t.slots = make([]sweepEntry, n)
-	t.mask = uint64(n - 1)
+	lru.Table[sweepKey, sweepCodes]
+	last int // the distinct count sweepAdd found last
 }
 
 // sweepAdd adds code to the set of kind for op's source and destination.
@@ -502,9 +500,7 @@ func (t *sweepTable) init(n int) {
 // new in the window.
 func (e *Engine) sweepAdd(op *Op, kind, code uint8, threshold bool) bool {
 	t := &e.bi.sweep
-	src, dst := op.Src.Addr(), op.Dst.Addr()
-	h := mix64(hashAddr(src)^bits.RotateLeft64(hashAddr(dst), 29)^uint64(kind)<<8^uint64(op.Proto), e.seed)
-	set := t.slots[h&t.mask&^(ways-1):][:ways]
+	k := sweepKey{src: op.Src.Addr(), dst: op.Dst.Addr(), proto: op.Proto, kind: kind}
 	now := op.Time.UnixNano()
 	per := int64(DefaultWindow)
 	if r := e.bi.det[dSweep].rule.Rate; r != nil {
@@ -514,56 +510,39 @@ func (e *Engine) sweepAdd(op *Op, kind, code uint8, threshold bool) bool {
 		per = int64(e.bi.det[dExceptionStorm].rule.Rate.Per)
 	}
 	w := now / per
-	var ent *sweepEntry
-	for i := range set {
-		s := &set[i]
-		if s.used && s.kind == kind && s.proto == op.Proto && s.src == src && s.dst == dst {
-			ent = s
-			break
-		}
+	ent, found := t.Get(&k, hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 29)^uint64(kind)<<8^uint64(k.proto), now)
+	c := &ent.Value
+	if !found {
+		*c = sweepCodes{win: w, epoch: e.epoch}
 	}
-	if ent == nil {
-		ent = &set[0]
-		for i := range set {
-			if !set[i].used {
-				ent = &set[i]
-				break
-			}
-			if set[i].last < ent.last {
-				ent = &set[i]
-			}
-		}
-		*ent = sweepEntry{src: src, dst: dst, proto: op.Proto, kind: kind, used: true, win: w, epoch: e.epoch}
-	}
-	ent.last = now
 	switch {
-	case ent.epoch != e.epoch:
-		ent.prev, ent.cur = CodeSet{}, CodeSet{}
-		ent.win, ent.epoch = w, e.epoch
-	case w == ent.win+1:
-		ent.prev, ent.cur = ent.cur, CodeSet{}
-		ent.win = w
-	case w > ent.win+1 || w < ent.win-1:
+	case c.epoch != e.epoch:
+		c.prev, c.cur = CodeSet{}, CodeSet{}
+		c.win, c.epoch = w, e.epoch
+	case w == c.win+1:
+		c.prev, c.cur = c.cur, CodeSet{}
+		c.win = w
+	case w > c.win+1 || w < c.win-1:
 		// Silence for more than a window, or packet time went back by
 		// more than one (a new capture file): start afresh.
-		ent.prev, ent.cur = CodeSet{}, CodeSet{}
-		ent.win = w
+		c.prev, c.cur = CodeSet{}, CodeSet{}
+		c.win = w
 	}
-	// w is ent.win or the one before (packets slightly out of time
+	// w is c.win or the one before (packets slightly out of time
 	// order): count it in the current window.
-	if ent.cur.Has(code) || kind == sweepGateway && ent.prev.Has(code) {
+	if c.cur.Has(code) || kind == sweepGateway && c.prev.Has(code) {
 		return false
 	}
-	ent.cur.Add(code)
+	c.cur.Add(code)
 	if !threshold {
 		return true
 	}
-	if ent.prev.Has(code) {
+	if c.prev.Has(code) {
 		return false // not new within the span
 	}
 	n := 0
-	for i := range ent.cur {
-		n += bits.OnesCount64(ent.cur[i] | ent.prev[i])
+	for i := range c.cur {
+		n += bits.OnesCount64(c.cur[i] | c.prev[i])
 	}
 	t.last = n
 	return n > int(e.bi.det[dSweep].rule.Rate.Max)
@@ -680,61 +659,24 @@ func (b *builtins) isAsset(a netip.Addr) bool {
 	return false
 }
 
-// addrTable remembers addresses already reported, in a fixed table: when a
-// set is full the least recently seen one is forgotten (and would be
-// reported again).
+// addrTable remembers addresses, in a fixed table: when a set is full
+// the least recently seen one is forgotten (new-asset would report it
+// again). Its seed is fixed, so that a reload can take the table over.
 type addrTable struct {
-	slots []addrEntry
-	mask  uint64
-	seed  uint64
+	lru.Table[netip.Addr, struct{}]
 }
 
-type addrEntry struct {
-	a    netip.Addr
-	last int64
-}
+const addrSeed = 0x6e65772d61737365
 
-func (t *addrTable) init(n int) {
-	n = slotCount(n)
-	t.slots = make([]addrEntry, n)
-	t.mask = uint64(n - 1)
-	t.seed = 0x6e65772d61737365
-}
+func (t *addrTable) init(n int) { t.Init(n, addrSeed) }
 
 // has reports whether a is in the table.
-func (t *addrTable) has(a netip.Addr) bool {
-	for _, s := range t.slots[mix64(hashAddr(a), t.seed)&t.mask&^(ways-1):][:ways] {
-		if s.a == a {
-			return true
-		}
-	}
-	return false
-}
-
-// takeOver copies the addresses of old, a table of the same size, when
-// both are in use.
-func (t *addrTable) takeOver(old *addrTable) {
-	if len(t.slots) == len(old.slots) && t.seed == old.seed {
-		copy(t.slots, old.slots)
-	}
-}
+func (t *addrTable) has(a netip.Addr) bool { return t.Find(&a, hashAddr(a)) != nil }
 
 // add records a at time now and reports whether it is new.
 func (t *addrTable) add(a netip.Addr, now int64) bool {
-	set := t.slots[mix64(hashAddr(a), t.seed)&t.mask&^(ways-1):][:ways]
-	var victim *addrEntry
-	for i := range set {
-		s := &set[i]
-		if s.a == a {
-			s.last = now
-			return false
-		}
-		if victim == nil || !s.a.IsValid() || victim.a.IsValid() && s.last < victim.last {
-			victim = s
-		}
-	}
-	*victim = addrEntry{a: a, last: now}
-	return true
+	_, found := t.Get(&a, hashAddr(a), now)
+	return !found
 }
 
 // ---- titles ----

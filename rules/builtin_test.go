@@ -10,6 +10,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/internal/lru"
 )
 
 // xmb is a Modbus message with the fields the detectors read.
@@ -551,5 +552,98 @@ func TestBuiltinCatalogue(t *testing.T) {
 	}
 	if strings.Contains(strings.Join(cats, ","), ",,") {
 		t.Error("a detector has no category")
+	}
+}
+
+// oldAddrTable is the address table as it was before it became an
+// lru.Table: without a used flag (the zero address marks an empty slot),
+// it filled a set from its last empty slot, not its first.
+type oldAddrTable struct {
+	slots []struct {
+		a    netip.Addr
+		last int64
+	}
+	mask uint64
+}
+
+func (t *oldAddrTable) set(a netip.Addr) []struct {
+	a    netip.Addr
+	last int64
+} {
+	h := mixForTest(hashAddr(a), addrSeed)
+	return t.slots[h&t.mask&^(lru.Ways-1):][:lru.Ways]
+}
+
+func (t *oldAddrTable) has(a netip.Addr) bool {
+	for _, s := range t.set(a) {
+		if s.a == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *oldAddrTable) add(a netip.Addr, now int64) bool {
+	set := t.set(a)
+	victim := -1
+	for i := range set {
+		s := &set[i]
+		if s.a == a {
+			s.last = now
+			return false
+		}
+		if victim < 0 || !s.a.IsValid() || set[victim].a.IsValid() && s.last < set[victim].last {
+			victim = i
+		}
+	}
+	set[victim].a, set[victim].last = a, now
+	return true
+}
+
+// mixForTest is the splitmix64 finalizer keyed with seed, as lru.Table
+// mixes hashes.
+func mixForTest(x, seed uint64) uint64 {
+	x ^= seed
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// TestAddrTableAsBefore: the address tables of new-asset and
+// public-address answer add and has as they did before they became
+// lru.Tables, which fill a set from its first empty slot where the old
+// table took its last, as long as no two addresses of a set were last seen
+// at the same packet time. (With such a tie, the old table forgot the
+// last inserted of them, the new one the first.) The addresses come from
+// a small range so that sets fill up and overflow.
+func TestAddrTableAsBefore(t *testing.T) {
+	var got addrTable
+	got.init(64)
+	want := oldAddrTable{mask: 63}
+	want.slots = make([]struct {
+		a    netip.Addr
+		last int64
+	}, 64)
+	rng := uint64(1)
+	evictions := 0
+	for now := int64(1); now <= 20000; now++ {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		a := netip.AddrFrom4([4]byte{10, 0, byte(rng >> 40 % 2), byte(rng >> 48)})
+		if rng>>33%3 == 0 {
+			if g, w := got.has(a), want.has(a); g != w {
+				t.Fatalf("at %d: has(%v) = %v, was %v", now, a, g, w)
+			}
+			continue
+		}
+		if g, w := got.add(a, now), want.add(a, now); g != w {
+			t.Fatalf("at %d: add(%v) = %v, was %v", now, a, g, w)
+		}
+		evictions = int(got.Evictions())
+	}
+	if evictions < 1000 {
+		t.Errorf("only %d evictions: the sets did not overflow", evictions)
 	}
 }
