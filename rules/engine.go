@@ -608,7 +608,8 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 		}
 	}
 	rank := foldRank(op)
-	ent, found := e.agg.Lookup(&k, aggHash(&k))
+	h := aggHash(&k)
+	ent, found := e.agg.Lookup(&k, h)
 	if found {
 		st := &ent.Value
 		if d := now.Sub(st.first); d >= 0 && int64(d) < st.window && rank <= st.rank && !st.acked {
@@ -631,7 +632,7 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 	if !e.allow(now) {
 		return false
 	}
-	e.agg.Put(ent, &k, now.UnixNano()) // reports the alert it evicts (reportAgg)
+	e.agg.Put(ent, &k, h, now.UnixNano()) // reports the alert it evicts (reportAgg)
 	a := e.newAlert(c, op, isValue)
 	ent.Value = aggState{rank: rank, window: window, alert: a, count: 1, first: now, last: now}
 	if hasFunction(op) {
@@ -900,8 +901,9 @@ func (e *Engine) TakeOver(old *Engine) {
 		}
 		k := ent.Key
 		k.rule, _ = c.rule(k.rule, false)
-		slot, _ := e.agg.Lookup(&k, aggHash(&k))
-		e.agg.Put(slot, &k, ent.Last)
+		h := aggHash(&k)
+		slot, _ := e.agg.Lookup(&k, h)
+		e.agg.Put(slot, &k, h, ent.Last)
 		slot.Value = ent.Value
 	}
 	oldRate := old.rate.Entries()
@@ -915,11 +917,12 @@ func (e *Engine) TakeOver(old *Engine) {
 		if k.rule, ok = c.rule(k.rule, true); !ok {
 			continue
 		}
-		slot, _ := e.rate.Lookup(&k, rateHash(&k))
+		h := rateHash(&k)
+		slot, _ := e.rate.Lookup(&k, h)
 		if slot.Used() && slot.Last >= ent.Last {
 			continue // keep the more recent counter
 		}
-		e.rate.Put(slot, &k, ent.Last)
+		e.rate.Put(slot, &k, h, ent.Last)
 		slot.Value = ent.Value
 	}
 	if !e.bi.sweep.CopyFrom(&old.bi.sweep.Table) {

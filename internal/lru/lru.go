@@ -17,7 +17,8 @@ const Ways = 4
 type Entry[K comparable, V any] struct {
 	Key   K
 	Value V
-	Last  int64 // when the entry was last used: the least recent of a full set is evicted
+	Last  int64  // when the entry was last used: the least recent of a full set is evicted
+	hash  uint64 // the caller's hash of Key: compared before the key, which costs more
 	used  bool
 }
 
@@ -25,7 +26,9 @@ type Entry[K comparable, V any] struct {
 func (e *Entry[K, V]) Used() bool { return e.used }
 
 // Table is a set-associative table of entries of key type K and value
-// type V. The zero Table is empty and must be given a size by Init.
+// type V. The zero Table is empty and must be given a size by Init. The
+// caller hashes keys (equal keys must have equal hashes); the table mixes
+// the hash with its seed to choose a set.
 type Table[K comparable, V any] struct {
 	slots     []Entry[K, V]
 	mask      uint64
@@ -76,24 +79,36 @@ func (t *Table[K, V]) set(h uint64) []Entry[K, V] {
 // of those used as long ago). Nothing changes until the caller calls Put.
 func (t *Table[K, V]) Lookup(k *K, h uint64) (*Entry[K, V], bool) {
 	set := t.set(h)
-	var empty, lru *Entry[K, V]
+	if s := find(set, k, h); s != nil {
+		return s, true
+	}
+	return victim(set), false
+}
+
+// find is the entry of set that holds k, or nil.
+func find[K comparable, V any](set []Entry[K, V], k *K, h uint64) *Entry[K, V] {
 	for i := range set {
-		s := &set[i]
-		switch {
-		case !s.used:
-			if empty == nil {
-				empty = s
-			}
-		case s.Key == *k:
-			return s, true
-		case lru == nil || s.Last < lru.Last:
-			lru = s
+		if s := &set[i]; s.used && s.hash == h && s.Key == *k {
+			return s
 		}
 	}
-	if empty != nil {
-		return empty, false
+	return nil
+}
+
+// victim is the entry of set a new key takes: the first empty one, or
+// else the least recently used (the first of those used as long ago).
+func victim[K comparable, V any](set []Entry[K, V]) *Entry[K, V] {
+	v := &set[0]
+	for i := range set {
+		s := &set[i]
+		if !s.used {
+			return s
+		}
+		if s.Last < v.Last {
+			v = s
+		}
 	}
-	return lru, false
+	return v
 }
 
 // Find returns the entry of key k, whose hash is h, or nil. It does not
@@ -105,10 +120,10 @@ func (t *Table[K, V]) Find(k *K, h uint64) *Entry[K, V] {
 	return nil
 }
 
-// Put stores key k in e, an entry Lookup returned for k, with a zero
-// value, used at now. When e holds another key, that one is evicted:
-// OnEvict sees it first, and the eviction is counted.
-func (t *Table[K, V]) Put(e *Entry[K, V], k *K, now int64) {
+// Put stores key k, whose hash is h, in e, the entry Lookup returned for
+// k, with a zero value, used at now. When e holds another key, that one is
+// evicted: OnEvict sees it first, and the eviction is counted.
+func (t *Table[K, V]) Put(e *Entry[K, V], k *K, h uint64, now int64) {
 	if e.used {
 		t.evictions++
 		if t.OnEvict != nil {
@@ -117,20 +132,21 @@ func (t *Table[K, V]) Put(e *Entry[K, V], k *K, now int64) {
 	} else {
 		t.live++
 	}
-	*e = Entry[K, V]{Key: *k, Last: now, used: true}
+	*e = Entry[K, V]{Key: *k, Last: now, hash: h, used: true}
 }
 
 // Get returns the entry of key k, whose hash is h, used at now: the one
 // in the table (true), or a new one with a zero value (false), which may
 // have evicted another.
 func (t *Table[K, V]) Get(k *K, h uint64, now int64) (*Entry[K, V], bool) {
-	e, ok := t.Lookup(k, h)
-	if ok {
-		e.Last = now
-	} else {
-		t.Put(e, k, now)
+	set := t.set(h)
+	if s := find(set, k, h); s != nil {
+		s.Last = now
+		return s, true
 	}
-	return e, ok
+	e := victim(set)
+	t.Put(e, k, h, now)
+	return e, false
 }
 
 // Delete empties e, an entry of t. It is not an eviction.

@@ -163,7 +163,7 @@ func TestEvictionCallback(t *testing.T) {
 		if found {
 			t.Fatalf("key %d found", i)
 		}
-		tb.Put(e, &k, int64(i))
+		tb.Put(e, &k, k.a, int64(i))
 		if e.Value != (val{}) || e.Key != k || e.Last != int64(i) {
 			t.Fatalf("Put left %+v", *e)
 		}
@@ -296,7 +296,7 @@ func TestNoAllocs(t *testing.T) {
 		}
 		k.b = 2
 		if e, found := tb.Lookup(&k, k.a); !found {
-			tb.Put(e, &k, int64(i))
+			tb.Put(e, &k, k.a, int64(i))
 		}
 	})
 	if allocs != 0 {
