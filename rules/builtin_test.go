@@ -2,6 +2,7 @@ package rules
 
 import (
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -388,8 +389,20 @@ func TestBuiltinDetectors(t *testing.T) {
 				}
 			}
 			// Disabled in the policy: nothing.
-			e, rec = newTestEngineDetectors(t, "", EngineOptions{}, true)
-			e.bi.on[detectorIndex(t, c.id)] = false
+			p, err := Parse([]byte(engineAssets), "test.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range p.Detectors {
+				p.Detectors[i].Enabled = p.Detectors[i].ID != c.id
+			}
+			rec = &recorder{}
+			if e, err = NewEngine(p, rec, EngineOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if e.bi.on[detectorIndex(t, c.id)] {
+				t.Fatal("disabled in the policy, but on")
+			}
 			c.fire.feed(e)
 			for _, a := range rec.alerts {
 				if a.Rule == c.id {
@@ -401,9 +414,9 @@ func TestBuiltinDetectors(t *testing.T) {
 }
 
 func detectorIndex(t *testing.T, id string) detKind {
-	for k, x := range builtinIDs {
-		if x == id {
-			return detKind(k)
+	for k := range numBuiltin {
+		if Detectors[k].ID == id {
+			return k
 		}
 	}
 	t.Fatalf("no detector %s", id)
@@ -535,23 +548,44 @@ func TestBuiltinTimeBack(t *testing.T) {
 	}
 }
 
+// TestBuiltinCatalogue: every detector on decoded messages has its entry
+// in Detectors at the index of its detKind, with a category, a check and
+// a title; the baseline detectors follow, with neither.
 func TestBuiltinCatalogue(t *testing.T) {
-	for _, id := range BuiltinIDs() {
-		d := LookupDetector(id)
-		if d == nil {
-			t.Errorf("%s is not in the catalogue", id)
-			continue
+	ids := BuiltinIDs()
+	if len(ids) != int(numBuiltin) {
+		t.Fatalf("%d ids for %d detectors", len(ids), numBuiltin)
+	}
+	for k, d := range Detectors {
+		builtin := k < int(numBuiltin)
+		if builtin != !d.Baseline && d.ID != "new-asset" {
+			t.Errorf("%s: baseline %v at index %d", d.ID, d.Baseline, k)
 		}
-		if strings.HasPrefix(id, "baseline-") {
-			t.Errorf("%s is a baseline detector", id)
+		if builtin != !strings.HasPrefix(d.ID, "baseline-") {
+			t.Errorf("%s at index %d", d.ID, k)
+		}
+		if d.ID == "" || d.Category == "" {
+			t.Errorf("entry %d: id %q category %q", k, d.ID, d.Category)
+		}
+		if builtin != (len(d.checks) > 0) || builtin != (d.title != nil) {
+			t.Errorf("%s: %d checks, title %v", d.ID, len(d.checks), d.title != nil)
+		}
+		if builtin && ids[k] != d.ID {
+			t.Errorf("BuiltinIDs()[%d] = %s, want %s", k, ids[k], d.ID)
+		}
+		if !builtin && d.Category != CategoryBaseline {
+			t.Errorf("%s: category %s", d.ID, d.Category)
+		}
+		for _, c := range d.checks {
+			if c.stage >= numStages || c.on >= numMessages || c.run == nil {
+				t.Errorf("%s: check %+v", d.ID, c)
+			}
 		}
 	}
-	var cats []string
-	for k := range numBuiltin {
-		cats = append(cats, builtinCategory[k])
-	}
-	if strings.Contains(strings.Join(cats, ","), ",,") {
-		t.Error("a detector has no category")
+	for _, id := range BaselineIDs() {
+		if d := LookupDetector(id); d == nil || !d.Baseline || d.checks != nil {
+			t.Errorf("baseline detector %s: %+v", id, d)
+		}
 	}
 }
 
@@ -645,5 +679,103 @@ func TestAddrTableAsBefore(t *testing.T) {
 	}
 	if evictions < 1000 {
 		t.Errorf("only %d evictions: the sets did not overflow", evictions)
+	}
+}
+
+// TestDocsDetectorCategories keeps the table of what the detectors key on
+// in docs/policy.md, and the categories docs/events.md lists, in step with
+// Detectors.
+func TestDocsDetectorCategories(t *testing.T) {
+	doc, err := os.ReadFile("../docs/policy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(doc), "### What the detectors key on")
+	if !ok {
+		t.Fatal("docs/policy.md has no section on what the detectors key on")
+	}
+	table, _, _ = strings.Cut(table, "\n\n## ")
+	documented := map[string]string{}
+	for _, line := range strings.Split(table, "\n") {
+		cols := strings.Split(line, " | ")
+		if !strings.HasPrefix(line, "| `") || len(cols) < 3 {
+			continue
+		}
+		for _, id := range strings.Split(strings.TrimPrefix(cols[0], "| "), ", ") {
+			documented[strings.Trim(id, "`")] = strings.Trim(cols[1], "`")
+		}
+	}
+	events, err := os.ReadFile("../docs/events.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range Detectors[:numBuiltin] {
+		if got, ok := documented[d.ID]; !ok || got != d.Category {
+			t.Errorf("docs/policy.md gives %s the category %q, want %q", d.ID, got, d.Category)
+		}
+		delete(documented, d.ID)
+		if !strings.Contains(string(events), "`"+d.Category+"`") {
+			t.Errorf("docs/events.md lacks the category %s", d.Category)
+		}
+	}
+	for id := range documented {
+		t.Errorf("docs/policy.md keys %s, which is not a detector on decoded messages", id)
+	}
+}
+
+// TestBuiltinAlertOrder: the alerts one message raises come in the order
+// of the stages of the checks (the message, its function, the counts),
+// then of Detectors; the alert ids follow that order. The fixtures make
+// one message fire five detectors at once.
+func TestBuiltinAlertOrder(t *testing.T) {
+	newEngine := func() (*Engine, *recorder) {
+		p, err := Parse([]byte(engineAssets), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range p.Detectors {
+			switch p.Detectors[i].ID {
+			case "recon-sweep", "request-flood":
+				p.Detectors[i].Rate = &Rate{Max: 2, Per: 10 * time.Second}
+			}
+		}
+		rec := &recorder{}
+		e, err := NewEngine(p, rec, EngineOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e, rec
+	}
+	for _, c := range []struct {
+		name string
+		fs   feeds
+		want string
+	}{
+		{"dnp3", feeds{
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncRead},
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncEnableUnsolicited, at: time.Millisecond},
+			// The third function code, a cold restart to every outstation,
+			// with the decoder's flood anomaly.
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 0xFFFF, fc: dnp3.FuncColdRestart, anomalies: []dnp3.Reason{dnp3.RequestFlood}, at: 2 * time.Millisecond},
+		}, "request-flood dnp3-restart broadcast-write recon-sweep request-flood"},
+		{"modbus", feeds{
+			xmb{src: engC, dst: plc1S, unit: 1, fc: 3},
+			xmb{src: engC, dst: plc1S, unit: 1, fc: 4, at: time.Millisecond},
+			// The third function code, a write to unit 0.
+			xmb{src: engC, dst: plc1S, unit: 0, fc: 6, at: 2 * time.Millisecond},
+		}, "broadcast-write recon-sweep request-flood"},
+	} {
+		e, rec := newEngine()
+		c.fs.feed(e)
+		var got []string
+		for i, a := range rec.alerts {
+			got = append(got, a.Rule)
+			if a.ID != uint64(i+1) {
+				t.Errorf("%s: alert %d has id %d", c.name, i, a.ID)
+			}
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s: alerts %v, want %s", c.name, got, c.want)
+		}
 	}
 }

@@ -594,6 +594,11 @@ func opKey(c *compiled, op *Op) aggKey {
 // is still within its window, and otherwise takes one from the budget and
 // becomes a new alert. It reports whether a new alert was emitted.
 func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
+	return e.raiseFinding(c, op, k, isValue, finding{})
+}
+
+// raiseFinding is raise for a built-in detector whose check found f.
+func (e *Engine) raiseFinding(c *compiled, op *Op, k aggKey, isValue bool, f finding) bool {
 	r := c.rule
 	e.stats.MaxSeverity = max(e.stats.MaxSeverity, r.Severity)
 	now := op.Time
@@ -633,7 +638,7 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 		return false
 	}
 	e.agg.Put(ent, &k, h, now.UnixNano()) // reports the alert it evicts (reportAgg)
-	a := e.newAlert(c, op, isValue)
+	a := e.newAlert(c, op, isValue, f)
 	ent.Value = aggState{rank: rank, window: window, alert: a, count: 1, first: now, last: now}
 	if hasFunction(op) {
 		ent.Value.fcs.Add(op.FC)
@@ -681,7 +686,7 @@ func (e *Engine) newID() uint64 {
 	return e.nextID
 }
 
-func (e *Engine) newAlert(c *compiled, op *Op, isValue bool) *Alert {
+func (e *Engine) newAlert(c *compiled, op *Op, isValue bool, f finding) *Alert {
 	r := c.rule
 	a := &Alert{
 		ID: e.newID(), Rule: r.ID, Severity: r.Severity, Category: CategoryPolicy, Title: r.Name, Attack: r.Attack,
@@ -692,7 +697,7 @@ func (e *Engine) newAlert(c *compiled, op *Op, isValue bool) *Alert {
 		a.Category, a.Title, a.Expected = CategoryBaseline, e.base.title, e.base.expected
 	} else if c.idx < 0 {
 		// A built-in detector: its category, and a title about this op.
-		a.Category, a.Title = e.bi.describe(c.idx, op)
+		a.Category, a.Title = e.bi.describe(c.idx, op, f)
 	}
 	if a.Title == "" {
 		a.Title = r.ID
@@ -925,7 +930,7 @@ func (e *Engine) TakeOver(old *Engine) {
 		e.rate.Put(slot, &k, h, ent.Last)
 		slot.Value = ent.Value
 	}
-	if !e.bi.sweep.CopyFrom(&old.bi.sweep.Table) {
+	if !e.bi.sweep.CopyFrom(&old.bi.sweep) {
 		e.bi.sweep.Reset(e.seed)
 	}
 	e.bi.reported.CopyFrom(&old.bi.reported.Table)

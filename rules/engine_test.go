@@ -843,7 +843,7 @@ func TestEngineNoAllocs(t *testing.T) {
 `, EngineOptions{}, true)
 	for k := range numBuiltin {
 		if !e.bi.on[k] {
-			t.Fatalf("detector %s is off", builtinIDs[k])
+			t.Fatalf("detector %s is off", Detectors[k].ID)
 		}
 	}
 	f := &dpi.Flow{Client: netip.MustParseAddrPort(hmiC), Server: netip.MustParseAddrPort(plc2S)}
