@@ -389,17 +389,7 @@ func TestBuiltinDetectors(t *testing.T) {
 				}
 			}
 			// Disabled in the policy: nothing.
-			p, err := Parse([]byte(engineAssets), "test.yaml")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range p.Detectors {
-				p.Detectors[i].Enabled = p.Detectors[i].ID != c.id
-			}
-			rec = &recorder{}
-			if e, err = NewEngine(p, rec, EngineOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			e, rec = newEngineTuned(t, func(s *DetectorSettings) { s.Enabled = s.ID != c.id })
 			if e.bi.on[detectorIndex(t, c.id)] {
 				t.Fatal("disabled in the policy, but on")
 			}
@@ -411,6 +401,25 @@ func TestBuiltinDetectors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newEngineTuned builds an engine with the test assets, no rules, and
+// every detector on at its defaults but for what tune changes.
+func newEngineTuned(t *testing.T, tune func(*DetectorSettings)) (*Engine, *recorder) {
+	t.Helper()
+	p, err := Parse([]byte(engineAssets), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p.Detectors {
+		tune(&p.Detectors[i])
+	}
+	rec := &recorder{}
+	e, err := NewEngine(p, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, rec
 }
 
 func detectorIndex(t *testing.T, id string) detKind {
@@ -589,27 +598,16 @@ func TestBuiltinCatalogue(t *testing.T) {
 	}
 }
 
-// oldAddrTable is the address table as it was before it became an
-// lru.Table: without a used flag (the zero address marks an empty slot),
-// it filled a set from its last empty slot, not its first.
-type oldAddrTable struct {
-	slots []struct {
-		a    netip.Addr
-		last int64
-	}
-	mask uint64
-}
-
-func (t *oldAddrTable) set(a netip.Addr) []struct {
+// oldAddrTable is a set of the address table as it was before it became
+// an lru.Table: without a used flag (the zero address marks an empty
+// slot), it filled a set from its last empty slot, not its first.
+type oldAddrTable [lru.Ways]struct {
 	a    netip.Addr
 	last int64
-} {
-	h := mixForTest(hashAddr(a), addrSeed)
-	return t.slots[h&t.mask&^(lru.Ways-1):][:lru.Ways]
 }
 
-func (t *oldAddrTable) has(a netip.Addr) bool {
-	for _, s := range t.set(a) {
+func (set *oldAddrTable) has(a netip.Addr) bool {
+	for _, s := range set {
 		if s.a == a {
 			return true
 		}
@@ -617,8 +615,7 @@ func (t *oldAddrTable) has(a netip.Addr) bool {
 	return false
 }
 
-func (t *oldAddrTable) add(a netip.Addr, now int64) bool {
-	set := t.set(a)
+func (set *oldAddrTable) add(a netip.Addr, now int64) bool {
 	victim := -1
 	for i := range set {
 		s := &set[i]
@@ -634,38 +631,21 @@ func (t *oldAddrTable) add(a netip.Addr, now int64) bool {
 	return true
 }
 
-// mixForTest is the splitmix64 finalizer keyed with seed, as lru.Table
-// mixes hashes.
-func mixForTest(x, seed uint64) uint64 {
-	x ^= seed
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
-}
-
 // TestAddrTableAsBefore: the address tables of new-asset and
 // public-address answer add and has as they did before they became
 // lru.Tables, which fill a set from its first empty slot where the old
 // table took its last, as long as no two addresses of a set were last seen
 // at the same packet time. (With such a tie, the old table forgot the
-// last inserted of them, the new one the first.) The addresses come from
-// a small range so that sets fill up and overflow.
+// last inserted of them, the new one the first.) The table is one set, so
+// that it overflows all the time.
 func TestAddrTableAsBefore(t *testing.T) {
 	var got addrTable
-	got.init(64)
-	want := oldAddrTable{mask: 63}
-	want.slots = make([]struct {
-		a    netip.Addr
-		last int64
-	}, 64)
+	got.init(lru.Ways)
+	var want oldAddrTable
 	rng := uint64(1)
-	evictions := 0
 	for now := int64(1); now <= 20000; now++ {
 		rng = rng*6364136223846793005 + 1442695040888963407
-		a := netip.AddrFrom4([4]byte{10, 0, byte(rng >> 40 % 2), byte(rng >> 48)})
+		a := netip.AddrFrom4([4]byte{10, 0, 0, byte(rng>>40) % 9})
 		if rng>>33%3 == 0 {
 			if g, w := got.has(a), want.has(a); g != w {
 				t.Fatalf("at %d: has(%v) = %v, was %v", now, a, g, w)
@@ -675,10 +655,23 @@ func TestAddrTableAsBefore(t *testing.T) {
 		if g, w := got.add(a, now), want.add(a, now); g != w {
 			t.Fatalf("at %d: add(%v) = %v, was %v", now, a, g, w)
 		}
-		evictions = int(got.Evictions())
 	}
-	if evictions < 1000 {
-		t.Errorf("only %d evictions: the sets did not overflow", evictions)
+	if got.Evictions() < 1000 {
+		t.Errorf("only %d evictions: the set did not overflow", got.Evictions())
+	}
+
+	// The one difference: four addresses seen at the same time fill the
+	// set, and a fifth evicts the first of them where it used to evict the
+	// last.
+	got.init(lru.Ways)
+	want = oldAddrTable{}
+	addr := func(b byte) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, 0, b}) }
+	for b := range byte(5) {
+		got.add(addr(b), 7)
+		want.add(addr(b), 7)
+	}
+	if got.has(addr(0)) || !got.has(addr(3)) || !want.has(addr(0)) || want.has(addr(3)) {
+		t.Errorf("tie: now 0 %v, 3 %v; before 0 %v, 3 %v", got.has(addr(0)), got.has(addr(3)), want.has(addr(0)), want.has(addr(3)))
 	}
 }
 
@@ -728,23 +721,10 @@ func TestDocsDetectorCategories(t *testing.T) {
 // then of Detectors; the alert ids follow that order. The fixtures make
 // one message fire five detectors at once.
 func TestBuiltinAlertOrder(t *testing.T) {
-	newEngine := func() (*Engine, *recorder) {
-		p, err := Parse([]byte(engineAssets), "test.yaml")
-		if err != nil {
-			t.Fatal(err)
+	tune := func(s *DetectorSettings) {
+		if s.ID == "recon-sweep" || s.ID == "request-flood" {
+			s.Rate = &Rate{Max: 2, Per: 10 * time.Second}
 		}
-		for i := range p.Detectors {
-			switch p.Detectors[i].ID {
-			case "recon-sweep", "request-flood":
-				p.Detectors[i].Rate = &Rate{Max: 2, Per: 10 * time.Second}
-			}
-		}
-		rec := &recorder{}
-		e, err := NewEngine(p, rec, EngineOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e, rec
 	}
 	for _, c := range []struct {
 		name string
@@ -765,7 +745,7 @@ func TestBuiltinAlertOrder(t *testing.T) {
 			xmb{src: engC, dst: plc1S, unit: 0, fc: 6, at: 2 * time.Millisecond},
 		}, "broadcast-write recon-sweep request-flood"},
 	} {
-		e, rec := newEngine()
+		e, rec := newEngineTuned(t, tune)
 		c.fs.feed(e)
 		var got []string
 		for i, a := range rec.alerts {
