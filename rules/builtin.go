@@ -3,6 +3,7 @@ package rules
 import (
 	"math/bits"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -10,19 +11,23 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/internal/lru"
 )
 
-// The built-in detectors that run on decoded messages (the catalogue is
-// Detectors, in detectors.go; the baseline-* ones belong to learning).
-// Each has a synthetic rule and a compiled entry with a negative rule
-// number, so that its alerts take the same path as those of the policy's
-// rules (raise: folding, then the budget) and never share a key with one.
+// The built-in detectors that run on decoded messages. Each is declared
+// once, in Detectors (detectors.go): its id, category, techniques,
+// defaults, checks and title. Each has a synthetic rule and a compiled
+// entry with a negative rule number, so that its alerts take the same path
+// as those of the policy's rules (raise: folding, then the budget) and
+// never share a key with one.
 //
 // State is bounded: the sweep table and the tables of new-asset are fixed
 // at NewEngine and evict their least recently used entry; counts live in
 // the engine's rate table. Everything is driven by packet time. A
-// disabled detector allocates no state and costs one test per message.
+// disabled detector allocates no state and costs nothing per message.
 
+// detKind numbers the detectors on decoded messages: the index of their
+// entry in Detectors.
 type detKind uint8
 
 const (
@@ -45,34 +50,80 @@ const (
 	numBuiltin
 )
 
-// builtinIDs are the catalogue ids of the detectors implemented here.
-var builtinIDs = [numBuiltin]string{
-	"malformed", "modbus-diagnostics", "recon-device-id", "recon-sweep", "exception-storm",
-	"modbus-busy-delay", "dnp3-restart", "dnp3-application-control", "dnp3-disable-unsolicited", "dnp3-file",
-	"dnp3-operate-without-select", "dnp3-unsolicited-storm", "broadcast-write", "request-flood", "public-address", "new-asset",
-}
+// stage orders the checks that run on one message, and so the alerts one
+// message raises: by stage, then in the order of Detectors.
+type stage uint8
 
-// Alert categories of the built-in detectors.
 const (
-	CategoryProtocolAnomaly   = "protocol-anomaly"
-	CategoryDiagnostics       = "diagnostics"
-	CategoryReconnaissance    = "reconnaissance"
-	CategoryDangerousFunction = "dangerous-function"
-	CategoryBroadcast         = "broadcast"
-	CategoryFlood             = "flood"
-	CategoryNetwork           = "network"
-	CategoryInventory         = "inventory"
+	stageMessage  stage = iota // is the message itself sound
+	stageFunction              // what it asks for or answers
+	stageCount                 // what counts over many messages: sweeps, floods, addresses
+	numStages
 )
 
-var builtinCategory = [numBuiltin]string{
-	CategoryProtocolAnomaly, CategoryDiagnostics, CategoryReconnaissance, CategoryReconnaissance, CategoryReconnaissance,
-	CategoryFlood, CategoryDangerousFunction, CategoryDangerousFunction, CategoryDangerousFunction, CategoryDangerousFunction,
-	CategoryDangerousFunction, CategoryFlood, CategoryBroadcast, CategoryFlood, CategoryNetwork, CategoryInventory,
+// check is one check of a detector: while the detector is on, it looks at
+// the decoded messages that on names, and only those, so that a message
+// costs only the checks that concern it; it raises the detector's alerts
+// (fireBuiltin, fireOp).
+type check struct {
+	stage stage
+	on    messages
+	run   func(e *Engine, op *Op)
+}
+
+// messages says which messages a check looks at. Answers are the messages
+// that are not requests: responses, DNP3 unsolicited responses, and
+// frames too damaged to tell.
+type messages uint8
+
+const (
+	allMessages messages = iota
+	modbusMessages
+	modbusRequests
+	modbusAnswers
+	dnp3Messages
+	dnp3Requests
+	dnp3Answers
+	numMessages
+)
+
+// numCheckProtos bounds the protocols with checks of their own; checks of
+// all messages run on the others too.
+const numCheckProtos = ProtoDNP3 + 1
+
+// covers reports whether the messages include those of protocol p that
+// are requests (or not).
+func (w messages) covers(p Proto, request bool) bool {
+	switch w {
+	case allMessages:
+		return true
+	case modbusMessages, modbusRequests, modbusAnswers:
+		return p == ProtoModbus && (w == modbusMessages || request == (w == modbusRequests))
+	case dnp3Messages, dnp3Requests, dnp3Answers:
+		return p == ProtoDNP3 && (w == dnp3Messages || request == (w == dnp3Requests))
+	}
+	return false
+}
+
+// finding is what a check found that the title of its alert needs, beyond
+// the operation: it is passed along with the alert, not kept.
+type finding struct {
+	reason string     // malformed: the anomaly
+	count  int        // recon-sweep: distinct codes
+	units  bool       // recon-sweep: of unit ids or link addresses, not function codes
+	addr   netip.Addr // new-asset: the new address
+	isSrc  bool       // new-asset: addr is the operation's source
 }
 
 // BuiltinIDs returns the ids of the built-in detectors the engine runs on
 // decoded messages (the baseline detectors are not among them).
-func BuiltinIDs() []string { return append([]string(nil), builtinIDs[:]...) }
+func BuiltinIDs() []string {
+	ids := make([]string, numBuiltin)
+	for k := range ids {
+		ids[k] = Detectors[k].ID
+	}
+	return ids
+}
 
 // Table sizes of the detectors.
 const (
@@ -93,13 +144,17 @@ const (
 type builtinDet struct {
 	c      compiled
 	rule   Rule
-	window int64 // ns; 0: the engine's
+	window int64     // ns; 0: the engine's
+	spec   *Detector // its entry in Detectors
 }
 
 type builtins struct {
 	active bool // any detector enabled
 	on     [numBuiltin]bool
 	det    [numBuiltin]builtinDet
+	// checks are those of the enabled detectors that run on a message,
+	// by its protocol and whether it is a request, in the order they run.
+	checks [numCheckProtos][2][]func(e *Engine, op *Op)
 
 	sweep sweepTable
 
@@ -109,21 +164,13 @@ type builtins struct {
 	known     []knownFlow // nil when new-asset is off
 	reported  addrTable
 	ot        addrTable // hosts seen in Modbus or DNP3 conversations, for public-address
-
-	// What the alert being raised is about, for describe; set just
-	// before raise.
-	reason     string     // malformed: the anomaly
-	count      int        // sweeps: distinct codes
-	sweepUnits bool       // sweeps: of unit ids or link addresses, not function codes
-	newAddr    netip.Addr // new-asset
-	newIsSrc   bool
 }
 
-func (b *builtins) init(p *Policy) {
+func (b *builtins) init(p *Policy, seed uint64) {
 	for k := range numBuiltin {
-		s, ok := p.Detector(builtinIDs[k])
-		cat := LookupDetector(builtinIDs[k])
-		if !ok || cat == nil || !s.Enabled {
+		spec := &Detectors[k]
+		s, ok := p.Detector(spec.ID)
+		if !ok || !s.Enabled {
 			continue
 		}
 		if k == dNewAsset && len(p.Assets) == 0 {
@@ -132,7 +179,8 @@ func (b *builtins) init(p *Policy) {
 			continue
 		}
 		d := &b.det[k]
-		d.rule = Rule{ID: s.ID, Name: cat.Name, Severity: s.Severity, Attack: cat.Attack, Rate: s.Rate, Enabled: true}
+		d.spec = spec
+		d.rule = Rule{ID: s.ID, Name: spec.Name, Severity: s.Severity, Attack: spec.Attack, Rate: s.Rate, Enabled: true}
 		d.c = compiled{rule: &d.rule, idx: -1 - int32(k)}
 		d.window = int64(s.Window)
 		if s.Rate != nil {
@@ -141,8 +189,25 @@ func (b *builtins) init(p *Policy) {
 		b.on[k] = true
 		b.active = true
 	}
+	for p := range numCheckProtos {
+		for req, list := range &b.checks[p] {
+			for st := range numStages {
+				for k := range numBuiltin {
+					if !b.on[k] {
+						continue
+					}
+					for _, c := range Detectors[k].checks {
+						if c.stage == st && c.on.covers(p, req == 1) {
+							list = append(list, c.run)
+						}
+					}
+				}
+			}
+			b.checks[p][req] = slices.Clip(list)
+		}
+	}
 	if b.on[dSweep] || b.on[dExceptionStorm] {
-		b.sweep.init(sweepSlots)
+		b.sweep.Init(sweepSlots, seed)
 	}
 	if b.on[dNewAsset] {
 		b.assetIPs = map[netip.Addr]struct{}{}
@@ -169,78 +234,84 @@ func (b *builtins) window(idx int32) int64 {
 	return b.det[-1-idx].window
 }
 
+// describe gives the category and title of an alert of detector idx about
+// op, in which its check found f. It runs only when a new alert is made,
+// so it may allocate.
+func (b *builtins) describe(idx int32, op *Op, f finding) (string, string) {
+	d := &b.det[-1-idx]
+	return d.spec.Category, d.spec.title(op, d, f)
+}
+
 // fireBuiltin raises an alert of detector k about op with aggregation
-// key key (its rule number is filled in).
-func (e *Engine) fireBuiltin(k detKind, op *Op, key aggKey) bool {
+// key key (its rule number is filled in); f is what the title needs.
+func (e *Engine) fireBuiltin(k detKind, op *Op, key aggKey, f finding) bool {
 	c := &e.bi.det[k].c
 	key.rule = c.idx
-	return e.raise(c, op, key, false)
+	return e.raiseFinding(c, op, key, false, f)
 }
 
 // fireOp raises an alert of detector k with the usual key of op.
 func (e *Engine) fireOp(k detKind, op *Op) bool {
-	return e.raise(&e.bi.det[k].c, op, opKey(&e.bi.det[k].c, op), false)
+	c := &e.bi.det[k].c
+	return e.raiseFinding(c, op, opKey(c, op), false, finding{})
 }
 
-// detect runs the enabled detectors on op.
+// detect runs the checks of the enabled detectors on op.
 func (e *Engine) detect(op *Op) {
-	switch op.Proto {
-	case ProtoModbus:
-		if op.Modbus != nil {
-			e.detectModbus(op, op.Modbus)
-		}
-	case ProtoDNP3:
-		if op.DNP3 != nil {
-			e.detectDNP3(op, op.DNP3)
-		}
+	p, req := op.Proto, 0
+	if p >= numCheckProtos {
+		p = 0
 	}
-	b := &e.bi
-	if b.on[dPublic] {
-		e.detectPublic(op)
+	if op.Request {
+		req = 1
 	}
-	if b.on[dNewAsset] {
-		e.detectNewAsset(op)
+	for _, run := range e.bi.checks[p][req] {
+		run(e, op)
 	}
 }
 
-// ---- Modbus ----
+// modbusOf is op's Modbus message with a function code, or nil.
+func modbusOf(op *Op) *modbus.Message {
+	if op.Proto != ProtoModbus || op.Modbus == nil || !op.Modbus.HasFunction() {
+		return nil
+	}
+	return op.Modbus
+}
 
-func (e *Engine) detectModbus(op *Op, m *modbus.Message) {
-	b := &e.bi
-	if m.Malformed != 0 && b.on[dMalformed] && modbusMalformedCounts(op, m) {
-		b.reason = m.Malformed.String()
-		e.fireBuiltin(dMalformed, op, flowKey(op))
+// dnp3Of is op's DNP3 application message, or nil.
+func dnp3Of(op *Op) *dnp3.Message {
+	if op.Proto != ProtoDNP3 || op.DNP3 == nil || op.DNP3.Kind != dnp3.KindApplication {
+		return nil
 	}
-	if !m.HasFunction() {
+	return op.DNP3
+}
+
+// ---- malformed ----
+
+// dnp3Ignored are the anomalies that are no sign of a malformed message:
+// select-before-operate and flooding have their own detectors, and a
+// fragment truncated by a gap or by the end of the conversation is the
+// capture's doing.
+const dnp3Ignored = 1<<dnp3.SelectMismatch | 1<<dnp3.OperateWithoutSelect | 1<<dnp3.OperateLate |
+	1<<dnp3.RequestFlood | 1<<dnp3.FragmentTruncated
+
+func (e *Engine) checkModbusMalformed(op *Op) {
+	if m := op.Modbus; m != nil && m.Malformed != 0 && modbusMalformedCounts(op, m) {
+		e.fireBuiltin(dMalformed, op, flowKey(op), finding{reason: m.Malformed.String()})
+	}
+}
+
+func (e *Engine) checkDNP3Malformed(op *Op) {
+	m := op.DNP3
+	if m == nil || m.Anomalies == 0 {
 		return
 	}
-	if !op.Request {
-		if m.Exception != 0 && b.on[dExceptionStorm] {
-			e.modbusException(op, m)
-		}
-		if (m.Exception == 5 || m.Exception == 6) && b.on[dBusyDelay] {
-			e.countPair(dBusyDelay, op)
-		}
-		return
+	bad := m.Anomalies &^ dnp3Ignored
+	if m.Kind == dnp3.KindGarbage && m.Truncated {
+		bad &^= 1 << dnp3.NotDNP3 // the rest of a frame cut by a loss
 	}
-	switch {
-	case m.FC == 8 && b.on[dModbusDiag] && diagAbuse(m.Sub):
-		k := opKey(&b.det[dModbusDiag].c, op)
-		k.addr = uint32(m.Sub) // each sub-function its own alert
-		e.fireBuiltin(dModbusDiag, op, k)
-	case (m.FC == 43 && m.MEI == modbus.MEIReadDeviceID || m.FC == 17) && b.on[dDeviceID]:
-		// Device identification and report server id both hand out
-		// vendor, model and run state.
-		e.fireOp(dDeviceID, op)
-	}
-	if b.on[dBroadcast] && m.Unit == 0 && modbusChanges(op) {
-		e.fireOp(dBroadcast, op)
-	}
-	if b.on[dSweep] {
-		e.sweepRequest(op, m.FC, m.Unit)
-	}
-	if b.on[dFlood] {
-		e.countFlood(op)
+	if bad != 0 {
+		e.fireBuiltin(dMalformed, op, flowKey(op), finding{reason: dnp3.Reason(bits.TrailingZeros64(bad)).String()})
 	}
 }
 
@@ -256,6 +327,23 @@ func modbusMalformedCounts(op *Op, m *modbus.Message) bool {
 		return op.Flow != nil && op.Flow.Transport == dpi.UDP
 	}
 	return true
+}
+
+func titleMalformed(op *Op, _ *builtinDet, f finding) string {
+	src, dst := ends(op)
+	return "Malformed " + op.Proto.title() + " message from " + src + " to " + dst + ": " + f.reason
+}
+
+// ---- Modbus functions ----
+
+// checkModbusDiag: FC 8 sub-functions that take a device off the bus or
+// wipe its counters, each sub-function its own alert.
+func (e *Engine) checkModbusDiag(op *Op) {
+	if m := modbusOf(op); m != nil && op.Request && m.FC == 8 && diagAbuse(m.Sub) {
+		k := opKey(&e.bi.det[dModbusDiag].c, op)
+		k.addr = uint32(m.Sub)
+		e.fireBuiltin(dModbusDiag, op, k, finding{})
+	}
 }
 
 // diagAbuse reports whether an FC 8 sub-function takes a device off the
@@ -285,6 +373,198 @@ func diagName(sub uint16) string {
 	return modbus.SubFunctionName(sub)
 }
 
+func titleModbusDiag(op *Op, _ *builtinDet, _ finding) string {
+	src, dst := ends(op)
+	return "FC 8 " + diagName(op.Modbus.Sub) + " from " + src + " to " + dst + unitText(op)
+}
+
+// checkDeviceID: device identification and report server id both hand
+// out vendor, model and run state.
+func (e *Engine) checkDeviceID(op *Op) {
+	if m := modbusOf(op); m != nil && op.Request && (m.FC == 43 && m.MEI == modbus.MEIReadDeviceID || m.FC == 17) {
+		e.fireOp(dDeviceID, op)
+	}
+}
+
+func titleDeviceID(op *Op, _ *builtinDet, _ finding) string {
+	src, dst := ends(op)
+	if op.FC == 17 {
+		return "Server id read (FC 17) from " + src + " to " + dst + unitText(op)
+	}
+	return "Device identification read (FC 43/14) from " + src + " to " + dst + unitText(op)
+}
+
+// checkBusyDelay counts server busy and acknowledge exceptions.
+func (e *Engine) checkBusyDelay(op *Op) {
+	if m := modbusOf(op); m != nil && !op.Request && (m.Exception == 5 || m.Exception == 6) {
+		e.countPair(dBusyDelay, op)
+	}
+}
+
+func titleBusyDelay(op *Op, d *builtinDet, _ finding) string {
+	src, dst := ends(op)
+	return "Modbus " + exceptionName(op) + " exceptions from " + src + " to " + dst + unitText(op) + ": " + d.c.expected + " exceeded"
+}
+
+// exceptionName names the busy and acknowledge exceptions.
+func exceptionName(op *Op) string {
+	if op.Modbus != nil && op.Modbus.Exception == 5 {
+		return "acknowledge"
+	}
+	return "server busy"
+}
+
+// ---- exception-storm ----
+
+// dnp3ExceptionIIN are the IIN bits of a response that say the request
+// asked for something the outstation does not have.
+const dnp3ExceptionIIN = dnp3.IINNoFuncCodeSupport | dnp3.IINObjectUnknown | dnp3.IINParameterError
+
+// checkDNP3Exceptions counts responses whose IIN say the request asked for
+// something the outstation does not have (op goes from the device to the
+// master).
+func (e *Engine) checkDNP3Exceptions(op *Op) {
+	if m := dnp3Of(op); m != nil && m.Dir == dnp3.Response && m.IIN&dnp3ExceptionIIN != 0 {
+		e.countPair(dExceptionStorm, op)
+	}
+}
+
+// checkModbusExceptions counts an exception response towards exception-storm:
+// illegal function (1) and illegal data address (2), which probing draws,
+// and acknowledge (5) and server busy (6), which a device swamped by
+// requests answers, always; the gateway
+// exceptions (10, 11), which a unit id sweep through a gateway draws, only
+// for a unit id not seen failing within the window, so that one dead
+// serial device polled every second is not a storm.
+func (e *Engine) checkModbusExceptions(op *Op) {
+	m := modbusOf(op)
+	if m == nil || op.Request {
+		return
+	}
+	switch m.Exception {
+	case 1, 2, 5, 6:
+	case 10, 11:
+		if isNew, _ := e.sweepAdd(op, sweepGateway, m.Unit, false); !isNew {
+			return
+		}
+	default:
+		return
+	}
+	e.countPair(dExceptionStorm, op)
+}
+
+func titleExceptionStorm(op *Op, d *builtinDet, _ finding) string {
+	src, dst := ends(op)
+	return "Exception storm from " + src + " to " + dst + ": " + d.c.expected + " exceeded"
+}
+
+// ---- DNP3 functions ----
+
+// dnp3Request is op's DNP3 request, or nil.
+func dnp3Request(op *Op) *dnp3.Message {
+	if m := dnp3Of(op); m != nil && m.Dir == dnp3.Request {
+		return m
+	}
+	return nil
+}
+
+func (e *Engine) checkDNP3Restart(op *Op) {
+	if m := dnp3Request(op); m != nil && (m.FC == dnp3.FuncColdRestart || m.FC == dnp3.FuncWarmRestart) {
+		e.fireOp(dDNP3Restart, op)
+	}
+}
+
+func (e *Engine) checkDNP3AppControl(op *Op) {
+	if m := dnp3Request(op); m != nil {
+		switch m.FC {
+		case dnp3.FuncInitializeData, dnp3.FuncInitializeApplication, dnp3.FuncStartApplication, dnp3.FuncStopApplication:
+			e.fireOp(dDNP3AppControl, op)
+		}
+	}
+}
+
+func (e *Engine) checkDNP3DisableUnsol(op *Op) {
+	if m := dnp3Request(op); m != nil && m.FC == dnp3.FuncDisableUnsolicited {
+		e.fireOp(dDNP3DisableUnsol, op)
+	}
+}
+
+// checkDNP3File: the file functions, and group 70 (file control) objects
+// in a write.
+func (e *Engine) checkDNP3File(op *Op) {
+	m := dnp3Request(op)
+	if m == nil {
+		return
+	}
+	switch m.FC {
+	case dnp3.FuncOpenFile, dnp3.FuncCloseFile, dnp3.FuncDeleteFile, dnp3.FuncGetFileInfo, dnp3.FuncAuthenticateFile, dnp3.FuncAbortFile:
+		e.fireOp(dDNP3File, op)
+	case dnp3.FuncWrite:
+		for i := range m.Objects {
+			if m.Objects[i].Group == 70 {
+				e.fireOp(dDNP3File, op)
+				return
+			}
+		}
+	}
+}
+
+func titleDNP3Function(op *Op, _ *builtinDet, _ finding) string {
+	src, dst := ends(op)
+	return "DNP3 " + dnp3.FunctionName(op.FC) + " from " + src + " to " + dst + linkText(op)
+}
+
+func (e *Engine) checkDNP3OperateNoSelect(op *Op) {
+	if m := dnp3Request(op); m != nil && m.FC == dnp3.FuncOperate {
+		switch m.SBO {
+		case dnp3.SBONoSelect, dnp3.SBOMismatch, dnp3.SBOLate:
+			e.fireOp(dDNP3OperateNoSelect, op)
+		}
+	}
+}
+
+func titleDNP3OperateNoSelect(op *Op, _ *builtinDet, _ finding) string {
+	src, dst := ends(op)
+	return "DNP3 operate " + sboText(op) + " from " + src + " to " + dst + linkText(op)
+}
+
+func sboText(op *Op) string {
+	if op.DNP3 != nil {
+		switch op.DNP3.SBO {
+		case dnp3.SBOMismatch:
+			return "not matching its select"
+		case dnp3.SBOLate:
+			return "after the select timed out"
+		}
+	}
+	return "without select"
+}
+
+func (e *Engine) checkDNP3UnsolStorm(op *Op) {
+	if m := dnp3Of(op); m != nil && m.Dir == dnp3.Unsolicited {
+		e.countPair(dDNP3UnsolStorm, op)
+	}
+}
+
+func titleDNP3UnsolStorm(op *Op, d *builtinDet, _ finding) string {
+	src, dst := ends(op)
+	return "DNP3 unsolicited response storm from " + src + " to " + dst + linkText(op) + ": " + d.c.expected + " exceeded"
+}
+
+// ---- broadcast-write ----
+
+func (e *Engine) checkModbusBroadcast(op *Op) {
+	if m := modbusOf(op); m != nil && op.Request && m.Unit == 0 && modbusChanges(op) {
+		e.fireOp(dBroadcast, op)
+	}
+}
+
+func (e *Engine) checkDNP3Broadcast(op *Op) {
+	if m := dnp3Request(op); m != nil && m.Link.Dst >= 0xFFFD && dnp3Changes(op.Class) {
+		e.fireOp(dBroadcast, op)
+	}
+}
+
 // modbusChanges reports whether a Modbus request changes something: a
 // write, restart communications, force listen only, or a file record
 // write. Reads to unit 0 are common (devices addressed directly over TCP)
@@ -297,105 +577,6 @@ func modbusChanges(op *Op) bool {
 	return op.FC == 21
 }
 
-// modbusException counts an exception response towards exception-storm:
-// illegal function (1) and illegal data address (2), which probing draws,
-// and acknowledge (5) and server busy (6), which a device swamped by
-// requests answers, always; the gateway
-// exceptions (10, 11), which a unit id sweep through a gateway draws, only
-// for a unit id not seen failing within the window, so that one dead
-// serial device polled every second is not a storm.
-func (e *Engine) modbusException(op *Op, m *modbus.Message) {
-	switch m.Exception {
-	case 1, 2, 5, 6:
-	case 10, 11:
-		if !e.sweepAdd(op, sweepGateway, m.Unit, false) {
-			return
-		}
-	default:
-		return
-	}
-	e.countExceptions(op)
-}
-
-// ---- DNP3 ----
-
-// dnp3Ignored are the anomalies that are no sign of a malformed message:
-// select-before-operate and flooding have their own detectors, and a
-// fragment truncated by a gap or by the end of the conversation is the
-// capture's doing.
-const dnp3Ignored = 1<<dnp3.SelectMismatch | 1<<dnp3.OperateWithoutSelect | 1<<dnp3.OperateLate |
-	1<<dnp3.RequestFlood | 1<<dnp3.FragmentTruncated
-
-// dnp3ExceptionIIN are the IIN bits of a response that say the request
-// asked for something the outstation does not have.
-const dnp3ExceptionIIN = dnp3.IINNoFuncCodeSupport | dnp3.IINObjectUnknown | dnp3.IINParameterError
-
-func (e *Engine) detectDNP3(op *Op, m *dnp3.Message) {
-	b := &e.bi
-	if m.Anomalies != 0 {
-		bad := m.Anomalies &^ dnp3Ignored
-		if m.Kind == dnp3.KindGarbage && m.Truncated {
-			bad &^= 1 << dnp3.NotDNP3 // the rest of a frame cut by a loss
-		}
-		if bad != 0 && b.on[dMalformed] {
-			b.reason = dnp3.Reason(bits.TrailingZeros64(bad)).String()
-			e.fireBuiltin(dMalformed, op, flowKey(op))
-		}
-		if m.Anomalies&(1<<dnp3.RequestFlood) != 0 && b.on[dFlood] {
-			e.fireBuiltin(dFlood, op, aggKey{dst: op.Dst.Addr(), addr: 1})
-		}
-	}
-	if m.Kind != dnp3.KindApplication {
-		return
-	}
-	if m.Dir != dnp3.Request {
-		if m.Dir == dnp3.Unsolicited && b.on[dDNP3UnsolStorm] {
-			e.countPair(dDNP3UnsolStorm, op)
-		}
-		if m.Dir == dnp3.Response && m.IIN&dnp3ExceptionIIN != 0 && b.on[dExceptionStorm] {
-			e.countExceptions(op)
-		}
-		return
-	}
-	var k detKind = numBuiltin
-	switch m.FC {
-	case dnp3.FuncColdRestart, dnp3.FuncWarmRestart:
-		k = dDNP3Restart
-	case dnp3.FuncInitializeData, dnp3.FuncInitializeApplication, dnp3.FuncStartApplication, dnp3.FuncStopApplication:
-		k = dDNP3AppControl
-	case dnp3.FuncDisableUnsolicited:
-		k = dDNP3DisableUnsol
-	case dnp3.FuncOpenFile, dnp3.FuncCloseFile, dnp3.FuncDeleteFile, dnp3.FuncGetFileInfo, dnp3.FuncAuthenticateFile, dnp3.FuncAbortFile:
-		k = dDNP3File
-	case dnp3.FuncWrite:
-		for i := range m.Objects {
-			if m.Objects[i].Group == 70 {
-				k = dDNP3File
-				break
-			}
-		}
-	case dnp3.FuncOperate:
-		switch m.SBO {
-		case dnp3.SBONoSelect, dnp3.SBOMismatch, dnp3.SBOLate:
-			k = dDNP3OperateNoSelect
-		}
-	}
-	if k < numBuiltin && b.on[k] {
-		e.fireOp(k, op)
-	}
-	if b.on[dBroadcast] && m.Link.Dst >= 0xFFFD && dnp3Changes(op.Class) {
-		e.fireOp(dBroadcast, op)
-	}
-	if b.on[dSweep] {
-		// Link addresses fold to 8 bits; a sweep of consecutive
-		// addresses stays distinct.
-		e.sweepRequest(op, m.FC, uint8(m.Link.Dst)^uint8(m.Link.Dst>>8))
-	}
-	if b.on[dFlood] {
-		e.countFlood(op)
-	}
-}
-
 // dnp3Changes reports whether a DNP3 request class changes something.
 func dnp3Changes(c OpClass) bool {
 	switch c {
@@ -405,15 +586,81 @@ func dnp3Changes(c OpClass) bool {
 	return false
 }
 
+func titleBroadcast(op *Op, _ *builtinDet, _ finding) string {
+	src, dst := ends(op)
+	if op.Proto == ProtoModbus {
+		return "Modbus broadcast " + modbus.FunctionName(op.FC) + " (unit 0) from " + src + " via " + dst
+	}
+	return "DNP3 broadcast " + dnp3.FunctionName(op.FC) + " to link address 0x" + strconv.FormatUint(uint64(op.LinkDst), 16) + " from " + src + " via " + dst
+}
+
 // ---- counting detectors ----
 
-// countFlood counts a request towards request-flood: all masters together
-// against one device.
-func (e *Engine) countFlood(op *Op) {
+// checkModbusSweep and checkDNP3Sweep note the function code and unit id
+// (DNP3: folded link address) of a request for recon-sweep.
+func (e *Engine) checkModbusSweep(op *Op) {
+	if m := modbusOf(op); m != nil && op.Request {
+		e.sweepRequest(op, m.FC, m.Unit)
+	}
+}
+
+func (e *Engine) checkDNP3Sweep(op *Op) {
+	if m := dnp3Request(op); m != nil {
+		// Link addresses fold to 8 bits; a sweep of consecutive
+		// addresses stays distinct.
+		e.sweepRequest(op, m.FC, uint8(m.Link.Dst)^uint8(m.Link.Dst>>8))
+	}
+}
+
+// sweepRequest fires recon-sweep when the set of function codes or of
+// unit ids a request adds to has grown past rate.max within rate.per.
+func (e *Engine) sweepRequest(op *Op, fc, unit uint8) {
+	if over, n := e.sweepAdd(op, sweepFunctions, fc, true); over {
+		e.fireBuiltin(dSweep, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), addr: keySweepFunctions}, finding{count: n})
+	}
+	if over, n := e.sweepAdd(op, sweepUnits, unit, true); over {
+		e.fireBuiltin(dSweep, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), addr: keySweepUnits}, finding{count: n, units: true})
+	}
+}
+
+func titleSweep(op *Op, d *builtinDet, f finding) string {
+	src, dst := ends(op)
+	what := "function codes"
+	if f.units {
+		what = "unit ids"
+		if op.Proto == ProtoDNP3 {
+			what = "link addresses"
+		}
+	}
+	return op.Proto.title() + " sweep from " + src + " to " + dst + ": " + strconv.Itoa(f.count) + " " + what + " within " + formatDuration(d.rule.Rate.Per)
+}
+
+// checkDNP3FloodAnomaly: the DNP3 decoder's flood anomaly, requests piling
+// up without responses on one connection.
+func (e *Engine) checkDNP3FloodAnomaly(op *Op) {
+	if op.Proto == ProtoDNP3 && op.DNP3 != nil && op.DNP3.Anomalies&(1<<dnp3.RequestFlood) != 0 {
+		e.fireBuiltin(dFlood, op, aggKey{dst: op.Dst.Addr(), addr: 1}, finding{})
+	}
+}
+
+// checkFlood counts a Modbus or DNP3 request towards request-flood: all
+// masters together against one device.
+func (e *Engine) checkFlood(op *Op) {
+	if m := modbusOf(op); (m == nil || !op.Request) && dnp3Request(op) == nil {
+		return
+	}
 	d := &e.bi.det[dFlood]
 	if e.countRate(d.rule.Rate, rateKey{dst: op.Dst.Addr(), rule: d.c.idx}, op.Time.UnixNano()) {
-		e.fireBuiltin(dFlood, op, aggKey{dst: op.Dst.Addr()})
+		e.fireBuiltin(dFlood, op, aggKey{dst: op.Dst.Addr()}, finding{})
 	}
+}
+
+func titleFlood(op *Op, d *builtinDet, _ finding) string {
+	src, dst := ends(op)
+	if op.Proto == ProtoDNP3 && op.DNP3 != nil && op.DNP3.Anomalies&(1<<dnp3.RequestFlood) != 0 {
+		return "DNP3 request flood from " + src + " to " + dst + ": requests pile up without responses"
+	}
+	return "Request flood to " + dst + " (last from " + src + "): " + d.c.expected + " exceeded"
 }
 
 // countPair counts op towards the rate of detector k for its sender and
@@ -423,30 +670,7 @@ func (e *Engine) countFlood(op *Op) {
 func (e *Engine) countPair(k detKind, op *Op) {
 	d := &e.bi.det[k]
 	if e.countRate(d.rule.Rate, rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: d.c.idx}, op.Time.UnixNano()) {
-		e.fireBuiltin(k, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr()})
-	}
-}
-
-// countExceptions counts an exception response (op goes from the device
-// to the master) towards exception-storm.
-func (e *Engine) countExceptions(op *Op) {
-	if e.bi.on[dExceptionStorm] {
-		e.countPair(dExceptionStorm, op)
-	}
-}
-
-// sweepRequest notes the function code and unit id (DNP3: folded link
-// address) of a request for recon-sweep, and fires when either set has
-// grown past rate.max within rate.per.
-func (e *Engine) sweepRequest(op *Op, fc, unit uint8) {
-	b := &e.bi
-	if e.sweepAdd(op, sweepFunctions, fc, true) {
-		b.count, b.sweepUnits = b.sweep.last, false
-		e.fireBuiltin(dSweep, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), addr: keySweepFunctions})
-	}
-	if e.sweepAdd(op, sweepUnits, unit, true) {
-		b.count, b.sweepUnits = b.sweep.last, true
-		e.fireBuiltin(dSweep, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), addr: keySweepUnits})
+		e.fireBuiltin(k, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr()}, finding{})
 	}
 }
 
@@ -469,42 +693,34 @@ const (
 	sweepGateway                // unit ids for which a gateway answered with a gateway exception
 )
 
-// sweepEntry is the set of codes one source used at one destination in
+// sweepKey is what the sweep table keeps codes for: one source at one
+// destination, per protocol and kind of code.
+type sweepKey struct {
+	src, dst netip.Addr
+	proto    Proto
+	kind     uint8
+}
+
+// sweepCodes is the set of codes one source used at one destination in
 // the current fixed window of rate.per and in the one before; the
 // distinct count is that of their union, so it spans between one and two
-// windows.
-type sweepEntry struct {
-	src, dst  netip.Addr
-	proto     Proto
-	kind      uint8
-	used      bool
+// windows. The entry's Last is the packet time of the last use.
+type sweepCodes struct {
 	epoch     uint32 // the engine's epoch when last used
 	win       int64
 	cur, prev CodeSet
-	last      int64 // packet time (unix ns) of the last use, for eviction
 }
 
-type sweepTable struct {
-	slots []sweepEntry
-	mask  uint64
-	last  int // the distinct count sweepAdd found last
-}
-
-func (t *sweepTable) init(n int) {
-	n = slotCount(n)
-	t.slots = make([]sweepEntry, n)
-	t.mask = uint64(n - 1)
-}
+// sweepTable holds the code sets of recon-sweep and exception-storm.
+type sweepTable = lru.Table[sweepKey, sweepCodes]
 
 // sweepAdd adds code to the set of kind for op's source and destination.
 // With threshold it reports whether the code was new and the distinct
-// count now exceeds recon-sweep's rate.max; without, whether the code was
-// new in the window.
-func (e *Engine) sweepAdd(op *Op, kind, code uint8, threshold bool) bool {
+// count now exceeds recon-sweep's rate.max, and that count; without,
+// whether the code was new in the window.
+func (e *Engine) sweepAdd(op *Op, kind, code uint8, threshold bool) (bool, int) {
 	t := &e.bi.sweep
-	src, dst := op.Src.Addr(), op.Dst.Addr()
-	h := mix64(hashAddr(src)^bits.RotateLeft64(hashAddr(dst), 29)^uint64(kind)<<8^uint64(op.Proto), e.seed)
-	set := t.slots[h&t.mask&^(ways-1):][:ways]
+	k := sweepKey{src: op.Src.Addr(), dst: op.Dst.Addr(), proto: op.Proto, kind: kind}
 	now := op.Time.UnixNano()
 	per := int64(DefaultWindow)
 	if r := e.bi.det[dSweep].rule.Rate; r != nil {
@@ -514,59 +730,41 @@ func (e *Engine) sweepAdd(op *Op, kind, code uint8, threshold bool) bool {
 		per = int64(e.bi.det[dExceptionStorm].rule.Rate.Per)
 	}
 	w := now / per
-	var ent *sweepEntry
-	for i := range set {
-		s := &set[i]
-		if s.used && s.kind == kind && s.proto == op.Proto && s.src == src && s.dst == dst {
-			ent = s
-			break
-		}
+	ent, found := t.Get(&k, hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 29)^uint64(kind)<<8^uint64(k.proto), now)
+	c := &ent.Value
+	if !found {
+		*c = sweepCodes{win: w, epoch: e.epoch}
 	}
-	if ent == nil {
-		ent = &set[0]
-		for i := range set {
-			if !set[i].used {
-				ent = &set[i]
-				break
-			}
-			if set[i].last < ent.last {
-				ent = &set[i]
-			}
-		}
-		*ent = sweepEntry{src: src, dst: dst, proto: op.Proto, kind: kind, used: true, win: w, epoch: e.epoch}
-	}
-	ent.last = now
 	switch {
-	case ent.epoch != e.epoch:
-		ent.prev, ent.cur = CodeSet{}, CodeSet{}
-		ent.win, ent.epoch = w, e.epoch
-	case w == ent.win+1:
-		ent.prev, ent.cur = ent.cur, CodeSet{}
-		ent.win = w
-	case w > ent.win+1 || w < ent.win-1:
+	case c.epoch != e.epoch:
+		c.prev, c.cur = CodeSet{}, CodeSet{}
+		c.win, c.epoch = w, e.epoch
+	case w == c.win+1:
+		c.prev, c.cur = c.cur, CodeSet{}
+		c.win = w
+	case w > c.win+1 || w < c.win-1:
 		// Silence for more than a window, or packet time went back by
 		// more than one (a new capture file): start afresh.
-		ent.prev, ent.cur = CodeSet{}, CodeSet{}
-		ent.win = w
+		c.prev, c.cur = CodeSet{}, CodeSet{}
+		c.win = w
 	}
-	// w is ent.win or the one before (packets slightly out of time
+	// w is c.win or the one before (packets slightly out of time
 	// order): count it in the current window.
-	if ent.cur.Has(code) || kind == sweepGateway && ent.prev.Has(code) {
-		return false
+	if c.cur.Has(code) || kind == sweepGateway && c.prev.Has(code) {
+		return false, 0
 	}
-	ent.cur.Add(code)
+	c.cur.Add(code)
 	if !threshold {
-		return true
+		return true, 0
 	}
-	if ent.prev.Has(code) {
-		return false // not new within the span
+	if c.prev.Has(code) {
+		return false, 0 // not new within the span
 	}
 	n := 0
-	for i := range ent.cur {
-		n += bits.OnesCount64(ent.cur[i] | ent.prev[i])
+	for i := range c.cur {
+		n += bits.OnesCount64(c.cur[i] | c.prev[i])
 	}
-	t.last = n
-	return n > int(e.bi.det[dSweep].rule.Rate.Max)
+	return n > int(e.bi.det[dSweep].rule.Rate.Max), n
 }
 
 // ---- public-address ----
@@ -600,17 +798,31 @@ func (e *Engine) NewFlow(f *dpi.Flow, t time.Time) {
 	}
 	op := &e.flowOp
 	*op = Op{Time: t, Flow: f, Src: f.Client, Dst: f.Server}
-	e.fireBuiltin(dPublic, op, aggKey{src: ot, dst: pub})
+	e.fireBuiltin(dPublic, op, aggKey{src: ot, dst: pub}, finding{})
 }
 
-func (e *Engine) detectPublic(op *Op) {
+// checkPublic checks the two ends of a Modbus or DNP3 message.
+func (e *Engine) checkPublic(op *Op) {
 	s, d := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
 	switch {
 	case isPrivate(s) && isPublic(d):
-		e.fireBuiltin(dPublic, op, aggKey{src: s, dst: d})
+		e.fireBuiltin(dPublic, op, aggKey{src: s, dst: d}, finding{})
 	case isPublic(s) && isPrivate(d):
-		e.fireBuiltin(dPublic, op, aggKey{src: d, dst: s})
+		e.fireBuiltin(dPublic, op, aggKey{src: d, dst: s}, finding{})
 	}
+}
+
+func titlePublic(op *Op, _ *builtinDet, _ finding) string {
+	src, dst := ends(op)
+	proto := op.Proto.title()
+	if op.Proto == 0 && op.Flow != nil {
+		// A conversation that is neither Modbus nor DNP3.
+		proto = strings.ToUpper(op.Flow.Transport.String()) + " port " + strconv.Itoa(int(op.Dst.Port()))
+	}
+	if isPublic(op.Dst.Addr().Unmap()) {
+		return proto + " between " + src + " and public address " + dst
+	}
+	return proto + " between " + dst + " and public address " + src
 }
 
 // isPrivate: RFC 1918, RFC 4193, link-local and loopback addresses.
@@ -642,7 +854,7 @@ type knownFlow struct {
 	src, dst netip.Addr
 }
 
-func (e *Engine) detectNewAsset(op *Op) {
+func (e *Engine) checkNewAsset(op *Op) {
 	b := &e.bi
 	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
 	var kf *knownFlow
@@ -656,16 +868,28 @@ func (e *Engine) detectNewAsset(op *Op) {
 		if !a.IsValid() || b.isAsset(a) || !b.reported.add(a, op.Time.UnixNano()) {
 			continue
 		}
-		b.newAddr, b.newIsSrc = a, i == 0
 		k := aggKey{src: a, addr: keyNewSrc}
 		if i == 1 {
 			k.addr = keyNewDst
 		}
-		e.fireBuiltin(dNewAsset, op, k)
+		e.fireBuiltin(dNewAsset, op, k, finding{addr: a, isSrc: i == 0})
 	}
 	if kf != nil {
 		*kf = knownFlow{id: op.Flow.ID, src: src, dst: dst}
 	}
+}
+
+func titleNewAsset(op *Op, _ *builtinDet, f finding) string {
+	src, dst := ends(op)
+	role := "device"
+	if op.Request == f.isSrc {
+		role = "master"
+	}
+	other := dst
+	if !f.isSrc {
+		other = src
+	}
+	return "New asset " + f.addr.String() + ": " + op.Proto.title() + " " + role + " talking to " + other
 }
 
 func (b *builtins) isAsset(a netip.Addr) bool {
@@ -680,160 +904,35 @@ func (b *builtins) isAsset(a netip.Addr) bool {
 	return false
 }
 
-// addrTable remembers addresses already reported, in a fixed table: when a
-// set is full the least recently seen one is forgotten (and would be
-// reported again).
+// addrTable remembers addresses, in a fixed table: when a set is full
+// the least recently seen one is forgotten (new-asset would report it
+// again). Its seed is fixed, so that a reload can take the table over.
 type addrTable struct {
-	slots []addrEntry
-	mask  uint64
-	seed  uint64
+	lru.Table[netip.Addr, struct{}]
 }
 
-type addrEntry struct {
-	a    netip.Addr
-	last int64
-}
+const addrSeed = 0x6e65772d61737365
 
-func (t *addrTable) init(n int) {
-	n = slotCount(n)
-	t.slots = make([]addrEntry, n)
-	t.mask = uint64(n - 1)
-	t.seed = 0x6e65772d61737365
-}
+func (t *addrTable) init(n int) { t.Init(n, addrSeed) }
 
 // has reports whether a is in the table.
-func (t *addrTable) has(a netip.Addr) bool {
-	for _, s := range t.slots[mix64(hashAddr(a), t.seed)&t.mask&^(ways-1):][:ways] {
-		if s.a == a {
-			return true
-		}
-	}
-	return false
-}
-
-// takeOver copies the addresses of old, a table of the same size, when
-// both are in use.
-func (t *addrTable) takeOver(old *addrTable) {
-	if len(t.slots) == len(old.slots) && t.seed == old.seed {
-		copy(t.slots, old.slots)
-	}
-}
+func (t *addrTable) has(a netip.Addr) bool { return t.Find(&a, hashAddr(a)) != nil }
 
 // add records a at time now and reports whether it is new.
 func (t *addrTable) add(a netip.Addr, now int64) bool {
-	set := t.slots[mix64(hashAddr(a), t.seed)&t.mask&^(ways-1):][:ways]
-	var victim *addrEntry
-	for i := range set {
-		s := &set[i]
-		if s.a == a {
-			s.last = now
-			return false
-		}
-		if victim == nil || !s.a.IsValid() || victim.a.IsValid() && s.last < victim.last {
-			victim = s
-		}
-	}
-	*victim = addrEntry{a: a, last: now}
-	return true
+	_, found := t.Get(&a, hashAddr(a), now)
+	return !found
 }
 
 // ---- titles ----
 
-// describe gives the category and title of an alert of detector idx about
-// op. It runs only when a new alert is made, so it may allocate.
-func (b *builtins) describe(idx int32, op *Op) (string, string) {
-	k := detKind(-1 - idx)
-	src, dst := op.Src.Addr().String(), op.Dst.Addr().String()
-	proto := op.Proto.title()
-	var t string
-	switch k {
-	case dMalformed:
-		t = "Malformed " + proto + " message from " + src + " to " + dst + ": " + b.reason
-	case dModbusDiag:
-		t = "FC 8 " + diagName(op.Modbus.Sub) + " from " + src + " to " + dst + unitText(op)
-	case dDeviceID:
-		if op.FC == 17 {
-			t = "Server id read (FC 17) from " + src + " to " + dst + unitText(op)
-		} else {
-			t = "Device identification read (FC 43/14) from " + src + " to " + dst + unitText(op)
-		}
-	case dSweep:
-		what := "function codes"
-		if b.sweepUnits {
-			what = "unit ids"
-			if op.Proto == ProtoDNP3 {
-				what = "link addresses"
-			}
-		}
-		t = proto + " sweep from " + src + " to " + dst + ": " + strconv.Itoa(b.count) + " " + what + " within " + formatDuration(b.det[dSweep].rule.Rate.Per)
-	case dExceptionStorm:
-		t = "Exception storm from " + src + " to " + dst + ": " + b.det[dExceptionStorm].c.expected + " exceeded"
-	case dBusyDelay:
-		t = "Modbus " + exceptionName(op) + " exceptions from " + src + " to " + dst + unitText(op) + ": " + b.det[dBusyDelay].c.expected + " exceeded"
-	case dDNP3Restart, dDNP3AppControl, dDNP3DisableUnsol, dDNP3File:
-		t = "DNP3 " + dnp3.FunctionName(op.FC) + " from " + src + " to " + dst + linkText(op)
-	case dDNP3OperateNoSelect:
-		t = "DNP3 operate " + sboText(op) + " from " + src + " to " + dst + linkText(op)
-	case dDNP3UnsolStorm:
-		t = "DNP3 unsolicited response storm from " + src + " to " + dst + linkText(op) + ": " + b.det[dDNP3UnsolStorm].c.expected + " exceeded"
-	case dBroadcast:
-		if op.Proto == ProtoModbus {
-			t = "Modbus broadcast " + modbus.FunctionName(op.FC) + " (unit 0) from " + src + " via " + dst
-		} else {
-			t = "DNP3 broadcast " + dnp3.FunctionName(op.FC) + " to link address 0x" + strconv.FormatUint(uint64(op.LinkDst), 16) + " from " + src + " via " + dst
-		}
-	case dFlood:
-		if op.Proto == ProtoDNP3 && op.DNP3 != nil && op.DNP3.Anomalies&(1<<dnp3.RequestFlood) != 0 {
-			t = "DNP3 request flood from " + src + " to " + dst + ": requests pile up without responses"
-		} else {
-			t = "Request flood to " + dst + " (last from " + src + "): " + b.det[dFlood].c.expected + " exceeded"
-		}
-	case dPublic:
-		if op.Proto == 0 && op.Flow != nil {
-			// A conversation that is neither Modbus nor DNP3.
-			proto = strings.ToUpper(op.Flow.Transport.String()) + " port " + strconv.Itoa(int(op.Dst.Port()))
-		}
-		if isPublic(op.Dst.Addr().Unmap()) {
-			t = proto + " between " + src + " and public address " + dst
-		} else {
-			t = proto + " between " + dst + " and public address " + src
-		}
-	case dNewAsset:
-		role := "device"
-		if op.Request == b.newIsSrc {
-			role = "master"
-		}
-		other := dst
-		if !b.newIsSrc {
-			other = src
-		}
-		t = "New asset " + b.newAddr.String() + ": " + proto + " " + role + " talking to " + other
-	}
-	return builtinCategory[k], t
-}
-
-// exceptionName names the busy and acknowledge exceptions.
-func exceptionName(op *Op) string {
-	if op.Modbus != nil && op.Modbus.Exception == 5 {
-		return "acknowledge"
-	}
-	return "server busy"
+// ends are op's source and destination addresses, as titles give them.
+func ends(op *Op) (string, string) {
+	return op.Src.Addr().String(), op.Dst.Addr().String()
 }
 
 func unitText(op *Op) string { return " unit " + strconv.Itoa(int(op.Unit)) }
 
 func linkText(op *Op) string {
 	return " (link " + strconv.Itoa(int(op.LinkSrc)) + " to " + strconv.Itoa(int(op.LinkDst)) + ")"
-}
-
-func sboText(op *Op) string {
-	if op.DNP3 != nil {
-		switch op.DNP3.SBO {
-		case dnp3.SBOMismatch:
-			return "not matching its select"
-		case dnp3.SBOLate:
-			return "after the select timed out"
-		}
-	}
-	return "without select"
 }

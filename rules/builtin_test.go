@@ -2,6 +2,7 @@ package rules
 
 import (
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/internal/lru"
 )
 
 // xmb is a Modbus message with the fields the detectors read.
@@ -387,8 +389,10 @@ func TestBuiltinDetectors(t *testing.T) {
 				}
 			}
 			// Disabled in the policy: nothing.
-			e, rec = newTestEngineDetectors(t, "", EngineOptions{}, true)
-			e.bi.on[detectorIndex(t, c.id)] = false
+			e, rec = newEngineTuned(t, func(s *DetectorSettings) { s.Enabled = s.ID != c.id })
+			if e.bi.on[detectorIndex(t, c.id)] {
+				t.Fatal("disabled in the policy, but on")
+			}
 			c.fire.feed(e)
 			for _, a := range rec.alerts {
 				if a.Rule == c.id {
@@ -399,10 +403,29 @@ func TestBuiltinDetectors(t *testing.T) {
 	}
 }
 
+// newEngineTuned builds an engine with the test assets, no rules, and
+// every detector on at its defaults but for what tune changes.
+func newEngineTuned(t *testing.T, tune func(*DetectorSettings)) (*Engine, *recorder) {
+	t.Helper()
+	p, err := Parse([]byte(engineAssets), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p.Detectors {
+		tune(&p.Detectors[i])
+	}
+	rec := &recorder{}
+	e, err := NewEngine(p, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, rec
+}
+
 func detectorIndex(t *testing.T, id string) detKind {
-	for k, x := range builtinIDs {
-		if x == id {
-			return detKind(k)
+	for k := range numBuiltin {
+		if Detectors[k].ID == id {
+			return k
 		}
 	}
 	t.Fatalf("no detector %s", id)
@@ -534,22 +557,205 @@ func TestBuiltinTimeBack(t *testing.T) {
 	}
 }
 
+// TestBuiltinCatalogue: every detector on decoded messages has its entry
+// in Detectors at the index of its detKind, with a category, a check and
+// a title; the baseline detectors follow, with neither.
 func TestBuiltinCatalogue(t *testing.T) {
-	for _, id := range BuiltinIDs() {
-		d := LookupDetector(id)
-		if d == nil {
-			t.Errorf("%s is not in the catalogue", id)
+	ids := BuiltinIDs()
+	if len(ids) != int(numBuiltin) {
+		t.Fatalf("%d ids for %d detectors", len(ids), numBuiltin)
+	}
+	for k, d := range Detectors {
+		builtin := k < int(numBuiltin)
+		if builtin != !d.Baseline && d.ID != "new-asset" {
+			t.Errorf("%s: baseline %v at index %d", d.ID, d.Baseline, k)
+		}
+		if builtin != !strings.HasPrefix(d.ID, "baseline-") {
+			t.Errorf("%s at index %d", d.ID, k)
+		}
+		if d.ID == "" || d.Category == "" {
+			t.Errorf("entry %d: id %q category %q", k, d.ID, d.Category)
+		}
+		if builtin != (len(d.checks) > 0) || builtin != (d.title != nil) {
+			t.Errorf("%s: %d checks, title %v", d.ID, len(d.checks), d.title != nil)
+		}
+		if builtin && ids[k] != d.ID {
+			t.Errorf("BuiltinIDs()[%d] = %s, want %s", k, ids[k], d.ID)
+		}
+		if !builtin && d.Category != CategoryBaseline {
+			t.Errorf("%s: category %s", d.ID, d.Category)
+		}
+		for _, c := range d.checks {
+			if c.stage >= numStages || c.on >= numMessages || c.run == nil {
+				t.Errorf("%s: check %+v", d.ID, c)
+			}
+		}
+	}
+	for _, id := range BaselineIDs() {
+		if d := LookupDetector(id); d == nil || !d.Baseline || d.checks != nil {
+			t.Errorf("baseline detector %s: %+v", id, d)
+		}
+	}
+}
+
+// oldAddrTable is a set of the address table as it was before it became
+// an lru.Table: without a used flag (the zero address marks an empty
+// slot), it filled a set from its last empty slot, not its first.
+type oldAddrTable [lru.Ways]struct {
+	a    netip.Addr
+	last int64
+}
+
+func (set *oldAddrTable) has(a netip.Addr) bool {
+	for _, s := range set {
+		if s.a == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (set *oldAddrTable) add(a netip.Addr, now int64) bool {
+	victim := -1
+	for i := range set {
+		s := &set[i]
+		if s.a == a {
+			s.last = now
+			return false
+		}
+		if victim < 0 || !s.a.IsValid() || set[victim].a.IsValid() && s.last < set[victim].last {
+			victim = i
+		}
+	}
+	set[victim].a, set[victim].last = a, now
+	return true
+}
+
+// TestAddrTableAsBefore: the address tables of new-asset and
+// public-address answer add and has as they did before they became
+// lru.Tables, which fill a set from its first empty slot where the old
+// table took its last, as long as no two addresses of a set were last seen
+// at the same packet time. (With such a tie, the old table forgot the
+// last inserted of them, the new one the first.) The table is one set, so
+// that it overflows all the time.
+func TestAddrTableAsBefore(t *testing.T) {
+	var got addrTable
+	got.init(lru.Ways)
+	var want oldAddrTable
+	rng := uint64(1)
+	for now := int64(1); now <= 20000; now++ {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		a := netip.AddrFrom4([4]byte{10, 0, 0, byte(rng>>40) % 9})
+		if rng>>33%3 == 0 {
+			if g, w := got.has(a), want.has(a); g != w {
+				t.Fatalf("at %d: has(%v) = %v, was %v", now, a, g, w)
+			}
 			continue
 		}
-		if strings.HasPrefix(id, "baseline-") {
-			t.Errorf("%s is a baseline detector", id)
+		if g, w := got.add(a, now), want.add(a, now); g != w {
+			t.Fatalf("at %d: add(%v) = %v, was %v", now, a, g, w)
 		}
 	}
-	var cats []string
-	for k := range numBuiltin {
-		cats = append(cats, builtinCategory[k])
+	if got.Evictions() < 1000 {
+		t.Errorf("only %d evictions: the set did not overflow", got.Evictions())
 	}
-	if strings.Contains(strings.Join(cats, ","), ",,") {
-		t.Error("a detector has no category")
+
+	// The one difference: four addresses seen at the same time fill the
+	// set, and a fifth evicts the first of them where it used to evict the
+	// last.
+	got.init(lru.Ways)
+	want = oldAddrTable{}
+	addr := func(b byte) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, 0, b}) }
+	for b := range byte(5) {
+		got.add(addr(b), 7)
+		want.add(addr(b), 7)
+	}
+	if got.has(addr(0)) || !got.has(addr(3)) || !want.has(addr(0)) || want.has(addr(3)) {
+		t.Errorf("tie: now 0 %v, 3 %v; before 0 %v, 3 %v", got.has(addr(0)), got.has(addr(3)), want.has(addr(0)), want.has(addr(3)))
+	}
+}
+
+// TestDocsDetectorCategories keeps the table of what the detectors key on
+// in docs/policy.md, and the categories docs/events.md lists, in step with
+// Detectors.
+func TestDocsDetectorCategories(t *testing.T) {
+	doc, err := os.ReadFile("../docs/policy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(doc), "### What the detectors key on")
+	if !ok {
+		t.Fatal("docs/policy.md has no section on what the detectors key on")
+	}
+	table, _, _ = strings.Cut(table, "\n\n## ")
+	documented := map[string]string{}
+	for _, line := range strings.Split(table, "\n") {
+		cols := strings.Split(line, " | ")
+		if !strings.HasPrefix(line, "| `") || len(cols) < 3 {
+			continue
+		}
+		for _, id := range strings.Split(strings.TrimPrefix(cols[0], "| "), ", ") {
+			documented[strings.Trim(id, "`")] = strings.Trim(cols[1], "`")
+		}
+	}
+	events, err := os.ReadFile("../docs/events.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range Detectors[:numBuiltin] {
+		if got, ok := documented[d.ID]; !ok || got != d.Category {
+			t.Errorf("docs/policy.md gives %s the category %q, want %q", d.ID, got, d.Category)
+		}
+		delete(documented, d.ID)
+		if !strings.Contains(string(events), "`"+d.Category+"`") {
+			t.Errorf("docs/events.md lacks the category %s", d.Category)
+		}
+	}
+	for id := range documented {
+		t.Errorf("docs/policy.md keys %s, which is not a detector on decoded messages", id)
+	}
+}
+
+// TestBuiltinAlertOrder: the alerts one message raises come in the order
+// of the stages of the checks (the message, its function, the counts),
+// then of Detectors; the alert ids follow that order. The fixtures make
+// one message fire five detectors at once.
+func TestBuiltinAlertOrder(t *testing.T) {
+	tune := func(s *DetectorSettings) {
+		if s.ID == "recon-sweep" || s.ID == "request-flood" {
+			s.Rate = &Rate{Max: 2, Per: 10 * time.Second}
+		}
+	}
+	for _, c := range []struct {
+		name string
+		fs   feeds
+		want string
+	}{
+		{"dnp3", feeds{
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncRead},
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncEnableUnsolicited, at: time.Millisecond},
+			// The third function code, a cold restart to every outstation,
+			// with the decoder's flood anomaly.
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 0xFFFF, fc: dnp3.FuncColdRestart, anomalies: []dnp3.Reason{dnp3.RequestFlood}, at: 2 * time.Millisecond},
+		}, "request-flood dnp3-restart broadcast-write recon-sweep request-flood"},
+		{"modbus", feeds{
+			xmb{src: engC, dst: plc1S, unit: 1, fc: 3},
+			xmb{src: engC, dst: plc1S, unit: 1, fc: 4, at: time.Millisecond},
+			// The third function code, a write to unit 0.
+			xmb{src: engC, dst: plc1S, unit: 0, fc: 6, at: 2 * time.Millisecond},
+		}, "broadcast-write recon-sweep request-flood"},
+	} {
+		e, rec := newEngineTuned(t, tune)
+		c.fs.feed(e)
+		var got []string
+		for i, a := range rec.alerts {
+			got = append(got, a.Rule)
+			if a.ID != uint64(i+1) {
+				t.Errorf("%s: alert %d has id %d", c.name, i, a.ID)
+			}
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s: alerts %v, want %s", c.name, got, c.want)
+		}
 	}
 }

@@ -2,6 +2,18 @@ package rules
 
 import "time"
 
+// Alert categories of the built-in detectors.
+const (
+	CategoryProtocolAnomaly   = "protocol-anomaly"
+	CategoryDiagnostics       = "diagnostics"
+	CategoryReconnaissance    = "reconnaissance"
+	CategoryDangerousFunction = "dangerous-function"
+	CategoryBroadcast         = "broadcast"
+	CategoryFlood             = "flood"
+	CategoryNetwork           = "network"
+	CategoryInventory         = "inventory"
+)
+
 // Detector is a built-in detector as shipped: its id, its defaults and the
 // ATT&CK for ICS techniques it points at. A policy tunes or disables it by
 // id in its detectors section (see DetectorSettings).
@@ -19,129 +31,190 @@ type Detector struct {
 	Window time.Duration
 	// Baseline detectors run only in monitor mode with a learned baseline.
 	Baseline bool
+	// Category is the category of the detector's alerts.
+	Category string
+
+	// The detectors that run on decoded messages (builtin.go) have checks
+	// and a title; the baseline-* ones are run by baseline.go. The alerts
+	// one message raises come in the order of the checks' stages, then of
+	// this table.
+	checks []check
+	// title is the title of an alert about op; d is the detector as the
+	// policy set it, f what its check found.
+	title func(op *Op, d *builtinDet, f finding) string
 }
 
 // Detectors is the catalogue of built-in detectors, in the order they are
-// documented and printed.
+// documented and printed. The entries of the detectors on decoded
+// messages stand at the index of their detKind; the baseline detectors
+// follow.
 var Detectors = []Detector{
-	{
+	dMalformed: {
 		ID:          "malformed",
 		Name:        "Malformed protocol message",
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0814"},
 		Description: "A Modbus or DNP3 message that breaks its specification: bad DNP3 CRCs, an MBAP length that disagrees with the PDU, non-Modbus bytes on a Modbus port, reserved or unknown function codes, bad object headers. Reported once per flow and window, not once per packet.",
 		Window:      time.Minute,
+		Category:    CategoryProtocolAnomaly,
+		checks:      []check{{stageMessage, modbusMessages, (*Engine).checkModbusMalformed}, {stageMessage, dnp3Messages, (*Engine).checkDNP3Malformed}},
+		title:       titleMalformed,
 	},
-	{
+	dModbusDiag: {
 		ID:          "modbus-diagnostics",
 		Name:        "Modbus diagnostics abuse",
 		Severity:    SeverityHigh,
 		Attack:      []string{"T0814", "T0816", "T0872"},
 		Description: "Modbus function 8 sub-functions that take a device off the bus or wipe its evidence: force listen-only mode (4), restart communications (1), clear counters and diagnostic register (10), clear overrun counter (20).",
+		Category:    CategoryDiagnostics,
+		checks:      []check{{stageFunction, modbusRequests, (*Engine).checkModbusDiag}},
+		title:       titleModbusDiag,
 	},
-	{
+	dDeviceID: {
 		ID:          "recon-device-id",
 		Name:        "Modbus device identification read",
 		Severity:    SeverityLow,
 		Attack:      []string{"T0888"},
 		Description: "A read device identification request (function 43, MEI type 14) or a report server id request (function 17), which reveal vendor, product, firmware revision and run state.",
+		Category:    CategoryReconnaissance,
+		checks:      []check{{stageFunction, modbusRequests, (*Engine).checkDeviceID}},
+		title:       titleDeviceID,
 	},
-	{
+	dSweep: {
 		ID:          "recon-sweep",
 		Name:        "Function code or unit id sweep",
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0846", "T0888"},
 		Description: "One source tries more distinct Modbus function codes or unit ids, or DNP3 function codes or link addresses, on one device than rate.max within rate.per.",
 		Rate:        &Rate{Max: 12, Per: 10 * time.Second}, // masters poll with a handful of codes; sweeps try many
+		Category:    CategoryReconnaissance,
+		checks:      []check{{stageCount, modbusRequests, (*Engine).checkModbusSweep}, {stageCount, dnp3Requests, (*Engine).checkDNP3Sweep}},
+		title:       titleSweep,
 	},
-	{
+	dExceptionStorm: {
 		ID:          "exception-storm",
 		Name:        "Exception storm",
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0861", "T0888"},
 		Description: "More than rate.max illegal function, illegal data address, acknowledge or server busy exceptions (DNP3: function code not supported, object unknown, parameter error) from one device to one master within rate.per: someone probing which functions and addresses exist, or a device swamped by requests.",
 		Rate:        &Rate{Max: 10, Per: 10 * time.Second},
+		Category:    CategoryReconnaissance,
+		checks:      []check{{stageFunction, modbusAnswers, (*Engine).checkModbusExceptions}, {stageFunction, dnp3Answers, (*Engine).checkDNP3Exceptions}},
+		title:       titleExceptionStorm,
 	},
-	{
+	dBusyDelay: {
 		ID:          "modbus-busy-delay",
 		Name:        "Modbus busy or acknowledge exceptions",
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0814", "T0856"},
 		Description: "More than rate.max server busy (6) or acknowledge (5) exceptions from one device to one master within rate.per: each tells the master to wait and ask again, so a burst of them, real or spoofed, keeps the master from its data (QuickDraw's busy and acknowledge exception delay).",
 		Rate:        &Rate{Max: 4, Per: 15 * time.Second},
+		Category:    CategoryFlood,
+		checks:      []check{{stageFunction, modbusAnswers, (*Engine).checkBusyDelay}},
+		title:       titleBusyDelay,
 	},
-	{
+	dDNP3Restart: {
 		ID:          "dnp3-restart",
 		Name:        "DNP3 outstation restart",
 		Severity:    SeverityHigh,
 		Attack:      []string{"T0816"},
 		Description: "A DNP3 cold restart (13) or warm restart (14) request.",
+		Category:    CategoryDangerousFunction,
+		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3Restart}},
+		title:       titleDNP3Function,
 	},
-	{
+	dDNP3AppControl: {
 		ID:          "dnp3-application-control",
 		Name:        "DNP3 application stopped, started or initialized",
 		Severity:    SeverityHigh,
 		Attack:      []string{"T0881", "T0858"},
 		Description: "A DNP3 stop application (18), start application (17), initialize data (15) or initialize application (16) request.",
+		Category:    CategoryDangerousFunction,
+		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3AppControl}},
+		title:       titleDNP3Function,
 	},
-	{
+	dDNP3DisableUnsol: {
 		ID:          "dnp3-disable-unsolicited",
 		Name:        "DNP3 unsolicited reporting disabled",
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0815", "T0804"},
 		Description: "A DNP3 disable unsolicited (21) request: the outstation stops reporting events on its own, which blinds the master.",
+		Category:    CategoryDangerousFunction,
+		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3DisableUnsol}},
+		title:       titleDNP3Function,
 	},
-	{
+	dDNP3File: {
 		ID:          "dnp3-file",
 		Name:        "DNP3 file operation",
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0843", "T0882"},
 		Description: "A DNP3 file request: open (25), close (26), delete (27), get file info (28), authenticate (29) or abort (30); also group 70 objects in a write.",
+		Category:    CategoryDangerousFunction,
+		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3File}},
+		title:       titleDNP3Function,
 	},
-	{
+	dDNP3OperateNoSelect: {
 		ID:          "dnp3-operate-without-select",
 		Name:        "DNP3 operate without a matching select",
 		Severity:    SeverityHigh,
 		Attack:      []string{"T0855"},
 		Description: "A DNP3 OPERATE (4) that no SELECT (3) came before, or whose objects and values differ from the SELECT, or that came after the select timeout.",
+		Category:    CategoryDangerousFunction,
+		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3OperateNoSelect}},
+		title:       titleDNP3OperateNoSelect,
 	},
-	{
+	dDNP3UnsolStorm: {
 		ID:          "dnp3-unsolicited-storm",
 		Name:        "DNP3 unsolicited response storm",
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0814", "T0856"},
 		Description: "More than rate.max unsolicited responses (130) from one outstation to one master within rate.per: a device flooding its master with events, or someone spoofing them to drown real ones.",
 		Rate:        &Rate{Max: 4, Per: 10 * time.Second}, // as QuickDraw's: 5 within 10 s
+		Category:    CategoryFlood,
+		checks:      []check{{stageFunction, dnp3Answers, (*Engine).checkDNP3UnsolStorm}},
+		title:       titleDNP3UnsolStorm,
 	},
-	{
+	dBroadcast: {
 		ID:          "broadcast-write",
 		Name:        "Broadcast write or control",
 		Severity:    SeverityHigh,
 		Attack:      []string{"T0855", "T0831"},
 		Description: "A write or control sent to every device at once: Modbus unit 0, or DNP3 destination addresses 0xFFFD-0xFFFF.",
+		Category:    CategoryBroadcast,
+		checks:      []check{{stageFunction, modbusRequests, (*Engine).checkModbusBroadcast}, {stageFunction, dnp3Requests, (*Engine).checkDNP3Broadcast}},
+		title:       titleBroadcast,
 	},
-	{
+	dFlood: {
 		ID:          "request-flood",
 		Name:        "Request flood",
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0814"},
 		Description: "More than rate.max requests to one device, from all masters together, within rate.per.",
 		Rate:        &Rate{Max: 100, Per: time.Second},
+		Category:    CategoryFlood,
+		checks:      []check{{stageMessage, dnp3Messages, (*Engine).checkDNP3FloodAnomaly}, {stageCount, modbusRequests, (*Engine).checkFlood}, {stageCount, dnp3Requests, (*Engine).checkFlood}},
+		title:       titleFlood,
 	},
-	{
+	dPublic: {
 		ID:          "public-address",
 		Name:        "OT host talks to a public address",
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0883", "T0869"},
 		Description: "A host seen speaking Modbus or DNP3 exchanges traffic with a public address: one outside the private (RFC 1918, RFC 4193), shared (100.64.0.0/10), link-local and loopback ranges. Documentation ranges count as public.",
+		Category:    CategoryNetwork,
+		checks:      []check{{stageCount, allMessages, (*Engine).checkPublic}},
+		title:       titlePublic,
 	},
-	{
+	dNewAsset: {
 		ID:          "new-asset",
 		Name:        "New asset",
 		Severity:    SeverityMedium,
 		Attack:      []string{"T0848"},
 		Description: "A Modbus or DNP3 device or master appears that was not seen while learning and is not in the assets section.",
 		Baseline:    true,
+		Category:    CategoryInventory,
+		checks:      []check{{stageCount, allMessages, (*Engine).checkNewAsset}},
+		title:       titleNewAsset,
 	},
 	{
 		ID:          "baseline-new-master",
@@ -150,6 +223,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0848", "T0855"},
 		Description: "A host sends requests that no learned master sent: a rogue master.",
 		Baseline:    true,
+		Category:    CategoryBaseline,
 	},
 	{
 		ID:          "baseline-new-conversation",
@@ -158,6 +232,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0855"},
 		Description: "A known master talks to a device it did not talk to while learning.",
 		Baseline:    true,
+		Category:    CategoryBaseline,
 	},
 	{
 		ID:          "baseline-new-function",
@@ -166,6 +241,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0855"},
 		Description: "A master uses a function code on a device that it did not use while learning.",
 		Baseline:    true,
+		Category:    CategoryBaseline,
 	},
 	{
 		ID:          "baseline-new-address",
@@ -174,6 +250,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0861", "T0836"},
 		Description: "A master reads or writes a Modbus table address, or a DNP3 group and point, outside what it used while learning.",
 		Baseline:    true,
+		Category:    CategoryBaseline,
 	},
 	{
 		ID:          "baseline-value-range",
@@ -182,6 +259,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0836", "T0831"},
 		Description: "A written value (register, coil, analog output, control) falls outside the range learned for its address, widened by the learning margin.",
 		Baseline:    true,
+		Category:    CategoryBaseline,
 	},
 	{
 		ID:          "baseline-write-rate",
@@ -191,5 +269,6 @@ var Detectors = []Detector{
 		Description: "A master's writes to a device, counted over window, run far above the rate learned for that pair.",
 		Window:      time.Minute,
 		Baseline:    true,
+		Category:    CategoryBaseline,
 	},
 }

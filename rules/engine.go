@@ -17,6 +17,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/internal/lru"
 )
 
 // Engine defaults.
@@ -111,8 +112,8 @@ type Engine struct {
 	viol    violation
 	seed    uint64
 
-	rate rateTable
-	agg  aggTable
+	rate lru.Table[rateKey, rateCount]
+	agg  lru.Table[aggKey, aggState] // alerts being folded
 	// expiring is scratch space for the entries a sweep closes.
 	expiring []*aggEntry
 
@@ -173,9 +174,10 @@ func NewEngine(p *Policy, sink AlertSink, opts EngineOptions) (*Engine, error) {
 		e.ix.add(&e.rules[i])
 	}
 	e.cache = make([]cacheEntry, cacheSlots)
-	e.rate.init(opts.RateSlots)
-	e.agg.init(opts.AggSlots)
-	e.bi.init(p)
+	e.rate.Init(opts.RateSlots, e.seed)
+	e.agg.Init(opts.AggSlots, e.seed)
+	e.agg.OnEvict = e.reportAgg
+	e.bi.init(p, e.seed)
 	if p.Baseline != nil {
 		e.base = newBaseRun(p, p.Baseline)
 	}
@@ -192,7 +194,12 @@ func (e *Engine) Policy() *Policy { return e.policy }
 func (e *Engine) Suppressed() uint64 { return e.stats.Suppressed }
 
 // Stats returns the engine's counters.
-func (e *Engine) Stats() EngineStats { return e.stats }
+func (e *Engine) Stats() EngineStats {
+	s := e.stats
+	s.RateEvictions += e.rate.Evictions()
+	s.AggEvictions += e.agg.Evictions()
+	return s
+}
 
 // Modbus implements dpi.Handler. Requests repeated when given up on
 // (OutcomeUnanswered) are not evaluated. The built-in detectors see every
@@ -423,62 +430,21 @@ type rateKey struct {
 	rule     int32
 }
 
-// rateEntry approximates a sliding window with two fixed ones: the count
+// rateCount approximates a sliding window with two fixed ones: the count
 // of the current window of length per, and of the one before, weighted by
-// how much of it still lies within per of now.
-type rateEntry struct {
-	key       rateKey
-	used      bool
+// how much of it still lies within per of now. The entry's Last is the
+// packet time of the last count.
+type rateCount struct {
 	epoch     uint32 // the engine's epoch when last counted
 	win       int64  // index of the current window: time / per
 	cur, prev uint32
-	last      int64 // packet time of the last count, for eviction
-}
-
-type rateTable struct {
-	slots []rateEntry
-	mask  uint64
-}
-
-func (t *rateTable) init(n int) {
-	n = slotCount(n)
-	t.slots = make([]rateEntry, n)
-	t.mask = uint64(n - 1)
 }
 
 // rateHash places k in the rate table (by pointer: a copy of the key costs
 // more than the hash, on every request).
-func (e *Engine) rateHash(k *rateKey) uint64 {
-	return mix64(hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 17)^uint64(k.rule)*0x9e3779b97f4a7c15, e.seed)
+func rateHash(k *rateKey) uint64 {
+	return hashAddr(k.src) ^ bits.RotateLeft64(hashAddr(k.dst), 17) ^ uint64(k.rule)*0x9e3779b97f4a7c15
 }
-
-// set is the set of entries where a key of hash h lives.
-func (t *rateTable) set(h uint64) []rateEntry { return t.slots[h&t.mask&^(ways-1):][:ways] }
-
-// oldestRate is the entry of set a new key takes: an empty one, or the
-// least recently counted.
-func oldestRate(set []rateEntry) *rateEntry {
-	ent := &set[0]
-	for i := range set {
-		if !set[i].used {
-			return &set[i]
-		}
-		if set[i].last < ent.last {
-			ent = &set[i]
-		}
-	}
-	return ent
-}
-
-// slotCount rounds n up to a power of two of at least one set of four.
-func slotCount(n int) int {
-	if n < 4 {
-		n = 4
-	}
-	return 1 << bits.Len(uint(n-1))
-}
-
-const ways = 4 // entries per set
 
 func (e *Engine) overRate(c *compiled, op *Op) bool {
 	return e.countRate(c.rule.Rate, rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: c.idx}, op.Time.UnixNano())
@@ -489,46 +455,35 @@ func (e *Engine) overRate(c *compiled, op *Op) bool {
 // and destination; built-in detectors (negative rule numbers) choose
 // their own keys.
 func (e *Engine) countRate(r *Rate, k rateKey, now int64) bool {
-	set := e.rate.set(e.rateHash(&k))
 	per := int64(r.Per)
 	w := now / per
-	var ent *rateEntry
-	for i := range set {
-		if set[i].used && set[i].key == k {
-			ent = &set[i]
-			break
-		}
-	}
-	if ent == nil {
-		ent = oldestRate(set)
-		if ent.used {
-			e.stats.RateEvictions++
-		}
-		*ent = rateEntry{key: k, used: true, win: w, epoch: e.epoch}
+	ent, found := e.rate.Get(&k, rateHash(&k), now)
+	c := &ent.Value
+	if !found {
+		*c = rateCount{win: w, epoch: e.epoch}
 	}
 	switch {
-	case ent.epoch != e.epoch:
-		ent.prev, ent.cur = 0, 0
-		ent.win, ent.epoch = w, e.epoch
-	case w == ent.win+1:
-		ent.prev, ent.cur = ent.cur, 0
-		ent.win = w
-	case w > ent.win+1 || w < ent.win-1:
+	case c.epoch != e.epoch:
+		c.prev, c.cur = 0, 0
+		c.win, c.epoch = w, e.epoch
+	case w == c.win+1:
+		c.prev, c.cur = c.cur, 0
+		c.win = w
+	case w > c.win+1 || w < c.win-1:
 		// Silence for more than a window, or packet time went back by
 		// more than one (a new capture file): start afresh.
-		ent.prev, ent.cur = 0, 0
-		ent.win = w
+		c.prev, c.cur = 0, 0
+		c.win = w
 	}
-	// w is ent.win or the one before (packets slightly out of time
+	// w is c.win or the one before (packets slightly out of time
 	// order): count it in the current window.
-	if ent.cur < math.MaxUint32 {
-		ent.cur++
+	if c.cur < math.MaxUint32 {
+		c.cur++
 	}
-	ent.last = now
-	elapsed := max(now-ent.win*per, 0)
-	est := float64(ent.cur)
+	elapsed := max(now-c.win*per, 0)
+	est := float64(c.cur)
 	if elapsed < per {
-		est += float64(ent.prev) * float64(per-elapsed) / float64(per)
+		est += float64(c.prev) * float64(per-elapsed) / float64(per)
 	}
 	return est > float64(r.Max)
 }
@@ -536,18 +491,6 @@ func (e *Engine) countRate(r *Rate, k rateKey, now int64) bool {
 func hashAddr(a netip.Addr) uint64 {
 	b := a.As16()
 	return binary.LittleEndian.Uint64(b[:8])*0xff51afd7ed558ccd ^ binary.LittleEndian.Uint64(b[8:])
-}
-
-// mix64 is a 64-bit finalizer (splitmix64) keyed with seed, so that a
-// sender cannot aim at one set of a table.
-func mix64(x, seed uint64) uint64 {
-	x ^= seed
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }
 
 // ---- aggregation ----
@@ -564,9 +507,11 @@ type aggKey struct {
 	addr     uint32
 }
 
-type aggEntry struct {
-	key         aggKey
-	used        bool
+// aggEntry is an alert being folded; its Last is the packet time of the
+// last occurrence, for eviction.
+type aggEntry = lru.Entry[aggKey, aggState]
+
+type aggState struct {
 	rank        uint8  // foldRank of the occurrence the alert reports
 	acked       bool   // acknowledged (Acknowledge): repeats are new alerts
 	window      int64  // ns: the engine's, or the detector's own window
@@ -574,7 +519,6 @@ type aggEntry struct {
 	count       uint64
 	fcs         CodeSet // function codes of the occurrences (those that have one)
 	first, last time.Time
-	lastNS      int64 // for eviction
 }
 
 // foldRank orders what an operation can do to a device. A repeat folds
@@ -621,42 +565,6 @@ func hasFunction(op *Op) bool {
 	return false
 }
 
-type aggTable struct {
-	slots []aggEntry
-	mask  uint64
-	live  int
-}
-
-func (t *aggTable) init(n int) {
-	n = slotCount(n)
-	t.slots = make([]aggEntry, n)
-	t.mask = uint64(n - 1)
-}
-
-// lookup returns the entry of k, or the slot a new entry would take (an
-// empty one, or the least recently used of the set).
-func (t *aggTable) lookup(k aggKey, h uint64) (*aggEntry, bool) {
-	set := t.slots[h&t.mask&^(ways-1):][:ways]
-	var empty, lru *aggEntry
-	for i := range set {
-		s := &set[i]
-		switch {
-		case !s.used:
-			if empty == nil {
-				empty = s
-			}
-		case s.key == k:
-			return s, true
-		case lru == nil || s.lastNS < lru.lastNS:
-			lru = s
-		}
-	}
-	if empty != nil {
-		return empty, false
-	}
-	return lru, false
-}
-
 func (e *Engine) fire(c *compiled, op *Op, isValue bool) {
 	k := opKey(c, op)
 	if isValue {
@@ -686,6 +594,11 @@ func opKey(c *compiled, op *Op) aggKey {
 // is still within its window, and otherwise takes one from the budget and
 // becomes a new alert. It reports whether a new alert was emitted.
 func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
+	return e.raiseFinding(c, op, k, isValue, finding{})
+}
+
+// raiseFinding is raise for a built-in detector whose check found f.
+func (e *Engine) raiseFinding(c *compiled, op *Op, k aggKey, isValue bool, f finding) bool {
 	r := c.rule
 	e.stats.MaxSeverity = max(e.stats.MaxSeverity, r.Severity)
 	now := op.Time
@@ -700,17 +613,19 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 		}
 	}
 	rank := foldRank(op)
-	ent, found := e.agg.lookup(k, e.aggHash(k))
+	h := aggHash(&k)
+	ent, found := e.agg.Lookup(&k, h)
 	if found {
-		if d := now.Sub(ent.first); d >= 0 && int64(d) < ent.window && rank <= ent.rank && !ent.acked {
-			ent.count++
+		st := &ent.Value
+		if d := now.Sub(st.first); d >= 0 && int64(d) < st.window && rank <= st.rank && !st.acked {
+			st.count++
 			if hasFunction(op) {
-				ent.fcs.Add(op.FC)
+				st.fcs.Add(op.FC)
 			}
-			if now.After(ent.last) {
-				ent.last = now
+			if now.After(st.last) {
+				st.last = now
 			}
-			ent.lastNS = now.UnixNano()
+			ent.Last = now.UnixNano()
 			e.stats.Folded++
 			return false
 		}
@@ -722,43 +637,43 @@ func (e *Engine) raise(c *compiled, op *Op, k aggKey, isValue bool) bool {
 	if !e.allow(now) {
 		return false
 	}
-	if ent.used {
-		e.stats.AggEvictions++
-		e.closeAgg(ent)
-	}
-	a := e.newAlert(c, op, isValue)
-	*ent = aggEntry{key: k, used: true, rank: rank, window: window, alert: a, count: 1, first: now, last: now, lastNS: now.UnixNano()}
+	e.agg.Put(ent, &k, h, now.UnixNano()) // reports the alert it evicts (reportAgg)
+	a := e.newAlert(c, op, isValue, f)
+	ent.Value = aggState{rank: rank, window: window, alert: a, count: 1, first: now, last: now}
 	if hasFunction(op) {
-		ent.fcs.Add(op.FC)
+		ent.Value.fcs.Add(op.FC)
 	}
-	e.agg.live++
 	e.emit(a)
 	return true
 }
 
 // aggHash places k in the aggregation table.
-func (e *Engine) aggHash(k aggKey) uint64 {
-	return mix64(hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 23)^
-		uint64(k.rule)<<40^uint64(k.fc)<<32^uint64(k.dev)<<16^uint64(k.addr)*0x9e3779b97f4a7c15, e.seed)
+func aggHash(k *aggKey) uint64 {
+	return hashAddr(k.src) ^ bits.RotateLeft64(hashAddr(k.dst), 23) ^
+		uint64(k.rule)<<40 ^ uint64(k.fc)<<32 ^ uint64(k.dev)<<16 ^ uint64(k.addr)*0x9e3779b97f4a7c15
 }
 
-// closeAgg ends the window of an entry: when repeats were folded into its
-// alert, the alert is reported again with their count, and with their
-// function codes when they were not all the alert's.
+// closeAgg ends the window of an entry (reportAgg) and frees it.
 func (e *Engine) closeAgg(ent *aggEntry) {
-	if ent.count > 1 {
-		s := *ent.alert
-		s.Count, s.First, s.Last, s.Summary = ent.count, ent.first, ent.last, true
+	e.reportAgg(ent)
+	e.agg.Delete(ent)
+}
+
+// reportAgg reports an alert whose window ends, or that is evicted: when
+// repeats were folded into it, it is reported again with their count,
+// and with their function codes when they were not all the alert's.
+func (e *Engine) reportAgg(ent *aggEntry) {
+	if st := &ent.Value; st.count > 1 {
+		s := *st.alert
+		s.Count, s.First, s.Last, s.Summary = st.count, st.first, st.last, true
 		var own CodeSet
 		own.Add(s.FC)
-		if ent.fcs != own && !ent.fcs.Empty() {
-			s.FCs = ent.fcs.Codes()
+		if st.fcs != own && !st.fcs.Empty() {
+			s.FCs = st.fcs.Codes()
 		}
 		e.stats.Summaries++
 		e.sink.Alert(&s)
 	}
-	*ent = aggEntry{}
-	e.agg.live--
 }
 
 func (e *Engine) emit(a *Alert) {
@@ -771,7 +686,7 @@ func (e *Engine) newID() uint64 {
 	return e.nextID
 }
 
-func (e *Engine) newAlert(c *compiled, op *Op, isValue bool) *Alert {
+func (e *Engine) newAlert(c *compiled, op *Op, isValue bool, f finding) *Alert {
 	r := c.rule
 	a := &Alert{
 		ID: e.newID(), Rule: r.ID, Severity: r.Severity, Category: CategoryPolicy, Title: r.Name, Attack: r.Attack,
@@ -782,7 +697,7 @@ func (e *Engine) newAlert(c *compiled, op *Op, isValue bool) *Alert {
 		a.Category, a.Title, a.Expected = CategoryBaseline, e.base.title, e.base.expected
 	} else if c.idx < 0 {
 		// A built-in detector: its category, and a title about this op.
-		a.Category, a.Title = e.bi.describe(c.idx, op)
+		a.Category, a.Title = e.bi.describe(c.idx, op, f)
 	}
 	if a.Title == "" {
 		a.Title = r.ID
@@ -896,10 +811,10 @@ func (e *Engine) tick(t time.Time) {
 		return
 	}
 	e.nextSweep = now + e.sweepStep
-	if e.agg.live > 0 {
+	if e.agg.Len() > 0 {
 		e.closeExpired(func(ent *aggEntry) bool {
-			d := t.Sub(ent.first)
-			return d < 0 || int64(d) >= ent.window
+			d := t.Sub(ent.Value.first)
+			return d < 0 || int64(d) >= ent.Value.window
 		})
 	}
 	if e.supMinute > 0 {
@@ -914,9 +829,10 @@ func (e *Engine) tick(t time.Time) {
 // into it, out of sight until the end of its window, but becomes a new
 // alert, so that activity after the acknowledgement is news.
 func (e *Engine) Acknowledge() {
-	for i := range e.agg.slots {
-		if ent := &e.agg.slots[i]; ent.used {
-			ent.acked = true
+	ents := e.agg.Entries()
+	for i := range ents {
+		if ents[i].Used() {
+			ents[i].Value.acked = true
 		}
 	}
 }
@@ -932,12 +848,13 @@ func (e *Engine) Flush() {
 // their alerts were first reported.
 func (e *Engine) closeExpired(expired func(*aggEntry) bool) {
 	list := e.expiring[:0]
-	for i := range e.agg.slots {
-		if ent := &e.agg.slots[i]; ent.used && expired(ent) {
+	ents := e.agg.Entries()
+	for i := range ents {
+		if ent := &ents[i]; ent.Used() && expired(ent) {
 			list = append(list, ent)
 		}
 	}
-	slices.SortFunc(list, func(a, b *aggEntry) int { return cmp.Compare(a.alert.ID, b.alert.ID) })
+	slices.SortFunc(list, func(a, b *aggEntry) int { return cmp.Compare(a.Value.alert.ID, b.Value.alert.ID) })
 	for i, ent := range list {
 		e.closeAgg(ent)
 		list[i] = nil
@@ -972,54 +889,52 @@ func (e *Engine) TakeOver(old *Engine) {
 		c.ids[e.rules[i].rule.ID] = int32(i)
 	}
 	old.closeExpired(func(ent *aggEntry) bool {
-		_, ok := c.rule(ent.key.rule, false)
+		_, ok := c.rule(ent.Key.rule, false)
 		return !ok
 	})
-	e.seed = old.seed // so that the sweep table moves as it is
+	e.seed = old.seed // the tables place keys as old's do
+	e.rate.Reset(e.seed)
+	e.agg.Reset(e.seed)
 	e.clock, e.epoch, e.nextSweep = old.clock, old.epoch, old.nextSweep
-	e.nextID, e.stats = old.nextID, old.stats
+	e.nextID, e.stats = old.nextID, old.Stats()
 	e.budgetStart, e.budgetUsed, e.supMinute, e.supFirst, e.supLast = old.budgetStart, old.budgetUsed, old.supMinute, old.supFirst, old.supLast
-	for i := range old.agg.slots {
-		ent := &old.agg.slots[i]
-		if !ent.used {
+	oldAgg := old.agg.Entries()
+	for i := range oldAgg {
+		ent := &oldAgg[i]
+		if !ent.Used() {
 			continue
 		}
-		k := ent.key
+		k := ent.Key
 		k.rule, _ = c.rule(k.rule, false)
-		slot, _ := e.agg.lookup(k, e.aggHash(k))
-		if slot.used {
-			e.stats.AggEvictions++
-			e.closeAgg(slot)
-		}
-		*slot = *ent
-		slot.key = k
-		e.agg.live++
+		h := aggHash(&k)
+		slot, _ := e.agg.Lookup(&k, h)
+		e.agg.Put(slot, &k, h, ent.Last)
+		slot.Value = ent.Value
 	}
-	for i := range old.rate.slots {
-		ent := &old.rate.slots[i]
-		if !ent.used {
+	oldRate := old.rate.Entries()
+	for i := range oldRate {
+		ent := &oldRate[i]
+		if !ent.Used() {
 			continue
 		}
-		k := ent.key
+		k := ent.Key
 		var ok bool
 		if k.rule, ok = c.rule(k.rule, true); !ok {
 			continue
 		}
-		slot := oldestRate(e.rate.set(e.rateHash(&k)))
-		if slot.used {
-			if slot.last >= ent.last {
-				continue
-			}
-			e.stats.RateEvictions++
+		h := rateHash(&k)
+		slot, _ := e.rate.Lookup(&k, h)
+		if slot.Used() && slot.Last >= ent.Last {
+			continue // keep the more recent counter
 		}
-		*slot = *ent
-		slot.key = k
+		e.rate.Put(slot, &k, h, ent.Last)
+		slot.Value = ent.Value
 	}
-	if len(e.bi.sweep.slots) == len(old.bi.sweep.slots) {
-		copy(e.bi.sweep.slots, old.bi.sweep.slots)
+	if !e.bi.sweep.CopyFrom(&old.bi.sweep) {
+		e.bi.sweep.Reset(e.seed)
 	}
-	e.bi.reported.takeOver(&old.bi.reported)
-	e.bi.ot.takeOver(&old.bi.ot)
+	e.bi.reported.CopyFrom(&old.bi.reported.Table)
+	e.bi.ot.CopyFrom(&old.bi.ot.Table)
 }
 
 // carry maps the rule numbers of an engine being replaced to those of its

@@ -449,8 +449,8 @@ func TestRateTableBounded(t *testing.T) {
 		x := rreg(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), 1000).String(), plc2S, 1, 0, 1)
 		x.feed(e)
 	}
-	if len(e.rate.slots) != 16 || e.Stats().RateEvictions < 1000-16 {
-		t.Errorf("slots %d, evictions %d", len(e.rate.slots), e.Stats().RateEvictions)
+	if e.rate.Cap() != 16 || e.Stats().RateEvictions < 1000-16 {
+		t.Errorf("slots %d, evictions %d", e.rate.Cap(), e.Stats().RateEvictions)
 	}
 }
 
@@ -843,7 +843,7 @@ func TestEngineNoAllocs(t *testing.T) {
 `, EngineOptions{}, true)
 	for k := range numBuiltin {
 		if !e.bi.on[k] {
-			t.Fatalf("detector %s is off", builtinIDs[k])
+			t.Fatalf("detector %s is off", Detectors[k].ID)
 		}
 	}
 	f := &dpi.Flow{Client: netip.MustParseAddrPort(hmiC), Server: netip.MustParseAddrPort(plc2S)}

@@ -1,0 +1,194 @@
+// Package lru is a bounded table: a fixed number of entries, set
+// associative, that evicts the least recently used entry of a full set.
+// "Recently" is a time the caller gives (tapwatch uses packet time, not
+// wall time), so that a replay behaves as the capture did live.
+//
+// The table allocates only in Init: lookups, inserts and evictions
+// allocate nothing. It is not safe for concurrent use.
+package lru
+
+import "math/bits"
+
+// Ways is the number of entries in a set.
+const Ways = 4
+
+// Entry is one entry of a Table. Key, Value and Last belong to the caller
+// between Put and Delete or eviction.
+type Entry[K comparable, V any] struct {
+	Key   K
+	Value V
+	Last  int64  // when the entry was last used: the least recent of a full set is evicted
+	hash  uint64 // the caller's hash of Key: compared before the key, which costs more
+	used  bool
+}
+
+// Used reports whether the entry holds a key.
+func (e *Entry[K, V]) Used() bool { return e.used }
+
+// Table is a set-associative table of entries of key type K and value
+// type V. The zero Table is empty and must be given a size by Init. The
+// caller hashes keys (equal keys must have equal hashes); the table mixes
+// the hash with its seed to choose a set.
+type Table[K comparable, V any] struct {
+	slots     []Entry[K, V]
+	mask      uint64
+	seed      uint64
+	live      int
+	evictions uint64
+
+	// OnEvict, when set, sees an entry just before Put evicts it, so that
+	// the caller can act on it (report what it held).
+	OnEvict func(*Entry[K, V])
+}
+
+// Init sizes t to n entries, rounded up to a power of two of at least
+// one set, and empties it. seed keys the hash, so that a sender cannot aim
+// at one set.
+func (t *Table[K, V]) Init(n int, seed uint64) {
+	n = Size(n)
+	t.slots = make([]Entry[K, V], n)
+	t.mask = uint64(n - 1)
+	t.seed = seed
+	t.live = 0
+	t.evictions = 0
+}
+
+// Size is the number of entries a table asked for n has.
+func Size(n int) int {
+	if n < Ways {
+		n = Ways
+	}
+	return 1 << bits.Len(uint(n-1))
+}
+
+// Reset empties t and keys its hash with seed; the eviction count stays.
+func (t *Table[K, V]) Reset(seed uint64) {
+	clear(t.slots)
+	t.seed = seed
+	t.live = 0
+}
+
+// set is the set where a key of hash h lives.
+func (t *Table[K, V]) set(h uint64) []Entry[K, V] {
+	return t.slots[mix64(h, t.seed)&t.mask&^(Ways-1):][:Ways]
+}
+
+// Lookup returns the entry of key k, whose hash is h, and true; or, when
+// k is not in the table, the entry a new k would take and false: the
+// first empty one of its set, or else the least recently used (the first
+// of those used as long ago). Nothing changes until the caller calls Put.
+func (t *Table[K, V]) Lookup(k *K, h uint64) (*Entry[K, V], bool) {
+	set := t.set(h)
+	if s := find(set, k, h); s != nil {
+		return s, true
+	}
+	return victim(set), false
+}
+
+// find is the entry of set that holds k, or nil.
+func find[K comparable, V any](set []Entry[K, V], k *K, h uint64) *Entry[K, V] {
+	for i := range set {
+		if s := &set[i]; s.used && s.hash == h && s.Key == *k {
+			return s
+		}
+	}
+	return nil
+}
+
+// victim is the entry of set a new key takes: the first empty one, or
+// else the least recently used (the first of those used as long ago).
+func victim[K comparable, V any](set []Entry[K, V]) *Entry[K, V] {
+	v := &set[0]
+	for i := range set {
+		s := &set[i]
+		if !s.used {
+			return s
+		}
+		if s.Last < v.Last {
+			v = s
+		}
+	}
+	return v
+}
+
+// Find returns the entry of key k, whose hash is h, or nil. It does not
+// count as a use.
+func (t *Table[K, V]) Find(k *K, h uint64) *Entry[K, V] {
+	if e, ok := t.Lookup(k, h); ok {
+		return e
+	}
+	return nil
+}
+
+// Put stores key k, whose hash is h, in e, the entry Lookup returned for
+// k, with a zero value, used at now. When e holds another key, that one is
+// evicted: OnEvict sees it first, and the eviction is counted.
+func (t *Table[K, V]) Put(e *Entry[K, V], k *K, h uint64, now int64) {
+	if e.used {
+		t.evictions++
+		if t.OnEvict != nil {
+			t.OnEvict(e)
+		}
+	} else {
+		t.live++
+	}
+	*e = Entry[K, V]{Key: *k, Last: now, hash: h, used: true}
+}
+
+// Get returns the entry of key k, whose hash is h, used at now: the one
+// in the table (true), or a new one with a zero value (false), which may
+// have evicted another.
+func (t *Table[K, V]) Get(k *K, h uint64, now int64) (*Entry[K, V], bool) {
+	set := t.set(h)
+	if s := find(set, k, h); s != nil {
+		s.Last = now
+		return s, true
+	}
+	e := victim(set)
+	t.Put(e, k, h, now)
+	return e, false
+}
+
+// Delete empties e, an entry of t. It is not an eviction.
+func (t *Table[K, V]) Delete(e *Entry[K, V]) {
+	if e.used {
+		*e = Entry[K, V]{}
+		t.live--
+	}
+}
+
+// Entries are all the entries of t, used or not, in a fixed order; the
+// caller may change the values and Delete entries while ranging over them.
+func (t *Table[K, V]) Entries() []Entry[K, V] { return t.slots }
+
+// Len is the number of entries in use.
+func (t *Table[K, V]) Len() int { return t.live }
+
+// Cap is the number of entries t holds at most.
+func (t *Table[K, V]) Cap() int { return len(t.slots) }
+
+// Evictions is the number of entries Put has evicted since Init.
+func (t *Table[K, V]) Evictions() uint64 { return t.evictions }
+
+// CopyFrom makes t a copy of old (entries, seed and eviction count) when
+// both have the same size, and reports whether it did. OnEvict stays
+// t's.
+func (t *Table[K, V]) CopyFrom(old *Table[K, V]) bool {
+	if len(t.slots) != len(old.slots) {
+		return false
+	}
+	copy(t.slots, old.slots)
+	t.seed, t.live, t.evictions = old.seed, old.live, old.evictions
+	return true
+}
+
+// mix64 is a 64-bit finalizer (splitmix64) keyed with seed.
+func mix64(x, seed uint64) uint64 {
+	x ^= seed
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}

@@ -1,0 +1,308 @@
+package lru
+
+import (
+	"slices"
+	"testing"
+)
+
+type key struct {
+	a, b uint64
+}
+
+type val struct {
+	n    int
+	note string
+}
+
+// hashesIn returns n hashes that t places in the same set as h, h first,
+// and n more that it places elsewhere.
+func hashesIn(t *Table[key, val], h uint64, n int) (same, other []uint64) {
+	want := &t.set(h)[0]
+	for x := h; len(same) < n || len(other) < n; x++ {
+		if &t.set(x)[0] == want {
+			if len(same) < n {
+				same = append(same, x)
+			}
+		} else if len(other) < n {
+			other = append(other, x)
+		}
+	}
+	return same, other
+}
+
+func TestSize(t *testing.T) {
+	for _, c := range []struct{ n, want int }{{-1, 4}, {0, 4}, {1, 4}, {4, 4}, {5, 8}, {8, 8}, {9, 16}, {4096, 4096}, {4097, 8192}} {
+		if got := Size(c.n); got != c.want {
+			t.Errorf("Size(%d) = %d, want %d", c.n, got, c.want)
+		}
+		var tb Table[key, val]
+		tb.Init(c.n, 1)
+		if tb.Cap() != c.want || tb.Len() != 0 {
+			t.Errorf("Init(%d): cap %d len %d", c.n, tb.Cap(), tb.Len())
+		}
+	}
+}
+
+// TestSetSelection: keys of one set compete for its ways; keys of other
+// sets do not disturb them; the seed moves keys between sets.
+func TestSetSelection(t *testing.T) {
+	var tb Table[key, val]
+	tb.Init(64, 7)
+	same, other := hashesIn(&tb, 1000, 8)
+	for i, h := range same[:Ways] {
+		tb.Get(&key{a: h}, h, int64(i))
+	}
+	for i, h := range other {
+		tb.Get(&key{a: h}, h, int64(100+i))
+	}
+	// The first set is full, but nothing of it was evicted by the others.
+	for _, h := range same[:Ways] {
+		if tb.Find(&key{a: h}, h) == nil {
+			t.Errorf("key %d was evicted by keys of other sets", h)
+		}
+	}
+	if tb.Evictions() != 0 {
+		t.Errorf("%d evictions", tb.Evictions())
+	}
+	// A fifth key of the set evicts one of its four.
+	h := same[Ways]
+	tb.Get(&key{a: h}, h, 200)
+	if tb.Evictions() != 1 || tb.Find(&key{a: same[0]}, same[0]) != nil {
+		t.Errorf("evictions %d; oldest key still there: %v", tb.Evictions(), tb.Find(&key{a: same[0]}, same[0]) != nil)
+	}
+	// Equal keys with different hashes are different places: the hash
+	// chooses the set, the key is compared within it.
+	if tb.Find(&key{a: same[1]}, other[0]) != nil {
+		t.Error("found a key in a set it does not hash to")
+	}
+	// Another seed spreads the same hashes differently.
+	var tb2 Table[key, val]
+	tb2.Init(64, 8)
+	moved := 0
+	for _, h := range same {
+		if &tb2.set(h)[0] != &tb2.set(same[0])[0] {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Error("the seed does not change set selection")
+	}
+}
+
+// TestLRUByTime: the victim is the entry used least recently by the
+// caller's clock, not the first inserted; a use moves an entry up; ties go
+// to the first of the set.
+func TestLRUByTime(t *testing.T) {
+	var tb Table[key, val]
+	tb.Init(4, 1) // one set
+	times := []int64{40, 10, 30, 20}
+	for i, at := range times {
+		if _, found := tb.Get(&key{a: uint64(i)}, uint64(i), at); found {
+			t.Fatalf("key %d found before insert", i)
+		}
+	}
+	evicted := func(k uint64) bool { return tb.Find(&key{a: k}, k) == nil }
+	tb.Get(&key{a: 10}, 10, 50)
+	if !evicted(1) || evicted(0) || evicted(2) || evicted(3) {
+		t.Fatal("key 1 (time 10) should be the first evicted")
+	}
+	// Touch key 3 (time 20): key 2 (time 30) is now the oldest.
+	if e, found := tb.Get(&key{a: 3}, 3, 60); !found || e.Last != 60 {
+		t.Fatalf("Get of a present key: found %v last %d", found, e.Last)
+	}
+	tb.Get(&key{a: 11}, 11, 70)
+	if !evicted(2) || evicted(3) {
+		t.Fatal("key 2 (time 30) should be evicted after key 3 was used again")
+	}
+	// Find is not a use: key 0 (time 40) stays the oldest.
+	tb.Find(&key{a: 0}, 0)
+	tb.Get(&key{a: 12}, 12, 80)
+	if !evicted(0) {
+		t.Fatal("Find counted as a use")
+	}
+	// Packet time going back: an entry of an earlier time is the oldest,
+	// whatever the order of insertion.
+	tb.Get(&key{a: 13}, 13, 5)
+	tb.Get(&key{a: 14}, 14, 90)
+	if !evicted(13) {
+		t.Error("an entry used at an earlier time was not evicted first")
+	}
+	// Ties: the first of the set in slot order.
+	tb.Init(4, 1)
+	for i := range 4 {
+		tb.Get(&key{a: uint64(i)}, uint64(i), 7)
+	}
+	tb.Get(&key{a: 9}, 9, 7)
+	if !evicted(0) || evicted(1) {
+		t.Error("a tie did not evict the first inserted")
+	}
+	if tb.Evictions() != 1 {
+		t.Errorf("%d evictions after Init", tb.Evictions())
+	}
+}
+
+// TestEvictionCallback: OnEvict sees the evicted entry with its key and
+// value before it is overwritten, once per eviction, and never for a
+// Delete or an empty slot.
+func TestEvictionCallback(t *testing.T) {
+	var tb Table[key, val]
+	tb.Init(4, 3)
+	var seen []val
+	tb.OnEvict = func(e *Entry[key, val]) {
+		if !e.Used() {
+			t.Error("OnEvict of an empty entry")
+		}
+		seen = append(seen, e.Value)
+		if e.Value.n != int(e.Key.a) {
+			t.Errorf("key %d carries value %d", e.Key.a, e.Value.n)
+		}
+	}
+	for i := range 6 {
+		k := key{a: uint64(i)}
+		e, found := tb.Lookup(&k, k.a)
+		if found {
+			t.Fatalf("key %d found", i)
+		}
+		tb.Put(e, &k, k.a, int64(i))
+		if e.Value != (val{}) || e.Key != k || e.Last != int64(i) {
+			t.Fatalf("Put left %+v", *e)
+		}
+		e.Value = val{n: i, note: "v"}
+	}
+	if want := []val{{0, "v"}, {1, "v"}}; !slices.Equal(seen, want) {
+		t.Errorf("evicted %v, want %v", seen, want)
+	}
+	if tb.Evictions() != 2 || tb.Len() != 4 {
+		t.Errorf("evictions %d len %d", tb.Evictions(), tb.Len())
+	}
+	// Delete frees a slot without an eviction; the next key takes it.
+	e := tb.Find(&key{a: 3}, 3)
+	tb.Delete(e)
+	tb.Delete(e) // a second Delete changes nothing
+	if tb.Len() != 3 || e.Used() {
+		t.Fatalf("after Delete: len %d used %v", tb.Len(), e.Used())
+	}
+	k := key{a: 50}
+	if got, found := tb.Lookup(&k, 50); found || got != e {
+		t.Error("Lookup did not offer the freed slot")
+	}
+	tb.Get(&k, 50, 0) // older than everything, but the slot was free
+	if len(seen) != 2 || tb.Evictions() != 2 || tb.Len() != 4 {
+		t.Errorf("insert into a free slot: %d callbacks, %d evictions, len %d", len(seen), tb.Evictions(), tb.Len())
+	}
+}
+
+// TestFullTable fills a table well past its size: it never holds more
+// than its capacity, every insert is kept or counted as an eviction, and
+// the most recent key of each set is always found.
+func TestFullTable(t *testing.T) {
+	var tb Table[key, val]
+	tb.Init(64, 11)
+	const n = 1000
+	evictions := 0
+	tb.OnEvict = func(*Entry[key, val]) { evictions++ }
+	for i := range n {
+		k := key{a: uint64(i), b: uint64(i) * 3}
+		if _, found := tb.Get(&k, k.a*0x9e3779b97f4a7c15, int64(i)); found {
+			t.Fatalf("key %d found before it was put", i)
+		}
+		if tb.Find(&k, k.a*0x9e3779b97f4a7c15) == nil {
+			t.Fatalf("key %d lost right after Get", i)
+		}
+	}
+	if tb.Len() != tb.Cap() {
+		t.Errorf("len %d of %d after %d inserts", tb.Len(), tb.Cap(), n)
+	}
+	if got := tb.Evictions(); got != n-64 || evictions != n-64 {
+		t.Errorf("evictions %d (callback %d), want %d", got, evictions, n-64)
+	}
+	used := 0
+	for i := range tb.Entries() {
+		if tb.Entries()[i].Used() {
+			used++
+		}
+	}
+	if used != tb.Len() {
+		t.Errorf("%d entries used, Len %d", used, tb.Len())
+	}
+	// Every survivor is at least as recent as anything evicted from its
+	// set: the keys of the last 4 inserts into each set are all there.
+	perSet := map[*Entry[key, val]][]uint64{}
+	for i := range n {
+		h := uint64(i) * 0x9e3779b97f4a7c15
+		s := &tb.set(h)[0]
+		perSet[s] = append(perSet[s], uint64(i))
+	}
+	for _, keys := range perSet {
+		for j, a := range keys {
+			in := tb.Find(&key{a: a, b: a * 3}, a*0x9e3779b97f4a7c15) != nil
+			if want := j >= len(keys)-Ways; in != want {
+				t.Errorf("key %d (%d of %d in its set): present %v", a, j, len(keys), in)
+			}
+		}
+	}
+}
+
+func TestResetAndCopy(t *testing.T) {
+	var a, b, c Table[key, val]
+	a.Init(16, 1)
+	for i := range 40 {
+		k := key{a: uint64(i)}
+		e, _ := a.Get(&k, k.a, int64(i))
+		e.Value.n = i
+	}
+	b.Init(16, 2)
+	if !b.CopyFrom(&a) || b.Len() != a.Len() || b.Evictions() != a.Evictions() {
+		t.Fatal("CopyFrom of a table of the same size")
+	}
+	for i := range 40 {
+		k := key{a: uint64(i)}
+		ea, eb := a.Find(&k, k.a), b.Find(&k, k.a)
+		if (ea == nil) != (eb == nil) || ea != nil && eb.Value.n != i {
+			t.Fatalf("key %d: copy differs", i)
+		}
+	}
+	c.Init(32, 1)
+	if c.CopyFrom(&a) {
+		t.Error("CopyFrom of a table of another size")
+	}
+	ev := a.Evictions()
+	a.Reset(5)
+	if a.Len() != 0 || a.Evictions() != ev {
+		t.Errorf("Reset: len %d evictions %d", a.Len(), a.Evictions())
+	}
+	for i := range a.Entries() {
+		if a.Entries()[i].Used() {
+			t.Fatal("Reset left an entry")
+		}
+	}
+}
+
+// TestNoAllocs: lookups, inserts, uses, evictions with a callback and
+// deletes allocate nothing.
+func TestNoAllocs(t *testing.T) {
+	var tb Table[key, val]
+	tb.Init(16, 9)
+	n := 0
+	tb.OnEvict = func(*Entry[key, val]) { n++ }
+	var i uint64
+	allocs := testing.AllocsPerRun(1000, func() {
+		i++
+		k := key{a: i % 37, b: 1}
+		e, _ := tb.Get(&k, k.a, int64(i))
+		e.Value.n++
+		if x := tb.Find(&k, k.a); x != nil && i%5 == 0 {
+			tb.Delete(x)
+		}
+		k.b = 2
+		if e, found := tb.Lookup(&k, k.a); !found {
+			tb.Put(e, &k, k.a, int64(i))
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per run", allocs)
+	}
+	if n == 0 {
+		t.Error("nothing was evicted")
+	}
+}
