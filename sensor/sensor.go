@@ -234,7 +234,12 @@ func Replay(ctx context.Context, src capture.Source, opts Options) (Summary, err
 	if err != nil {
 		return Summary{}, err
 	}
+	return replay(ctx, src, p)
+}
+
+func replay(ctx context.Context, src capture.Source, p *Pipeline) (Summary, error) {
 	var s Summary
+	var err error
 	start := time.Now()
 	var ci capture.Info
 	for n := 0; ; n++ {
