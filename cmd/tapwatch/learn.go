@@ -58,12 +58,11 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	if err := setRTUPorts(fs, *rtuPorts, &cfg); err != nil {
 		return err
 	}
-	l := rules.NewLearner(rules.LearnerOptions{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	src := capture.OpenFiles(files...)
 	defer src.Close()
-	sum, err := sensor.Replay(ctx, src, sensor.Options{DPI: cfg, Rules: l})
+	l, sum, err := sensor.Learn(ctx, src, cfg)
 	if err != nil {
 		return err
 	}
