@@ -9,7 +9,9 @@ import (
 // kind included.
 func TestSetHeader(t *testing.T) {
 	ts := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	want := func(kind string) Header { return Header{V: V, Kind: kind, Sensor: "tap1", Site: "plant1", Seq: 7, TS: ts} }
+	want := func(kind string) Header {
+		return Header{V: V, Kind: kind, Sensor: "tap1", Site: "plant1", Seq: 7, TS: ts}
+	}
 	var (
 		al Alert
 		as Asset
