@@ -228,6 +228,16 @@ func TestPolicyFilesLoad(t *testing.T) {
 	if p.Baseline == nil || p.Baseline == learned.Baseline {
 		t.Errorf("a baseline file and learned: want the file's baseline")
 	}
+	// Of a baseline file, only its baseline and assets are taken, with a
+	// policy or without one.
+	withRule := writeFile(t, "with-rule.yaml", strings.Replace(text.String(), "rules: []\n", strings.TrimPrefix(writesPolicy, "version: 1\n"), 1))
+	if must[*rules.Policy](t)(rules.Load(withRule)).Rules == nil {
+		t.Fatal("the baseline file with a rule has none")
+	}
+	p = must[*rules.Policy](t)(sensor.PolicyFiles{Baseline: withRule}.Load())
+	if len(p.Rules) != 0 || p.Baseline == nil || len(p.Assets) == 0 {
+		t.Errorf("a baseline file with a rule: %d rules, baseline %v, %d assets; want no rules, its baseline and assets", len(p.Rules), p.Baseline != nil, len(p.Assets))
+	}
 
 	for _, c := range []struct {
 		files      sensor.PolicyFiles
