@@ -27,8 +27,8 @@ import (
 	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/internal/sim"
 	"github.com/tapwatch/tapwatch/rules"
-	"github.com/tapwatch/tapwatch/sensor"
 	"github.com/tapwatch/tapwatch/sensor/daemon"
+	"github.com/tapwatch/tapwatch/sensor/pipeline"
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
@@ -324,7 +324,7 @@ func (d *demo) generate() error {
 func (d *demo) learn() error {
 	src := capture.OpenFiles(d.pcap)
 	defer src.Close()
-	l, _, err := sensor.Learn(context.Background(), untilSource{src, d.truth.LearnEnd}, dpi.Config{})
+	l, _, err := pipeline.Learn(context.Background(), untilSource{src, d.truth.LearnEnd}, dpi.Config{})
 	if err != nil {
 		return err
 	}
@@ -343,7 +343,7 @@ func (d *demo) learn() error {
 		d.say("     %s", line)
 	}
 	d.say("   And a rule of the plant engineer's own, in %s: the pump is rated to 400 rpm.", d.path("policy.yaml"))
-	d.policy, err = sensor.PolicyFiles{Policy: d.path("policy.yaml"), Learned: b, LearnedFile: d.path("baseline.yaml")}.Load()
+	d.policy, err = pipeline.PolicyFiles{Policy: d.path("policy.yaml"), Learned: b, LearnedFile: d.path("baseline.yaml")}.Load()
 	return err
 }
 

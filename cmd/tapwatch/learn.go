@@ -12,7 +12,7 @@ import (
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/rules"
-	"github.com/tapwatch/tapwatch/sensor"
+	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
 
 const learnSynopsis = `tapwatch learn [--margin F] [--modbus-ports LIST] [--dnp3-ports LIST] [--modbus-rtu-ports LIST] -o FILE CAPTURE...
@@ -62,7 +62,7 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	src := capture.OpenFiles(files...)
 	defer src.Close()
-	l, sum, err := sensor.Learn(ctx, src, cfg)
+	l, sum, err := pipeline.Learn(ctx, src, cfg)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/sensor"
+	"github.com/tapwatch/tapwatch/sensor/pipeline"
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
@@ -212,9 +213,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	// The built-in detectors with their defaults, the policy's settings
 	// and rules, and the baseline.
-	policy, err := sensor.PolicyFiles{Policy: *policyPath, Baseline: *baselinePath}.Load()
+	policy, err := pipeline.PolicyFiles{Policy: *policyPath, Baseline: *baselinePath}.Load()
 	if err != nil {
-		var fe *sensor.FileError
+		var fe *pipeline.FileError
 		if !errors.As(err, &fe) {
 			return err
 		}
@@ -252,21 +253,21 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if !*ops && !*summary && !*asJSON {
 		aw.w = out
 	}
-	sinks := sensor.Sinks{Alerts: []sensor.AlertSink{aw}}
+	sinks := pipeline.Sinks{Alerts: []pipeline.AlertSink{aw}}
 	var ow *sensor.OpsWriter
 	if *ops {
 		ow = sensor.NewOpsWriter(out)
 		sinks.Ops = append(sinks.Ops, ow)
 	}
 	if pub != nil {
-		sinks.Alerts = append(sinks.Alerts, sensor.PublishAlerts(pub))
+		sinks.Alerts = append(sinks.Alerts, pipeline.PublishAlerts(pub))
 		sinks.Assets = append(sinks.Assets, pub)
 	}
 	eo := rules.EngineOptions{Learn: *learnFor, LearnMargin: *margin}
 	if *margin == 0 {
 		eo.LearnMargin = -1 // none; 0 would mean the default
 	}
-	asm, err := sensor.Assemble(sensor.Setup{DPI: cfg, Policy: policy, Engine: eo, Sinks: sinks})
+	asm, err := pipeline.Assemble(pipeline.Setup{DPI: cfg, Policy: policy, Engine: eo, Sinks: sinks})
 	if err != nil {
 		return err
 	}

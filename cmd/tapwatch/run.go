@@ -14,8 +14,8 @@ import (
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/internal/sdnotify"
-	"github.com/tapwatch/tapwatch/sensor"
 	"github.com/tapwatch/tapwatch/sensor/daemon"
+	"github.com/tapwatch/tapwatch/sensor/pipeline"
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
@@ -157,7 +157,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 // asset messages, and where its status and stats go. The daemon neither
 // starts nor closes it: its maker does.
 func publishTo(o *daemon.Options, pub *uplink.Publisher) {
-	o.Sinks.Alerts = append(o.Sinks.Alerts, sensor.PublishAlerts(pub))
+	o.Sinks.Alerts = append(o.Sinks.Alerts, pipeline.PublishAlerts(pub))
 	o.Sinks.Assets = append(o.Sinks.Assets, pub)
 	o.Status, o.Stats, o.Uplink = pub, pub, pub
 }

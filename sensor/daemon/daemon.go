@@ -25,6 +25,7 @@ import (
 	"github.com/tapwatch/tapwatch/internal/sdnotify"
 	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/sensor"
+	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
 
 // The daemon (tapwatch run) is the pipeline on live capture, with its
@@ -96,7 +97,7 @@ type Options struct {
 	// asset messages (with an asset sink the daemon keeps an inventory)
 	// and the decoded messages, before the ops_log. The daemon does not
 	// close them: whoever made them does, after Run.
-	Sinks sensor.Sinks
+	Sinks pipeline.Sinks
 	// Status, Stats and Uplink are the publisher's; nil: none (the
 	// uplink is disabled).
 	Status StatusSink
@@ -141,7 +142,7 @@ type Daemon struct {
 
 	// Owned by the packet goroutine (or by Run before it starts).
 	pipe    *sensor.Pipeline // asm.Pipe
-	asm     *sensor.Assembly
+	asm     *pipeline.Assembly
 	ops     *sensor.OpsWriter // nil: no ops_log
 	opsBuf  *bufio.Writer     // flushed every tick
 	opsFile *sensor.RotatingFile
@@ -198,9 +199,9 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if d.opts.Links == nil {
 		d.opts.Links = capture.Links
 	}
-	setup := sensor.Setup{
+	setup := pipeline.Setup{
 		DPI:   dpi.Config{ModbusPorts: cfg.Ports.Modbus, DNP3Ports: cfg.Ports.DNP3, ModbusRTUPorts: cfg.Ports.ModbusRTU, MaxFlows: cfg.MaxFlows},
-		Sinks: sensor.Sinks{Alerts: append([]sensor.AlertSink{d}, opts.Sinks.Alerts...), Assets: opts.Sinks.Assets, Ops: opts.Sinks.Ops},
+		Sinks: pipeline.Sinks{Alerts: append([]pipeline.AlertSink{d}, opts.Sinks.Alerts...), Assets: opts.Sinks.Assets, Ops: opts.Sinks.Ops},
 	}
 	var learned *rules.Policy
 	if cfg.Learning() {
@@ -223,7 +224,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if setup.Policy, err = d.policyFiles(learned).Load(); err != nil {
 		return nil, err
 	}
-	if d.asm, err = sensor.Assemble(setup); err != nil {
+	if d.asm, err = pipeline.Assemble(setup); err != nil {
 		return nil, err
 	}
 	d.pipe = d.asm.Pipe
@@ -249,8 +250,8 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 
 // policyFiles are the config's policy and baseline; learned, what the
 // learning period learned, is the baseline when the config names none.
-func (d *Daemon) policyFiles(learned *rules.Policy) sensor.PolicyFiles {
-	return sensor.PolicyFiles{Policy: d.cfg.Policy, Baseline: d.cfg.Baseline, Learned: learned, LearnedFile: statePath(d.cfg, learnedFile)}
+func (d *Daemon) policyFiles(learned *rules.Policy) pipeline.PolicyFiles {
+	return pipeline.PolicyFiles{Policy: d.cfg.Policy, Baseline: d.cfg.Baseline, Learned: learned, LearnedFile: statePath(d.cfg, learnedFile)}
 }
 
 func (d *Daemon) logPolicy(msg string, p *rules.Policy) {
@@ -264,7 +265,7 @@ func (d *Daemon) logPolicy(msg string, p *rules.Policy) {
 	d.log.Info(msg, attrs...)
 }
 
-// Alert implements sensor.AlertSink, the first of the daemon's alert
+// Alert implements pipeline.AlertSink, the first of the daemon's alert
 // sinks: it counts and logs the alerts, and tracks those not yet
 // acknowledged for the ALERT LED and the alarm relay. It runs on the
 // packet goroutine. Every new alert is unacknowledged until the button
@@ -791,7 +792,7 @@ func (d *Daemon) swapEngine(engine *rules.Engine, policy *rules.Policy) bool {
 }
 
 // setEngine puts engine in the pipeline's place, on the packet
-// goroutine (sensor.Assembly.SetEngine): it takes over what the old one
+// goroutine (pipeline.Assembly.SetEngine): it takes over what the old one
 // counted, folded and remembered that is still valid under its policy;
 // the old one reports the rest.
 func (d *Daemon) setEngine(engine *rules.Engine, policy *rules.Policy) {

@@ -34,7 +34,7 @@ import (
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/rules"
-	"github.com/tapwatch/tapwatch/sensor"
+	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
 
 var (
@@ -304,16 +304,16 @@ type fakeUplink struct {
 }
 
 var (
-	_ Uplink           = (*fakeUplink)(nil)
-	_ StatusSink       = (*fakeUplink)(nil)
-	_ StatsSink        = (*fakeUplink)(nil)
-	_ sensor.AssetSink = (*fakeUplink)(nil)
+	_ Uplink             = (*fakeUplink)(nil)
+	_ StatusSink         = (*fakeUplink)(nil)
+	_ StatsSink          = (*fakeUplink)(nil)
+	_ pipeline.AssetSink = (*fakeUplink)(nil)
 )
 
 // publishTo makes u the daemon's publisher, as cmd/tapwatch wires an
 // uplink.Publisher.
 func (u *fakeUplink) publishTo(o *Options) {
-	o.Sinks.Alerts = append(o.Sinks.Alerts, sensor.PublishAlerts(u))
+	o.Sinks.Alerts = append(o.Sinks.Alerts, pipeline.PublishAlerts(u))
 	o.Sinks.Assets = append(o.Sinks.Assets, u)
 	o.Status, o.Stats, o.Uplink = u, u, u
 }

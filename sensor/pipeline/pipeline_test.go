@@ -1,10 +1,11 @@
-package sensor_test
+package pipeline_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,7 +20,23 @@ import (
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/sensor"
+	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
+
+var (
+	hmi = pcapgen.Endpoint{MAC: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}, IP: netip.MustParseAddr("10.10.1.10"), Port: 49152}
+	plc = pcapgen.Endpoint{MAC: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x20}, IP: netip.MustParseAddr("10.10.1.20"), Port: 502}
+)
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
 
 // writesPolicy raises an alert on every Modbus write.
 const writesPolicy = `version: 1
@@ -34,8 +51,10 @@ func writeCapture(t *testing.T) string {
 	t.Helper()
 	var buf bytes.Buffer
 	w := must[*pcapgen.Writer](t)(pcapgen.NewWriter(&buf, pcapgen.Options{Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}))
-	conn := newConn(t, w, hmi, plc, true)
-	poll(t, conn, 1)
+	conn := must[*pcapgen.TCPConn](t)(pcapgen.NewTCPConn(w, hmi, plc, 1000, 5000))
+	must[[]int](t)(conn.Handshake())
+	must[[]int](t)(conn.Client(pcapgen.MBAP(1, 1, pcapgen.ReadHoldingRegisters(100, 2))))
+	must[[]int](t)(conn.Server(pcapgen.MBAP(1, 1, pcapgen.ReadHoldingRegistersResponse(7, 300))))
 	must[[]int](t)(conn.Client(pcapgen.MBAP(2, 1, pcapgen.WriteSingleRegister(5, 150))))
 	must[[]int](t)(conn.Server(pcapgen.MBAP(2, 1, pcapgen.WriteSingleRegister(5, 150))))
 	must[[]int](t)(conn.Close())
@@ -93,7 +112,7 @@ func (r *opsRec) Message(*dpi.Flow, dpi.Side, any) {
 	r.n++
 }
 
-func replayAll(t *testing.T, asm *sensor.Assembly, path string) sensor.Summary {
+func replayAll(t *testing.T, asm *pipeline.Assembly, path string) sensor.Summary {
 	t.Helper()
 	src := capture.OpenFiles(path)
 	defer src.Close()
@@ -108,13 +127,13 @@ func replayAll(t *testing.T, asm *sensor.Assembly, path string) sensor.Summary {
 // message or decoded message, in list order; without an asset sink no
 // inventory is kept.
 func TestAssembleSinks(t *testing.T) {
-	policy := must[*rules.Policy](t)(sensor.PolicyFiles{Policy: writeFile(t, "policy.yaml", writesPolicy)}.Load())
+	policy := must[*rules.Policy](t)(pipeline.PolicyFiles{Policy: writeFile(t, "policy.yaml", writesPolicy)}.Load())
 	var log []string
 	a1, a2 := &alertRec{name: "a1", log: &log}, &alertRec{name: "a2", log: &log}
 	s1, s2 := &assetRec{name: "s1", log: &log}, &assetRec{name: "s2", log: &log}
 	o1, o2 := &opsRec{name: "o1", log: &log}, &opsRec{name: "o2", log: &log}
-	asm := must[*sensor.Assembly](t)(sensor.Assemble(sensor.Setup{Policy: policy, Sinks: sensor.Sinks{
-		Alerts: []sensor.AlertSink{a1, a2}, Assets: []sensor.AssetSink{s1, s2}, Ops: []sensor.OpsSink{o1, o2}}}))
+	asm := must[*pipeline.Assembly](t)(pipeline.Assemble(pipeline.Setup{Policy: policy, Sinks: pipeline.Sinks{
+		Alerts: []pipeline.AlertSink{a1, a2}, Assets: []pipeline.AssetSink{s1, s2}, Ops: []sensor.OpsSink{o1, o2}}}))
 	if asm.Inventory == nil || asm.Learner != nil || asm.Policy != policy {
 		t.Fatalf("inventory %v, learner %v, policy %p (want %p)", asm.Inventory, asm.Learner, asm.Policy, policy)
 	}
@@ -136,7 +155,7 @@ func TestAssembleSinks(t *testing.T) {
 		}
 	}
 
-	bare := must[*sensor.Assembly](t)(sensor.Assemble(sensor.Setup{}))
+	bare := must[*pipeline.Assembly](t)(pipeline.Assemble(pipeline.Setup{}))
 	if bare.Inventory != nil || bare.Policy == nil {
 		t.Errorf("no asset sinks: inventory %v; policy %v, want the built-in one", bare.Inventory, bare.Policy)
 	}
@@ -146,11 +165,11 @@ func TestAssembleSinks(t *testing.T) {
 // one's place, with the same sinks.
 func TestAssemblyRebuild(t *testing.T) {
 	path := writeFile(t, "policy.yaml", writesPolicy)
-	files := sensor.PolicyFiles{Policy: path}
+	files := pipeline.PolicyFiles{Policy: path}
 	var log []string
 	rec := &alertRec{name: "a", log: &log}
-	asm := must[*sensor.Assembly](t)(sensor.Assemble(sensor.Setup{Policy: must[*rules.Policy](t)(files.Load()),
-		Sinks: sensor.Sinks{Alerts: []sensor.AlertSink{rec}}}))
+	asm := must[*pipeline.Assembly](t)(pipeline.Assemble(pipeline.Setup{Policy: must[*rules.Policy](t)(files.Load()),
+		Sinks: pipeline.Sinks{Alerts: []pipeline.AlertSink{rec}}}))
 	pcap := writeCapture(t)
 	replayAll(t, asm, pcap)
 	if len(rec.got) != 1 {
@@ -184,7 +203,7 @@ func must2(t *testing.T) func(*rules.Engine, *rules.Policy, error) (*rules.Engin
 // TestAssemblyLearning: the learner learns next to the engine until
 // StopLearning takes it out.
 func TestAssemblyLearning(t *testing.T) {
-	asm := must[*sensor.Assembly](t)(sensor.Assemble(sensor.Setup{Learn: true}))
+	asm := must[*pipeline.Assembly](t)(pipeline.Assemble(pipeline.Setup{Learn: true}))
 	l := asm.Learner
 	if l == nil {
 		t.Fatal("no learner")
@@ -205,9 +224,9 @@ func TestAssemblyLearning(t *testing.T) {
 // TestPolicyFilesLoad: which baseline wins, and errors that name the file.
 func TestPolicyFilesLoad(t *testing.T) {
 	policy := writeFile(t, "policy.yaml", writesPolicy)
-	l := rules.NewLearner(rules.LearnerOptions{})
 	src := capture.OpenFiles(writeCapture(t))
-	if _, err := sensor.Replay(context.Background(), src, sensor.Options{Rules: l}); err != nil {
+	l, _, err := pipeline.Learn(context.Background(), src, dpi.Config{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	src.Close()
@@ -216,15 +235,15 @@ func TestPolicyFilesLoad(t *testing.T) {
 	learned.Format(&text)
 	baseline := writeFile(t, "baseline.yaml", text.String())
 
-	p := must[*rules.Policy](t)(sensor.PolicyFiles{}.Load())
+	p := must[*rules.Policy](t)(pipeline.PolicyFiles{}.Load())
 	if len(p.Rules) != 0 || p.Baseline != nil || len(p.Detectors) == 0 {
 		t.Errorf("no files: %d rules, baseline %v, %d detectors; want the built-in detectors only", len(p.Rules), p.Baseline, len(p.Detectors))
 	}
-	p = must[*rules.Policy](t)(sensor.PolicyFiles{Policy: policy, Learned: learned, LearnedFile: "learned.yaml"}.Load())
+	p = must[*rules.Policy](t)(pipeline.PolicyFiles{Policy: policy, Learned: learned, LearnedFile: "learned.yaml"}.Load())
 	if len(p.Rules) != 1 || p.Baseline != learned.Baseline {
 		t.Errorf("policy and learned: %d rules, baseline %p; want 1 rule and the learned baseline", len(p.Rules), p.Baseline)
 	}
-	p = must[*rules.Policy](t)(sensor.PolicyFiles{Policy: policy, Baseline: baseline, Learned: learned}.Load())
+	p = must[*rules.Policy](t)(pipeline.PolicyFiles{Policy: policy, Baseline: baseline, Learned: learned}.Load())
 	if p.Baseline == nil || p.Baseline == learned.Baseline {
 		t.Errorf("a baseline file and learned: want the file's baseline")
 	}
@@ -234,27 +253,27 @@ func TestPolicyFilesLoad(t *testing.T) {
 	if must[*rules.Policy](t)(rules.Load(withRule)).Rules == nil {
 		t.Fatal("the baseline file with a rule has none")
 	}
-	p = must[*rules.Policy](t)(sensor.PolicyFiles{Baseline: withRule}.Load())
+	p = must[*rules.Policy](t)(pipeline.PolicyFiles{Baseline: withRule}.Load())
 	if len(p.Rules) != 0 || p.Baseline == nil || len(p.Assets) == 0 {
 		t.Errorf("a baseline file with a rule: %d rules, baseline %v, %d assets; want no rules, its baseline and assets", len(p.Rules), p.Baseline != nil, len(p.Assets))
 	}
 
 	for _, c := range []struct {
-		files      sensor.PolicyFiles
+		files      pipeline.PolicyFiles
 		what, path string
 	}{
-		{sensor.PolicyFiles{Policy: filepath.Join(t.TempDir(), "none.yaml")}, "policy", "none.yaml"},
-		{sensor.PolicyFiles{Baseline: policy}, "baseline", "policy.yaml"}, // no baseline section
-		{sensor.PolicyFiles{Learned: rules.New(), LearnedFile: "learned.yaml"}, "baseline", "learned.yaml"},
+		{pipeline.PolicyFiles{Policy: filepath.Join(t.TempDir(), "none.yaml")}, "policy", "none.yaml"},
+		{pipeline.PolicyFiles{Baseline: policy}, "baseline", "policy.yaml"}, // no baseline section
+		{pipeline.PolicyFiles{Learned: rules.New(), LearnedFile: "learned.yaml"}, "baseline", "learned.yaml"},
 	} {
 		_, err := c.files.Load()
-		var fe *sensor.FileError
+		var fe *pipeline.FileError
 		if !errors.As(err, &fe) || fe.What != c.what || !strings.HasSuffix(fe.Path, c.path) ||
 			!strings.HasPrefix(err.Error(), c.what+" "+fe.Path+": ") {
 			t.Errorf("%+v: error %v; want a %s error naming %s", c.files, err, c.what, c.path)
 		}
 	}
-	_, err := sensor.PolicyFiles{Policy: filepath.Join(t.TempDir(), "none.yaml")}.Load()
+	_, err = pipeline.PolicyFiles{Policy: filepath.Join(t.TempDir(), "none.yaml")}.Load()
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a missing policy: %v does not unwrap to fs.ErrNotExist", err)
 	}
@@ -274,7 +293,7 @@ func (p *fakePublisher) Alert(a *event.Alert, key uint64, first bool) {
 // the engine's id as its key; its folded repeats are not first.
 func TestPublishAlerts(t *testing.T) {
 	p := &fakePublisher{}
-	s := sensor.PublishAlerts(p)
+	s := pipeline.PublishAlerts(p)
 	s.Alert(&rules.Alert{ID: 7, Rule: "r", Severity: rules.SeverityHigh, Count: 1})
 	s.Alert(&rules.Alert{ID: 7, Rule: "r", Severity: rules.SeverityHigh, Count: 5, Summary: true})
 	s.Alert(&rules.Alert{ID: 8, Rule: rules.BudgetRule, Severity: rules.SeverityMedium, Count: 40})
@@ -295,20 +314,6 @@ func equal[T comparable](a, b []T) bool {
 	return true
 }
 
-// TestNewStats: the stats message carries the counts it is given.
-func TestNewStats(t *testing.T) {
-	c := dpi.Counters{Packets: 10, Bytes: 1000, FlowsActive: 2, FlowsCreated: 3, FlowsEvicted: 1, BufferedBytes: 64}
-	tally := sensor.Tally{Messages: 6, Malformed: 1}
-	tally.DNP3.Fragments, tally.DNP3.LinkFrames, tally.DNP3.Malformed = 4, 2, 3
-	alerts := event.Severities{High: 2, Info: 1}
-	s := sensor.NewStats(c, &tally, alerts, 9)
-	if s.Packets != 10 || s.Bytes != 1000 || s.Flows != 2 || s.FlowsCreated != 3 || s.FlowsEvicted != 1 || s.Reassembly != 64 ||
-		s.Messages["modbus"] != 6 || s.Messages["dnp3"] != 6 || s.DecodeErrors["modbus"] != 1 || s.DecodeErrors["dnp3"] != 3 ||
-		s.Alerts != alerts || s.Suppressed != 9 {
-		t.Errorf("stats %+v", s)
-	}
-}
-
 type nopAlerts struct{}
 
 func (nopAlerts) Alert(*rules.Alert) {}
@@ -325,8 +330,8 @@ func (nopOps) Message(*dpi.Flow, dpi.Side, any) {}
 // nothing allocates nothing on its way through the engine, the
 // inventory and the sinks.
 func TestAssembledAllocs(t *testing.T) {
-	asm := must[*sensor.Assembly](t)(sensor.Assemble(sensor.Setup{Sinks: sensor.Sinks{
-		Alerts: []sensor.AlertSink{nopAlerts{}, nopAlerts{}}, Assets: []sensor.AssetSink{nopAssets{}, nopAssets{}},
+	asm := must[*pipeline.Assembly](t)(pipeline.Assemble(pipeline.Setup{Sinks: pipeline.Sinks{
+		Alerts: []pipeline.AlertSink{nopAlerts{}, nopAlerts{}}, Assets: []pipeline.AssetSink{nopAssets{}, nopAssets{}},
 		Ops: []sensor.OpsSink{nopOps{}, nopOps{}}}}))
 	f := dpi.Flow{Transport: dpi.TCP, Client: netip.AddrPortFrom(hmi.IP, hmi.Port), Server: netip.AddrPortFrom(plc.IP, plc.Port)}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -1,4 +1,10 @@
-package sensor
+// Package pipeline assembles the sensor's pipeline, once, for tapwatch
+// run (sensor/daemon), replay and demo: it loads the policy and the
+// baseline, builds the rules engine, the asset inventory and the
+// learner, and wires the dpi engine's handler to them and to lists of
+// small sinks. It is apart from package sensor, which rules' tests
+// import.
+package pipeline
 
 import (
 	"context"
@@ -8,12 +14,8 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/sensor"
 )
-
-// The pipeline is assembled here, once, for tapwatch run (sensor/daemon),
-// replay and demo: the policy and the baseline are loaded, the rules
-// engine, the asset inventory and the learner built, and the dpi
-// engine's handler wired to them and to the sinks.
 
 // AlertSink receives the rules engine's alerts, in the order they are
 // raised, on the pipeline's goroutine. It must not change the alert, nor
@@ -34,8 +36,8 @@ type AssetSink interface {
 // pipeline is done.
 type Sinks struct {
 	Alerts []AlertSink
-	Assets []AssetSink // none: no asset inventory is kept
-	Ops    []OpsSink   // every decoded message, after the rules, the inventory and the learner
+	Assets []AssetSink      // none: no asset inventory is kept
+	Ops    []sensor.OpsSink // every decoded message, after the rules, the inventory and the learner
 }
 
 // PolicyFiles name the policy and the baseline a pipeline enforces.
@@ -104,7 +106,7 @@ type Setup struct {
 // Assembly is an assembled pipeline. Its parts belong to the goroutine
 // that feeds the pipeline, but for Rebuild.
 type Assembly struct {
-	Pipe      *Pipeline
+	Pipe      *sensor.Pipeline
 	Engine    *rules.Engine
 	Policy    *rules.Policy    // what Engine enforces
 	Inventory *rules.Inventory // nil without asset sinks
@@ -127,7 +129,7 @@ func Assemble(s Setup) (*Assembly, error) {
 	if a.Engine, err = a.newEngine(a.Policy); err != nil {
 		return nil, err
 	}
-	opts := Options{DPI: s.DPI, Rules: a.Engine}
+	opts := sensor.Options{DPI: s.DPI, Rules: a.Engine}
 	switch len(s.Sinks.Assets) {
 	case 0:
 	case 1:
@@ -143,7 +145,7 @@ func Assemble(s Setup) (*Assembly, error) {
 		a.Learner.Resume(s.Resume)
 	}
 	opts.Ops = a.opsSink()
-	if a.Pipe, err = New(opts); err != nil {
+	if a.Pipe, err = sensor.New(opts); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -187,8 +189,8 @@ func (a *Assembly) StopLearning() {
 
 // opsSink is what gets every decoded message after the rules and the
 // inventory: the learner, then the ops sinks.
-func (a *Assembly) opsSink() OpsSink {
-	var ops []OpsSink
+func (a *Assembly) opsSink() sensor.OpsSink {
+	var ops []sensor.OpsSink
 	if a.Learner != nil {
 		ops = append(ops, a.Learner)
 	}
@@ -203,38 +205,24 @@ func (a *Assembly) opsSink() OpsSink {
 }
 
 // AddOps adds o to the end of the ops sinks.
-func (a *Assembly) AddOps(o OpsSink) {
+func (a *Assembly) AddOps(o sensor.OpsSink) {
 	a.setup.Sinks.Ops = append(slices.Clip(a.setup.Sinks.Ops), o)
 	a.Pipe.SetOps(a.opsSink())
 }
 
 // Replay runs every packet of src through the pipeline, then flushes
-// it; see the function Replay.
-func (a *Assembly) Replay(ctx context.Context, src capture.Source) (Summary, error) {
-	return replay(ctx, src, a.Pipe)
+// it (sensor.Replay).
+func (a *Assembly) Replay(ctx context.Context, src capture.Source) (sensor.Summary, error) {
+	return a.Pipe.Replay(ctx, src)
 }
 
 // Learn runs every packet of src through a pipeline with a learner in
 // the place of the rules engine (tapwatch learn), and returns what it
 // learned.
-func Learn(ctx context.Context, src capture.Source, cfg dpi.Config) (*rules.Learner, Summary, error) {
+func Learn(ctx context.Context, src capture.Source, cfg dpi.Config) (*rules.Learner, sensor.Summary, error) {
 	l := rules.NewLearner(rules.LearnerOptions{})
-	sum, err := Replay(ctx, src, Options{DPI: cfg, Rules: l})
+	sum, err := sensor.Replay(ctx, src, sensor.Options{DPI: cfg, Rules: l})
 	return l, sum, err
-}
-
-// NewStats is the stats message of a pipeline's counts: the dpi
-// counters, the messages, the alerts by severity and those the alert
-// budget suppressed. The caller fills in what only it knows: uptime,
-// kernel drops, memory.
-func NewStats(c dpi.Counters, t *Tally, alerts event.Severities, suppressed uint64) *event.Stats {
-	return &event.Stats{
-		Packets: c.Packets, Bytes: c.Bytes,
-		DecodeErrors: map[string]uint64{"modbus": t.Malformed, "dnp3": t.DNP3.Malformed},
-		Messages:     map[string]uint64{"modbus": t.Messages, "dnp3": t.DNP3.Fragments + t.DNP3.LinkFrames},
-		Flows:        c.FlowsActive, FlowsCreated: c.FlowsCreated, FlowsEvicted: c.FlowsEvicted, Reassembly: c.BufferedBytes,
-		Alerts: alerts, Suppressed: suppressed,
-	}
 }
 
 // AlertPublisher is what PublishAlerts needs of a publisher (an
@@ -257,7 +245,7 @@ func (s publishAlerts) Alert(a *rules.Alert) { s.p.Alert(a.Event(), a.ID, !a.Sum
 type (
 	alertFan []AlertSink
 	assetFan []AssetSink
-	opsFan   []OpsSink
+	opsFan   []sensor.OpsSink
 )
 
 func (f alertFan) Alert(a *rules.Alert) {
