@@ -847,6 +847,11 @@ func (d *Daemon) finish() {
 		drops += k.Drops
 	}
 	total := alerts.Total()
+	var st *event.Stats // as of the stop, not of the end of the wait below
+	if d.opts.Stats != nil {
+		st = d.statsOf(s, alerts)
+		st.KernelDrops = drops
+	}
 	if d.opts.Uplink != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), flushWait)
 		if err := d.opts.Uplink.Flush(ctx); err != nil {
@@ -854,9 +859,7 @@ func (d *Daemon) finish() {
 		}
 		cancel()
 	}
-	if d.opts.Stats != nil {
-		st := d.statsOf(s, alerts)
-		st.KernelDrops = drops
+	if st != nil {
 		d.opts.Stats.Stats(st)
 	}
 	d.log.Info("stopped", "packets", s.dpi.Packets, "bytes", s.dpi.Bytes, "kernel_drops", drops,
