@@ -23,19 +23,25 @@ import (
 	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
 
-var (
-	hmi = pcapgen.Endpoint{MAC: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x10}, IP: netip.MustParseAddr("10.10.1.10"), Port: 49152}
-	plc = pcapgen.Endpoint{MAC: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x20}, IP: netip.MustParseAddr("10.10.1.20"), Port: 502}
-)
+// The HMI and the PLC of the test capture.
+var hmi, plc = netip.MustParseAddrPort("10.10.1.10:49152"), netip.MustParseAddrPort("10.10.1.20:502")
 
-func must[T any](t *testing.T) func(T, error) T {
-	return func(v T, err error) T {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
+func load(t *testing.T, f pipeline.PolicyFiles) *rules.Policy {
+	t.Helper()
+	p, err := f.Load()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return p
+}
+
+func assemble(t *testing.T, s pipeline.Setup) *pipeline.Assembly {
+	t.Helper()
+	a, err := pipeline.Assemble(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 // writesPolicy raises an alert on every Modbus write.
@@ -50,14 +56,29 @@ rules:
 func writeCapture(t *testing.T) string {
 	t.Helper()
 	var buf bytes.Buffer
-	w := must[*pcapgen.Writer](t)(pcapgen.NewWriter(&buf, pcapgen.Options{Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}))
-	conn := must[*pcapgen.TCPConn](t)(pcapgen.NewTCPConn(w, hmi, plc, 1000, 5000))
-	must[[]int](t)(conn.Handshake())
-	must[[]int](t)(conn.Client(pcapgen.MBAP(1, 1, pcapgen.ReadHoldingRegisters(100, 2))))
-	must[[]int](t)(conn.Server(pcapgen.MBAP(1, 1, pcapgen.ReadHoldingRegistersResponse(7, 300))))
-	must[[]int](t)(conn.Client(pcapgen.MBAP(2, 1, pcapgen.WriteSingleRegister(5, 150))))
-	must[[]int](t)(conn.Server(pcapgen.MBAP(2, 1, pcapgen.WriteSingleRegister(5, 150))))
-	must[[]int](t)(conn.Close())
+	w, err := pcapgen.NewWriter(&buf, pcapgen.Options{Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pcapgen.NewTCPConn(w, pcapgen.Endpoint{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, IP: hmi.Addr(), Port: hmi.Port()},
+		pcapgen.Endpoint{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, IP: plc.Addr(), Port: plc.Port()}, 1000, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []func() ([]int, error){
+		conn.Handshake,
+		func() ([]int, error) { return conn.Client(pcapgen.MBAP(1, 1, pcapgen.ReadHoldingRegisters(100, 2))) },
+		func() ([]int, error) {
+			return conn.Server(pcapgen.MBAP(1, 1, pcapgen.ReadHoldingRegistersResponse(7, 300)))
+		},
+		func() ([]int, error) { return conn.Client(pcapgen.MBAP(2, 1, pcapgen.WriteSingleRegister(5, 150))) },
+		func() ([]int, error) { return conn.Server(pcapgen.MBAP(2, 1, pcapgen.WriteSingleRegister(5, 150))) },
+		conn.Close,
+	} {
+		if _, err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -127,13 +148,13 @@ func replayAll(t *testing.T, asm *pipeline.Assembly, path string) sensor.Summary
 // message or decoded message, in list order; without an asset sink no
 // inventory is kept.
 func TestAssembleSinks(t *testing.T) {
-	policy := must[*rules.Policy](t)(pipeline.PolicyFiles{Policy: writeFile(t, "policy.yaml", writesPolicy)}.Load())
+	policy := load(t, pipeline.PolicyFiles{Policy: writeFile(t, "policy.yaml", writesPolicy)})
 	var log []string
 	a1, a2 := &alertRec{name: "a1", log: &log}, &alertRec{name: "a2", log: &log}
 	s1, s2 := &assetRec{name: "s1", log: &log}, &assetRec{name: "s2", log: &log}
 	o1, o2 := &opsRec{name: "o1", log: &log}, &opsRec{name: "o2", log: &log}
-	asm := must[*pipeline.Assembly](t)(pipeline.Assemble(pipeline.Setup{Policy: policy, Sinks: pipeline.Sinks{
-		Alerts: []pipeline.AlertSink{a1, a2}, Assets: []pipeline.AssetSink{s1, s2}, Ops: []sensor.OpsSink{o1, o2}}}))
+	asm := assemble(t, pipeline.Setup{Policy: policy, Sinks: pipeline.Sinks{
+		Alerts: []pipeline.AlertSink{a1, a2}, Assets: []pipeline.AssetSink{s1, s2}, Ops: []sensor.OpsSink{o1, o2}}})
 	if asm.Inventory == nil || asm.Learner != nil || asm.Policy != policy {
 		t.Fatalf("inventory %v, learner %v, policy %p (want %p)", asm.Inventory, asm.Learner, asm.Policy, policy)
 	}
@@ -155,7 +176,7 @@ func TestAssembleSinks(t *testing.T) {
 		}
 	}
 
-	bare := must[*pipeline.Assembly](t)(pipeline.Assemble(pipeline.Setup{}))
+	bare := assemble(t, pipeline.Setup{})
 	if bare.Inventory != nil || bare.Policy == nil {
 		t.Errorf("no asset sinks: inventory %v; policy %v, want the built-in one", bare.Inventory, bare.Policy)
 	}
@@ -168,8 +189,8 @@ func TestAssemblyRebuild(t *testing.T) {
 	files := pipeline.PolicyFiles{Policy: path}
 	var log []string
 	rec := &alertRec{name: "a", log: &log}
-	asm := must[*pipeline.Assembly](t)(pipeline.Assemble(pipeline.Setup{Policy: must[*rules.Policy](t)(files.Load()),
-		Sinks: pipeline.Sinks{Alerts: []pipeline.AlertSink{rec}}}))
+	asm := assemble(t, pipeline.Setup{Policy: load(t, files),
+		Sinks: pipeline.Sinks{Alerts: []pipeline.AlertSink{rec}}})
 	pcap := writeCapture(t)
 	replayAll(t, asm, pcap)
 	if len(rec.got) != 1 {
@@ -178,7 +199,10 @@ func TestAssemblyRebuild(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(writesPolicy, "op: write", "op: read")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e, p := must2(t)(asm.Rebuild(files))
+	e, p, err := asm.Rebuild(files)
+	if err != nil {
+		t.Fatal(err)
+	}
 	asm.SetEngine(e, p)
 	if asm.Engine != e || asm.Policy != p {
 		t.Fatalf("the new engine and policy are not in place")
@@ -190,20 +214,10 @@ func TestAssemblyRebuild(t *testing.T) {
 	}
 }
 
-func must2(t *testing.T) func(*rules.Engine, *rules.Policy, error) (*rules.Engine, *rules.Policy) {
-	return func(e *rules.Engine, p *rules.Policy, err error) (*rules.Engine, *rules.Policy) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e, p
-	}
-}
-
 // TestAssemblyLearning: the learner learns next to the engine until
 // StopLearning takes it out.
 func TestAssemblyLearning(t *testing.T) {
-	asm := must[*pipeline.Assembly](t)(pipeline.Assemble(pipeline.Setup{Learn: true}))
+	asm := assemble(t, pipeline.Setup{Learn: true})
 	l := asm.Learner
 	if l == nil {
 		t.Fatal("no learner")
@@ -235,25 +249,25 @@ func TestPolicyFilesLoad(t *testing.T) {
 	learned.Format(&text)
 	baseline := writeFile(t, "baseline.yaml", text.String())
 
-	p := must[*rules.Policy](t)(pipeline.PolicyFiles{}.Load())
+	p := load(t, pipeline.PolicyFiles{})
 	if len(p.Rules) != 0 || p.Baseline != nil || len(p.Detectors) == 0 {
 		t.Errorf("no files: %d rules, baseline %v, %d detectors; want the built-in detectors only", len(p.Rules), p.Baseline, len(p.Detectors))
 	}
-	p = must[*rules.Policy](t)(pipeline.PolicyFiles{Policy: policy, Learned: learned, LearnedFile: "learned.yaml"}.Load())
+	p = load(t, pipeline.PolicyFiles{Policy: policy, Learned: learned, LearnedFile: "learned.yaml"})
 	if len(p.Rules) != 1 || p.Baseline != learned.Baseline {
 		t.Errorf("policy and learned: %d rules, baseline %p; want 1 rule and the learned baseline", len(p.Rules), p.Baseline)
 	}
-	p = must[*rules.Policy](t)(pipeline.PolicyFiles{Policy: policy, Baseline: baseline, Learned: learned}.Load())
+	p = load(t, pipeline.PolicyFiles{Policy: policy, Baseline: baseline, Learned: learned})
 	if p.Baseline == nil || p.Baseline == learned.Baseline {
 		t.Errorf("a baseline file and learned: want the file's baseline")
 	}
 	// Of a baseline file, only its baseline and assets are taken, with a
 	// policy or without one.
 	withRule := writeFile(t, "with-rule.yaml", strings.Replace(text.String(), "rules: []\n", strings.TrimPrefix(writesPolicy, "version: 1\n"), 1))
-	if must[*rules.Policy](t)(rules.Load(withRule)).Rules == nil {
-		t.Fatal("the baseline file with a rule has none")
+	if p, err := rules.Load(withRule); err != nil || p.Rules == nil {
+		t.Fatalf("the baseline file with a rule: %v", err)
 	}
-	p = must[*rules.Policy](t)(pipeline.PolicyFiles{Baseline: withRule}.Load())
+	p = load(t, pipeline.PolicyFiles{Baseline: withRule})
 	if len(p.Rules) != 0 || p.Baseline == nil || len(p.Assets) == 0 {
 		t.Errorf("a baseline file with a rule: %d rules, baseline %v, %d assets; want no rules, its baseline and assets", len(p.Rules), p.Baseline != nil, len(p.Assets))
 	}
@@ -330,10 +344,10 @@ func (nopOps) Message(*dpi.Flow, dpi.Side, any) {}
 // nothing allocates nothing on its way through the engine, the
 // inventory and the sinks.
 func TestAssembledAllocs(t *testing.T) {
-	asm := must[*pipeline.Assembly](t)(pipeline.Assemble(pipeline.Setup{Sinks: pipeline.Sinks{
+	asm := assemble(t, pipeline.Setup{Sinks: pipeline.Sinks{
 		Alerts: []pipeline.AlertSink{nopAlerts{}, nopAlerts{}}, Assets: []pipeline.AssetSink{nopAssets{}, nopAssets{}},
-		Ops: []sensor.OpsSink{nopOps{}, nopOps{}}}}))
-	f := dpi.Flow{Transport: dpi.TCP, Client: netip.AddrPortFrom(hmi.IP, hmi.Port), Server: netip.AddrPortFrom(plc.IP, plc.Port)}
+		Ops: []sensor.OpsSink{nopOps{}, nopOps{}}}})
+	f := dpi.Flow{Transport: dpi.TCP, Client: hmi, Server: plc}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	m := modbus.Message{Meta: modbus.Meta{Time: now, Frame: 4}, Dir: modbus.Request, TID: 1, Unit: 1, FC: 3,
 		HasAddr: true, Addr: 100, Count: 2, PDU: []byte{3, 0, 100, 0, 2}}
