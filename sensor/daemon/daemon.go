@@ -336,8 +336,9 @@ func (d *Daemon) Health() Health {
 }
 
 // Run captures and analyses until ctx ends, then stops gracefully: the
-// capture is drained, the learning checkpoint saved, the spool flushed
-// and the offline status published. A value on reload reloads the policy
+// capture is drained, the learning checkpoint saved, the uplink flushed
+// and the last stats handed over (the publisher's maker then closes it,
+// which publishes the offline status). A value on reload reloads the policy
 // and the baseline. It returns an error when the capture cannot be
 // opened or fails for good.
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
