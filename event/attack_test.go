@@ -48,4 +48,9 @@ func TestSeverities(t *testing.T) {
 	if got := s.String(); got != "1 critical, 2 high, 1 info" || s.Total() != 4 {
 		t.Errorf("got %q, total %d", got, s.Total())
 	}
+	for sev, want := range map[string]uint64{"info": 4, "low": 3, "medium": 3, "high": 3, "critical": 1, "bogus": 0} {
+		if got := s.AtOrAbove(sev); got != want {
+			t.Errorf("AtOrAbove(%s) = %d, want %d", sev, got, want)
+		}
+	}
 }

@@ -1,7 +1,8 @@
 // Package sensor is the pipeline shared by the daemon (live capture) and
 // replay (capture files): it pulls packets from a capture source, decodes
 // them with dpi, and hands the decoded operations to the sinks. It also
-// keeps the run's counters.
+// keeps the run's counters. Package sensor/pipeline assembles it with the
+// policy, the rules engine and the sinks.
 package sensor
 
 import (
@@ -14,6 +15,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/event"
 )
 
 // OpsSink receives every decoded message, of whatever protocol: it is a
@@ -234,7 +236,14 @@ func Replay(ctx context.Context, src capture.Source, opts Options) (Summary, err
 	if err != nil {
 		return Summary{}, err
 	}
+	return p.Replay(ctx, src)
+}
+
+// Replay runs every packet of src through p, then flushes it; see the
+// function Replay.
+func (p *Pipeline) Replay(ctx context.Context, src capture.Source) (Summary, error) {
 	var s Summary
+	var err error
 	start := time.Now()
 	var ci capture.Info
 	for n := 0; ; n++ {
@@ -263,4 +272,18 @@ func Replay(ctx context.Context, src capture.Source, opts Options) (Summary, err
 	s.Packets = s.DPI.Packets
 	s.Messages = p.Tally()
 	return s, err
+}
+
+// NewStats is the stats message of a pipeline's counts: the dpi
+// counters, the messages, the alerts by severity and those the alert
+// budget suppressed. The caller fills in what only it knows: uptime,
+// kernel drops, memory.
+func NewStats(c dpi.Counters, t *Tally, alerts event.Severities, suppressed uint64) *event.Stats {
+	return &event.Stats{
+		Packets: c.Packets, Bytes: c.Bytes,
+		DecodeErrors: map[string]uint64{"modbus": t.Malformed, "dnp3": t.DNP3.Malformed},
+		Messages:     map[string]uint64{"modbus": t.Messages, "dnp3": t.DNP3.Fragments + t.DNP3.LinkFrames},
+		Flows:        c.FlowsActive, FlowsCreated: c.FlowsCreated, FlowsEvicted: c.FlowsEvicted, Reassembly: c.BufferedBytes,
+		Alerts: alerts, Suppressed: suppressed,
+	}
 }

@@ -160,7 +160,7 @@ func (p *Publisher) SetStatus(s event.Status) {
 // touch the disk). The header and spool fields are filled in here.
 func (p *Publisher) Stats(s *event.Stats) {
 	st := p.spool.Stats()
-	s.V, s.Kind, s.Sensor, s.Site, s.Seq, s.TS = event.V, event.KindStats, p.cfg.Sensor, p.cfg.Site, st.LastSeq, time.Now().UTC()
+	s.SetHeader(p.cfg.Sensor, p.cfg.Site, st.LastSeq, time.Now().UTC())
 	s.SpoolDepth, s.SpoolDrops = st.Depth, st.Drops
 	b, err := s.MarshalMsg(nil)
 	if err != nil {
@@ -297,7 +297,7 @@ func (p *Publisher) spoolBatch(batch []pending) {
 		case x.alert != nil:
 			a := x.alert
 			items[i] = Item{Topic: p.cfg.Topic(event.KindAlert), Encode: func(seq uint64, b []byte) []byte {
-				a.V, a.Kind, a.Sensor, a.Site, a.Seq, a.TS = event.V, event.KindAlert, p.cfg.Sensor, p.cfg.Site, seq, now
+				a.SetHeader(p.cfg.Sensor, p.cfg.Site, seq, now)
 				a.ID = p.wireID(x.key, x.first, seq)
 				out, err := a.MarshalMsg(b)
 				if err != nil {
@@ -309,7 +309,7 @@ func (p *Publisher) spoolBatch(batch []pending) {
 		case x.asset != nil:
 			a := x.asset
 			items[i] = Item{Topic: p.cfg.Topic(event.KindAsset) + "/" + a.IP, Retain: true, Encode: func(seq uint64, b []byte) []byte {
-				a.V, a.Kind, a.Sensor, a.Site, a.Seq, a.TS = event.V, event.KindAsset, p.cfg.Sensor, p.cfg.Site, seq, now
+				a.SetHeader(p.cfg.Sensor, p.cfg.Site, seq, now)
 				out, err := a.MarshalMsg(b)
 				if err != nil {
 					p.log.Error("encoding an asset", "err", err)
@@ -466,7 +466,7 @@ func (p *Publisher) statusPayload(state, reason string) ([]byte, error) {
 	connected := p.connected
 	p.mu.Unlock()
 	st := p.spool.Stats()
-	s.V, s.Kind, s.Sensor, s.Site, s.Seq, s.TS = event.V, event.KindStatus, p.cfg.Sensor, p.cfg.Site, st.LastSeq, time.Now().UTC()
+	s.SetHeader(p.cfg.Sensor, p.cfg.Site, st.LastSeq, time.Now().UTC())
 	s.Version = p.version
 	s.Uptime = time.Since(p.started).Seconds()
 	s.Uplink = event.UplinkDisconnected

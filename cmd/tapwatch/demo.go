@@ -22,12 +22,13 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/config"
+	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/internal/sim"
 	"github.com/tapwatch/tapwatch/rules"
-	"github.com/tapwatch/tapwatch/sensor"
 	"github.com/tapwatch/tapwatch/sensor/daemon"
+	"github.com/tapwatch/tapwatch/sensor/pipeline"
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
@@ -321,10 +322,10 @@ func (d *demo) generate() error {
 // learn learns the first part of the capture, as tapwatch learn would
 // from a capture of it, writes the baseline and prints an excerpt.
 func (d *demo) learn() error {
-	l := rules.NewLearner(rules.LearnerOptions{})
 	src := capture.OpenFiles(d.pcap)
 	defer src.Close()
-	if _, err := sensor.Replay(context.Background(), untilSource{src, d.truth.LearnEnd}, sensor.Options{Rules: l}); err != nil {
+	l, _, err := pipeline.Learn(context.Background(), untilSource{src, d.truth.LearnEnd}, dpi.Config{})
+	if err != nil {
 		return err
 	}
 	b, text, err := formatBaseline(l, rules.DefaultMargin, fmt.Sprintf("%s, its first %s", d.pcap, demoLearn))
@@ -342,9 +343,7 @@ func (d *demo) learn() error {
 		d.say("     %s", line)
 	}
 	d.say("   And a rule of the plant engineer's own, in %s: the pump is rated to 400 rpm.", d.path("policy.yaml"))
-	if d.policy, err = rules.Load(d.path("policy.yaml")); err == nil {
-		d.policy, err = rules.MergeBaseline(d.policy, b)
-	}
+	d.policy, err = pipeline.PolicyFiles{Policy: d.path("policy.yaml"), Learned: b, LearnedFile: d.path("baseline.yaml")}.Load()
 	return err
 }
 
@@ -425,8 +424,10 @@ func (d *demo) monitor(ctx context.Context, broker *uplink.Embedded) error {
 	if err != nil {
 		return err
 	}
+	closePub := sync.OnceValue(pub.Close) // made here, so closed here, after the daemon
+	defer closePub()
 	paced := newPacedSource(d.pcap, d.truth.LearnEnd, d.speed)
-	dm, err := daemon.New(cfg, daemon.Options{Version: version, Log: log, Uplink: pub,
+	opts := daemon.Options{Version: version, Log: log,
 		Open: func(*config.Config) ([]capture.LiveSource, error) { return []capture.LiveSource{paced}, nil },
 		Links: func(names ...string) ([]capture.LinkInfo, error) {
 			out := make([]capture.LinkInfo, len(names))
@@ -434,12 +435,14 @@ func (d *demo) monitor(ctx context.Context, broker *uplink.Embedded) error {
 				out[i] = capture.LinkInfo{Name: n, Exists: true, AdminUp: true, Carrier: true, OperState: "up"}
 			}
 			return out, nil
-		}})
+		}}
+	publishTo(&opts, pub)
+	dm, err := daemon.New(cfg, opts)
 	if err != nil {
-		pub.Close()
 		return err
 	}
 	box := startHardware(plan, d.panel, dm, log)
+	pub.Start()
 	runCtx, stopDaemon := context.WithCancel(context.Background())
 	defer stopDaemon()
 	ran := make(chan error, 1)
@@ -453,6 +456,7 @@ func (d *demo) monitor(ctx context.Context, broker *uplink.Embedded) error {
 		}
 	case <-ctx.Done():
 	case err := <-ran:
+		closePub()
 		box.stop(false)
 		return fmt.Errorf("the daemon stopped: %w", err)
 	}
@@ -468,6 +472,7 @@ func (d *demo) monitor(ctx context.Context, broker *uplink.Embedded) error {
 	}
 	stopDaemon()
 	err = <-ran
+	closePub()
 	box.stop(err == nil)
 	// The offline status comes last; everything the box sent is in by
 	// then. Interrupted too, the tail shows the box going offline.

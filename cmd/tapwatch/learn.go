@@ -12,7 +12,7 @@ import (
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/rules"
-	"github.com/tapwatch/tapwatch/sensor"
+	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
 
 const learnSynopsis = `tapwatch learn [--margin F] [--modbus-ports LIST] [--dnp3-ports LIST] [--modbus-rtu-ports LIST] -o FILE CAPTURE...
@@ -58,12 +58,11 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	if err := setRTUPorts(fs, *rtuPorts, &cfg); err != nil {
 		return err
 	}
-	l := rules.NewLearner(rules.LearnerOptions{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	src := capture.OpenFiles(files...)
 	defer src.Close()
-	sum, err := sensor.Replay(ctx, src, sensor.Options{DPI: cfg, Rules: l})
+	l, sum, err := pipeline.Learn(ctx, src, cfg)
 	if err != nil {
 		return err
 	}

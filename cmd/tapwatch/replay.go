@@ -26,6 +26,7 @@ import (
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/sensor"
+	"github.com/tapwatch/tapwatch/sensor/pipeline"
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
@@ -89,26 +90,23 @@ above the --fail-on severity fired (and nothing failed).
 // errAlerts marks the exit status 3: alerts at or above --fail-on.
 var errAlerts = errors.New("--fail-on")
 
-// alertWriter prints alerts as JSON lines and counts them.
+// alertWriter is replay's alert sink: it prints alerts as JSON lines and
+// counts them.
 type alertWriter struct {
 	w            io.Writer // nil: count only
-	pub          *uplink.Publisher
-	sensor, site string // of the header of the lines printed
-	seq          uint64 // of the last line printed
+	sensor, site string    // of the header of the lines printed
+	seq          uint64    // of the last line printed
 	buf          []byte
 	err          error
-	bySeverity   [rules.SeverityCritical + 1]uint64 // alerts, their first reports
-	repeats      uint64                             // reports of folded repeats of an alert already reported
+	counts       event.Severities // alerts, their first reports
+	repeats      uint64           // reports of folded repeats of an alert already reported
 }
 
 func (a *alertWriter) Alert(al *rules.Alert) {
 	if al.Count <= 1 {
-		a.bySeverity[al.Severity]++
+		a.counts.Add(al.Severity.String())
 	} else {
 		a.repeats++
-	}
-	if a.pub != nil {
-		a.pub.Alert(al.Event(), al.ID, al.Count <= 1)
 	}
 	if a.w == nil || a.err != nil {
 		return
@@ -118,7 +116,7 @@ func (a *alertWriter) Alert(al *rules.Alert) {
 	// The header a replay can give: its seq numbers the lines, and its
 	// ts, when the sensor made the message, is the capture time of the
 	// alert's last packet, so that a replay prints the same every time.
-	ev.V, ev.Kind, ev.Sensor, ev.Site, ev.Seq, ev.TS = event.V, event.KindAlert, a.sensor, a.site, a.seq, al.Last.UTC()
+	ev.SetHeader(a.sensor, a.site, a.seq, al.Last.UTC())
 	ev.ID = al.ID
 	a.buf = appendAlertLine(a.buf[:0], ev, al.Count > 1)
 	_, a.err = a.w.Write(a.buf)
@@ -204,16 +202,6 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 			return usageError("--fail-on: %v", err)
 		}
 	}
-	var policy *rules.Policy
-	if *policyPath != "" {
-		if policy, err = rules.Load(*policyPath); err != nil {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				fmt.Fprintln(stderr, line)
-			}
-			return fmt.Errorf("invalid policy: %s", *policyPath)
-		}
-	}
-
 	if *learnFor < 0 {
 		return usageError("--learn: %v is not a duration of capture time", *learnFor)
 	}
@@ -223,21 +211,18 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if !(*margin >= 0) {
 		return usageError("--margin: %v is not 0 or more", *margin)
 	}
-	if *baselinePath != "" {
-		b, err := rules.Load(*baselinePath)
-		if err == nil {
-			b, err = rules.MergeBaseline(policy, b)
+	// The built-in detectors with their defaults, the policy's settings
+	// and rules, and the baseline.
+	policy, err := pipeline.PolicyFiles{Policy: *policyPath, Baseline: *baselinePath}.Load()
+	if err != nil {
+		var fe *pipeline.FileError
+		if !errors.As(err, &fe) {
+			return err
 		}
-		if err != nil {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				fmt.Fprintln(stderr, line)
-			}
-			return fmt.Errorf("invalid baseline: %s", *baselinePath)
+		for _, line := range strings.Split(fe.Err.Error(), "\n") {
+			fmt.Fprintln(stderr, line)
 		}
-		policy = b
-	}
-	if policy == nil {
-		policy = rules.New() // the built-in detectors with their defaults
+		return fmt.Errorf("invalid %s: %s", fe.What, fe.Path)
 	}
 
 	var pub *uplink.Publisher
@@ -264,35 +249,34 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 
 	out := bufio.NewWriterSize(stdout, 1<<16)
 	defer out.Flush()
-	opts := sensor.Options{DPI: cfg}
+	aw := &alertWriter{sensor: *sensorID, site: *site}
+	if !*ops && !*summary && !*asJSON {
+		aw.w = out
+	}
+	sinks := pipeline.Sinks{Alerts: []pipeline.AlertSink{aw}}
 	var ow *sensor.OpsWriter
 	if *ops {
 		ow = sensor.NewOpsWriter(out)
-		opts.Ops = ow
+		sinks.Ops = append(sinks.Ops, ow)
 	}
-	aw := &alertWriter{pub: pub, sensor: *sensorID, site: *site}
-	if !*ops && !*summary && !*asJSON {
-		aw.w = out
+	if pub != nil {
+		sinks.Alerts = append(sinks.Alerts, pipeline.PublishAlerts(pub))
+		sinks.Assets = append(sinks.Assets, pub)
 	}
 	eo := rules.EngineOptions{Learn: *learnFor, LearnMargin: *margin}
 	if *margin == 0 {
 		eo.LearnMargin = -1 // none; 0 would mean the default
 	}
-	engine, err := rules.NewEngine(policy, aw, eo)
+	asm, err := pipeline.Assemble(pipeline.Setup{DPI: cfg, Policy: policy, Engine: eo, Sinks: sinks})
 	if err != nil {
 		return err
 	}
-	opts.Rules = engine
-	var inv *rules.Inventory
-	if pub != nil {
-		inv = rules.NewInventory(pub, 0, 0)
-		opts.Assets = inv
-	}
+	engine := asm.Engine
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	src := capture.OpenFiles(files...)
 	defer src.Close()
-	sum, err := sensor.Replay(ctx, src, opts)
+	sum, err := asm.Replay(ctx, src)
 	sum.Files = len(files)
 	if err != nil {
 		return err
@@ -337,10 +321,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	if failSeverity != 0 {
 		if st := engine.Stats(); st.MaxSeverity >= failSeverity {
-			n := uint64(0)
-			for sev := failSeverity; sev <= rules.SeverityCritical; sev++ {
-				n += aw.bySeverity[sev]
-			}
+			n := aw.counts.AtOrAbove(failSeverity.String())
 			return fmt.Errorf("%w: %d alerts at or above %s (%d suppressed by the alert budget)", errAlerts, n, failSeverity, st.Suppressed)
 		}
 	}
@@ -453,16 +434,9 @@ func writeCounts(w io.Writer, counts map[string]uint64) {
 
 // replayStats is the stats message sent at the end of a replay.
 func replayStats(s sensor.Summary, aw *alertWriter, engine *rules.Engine) *event.Stats {
-	c := aw.bySeverity
-	return &event.Stats{
-		Uptime: s.Elapsed.Seconds(), Packets: s.Packets, Bytes: s.DPI.Bytes,
-		DecodeErrors: map[string]uint64{"modbus": s.Messages.Malformed, "dnp3": s.Messages.DNP3.Malformed},
-		Messages:     map[string]uint64{"modbus": s.Messages.Messages, "dnp3": s.Messages.DNP3.Fragments + s.Messages.DNP3.LinkFrames},
-		Flows:        s.DPI.FlowsActive, FlowsCreated: s.DPI.FlowsCreated, FlowsEvicted: s.DPI.FlowsEvicted, Reassembly: s.DPI.BufferedBytes,
-		Alerts: event.Severities{Info: c[rules.SeverityInfo], Low: c[rules.SeverityLow], Medium: c[rules.SeverityMedium],
-			High: c[rules.SeverityHigh], Critical: c[rules.SeverityCritical]},
-		Suppressed: engine.Suppressed(),
-	}
+	st := sensor.NewStats(s.DPI, &s.Messages, aw.counts, engine.Suppressed())
+	st.Uptime = s.Elapsed.Seconds()
+	return st
 }
 
 func countTrue(bs ...bool) int {
@@ -480,17 +454,10 @@ func countTrue(bs ...bool) int {
 // that made), and how many the alert budget suppressed:
 // "3 alerts (1 critical, 2 medium) and 1 report of folded repeats (4 lines)".
 func alertText(aw *alertWriter, engine *rules.Engine, lines bool) string {
-	var n uint64
-	var parts []string
-	for sev := rules.SeverityCritical; sev >= rules.SeverityInfo; sev-- {
-		if c := aw.bySeverity[sev]; c > 0 {
-			n += c
-			parts = append(parts, fmt.Sprintf("%d %s", c, sev))
-		}
-	}
+	n := aw.counts.Total()
 	s := plural(n, "alert", "alerts")
-	if len(parts) > 0 {
-		s += " (" + strings.Join(parts, ", ") + ")"
+	if by := aw.counts.String(); by != "" {
+		s += " (" + by + ")"
 	}
 	if aw.repeats > 0 {
 		s += " and " + plural(aw.repeats, "report", "reports") + " of folded repeats"
@@ -570,13 +537,10 @@ type dnp3Summary struct {
 	Malformed         map[string]uint64 `json:"malformed"`          // anomalies by reason, misuse included
 }
 
-// alertCounts is the alerts object of the JSON summary.
+// alertCounts is the alerts object of the JSON summary: the counts by
+// severity, then these.
 type alertCounts struct {
-	Info       uint64 `json:"info"`
-	Low        uint64 `json:"low"`
-	Medium     uint64 `json:"medium"`
-	High       uint64 `json:"high"`
-	Critical   uint64 `json:"critical"`
+	event.Severities
 	Repeats    uint64 `json:"repeats"` // reports of folded repeats, not counted above
 	Suppressed uint64 `json:"suppressed"`
 }
@@ -603,9 +567,7 @@ func writeSummaryJSON(w io.Writer, s sensor.Summary, aw *alertWriter, engine *ru
 	out.DNP3 = dnp3Summary{Fragments: d.Fragments, LinkFrames: d.LinkFrames, Garbage: d.Garbage,
 		Unsolicited: d.Unsolicited, Truncated: d.Truncated, ByFC: fcCounts(d.ByFC[:], dnp3.FunctionName),
 		MalformedMessages: d.Malformed, AnomalousMessages: d.Anomalous, Malformed: reasonCounts(d.ByReason[:], dnp3.Reason.String)}
-	c := aw.bySeverity
-	out.Alerts = alertCounts{Info: c[rules.SeverityInfo], Low: c[rules.SeverityLow], Medium: c[rules.SeverityMedium],
-		High: c[rules.SeverityHigh], Critical: c[rules.SeverityCritical], Repeats: aw.repeats, Suppressed: engine.Suppressed()}
+	out.Alerts = alertCounts{Severities: aw.counts, Repeats: aw.repeats, Suppressed: engine.Suppressed()}
 	for _, e := range s.Errors {
 		out.Errors = append(out.Errors, e.Error())
 	}

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/internal/sdnotify"
 	"github.com/tapwatch/tapwatch/sensor/daemon"
+	"github.com/tapwatch/tapwatch/sensor/pipeline"
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
@@ -101,24 +103,27 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		log.Warn("systemd notification disabled", "err", err)
 	}
 	opts := daemon.Options{Version: version, Log: log, Notify: notify}
+	var pub *uplink.Publisher
+	closePub := func() error { return nil }
 	if cfg.Uplink != nil {
 		if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 			return fmt.Errorf("state_dir: %w", err)
 		}
-		pub, quarantined, err := uplink.New(*cfg.Uplink, cfg.StateDir, version, log.With("part", "uplink"))
+		var quarantined error
+		pub, quarantined, err = uplink.New(*cfg.Uplink, cfg.StateDir, version, log.With("part", "uplink"))
 		if quarantined != nil {
 			log.Error("spool damaged: quarantined, starting a new one", "err", quarantined)
 		}
 		if err != nil {
 			return err
 		}
-		opts.Uplink = pub
+		// Made here, so closed here, once the daemon is done with it.
+		closePub = sync.OnceValue(pub.Close)
+		defer closePub()
+		publishTo(&opts, pub)
 	}
 	d, err := daemon.New(cfg, opts)
 	if err != nil {
-		if opts.Uplink != nil {
-			opts.Uplink.Close()
-		}
 		for _, line := range config.Errors(err) {
 			log.Error("cannot start", "err", line)
 		}
@@ -139,9 +144,22 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	box := startHardware(plan, panel, d, log)
+	if pub != nil {
+		pub.Start()
+	}
 	err = d.Run(ctx, reload)
+	closePub() // the offline status, before the LEDs go off
 	box.stop(err == nil)
 	return err
+}
+
+// publishTo makes pub the daemon's publisher: a sink of its alerts and
+// asset messages, and where its status and stats go. The daemon neither
+// starts nor closes it: its maker does.
+func publishTo(o *daemon.Options, pub *uplink.Publisher) {
+	o.Sinks.Alerts = append(o.Sinks.Alerts, pipeline.PublishAlerts(pub))
+	o.Sinks.Assets = append(o.Sinks.Assets, pub)
+	o.Status, o.Stats, o.Uplink = pub, pub, pub
 }
 
 // loadRunConfig loads the config and applies the command line's

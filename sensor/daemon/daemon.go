@@ -25,6 +25,7 @@ import (
 	"github.com/tapwatch/tapwatch/internal/sdnotify"
 	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/sensor"
+	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
 
 // The daemon (tapwatch run) is the pipeline on live capture, with its
@@ -64,26 +65,43 @@ const (
 	LinkUp   = "up"   // up, ICS traffic flowing
 )
 
-// Uplink is the daemon's publisher (an *uplink.Publisher): alerts, assets,
-// status and stats go to it, and it never blocks for long.
-type Uplink interface {
-	Start()
-	Alert(a *event.Alert, key uint64, first bool)
-	Asset(a *event.Asset)
+// The daemon's publisher (an *uplink.Publisher) is made, started and
+// closed by the daemon's caller. The daemon hands it the alerts and
+// assets as sinks (Options.Sinks), and needs of it only the small
+// interfaces below, none of which blocks for long.
+
+// StatusSink takes the daemon's status (the retained status message).
+type StatusSink interface {
 	SetStatus(s event.Status)
-	Stats(s *event.Stats)
+}
+
+// StatsSink takes the stats: from fn every so often, set before the
+// sink starts, and the last ones at a stop.
+type StatsSink interface {
 	SetStatsSource(fn func() *event.Stats)
+	Stats(s *event.Stats)
+}
+
+// Uplink is the publisher's delivery: its health, and a wait at a stop
+// for the broker to acknowledge what was handed over.
+type Uplink interface {
 	Health() (connected bool, spoolFull float64, spoolErr error)
 	Flush(ctx context.Context) error
-	Close() error
 }
 
 // Options are what the daemon needs besides its config.
 type Options struct {
 	Version string
 	Log     *slog.Logger // nil: discard
-	// Uplink publishes the events; nil: none (alerts are only logged).
-	// It is started by Run and closed when Run returns.
+	// Sinks get the alerts, after the daemon's own count of them, the
+	// asset messages (with an asset sink the daemon keeps an inventory)
+	// and the decoded messages, before the ops_log. The daemon does not
+	// close them: whoever made them does, after Run.
+	Sinks pipeline.Sinks
+	// Status, Stats and Uplink are the publisher's; nil: none (the
+	// uplink is disabled).
+	Status StatusSink
+	Stats  StatsSink
 	Uplink Uplink
 	// Open opens the capture sources, one per interface of the config;
 	// nil: live AF_PACKET capture. Tests give fakes.
@@ -121,13 +139,10 @@ type Daemon struct {
 	opts   Options
 	log    *slog.Logger
 	notify *sdnotify.Notifier
-	pub    Uplink
 
 	// Owned by the packet goroutine (or by Run before it starts).
-	pipe    *sensor.Pipeline
-	engine  *rules.Engine
-	learner *rules.Learner
-	inv     *rules.Inventory
+	pipe    *sensor.Pipeline // asm.Pipe
+	asm     *pipeline.Assembly
 	ops     *sensor.OpsWriter // nil: no ops_log
 	opsBuf  *bufio.Writer     // flushed every tick
 	opsFile *sensor.RotatingFile
@@ -139,8 +154,8 @@ type Daemon struct {
 	acked atomic.Bool
 
 	mu       sync.Mutex // what the packet goroutine counts, read by the others; and health
-	alerts   [rules.SeverityCritical + 1]uint64
-	unacked  [rules.SeverityCritical + 1]uint64
+	alerts   event.Severities
+	unacked  event.Severities
 	unsaved  bool // unacked changed since it was last saved
 	snap     snapshot
 	health   Health
@@ -184,6 +199,10 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if d.opts.Links == nil {
 		d.opts.Links = capture.Links
 	}
+	setup := pipeline.Setup{
+		DPI:   dpi.Config{ModbusPorts: cfg.Ports.Modbus, DNP3Ports: cfg.Ports.DNP3, ModbusRTUPorts: cfg.Ports.ModbusRTU, MaxFlows: cfg.MaxFlows},
+		Sinks: pipeline.Sinks{Alerts: append([]pipeline.AlertSink{d}, opts.Sinks.Alerts...), Assets: opts.Sinks.Assets, Ops: opts.Sinks.Ops},
+	}
 	var learned *rules.Policy
 	if cfg.Learning() {
 		ls, l, err := openLearning(cfg, d.log)
@@ -194,30 +213,25 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 			learned = l
 		} else {
 			d.learn = ls
-			d.learner = rules.NewLearner(rules.LearnerOptions{})
-			d.learner.Resume(l)
+			setup.Learn, setup.Resume = true, l
 		}
 	} else if cfg.Baseline == "" {
 		if _, err := os.Stat(statePath(cfg, learnedFile)); err == nil {
 			d.log.Info("a learned baseline is waiting for review; set baseline: to enforce it", "file", statePath(cfg, learnedFile))
 		}
 	}
-	engine, policy, err := d.buildEngine(learned)
-	if err != nil {
+	var err error
+	if setup.Policy, err = d.policyFiles(learned).Load(); err != nil {
 		return nil, err
 	}
-	d.loadUnacked()
-	d.engine = engine
-	d.logPolicy("policy loaded", policy)
-	if opts.Uplink != nil {
-		d.pub = opts.Uplink
-		d.inv = rules.NewInventory(d.pub, 0, 0)
-		d.pub.SetStatsSource(d.stats)
+	if d.asm, err = pipeline.Assemble(setup); err != nil {
+		return nil, err
 	}
-	dcfg := dpi.Config{ModbusPorts: cfg.Ports.Modbus, DNP3Ports: cfg.Ports.DNP3, ModbusRTUPorts: cfg.Ports.ModbusRTU, MaxFlows: cfg.MaxFlows}
-	pipeOpts := sensor.Options{DPI: dcfg, Rules: engine}
-	if d.inv != nil {
-		pipeOpts.Assets = d.inv
+	d.pipe = d.asm.Pipe
+	d.loadUnacked()
+	d.logPolicy("policy loaded", d.asm.Policy)
+	if opts.Stats != nil {
+		opts.Stats.SetStatsSource(d.stats)
 	}
 	if cfg.OpsLog != "" {
 		if d.opsFile, err = sensor.OpenRotating(cfg.OpsLog, cfg.OpsLogMaxBytes); err != nil {
@@ -225,72 +239,19 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		}
 		d.opsBuf = bufio.NewWriterSize(d.opsFile, 64<<10)
 		d.ops = sensor.NewOpsWriter(d.opsBuf)
-	}
-	pipeOpts.Ops = d.opsSink()
-	if d.pipe, err = sensor.New(pipeOpts); err != nil {
-		return nil, err
+		d.asm.AddOps(d.ops)
 	}
 	n := len(cfg.Interfaces)
 	d.kernel, d.drops, d.dropAt = make([]capture.LiveStats, n), make([]uint64, n), make([]time.Time, n)
 	d.lastICS, d.lastMsgs = make([]time.Time, n), make([]uint64, n)
-	d.health = Health{State: event.StateStarting, Uplink: event.UplinkDisabled, Unacked: severities(d.unacked)}
+	d.health = Health{State: event.StateStarting, Uplink: event.UplinkDisabled, Unacked: d.unacked}
 	return d, nil
 }
 
-// opsSink is what gets every decoded message besides the rules: the
-// learner while learning, and the ops log.
-func (d *Daemon) opsSink() sensor.OpsSink {
-	switch {
-	case d.learner != nil && d.ops != nil:
-		return fanOut{d.learner, d.ops}
-	case d.learner != nil:
-		return d.learner
-	case d.ops != nil:
-		return d.ops
-	}
-	return nil
-}
-
-// fanOut hands each message to two sinks.
-type fanOut [2]sensor.OpsSink
-
-func (f fanOut) Message(fl *dpi.Flow, from dpi.Side, m any) {
-	f[0].Message(fl, from, m)
-	f[1].Message(fl, from, m)
-}
-
-// buildEngine loads the policy and the baseline (or takes the learned one)
-// and builds an engine on them.
-func (d *Daemon) buildEngine(learned *rules.Policy) (*rules.Engine, *rules.Policy, error) {
-	cfg := d.cfg
-	policy := rules.New()
-	if cfg.Policy != "" {
-		p, err := rules.Load(cfg.Policy)
-		if err != nil {
-			return nil, nil, fmt.Errorf("policy %s: %w", cfg.Policy, err)
-		}
-		policy = p
-	}
-	base, what := learned, statePath(cfg, learnedFile)
-	if cfg.Baseline != "" {
-		b, err := rules.Load(cfg.Baseline)
-		if err != nil {
-			return nil, nil, fmt.Errorf("baseline %s: %w", cfg.Baseline, err)
-		}
-		base, what = b, cfg.Baseline
-	}
-	if base != nil {
-		merged, err := rules.MergeBaseline(policy, base)
-		if err != nil {
-			return nil, nil, fmt.Errorf("baseline %s: %w", what, err)
-		}
-		policy = merged
-	}
-	e, err := rules.NewEngine(policy, d, rules.EngineOptions{})
-	if err != nil {
-		return nil, nil, err
-	}
-	return e, policy, nil
+// policyFiles are the config's policy and baseline; learned, what the
+// learning period learned, is the baseline when the config names none.
+func (d *Daemon) policyFiles(learned *rules.Policy) pipeline.PolicyFiles {
+	return pipeline.PolicyFiles{Policy: d.cfg.Policy, Baseline: d.cfg.Baseline, Learned: learned, LearnedFile: statePath(d.cfg, learnedFile)}
 }
 
 func (d *Daemon) logPolicy(msg string, p *rules.Policy) {
@@ -304,23 +265,23 @@ func (d *Daemon) logPolicy(msg string, p *rules.Policy) {
 	d.log.Info(msg, attrs...)
 }
 
-// Alert implements rules.AlertSink; it runs on the packet goroutine.
-// Every new alert is unacknowledged until the button is pressed; a
-// summary is not, since the engine makes a repeat after the press a new
-// alert (see Acknowledge).
+// Alert implements pipeline.AlertSink, the first of the daemon's alert
+// sinks: it counts and logs the alerts, and tracks those not yet
+// acknowledged for the ALERT LED and the alarm relay. It runs on the
+// packet goroutine. Every new alert is unacknowledged until the button
+// is pressed; a summary is not, since the engine makes a repeat after the
+// press a new alert (see Acknowledge).
 func (d *Daemon) Alert(a *rules.Alert) {
-	first := !a.Summary
-	if first {
-		d.mu.Lock()
-		d.alerts[a.Severity]++
-		d.unacked[a.Severity]++
-		d.unsaved = true
-		d.mu.Unlock()
-		d.log.Info("alert", "severity", a.Severity.String(), "rule", a.Rule, "title", a.Title, "src", a.Src.String(), "dst", a.Dst.String())
+	if a.Summary {
+		return
 	}
-	if d.pub != nil {
-		d.pub.Alert(a.Event(), a.ID, first)
-	}
+	sev := a.Severity.String()
+	d.mu.Lock()
+	d.alerts.Add(sev)
+	d.unacked.Add(sev)
+	d.unsaved = true
+	d.mu.Unlock()
+	d.log.Info("alert", "severity", sev, "rule", a.Rule, "title", a.Title, "src", a.Src.String(), "dst", a.Dst.String())
 }
 
 // Acknowledge clears the unacknowledged alerts (the box's button) and
@@ -330,7 +291,7 @@ func (d *Daemon) Alert(a *rules.Alert) {
 // packet goroutine be busy, the next tick tells it.
 func (d *Daemon) Acknowledge() {
 	d.mu.Lock()
-	d.unacked = [rules.SeverityCritical + 1]uint64{}
+	d.unacked = event.Severities{}
 	d.unsaved = true
 	d.health.Unacked = event.Severities{}
 	d.mu.Unlock()
@@ -347,7 +308,7 @@ func (d *Daemon) Acknowledge() {
 // packet goroutine).
 func (d *Daemon) acknowledgeEngine() {
 	if d.acked.Swap(false) {
-		d.engine.Acknowledge()
+		d.asm.Engine.Acknowledge()
 	}
 }
 
@@ -356,7 +317,7 @@ func (d *Daemon) Health() Health {
 	d.mu.Lock()
 	h := d.health
 	h.Links = append([]event.Link(nil), h.Links...)
-	h.Unacked = severities(d.unacked)
+	h.Unacked = d.unacked
 	tickAt := d.tickAt
 	h.Stopping = d.stopping
 	d.mu.Unlock()
@@ -375,16 +336,13 @@ func (d *Daemon) Health() Health {
 }
 
 // Run captures and analyses until ctx ends, then stops gracefully: the
-// capture is drained, the learning checkpoint saved, the spool flushed
-// and the offline status published. A value on reload reloads the policy
+// capture is drained, the learning checkpoint saved, the uplink flushed
+// and the last stats handed over (the publisher's maker then closes it,
+// which publishes the offline status). A value on reload reloads the policy
 // and the baseline. It returns an error when the capture cannot be
 // opened or fails for good.
 func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	d.started = time.Now()
-	if d.pub != nil {
-		d.pub.Start()
-		defer d.pub.Close()
-	}
 	d.publishStatus(true)
 	srcs, err := d.open()
 	if err != nil {
@@ -401,7 +359,7 @@ func (d *Daemon) Run(ctx context.Context, reload <-chan struct{}) error {
 	if d.learn != nil {
 		d.nextCP = time.Now().Add(d.cfg.Learn.Checkpoint)
 	}
-	d.log.Info("started", "interfaces", strings.Join(d.cfg.Interfaces, ","), "mode", d.cfg.Mode, "version", d.opts.Version, "uplink", d.pub != nil)
+	d.log.Info("started", "interfaces", strings.Join(d.cfg.Interfaces, ","), "mode", d.cfg.Mode, "version", d.opts.Version, "uplink", d.opts.Uplink != nil)
 	d.tick()
 	if err := d.notify.Ready(d.statusLine()); err != nil {
 		d.log.Warn("systemd notification", "err", err)
@@ -555,12 +513,18 @@ func (d *Daemon) sourceMessages() (out [sensor.MaxSources]uint64) {
 	return out
 }
 
+// snapshotNow copies the packet goroutine's counters (on it, or once it
+// has ended).
+func (d *Daemon) snapshotNow() snapshot {
+	return snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.asm.Engine.Stats(), bySource: d.sourceMessages()}
+}
+
 // takeSnapshot copies the packet goroutine's counters (on it).
 func (d *Daemon) takeSnapshot() (snapshot, bool) {
 	var s snapshot
 	ok := d.do(func() {
 		d.acknowledgeEngine()
-		s = snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.engine.Stats(), bySource: d.sourceMessages()}
+		s = d.snapshotNow()
 		d.flushOps()
 	}, snapshotWait)
 	if ok {
@@ -640,7 +604,7 @@ func (d *Daemon) tick() {
 	d.mu.Lock()
 	prev := d.health
 	d.health = Health{State: state, Reason: strings.Join(reasons, "; "), Learning: d.learn != nil, Links: links, Dropping: dropping,
-		Uplink: uplinkState, SpoolFull: spoolFull, SpoolErr: spoolErr, Beat: beat, Fresh: fresh, Unacked: severities(d.unacked)}
+		Uplink: uplinkState, SpoolFull: spoolFull, SpoolErr: spoolErr, Beat: beat, Fresh: fresh, Unacked: d.unacked}
 	d.tickAt = now
 	changed := prev.State != state || prev.Reason != d.health.Reason || !sameLinks(prev.Links, links) || prev.Unacked != d.health.Unacked
 	d.mu.Unlock()
@@ -666,10 +630,10 @@ func (d *Daemon) tick() {
 // uplinkHealth is the uplink's state, how full its spool is and its
 // spool's error; safe from any goroutine.
 func (d *Daemon) uplinkHealth() (state string, spoolFull float64, spoolErr error) {
-	if d.pub == nil {
+	if d.opts.Uplink == nil {
 		return event.UplinkDisabled, 0, nil
 	}
-	connected, full, err := d.pub.Health()
+	connected, full, err := d.opts.Uplink.Health()
 	if connected {
 		return event.UplinkConnected, full, err
 	}
@@ -720,11 +684,6 @@ func sameLinks(a, b []event.Link) bool {
 	return true
 }
 
-func severities(c [rules.SeverityCritical + 1]uint64) event.Severities {
-	return event.Severities{Info: c[rules.SeverityInfo], Low: c[rules.SeverityLow], Medium: c[rules.SeverityMedium],
-		High: c[rules.SeverityHigh], Critical: c[rules.SeverityCritical]}
-}
-
 // publishStatus hands the status to the uplink when it changed or is due,
 // and tells systemd.
 func (d *Daemon) publishStatus(changed bool) {
@@ -738,8 +697,8 @@ func (d *Daemon) publishStatus(changed bool) {
 	if !due {
 		return
 	}
-	if d.pub != nil {
-		d.pub.SetStatus(event.Status{State: h.State, Mode: d.cfg.Mode, Links: h.Links, Reason: h.Reason, Unacked: h.Unacked})
+	if d.opts.Status != nil {
+		d.opts.Status.SetStatus(event.Status{State: h.State, Mode: d.cfg.Mode, Links: h.Links, Reason: h.Reason, Unacked: h.Unacked})
 	}
 	if changed {
 		if err := d.notify.Status(d.statusLine()); err != nil {
@@ -772,20 +731,16 @@ func (d *Daemon) stats() *event.Stats {
 	return d.statsOf(s, alerts)
 }
 
-func (d *Daemon) statsOf(s snapshot, alerts [rules.SeverityCritical + 1]uint64) *event.Stats {
+func (d *Daemon) statsOf(s snapshot, alerts event.Severities) *event.Stats {
 	var drops uint64
 	for _, k := range d.kernelStats() {
 		drops += k.Drops
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return &event.Stats{
-		Uptime: time.Since(d.started).Seconds(), Packets: s.dpi.Packets, Bytes: s.dpi.Bytes, KernelDrops: drops,
-		DecodeErrors: map[string]uint64{"modbus": s.tally.Malformed, "dnp3": s.tally.DNP3.Malformed},
-		Messages:     map[string]uint64{"modbus": s.tally.Messages, "dnp3": s.tally.DNP3.Fragments + s.tally.DNP3.LinkFrames},
-		Flows:        s.dpi.FlowsActive, FlowsCreated: s.dpi.FlowsCreated, FlowsEvicted: s.dpi.FlowsEvicted, Reassembly: s.dpi.BufferedBytes,
-		Alerts: severities(alerts), Suppressed: s.engine.Suppressed, MemBytes: ms.Sys,
-	}
+	st := sensor.NewStats(s.dpi, &s.tally, alerts, s.engine.Suppressed)
+	st.Uptime, st.KernelDrops, st.MemBytes = time.Since(d.started).Seconds(), drops, ms.Sys
+	return st
 }
 
 // kernelStats is a copy of the last kernel counters read; safe from any
@@ -812,12 +767,12 @@ func (d *Daemon) reload() {
 		}
 		learned = p
 	}
-	engine, policy, err := d.buildEngine(learned)
+	engine, policy, err := d.asm.Rebuild(d.policyFiles(learned))
 	if err != nil {
 		d.reloadFailed(err)
 		return
 	}
-	if !d.swapEngine(engine) {
+	if !d.swapEngine(engine, policy) {
 		d.reloadFailed(errors.New("the pipeline did not answer; try again"))
 		return
 	}
@@ -833,20 +788,17 @@ func (d *Daemon) reloadFailed(err error) {
 }
 
 // swapEngine puts engine in the pipeline's place (setEngine).
-func (d *Daemon) swapEngine(engine *rules.Engine) bool {
-	return d.do(func() { d.setEngine(engine) }, snapshotWait)
+func (d *Daemon) swapEngine(engine *rules.Engine, policy *rules.Policy) bool {
+	return d.do(func() { d.setEngine(engine, policy) }, snapshotWait)
 }
 
 // setEngine puts engine in the pipeline's place, on the packet
-// goroutine. It takes over what the old one counted, folded and
-// remembered that is still valid under its policy (rules.Engine.TakeOver),
-// so that a reload neither lets a rate straddling it through nor raises
-// again the alerts being folded; the old one reports the rest.
-func (d *Daemon) setEngine(engine *rules.Engine) {
+// goroutine (pipeline.Assembly.SetEngine): it takes over what the old one
+// counted, folded and remembered that is still valid under its policy;
+// the old one reports the rest.
+func (d *Daemon) setEngine(engine *rules.Engine, policy *rules.Policy) {
 	d.acknowledgeEngine() // a press not yet handed over is about the old one's alerts
-	engine.TakeOver(d.engine)
-	d.engine = engine
-	d.pipe.SetRules(engine)
+	d.asm.SetEngine(engine, policy)
 }
 
 // stop drains the capture and shuts down; it is Run's end.
@@ -873,15 +825,15 @@ func (d *Daemon) stop(src capture.LiveSource, done chan error) error {
 // goroutine has ended.
 func (d *Daemon) finish() {
 	// The packet goroutine is gone: its state is ours now.
-	if d.learn != nil && d.learner != nil {
-		d.saveCheckpoint(d.learner.Baseline(0))
+	if d.learn != nil && d.asm.Learner != nil {
+		d.saveCheckpoint(d.asm.Learner.Baseline(0))
 	}
 	if d.opsFile != nil {
 		d.flushOps()
 		d.opsFile.Close()
 	}
 	d.saveUnacked()
-	s := snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.engine.Stats(), bySource: d.sourceMessages()}
+	s := d.snapshotNow()
 	for i := range d.lives {
 		if st, err := d.lives[i].Stats(); err == nil {
 			d.kernel[i] = st
@@ -895,19 +847,21 @@ func (d *Daemon) finish() {
 	for _, k := range d.kernel {
 		drops += k.Drops
 	}
-	var total uint64
-	for _, n := range alerts {
-		total += n
-	}
-	if d.pub != nil {
-		st := d.statsOf(s, alerts)
+	total := alerts.Total()
+	var st *event.Stats // as of the stop, not of the end of the wait below
+	if d.opts.Stats != nil {
+		st = d.statsOf(s, alerts)
 		st.KernelDrops = drops
+	}
+	if d.opts.Uplink != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), flushWait)
-		if err := d.pub.Flush(ctx); err != nil {
+		if err := d.opts.Uplink.Flush(ctx); err != nil {
 			d.log.Warn("uplink: not everything was acknowledged before the stop", "err", err)
 		}
 		cancel()
-		d.pub.Stats(st)
+	}
+	if st != nil {
+		d.opts.Stats.Stats(st)
 	}
 	d.log.Info("stopped", "packets", s.dpi.Packets, "bytes", s.dpi.Bytes, "kernel_drops", drops,
 		"messages", s.tally.Messages+s.tally.DNP3.Fragments+s.tally.DNP3.LinkFrames, "alerts", total, "uptime", time.Since(d.started).Round(time.Second).String())

@@ -115,8 +115,8 @@ func quarantine(path string, why error, log *slog.Logger) {
 func (d *Daemon) checkpoint() {
 	var p *rules.Policy
 	if !d.do(func() {
-		if d.learner != nil {
-			p = d.learner.Baseline(0)
+		if d.asm.Learner != nil {
+			p = d.asm.Learner.Baseline(0)
 		}
 	}, snapshotWait) || p == nil {
 		d.log.Warn("learning checkpoint skipped: the pipeline did not answer")
@@ -143,8 +143,8 @@ func (d *Daemon) finishLearning() {
 	var learned *rules.Policy
 	margin := *d.cfg.Learn.Margin
 	if !d.do(func() {
-		if d.learner != nil {
-			learned = d.learner.Baseline(margin)
+		if d.asm.Learner != nil {
+			learned = d.asm.Learner.Baseline(margin)
 		}
 	}, snapshotWait) || learned == nil {
 		d.log.Warn("learning: the pipeline did not answer; ending the period on the next tick")
@@ -159,15 +159,14 @@ func (d *Daemon) finishLearning() {
 		d.log.Error("learning: writing what was learned; still learning, will try again", "err", err)
 		return
 	}
-	engine, policy, err := d.buildEngine(learned)
+	engine, policy, err := d.asm.Rebuild(d.policyFiles(learned))
 	if err != nil {
 		d.log.Error("learning: the learned baseline does not combine with the policy; still learning", "err", err)
 		return
 	}
 	if !d.do(func() {
-		d.setEngine(engine)
-		d.learner = nil
-		d.pipe.SetOps(d.opsSink())
+		d.setEngine(engine, policy)
+		d.asm.StopLearning()
 	}, snapshotWait) {
 		d.log.Warn("learning: the pipeline did not answer; ending the period on the next tick")
 		return

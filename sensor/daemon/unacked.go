@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/tapwatch/tapwatch/event"
-	"github.com/tapwatch/tapwatch/rules"
 )
 
 // Unacknowledged alerts light ALERT and hold the alarm relay until the
@@ -45,8 +44,7 @@ func (d *Daemon) loadUnacked() {
 		return
 	}
 	u := st.Unacked
-	d.unacked[rules.SeverityInfo], d.unacked[rules.SeverityLow], d.unacked[rules.SeverityMedium] = u.Info, u.Low, u.Medium
-	d.unacked[rules.SeverityHigh], d.unacked[rules.SeverityCritical] = u.High, u.Critical
+	d.unacked = *u
 	if *u != (event.Severities{}) {
 		d.log.Warn("unacknowledged alerts of the last run restored; press the button to acknowledge them",
 			"critical", u.Critical, "high", u.High, "medium", u.Medium, "low", u.Low, "info", u.Info)
@@ -64,7 +62,7 @@ func (d *Daemon) saveUnacked() {
 		d.mu.Unlock()
 		return
 	}
-	u := severities(d.unacked)
+	u := d.unacked
 	d.unsaved = false
 	d.mu.Unlock()
 	path := statePath(d.cfg, unackedFile)

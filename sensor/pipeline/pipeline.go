@@ -1,0 +1,267 @@
+// Package pipeline assembles the sensor's pipeline, once, for tapwatch
+// run (sensor/daemon), replay and demo: it loads the policy and the
+// baseline, builds the rules engine, the asset inventory and the
+// learner, and wires the dpi engine's handler to them and to lists of
+// small sinks. It is apart from package sensor, which rules' tests
+// import.
+package pipeline
+
+import (
+	"context"
+	"slices"
+
+	"github.com/tapwatch/tapwatch/capture"
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/event"
+	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/sensor"
+)
+
+// AlertSink receives the rules engine's alerts, in the order they are
+// raised, on the pipeline's goroutine. It must not change the alert, nor
+// block for long.
+type AlertSink interface {
+	Alert(a *rules.Alert)
+}
+
+// AssetSink receives the inventory's asset messages, on the pipeline's
+// goroutine. It may keep the message; it must not block for long.
+type AssetSink interface {
+	Asset(a *event.Asset)
+}
+
+// Sinks are where the pipeline's output goes: each sink of a list gets
+// every alert, asset message or decoded message, in list order. The
+// assembly never closes a sink: whoever made it closes it, once the
+// pipeline is done.
+type Sinks struct {
+	Alerts []AlertSink
+	Assets []AssetSink      // none: no asset inventory is kept
+	Ops    []sensor.OpsSink // every decoded message, after the rules, the inventory and the learner
+}
+
+// PolicyFiles name the policy and the baseline a pipeline enforces.
+type PolicyFiles struct {
+	Policy   string // "": the built-in detectors with their defaults
+	Baseline string // "": none, or Learned
+	// Learned is a baseline already loaded, from LearnedFile (the
+	// daemon's learned.yaml); it is enforced when Baseline is "".
+	Learned     *rules.Policy
+	LearnedFile string
+}
+
+// FileError is a policy or baseline that could not be loaded or merged.
+type FileError struct {
+	What string // "policy" or "baseline"
+	Path string
+	Err  error
+}
+
+func (e *FileError) Error() string { return e.What + " " + e.Path + ": " + e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Load loads the policy, then merges the baseline into it.
+func (f PolicyFiles) Load() (*rules.Policy, error) {
+	policy := rules.New()
+	if f.Policy != "" {
+		p, err := rules.Load(f.Policy)
+		if err != nil {
+			return nil, &FileError{"policy", f.Policy, err}
+		}
+		policy = p
+	}
+	base, from := f.Learned, f.LearnedFile
+	if f.Baseline != "" {
+		b, err := rules.Load(f.Baseline)
+		if err != nil {
+			return nil, &FileError{"baseline", f.Baseline, err}
+		}
+		base, from = b, f.Baseline
+	}
+	if base == nil {
+		return policy, nil
+	}
+	merged, err := rules.MergeBaseline(policy, base)
+	if err != nil {
+		return nil, &FileError{"baseline", from, err}
+	}
+	return merged, nil
+}
+
+// Setup says what to assemble.
+type Setup struct {
+	DPI dpi.Config
+	// Policy is what the engine enforces, loaded with PolicyFiles.Load
+	// (a caller reports a bad file before it makes its sinks); nil: the
+	// built-in detectors with their defaults.
+	Policy *rules.Policy
+	Engine rules.EngineOptions
+	// Learn: a rules.Learner learns from every message, next to the
+	// engine, resuming from Resume when it is not nil.
+	Learn  bool
+	Resume *rules.Policy
+	Sinks  Sinks
+}
+
+// Assembly is an assembled pipeline. Its parts belong to the goroutine
+// that feeds the pipeline, but for Rebuild.
+type Assembly struct {
+	Pipe      *sensor.Pipeline
+	Engine    *rules.Engine
+	Policy    *rules.Policy    // what Engine enforces
+	Inventory *rules.Inventory // nil without asset sinks
+	Learner   *rules.Learner   // nil when not learning
+
+	setup  Setup
+	alerts rules.AlertSink
+}
+
+// Assemble builds the pipeline.
+func Assemble(s Setup) (*Assembly, error) {
+	a := &Assembly{setup: s, alerts: alertFan(s.Sinks.Alerts), Policy: s.Policy}
+	if len(s.Sinks.Alerts) == 1 {
+		a.alerts = s.Sinks.Alerts[0]
+	}
+	if a.Policy == nil {
+		a.Policy = rules.New()
+	}
+	var err error
+	if a.Engine, err = a.newEngine(a.Policy); err != nil {
+		return nil, err
+	}
+	opts := sensor.Options{DPI: s.DPI, Rules: a.Engine}
+	switch len(s.Sinks.Assets) {
+	case 0:
+	case 1:
+		a.Inventory = rules.NewInventory(s.Sinks.Assets[0], 0, 0)
+	default:
+		a.Inventory = rules.NewInventory(assetFan(s.Sinks.Assets), 0, 0)
+	}
+	if a.Inventory != nil {
+		opts.Assets = a.Inventory
+	}
+	if s.Learn {
+		a.Learner = rules.NewLearner(rules.LearnerOptions{})
+		a.Learner.Resume(s.Resume)
+	}
+	opts.Ops = a.opsSink()
+	if a.Pipe, err = sensor.New(opts); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Rebuild loads files and builds an engine on them, with the assembly's
+// alert sinks and engine options; safe on any goroutine. Put it in
+// place with SetEngine.
+func (a *Assembly) Rebuild(files PolicyFiles) (*rules.Engine, *rules.Policy, error) {
+	policy, err := files.Load()
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := a.newEngine(policy)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, policy, nil
+}
+
+func (a *Assembly) newEngine(p *rules.Policy) (*rules.Engine, error) {
+	return rules.NewEngine(p, a.alerts, a.setup.Engine)
+}
+
+// SetEngine puts e, built by Rebuild on policy, in the place of the
+// engine. e takes over what the old one counted, folded and remembered
+// that is still valid under its policy (rules.Engine.TakeOver), so that
+// a reload neither lets a rate straddling it through nor raises again
+// the alerts being folded.
+func (a *Assembly) SetEngine(e *rules.Engine, policy *rules.Policy) {
+	e.TakeOver(a.Engine)
+	a.Engine, a.Policy = e, policy
+	a.Pipe.SetRules(e)
+}
+
+// StopLearning takes the learner out of the pipeline.
+func (a *Assembly) StopLearning() {
+	a.Learner = nil
+	a.Pipe.SetOps(a.opsSink())
+}
+
+// opsSink is what gets every decoded message after the rules and the
+// inventory: the learner, then the ops sinks.
+func (a *Assembly) opsSink() sensor.OpsSink {
+	var ops []sensor.OpsSink
+	if a.Learner != nil {
+		ops = append(ops, a.Learner)
+	}
+	ops = append(ops, a.setup.Sinks.Ops...)
+	switch len(ops) {
+	case 0:
+		return nil
+	case 1:
+		return ops[0]
+	}
+	return opsFan(ops)
+}
+
+// AddOps adds o to the end of the ops sinks.
+func (a *Assembly) AddOps(o sensor.OpsSink) {
+	a.setup.Sinks.Ops = append(slices.Clip(a.setup.Sinks.Ops), o)
+	a.Pipe.SetOps(a.opsSink())
+}
+
+// Replay runs every packet of src through the pipeline, then flushes
+// it (sensor.Replay).
+func (a *Assembly) Replay(ctx context.Context, src capture.Source) (sensor.Summary, error) {
+	return a.Pipe.Replay(ctx, src)
+}
+
+// Learn runs every packet of src through a pipeline with a learner in
+// the place of the rules engine (tapwatch learn), and returns what it
+// learned.
+func Learn(ctx context.Context, src capture.Source, cfg dpi.Config) (*rules.Learner, sensor.Summary, error) {
+	l := rules.NewLearner(rules.LearnerOptions{})
+	sum, err := sensor.Replay(ctx, src, sensor.Options{DPI: cfg, Rules: l})
+	return l, sum, err
+}
+
+// AlertPublisher is what PublishAlerts needs of a publisher (an
+// *uplink.Publisher).
+type AlertPublisher interface {
+	// Alert publishes a. key is the engine's id of the alert, the same
+	// for its folded repeats; first is false for those repeats.
+	Alert(a *event.Alert, key uint64, first bool)
+}
+
+// PublishAlerts makes p an alert sink: each alert goes to it as the
+// wire schema's alert.
+func PublishAlerts(p AlertPublisher) AlertSink { return publishAlerts{p} }
+
+type publishAlerts struct{ p AlertPublisher }
+
+func (s publishAlerts) Alert(a *rules.Alert) { s.p.Alert(a.Event(), a.ID, !a.Summary) }
+
+// The fan-outs hand each call to every sink of a list, in order.
+type (
+	alertFan []AlertSink
+	assetFan []AssetSink
+	opsFan   []sensor.OpsSink
+)
+
+func (f alertFan) Alert(a *rules.Alert) {
+	for _, s := range f {
+		s.Alert(a)
+	}
+}
+
+func (f assetFan) Asset(a *event.Asset) {
+	for _, s := range f {
+		s.Asset(a)
+	}
+}
+
+func (f opsFan) Message(fl *dpi.Flow, from dpi.Side, m any) {
+	for _, s := range f {
+		s.Message(fl, from, m)
+	}
+}
