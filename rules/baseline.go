@@ -596,7 +596,7 @@ func (e *Engine) checkBaseline(op *Op) {
 	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
 	if _, ok := r.masters[src]; !ok {
 		if r.on[bNewMaster] {
-			r.title = "New " + op.Proto.title() + " master " + src.String() + " sends " + fcName(op) + " to " + dst.String()
+			r.title = "New " + op.Proto.Title() + " master " + src.String() + " sends " + fcName(op) + " to " + dst.String()
 			r.expected = "only the learned masters send requests"
 			e.fireBase(bNewMaster, op, aggKey{src: src}, false)
 		}
@@ -605,8 +605,8 @@ func (e *Engine) checkBaseline(op *Op) {
 	pr := r.pairs[pairKey{src, dst, op.Proto}]
 	if pr == nil {
 		if r.on[bNewConversation] {
-			r.title = "New conversation: " + src.String() + " sends " + op.Proto.title() + " " + fcName(op) + " to " + dst.String()
-			r.expected = "no " + op.Proto.title() + " requests from " + src.String() + " to " + dst.String()
+			r.title = "New conversation: " + src.String() + " sends " + op.Proto.Title() + " " + fcName(op) + " to " + dst.String()
+			r.expected = "no " + op.Proto.Title() + " requests from " + src.String() + " to " + dst.String()
 			e.fireBase(bNewConversation, op, aggKey{src: src, dst: dst}, false)
 		}
 		return

@@ -331,7 +331,7 @@ func modbusMalformedCounts(op *Op, m *modbus.Message) bool {
 
 func titleMalformed(op *Op, _ *builtinDet, f finding) string {
 	src, dst := ends(op)
-	return "Malformed " + op.Proto.title() + " message from " + src + " to " + dst + ": " + f.reason
+	return "Malformed " + op.Proto.Title() + " message from " + src + " to " + dst + ": " + f.reason
 }
 
 // ---- Modbus functions ----
@@ -632,7 +632,7 @@ func titleSweep(op *Op, d *builtinDet, f finding) string {
 			what = "link addresses"
 		}
 	}
-	return op.Proto.title() + " sweep from " + src + " to " + dst + ": " + strconv.Itoa(f.count) + " " + what + " within " + formatDuration(d.rule.Rate.Per)
+	return op.Proto.Title() + " sweep from " + src + " to " + dst + ": " + strconv.Itoa(f.count) + " " + what + " within " + formatDuration(d.rule.Rate.Per)
 }
 
 // checkDNP3FloodAnomaly: the DNP3 decoder's flood anomaly, requests piling
@@ -814,7 +814,7 @@ func (e *Engine) checkPublic(op *Op) {
 
 func titlePublic(op *Op, _ *builtinDet, _ finding) string {
 	src, dst := ends(op)
-	proto := op.Proto.title()
+	proto := op.Proto.Title()
 	if op.Proto == 0 && op.Flow != nil {
 		// A conversation that is neither Modbus nor DNP3.
 		proto = strings.ToUpper(op.Flow.Transport.String()) + " port " + strconv.Itoa(int(op.Dst.Port()))
@@ -889,7 +889,7 @@ func titleNewAsset(op *Op, _ *builtinDet, f finding) string {
 	if !f.isSrc {
 		other = src
 	}
-	return "New asset " + f.addr.String() + ": " + op.Proto.title() + " " + role + " talking to " + other
+	return "New asset " + f.addr.String() + ": " + op.Proto.Title() + " " + role + " talking to " + other
 }
 
 func (b *builtins) isAsset(a netip.Addr) bool {

@@ -283,10 +283,10 @@ func (a *invAsset) message() *event.Asset {
 		}
 	}
 	if a.protos&protoModbus != 0 {
-		ev.Protocols = append(ev.Protocols, "modbus")
+		ev.Protocols = append(ev.Protocols, ProtoModbus.String())
 	}
 	if a.protos&protoDNP3 != 0 {
-		ev.Protocols = append(ev.Protocols, "dnp3")
+		ev.Protocols = append(ev.Protocols, ProtoDNP3.String())
 	}
 	ev.ModbusUnits = a.units.Codes()
 	ev.DNP3Addrs = append([]uint16(nil), a.dnp3...)

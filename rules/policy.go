@@ -24,6 +24,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/internal/yamlpos"
 )
 
@@ -42,37 +43,16 @@ const (
 	maxDepth   = 32
 )
 
-// Proto is an industrial protocol. In a Match, the zero value means any
-// protocol.
-type Proto uint8
+// Proto is an industrial protocol: the one protocol identity, proto.ID,
+// whose String is its name in the policy, on the wire and in the ops log,
+// and whose Title is how prose spells it. In a Match, the zero value
+// means any protocol.
+type Proto = proto.ID
 
 const (
-	ProtoModbus Proto = 1 + iota
-	ProtoDNP3
+	ProtoModbus = proto.Modbus
+	ProtoDNP3   = proto.DNP3
 )
-
-func (p Proto) String() string {
-	switch p {
-	case 0:
-		return "any"
-	case ProtoModbus:
-		return "modbus"
-	case ProtoDNP3:
-		return "dnp3"
-	}
-	return "invalid"
-}
-
-// title is the protocol as prose spells it.
-func (p Proto) title() string {
-	switch p {
-	case ProtoModbus:
-		return "Modbus"
-	case ProtoDNP3:
-		return "DNP3"
-	}
-	return p.String()
-}
 
 // Severity ranks alerts. The zero value is invalid.
 type Severity uint8
@@ -1216,12 +1196,12 @@ func (d *decoder) proto(n *node, path string) Proto {
 		return 0
 	}
 	switch s {
-	case "modbus":
+	case ProtoModbus.String():
 		return ProtoModbus
-	case "dnp3":
+	case ProtoDNP3.String():
 		return ProtoDNP3
 	}
-	d.errorf(n.pos, path, "%q is not a protocol%s", s, yamlpos.Choices(s, []string{"modbus", "dnp3"}))
+	d.errorf(n.pos, path, "%q is not a protocol%s", s, yamlpos.Choices(s, []string{ProtoModbus.String(), ProtoDNP3.String()}))
 	return 0
 }
 
@@ -1634,7 +1614,7 @@ func (v *validator) rule(i int, r *Rule, ruleAt map[string]int) {
 		}
 		v.match(up, u)
 		if u.Proto != 0 && r.When.Proto != 0 && u.Proto != r.When.Proto {
-			v.errorf(up, up, "is about %s, but the rule is about %s: it can never apply", u.Proto.title(), r.When.Proto.title())
+			v.errorf(up, up, "is about %s, but the rule is about %s: it can never apply", u.Proto.Title(), r.When.Proto.Title())
 		}
 	}
 	if r.Value != nil {

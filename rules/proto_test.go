@@ -6,15 +6,11 @@ import (
 	"github.com/tapwatch/tapwatch/dpi/proto"
 )
 
-// TestProtoIdentity: rules.Proto keeps the values and names of the one
-// protocol identity, proto.ID, until it becomes an alias of it.
+// TestProtoIdentity: the policy's protocols are the one protocol identity,
+// with the names a policy file uses.
 func TestProtoIdentity(t *testing.T) {
-	for _, c := range []struct {
-		p  Proto
-		id proto.ID
-	}{{ProtoModbus, proto.Modbus}, {ProtoDNP3, proto.DNP3}} {
-		if uint8(c.p) != uint8(c.id) || c.p.String() != c.id.String() || c.p.title() != c.id.Title() {
-			t.Errorf("rules %d %q %q, proto %d %q %q", c.p, c.p, c.p.title(), c.id, c.id, c.id.Title())
-		}
+	var p Proto = proto.Modbus // the same type: no conversion
+	if p != ProtoModbus || ProtoDNP3 != proto.DNP3 || ProtoModbus.String() != "modbus" || ProtoDNP3.Title() != "DNP3" {
+		t.Errorf("modbus %q %q, dnp3 %q %q", ProtoModbus, ProtoModbus.Title(), ProtoDNP3, ProtoDNP3.Title())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/event"
 )
 
@@ -281,8 +282,8 @@ func (p *Pipeline) Replay(ctx context.Context, src capture.Source) (Summary, err
 func NewStats(c dpi.Counters, t *Tally, alerts event.Severities, suppressed uint64) *event.Stats {
 	return &event.Stats{
 		Packets: c.Packets, Bytes: c.Bytes,
-		DecodeErrors: map[string]uint64{"modbus": t.Malformed, "dnp3": t.DNP3.Malformed},
-		Messages:     map[string]uint64{"modbus": t.Messages, "dnp3": t.DNP3.Fragments + t.DNP3.LinkFrames},
+		DecodeErrors: map[string]uint64{proto.Modbus.String(): t.Malformed, proto.DNP3.String(): t.DNP3.Malformed},
+		Messages:     map[string]uint64{proto.Modbus.String(): t.Messages, proto.DNP3.String(): t.DNP3.Fragments + t.DNP3.LinkFrames},
 		Flows:        c.FlowsActive, FlowsCreated: c.FlowsCreated, FlowsEvicted: c.FlowsEvicted, Reassembly: c.BufferedBytes,
 		Alerts: alerts, Suppressed: suppressed,
 	}

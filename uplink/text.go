@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/event"
 )
 
@@ -205,8 +206,8 @@ func (f *textFormatter) format(v any, retained bool) []byte {
 			flows = fmt.Sprintf("%d flows open now", m.Flows) // a sensor older than flows_created
 		}
 		fmt.Fprintf(&b, "%d packets, %d Modbus and %d DNP3 messages, %s; alerts: %s",
-			m.Packets, m.Messages["modbus"], m.Messages["dnp3"], flows, orElse(m.Alerts.String(), "none"))
-		if n := m.DecodeErrors["modbus"] + m.DecodeErrors["dnp3"]; n > 0 {
+			m.Packets, m.Messages[proto.Modbus.String()], m.Messages[proto.DNP3.String()], flows, orElse(m.Alerts.String(), "none"))
+		if n := m.DecodeErrors[proto.Modbus.String()] + m.DecodeErrors[proto.DNP3.String()]; n > 0 {
 			fmt.Fprintf(&b, "; %d malformed", n)
 		}
 		if m.KernelDrops > 0 {
@@ -332,9 +333,9 @@ func assetRole(a *event.Asset) string {
 		switch r {
 		case "master":
 			switch {
-			case len(a.Protocols) == 1 && a.Protocols[0] == "modbus":
+			case len(a.Protocols) == 1 && a.Protocols[0] == proto.Modbus.String():
 				out = append(out, "Modbus master")
-			case len(a.Protocols) == 1 && a.Protocols[0] == "dnp3":
+			case len(a.Protocols) == 1 && a.Protocols[0] == proto.DNP3.String():
 				out = append(out, "DNP3 master")
 			default:
 				out = append(out, "master")
@@ -374,7 +375,7 @@ func alertWhat(a *event.Alert) string {
 	}
 	if a.Addr != nil {
 		what := "points "
-		if a.Proto == "modbus" || a.Unit != nil {
+		if a.Proto == proto.Modbus.String() || a.Unit != nil {
 			what = modbusTable(a.FC) + " "
 		}
 		if a.Addr.Lo == a.Addr.Hi {

@@ -23,6 +23,7 @@ import (
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/internal/sim"
@@ -622,7 +623,7 @@ func (d *demo) summary(took time.Duration, brokerURL string) {
 	d.say("\n6. Summary (the demo took %s)", took.Round(100*time.Millisecond))
 	if s := r.stats; s != nil {
 		d.say("   packets     %d in %d flows; %d Modbus and %d DNP3 messages decoded, %d malformed",
-			s.Packets, s.FlowsCreated, s.Messages["modbus"], s.Messages["dnp3"], s.DecodeErrors["modbus"]+s.DecodeErrors["dnp3"])
+			s.Packets, s.FlowsCreated, s.Messages[proto.Modbus.String()], s.Messages[proto.DNP3.String()], s.DecodeErrors[proto.Modbus.String()]+s.DecodeErrors[proto.DNP3.String()])
 	} else {
 		d.say("   packets     %d in the capture (the box's stats message did not arrive)", d.truth.Packets)
 	}
