@@ -586,7 +586,7 @@ func TestBuiltinCatalogue(t *testing.T) {
 			t.Errorf("%s: category %s", d.ID, d.Category)
 		}
 		for _, c := range d.checks {
-			if c.stage >= numStages || c.on >= numMessages || c.run == nil {
+			if c.stage >= numStages || c.on >= numMessages || c.run == nil || c.fcs == nil {
 				t.Errorf("%s: check %+v", d.ID, c)
 			}
 		}
@@ -756,6 +756,55 @@ func TestBuiltinAlertOrder(t *testing.T) {
 		}
 		if strings.Join(got, " ") != c.want {
 			t.Errorf("%s: alerts %v, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+// TestCheckFilters: the function codes a check is declared for only spare
+// calls. An engine that runs every check on every function code raises
+// the same alerts as one that skips them, on messages of each function
+// code made to fire every check, and no filter leaves out a Modbus
+// sub-function that changes something.
+func TestCheckFilters(t *testing.T) {
+	for fc := range 256 {
+		for sub := range 1 << 16 {
+			if modbusClassChanges(uint8(fc), ModbusClass(uint8(fc), uint16(sub))) && !modbusMayChange(uint8(fc)) {
+				t.Fatalf("FC %d sub-function %d changes something; modbusMayChange says no", fc, sub)
+			}
+		}
+	}
+	all := func(*DetectorSettings) {}
+	filtered, got := newEngineTuned(t, all)
+	unfiltered, want := newEngineTuned(t, all)
+	unfiltered.bi.initChecks(false)
+	if len(filtered.bi.lists) <= len(unfiltered.bi.lists) {
+		t.Errorf("%d lists of checks with filters, %d without", len(filtered.bi.lists), len(unfiltered.bi.lists))
+	}
+	var fs feeds
+	for fc := range 256 {
+		at := time.Duration(fc) * time.Second
+		c := uint8(fc)
+		fs = append(fs,
+			xmb{src: engC, dst: plc1S, unit: 0, fc: c, sub: modbus.SubForceListenOnlyMode, mei: modbus.MEIReadDeviceID, at: at},
+			xmb{src: engC, dst: plc1S, unit: 1, fc: c, sub: modbus.SubRestartCommunicationsOption, at: at},
+			xmb{src: plc1S, dst: engC, unit: 1, fc: c, exception: 6, resp: true, at: at},
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 0xFFFF, fc: c, group: 70, sbo: dnp3.SBONoSelect, at: at},
+			xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: c, iin: dnp3ExceptionIIN, resp: true, at: at},
+		)
+	}
+	fs.feed(filtered)
+	fs.feed(unfiltered)
+	filtered.Flush()
+	unfiltered.Flush()
+	if len(want.alerts) < 50 {
+		t.Fatalf("only %d alerts without filters", len(want.alerts))
+	}
+	if len(got.alerts) != len(want.alerts) {
+		t.Fatalf("%d alerts with filters, %d without", len(got.alerts), len(want.alerts))
+	}
+	for i := range got.alerts {
+		if g, w := got.alerts[i], want.alerts[i]; g.Rule != w.Rule || g.Title != w.Title || g.Count != w.Count {
+			t.Errorf("alert %d: %s %q ×%d with filters, %s %q ×%d without", i, g.Rule, g.Title, g.Count, w.Rule, w.Title, w.Count)
 		}
 	}
 }
