@@ -767,9 +767,10 @@ const (
 // sweepKey is what the sweep table keeps codes for: one source at one
 // destination, per protocol and kind of code.
 type sweepKey struct {
-	src, dst netip.Addr
-	proto    Proto
-	kind     uint8
+	src   netip.Addr
+	proto Proto
+	kind  uint8
+	dst   netip.Addr // after padding, as in rateKey
 }
 
 // sweepCodes is the set of codes one source used at one destination in

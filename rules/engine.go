@@ -425,9 +425,15 @@ func (e *Engine) outOfBounds(r *Rule, op *Op) bool {
 
 // rateKey is what a rate counts per: the rule and the source–destination
 // pair (addresses; ports change with every connection).
+//
+// The fields are ordered so that padding splits the key into runs of at
+// most 32 bytes: comparing keys (lru.Table) then loads and compares
+// words, where one longer run would call memequal. aggKey and sweepKey
+// are laid out the same way.
 type rateKey struct {
-	src, dst netip.Addr
-	rule     int32
+	src  netip.Addr
+	rule int32
+	dst  netip.Addr
 }
 
 // rateCount approximates a sliding window with two fixed ones: the count
@@ -500,11 +506,12 @@ func hashAddr(a netip.Addr) uint64 {
 // destination link address) and address (the first offending address of
 // a value rule, the starting address otherwise).
 type aggKey struct {
-	src, dst netip.Addr
-	rule     int32
-	fc       uint8
-	dev      uint16
-	addr     uint32
+	src  netip.Addr
+	rule int32
+	dst  netip.Addr
+	addr uint32
+	dev  uint16
+	fc   uint8
 }
 
 // aggEntry is an alert being folded; its Last is the packet time of the
