@@ -876,10 +876,14 @@ func (e *Engine) NewFlow(f *dpi.Flow, t time.Time) {
 // checkPublic checks the two ends of a Modbus or DNP3 message.
 func (e *Engine) checkPublic(op *Op) {
 	s, d := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
-	switch {
-	case isPrivate(s) && isPublic(d):
-		e.fireBuiltin(dPublic, op, aggKey{src: s, dst: d}, finding{})
-	case isPublic(s) && isPrivate(d):
+	// A private address is not public: when s is private, only d can be.
+	// Most messages are between two private hosts, so isPublic asks the
+	// cheapest question first.
+	if isPrivate(s) {
+		if isPublic(d) {
+			e.fireBuiltin(dPublic, op, aggKey{src: s, dst: d}, finding{})
+		}
+	} else if isPublic(s) && isPrivate(d) {
 		e.fireBuiltin(dPublic, op, aggKey{src: d, dst: s}, finding{})
 	}
 }
@@ -906,7 +910,7 @@ func isPrivate(a netip.Addr) bool {
 // documentation ranges count as public (they are not ours either); the
 // shared address space of carrier-grade NAT (100.64.0.0/10) does not.
 func isPublic(a netip.Addr) bool {
-	if !a.IsGlobalUnicast() || a.IsPrivate() {
+	if a.IsPrivate() || !a.IsGlobalUnicast() {
 		return false
 	}
 	if a.Is4() {

@@ -808,3 +808,41 @@ func TestCheckFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestPublicPairs: a message between two addresses raises public-address
+// when one is private and the other public, whichever sends, and both
+// directions fold into one alert; on addresses of every kind isPrivate
+// and isPublic tell apart.
+func TestPublicPairs(t *testing.T) {
+	var addrs []netip.Addr
+	for _, s := range []string{"10.1.2.3", "172.16.0.1", "172.32.0.1", "192.168.1.1", "127.0.0.1", "169.254.1.1",
+		"100.64.0.1", "100.128.0.1", "0.1.2.3", "0.0.0.0", "255.255.255.255", "224.0.0.1", "8.8.8.8", "203.0.113.7",
+		"::1", "::", "fe80::1", "fc00::1", "fd12::1", "ff02::1", "2001:db8::1", "2600::1", "::ffff:10.1.2.3", "::ffff:8.8.8.8"} {
+		addrs = append(addrs, netip.MustParseAddr(s))
+	}
+	e, rec := newEngineTuned(t, func(*DetectorSettings) {})
+	at := time.Duration(0)
+	for _, a := range addrs {
+		for _, b := range addrs {
+			ua, ub := a.Unmap(), b.Unmap()
+			want := isPrivate(ua) && isPublic(ub) || isPublic(ua) && isPrivate(ub)
+			before := len(rec.alerts)
+			as, bs := netip.AddrPortFrom(a, 40000).String(), netip.AddrPortFrom(b, 502).String()
+			at += 10 * time.Minute // a window and a budget minute of its own
+			feeds{xmb{src: as, dst: bs, unit: 1, fc: 3, at: at}, xmb{src: bs, dst: as, unit: 1, fc: 3, resp: true, at: at + time.Second}}.feed(e)
+			e.Flush()
+			var got []*Alert
+			for _, a := range rec.alerts[before:] {
+				if a.Rule == "public-address" {
+					got = append(got, a)
+				}
+			}
+			switch {
+			case !want && len(got) != 0:
+				t.Errorf("%v and %v: %d alerts, want none", a, b, len(got))
+			case want && (len(got) != 2 || got[1].Count != 2):
+				t.Errorf("%v and %v: %d alerts, want one and its repeat", a, b, len(got))
+			}
+		}
+	}
+}
