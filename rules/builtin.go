@@ -238,7 +238,7 @@ func (b *builtins) initChecks(filter bool) {
 		mask uint64 // of the candidates
 	}
 	b.lists = nil
-	seen := map[listKey]uint8{}
+	var seen []listKey // the key of each list
 	for p := range numCheckProtos {
 		for req := range 2 {
 			var cands []cand // in the order they run
@@ -267,19 +267,19 @@ func (b *builtins) initChecks(filter bool) {
 						k.mask |= 1 << i
 					}
 				}
-				n, ok := seen[k]
-				if !ok {
+				n := slices.Index(seen, k)
+				if n < 0 {
 					var list []func(e *Engine, op *Op)
 					for i := range cands {
 						if k.mask&(1<<i) != 0 {
 							list = append(list, cands[i].run)
 						}
 					}
-					n = uint8(len(b.lists)) // a few dozen lists at most
-					seen[k] = n
+					n = len(b.lists) // a few dozen lists at most
+					seen = append(seen, k)
 					b.lists = append(b.lists, list)
 				}
-				b.byFC[p][req][fc] = n
+				b.byFC[p][req][fc] = uint8(n)
 			}
 		}
 	}
