@@ -13,6 +13,12 @@ type registered struct {
 	ports portSet
 }
 
+// sniffer is a registered protocol (index + 1) with a content detector.
+type sniffer struct {
+	app    int
+	detect func(payload []byte) (ok, fromClient bool)
+}
+
 // sink passes decoded messages on with the flow they came from. It is a
 // field of the Engine, so passing its address as an interface allocates
 // nothing.
@@ -80,16 +86,12 @@ func (e *Engine) resetApp(f *flow) {
 // sender is the client; if that contradicts the guess made from the
 // ports, the roles are swapped.
 func (e *Engine) sniff(f *flow, side int, payload []byte) bool {
-	for i := range e.protos {
-		p := &e.protos[i]
-		if p.Detect == nil {
-			continue
-		}
-		ok, fromClient := p.Detect(payload)
+	for _, s := range e.sniffers {
+		ok, fromClient := s.detect(payload)
 		if !ok {
 			continue
 		}
-		e.setApp(f, i+1)
+		e.setApp(f, s.app)
 		if fromClient == (side == f.server) {
 			f.server ^= 1
 			f.Client, f.Server = f.Server, f.Client

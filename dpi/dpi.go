@@ -277,13 +277,17 @@ type Counters struct {
 
 // Engine decodes packets. It is not safe for concurrent use.
 type Engine struct {
-	cfg     Config
-	h       Handler
-	fh      FlowHandler  // h, when it wants new flows
-	protos  []registered // the registry, serial protocols first
-	sink    sink
-	parsers [numFirst]*gopacket.DecodingLayerParser
-	decoded []gopacket.LayerType
+	cfg    Config
+	h      Handler
+	fh     FlowHandler  // h, when it wants new flows
+	protos []registered // the registry, serial protocols first
+	// sniffers are the protocols of the registry with a content
+	// detector, in its order: sniff tries them on every flow no port
+	// claims.
+	sniffers []sniffer
+	sink     sink
+	parsers  [numFirst]*gopacket.DecodingLayerParser
+	decoded  []gopacket.LayerType
 
 	eth      layers.Ethernet
 	vlan     vlanStack
@@ -326,6 +330,11 @@ func New(cfg Config, h Handler) (*Engine, error) {
 				r.ports[port/64] |= 1 << (port % 64)
 			}
 			e.protos = append(e.protos, r)
+		}
+	}
+	for i, p := range e.protos {
+		if p.Detect != nil {
+			e.sniffers = append(e.sniffers, sniffer{i + 1, p.Detect})
 		}
 	}
 	// DecodingLayerParser fixes its first layer, so there is one per link

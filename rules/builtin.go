@@ -62,13 +62,23 @@ const (
 )
 
 // check is one check of a detector: while the detector is on, it looks at
-// the decoded messages that on names, and only those, so that a message
-// costs only the checks that concern it; it raises the detector's alerts
-// (fireBuiltin, fireOp).
+// the decoded messages that on names whose function code fcs accepts, and
+// only those, so that a message costs only the checks that concern it; it
+// raises the detector's alerts (fireBuiltin, fireOp). fcs only spares
+// calls: run still tests what it looks for.
 type check struct {
 	stage stage
 	on    messages
 	run   func(e *Engine, op *Op)
+	fcs   func(fc uint8) bool
+}
+
+// anyFC accepts every function code.
+func anyFC(uint8) bool { return true }
+
+// fcIn accepts the function codes given.
+func fcIn(codes ...uint8) func(uint8) bool {
+	return func(fc uint8) bool { return slices.Contains(codes, fc) }
 }
 
 // messages says which messages a check looks at. Answers are the messages
@@ -153,8 +163,10 @@ type builtins struct {
 	on     [numBuiltin]bool
 	det    [numBuiltin]builtinDet
 	// checks are those of the enabled detectors that run on a message,
-	// by its protocol and whether it is a request, in the order they run.
-	checks [numCheckProtos][2][]func(e *Engine, op *Op)
+	// in the order they run: lists[byFC[protocol][request][function code]].
+	// Messages with the same checks share a list.
+	lists [][]func(e *Engine, op *Op)
+	byFC  [numCheckProtos][2][256]uint8
 
 	sweep sweepTable
 
@@ -189,23 +201,7 @@ func (b *builtins) init(p *Policy, seed uint64) {
 		b.on[k] = true
 		b.active = true
 	}
-	for p := range numCheckProtos {
-		for req, list := range &b.checks[p] {
-			for st := range numStages {
-				for k := range numBuiltin {
-					if !b.on[k] {
-						continue
-					}
-					for _, c := range Detectors[k].checks {
-						if c.stage == st && c.on.covers(p, req == 1) {
-							list = append(list, c.run)
-						}
-					}
-				}
-			}
-			b.checks[p][req] = slices.Clip(list)
-		}
-	}
+	b.initChecks(true)
 	if b.on[dSweep] || b.on[dExceptionStorm] {
 		b.sweep.Init(sweepSlots, seed)
 	}
@@ -225,6 +221,67 @@ func (b *builtins) init(p *Policy, seed uint64) {
 	}
 	if b.on[dPublic] {
 		b.ot.init(reportedSlots)
+	}
+}
+
+// initChecks fills lists and byFC with the checks of the enabled
+// detectors; without filter, each check runs whatever the function code
+// (tests compare the two).
+func (b *builtins) initChecks(filter bool) {
+	type cand struct {
+		run func(e *Engine, op *Op)
+		fcs CodeSet
+	}
+	type listKey struct {
+		p    Proto
+		req  int
+		mask uint64 // of the candidates
+	}
+	b.lists = nil
+	var seen []listKey // the key of each list
+	for p := range numCheckProtos {
+		for req := range 2 {
+			var cands []cand // in the order they run
+			for st := range numStages {
+				for k := range numBuiltin {
+					if !b.on[k] {
+						continue
+					}
+					for _, c := range Detectors[k].checks {
+						if c.stage == st && c.on.covers(p, req == 1) {
+							x := cand{run: c.run}
+							for fc := range 256 {
+								if !filter || c.fcs(uint8(fc)) {
+									x.fcs.Add(uint8(fc))
+								}
+							}
+							cands = append(cands, x)
+						}
+					}
+				}
+			}
+			for fc := range 256 {
+				k := listKey{p: p, req: req}
+				for i := range cands {
+					if cands[i].fcs.Has(uint8(fc)) {
+						k.mask |= 1 << i
+					}
+				}
+				n := slices.Index(seen, k)
+				if n < 0 {
+					var list []func(e *Engine, op *Op)
+					for i := range cands {
+						if k.mask&(1<<i) != 0 {
+							list = append(list, cands[i].run)
+						}
+					}
+					n = len(b.lists) // a few dozen lists at most
+					seen = append(seen, k)
+					b.lists = append(b.lists, list)
+				}
+				b.byFC[p][req][fc] = uint8(n)
+			}
+		}
 	}
 }
 
@@ -265,7 +322,7 @@ func (e *Engine) detect(op *Op) {
 	if op.Request {
 		req = 1
 	}
-	for _, run := range e.bi.checks[p][req] {
+	for _, run := range e.bi.lists[e.bi.byFC[p][req][op.FC]] {
 		run(e, op)
 	}
 }
@@ -569,13 +626,27 @@ func (e *Engine) checkDNP3Broadcast(op *Op) {
 // write, restart communications, force listen only, or a file record
 // write. Reads to unit 0 are common (devices addressed directly over TCP)
 // and are not broadcasts worth an alert.
-func modbusChanges(op *Op) bool {
-	switch op.Class {
+func modbusChanges(op *Op) bool { return modbusClassChanges(op.FC, op.Class) }
+
+// modbusClassChanges reports whether a request of function fc and class c
+// changes something.
+func modbusClassChanges(fc uint8, c OpClass) bool {
+	switch c {
 	case OpWrite, OpRestart, OpConfig:
 		return true
 	}
-	return op.FC == 21
+	return fc == 21
 }
+
+// modbusMayChange reports whether a request of function fc changes
+// something with some sub-function: only FC 8's class depends on it.
+func modbusMayChange(fc uint8) bool {
+	return fc == 8 || modbusClassChanges(fc, ModbusClass(fc, 0))
+}
+
+// dnp3MayChange reports whether a DNP3 request of function fc changes
+// something.
+func dnp3MayChange(fc uint8) bool { return dnp3Changes(DNP3Class(fc)) }
 
 // dnp3Changes reports whether a DNP3 request class changes something.
 func dnp3Changes(c OpClass) bool {
@@ -696,9 +767,10 @@ const (
 // sweepKey is what the sweep table keeps codes for: one source at one
 // destination, per protocol and kind of code.
 type sweepKey struct {
-	src, dst netip.Addr
-	proto    Proto
-	kind     uint8
+	src   netip.Addr
+	proto Proto
+	kind  uint8
+	dst   netip.Addr // after padding, as in rateKey
 }
 
 // sweepCodes is the set of codes one source used at one destination in
@@ -804,10 +876,14 @@ func (e *Engine) NewFlow(f *dpi.Flow, t time.Time) {
 // checkPublic checks the two ends of a Modbus or DNP3 message.
 func (e *Engine) checkPublic(op *Op) {
 	s, d := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
-	switch {
-	case isPrivate(s) && isPublic(d):
-		e.fireBuiltin(dPublic, op, aggKey{src: s, dst: d}, finding{})
-	case isPublic(s) && isPrivate(d):
+	// A private address is not public: when s is private, only d can be.
+	// Most messages are between two private hosts, so isPublic asks the
+	// cheapest question first.
+	if isPrivate(s) {
+		if isPublic(d) {
+			e.fireBuiltin(dPublic, op, aggKey{src: s, dst: d}, finding{})
+		}
+	} else if isPublic(s) && isPrivate(d) {
 		e.fireBuiltin(dPublic, op, aggKey{src: d, dst: s}, finding{})
 	}
 }
@@ -834,7 +910,7 @@ func isPrivate(a netip.Addr) bool {
 // documentation ranges count as public (they are not ours either); the
 // shared address space of carrier-grade NAT (100.64.0.0/10) does not.
 func isPublic(a netip.Addr) bool {
-	if !a.IsGlobalUnicast() || a.IsPrivate() {
+	if a.IsPrivate() || !a.IsGlobalUnicast() {
 		return false
 	}
 	if a.Is4() {

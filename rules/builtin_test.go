@@ -586,7 +586,7 @@ func TestBuiltinCatalogue(t *testing.T) {
 			t.Errorf("%s: category %s", d.ID, d.Category)
 		}
 		for _, c := range d.checks {
-			if c.stage >= numStages || c.on >= numMessages || c.run == nil {
+			if c.stage >= numStages || c.on >= numMessages || c.run == nil || c.fcs == nil {
 				t.Errorf("%s: check %+v", d.ID, c)
 			}
 		}
@@ -756,6 +756,93 @@ func TestBuiltinAlertOrder(t *testing.T) {
 		}
 		if strings.Join(got, " ") != c.want {
 			t.Errorf("%s: alerts %v, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+// TestCheckFilters: the function codes a check is declared for only spare
+// calls. An engine that runs every check on every function code raises
+// the same alerts as one that skips them, on messages of each function
+// code made to fire every check, and no filter leaves out a Modbus
+// sub-function that changes something.
+func TestCheckFilters(t *testing.T) {
+	for fc := range 256 {
+		for sub := range 1 << 16 {
+			if modbusClassChanges(uint8(fc), ModbusClass(uint8(fc), uint16(sub))) && !modbusMayChange(uint8(fc)) {
+				t.Fatalf("FC %d sub-function %d changes something; modbusMayChange says no", fc, sub)
+			}
+		}
+	}
+	all := func(*DetectorSettings) {}
+	filtered, got := newEngineTuned(t, all)
+	unfiltered, want := newEngineTuned(t, all)
+	unfiltered.bi.initChecks(false)
+	if len(filtered.bi.lists) <= len(unfiltered.bi.lists) {
+		t.Errorf("%d lists of checks with filters, %d without", len(filtered.bi.lists), len(unfiltered.bi.lists))
+	}
+	var fs feeds
+	for fc := range 256 {
+		at := time.Duration(fc) * time.Second
+		c := uint8(fc)
+		fs = append(fs,
+			xmb{src: engC, dst: plc1S, unit: 0, fc: c, sub: modbus.SubForceListenOnlyMode, mei: modbus.MEIReadDeviceID, at: at},
+			xmb{src: engC, dst: plc1S, unit: 1, fc: c, sub: modbus.SubRestartCommunicationsOption, at: at},
+			xmb{src: plc1S, dst: engC, unit: 1, fc: c, exception: 6, resp: true, at: at},
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 0xFFFF, fc: c, group: 70, sbo: dnp3.SBONoSelect, at: at},
+			xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: c, iin: dnp3ExceptionIIN, resp: true, at: at},
+		)
+	}
+	fs.feed(filtered)
+	fs.feed(unfiltered)
+	filtered.Flush()
+	unfiltered.Flush()
+	if len(want.alerts) < 50 {
+		t.Fatalf("only %d alerts without filters", len(want.alerts))
+	}
+	if len(got.alerts) != len(want.alerts) {
+		t.Fatalf("%d alerts with filters, %d without", len(got.alerts), len(want.alerts))
+	}
+	for i := range got.alerts {
+		if g, w := got.alerts[i], want.alerts[i]; g.Rule != w.Rule || g.Title != w.Title || g.Count != w.Count {
+			t.Errorf("alert %d: %s %q ×%d with filters, %s %q ×%d without", i, g.Rule, g.Title, g.Count, w.Rule, w.Title, w.Count)
+		}
+	}
+}
+
+// TestPublicPairs: a message between two addresses raises public-address
+// when one is private and the other public, whichever sends, and both
+// directions fold into one alert; on addresses of every kind isPrivate
+// and isPublic tell apart.
+func TestPublicPairs(t *testing.T) {
+	var addrs []netip.Addr
+	for _, s := range []string{"10.1.2.3", "172.16.0.1", "172.32.0.1", "192.168.1.1", "127.0.0.1", "169.254.1.1",
+		"100.64.0.1", "100.128.0.1", "0.1.2.3", "0.0.0.0", "255.255.255.255", "224.0.0.1", "8.8.8.8", "203.0.113.7",
+		"::1", "::", "fe80::1", "fc00::1", "fd12::1", "ff02::1", "2001:db8::1", "2600::1", "::ffff:10.1.2.3", "::ffff:8.8.8.8"} {
+		addrs = append(addrs, netip.MustParseAddr(s))
+	}
+	e, rec := newEngineTuned(t, func(*DetectorSettings) {})
+	at := time.Duration(0)
+	for _, a := range addrs {
+		for _, b := range addrs {
+			ua, ub := a.Unmap(), b.Unmap()
+			want := isPrivate(ua) && isPublic(ub) || isPublic(ua) && isPrivate(ub)
+			before := len(rec.alerts)
+			as, bs := netip.AddrPortFrom(a, 40000).String(), netip.AddrPortFrom(b, 502).String()
+			at += 10 * time.Minute // a window and a budget minute of its own
+			feeds{xmb{src: as, dst: bs, unit: 1, fc: 3, at: at}, xmb{src: bs, dst: as, unit: 1, fc: 3, resp: true, at: at + time.Second}}.feed(e)
+			e.Flush()
+			var got []*Alert
+			for _, a := range rec.alerts[before:] {
+				if a.Rule == "public-address" {
+					got = append(got, a)
+				}
+			}
+			switch {
+			case !want && len(got) != 0:
+				t.Errorf("%v and %v: %d alerts, want none", a, b, len(got))
+			case want && (len(got) != 2 || got[1].Count != 2):
+				t.Errorf("%v and %v: %d alerts, want one and its repeat", a, b, len(got))
+			}
 		}
 	}
 }

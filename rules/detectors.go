@@ -1,6 +1,10 @@
 package rules
 
-import "time"
+import (
+	"time"
+
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
+)
 
 // Alert categories of the built-in detectors.
 const (
@@ -57,7 +61,7 @@ var Detectors = []Detector{
 		Description: "A Modbus or DNP3 message that breaks its specification: bad DNP3 CRCs, an MBAP length that disagrees with the PDU, non-Modbus bytes on a Modbus port, reserved or unknown function codes, bad object headers. Reported once per flow and window, not once per packet.",
 		Window:      time.Minute,
 		Category:    CategoryProtocolAnomaly,
-		checks:      []check{{stageMessage, modbusMessages, (*Engine).checkModbusMalformed}, {stageMessage, dnp3Messages, (*Engine).checkDNP3Malformed}},
+		checks:      []check{{stageMessage, modbusMessages, (*Engine).checkModbusMalformed, anyFC}, {stageMessage, dnp3Messages, (*Engine).checkDNP3Malformed, anyFC}},
 		title:       titleMalformed,
 	},
 	dModbusDiag: {
@@ -67,7 +71,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0814", "T0816", "T0872"},
 		Description: "Modbus function 8 sub-functions that take a device off the bus or wipe its evidence: force listen-only mode (4), restart communications (1), clear counters and diagnostic register (10), clear overrun counter (20).",
 		Category:    CategoryDiagnostics,
-		checks:      []check{{stageFunction, modbusRequests, (*Engine).checkModbusDiag}},
+		checks:      []check{{stageFunction, modbusRequests, (*Engine).checkModbusDiag, fcIn(8)}},
 		title:       titleModbusDiag,
 	},
 	dDeviceID: {
@@ -77,7 +81,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0888"},
 		Description: "A read device identification request (function 43, MEI type 14) or a report server id request (function 17), which reveal vendor, product, firmware revision and run state.",
 		Category:    CategoryReconnaissance,
-		checks:      []check{{stageFunction, modbusRequests, (*Engine).checkDeviceID}},
+		checks:      []check{{stageFunction, modbusRequests, (*Engine).checkDeviceID, fcIn(17, 43)}},
 		title:       titleDeviceID,
 	},
 	dSweep: {
@@ -88,7 +92,7 @@ var Detectors = []Detector{
 		Description: "One source tries more distinct Modbus function codes or unit ids, or DNP3 function codes or link addresses, on one device than rate.max within rate.per.",
 		Rate:        &Rate{Max: 12, Per: 10 * time.Second}, // masters poll with a handful of codes; sweeps try many
 		Category:    CategoryReconnaissance,
-		checks:      []check{{stageCount, modbusRequests, (*Engine).checkModbusSweep}, {stageCount, dnp3Requests, (*Engine).checkDNP3Sweep}},
+		checks:      []check{{stageCount, modbusRequests, (*Engine).checkModbusSweep, anyFC}, {stageCount, dnp3Requests, (*Engine).checkDNP3Sweep, anyFC}},
 		title:       titleSweep,
 	},
 	dExceptionStorm: {
@@ -99,7 +103,7 @@ var Detectors = []Detector{
 		Description: "More than rate.max illegal function, illegal data address, acknowledge or server busy exceptions (DNP3: function code not supported, object unknown, parameter error) from one device to one master within rate.per: someone probing which functions and addresses exist, or a device swamped by requests.",
 		Rate:        &Rate{Max: 10, Per: 10 * time.Second},
 		Category:    CategoryReconnaissance,
-		checks:      []check{{stageFunction, modbusAnswers, (*Engine).checkModbusExceptions}, {stageFunction, dnp3Answers, (*Engine).checkDNP3Exceptions}},
+		checks:      []check{{stageFunction, modbusAnswers, (*Engine).checkModbusExceptions, anyFC}, {stageFunction, dnp3Answers, (*Engine).checkDNP3Exceptions, anyFC}},
 		title:       titleExceptionStorm,
 	},
 	dBusyDelay: {
@@ -110,7 +114,7 @@ var Detectors = []Detector{
 		Description: "More than rate.max server busy (6) or acknowledge (5) exceptions from one device to one master within rate.per: each tells the master to wait and ask again, so a burst of them, real or spoofed, keeps the master from its data (QuickDraw's busy and acknowledge exception delay).",
 		Rate:        &Rate{Max: 4, Per: 15 * time.Second},
 		Category:    CategoryFlood,
-		checks:      []check{{stageFunction, modbusAnswers, (*Engine).checkBusyDelay}},
+		checks:      []check{{stageFunction, modbusAnswers, (*Engine).checkBusyDelay, anyFC}},
 		title:       titleBusyDelay,
 	},
 	dDNP3Restart: {
@@ -120,7 +124,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0816"},
 		Description: "A DNP3 cold restart (13) or warm restart (14) request.",
 		Category:    CategoryDangerousFunction,
-		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3Restart}},
+		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3Restart, fcIn(dnp3.FuncColdRestart, dnp3.FuncWarmRestart)}},
 		title:       titleDNP3Function,
 	},
 	dDNP3AppControl: {
@@ -130,7 +134,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0881", "T0858"},
 		Description: "A DNP3 stop application (18), start application (17), initialize data (15) or initialize application (16) request.",
 		Category:    CategoryDangerousFunction,
-		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3AppControl}},
+		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3AppControl, fcIn(dnp3.FuncInitializeData, dnp3.FuncInitializeApplication, dnp3.FuncStartApplication, dnp3.FuncStopApplication)}},
 		title:       titleDNP3Function,
 	},
 	dDNP3DisableUnsol: {
@@ -140,7 +144,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0815", "T0804"},
 		Description: "A DNP3 disable unsolicited (21) request: the outstation stops reporting events on its own, which blinds the master.",
 		Category:    CategoryDangerousFunction,
-		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3DisableUnsol}},
+		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3DisableUnsol, fcIn(dnp3.FuncDisableUnsolicited)}},
 		title:       titleDNP3Function,
 	},
 	dDNP3File: {
@@ -150,7 +154,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0843", "T0882"},
 		Description: "A DNP3 file request: open (25), close (26), delete (27), get file info (28), authenticate (29) or abort (30); also group 70 objects in a write.",
 		Category:    CategoryDangerousFunction,
-		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3File}},
+		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3File, fcIn(dnp3.FuncWrite, dnp3.FuncOpenFile, dnp3.FuncCloseFile, dnp3.FuncDeleteFile, dnp3.FuncGetFileInfo, dnp3.FuncAuthenticateFile, dnp3.FuncAbortFile)}},
 		title:       titleDNP3Function,
 	},
 	dDNP3OperateNoSelect: {
@@ -160,7 +164,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0855"},
 		Description: "A DNP3 OPERATE (4) that no SELECT (3) came before, or whose objects and values differ from the SELECT, or that came after the select timeout.",
 		Category:    CategoryDangerousFunction,
-		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3OperateNoSelect}},
+		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3OperateNoSelect, fcIn(dnp3.FuncOperate)}},
 		title:       titleDNP3OperateNoSelect,
 	},
 	dDNP3UnsolStorm: {
@@ -171,7 +175,7 @@ var Detectors = []Detector{
 		Description: "More than rate.max unsolicited responses (130) from one outstation to one master within rate.per: a device flooding its master with events, or someone spoofing them to drown real ones.",
 		Rate:        &Rate{Max: 4, Per: 10 * time.Second}, // as QuickDraw's: 5 within 10 s
 		Category:    CategoryFlood,
-		checks:      []check{{stageFunction, dnp3Answers, (*Engine).checkDNP3UnsolStorm}},
+		checks:      []check{{stageFunction, dnp3Answers, (*Engine).checkDNP3UnsolStorm, anyFC}},
 		title:       titleDNP3UnsolStorm,
 	},
 	dBroadcast: {
@@ -181,7 +185,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0855", "T0831"},
 		Description: "A write or control sent to every device at once: Modbus unit 0, or DNP3 destination addresses 0xFFFD-0xFFFF.",
 		Category:    CategoryBroadcast,
-		checks:      []check{{stageFunction, modbusRequests, (*Engine).checkModbusBroadcast}, {stageFunction, dnp3Requests, (*Engine).checkDNP3Broadcast}},
+		checks:      []check{{stageFunction, modbusRequests, (*Engine).checkModbusBroadcast, modbusMayChange}, {stageFunction, dnp3Requests, (*Engine).checkDNP3Broadcast, dnp3MayChange}},
 		title:       titleBroadcast,
 	},
 	dFlood: {
@@ -192,7 +196,7 @@ var Detectors = []Detector{
 		Description: "More than rate.max requests to one device, from all masters together, within rate.per.",
 		Rate:        &Rate{Max: 100, Per: time.Second},
 		Category:    CategoryFlood,
-		checks:      []check{{stageMessage, dnp3Messages, (*Engine).checkDNP3FloodAnomaly}, {stageCount, modbusRequests, (*Engine).checkFlood}, {stageCount, dnp3Requests, (*Engine).checkFlood}},
+		checks:      []check{{stageMessage, dnp3Messages, (*Engine).checkDNP3FloodAnomaly, anyFC}, {stageCount, modbusRequests, (*Engine).checkFlood, anyFC}, {stageCount, dnp3Requests, (*Engine).checkFlood, anyFC}},
 		title:       titleFlood,
 	},
 	dPublic: {
@@ -202,7 +206,7 @@ var Detectors = []Detector{
 		Attack:      []string{"T0883", "T0869"},
 		Description: "A host seen speaking Modbus or DNP3 exchanges traffic with a public address: one outside the private (RFC 1918, RFC 4193), shared (100.64.0.0/10), link-local and loopback ranges. Documentation ranges count as public.",
 		Category:    CategoryNetwork,
-		checks:      []check{{stageCount, allMessages, (*Engine).checkPublic}},
+		checks:      []check{{stageCount, allMessages, (*Engine).checkPublic, anyFC}},
 		title:       titlePublic,
 	},
 	dNewAsset: {
@@ -213,7 +217,7 @@ var Detectors = []Detector{
 		Description: "A Modbus or DNP3 device or master appears that was not seen while learning and is not in the assets section.",
 		Baseline:    true,
 		Category:    CategoryInventory,
-		checks:      []check{{stageCount, allMessages, (*Engine).checkNewAsset}},
+		checks:      []check{{stageCount, allMessages, (*Engine).checkNewAsset, anyFC}},
 		title:       titleNewAsset,
 	},
 	{

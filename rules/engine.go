@@ -114,6 +114,12 @@ type Engine struct {
 
 	rate lru.Table[rateKey, rateCount]
 	agg  lru.Table[aggKey, aggState] // alerts being folded
+	// Packet times (unix ns) from aggFrom until before aggUntil end the
+	// window of no alert being folded: the latest start of a window and
+	// the earliest end. tick does not look through the table then. The
+	// span is kept narrower than the truth, never wider: entries closed
+	// since it was computed leave it as it was.
+	aggFrom, aggUntil int64
 	// expiring is scratch space for the entries a sweep closes.
 	expiring []*aggEntry
 
@@ -425,9 +431,15 @@ func (e *Engine) outOfBounds(r *Rule, op *Op) bool {
 
 // rateKey is what a rate counts per: the rule and the source–destination
 // pair (addresses; ports change with every connection).
+//
+// The fields are ordered so that padding splits the key into runs of at
+// most 32 bytes: comparing keys (lru.Table) then loads and compares
+// words, where one longer run would call memequal. aggKey and sweepKey
+// are laid out the same way.
 type rateKey struct {
-	src, dst netip.Addr
-	rule     int32
+	src  netip.Addr
+	rule int32
+	dst  netip.Addr
 }
 
 // rateCount approximates a sliding window with two fixed ones: the count
@@ -500,11 +512,12 @@ func hashAddr(a netip.Addr) uint64 {
 // destination link address) and address (the first offending address of
 // a value rule, the starting address otherwise).
 type aggKey struct {
-	src, dst netip.Addr
-	rule     int32
-	fc       uint8
-	dev      uint16
-	addr     uint32
+	src  netip.Addr
+	rule int32
+	dst  netip.Addr
+	addr uint32
+	dev  uint16
+	fc   uint8
 }
 
 // aggEntry is an alert being folded; its Last is the packet time of the
@@ -640,6 +653,8 @@ func (e *Engine) raiseFinding(c *compiled, op *Op, k aggKey, isValue bool, f fin
 	e.agg.Put(ent, &k, h, now.UnixNano()) // reports the alert it evicts (reportAgg)
 	a := e.newAlert(c, op, isValue, f)
 	ent.Value = aggState{rank: rank, window: window, alert: a, count: 1, first: now, last: now}
+	first := now.UnixNano()
+	e.aggFrom, e.aggUntil = max(e.aggFrom, first), min(e.aggUntil, first+window)
 	if hasFunction(op) {
 		ent.Value.fcs.Add(op.FC)
 	}
@@ -811,11 +826,19 @@ func (e *Engine) tick(t time.Time) {
 		return
 	}
 	e.nextSweep = now + e.sweepStep
-	if e.agg.Len() > 0 {
+	if e.agg.Len() > 0 && (now < e.aggFrom || now >= e.aggUntil) {
+		from, until := int64(math.MinInt64), int64(math.MaxInt64)
 		e.closeExpired(func(ent *aggEntry) bool {
-			d := t.Sub(ent.Value.first)
-			return d < 0 || int64(d) >= ent.Value.window
+			st := &ent.Value
+			d := t.Sub(st.first)
+			if d < 0 || int64(d) >= st.window {
+				return true
+			}
+			first := st.first.UnixNano()
+			from, until = max(from, first), min(until, first+st.window)
+			return false
 		})
+		e.aggFrom, e.aggUntil = from, until
 	}
 	if e.supMinute > 0 {
 		if d := t.Sub(e.budgetStart); d < 0 || d >= budgetPeriod {
