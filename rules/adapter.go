@@ -23,6 +23,18 @@ type Adapter interface {
 	// HasFunction reports whether op's FC is a function code, not the
 	// byte where one would be in a message too damaged to have one.
 	HasFunction(op *Op) bool
+	// Classes is the set of classes a request with function code fc may
+	// have: one, or none (the bit of class 0), or more when the class
+	// depends on more than the function code.
+	Classes(fc uint8) OpSet
+	// Match reports whether op satisfies the fields of m that only this
+	// protocol has and that are cheap to test; MatchPayload tests those
+	// that need the message decoded further, after the addresses.
+	Match(m *Match, op *Op) bool
+	MatchPayload(m *Match, op *Op) bool
+	// Endpoint reports whether op satisfies the protocol's fields of ep, an
+	// endpoint whose address matched op's source (isSrc) or destination.
+	Endpoint(ep *Endpoint, op *Op, isSrc bool) bool
 	// Unclassed reports whether op, a request whose function has no
 	// class, may change anything: it then folds with writes.
 	Unclassed(op *Op) bool
@@ -56,6 +68,16 @@ type adapters [256]Adapter
 var defaultAdapters = adapters{
 	ProtoModbus: modbusAdapter{},
 	ProtoDNP3:   dnp3Adapter{},
+}
+
+// span is one more than the highest protocol with an adapter.
+func (r *adapters) span() int {
+	for p := len(r) - 1; p > 0; p-- {
+		if r[p] != nil {
+			return p + 1
+		}
+	}
+	return 1
 }
 
 // withAdapters returns the default registry with extra added; an extra

@@ -30,6 +30,38 @@ func (dnp3Adapter) HasFunction(op *Op) bool {
 	return op.DNP3 == nil || op.DNP3.Kind == dnp3.KindApplication
 }
 
+func (dnp3Adapter) Classes(fc uint8) OpSet { return 1 << DNP3Class(fc) }
+
+// Match: the link addresses.
+func (dnp3Adapter) Match(m *Match, op *Op) bool {
+	if len(m.LinkSrc) > 0 && !m.LinkSrc.Contains(uint32(op.LinkSrc)) {
+		return false
+	}
+	return len(m.LinkDst) == 0 || m.LinkDst.Contains(uint32(op.LinkDst))
+}
+
+// MatchPayload: the object groups and point indexes, decoding the points
+// only when a header names them by index.
+func (dnp3Adapter) MatchPayload(m *Match, op *Op) bool {
+	if len(m.Groups) > 0 || len(m.Points) > 0 {
+		return objectsMatch(m, op.DNP3)
+	}
+	return true
+}
+
+// Endpoint: the endpoint's link addresses, of the source or the
+// destination.
+func (dnp3Adapter) Endpoint(ep *Endpoint, op *Op, isSrc bool) bool {
+	if len(ep.DNP3) == 0 {
+		return true
+	}
+	la := op.LinkDst
+	if isSrc {
+		la = op.LinkSrc
+	}
+	return ep.DNP3.Contains(uint32(la))
+}
+
 // Unclassed: a confirm changes nothing.
 func (a dnp3Adapter) Unclassed(op *Op) bool {
 	return a.HasFunction(op) && op.FC != dnp3.FuncConfirm

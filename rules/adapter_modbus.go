@@ -33,6 +33,32 @@ func (modbusAdapter) HasFunction(op *Op) bool {
 	return op.Modbus == nil || op.Modbus.HasFunction()
 }
 
+// Classes: FC 8's class depends on its sub-function.
+func (modbusAdapter) Classes(fc uint8) OpSet {
+	if fc == 8 {
+		return 1<<OpDiagnostic | 1<<OpRestart | 1<<OpConfig
+	}
+	return 1 << ModbusClass(fc, 0)
+}
+
+// Match: the unit, table and addresses.
+func (modbusAdapter) Match(m *Match, op *Op) bool {
+	if !m.Units.Empty() && !m.Units.Has(op.Unit) {
+		return false
+	}
+	if m.Tables != 0 && !m.Tables.Has(op.Table) {
+		return false
+	}
+	return len(m.Addr) == 0 || addrMatches(m.Addr, op)
+}
+
+func (modbusAdapter) MatchPayload(*Match, *Op) bool { return true }
+
+// Endpoint: the endpoint's unit ids.
+func (modbusAdapter) Endpoint(ep *Endpoint, op *Op, _ bool) bool {
+	return ep.Units.Empty() || ep.Units.Has(op.Unit)
+}
+
 func (a modbusAdapter) Unclassed(op *Op) bool { return a.HasFunction(op) }
 
 func (modbusAdapter) Device(op *Op) uint16 { return uint16(op.Unit) }

@@ -42,10 +42,19 @@ func (a toyAdapter) Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use {
 	return UseRules
 }
 
-func (toyAdapter) HasFunction(*Op) bool           { return true }
-func (toyAdapter) Unclassed(*Op) bool             { return true }
-func (toyAdapter) Device(*Op) uint16              { return 0 }
-func (toyAdapter) Alert(a *Alert, op *Op, _ bool) { a.FCName = "toy" }
+func (toyAdapter) Classes(fc uint8) OpSet {
+	if fc == 2 {
+		return 1 << OpWrite
+	}
+	return 1 << OpRead
+}
+func (toyAdapter) Match(*Match, *Op) bool             { return true }
+func (toyAdapter) MatchPayload(*Match, *Op) bool      { return true }
+func (toyAdapter) Endpoint(*Endpoint, *Op, bool) bool { return true }
+func (toyAdapter) HasFunction(*Op) bool               { return true }
+func (toyAdapter) Unclassed(*Op) bool                 { return true }
+func (toyAdapter) Device(*Op) uint16                  { return 0 }
+func (toyAdapter) Alert(a *Alert, op *Op, _ bool)     { a.FCName = "toy" }
 func (toyAdapter) Wire(ev *event.Alert, a *Alert) {
 	u := uint8(99)
 	ev.Unit = &u // a field the toy borrows, to show its Wire runs
@@ -89,5 +98,30 @@ func TestAdapterDispatch(t *testing.T) {
 	}
 	if e.ads[ProtoModbus] == nil || e.ads[ProtoDNP3] == nil {
 		t.Error("extra adapters dropped a default one")
+	}
+}
+
+// TestAdapterPolicyRule: a policy rule that names no protocol applies to
+// the toy protocol through its adapter, and the alert it raises carries
+// the adapter's fields on the wire.
+func TestAdapterPolicyRule(t *testing.T) {
+	var ops int
+	e, rec := newTestEngine(t, `
+  - id: no-writes-to-plc1
+    when: {dst: plc1, op: write}
+`, EngineOptions{Adapters: []Adapter{toyAdapter{&ops}}})
+	f := toyFlow()
+	e.Message(f, dpi.FromClient, &toyMsg{t: t0, line: "GET x"})
+	e.Message(f, dpi.FromClient, &toyMsg{t: t0.Add(time.Second), line: "SET x 1"})
+	if got := rec.rules(); len(got) != 1 || got[0] != "no-writes-to-plc1" {
+		t.Fatalf("alerts %v, want one of no-writes-to-plc1", got)
+	}
+	a := rec.alerts[0]
+	if a.Proto != toyProto || a.FC != 2 || a.FCName != "toy" || a.Src != f.Client || a.Dst != f.Server {
+		t.Errorf("alert %+v", a)
+	}
+	ev := a.Event()
+	if ev.Proto != "toy-rules" || ev.Unit == nil || *ev.Unit != 99 || ev.FCName != "toy" {
+		t.Errorf("wire alert: proto %q, unit %v, fc name %q", ev.Proto, ev.Unit, ev.FCName)
 	}
 }

@@ -176,7 +176,7 @@ func NewEngine(p *Policy, sink AlertSink, opts EngineOptions) (*Engine, error) {
 		if !r.Enabled {
 			continue
 		}
-		e.rules = append(e.rules, *compileRule(r, int32(len(e.rules))))
+		e.rules = append(e.rules, *compileRule(r, int32(len(e.rules)), e.ads))
 	}
 	for i := range e.rules {
 		e.ix.add(&e.rules[i])
@@ -330,16 +330,17 @@ func (e *Engine) buckets(op *Op) []*bucket {
 }
 
 func (e *Engine) check(c *compiled, op *Op) {
-	if c.seen == e.opSeq || c.reqOnly && !op.Request || !c.fc[op.Proto].Has(op.FC) {
+	if c.seen == e.opSeq || c.reqOnly && !op.Request || !c.accepts(op) {
 		return
 	}
 	c.seen = e.opSeq
 	r := c.rule
-	if !matches(&r.When, op) {
+	ad := e.ads[op.Proto]
+	if !matches(ad, &r.When, op) {
 		return
 	}
 	for i := range r.Unless {
-		if matches(&r.Unless[i], op) {
+		if matches(ad, &r.Unless[i], op) {
 			return
 		}
 	}
