@@ -35,6 +35,9 @@ type Adapter interface {
 	// Endpoint reports whether op satisfies the protocol's fields of ep, an
 	// endpoint whose address matched op's source (isSrc) or destination.
 	Endpoint(ep *Endpoint, op *Op, isSrc bool) bool
+	// Values adds to v the values op writes that r selects and that lie
+	// outside r.Value (r is a value rule).
+	Values(r *Rule, op *Op, v *Violations)
 	// Unclassed reports whether op, a request whose function has no
 	// class, may change anything: it then folds with writes.
 	Unclassed(op *Op) bool

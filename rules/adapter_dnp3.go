@@ -62,6 +62,30 @@ func (dnp3Adapter) Endpoint(ep *Endpoint, op *Op, isSrc bool) bool {
 	return ep.DNP3.Contains(uint32(la))
 }
 
+// Values: analog output commands (group 41) of the groups and points of
+// the match.
+func (dnp3Adapter) Values(r *Rule, op *Op, v *Violations) {
+	m := op.DNP3
+	if m == nil {
+		return
+	}
+	for i := range m.Objects {
+		h := &m.Objects[i]
+		if h.Group != 41 || len(r.When.Groups) > 0 && !groupsMatch(r.When.Groups, h) {
+			continue
+		}
+		m.DecodePoints()
+		for _, pt := range headerPoints(m, i) {
+			if len(r.When.Points) > 0 && !r.When.Points.Contains(pt.Index) {
+				continue
+			}
+			if !r.Value.Contains(pt.Value) {
+				v.Add(pt.Index, pt.Value)
+			}
+		}
+	}
+}
+
 // Unclassed: a confirm changes nothing.
 func (a dnp3Adapter) Unclassed(op *Op) bool {
 	return a.HasFunction(op) && op.FC != dnp3.FuncConfirm

@@ -59,6 +59,23 @@ func (modbusAdapter) Endpoint(ep *Endpoint, op *Op, _ bool) bool {
 	return ep.Units.Empty() || ep.Units.Has(op.Unit)
 }
 
+// Values: the values of a write request, at the addresses of when.addr
+// (all when it has none).
+func (modbusAdapter) Values(r *Rule, op *Op, v *Violations) {
+	if !op.HasAddr || op.Class != OpWrite {
+		return
+	}
+	for i, x := range op.Values {
+		at := uint32(op.Addr) + uint32(i)
+		if len(r.When.Addr) > 0 && !r.When.Addr.Contains(at) {
+			continue
+		}
+		if f := float64(x); !r.Value.Contains(f) {
+			v.Add(at, f)
+		}
+	}
+}
+
 func (a modbusAdapter) Unclassed(op *Op) bool { return a.HasFunction(op) }
 
 func (modbusAdapter) Device(op *Op) uint16 { return uint16(op.Unit) }

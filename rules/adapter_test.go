@@ -48,13 +48,14 @@ func (toyAdapter) Classes(fc uint8) OpSet {
 	}
 	return 1 << OpRead
 }
-func (toyAdapter) Match(*Match, *Op) bool             { return true }
-func (toyAdapter) MatchPayload(*Match, *Op) bool      { return true }
-func (toyAdapter) Endpoint(*Endpoint, *Op, bool) bool { return true }
-func (toyAdapter) HasFunction(*Op) bool               { return true }
-func (toyAdapter) Unclassed(*Op) bool                 { return true }
-func (toyAdapter) Device(*Op) uint16                  { return 0 }
-func (toyAdapter) Alert(a *Alert, op *Op, _ bool)     { a.FCName = "toy" }
+func (toyAdapter) Match(*Match, *Op) bool                { return true }
+func (toyAdapter) MatchPayload(*Match, *Op) bool         { return true }
+func (toyAdapter) Endpoint(*Endpoint, *Op, bool) bool    { return true }
+func (toyAdapter) Values(r *Rule, op *Op, v *Violations) {}
+func (toyAdapter) HasFunction(*Op) bool                  { return true }
+func (toyAdapter) Unclassed(*Op) bool                    { return true }
+func (toyAdapter) Device(*Op) uint16                     { return 0 }
+func (toyAdapter) Alert(a *Alert, op *Op, _ bool)        { a.FCName = "toy" }
 func (toyAdapter) Wire(ev *event.Alert, a *Alert) {
 	u := uint8(99)
 	ev.Unit = &u // a field the toy borrows, to show its Wire runs

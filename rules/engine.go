@@ -111,7 +111,7 @@ type Engine struct {
 	lists   [maxBuckets][]int32
 	scratch [maxBuckets]*bucket
 	op      Op
-	viol    violation
+	viol    Violations
 	seed    uint64
 
 	rate lru.Table[rateKey, rateCount]
@@ -358,14 +358,16 @@ func (e *Engine) check(c *compiled, op *Op) {
 	}
 }
 
-// violation collects the values a value rule found out of bounds.
-type violation struct {
+// Violations collects the values a value rule found out of bounds, with
+// their addresses (Adapter.Values).
+type Violations struct {
 	n      int // values out of bounds (more than are kept)
 	vals   [MaxAlertValues]float64
 	lo, hi uint32 // their addresses or point indexes
 }
 
-func (v *violation) add(at uint32, x float64) {
+// Add records value x, found at address or point index at.
+func (v *Violations) Add(at uint32, x float64) {
 	if v.n == 0 {
 		v.lo, v.hi = at, at
 	}
@@ -376,48 +378,14 @@ func (v *violation) add(at uint32, x float64) {
 	v.n++
 }
 
-// outOfBounds collects the written values of op that the rule selects and
-// that lie outside its bounds: Modbus write values at the addresses of
-// when.addr (all when it has none); DNP3 analog output commands (group 41)
-// of the groups and points of the match.
+// outOfBounds collects the written values of op that r selects and that
+// lie outside its bounds; the adapter of op's protocol knows which values
+// a message writes.
 func (e *Engine) outOfBounds(r *Rule, op *Op) bool {
 	v := &e.viol
 	v.n = 0
-	bd := r.Value
-	switch op.Proto {
-	case ProtoModbus:
-		if !op.HasAddr || op.Class != OpWrite {
-			return false
-		}
-		for i, x := range op.Values {
-			at := uint32(op.Addr) + uint32(i)
-			if len(r.When.Addr) > 0 && !r.When.Addr.Contains(at) {
-				continue
-			}
-			if f := float64(x); !bd.Contains(f) {
-				v.add(at, f)
-			}
-		}
-	case ProtoDNP3:
-		m := op.DNP3
-		if m == nil {
-			return false
-		}
-		for i := range m.Objects {
-			h := &m.Objects[i]
-			if h.Group != 41 || len(r.When.Groups) > 0 && !groupsMatch(r.When.Groups, h) {
-				continue
-			}
-			m.DecodePoints()
-			for _, pt := range headerPoints(m, i) {
-				if len(r.When.Points) > 0 && !r.When.Points.Contains(pt.Index) {
-					continue
-				}
-				if !bd.Contains(pt.Value) {
-					v.add(pt.Index, pt.Value)
-				}
-			}
-		}
+	if ad := e.ads[op.Proto]; ad != nil {
+		ad.Values(r, op, v)
 	}
 	return v.n > 0
 }
