@@ -71,6 +71,8 @@ type Alert struct {
 	First, Last time.Time
 	Frame       uint64 // capture frame of the first occurrence
 	Evidence    []byte // the first bytes (at most MaxAlertEvidence) of the PDU or fragment
+
+	ad Adapter // Proto's adapter, for Event; nil: the default one
 }
 
 // appendMAC appends mac as six colon-separated hex pairs.

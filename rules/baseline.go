@@ -708,7 +708,7 @@ func (e *Engine) baselineModbus(op *Op, pr *pairRun) {
 			if first == nil {
 				first = &c.Values[j]
 			}
-			v.add(at, float64(x))
+			v.Add(at, float64(x))
 		}
 	}
 	if v.n > 0 {
@@ -838,7 +838,7 @@ func (e *Engine) baselineDNP3(op *Op, pr *pairRun) {
 					if first == nil {
 						first = &c.Values[j]
 					}
-					e.viol.add(pt.Index, pt.Value)
+					e.viol.Add(pt.Index, pt.Value)
 				}
 			}
 		}

@@ -298,13 +298,13 @@ func TestEngineLearnMode(t *testing.T) {
 // nothing.
 func TestBaselineNoAllocs(t *testing.T) {
 	e, rec := baselineEngine(t)
-	f := &dpi.Flow{Client: netip.MustParseAddrPort(hmiC), Server: netip.MustParseAddrPort(plc1S)}
+	f := &dpi.Flow{App: dpi.AppModbus, Client: netip.MustParseAddrPort(hmiC), Server: netip.MustParseAddrPort(plc1S)}
 	m := mbMessage(1, 6, 5, 1, []uint16{150})
 	var i int64
 	allocs := testing.AllocsPerRun(1000, func() {
 		i++
 		m.Time = t0.Add(time.Hour + time.Duration(i)*10*time.Second)
-		e.Modbus(f, m)
+		e.Message(f, dpi.FromClient, m)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per operation", allocs)

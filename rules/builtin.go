@@ -310,7 +310,7 @@ func (e *Engine) fireBuiltin(k detKind, op *Op, key aggKey, f finding) bool {
 // fireOp raises an alert of detector k with the usual key of op.
 func (e *Engine) fireOp(k detKind, op *Op) bool {
 	c := &e.bi.det[k].c
-	return e.raiseFinding(c, op, opKey(c, op), false, finding{})
+	return e.raiseFinding(c, op, e.opKey(c, op), false, finding{})
 }
 
 // detect runs the checks of the enabled detectors on op.
@@ -397,7 +397,7 @@ func titleMalformed(op *Op, _ *builtinDet, f finding) string {
 // wipe its counters, each sub-function its own alert.
 func (e *Engine) checkModbusDiag(op *Op) {
 	if m := modbusOf(op); m != nil && op.Request && m.FC == 8 && diagAbuse(m.Sub) {
-		k := opKey(&e.bi.det[dModbusDiag].c, op)
+		k := e.opKey(&e.bi.det[dModbusDiag].c, op)
 		k.addr = uint32(m.Sub)
 		e.fireBuiltin(dModbusDiag, op, k, finding{})
 	}

@@ -45,7 +45,7 @@ func (x xmb) feed(e *Engine) {
 		m.FC = 0
 	}
 	m.Time, m.Frame = t0.Add(x.at), 3
-	e.Modbus(f, m)
+	e.Message(f, dpi.FromClient, m)
 }
 
 // xdn is a DNP3 message with the fields the detectors read.
@@ -91,7 +91,7 @@ func (x xdn) feed(e *Engine) {
 		m.Anomalies |= 1 << r
 	}
 	m.Time, m.Frame = t0.Add(x.at), 4
-	e.DNP3(f, x.resp, m)
+	e.Message(f, side(x.resp), m)
 }
 
 // feeds is a list of messages fed in order.

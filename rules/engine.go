@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi"
-	"github.com/tapwatch/tapwatch/dpi/dnp3"
-	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/lru"
 )
 
@@ -53,6 +51,9 @@ type EngineOptions struct {
 	// policy's baseline.
 	Learn       time.Duration
 	LearnMargin float64
+	// Adapters are adapters of further protocols, next to Modbus and
+	// DNP3 (an adapter replaces the default one of its protocol).
+	Adapters []Adapter
 }
 
 func (o *EngineOptions) setDefaults() error {
@@ -100,6 +101,7 @@ type Engine struct {
 	flowOp  Op // the op NewFlow makes for a conversation that is not Modbus or DNP3
 	policy  *Policy
 	sink    AlertSink
+	ads     *adapters // by protocol
 	opts    EngineOptions
 	window  int64 // ns
 	rules   []compiled
@@ -109,7 +111,7 @@ type Engine struct {
 	lists   [maxBuckets][]int32
 	scratch [maxBuckets]*bucket
 	op      Op
-	viol    violation
+	viol    Violations
 	seed    uint64
 
 	rate lru.Table[rateKey, rateCount]
@@ -167,14 +169,14 @@ func NewEngine(p *Policy, sink AlertSink, opts EngineOptions) (*Engine, error) {
 	if p == nil {
 		p = New()
 	}
-	e := &Engine{policy: p, sink: sink, opts: opts, window: int64(opts.Window), seed: rand.Uint64()}
+	e := &Engine{policy: p, sink: sink, opts: opts, window: int64(opts.Window), seed: rand.Uint64(), ads: withAdapters(opts.Adapters)}
 	e.sweepStep = min(int64(time.Second), e.window/2)
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		if !r.Enabled {
 			continue
 		}
-		e.rules = append(e.rules, *compileRule(r, int32(len(e.rules))))
+		e.rules = append(e.rules, *compileRule(r, int32(len(e.rules)), e.ads))
 	}
 	for i := range e.rules {
 		e.ix.add(&e.rules[i])
@@ -188,7 +190,7 @@ func NewEngine(p *Policy, sink AlertSink, opts EngineOptions) (*Engine, error) {
 		e.base = newBaseRun(p, p.Baseline)
 	}
 	if opts.Learn > 0 {
-		e.learn = &engineLearn{l: NewLearner(LearnerOptions{}), period: opts.Learn, margin: opts.LearnMargin}
+		e.learn = &engineLearn{l: NewLearner(LearnerOptions{Adapters: opts.Adapters}), period: opts.Learn, margin: opts.LearnMargin}
 	}
 	return e, nil
 }
@@ -207,34 +209,26 @@ func (e *Engine) Stats() EngineStats {
 	return s
 }
 
-// Modbus implements dpi.Handler. Requests repeated when given up on
-// (OutcomeUnanswered) are not evaluated. The built-in detectors see every
-// other message, malformed ones included; the rules only messages with a
-// function code.
-func (e *Engine) Modbus(f *dpi.Flow, m *modbus.Message) {
-	e.tick(m.Time)
-	if m.Outcome == modbus.OutcomeUnanswered {
+// Message implements dpi.Handler: the adapter of f's protocol turns m
+// into an Op, and says whether the built-in detectors alone see it or the
+// rules too. Messages of a protocol without an adapter are ignored.
+func (e *Engine) Message(f *dpi.Flow, from dpi.Side, m any) {
+	ad := e.ads[f.App]
+	if ad == nil {
 		return
 	}
-	e.op.FromModbus(f, m)
+	use := ad.Op(&e.op, f, from, m)
+	if use == UseNone {
+		return
+	}
+	e.tick(e.op.Time)
+	if use == UseTime {
+		return
+	}
 	if e.bi.active {
 		e.detect(&e.op)
 	}
-	if m.HasFunction() {
-		e.evaluateRules(&e.op)
-	}
-}
-
-// DNP3 implements dpi.Handler. The built-in detectors see every message
-// (link-only frames and garbage carry the CRC and framing anomalies); the
-// rules only application fragments.
-func (e *Engine) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
-	e.tick(m.Time)
-	e.op.FromDNP3(f, fromServer, m)
-	if e.bi.active {
-		e.detect(&e.op)
-	}
-	if m.Kind == dnp3.KindApplication {
+	if use == UseRules {
 		e.evaluateRules(&e.op)
 	}
 }
@@ -336,16 +330,17 @@ func (e *Engine) buckets(op *Op) []*bucket {
 }
 
 func (e *Engine) check(c *compiled, op *Op) {
-	if c.seen == e.opSeq || c.reqOnly && !op.Request || !c.fc[op.Proto].Has(op.FC) {
+	if c.seen == e.opSeq || c.reqOnly && !op.Request || !c.accepts(op) {
 		return
 	}
 	c.seen = e.opSeq
 	r := c.rule
-	if !matches(&r.When, op) {
+	ad := e.ads[op.Proto]
+	if !matches(ad, &r.When, op) {
 		return
 	}
 	for i := range r.Unless {
-		if matches(&r.Unless[i], op) {
+		if matches(ad, &r.Unless[i], op) {
 			return
 		}
 	}
@@ -363,14 +358,16 @@ func (e *Engine) check(c *compiled, op *Op) {
 	}
 }
 
-// violation collects the values a value rule found out of bounds.
-type violation struct {
+// Violations collects the values a value rule found out of bounds, with
+// their addresses (Adapter.Values).
+type Violations struct {
 	n      int // values out of bounds (more than are kept)
 	vals   [MaxAlertValues]float64
 	lo, hi uint32 // their addresses or point indexes
 }
 
-func (v *violation) add(at uint32, x float64) {
+// Add records value x, found at address or point index at.
+func (v *Violations) Add(at uint32, x float64) {
 	if v.n == 0 {
 		v.lo, v.hi = at, at
 	}
@@ -381,48 +378,14 @@ func (v *violation) add(at uint32, x float64) {
 	v.n++
 }
 
-// outOfBounds collects the written values of op that the rule selects and
-// that lie outside its bounds: Modbus write values at the addresses of
-// when.addr (all when it has none); DNP3 analog output commands (group 41)
-// of the groups and points of the match.
+// outOfBounds collects the written values of op that r selects and that
+// lie outside its bounds; the adapter of op's protocol knows which values
+// a message writes.
 func (e *Engine) outOfBounds(r *Rule, op *Op) bool {
 	v := &e.viol
 	v.n = 0
-	bd := r.Value
-	switch op.Proto {
-	case ProtoModbus:
-		if !op.HasAddr || op.Class != OpWrite {
-			return false
-		}
-		for i, x := range op.Values {
-			at := uint32(op.Addr) + uint32(i)
-			if len(r.When.Addr) > 0 && !r.When.Addr.Contains(at) {
-				continue
-			}
-			if f := float64(x); !bd.Contains(f) {
-				v.add(at, f)
-			}
-		}
-	case ProtoDNP3:
-		m := op.DNP3
-		if m == nil {
-			return false
-		}
-		for i := range m.Objects {
-			h := &m.Objects[i]
-			if h.Group != 41 || len(r.When.Groups) > 0 && !groupsMatch(r.When.Groups, h) {
-				continue
-			}
-			m.DecodePoints()
-			for _, pt := range headerPoints(m, i) {
-				if len(r.When.Points) > 0 && !r.When.Points.Contains(pt.Index) {
-					continue
-				}
-				if !bd.Contains(pt.Value) {
-					v.add(pt.Index, pt.Value)
-				}
-			}
-		}
+	if ad := e.ads[op.Proto]; ad != nil {
+		ad.Values(r, op, v)
 	}
 	return v.n > 0
 }
@@ -542,7 +505,7 @@ type aggState struct {
 // request whose function has no class (a vendor's function outside the
 // specification, such as Modbus 90) ranks with writes: it may change
 // anything.
-func foldRank(op *Op) uint8 {
+func (e *Engine) foldRank(op *Op) uint8 {
 	if !op.Request {
 		return 0
 	}
@@ -560,7 +523,7 @@ func foldRank(op *Op) uint8 {
 	case OpRestart:
 		return 6
 	}
-	if hasFunction(op) && !(op.Proto == ProtoDNP3 && op.FC == dnp3.FuncConfirm) {
+	if ad := e.ads[op.Proto]; ad != nil && ad.Unclassed(op) {
 		return 3
 	}
 	return 0
@@ -568,18 +531,13 @@ func foldRank(op *Op) uint8 {
 
 // hasFunction reports whether op's FC is a function code, not the byte
 // where one would be in a message too damaged to have one.
-func hasFunction(op *Op) bool {
-	switch op.Proto {
-	case ProtoModbus:
-		return op.Modbus == nil || op.Modbus.HasFunction()
-	case ProtoDNP3:
-		return op.DNP3 == nil || op.DNP3.Kind == dnp3.KindApplication
-	}
-	return false
+func (e *Engine) hasFunction(op *Op) bool {
+	ad := e.ads[op.Proto]
+	return ad != nil && ad.HasFunction(op)
 }
 
 func (e *Engine) fire(c *compiled, op *Op, isValue bool) {
-	k := opKey(c, op)
+	k := e.opKey(c, op)
 	if isValue {
 		k.addr = e.viol.lo
 	}
@@ -588,13 +546,10 @@ func (e *Engine) fire(c *compiled, op *Op, isValue bool) {
 
 // opKey is the usual aggregation key of an alert of c about op: source,
 // destination, function code, device and starting address.
-func opKey(c *compiled, op *Op) aggKey {
+func (e *Engine) opKey(c *compiled, op *Op) aggKey {
 	k := aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: c.idx, fc: op.FC}
-	switch op.Proto {
-	case ProtoModbus:
-		k.dev = uint16(op.Unit)
-	case ProtoDNP3:
-		k.dev = op.LinkDst
+	if ad := e.ads[op.Proto]; ad != nil {
+		k.dev = ad.Device(op)
 	}
 	if op.HasAddr {
 		k.addr = uint32(op.Addr)
@@ -625,14 +580,14 @@ func (e *Engine) raiseFinding(c *compiled, op *Op, k aggKey, isValue bool, f fin
 			window = w // a detector with a window of its own
 		}
 	}
-	rank := foldRank(op)
+	rank := e.foldRank(op)
 	h := aggHash(&k)
 	ent, found := e.agg.Lookup(&k, h)
 	if found {
 		st := &ent.Value
 		if d := now.Sub(st.first); d >= 0 && int64(d) < st.window && rank <= st.rank && !st.acked {
 			st.count++
-			if hasFunction(op) {
+			if e.hasFunction(op) {
 				st.fcs.Add(op.FC)
 			}
 			if now.After(st.last) {
@@ -655,7 +610,7 @@ func (e *Engine) raiseFinding(c *compiled, op *Op, k aggKey, isValue bool, f fin
 	ent.Value = aggState{rank: rank, window: window, alert: a, count: 1, first: now, last: now}
 	first := now.UnixNano()
 	e.aggFrom, e.aggUntil = max(e.aggFrom, first), min(e.aggUntil, first+window)
-	if hasFunction(op) {
+	if e.hasFunction(op) {
 		ent.Value.fcs.Add(op.FC)
 	}
 	e.emit(a)
@@ -724,42 +679,14 @@ func (e *Engine) newAlert(c *compiled, op *Op, isValue bool, f finding) *Alert {
 			a.SrcMAC, a.DstMAC = f.ServerMAC, f.ClientMAC
 		}
 	}
-	var evidence []byte
-	switch op.Proto {
-	case ProtoModbus:
-		a.Unit = op.Unit
-		a.FCName = modbus.FunctionName(op.FC)
-		if op.Modbus != nil {
-			evidence = op.Modbus.PDU
-		}
-	case ProtoDNP3:
-		a.LinkSrc, a.LinkDst = op.LinkSrc, op.LinkDst
-		a.FCName = dnp3.FunctionName(op.FC)
-		if op.DNP3 != nil {
-			evidence = op.DNP3.Fragment
-			if len(evidence) == 0 {
-				evidence = op.DNP3.Raw // garbage and bad frames, for the detectors
-			}
-		}
+	if ad := e.ads[op.Proto]; ad != nil {
+		a.ad = ad
+		ad.Alert(a, op, !isValue)
 	}
-	switch {
-	case isValue:
+	if isValue {
 		v := &e.viol
 		a.HasAddr, a.AddrLo, a.AddrHi = true, v.lo, v.hi
 		a.Values = append([]float64(nil), v.vals[:min(v.n, len(v.vals))]...)
-	case op.Proto == ProtoModbus && op.HasAddr:
-		a.HasAddr = true
-		a.AddrLo, a.AddrHi = span(op.Addr, op.Count)
-		if op.Request && op.Class == OpWrite && len(op.Values) > 0 {
-			n := min(len(op.Values), MaxAlertValues)
-			a.Values = make([]float64, n)
-			for i, x := range op.Values[:n] {
-				a.Values[i] = float64(x)
-			}
-		}
-	}
-	if len(evidence) > 0 {
-		a.Evidence = append([]byte(nil), evidence[:min(len(evidence), MaxAlertEvidence)]...)
 	}
 	return a
 }

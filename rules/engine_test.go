@@ -115,7 +115,7 @@ func (x mb) feed(e *Engine) {
 		m.HasAddr, m.Addr, m.Count = true, x.addr, x.count
 	}
 	m.PDU = []byte{x.fc, byte(x.addr >> 8), byte(x.addr), 0, byte(x.count)}
-	e.Modbus(f, m)
+	e.Message(f, dpi.FromClient, m)
 }
 
 func (x dn) feed(e *Engine) {
@@ -138,7 +138,7 @@ func (x dn) feed(e *Engine) {
 		m.Objects = append(m.Objects, h)
 		m.Points = append(m.Points, o.pts...)
 	}
-	e.DNP3(f, x.resp, m)
+	e.Message(f, side(x.resp), m)
 }
 
 // Hosts, as ip:port.
@@ -847,9 +847,9 @@ func TestEngineNoAllocs(t *testing.T) {
 			t.Fatalf("detector %s is off", Detectors[k].ID)
 		}
 	}
-	f := &dpi.Flow{Client: netip.MustParseAddrPort(hmiC), Server: netip.MustParseAddrPort(plc2S)}
+	f := &dpi.Flow{App: dpi.AppModbus, Client: netip.MustParseAddrPort(hmiC), Server: netip.MustParseAddrPort(plc2S)}
 	m := &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 16, HasAddr: true, Addr: 5, Count: 2, Values: []uint16{1, 2}, PDU: []byte{16}}
-	g := &dpi.Flow{Client: netip.MustParseAddrPort(mstC), Server: netip.MustParseAddrPort(rtu7S)}
+	g := &dpi.Flow{App: dpi.AppDNP3, Client: netip.MustParseAddrPort(mstC), Server: netip.MustParseAddrPort(rtu7S)}
 	d := &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Request, FC: dnp3.FuncDirectOperate, Link: dnp3.LinkHeader{Src: 1, Dst: 10},
 		Objects: []dnp3.ObjectHeader{{Group: 12, Variation: 1, Prefix: 1, Range: 7, Count: 1, NumPoints: 1}, {Group: 41, Variation: 2, Prefix: 1, Range: 7, Count: 1, FirstPoint: 1, NumPoints: 1}},
 		Points:  []dnp3.Point{{Index: 3}, {Index: 3, Value: 50}}}
@@ -858,8 +858,8 @@ func TestEngineNoAllocs(t *testing.T) {
 		i++
 		m.Time = t0.Add(time.Duration(i) * 20 * time.Millisecond) // 50 a second: no flood
 		d.Time = m.Time
-		e.Modbus(f, m)
-		e.DNP3(g, false, d)
+		e.Message(f, dpi.FromClient, m)
+		e.Message(g, dpi.FromClient, d)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per operation", allocs)
@@ -947,4 +947,12 @@ func TestQuietSpan(t *testing.T) {
 			t.Errorf("alert %d: %s #%d ×%d, want %s #%d ×%d", i, g.Rule, g.ID, g.Count, w.Rule, w.ID, w.Count)
 		}
 	}
+}
+
+// side is the end of a flow that sends a response (resp) or a request.
+func side(resp bool) dpi.Side {
+	if resp {
+		return dpi.FromServer
+	}
+	return dpi.FromClient
 }

@@ -10,11 +10,11 @@ import (
 // compiled is an enabled rule prepared for evaluation.
 type compiled struct {
 	rule     *Rule
-	idx      int32      // position in the engine's rule list (file order among enabled rules)
-	reqOnly  bool       // when.op is set: only requests have a class
-	fc       [3]CodeSet // by Proto: the function codes that may match, with when.op folded in
-	expected string     // Alert.Expected
-	seen     uint64     // the engine's operation number when last checked, so that a rule found twice is checked once
+	idx      int32     // position in the engine's rule list (file order among enabled rules)
+	reqOnly  bool      // when.op is set: only requests have a class
+	fc       []CodeSet // by Proto: the function codes that may match, with when.op folded in
+	expected string    // Alert.Expected
+	seen     uint64    // the engine's operation number when last checked, so that a rule found twice is checked once
 }
 
 // bucket is a list of rules, in file order, with the union of the function
@@ -118,17 +118,18 @@ type protoIndex struct {
 // network, then by function code and direction (a bitset per bucket and
 // per rule), before the full match.
 type ruleIndex struct {
-	protos [3]protoIndex // by Proto; 0 unused
+	protos []protoIndex // by Proto, for the protocols with an adapter; 0 unused
 }
 
-func compileRule(r *Rule, idx int32) *compiled {
-	c := &compiled{rule: r, idx: idx, reqOnly: r.When.Ops != 0}
-	for _, p := range []Proto{ProtoModbus, ProtoDNP3} {
-		if r.When.Proto != 0 && r.When.Proto != p {
+// compileRule prepares r for the protocols of ads.
+func compileRule(r *Rule, idx int32, ads *adapters) *compiled {
+	c := &compiled{rule: r, idx: idx, reqOnly: r.When.Ops != 0, fc: make([]CodeSet, ads.span())}
+	for p, ad := range ads[:len(c.fc)] {
+		if ad == nil || r.When.Proto != 0 && r.When.Proto != Proto(p) {
 			continue
 		}
 		for fc := 0; fc < 256; fc++ {
-			if r.When.FC.Has(p, uint8(fc)) && classMayMatch(r.When.Ops, p, uint8(fc)) {
+			if r.When.FC.Has(Proto(p), uint8(fc)) && classMayMatch(r.When.Ops, ad, uint8(fc)) {
 				c.fc[p].Add(uint8(fc))
 			}
 		}
@@ -142,26 +143,23 @@ func compileRule(r *Rule, idx int32) *compiled {
 	return c
 }
 
-// classMayMatch reports whether a request with function code fc of
-// protocol p may have a class in ops (any when ops is empty).
-func classMayMatch(ops OpSet, p Proto, fc uint8) bool {
-	if ops == 0 {
-		return true
-	}
-	switch p {
-	case ProtoModbus:
-		if fc == 8 {
-			return ops.Has(OpDiagnostic) || ops.Has(OpRestart) || ops.Has(OpConfig)
-		}
-		return ops.Has(ModbusClass(fc, 0))
-	case ProtoDNP3:
-		return ops.Has(DNP3Class(fc))
-	}
-	return false
+// classMayMatch reports whether a request with function code fc of ad's
+// protocol may have a class in ops (any when ops is empty).
+func classMayMatch(ops OpSet, ad Adapter, fc uint8) bool {
+	return ops == 0 || ops&ad.Classes(fc) != 0
+}
+
+// accepts reports whether op's protocol and function code may match c.
+func (c *compiled) accepts(op *Op) bool {
+	return int(op.Proto) < len(c.fc) && c.fc[op.Proto].Has(op.FC)
 }
 
 func (ix *ruleIndex) add(c *compiled) {
-	for _, p := range []Proto{ProtoModbus, ProtoDNP3} {
+	if len(ix.protos) < len(c.fc) {
+		ix.protos = append(ix.protos, make([]protoIndex, len(c.fc)-len(ix.protos))...)
+	}
+	for i := range c.fc {
+		p := Proto(i)
 		if c.fc[p].Empty() {
 			continue
 		}
@@ -193,6 +191,9 @@ const maxBuckets = 2*(128+1) + 1
 // buckets appends to out the buckets whose rules may apply to operations
 // of protocol p from src to dst, before the function code is known.
 func (ix *ruleIndex) buckets(p Proto, src, dst netip.Addr, out []*bucket) []*bucket {
+	if int(p) >= len(ix.protos) {
+		return out
+	}
 	pi := &ix.protos[p]
 	out, _ = pi.dst.lookup(dst, out)
 	out, _ = pi.src.lookup(src, out)
@@ -203,8 +204,9 @@ func (ix *ruleIndex) buckets(p Proto, src, dst netip.Addr, out []*bucket) []*buc
 }
 
 // matches reports whether op satisfies every field of m. The cheap
-// fields are tested first; DNP3 points are decoded only when m needs them.
-func matches(m *Match, op *Op) bool {
+// fields are tested first; the fields that need the message decoded
+// further (DNP3 points) last. ad is the adapter of op's protocol.
+func matches(ad Adapter, m *Match, op *Op) bool {
 	if m.Proto != 0 && m.Proto != op.Proto {
 		return false
 	}
@@ -214,35 +216,16 @@ func matches(m *Match, op *Op) bool {
 	if !m.FC.Has(op.Proto, op.FC) {
 		return false
 	}
-	switch op.Proto {
-	case ProtoModbus:
-		if !m.Units.Empty() && !m.Units.Has(op.Unit) {
-			return false
-		}
-		if m.Tables != 0 && !m.Tables.Has(op.Table) {
-			return false
-		}
-		if len(m.Addr) > 0 && !addrMatches(m.Addr, op) {
-			return false
-		}
-	case ProtoDNP3:
-		if len(m.LinkSrc) > 0 && !m.LinkSrc.Contains(uint32(op.LinkSrc)) {
-			return false
-		}
-		if len(m.LinkDst) > 0 && !m.LinkDst.Contains(uint32(op.LinkDst)) {
-			return false
-		}
-	}
-	if len(m.Dst) > 0 && !endpointsMatch(m.Dst, op.Dst.Addr(), op, false) {
+	if !ad.Match(m, op) {
 		return false
 	}
-	if len(m.Src) > 0 && !endpointsMatch(m.Src, op.Src.Addr(), op, true) {
+	if len(m.Dst) > 0 && !endpointsMatch(ad, m.Dst, op.Dst.Addr(), op, false) {
 		return false
 	}
-	if op.Proto == ProtoDNP3 && (len(m.Groups) > 0 || len(m.Points) > 0) {
-		return objectsMatch(m, op.DNP3)
+	if len(m.Src) > 0 && !endpointsMatch(ad, m.Src, op.Src.Addr(), op, true) {
+		return false
 	}
-	return true
+	return ad.MatchPayload(m, op)
 }
 
 // addrMatches reports whether the addresses a Modbus operation touches
@@ -273,28 +256,15 @@ func span(addr, count uint16) (lo, hi uint32) {
 
 // endpointsMatch reports whether addr, with the unit or link address of
 // op, matches one of eps (see Endpoint).
-func endpointsMatch(eps []Endpoint, addr netip.Addr, op *Op, isSrc bool) bool {
+func endpointsMatch(ad Adapter, eps []Endpoint, addr netip.Addr, op *Op, isSrc bool) bool {
 	addr = addr.Unmap()
 	for i := range eps {
 		ep := &eps[i]
 		if !prefixesContain(ep.Prefixes, addr) {
 			continue
 		}
-		switch op.Proto {
-		case ProtoModbus:
-			if !ep.Units.Empty() && !ep.Units.Has(op.Unit) {
-				continue
-			}
-		case ProtoDNP3:
-			if len(ep.DNP3) > 0 {
-				la := op.LinkDst
-				if isSrc {
-					la = op.LinkSrc
-				}
-				if !ep.DNP3.Contains(uint32(la)) {
-					continue
-				}
-			}
+		if !ad.Endpoint(ep, op, isSrc) {
+			continue
 		}
 		return true
 	}

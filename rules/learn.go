@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi"
-	"github.com/tapwatch/tapwatch/dpi/dnp3"
-	"github.com/tapwatch/tapwatch/dpi/modbus"
 )
 
 // Default bounds of a Learner's memory.
@@ -26,6 +24,8 @@ const (
 // defaults.
 type LearnerOptions struct {
 	MaxHosts, MaxPairs, MaxRanges, MaxValues, MaxObjects int
+	// Adapters are adapters of further protocols, next to Modbus and DNP3.
+	Adapters []Adapter
 }
 
 // LearnStats count what a Learner saw and what it could not keep.
@@ -49,6 +49,7 @@ type Learner struct {
 	order []*learnPair // in order of first sight
 	stats LearnStats
 	op    Op
+	ads   *adapters
 }
 
 type learnHost struct {
@@ -84,28 +85,10 @@ func NewLearner(o LearnerOptions) *Learner {
 	def(&o.MaxRanges, DefaultMaxRanges)
 	def(&o.MaxValues, DefaultMaxValues)
 	def(&o.MaxObjects, DefaultMaxObjects)
-	return &Learner{opts: o, hosts: map[netip.Addr]*learnHost{}, pairs: map[pairKey]*learnPair{}}
+	return &Learner{opts: o, ads: withAdapters(o.Adapters), hosts: map[netip.Addr]*learnHost{}, pairs: map[pairKey]*learnPair{}}
 }
 
 var _ dpi.Handler = (*Learner)(nil)
-
-// Modbus implements dpi.Handler.
-func (l *Learner) Modbus(f *dpi.Flow, m *modbus.Message) {
-	if m.Outcome == modbus.OutcomeUnanswered || !m.HasFunction() {
-		return
-	}
-	l.op.FromModbus(f, m)
-	l.Observe(&l.op)
-}
-
-// DNP3 implements dpi.Handler.
-func (l *Learner) DNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
-	if m.Kind != dnp3.KindApplication {
-		return
-	}
-	l.op.FromDNP3(f, fromServer, m)
-	l.Observe(&l.op)
-}
 
 // Stats returns the learner's counters.
 func (l *Learner) Stats() LearnStats { return l.stats }

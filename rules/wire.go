@@ -27,13 +27,8 @@ func (a *Alert) Event() *event.Alert {
 		ev.FCs = append(ev.FCs, uint16(fc))
 	}
 	ev.Src, ev.Dst = endpoint(a.Src, a.SrcMAC), endpoint(a.Dst, a.DstMAC)
-	switch a.Proto {
-	case ProtoModbus:
-		u := a.Unit
-		ev.Unit = &u
-	case ProtoDNP3:
-		s, d := a.LinkSrc, a.LinkDst
-		ev.DNP3Src, ev.DNP3Dst = &s, &d
+	if ad := a.adapter(); ad != nil {
+		ad.Wire(ev, a)
 	}
 	if a.HasAddr {
 		ev.Addr = &event.Range{Lo: a.AddrLo, Hi: a.AddrHi}
@@ -60,4 +55,13 @@ func endpoint(ap netip.AddrPort, mac [6]byte) *event.Endpoint {
 
 func macString(mac [6]byte) string {
 	return string(appendMAC(nil, mac))
+}
+
+// adapter is the adapter of a's protocol: the engine's that raised it, or
+// the default one for an alert made elsewhere.
+func (a *Alert) adapter() Adapter {
+	if a.ad != nil {
+		return a.ad
+	}
+	return defaultAdapters[a.Proto]
 }

@@ -347,7 +347,7 @@ func TestAssembledAllocs(t *testing.T) {
 	asm := assemble(t, pipeline.Setup{Sinks: pipeline.Sinks{
 		Alerts: []pipeline.AlertSink{nopAlerts{}, nopAlerts{}}, Assets: []pipeline.AssetSink{nopAssets{}, nopAssets{}},
 		Ops: []sensor.OpsSink{nopOps{}, nopOps{}}}})
-	f := dpi.Flow{Transport: dpi.TCP, Client: hmi, Server: plc}
+	f := dpi.Flow{Transport: dpi.TCP, App: dpi.AppModbus, Client: hmi, Server: plc}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	m := modbus.Message{Meta: modbus.Meta{Time: now, Frame: 4}, Dir: modbus.Request, TID: 1, Unit: 1, FC: 3,
 		HasAddr: true, Addr: 100, Count: 2, PDU: []byte{3, 0, 100, 0, 2}}

@@ -1,0 +1,104 @@
+package rules
+
+import (
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/event"
+)
+
+// Adapter is what the rules know of one protocol. It turns the messages of
+// the protocol's decoder into an Op, and answers the questions whose
+// answer differs by protocol. Modbus and DNP3 have theirs
+// (adapter_modbus.go, adapter_dnp3.go); EngineOptions.Adapters and
+// LearnerOptions.Adapters add more.
+//
+// The engine calls an adapter for every message, so its methods must
+// allocate nothing, except Alert, which runs only when an alert fires.
+type Adapter interface {
+	// Proto is the protocol the adapter serves: messages on flows whose
+	// App is Proto come to it.
+	Proto() Proto
+	// Op fills op from m, a message of the protocol's decoder that from
+	// sent on flow f, and says what the engine does with it.
+	Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use
+	// HasFunction reports whether op's FC is a function code, not the
+	// byte where one would be in a message too damaged to have one.
+	HasFunction(op *Op) bool
+	// Classes is the set of classes a request with function code fc may
+	// have: one, or none (the bit of class 0), or more when the class
+	// depends on more than the function code.
+	Classes(fc uint8) OpSet
+	// Match reports whether op satisfies the fields of m that only this
+	// protocol has and that are cheap to test; MatchPayload tests those
+	// that need the message decoded further, after the addresses.
+	Match(m *Match, op *Op) bool
+	MatchPayload(m *Match, op *Op) bool
+	// Endpoint reports whether op satisfies the protocol's fields of ep, an
+	// endpoint whose address matched op's source (isSrc) or destination.
+	Endpoint(ep *Endpoint, op *Op, isSrc bool) bool
+	// Values adds to v the values op writes that r selects and that lie
+	// outside r.Value (r is a value rule).
+	Values(r *Rule, op *Op, v *Violations)
+	// Unclassed reports whether op, a request whose function has no
+	// class, may change anything: it then folds with writes.
+	Unclassed(op *Op) bool
+	// Device is what op addresses within its destination host (a Modbus
+	// unit, a DNP3 link address); alerts about different devices are not
+	// folded together.
+	Device(op *Op) uint16
+	// Alert fills the fields of an alert about op that depend on the
+	// protocol: device, function name and evidence, and, when addr is
+	// true, the address range and values op carries.
+	Alert(a *Alert, op *Op, addr bool)
+	// Wire fills the fields of ev, a's wire message, that only this
+	// protocol has.
+	Wire(ev *event.Alert, a *Alert)
+}
+
+// Use is what the engine does with an Op.
+type Use uint8
+
+const (
+	UseNone   Use = iota // not a message of the adapter's protocol: op is left as it was
+	UseTime              // only the engine's clock moves to op.Time; nothing else sees it
+	UseDetect            // the built-in detectors see it, the rules do not
+	UseRules             // the detectors and the rules see it, and the learner learns from it
+)
+
+// adapters is a registry of adapters, by protocol.
+type adapters [256]Adapter
+
+// defaultAdapters are the adapters of the protocols tapwatch ships.
+var defaultAdapters = adapters{
+	ProtoModbus: modbusAdapter{},
+	ProtoDNP3:   dnp3Adapter{},
+}
+
+// span is one more than the highest protocol with an adapter.
+func (r *adapters) span() int {
+	for p := len(r) - 1; p > 0; p-- {
+		if r[p] != nil {
+			return p + 1
+		}
+	}
+	return 1
+}
+
+// withAdapters returns the default registry with extra added; an extra
+// adapter replaces a default one of the same protocol.
+func withAdapters(extra []Adapter) *adapters {
+	if len(extra) == 0 {
+		return &defaultAdapters
+	}
+	r := defaultAdapters
+	for _, a := range extra {
+		r[a.Proto()] = a
+	}
+	return &r
+}
+
+// setEvidence copies the first MaxAlertEvidence bytes of b into a.
+func setEvidence(a *Alert, b []byte) {
+	if len(b) > 0 {
+		a.Evidence = append([]byte(nil), b[:min(len(b), MaxAlertEvidence)]...)
+	}
+}

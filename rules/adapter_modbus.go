@@ -1,0 +1,165 @@
+package rules
+
+import (
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/event"
+)
+
+// modbusAdapter is the Adapter of Modbus (TCP, UDP and RTU over TCP).
+type modbusAdapter struct{}
+
+func (modbusAdapter) Proto() Proto { return ProtoModbus }
+
+// Op: requests repeated when given up on (OutcomeUnanswered) are not
+// evaluated. The built-in detectors see every other message, malformed
+// ones included; the rules only messages with a function code.
+func (modbusAdapter) Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use {
+	mb, ok := m.(*modbus.Message)
+	if !ok {
+		return UseNone
+	}
+	op.FromModbus(f, mb)
+	switch {
+	case mb.Outcome == modbus.OutcomeUnanswered:
+		return UseTime
+	case mb.HasFunction():
+		return UseRules
+	}
+	return UseDetect
+}
+
+func (modbusAdapter) HasFunction(op *Op) bool {
+	return op.Modbus == nil || op.Modbus.HasFunction()
+}
+
+// Classes: FC 8's class depends on its sub-function.
+func (modbusAdapter) Classes(fc uint8) OpSet {
+	if fc == 8 {
+		return 1<<OpDiagnostic | 1<<OpRestart | 1<<OpConfig
+	}
+	return 1 << ModbusClass(fc, 0)
+}
+
+// Match: the unit, table and addresses.
+func (modbusAdapter) Match(m *Match, op *Op) bool {
+	if !m.Units.Empty() && !m.Units.Has(op.Unit) {
+		return false
+	}
+	if m.Tables != 0 && !m.Tables.Has(op.Table) {
+		return false
+	}
+	return len(m.Addr) == 0 || addrMatches(m.Addr, op)
+}
+
+func (modbusAdapter) MatchPayload(*Match, *Op) bool { return true }
+
+// Endpoint: the endpoint's unit ids.
+func (modbusAdapter) Endpoint(ep *Endpoint, op *Op, _ bool) bool {
+	return ep.Units.Empty() || ep.Units.Has(op.Unit)
+}
+
+// Values: the values of a write request, at the addresses of when.addr
+// (all when it has none).
+func (modbusAdapter) Values(r *Rule, op *Op, v *Violations) {
+	if !op.HasAddr || op.Class != OpWrite {
+		return
+	}
+	for i, x := range op.Values {
+		at := uint32(op.Addr) + uint32(i)
+		if len(r.When.Addr) > 0 && !r.When.Addr.Contains(at) {
+			continue
+		}
+		if f := float64(x); !r.Value.Contains(f) {
+			v.Add(at, f)
+		}
+	}
+}
+
+func (a modbusAdapter) Unclassed(op *Op) bool { return a.HasFunction(op) }
+
+func (modbusAdapter) Device(op *Op) uint16 { return uint16(op.Unit) }
+
+// Alert: the unit, the PDU as evidence, and the address range of the
+// request or response, with the values a write request carries.
+func (modbusAdapter) Alert(a *Alert, op *Op, addr bool) {
+	a.Unit = op.Unit
+	a.FCName = modbus.FunctionName(op.FC)
+	if addr && op.HasAddr {
+		a.HasAddr = true
+		a.AddrLo, a.AddrHi = span(op.Addr, op.Count)
+		if op.Request && op.Class == OpWrite && len(op.Values) > 0 {
+			n := min(len(op.Values), MaxAlertValues)
+			a.Values = make([]float64, n)
+			for i, x := range op.Values[:n] {
+				a.Values[i] = float64(x)
+			}
+		}
+	}
+	if op.Modbus != nil {
+		setEvidence(a, op.Modbus.PDU)
+	}
+}
+
+func (modbusAdapter) Wire(ev *event.Alert, a *Alert) {
+	u := a.Unit
+	ev.Unit = &u
+}
+
+// FromModbus fills op from a decoded Modbus message on flow f.
+func (op *Op) FromModbus(f *dpi.Flow, m *modbus.Message) {
+	*op = Op{
+		Time: m.Time, Frame: m.Frame, Proto: ProtoModbus, Flow: f,
+		Src: f.Client, Dst: f.Server, Request: m.Dir == modbus.Request,
+		FC: m.FC, Unit: m.Unit, HasAddr: m.HasAddr, Addr: m.Addr, Count: m.Count, Values: m.Values,
+		Modbus: m,
+	}
+	if !op.Request {
+		op.Src, op.Dst = f.Server, f.Client
+	}
+	op.Table = ModbusTable(m.FC)
+	if op.Request && m.HasFunction() {
+		op.Class = ModbusClass(m.FC, m.Sub)
+	}
+}
+
+// ModbusTable is the data table a Modbus function code addresses, or 0.
+func ModbusTable(fc uint8) Table {
+	switch fc {
+	case 1, 5, 15:
+		return TableCoils
+	case 2:
+		return TableDiscreteInputs
+	case 4:
+		return TableInputRegisters
+	case 3, 6, 16, 22, 23, 24:
+		return TableHoldingRegisters
+	}
+	return 0
+}
+
+// ModbusClass is the class of a Modbus request (MODBUS Application
+// Protocol V1.1b3): sub is the FC 8 sub-function. Device identification
+// and the event log are reads; writes of any table are writes; FC 8 is a
+// diagnostic, but restart communications (sub-function 1) is a restart and
+// force listen only (4) changes the device's operating mode; file records
+// are files. Function codes outside the specification have no class.
+func ModbusClass(fc uint8, sub uint16) OpClass {
+	switch fc {
+	case 1, 2, 3, 4, 7, 11, 12, 17, 24, 43:
+		return OpRead
+	case 5, 6, 15, 16, 22, 23:
+		return OpWrite
+	case 8:
+		switch sub {
+		case 1:
+			return OpRestart
+		case 4:
+			return OpConfig
+		}
+		return OpDiagnostic
+	case 20, 21:
+		return OpFile
+	}
+	return 0
+}
