@@ -49,9 +49,9 @@ import (
 // seqs of the records of a segment follow each other without a gap from
 // the segment's name; each write ends with an end mark (8 zero bytes),
 // where there is room. The first record that is short, fails its
-// checksum or breaks the sequence ends the segment: after an end mark
-// (or an older record of a reused segment) that is its clean end;
-// anything else is damage, or a write torn by a power cut.
+// checksum or breaks the sequence ends the segment: at an end mark that
+// is its clean end (the records of a reused segment's earlier use may
+// follow it); anything else is damage, or a write torn by a power cut.
 //
 // Every append and every acknowledgement is synced (fsync) before it
 // returns. The seq must never be reused, even if the segments are lost
@@ -172,8 +172,8 @@ type segment struct {
 	used  int64    // bytes of its records
 	size  int64    // bytes allocated
 	tombs []uint64 // seqs of its dropped records, counted already, ascending
-	// damaged: at open, its records ended at something that is neither
-	// free space nor an earlier use's record.
+	// damaged: at open, its records ended at something other than an
+	// end mark (or free space).
 	damaged bool
 }
 
@@ -513,10 +513,9 @@ func (s *Spool) openSegment(name string, first uint64) (*segment, error) {
 			return nil, err
 		}
 		if !ok {
-			// Free space (zeros) or the records of the segment's earlier
-			// use (lower seqs) end it; anything else is damage or a
-			// write torn by a power cut.
-			seg.damaged = !bytes.Equal(hdr[:], endMark[:]) && !olderRecord(f, seg.used, seg.end, size, hdr[:], &body)
+			// An end mark (or free space, which is zeros) ends it;
+			// anything else is damage or a write torn by a power cut.
+			seg.damaged = !bytes.Equal(hdr[:], endMark[:])
 			break
 		}
 		if body[8]&flagDropped != 0 {
@@ -526,21 +525,6 @@ func (s *Spool) openSegment(name string, first uint64) (*segment, error) {
 		seg.end++
 	}
 	return seg, nil
-}
-
-// olderRecord reports whether the record at off is whole and of a lower
-// seq than want: one of the records a reused segment held before.
-func olderRecord(f spoolFile, off int64, want uint64, size int64, hdr []byte, body *[]byte) bool {
-	l := int64(binary.BigEndian.Uint32(hdr))
-	if l < recFixed || off+recHeader+l > size {
-		return false
-	}
-	b := slices.Grow((*body)[:0], int(l))[:l]
-	*body = b
-	if _, err := f.ReadAt(b, off+recHeader); err != nil {
-		return false
-	}
-	return crc32.Checksum(b, crcTable) == binary.BigEndian.Uint32(hdr[4:]) && binary.BigEndian.Uint64(b) < want
 }
 
 // readRecord reads the record at off, which must carry seq, into *body;

@@ -61,17 +61,25 @@ func TestSpoolUnknownNumbers(t *testing.T) {
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 
+// fill appends n messages of size bytes to a new spool, and closes it.
+func (e *spoolEnv) fill(lim Limits, n, size int) {
+	e.t.Helper()
+	s := e.mustOpen(lim)
+	for range n {
+		if _, err := s.Append([]Item{sized(size)}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	s.Close()
+}
+
 // TestSpoolDamagedTail: the end of the last segment damaged (or cut by a
 // power cut) loses what it held; the loss is counted once and numbering
 // goes on above every number reserved, so that none is used twice.
 func TestSpoolDamagedTail(t *testing.T) {
 	e := newSpoolEnv(t, nil)
 	lim := Limits{MaxBytes: 4 * minSegment, MaxMessages: 1000}
-	s := e.mustOpen(lim)
-	for range 10 {
-		s.Append([]Item{sized(100)})
-	}
-	s.Close()
+	e.fill(lim, 10, 100)
 	recLen := int64(recHeader + recFixed + 3 + 100)
 	corrupt(t, filepath.Join(e.dir, spoolDirName, segName(1)), 7*recLen+20) // the 8th record
 	s, warn := e.open(lim)
@@ -99,11 +107,7 @@ func TestSpoolDamagedTail(t *testing.T) {
 func TestSpoolDropCountedOnce(t *testing.T) {
 	e := newSpoolEnv(t, nil)
 	lim := Limits{MaxBytes: 8 * minSegment, MaxMessages: 1000}
-	s := e.mustOpen(lim)
-	for range 200 {
-		s.Append([]Item{sized(400)})
-	}
-	s.Close()
+	e.fill(lim, 200, 400)
 	corrupt(t, filepath.Join(e.dir, spoolDirName, segName(1)), 20)
 	s, warn := e.open(lim)
 	if warn == nil {

@@ -472,11 +472,7 @@ func corrupt(t *testing.T, path string, off int64) {
 func TestSpoolDamaged(t *testing.T) {
 	e := newSpoolEnv(t, nil)
 	lim := Limits{MaxBytes: 4 * minSegment, MaxMessages: 1000}
-	s := e.mustOpen(lim)
-	for range 200 { // several segments of 32 KiB
-		s.Append([]Item{sized(400)})
-	}
-	s.Close()
+	e.fill(lim, 200, 400) // several segments of 32 KiB
 	segs, _ := filepath.Glob(filepath.Join(e.dir, spoolDirName, "*"+segSuffix))
 	if len(segs) < 2 {
 		t.Fatalf("segments %v", segs)
