@@ -21,7 +21,7 @@ Usage:
   tapwatch run [-c FILE]       the daemon: live capture from the tap, detection, MQTT uplink
                                (default config /etc/tapwatch/tapwatch.yaml; docs/config.md)
   tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION] [--fail-on SEVERITY]
-                 [--ops | --summary | --json] [--mqtt URL --site S --sensor N]
+                 [--ops | --summary | --json] [--site S] [--sensor N] [--mqtt URL]
                  [--modbus-ports LIST] [--dnp3-ports LIST] [--modbus-rtu-ports LIST] [--max-flows N] FILE...
                                decode capture files (pcap or pcapng), run the detectors and
                                print the alerts (one JSON object a line), or with --ops the
