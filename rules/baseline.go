@@ -191,11 +191,7 @@ func (d *decoder) conversation(n *node, path string) Conversation {
 	}
 	if e, ok := f["fc"]; ok && c.Proto != 0 {
 		fc := d.funcCodes(e.val, path+".fc", c.Proto)
-		if c.Proto == ProtoModbus {
-			c.FC = fc.Modbus
-		} else {
-			c.FC = fc.DNP3
-		}
+		c.FC = *fc.Set(c.Proto)
 	}
 	for _, k := range []string{"read", "write"} {
 		e, ok := f[k]
@@ -235,7 +231,9 @@ func (d *decoder) conversation(n *node, path string) Conversation {
 			c.Objects = append(c.Objects, o)
 		})
 	}
-	if e, ok := f["values"]; ok && c.Proto != 0 {
+	if e, ok := f["values"]; ok && c.Proto != 0 && c.Proto != ProtoModbus && c.Proto != ProtoDNP3 {
+		d.errorf(e.pos, path+".values", "values are learned for Modbus and DNP3 only")
+	} else if ok && c.Proto != 0 {
 		d.each(e.val, path+".values", "value ranges", func(it *node, vp string) {
 			c.Values = append(c.Values, d.valueRange(it, vp, c.Proto))
 		})
@@ -310,8 +308,11 @@ func (v *validator) baseline(b *Baseline) {
 	for i := range b.Conversations {
 		c := &b.Conversations[i]
 		path := fmt.Sprintf("baseline.conversations[%d]", i)
-		if c.Proto != ProtoModbus && c.Proto != ProtoDNP3 {
+		if c.Proto == 0 {
 			v.errorf(path+".proto", path+".proto", "give proto: modbus or proto: dnp3")
+		}
+		if c.Proto != ProtoModbus && c.Proto != ProtoDNP3 && (!c.Units.Empty() || len(c.LinkSrc) > 0 || len(c.LinkDst) > 0 || len(c.Objects) > 0 || len(c.Values) > 0) {
+			v.errorf(path, path, "a %s conversation has only fc and writes_per_minute", c.Proto)
 		}
 		if !c.Src.IsValid() {
 			v.errorf(path+".src", path+".src", "needs the master's address")
@@ -416,11 +417,7 @@ func (p *Policy) formatBaseline(b *bytes.Buffer) {
 		}
 		if !c.FC.Empty() {
 			m := Match{Proto: c.Proto}
-			if c.Proto == ProtoModbus {
-				m.FC.Modbus = c.FC
-			} else {
-				m.FC.DNP3 = c.FC
-			}
+			*m.FC.Set(c.Proto) = c.FC
 			fmt.Fprintf(b, "      fc: %s\n", flowList(fcTerms(&m)))
 		}
 		for _, side := range []struct {
@@ -638,21 +635,13 @@ func fcName(op *Op) string {
 
 func opFuncName(op *Op) string {
 	m := Match{Proto: op.Proto}
-	if op.Proto == ProtoModbus {
-		m.FC.Modbus.Add(op.FC)
-	} else {
-		m.FC.DNP3.Add(op.FC)
-	}
+	m.FC.Set(op.Proto).Add(op.FC)
 	return strings.Join(fcTerms(&m), "")
 }
 
 func fcTermsPlain(c *Conversation) []string {
 	m := Match{Proto: c.Proto}
-	if c.Proto == ProtoModbus {
-		m.FC.Modbus = c.FC
-	} else {
-		m.FC.DNP3 = c.FC
-	}
+	*m.FC.Set(c.Proto) = c.FC
 	return fcTerms(&m)
 }
 

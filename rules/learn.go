@@ -54,7 +54,7 @@ type Learner struct {
 
 type learnHost struct {
 	addr          netip.Addr
-	master, slave [ProtoDNP3 + 1]bool
+	master, slave CodeSet // the protocols it is a master or a device of
 	units         CodeSet
 	links         Ranges
 }
@@ -95,7 +95,7 @@ func (l *Learner) Stats() LearnStats { return l.stats }
 
 // Observe learns from one operation; only requests teach anything.
 func (l *Learner) Observe(op *Op) {
-	if !op.Request || op.Proto != ProtoModbus && op.Proto != ProtoDNP3 {
+	if !op.Request || op.Proto == 0 {
 		return
 	}
 	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
@@ -116,8 +116,8 @@ func (l *Learner) Observe(op *Op) {
 	}
 	l.stats.Requests++
 	l.stats.Last = op.Time
-	hs.master[op.Proto] = true
-	hd.slave[op.Proto] = true
+	hs.master.Add(uint8(op.Proto))
+	hd.slave.Add(uint8(op.Proto))
 	p.fc.Add(op.FC)
 	switch op.Proto {
 	case ProtoModbus:
@@ -285,7 +285,7 @@ func (l *Learner) Baseline(margin float64) *Policy {
 	slices.SortFunc(hosts, func(a, b *learnHost) int { return a.addr.Compare(b.addr) })
 	for _, h := range hosts {
 		a := Asset{Name: assetName(h), Prefixes: []netip.Prefix{netip.PrefixFrom(h.addr, h.addr.BitLen())}}
-		if h.slave[ProtoModbus] {
+		if h.slave.Has(uint8(ProtoModbus)) {
 			a.Units = h.units
 		}
 		for _, r := range h.links {
@@ -338,17 +338,22 @@ func (l *Learner) Baseline(margin float64) *Policy {
 
 // assetName names a host by its role and address: master-10-10-1-10,
 // plc-10-10-1-20 (a Modbus device), outstation-10-10-1-40 (a DNP3
-// device), host-… when it is both a master and a device.
+// device), device-… (a device of other protocols only), host-… when it
+// is both a master and a device, or both a Modbus and a DNP3 device.
 func assetName(h *learnHost) string {
-	master := h.master[ProtoModbus] || h.master[ProtoDNP3]
+	var modbus, dnp3 CodeSet
+	modbus.Add(uint8(ProtoModbus))
+	dnp3.Add(uint8(ProtoDNP3))
 	role := "host"
 	switch {
-	case master && !h.slave[ProtoModbus] && !h.slave[ProtoDNP3]:
+	case !h.master.Empty() && h.slave.Empty():
 		role = "master"
-	case !master && h.slave[ProtoModbus] && !h.slave[ProtoDNP3]:
+	case h.master.Empty() && h.slave == modbus:
 		role = "plc"
-	case !master && h.slave[ProtoDNP3] && !h.slave[ProtoModbus]:
+	case h.master.Empty() && h.slave == dnp3:
 		role = "outstation"
+	case h.master.Empty() && !h.slave.Has(uint8(ProtoModbus)) && !h.slave.Has(uint8(ProtoDNP3)):
+		role = "device"
 	}
 	return role + "-" + strings.NewReplacer(".", "-", ":", "-").Replace(h.addr.String())
 }
@@ -452,8 +457,8 @@ func (l *Learner) Resume(p *Policy) {
 		if hs == nil || hd == nil {
 			continue
 		}
-		hs.master[c.Proto] = true
-		hd.slave[c.Proto] = true
+		hs.master.Add(uint8(c.Proto))
+		hd.slave.Add(uint8(c.Proto))
 		if c.Proto == ProtoModbus {
 			if a := assets[c.Dst]; a != nil {
 				hd.units.Union(&a.Units)

@@ -237,27 +237,41 @@ func normalize(rs Ranges) Ranges {
 }
 
 // FuncCodes is a resolved fc match, one set per protocol, because code 5
-// is write_single_coil in Modbus and direct_operate in DNP3. Both empty
-// means any function.
+// is write_single_coil in Modbus and direct_operate in DNP3. Other holds
+// the codes, given as numbers, of every other protocol. All empty means
+// any function.
 type FuncCodes struct {
-	Modbus, DNP3 CodeSet
+	Modbus, DNP3, Other CodeSet
 }
 
 // Any reports whether the match accepts every function code.
-func (f *FuncCodes) Any() bool { return f.Modbus.Empty() && f.DNP3.Empty() }
+func (f *FuncCodes) Any() bool { return f.Modbus.Empty() && f.DNP3.Empty() && f.Other.Empty() }
+
+// Set returns the set that holds the codes of protocol p.
+func (f *FuncCodes) Set(p Proto) *CodeSet {
+	switch p {
+	case ProtoModbus:
+		return &f.Modbus
+	case ProtoDNP3:
+		return &f.DNP3
+	}
+	return &f.Other
+}
+
+// only reports whether f holds no codes but those of protocol p.
+func (f *FuncCodes) only(p Proto) bool {
+	mine := f.Set(p)
+	for _, s := range []*CodeSet{&f.Modbus, &f.DNP3, &f.Other} {
+		if s != mine && !s.Empty() {
+			return false
+		}
+	}
+	return true
+}
 
 // Has reports whether function code fc of protocol p matches.
 func (f *FuncCodes) Has(p Proto, fc uint8) bool {
-	if f.Any() {
-		return true
-	}
-	switch p {
-	case ProtoModbus:
-		return f.Modbus.Has(fc)
-	case ProtoDNP3:
-		return f.DNP3.Has(fc)
-	}
-	return false
+	return f.Any() || f.Set(p).Has(fc)
 }
 
 // GroupVar is a DNP3 object group and variation; Var 0 means any
@@ -1189,19 +1203,17 @@ func (d *decoder) bounds(n *node, path string) *Bounds {
 
 var matchFields = []string{"proto", "src", "dst", "link_src", "link_dst", "unit", "op", "fc", "table", "addr", "group", "points"}
 
-// proto reads a protocol name: modbus or dnp3.
+// proto reads a protocol name: modbus, dnp3, or the name of another
+// protocol a decoder registered (proto.New).
 func (d *decoder) proto(n *node, path string) Proto {
 	s, ok := d.scalar(n, path, "modbus or dnp3")
 	if !ok {
 		return 0
 	}
-	switch s {
-	case ProtoModbus.String():
-		return ProtoModbus
-	case ProtoDNP3.String():
-		return ProtoDNP3
+	if id, ok := proto.Lookup(s); ok {
+		return id
 	}
-	d.errorf(n.pos, path, "%q is not a protocol%s", s, yamlpos.Choices(s, []string{ProtoModbus.String(), ProtoDNP3.String()}))
+	d.errorf(n.pos, path, "%q is not a protocol%s", s, yamlpos.Choices(s, proto.Names()))
 	return 0
 }
 
@@ -1371,11 +1383,13 @@ func (d *decoder) funcCodes(n *node, path string, proto Proto) FuncCodes {
 				continue
 			}
 			for c := lo; c <= hi; c++ {
-				if proto != ProtoDNP3 {
+				if proto == 0 {
+					// No protocol: the code of every protocol.
 					fc.Modbus.Add(uint8(c))
-				}
-				if proto != ProtoModbus {
 					fc.DNP3.Add(uint8(c))
+					fc.Other.Add(uint8(c))
+				} else {
+					fc.Set(proto).Add(uint8(c))
 				}
 			}
 			continue
@@ -1400,6 +1414,8 @@ func (d *decoder) funcCodes(n *node, path string, proto Proto) FuncCodes {
 			fc.DNP3.Add(dc)
 		default:
 			switch {
+			case proto != 0:
+				d.errorf(it.pos, path, "%q: give %s's function codes as numbers", s, proto.Title())
 			case inModbus && inDNP3:
 				d.errorf(it.pos, path, "%q names a function in both Modbus and DNP3; set proto", s)
 			case inModbus:
@@ -1926,8 +1942,10 @@ func fcTerms(m *Match) []string {
 		inM, inD := m.FC.Modbus.Has(uint8(c)), m.FC.DNP3.Has(uint8(c))
 		name := ""
 		switch {
-		case !inM && !inD:
+		case !inM && !inD && !m.FC.Other.Has(uint8(c)):
 			continue
+		case !inM && !inD:
+			// Another protocol's code: a number.
 		case inM && !inD:
 			name = modbus.FunctionName(uint8(c))
 			if _, ok := modbusFuncs[name]; !ok {

@@ -70,6 +70,16 @@ func Lookup(name string) (ID, bool) {
 	return None, false
 }
 
+// Names returns the names of every protocol with an ID, in ID order.
+func Names() []string {
+	n := count.Load()
+	out := make([]string, 0, n-1)
+	for i := uint32(1); i < n; i++ {
+		out = append(out, table[i].name)
+	}
+	return out
+}
+
 // String is the protocol's name on the wire and in config: "modbus",
 // "dnp3". An ID that New did not give is "invalid".
 func (id ID) String() string {

@@ -141,7 +141,7 @@ func Assemble(s Setup) (*Assembly, error) {
 		opts.Assets = a.Inventory
 	}
 	if s.Learn {
-		a.Learner = rules.NewLearner(rules.LearnerOptions{})
+		a.Learner = rules.NewLearner(rules.LearnerOptions{Adapters: s.Engine.Adapters})
 		a.Learner.Resume(s.Resume)
 	}
 	opts.Ops = a.opsSink()
