@@ -41,6 +41,11 @@ type Adapter interface {
 	// Unclassed reports whether op, a request whose function has no
 	// class, may change anything: it then folds with writes.
 	Unclassed(op *Op) bool
+	// Learn tells to what a request teaches beyond its conversation
+	// (master, device, protocol), its function code and its rate of
+	// writes, which the learner takes from every protocol's Op itself.
+	// It runs only while learning.
+	Learn(op *Op, to Learned)
 	// Device is what op addresses within its destination host (a Modbus
 	// unit, a DNP3 link address); alerts about different devices are not
 	// folded together.
@@ -52,6 +57,27 @@ type Adapter interface {
 	// Wire fills the fields of ev, a's wire message, that only this
 	// protocol has.
 	Wire(ev *event.Alert, a *Alert)
+}
+
+// Learned is where an adapter's Learn puts what a request teaches, in
+// the terms of the baseline file (Conversation, Asset). A protocol with
+// none of these fields learns only its conversations.
+type Learned interface {
+	// Unit: the request addressed Modbus unit u; device says u names the
+	// device (unit 0 is a broadcast).
+	Unit(u uint8, device bool)
+	// Link: the request went from DNP3 link address src to dst; the
+	// master's and the device's own addresses are those below 0xFFF0.
+	Link(src, dst uint16)
+	// Addresses: the request read (write false) or wrote lo..hi of Modbus
+	// table t.
+	Addresses(t Table, write bool, lo, hi uint32)
+	// Points: the request named DNP3 object gv, and points lo..hi of it
+	// when some is true.
+	Points(gv GroupVar, some bool, lo, hi uint32)
+	// Value: the request wrote x at address at of Modbus table t, or of
+	// DNP3 object group g when t is 0.
+	Value(t Table, g uint8, at uint32, x float64)
 }
 
 // Use is what the engine does with an Op.

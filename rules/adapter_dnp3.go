@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"strconv"
+
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/event"
@@ -93,6 +95,31 @@ func (a dnp3Adapter) Unclassed(op *Op) bool {
 
 func (dnp3Adapter) Device(op *Op) uint16 { return op.LinkDst }
 
+// Learn: the link addresses, the objects and points named, and the
+// values of analog outputs (group 41) written or operated.
+func (dnp3Adapter) Learn(op *Op, to Learned) {
+	to.Link(op.LinkSrc, op.LinkDst)
+	m := op.DNP3
+	if m == nil {
+		return
+	}
+	for i := range m.Objects {
+		h := &m.Objects[i]
+		gv := GroupVar{h.Group, h.Variation}
+		to.Points(gv, false, 0, 0)
+		headerIndexes(m, i, func(lo, hi uint32) bool {
+			to.Points(gv, true, lo, hi)
+			return true
+		})
+		if h.Group == 41 && (op.Class == OpWrite || op.Class == OpControl) {
+			m.DecodePoints()
+			for _, pt := range headerPoints(m, i) {
+				to.Value(0, 41, pt.Index, pt.Value)
+			}
+		}
+	}
+}
+
 // Alert: the link addresses, and the fragment as evidence, or the raw
 // bytes of garbage and bad frames, for the detectors. A DNP3 alert has
 // an address range only when a value rule found one.
@@ -158,4 +185,76 @@ func DNP3Class(fc uint8) OpClass {
 		return OpAuth
 	}
 	return 0
+}
+
+// checkBaseline: the link addresses, the objects and points, and the
+// values of analog outputs.
+func (dnp3Adapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
+	r := e.base
+	c := pr.c
+	m := op.DNP3
+	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
+	if r.on[bNewAddress] && (!c.LinkDst.Contains(uint32(op.LinkDst)) || !c.LinkSrc.Contains(uint32(op.LinkSrc))) {
+		r.title = "New DNP3 link addresses " + strconv.Itoa(int(op.LinkSrc)) + " to " + strconv.Itoa(int(op.LinkDst)) + " from " + src.String() + " to " + dst.String()
+		r.expected = "link_src " + rangesText(c.LinkSrc) + ", link_dst " + rangesText(c.LinkDst)
+		e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, addr: keyBaseUnit + uint32(op.LinkDst)}, false)
+		return
+	}
+	if m == nil {
+		return
+	}
+	var first *ValueRange
+	e.viol.n = 0
+	for i := range m.Objects {
+		h := &m.Objects[i]
+		var obj *ObjectPoints
+		for j := range c.Objects {
+			if c.Objects[j].Group == h.Group && c.Objects[j].Var == h.Variation {
+				obj = &c.Objects[j]
+				break
+			}
+		}
+		if obj == nil {
+			if r.on[bNewAddress] {
+				r.title = "New DNP3 object " + groupVarText(GroupVar{h.Group, h.Variation}) + " in " + dnp3.FunctionName(op.FC) + " from " + src.String() + " to " + dst.String()
+				r.expected = "objects " + objectsText(c.Objects)
+				e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, fc: op.FC, dev: op.LinkDst, addr: keyBaseObject + uint32(h.Group)<<8 | uint32(h.Variation)}, false)
+			}
+			continue
+		}
+		if r.on[bNewAddress] {
+			bad, badLo := false, uint32(0)
+			headerIndexes(m, i, func(lo, hi uint32) bool {
+				if !rangesCover(obj.Points, lo, hi) {
+					bad, badLo = true, lo
+					return false
+				}
+				return true
+			})
+			if bad {
+				r.title = "New DNP3 point " + strconv.FormatUint(uint64(badLo), 10) + " of object " + groupVarText(obj.GroupVar) + " in " + dnp3.FunctionName(op.FC) + " from " + src.String() + " to " + dst.String()
+				r.expected = "points " + rangesText(obj.Points)
+				e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, fc: op.FC, dev: op.LinkDst, addr: badLo}, false)
+				continue
+			}
+		}
+		if h.Group == 41 && r.on[bValueRange] && len(pr.values) > 0 && (op.Class == OpWrite || op.Class == OpControl) {
+			m.DecodePoints()
+			for _, pt := range headerPoints(m, i) {
+				j, ok := pr.values[valueKey{0x80 | 41, pt.Index}]
+				if !ok {
+					continue
+				}
+				if bd := r.b.widen(&c.Values[j]); !bd.Contains(pt.Value) {
+					if first == nil {
+						first = &c.Values[j]
+					}
+					e.viol.Add(pt.Index, pt.Value)
+				}
+			}
+		}
+	}
+	if first != nil {
+		e.valueAlert(op, first)
+	}
 }

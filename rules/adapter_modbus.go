@@ -1,6 +1,9 @@
 package rules
 
 import (
+	"strconv"
+	"strings"
+
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/event"
@@ -79,6 +82,23 @@ func (modbusAdapter) Values(r *Rule, op *Op, v *Violations) {
 func (a modbusAdapter) Unclassed(op *Op) bool { return a.HasFunction(op) }
 
 func (modbusAdapter) Device(op *Op) uint16 { return uint16(op.Unit) }
+
+// Learn: the unit, the table and addresses read or written, and the
+// values written.
+func (modbusAdapter) Learn(op *Op, to Learned) {
+	to.Unit(op.Unit, op.Unit != 0)
+	if op.Table == 0 || !op.HasAddr {
+		return
+	}
+	lo, hi := span(op.Addr, op.Count)
+	write := op.Class == OpWrite
+	to.Addresses(op.Table, write, lo, hi)
+	if write {
+		for i, x := range op.Values {
+			to.Value(op.Table, 0, uint32(op.Addr)+uint32(i), float64(x))
+		}
+	}
+}
 
 // Alert: the unit, the PDU as evidence, and the address range of the
 // request or response, with the values a write request carries.
@@ -162,4 +182,59 @@ func ModbusClass(fc uint8, sub uint16) OpClass {
 		return OpFile
 	}
 	return 0
+}
+
+// checkBaseline: the unit, the addresses read or written and the values
+// written.
+func (modbusAdapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
+	r := e.base
+	c := pr.c
+	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
+	if r.on[bNewAddress] && !c.Units.Has(op.Unit) {
+		r.title = "New Modbus unit " + strconv.Itoa(int(op.Unit)) + " addressed by " + src.String() + " at " + dst.String()
+		r.expected = "unit " + strings.Join(codeTerms(&c.Units), ", ")
+		e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, addr: keyBaseUnit + uint32(op.Unit)}, false)
+		return
+	}
+	if op.Table == 0 || !op.HasAddr {
+		return
+	}
+	write := op.Class == OpWrite
+	rs := c.Read[op.Table]
+	if write {
+		rs = c.Write[op.Table]
+	}
+	lo, hi := span(op.Addr, op.Count)
+	if r.on[bNewAddress] && !rangesCover(rs, lo, hi) {
+		what := "reads"
+		if write {
+			what = "writes"
+		}
+		r.title = "New Modbus address: " + src.String() + " " + what + " " + op.Table.String() + " " + strconv.Itoa(int(lo)) + "-" + strconv.Itoa(int(hi)) + " of " + dst.String() + unitText(op)
+		r.expected = op.Table.String() + " " + rangesText(rs)
+		e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, fc: op.FC, dev: uint16(op.Unit), addr: lo}, false)
+		return
+	}
+	if !write || !r.on[bValueRange] || len(pr.values) == 0 {
+		return
+	}
+	v := &e.viol
+	v.n = 0
+	var first *ValueRange
+	for i, x := range op.Values {
+		at := uint32(op.Addr) + uint32(i)
+		j, ok := pr.values[valueKey{uint8(op.Table), at}]
+		if !ok {
+			continue
+		}
+		if bd := r.b.widen(&c.Values[j]); !bd.Contains(float64(x)) {
+			if first == nil {
+				first = &c.Values[j]
+			}
+			v.Add(at, float64(x))
+		}
+	}
+	if v.n > 0 {
+		e.valueAlert(op, first)
+	}
 }

@@ -55,6 +55,7 @@ func (toyAdapter) Values(r *Rule, op *Op, v *Violations) {}
 func (toyAdapter) HasFunction(*Op) bool                  { return true }
 func (toyAdapter) Unclassed(*Op) bool                    { return true }
 func (toyAdapter) Device(*Op) uint16                     { return 0 }
+func (toyAdapter) Learn(*Op, Learned)                    {}
 func (toyAdapter) Alert(a *Alert, op *Op, _ bool)        { a.FCName = "toy" }
 func (toyAdapter) Wire(ev *event.Alert, a *Alert) {
 	u := uint8(99)

@@ -584,6 +584,13 @@ func (e *Engine) fireBase(k baseKind, op *Op, key aggKey, isValue bool) {
 	e.raise(c, op, key, isValue)
 }
 
+// baselineChecker is implemented by the adapters of protocols whose
+// conversations in a baseline have more than function codes and a write
+// rate: it checks op against those fields of pr.
+type baselineChecker interface {
+	checkBaseline(e *Engine, op *Op, pr *pairRun)
+}
+
 // checkBaseline runs the baseline detectors on a request.
 func (e *Engine) checkBaseline(op *Op) {
 	r := e.base
@@ -614,11 +621,8 @@ func (e *Engine) checkBaseline(op *Op) {
 		r.expected = "fc " + strings.Join(fcTermsPlain(c), ", ")
 		e.fireBase(bNewFunction, op, aggKey{src: src, dst: dst, fc: op.FC}, false)
 	}
-	switch op.Proto {
-	case ProtoModbus:
-		e.baselineModbus(op, pr)
-	case ProtoDNP3:
-		e.baselineDNP3(op, pr)
+	if bc, ok := e.ads[op.Proto].(baselineChecker); ok {
+		bc.checkBaseline(e, op, pr)
 	}
 	if r.on[bWriteRate] && (op.Class == OpWrite || op.Class == OpControl) {
 		if e.countRate(&pr.rate, rateKey{src: src, dst: dst, rule: idxBaseline(bWriteRate)}, op.Time.UnixNano()) {
@@ -652,59 +656,6 @@ func rangesText(rs Ranges) string {
 	return strings.ReplaceAll(strings.Join(rangeTerms(rs), ", "), `"`, "")
 }
 
-func (e *Engine) baselineModbus(op *Op, pr *pairRun) {
-	r := e.base
-	c := pr.c
-	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
-	if r.on[bNewAddress] && !c.Units.Has(op.Unit) {
-		r.title = "New Modbus unit " + strconv.Itoa(int(op.Unit)) + " addressed by " + src.String() + " at " + dst.String()
-		r.expected = "unit " + strings.Join(codeTerms(&c.Units), ", ")
-		e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, addr: keyBaseUnit + uint32(op.Unit)}, false)
-		return
-	}
-	if op.Table == 0 || !op.HasAddr {
-		return
-	}
-	write := op.Class == OpWrite
-	rs := c.Read[op.Table]
-	if write {
-		rs = c.Write[op.Table]
-	}
-	lo, hi := span(op.Addr, op.Count)
-	if r.on[bNewAddress] && !rangesCover(rs, lo, hi) {
-		what := "reads"
-		if write {
-			what = "writes"
-		}
-		r.title = "New Modbus address: " + src.String() + " " + what + " " + op.Table.String() + " " + strconv.Itoa(int(lo)) + "-" + strconv.Itoa(int(hi)) + " of " + dst.String() + unitText(op)
-		r.expected = op.Table.String() + " " + rangesText(rs)
-		e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, fc: op.FC, dev: uint16(op.Unit), addr: lo}, false)
-		return
-	}
-	if !write || !r.on[bValueRange] || len(pr.values) == 0 {
-		return
-	}
-	v := &e.viol
-	v.n = 0
-	var first *ValueRange
-	for i, x := range op.Values {
-		at := uint32(op.Addr) + uint32(i)
-		j, ok := pr.values[valueKey{uint8(op.Table), at}]
-		if !ok {
-			continue
-		}
-		if bd := r.b.widen(&c.Values[j]); !bd.Contains(float64(x)) {
-			if first == nil {
-				first = &c.Values[j]
-			}
-			v.Add(at, float64(x))
-		}
-	}
-	if v.n > 0 {
-		e.valueAlert(op, first)
-	}
-}
-
 func (e *Engine) valueAlert(op *Op, vr *ValueRange) {
 	r := e.base
 	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
@@ -715,12 +666,7 @@ func (e *Engine) valueAlert(op *Op, vr *ValueRange) {
 	}
 	r.title = "Written value " + formatFloat(e.viol.vals[0]) + " out of learned range at " + where + " of " + dst.String() + " from " + src.String()
 	r.expected = formatFloat(bd.Min) + ".." + formatFloat(bd.Max) + " (learned " + formatFloat(vr.Min) + ".." + formatFloat(vr.Max) + ")"
-	k := aggKey{src: src, dst: dst, fc: op.FC, addr: e.viol.lo}
-	if op.Proto == ProtoModbus {
-		k.dev = uint16(op.Unit)
-	} else {
-		k.dev = op.LinkDst
-	}
+	k := aggKey{src: src, dst: dst, fc: op.FC, dev: e.ads[op.Proto].Device(op), addr: e.viol.lo}
 	e.fireBase(bValueRange, op, k, true)
 }
 
@@ -764,76 +710,6 @@ func headerIndexes(m *dnp3.Message, i int, fn func(lo, hi uint32) bool) {
 		}
 	case h.HasRange && h.Start <= h.Stop:
 		fn(h.Start, h.Stop)
-	}
-}
-
-func (e *Engine) baselineDNP3(op *Op, pr *pairRun) {
-	r := e.base
-	c := pr.c
-	m := op.DNP3
-	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
-	if r.on[bNewAddress] && (!c.LinkDst.Contains(uint32(op.LinkDst)) || !c.LinkSrc.Contains(uint32(op.LinkSrc))) {
-		r.title = "New DNP3 link addresses " + strconv.Itoa(int(op.LinkSrc)) + " to " + strconv.Itoa(int(op.LinkDst)) + " from " + src.String() + " to " + dst.String()
-		r.expected = "link_src " + rangesText(c.LinkSrc) + ", link_dst " + rangesText(c.LinkDst)
-		e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, addr: keyBaseUnit + uint32(op.LinkDst)}, false)
-		return
-	}
-	if m == nil {
-		return
-	}
-	var first *ValueRange
-	e.viol.n = 0
-	for i := range m.Objects {
-		h := &m.Objects[i]
-		var obj *ObjectPoints
-		for j := range c.Objects {
-			if c.Objects[j].Group == h.Group && c.Objects[j].Var == h.Variation {
-				obj = &c.Objects[j]
-				break
-			}
-		}
-		if obj == nil {
-			if r.on[bNewAddress] {
-				r.title = "New DNP3 object " + groupVarText(GroupVar{h.Group, h.Variation}) + " in " + dnp3.FunctionName(op.FC) + " from " + src.String() + " to " + dst.String()
-				r.expected = "objects " + objectsText(c.Objects)
-				e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, fc: op.FC, dev: op.LinkDst, addr: keyBaseObject + uint32(h.Group)<<8 | uint32(h.Variation)}, false)
-			}
-			continue
-		}
-		if r.on[bNewAddress] {
-			bad, badLo := false, uint32(0)
-			headerIndexes(m, i, func(lo, hi uint32) bool {
-				if !rangesCover(obj.Points, lo, hi) {
-					bad, badLo = true, lo
-					return false
-				}
-				return true
-			})
-			if bad {
-				r.title = "New DNP3 point " + strconv.FormatUint(uint64(badLo), 10) + " of object " + groupVarText(obj.GroupVar) + " in " + dnp3.FunctionName(op.FC) + " from " + src.String() + " to " + dst.String()
-				r.expected = "points " + rangesText(obj.Points)
-				e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, fc: op.FC, dev: op.LinkDst, addr: badLo}, false)
-				continue
-			}
-		}
-		if h.Group == 41 && r.on[bValueRange] && len(pr.values) > 0 && (op.Class == OpWrite || op.Class == OpControl) {
-			m.DecodePoints()
-			for _, pt := range headerPoints(m, i) {
-				j, ok := pr.values[valueKey{0x80 | 41, pt.Index}]
-				if !ok {
-					continue
-				}
-				if bd := r.b.widen(&c.Values[j]); !bd.Contains(pt.Value) {
-					if first == nil {
-						first = &c.Values[j]
-					}
-					e.viol.Add(pt.Index, pt.Value)
-				}
-			}
-		}
-	}
-	if first != nil {
-		e.valueAlert(op, first)
 	}
 }
 

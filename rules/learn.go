@@ -50,6 +50,7 @@ type Learner struct {
 	stats LearnStats
 	op    Op
 	ads   *adapters
+	cur   learnTo // the Learned handed to adapters, reused
 }
 
 type learnHost struct {
@@ -119,25 +120,9 @@ func (l *Learner) Observe(op *Op) {
 	hs.master.Add(uint8(op.Proto))
 	hd.slave.Add(uint8(op.Proto))
 	p.fc.Add(op.FC)
-	switch op.Proto {
-	case ProtoModbus:
-		p.units.Add(op.Unit)
-		if op.Unit != 0 {
-			hd.units.Add(op.Unit)
-		}
-		l.learnModbus(op, p)
-	case ProtoDNP3:
-		p.linkSrc = l.addRange(p.linkSrc, uint32(op.LinkSrc), uint32(op.LinkSrc), maxLinkRanges)
-		p.linkDst = l.addRange(p.linkDst, uint32(op.LinkDst), uint32(op.LinkDst), maxLinkRanges)
-		if op.LinkSrc < 0xFFF0 {
-			hs.links = l.addRange(hs.links, uint32(op.LinkSrc), uint32(op.LinkSrc), maxLinkRanges)
-		}
-		if op.LinkDst < 0xFFF0 {
-			hd.links = l.addRange(hd.links, uint32(op.LinkDst), uint32(op.LinkDst), maxLinkRanges)
-		}
-		if op.DNP3 != nil {
-			l.learnDNP3(op, p)
-		}
+	if ad := l.ads[op.Proto]; ad != nil {
+		l.cur = learnTo{l: l, p: p, hs: hs, hd: hd}
+		ad.Learn(op, &l.cur)
 	}
 	if op.Class == OpWrite || op.Class == OpControl {
 		min := op.Time.UnixNano() / learnWindow
@@ -177,48 +162,67 @@ func (l *Learner) host(a netip.Addr) *learnHost {
 	return h
 }
 
-func (l *Learner) learnModbus(op *Op, p *learnPair) {
-	if op.Table == 0 || !op.HasAddr {
-		return
-	}
-	lo, hi := span(op.Addr, op.Count)
-	write := op.Class == OpWrite
-	if write {
-		p.write[op.Table] = l.addRange(p.write[op.Table], lo, hi, l.opts.MaxRanges)
-		for i, x := range op.Values {
-			l.value(p, valueKey{uint8(op.Table), uint32(op.Addr) + uint32(i)}, float64(x))
-		}
-	} else {
-		p.read[op.Table] = l.addRange(p.read[op.Table], lo, hi, l.opts.MaxRanges)
+// learnTo is the Learned of one request: its conversation and hosts.
+type learnTo struct {
+	l      *Learner
+	p      *learnPair
+	hs, hd *learnHost
+}
+
+func (t *learnTo) Unit(u uint8, device bool) {
+	t.p.units.Add(u)
+	if device {
+		t.hd.units.Add(u)
 	}
 }
 
-func (l *Learner) learnDNP3(op *Op, p *learnPair) {
-	m := op.DNP3
-	for i := range m.Objects {
-		h := &m.Objects[i]
-		gv := GroupVar{h.Group, h.Variation}
-		j := slices.IndexFunc(p.objects, func(o ObjectPoints) bool { return o.GroupVar == gv })
-		if j < 0 {
-			if len(p.objects) >= l.opts.MaxObjects {
-				l.stats.DroppedValues++
-				continue
-			}
-			p.objects = append(p.objects, ObjectPoints{GroupVar: gv})
-			j = len(p.objects) - 1
-		}
-		o := &p.objects[j]
-		headerIndexes(m, i, func(lo, hi uint32) bool {
-			o.Points = l.addRange(o.Points, lo, hi, l.opts.MaxRanges)
-			return true
-		})
-		if h.Group == 41 && (op.Class == OpWrite || op.Class == OpControl) {
-			m.DecodePoints()
-			for _, pt := range headerPoints(m, i) {
-				l.value(p, valueKey{0x80 | 41, pt.Index}, pt.Value)
-			}
-		}
+func (t *learnTo) Link(src, dst uint16) {
+	l, p := t.l, t.p
+	p.linkSrc = l.addRange(p.linkSrc, uint32(src), uint32(src), maxLinkRanges)
+	p.linkDst = l.addRange(p.linkDst, uint32(dst), uint32(dst), maxLinkRanges)
+	if src < 0xFFF0 {
+		t.hs.links = l.addRange(t.hs.links, uint32(src), uint32(src), maxLinkRanges)
 	}
+	if dst < 0xFFF0 {
+		t.hd.links = l.addRange(t.hd.links, uint32(dst), uint32(dst), maxLinkRanges)
+	}
+}
+
+func (t *learnTo) Addresses(tb Table, write bool, lo, hi uint32) {
+	if tb < TableCoils || tb > TableHoldingRegisters {
+		return
+	}
+	rs := &t.p.read[tb]
+	if write {
+		rs = &t.p.write[tb]
+	}
+	*rs = t.l.addRange(*rs, lo, hi, t.l.opts.MaxRanges)
+}
+
+func (t *learnTo) Points(gv GroupVar, some bool, lo, hi uint32) {
+	l, p := t.l, t.p
+	j := slices.IndexFunc(p.objects, func(o ObjectPoints) bool { return o.GroupVar == gv })
+	if j < 0 {
+		if len(p.objects) >= l.opts.MaxObjects {
+			if !some {
+				l.stats.DroppedValues++
+			}
+			return
+		}
+		p.objects = append(p.objects, ObjectPoints{GroupVar: gv})
+		j = len(p.objects) - 1
+	}
+	if some {
+		p.objects[j].Points = l.addRange(p.objects[j].Points, lo, hi, l.opts.MaxRanges)
+	}
+}
+
+func (t *learnTo) Value(tb Table, g uint8, at uint32, x float64) {
+	k := valueKey{uint8(tb), at}
+	if tb == 0 {
+		k.space = 0x80 | g
+	}
+	t.l.value(t.p, k, x)
 }
 
 func (l *Learner) value(p *learnPair, k valueKey, x float64) {

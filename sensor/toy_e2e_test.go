@@ -70,6 +70,7 @@ func (toyAdapter) Endpoint(*rules.Endpoint, *rules.Op, bool) bool   { return tru
 func (toyAdapter) Values(*rules.Rule, *rules.Op, *rules.Violations) {}
 func (toyAdapter) Unclassed(*rules.Op) bool                         { return true }
 func (toyAdapter) Device(*rules.Op) uint16                          { return 0 }
+func (toyAdapter) Learn(*rules.Op, rules.Learned)                   {}
 func (toyAdapter) Wire(*event.Alert, *rules.Alert)                  {}
 func (toyAdapter) Alert(a *rules.Alert, op *rules.Op, _ bool) {
 	a.FCName = [...]string{"", "get", "set", "reset"}[min(op.FC, 3)]
