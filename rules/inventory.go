@@ -8,11 +8,12 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/event"
 )
 
-// The asset inventory: every host seen speaking Modbus or DNP3, with its
-// roles, protocols, Modbus unit ids, DNP3 link addresses and, from a
+// The asset inventory: every host seen speaking Modbus, DNP3 or another
+// decoded protocol, with its roles, protocols, Modbus unit ids, DNP3 link addresses and, from a
 // Modbus read device identification (43/14) response, vendor, product and
 // revision. An Asset message goes to the sink when a host first appears
 // and whenever what is known of it grows (a Modbus server's when its
@@ -31,17 +32,14 @@ const (
 	RoleMaster     = "master"     // sends Modbus requests or DNP3 requests
 	RoleSlave      = "slave"      // a Modbus server
 	RoleOutstation = "outstation" // a DNP3 outstation
+	RoleServer     = "server"     // the server of another protocol
 )
 
 const (
 	roleMaster uint8 = 1 << iota
 	roleSlave
 	roleOutstation
-)
-
-const (
-	protoModbus uint8 = 1 << iota
-	protoDNP3
+	roleServer
 )
 
 // DefaultInventorySize is how many hosts the inventory tracks; when full,
@@ -56,7 +54,7 @@ type invAsset struct {
 	ip        netip.Addr
 	mac       [6]byte
 	roles     uint8
-	protos    uint8
+	protos    CodeSet // the protocols it spoke, by ID
 	units     CodeSet  // Modbus unit ids
 	dnp3      []uint16 // sorted
 	first     time.Time
@@ -148,22 +146,35 @@ func (inv *Inventory) done(a *invAsset) {
 	}
 }
 
-func (a *invAsset) add(role, proto uint8) {
-	if a.roles&role == 0 || a.protos&proto == 0 {
+func (a *invAsset) add(role uint8, p Proto) {
+	if a.roles&role == 0 || !a.protos.Has(uint8(p)) {
 		a.roles |= role
-		a.protos |= proto
+		a.protos.Add(uint8(p))
 		a.needsSend = true
 	}
 }
 
-// Message implements dpi.Handler: the pipeline's message sink. It ignores
-// protocols it does not know.
+// Message implements dpi.Handler: the pipeline's message sink. A message
+// of a protocol other than Modbus and DNP3 (one that is proto.Loggable,
+// for its time) makes its flow's client a master and its server a server
+// of the flow's protocol.
 func (inv *Inventory) Message(f *dpi.Flow, from dpi.Side, m any) {
 	switch m := m.(type) {
 	case *modbus.Message:
 		inv.modbusMsg(f, m)
 	case *dnp3.Message:
 		inv.dnp3Msg(f, from == dpi.FromServer, m)
+	case proto.Loggable:
+		if f.App == 0 || f.App == ProtoModbus || f.App == ProtoDNP3 {
+			return
+		}
+		t := m.Packet().Time
+		client := inv.get(f.Client.Addr(), f.ClientMAC, t)
+		client.add(roleMaster, f.App)
+		inv.done(client)
+		server := inv.get(f.Server.Addr(), f.ServerMAC, t)
+		server.add(roleServer, f.App)
+		inv.done(server)
 	}
 }
 
@@ -181,10 +192,10 @@ func (inv *Inventory) modbusMsg(f *dpi.Flow, m *modbus.Message) {
 	}
 	t := m.Time
 	master := inv.get(f.Client.Addr(), f.ClientMAC, t)
-	master.add(roleMaster, protoModbus)
+	master.add(roleMaster, ProtoModbus)
 	inv.done(master)
 	slave := inv.get(f.Server.Addr(), f.ServerMAC, t)
-	slave.add(roleSlave, protoModbus)
+	slave.add(roleSlave, ProtoModbus)
 	if m.Dir == modbus.Request {
 		// The answer, a round trip later, tells the unit ids the server
 		// answers for: its message waits for it, so that a new server is
@@ -231,15 +242,15 @@ func (inv *Inventory) dnp3Msg(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 	src := inv.get(srcAP.Addr(), srcMAC, t)
 	dst := inv.get(dstAP.Addr(), dstMAC, t)
 	if m.Dir == dnp3.Request {
-		src.add(roleMaster, protoDNP3)
-		dst.add(roleOutstation, protoDNP3)
+		src.add(roleMaster, ProtoDNP3)
+		dst.add(roleOutstation, ProtoDNP3)
 		src.addDNP3(m.Link.Src)
 		if m.Link.Dst < 0xFFF0 { // not a broadcast or reserved address
 			dst.addDNP3(m.Link.Dst)
 		}
 	} else {
-		src.add(roleOutstation, protoDNP3)
-		dst.add(roleMaster, protoDNP3)
+		src.add(roleOutstation, ProtoDNP3)
+		dst.add(roleMaster, ProtoDNP3)
 		src.addDNP3(m.Link.Src)
 		dst.addDNP3(m.Link.Dst)
 	}
@@ -277,16 +288,13 @@ func (a *invAsset) message() *event.Asset {
 	for _, r := range []struct {
 		bit  uint8
 		name string
-	}{{roleMaster, RoleMaster}, {roleSlave, RoleSlave}, {roleOutstation, RoleOutstation}} {
+	}{{roleMaster, RoleMaster}, {roleSlave, RoleSlave}, {roleOutstation, RoleOutstation}, {roleServer, RoleServer}} {
 		if a.roles&r.bit != 0 {
 			ev.Roles = append(ev.Roles, r.name)
 		}
 	}
-	if a.protos&protoModbus != 0 {
-		ev.Protocols = append(ev.Protocols, ProtoModbus.String())
-	}
-	if a.protos&protoDNP3 != 0 {
-		ev.Protocols = append(ev.Protocols, ProtoDNP3.String())
+	for _, p := range a.protos.Codes() {
+		ev.Protocols = append(ev.Protocols, Proto(p).String())
 	}
 	ev.ModbusUnits = a.units.Codes()
 	ev.DNP3Addrs = append([]uint16(nil), a.dnp3...)

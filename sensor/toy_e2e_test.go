@@ -137,6 +137,10 @@ func toyCapture(t *testing.T, start time.Time, talks ...toyTalk) capture.Source 
 	return src
 }
 
+type assetFunc func(*event.Asset)
+
+func (f assetFunc) Asset(a *event.Asset) { f(a) }
+
 type toyTalk struct {
 	from  pcapgen.Endpoint
 	lines []string
@@ -145,7 +149,8 @@ type toyTalk struct {
 // TestToyEndToEnd: a protocol defined only in test files (its decoder in
 // toy_test.go, its rules adapter above) flows through every stage with
 // no edit of a non-test file: it is decoded and written to the ops log,
-// learned into a baseline file an engineer can read, and, once that
+// learned into a baseline file an engineer can read, its hosts enter the
+// asset inventory, and, once that
 // baseline and a policy rule that names it are enforced, raises alerts
 // that arrive on the wire with its name, function codes and names.
 func TestToyEndToEnd(t *testing.T) {
@@ -212,8 +217,12 @@ rules:
 	// Monitoring: what was learned stays quiet; a new function code, a
 	// host that is no asset, a new master and its write raise alerts.
 	wire := &wirePublisher{t: t}
+	assets := map[string]string{}
 	mon, err := pipeline.Assemble(pipeline.Setup{DPI: cfg, Policy: p, Engine: engine,
-		Sinks: pipeline.Sinks{Alerts: []pipeline.AlertSink{pipeline.PublishAlerts(wire)}}})
+		Sinks: pipeline.Sinks{Alerts: []pipeline.AlertSink{pipeline.PublishAlerts(wire)},
+			Assets: []pipeline.AssetSink{assetFunc(func(a *event.Asset) {
+				assets[a.IP] = strings.Join(a.Roles, ",") + " " + strings.Join(a.Protocols, ",")
+			})}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +233,16 @@ rules:
 		toyTalk{rogue, []string{"SET temp 99"}})
 	if _, err := mon.Replay(context.Background(), watch); err != nil {
 		t.Fatal(err)
+	}
+	// The inventory knows the toy's hosts and their roles.
+	wantAssets := map[string]string{"10.10.1.10": "master toy", "10.10.1.20": "server toy", "10.10.1.66": "master toy"}
+	if len(assets) != len(wantAssets) {
+		t.Errorf("assets %v, want %v", assets, wantAssets)
+	}
+	for ip, want := range wantAssets {
+		if assets[ip] != want {
+			t.Errorf("asset %s: %q, want %q", ip, assets[ip], want)
+		}
 	}
 	var got []string
 	for _, a := range wire.got {
