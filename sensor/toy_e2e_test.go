@@ -127,14 +127,7 @@ func toyCapture(t *testing.T, start time.Time, talks ...toyTalk) capture.Source 
 			}
 		}
 	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	src, err := capture.NewFile(bytes.NewReader(buf.Bytes()), "toy.pcap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return toySource(t, w, &buf)
 }
 
 type assetFunc func(*event.Asset)

@@ -124,14 +124,7 @@ func TestToyProtocol(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-
-	src, err := capture.NewFile(bytes.NewReader(buf.Bytes()), "toy.pcap")
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := toySource(t, w, &buf)
 	cfg := dpi.Config{}
 	cfg.Protocols = append(dpi.DefaultProtocols(cfg), toyProtocol())
 	var sink toySink
@@ -168,4 +161,18 @@ func TestToyProtocol(t *testing.T) {
 	if !strings.Contains(lines[5], `"src":"10.10.1.20","sport":45000,"dst":"10.10.1.10","dport":1234,"line":"TOY WELCOME"`) {
 		t.Errorf("ops log line %s", lines[5])
 	}
+}
+
+// toySource flushes w, which writes to buf, and opens what it wrote as a
+// capture.
+func toySource(t *testing.T, w *pcapgen.Writer, buf *bytes.Buffer) capture.Source {
+	t.Helper()
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := capture.NewFile(bytes.NewReader(buf.Bytes()), "toy.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }
