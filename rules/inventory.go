@@ -54,7 +54,7 @@ type invAsset struct {
 	ip        netip.Addr
 	mac       [6]byte
 	roles     uint8
-	protos    CodeSet // the protocols it spoke, by ID
+	protos    CodeSet  // the protocols it spoke, by ID
 	units     CodeSet  // Modbus unit ids
 	dnp3      []uint16 // sorted
 	first     time.Time

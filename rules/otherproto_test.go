@@ -71,4 +71,16 @@ func TestPolicyOtherProtocolErrors(t *testing.T) {
 	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "a toy-policy conversation has only fc and writes_per_minute") {
 		t.Errorf("Validate: %v", err)
 	}
+	p = New()
+	r := Rule{ID: "x", Name: "x", Severity: SeverityMedium, Enabled: true, When: Match{Proto: policyProto}}
+	r.When.FC.Modbus.Add(5)
+	p.Rules = []Rule{r}
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "has function codes of another protocol than proto toy-policy") {
+		t.Errorf("Validate: %v", err)
+	}
+	p.Rules[0].When.FC = FuncCodes{}
+	p.Rules[0].When.FC.Other.Add(5)
+	if err := p.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
 }

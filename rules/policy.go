@@ -1688,8 +1688,8 @@ func (v *validator) match(path string, m *Match) {
 	if m.Tables&^(1<<(TableHoldingRegisters+1)-2) != 0 {
 		v.errorf(path+".table", path+".table", "holds an invalid table")
 	}
-	if m.Proto == ProtoModbus && !m.FC.DNP3.Empty() || m.Proto == ProtoDNP3 && !m.FC.Modbus.Empty() {
-		v.errorf(path+".fc", path+".fc", "has function codes of the other protocol than proto %s", m.Proto)
+	if m.Proto != 0 && !m.FC.only(m.Proto) {
+		v.errorf(path+".fc", path+".fc", "has function codes of another protocol than proto %s", m.Proto)
 	}
 	v.ranges(path+".addr", m.Addr, 0xFFFF)
 	v.ranges(path+".link_src", m.LinkSrc, 0xFFFF)
