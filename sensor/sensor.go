@@ -63,6 +63,7 @@ type Tally struct {
 	ByFC       [128]uint64
 	ByReason   [64]uint64 // malformed messages by modbus.Reason
 	DNP3       DNP3Tally
+	Others     [256]uint64 // messages of other protocols, by protocol ID
 }
 
 // Pipeline decodes packets and counts what it saw. It is not safe for
@@ -120,6 +121,8 @@ func (p *Pipeline) Message(f *dpi.Flow, from dpi.Side, m any) {
 		p.tally.countModbus(m)
 	case *dnp3.Message:
 		p.tally.countDNP3(m)
+	default:
+		p.tally.Others[f.App]++
 	}
 	if p.rules != nil {
 		p.rules.Message(f, from, m)
@@ -280,11 +283,17 @@ func (p *Pipeline) Replay(ctx context.Context, src capture.Source) (Summary, err
 // budget suppressed. The caller fills in what only it knows: uptime,
 // kernel drops, memory.
 func NewStats(c dpi.Counters, t *Tally, alerts event.Severities, suppressed uint64) *event.Stats {
-	return &event.Stats{
+	st := &event.Stats{
 		Packets: c.Packets, Bytes: c.Bytes,
 		DecodeErrors: map[string]uint64{proto.Modbus.String(): t.Malformed, proto.DNP3.String(): t.DNP3.Malformed},
 		Messages:     map[string]uint64{proto.Modbus.String(): t.Messages, proto.DNP3.String(): t.DNP3.Fragments + t.DNP3.LinkFrames},
 		Flows:        c.FlowsActive, FlowsCreated: c.FlowsCreated, FlowsEvicted: c.FlowsEvicted, Reassembly: c.BufferedBytes,
 		Alerts: alerts, Suppressed: suppressed,
 	}
+	for id, n := range t.Others {
+		if n > 0 {
+			st.Messages[proto.ID(id).String()] = n
+		}
+	}
+	return st
 }

@@ -164,8 +164,12 @@ func TestToyEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	train := toyCapture(t, start, toyTalk{hmiToy, []string{"GET temp", "SET temp 20", "GET temp", "GET level"}})
-	if _, err := learnRun.Replay(context.Background(), train); err != nil {
+	sum, err := learnRun.Replay(context.Background(), train)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if st := sensor.NewStats(sum.DPI, &sum.Messages, event.Severities{}, 0); st.Messages["toy"] != 8 {
+		t.Errorf("stats count %d toy messages, want 8 (%v)", st.Messages["toy"], st.Messages)
 	}
 	if err := opsw.Err(); err != nil {
 		t.Fatal(err)
