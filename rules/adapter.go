@@ -2,7 +2,9 @@ package rules
 
 import (
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/event"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // Adapter is what the rules know of one protocol. It turns the messages of
@@ -16,7 +18,7 @@ import (
 type Adapter interface {
 	// Proto is the protocol the adapter serves: messages on flows whose
 	// App is Proto come to it.
-	Proto() Proto
+	Proto() proto.ID
 	// Op fills op from m, a message of the protocol's decoder that from
 	// sent on flow f, and says what the engine does with it.
 	Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use
@@ -26,18 +28,18 @@ type Adapter interface {
 	// Classes is the set of classes a request with function code fc may
 	// have: one, or none (the bit of class 0), or more when the class
 	// depends on more than the function code.
-	Classes(fc uint8) OpSet
+	Classes(fc uint8) policy.OpSet
 	// Match reports whether op satisfies the fields of m that only this
 	// protocol has and that are cheap to test; MatchPayload tests those
 	// that need the message decoded further, after the addresses.
-	Match(m *Match, op *Op) bool
-	MatchPayload(m *Match, op *Op) bool
+	Match(m *policy.Match, op *Op) bool
+	MatchPayload(m *policy.Match, op *Op) bool
 	// Endpoint reports whether op satisfies the protocol's fields of ep, an
 	// endpoint whose address matched op's source (isSrc) or destination.
-	Endpoint(ep *Endpoint, op *Op, isSrc bool) bool
+	Endpoint(ep *policy.Endpoint, op *Op, isSrc bool) bool
 	// Values adds to v the values op writes that r selects and that lie
 	// outside r.Value (r is a value rule).
-	Values(r *Rule, op *Op, v *Violations)
+	Values(r *policy.Rule, op *Op, v *Violations)
 	// Unclassed reports whether op, a request whose function has no
 	// class, may change anything: it then folds with writes.
 	Unclassed(op *Op) bool
@@ -71,13 +73,13 @@ type Learned interface {
 	Link(src, dst uint16)
 	// Addresses: the request read (write false) or wrote lo..hi of Modbus
 	// table t.
-	Addresses(t Table, write bool, lo, hi uint32)
+	Addresses(t policy.Table, write bool, lo, hi uint32)
 	// Points: the request named DNP3 object gv, and points lo..hi of it
 	// when some is true.
-	Points(gv GroupVar, some bool, lo, hi uint32)
+	Points(gv policy.GroupVar, some bool, lo, hi uint32)
 	// Value: the request wrote x at address at of Modbus table t, or of
 	// DNP3 object group g when t is 0.
-	Value(t Table, g uint8, at uint32, x float64)
+	Value(t policy.Table, g uint8, at uint32, x float64)
 }
 
 // Use is what the engine does with an Op.
@@ -95,8 +97,8 @@ type adapters [256]Adapter
 
 // defaultAdapters are the adapters of the protocols tapwatch ships.
 var defaultAdapters = adapters{
-	ProtoModbus: modbusAdapter{},
-	ProtoDNP3:   dnp3Adapter{},
+	proto.Modbus: modbusAdapter{},
+	proto.DNP3:   dnp3Adapter{},
 }
 
 // span is one more than the highest protocol with an adapter.

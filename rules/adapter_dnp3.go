@@ -5,13 +5,15 @@ import (
 
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/event"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // dnp3Adapter is the Adapter of DNP3.
 type dnp3Adapter struct{}
 
-func (dnp3Adapter) Proto() Proto { return ProtoDNP3 }
+func (dnp3Adapter) Proto() proto.ID { return proto.DNP3 }
 
 // Op: the built-in detectors see every message (link-only frames and
 // garbage carry the CRC and framing anomalies); the rules only
@@ -32,10 +34,10 @@ func (dnp3Adapter) HasFunction(op *Op) bool {
 	return op.DNP3 == nil || op.DNP3.Kind == dnp3.KindApplication
 }
 
-func (dnp3Adapter) Classes(fc uint8) OpSet { return 1 << DNP3Class(fc) }
+func (dnp3Adapter) Classes(fc uint8) policy.OpSet { return 1 << DNP3Class(fc) }
 
 // Match: the link addresses.
-func (dnp3Adapter) Match(m *Match, op *Op) bool {
+func (dnp3Adapter) Match(m *policy.Match, op *Op) bool {
 	if len(m.LinkSrc) > 0 && !m.LinkSrc.Contains(uint32(op.LinkSrc)) {
 		return false
 	}
@@ -44,7 +46,7 @@ func (dnp3Adapter) Match(m *Match, op *Op) bool {
 
 // MatchPayload: the object groups and point indexes, decoding the points
 // only when a header names them by index.
-func (dnp3Adapter) MatchPayload(m *Match, op *Op) bool {
+func (dnp3Adapter) MatchPayload(m *policy.Match, op *Op) bool {
 	if len(m.Groups) > 0 || len(m.Points) > 0 {
 		return objectsMatch(m, op.DNP3)
 	}
@@ -53,7 +55,7 @@ func (dnp3Adapter) MatchPayload(m *Match, op *Op) bool {
 
 // Endpoint: the endpoint's link addresses, of the source or the
 // destination.
-func (dnp3Adapter) Endpoint(ep *Endpoint, op *Op, isSrc bool) bool {
+func (dnp3Adapter) Endpoint(ep *policy.Endpoint, op *Op, isSrc bool) bool {
 	if len(ep.DNP3) == 0 {
 		return true
 	}
@@ -66,7 +68,7 @@ func (dnp3Adapter) Endpoint(ep *Endpoint, op *Op, isSrc bool) bool {
 
 // Values: analog output commands (group 41) of the groups and points of
 // the match.
-func (dnp3Adapter) Values(r *Rule, op *Op, v *Violations) {
+func (dnp3Adapter) Values(r *policy.Rule, op *Op, v *Violations) {
 	m := op.DNP3
 	if m == nil {
 		return
@@ -105,13 +107,13 @@ func (dnp3Adapter) Learn(op *Op, to Learned) {
 	}
 	for i := range m.Objects {
 		h := &m.Objects[i]
-		gv := GroupVar{h.Group, h.Variation}
+		gv := policy.GroupVar{Group: h.Group, Var: h.Variation}
 		to.Points(gv, false, 0, 0)
 		headerIndexes(m, i, func(lo, hi uint32) bool {
 			to.Points(gv, true, lo, hi)
 			return true
 		})
-		if h.Group == 41 && (op.Class == OpWrite || op.Class == OpControl) {
+		if h.Group == 41 && (op.Class == policy.OpWrite || op.Class == policy.OpControl) {
 			m.DecodePoints()
 			for _, pt := range headerPoints(m, i) {
 				to.Value(0, 41, pt.Index, pt.Value)
@@ -144,7 +146,7 @@ func (dnp3Adapter) Wire(ev *event.Alert, a *Alert) {
 // which end of f sent it.
 func (op *Op) FromDNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 	*op = Op{
-		Time: m.Time, Frame: m.Frame, Proto: ProtoDNP3, Flow: f,
+		Time: m.Time, Frame: m.Frame, Proto: proto.DNP3, Flow: f,
 		Src: f.Client, Dst: f.Server, Request: m.Dir == dnp3.Request,
 		FC: m.FC, LinkSrc: m.Link.Src, LinkDst: m.Link.Dst,
 		DNP3: m,
@@ -159,30 +161,30 @@ func (op *Op) FromDNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 
 // DNP3Class is the class of a DNP3 request function (IEEE 1815-2012
 // table 4-1).
-func DNP3Class(fc uint8) OpClass {
+func DNP3Class(fc uint8) policy.OpClass {
 	switch fc {
 	case dnp3.FuncRead:
-		return OpRead
+		return policy.OpRead
 	case dnp3.FuncWrite:
-		return OpWrite
+		return policy.OpWrite
 	case dnp3.FuncSelect, dnp3.FuncOperate, dnp3.FuncDirectOperate, dnp3.FuncDirectOperateNR,
 		dnp3.FuncImmedFreeze, dnp3.FuncImmedFreezeNR, dnp3.FuncFreezeClear, dnp3.FuncFreezeClearNR,
 		dnp3.FuncFreezeAtTime, dnp3.FuncFreezeAtTimeNR:
-		return OpControl
+		return policy.OpControl
 	case dnp3.FuncColdRestart, dnp3.FuncWarmRestart:
-		return OpRestart
+		return policy.OpRestart
 	case dnp3.FuncInitializeData, dnp3.FuncInitializeApplication, dnp3.FuncStartApplication,
 		dnp3.FuncStopApplication, dnp3.FuncSaveConfiguration, dnp3.FuncEnableUnsolicited,
 		dnp3.FuncDisableUnsolicited, dnp3.FuncAssignClass, dnp3.FuncRecordCurrentTime,
 		dnp3.FuncActivateConfig:
-		return OpConfig
+		return policy.OpConfig
 	case dnp3.FuncDelayMeasure:
-		return OpDiagnostic
+		return policy.OpDiagnostic
 	case dnp3.FuncOpenFile, dnp3.FuncCloseFile, dnp3.FuncDeleteFile, dnp3.FuncGetFileInfo,
 		dnp3.FuncAuthenticateFile, dnp3.FuncAbortFile:
-		return OpFile
+		return policy.OpFile
 	case dnp3.FuncAuthenticateRequest, dnp3.FuncAuthenticateError:
-		return OpAuth
+		return policy.OpAuth
 	}
 	return 0
 }
@@ -203,11 +205,11 @@ func (dnp3Adapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
 	if m == nil {
 		return
 	}
-	var first *ValueRange
+	var first *policy.ValueRange
 	e.viol.n = 0
 	for i := range m.Objects {
 		h := &m.Objects[i]
-		var obj *ObjectPoints
+		var obj *policy.ObjectPoints
 		for j := range c.Objects {
 			if c.Objects[j].Group == h.Group && c.Objects[j].Var == h.Variation {
 				obj = &c.Objects[j]
@@ -216,7 +218,7 @@ func (dnp3Adapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
 		}
 		if obj == nil {
 			if r.on[bNewAddress] {
-				r.title = "New DNP3 object " + groupVarText(GroupVar{h.Group, h.Variation}) + " in " + dnp3.FunctionName(op.FC) + " from " + src.String() + " to " + dst.String()
+				r.title = "New DNP3 object " + policy.GroupVarText(policy.GroupVar{Group: h.Group, Var: h.Variation}) + " in " + dnp3.FunctionName(op.FC) + " from " + src.String() + " to " + dst.String()
 				r.expected = "objects " + objectsText(c.Objects)
 				e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, fc: op.FC, dev: op.LinkDst, addr: keyBaseObject + uint32(h.Group)<<8 | uint32(h.Variation)}, false)
 			}
@@ -232,20 +234,20 @@ func (dnp3Adapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
 				return true
 			})
 			if bad {
-				r.title = "New DNP3 point " + strconv.FormatUint(uint64(badLo), 10) + " of object " + groupVarText(obj.GroupVar) + " in " + dnp3.FunctionName(op.FC) + " from " + src.String() + " to " + dst.String()
+				r.title = "New DNP3 point " + strconv.FormatUint(uint64(badLo), 10) + " of object " + policy.GroupVarText(obj.GroupVar) + " in " + dnp3.FunctionName(op.FC) + " from " + src.String() + " to " + dst.String()
 				r.expected = "points " + rangesText(obj.Points)
 				e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, fc: op.FC, dev: op.LinkDst, addr: badLo}, false)
 				continue
 			}
 		}
-		if h.Group == 41 && r.on[bValueRange] && len(pr.values) > 0 && (op.Class == OpWrite || op.Class == OpControl) {
+		if h.Group == 41 && r.on[bValueRange] && len(pr.values) > 0 && (op.Class == policy.OpWrite || op.Class == policy.OpControl) {
 			m.DecodePoints()
 			for _, pt := range headerPoints(m, i) {
 				j, ok := pr.values[valueKey{0x80 | 41, pt.Index}]
 				if !ok {
 					continue
 				}
-				if bd := r.b.widen(&c.Values[j]); !bd.Contains(pt.Value) {
+				if bd := r.b.Widen(&c.Values[j]); !bd.Contains(pt.Value) {
 					if first == nil {
 						first = &c.Values[j]
 					}

@@ -6,13 +6,15 @@ import (
 
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/event"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // modbusAdapter is the Adapter of Modbus (TCP, UDP and RTU over TCP).
 type modbusAdapter struct{}
 
-func (modbusAdapter) Proto() Proto { return ProtoModbus }
+func (modbusAdapter) Proto() proto.ID { return proto.Modbus }
 
 // Op: requests repeated when given up on (OutcomeUnanswered) are not
 // evaluated. The built-in detectors see every other message, malformed
@@ -37,15 +39,15 @@ func (modbusAdapter) HasFunction(op *Op) bool {
 }
 
 // Classes: FC 8's class depends on its sub-function.
-func (modbusAdapter) Classes(fc uint8) OpSet {
+func (modbusAdapter) Classes(fc uint8) policy.OpSet {
 	if fc == 8 {
-		return 1<<OpDiagnostic | 1<<OpRestart | 1<<OpConfig
+		return 1<<policy.OpDiagnostic | 1<<policy.OpRestart | 1<<policy.OpConfig
 	}
 	return 1 << ModbusClass(fc, 0)
 }
 
 // Match: the unit, table and addresses.
-func (modbusAdapter) Match(m *Match, op *Op) bool {
+func (modbusAdapter) Match(m *policy.Match, op *Op) bool {
 	if !m.Units.Empty() && !m.Units.Has(op.Unit) {
 		return false
 	}
@@ -55,17 +57,17 @@ func (modbusAdapter) Match(m *Match, op *Op) bool {
 	return len(m.Addr) == 0 || addrMatches(m.Addr, op)
 }
 
-func (modbusAdapter) MatchPayload(*Match, *Op) bool { return true }
+func (modbusAdapter) MatchPayload(*policy.Match, *Op) bool { return true }
 
 // Endpoint: the endpoint's unit ids.
-func (modbusAdapter) Endpoint(ep *Endpoint, op *Op, _ bool) bool {
+func (modbusAdapter) Endpoint(ep *policy.Endpoint, op *Op, _ bool) bool {
 	return ep.Units.Empty() || ep.Units.Has(op.Unit)
 }
 
 // Values: the values of a write request, at the addresses of when.addr
 // (all when it has none).
-func (modbusAdapter) Values(r *Rule, op *Op, v *Violations) {
-	if !op.HasAddr || op.Class != OpWrite {
+func (modbusAdapter) Values(r *policy.Rule, op *Op, v *Violations) {
+	if !op.HasAddr || op.Class != policy.OpWrite {
 		return
 	}
 	for i, x := range op.Values {
@@ -91,7 +93,7 @@ func (modbusAdapter) Learn(op *Op, to Learned) {
 		return
 	}
 	lo, hi := span(op.Addr, op.Count)
-	write := op.Class == OpWrite
+	write := op.Class == policy.OpWrite
 	to.Addresses(op.Table, write, lo, hi)
 	if write {
 		for i, x := range op.Values {
@@ -108,7 +110,7 @@ func (modbusAdapter) Alert(a *Alert, op *Op, addr bool) {
 	if addr && op.HasAddr {
 		a.HasAddr = true
 		a.AddrLo, a.AddrHi = span(op.Addr, op.Count)
-		if op.Request && op.Class == OpWrite && len(op.Values) > 0 {
+		if op.Request && op.Class == policy.OpWrite && len(op.Values) > 0 {
 			n := min(len(op.Values), MaxAlertValues)
 			a.Values = make([]float64, n)
 			for i, x := range op.Values[:n] {
@@ -129,7 +131,7 @@ func (modbusAdapter) Wire(ev *event.Alert, a *Alert) {
 // FromModbus fills op from a decoded Modbus message on flow f.
 func (op *Op) FromModbus(f *dpi.Flow, m *modbus.Message) {
 	*op = Op{
-		Time: m.Time, Frame: m.Frame, Proto: ProtoModbus, Flow: f,
+		Time: m.Time, Frame: m.Frame, Proto: proto.Modbus, Flow: f,
 		Src: f.Client, Dst: f.Server, Request: m.Dir == modbus.Request,
 		FC: m.FC, Unit: m.Unit, HasAddr: m.HasAddr, Addr: m.Addr, Count: m.Count, Values: m.Values,
 		Modbus: m,
@@ -144,16 +146,16 @@ func (op *Op) FromModbus(f *dpi.Flow, m *modbus.Message) {
 }
 
 // ModbusTable is the data table a Modbus function code addresses, or 0.
-func ModbusTable(fc uint8) Table {
+func ModbusTable(fc uint8) policy.Table {
 	switch fc {
 	case 1, 5, 15:
-		return TableCoils
+		return policy.TableCoils
 	case 2:
-		return TableDiscreteInputs
+		return policy.TableDiscreteInputs
 	case 4:
-		return TableInputRegisters
+		return policy.TableInputRegisters
 	case 3, 6, 16, 22, 23, 24:
-		return TableHoldingRegisters
+		return policy.TableHoldingRegisters
 	}
 	return 0
 }
@@ -164,22 +166,22 @@ func ModbusTable(fc uint8) Table {
 // diagnostic, but restart communications (sub-function 1) is a restart and
 // force listen only (4) changes the device's operating mode; file records
 // are files. Function codes outside the specification have no class.
-func ModbusClass(fc uint8, sub uint16) OpClass {
+func ModbusClass(fc uint8, sub uint16) policy.OpClass {
 	switch fc {
 	case 1, 2, 3, 4, 7, 11, 12, 17, 24, 43:
-		return OpRead
+		return policy.OpRead
 	case 5, 6, 15, 16, 22, 23:
-		return OpWrite
+		return policy.OpWrite
 	case 8:
 		switch sub {
 		case 1:
-			return OpRestart
+			return policy.OpRestart
 		case 4:
-			return OpConfig
+			return policy.OpConfig
 		}
-		return OpDiagnostic
+		return policy.OpDiagnostic
 	case 20, 21:
-		return OpFile
+		return policy.OpFile
 	}
 	return 0
 }
@@ -192,14 +194,14 @@ func (modbusAdapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
 	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
 	if r.on[bNewAddress] && !c.Units.Has(op.Unit) {
 		r.title = "New Modbus unit " + strconv.Itoa(int(op.Unit)) + " addressed by " + src.String() + " at " + dst.String()
-		r.expected = "unit " + strings.Join(codeTerms(&c.Units), ", ")
+		r.expected = "unit " + strings.Join(policy.CodeTerms(&c.Units), ", ")
 		e.fireBase(bNewAddress, op, aggKey{src: src, dst: dst, addr: keyBaseUnit + uint32(op.Unit)}, false)
 		return
 	}
 	if op.Table == 0 || !op.HasAddr {
 		return
 	}
-	write := op.Class == OpWrite
+	write := op.Class == policy.OpWrite
 	rs := c.Read[op.Table]
 	if write {
 		rs = c.Write[op.Table]
@@ -220,14 +222,14 @@ func (modbusAdapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
 	}
 	v := &e.viol
 	v.n = 0
-	var first *ValueRange
+	var first *policy.ValueRange
 	for i, x := range op.Values {
 		at := uint32(op.Addr) + uint32(i)
 		j, ok := pr.values[valueKey{uint8(op.Table), at}]
 		if !ok {
 			continue
 		}
-		if bd := r.b.widen(&c.Values[j]); !bd.Contains(float64(x)) {
+		if bd := r.b.Widen(&c.Values[j]); !bd.Contains(float64(x)) {
 			if first == nil {
 				first = &c.Values[j]
 			}

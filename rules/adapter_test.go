@@ -8,6 +8,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/event"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // A toy protocol, defined only here, reaches the engine through its
@@ -24,7 +25,7 @@ type toyMsg struct {
 
 type toyAdapter struct{ ops *int }
 
-func (toyAdapter) Proto() Proto { return toyProto }
+func (toyAdapter) Proto() proto.ID { return toyProto }
 
 func (a toyAdapter) Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use {
 	tm, ok := m.(*toyMsg)
@@ -32,9 +33,9 @@ func (a toyAdapter) Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use {
 		return UseNone
 	}
 	*a.ops++
-	*op = Op{Time: tm.t, Proto: toyProto, Flow: f, Src: f.Client, Dst: f.Server, Request: from == dpi.FromClient, FC: 1, Class: OpRead}
+	*op = Op{Time: tm.t, Proto: toyProto, Flow: f, Src: f.Client, Dst: f.Server, Request: from == dpi.FromClient, FC: 1, Class: policy.OpRead}
 	if len(tm.line) >= 3 && tm.line[:3] == "SET" {
-		op.FC, op.Class = 2, OpWrite
+		op.FC, op.Class = 2, policy.OpWrite
 	}
 	if tm.line == "!" {
 		return UseTime
@@ -42,21 +43,21 @@ func (a toyAdapter) Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use {
 	return UseRules
 }
 
-func (toyAdapter) Classes(fc uint8) OpSet {
+func (toyAdapter) Classes(fc uint8) policy.OpSet {
 	if fc == 2 {
-		return 1 << OpWrite
+		return 1 << policy.OpWrite
 	}
-	return 1 << OpRead
+	return 1 << policy.OpRead
 }
-func (toyAdapter) Match(*Match, *Op) bool                { return true }
-func (toyAdapter) MatchPayload(*Match, *Op) bool         { return true }
-func (toyAdapter) Endpoint(*Endpoint, *Op, bool) bool    { return true }
-func (toyAdapter) Values(r *Rule, op *Op, v *Violations) {}
-func (toyAdapter) HasFunction(*Op) bool                  { return true }
-func (toyAdapter) Unclassed(*Op) bool                    { return true }
-func (toyAdapter) Device(*Op) uint16                     { return 0 }
-func (toyAdapter) Learn(*Op, Learned)                    {}
-func (toyAdapter) Alert(a *Alert, op *Op, _ bool)        { a.FCName = "toy" }
+func (toyAdapter) Match(*policy.Match, *Op) bool                { return true }
+func (toyAdapter) MatchPayload(*policy.Match, *Op) bool         { return true }
+func (toyAdapter) Endpoint(*policy.Endpoint, *Op, bool) bool    { return true }
+func (toyAdapter) Values(r *policy.Rule, op *Op, v *Violations) {}
+func (toyAdapter) HasFunction(*Op) bool                         { return true }
+func (toyAdapter) Unclassed(*Op) bool                           { return true }
+func (toyAdapter) Device(*Op) uint16                            { return 0 }
+func (toyAdapter) Learn(*Op, Learned)                           {}
+func (toyAdapter) Alert(a *Alert, op *Op, _ bool)               { a.FCName = "toy" }
 func (toyAdapter) Wire(ev *event.Alert, a *Alert) {
 	u := uint8(99)
 	ev.Unit = &u // a field the toy borrows, to show its Wire runs
@@ -98,7 +99,7 @@ func TestAdapterDispatch(t *testing.T) {
 	if plain.ads != &defaultAdapters || defaultAdapters[toyProto] != nil || e.ads[toyProto] == nil {
 		t.Error("extra adapters changed the default registry")
 	}
-	if e.ads[ProtoModbus] == nil || e.ads[ProtoDNP3] == nil {
+	if e.ads[proto.Modbus] == nil || e.ads[proto.DNP3] == nil {
 		t.Error("extra adapters dropped a default one")
 	}
 }

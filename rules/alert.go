@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // Bounds of what an alert copies from the message that fired it.
@@ -43,14 +45,14 @@ type AlertSink interface {
 // occurrence the alert reports (a write after reads) is not folded: it
 // ends the alert's window and becomes an alert of its own.
 type Alert struct {
-	ID       uint64   // unique within a run; a folded summary repeats the ID of its first occurrence
-	Rule     string   // rule or detector id
-	Severity Severity //
-	Category string   // "policy" for rules; detectors set theirs
-	Title    string   // the rule's name
-	Attack   []string // ATT&CK for ICS technique ids
+	ID       uint64          // unique within a run; a folded summary repeats the ID of its first occurrence
+	Rule     string          // rule or detector id
+	Severity policy.Severity //
+	Category string          // "policy" for rules; detectors set theirs
+	Title    string          // the rule's name
+	Attack   []string        // ATT&CK for ICS technique ids
 
-	Proto          Proto
+	Proto          proto.ID
 	Transport      dpi.Transport  // how the message's flow carries it; 0 when the alert is about no flow
 	Src, Dst       netip.AddrPort // sender and receiver of the message that fired
 	SrcMAC, DstMAC [6]byte
@@ -89,19 +91,19 @@ func appendMAC(b []byte, mac [6]byte) []byte {
 
 // formatBounds writes value bounds as min..max; an open side is left
 // empty ("..200", "100..").
-func formatBounds(bd *Bounds) string {
+func formatBounds(bd *policy.Bounds) string {
 	s := ""
 	if !math.IsInf(bd.Min, -1) {
-		s = formatFloat(bd.Min)
+		s = policy.FormatFloat(bd.Min)
 	}
 	s += ".."
 	if !math.IsInf(bd.Max, 1) {
-		s += formatFloat(bd.Max)
+		s += policy.FormatFloat(bd.Max)
 	}
 	return s
 }
 
 // formatRate writes a rate as the limit it sets.
-func formatRate(r *Rate) string {
-	return "at most " + strconv.FormatUint(uint64(r.Max), 10) + " per " + formatDuration(r.Per)
+func formatRate(r *policy.Rate) string {
+	return "at most " + strconv.FormatUint(uint64(r.Max), 10) + " per " + policy.FormatDuration(r.Per)
 }

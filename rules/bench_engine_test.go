@@ -13,6 +13,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 type benchPacket struct {
@@ -60,7 +61,7 @@ func plantPackets(b *testing.B, n int) (layers.LinkType, []benchPacket) {
 // restarts and breaker controls; and rules on networks and sources,
 // which cannot be indexed by destination. None fires on the plant's
 // normal traffic.
-func benchPolicy(b *testing.B, n int) *Policy {
+func benchPolicy(b *testing.B, n int) *policy.Policy {
 	b.Helper()
 	var y strings.Builder
 	y.WriteString("version: 1\nassets:\n")
@@ -122,7 +123,7 @@ func benchPolicy(b *testing.B, n int) *Policy {
 			}
 		}
 	}
-	p, err := Parse([]byte(y.String()), "bench.yaml")
+	p, err := policy.Parse([]byte(y.String()), "bench.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}

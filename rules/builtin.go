@@ -11,7 +11,9 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/internal/lru"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // The built-in detectors that run on decoded messages. Each is declared
@@ -99,18 +101,18 @@ const (
 
 // numCheckProtos bounds the protocols with checks of their own; checks of
 // all messages run on the others too.
-const numCheckProtos = ProtoDNP3 + 1
+const numCheckProtos = proto.DNP3 + 1
 
 // covers reports whether the messages include those of protocol p that
 // are requests (or not).
-func (w messages) covers(p Proto, request bool) bool {
+func (w messages) covers(p proto.ID, request bool) bool {
 	switch w {
 	case allMessages:
 		return true
 	case modbusMessages, modbusRequests, modbusAnswers:
-		return p == ProtoModbus && (w == modbusMessages || request == (w == modbusRequests))
+		return p == proto.Modbus && (w == modbusMessages || request == (w == modbusRequests))
 	case dnp3Messages, dnp3Requests, dnp3Answers:
-		return p == ProtoDNP3 && (w == dnp3Messages || request == (w == dnp3Requests))
+		return p == proto.DNP3 && (w == dnp3Messages || request == (w == dnp3Requests))
 	}
 	return false
 }
@@ -153,7 +155,7 @@ const (
 
 type builtinDet struct {
 	c      compiled
-	rule   Rule
+	rule   policy.Rule
 	window int64     // ns; 0: the engine's
 	spec   *Detector // its entry in Detectors
 }
@@ -178,7 +180,7 @@ type builtins struct {
 	ot        addrTable // hosts seen in Modbus or DNP3 conversations, for public-address
 }
 
-func (b *builtins) init(p *Policy, seed uint64) {
+func (b *builtins) init(p *policy.Policy, seed uint64) {
 	for k := range numBuiltin {
 		spec := &Detectors[k]
 		s, ok := p.Detector(spec.ID)
@@ -192,7 +194,7 @@ func (b *builtins) init(p *Policy, seed uint64) {
 		}
 		d := &b.det[k]
 		d.spec = spec
-		d.rule = Rule{ID: s.ID, Name: spec.Name, Severity: s.Severity, Attack: spec.Attack, Rate: s.Rate, Enabled: true}
+		d.rule = policy.Rule{ID: s.ID, Name: spec.Name, Severity: s.Severity, Attack: spec.Attack, Rate: s.Rate, Enabled: true}
 		d.c = compiled{rule: &d.rule, idx: -1 - int32(k)}
 		d.window = int64(s.Window)
 		if s.Rate != nil {
@@ -230,10 +232,10 @@ func (b *builtins) init(p *Policy, seed uint64) {
 func (b *builtins) initChecks(filter bool) {
 	type cand struct {
 		run func(e *Engine, op *Op)
-		fcs CodeSet
+		fcs policy.CodeSet
 	}
 	type listKey struct {
-		p    Proto
+		p    proto.ID
 		req  int
 		mask uint64 // of the candidates
 	}
@@ -329,7 +331,7 @@ func (e *Engine) detect(op *Op) {
 
 // modbusOf is op's Modbus message with a function code, or nil.
 func modbusOf(op *Op) *modbus.Message {
-	if op.Proto != ProtoModbus || op.Modbus == nil || !op.Modbus.HasFunction() {
+	if op.Proto != proto.Modbus || op.Modbus == nil || !op.Modbus.HasFunction() {
 		return nil
 	}
 	return op.Modbus
@@ -337,7 +339,7 @@ func modbusOf(op *Op) *modbus.Message {
 
 // dnp3Of is op's DNP3 application message, or nil.
 func dnp3Of(op *Op) *dnp3.Message {
-	if op.Proto != ProtoDNP3 || op.DNP3 == nil || op.DNP3.Kind != dnp3.KindApplication {
+	if op.Proto != proto.DNP3 || op.DNP3 == nil || op.DNP3.Kind != dnp3.KindApplication {
 		return nil
 	}
 	return op.DNP3
@@ -630,9 +632,9 @@ func modbusChanges(op *Op) bool { return modbusClassChanges(op.FC, op.Class) }
 
 // modbusClassChanges reports whether a request of function fc and class c
 // changes something.
-func modbusClassChanges(fc uint8, c OpClass) bool {
+func modbusClassChanges(fc uint8, c policy.OpClass) bool {
 	switch c {
-	case OpWrite, OpRestart, OpConfig:
+	case policy.OpWrite, policy.OpRestart, policy.OpConfig:
 		return true
 	}
 	return fc == 21
@@ -649,9 +651,9 @@ func modbusMayChange(fc uint8) bool {
 func dnp3MayChange(fc uint8) bool { return dnp3Changes(DNP3Class(fc)) }
 
 // dnp3Changes reports whether a DNP3 request class changes something.
-func dnp3Changes(c OpClass) bool {
+func dnp3Changes(c policy.OpClass) bool {
 	switch c {
-	case OpWrite, OpControl, OpRestart, OpConfig, OpFile:
+	case policy.OpWrite, policy.OpControl, policy.OpRestart, policy.OpConfig, policy.OpFile:
 		return true
 	}
 	return false
@@ -659,7 +661,7 @@ func dnp3Changes(c OpClass) bool {
 
 func titleBroadcast(op *Op, _ *builtinDet, _ finding) string {
 	src, dst := ends(op)
-	if op.Proto == ProtoModbus {
+	if op.Proto == proto.Modbus {
 		return "Modbus broadcast " + modbus.FunctionName(op.FC) + " (unit 0) from " + src + " via " + dst
 	}
 	return "DNP3 broadcast " + dnp3.FunctionName(op.FC) + " to link address 0x" + strconv.FormatUint(uint64(op.LinkDst), 16) + " from " + src + " via " + dst
@@ -699,17 +701,17 @@ func titleSweep(op *Op, d *builtinDet, f finding) string {
 	what := "function codes"
 	if f.units {
 		what = "unit ids"
-		if op.Proto == ProtoDNP3 {
+		if op.Proto == proto.DNP3 {
 			what = "link addresses"
 		}
 	}
-	return op.Proto.Title() + " sweep from " + src + " to " + dst + ": " + strconv.Itoa(f.count) + " " + what + " within " + formatDuration(d.rule.Rate.Per)
+	return op.Proto.Title() + " sweep from " + src + " to " + dst + ": " + strconv.Itoa(f.count) + " " + what + " within " + policy.FormatDuration(d.rule.Rate.Per)
 }
 
 // checkDNP3FloodAnomaly: the DNP3 decoder's flood anomaly, requests piling
 // up without responses on one connection.
 func (e *Engine) checkDNP3FloodAnomaly(op *Op) {
-	if op.Proto == ProtoDNP3 && op.DNP3 != nil && op.DNP3.Anomalies&(1<<dnp3.RequestFlood) != 0 {
+	if op.Proto == proto.DNP3 && op.DNP3 != nil && op.DNP3.Anomalies&(1<<dnp3.RequestFlood) != 0 {
 		e.fireBuiltin(dFlood, op, aggKey{dst: op.Dst.Addr(), addr: 1}, finding{})
 	}
 }
@@ -728,7 +730,7 @@ func (e *Engine) checkFlood(op *Op) {
 
 func titleFlood(op *Op, d *builtinDet, _ finding) string {
 	src, dst := ends(op)
-	if op.Proto == ProtoDNP3 && op.DNP3 != nil && op.DNP3.Anomalies&(1<<dnp3.RequestFlood) != 0 {
+	if op.Proto == proto.DNP3 && op.DNP3 != nil && op.DNP3.Anomalies&(1<<dnp3.RequestFlood) != 0 {
 		return "DNP3 request flood from " + src + " to " + dst + ": requests pile up without responses"
 	}
 	return "Request flood to " + dst + " (last from " + src + "): " + d.c.expected + " exceeded"
@@ -768,7 +770,7 @@ const (
 // destination, per protocol and kind of code.
 type sweepKey struct {
 	src   netip.Addr
-	proto Proto
+	proto proto.ID
 	kind  uint8
 	dst   netip.Addr // after padding, as in rateKey
 }
@@ -780,7 +782,7 @@ type sweepKey struct {
 type sweepCodes struct {
 	epoch     uint32 // the engine's epoch when last used
 	win       int64
-	cur, prev CodeSet
+	cur, prev policy.CodeSet
 }
 
 // sweepTable holds the code sets of recon-sweep and exception-storm.
@@ -809,15 +811,15 @@ func (e *Engine) sweepAdd(op *Op, kind, code uint8, threshold bool) (bool, int) 
 	}
 	switch {
 	case c.epoch != e.epoch:
-		c.prev, c.cur = CodeSet{}, CodeSet{}
+		c.prev, c.cur = policy.CodeSet{}, policy.CodeSet{}
 		c.win, c.epoch = w, e.epoch
 	case w == c.win+1:
-		c.prev, c.cur = c.cur, CodeSet{}
+		c.prev, c.cur = c.cur, policy.CodeSet{}
 		c.win = w
 	case w > c.win+1 || w < c.win-1:
 		// Silence for more than a window, or packet time went back by
 		// more than one (a new capture file): start afresh.
-		c.prev, c.cur = CodeSet{}, CodeSet{}
+		c.prev, c.cur = policy.CodeSet{}, policy.CodeSet{}
 		c.win = w
 	}
 	// w is c.win or the one before (packets slightly out of time

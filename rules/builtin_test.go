@@ -12,6 +12,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/internal/lru"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // xmb is a Modbus message with the fields the detectors read.
@@ -374,7 +375,7 @@ func TestBuiltinDetectors(t *testing.T) {
 				t.Fatalf("fire: got %v, want one alert of %s", ruleIDs(got), c.id)
 			}
 			a := got[0]
-			det := LookupDetector(c.id)
+			det := policy.LookupDetector(c.id)
 			if a.Category != c.category || a.Severity != det.Severity || strings.Join(a.Attack, ",") != strings.Join(det.Attack, ",") {
 				t.Errorf("fire: category %s severity %s attack %v", a.Category, a.Severity, a.Attack)
 			}
@@ -389,7 +390,7 @@ func TestBuiltinDetectors(t *testing.T) {
 				}
 			}
 			// Disabled in the policy: nothing.
-			e, rec = newEngineTuned(t, func(s *DetectorSettings) { s.Enabled = s.ID != c.id })
+			e, rec = newEngineTuned(t, func(s *policy.DetectorSettings) { s.Enabled = s.ID != c.id })
 			if e.bi.on[detectorIndex(t, c.id)] {
 				t.Fatal("disabled in the policy, but on")
 			}
@@ -405,9 +406,9 @@ func TestBuiltinDetectors(t *testing.T) {
 
 // newEngineTuned builds an engine with the test assets, no rules, and
 // every detector on at its defaults but for what tune changes.
-func newEngineTuned(t *testing.T, tune func(*DetectorSettings)) (*Engine, *recorder) {
+func newEngineTuned(t *testing.T, tune func(*policy.DetectorSettings)) (*Engine, *recorder) {
 	t.Helper()
-	p, err := Parse([]byte(engineAssets), "test.yaml")
+	p, err := policy.Parse([]byte(engineAssets), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +467,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 // TestBuiltinPolicy: the policy disables and tunes detectors by id.
 func TestBuiltinPolicy(t *testing.T) {
-	p, err := Parse([]byte(engineAssets+`
+	p, err := policy.Parse([]byte(engineAssets+`
 detectors:
   dnp3-restart: {enabled: false}
   request-flood: {severity: critical, rate: {max: 10, per: 1s}}
@@ -502,7 +503,7 @@ detectors:
 			malformed = append(malformed, a)
 		}
 	}
-	if len(flood) == 0 || flood[0].Severity != SeverityCritical || flood[0].Expected != "at most 10 per 1s" {
+	if len(flood) == 0 || flood[0].Severity != policy.SeverityCritical || flood[0].Expected != "at most 10 per 1s" {
 		t.Errorf("request-flood: %+v", flood)
 	}
 	// The first alert, its summary (count 3) at the end of its window, and
@@ -515,7 +516,7 @@ detectors:
 	}
 
 	// Without assets, new-asset has nothing to compare with.
-	e, err = NewEngine(New(), rec, EngineOptions{})
+	e, err = NewEngine(policy.New(), rec, EngineOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,7 +593,7 @@ func TestBuiltinCatalogue(t *testing.T) {
 		}
 	}
 	for _, id := range BaselineIDs() {
-		if d := LookupDetector(id); d == nil || !d.Baseline || d.checks != nil {
+		if d := policy.LookupDetector(id); d == nil || !d.Baseline {
 			t.Errorf("baseline detector %s: %+v", id, d)
 		}
 	}
@@ -721,9 +722,9 @@ func TestDocsDetectorCategories(t *testing.T) {
 // then of Detectors; the alert ids follow that order. The fixtures make
 // one message fire five detectors at once.
 func TestBuiltinAlertOrder(t *testing.T) {
-	tune := func(s *DetectorSettings) {
+	tune := func(s *policy.DetectorSettings) {
 		if s.ID == "recon-sweep" || s.ID == "request-flood" {
-			s.Rate = &Rate{Max: 2, Per: 10 * time.Second}
+			s.Rate = &policy.Rate{Max: 2, Per: 10 * time.Second}
 		}
 	}
 	for _, c := range []struct {
@@ -773,7 +774,7 @@ func TestCheckFilters(t *testing.T) {
 			}
 		}
 	}
-	all := func(*DetectorSettings) {}
+	all := func(*policy.DetectorSettings) {}
 	filtered, got := newEngineTuned(t, all)
 	unfiltered, want := newEngineTuned(t, all)
 	unfiltered.bi.initChecks(false)
@@ -820,7 +821,7 @@ func TestPublicPairs(t *testing.T) {
 		"::1", "::", "fe80::1", "fc00::1", "fd12::1", "ff02::1", "2001:db8::1", "2600::1", "::ffff:10.1.2.3", "::ffff:8.8.8.8"} {
 		addrs = append(addrs, netip.MustParseAddr(s))
 	}
-	e, rec := newEngineTuned(t, func(*DetectorSettings) {})
+	e, rec := newEngineTuned(t, func(*policy.DetectorSettings) {})
 	at := time.Duration(0)
 	for _, a := range addrs {
 		for _, b := range addrs {

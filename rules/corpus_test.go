@@ -13,12 +13,13 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor"
 )
 
 // TestCorpusDetections replays public captures of attacks and of ordinary
 // traffic (../shared/corpus) through the built-in detectors — policy
-// rules.New(), no assets (so new-asset stays off), no baseline — and
+// policy.New(), no assets (so new-asset stays off), no baseline — and
 // compares the set of detector ids that fire with what the capture holds:
 //
 //   - corpusDetections: the Digital Bond QuickDraw test captures and the
@@ -268,7 +269,7 @@ func corpusReplay(t *testing.T, file string, cfg dpi.Config) []rules.Alert {
 		t.Fatalf("capture missing from the corpus: %v", err)
 	}
 	rec := &corpusRecorder{}
-	e, err := rules.NewEngine(rules.New(), rec, rules.EngineOptions{MaxAlertsPerMinute: -1})
+	e, err := rules.NewEngine(policy.New(), rec, rules.EngineOptions{MaxAlertsPerMinute: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

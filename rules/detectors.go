@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // Alert categories of the built-in detectors.
@@ -18,25 +19,10 @@ const (
 	CategoryInventory         = "inventory"
 )
 
-// Detector is a built-in detector as shipped: its id, its defaults and the
-// ATT&CK for ICS techniques it points at. A policy tunes or disables it by
-// id in its detectors section (see DetectorSettings).
+// Detector is a built-in detector: what a policy knows of it (its id, its
+// defaults, its ATT&CK for ICS techniques), and how the engine runs it.
 type Detector struct {
-	ID          string
-	Name        string // short human title, used in alerts
-	Severity    Severity
-	Attack      []string // ATT&CK for ICS technique ids
-	Description string
-	// Rate is the default threshold of detectors that count something;
-	// nil for the others, which then accept no rate in a policy.
-	Rate *Rate
-	// Window is the default window of detectors that report at most once
-	// per window or measure over one; 0 for the others.
-	Window time.Duration
-	// Baseline detectors run only in monitor mode with a learned baseline.
-	Baseline bool
-	// Category is the category of the detector's alerts.
-	Category string
+	policy.DetectorSpec
 
 	// The detectors that run on decoded messages (builtin.go) have checks
 	// and a title; the baseline-* ones are run by baseline.go. The alerts
@@ -54,225 +40,280 @@ type Detector struct {
 // follow.
 var Detectors = []Detector{
 	dMalformed: {
-		ID:          "malformed",
-		Name:        "Malformed protocol message",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0814"},
-		Description: "A Modbus or DNP3 message that breaks its specification: bad DNP3 CRCs, an MBAP length that disagrees with the PDU, non-Modbus bytes on a Modbus port, reserved or unknown function codes, bad object headers. Reported once per flow and window, not once per packet.",
-		Window:      time.Minute,
-		Category:    CategoryProtocolAnomaly,
-		checks:      []check{{stageMessage, modbusMessages, (*Engine).checkModbusMalformed, anyFC}, {stageMessage, dnp3Messages, (*Engine).checkDNP3Malformed, anyFC}},
-		title:       titleMalformed,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "malformed",
+			Name:        "Malformed protocol message",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0814"},
+			Description: "A Modbus or DNP3 message that breaks its specification: bad DNP3 CRCs, an MBAP length that disagrees with the PDU, non-Modbus bytes on a Modbus port, reserved or unknown function codes, bad object headers. Reported once per flow and window, not once per packet.",
+			Window:      time.Minute,
+			Category:    CategoryProtocolAnomaly,
+		},
+		checks: []check{{stageMessage, modbusMessages, (*Engine).checkModbusMalformed, anyFC}, {stageMessage, dnp3Messages, (*Engine).checkDNP3Malformed, anyFC}},
+		title:  titleMalformed,
 	},
 	dModbusDiag: {
-		ID:          "modbus-diagnostics",
-		Name:        "Modbus diagnostics abuse",
-		Severity:    SeverityHigh,
-		Attack:      []string{"T0814", "T0816", "T0872"},
-		Description: "Modbus function 8 sub-functions that take a device off the bus or wipe its evidence: force listen-only mode (4), restart communications (1), clear counters and diagnostic register (10), clear overrun counter (20).",
-		Category:    CategoryDiagnostics,
-		checks:      []check{{stageFunction, modbusRequests, (*Engine).checkModbusDiag, fcIn(8)}},
-		title:       titleModbusDiag,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "modbus-diagnostics",
+			Name:        "Modbus diagnostics abuse",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0814", "T0816", "T0872"},
+			Description: "Modbus function 8 sub-functions that take a device off the bus or wipe its evidence: force listen-only mode (4), restart communications (1), clear counters and diagnostic register (10), clear overrun counter (20).",
+			Category:    CategoryDiagnostics,
+		},
+		checks: []check{{stageFunction, modbusRequests, (*Engine).checkModbusDiag, fcIn(8)}},
+		title:  titleModbusDiag,
 	},
 	dDeviceID: {
-		ID:          "recon-device-id",
-		Name:        "Modbus device identification read",
-		Severity:    SeverityLow,
-		Attack:      []string{"T0888"},
-		Description: "A read device identification request (function 43, MEI type 14) or a report server id request (function 17), which reveal vendor, product, firmware revision and run state.",
-		Category:    CategoryReconnaissance,
-		checks:      []check{{stageFunction, modbusRequests, (*Engine).checkDeviceID, fcIn(17, 43)}},
-		title:       titleDeviceID,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "recon-device-id",
+			Name:        "Modbus device identification read",
+			Severity:    policy.SeverityLow,
+			Attack:      []string{"T0888"},
+			Description: "A read device identification request (function 43, MEI type 14) or a report server id request (function 17), which reveal vendor, product, firmware revision and run state.",
+			Category:    CategoryReconnaissance,
+		},
+		checks: []check{{stageFunction, modbusRequests, (*Engine).checkDeviceID, fcIn(17, 43)}},
+		title:  titleDeviceID,
 	},
 	dSweep: {
-		ID:          "recon-sweep",
-		Name:        "Function code or unit id sweep",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0846", "T0888"},
-		Description: "One source tries more distinct Modbus function codes or unit ids, or DNP3 function codes or link addresses, on one device than rate.max within rate.per.",
-		Rate:        &Rate{Max: 12, Per: 10 * time.Second}, // masters poll with a handful of codes; sweeps try many
-		Category:    CategoryReconnaissance,
-		checks:      []check{{stageCount, modbusRequests, (*Engine).checkModbusSweep, anyFC}, {stageCount, dnp3Requests, (*Engine).checkDNP3Sweep, anyFC}},
-		title:       titleSweep,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "recon-sweep",
+			Name:        "Function code or unit id sweep",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0846", "T0888"},
+			Description: "One source tries more distinct Modbus function codes or unit ids, or DNP3 function codes or link addresses, on one device than rate.max within rate.per.",
+			Rate:        &policy.Rate{Max: 12, Per: 10 * time.Second}, // masters poll with a handful of codes; sweeps try many
+			Category:    CategoryReconnaissance,
+		},
+		checks: []check{{stageCount, modbusRequests, (*Engine).checkModbusSweep, anyFC}, {stageCount, dnp3Requests, (*Engine).checkDNP3Sweep, anyFC}},
+		title:  titleSweep,
 	},
 	dExceptionStorm: {
-		ID:          "exception-storm",
-		Name:        "Exception storm",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0861", "T0888"},
-		Description: "More than rate.max illegal function, illegal data address, acknowledge or server busy exceptions (DNP3: function code not supported, object unknown, parameter error) from one device to one master within rate.per: someone probing which functions and addresses exist, or a device swamped by requests.",
-		Rate:        &Rate{Max: 10, Per: 10 * time.Second},
-		Category:    CategoryReconnaissance,
-		checks:      []check{{stageFunction, modbusAnswers, (*Engine).checkModbusExceptions, anyFC}, {stageFunction, dnp3Answers, (*Engine).checkDNP3Exceptions, anyFC}},
-		title:       titleExceptionStorm,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "exception-storm",
+			Name:        "Exception storm",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0861", "T0888"},
+			Description: "More than rate.max illegal function, illegal data address, acknowledge or server busy exceptions (DNP3: function code not supported, object unknown, parameter error) from one device to one master within rate.per: someone probing which functions and addresses exist, or a device swamped by requests.",
+			Rate:        &policy.Rate{Max: 10, Per: 10 * time.Second},
+			Category:    CategoryReconnaissance,
+		},
+		checks: []check{{stageFunction, modbusAnswers, (*Engine).checkModbusExceptions, anyFC}, {stageFunction, dnp3Answers, (*Engine).checkDNP3Exceptions, anyFC}},
+		title:  titleExceptionStorm,
 	},
 	dBusyDelay: {
-		ID:          "modbus-busy-delay",
-		Name:        "Modbus busy or acknowledge exceptions",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0814", "T0856"},
-		Description: "More than rate.max server busy (6) or acknowledge (5) exceptions from one device to one master within rate.per: each tells the master to wait and ask again, so a burst of them, real or spoofed, keeps the master from its data (QuickDraw's busy and acknowledge exception delay).",
-		Rate:        &Rate{Max: 4, Per: 15 * time.Second},
-		Category:    CategoryFlood,
-		checks:      []check{{stageFunction, modbusAnswers, (*Engine).checkBusyDelay, anyFC}},
-		title:       titleBusyDelay,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "modbus-busy-delay",
+			Name:        "Modbus busy or acknowledge exceptions",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0814", "T0856"},
+			Description: "More than rate.max server busy (6) or acknowledge (5) exceptions from one device to one master within rate.per: each tells the master to wait and ask again, so a burst of them, real or spoofed, keeps the master from its data (QuickDraw's busy and acknowledge exception delay).",
+			Rate:        &policy.Rate{Max: 4, Per: 15 * time.Second},
+			Category:    CategoryFlood,
+		},
+		checks: []check{{stageFunction, modbusAnswers, (*Engine).checkBusyDelay, anyFC}},
+		title:  titleBusyDelay,
 	},
 	dDNP3Restart: {
-		ID:          "dnp3-restart",
-		Name:        "DNP3 outstation restart",
-		Severity:    SeverityHigh,
-		Attack:      []string{"T0816"},
-		Description: "A DNP3 cold restart (13) or warm restart (14) request.",
-		Category:    CategoryDangerousFunction,
-		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3Restart, fcIn(dnp3.FuncColdRestart, dnp3.FuncWarmRestart)}},
-		title:       titleDNP3Function,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "dnp3-restart",
+			Name:        "DNP3 outstation restart",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0816"},
+			Description: "A DNP3 cold restart (13) or warm restart (14) request.",
+			Category:    CategoryDangerousFunction,
+		},
+		checks: []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3Restart, fcIn(dnp3.FuncColdRestart, dnp3.FuncWarmRestart)}},
+		title:  titleDNP3Function,
 	},
 	dDNP3AppControl: {
-		ID:          "dnp3-application-control",
-		Name:        "DNP3 application stopped, started or initialized",
-		Severity:    SeverityHigh,
-		Attack:      []string{"T0881", "T0858"},
-		Description: "A DNP3 stop application (18), start application (17), initialize data (15) or initialize application (16) request.",
-		Category:    CategoryDangerousFunction,
-		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3AppControl, fcIn(dnp3.FuncInitializeData, dnp3.FuncInitializeApplication, dnp3.FuncStartApplication, dnp3.FuncStopApplication)}},
-		title:       titleDNP3Function,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "dnp3-application-control",
+			Name:        "DNP3 application stopped, started or initialized",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0881", "T0858"},
+			Description: "A DNP3 stop application (18), start application (17), initialize data (15) or initialize application (16) request.",
+			Category:    CategoryDangerousFunction,
+		},
+		checks: []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3AppControl, fcIn(dnp3.FuncInitializeData, dnp3.FuncInitializeApplication, dnp3.FuncStartApplication, dnp3.FuncStopApplication)}},
+		title:  titleDNP3Function,
 	},
 	dDNP3DisableUnsol: {
-		ID:          "dnp3-disable-unsolicited",
-		Name:        "DNP3 unsolicited reporting disabled",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0815", "T0804"},
-		Description: "A DNP3 disable unsolicited (21) request: the outstation stops reporting events on its own, which blinds the master.",
-		Category:    CategoryDangerousFunction,
-		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3DisableUnsol, fcIn(dnp3.FuncDisableUnsolicited)}},
-		title:       titleDNP3Function,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "dnp3-disable-unsolicited",
+			Name:        "DNP3 unsolicited reporting disabled",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0815", "T0804"},
+			Description: "A DNP3 disable unsolicited (21) request: the outstation stops reporting events on its own, which blinds the master.",
+			Category:    CategoryDangerousFunction,
+		},
+		checks: []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3DisableUnsol, fcIn(dnp3.FuncDisableUnsolicited)}},
+		title:  titleDNP3Function,
 	},
 	dDNP3File: {
-		ID:          "dnp3-file",
-		Name:        "DNP3 file operation",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0843", "T0882"},
-		Description: "A DNP3 file request: open (25), close (26), delete (27), get file info (28), authenticate (29) or abort (30); also group 70 objects in a write.",
-		Category:    CategoryDangerousFunction,
-		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3File, fcIn(dnp3.FuncWrite, dnp3.FuncOpenFile, dnp3.FuncCloseFile, dnp3.FuncDeleteFile, dnp3.FuncGetFileInfo, dnp3.FuncAuthenticateFile, dnp3.FuncAbortFile)}},
-		title:       titleDNP3Function,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "dnp3-file",
+			Name:        "DNP3 file operation",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0843", "T0882"},
+			Description: "A DNP3 file request: open (25), close (26), delete (27), get file info (28), authenticate (29) or abort (30); also group 70 objects in a write.",
+			Category:    CategoryDangerousFunction,
+		},
+		checks: []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3File, fcIn(dnp3.FuncWrite, dnp3.FuncOpenFile, dnp3.FuncCloseFile, dnp3.FuncDeleteFile, dnp3.FuncGetFileInfo, dnp3.FuncAuthenticateFile, dnp3.FuncAbortFile)}},
+		title:  titleDNP3Function,
 	},
 	dDNP3OperateNoSelect: {
-		ID:          "dnp3-operate-without-select",
-		Name:        "DNP3 operate without a matching select",
-		Severity:    SeverityHigh,
-		Attack:      []string{"T0855"},
-		Description: "A DNP3 OPERATE (4) that no SELECT (3) came before, or whose objects and values differ from the SELECT, or that came after the select timeout.",
-		Category:    CategoryDangerousFunction,
-		checks:      []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3OperateNoSelect, fcIn(dnp3.FuncOperate)}},
-		title:       titleDNP3OperateNoSelect,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "dnp3-operate-without-select",
+			Name:        "DNP3 operate without a matching select",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0855"},
+			Description: "A DNP3 OPERATE (4) that no SELECT (3) came before, or whose objects and values differ from the SELECT, or that came after the select timeout.",
+			Category:    CategoryDangerousFunction,
+		},
+		checks: []check{{stageFunction, dnp3Requests, (*Engine).checkDNP3OperateNoSelect, fcIn(dnp3.FuncOperate)}},
+		title:  titleDNP3OperateNoSelect,
 	},
 	dDNP3UnsolStorm: {
-		ID:          "dnp3-unsolicited-storm",
-		Name:        "DNP3 unsolicited response storm",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0814", "T0856"},
-		Description: "More than rate.max unsolicited responses (130) from one outstation to one master within rate.per: a device flooding its master with events, or someone spoofing them to drown real ones.",
-		Rate:        &Rate{Max: 4, Per: 10 * time.Second}, // as QuickDraw's: 5 within 10 s
-		Category:    CategoryFlood,
-		checks:      []check{{stageFunction, dnp3Answers, (*Engine).checkDNP3UnsolStorm, anyFC}},
-		title:       titleDNP3UnsolStorm,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "dnp3-unsolicited-storm",
+			Name:        "DNP3 unsolicited response storm",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0814", "T0856"},
+			Description: "More than rate.max unsolicited responses (130) from one outstation to one master within rate.per: a device flooding its master with events, or someone spoofing them to drown real ones.",
+			Rate:        &policy.Rate{Max: 4, Per: 10 * time.Second}, // as QuickDraw's: 5 within 10 s
+			Category:    CategoryFlood,
+		},
+		checks: []check{{stageFunction, dnp3Answers, (*Engine).checkDNP3UnsolStorm, anyFC}},
+		title:  titleDNP3UnsolStorm,
 	},
 	dBroadcast: {
-		ID:          "broadcast-write",
-		Name:        "Broadcast write or control",
-		Severity:    SeverityHigh,
-		Attack:      []string{"T0855", "T0831"},
-		Description: "A write or control sent to every device at once: Modbus unit 0, or DNP3 destination addresses 0xFFFD-0xFFFF.",
-		Category:    CategoryBroadcast,
-		checks:      []check{{stageFunction, modbusRequests, (*Engine).checkModbusBroadcast, modbusMayChange}, {stageFunction, dnp3Requests, (*Engine).checkDNP3Broadcast, dnp3MayChange}},
-		title:       titleBroadcast,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "broadcast-write",
+			Name:        "Broadcast write or control",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0855", "T0831"},
+			Description: "A write or control sent to every device at once: Modbus unit 0, or DNP3 destination addresses 0xFFFD-0xFFFF.",
+			Category:    CategoryBroadcast,
+		},
+		checks: []check{{stageFunction, modbusRequests, (*Engine).checkModbusBroadcast, modbusMayChange}, {stageFunction, dnp3Requests, (*Engine).checkDNP3Broadcast, dnp3MayChange}},
+		title:  titleBroadcast,
 	},
 	dFlood: {
-		ID:          "request-flood",
-		Name:        "Request flood",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0814"},
-		Description: "More than rate.max requests to one device, from all masters together, within rate.per.",
-		Rate:        &Rate{Max: 100, Per: time.Second},
-		Category:    CategoryFlood,
-		checks:      []check{{stageMessage, dnp3Messages, (*Engine).checkDNP3FloodAnomaly, anyFC}, {stageCount, modbusRequests, (*Engine).checkFlood, anyFC}, {stageCount, dnp3Requests, (*Engine).checkFlood, anyFC}},
-		title:       titleFlood,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "request-flood",
+			Name:        "Request flood",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0814"},
+			Description: "More than rate.max requests to one device, from all masters together, within rate.per.",
+			Rate:        &policy.Rate{Max: 100, Per: time.Second},
+			Category:    CategoryFlood,
+		},
+		checks: []check{{stageMessage, dnp3Messages, (*Engine).checkDNP3FloodAnomaly, anyFC}, {stageCount, modbusRequests, (*Engine).checkFlood, anyFC}, {stageCount, dnp3Requests, (*Engine).checkFlood, anyFC}},
+		title:  titleFlood,
 	},
 	dPublic: {
-		ID:          "public-address",
-		Name:        "OT host talks to a public address",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0883", "T0869"},
-		Description: "A host seen speaking Modbus or DNP3 exchanges traffic with a public address: one outside the private (RFC 1918, RFC 4193), shared (100.64.0.0/10), link-local and loopback ranges. Documentation ranges count as public.",
-		Category:    CategoryNetwork,
-		checks:      []check{{stageCount, allMessages, (*Engine).checkPublic, anyFC}},
-		title:       titlePublic,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "public-address",
+			Name:        "OT host talks to a public address",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0883", "T0869"},
+			Description: "A host seen speaking Modbus or DNP3 exchanges traffic with a public address: one outside the private (RFC 1918, RFC 4193), shared (100.64.0.0/10), link-local and loopback ranges. Documentation ranges count as public.",
+			Category:    CategoryNetwork,
+		},
+		checks: []check{{stageCount, allMessages, (*Engine).checkPublic, anyFC}},
+		title:  titlePublic,
 	},
 	dNewAsset: {
-		ID:          "new-asset",
-		Name:        "New asset",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0848"},
-		Description: "A Modbus or DNP3 device or master appears that was not seen while learning and is not in the assets section.",
-		Baseline:    true,
-		Category:    CategoryInventory,
-		checks:      []check{{stageCount, allMessages, (*Engine).checkNewAsset, anyFC}},
-		title:       titleNewAsset,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "new-asset",
+			Name:        "New asset",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0848"},
+			Description: "A Modbus or DNP3 device or master appears that was not seen while learning and is not in the assets section.",
+			Baseline:    true,
+			Category:    CategoryInventory,
+		},
+		checks: []check{{stageCount, allMessages, (*Engine).checkNewAsset, anyFC}},
+		title:  titleNewAsset,
 	},
 	{
-		ID:          "baseline-new-master",
-		Name:        "New master",
-		Severity:    SeverityHigh,
-		Attack:      []string{"T0848", "T0855"},
-		Description: "A host sends requests that no learned master sent: a rogue master.",
-		Baseline:    true,
-		Category:    CategoryBaseline,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "baseline-new-master",
+			Name:        "New master",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0848", "T0855"},
+			Description: "A host sends requests that no learned master sent: a rogue master.",
+			Baseline:    true,
+			Category:    CategoryBaseline,
+		},
 	},
 	{
-		ID:          "baseline-new-conversation",
-		Name:        "New conversation",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0855"},
-		Description: "A known master talks to a device it did not talk to while learning.",
-		Baseline:    true,
-		Category:    CategoryBaseline,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "baseline-new-conversation",
+			Name:        "New conversation",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0855"},
+			Description: "A known master talks to a device it did not talk to while learning.",
+			Baseline:    true,
+			Category:    CategoryBaseline,
+		},
 	},
 	{
-		ID:          "baseline-new-function",
-		Name:        "New function code",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0855"},
-		Description: "A master uses a function code on a device that it did not use while learning.",
-		Baseline:    true,
-		Category:    CategoryBaseline,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "baseline-new-function",
+			Name:        "New function code",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0855"},
+			Description: "A master uses a function code on a device that it did not use while learning.",
+			Baseline:    true,
+			Category:    CategoryBaseline,
+		},
 	},
 	{
-		ID:          "baseline-new-address",
-		Name:        "New address or point",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0861", "T0836"},
-		Description: "A master reads or writes a Modbus table address, or a DNP3 group and point, outside what it used while learning.",
-		Baseline:    true,
-		Category:    CategoryBaseline,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "baseline-new-address",
+			Name:        "New address or point",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0861", "T0836"},
+			Description: "A master reads or writes a Modbus table address, or a DNP3 group and point, outside what it used while learning.",
+			Baseline:    true,
+			Category:    CategoryBaseline,
+		},
 	},
 	{
-		ID:          "baseline-value-range",
-		Name:        "Written value out of learned range",
-		Severity:    SeverityHigh,
-		Attack:      []string{"T0836", "T0831"},
-		Description: "A written value (register, coil, analog output, control) falls outside the range learned for its address, widened by the learning margin.",
-		Baseline:    true,
-		Category:    CategoryBaseline,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "baseline-value-range",
+			Name:        "Written value out of learned range",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0836", "T0831"},
+			Description: "A written value (register, coil, analog output, control) falls outside the range learned for its address, widened by the learning margin.",
+			Baseline:    true,
+			Category:    CategoryBaseline,
+		},
 	},
 	{
-		ID:          "baseline-write-rate",
-		Name:        "Write rate far above normal",
-		Severity:    SeverityMedium,
-		Attack:      []string{"T0806", "T0836"},
-		Description: "A master's writes to a device, counted over window, run far above the rate learned for that pair.",
-		Window:      time.Minute,
-		Baseline:    true,
-		Category:    CategoryBaseline,
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "baseline-write-rate",
+			Name:        "Write rate far above normal",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0806", "T0836"},
+			Description: "A master's writes to a device, counted over window, run far above the rate learned for that pair.",
+			Window:      time.Minute,
+			Baseline:    true,
+			Category:    CategoryBaseline,
+		},
 	},
+}
+
+// init hands the policy package the declarative part of the table, so
+// that a policy can name, tune and validate the detectors while their
+// checks stay here.
+func init() {
+	specs := make([]policy.DetectorSpec, len(Detectors))
+	for i := range Detectors {
+		specs[i] = Detectors[i].DetectorSpec
+	}
+	policy.RegisterDetectors(specs)
 }

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/internal/lru"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // Engine defaults.
@@ -70,8 +72,8 @@ func (o *EngineOptions) setDefaults() error {
 		o.AggSlots = DefaultAggSlots
 	}
 	var errs []error
-	if o.Window < MinRatePer || o.Window > MaxRatePer {
-		errs = append(errs, fmt.Errorf("alert window %v is outside %v..%v", o.Window, MinRatePer, MaxRatePer))
+	if o.Window < policy.MinRatePer || o.Window > policy.MaxRatePer {
+		errs = append(errs, fmt.Errorf("alert window %v is outside %v..%v", o.Window, policy.MinRatePer, policy.MaxRatePer))
 	}
 	if o.RateSlots < 0 || o.RateSlots > maxSlots {
 		errs = append(errs, fmt.Errorf("rate slots %d is outside 1..%d", o.RateSlots, maxSlots))
@@ -84,13 +86,13 @@ func (o *EngineOptions) setDefaults() error {
 
 // EngineStats count what the engine did.
 type EngineStats struct {
-	Alerts        [SeverityCritical + 1]uint64 // new alerts handed to the sink, by severity (budget alerts included, summaries not)
-	Summaries     uint64                       // folded alerts reported again with their count at the end of their window
-	Folded        uint64                       // occurrences folded into an alert already reported
-	Suppressed    uint64                       // new alerts dropped by the budget
-	MaxSeverity   Severity                     // the highest severity that fired, whether reported, folded or suppressed; 0 when nothing fired
-	RateEvictions uint64                       // rate counters evicted from a full set
-	AggEvictions  uint64                       // folded alerts evicted (and reported) from a full set
+	Alerts        [policy.SeverityCritical + 1]uint64 // new alerts handed to the sink, by severity (budget alerts included, summaries not)
+	Summaries     uint64                              // folded alerts reported again with their count at the end of their window
+	Folded        uint64                              // occurrences folded into an alert already reported
+	Suppressed    uint64                              // new alerts dropped by the budget
+	MaxSeverity   policy.Severity                     // the highest severity that fired, whether reported, folded or suppressed; 0 when nothing fired
+	RateEvictions uint64                              // rate counters evicted from a full set
+	AggEvictions  uint64                              // folded alerts evicted (and reported) from a full set
 }
 
 // Engine evaluates the rules of a policy on every decoded operation and
@@ -99,7 +101,7 @@ type EngineStats struct {
 // concurrent use.
 type Engine struct {
 	flowOp  Op // the op NewFlow makes for a conversation that is not Modbus or DNP3
-	policy  *Policy
+	policy  *policy.Policy
 	sink    AlertSink
 	ads     *adapters // by protocol
 	opts    EngineOptions
@@ -159,7 +161,7 @@ var _ dpi.Handler = (*Engine)(nil)
 
 // NewEngine builds an engine for the enabled rules of p (nil: no rules)
 // that reports to sink.
-func NewEngine(p *Policy, sink AlertSink, opts EngineOptions) (*Engine, error) {
+func NewEngine(p *policy.Policy, sink AlertSink, opts EngineOptions) (*Engine, error) {
 	if sink == nil {
 		return nil, errors.New("rules: NewEngine needs an alert sink")
 	}
@@ -167,7 +169,7 @@ func NewEngine(p *Policy, sink AlertSink, opts EngineOptions) (*Engine, error) {
 		return nil, err
 	}
 	if p == nil {
-		p = New()
+		p = policy.New()
 	}
 	e := &Engine{policy: p, sink: sink, opts: opts, window: int64(opts.Window), seed: rand.Uint64(), ads: withAdapters(opts.Adapters)}
 	e.sweepStep = min(int64(time.Second), e.window/2)
@@ -196,7 +198,7 @@ func NewEngine(p *Policy, sink AlertSink, opts EngineOptions) (*Engine, error) {
 }
 
 // Policy returns the policy the engine enforces.
-func (e *Engine) Policy() *Policy { return e.policy }
+func (e *Engine) Policy() *policy.Policy { return e.policy }
 
 // Suppressed is the number of new alerts the budget has suppressed so far.
 func (e *Engine) Suppressed() uint64 { return e.stats.Suppressed }
@@ -300,7 +302,7 @@ const (
 type cacheEntry struct {
 	flow     uint64
 	src, dst netip.Addr
-	proto    Proto
+	proto    proto.ID
 	n        uint8
 	b        [cacheWays]*bucket
 }
@@ -381,7 +383,7 @@ func (v *Violations) Add(at uint32, x float64) {
 // outOfBounds collects the written values of op that r selects and that
 // lie outside its bounds; the adapter of op's protocol knows which values
 // a message writes.
-func (e *Engine) outOfBounds(r *Rule, op *Op) bool {
+func (e *Engine) outOfBounds(r *policy.Rule, op *Op) bool {
 	v := &e.viol
 	v.n = 0
 	if ad := e.ads[op.Proto]; ad != nil {
@@ -429,7 +431,7 @@ func (e *Engine) overRate(c *compiled, op *Op) bool {
 // reports whether the events of k exceed r. Rules count per rule, source
 // and destination; built-in detectors (negative rule numbers) choose
 // their own keys.
-func (e *Engine) countRate(r *Rate, k rateKey, now int64) bool {
+func (e *Engine) countRate(r *policy.Rate, k rateKey, now int64) bool {
 	per := int64(r.Per)
 	w := now / per
 	ent, found := e.rate.Get(&k, rateHash(&k), now)
@@ -493,7 +495,7 @@ type aggState struct {
 	window      int64  // ns: the engine's, or the detector's own window
 	alert       *Alert // as first reported
 	count       uint64
-	fcs         CodeSet // function codes of the occurrences (those that have one)
+	fcs         policy.CodeSet // function codes of the occurrences (those that have one)
 	first, last time.Time
 }
 
@@ -510,17 +512,17 @@ func (e *Engine) foldRank(op *Op) uint8 {
 		return 0
 	}
 	switch op.Class {
-	case OpRead:
+	case policy.OpRead:
 		return 1
-	case OpDiagnostic, OpAuth:
+	case policy.OpDiagnostic, policy.OpAuth:
 		return 2
-	case OpWrite, OpFile:
+	case policy.OpWrite, policy.OpFile:
 		return 3
-	case OpControl:
+	case policy.OpControl:
 		return 4
-	case OpConfig:
+	case policy.OpConfig:
 		return 5
-	case OpRestart:
+	case policy.OpRestart:
 		return 6
 	}
 	if ad := e.ads[op.Proto]; ad != nil && ad.Unclassed(op) {
@@ -636,7 +638,7 @@ func (e *Engine) reportAgg(ent *aggEntry) {
 	if st := &ent.Value; st.count > 1 {
 		s := *st.alert
 		s.Count, s.First, s.Last, s.Summary = st.count, st.first, st.last, true
-		var own CodeSet
+		var own policy.CodeSet
 		own.Add(s.FC)
 		if st.fcs != own && !st.fcs.Empty() {
 			s.FCs = st.fcs.Codes()
@@ -724,7 +726,7 @@ func (e *Engine) endBudgetMinute() {
 	if e.supMinute > 0 {
 		n := strconv.FormatUint(e.supMinute, 10)
 		a := &Alert{
-			ID: e.newID(), Rule: BudgetRule, Severity: SeverityHigh, Category: CategorySystem,
+			ID: e.newID(), Rule: BudgetRule, Severity: policy.SeverityHigh, Category: CategorySystem,
 			Title:    "Alert budget exceeded: " + n + " alerts suppressed",
 			Expected: "at most " + strconv.Itoa(e.opts.MaxAlertsPerMinute) + " alerts per minute",
 			Count:    e.supMinute, First: e.supFirst, Last: e.supLast,

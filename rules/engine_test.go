@@ -12,6 +12,8 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // The hosts of the engine tests.
@@ -53,7 +55,7 @@ func newTestEngine(t testing.TB, rulesYAML string, opts EngineOptions) (*Engine,
 
 func newTestEngineDetectors(t testing.TB, rulesYAML string, opts EngineOptions, detectors bool) (*Engine, *recorder) {
 	t.Helper()
-	p, err := Parse([]byte(engineAssets+rulesYAML), "test.yaml")
+	p, err := policy.Parse([]byte(engineAssets+rulesYAML), "test.yaml")
 	if err != nil {
 		t.Fatalf("policy: %v\n%s", err, rulesYAML)
 	}
@@ -352,7 +354,7 @@ func TestAlertFields(t *testing.T) {
 		t.Errorf("alert JSON\n got %s\nwant %s", got, want)
 	}
 	b := rec.alerts[1]
-	if b.ID != 2 || b.Severity != SeverityLow || b.Proto != ProtoDNP3 || b.LinkSrc != 1 || b.LinkDst != 10 || b.FCName != "select" || b.Title != "crob" || len(b.Attack) != 0 {
+	if b.ID != 2 || b.Severity != policy.SeverityLow || b.Proto != proto.DNP3 || b.LinkSrc != 1 || b.LinkDst != 10 || b.FCName != "select" || b.Title != "crob" || len(b.Attack) != 0 {
 		t.Errorf("dnp3 alert: %+v", b)
 	}
 	js := alertJSON(b)
@@ -498,7 +500,7 @@ func TestAggregation(t *testing.T) {
 		t.Errorf("after the window: %v", rec.alerts[len(rec.alerts)-1])
 	}
 	st := e.Stats()
-	if st.Folded != 4 || st.Summaries != 1 || st.Alerts[SeverityHigh] != 3 || st.MaxSeverity != SeverityHigh {
+	if st.Folded != 4 || st.Summaries != 1 || st.Alerts[policy.SeverityHigh] != 3 || st.MaxSeverity != policy.SeverityHigh {
 		t.Errorf("stats %+v", st)
 	}
 	// Flush reports nothing for alerts without repeats.
@@ -658,7 +660,7 @@ func TestTakeOver(t *testing.T) {
 	lastID := rec.alerts[len(rec.alerts)-1].ID
 	rec.alerts = nil
 
-	p, err := Parse([]byte(engineAssets+after), "test.yaml")
+	p, err := policy.Parse([]byte(engineAssets+after), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -682,7 +684,7 @@ func TestTakeOver(t *testing.T) {
 		if a.ID <= lastID {
 			t.Errorf("alert %s after the reload has id %d, not above %d", a.Rule, a.ID, lastID)
 		}
-		if a.Rule == "changed" && a.Severity != SeverityHigh {
+		if a.Rule == "changed" && a.Severity != policy.SeverityHigh {
 			t.Errorf("changed rule with its old severity: %+v", a)
 		}
 	}
@@ -693,7 +695,7 @@ func TestTakeOver(t *testing.T) {
 			t.Errorf("w's summary: count %d id %d; want the 4 writes in the alert raised before the reload", a.Count, a.ID)
 		}
 	}
-	if st := n.Stats(); st.Folded < 3 || st.Alerts[SeverityMedium] < 4 {
+	if st := n.Stats(); st.Folded < 3 || st.Alerts[policy.SeverityMedium] < 4 {
 		t.Errorf("stats not carried over: %+v", st)
 	}
 }
@@ -753,11 +755,11 @@ func TestBudget(t *testing.T) {
 		t.Fatalf("after the minute: %v", rec.rules())
 	}
 	b := rec.alerts[3]
-	if b.Rule != BudgetRule || b.Severity != SeverityHigh || b.Count != 7 || b.Summary || b.Category != CategorySystem ||
+	if b.Rule != BudgetRule || b.Severity != policy.SeverityHigh || b.Count != 7 || b.Summary || b.Category != CategorySystem ||
 		!b.First.Equal(t0.Add(3*time.Second)) || !b.Last.Equal(t0.Add(9*time.Second)) || !strings.Contains(b.Title, "7 alerts suppressed") {
 		t.Errorf("budget alert: %+v", b)
 	}
-	if st := e.Stats(); st.MaxSeverity != SeverityCritical {
+	if st := e.Stats(); st.MaxSeverity != policy.SeverityCritical {
 		t.Errorf("max severity %v", st.MaxSeverity)
 	}
 	// A new minute has a new budget.
@@ -870,7 +872,7 @@ func TestEngineNoAllocs(t *testing.T) {
 }
 
 func TestAlertJSONEscapes(t *testing.T) {
-	a := &Alert{ID: 3, Rule: "r", Severity: SeverityInfo, Title: "a \"quoted\" \\ title\x01\xff", Values: []float64{1.5, nanValue()}}
+	a := &Alert{ID: 3, Rule: "r", Severity: policy.SeverityInfo, Title: "a \"quoted\" \\ title\x01\xff", Values: []float64{1.5, nanValue()}}
 	got := alertJSON(a)
 	for _, w := range []string{`"title":"a \"quoted\" \\ title\u0001` + "\ufffd" + `"`, `"values":[1.5,null]`, `"count":0`} {
 		if !strings.Contains(got, w) {
@@ -895,7 +897,7 @@ func nanValue() float64 {
 // windows of two lengths, time going back a little and a lot, and a
 // reload.
 func TestQuietSpan(t *testing.T) {
-	tune := func(s *DetectorSettings) {
+	tune := func(s *policy.DetectorSettings) {
 		if s.ID == "malformed" {
 			s.Window = 3 * time.Minute // the others fold within the engine's minute
 		}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // TestPublicAddressOnAnyFlow: a host seen in a Modbus conversation that
@@ -13,7 +15,7 @@ import (
 // host doing the same is not; nor is a conversation between private hosts.
 func TestPublicAddressOnAnyFlow(t *testing.T) {
 	rec := &recorder{}
-	e, err := NewEngine(New(), rec, EngineOptions{})
+	e, err := NewEngine(policy.New(), rec, EngineOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,13 +44,13 @@ func TestPublicAddressOnAnyFlow(t *testing.T) {
 // sent the message.
 func TestPublicAddressTitle(t *testing.T) {
 	rec := &recorder{}
-	e, err := NewEngine(New(), rec, EngineOptions{})
+	e, err := NewEngine(policy.New(), rec, EngineOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &dpi.Flow{Transport: dpi.TCP, App: dpi.AppModbus,
 		Client: netip.MustParseAddrPort("166.161.16.230:40000"), Server: netip.MustParseAddrPort("192.168.66.235:502")}
-	op := &Op{Time: time.Unix(1700000000, 0), Proto: ProtoModbus, Flow: f, Src: f.Client, Dst: f.Server, Request: true, FC: 3}
+	op := &Op{Time: time.Unix(1700000000, 0), Proto: proto.Modbus, Flow: f, Src: f.Client, Dst: f.Server, Request: true, FC: 3}
 	e.Evaluate(op)
 	for _, a := range rec.alerts {
 		if a.Rule == "public-address" && a.Title != "Modbus between 192.168.66.235 and public address 166.161.16.230" {

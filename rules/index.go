@@ -5,27 +5,29 @@ import (
 	"slices"
 
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // compiled is an enabled rule prepared for evaluation.
 type compiled struct {
-	rule     *Rule
-	idx      int32     // position in the engine's rule list (file order among enabled rules)
-	reqOnly  bool      // when.op is set: only requests have a class
-	fc       []CodeSet // by Proto: the function codes that may match, with when.op folded in
-	expected string    // Alert.Expected
-	seen     uint64    // the engine's operation number when last checked, so that a rule found twice is checked once
+	rule     *policy.Rule
+	idx      int32            // position in the engine's rule list (file order among enabled rules)
+	reqOnly  bool             // when.op is set: only requests have a class
+	fc       []policy.CodeSet // by Proto: the function codes that may match, with when.op folded in
+	expected string           // Alert.Expected
+	seen     uint64           // the engine's operation number when last checked, so that a rule found twice is checked once
 }
 
 // bucket is a list of rules, in file order, with the union of the function
 // codes they accept, for requests and for responses, so that a bucket is
 // skipped with one bit test.
 type bucket struct {
-	req, resp CodeSet
+	req, resp policy.CodeSet
 	rules     []int32
 }
 
-func (b *bucket) add(r *compiled, p Proto) {
+func (b *bucket) add(r *compiled, p proto.ID) {
 	if n := len(b.rules); n > 0 && b.rules[n-1] == r.idx {
 		return // the rule names two addresses of one prefix
 	}
@@ -54,7 +56,7 @@ type addrIndex struct {
 	m            map[netip.Prefix]*bucket
 }
 
-func (ai *addrIndex) add(pf netip.Prefix, c *compiled, p Proto) {
+func (ai *addrIndex) add(pf netip.Prefix, c *compiled, p proto.ID) {
 	if a := pf.Addr(); a.Is4In6() {
 		pf = netip.PrefixFrom(a.Unmap(), max(pf.Bits()-96, 0))
 	}
@@ -122,14 +124,14 @@ type ruleIndex struct {
 }
 
 // compileRule prepares r for the protocols of ads.
-func compileRule(r *Rule, idx int32, ads *adapters) *compiled {
-	c := &compiled{rule: r, idx: idx, reqOnly: r.When.Ops != 0, fc: make([]CodeSet, ads.span())}
+func compileRule(r *policy.Rule, idx int32, ads *adapters) *compiled {
+	c := &compiled{rule: r, idx: idx, reqOnly: r.When.Ops != 0, fc: make([]policy.CodeSet, ads.span())}
 	for p, ad := range ads[:len(c.fc)] {
-		if ad == nil || r.When.Proto != 0 && r.When.Proto != Proto(p) {
+		if ad == nil || r.When.Proto != 0 && r.When.Proto != proto.ID(p) {
 			continue
 		}
 		for fc := 0; fc < 256; fc++ {
-			if r.When.FC.Has(Proto(p), uint8(fc)) && classMayMatch(r.When.Ops, ad, uint8(fc)) {
+			if r.When.FC.Has(proto.ID(p), uint8(fc)) && classMayMatch(r.When.Ops, ad, uint8(fc)) {
 				c.fc[p].Add(uint8(fc))
 			}
 		}
@@ -145,7 +147,7 @@ func compileRule(r *Rule, idx int32, ads *adapters) *compiled {
 
 // classMayMatch reports whether a request with function code fc of ad's
 // protocol may have a class in ops (any when ops is empty).
-func classMayMatch(ops OpSet, ad Adapter, fc uint8) bool {
+func classMayMatch(ops policy.OpSet, ad Adapter, fc uint8) bool {
 	return ops == 0 || ops&ad.Classes(fc) != 0
 }
 
@@ -159,7 +161,7 @@ func (ix *ruleIndex) add(c *compiled) {
 		ix.protos = append(ix.protos, make([]protoIndex, len(c.fc)-len(ix.protos))...)
 	}
 	for i := range c.fc {
-		p := Proto(i)
+		p := proto.ID(i)
 		if c.fc[p].Empty() {
 			continue
 		}
@@ -190,7 +192,7 @@ const maxBuckets = 2*(128+1) + 1
 
 // buckets appends to out the buckets whose rules may apply to operations
 // of protocol p from src to dst, before the function code is known.
-func (ix *ruleIndex) buckets(p Proto, src, dst netip.Addr, out []*bucket) []*bucket {
+func (ix *ruleIndex) buckets(p proto.ID, src, dst netip.Addr, out []*bucket) []*bucket {
 	if int(p) >= len(ix.protos) {
 		return out
 	}
@@ -206,7 +208,7 @@ func (ix *ruleIndex) buckets(p Proto, src, dst netip.Addr, out []*bucket) []*buc
 // matches reports whether op satisfies every field of m. The cheap
 // fields are tested first; the fields that need the message decoded
 // further (DNP3 points) last. ad is the adapter of op's protocol.
-func matches(ad Adapter, m *Match, op *Op) bool {
+func matches(ad Adapter, m *policy.Match, op *Op) bool {
 	if m.Proto != 0 && m.Proto != op.Proto {
 		return false
 	}
@@ -230,7 +232,7 @@ func matches(ad Adapter, m *Match, op *Op) bool {
 
 // addrMatches reports whether the addresses a Modbus operation touches
 // overlap rs: [Addr, Addr+Count-1], and for FC 23 the read part too.
-func addrMatches(rs Ranges, op *Op) bool {
+func addrMatches(rs policy.Ranges, op *Op) bool {
 	if !op.HasAddr {
 		return false
 	}
@@ -256,7 +258,7 @@ func span(addr, count uint16) (lo, hi uint32) {
 
 // endpointsMatch reports whether addr, with the unit or link address of
 // op, matches one of eps (see Endpoint).
-func endpointsMatch(ad Adapter, eps []Endpoint, addr netip.Addr, op *Op, isSrc bool) bool {
+func endpointsMatch(ad Adapter, eps []policy.Endpoint, addr netip.Addr, op *Op, isSrc bool) bool {
 	addr = addr.Unmap()
 	for i := range eps {
 		ep := &eps[i]
@@ -280,7 +282,7 @@ func prefixesContain(pfs []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-func groupsMatch(gs []GroupVar, h *dnp3.ObjectHeader) bool {
+func groupsMatch(gs []policy.GroupVar, h *dnp3.ObjectHeader) bool {
 	for _, g := range gs {
 		if g.Matches(h.Group, h.Variation) {
 			return true
@@ -291,7 +293,7 @@ func groupsMatch(gs []GroupVar, h *dnp3.ObjectHeader) bool {
 
 // objectsMatch reports whether an object header of m matches the groups
 // of the match and, when it has points, touches one of its point indexes.
-func objectsMatch(mt *Match, m *dnp3.Message) bool {
+func objectsMatch(mt *policy.Match, m *dnp3.Message) bool {
 	if m == nil {
 		return false
 	}
@@ -318,7 +320,7 @@ const (
 // in rs. Headers with index prefixes need the decoded points; the others
 // are answered from the header's range (or 0..count-1 for count
 // qualifiers, every index for "all").
-func headerTouches(rs Ranges, m *dnp3.Message, i int) bool {
+func headerTouches(rs policy.Ranges, m *dnp3.Message, i int) bool {
 	h := &m.Objects[i]
 	switch {
 	case h.Prefix >= 1 && h.Prefix <= prefixIndexMax:

@@ -10,6 +10,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/event"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // The asset inventory: every host seen speaking Modbus, DNP3 or another
@@ -54,9 +55,9 @@ type invAsset struct {
 	ip        netip.Addr
 	mac       [6]byte
 	roles     uint8
-	protos    CodeSet  // the protocols it spoke, by ID
-	units     CodeSet  // Modbus unit ids
-	dnp3      []uint16 // sorted
+	protos    policy.CodeSet // the protocols it spoke, by ID
+	units     policy.CodeSet // Modbus unit ids
+	dnp3      []uint16       // sorted
 	first     time.Time
 	last      time.Time
 	sent      time.Time // when last sent
@@ -146,7 +147,7 @@ func (inv *Inventory) done(a *invAsset) {
 	}
 }
 
-func (a *invAsset) add(role uint8, p Proto) {
+func (a *invAsset) add(role uint8, p proto.ID) {
 	if a.roles&role == 0 || !a.protos.Has(uint8(p)) {
 		a.roles |= role
 		a.protos.Add(uint8(p))
@@ -165,7 +166,7 @@ func (inv *Inventory) Message(f *dpi.Flow, from dpi.Side, m any) {
 	case *dnp3.Message:
 		inv.dnp3Msg(f, from == dpi.FromServer, m)
 	case proto.Loggable:
-		if f.App == 0 || f.App == ProtoModbus || f.App == ProtoDNP3 {
+		if f.App == 0 || f.App == proto.Modbus || f.App == proto.DNP3 {
 			return
 		}
 		t := m.Packet().Time
@@ -192,10 +193,10 @@ func (inv *Inventory) modbusMsg(f *dpi.Flow, m *modbus.Message) {
 	}
 	t := m.Time
 	master := inv.get(f.Client.Addr(), f.ClientMAC, t)
-	master.add(roleMaster, ProtoModbus)
+	master.add(roleMaster, proto.Modbus)
 	inv.done(master)
 	slave := inv.get(f.Server.Addr(), f.ServerMAC, t)
-	slave.add(roleSlave, ProtoModbus)
+	slave.add(roleSlave, proto.Modbus)
 	if m.Dir == modbus.Request {
 		// The answer, a round trip later, tells the unit ids the server
 		// answers for: its message waits for it, so that a new server is
@@ -242,15 +243,15 @@ func (inv *Inventory) dnp3Msg(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 	src := inv.get(srcAP.Addr(), srcMAC, t)
 	dst := inv.get(dstAP.Addr(), dstMAC, t)
 	if m.Dir == dnp3.Request {
-		src.add(roleMaster, ProtoDNP3)
-		dst.add(roleOutstation, ProtoDNP3)
+		src.add(roleMaster, proto.DNP3)
+		dst.add(roleOutstation, proto.DNP3)
 		src.addDNP3(m.Link.Src)
 		if m.Link.Dst < 0xFFF0 { // not a broadcast or reserved address
 			dst.addDNP3(m.Link.Dst)
 		}
 	} else {
-		src.add(roleOutstation, ProtoDNP3)
-		dst.add(roleMaster, ProtoDNP3)
+		src.add(roleOutstation, proto.DNP3)
+		dst.add(roleMaster, proto.DNP3)
 		src.addDNP3(m.Link.Src)
 		dst.addDNP3(m.Link.Dst)
 	}
@@ -294,7 +295,7 @@ func (a *invAsset) message() *event.Asset {
 		}
 	}
 	for _, p := range a.protos.Codes() {
-		ev.Protocols = append(ev.Protocols, Proto(p).String())
+		ev.Protocols = append(ev.Protocols, proto.ID(p).String())
 	}
 	ev.ModbusUnits = a.units.Codes()
 	ev.DNP3Addrs = append([]uint16(nil), a.dnp3...)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // Default bounds of a Learner's memory.
@@ -45,7 +47,7 @@ type LearnStats struct {
 type Learner struct {
 	opts  LearnerOptions
 	hosts map[netip.Addr]*learnHost
-	pairs map[pairKey]*learnPair
+	pairs map[policy.PairKey]*learnPair
 	order []*learnPair // in order of first sight
 	stats LearnStats
 	op    Op
@@ -55,21 +57,21 @@ type Learner struct {
 
 type learnHost struct {
 	addr          netip.Addr
-	master, slave CodeSet // the protocols it is a master or a device of
-	units         CodeSet
-	links         Ranges
+	master, slave policy.CodeSet // the protocols it is a master or a device of
+	units         policy.CodeSet
+	links         policy.Ranges
 }
 
 type learnPair struct {
-	key         pairKey
-	units       CodeSet
-	linkSrc     Ranges
-	linkDst     Ranges
-	fc          CodeSet
-	read, write [TableHoldingRegisters + 1]Ranges
-	objects     []ObjectPoints
-	values      map[valueKey]*ValueRange
-	valueOrder  []*ValueRange
+	key         policy.PairKey
+	units       policy.CodeSet
+	linkSrc     policy.Ranges
+	linkDst     policy.Ranges
+	fc          policy.CodeSet
+	read, write [policy.TableHoldingRegisters + 1]policy.Ranges
+	objects     []policy.ObjectPoints
+	values      map[valueKey]*policy.ValueRange
+	valueOrder  []*policy.ValueRange
 	minute      int64 // current minute of packet time
 	writes, max uint32
 }
@@ -86,7 +88,7 @@ func NewLearner(o LearnerOptions) *Learner {
 	def(&o.MaxRanges, DefaultMaxRanges)
 	def(&o.MaxValues, DefaultMaxValues)
 	def(&o.MaxObjects, DefaultMaxObjects)
-	return &Learner{opts: o, ads: withAdapters(o.Adapters), hosts: map[netip.Addr]*learnHost{}, pairs: map[pairKey]*learnPair{}}
+	return &Learner{opts: o, ads: withAdapters(o.Adapters), hosts: map[netip.Addr]*learnHost{}, pairs: map[policy.PairKey]*learnPair{}}
 }
 
 var _ dpi.Handler = (*Learner)(nil)
@@ -108,7 +110,7 @@ func (l *Learner) Observe(op *Op) {
 		l.stats.DroppedHosts++
 		return
 	}
-	p := l.pair(pairKey{src, dst, op.Proto})
+	p := l.pair(policy.PairKey{Src: src, Dst: dst, Proto: op.Proto})
 	if p == nil {
 		return
 	}
@@ -124,7 +126,7 @@ func (l *Learner) Observe(op *Op) {
 		l.cur = learnTo{l: l, p: p, hs: hs, hd: hd}
 		ad.Learn(op, &l.cur)
 	}
-	if op.Class == OpWrite || op.Class == OpControl {
+	if op.Class == policy.OpWrite || op.Class == policy.OpControl {
 		min := op.Time.UnixNano() / learnWindow
 		if min != p.minute {
 			p.minute, p.writes = min, 0
@@ -136,14 +138,14 @@ func (l *Learner) Observe(op *Op) {
 
 // pair returns the conversation of k, new if need be; nil (counted) when
 // the learner holds MaxPairs already.
-func (l *Learner) pair(k pairKey) *learnPair {
+func (l *Learner) pair(k policy.PairKey) *learnPair {
 	p := l.pairs[k]
 	if p == nil {
 		if len(l.pairs) >= l.opts.MaxPairs {
 			l.stats.DroppedPairs++
 			return nil
 		}
-		p = &learnPair{key: k, values: map[valueKey]*ValueRange{}}
+		p = &learnPair{key: k, values: map[valueKey]*policy.ValueRange{}}
 		l.pairs[k] = p
 		l.order = append(l.order, p)
 	}
@@ -188,8 +190,8 @@ func (t *learnTo) Link(src, dst uint16) {
 	}
 }
 
-func (t *learnTo) Addresses(tb Table, write bool, lo, hi uint32) {
-	if tb < TableCoils || tb > TableHoldingRegisters {
+func (t *learnTo) Addresses(tb policy.Table, write bool, lo, hi uint32) {
+	if tb < policy.TableCoils || tb > policy.TableHoldingRegisters {
 		return
 	}
 	rs := &t.p.read[tb]
@@ -199,9 +201,9 @@ func (t *learnTo) Addresses(tb Table, write bool, lo, hi uint32) {
 	*rs = t.l.addRange(*rs, lo, hi, t.l.opts.MaxRanges)
 }
 
-func (t *learnTo) Points(gv GroupVar, some bool, lo, hi uint32) {
+func (t *learnTo) Points(gv policy.GroupVar, some bool, lo, hi uint32) {
 	l, p := t.l, t.p
-	j := slices.IndexFunc(p.objects, func(o ObjectPoints) bool { return o.GroupVar == gv })
+	j := slices.IndexFunc(p.objects, func(o policy.ObjectPoints) bool { return o.GroupVar == gv })
 	if j < 0 {
 		if len(p.objects) >= l.opts.MaxObjects {
 			if !some {
@@ -209,7 +211,7 @@ func (t *learnTo) Points(gv GroupVar, some bool, lo, hi uint32) {
 			}
 			return
 		}
-		p.objects = append(p.objects, ObjectPoints{GroupVar: gv})
+		p.objects = append(p.objects, policy.ObjectPoints{GroupVar: gv})
 		j = len(p.objects) - 1
 	}
 	if some {
@@ -217,7 +219,7 @@ func (t *learnTo) Points(gv GroupVar, some bool, lo, hi uint32) {
 	}
 }
 
-func (t *learnTo) Value(tb Table, g uint8, at uint32, x float64) {
+func (t *learnTo) Value(tb policy.Table, g uint8, at uint32, x float64) {
 	k := valueKey{uint8(tb), at}
 	if tb == 0 {
 		k.space = 0x80 | g
@@ -235,11 +237,11 @@ func (l *Learner) value(p *learnPair, k valueKey, x float64) {
 			l.stats.DroppedValues++
 			return
 		}
-		v = &ValueRange{At: k.at, Min: x, Max: x}
+		v = &policy.ValueRange{At: k.at, Min: x, Max: x}
 		if k.space&0x80 != 0 {
 			v.Group = k.space &^ 0x80
 		} else {
-			v.Table = Table(k.space)
+			v.Table = policy.Table(k.space)
 		}
 		p.values[k] = v
 		p.valueOrder = append(p.valueOrder, v)
@@ -250,11 +252,11 @@ func (l *Learner) value(p *learnPair, k valueKey, x float64) {
 
 // addRange adds lo..hi to rs, keeping at most limit ranges by merging the
 // two closest neighbours.
-func (l *Learner) addRange(rs Ranges, lo, hi uint32, limit int) Ranges {
+func (l *Learner) addRange(rs policy.Ranges, lo, hi uint32, limit int) policy.Ranges {
 	if rangesCover(rs, lo, hi) {
 		return rs
 	}
-	rs = normalize(append(rs, Range{lo, hi}))
+	rs = policy.Normalize(append(rs, policy.Range{Lo: lo, Hi: hi}))
 	for len(rs) > limit {
 		best := 1
 		for i := 2; i < len(rs); i++ {
@@ -275,12 +277,12 @@ func (l *Learner) addRange(rs Ranges, lo, hi uint32, limit int) Ranges {
 // section with one conversation per master, device and protocol. margin
 // is the baseline's margin (negative: DefaultMargin). Every built-in
 // detector is at its defaults.
-func (l *Learner) Baseline(margin float64) *Policy {
+func (l *Learner) Baseline(margin float64) *policy.Policy {
 	if margin < 0 {
-		margin = DefaultMargin
+		margin = policy.DefaultMargin
 	}
-	p := New()
-	b := &Baseline{Margin: margin, RateFactor: DefaultRateFactor}
+	p := policy.New()
+	b := &policy.Baseline{Margin: margin, RateFactor: policy.DefaultRateFactor}
 	p.Baseline = b
 	hosts := make([]*learnHost, 0, len(l.hosts))
 	for _, h := range l.hosts {
@@ -288,8 +290,8 @@ func (l *Learner) Baseline(margin float64) *Policy {
 	}
 	slices.SortFunc(hosts, func(a, b *learnHost) int { return a.addr.Compare(b.addr) })
 	for _, h := range hosts {
-		a := Asset{Name: assetName(h), Prefixes: []netip.Prefix{netip.PrefixFrom(h.addr, h.addr.BitLen())}}
-		if h.slave.Has(uint8(ProtoModbus)) {
+		a := policy.Asset{Name: assetName(h), Prefixes: []netip.Prefix{netip.PrefixFrom(h.addr, h.addr.BitLen())}}
+		if h.slave.Has(uint8(proto.Modbus)) {
 			a.Units = h.units
 		}
 		for _, r := range h.links {
@@ -301,21 +303,21 @@ func (l *Learner) Baseline(margin float64) *Policy {
 	}
 	pairs := slices.Clone(l.order)
 	slices.SortStableFunc(pairs, func(a, b *learnPair) int {
-		if c := a.key.src.Compare(b.key.src); c != 0 {
+		if c := a.key.Src.Compare(b.key.Src); c != 0 {
 			return c
 		}
-		if c := a.key.dst.Compare(b.key.dst); c != 0 {
+		if c := a.key.Dst.Compare(b.key.Dst); c != 0 {
 			return c
 		}
-		return int(a.key.proto) - int(b.key.proto)
+		return int(a.key.Proto) - int(b.key.Proto)
 	})
 	for _, lp := range pairs {
-		c := Conversation{
-			Proto: lp.key.proto, Src: lp.key.src, Dst: lp.key.dst,
+		c := policy.Conversation{
+			Proto: lp.key.Proto, Src: lp.key.Src, Dst: lp.key.Dst,
 			FC: lp.fc, WritesPerMinute: lp.max,
 			LinkSrc: slices.Clone(lp.linkSrc), LinkDst: slices.Clone(lp.linkDst),
 		}
-		if c.Proto == ProtoModbus {
+		if c.Proto == proto.Modbus {
 			c.Units = lp.units
 		}
 		for t := range lp.read {
@@ -323,15 +325,15 @@ func (l *Learner) Baseline(margin float64) *Policy {
 			c.Write[t] = slices.Clone(lp.write[t])
 		}
 		for _, o := range lp.objects {
-			c.Objects = append(c.Objects, ObjectPoints{GroupVar: o.GroupVar, Points: slices.Clone(o.Points)})
+			c.Objects = append(c.Objects, policy.ObjectPoints{GroupVar: o.GroupVar, Points: slices.Clone(o.Points)})
 		}
-		slices.SortFunc(c.Objects, func(a, b ObjectPoints) int {
+		slices.SortFunc(c.Objects, func(a, b policy.ObjectPoints) int {
 			return (int(a.Group)<<8 | int(a.Var)) - (int(b.Group)<<8 | int(b.Var))
 		})
 		for _, v := range lp.valueOrder {
 			c.Values = append(c.Values, *v)
 		}
-		slices.SortFunc(c.Values, func(a, b ValueRange) int {
+		slices.SortFunc(c.Values, func(a, b policy.ValueRange) int {
 			ka, kb := int64(a.Table)<<40|int64(a.Group)<<32|int64(a.At), int64(b.Table)<<40|int64(b.Group)<<32|int64(b.At)
 			return int(min(max(ka-kb, -1), 1))
 		})
@@ -345,9 +347,9 @@ func (l *Learner) Baseline(margin float64) *Policy {
 // device), device-… (a device of other protocols only), host-… when it
 // is both a master and a device, or both a Modbus and a DNP3 device.
 func assetName(h *learnHost) string {
-	var modbus, dnp3 CodeSet
-	modbus.Add(uint8(ProtoModbus))
-	dnp3.Add(uint8(ProtoDNP3))
+	var modbus, dnp3 policy.CodeSet
+	modbus.Add(uint8(proto.Modbus))
+	dnp3.Add(uint8(proto.DNP3))
 	role := "host"
 	switch {
 	case !h.master.Empty() && h.slave.Empty():
@@ -356,7 +358,7 @@ func assetName(h *learnHost) string {
 		role = "plc"
 	case h.master.Empty() && h.slave == dnp3:
 		role = "outstation"
-	case h.master.Empty() && !h.slave.Has(uint8(ProtoModbus)) && !h.slave.Has(uint8(ProtoDNP3)):
+	case h.master.Empty() && !h.slave.Has(uint8(proto.Modbus)) && !h.slave.Has(uint8(proto.DNP3)):
 		role = "device"
 	}
 	return role + "-" + strings.NewReplacer(".", "-", ":", "-").Replace(h.addr.String())
@@ -371,7 +373,7 @@ type engineLearn struct {
 	period time.Duration
 	end    int64 // packet time (unix ns) the period ends; 0 before the first operation
 	margin float64
-	policy *Policy // what was learned, once the period ended
+	policy *policy.Policy // what was learned, once the period ended
 }
 
 // learnOp feeds op to the learner during the learning period, and at its
@@ -397,7 +399,7 @@ func (e *Engine) finishLearning() {
 	margin := el.margin
 	switch {
 	case margin == 0:
-		margin = DefaultMargin
+		margin = policy.DefaultMargin
 	case margin < 0:
 		margin = 0
 	}
@@ -412,7 +414,7 @@ func (e *Engine) finishLearning() {
 
 // Learned returns the baseline the engine learned with
 // EngineOptions.Learn once the learning period is over, or nil.
-func (e *Engine) Learned() *Policy {
+func (e *Engine) Learned() *policy.Policy {
 	if e.learned == nil {
 		return nil
 	}
@@ -429,11 +431,11 @@ func (e *Engine) Learning() bool { return e.learn != nil }
 // a learning period interrupted by a restart from the checkpoint it
 // wrote with Baseline(0). Widened ranges are taken as they are: resume
 // from a baseline learned with margin 0. The learner's bounds apply.
-func (l *Learner) Resume(p *Policy) {
+func (l *Learner) Resume(p *policy.Policy) {
 	if p == nil || p.Baseline == nil {
 		return
 	}
-	assets := map[netip.Addr]*Asset{}
+	assets := map[netip.Addr]*policy.Asset{}
 	for i := range p.Assets {
 		a := &p.Assets[i]
 		for _, pr := range a.Prefixes {
@@ -463,12 +465,12 @@ func (l *Learner) Resume(p *Policy) {
 		}
 		hs.master.Add(uint8(c.Proto))
 		hd.slave.Add(uint8(c.Proto))
-		if c.Proto == ProtoModbus {
+		if c.Proto == proto.Modbus {
 			if a := assets[c.Dst]; a != nil {
 				hd.units.Union(&a.Units)
 			}
 		}
-		lp := l.pair(pairKey{c.Src, c.Dst, c.Proto})
+		lp := l.pair(policy.PairKey{Src: c.Src, Dst: c.Dst, Proto: c.Proto})
 		if lp == nil {
 			continue
 		}
@@ -489,13 +491,13 @@ func (l *Learner) Resume(p *Policy) {
 			}
 		}
 		for _, o := range c.Objects {
-			j := slices.IndexFunc(lp.objects, func(x ObjectPoints) bool { return x.GroupVar == o.GroupVar })
+			j := slices.IndexFunc(lp.objects, func(x policy.ObjectPoints) bool { return x.GroupVar == o.GroupVar })
 			if j < 0 {
 				if len(lp.objects) >= l.opts.MaxObjects {
 					l.stats.DroppedValues++
 					continue
 				}
-				lp.objects = append(lp.objects, ObjectPoints{GroupVar: o.GroupVar})
+				lp.objects = append(lp.objects, policy.ObjectPoints{GroupVar: o.GroupVar})
 				j = len(lp.objects) - 1
 			}
 			for _, r := range o.Points {

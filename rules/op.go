@@ -7,6 +7,8 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // Op is one decoded operation as rules see it, whatever the protocol: a
@@ -16,16 +18,16 @@ import (
 type Op struct {
 	Time     time.Time
 	Frame    uint64
-	Proto    Proto
+	Proto    proto.ID
 	Flow     *dpi.Flow
 	Src, Dst netip.AddrPort // sender and receiver of this message
 	Request  bool           // sent by the master (Modbus client, DNP3 master)
-	Class    OpClass        // 0 for responses and for function codes outside every class
+	Class    policy.OpClass // 0 for responses and for function codes outside every class
 	FC       uint8
 
 	// Modbus.
 	Unit    uint8
-	Table   Table // 0 when the function addresses no table
+	Table   policy.Table // 0 when the function addresses no table
 	HasAddr bool
 	Addr    uint16
 	Count   uint16

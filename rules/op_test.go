@@ -8,33 +8,34 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 func TestModbusClassAndTable(t *testing.T) {
 	for _, tc := range []struct {
 		fc    uint8
 		sub   uint16
-		class OpClass
-		table Table
+		class policy.OpClass
+		table policy.Table
 	}{
-		{1, 0, OpRead, TableCoils},
-		{2, 0, OpRead, TableDiscreteInputs},
-		{3, 0, OpRead, TableHoldingRegisters},
-		{4, 0, OpRead, TableInputRegisters},
-		{5, 0, OpWrite, TableCoils},
-		{6, 0, OpWrite, TableHoldingRegisters},
-		{8, 0, OpDiagnostic, 0},  // return query data
-		{8, 1, OpRestart, 0},     // restart communications
-		{8, 4, OpConfig, 0},      // force listen only: changes the operating mode
-		{8, 10, OpDiagnostic, 0}, // clear counters
-		{15, 0, OpWrite, TableCoils},
-		{16, 0, OpWrite, TableHoldingRegisters},
-		{20, 0, OpFile, 0},
-		{21, 0, OpFile, 0},
-		{22, 0, OpWrite, TableHoldingRegisters},
-		{23, 0, OpWrite, TableHoldingRegisters},
-		{24, 0, OpRead, TableHoldingRegisters},
-		{43, 0, OpRead, 0},
+		{1, 0, policy.OpRead, policy.TableCoils},
+		{2, 0, policy.OpRead, policy.TableDiscreteInputs},
+		{3, 0, policy.OpRead, policy.TableHoldingRegisters},
+		{4, 0, policy.OpRead, policy.TableInputRegisters},
+		{5, 0, policy.OpWrite, policy.TableCoils},
+		{6, 0, policy.OpWrite, policy.TableHoldingRegisters},
+		{8, 0, policy.OpDiagnostic, 0},  // return query data
+		{8, 1, policy.OpRestart, 0},     // restart communications
+		{8, 4, policy.OpConfig, 0},      // force listen only: changes the operating mode
+		{8, 10, policy.OpDiagnostic, 0}, // clear counters
+		{15, 0, policy.OpWrite, policy.TableCoils},
+		{16, 0, policy.OpWrite, policy.TableHoldingRegisters},
+		{20, 0, policy.OpFile, 0},
+		{21, 0, policy.OpFile, 0},
+		{22, 0, policy.OpWrite, policy.TableHoldingRegisters},
+		{23, 0, policy.OpWrite, policy.TableHoldingRegisters},
+		{24, 0, policy.OpRead, policy.TableHoldingRegisters},
+		{43, 0, policy.OpRead, 0},
 		{90, 0, 0, 0}, // UMAS: outside the specification
 	} {
 		if got := ModbusClass(tc.fc, tc.sub); got != tc.class {
@@ -47,12 +48,12 @@ func TestModbusClassAndTable(t *testing.T) {
 }
 
 func TestDNP3Class(t *testing.T) {
-	for fc, want := range map[uint8]OpClass{
-		dnp3.FuncConfirm: 0, dnp3.FuncRead: OpRead, dnp3.FuncWrite: OpWrite,
-		dnp3.FuncSelect: OpControl, dnp3.FuncOperate: OpControl, dnp3.FuncDirectOperate: OpControl,
-		dnp3.FuncColdRestart: OpRestart, dnp3.FuncWarmRestart: OpRestart,
-		dnp3.FuncStopApplication: OpConfig, dnp3.FuncDisableUnsolicited: OpConfig, dnp3.FuncInitializeData: OpConfig,
-		dnp3.FuncDelayMeasure: OpDiagnostic, dnp3.FuncOpenFile: OpFile, dnp3.FuncAuthenticateRequest: OpAuth,
+	for fc, want := range map[uint8]policy.OpClass{
+		dnp3.FuncConfirm: 0, dnp3.FuncRead: policy.OpRead, dnp3.FuncWrite: policy.OpWrite,
+		dnp3.FuncSelect: policy.OpControl, dnp3.FuncOperate: policy.OpControl, dnp3.FuncDirectOperate: policy.OpControl,
+		dnp3.FuncColdRestart: policy.OpRestart, dnp3.FuncWarmRestart: policy.OpRestart,
+		dnp3.FuncStopApplication: policy.OpConfig, dnp3.FuncDisableUnsolicited: policy.OpConfig, dnp3.FuncInitializeData: policy.OpConfig,
+		dnp3.FuncDelayMeasure: policy.OpDiagnostic, dnp3.FuncOpenFile: policy.OpFile, dnp3.FuncAuthenticateRequest: policy.OpAuth,
 		dnp3.FuncResponse: 0,
 	} {
 		if got := DNP3Class(fc); got != want {
@@ -73,7 +74,7 @@ func TestOpOrientation(t *testing.T) {
 	var op Op
 	op.FromModbus(f, &modbus.Message{Meta: modbus.Meta{Time: ts, Frame: 7}, Dir: modbus.Request, Unit: 1, FC: 6,
 		HasAddr: true, Addr: 5, Count: 1, Values: []uint16{900}, PDU: []byte{6}})
-	if op.Src != f.Client || op.Dst != f.Server || !op.Request || op.Class != OpWrite || op.Table != TableHoldingRegisters || op.Values[0] != 900 {
+	if op.Src != f.Client || op.Dst != f.Server || !op.Request || op.Class != policy.OpWrite || op.Table != policy.TableHoldingRegisters || op.Values[0] != 900 {
 		t.Errorf("modbus request: %+v", op)
 	}
 	op.FromModbus(f, &modbus.Message{Dir: modbus.Response, FC: 6, PDU: []byte{6}})
@@ -82,7 +83,7 @@ func TestOpOrientation(t *testing.T) {
 	}
 	m := &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Request, FC: dnp3.FuncColdRestart, Link: dnp3.LinkHeader{Src: 1, Dst: 10, DIR: true}}
 	op.FromDNP3(f, false, m)
-	if op.Src != f.Client || !op.Request || op.Class != OpRestart || op.LinkSrc != 1 || op.LinkDst != 10 {
+	if op.Src != f.Client || !op.Request || op.Class != policy.OpRestart || op.LinkSrc != 1 || op.LinkDst != 10 {
 		t.Errorf("dnp3 request: %+v", op)
 	}
 	op.FromDNP3(f, true, &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Unsolicited, FC: dnp3.FuncUnsolicitedResponse})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/internal/sim"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor"
 )
 
@@ -38,10 +39,10 @@ func TestSimScenarios(t *testing.T) {
 }
 
 func simScenario(t *testing.T, seed int64) {
-	p := New()
-	truth, rec, _ := replaySim(t, seed, func(truth *sim.Truth) (*Policy, EngineOptions) {
+	p := policy.New()
+	truth, rec, _ := replaySim(t, seed, func(truth *sim.Truth) (*policy.Policy, EngineOptions) {
 		for _, h := range truth.Hosts {
-			p.Assets = append(p.Assets, Asset{Name: h.Name, Prefixes: []netip.Prefix{netip.PrefixFrom(h.Addr, h.Addr.BitLen())}})
+			p.Assets = append(p.Assets, policy.Asset{Name: h.Name, Prefixes: []netip.Prefix{netip.PrefixFrom(h.Addr, h.Addr.BitLen())}})
 		}
 		return p, EngineOptions{}
 	})
@@ -61,7 +62,7 @@ func simScenario(t *testing.T, seed int64) {
 // replaySim generates the scenario of seed (a 2-minute learning period,
 // then every attack kind) and replays it through the pipeline with an
 // engine built by setup.
-func replaySim(t *testing.T, seed int64, setup func(*sim.Truth) (*Policy, EngineOptions)) (*sim.Truth, *recorder, *Engine) {
+func replaySim(t *testing.T, seed int64, setup func(*sim.Truth) (*policy.Policy, EngineOptions)) (*sim.Truth, *recorder, *Engine) {
 	t.Helper()
 	var buf bytes.Buffer
 	truth, err := sim.Generate(&buf, sim.Scenario{Seed: seed, Learn: 2 * time.Minute, Monitor: time.Duration(len(sim.Kinds())) * sim.MinAttackSlot})

@@ -1,8 +1,10 @@
-// Package rules turns decoded Modbus and DNP3 operations into alerts: the
-// policy file (assets, rules, tuning of the built-in detectors), the
-// built-in detectors, learning a baseline, and alert aggregation. Technique
+// Package policy is the policy file's language: its types (assets, rules,
+// tuning of the built-in detectors, a learned baseline), their decoding
+// with positions, validation and formatting. The engine that enforces a
+// policy, and the built-in detectors with their checks, are package rules,
+// which registers the detectors here (see RegisterDetectors). Technique
 // ids are those of MITRE ATT&CK for ICS.
-package rules
+package policy
 
 import (
 	"bytes"
@@ -41,17 +43,6 @@ const (
 	maxIDLen   = 64
 	maxNameLen = 200
 	maxDepth   = 32
-)
-
-// Proto is an industrial protocol: the one protocol identity, proto.ID,
-// whose String is its name in the policy, on the wire and in the ops log,
-// and whose Title is how prose spells it. In a Match, the zero value
-// means any protocol.
-type Proto = proto.ID
-
-const (
-	ProtoModbus = proto.Modbus
-	ProtoDNP3   = proto.DNP3
 )
 
 // Severity ranks alerts. The zero value is invalid.
@@ -218,8 +209,8 @@ func (rs Ranges) Overlaps(lo, hi uint32) bool {
 	return i < len(rs) && rs[i].Lo <= hi
 }
 
-// normalize sorts and merges overlapping and adjacent ranges.
-func normalize(rs Ranges) Ranges {
+// Normalize sorts and merges overlapping and adjacent ranges, in place.
+func Normalize(rs Ranges) Ranges {
 	if len(rs) == 0 {
 		return nil
 	}
@@ -248,18 +239,18 @@ type FuncCodes struct {
 func (f *FuncCodes) Any() bool { return f.Modbus.Empty() && f.DNP3.Empty() && f.Other.Empty() }
 
 // Set returns the set that holds the codes of protocol p.
-func (f *FuncCodes) Set(p Proto) *CodeSet {
+func (f *FuncCodes) Set(p proto.ID) *CodeSet {
 	switch p {
-	case ProtoModbus:
+	case proto.Modbus:
 		return &f.Modbus
-	case ProtoDNP3:
+	case proto.DNP3:
 		return &f.DNP3
 	}
 	return &f.Other
 }
 
 // only reports whether f holds no codes but those of protocol p.
-func (f *FuncCodes) only(p Proto) bool {
+func (f *FuncCodes) only(p proto.ID) bool {
 	mine := f.Set(p)
 	for _, s := range []*CodeSet{&f.Modbus, &f.DNP3, &f.Other} {
 		if s != mine && !s.Empty() {
@@ -270,7 +261,7 @@ func (f *FuncCodes) only(p Proto) bool {
 }
 
 // Has reports whether function code fc of protocol p matches.
-func (f *FuncCodes) Has(p Proto, fc uint8) bool {
+func (f *FuncCodes) Has(p proto.ID, fc uint8) bool {
 	return f.Any() || f.Set(p).Has(fc)
 }
 
@@ -297,7 +288,7 @@ type Endpoint struct {
 // Match is one when or unless clause, resolved: every field that is set
 // must match, and an empty field matches anything.
 type Match struct {
-	Proto   Proto
+	Proto   proto.ID // 0: any protocol
 	Src     []Endpoint
 	Dst     []Endpoint
 	Units   CodeSet // Modbus unit ids
@@ -411,10 +402,10 @@ type source struct {
 }
 
 // LookupDetector returns the built-in detector with that id, or nil.
-func LookupDetector(id string) *Detector {
-	for i := range Detectors {
-		if Detectors[i].ID == id {
-			return &Detectors[i]
+func LookupDetector(id string) *DetectorSpec {
+	for i := range detectors {
+		if detectors[i].ID == id {
+			return &detectors[i]
 		}
 	}
 	return nil
@@ -423,8 +414,8 @@ func LookupDetector(id string) *Detector {
 // DefaultDetectors returns the settings of every built-in detector as
 // shipped.
 func DefaultDetectors() []DetectorSettings {
-	ds := make([]DetectorSettings, len(Detectors))
-	for i, d := range Detectors {
+	ds := make([]DetectorSettings, len(detectors))
+	for i, d := range detectors {
 		ds[i] = DetectorSettings{ID: d.ID, Enabled: true, Severity: d.Severity, Window: d.Window}
 		if d.Rate != nil {
 			r := *d.Rate
@@ -821,7 +812,7 @@ func (d *decoder) ranges(n *node, path, what string, limit uint64) Ranges {
 		}
 		rs = append(rs, Range{uint32(lo), uint32(hi)})
 	}
-	return normalize(rs)
+	return Normalize(rs)
 }
 
 func parseRange(s string, limit uint64) (lo, hi uint64, err error) {
@@ -1038,8 +1029,8 @@ func (d *decoder) detectorsSection(p *Policy, n *node) {
 		d.errorf(n.pos, "detectors", "expected a map of detector ids to settings, found %s", n.describe())
 		return
 	}
-	ids := make([]string, len(Detectors))
-	for i, det := range Detectors {
+	ids := make([]string, len(detectors))
+	for i, det := range detectors {
 		ids[i] = det.ID
 	}
 	for _, e := range n.keys {
@@ -1205,7 +1196,7 @@ var matchFields = []string{"proto", "src", "dst", "link_src", "link_dst", "unit"
 
 // proto reads a protocol name: modbus, dnp3, or the name of another
 // protocol a decoder registered (proto.New).
-func (d *decoder) proto(n *node, path string) Proto {
+func (d *decoder) proto(n *node, path string) proto.ID {
 	s, ok := d.scalar(n, path, "modbus or dnp3")
 	if !ok {
 		return 0
@@ -1283,14 +1274,14 @@ func (d *decoder) match(n *node, path string) Match {
 	switch {
 	case len(mb) > 0 && len(dn) > 0:
 		d.errorf(n.pos, path, "mixes Modbus fields (%s) and DNP3 fields (%s); write one rule per protocol", strings.Join(mb, ", "), strings.Join(dn, ", "))
-	case m.Proto == ProtoDNP3 && len(mb) > 0:
+	case m.Proto == proto.DNP3 && len(mb) > 0:
 		d.errorf(f[mb[0]].pos, yamlpos.Field(path, mb[0]), "%s is a Modbus field, but proto is dnp3", mb[0])
-	case m.Proto == ProtoModbus && len(dn) > 0:
+	case m.Proto == proto.Modbus && len(dn) > 0:
 		d.errorf(f[dn[0]].pos, yamlpos.Field(path, dn[0]), "%s is a DNP3 field, but proto is modbus", dn[0])
 	case m.Proto == 0 && len(mb) > 0:
-		m.Proto = ProtoModbus
+		m.Proto = proto.Modbus
 	case m.Proto == 0 && len(dn) > 0:
-		m.Proto = ProtoDNP3
+		m.Proto = proto.DNP3
 	}
 	if e, ok := f["fc"]; ok {
 		m.FC = d.funcCodes(e.val, path+".fc", m.Proto)
@@ -1373,23 +1364,23 @@ func isDigits(s string) bool {
 	return true
 }
 
-func (d *decoder) funcCodes(n *node, path string, proto Proto) FuncCodes {
+func (d *decoder) funcCodes(n *node, path string, p proto.ID) FuncCodes {
 	var fc FuncCodes
 	for _, it := range d.list(n, path, "a function code") {
 		s := strings.TrimSpace(it.numeric())
 		if lo, hi, err := parseRange(s, 255); err == nil {
-			if proto == ProtoModbus && hi > 127 {
+			if p == proto.Modbus && hi > 127 {
 				d.errorf(it.pos, path, "%s is not a Modbus function code (1-127; exception responses are matched by their request's code)", strconv.Quote(s))
 				continue
 			}
 			for c := lo; c <= hi; c++ {
-				if proto == 0 {
+				if p == 0 {
 					// No protocol: the code of every protocol.
 					fc.Modbus.Add(uint8(c))
 					fc.DNP3.Add(uint8(c))
 					fc.Other.Add(uint8(c))
 				} else {
-					fc.Set(proto).Add(uint8(c))
+					fc.Set(p).Add(uint8(c))
 				}
 			}
 			continue
@@ -1399,14 +1390,14 @@ func (d *decoder) funcCodes(n *node, path string, proto Proto) FuncCodes {
 		}
 		mc, inModbus := modbusFuncs[s]
 		dc, inDNP3 := dnp3Funcs[s]
-		switch proto {
-		case ProtoModbus:
+		switch p {
+		case proto.Modbus:
 			if !inModbus {
 				d.errorf(it.pos, path, "%q is not a Modbus function code%s", s, fcHint(s, modbusFuncNames, inDNP3, "DNP3"))
 				continue
 			}
 			fc.Modbus.Add(mc)
-		case ProtoDNP3:
+		case proto.DNP3:
 			if !inDNP3 {
 				d.errorf(it.pos, path, "%q is not a DNP3 function code%s", s, fcHint(s, dnp3FuncNames, inModbus, "Modbus"))
 				continue
@@ -1414,8 +1405,8 @@ func (d *decoder) funcCodes(n *node, path string, proto Proto) FuncCodes {
 			fc.DNP3.Add(dc)
 		default:
 			switch {
-			case proto != 0:
-				d.errorf(it.pos, path, "%q: give %s's function codes as numbers", s, proto.Title())
+			case p != 0:
+				d.errorf(it.pos, path, "%q: give %s's function codes as numbers", s, p.Title())
 			case inModbus && inDNP3:
 				d.errorf(it.pos, path, "%q names a function in both Modbus and DNP3; set proto", s)
 			case inModbus:
@@ -1643,7 +1634,7 @@ func (v *validator) rule(i int, r *Rule, ruleAt map[string]int) {
 		case math.IsInf(b.Min, -1) && math.IsInf(b.Max, 1):
 			v.errorf(path+".value", path+".value", "give min, max or both")
 		case b.Min > b.Max:
-			v.errorf(path+".value", path+".value.min", "min %s is above max %s", formatFloat(b.Min), formatFloat(b.Max))
+			v.errorf(path+".value", path+".value.min", "min %s is above max %s", FormatFloat(b.Min), FormatFloat(b.Max))
 		}
 		if r.Rate != nil {
 			v.errorf(path+".rate", path+".rate", "a rule has value bounds or a rate, not both; write two rules")
@@ -1677,9 +1668,9 @@ func (v *validator) match(path string, m *Match) {
 	}
 	mb, dn := m.modbusOnly(), m.dnp3Only()
 	switch {
-	case len(mb) > 0 && m.Proto != ProtoModbus:
+	case len(mb) > 0 && m.Proto != proto.Modbus:
 		v.errorf(path+"."+mb[0], path+"."+mb[0], "%s is a Modbus field: it needs proto: modbus", mb[0])
-	case len(dn) > 0 && m.Proto != ProtoDNP3:
+	case len(dn) > 0 && m.Proto != proto.DNP3:
 		v.errorf(path+"."+dn[0], path+"."+dn[0], "%s is a DNP3 field: it needs proto: dnp3", dn[0])
 	}
 	if m.Ops&^(1<<(OpAuth+1)-2) != 0 {
@@ -1741,7 +1732,7 @@ func (v *validator) rate(path string, r *Rate) {
 
 func (v *validator) duration(path string, t time.Duration) {
 	if t < MinRatePer || t > MaxRatePer {
-		v.errorf(path, path, "%s is out of range (%s to %s)", formatDuration(t), formatDuration(MinRatePer), formatDuration(MaxRatePer))
+		v.errorf(path, path, "%s is out of range (%s to %s)", FormatDuration(t), FormatDuration(MinRatePer), FormatDuration(MaxRatePer))
 	}
 }
 
@@ -1776,10 +1767,10 @@ func (p *Policy) Format(w io.Writer) {
 			f = append(f, "cidr: "+flowList(nets))
 		}
 		if !a.Units.Empty() {
-			f = append(f, "modbus_units: "+flowList(codeTerms(&a.Units)))
+			f = append(f, "modbus_units: "+flowList(CodeTerms(&a.Units)))
 		}
 		if len(a.DNP3) > 0 {
-			f = append(f, "dnp3: "+flowList(rangeTerms(a.DNP3)))
+			f = append(f, "dnp3: "+flowList(RangeTerms(a.DNP3)))
 		}
 		if a.Description != "" {
 			f = append(f, "description: "+quote(a.Description))
@@ -1788,14 +1779,14 @@ func (p *Policy) Format(w io.Writer) {
 	}
 
 	b.WriteString("\ndetectors:\n")
-	for _, det := range Detectors {
+	for _, det := range detectors {
 		s, _ := p.Detector(det.ID)
 		f := []string{"enabled: " + strconv.FormatBool(s.Enabled), "severity: " + s.Severity.String()}
 		if s.Rate != nil {
-			f = append(f, fmt.Sprintf("rate: {max: %d, per: %s}", s.Rate.Max, formatDuration(s.Rate.Per)))
+			f = append(f, fmt.Sprintf("rate: {max: %d, per: %s}", s.Rate.Max, FormatDuration(s.Rate.Per)))
 		}
 		if s.Window != 0 {
-			f = append(f, "window: "+formatDuration(s.Window))
+			f = append(f, "window: "+FormatDuration(s.Window))
 		}
 		fmt.Fprintf(&b, "  # %s (%s)\n  %s: {%s}\n", det.Name, strings.Join(det.Attack, ", "), det.ID, strings.Join(f, ", "))
 	}
@@ -1829,15 +1820,15 @@ func (p *Policy) Format(w io.Writer) {
 		if r.Value != nil {
 			var f []string
 			if !math.IsInf(r.Value.Min, -1) {
-				f = append(f, "min: "+formatFloat(r.Value.Min))
+				f = append(f, "min: "+FormatFloat(r.Value.Min))
 			}
 			if !math.IsInf(r.Value.Max, 1) {
-				f = append(f, "max: "+formatFloat(r.Value.Max))
+				f = append(f, "max: "+FormatFloat(r.Value.Max))
 			}
 			fmt.Fprintf(&b, "    value: {%s}\n", strings.Join(f, ", "))
 		}
 		if r.Rate != nil {
-			fmt.Fprintf(&b, "    rate: {max: %d, per: %s}\n", r.Rate.Max, formatDuration(r.Rate.Per))
+			fmt.Fprintf(&b, "    rate: {max: %d, per: %s}\n", r.Rate.Max, FormatDuration(r.Rate.Per))
 		}
 		fmt.Fprintf(&b, "    severity: %s\n", r.Severity)
 		if len(r.Attack) > 0 {
@@ -1879,13 +1870,13 @@ func formatMatch(m *Match) string {
 		f = append(f, side.name+": "+flowList(terms))
 	}
 	if len(m.LinkSrc) > 0 {
-		f = append(f, "link_src: "+flowList(rangeTerms(m.LinkSrc)))
+		f = append(f, "link_src: "+flowList(RangeTerms(m.LinkSrc)))
 	}
 	if len(m.LinkDst) > 0 {
-		f = append(f, "link_dst: "+flowList(rangeTerms(m.LinkDst)))
+		f = append(f, "link_dst: "+flowList(RangeTerms(m.LinkDst)))
 	}
 	if !m.Units.Empty() {
-		f = append(f, "unit: "+flowList(codeTerms(&m.Units)))
+		f = append(f, "unit: "+flowList(CodeTerms(&m.Units)))
 	}
 	if m.Ops != 0 {
 		var ops []string
@@ -1897,7 +1888,7 @@ func formatMatch(m *Match) string {
 		f = append(f, "op: "+flowList(ops))
 	}
 	if !m.FC.Any() {
-		f = append(f, "fc: "+flowList(fcTerms(m)))
+		f = append(f, "fc: "+flowList(FCTerms(m)))
 	}
 	if m.Tables != 0 {
 		var ts []string
@@ -1909,7 +1900,7 @@ func formatMatch(m *Match) string {
 		f = append(f, "table: "+flowList(ts))
 	}
 	if len(m.Addr) > 0 {
-		f = append(f, "addr: "+flowList(rangeTerms(m.Addr)))
+		f = append(f, "addr: "+flowList(RangeTerms(m.Addr)))
 	}
 	if len(m.Groups) > 0 {
 		gs := make([]string, len(m.Groups))
@@ -1923,19 +1914,19 @@ func formatMatch(m *Match) string {
 		f = append(f, "group: "+flowList(gs))
 	}
 	if len(m.Points) > 0 {
-		f = append(f, "points: "+flowList(rangeTerms(m.Points)))
+		f = append(f, "points: "+flowList(RangeTerms(m.Points)))
 	}
 	return "{" + strings.Join(f, ", ") + "}"
 }
 
-// fcTerms spells a function code set as it loads back: names where the
+// FCTerms spells a function code set as it loads back: names where the
 // code was given for one protocol, numbers (and ranges of unnamed codes)
 // otherwise.
-func fcTerms(m *Match) []string {
+func FCTerms(m *Match) []string {
 	var out []string
 	var run Ranges // consecutive codes written as numbers
 	flush := func() {
-		out = append(out, rangeTerms(run)...)
+		out = append(out, RangeTerms(run)...)
 		run = nil
 	}
 	for c := 0; c < 256; c++ {
@@ -1951,7 +1942,7 @@ func fcTerms(m *Match) []string {
 			if _, ok := modbusFuncs[name]; !ok {
 				name = ""
 			}
-			if _, both := dnp3Funcs[name]; both && m.Proto != ProtoModbus {
+			if _, both := dnp3Funcs[name]; both && m.Proto != proto.Modbus {
 				name = ""
 			}
 		case inD && !inM:
@@ -1959,7 +1950,7 @@ func fcTerms(m *Match) []string {
 			if _, ok := dnp3Funcs[name]; !ok {
 				name = ""
 			}
-			if _, both := modbusFuncs[name]; both && m.Proto != ProtoDNP3 {
+			if _, both := modbusFuncs[name]; both && m.Proto != proto.DNP3 {
 				name = ""
 			}
 		}
@@ -1978,7 +1969,9 @@ func fcTerms(m *Match) []string {
 	return out
 }
 
-func rangeTerms(rs Ranges) []string {
+// RangeTerms spells ranges as they load back: 5, "0-19"; two adjacent
+// values as two terms.
+func RangeTerms(rs Ranges) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
 		if r.Lo == r.Hi {
@@ -1992,14 +1985,15 @@ func rangeTerms(rs Ranges) []string {
 	return out
 }
 
-func codeTerms(s *CodeSet) []string {
+// CodeTerms spells a code set as RangeTerms does.
+func CodeTerms(s *CodeSet) []string {
 	var rs Ranges
 	for c := 0; c < 256; c++ {
 		if s.Has(uint8(c)) {
 			rs = append(rs, Range{uint32(c), uint32(c)})
 		}
 	}
-	return rangeTerms(normalize(rs))
+	return RangeTerms(Normalize(rs))
 }
 
 func flowList(items []string) string {
@@ -2024,7 +2018,8 @@ func quote(s string) string {
 	return strconv.Quote(s)
 }
 
-func formatFloat(f float64) string {
+// FormatFloat writes a number as it loads back, in its shortest form.
+func FormatFloat(f float64) string {
 	s := strconv.FormatFloat(f, 'g', -1, 64)
 	if strings.ContainsAny(s, "e") && !strings.Contains(s, ".") {
 		// YAML needs a dot to read 1e+21 as a number; Parse reads it
@@ -2037,9 +2032,9 @@ func formatFloat(f float64) string {
 	return s
 }
 
-// formatDuration writes a duration in its largest exact unit: 1s, 90s,
+// FormatDuration writes a duration in its largest exact unit: 1s, 90s,
 // 5m, 250ms.
-func formatDuration(t time.Duration) string {
+func FormatDuration(t time.Duration) string {
 	if t == 0 {
 		return "0s"
 	}

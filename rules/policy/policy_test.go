@@ -1,4 +1,4 @@
-package rules
+package policy
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/internal/yamlpos"
 )
 
@@ -103,11 +104,11 @@ func TestSketchResolved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Rules) != 5 || len(p.Assets) != 4 || len(p.Detectors) != len(Detectors) {
+	if len(p.Rules) != 5 || len(p.Assets) != 4 || len(p.Detectors) != len(detectors) {
 		t.Fatalf("got %d rules, %d assets, %d detectors", len(p.Rules), len(p.Assets), len(p.Detectors))
 	}
 	r := p.Rules[0]
-	if r.When.Proto != ProtoModbus || !r.When.Ops.Has(OpWrite) || r.When.Ops.Has(OpRead) || r.Severity != SeverityHigh || !r.Enabled {
+	if r.When.Proto != proto.Modbus || !r.When.Ops.Has(OpWrite) || r.When.Ops.Has(OpRead) || r.Severity != SeverityHigh || !r.Enabled {
 		t.Errorf("rule 0: %+v", r)
 	}
 	dst := r.When.Dst[0]
@@ -124,7 +125,7 @@ func TestSketchResolved(t *testing.T) {
 	}
 	rs := p.Rules[2]
 	for fc, want := range map[uint8]bool{13: true, 14: true, 18: true, 17: false, 5: false} {
-		if got := rs.When.FC.Has(ProtoDNP3, fc); got != want {
+		if got := rs.When.FC.Has(proto.DNP3, fc); got != want {
 			t.Errorf("rule 2: DNP3 fc %d matches %v, want %v", fc, got, want)
 		}
 	}
@@ -157,10 +158,10 @@ func TestFuncCodesWithoutProto(t *testing.T) {
 	}
 	fc := p.Rules[0].When.FC
 	for _, c := range []struct {
-		p    Proto
+		p    proto.ID
 		fc   uint8
 		want bool
-	}{{ProtoModbus, 5, true}, {ProtoDNP3, 5, true}, {ProtoDNP3, 13, true}, {ProtoModbus, 13, false}, {ProtoModbus, 6, true}, {ProtoDNP3, 6, false}} {
+	}{{proto.Modbus, 5, true}, {proto.DNP3, 5, true}, {proto.DNP3, 13, true}, {proto.Modbus, 13, false}, {proto.Modbus, 6, true}, {proto.DNP3, 6, false}} {
 		if got := fc.Has(c.p, c.fc); got != c.want {
 			t.Errorf("%v fc %d: %v, want %v", c.p, c.fc, got, c.want)
 		}
@@ -193,7 +194,7 @@ func TestEnums(t *testing.T) {
 
 func TestDetectorCatalogue(t *testing.T) {
 	seen := map[string]bool{}
-	for _, d := range Detectors {
+	for _, d := range detectors {
 		if seen[d.ID] || !ruleIDPattern.MatchString(d.ID) {
 			t.Errorf("detector id %q duplicate or malformed", d.ID)
 		}
@@ -222,11 +223,11 @@ func TestDetectorCatalogue(t *testing.T) {
 
 // TestDocsListDetectors keeps docs/policy.md in step with the catalogue.
 func TestDocsListDetectors(t *testing.T) {
-	doc, err := os.ReadFile("../docs/policy.md")
+	doc, err := os.ReadFile("../../docs/policy.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range Detectors {
+	for _, d := range detectors {
 		row := "| `" + d.ID + "` | " + d.Severity.String() + " | " + strings.Join(d.Attack, ", ") + " |"
 		if !bytes.Contains(doc, []byte(row)) {
 			t.Errorf("docs/policy.md lacks the row %q", row)
@@ -240,7 +241,7 @@ func TestValidateBuiltInGo(t *testing.T) {
 	p.Assets = []Asset{{Name: "plc1", Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}}}
 	p.Rules = []Rule{{
 		ID: "learned-1", Name: "learned", Severity: SeverityMedium, Enabled: true,
-		When:  Match{Proto: ProtoModbus, Dst: []Endpoint{{Asset: "plc1", Prefixes: p.Assets[0].Prefixes}}, Ops: 1 << OpWrite, Addr: Ranges{{0, 9}}},
+		When:  Match{Proto: proto.Modbus, Dst: []Endpoint{{Asset: "plc1", Prefixes: p.Assets[0].Prefixes}}, Ops: 1 << OpWrite, Addr: Ranges{{0, 9}}},
 		Value: &Bounds{Min: 0, Max: math.Inf(1)},
 	}}
 	if err := p.Validate(); err != nil {
@@ -270,10 +271,10 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestRanges(t *testing.T) {
-	rs := normalize(Ranges{{10, 20}, {0, 3}, {21, 25}, {4, 4}, {40, 50}})
+	rs := Normalize(Ranges{{10, 20}, {0, 3}, {21, 25}, {4, 4}, {40, 50}})
 	want := Ranges{{0, 4}, {10, 25}, {40, 50}}
 	if !reflect.DeepEqual(rs, want) {
-		t.Fatalf("normalize = %v, want %v", rs, want)
+		t.Fatalf("Normalize = %v, want %v", rs, want)
 	}
 	for v, in := range map[uint32]bool{0: true, 4: true, 5: false, 9: false, 10: true, 25: true, 26: false, 50: true, 51: false} {
 		if rs.Contains(v) != in {

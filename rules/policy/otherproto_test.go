@@ -1,4 +1,4 @@
-package rules
+package policy
 
 import (
 	"bytes"
@@ -33,7 +33,7 @@ baseline:
 		t.Errorf("rule toy-writes: proto %v, fc %+v", p.Rules[0].When.Proto, fc)
 	}
 	// A number without proto is the code of every protocol.
-	if any := p.Rules[1].When.FC; !any.Has(policyProto, 5) || !any.Has(ProtoModbus, 5) || any.Has(policyProto, 6) {
+	if any := p.Rules[1].When.FC; !any.Has(policyProto, 5) || !any.Has(proto.Modbus, 5) || any.Has(policyProto, 6) {
 		t.Errorf("rule any-5: fc %+v", any)
 	}
 	c := p.Baseline.Conversations[0]
@@ -67,7 +67,7 @@ func TestPolicyOtherProtocolErrors(t *testing.T) {
 	}
 	// A policy built in Go is validated the same way.
 	p := New()
-	p.Baseline = &Baseline{RateFactor: 1, Conversations: []Conversation{{Proto: policyProto, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), LinkSrc: Ranges{{1, 1}}}}}
+	p.Baseline = &Baseline{RateFactor: 1, Conversations: []Conversation{{Proto: policyProto, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), LinkSrc: Ranges{{Lo: 1, Hi: 1}}}}}
 	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "a toy-policy conversation has only fc and writes_per_minute") {
 		t.Errorf("Validate: %v", err)
 	}

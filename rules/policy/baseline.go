@@ -1,0 +1,498 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/internal/yamlpos"
+)
+
+// A baseline is the baseline section of a policy file: what a learner saw
+// while the plant ran normally (see rules.Learner). The engine turns it into
+// the baseline-* detectors of the catalogue:
+//
+//	baseline:
+//	  margin: 0.1       # value ranges are widened by 10% of their width (at least 1) on each side
+//	  rate_factor: 3    # write rates above 3× the learned maximum alert
+//	  conversations:
+//	    - src: master-10-10-1-10
+//	      dst: plc-10-10-1-20
+//	      proto: modbus
+//	      unit: 1
+//	      fc: [read_holding_registers, write_single_register]
+//	      read: {holding_registers: "0-19"}
+//	      write: {holding_registers: 5}
+//	      values:
+//	        - {table: holding_registers, addr: 5, min: 120, max: 180}
+//	      writes_per_minute: 2
+//
+// The masters are the sources of the conversations.
+
+// Defaults of a baseline.
+const (
+	DefaultMargin     = 0.1
+	DefaultRateFactor = 3.0
+)
+
+// Baseline is the learned behaviour of a plant.
+type Baseline struct {
+	Margin        float64 // a learned value range min..max is widened by Margin×(max-min), at least 1, on each side
+	RateFactor    float64 // writes per minute above RateFactor × the learned maximum alert
+	Conversations []Conversation
+}
+
+// Conversation is what one master did with one device over one protocol.
+type Conversation struct {
+	Proto    proto.ID
+	Src, Dst netip.Addr // master and device
+	Units    CodeSet    // Modbus unit ids addressed
+	LinkSrc  Ranges     // DNP3 link addresses of the master
+	LinkDst  Ranges     // DNP3 link addresses of the outstation
+	FC       CodeSet    // request function codes
+	// Modbus addresses read and written, by table.
+	Read, Write [TableHoldingRegisters + 1]Ranges
+	Objects     []ObjectPoints // DNP3 objects of requests
+	Values      []ValueRange   // written values
+	// WritesPerMinute is the most write and control requests seen in one
+	// minute; 0: none.
+	WritesPerMinute uint32
+}
+
+// PairKey is what names a conversation: its master, its device and its
+// protocol. A baseline has at most one conversation per key.
+type PairKey struct {
+	Src, Dst netip.Addr
+	Proto    proto.ID
+}
+
+// ObjectPoints is a DNP3 object group and variation with the point
+// indexes requests named; no points: the requests named none (class
+// reads, "all points").
+type ObjectPoints struct {
+	GroupVar
+	Points Ranges
+}
+
+// ValueRange is the range of values written to one Modbus address
+// (Table set) or one DNP3 point of a group (Group set).
+type ValueRange struct {
+	Table    Table
+	Group    uint8
+	At       uint32 // address or point index
+	Min, Max float64
+}
+
+// Widen applies the margin to a learned range: the bounds a written value
+// must keep.
+func (b *Baseline) Widen(v *ValueRange) Bounds {
+	m := math.Max((v.Max-v.Min)*b.Margin, 1)
+	return Bounds{Min: v.Min - m, Max: v.Max + m}
+}
+
+// ---- decoding ----
+
+var convFields = []string{"src", "dst", "proto", "unit", "link_src", "link_dst", "fc", "read", "write", "objects", "values", "writes_per_minute"}
+
+func (d *decoder) baselineSection(p *Policy, n *node) {
+	b := &Baseline{Margin: DefaultMargin, RateFactor: DefaultRateFactor}
+	p.Baseline = b
+	f := d.fields(n, "baseline", "margin", "rate_factor", "conversations")
+	if f == nil {
+		return
+	}
+	if e, ok := f["margin"]; ok {
+		b.Margin = d.float(e.val, "baseline.margin")
+	}
+	if e, ok := f["rate_factor"]; ok {
+		b.RateFactor = d.float(e.val, "baseline.rate_factor")
+	}
+	if e, ok := f["conversations"]; ok && e.val.kind != kindNull {
+		d.each(e.val, "baseline.conversations", "conversations", func(it *node, path string) {
+			b.Conversations = append(b.Conversations, d.conversation(it, path))
+		})
+	}
+}
+
+func (d *decoder) float(n *node, path string) float64 {
+	if n.kind == kindScalar && n.isFloat {
+		return n.num
+	}
+	s, ok := d.scalar(n, path, "a number")
+	if !ok {
+		return 0
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(n.numeric()), 64)
+	if err != nil {
+		d.errorf(n.pos, path, "%q is not a number", s)
+	}
+	return v
+}
+
+// hostAddr reads an asset name (of an asset with one address) or an
+// address.
+func (d *decoder) hostAddr(n *node, path string) netip.Addr {
+	s, ok := d.scalar(n, path, "an asset name or an IP address")
+	if !ok {
+		return netip.Addr{}
+	}
+	s = strings.TrimSpace(s)
+	if a, ok := d.assets[s]; ok {
+		if len(a.Prefixes) != 1 || !a.Prefixes[0].IsSingleIP() {
+			d.errorf(n.pos, path, "asset %s must have exactly one ip to be a baseline endpoint", s)
+			return netip.Addr{}
+		}
+		return a.Prefixes[0].Addr()
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil || ip.Zone() != "" {
+		d.errorf(n.pos, path, "%q is not an asset or an IP address", s)
+		return netip.Addr{}
+	}
+	return ip.Unmap()
+}
+
+func (d *decoder) conversation(n *node, path string) Conversation {
+	var c Conversation
+	f := d.fields(n, path, convFields...)
+	if f == nil {
+		return c
+	}
+	if e, ok := d.need(f, n, path, "proto", "give proto: modbus or proto: dnp3"); ok {
+		c.Proto = d.proto(e.val, path+".proto")
+	}
+	const ends = "a conversation needs src (the master) and dst (the device)"
+	if e, ok := d.need(f, n, path, "src", ends); ok {
+		c.Src = d.hostAddr(e.val, path+".src")
+	}
+	if e, ok := d.need(f, n, path, "dst", ends); ok {
+		c.Dst = d.hostAddr(e.val, path+".dst")
+	}
+	modbusOnly := func(k string) bool {
+		if c.Proto != proto.Modbus {
+			d.errorf(f[k].pos, path+"."+k, "%s is a Modbus field: it needs proto: modbus", k)
+			return false
+		}
+		return true
+	}
+	dnp3Only := func(k string) bool {
+		if c.Proto != proto.DNP3 {
+			d.errorf(f[k].pos, path+"."+k, "%s is a DNP3 field: it needs proto: dnp3", k)
+			return false
+		}
+		return true
+	}
+	if e, ok := f["unit"]; ok && modbusOnly("unit") {
+		c.Units = d.codes(e.val, path+".unit", "a Modbus unit id", 0)
+	}
+	if e, ok := f["link_src"]; ok && dnp3Only("link_src") {
+		c.LinkSrc = d.ranges(e.val, path+".link_src", "a DNP3 link address", 0xFFFF)
+	}
+	if e, ok := f["link_dst"]; ok && dnp3Only("link_dst") {
+		c.LinkDst = d.ranges(e.val, path+".link_dst", "a DNP3 link address", 0xFFFF)
+	}
+	if e, ok := f["fc"]; ok && c.Proto != 0 {
+		fc := d.funcCodes(e.val, path+".fc", c.Proto)
+		c.FC = *fc.Set(c.Proto)
+	}
+	for _, k := range []string{"read", "write"} {
+		e, ok := f[k]
+		if !ok || !modbusOnly(k) {
+			continue
+		}
+		tf := d.fields(e.val, path+"."+k, tableNames...)
+		for ti, name := range tableNames {
+			if x, ok := tf[name]; ok {
+				rs := d.ranges(x.val, path+"."+k+"."+name, "a Modbus address", 0xFFFF)
+				if k == "read" {
+					c.Read[ti+1] = rs
+				} else {
+					c.Write[ti+1] = rs
+				}
+			}
+		}
+	}
+	if e, ok := f["objects"]; ok && dnp3Only("objects") {
+		d.each(e.val, path+".objects", "{group, points}", func(it *node, op string) {
+			of := d.fields(it, op, "group", "points")
+			if of == nil {
+				return
+			}
+			var o ObjectPoints
+			if g, ok := d.need(of, it, op, "group", "give the group, like 12/1"); ok {
+				gs := d.groups(g.val, op+".group")
+				if len(gs) == 1 {
+					o.GroupVar = gs[0]
+				} else if len(gs) > 1 {
+					d.errorf(g.val.pos, op+".group", "give one group per entry")
+				}
+			}
+			if p, ok := of["points"]; ok {
+				o.Points = d.ranges(p.val, op+".points", "a DNP3 point index", math.MaxUint32)
+			}
+			c.Objects = append(c.Objects, o)
+		})
+	}
+	if e, ok := f["values"]; ok && c.Proto != 0 && c.Proto != proto.Modbus && c.Proto != proto.DNP3 {
+		d.errorf(e.pos, path+".values", "values are learned for Modbus and DNP3 only")
+	} else if ok && c.Proto != 0 {
+		d.each(e.val, path+".values", "value ranges", func(it *node, vp string) {
+			c.Values = append(c.Values, d.valueRange(it, vp, c.Proto))
+		})
+	}
+	if e, ok := f["writes_per_minute"]; ok {
+		if v, ok := d.number(e.val, path+".writes_per_minute", "a count", math.MaxUint32); ok {
+			c.WritesPerMinute = uint32(v)
+		}
+	}
+	return c
+}
+
+func (d *decoder) valueRange(n *node, path string, p proto.ID) ValueRange {
+	var v ValueRange
+	var f map[string]entry
+	if p == proto.Modbus {
+		f = d.fields(n, path, "table", "addr", "min", "max")
+	} else {
+		f = d.fields(n, path, "group", "point", "min", "max")
+	}
+	if f == nil {
+		return v
+	}
+	if e, ok := f["table"]; ok {
+		if s, ok := d.scalar(e.val, path+".table", "a Modbus table"); ok {
+			t, ok := tableAliases[s]
+			if !ok {
+				t = Table(index(tableNames, s) + 1)
+			}
+			if t == 0 {
+				d.errorf(e.val.pos, path+".table", "%q is not a Modbus table%s", s, yamlpos.Choices(s, tableNames))
+			}
+			v.Table = t
+		}
+	}
+	if e, ok := f["group"]; ok {
+		if g, ok := d.number(e.val, path+".group", "a DNP3 object group", 255); ok {
+			v.Group = uint8(g)
+		}
+	}
+	for _, k := range []string{"addr", "point"} {
+		if e, ok := f[k]; ok {
+			limit := uint64(0xFFFF)
+			if k == "point" {
+				limit = math.MaxUint32
+			}
+			if a, ok := d.number(e.val, path+"."+k, "an address", limit); ok {
+				v.At = uint32(a)
+			}
+		}
+	}
+	const bounds = "a value range needs min and max"
+	if e, ok := d.need(f, n, path, "min", bounds); ok {
+		v.Min = d.float(e.val, path+".min")
+	}
+	if e, ok := d.need(f, n, path, "max", bounds); ok {
+		v.Max = d.float(e.val, path+".max")
+	}
+	return v
+}
+
+// ---- validation ----
+
+func (v *validator) baseline(b *Baseline) {
+	if b.Margin < 0 || math.IsNaN(b.Margin) || math.IsInf(b.Margin, 0) {
+		v.errorf("baseline.margin", "baseline.margin", "%s is not a margin (a fraction of the learned range, 0 or more, like 0.1)", FormatFloat(b.Margin))
+	}
+	if !(b.RateFactor >= 1) || math.IsInf(b.RateFactor, 0) {
+		v.errorf("baseline.rate_factor", "baseline.rate_factor", "%s is not a rate factor (1 or more, like 3)", FormatFloat(b.RateFactor))
+	}
+	seen := map[PairKey]int{}
+	for i := range b.Conversations {
+		c := &b.Conversations[i]
+		path := fmt.Sprintf("baseline.conversations[%d]", i)
+		if c.Proto == 0 {
+			v.errorf(path+".proto", path+".proto", "give proto: modbus or proto: dnp3")
+		}
+		if c.Proto != proto.Modbus && c.Proto != proto.DNP3 && (!c.Units.Empty() || len(c.LinkSrc) > 0 || len(c.LinkDst) > 0 || len(c.Objects) > 0 || len(c.Values) > 0) {
+			v.errorf(path, path, "a %s conversation has only fc and writes_per_minute", c.Proto)
+		}
+		if !c.Src.IsValid() {
+			v.errorf(path+".src", path+".src", "needs the master's address")
+		}
+		if !c.Dst.IsValid() {
+			v.errorf(path+".dst", path+".dst", "needs the device's address")
+		}
+		k := PairKey{Src: c.Src, Dst: c.Dst, Proto: c.Proto}
+		if j, dup := seen[k]; dup && c.Src.IsValid() && c.Dst.IsValid() {
+			v.errorf(path, path, "the same conversation as baseline.conversations[%d]; merge them", j)
+		} else {
+			seen[k] = i
+		}
+		if c.Proto == proto.Modbus && (len(c.LinkSrc) > 0 || len(c.LinkDst) > 0 || len(c.Objects) > 0) {
+			v.errorf(path, path, "a Modbus conversation has no DNP3 fields (link_src, link_dst, objects)")
+		}
+		if c.Proto == proto.DNP3 && !c.Units.Empty() {
+			v.errorf(path+".unit", path+".unit", "unit is a Modbus field")
+		}
+		for t := TableCoils; t <= TableHoldingRegisters; t++ {
+			if c.Proto == proto.DNP3 && (len(c.Read[t]) > 0 || len(c.Write[t]) > 0) {
+				v.errorf(path, path, "a DNP3 conversation has no Modbus tables (read, write)")
+				break
+			}
+			v.ranges(path+".read."+t.String(), c.Read[t], 0xFFFF)
+			v.ranges(path+".write."+t.String(), c.Write[t], 0xFFFF)
+		}
+		v.ranges(path+".link_src", c.LinkSrc, 0xFFFF)
+		v.ranges(path+".link_dst", c.LinkDst, 0xFFFF)
+		for j, o := range c.Objects {
+			op := fmt.Sprintf("%s.objects[%d]", path, j)
+			v.ranges(op+".points", o.Points, math.MaxUint32)
+			for _, p := range c.Objects[:j] {
+				if p.GroupVar == o.GroupVar {
+					v.errorf(op, op, "object %s is listed twice", GroupVarText(o.GroupVar))
+				}
+			}
+		}
+		for j, x := range c.Values {
+			vp := fmt.Sprintf("%s.values[%d]", path, j)
+			switch {
+			case c.Proto == proto.Modbus && (x.Table < TableCoils || x.Table > TableHoldingRegisters):
+				v.errorf(vp+".table", vp, "needs a Modbus table")
+			case c.Proto == proto.Modbus && x.At > 0xFFFF:
+				v.errorf(vp+".addr", vp, "%d is not a Modbus address", x.At)
+			case c.Proto == proto.DNP3 && (x.Table != 0 || x.Group == 0):
+				v.errorf(vp+".group", vp, "needs a DNP3 object group")
+			case math.IsNaN(x.Min) || math.IsNaN(x.Max):
+				v.errorf(vp, vp, "NaN is not a bound")
+			case x.Min > x.Max:
+				v.errorf(vp+".min", vp+".min", "min %s is above max %s", FormatFloat(x.Min), FormatFloat(x.Max))
+			}
+		}
+	}
+}
+
+// GroupVarText writes a group and variation as a policy does: 12, 12/1.
+func GroupVarText(g GroupVar) string {
+	if g.Var == 0 {
+		return strconv.Itoa(int(g.Group))
+	}
+	return fmt.Sprintf("%d/%d", g.Group, g.Var)
+}
+
+// ---- formatting ----
+
+func (p *Policy) formatBaseline(b *bytes.Buffer) {
+	bl := p.Baseline
+	if bl == nil {
+		return
+	}
+	names := map[netip.Addr]string{}
+	for _, a := range p.Assets {
+		if len(a.Prefixes) == 1 && a.Prefixes[0].IsSingleIP() {
+			if _, dup := names[a.Prefixes[0].Addr()]; !dup {
+				names[a.Prefixes[0].Addr()] = a.Name
+			}
+		}
+	}
+	host := func(a netip.Addr) string {
+		if n, ok := names[a]; ok {
+			return quote(n)
+		}
+		return quote(a.String())
+	}
+	b.WriteString("\n# What was learned: anything else raises a baseline-* alert.\nbaseline:\n")
+	fmt.Fprintf(b, "  margin: %s\n  rate_factor: %s\n  conversations:", FormatFloat(bl.Margin), FormatFloat(bl.RateFactor))
+	if len(bl.Conversations) == 0 {
+		b.WriteString(" []")
+	}
+	b.WriteString("\n")
+	for i := range bl.Conversations {
+		c := &bl.Conversations[i]
+		fmt.Fprintf(b, "    - src: %s\n      dst: %s\n      proto: %s\n", host(c.Src), host(c.Dst), c.Proto)
+		if !c.Units.Empty() {
+			fmt.Fprintf(b, "      unit: %s\n", flowList(CodeTerms(&c.Units)))
+		}
+		if len(c.LinkSrc) > 0 {
+			fmt.Fprintf(b, "      link_src: %s\n", flowList(RangeTerms(c.LinkSrc)))
+		}
+		if len(c.LinkDst) > 0 {
+			fmt.Fprintf(b, "      link_dst: %s\n", flowList(RangeTerms(c.LinkDst)))
+		}
+		if !c.FC.Empty() {
+			m := Match{Proto: c.Proto}
+			*m.FC.Set(c.Proto) = c.FC
+			fmt.Fprintf(b, "      fc: %s\n", flowList(FCTerms(&m)))
+		}
+		for _, side := range []struct {
+			name string
+			rs   *[TableHoldingRegisters + 1]Ranges
+		}{{"read", &c.Read}, {"write", &c.Write}} {
+			var f []string
+			for t := TableCoils; t <= TableHoldingRegisters; t++ {
+				if len(side.rs[t]) > 0 {
+					f = append(f, t.String()+": "+flowList(RangeTerms(side.rs[t])))
+				}
+			}
+			if len(f) > 0 {
+				fmt.Fprintf(b, "      %s: {%s}\n", side.name, strings.Join(f, ", "))
+			}
+		}
+		if len(c.Objects) > 0 {
+			b.WriteString("      objects:\n")
+			for _, o := range c.Objects {
+				g := GroupVarText(o.GroupVar)
+				if o.Var != 0 {
+					g = strconv.Quote(g)
+				}
+				if len(o.Points) > 0 {
+					fmt.Fprintf(b, "        - {group: %s, points: %s}", g, flowList(RangeTerms(o.Points)))
+				} else {
+					fmt.Fprintf(b, "        - {group: %s}", g)
+				}
+				if n := dnp3.GroupName(o.Group); n != "" {
+					fmt.Fprintf(b, "  # %s", n)
+				}
+				b.WriteString("\n")
+			}
+		}
+		if len(c.Values) > 0 {
+			b.WriteString("      values:\n")
+			for _, x := range c.Values {
+				if c.Proto == proto.Modbus {
+					fmt.Fprintf(b, "        - {table: %s, addr: %d, min: %s, max: %s}\n", x.Table, x.At, FormatFloat(x.Min), FormatFloat(x.Max))
+				} else {
+					fmt.Fprintf(b, "        - {group: %d, point: %d, min: %s, max: %s}\n", x.Group, x.At, FormatFloat(x.Min), FormatFloat(x.Max))
+				}
+			}
+		}
+		if c.WritesPerMinute > 0 {
+			fmt.Fprintf(b, "      writes_per_minute: %d\n", c.WritesPerMinute)
+		}
+	}
+}
+
+// MergeBaseline returns p with the baseline of b, and the assets b names
+// that p lacks; p nil: b. p is not changed.
+func MergeBaseline(p, b *Policy) (*Policy, error) {
+	if b.Baseline == nil {
+		return nil, errors.New("has no baseline section")
+	}
+	if p == nil {
+		return b, nil
+	}
+	out := *p
+	out.Assets = append([]Asset(nil), p.Assets...)
+	for _, a := range b.Assets {
+		if out.Asset(a.Name) == nil {
+			out.Assets = append(out.Assets, a)
+		}
+	}
+	out.Baseline = b.Baseline
+	return &out, out.Validate()
+}
