@@ -16,7 +16,8 @@ import (
 
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/internal/testenv"
-	"github.com/tapwatch/tapwatch/rules"
+	_ "github.com/tapwatch/tapwatch/rules" // the built-in detectors, which the shipped policy may tune
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 const nfpmInstall = "go install github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2"
@@ -291,7 +292,7 @@ func TestDeb(t *testing.T) {
 			t.Errorf("tapwatch.yaml: state_dir %q, want /var/lib/tapwatch (the unit's StateDirectory=tapwatch)", cfg.StateDir)
 		}
 	}
-	if _, err := rules.Load(filepath.Join(files, "etc/tapwatch/policy.yaml")); err != nil {
+	if _, err := policy.Load(filepath.Join(files, "etc/tapwatch/policy.yaml")); err != nil {
 		t.Errorf("the packaged /etc/tapwatch/policy.yaml:\n%v", err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/internal/yamlpos"
-	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
@@ -114,7 +114,7 @@ type Capture struct {
 // Learn is the learning period of mode learn.
 type Learn struct {
 	Duration   time.Duration `yaml:"duration"`   // default 168h (a week: every shift and the weekend)
-	Margin     *float64      `yaml:"margin"`     // widening of learned value ranges; default rules.DefaultMargin
+	Margin     *float64      `yaml:"margin"`     // widening of learned value ranges; default policy.DefaultMargin
 	Checkpoint time.Duration `yaml:"checkpoint"` // how often what was learned is saved; default 5m
 }
 
@@ -263,7 +263,7 @@ func (c *Config) SetDefaults() {
 		c.Learn.Duration = DefaultLearn
 	}
 	if c.Learn.Margin == nil {
-		m := rules.DefaultMargin
+		m := policy.DefaultMargin
 		c.Learn.Margin = &m
 	}
 	if c.Learn.Checkpoint == 0 {
@@ -485,7 +485,7 @@ func (c *Config) validateHardware(bad func(field, format string, a ...any)) {
 			bad(p.field, "%q: a sim pin needs hardware.sim_dir", p.pin)
 		}
 	}
-	if _, err := rules.ParseSeverity(h.Relays.AlarmSeverity); err != nil {
+	if _, err := policy.ParseSeverity(h.Relays.AlarmSeverity); err != nil {
 		bad("hardware.relays.alarm_severity", "%q; want info, low, medium, high or critical", h.Relays.AlarmSeverity)
 	}
 	switch h.Watchdog {

@@ -11,7 +11,7 @@ import (
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/internal/yamlpos"
-	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 func TestLoadFull(t *testing.T) {
@@ -78,7 +78,7 @@ func TestDefaults(t *testing.T) {
 	if c.LinkIdle != 10*time.Minute || c.MaxFlows != dpi.DefaultMaxFlows || c.Mode != "monitor" {
 		t.Errorf("link idle %v flows %d mode %s", c.LinkIdle, c.MaxFlows, c.Mode)
 	}
-	if c.Learn.Duration != 7*24*time.Hour || *c.Learn.Margin != rules.DefaultMargin || c.Learn.Checkpoint != 5*time.Minute {
+	if c.Learn.Duration != 7*24*time.Hour || *c.Learn.Margin != policy.DefaultMargin || c.Learn.Checkpoint != 5*time.Minute {
 		t.Errorf("learn %+v", c.Learn)
 	}
 	if c.StateDir != "/var/lib/tapwatch" || c.StatusEvery != time.Minute || c.Uplink != nil {

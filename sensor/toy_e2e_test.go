@@ -13,9 +13,11 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor"
 	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
@@ -26,7 +28,7 @@ import (
 // server are responses, which move the engine's clock and nothing else.
 type toyAdapter struct{}
 
-func (toyAdapter) Proto() rules.Proto { return toyID }
+func (toyAdapter) Proto() proto.ID { return toyID }
 
 func (toyAdapter) Op(op *rules.Op, f *dpi.Flow, from dpi.Side, m any) rules.Use {
 	msg, ok := m.(*toyMsg)
@@ -41,37 +43,37 @@ func (toyAdapter) Op(op *rules.Op, f *dpi.Flow, from dpi.Side, m any) rules.Use 
 	}
 	switch line := string(msg.line); {
 	case strings.HasPrefix(line, "SET "):
-		op.FC, op.Class = 2, rules.OpWrite
+		op.FC, op.Class = 2, policy.OpWrite
 	case line == "RESET":
-		op.FC, op.Class = 3, rules.OpRestart
+		op.FC, op.Class = 3, policy.OpRestart
 	default:
-		op.FC, op.Class = 1, rules.OpRead
+		op.FC, op.Class = 1, policy.OpRead
 	}
 	return rules.UseRules
 }
 
 func (toyAdapter) HasFunction(*rules.Op) bool { return true }
 
-func (toyAdapter) Classes(fc uint8) rules.OpSet {
+func (toyAdapter) Classes(fc uint8) policy.OpSet {
 	switch fc {
 	case 1:
-		return 1 << rules.OpRead
+		return 1 << policy.OpRead
 	case 2:
-		return 1 << rules.OpWrite
+		return 1 << policy.OpWrite
 	case 3:
-		return 1 << rules.OpRestart
+		return 1 << policy.OpRestart
 	}
 	return 1
 }
 
-func (toyAdapter) Match(*rules.Match, *rules.Op) bool               { return true }
-func (toyAdapter) MatchPayload(*rules.Match, *rules.Op) bool        { return true }
-func (toyAdapter) Endpoint(*rules.Endpoint, *rules.Op, bool) bool   { return true }
-func (toyAdapter) Values(*rules.Rule, *rules.Op, *rules.Violations) {}
-func (toyAdapter) Unclassed(*rules.Op) bool                         { return true }
-func (toyAdapter) Device(*rules.Op) uint16                          { return 0 }
-func (toyAdapter) Learn(*rules.Op, rules.Learned)                   {}
-func (toyAdapter) Wire(*event.Alert, *rules.Alert)                  {}
+func (toyAdapter) Match(*policy.Match, *rules.Op) bool               { return true }
+func (toyAdapter) MatchPayload(*policy.Match, *rules.Op) bool        { return true }
+func (toyAdapter) Endpoint(*policy.Endpoint, *rules.Op, bool) bool   { return true }
+func (toyAdapter) Values(*policy.Rule, *rules.Op, *rules.Violations) {}
+func (toyAdapter) Unclassed(*rules.Op) bool                          { return true }
+func (toyAdapter) Device(*rules.Op) uint16                           { return 0 }
+func (toyAdapter) Learn(*rules.Op, rules.Learned)                    {}
+func (toyAdapter) Wire(*event.Alert, *rules.Alert)                   {}
 func (toyAdapter) Alert(a *rules.Alert, op *rules.Op, _ bool) {
 	a.FCName = [...]string{"", "get", "set", "reset"}[min(op.FC, 3)]
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor"
 	"github.com/tapwatch/tapwatch/uplink"
 )
@@ -172,7 +173,7 @@ func (s *latencySink) Alert(a *rules.Alert) {
 
 func latencyRun(b *testing.B, url string, frames [][]byte, infos []capture.Info, pps float64) []time.Duration {
 	b.Helper()
-	pol, err := rules.Parse([]byte(latencyPolicy), "policy.yaml")
+	pol, err := policy.Parse([]byte(latencyPolicy), "policy.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}

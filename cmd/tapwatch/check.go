@@ -12,7 +12,7 @@ import (
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/hw"
-	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 const checkSynopsis = `tapwatch check [-c CONFIG] [--board NAME] [--user NAME] [--policy FILE...] [-q]
@@ -122,7 +122,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	var bad []string
 	printed := 0
 	for _, path := range policies {
-		p, err := rules.Load(path)
+		p, err := policy.Load(path)
 		if err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {
 				fmt.Fprintln(stderr, line)

@@ -13,6 +13,7 @@ import (
 	"github.com/tapwatch/tapwatch/board"
 	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 func TestCheck(t *testing.T) {
@@ -41,7 +42,7 @@ rules:
 		t.Fatalf("valid policy: %v", r)
 	}
 	// The effective policy loads again, with every detector listed.
-	if _, err := rules.Parse([]byte(r.stdout), "effective"); err != nil {
+	if _, err := policy.Parse([]byte(r.stdout), "effective"); err != nil {
 		t.Errorf("the effective policy does not load: %v\n%s", err, r.stdout)
 	}
 	for _, d := range rules.Detectors {

@@ -27,7 +27,7 @@ import (
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/internal/sim"
-	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor/daemon"
 	"github.com/tapwatch/tapwatch/sensor/pipeline"
 	"github.com/tapwatch/tapwatch/uplink"
@@ -158,7 +158,7 @@ type demo struct {
 
 	truth    *sim.Truth
 	pcap     string
-	policy   *rules.Policy
+	policy   *policy.Policy
 	panel    *hw.Panel
 	received demoTally
 }
@@ -329,7 +329,7 @@ func (d *demo) learn() error {
 	if err != nil {
 		return err
 	}
-	b, text, err := formatBaseline(l, rules.DefaultMargin, fmt.Sprintf("%s, its first %s", d.pcap, demoLearn))
+	b, text, err := formatBaseline(l, policy.DefaultMargin, fmt.Sprintf("%s, its first %s", d.pcap, demoLearn))
 	if err != nil {
 		return err
 	}
@@ -339,7 +339,7 @@ func (d *demo) learn() error {
 	d.say("\n3. Learning what normal looks like from the first %s: %d requests, %d assets, %d conversations -> %s",
 		demoLearn, l.Stats().Requests, len(b.Assets), len(b.Baseline.Conversations), d.path("baseline.yaml"))
 	d.say("   The HMI's conversation with the pump station PLC, as learned (a value written outside min-max,")
-	d.say("   widened by %g%% of its width, will raise an alert):", rules.DefaultMargin*100)
+	d.say("   widened by %g%% of its width, will raise an alert):", policy.DefaultMargin*100)
 	for _, line := range baselineExcerpt(text) {
 		d.say("     %s", line)
 	}

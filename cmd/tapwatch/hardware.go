@@ -14,7 +14,7 @@ import (
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/hw"
-	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor/daemon"
 )
 
@@ -79,7 +79,7 @@ func hardwarePlan(cfg *config.Config) (*hw.Plan, error) {
 	}
 	// hw ranks severities as the rules do (TestAlarmLevel). Validate has
 	// checked a loaded config's; this is for one built in code.
-	sev, err := rules.ParseSeverity(h.Relays.AlarmSeverity)
+	sev, err := policy.ParseSeverity(h.Relays.AlarmSeverity)
 	if err != nil {
 		return nil, cfg.FieldError("hardware.relays.alarm_severity", "%v", err)
 	}

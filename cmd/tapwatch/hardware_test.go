@@ -9,18 +9,18 @@ import (
 
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/hw"
-	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // TestAlarmLevel: hw ranks and names the severities as the rules do, so
 // that the config's alarm severity reaches hw as the same level.
 func TestAlarmLevel(t *testing.T) {
-	for s := rules.SeverityInfo; s <= rules.SeverityCritical; s++ {
+	for s := policy.SeverityInfo; s <= policy.SeverityCritical; s++ {
 		if l := hw.Level(s); l.String() != s.String() {
 			t.Errorf("rules severity %d is %s; hw's level %d is %s", s, s, l, l)
 		}
 	}
-	if hw.Level(rules.SeverityInfo) != hw.LevelInfo || hw.Level(rules.SeverityCritical) != hw.LevelCritical {
+	if hw.Level(policy.SeverityInfo) != hw.LevelInfo || hw.Level(policy.SeverityCritical) != hw.LevelCritical {
 		t.Error("hw's levels do not run from info to critical as the rules' do")
 	}
 }

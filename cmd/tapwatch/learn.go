@@ -12,6 +12,7 @@ import (
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
 
@@ -28,7 +29,7 @@ ranges and the usual write rate. Enforce it with
 func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("learn")
 	out := fs.String("o", "", "write the baseline to `FILE` (- for standard output)")
-	margin := fs.Float64("margin", rules.DefaultMargin, "widen learned value ranges by this fraction of their width (at least 1) on each side")
+	margin := fs.Float64("margin", policy.DefaultMargin, "widen learned value ranges by this fraction of their width (at least 1) on each side")
 	ports := fs.String("modbus-ports", "502", "comma-separated TCP/UDP ports that carry Modbus")
 	dnpPorts := fs.String("dnp3-ports", "20000", "comma-separated TCP/UDP ports that carry DNP3")
 	rtuPorts := rtuPortsFlag(fs)
@@ -91,7 +92,7 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 // formatBaseline is what l learned, widened by margin, as the policy file
 // tapwatch learn writes: a comment saying where it was learned from and
 // what was left out at the learner's memory bounds, then the policy.
-func formatBaseline(l *rules.Learner, margin float64, from string) (*rules.Policy, []byte, error) {
+func formatBaseline(l *rules.Learner, margin float64, from string) (*policy.Policy, []byte, error) {
 	p := l.Baseline(margin)
 	if err := p.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("the learned baseline is invalid (a bug): %v", err)

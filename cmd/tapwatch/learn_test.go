@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/internal/sim"
-	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // TestLearnAndReplayBaseline: learn writes a baseline from a capture of
@@ -31,7 +31,7 @@ func TestLearnAndReplayBaseline(t *testing.T) {
 	if code := run([]string{"learn", "-o", base, normal}, &out, &errb); code != 0 {
 		t.Fatalf("learn: exit %d: %s", code, errb.String())
 	}
-	p, err := rules.Load(base)
+	p, err := policy.Load(base)
 	if err != nil || p.Baseline == nil || len(p.Baseline.Conversations) == 0 {
 		t.Fatalf("baseline: %v", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor"
 	"github.com/tapwatch/tapwatch/sensor/pipeline"
 	"github.com/tapwatch/tapwatch/uplink"
@@ -157,7 +158,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	failOn := fs.String("fail-on", "", "exit with status 3 when an alert of `SEVERITY` (info, low, medium, high, critical) or above fired")
 	baselinePath := fs.String("baseline", "", "enforce the learned baseline of `FILE` (written by tapwatch learn)")
 	learnFor := fs.Duration("learn", 0, "learn a baseline over the first `DURATION` of capture time, then enforce it")
-	margin := fs.Float64("margin", rules.DefaultMargin, "with --learn: widen learned value ranges by this fraction of their width (at least 1)")
+	margin := fs.Float64("margin", policy.DefaultMargin, "with --learn: widen learned value ranges by this fraction of their width (at least 1)")
 	var mq mqttFlags
 	fs.StringVar(&mq.brokers, "mqtt", "", "publish alerts, assets, status and stats to the broker at `URL` (tcp://HOST:1883, ssl://HOST:8883; several, comma-separated, are tried in order)")
 	mq.register(fs, "mqtt-")
@@ -196,9 +197,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError("%v", err)
 	}
-	var failSeverity rules.Severity
+	var failSeverity policy.Severity
 	if *failOn != "" {
-		if failSeverity, err = rules.ParseSeverity(*failOn); err != nil {
+		if failSeverity, err = policy.ParseSeverity(*failOn); err != nil {
 			return usageError("--fail-on: %v", err)
 		}
 	}

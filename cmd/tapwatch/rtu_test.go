@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
-	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // buildRTU writes a master polling slave 3 through a serial gateway on
@@ -129,7 +129,7 @@ func TestLearnModbusRTUPorts(t *testing.T) {
 	if r := tapwatch("learn", "--modbus-rtu-ports", "4001", "-o", base, path); r.code != 0 {
 		t.Fatalf("learn: %v", r)
 	}
-	p, err := rules.Load(base)
+	p, err := policy.Load(base)
 	if err != nil || p.Baseline == nil || len(p.Baseline.Conversations) != 1 {
 		t.Fatalf("baseline %+v: %v", p, err)
 	}

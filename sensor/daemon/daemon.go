@@ -24,6 +24,7 @@ import (
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/internal/sdnotify"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor"
 	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
@@ -203,7 +204,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		DPI:   dpi.Config{ModbusPorts: cfg.Ports.Modbus, DNP3Ports: cfg.Ports.DNP3, ModbusRTUPorts: cfg.Ports.ModbusRTU, MaxFlows: cfg.MaxFlows},
 		Sinks: pipeline.Sinks{Alerts: append([]pipeline.AlertSink{d}, opts.Sinks.Alerts...), Assets: opts.Sinks.Assets, Ops: opts.Sinks.Ops},
 	}
-	var learned *rules.Policy
+	var learned *policy.Policy
 	if cfg.Learning() {
 		ls, l, err := openLearning(cfg, d.log)
 		if err != nil {
@@ -250,11 +251,11 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 
 // policyFiles are the config's policy and baseline; learned, what the
 // learning period learned, is the baseline when the config names none.
-func (d *Daemon) policyFiles(learned *rules.Policy) pipeline.PolicyFiles {
+func (d *Daemon) policyFiles(learned *policy.Policy) pipeline.PolicyFiles {
 	return pipeline.PolicyFiles{Policy: d.cfg.Policy, Baseline: d.cfg.Baseline, Learned: learned, LearnedFile: statePath(d.cfg, learnedFile)}
 }
 
-func (d *Daemon) logPolicy(msg string, p *rules.Policy) {
+func (d *Daemon) logPolicy(msg string, p *policy.Policy) {
 	attrs := []any{"rules", len(p.Rules)}
 	if d.cfg.Policy != "" {
 		attrs = append(attrs, "policy", d.cfg.Policy)
@@ -758,9 +759,9 @@ func (d *Daemon) kernelStats() []capture.LiveStats {
 // reload loads the policy and the baseline again and swaps the engine;
 // on any error the old ones stay.
 func (d *Daemon) reload() {
-	var learned *rules.Policy
+	var learned *policy.Policy
 	if d.learn == nil && d.cfg.Learning() {
-		p, err := rules.Load(statePath(d.cfg, learnedFile))
+		p, err := policy.Load(statePath(d.cfg, learnedFile))
 		if err != nil {
 			d.reloadFailed(err)
 			return
@@ -788,17 +789,17 @@ func (d *Daemon) reloadFailed(err error) {
 }
 
 // swapEngine puts engine in the pipeline's place (setEngine).
-func (d *Daemon) swapEngine(engine *rules.Engine, policy *rules.Policy) bool {
-	return d.do(func() { d.setEngine(engine, policy) }, snapshotWait)
+func (d *Daemon) swapEngine(engine *rules.Engine, p *policy.Policy) bool {
+	return d.do(func() { d.setEngine(engine, p) }, snapshotWait)
 }
 
 // setEngine puts engine in the pipeline's place, on the packet
 // goroutine (pipeline.Assembly.SetEngine): it takes over what the old one
 // counted, folded and remembered that is still valid under its policy;
 // the old one reports the rest.
-func (d *Daemon) setEngine(engine *rules.Engine, policy *rules.Policy) {
+func (d *Daemon) setEngine(engine *rules.Engine, p *policy.Policy) {
 	d.acknowledgeEngine() // a press not yet handed over is about the old one's alerts
-	d.asm.SetEngine(engine, policy)
+	d.asm.SetEngine(engine, p)
 }
 
 // stop drains the capture and shuts down; it is Run's end.

@@ -28,12 +28,14 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/config"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/internal/lab"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/internal/testenv"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
 
@@ -617,13 +619,13 @@ func readFile(t *testing.T, dir, name string) []byte {
 }
 
 // conversation returns the Modbus conversation src → dst of p's baseline.
-func conversation(p *rules.Policy, src, dst netip.Addr) *rules.Conversation {
+func conversation(p *policy.Policy, src, dst netip.Addr) *policy.Conversation {
 	if p == nil || p.Baseline == nil {
 		return nil
 	}
 	for i := range p.Baseline.Conversations {
 		c := &p.Baseline.Conversations[i]
-		if c.Proto == rules.ProtoModbus && c.Src == src && c.Dst == dst {
+		if c.Proto == proto.Modbus && c.Src == src && c.Dst == dst {
 			return c
 		}
 	}
@@ -631,19 +633,21 @@ func conversation(p *rules.Policy, src, dst netip.Addr) *rules.Conversation {
 }
 
 // holdingValues returns the value range learned for holding register addr.
-func holdingValues(c *rules.Conversation, addr uint32) *rules.ValueRange {
+func holdingValues(c *policy.Conversation, addr uint32) *policy.ValueRange {
 	if c == nil {
 		return nil
 	}
 	for i := range c.Values {
-		if v := &c.Values[i]; v.Table == rules.TableHoldingRegisters && v.At == addr {
+		if v := &c.Values[i]; v.Table == policy.TableHoldingRegisters && v.At == addr {
 			return v
 		}
 	}
 	return nil
 }
 
-func loadPolicy(dir, name string) (*rules.Policy, error) { return rules.Load(filepath.Join(dir, name)) }
+func loadPolicy(dir, name string) (*policy.Policy, error) {
+	return policy.Load(filepath.Join(dir, name))
+}
 
 // normalTraffic is the HMI reading holding registers 0-9 and writing
 // register 5 with 120, 130 … 180.
@@ -688,8 +692,8 @@ func TestLearningSurvivesRestart(t *testing.T) {
 		t.Fatalf("checkpoint after the stop: %v", err)
 	}
 	c := conversation(cp, hmiIP, plcIP)
-	if c == nil || !c.Read[rules.TableHoldingRegisters].Contains(0) || !c.Read[rules.TableHoldingRegisters].Contains(9) ||
-		!c.Write[rules.TableHoldingRegisters].Contains(5) {
+	if c == nil || !c.Read[policy.TableHoldingRegisters].Contains(0) || !c.Read[policy.TableHoldingRegisters].Contains(9) ||
+		!c.Write[policy.TableHoldingRegisters].Contains(5) {
 		t.Fatalf("checkpoint after the stop, conversation HMI → PLC: %+v", c)
 	}
 	if cp.Baseline.Margin != 0 {
@@ -731,8 +735,8 @@ func TestLearningSurvivesRestart(t *testing.T) {
 	if v == nil || v.Min != 120 || v.Max != 190 {
 		t.Errorf("register 5 after the restart: %+v; want 120 (first run) to 190 (second run)", v)
 	}
-	if c2 == nil || !c2.Read[rules.TableHoldingRegisters].Contains(0) || !c2.Read[rules.TableHoldingRegisters].Contains(29) ||
-		c2.Read[rules.TableHoldingRegisters].Contains(15) {
+	if c2 == nil || !c2.Read[policy.TableHoldingRegisters].Contains(0) || !c2.Read[policy.TableHoldingRegisters].Contains(29) ||
+		c2.Read[policy.TableHoldingRegisters].Contains(15) {
 		t.Errorf("reads after the restart: %+v; want 0-9 (first run) and 20-29 (second run)", c2)
 	}
 }
@@ -767,8 +771,8 @@ func TestLearningEndsAndIsEnforced(t *testing.T) {
 	if v := holdingValues(conversation(learned, hmiIP, plcIP), 5); v == nil || v.Min != 120 || v.Max != 180 {
 		t.Fatalf("learned register 5: %+v; want 120 to 180", v)
 	}
-	if learned.Baseline.Margin != rules.DefaultMargin {
-		t.Errorf("learned margin %v, want the default %v", learned.Baseline.Margin, rules.DefaultMargin)
+	if learned.Baseline.Margin != policy.DefaultMargin {
+		t.Errorf("learned margin %v, want the default %v", learned.Baseline.Margin, policy.DefaultMargin)
 	}
 	if s, ok := r.up.lastStatus(); !ok || s.State != event.StateMonitoring || s.Mode != config.ModeLearn {
 		t.Errorf("last status %+v; want monitoring in mode learn", s)
@@ -1279,11 +1283,11 @@ func TestBudgetAlertUnacknowledged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Alert(&rules.Alert{ID: 9, Rule: rules.BudgetRule, Severity: rules.SeverityHigh, Count: 7})
+	d.Alert(&rules.Alert{ID: 9, Rule: rules.BudgetRule, Severity: policy.SeverityHigh, Count: 7})
 	if u := d.Health().Unacked; u.High != 1 {
 		t.Errorf("after the budget alert: unacknowledged %+v, want 1 high", u)
 	}
-	d.Alert(&rules.Alert{ID: 3, Rule: "w", Severity: rules.SeverityCritical, Count: 2, Summary: true})
+	d.Alert(&rules.Alert{ID: 3, Rule: "w", Severity: policy.SeverityCritical, Count: 2, Summary: true})
 	if u := d.Health().Unacked; u.Critical != 0 {
 		t.Errorf("a summary counted as a new alert: unacknowledged %+v", u)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/internal/atomicfile"
-	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // The learning period of mode learn survives restarts. In the state
@@ -46,11 +46,11 @@ func statePath(cfg *config.Config, name string) string { return filepath.Join(cf
 
 // openLearning reads the learning state: a new period, one to resume
 // (with its checkpoint) or one finished (with what was learned).
-func openLearning(cfg *config.Config, log *slog.Logger) (*learnState, *rules.Policy, error) {
+func openLearning(cfg *config.Config, log *slog.Logger) (*learnState, *policy.Policy, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, nil, fmt.Errorf("state_dir: %w", err)
 	}
-	fresh := func() (*learnState, *rules.Policy, error) {
+	fresh := func() (*learnState, *policy.Policy, error) {
 		ls := &learnState{Started: time.Now().UTC().Truncate(time.Second), Duration: cfg.Learn.Duration.String()}
 		if err := writeJSON(statePath(cfg, learnStateFile), ls); err != nil {
 			return nil, nil, err
@@ -75,7 +75,7 @@ func openLearning(cfg *config.Config, log *slog.Logger) (*learnState, *rules.Pol
 		return fresh()
 	}
 	if ls.Finished != nil {
-		p, err := rules.Load(statePath(cfg, learnedFile))
+		p, err := policy.Load(statePath(cfg, learnedFile))
 		if err == nil && p.Baseline == nil {
 			err = errors.New("has no baseline section")
 		}
@@ -88,7 +88,7 @@ func openLearning(cfg *config.Config, log *slog.Logger) (*learnState, *rules.Pol
 		log.Info("learning finished earlier; enforcing what was learned", "file", statePath(cfg, learnedFile), "finished", ls.Finished.Format(time.RFC3339))
 		return ls, p, nil
 	}
-	cp, err := rules.Load(statePath(cfg, checkpointFile))
+	cp, err := policy.Load(statePath(cfg, checkpointFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		cp = nil
@@ -113,7 +113,7 @@ func quarantine(path string, why error, log *slog.Logger) {
 // checkpoint saves what was learned so far (taken on the packet
 // goroutine).
 func (d *Daemon) checkpoint() {
-	var p *rules.Policy
+	var p *policy.Policy
 	if !d.do(func() {
 		if d.asm.Learner != nil {
 			p = d.asm.Learner.Baseline(0)
@@ -125,7 +125,7 @@ func (d *Daemon) checkpoint() {
 	d.saveCheckpoint(p)
 }
 
-func (d *Daemon) saveCheckpoint(p *rules.Policy) {
+func (d *Daemon) saveCheckpoint(p *policy.Policy) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# tapwatch learning checkpoint: what was learned so far (margin 0).\n# Learning started %s and ends %s.\n",
 		d.learn.Started.Format(time.RFC3339), d.learn.deadline(d.cfg).Format(time.RFC3339))
@@ -140,7 +140,7 @@ func (d *Daemon) saveCheckpoint(p *rules.Policy) {
 // finishLearning ends the learning period: what was learned is written
 // to learned.yaml and enforced from now on.
 func (d *Daemon) finishLearning() {
-	var learned *rules.Policy
+	var learned *policy.Policy
 	margin := *d.cfg.Learn.Margin
 	if !d.do(func() {
 		if d.asm.Learner != nil {

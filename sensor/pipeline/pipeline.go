@@ -14,6 +14,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor"
 )
 
@@ -46,7 +47,7 @@ type PolicyFiles struct {
 	Baseline string // "": none, or Learned
 	// Learned is a baseline already loaded, from LearnedFile (the
 	// daemon's learned.yaml); it is enforced when Baseline is "".
-	Learned     *rules.Policy
+	Learned     *policy.Policy
 	LearnedFile string
 }
 
@@ -61,27 +62,27 @@ func (e *FileError) Error() string { return e.What + " " + e.Path + ": " + e.Err
 func (e *FileError) Unwrap() error { return e.Err }
 
 // Load loads the policy, then merges the baseline into it.
-func (f PolicyFiles) Load() (*rules.Policy, error) {
-	policy := rules.New()
+func (f PolicyFiles) Load() (*policy.Policy, error) {
+	pol := policy.New()
 	if f.Policy != "" {
-		p, err := rules.Load(f.Policy)
+		p, err := policy.Load(f.Policy)
 		if err != nil {
 			return nil, &FileError{"policy", f.Policy, err}
 		}
-		policy = p
+		pol = p
 	}
 	base, from := f.Learned, f.LearnedFile
 	if f.Baseline != "" {
-		b, err := rules.Load(f.Baseline)
+		b, err := policy.Load(f.Baseline)
 		if err != nil {
 			return nil, &FileError{"baseline", f.Baseline, err}
 		}
 		base, from = b, f.Baseline
 	}
 	if base == nil {
-		return policy, nil
+		return pol, nil
 	}
-	merged, err := rules.MergeBaseline(policy, base)
+	merged, err := policy.MergeBaseline(pol, base)
 	if err != nil {
 		return nil, &FileError{"baseline", from, err}
 	}
@@ -94,12 +95,12 @@ type Setup struct {
 	// Policy is what the engine enforces, loaded with PolicyFiles.Load
 	// (a caller reports a bad file before it makes its sinks); nil: the
 	// built-in detectors with their defaults.
-	Policy *rules.Policy
+	Policy *policy.Policy
 	Engine rules.EngineOptions
 	// Learn: a rules.Learner learns from every message, next to the
 	// engine, resuming from Resume when it is not nil.
 	Learn  bool
-	Resume *rules.Policy
+	Resume *policy.Policy
 	Sinks  Sinks
 }
 
@@ -108,7 +109,7 @@ type Setup struct {
 type Assembly struct {
 	Pipe      *sensor.Pipeline
 	Engine    *rules.Engine
-	Policy    *rules.Policy    // what Engine enforces
+	Policy    *policy.Policy   // what Engine enforces
 	Inventory *rules.Inventory // nil without asset sinks
 	Learner   *rules.Learner   // nil when not learning
 
@@ -123,7 +124,7 @@ func Assemble(s Setup) (*Assembly, error) {
 		a.alerts = s.Sinks.Alerts[0]
 	}
 	if a.Policy == nil {
-		a.Policy = rules.New()
+		a.Policy = policy.New()
 	}
 	var err error
 	if a.Engine, err = a.newEngine(a.Policy); err != nil {
@@ -154,7 +155,7 @@ func Assemble(s Setup) (*Assembly, error) {
 // Rebuild loads files and builds an engine on them, with the assembly's
 // alert sinks and engine options; safe on any goroutine. Put it in
 // place with SetEngine.
-func (a *Assembly) Rebuild(files PolicyFiles) (*rules.Engine, *rules.Policy, error) {
+func (a *Assembly) Rebuild(files PolicyFiles) (*rules.Engine, *policy.Policy, error) {
 	policy, err := files.Load()
 	if err != nil {
 		return nil, nil, err
@@ -166,7 +167,7 @@ func (a *Assembly) Rebuild(files PolicyFiles) (*rules.Engine, *rules.Policy, err
 	return e, policy, nil
 }
 
-func (a *Assembly) newEngine(p *rules.Policy) (*rules.Engine, error) {
+func (a *Assembly) newEngine(p *policy.Policy) (*rules.Engine, error) {
 	return rules.NewEngine(p, a.alerts, a.setup.Engine)
 }
 
@@ -175,9 +176,9 @@ func (a *Assembly) newEngine(p *rules.Policy) (*rules.Engine, error) {
 // that is still valid under its policy (rules.Engine.TakeOver), so that
 // a reload neither lets a rate straddling it through nor raises again
 // the alerts being folded.
-func (a *Assembly) SetEngine(e *rules.Engine, policy *rules.Policy) {
+func (a *Assembly) SetEngine(e *rules.Engine, p *policy.Policy) {
 	e.TakeOver(a.Engine)
-	a.Engine, a.Policy = e, policy
+	a.Engine, a.Policy = e, p
 	a.Pipe.SetRules(e)
 }
 

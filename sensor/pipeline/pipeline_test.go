@@ -19,6 +19,7 @@ import (
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor"
 	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
@@ -26,7 +27,7 @@ import (
 // The HMI and the PLC of the test capture.
 var hmi, plc = netip.MustParseAddrPort("10.10.1.10:49152"), netip.MustParseAddrPort("10.10.1.20:502")
 
-func load(t *testing.T, f pipeline.PolicyFiles) *rules.Policy {
+func load(t *testing.T, f pipeline.PolicyFiles) *policy.Policy {
 	t.Helper()
 	p, err := f.Load()
 	if err != nil {
@@ -237,7 +238,7 @@ func TestAssemblyLearning(t *testing.T) {
 
 // TestPolicyFilesLoad: which baseline wins, and errors that name the file.
 func TestPolicyFilesLoad(t *testing.T) {
-	policy := writeFile(t, "policy.yaml", writesPolicy)
+	policyFile := writeFile(t, "policy.yaml", writesPolicy)
 	src := capture.OpenFiles(writeCapture(t))
 	l, _, err := pipeline.Learn(context.Background(), src, dpi.Config{})
 	if err != nil {
@@ -253,18 +254,18 @@ func TestPolicyFilesLoad(t *testing.T) {
 	if len(p.Rules) != 0 || p.Baseline != nil || len(p.Detectors) == 0 {
 		t.Errorf("no files: %d rules, baseline %v, %d detectors; want the built-in detectors only", len(p.Rules), p.Baseline, len(p.Detectors))
 	}
-	p = load(t, pipeline.PolicyFiles{Policy: policy, Learned: learned, LearnedFile: "learned.yaml"})
+	p = load(t, pipeline.PolicyFiles{Policy: policyFile, Learned: learned, LearnedFile: "learned.yaml"})
 	if len(p.Rules) != 1 || p.Baseline != learned.Baseline {
 		t.Errorf("policy and learned: %d rules, baseline %p; want 1 rule and the learned baseline", len(p.Rules), p.Baseline)
 	}
-	p = load(t, pipeline.PolicyFiles{Policy: policy, Baseline: baseline, Learned: learned})
+	p = load(t, pipeline.PolicyFiles{Policy: policyFile, Baseline: baseline, Learned: learned})
 	if p.Baseline == nil || p.Baseline == learned.Baseline {
 		t.Errorf("a baseline file and learned: want the file's baseline")
 	}
 	// Of a baseline file, only its baseline and assets are taken, with a
 	// policy or without one.
 	withRule := writeFile(t, "with-rule.yaml", strings.Replace(text.String(), "rules: []\n", strings.TrimPrefix(writesPolicy, "version: 1\n"), 1))
-	if p, err := rules.Load(withRule); err != nil || p.Rules == nil {
+	if p, err := policy.Load(withRule); err != nil || p.Rules == nil {
 		t.Fatalf("the baseline file with a rule: %v", err)
 	}
 	p = load(t, pipeline.PolicyFiles{Baseline: withRule})
@@ -277,8 +278,8 @@ func TestPolicyFilesLoad(t *testing.T) {
 		what, path string
 	}{
 		{pipeline.PolicyFiles{Policy: filepath.Join(t.TempDir(), "none.yaml")}, "policy", "none.yaml"},
-		{pipeline.PolicyFiles{Baseline: policy}, "baseline", "policy.yaml"}, // no baseline section
-		{pipeline.PolicyFiles{Learned: rules.New(), LearnedFile: "learned.yaml"}, "baseline", "learned.yaml"},
+		{pipeline.PolicyFiles{Baseline: policyFile}, "baseline", "policy.yaml"}, // no baseline section
+		{pipeline.PolicyFiles{Learned: policy.New(), LearnedFile: "learned.yaml"}, "baseline", "learned.yaml"},
 	} {
 		_, err := c.files.Load()
 		var fe *pipeline.FileError
@@ -308,9 +309,9 @@ func (p *fakePublisher) Alert(a *event.Alert, key uint64, first bool) {
 func TestPublishAlerts(t *testing.T) {
 	p := &fakePublisher{}
 	s := pipeline.PublishAlerts(p)
-	s.Alert(&rules.Alert{ID: 7, Rule: "r", Severity: rules.SeverityHigh, Count: 1})
-	s.Alert(&rules.Alert{ID: 7, Rule: "r", Severity: rules.SeverityHigh, Count: 5, Summary: true})
-	s.Alert(&rules.Alert{ID: 8, Rule: rules.BudgetRule, Severity: rules.SeverityMedium, Count: 40})
+	s.Alert(&rules.Alert{ID: 7, Rule: "r", Severity: policy.SeverityHigh, Count: 1})
+	s.Alert(&rules.Alert{ID: 7, Rule: "r", Severity: policy.SeverityHigh, Count: 5, Summary: true})
+	s.Alert(&rules.Alert{ID: 8, Rule: rules.BudgetRule, Severity: policy.SeverityMedium, Count: 40})
 	if want := []bool{true, false, true}; !equal(p.firsts, want) || p.keys[0] != 7 || p.keys[1] != 7 || p.keys[2] != 8 || p.rules[2] != rules.BudgetRule {
 		t.Errorf("keys %v, first %v, rules %v; want 7 7 8, %v", p.keys, p.firsts, p.rules, want)
 	}
