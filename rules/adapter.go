@@ -10,8 +10,8 @@ import (
 // Adapter is what the rules know of one protocol. It turns the messages of
 // the protocol's decoder into an Op, and answers the questions whose
 // answer differs by protocol. Modbus and DNP3 have theirs
-// (adapter_modbus.go, adapter_dnp3.go); EngineOptions.Adapters and
-// LearnerOptions.Adapters add more.
+// (adapter_modbus.go, adapter_dnp3.go, each registering itself from
+// init); EngineOptions.Adapters and learn.Options.Adapters add more.
 //
 // The engine calls an adapter for every message, so its methods must
 // allocate nothing, except Alert, which runs only when an alert fires.
@@ -92,28 +92,26 @@ const (
 	UseRules             // the detectors and the rules see it, and the learner learns from it
 )
 
-// adapters is a registry of adapters, by protocol.
-type adapters [256]Adapter
+// Adapters is a registry of adapters, indexed by protocol.
+type Adapters [256]Adapter
 
-// defaultAdapters are the adapters of the protocols tapwatch ships.
-var defaultAdapters = adapters{
-	proto.Modbus: modbusAdapter{},
-	proto.DNP3:   dnp3Adapter{},
-}
+// defaultAdapters are the adapters of the protocols tapwatch ships; each
+// adapter file registers its own (registerAdapter).
+var defaultAdapters Adapters
 
-// span is one more than the highest protocol with an adapter.
-func (r *adapters) span() int {
-	for p := len(r) - 1; p > 0; p-- {
-		if r[p] != nil {
-			return p + 1
-		}
+// registerAdapter adds a to the default registry; adapter files call it
+// from init.
+func registerAdapter(a Adapter) {
+	if defaultAdapters[a.Proto()] != nil {
+		panic("rules: two adapters for protocol " + a.Proto().String())
 	}
-	return 1
+	defaultAdapters[a.Proto()] = a
 }
 
-// withAdapters returns the default registry with extra added; an extra
-// adapter replaces a default one of the same protocol.
-func withAdapters(extra []Adapter) *adapters {
+// NewAdapters returns the default registry with extra added; an extra
+// adapter replaces a default one of the same protocol. Without extra it
+// returns the default registry itself, which callers must not change.
+func NewAdapters(extra ...Adapter) *Adapters {
 	if len(extra) == 0 {
 		return &defaultAdapters
 	}
@@ -122,6 +120,16 @@ func withAdapters(extra []Adapter) *adapters {
 		r[a.Proto()] = a
 	}
 	return &r
+}
+
+// span is one more than the highest protocol with an adapter.
+func (r *Adapters) span() int {
+	for p := len(r) - 1; p > 0; p-- {
+		if r[p] != nil {
+			return p + 1
+		}
+	}
+	return 1
 }
 
 // setEvidence copies the first MaxAlertEvidence bytes of b into a.

@@ -13,6 +13,8 @@ import (
 // dnp3Adapter is the Adapter of DNP3.
 type dnp3Adapter struct{}
 
+func init() { registerAdapter(dnp3Adapter{}) }
+
 func (dnp3Adapter) Proto() proto.ID { return proto.DNP3 }
 
 // Op: the built-in detectors see every message (link-only frames and
@@ -227,7 +229,7 @@ func (dnp3Adapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
 		if r.on[bNewAddress] {
 			bad, badLo := false, uint32(0)
 			headerIndexes(m, i, func(lo, hi uint32) bool {
-				if !rangesCover(obj.Points, lo, hi) {
+				if !obj.Points.Covers(lo, hi) {
 					bad, badLo = true, lo
 					return false
 				}

@@ -14,6 +14,8 @@ import (
 // modbusAdapter is the Adapter of Modbus (TCP, UDP and RTU over TCP).
 type modbusAdapter struct{}
 
+func init() { registerAdapter(modbusAdapter{}) }
+
 func (modbusAdapter) Proto() proto.ID { return proto.Modbus }
 
 // Op: requests repeated when given up on (OutcomeUnanswered) are not
@@ -207,7 +209,7 @@ func (modbusAdapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
 		rs = c.Write[op.Table]
 	}
 	lo, hi := span(op.Addr, op.Count)
-	if r.on[bNewAddress] && !rangesCover(rs, lo, hi) {
+	if r.on[bNewAddress] && !rs.Covers(lo, hi) {
 		what := "reads"
 		if write {
 			what = "writes"

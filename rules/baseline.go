@@ -208,31 +208,6 @@ func (e *Engine) valueAlert(op *Op, vr *policy.ValueRange) {
 	e.fireBase(bValueRange, op, k, true)
 }
 
-// rangesCover reports whether every one of lo..hi lies in rs.
-func rangesCover(rs policy.Ranges, lo, hi uint32) bool {
-	for v := uint64(lo); v <= uint64(hi); {
-		i := searchRanges(rs, uint32(v))
-		if i >= len(rs) || rs[i].Lo > uint32(v) {
-			return false
-		}
-		v = uint64(rs[i].Hi) + 1
-	}
-	return true
-}
-
-func searchRanges(rs policy.Ranges, v uint32) int {
-	lo, hi := 0, len(rs)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if rs[m].Hi < v {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
-}
-
 // headerIndexes calls fn with the point indexes object header i of m
 // names: from its index prefixes or its start-stop range; none for
 // headers that name no indexes (class reads, all points, counts).

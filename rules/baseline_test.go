@@ -2,7 +2,6 @@ package rules
 
 import (
 	"bytes"
-	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -12,23 +11,8 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
-	"github.com/tapwatch/tapwatch/dpi/proto"
-	"github.com/tapwatch/tapwatch/internal/sim"
 	"github.com/tapwatch/tapwatch/rules/policy"
 )
-
-// learnFeed hands the test's ops straight to a Learner, so that each
-// learned fact can be checked on its own; an Engine in learning mode feeds
-// its Learner the same way.
-type learnFeed struct{ l *Learner }
-
-func (lf learnFeed) feedAll(fs ...feeder) {
-	e, _ := NewEngine(nil, &recorder{}, EngineOptions{})
-	for _, f := range fs {
-		f.feed(e)
-		lf.l.Observe(&e.op)
-	}
-}
 
 var aoPt = func(idx uint32, v float64) obj {
 	return obj{g: 41, v: 2, prefix: 1, rng: 7, count: 1, pts: []dnp3.Point{{Index: idx, Value: v}}}
@@ -50,97 +34,15 @@ func normalOps() []feeder {
 	return fs
 }
 
+// learned is the baseline a learn.Learner writes for normalOps (the learn
+// package's tests check that it does).
 func learned(t *testing.T) *policy.Policy {
 	t.Helper()
-	l := NewLearner(LearnerOptions{})
-	learnFeed{l}.feedAll(normalOps()...)
-	p := l.Baseline(0.1)
-	if err := p.Validate(); err != nil {
+	p, err := policy.Load("testdata/learned.yaml")
+	if err != nil {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func TestLearnerFacts(t *testing.T) {
-	p := learned(t)
-	names := []string{}
-	for _, a := range p.Assets {
-		names = append(names, a.Name)
-	}
-	if got := strings.Join(names, ","); got != "master-10-10-1-10,master-10-10-1-11,plc-10-10-1-20,outstation-10-10-2-20" {
-		t.Errorf("assets %s", got)
-	}
-	if a := p.Asset("plc-10-10-1-20"); a == nil || !a.Units.Has(1) || a.Units.Len() != 1 {
-		t.Errorf("plc units: %+v", a)
-	}
-	if a := p.Asset("outstation-10-10-2-20"); a == nil || !reflect.DeepEqual(a.DNP3, policy.Ranges{{Lo: 10, Hi: 10}}) {
-		t.Errorf("outstation links: %+v", a)
-	}
-	b := p.Baseline
-	if len(b.Conversations) != 2 {
-		t.Fatalf("%d conversations", len(b.Conversations))
-	}
-	m := b.Conversations[0]
-	if m.Proto != proto.Modbus || !m.FC.Has(3) || !m.FC.Has(6) || m.FC.Len() != 2 {
-		t.Errorf("modbus fc: %v", m.FC)
-	}
-	if !reflect.DeepEqual(m.Read[policy.TableHoldingRegisters], policy.Ranges{{Lo: 0, Hi: 9}}) || !reflect.DeepEqual(m.Write[policy.TableHoldingRegisters], policy.Ranges{{Lo: 5, Hi: 5}}) {
-		t.Errorf("ranges: read %v write %v", m.Read, m.Write)
-	}
-	if len(m.Values) != 1 || m.Values[0] != (policy.ValueRange{Table: policy.TableHoldingRegisters, At: 5, Min: 120, Max: 180}) {
-		t.Errorf("values %+v", m.Values)
-	}
-	if m.WritesPerMinute != 6 {
-		t.Errorf("writes per minute %d, want 6", m.WritesPerMinute)
-	}
-	d := b.Conversations[1]
-	if d.Proto != proto.DNP3 || !d.FC.Has(dnp3.FuncRead) || !d.FC.Has(dnp3.FuncDirectOperate) {
-		t.Errorf("dnp3 fc %v", d.FC)
-	}
-	want := []policy.ObjectPoints{{GroupVar: policy.GroupVar{Group: 41, Var: 2}, Points: policy.Ranges{{Lo: 2, Hi: 2}}}, {GroupVar: policy.GroupVar{Group: 60, Var: 2}}}
-	if !reflect.DeepEqual(d.Objects, want) {
-		t.Errorf("objects %+v", d.Objects)
-	}
-	if len(d.Values) != 1 || d.Values[0] != (policy.ValueRange{Group: 41, At: 2, Min: 50, Max: 55}) {
-		t.Errorf("dnp3 values %+v", d.Values)
-	}
-	if bd := b.Widen(&m.Values[0]); bd != (policy.Bounds{Min: 114, Max: 186}) {
-		t.Errorf("widened %v, want 114..186", bd)
-	}
-	if bd := b.Widen(&d.Values[0]); bd != (policy.Bounds{Min: 49, Max: 56}) {
-		t.Errorf("widened %v, want 49..56 (margin at least 1)", bd)
-	}
-}
-
-func TestLearnerBounded(t *testing.T) {
-	l := NewLearner(LearnerOptions{MaxHosts: 8, MaxPairs: 3, MaxRanges: 4, MaxValues: 5})
-	e, _ := NewEngine(nil, &recorder{}, EngineOptions{})
-	for i := range 200 {
-		src := fmt.Sprintf("10.10.5.%d:5000", i%50)
-		// Many hosts and pairs, scattered addresses and values.
-		mb{src: src, dst: plc1S, unit: 1, fc: 6, addr: uint16(i * 37 % 1000), count: 1, vals: []uint16{uint16(i)}}.feed(e)
-		l.Observe(&e.op)
-		mb{src: hmiC, dst: plc1S, unit: 1, fc: 6, addr: uint16(i * 13 % 5000), count: 1, vals: []uint16{uint16(i)}}.feed(e)
-		l.Observe(&e.op)
-	}
-	if len(l.hosts) > 8 || len(l.pairs) > 3 {
-		t.Errorf("%d hosts, %d pairs", len(l.hosts), len(l.pairs))
-	}
-	for _, p := range l.pairs {
-		if n := len(p.write[policy.TableHoldingRegisters]); n > 4 {
-			t.Errorf("%d ranges", n)
-		}
-		if len(p.values) > 5 {
-			t.Errorf("%d values", len(p.values))
-		}
-	}
-	st := l.Stats()
-	if st.DroppedPairs == 0 && st.DroppedHosts == 0 || st.DroppedValues == 0 || st.MergedRanges == 0 {
-		t.Errorf("stats %+v", st)
-	}
-	if err := l.Baseline(0.1).Validate(); err != nil {
-		t.Error(err)
-	}
 }
 
 func TestBaselineRoundTrip(t *testing.T) {
@@ -254,25 +156,48 @@ func TestBaselineDetectors(t *testing.T) {
 	})
 }
 
-// TestEngineLearnMode: with EngineOptions.Learn the engine learns, then
-// enforces what it learned, in one pass.
+// stubLearner stands for a learn.Learner: it counts what it observes
+// and has learned the test baseline.
+type stubLearner struct {
+	t        *testing.T
+	observed int
+	margin   float64
+}
+
+func (s *stubLearner) Observe(*Op) { s.observed++ }
+
+func (s *stubLearner) Baseline(margin float64) *policy.Policy {
+	s.margin = margin
+	return learned(s.t)
+}
+
+// TestEngineLearnMode: with EngineOptions.Learn the engine feeds its
+// learner over the learning period, then enforces what it learned, in one
+// pass. The learn package tests the same with the real learner.
 func TestEngineLearnMode(t *testing.T) {
-	p := policy.New()
 	rec := &recorder{}
-	e, err := NewEngine(p, rec, EngineOptions{Learn: time.Minute})
+	if _, err := NewEngine(nil, rec, EngineOptions{Learn: time.Minute}); err == nil {
+		t.Error("learning without a learner was accepted")
+	}
+	l := &stubLearner{t: t}
+	e, err := NewEngine(policy.New(), rec, EngineOptions{Learn: time.Minute, Learner: l})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range normalOps() {
+	ops := normalOps()
+	for _, f := range ops {
 		f.feed(e)
 	}
-	if !e.Learning() || len(rec.alerts) != 0 {
-		t.Fatalf("learning %v, alerts %v", e.Learning(), rec.rules())
+	if !e.Learning() || e.Learned() != nil || len(rec.alerts) != 0 || l.observed != len(ops) {
+		t.Fatalf("learning %v, observed %d of %d, alerts %v", e.Learning(), l.observed, len(ops), rec.rules())
 	}
 	w := mb{src: hmiC, dst: plc1S, unit: 1, fc: 6, addr: 5, count: 1, vals: []uint16{900}, at: 2 * time.Minute}
 	w.feed(e)
-	if e.Learning() || e.Learned() == nil {
-		t.Fatal("still learning")
+	if e.Learning() || e.Learned() == nil || l.observed != len(ops) {
+		t.Fatalf("still learning, or observed %d after the period", l.observed)
+	}
+	if l.margin != policy.DefaultMargin {
+		t.Errorf("margin %v, want the default %v", l.margin, policy.DefaultMargin)
 	}
 	if got := strings.Join(rec.rules(), ","); got != "baseline-value-range" {
 		t.Errorf("fired %q", got)
@@ -299,82 +224,6 @@ func TestBaselineNoAllocs(t *testing.T) {
 	}
 }
 
-// simBaselineGaps are the (attack kind, baseline detector) pairs that the
-// baseline cannot catch, with the reason. The test fails when one is
-// caught after all.
-var simBaselineGaps = map[string]string{}
-
-// TestSimBaseline learns over each scenario's learning period in the same
-// pass (EngineOptions.Learn), then checks that every labelled attack is
-// caught by each baseline detector its truth names, and that no baseline
-// detector fires outside the attacks.
-func TestSimBaseline(t *testing.T) {
-	for _, seed := range []int64{1, 2, 3} {
-		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
-			t.Parallel()
-			simBaseline(t, seed)
-		})
-	}
-}
-
-func simBaseline(t *testing.T, seed int64) {
-	truth, rec, e := replaySim(t, seed, func(truth *sim.Truth) (*policy.Policy, EngineOptions) {
-		return policy.New(), EngineOptions{Learn: truth.LearnEnd.Sub(truth.Start)}
-	})
-	if e.Learned() == nil {
-		t.Fatal("the learning period never ended")
-	}
-	scoreSim(t, seed, truth, rec, "baseline", BaselineIDs(), simBaselineGaps)
-}
-
 func mbMessage(unit, fc uint8, addr, count uint16, vals []uint16) *modbus.Message {
 	return &modbus.Message{Dir: modbus.Request, Unit: unit, FC: fc, HasAddr: true, Addr: addr, Count: count, Values: vals, PDU: []byte{fc}}
-}
-
-// TestLearnerResume: a learning period interrupted halfway and resumed
-// from its checkpoint (Baseline(0), written and read back as a file)
-// learns what an uninterrupted one learns.
-func TestLearnerResume(t *testing.T) {
-	ops := normalOps()
-	whole := NewLearner(LearnerOptions{})
-	learnFeed{whole}.feedAll(ops...)
-
-	first := NewLearner(LearnerOptions{})
-	learnFeed{first}.feedAll(ops[:len(ops)/2]...)
-	var buf bytes.Buffer
-	first.Baseline(0).Format(&buf)
-	cp, err := policy.Parse(buf.Bytes(), "learning.yaml")
-	if err != nil {
-		t.Fatalf("checkpoint does not load: %v\n%s", err, buf.String())
-	}
-	resumed := NewLearner(LearnerOptions{})
-	resumed.Resume(cp)
-	learnFeed{resumed}.feedAll(ops[len(ops)/2:]...)
-
-	// The count of writes in the minute the checkpoint cut is not kept:
-	// the busiest minute is counted on each side of the restart.
-	wp, rp := whole.Baseline(0.1), resumed.Baseline(0.1)
-	if len(wp.Baseline.Conversations) != len(rp.Baseline.Conversations) {
-		t.Fatalf("%d conversations resumed, want %d", len(rp.Baseline.Conversations), len(wp.Baseline.Conversations))
-	}
-	for i := range rp.Baseline.Conversations {
-		if got := rp.Baseline.Conversations[i].WritesPerMinute; got != 3 {
-			t.Errorf("conversation %d: %d writes per minute after the resume, want 3 (each half's)", i, got)
-		}
-		wp.Baseline.Conversations[i].WritesPerMinute = 0
-		rp.Baseline.Conversations[i].WritesPerMinute = 0
-	}
-	var want, got bytes.Buffer
-	wp.Format(&want)
-	rp.Format(&got)
-	if want.String() != got.String() {
-		t.Errorf("resumed learning differs.\nuninterrupted:\n%s\nresumed:\n%s", want.String(), got.String())
-	}
-	// Resuming from nothing, or from a policy without a baseline, is a no-op.
-	empty := NewLearner(LearnerOptions{})
-	empty.Resume(nil)
-	empty.Resume(policy.New())
-	if b := empty.Baseline(0); len(b.Assets) != 0 || len(b.Baseline.Conversations) != 0 {
-		t.Errorf("resume from nothing learned %+v", b)
-	}
 }

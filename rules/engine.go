@@ -47,12 +47,14 @@ type EngineOptions struct {
 	// (a folded alert is reported first).
 	RateSlots int
 	AggSlots  int
-	// Learn, when positive, learns a baseline over this much packet time
-	// from the first operation, then enforces it (with margin
-	// LearnMargin; 0: DefaultMargin, negative: none) in place of the
-	// policy's baseline.
+	// Learn, when positive, has Learner learn a baseline over this much
+	// packet time from the first operation; the engine then enforces it
+	// (with margin LearnMargin; 0: policy.DefaultMargin, negative: none)
+	// in place of the policy's baseline. Learner is then required: a
+	// new learn.Learner with the same Adapters.
 	Learn       time.Duration
 	LearnMargin float64
+	Learner     Learner
 	// Adapters are adapters of further protocols, next to Modbus and
 	// DNP3 (an adapter replaces the default one of its protocol).
 	Adapters []Adapter
@@ -103,7 +105,7 @@ type Engine struct {
 	flowOp  Op // the op NewFlow makes for a conversation that is not Modbus or DNP3
 	policy  *policy.Policy
 	sink    AlertSink
-	ads     *adapters // by protocol
+	ads     *Adapters // by protocol
 	opts    EngineOptions
 	window  int64 // ns
 	rules   []compiled
@@ -132,7 +134,7 @@ type Engine struct {
 	bi builtins
 	// base runs the baseline-* detectors of the policy's baseline
 	// (baseline.go); nil without one. learn is the learning in progress
-	// of EngineOptions.Learn (learn.go); nil when none.
+	// of EngineOptions.Learn (enginelearn.go); nil when none.
 	base    *baseRun
 	learn   *engineLearn
 	learned *engineLearn
@@ -171,7 +173,7 @@ func NewEngine(p *policy.Policy, sink AlertSink, opts EngineOptions) (*Engine, e
 	if p == nil {
 		p = policy.New()
 	}
-	e := &Engine{policy: p, sink: sink, opts: opts, window: int64(opts.Window), seed: rand.Uint64(), ads: withAdapters(opts.Adapters)}
+	e := &Engine{policy: p, sink: sink, opts: opts, window: int64(opts.Window), seed: rand.Uint64(), ads: NewAdapters(opts.Adapters...)}
 	e.sweepStep = min(int64(time.Second), e.window/2)
 	for i := range p.Rules {
 		r := &p.Rules[i]
@@ -192,7 +194,10 @@ func NewEngine(p *policy.Policy, sink AlertSink, opts EngineOptions) (*Engine, e
 		e.base = newBaseRun(p, p.Baseline)
 	}
 	if opts.Learn > 0 {
-		e.learn = &engineLearn{l: NewLearner(LearnerOptions{Adapters: opts.Adapters}), period: opts.Learn, margin: opts.LearnMargin}
+		if opts.Learner == nil {
+			return nil, errors.New("rules: EngineOptions.Learn needs a Learner")
+		}
+		e.learn = &engineLearn{l: opts.Learner, period: opts.Learn, margin: opts.LearnMargin}
 	}
 	return e, nil
 }

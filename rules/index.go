@@ -124,7 +124,7 @@ type ruleIndex struct {
 }
 
 // compileRule prepares r for the protocols of ads.
-func compileRule(r *policy.Rule, idx int32, ads *adapters) *compiled {
+func compileRule(r *policy.Rule, idx int32, ads *Adapters) *compiled {
 	c := &compiled{rule: r, idx: idx, reqOnly: r.When.Ops != 0, fc: make([]policy.CodeSet, ads.span())}
 	for p, ad := range ads[:len(c.fc)] {
 		if ad == nil || r.When.Proto != 0 && r.When.Proto != proto.ID(p) {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
-	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/learn"
 	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
@@ -92,7 +92,7 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 // formatBaseline is what l learned, widened by margin, as the policy file
 // tapwatch learn writes: a comment saying where it was learned from and
 // what was left out at the learner's memory bounds, then the policy.
-func formatBaseline(l *rules.Learner, margin float64, from string) (*policy.Policy, []byte, error) {
+func formatBaseline(l *learn.Learner, margin float64, from string) (*policy.Policy, []byte, error) {
 	p := l.Baseline(margin)
 	if err := p.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("the learned baseline is invalid (a bug): %v", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/learn"
 	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor"
 	"github.com/tapwatch/tapwatch/sensor/pipeline"
@@ -265,6 +266,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		sinks.Assets = append(sinks.Assets, pub)
 	}
 	eo := rules.EngineOptions{Learn: *learnFor, LearnMargin: *margin}
+	if *learnFor > 0 {
+		eo.Learner = learn.New(learn.Options{})
+	}
 	if *margin == 0 {
 		eo.LearnMargin = -1 // none; 0 would mean the default
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // A baseline is the baseline section of a policy file: what a learner saw
-// while the plant ran normally (see rules.Learner). The engine turns it into
+// while the plant ran normally (see learn.Learner). The engine turns it into
 // the baseline-* detectors of the catalogue:
 //
 //	baseline:

@@ -209,6 +209,33 @@ func (rs Ranges) Overlaps(lo, hi uint32) bool {
 	return i < len(rs) && rs[i].Lo <= hi
 }
 
+// Covers reports whether every one of lo..hi (inclusive) lies in the
+// ranges. It allocates nothing.
+func (rs Ranges) Covers(lo, hi uint32) bool {
+	for v := uint64(lo); v <= uint64(hi); {
+		i := rs.search(uint32(v))
+		if i >= len(rs) || rs[i].Lo > uint32(v) {
+			return false
+		}
+		v = uint64(rs[i].Hi) + 1
+	}
+	return true
+}
+
+// search returns the first range that ends at v or after.
+func (rs Ranges) search(v uint32) int {
+	lo, hi := 0, len(rs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if rs[m].Hi < v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
 // Normalize sorts and merges overlapping and adjacent ranges, in place.
 func Normalize(rs Ranges) Ranges {
 	if len(rs) == 0 {

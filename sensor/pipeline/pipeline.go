@@ -14,6 +14,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/rules"
+	"github.com/tapwatch/tapwatch/rules/learn"
 	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor"
 )
@@ -97,7 +98,7 @@ type Setup struct {
 	// built-in detectors with their defaults.
 	Policy *policy.Policy
 	Engine rules.EngineOptions
-	// Learn: a rules.Learner learns from every message, next to the
+	// Learn: a learn.Learner learns from every message, next to the
 	// engine, resuming from Resume when it is not nil.
 	Learn  bool
 	Resume *policy.Policy
@@ -111,7 +112,7 @@ type Assembly struct {
 	Engine    *rules.Engine
 	Policy    *policy.Policy   // what Engine enforces
 	Inventory *rules.Inventory // nil without asset sinks
-	Learner   *rules.Learner   // nil when not learning
+	Learner   *learn.Learner   // nil when not learning
 
 	setup  Setup
 	alerts rules.AlertSink
@@ -142,7 +143,7 @@ func Assemble(s Setup) (*Assembly, error) {
 		opts.Assets = a.Inventory
 	}
 	if s.Learn {
-		a.Learner = rules.NewLearner(rules.LearnerOptions{Adapters: s.Engine.Adapters})
+		a.Learner = learn.New(learn.Options{Adapters: s.Engine.Adapters})
 		a.Learner.Resume(s.Resume)
 	}
 	opts.Ops = a.opsSink()
@@ -220,8 +221,8 @@ func (a *Assembly) Replay(ctx context.Context, src capture.Source) (sensor.Summa
 // Learn runs every packet of src through a pipeline with a learner in
 // the place of the rules engine (tapwatch learn), and returns what it
 // learned.
-func Learn(ctx context.Context, src capture.Source, cfg dpi.Config) (*rules.Learner, sensor.Summary, error) {
-	l := rules.NewLearner(rules.LearnerOptions{})
+func Learn(ctx context.Context, src capture.Source, cfg dpi.Config) (*learn.Learner, sensor.Summary, error) {
+	l := learn.New(learn.Options{})
 	sum, err := sensor.Replay(ctx, src, sensor.Options{DPI: cfg, Rules: l})
 	return l, sum, err
 }

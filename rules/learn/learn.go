@@ -1,4 +1,4 @@
-package rules
+package learn
 
 import (
 	"net/netip"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
@@ -22,16 +23,16 @@ const (
 	learnWindow       int64 = int64(time.Minute)
 )
 
-// LearnerOptions bound what a Learner remembers; zero fields take the
+// Options bound what a Learner remembers; zero fields take the
 // defaults.
-type LearnerOptions struct {
+type Options struct {
 	MaxHosts, MaxPairs, MaxRanges, MaxValues, MaxObjects int
 	// Adapters are adapters of further protocols, next to Modbus and DNP3.
-	Adapters []Adapter
+	Adapters []rules.Adapter
 }
 
-// LearnStats count what a Learner saw and what it could not keep.
-type LearnStats struct {
+// Stats count what a Learner saw and what it could not keep.
+type Stats struct {
 	Requests      uint64 // requests learned from
 	DroppedHosts  uint64 // requests whose hosts did not fit
 	DroppedPairs  uint64 // requests whose conversation did not fit
@@ -42,16 +43,16 @@ type LearnStats struct {
 
 // Learner records the normal behaviour of a plant from decoded requests,
 // in bounded memory, and writes it as a policy with a baseline section
-// (Baseline). It implements dpi.Handler; an Engine with
-// EngineOptions.Learn feeds one itself. It is not safe for concurrent use.
+// (Baseline). It implements dpi.Handler, and rules.Learner for an engine
+// with rules.EngineOptions.Learn. It is not safe for concurrent use.
 type Learner struct {
-	opts  LearnerOptions
+	opts  Options
 	hosts map[netip.Addr]*learnHost
 	pairs map[policy.PairKey]*learnPair
 	order []*learnPair // in order of first sight
-	stats LearnStats
-	op    Op
-	ads   *adapters
+	stats Stats
+	op    rules.Op
+	ads   *rules.Adapters
 	cur   learnTo // the Learned handed to adapters, reused
 }
 
@@ -60,6 +61,13 @@ type learnHost struct {
 	master, slave policy.CodeSet // the protocols it is a master or a device of
 	units         policy.CodeSet
 	links         policy.Ranges
+}
+
+// valueKey is where a value was written: a Modbus table, or 0x80 | a
+// DNP3 group (space), and the address or point (at).
+type valueKey struct {
+	space uint8
+	at    uint32
 }
 
 type learnPair struct {
@@ -76,8 +84,8 @@ type learnPair struct {
 	writes, max uint32
 }
 
-// NewLearner returns an empty learner.
-func NewLearner(o LearnerOptions) *Learner {
+// New returns an empty learner.
+func New(o Options) *Learner {
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
@@ -88,16 +96,28 @@ func NewLearner(o LearnerOptions) *Learner {
 	def(&o.MaxRanges, DefaultMaxRanges)
 	def(&o.MaxValues, DefaultMaxValues)
 	def(&o.MaxObjects, DefaultMaxObjects)
-	return &Learner{opts: o, ads: withAdapters(o.Adapters), hosts: map[netip.Addr]*learnHost{}, pairs: map[policy.PairKey]*learnPair{}}
+	return &Learner{opts: o, ads: rules.NewAdapters(o.Adapters...), hosts: map[netip.Addr]*learnHost{}, pairs: map[policy.PairKey]*learnPair{}}
 }
 
-var _ dpi.Handler = (*Learner)(nil)
+var (
+	_ dpi.Handler   = (*Learner)(nil)
+	_ rules.Learner = (*Learner)(nil)
+)
+
+// Message implements dpi.Handler: it learns from the requests the adapter
+// of f's protocol gives to the rules (rules.UseRules), and ignores
+// protocols without an adapter.
+func (l *Learner) Message(f *dpi.Flow, from dpi.Side, m any) {
+	if ad := l.ads[f.App]; ad != nil && ad.Op(&l.op, f, from, m) == rules.UseRules {
+		l.Observe(&l.op)
+	}
+}
 
 // Stats returns the learner's counters.
-func (l *Learner) Stats() LearnStats { return l.stats }
+func (l *Learner) Stats() Stats { return l.stats }
 
 // Observe learns from one operation; only requests teach anything.
-func (l *Learner) Observe(op *Op) {
+func (l *Learner) Observe(op *rules.Op) {
 	if !op.Request || op.Proto == 0 {
 		return
 	}
@@ -253,7 +273,7 @@ func (l *Learner) value(p *learnPair, k valueKey, x float64) {
 // addRange adds lo..hi to rs, keeping at most limit ranges by merging the
 // two closest neighbours.
 func (l *Learner) addRange(rs policy.Ranges, lo, hi uint32, limit int) policy.Ranges {
-	if rangesCover(rs, lo, hi) {
+	if rs.Covers(lo, hi) {
 		return rs
 	}
 	rs = policy.Normalize(append(rs, policy.Range{Lo: lo, Hi: hi}))
@@ -363,66 +383,6 @@ func assetName(h *learnHost) string {
 	}
 	return role + "-" + strings.NewReplacer(".", "-", ":", "-").Replace(h.addr.String())
 }
-
-// ---- learning inside the engine ----
-
-// engineLearn is the learning period of an Engine with
-// EngineOptions.Learn.
-type engineLearn struct {
-	l      *Learner
-	period time.Duration
-	end    int64 // packet time (unix ns) the period ends; 0 before the first operation
-	margin float64
-	policy *policy.Policy // what was learned, once the period ended
-}
-
-// learnOp feeds op to the learner during the learning period, and at its
-// end installs the learned baseline.
-func (e *Engine) learnOp(op *Op) {
-	el := e.learn
-	now := op.Time.UnixNano()
-	if el.end == 0 {
-		el.end = now + int64(el.period)
-	}
-	if now < el.end {
-		el.l.Observe(op)
-		return
-	}
-	e.finishLearning()
-}
-
-func (e *Engine) finishLearning() {
-	el := e.learn
-	if el == nil {
-		return
-	}
-	margin := el.margin
-	switch {
-	case margin == 0:
-		margin = policy.DefaultMargin
-	case margin < 0:
-		margin = 0
-	}
-	el.policy = el.l.Baseline(margin)
-	// The engine's own detector settings apply to the learned baseline.
-	tuned := *el.policy
-	tuned.Detectors = e.policy.Detectors
-	e.base = newBaseRun(&tuned, el.policy.Baseline)
-	e.learn = nil
-	e.learned = el
-}
-
-// Learned returns the baseline the engine learned with
-// EngineOptions.Learn once the learning period is over, or nil.
-func (e *Engine) Learned() *policy.Policy {
-	if e.learned == nil {
-		return nil
-	}
-	return e.learned.policy
-}
-
-// Learning reports whether the engine is still in its learning period.
-func (e *Engine) Learning() bool { return e.learn != nil }
 
 // Resume adds what a baseline says to what the learner knows, as if it had
 // seen it: the hosts of its conversations with their roles, units and DNP3
