@@ -96,6 +96,8 @@ func (e *Engine) sniff(f *flow, side int, payload []byte) bool {
 			f.server ^= 1
 			f.Client, f.Server = f.Server, f.Client
 			f.ClientMAC, f.ServerMAC = f.ServerMAC, f.ClientMAC
+			f.Packets[0], f.Packets[1] = f.Packets[1], f.Packets[0]
+			f.Bytes[0], f.Bytes[1] = f.Bytes[1], f.Bytes[0]
 		}
 		e.c.DNP3Sniffed++
 		e.resetApp(f)

@@ -218,6 +218,13 @@ type Flow struct {
 	VLAN      uint16 // outer 802.1Q id; 0 when untagged
 	App       App
 	MidStream bool // the capture did not see the connection open
+	// Packets and Bytes (frame lengths) sent by the client [0] and the
+	// server [1] so far. For a TCP flow no registered protocol claims,
+	// the client is the side that sent the SYN when it was seen; else the
+	// side with the higher port.
+	Packets [2]uint64
+	Bytes   [2]uint64
+	End     End // how the flow ended: set before NetHandler.FlowEnd
 }
 
 // Handler receives decoded application messages. m is a pointer to the
@@ -273,6 +280,9 @@ type Counters struct {
 	BufferedPeak   uint64 `json:"buffered_peak"`    // the most reassembly bytes ever held at once
 	AppBytes       uint64 `json:"app_bytes"`        // application bytes handed to decoders
 	DNP3Sniffed    uint64 `json:"dnp3_sniffed"`     // flows recognised by content on a port not configured for them (by default only DNP3 has a detector)
+	ARP            uint64 `json:"arp"`              // ARP frames (counted in non_ip too)
+	ARPOther       uint64 `json:"arp_other"`        // ARP frames not for IPv4 over Ethernet, not handed on
+	ICMP           uint64 `json:"icmp"`             // ICMP and ICMPv6 messages (counted in other_ip too)
 }
 
 // Engine decodes packets. It is not safe for concurrent use.
@@ -280,6 +290,7 @@ type Engine struct {
 	cfg    Config
 	h      Handler
 	fh     FlowHandler  // h, when it wants new flows
+	nh     NetHandler   // h, when it watches the network
 	protos []registered // the registry, serial protocols first
 	// sniffers are the protocols of the registry with a content
 	// detector, in its order: sniff tries them on every flow no port
@@ -298,12 +309,19 @@ type Engine struct {
 	ip6      layers.IPv6
 	tcp      tcpLayer
 	udp      udpLayer
+	arpLayer layers.ARP
+	icmp4    layers.ICMPv4
+	icmp6    layers.ICMPv6
+	arp      ARP  // handed to nh, reused
+	icmpMsg  ICMP // handed to nh, reused
+	synDir   int  // for a TCP packet: 1 a SYN (to the server), 2 a SYN-ACK (from it), 0 neither
 	flows    table
 	now      int64 // packet time of the packet being decoded, unix ns
 	nextScan int64
 	meta     proto.Meta
 	cur      *flow // flow whose messages are being delivered
 	cut      int   // bytes of the current packet the snap length cut off
+	size     int   // bytes of the current packet, as captured
 	c        Counters
 }
 
@@ -320,6 +338,7 @@ func New(cfg Config, h Handler) (*Engine, error) {
 	e := &Engine{cfg: cfg, h: h}
 	e.sink.e = e
 	e.fh, _ = h.(FlowHandler)
+	e.nh, _ = h.(NetHandler)
 	for _, serial := range []bool{true, false} {
 		for _, p := range protos {
 			if p.Serial != serial {
@@ -342,7 +361,7 @@ func New(cfg Config, h Handler) (*Engine, error) {
 	for i, first := range firstLayers {
 		p := gopacket.NewDecodingLayerParser(first)
 		p.SetDecodingLayerContainer(gopacket.DecodingLayerSparse(nil))
-		for _, d := range []gopacket.DecodingLayer{&e.eth, &e.vlan, &e.loop, &e.sll, &e.sll2, &e.ip4, &e.ip6, &e.tcp, &e.udp} {
+		for _, d := range []gopacket.DecodingLayer{&e.eth, &e.vlan, &e.loop, &e.sll, &e.sll2, &e.ip4, &e.ip6, &e.tcp, &e.udp, &e.arpLayer, &e.icmp4, &e.icmp6} {
 			p.AddDecodingLayer(d)
 		}
 		p.IgnoreUnsupported = true
@@ -451,6 +470,7 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 	e.cut = max(wire-len(data), 0)
 	e.c.Packets++
 	e.c.Bytes += uint64(len(data))
+	e.size = len(data)
 	e.now = ts.UnixNano()
 	e.meta = proto.Meta{Time: ts, Frame: frame}
 	e.expireIdle()
@@ -467,7 +487,7 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 		e.c.Truncated++
 	}
 	var (
-		v4, v6, tcp, udp, eth bool
+		v4, v6, tcp, udp, eth, arp, icmp bool
 	)
 	for _, t := range e.decoded {
 		switch t {
@@ -481,10 +501,19 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 			tcp = true
 		case layers.LayerTypeUDP:
 			udp = true
+		case layers.LayerTypeARP:
+			arp = true
+		case layers.LayerTypeICMPv4, layers.LayerTypeICMPv6:
+			icmp = true
 		}
 	}
 	if e.vlan.n > 0 {
 		e.c.VLANTagged++
+	}
+	var mac [2][6]byte
+	if eth && len(e.eth.SrcMAC) == 6 && len(e.eth.DstMAC) == 6 {
+		mac[0] = [6]byte(e.eth.SrcMAC)
+		mac[1] = [6]byte(e.eth.DstMAC)
 	}
 	var k flowKey
 	switch {
@@ -515,15 +544,13 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 		return
 	default:
 		e.c.NonIP++
+		if arp && eth {
+			e.arpPacket(mac)
+		}
 		return
 	}
 	if e.vlan.n > 0 {
 		k.vlan = e.vlan.ids[0]
-	}
-	var mac [2][6]byte
-	if eth && len(e.eth.SrcMAC) == 6 && len(e.eth.DstMAC) == 6 {
-		mac[0] = [6]byte(e.eth.SrcMAC)
-		mac[1] = [6]byte(e.eth.DstMAC)
 	}
 	switch {
 	case tcp && err == nil:
@@ -538,6 +565,9 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 		e.udpPacket(&k, mac, e.udp.Payload)
 	default:
 		e.c.OtherIP++
+		if icmp && err == nil {
+			e.icmpPacket(&k, mac, v6)
+		}
 	}
 }
 
@@ -555,7 +585,7 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 		}
 		fresh = true
 		if e.flows.full() {
-			e.closeFlow(e.flows.oldest(), &e.c.FlowsEvicted)
+			e.closeFlow(e.flows.oldest(), EndEvicted)
 		}
 		f = e.flows.add(*k)
 		e.c.FlowsCreated++
@@ -564,11 +594,17 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 			srcIP, srcPort, dstIP, dstPort = k.b, k.pb, k.a, k.pa
 		}
 		dec, serverSide := e.appFor(t, srcPort, dstPort) // 1: the packet's destination is the server
+		if dec == 0 && t == TCP && e.synDir != 0 {
+			// No protocol claims the ports: the SYN says who opened
+			// the connection.
+			serverSide = 2 - e.synDir
+		}
 		f.Transport = t
 		if dec != 0 {
 			e.setApp(f, dec)
 		}
 		f.VLAN = k.vlan
+		f.MidStream = t == TCP && e.synDir == 0
 		f.server = serverSide
 		if swapped {
 			f.server ^= 1
@@ -589,6 +625,12 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 	if swapped {
 		side = 1
 	}
+	by := 0
+	if side == f.server {
+		by = 1
+	}
+	f.Packets[by]++
+	f.Bytes[by] += uint64(e.size)
 	return f, side, fresh
 }
 
@@ -618,14 +660,23 @@ func (e *Engine) expireIdle() {
 		if f == nil || f.last >= limit {
 			return
 		}
-		e.closeFlow(f, &e.c.FlowsExpired)
+		e.closeFlow(f, EndExpired)
 	}
 }
 
 // closeFlow ends a flow: what is still buffered is reported as truncated,
 // waiting requests as unanswered, and the record is freed.
-func (e *Engine) closeFlow(f *flow, counter *uint64) {
-	*counter++
+func (e *Engine) closeFlow(f *flow, end End) {
+	switch end {
+	case EndEvicted:
+		e.c.FlowsEvicted++
+	case EndExpired:
+		e.c.FlowsExpired++
+	case EndFlushed:
+		e.c.FlowsFlushed++
+	default:
+		e.c.FlowsClosed++
+	}
 	e.cur = f
 	if f.dec != 0 {
 		// The client's side first, whichever end of the key it is, so
@@ -638,6 +689,10 @@ func (e *Engine) closeFlow(f *flow, counter *uint64) {
 			}
 		}
 		e.appClose(f)
+	}
+	if e.nh != nil {
+		f.End = end
+		e.nh.FlowEnd(&f.Flow, e.meta.Time)
 	}
 	for side := range f.half {
 		e.releaseHalf(&f.half[side])
@@ -653,6 +708,6 @@ func (e *Engine) Flush() {
 		if f == nil {
 			return
 		}
-		e.closeFlow(f, &e.c.FlowsFlushed)
+		e.closeFlow(f, EndFlushed)
 	}
 }

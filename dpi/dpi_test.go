@@ -77,7 +77,14 @@ func (c *counter) Message(_ *Flow, _ Side, msg any) {
 	c.fcs = append(c.fcs, m.FC)
 }
 
-type nopHandler struct{ n, dnp3 int }
+// nopHandler counts messages, and takes the network events too, so that
+// the tests and fuzzers that use it run those paths.
+type nopHandler struct{ n, dnp3, net int }
+
+func (h *nopHandler) NewFlow(*Flow, time.Time) { h.net++ }
+func (h *nopHandler) FlowEnd(*Flow, time.Time) { h.net++ }
+func (h *nopHandler) ARP(*ARP)                 { h.net++ }
+func (h *nopHandler) ICMP(*ICMP)               { h.net++ }
 
 func (h *nopHandler) Message(_ *Flow, _ Side, m any) {
 	switch m.(type) {
@@ -347,6 +354,15 @@ func FuzzPacket(f *testing.F) {
 		return err
 	})
 	f.Add(uint8(1), pkts[0].data) // an RTU frame to a gateway
+	_, pkts = generate(f, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		if _, err := w.ARPReply(plc, hmi); err != nil {
+			return err
+		}
+		_, err := w.Unreachable(plc, hmi, 3, 161)
+		return err
+	})
+	f.Add(uint8(1), pkts[0].data) // an ARP reply
+	f.Add(uint8(1), pkts[1].data) // an ICMP port unreachable quoting a UDP datagram
 	f.Fuzz(func(t *testing.T, lt uint8, data []byte) {
 		e, err := New(Config{MaxFlows: 16, ModbusRTUPorts: []uint16{gateway.Port}}, &nopHandler{})
 		if err != nil {

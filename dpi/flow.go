@@ -78,9 +78,11 @@ type flow struct {
 	last   int64 // packet time of the last packet, unix ns
 	server int   // side (0: key.a, 1: key.b) that is the server
 	closed [2]bool
-	half   [2]half // indexed by the side that sends
-	dec    int     // the flow's protocol: index + 1 in the engine's registry; 0 for none
-	st     proto.Stream
+	// payload: a TCP segment with payload was seen, either way.
+	payload bool
+	half    [2]half // indexed by the side that sends
+	dec     int     // the flow's protocol: index + 1 in the engine's registry; 0 for none
+	st      proto.Stream
 	// streams holds, by registry index, the decoder state this record
 	// made for each protocol; it is kept when the record is reused.
 	streams []proto.Stream

@@ -72,9 +72,19 @@ func (e *Engine) account(n int) {
 
 func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
 	payload := t.Payload
+	e.synDir = 0
+	if t.SYN {
+		e.synDir = 1
+		if t.ACK {
+			e.synDir = 2
+		}
+	}
 	f, side, fresh := e.lookup(k, mac, TCP, t.SYN || len(payload) > 0)
 	if f == nil {
 		return
+	}
+	if len(payload) > 0 {
+		f.payload = true
 	}
 	if fresh && t.SYN && t.ACK {
 		// The handshake's second packet: the client's SYN was missed, but
@@ -101,7 +111,7 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
 	if t.SYN {
 		if h.seen && !fresh && seq+1 != h.next && f.last != 0 {
 			// A new connection on the same ports: end the old one.
-			e.closeFlow(f, &e.c.FlowsClosed)
+			e.closeFlow(f, EndClosed)
 			if side == 1 {
 				// lookup put k in canonical order; give it back the
 				// packet's own.
@@ -184,8 +194,13 @@ func (e *Engine) segmentLength() int {
 
 func (e *Engine) endSide(f *flow, side int, reset bool) {
 	f.closed[side] = true
-	if reset || (f.closed[0] && f.closed[1]) {
-		e.closeFlow(f, &e.c.FlowsClosed)
+	switch {
+	case reset && !f.payload && side == f.server && !f.MidStream:
+		e.closeFlow(f, EndRejected)
+	case reset && !f.payload:
+		e.closeFlow(f, EndReset)
+	case reset || (f.closed[0] && f.closed[1]):
+		e.closeFlow(f, EndClosed)
 	}
 }
 

@@ -73,6 +73,7 @@ type Pipeline struct {
 	rules  OpsSink
 	assets OpsSink
 	flows  dpi.FlowHandler // rules, when it wants new flows
+	net    dpi.NetHandler  // rules, when it watches the network
 	ops    OpsSink
 	tally  Tally
 	// src is the capture source (interface) of the packet being decoded;
@@ -90,6 +91,7 @@ const MaxSources = 8
 func New(opts Options) (*Pipeline, error) {
 	p := &Pipeline{ops: opts.Ops, rules: opts.Rules, assets: opts.Assets}
 	p.flows, _ = opts.Rules.(dpi.FlowHandler)
+	p.net, _ = opts.Rules.(dpi.NetHandler)
 	eng, err := dpi.New(opts.DPI, p)
 	if err != nil {
 		return nil, err
@@ -103,6 +105,7 @@ func New(opts Options) (*Pipeline, error) {
 func (p *Pipeline) SetRules(r OpsSink) {
 	p.rules = r
 	p.flows, _ = r.(dpi.FlowHandler)
+	p.net, _ = r.(dpi.NetHandler)
 }
 
 // SetOps replaces the operations sink (nil: none).
@@ -167,6 +170,27 @@ func (t *Tally) countModbus(m *modbus.Message) {
 func (p *Pipeline) NewFlow(f *dpi.Flow, t time.Time) {
 	if p.flows != nil {
 		p.flows.NewFlow(f, t)
+	}
+}
+
+// FlowEnd implements dpi.NetHandler for the rule engine.
+func (p *Pipeline) FlowEnd(f *dpi.Flow, t time.Time) {
+	if p.net != nil {
+		p.net.FlowEnd(f, t)
+	}
+}
+
+// ARP implements dpi.NetHandler for the rule engine.
+func (p *Pipeline) ARP(a *dpi.ARP) {
+	if p.net != nil {
+		p.net.ARP(a)
+	}
+}
+
+// ICMP implements dpi.NetHandler for the rule engine.
+func (p *Pipeline) ICMP(m *dpi.ICMP) {
+	if p.net != nil {
+		p.net.ICMP(m)
 	}
 }
 

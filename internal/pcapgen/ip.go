@@ -177,6 +177,31 @@ func (w *Writer) ARPReply(owner, asker Endpoint) (int, error) {
 	return w.WriteLayers(o.mac, a.mac, arp)
 }
 
+// Unreachable writes an ICMP destination unreachable (code: 1 host, 3
+// port) from src to dst, about a UDP datagram dst sent to port on src:
+// the error quotes its IPv4 and UDP headers.
+func (w *Writer) Unreachable(src, dst Endpoint, code uint8, port uint16) (int, error) {
+	s, d, err := newEnds(src, dst)
+	if err != nil {
+		return 0, err
+	}
+	if s.v6 {
+		return 0, fmt.Errorf("pcapgen: Unreachable writes ICMPv4 only, have %v", src.IP)
+	}
+	quote := make([]byte, 28)
+	quote[0], quote[8], quote[9] = 0x45, 64, byte(layers.IPProtocolUDP)
+	copy(quote[12:16], d.ip.To4())
+	copy(quote[16:20], s.ip.To4())
+	quote[20], quote[21] = byte(d.port>>8), byte(d.port)
+	quote[22], quote[23] = byte(port>>8), byte(port)
+	if _, err := w.ipLayer(&s, &d, layers.IPProtocolICMPv4, false); err != nil {
+		return 0, err
+	}
+	icmp := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, code)}
+	w.ls = append(w.ls, icmp, gopacket.Payload(quote))
+	return w.emit()
+}
+
 // Ping writes an ICMP (or ICMPv6) echo request from src to dst and dst's
 // reply, and returns their frame numbers.
 func (w *Writer) Ping(src, dst Endpoint, id, seq uint16, payload []byte) ([]int, error) {

@@ -91,6 +91,12 @@ func (c *TCPConn) Handshake() ([]int, error) {
 	return append(frames, f), nil
 }
 
+// Syn writes the client's SYN alone: a connection attempt, as a scan
+// makes them. Answer it with Rst(FromServer) for a closed port.
+func (c *TCPConn) Syn() (int, error) {
+	return c.segment(FromClient, c.nxt[FromClient]-1, flagSYN, nil)
+}
+
 // SendOption changes how Send cuts and orders a payload's segments.
 type SendOption func(*sendPlan)
 

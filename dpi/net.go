@@ -1,0 +1,200 @@
+package dpi
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+)
+
+// The network itself, beside the applications on it: ARP frames, ICMP
+// messages, and the start and end of every flow, for handlers that keep a
+// model of the hosts and links on the tap (NetHandler). Nothing here runs
+// per packet but the two counters of Flow.Packets and Flow.Bytes; the
+// rest runs on a new flow, an ARP frame or an ICMP message.
+
+// NetHandler is implemented by handlers that watch the network, not only
+// its ICS messages. The arguments are reused after each call returns.
+type NetHandler interface {
+	FlowHandler
+	// FlowEnd: f ended, as f.End says, with f.Packets and f.Bytes sent
+	// by each side.
+	FlowEnd(f *Flow, t time.Time)
+	// ARP: an ARP frame for IPv4 over Ethernet.
+	ARP(a *ARP)
+	// ICMP: an ICMP or ICMPv6 message.
+	ICMP(m *ICMP)
+}
+
+// End is how a flow ended.
+type End uint8
+
+const (
+	EndNone     End = iota // still open
+	EndClosed              // FIN from both sides, or a reset after data
+	EndRejected            // the server answered the client's SYN with a reset: nothing listens there
+	EndReset               // a reset before any data, but for a rejected SYN
+	EndExpired             // silent for longer than Config.FlowIdle
+	EndEvicted             // dropped to make room in the flow table
+	EndFlushed             // still open at the end of the capture (Flush)
+)
+
+func (e End) String() string {
+	switch e {
+	case EndClosed:
+		return "closed"
+	case EndRejected:
+		return "rejected"
+	case EndReset:
+		return "reset"
+	case EndExpired:
+		return "expired"
+	case EndEvicted:
+		return "evicted"
+	case EndFlushed:
+		return "flushed"
+	}
+	return "open"
+}
+
+// ARP is an ARP frame for IPv4 over Ethernet, as a NetHandler sees it.
+type ARP struct {
+	Time   time.Time
+	Frame  uint64
+	VLAN   uint16
+	EthSrc [6]byte // the Ethernet header's source and destination
+	EthDst [6]byte
+	// Op is layers.ARPRequest (1) or layers.ARPReply (2); other codes
+	// pass too.
+	Op        uint16
+	SenderMAC [6]byte
+	SenderIP  netip.Addr
+	TargetMAC [6]byte
+	TargetIP  netip.Addr
+}
+
+// Gratuitous reports whether the frame announces the sender's own
+// binding (sender and target IP the same), a request or a reply.
+func (a *ARP) Gratuitous() bool { return a.SenderIP == a.TargetIP }
+
+// Probe reports whether the frame is an address-conflict probe (RFC
+// 5227): a request from sender IP 0.0.0.0.
+func (a *ARP) Probe() bool { return a.Op == layers.ARPRequest && a.SenderIP.IsUnspecified() }
+
+// ICMP is an ICMP (IPv4) or ICMPv6 message, as a NetHandler sees it.
+type ICMP struct {
+	Time   time.Time
+	Frame  uint64
+	VLAN   uint16
+	V6     bool
+	Src    netip.Addr
+	Dst    netip.Addr
+	SrcMAC [6]byte
+	DstMAC [6]byte
+	Type   uint8
+	Code   uint8
+	// For an error message (destination unreachable and the like): the
+	// packet it is about, from the bytes it quotes: its destination, its
+	// IP protocol and, for TCP and UDP, its destination port. Inner is
+	// false when the quote is too short to say.
+	Inner      bool
+	InnerDst   netip.Addr
+	InnerProto uint8
+	InnerPort  uint16
+}
+
+// Echo reports whether m is an echo request.
+func (m *ICMP) Echo() bool {
+	if m.V6 {
+		return m.Type == layers.ICMPv6TypeEchoRequest
+	}
+	return m.Type == layers.ICMPv4TypeEchoRequest
+}
+
+// Unreachable reports whether m is a destination-unreachable error.
+func (m *ICMP) Unreachable() bool {
+	if m.V6 {
+		return m.Type == layers.ICMPv6TypeDestinationUnreachable
+	}
+	return m.Type == layers.ICMPv4TypeDestinationUnreachable
+}
+
+// arpPacket hands an ARP frame to the handler.
+func (e *Engine) arpPacket(mac [2][6]byte) {
+	e.c.ARP++
+	if e.nh == nil {
+		return
+	}
+	a := &e.arp
+	l := &e.arpLayer
+	if l.AddrType != layers.LinkTypeEthernet || l.Protocol != layers.EthernetTypeIPv4 ||
+		len(l.SourceHwAddress) != 6 || len(l.DstHwAddress) != 6 || len(l.SourceProtAddress) != 4 || len(l.DstProtAddress) != 4 {
+		e.c.ARPOther++
+		return
+	}
+	*a = ARP{Time: e.meta.Time, Frame: e.meta.Frame, EthSrc: mac[0], EthDst: mac[1], Op: l.Operation,
+		SenderMAC: [6]byte(l.SourceHwAddress), SenderIP: netip.AddrFrom4([4]byte(l.SourceProtAddress)),
+		TargetMAC: [6]byte(l.DstHwAddress), TargetIP: netip.AddrFrom4([4]byte(l.DstProtAddress))}
+	if e.vlan.n > 0 {
+		a.VLAN = e.vlan.ids[0]
+	}
+	e.nh.ARP(a)
+}
+
+// icmpPacket hands an ICMP message to the handler. k holds the packet's
+// addresses (IPv4-mapped for IPv4).
+func (e *Engine) icmpPacket(k *flowKey, mac [2][6]byte, v6 bool) {
+	e.c.ICMP++
+	if e.nh == nil {
+		return
+	}
+	m := &e.icmpMsg
+	*m = ICMP{Time: e.meta.Time, Frame: e.meta.Frame, VLAN: k.vlan, V6: v6,
+		Src: netip.AddrFrom16(k.a).Unmap(), Dst: netip.AddrFrom16(k.b).Unmap(), SrcMAC: mac[0], DstMAC: mac[1]}
+	var quote []byte
+	if v6 {
+		m.Type, m.Code = e.icmp6.TypeCode.Type(), e.icmp6.TypeCode.Code()
+		if m.Type < 128 && len(e.icmp6.Payload) >= 4 {
+			quote = e.icmp6.Payload[4:] // the 4 bytes after the checksum, then the quote
+		}
+	} else {
+		m.Type, m.Code = e.icmp4.TypeCode.Type(), e.icmp4.TypeCode.Code()
+		switch m.Type {
+		case layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4TypeTimeExceeded, layers.ICMPv4TypeParameterProblem, layers.ICMPv4TypeRedirect:
+			quote = e.icmp4.Payload
+		}
+	}
+	if quote != nil {
+		m.InnerDst, m.InnerProto, m.InnerPort, m.Inner = quoted(quote)
+	}
+	e.nh.ICMP(m)
+}
+
+// quoted reads the destination, IP protocol and destination port of the
+// IP packet whose start an ICMP error quotes.
+func quoted(b []byte) (dst netip.Addr, ipProto uint8, port uint16, ok bool) {
+	if len(b) < 1 {
+		return
+	}
+	var hl int
+	switch b[0] >> 4 {
+	case 4:
+		hl = int(b[0]&0x0f) * 4
+		if hl < 20 || len(b) < hl {
+			return
+		}
+		dst, ipProto = netip.AddrFrom4([4]byte(b[16:20])), b[9]
+	case 6:
+		hl = 40
+		if len(b) < hl {
+			return
+		}
+		dst, ipProto = netip.AddrFrom16([16]byte(b[24:40])), b[6]
+	default:
+		return
+	}
+	if (ipProto == uint8(layers.IPProtocolTCP) || ipProto == uint8(layers.IPProtocolUDP)) && len(b) >= hl+4 {
+		port = uint16(b[hl+2])<<8 | uint16(b[hl+3])
+	}
+	return dst, ipProto, port, true
+}

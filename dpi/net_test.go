@@ -1,0 +1,191 @@
+package dpi
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/tapwatch/tapwatch/internal/pcapgen"
+)
+
+// netRecorder records what a NetHandler hears, one line an event.
+type netRecorder struct{ events []string }
+
+func (r *netRecorder) Message(*Flow, Side, any) {}
+
+func (r *netRecorder) NewFlow(f *Flow, _ time.Time) {
+	r.events = append(r.events, fmt.Sprintf("new %s %v>%v mid=%v", f.Transport, f.Client, f.Server, f.MidStream))
+}
+
+func (r *netRecorder) FlowEnd(f *Flow, _ time.Time) {
+	r.events = append(r.events, fmt.Sprintf("end %s %v>%v %s pkts=%v", f.Transport, f.Client, f.Server, f.End, f.Packets))
+}
+
+func (r *netRecorder) ARP(a *ARP) {
+	r.events = append(r.events, fmt.Sprintf("arp op=%d eth=%s sender=%s/%v target=%v grat=%v probe=%v",
+		a.Op, net.HardwareAddr(a.EthSrc[:]), net.HardwareAddr(a.SenderMAC[:]), a.SenderIP, a.TargetIP, a.Gratuitous(), a.Probe()))
+}
+
+func (r *netRecorder) ICMP(m *ICMP) {
+	s := fmt.Sprintf("icmp %v>%v type=%d code=%d echo=%v unreach=%v", m.Src, m.Dst, m.Type, m.Code, m.Echo(), m.Unreachable())
+	if m.Inner {
+		s += fmt.Sprintf(" about %v proto %d port %d", m.InnerDst, m.InnerProto, m.InnerPort)
+	}
+	r.events = append(r.events, s)
+}
+
+// TestNetHandler: a NetHandler hears every ARP frame, ICMP message, flow
+// start and flow end, with the right client, server, counts and ending.
+func TestNetHandler(t *testing.T) {
+	scanner := pcapgen.Endpoint{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x66}, IP: netip.MustParseAddr("10.10.1.66"), Port: 41000}
+	web := pcapgen.Endpoint{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x30}, IP: netip.MustParseAddr("10.10.1.30"), Port: 8080}
+	lt, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		steps := []func() error{
+			func() error { _, err := w.ARPRequest(hmi, plc.IP); return err },
+			func() error { _, err := w.ARPReply(plc, hmi); return err },
+			func() error { _, err := w.ARPRequest(plc, plc.IP); return err }, // gratuitous
+			func() error { _, err := w.Ping(scanner, plc, 7, 1, []byte("hi")); return err },
+			func() error { _, err := w.Unreachable(plc, scanner, 3, 161); return err },
+			func() error {
+				// A rejected SYN to a port no protocol claims; the client
+				// has the lower port, so only the SYN says who it is.
+				c, err := pcapgen.NewTCPConn(w, pcapgen.Endpoint{MAC: scanner.MAC, IP: scanner.IP, Port: 1000}, web, 1, 2)
+				if err == nil {
+					_, err = c.Syn()
+				}
+				if err == nil {
+					_, err = c.Rst(pcapgen.FromServer)
+				}
+				return err
+			},
+			func() error {
+				// A connection with data, closed with FINs.
+				c, err := pcapgen.NewTCPConn(w, scanner, web, 100, 200)
+				if err == nil {
+					_, err = c.Handshake()
+				}
+				if err == nil {
+					_, err = c.Client([]byte("GET / HTTP/1.0\r\n\r\n"))
+				}
+				if err == nil {
+					_, err = c.Close()
+				}
+				return err
+			},
+			func() error {
+				// An open port that the scanner resets after the SYN-ACK.
+				c, err := pcapgen.NewTCPConn(w, scanner, plc, 300, 400)
+				if err == nil {
+					_, err = c.Handshake()
+				}
+				if err == nil {
+					_, err = c.Rst(pcapgen.FromClient)
+				}
+				return err
+			},
+		}
+		for _, s := range steps {
+			if err := s(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	rec := &netRecorder{}
+	e := run(t, Config{}, rec, lt, pkts)
+	e.Flush()
+	want := []string{
+		"arp op=1 eth=02:00:00:00:00:10 sender=02:00:00:00:00:10/10.10.1.10 target=10.10.1.20 grat=false probe=false",
+		"arp op=2 eth=02:00:00:00:00:20 sender=02:00:00:00:00:20/10.10.1.20 target=10.10.1.10 grat=false probe=false",
+		"arp op=1 eth=02:00:00:00:00:20 sender=02:00:00:00:00:20/10.10.1.20 target=10.10.1.20 grat=true probe=false",
+		"icmp 10.10.1.66>10.10.1.20 type=8 code=0 echo=true unreach=false",
+		"icmp 10.10.1.20>10.10.1.66 type=0 code=0 echo=false unreach=false",
+		"icmp 10.10.1.20>10.10.1.66 type=3 code=3 echo=false unreach=true about 10.10.1.20 proto 17 port 161",
+		"new tcp 10.10.1.66:1000>10.10.1.30:8080 mid=false",
+		"end tcp 10.10.1.66:1000>10.10.1.30:8080 rejected pkts=[1 1]",
+		"new tcp 10.10.1.66:41000>10.10.1.30:8080 mid=false",
+		"end tcp 10.10.1.66:41000>10.10.1.30:8080 closed pkts=[4 2]", // the last ACK comes after the flow ended,
+		"new tcp 10.10.1.66:41000>10.10.1.20:502 mid=false",
+		"end tcp 10.10.1.66:41000>10.10.1.20:502 reset pkts=[3 1]",
+	}
+	if got := strings.Join(rec.events, "\n"); got != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	c := e.Counters()
+	if c.ARP != 3 || c.ICMP != 3 || c.NonIP != 3 || c.FlowsClosed != 3 {
+		t.Errorf("counters: arp %d icmp %d non-ip %d closed %d", c.ARP, c.ICMP, c.NonIP, c.FlowsClosed)
+	}
+}
+
+// TestFlowEndReasons: flows that expire, are evicted or are still open at
+// Flush say so.
+func TestFlowEndReasons(t *testing.T) {
+	lt, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		for i := range 3 {
+			c := hmi
+			c.Port = uint16(50000 + i)
+			conn, err := pcapgen.NewTCPConn(w, c, plc, 1, 2)
+			if err != nil {
+				return err
+			}
+			if _, err := conn.Handshake(); err != nil {
+				return err
+			}
+			w.Advance(2 * time.Second)
+		}
+		return nil
+	})
+	rec := &netRecorder{}
+	e := run(t, Config{MaxFlows: 16, FlowIdle: 3 * time.Second}, rec, lt, pkts)
+	e.Flush()
+	got := strings.Join(rec.events, "\n")
+	if strings.Count(got, " expired ") != 1 || strings.Count(got, " flushed ") != 2 {
+		t.Errorf("flow ends %q, want an expired one and flushed ones", got)
+	}
+}
+
+// TestARPOther: ARP for other than IPv4 over Ethernet is counted and not
+// handed on.
+func TestARPOther(t *testing.T) {
+	lt, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		_, err := w.WriteLayers(hmi.MAC, net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, &layers.ARP{
+			AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv6, HwAddressSize: 6, ProtAddressSize: 16,
+			Operation: 1, SourceHwAddress: hmi.MAC, SourceProtAddress: make([]byte, 16), DstHwAddress: make([]byte, 6), DstProtAddress: make([]byte, 16)})
+		return err
+	})
+	rec := &netRecorder{}
+	e := run(t, Config{}, rec, lt, pkts)
+	if c := e.Counters(); c.ARP != 1 || c.ARPOther != 1 || len(rec.events) != 0 {
+		t.Errorf("arp %d, other %d, events %v", c.ARP, c.ARPOther, rec.events)
+	}
+}
+
+// TestQuoted: the packet an ICMP error quotes, read from bytes cut short
+// anywhere.
+func TestQuoted(t *testing.T) {
+	v4 := []byte{0x45, 0, 0, 28, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0x9c, 0x40, 0x01, 0xf6}
+	if dst, p, port, ok := quoted(v4); !ok || dst != netip.MustParseAddr("10.0.0.2") || p != 6 || port != 502 {
+		t.Errorf("v4: %v %d %d %v", dst, p, port, ok)
+	}
+	for n := range len(v4) {
+		dst, _, port, ok := quoted(v4[:n])
+		if n < 20 && ok || n >= 20 && n < 24 && (!ok || port != 0) || ok && dst != netip.MustParseAddr("10.0.0.2") {
+			t.Errorf("cut at %d: %v %d %v", n, dst, port, ok)
+		}
+	}
+	v6 := make([]byte, 44)
+	v6[0], v6[6] = 0x60, 17
+	v6[24], v6[39] = 0xfe, 1
+	v6[42], v6[43] = 0x00, 0x35
+	if dst, p, port, ok := quoted(v6); !ok || !dst.Is6() || p != 17 || port != 53 {
+		t.Errorf("v6: %v %d %d %v", dst, p, port, ok)
+	}
+	if _, _, _, ok := quoted([]byte{0x50, 1, 2}); ok {
+		t.Error("version 5 quoted")
+	}
+}
