@@ -49,6 +49,11 @@ const (
 	dFlood
 	dPublic
 	dNewAsset
+	dARPSpoof
+	dARPStorm
+	dScanHosts
+	dScanPorts
+	dScanRejects
 	numBuiltin
 )
 
@@ -125,6 +130,8 @@ type finding struct {
 	units  bool       // recon-sweep: of unit ids or link addresses, not function codes
 	addr   netip.Addr // new-asset: the new address
 	isSrc  bool       // new-asset: addr is the operation's source
+	mac    [6]byte    // arp-*: the MAC that claims the address
+	mac2   [6]byte    // arp-spoof: the other MAC
 }
 
 // BuiltinIDs returns the ids of the built-in detectors the engine runs on
@@ -178,6 +185,8 @@ type builtins struct {
 	known     []knownFlow // nil when new-asset is off
 	reported  addrTable
 	ot        addrTable // hosts seen in Modbus or DNP3 conversations, for public-address
+
+	net network // the network detectors (network.go)
 }
 
 func (b *builtins) init(p *policy.Policy, seed uint64) {
@@ -224,6 +233,7 @@ func (b *builtins) init(p *policy.Policy, seed uint64) {
 	if b.on[dPublic] {
 		b.ot.init(reportedSlots)
 	}
+	b.net.init(b, seed)
 }
 
 // initChecks fills lists and byFC with the checks of the enabled
@@ -849,6 +859,9 @@ func (e *Engine) sweepAdd(op *Op, kind, code uint8, threshold bool) (bool, int) 
 // also checked message by message (detectPublic).
 func (e *Engine) NewFlow(f *dpi.Flow, t time.Time) {
 	b := &e.bi
+	if b.on[dScanHosts] || b.on[dScanPorts] {
+		e.newFlowProbe(f, t)
+	}
 	if !b.on[dPublic] {
 		return
 	}

@@ -238,6 +238,66 @@ var Detectors = []Detector{
 		checks: []check{{stageCount, allMessages, (*Engine).checkNewAsset, anyFC}},
 		title:  titleNewAsset,
 	},
+	dARPSpoof: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "arp-spoof",
+			Name:        "ARP spoofing",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0830"},
+			Description: "A second MAC claims an IPv4 address in ARP while the first still claims it (within window): an adversary in the middle redirecting traffic, or two devices with one address. Also an ARP reply whose sender MAC is not the Ethernet source of its frame. A MAC that takes over an address no one claimed for window passes: a replaced device.",
+			Window:      10 * time.Minute,
+			Category:    CategoryNetwork,
+		},
+		title: titleARPSpoof,
+	},
+	dARPStorm: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "arp-storm",
+			Name:        "Gratuitous ARP storm",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0830"},
+			Description: "More than rate.max gratuitous ARP frames (requests or replies announcing the sender's own address) from one MAC within rate.per: a device re-announcing itself without end, or a spoofing tool keeping caches poisoned.",
+			Rate:        &policy.Rate{Max: 10, Per: 10 * time.Second},
+			Category:    CategoryNetwork,
+		},
+		title: titleARPStorm,
+	},
+	dScanHosts: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "scan-hosts",
+			Name:        "Host scan",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0846"},
+			Description: "One source probes more than rate.max distinct addresses within rate.per, by ARP requests, ICMP echo requests, TCP connection attempts or UDP: a sweep for live hosts.",
+			Rate:        &policy.Rate{Max: 24, Per: 10 * time.Second},
+			Category:    CategoryReconnaissance,
+		},
+		title: titleScanHosts,
+	},
+	dScanPorts: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "scan-ports",
+			Name:        "Port scan",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0840", "T0846"},
+			Description: "One source tries more than rate.max distinct TCP or UDP ports on one host within rate.per: an enumeration of its services.",
+			Rate:        &policy.Rate{Max: 16, Per: 10 * time.Second},
+			Category:    CategoryReconnaissance,
+		},
+		title: titleScanPorts,
+	},
+	dScanRejects: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "scan-rejects",
+			Name:        "Rejected connection storm",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0846", "T0840"},
+			Description: "More than rate.max connection attempts from one host rejected within rate.per, by a TCP reset answering its SYN or an ICMP destination unreachable: a scan hitting closed ports and absent hosts.",
+			Rate:        &policy.Rate{Max: 20, Per: 10 * time.Second},
+			Category:    CategoryReconnaissance,
+		},
+		title: titleScanRejects,
+	},
 	{
 		DetectorSpec: policy.DetectorSpec{
 			ID:          "baseline-new-master",

@@ -1,0 +1,365 @@
+package rules
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/tapwatch/tapwatch/capture"
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/internal/pcapgen"
+	"github.com/tapwatch/tapwatch/rules/policy"
+	"github.com/tapwatch/tapwatch/sensor"
+)
+
+// host is a host of the network fixtures: 10.10.1.n with MAC 02:00:00:00:00:n.
+func host(n byte) pcapgen.Endpoint {
+	return pcapgen.Endpoint{MAC: net.HardwareAddr{2, 0, 0, 0, 0, n}, IP: netip.AddrFrom4([4]byte{10, 10, 1, n})}
+}
+
+// replayNet writes the frames write makes into a capture (frames 10 ms
+// apart), replays it with every built-in detector at its defaults, and
+// returns the alerts.
+func replayNet(t *testing.T, write func(w *pcapgen.Writer) error) *recorder {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := pcapgen.NewWriter(&buf, pcapgen.Options{Step: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := write(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	e, err := NewEngine(nil, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := capture.NewFile(&buf, "net.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sensor.Replay(context.Background(), src, sensor.Options{Rules: e}); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// arpRaw writes an ARP frame with every field given.
+func arpRaw(w *pcapgen.Writer, op uint16, ethSrc, ethDst net.HardwareAddr, senderMAC net.HardwareAddr, senderIP netip.Addr, targetMAC net.HardwareAddr, targetIP netip.Addr) error {
+	_, err := w.WriteLayers(ethSrc, ethDst, &layers.ARP{
+		AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+		Operation: op, SourceHwAddress: senderMAC, SourceProtAddress: senderIP.AsSlice(),
+		DstHwAddress: targetMAC, DstProtAddress: targetIP.AsSlice()})
+	return err
+}
+
+// synScan writes a SYN from c to each port of s, each answered by a reset
+// when rejected.
+func synScan(w *pcapgen.Writer, c, s pcapgen.Endpoint, ports []uint16, rejected bool) error {
+	for i, p := range ports {
+		c.Port, s.Port = uint16(40000+i), p
+		conn, err := pcapgen.NewTCPConn(w, c, s, uint32(1000*i), 5000)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.Syn(); err != nil {
+			return err
+		}
+		if rejected {
+			if _, err := conn.Rst(pcapgen.FromServer); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func ports(from, n int) []uint16 {
+	ps := make([]uint16, n)
+	for i := range ps {
+		ps[i] = uint16(from + i)
+	}
+	return ps
+}
+
+// TestNetworkDetectors feeds each network detector captures that must fire
+// it and captures that must not, each replayed with every built-in
+// detector on; only the detector under test is looked at.
+func TestNetworkDetectors(t *testing.T) {
+	plc, hmi, attacker := host(20), host(10), host(66)
+	spoofMAC := attacker.MAC
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	zero := net.HardwareAddr{0, 0, 0, 0, 0, 0}
+	cases := []struct {
+		name  string
+		id    string
+		fires bool
+		title string // a part of the first alert's title
+		write func(w *pcapgen.Writer) error
+	}{
+		{"arp: a second MAC claims an address in use", "arp-spoof", true,
+			"ARP spoofing: 10.10.1.20 claimed by 02:00:00:00:00:42 (10.10.1.66) while 02:00:00:00:00:14 claims it",
+			func(w *pcapgen.Writer) error {
+				if _, err := w.ARPRequest(plc, hmi.IP); err != nil {
+					return err
+				}
+				if _, err := w.ARPRequest(attacker, hmi.IP); err != nil {
+					return err
+				}
+				// The attacker tells the HMI that the PLC's address is at its MAC.
+				return arpRaw(w, layers.ARPReply, spoofMAC, hmi.MAC, spoofMAC, plc.IP, hmi.MAC, hmi.IP)
+			}},
+		{"arp: a reply whose sender MAC is not its Ethernet source", "arp-spoof", true,
+			"ARP reply for 10.10.1.20 names MAC 02:00:00:00:00:14 but comes from 02:00:00:00:00:42",
+			func(w *pcapgen.Writer) error {
+				return arpRaw(w, layers.ARPReply, spoofMAC, hmi.MAC, plc.MAC, plc.IP, hmi.MAC, hmi.IP)
+			}},
+		{"arp: the same MAC claims its address again and again", "arp-spoof", false, "",
+			func(w *pcapgen.Writer) error {
+				for range 20 {
+					if _, err := w.ARPRequest(plc, hmi.IP); err != nil {
+						return err
+					}
+					if _, err := w.ARPReply(hmi, plc); err != nil {
+						return err
+					}
+					w.Advance(time.Second)
+				}
+				return nil
+			}},
+		{"arp: a replaced device takes over an address long unclaimed", "arp-spoof", false, "",
+			func(w *pcapgen.Writer) error {
+				if _, err := w.ARPRequest(plc, hmi.IP); err != nil {
+					return err
+				}
+				w.Advance(11 * time.Minute)
+				repl := plc
+				repl.MAC = net.HardwareAddr{2, 0, 0, 0, 1, 20}
+				_, err := w.ARPRequest(repl, hmi.IP)
+				return err
+			}},
+		{"arp: an address-conflict probe teaches nothing", "arp-spoof", false, "",
+			func(w *pcapgen.Writer) error {
+				if _, err := w.ARPRequest(plc, hmi.IP); err != nil {
+					return err
+				}
+				return arpRaw(w, layers.ARPRequest, spoofMAC, bcast, spoofMAC, netip.IPv4Unspecified(), zero, plc.IP)
+			}},
+		{"arp: a storm of gratuitous announcements", "arp-storm", true, "Gratuitous ARP storm from 02:00:00:00:00:42",
+			func(w *pcapgen.Writer) error {
+				for range 15 {
+					if _, err := w.ARPRequest(attacker, attacker.IP); err != nil {
+						return err
+					}
+					w.Advance(300 * time.Millisecond)
+				}
+				return nil
+			}},
+		{"arp: a device announcing itself at boot", "arp-storm", false, "",
+			func(w *pcapgen.Writer) error {
+				for range 3 {
+					if _, err := w.ARPRequest(plc, plc.IP); err != nil {
+						return err
+					}
+					w.Advance(time.Second)
+				}
+				return nil
+			}},
+		{"scan: an ARP sweep of a /24", "scan-hosts", true, "Host scan from 10.10.1.66: about",
+			func(w *pcapgen.Writer) error {
+				for i := range 100 {
+					if _, err := w.ARPRequest(attacker, netip.AddrFrom4([4]byte{10, 10, 1, byte(i + 100)})); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		{"scan: a ping sweep", "scan-hosts", true, "probed by ICMP echo",
+			func(w *pcapgen.Writer) error {
+				for i := range 60 {
+					d := host(byte(100 + i))
+					if _, err := w.Ping(attacker, d, 1, uint16(i), nil); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		{"scan: SYNs to many hosts", "scan-hosts", true, "probed by tcp",
+			func(w *pcapgen.Writer) error {
+				for i := range 60 {
+					if err := synScan(w, attacker, host(byte(100+i)), []uint16{502}, false); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		{"scan: a master polling its devices and asking ARP for them", "scan-hosts", false, "",
+			func(w *pcapgen.Writer) error {
+				for round := range 5 {
+					for i := range 8 {
+						d := host(byte(20 + i))
+						if _, err := w.ARPRequest(hmi, d.IP); err != nil {
+							return err
+						}
+						if err := synScan(w, hmi, d, []uint16{502}, false); err != nil {
+							return err
+						}
+					}
+					w.Advance(time.Duration(round+1) * 3 * time.Second)
+				}
+				return nil
+			}},
+		{"scan: SYNs to many ports of one host", "scan-ports", true, "Port scan from 10.10.1.66 to 10.10.1.20: about",
+			func(w *pcapgen.Writer) error { return synScan(w, attacker, plc, ports(1, 100), false) }},
+		{"scan: an engineering station using a few services of a host", "scan-ports", false, "",
+			func(w *pcapgen.Writer) error {
+				return synScan(w, hmi, plc, []uint16{22, 80, 443, 502, 102, 44818, 20000, 4840}, false)
+			}},
+		{"scan: a storm of rejected SYNs", "scan-rejects", true, "Rejected connections to 10.10.1.66 (TCP resets)",
+			func(w *pcapgen.Writer) error { return synScan(w, attacker, plc, ports(1000, 30), true) }},
+		{"scan: a storm of ICMP port unreachables", "scan-rejects", true, "Rejected connections to 10.10.1.66 (ICMP unreachables)",
+			func(w *pcapgen.Writer) error {
+				a := attacker
+				a.Port = 5353
+				for i := range 30 {
+					if _, err := w.Unreachable(plc, a, 3, uint16(1000+i)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		{"scan: a client retrying a closed port a few times", "scan-rejects", false, "",
+			func(w *pcapgen.Writer) error {
+				for range 3 {
+					if err := synScan(w, hmi, plc, []uint16{502}, true); err != nil {
+						return err
+					}
+					w.Advance(2 * time.Second)
+				}
+				return nil
+			}},
+	}
+	fired := map[string]bool{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := replayNet(t, c.write)
+			var got []*Alert
+			for _, a := range rec.alerts {
+				if a.Rule == c.id {
+					got = append(got, a)
+				}
+			}
+			if c.fires != (len(got) > 0) {
+				t.Fatalf("%s fired %d times, want fires=%v (all alerts: %v)", c.id, len(got), c.fires, rec.rules())
+			}
+			if c.fires {
+				fired[c.id] = true
+				a := got[0]
+				if !strings.Contains(a.Title, c.title) {
+					t.Errorf("title %q lacks %q", a.Title, c.title)
+				}
+				if a.Category == "" || len(a.Attack) == 0 || a.Severity == 0 {
+					t.Errorf("alert %+v", a)
+				}
+				if ev := a.Event(); ev.Src == nil || ev.Dst == nil {
+					t.Errorf("wire alert without src or dst: %+v", ev)
+				}
+			}
+		})
+	}
+	for k := dARPSpoof; k < numBuiltin; k++ {
+		if !fired[Detectors[k].ID] {
+			t.Errorf("%s has no fixture that fires it", Detectors[k].ID)
+		}
+	}
+}
+
+// TestNetworkDetectorsOff: disabled, the network detectors keep no state
+// and fire nothing.
+func TestNetworkDetectorsOff(t *testing.T) {
+	e, rec := newEngineTuned(t, func(s *policy.DetectorSettings) {
+		for k := dARPSpoof; k < numBuiltin; k++ {
+			if s.ID == Detectors[k].ID {
+				s.Enabled = false
+			}
+		}
+	})
+	a := &dpi.ARP{Time: t0, Op: 2, EthSrc: [6]byte{2, 0, 0, 0, 0, 0x42}, SenderMAC: [6]byte{2, 0, 0, 0, 0, 1}, SenderIP: netip.MustParseAddr("10.10.1.20")}
+	for i := range 50 {
+		a.Time = t0.Add(time.Duration(i) * time.Millisecond)
+		a.TargetIP = netip.AddrFrom4([4]byte{10, 10, 2, byte(i)})
+		e.ARP(a)
+	}
+	if len(rec.alerts) != 0 || e.bi.net.binds.Len() != 0 || e.bi.net.probes.Len() != 0 {
+		t.Errorf("alerts %v, %d bindings, %d probe sets", rec.rules(), e.bi.net.binds.Len(), e.bi.net.probes.Len())
+	}
+}
+
+// TestNetworkNoAllocs: ARP frames, ICMP messages and flows that fire
+// nothing allocate nothing.
+func TestNetworkNoAllocs(t *testing.T) {
+	rec := &recorder{}
+	e, err := NewEngine(nil, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &dpi.ARP{Op: 1, EthSrc: [6]byte{2, 0, 0, 0, 0, 10}, SenderMAC: [6]byte{2, 0, 0, 0, 0, 10},
+		SenderIP: netip.MustParseAddr("10.10.1.10"), TargetIP: netip.MustParseAddr("10.10.1.20")}
+	m := &dpi.ICMP{Type: layers.ICMPv4TypeEchoRequest, Src: a.SenderIP, Dst: a.TargetIP}
+	f := &dpi.Flow{ID: 5, Transport: dpi.TCP, Client: netip.MustParseAddrPort("10.10.1.10:40000"), Server: netip.MustParseAddrPort("10.10.1.20:502"), End: dpi.EndRejected}
+	var i int
+	allocs := testing.AllocsPerRun(1000, func() {
+		i++
+		now := t0.Add(time.Duration(i) * time.Second)
+		a.Time, m.Time = now, now
+		e.ARP(a)
+		e.ICMP(m)
+		e.NewFlow(f, now)
+		e.FlowEnd(f, now)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per round", allocs)
+	}
+	if len(rec.alerts) != 0 {
+		t.Errorf("fired %v", rec.rules())
+	}
+}
+
+// TestDistinct: the sketch's estimate is close to the truth over the range
+// the thresholds use.
+func TestDistinct(t *testing.T) {
+	var e Engine
+	e.bi.net.probes.Init(16, 1)
+	r := Detectors[dScanHosts].Rate
+	big := *r
+	big.Max = 1 << 20
+	var ests []string
+	for _, n := range []int{10, 24, 50, 100} {
+		e.bi.net.probes.Reset(uint64(n))
+		est := 0
+		for i := range n {
+			_, got := e.probe(probeKey{kind: probeHosts}, hashAddr(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})), 0, &big)
+			if got > 0 {
+				est = got
+			}
+		}
+		ests = append(ests, fmt.Sprintf("%d→%d", n, est))
+		if d := est - n; d < -n/5-2 || d > n/5+2 {
+			t.Errorf("%d distinct items estimated as %d", n, est)
+		}
+	}
+	sort.Strings(ests)
+	t.Logf("estimates: %v", ests)
+}
