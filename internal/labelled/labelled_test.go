@@ -346,10 +346,7 @@ func FuzzParseAttackLog(f *testing.F) {
 	f.Fuzz(func(t *testing.T, log string) {
 		eps, err := ParseAttackLog(strings.NewReader(log), "f")
 		if err != nil {
-			var pe *ParseError
-			if !errors.As(err, &pe) || pe.File != "f" || pe.Line < 1 {
-				t.Fatalf("error %v is not a ParseError naming the file and a line", err)
-			}
+			checkFuzzError(t, err)
 			return
 		}
 		lines := strings.Count(log, "\n") + 1
@@ -359,6 +356,16 @@ func FuzzParseAttackLog(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkFuzzError fails t unless err is a ParseError of the file "f" at
+// a line.
+func checkFuzzError(t *testing.T, err error) {
+	t.Helper()
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.File != "f" || pe.Line < 1 {
+		t.Fatalf("error %v is not a ParseError naming the file and a line", err)
+	}
 }
 
 // FuzzParseLabels checks that the label parser never panics, and that
@@ -373,10 +380,7 @@ func FuzzParseLabels(f *testing.F) {
 	f.Fuzz(func(t *testing.T, labels string) {
 		l, err := ParseLabels(strings.NewReader(labels), "f")
 		if err != nil {
-			var pe *ParseError
-			if !errors.As(err, &pe) || pe.File != "f" || pe.Line < 1 {
-				t.Fatalf("error %v is not a ParseError naming the file and a line", err)
-			}
+			checkFuzzError(t, err)
 			return
 		}
 		n := 0

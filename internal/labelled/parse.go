@@ -51,33 +51,24 @@ type Episode struct {
 func ParseAttackLog(r io.Reader, file string) ([]Episode, error) {
 	var eps []Episode
 	begun := map[string]int{} // type and targets → index in eps of the episode without its END yet
-	line := 0
-	fail := func(format string, args ...any) error {
-		return &ParseError{File: file, Line: line, Err: fmt.Errorf(format, args...)}
-	}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line++
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
-			continue
-		}
+	err := eachLine(r, file, func(line int, text string) error {
+		f := strings.Fields(text)
 		if len(f) < 4 {
-			return nil, fail("want a date, a time, an attack type, target IP addresses if any, then START or END; got %q", sc.Text())
+			return fmt.Errorf("want a date, a time, an attack type, target IP addresses if any, then START or END; got %q", text)
 		}
 		t, err := time.ParseInLocation(logTime, f[0]+" "+f[1], LogZone)
 		if err != nil {
-			return nil, fail("%q is not a date and time like 2016-10-10 17:54:58.056444", f[0]+" "+f[1])
+			return fmt.Errorf("%q is not a date and time like 2016-10-10 17:54:58.056444", f[0]+" "+f[1])
 		}
 		ep := Episode{Type: f[2], Line: line}
 		if !isName(ep.Type) {
-			return nil, fail("%q is not an attack type (letters, digits, _ and -)", ep.Type)
+			return fmt.Errorf("%q is not an attack type (letters, digits, _ and -)", ep.Type)
 		}
 		mark := f[len(f)-1]
 		for _, s := range f[3 : len(f)-1] {
 			a, err := netip.ParseAddr(s)
 			if err != nil {
-				return nil, fail("target %q is not an IP address", s)
+				return fmt.Errorf("target %q is not an IP address", s)
 			}
 			ep.Targets = append(ep.Targets, a)
 		}
@@ -86,35 +77,57 @@ func ParseAttackLog(r io.Reader, file string) ([]Episode, error) {
 		switch mark {
 		case "START":
 			if open {
-				return nil, fail("%s starts again before the END of its START on line %d", key, eps[i].Line)
+				return fmt.Errorf("%s starts again before the END of its START on line %d", key, eps[i].Line)
 			}
 			ep.Start = t.UTC()
 			begun[key] = len(eps)
 			eps = append(eps, ep)
 		case "END":
 			if !open {
-				return nil, fail("END of %s, which has not started", key)
+				return fmt.Errorf("END of %s, which has not started", key)
 			}
 			if t.UTC().Before(eps[i].Start) {
-				return nil, fail("%s ends at %s, before its START on line %d", key, f[0]+" "+f[1], eps[i].Line)
+				return fmt.Errorf("%s ends at %s, before its START on line %d", key, f[0]+" "+f[1], eps[i].Line)
 			}
 			eps[i].End = t.UTC()
 			delete(begun, key)
 		default:
-			return nil, fail("the line ends with %q, not START or END", mark)
+			return fmt.Errorf("the line ends with %q, not START or END", mark)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		line++
-		return nil, fail("%v", err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for i := range eps {
 		if eps[i].End.IsZero() {
-			line = eps[i].Line
-			return nil, fail("%s has no END", eps[i].Type)
+			return nil, &ParseError{File: file, Line: eps[i].Line, Err: fmt.Errorf("%s has no END", eps[i].Type)}
 		}
 	}
 	return eps, nil
+}
+
+// eachLine calls do with the number (from 1) and the text, without its
+// LF or CRLF, of each line of r that is not blank, until do returns an
+// error. It returns that error, or the reader's, as a ParseError of file
+// at its line.
+func eachLine(r io.Reader, file string, do func(line int, text string) error) error {
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSuffix(sc.Text(), "\r")
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		if err := do(line, text); err != nil {
+			return &ParseError{File: file, Line: line, Err: err}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return &ParseError{File: file, Line: line + 1, Err: err}
+	}
+	return nil
 }
 
 // isName reports whether s is made of letters, digits, _ and -, and is
@@ -160,27 +173,17 @@ func (l Labels) Count() int { return l.count }
 // lines are skipped.
 func ParseLabels(r io.Reader, file string) (Labels, error) {
 	var l Labels
-	line := 0
-	fail := func(format string, args ...any) error {
-		return &ParseError{File: file, Line: line, Err: fmt.Errorf(format, args...)}
-	}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line++
-		text := strings.TrimSuffix(sc.Text(), "\r")
-		if strings.TrimSpace(text) == "" {
-			continue
-		}
+	err := eachLine(r, file, func(_ int, text string) error {
 		num, label, ok := strings.Cut(text, ";")
 		if !ok {
-			return Labels{}, fail("want frame_number;label, got %q", text)
+			return fmt.Errorf("want frame_number;label, got %q", text)
 		}
 		n, err := strconv.ParseUint(num, 10, 64)
 		if err != nil {
-			return Labels{}, fail("%q is not a frame number", num)
+			return fmt.Errorf("%q is not a frame number", num)
 		}
 		if want := uint64(len(l.attack)) + 1; n != want {
-			return Labels{}, fail("frame %d where frame %d was expected (frames are numbered from 1, in order)", n, want)
+			return fmt.Errorf("frame %d where frame %d was expected (frames are numbered from 1, in order)", n, want)
 		}
 		switch label {
 		case "0":
@@ -192,12 +195,12 @@ func ParseLabels(r io.Reader, file string) (Labels, error) {
 				l.first = n
 			}
 		default:
-			return Labels{}, fail("label %q of frame %d is not 0 or 1", label, n)
+			return fmt.Errorf("label %q of frame %d is not 0 or 1", label, n)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		line++
-		return Labels{}, fail("%v", err)
+		return nil
+	})
+	if err != nil {
+		return Labels{}, err
 	}
 	return l, nil
 }
