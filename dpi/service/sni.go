@@ -1,7 +1,7 @@
 package service
 
 // SNI returns the server name of a TLS ClientHello at the start of
-// payload (the server_name extension, RFC 6066 §3), or nil. It reads only
+// payload (one that Identify calls TLS) (the server_name extension, RFC 6066 §3), or nil. It reads only
 // what the first record holds, so a name past a truncated payload or in a
 // later record is nil. The result aliases payload, with its capacity cut
 // to its length so that appending to it cannot overwrite payload. Only a
@@ -15,7 +15,7 @@ func SNI(payload []byte) []byte {
 		hostName     = 0 // NameType host_name
 	)
 	b := payload
-	if len(b) < recordHdr+handshakeHdr || b[0] != 0x16 || b[1] != 3 || b[5] != 1 {
+	if !tlsHello(b) || b[5] != 1 {
 		return nil
 	}
 	// end bounds every read: the payload, the record and the ClientHello.
