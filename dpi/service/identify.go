@@ -42,7 +42,11 @@ func identifyTCP(fromClient bool, b []byte) ID {
 			return MQTT
 		}
 	case 0x16:
-		if tlsHello(b) {
+		if tlsHello(b) || framed(b, tlsRecord) {
+			return TLS
+		}
+	case 0x14, 0x15, 0x17:
+		if framed(b, tlsRecord) {
 			return TLS
 		}
 	case 0x81:
@@ -151,24 +155,40 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // --- IT services -------------------------------------------------------
 
+// maxTLSRecord is the longest TLS record (TLSCiphertext, RFC 8446 §5.2).
+const maxTLSRecord = 16384 + 2048
+
 // tlsHello: a TLS handshake record (content type 22, record version
 // 3.0–TLS 1.3) that starts with a ClientHello or ServerHello whose own
 // version is also 3.x (RFC 8446 §5.1, §4.1.2).
 func tlsHello(b []byte) bool {
-	const (
-		minHello  = 38           // version, random, session id, suite, compression
-		maxRecord = 16384 + 2048 // TLSCiphertext limit
-	)
+	const minHello = 38 // version, random, session id, suite, compression
 	if len(b) < 11 || b[0] != 0x16 || b[1] != 3 || b[2] > 4 {
 		return false
 	}
-	if n := be16(b[3:]); n < 4+minHello || n > maxRecord {
+	if n := be16(b[3:]); n < 4+minHello || n > maxTLSRecord {
 		return false
 	}
 	if b[5] != 1 && b[5] != 2 || b[6] != 0 || be16(b[7:]) < minHello {
 		return false
 	}
 	return b[9] == 3 && b[10] <= 4
+}
+
+// tlsRecord returns the length of a TLS record (RFC 8446 §5.1): change
+// cipher spec, alert, handshake or application data, record version 3.0
+// to 1.2 (TLS 1.3 sends 1.2), and a length of 1 to the protocol's limit.
+// A flow whose start the sensor missed still shows whole records, when
+// its segments carry whole records.
+func tlsRecord(b []byte) int {
+	if len(b) < 5 || b[0] < 0x14 || b[0] > 0x17 || b[1] != 3 || b[2] > 3 {
+		return 0
+	}
+	n := be16(b[3:])
+	if n == 0 || n > maxTLSRecord {
+		return 0
+	}
+	return 5 + n
 }
 
 // smb: a 4-byte NetBIOS session message header (type 0, 17- or 24-bit

@@ -76,6 +76,12 @@ var identified = []idCase{
 	{"tls client hello", tcp, anySide, clientHello("scada.example"), TLS},
 	{"tls client hello without sni", tcp, anySide, clientHello(""), TLS},
 	{"tls server hello", tcp, anySide, serverHello(), TLS},
+	// Records of a flow whose start was missed: as on 7145 in Lemay's
+	// moving_two_files.
+	{"tls application data", tcp, anySide, cat(x("17 0301 0070"), make([]byte, 0x70)), TLS},
+	{"tls two application data records", tcp, anySide, cat(x("17 0303 0020"), make([]byte, 0x20), x("17 0303 0010"), make([]byte, 0x10)), TLS},
+	{"tls alert", tcp, anySide, x("15 0303 0002 0228"), TLS},
+	{"tls certificate message", tcp, anySide, cat(clientHello("a")[:5], x("0b"), clientHello("a")[6:]), TLS},
 	// SSH
 	{"ssh 2.0", tcp, anySide, []byte("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"), SSH},
 	{"ssh 1.99", tcp, anySide, []byte("SSH-1.99-Cisco-1.25\r\n"), SSH},
@@ -167,10 +173,13 @@ var unknown = []idCase{
 	{"empty", tcp, anySide, nil, Unknown},
 	{"two bytes", tcp, anySide, []byte{0x16, 3}, Unknown},
 	// TLS near misses
-	{"tls application data", tcp, anySide, x("17 0303 0020 0102030405"), Unknown},
+	{"tls application data cut short", tcp, anySide, x("17 0303 0020 0102030405"), Unknown},
+	{"tls application data then garbage", tcp, anySide, cat(x("17 0303 0002 0102"), []byte("GET / HTTP/1.1\r\n")), Unknown},
+	{"tls record of length 0", tcp, anySide, x("17 0303 0000"), Unknown},
+	{"tls record version 1.3", tcp, anySide, x("17 0304 0002 0102"), Unknown},
+	{"tls record type 0x18", tcp, anySide, x("18 0303 0002 0102"), Unknown},
 	{"tls record version 3.5", tcp, anySide, cat(x("16 0305"), clientHello("a")[3:]), Unknown},
-	{"tls certificate message", tcp, anySide, cat(clientHello("a")[:5], x("0b"), clientHello("a")[6:]), Unknown},
-	{"tls record too short", tcp, anySide, x("16 0301 0005 01 000001 03"), Unknown},
+	{"tls hello longer than its record", tcp, anySide, x("16 0301 0006 01 000001 03"), Unknown},
 	{"tls cut in the header", tcp, anySide, clientHello("a")[:8], Unknown},
 	// SSH, HTTP, VNC near misses
 	{"ssh without a version", tcp, anySide, []byte("SSH-\r\n"), Unknown},

@@ -73,7 +73,7 @@ func udpPort(port uint16) ID {
 		return SNMP
 	case 514:
 		return Syslog
-	case 67, 68:
+	case 67, 68, 546, 547: // DHCP, DHCPv6
 		return DHCP
 	case 5355:
 		return LLMNR
