@@ -74,11 +74,13 @@ func identifyTCP(fromClient bool, b []byte) ID {
 	}
 	modbus := mbap
 	if fromClient {
-		if id := clientText(b); id != Unknown {
-			return id
+		if 'A' <= b[0] && b[0] <= 'Z' {
+			if id := clientText(b); id != Unknown {
+				return id
+			}
 		}
 		modbus = mbapRequest
-	} else if httpStatus(b) {
+	} else if b[0] == 'H' && httpStatus(b) {
 		return HTTP
 	}
 	switch {

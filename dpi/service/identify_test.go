@@ -321,7 +321,7 @@ func TestIdentifyRandom(t *testing.T) {
 		}
 		if i%2 == 1 && n > 0 {
 			// Start with a rule's first octet, to get past the switch.
-			b[0] = []byte{0x00, 0x03, 0x05, 0x10, 0x16, 0x30, 0x68, 0x81, 0xFF, '<'}[r.IntN(10)]
+			b[0] = []byte{0x00, 0x03, 0x05, 0x10, 0x16, 0x17, 0x30, 0x68, 0x81, 0xFF, '<'}[r.IntN(11)]
 		}
 		for _, u := range []bool{tcp, udp} {
 			for _, c := range []bool{client, server} {
@@ -359,4 +359,18 @@ func TestIdentifyAllocs(t *testing.T) {
 	if n != 0 {
 		t.Errorf("Identify allocates %.0f times over the tables", n)
 	}
+}
+
+// BenchmarkIdentify names every payload of the tables, both sides: the
+// cost per flow of naming its service.
+func BenchmarkIdentify(b *testing.B) {
+	all := append(append([]idCase(nil), identified...), unknown...)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, c := range all {
+			Identify(c.udp, true, c.in)
+			Identify(c.udp, false, c.in)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*2*len(all)), "ns/payload")
 }
