@@ -27,6 +27,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/dpi/service"
 )
 
 // Protocol limits and defaults.
@@ -225,6 +226,9 @@ type Flow struct {
 	Packets [2]uint64
 	Bytes   [2]uint64
 	End     End // how the flow ended: set before NetHandler.FlowEnd
+	// Service is the flow's service once its first payload is seen
+	// (NetHandler.FlowData): by content, else by the server port.
+	Service service.ID
 }
 
 // Handler receives decoded application messages. m is a pointer to the
@@ -639,7 +643,16 @@ func (e *Engine) udpPacket(k *flowKey, mac [2][6]byte, payload []byte) {
 	if fresh {
 		e.resetApp(f)
 	}
-	if len(payload) == 0 || (f.dec == 0 && !e.sniff(f, side, payload)) {
+	if len(payload) > 0 {
+		f.payload = true
+		if f.dec == 0 {
+			e.sniff(f, side, payload)
+		}
+		if !f.svcDone && e.nh != nil {
+			e.identify(f, side, payload, true)
+		}
+	}
+	if len(payload) == 0 || f.dec == 0 {
 		return
 	}
 	e.cur = f
@@ -691,6 +704,10 @@ func (e *Engine) closeFlow(f *flow, end End) {
 		e.appClose(f)
 	}
 	if e.nh != nil {
+		if f.payload && !f.svcDone {
+			// One side spoke, and said nothing that names the service.
+			e.decideService(f, service.Unknown, f.Transport == UDP)
+		}
 		f.End = end
 		e.nh.FlowEnd(&f.Flow, e.meta.Time)
 	}

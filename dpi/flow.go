@@ -80,6 +80,10 @@ type flow struct {
 	closed [2]bool
 	// payload: a TCP segment with payload was seen, either way.
 	payload bool
+	// svcTried: the first payload of the client (1) and of the server (2)
+	// was tried for the service; svcDone: Flow.Service is decided.
+	svcTried uint8
+	svcDone  bool
 	half    [2]half // indexed by the side that sends
 	dec     int     // the flow's protocol: index + 1 in the engine's registry; 0 for none
 	st      proto.Stream

@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/dpi/service"
 )
 
 // The network itself, beside the applications on it: ARP frames, ICMP
@@ -17,6 +20,10 @@ import (
 // its ICS messages. The arguments are reused after each call returns.
 type NetHandler interface {
 	FlowHandler
+	// FlowData: f carried its first payload, and f.Service now names its
+	// service (by content, else by the server port). Once per flow with
+	// payload, before FlowEnd.
+	FlowData(f *Flow, t time.Time)
 	// FlowEnd: f ended, as f.End says, with f.Packets and f.Bytes sent
 	// by each side.
 	FlowEnd(f *Flow, t time.Time)
@@ -117,6 +124,43 @@ func (m *ICMP) Unreachable() bool {
 		return m.Type == layers.ICMPv6TypeDestinationUnreachable
 	}
 	return m.Type == layers.ICMPv4TypeDestinationUnreachable
+}
+
+// identify names the service of f from the first payload side sent
+// (udp: a datagram), or, when that says nothing, from the first payload
+// of the other side; then from the server port. Once decided, the
+// handler hears of it (FlowData).
+func (e *Engine) identify(f *flow, side int, payload []byte, udp bool) {
+	fromClient := side != f.server
+	bit := uint8(1)
+	if !fromClient {
+		bit = 2
+	}
+	if f.svcTried&bit != 0 {
+		return
+	}
+	f.svcTried |= bit
+	id := service.Identify(udp, fromClient, payload)
+	if id == service.Unknown && f.App != proto.None {
+		id, _ = service.Lookup(f.App.String())
+	}
+	if id == service.Unknown && !udp && f.svcTried != 3 {
+		return // the other side may say more
+	}
+	e.decideService(f, id, udp)
+}
+
+// decideService sets f's service, from the server port when id is
+// Unknown, and tells the handler.
+func (e *Engine) decideService(f *flow, id service.ID, udp bool) {
+	if id == service.Unknown {
+		id = service.ByPort(udp, f.Server.Port())
+	}
+	f.Service = id
+	f.svcDone = true
+	if e.nh != nil {
+		e.nh.FlowData(&f.Flow, e.meta.Time)
+	}
 }
 
 // arpPacket hands an ARP frame to the handler.

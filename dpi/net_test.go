@@ -22,6 +22,10 @@ func (r *netRecorder) NewFlow(f *Flow, _ time.Time) {
 	r.events = append(r.events, fmt.Sprintf("new %s %v>%v mid=%v", f.Transport, f.Client, f.Server, f.MidStream))
 }
 
+func (r *netRecorder) FlowData(f *Flow, _ time.Time) {
+	r.events = append(r.events, fmt.Sprintf("data %v>%v %s", f.Client, f.Server, f.Service))
+}
+
 func (r *netRecorder) FlowEnd(f *Flow, _ time.Time) {
 	r.events = append(r.events, fmt.Sprintf("end %s %v>%v %s pkts=%v", f.Transport, f.Client, f.Server, f.End, f.Packets))
 }
@@ -109,6 +113,7 @@ func TestNetHandler(t *testing.T) {
 		"new tcp 10.10.1.66:1000>10.10.1.30:8080 mid=false",
 		"end tcp 10.10.1.66:1000>10.10.1.30:8080 rejected pkts=[1 1]",
 		"new tcp 10.10.1.66:41000>10.10.1.30:8080 mid=false",
+		"data 10.10.1.66:41000>10.10.1.30:8080 http",
 		"end tcp 10.10.1.66:41000>10.10.1.30:8080 closed pkts=[4 2]", // the last ACK comes after the flow ended,
 		"new tcp 10.10.1.66:41000>10.10.1.20:502 mid=false",
 		"end tcp 10.10.1.66:41000>10.10.1.20:502 reset pkts=[3 1]",
@@ -187,5 +192,65 @@ func TestQuoted(t *testing.T) {
 	}
 	if _, _, _, ok := quoted([]byte{0x50, 1, 2}); ok {
 		t.Error("version 5 quoted")
+	}
+}
+
+// TestFlowService: the service of a flow comes from its first payloads,
+// the client's or the server's, else from the server port; a flow that
+// only one side spoke on is decided when it ends.
+func TestFlowService(t *testing.T) {
+	c := pcapgen.Endpoint{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x66}, IP: netip.MustParseAddr("10.10.1.66"), Port: 41000}
+	srv := func(port uint16) pcapgen.Endpoint {
+		return pcapgen.Endpoint{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x30}, IP: netip.MustParseAddr("10.10.1.30"), Port: port}
+	}
+	garbage := []byte{0x9a, 0x11, 0x42, 0x00, 0x17}
+	lt, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		conv := func(port uint16, client, server []byte) error {
+			conn, err := pcapgen.NewTCPConn(w, c, srv(port), 1, 2)
+			if err == nil {
+				_, err = conn.Handshake()
+			}
+			if err == nil && server != nil {
+				_, err = conn.Server(server)
+			}
+			if err == nil && client != nil {
+				_, err = conn.Client(client)
+			}
+			if err == nil {
+				_, err = conn.Close()
+			}
+			c.Port++
+			return err
+		}
+		for _, step := range []func() error{
+			func() error { return conv(2222, []byte("SSH-2.0-client\r\n"), []byte("SSH-2.0-OpenSSH_9.2\r\n")) }, // the server speaks first
+			func() error { return conv(4444, garbage, garbage) },                                              // nothing known: by port, unknown
+			func() error { return conv(443, garbage, garbage) },                                               // by port
+			func() error { return conv(8443, garbage, nil) },                                                  // only the client spoke: decided at the end
+			func() error {
+				u, err := pcapgen.NewUDP(w, c, srv(123))
+				if err == nil {
+					_, err = u.Send(garbage)
+				}
+				return err
+			},
+		} {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	rec := &netRecorder{}
+	e := run(t, Config{}, rec, lt, pkts)
+	e.Flush()
+	var got []string
+	for _, ev := range rec.events {
+		if strings.HasPrefix(ev, "data ") {
+			got = append(got, ev[strings.LastIndex(ev, " ")+1:])
+		}
+	}
+	if want := "ssh unknown tls tls ntp"; strings.Join(got, " ") != want {
+		t.Errorf("services %v, want %s\n%s", got, want, strings.Join(rec.events, "\n"))
 	}
 }

@@ -99,7 +99,11 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
 		}
 		e.resetApp(f)
 	}
-	if f.dec == 0 && (len(payload) == 0 || !e.sniff(f, side, payload)) {
+	sniffed := f.dec == 0 && len(payload) > 0 && e.sniff(f, side, payload)
+	if len(payload) > 0 && !f.svcDone && e.nh != nil {
+		e.identify(f, side, payload, false)
+	}
+	if f.dec == 0 && !sniffed {
 		if t.RST || t.FIN {
 			e.endSide(f, side, t.RST)
 		}

@@ -248,6 +248,9 @@ func (e *Engine) newFlowProbe(f *dpi.Flow, t time.Time) {
 	}
 }
 
+// FlowData implements dpi.NetHandler.
+func (e *Engine) FlowData(f *dpi.Flow, t time.Time) {}
+
 // FlowEnd implements dpi.NetHandler: a connection the server rejected
 // counts towards scan-rejects.
 func (e *Engine) FlowEnd(f *dpi.Flow, t time.Time) {

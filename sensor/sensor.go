@@ -173,6 +173,13 @@ func (p *Pipeline) NewFlow(f *dpi.Flow, t time.Time) {
 	}
 }
 
+// FlowData implements dpi.NetHandler for the rule engine.
+func (p *Pipeline) FlowData(f *dpi.Flow, t time.Time) {
+	if p.net != nil {
+		p.net.FlowData(f, t)
+	}
+}
+
 // FlowEnd implements dpi.NetHandler for the rule engine.
 func (p *Pipeline) FlowEnd(f *dpi.Flow, t time.Time) {
 	if p.net != nil {
