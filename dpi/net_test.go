@@ -224,9 +224,9 @@ func TestFlowService(t *testing.T) {
 		}
 		for _, step := range []func() error{
 			func() error { return conv(2222, []byte("SSH-2.0-client\r\n"), []byte("SSH-2.0-OpenSSH_9.2\r\n")) }, // the server speaks first
-			func() error { return conv(4444, garbage, garbage) },                                              // nothing known: by port, unknown
-			func() error { return conv(443, garbage, garbage) },                                               // by port
-			func() error { return conv(8443, garbage, nil) },                                                  // only the client spoke: decided at the end
+			func() error { return conv(4444, garbage, garbage) },                                                // nothing known: by port, unknown
+			func() error { return conv(443, garbage, garbage) },                                                 // by port
+			func() error { return conv(8443, garbage, nil) },                                                    // only the client spoke: decided at the end
 			func() error {
 				u, err := pcapgen.NewUDP(w, c, srv(123))
 				if err == nil {
