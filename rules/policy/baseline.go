@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/dpi/service"
 	"github.com/tapwatch/tapwatch/internal/yamlpos"
 )
 
@@ -32,8 +34,17 @@ import (
 //	      values:
 //	        - {table: holding_registers, addr: 5, min: 120, max: 180}
 //	      writes_per_minute: 2
+//	  network:
+//	    hosts:
+//	      - {host: plc-10-10-1-20, mac: "02:00:00:00:00:14"}
+//	    links:
+//	      - {src: master-10-10-1-10, dst: plc-10-10-1-20, port: tcp/502, service: modbus}
+//	      - {src: hmi-10-10-1-10, dst: 10.10.1.255, port: udp/137, service: netbios}
 //
-// The masters are the sources of the conversations.
+// The masters are the sources of the conversations. The network section
+// is what crossed the tap whatever its protocol: the MACs each host
+// claimed its address with in ARP, and the links, each a client talking
+// to a server's port, with the service they carried.
 
 // Defaults of a baseline.
 const (
@@ -46,6 +57,53 @@ type Baseline struct {
 	Margin        float64 // a learned value range min..max is widened by Margin×(max-min), at least 1, on each side
 	RateFactor    float64 // writes per minute above RateFactor × the learned maximum alert
 	Conversations []Conversation
+	// Network says the baseline has a network section: Hosts and Links
+	// were learned, so a host, MAC or link outside them is new. A
+	// baseline without one (learned before tapwatch learned the network)
+	// raises no net-* alert.
+	Network bool
+	Hosts   []NetHost
+	Links   []NetLink
+}
+
+// NetHost is a host of the network section: the MACs it claimed its
+// address with in ARP.
+type NetHost struct {
+	Addr netip.Addr
+	MACs []MAC
+}
+
+// MAC is an Ethernet address.
+type MAC [6]byte
+
+func (m MAC) String() string { return net.HardwareAddr(m[:]).String() }
+
+// NetLink is a client talking to a port of a server, and the service
+// that carried (service.Unknown when nothing named it).
+type NetLink struct {
+	Src, Dst netip.Addr // client and server
+	UDP      bool       // UDP, not TCP
+	Port     uint16     // the server's
+	Service  service.ID
+}
+
+// LinkKey is what names a link: a baseline has at most one link per key.
+type LinkKey struct {
+	Src, Dst netip.Addr
+	UDP      bool
+	Port     uint16
+}
+
+// Key is the link's key.
+func (l *NetLink) Key() LinkKey { return LinkKey{Src: l.Src, Dst: l.Dst, UDP: l.UDP, Port: l.Port} }
+
+// PortText writes a transport and port as the network section does:
+// tcp/502, udp/123.
+func PortText(udp bool, port uint16) string {
+	if udp {
+		return "udp/" + strconv.Itoa(int(port))
+	}
+	return "tcp/" + strconv.Itoa(int(port))
 }
 
 // Conversation is what one master did with one device over one protocol.
@@ -103,7 +161,7 @@ var convFields = []string{"src", "dst", "proto", "unit", "link_src", "link_dst",
 func (d *decoder) baselineSection(p *Policy, n *node) {
 	b := &Baseline{Margin: DefaultMargin, RateFactor: DefaultRateFactor}
 	p.Baseline = b
-	f := d.fields(n, "baseline", "margin", "rate_factor", "conversations")
+	f := d.fields(n, "baseline", "margin", "rate_factor", "conversations", "network")
 	if f == nil {
 		return
 	}
@@ -118,6 +176,95 @@ func (d *decoder) baselineSection(p *Policy, n *node) {
 			b.Conversations = append(b.Conversations, d.conversation(it, path))
 		})
 	}
+	if e, ok := f["network"]; ok {
+		b.Network = true
+		d.network(b, e.val)
+	}
+}
+
+func (d *decoder) network(b *Baseline, n *node) {
+	if n.kind == kindNull {
+		return
+	}
+	f := d.fields(n, "baseline.network", "hosts", "links")
+	if f == nil {
+		return
+	}
+	if e, ok := f["hosts"]; ok && e.val.kind != kindNull {
+		d.each(e.val, "baseline.network.hosts", "{host, mac}", func(it *node, path string) {
+			hf := d.fields(it, path, "host", "mac")
+			if hf == nil {
+				return
+			}
+			var h NetHost
+			if x, ok := d.need(hf, it, path, "host", "give the host: an asset name or an IP address"); ok {
+				h.Addr = d.hostAddr(x.val, path+".host")
+			}
+			if x, ok := d.need(hf, it, path, "mac", `give the MACs it claimed its address with, like "02:00:00:00:00:14"`); ok {
+				for i, m := range d.list(x.val, path+".mac", "a MAC address") {
+					h.MACs = append(h.MACs, d.mac(m, fmt.Sprintf("%s.mac[%d]", path, i)))
+				}
+			}
+			b.Hosts = append(b.Hosts, h)
+		})
+	}
+	if e, ok := f["links"]; ok && e.val.kind != kindNull {
+		d.each(e.val, "baseline.network.links", "{src, dst, port, service}", func(it *node, path string) {
+			lf := d.fields(it, path, "src", "dst", "port", "service")
+			if lf == nil {
+				return
+			}
+			var l NetLink
+			const ends = "a link needs src (the client), dst (the server) and port"
+			if x, ok := d.need(lf, it, path, "src", ends); ok {
+				l.Src = d.hostAddr(x.val, path+".src")
+			}
+			if x, ok := d.need(lf, it, path, "dst", ends); ok {
+				l.Dst = d.hostAddr(x.val, path+".dst")
+			}
+			if x, ok := d.need(lf, it, path, "port", ends); ok {
+				l.UDP, l.Port = d.port(x.val, path+".port")
+			}
+			if x, ok := lf["service"]; ok {
+				if s, ok := d.scalar(x.val, path+".service", "a service name"); ok {
+					id, known := service.Lookup(strings.TrimSpace(s))
+					if !known {
+						d.errorf(x.val.pos, path+".service", "%q is not a service%s", s, yamlpos.Choices(s, service.Names()))
+					}
+					l.Service = id
+				}
+			}
+			b.Links = append(b.Links, l)
+		})
+	}
+}
+
+func (d *decoder) mac(n *node, path string) MAC {
+	s, ok := d.scalar(n, path, "a MAC address")
+	if !ok {
+		return MAC{}
+	}
+	hw, err := net.ParseMAC(strings.TrimSpace(s))
+	if err != nil || len(hw) != 6 {
+		d.errorf(n.pos, path, "%q is not a MAC address, like 02:00:00:00:00:14", s)
+		return MAC{}
+	}
+	return MAC(hw)
+}
+
+// port reads a transport and port: tcp/502, udp/123.
+func (d *decoder) port(n *node, path string) (bool, uint16) {
+	s, ok := d.scalar(n, path, "a port like tcp/502 or udp/123")
+	if !ok {
+		return false, 0
+	}
+	t, p, found := strings.Cut(strings.TrimSpace(s), "/")
+	v, err := strconv.ParseUint(p, 10, 16)
+	if !found || (t != "tcp" && t != "udp") || err != nil || v == 0 {
+		d.errorf(n.pos, path, "%q is not a port like tcp/502 or udp/123", s)
+		return false, 0
+	}
+	return t == "udp", uint16(v)
 }
 
 func (d *decoder) float(n *node, path string) float64 {
@@ -312,6 +459,7 @@ func (v *validator) baseline(b *Baseline) {
 	if !(b.RateFactor >= 1) || math.IsInf(b.RateFactor, 0) {
 		v.errorf("baseline.rate_factor", "baseline.rate_factor", "%s is not a rate factor (1 or more, like 3)", FormatFloat(b.RateFactor))
 	}
+	v.network(b)
 	seen := map[PairKey]int{}
 	for i := range b.Conversations {
 		c := &b.Conversations[i]
@@ -373,6 +521,42 @@ func (v *validator) baseline(b *Baseline) {
 			case x.Min > x.Max:
 				v.errorf(vp+".min", vp+".min", "min %s is above max %s", FormatFloat(x.Min), FormatFloat(x.Max))
 			}
+		}
+	}
+}
+
+func (v *validator) network(b *Baseline) {
+	hosts := map[netip.Addr]int{}
+	for i, h := range b.Hosts {
+		path := fmt.Sprintf("baseline.network.hosts[%d]", i)
+		if !h.Addr.IsValid() {
+			v.errorf(path+".host", path+".host", "needs the host's address")
+		} else if j, dup := hosts[h.Addr]; dup {
+			v.errorf(path, path, "the same host as baseline.network.hosts[%d]; merge them", j)
+		} else {
+			hosts[h.Addr] = i
+		}
+		for j, m := range h.MACs {
+			if m == (MAC{}) {
+				v.errorf(fmt.Sprintf("%s.mac[%d]", path, j), path+".mac", "00:00:00:00:00:00 is no host's MAC")
+			}
+		}
+	}
+	links := map[LinkKey]int{}
+	for i := range b.Links {
+		l := &b.Links[i]
+		path := fmt.Sprintf("baseline.network.links[%d]", i)
+		if !l.Src.IsValid() || !l.Dst.IsValid() {
+			v.errorf(path, path, "needs the client's and the server's addresses")
+			continue
+		}
+		if l.Port == 0 {
+			v.errorf(path+".port", path+".port", "needs the server's port")
+		}
+		if j, dup := links[l.Key()]; dup {
+			v.errorf(path, path, "the same link as baseline.network.links[%d]; keep one", j)
+		} else {
+			links[l.Key()] = i
 		}
 	}
 }
@@ -474,6 +658,37 @@ func (p *Policy) formatBaseline(b *bytes.Buffer) {
 		if c.WritesPerMinute > 0 {
 			fmt.Fprintf(b, "      writes_per_minute: %d\n", c.WritesPerMinute)
 		}
+	}
+	if !bl.Network {
+		return
+	}
+	b.WriteString("  network:\n    hosts:")
+	if len(bl.Hosts) == 0 {
+		b.WriteString(" []")
+	}
+	b.WriteString("\n")
+	for _, h := range bl.Hosts {
+		macs := make([]string, len(h.MACs))
+		for i, m := range h.MACs {
+			macs[i] = strconv.Quote(m.String())
+		}
+		mac := strings.Join(macs, ", ")
+		if len(macs) != 1 {
+			mac = "[" + mac + "]"
+		}
+		fmt.Fprintf(b, "      - {host: %s, mac: %s}\n", host(h.Addr), mac)
+	}
+	b.WriteString("    links:")
+	if len(bl.Links) == 0 {
+		b.WriteString(" []")
+	}
+	b.WriteString("\n")
+	for _, l := range bl.Links {
+		fmt.Fprintf(b, "      - {src: %s, dst: %s, port: %s", host(l.Src), host(l.Dst), PortText(l.UDP, l.Port))
+		if l.Service != service.Unknown {
+			fmt.Fprintf(b, ", service: %s", l.Service)
+		}
+		b.WriteString("}\n")
 	}
 }
 

@@ -43,3 +43,74 @@ func TestBaselineMissing(t *testing.T) {
 		}
 	}
 }
+
+// TestNetworkSection: the network section reads back as written, names
+// hosts by their assets, and reports each bad field where it is.
+func TestNetworkSection(t *testing.T) {
+	const in = `assets:
+  plc1: {ip: 10.10.1.20}
+  hmi: {ip: 10.10.1.10}
+baseline:
+  conversations: []
+  network:
+    hosts:
+      - {host: plc1, mac: "02:00:00:00:00:14"}
+      - {host: 10.10.1.30, mac: ["02:00:00:00:00:1e", "02:00:00:00:01:1e"]}
+    links:
+      - {src: hmi, dst: plc1, port: tcp/502, service: modbus}
+      - {src: hmi, dst: 10.10.1.255, port: udp/137, service: netbios}
+      - {src: hmi, dst: plc1, port: tcp/4444}
+`
+	p, err := Parse([]byte(in), "n.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := p.Baseline
+	if !b.Network || len(b.Hosts) != 2 || len(b.Hosts[1].MACs) != 2 || len(b.Links) != 3 {
+		t.Fatalf("network %v, hosts %+v, links %+v", b.Network, b.Hosts, b.Links)
+	}
+	if l := b.Links[1]; !l.UDP || l.Port != 137 || l.Service.String() != "netbios" || l.Dst.String() != "10.10.1.255" {
+		t.Errorf("link %+v", l)
+	}
+	var out strings.Builder
+	p.Format(&out)
+	for _, w := range []string{
+		`      - {host: plc1, mac: "02:00:00:00:00:14"}`,
+		`      - {host: 10.10.1.30, mac: ["02:00:00:00:00:1e", "02:00:00:00:01:1e"]}`,
+		`      - {src: hmi, dst: plc1, port: tcp/502, service: modbus}`,
+		`      - {src: hmi, dst: plc1, port: tcp/4444}`,
+	} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("formatted policy lacks %q:\n%s", w, out.String())
+		}
+	}
+	q, err := Parse([]byte(out.String()), "again.yaml")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var again strings.Builder
+	q.Format(&again)
+	if again.String() != out.String() {
+		t.Errorf("not stable:\n%s\n---\n%s", out.String(), again.String())
+	}
+	// No network key: nothing was learned of the network.
+	if p, err := Parse([]byte("baseline: {conversations: []}"), "old.yaml"); err != nil || p.Baseline.Network {
+		t.Errorf("a baseline without a network section: %v, network %v", err, p.Baseline.Network)
+	}
+
+	for _, c := range []struct{ yaml, want string }{
+		{"baseline:\n  network:\n    links:\n      - {src: 10.0.0.1, dst: 10.0.0.2, port: 502}\n", `n.yaml:4:46: baseline.network.links[0].port: "502" is not a port like tcp/502 or udp/123`},
+		{"baseline:\n  network:\n    links:\n      - {src: 10.0.0.1, dst: 10.0.0.2, port: tcp/502, service: modbsu}\n", `baseline.network.links[0].service: "modbsu" is not a service (did you mean modbus?)`},
+		{"baseline:\n  network:\n    links:\n      - {src: 10.0.0.1, port: tcp/502}\n", "baseline.network.links[0].dst: missing: a link needs src (the client), dst (the server) and port"},
+		{"baseline:\n  network:\n    links:\n      - {src: 10.0.0.1, dst: 10.0.0.2, port: tcp/502}\n      - {src: 10.0.0.1, dst: 10.0.0.2, port: tcp/502, service: modbus}\n", "the same link as baseline.network.links[0]"},
+		{"baseline:\n  network:\n    hosts:\n      - {host: 10.0.0.1, mac: 02:00:00:00:00}\n", `baseline.network.hosts[0].mac[0]: "02:00:00:00:00" is not a MAC address`},
+		{"baseline:\n  network:\n    hosts:\n      - {host: 10.0.0.1}\n", "baseline.network.hosts[0].mac: missing"},
+		{"baseline:\n  network:\n    hosts:\n      - {host: 10.0.0.1, mac: \"02:00:00:00:00:01\"}\n      - {host: 10.0.0.1, mac: \"02:00:00:00:00:02\"}\n", "the same host as baseline.network.hosts[0]"},
+		{"baseline:\n  network:\n    gateways: []\n", `baseline.network: unknown field "gateways" (expected hosts or links)`},
+	} {
+		_, err := Parse([]byte(c.yaml), "n.yaml")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.yaml, err, c.want)
+		}
+	}
+}
