@@ -3,8 +3,9 @@ package service
 // Identify names the service from payload, the first bytes one side of a
 // flow sent; fromClient says they went from client to server (the client
 // opened the flow). It returns Unknown when the content says nothing
-// certain: then ByPort decides. It only looks at a few header fields, at
-// most a few dozen bytes into the payload.
+// certain: then ByPort decides. It reads a few header fields: none past
+// octet 240 (the DHCP magic cookie), and it scans at most the first 128
+// octets of a 220 greeting.
 //
 // Some rules depend on the side (an HTTP request comes from the client,
 // a status line from the server); the rest hold in either direction.
