@@ -47,11 +47,28 @@ func (e *Engine) appFor(t Transport, a, b uint16) (int, int) {
 			return i + 1, 0
 		}
 	}
-	if a < b {
+	if serverPort(a, b) {
 		return 0, 0
 	}
 	return 0, 1
 }
+
+// serverPort guesses, for a conversation no protocol claims and whose
+// opening the capture did not see, whether port a rather than b is the
+// server's: a port below 1024 is, and a port in a common ephemeral range
+// (1024-5000, older Windows and BSD; 32768 and up, Linux and newer
+// systems) is not, when the other port is outside it; else the lower one.
+func serverPort(a, b uint16) bool {
+	if (a < 1024) != (b < 1024) {
+		return a < 1024
+	}
+	if ea, eb := ephemeral(a), ephemeral(b); ea != eb {
+		return eb
+	}
+	return a < b
+}
+
+func ephemeral(p uint16) bool { return p >= 1024 && p <= 5000 || p >= 32768 }
 
 // setApp makes registered protocol i (index + 1) the flow's decoder.
 func (e *Engine) setApp(f *flow, i int) {

@@ -226,6 +226,9 @@ type Flow struct {
 	Packets [2]uint64
 	Bytes   [2]uint64
 	End     End // how the flow ended: set before NetHandler.FlowEnd
+	// Frame is the capture frame being decoded when a FlowHandler or
+	// NetHandler hears of the flow: its first, its first payload, its end.
+	Frame uint64
 	// Service is the flow's service once its first payload is seen
 	// (NetHandler.FlowData): by content, else by the server port.
 	Service service.ID
@@ -575,6 +578,15 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 	}
 }
 
+// groupAddr reports whether a (16 bytes, IPv4-mapped for IPv4) is a
+// multicast or broadcast address: IPv6 or IPv4 multicast, 255.255.255.255,
+// or an IPv4 address ending in .255 (the subnet broadcast of the common
+// /24 and wider plants).
+func groupAddr(a [16]byte) bool {
+	ip := netip.AddrFrom16(a).Unmap()
+	return ip.IsMulticast() || ip.Is4() && a[15] == 255
+}
+
 // lookup finds or creates the flow of a packet whose source is k.a.
 // It returns the flow, the side (0 or 1) the packet was sent from, and
 // whether the flow was created for this packet.
@@ -598,10 +610,15 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 			srcIP, srcPort, dstIP, dstPort = k.b, k.pb, k.a, k.pa
 		}
 		dec, serverSide := e.appFor(t, srcPort, dstPort) // 1: the packet's destination is the server
-		if dec == 0 && t == TCP && e.synDir != 0 {
+		switch {
+		case dec == 0 && t == TCP && e.synDir != 0:
 			// No protocol claims the ports: the SYN says who opened
 			// the connection.
 			serverSide = 2 - e.synDir
+		case dec == 0 && t == UDP && groupAddr(dstIP):
+			// A datagram to a group or broadcast address: the group is
+			// what is served, whatever the ports say.
+			serverSide = 1
 		}
 		f.Transport = t
 		if dec != 0 {
@@ -621,6 +638,7 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 			f.Client, f.Server, f.ClientMAC, f.ServerMAC = dst, src, mac[1], mac[0]
 		}
 		if e.fh != nil {
+			f.Frame = e.meta.Frame
 			e.fh.NewFlow(&f.Flow, e.meta.Time)
 		}
 	}
@@ -708,7 +726,7 @@ func (e *Engine) closeFlow(f *flow, end End) {
 			// One side spoke, and said nothing that names the service.
 			e.decideService(f, service.Unknown, f.Transport == UDP)
 		}
-		f.End = end
+		f.End, f.Frame = end, e.meta.Frame
 		e.nh.FlowEnd(&f.Flow, e.meta.Time)
 	}
 	for side := range f.half {

@@ -159,6 +159,7 @@ func (e *Engine) decideService(f *flow, id service.ID, udp bool) {
 	f.Service = id
 	f.svcDone = true
 	if e.nh != nil {
+		f.Frame = e.meta.Frame
 		e.nh.FlowData(&f.Flow, e.meta.Time)
 	}
 }

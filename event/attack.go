@@ -21,11 +21,15 @@ var techniques = map[string]string{
 	"T0856": "Spoof Reporting Message",
 	"T0858": "Change Operating Mode",
 	"T0861": "Point & Tag Identification",
+	"T0864": "Transient Cyber Asset",
+	"T0867": "Lateral Tool Transfer",
 	"T0869": "Standard Application Layer Protocol",
 	"T0872": "Indicator Removal on Host",
 	"T0881": "Service Stop",
 	"T0882": "Theft of Operational Information",
 	"T0883": "Internet Accessible Device",
+	"T0885": "Commonly Used Port",
+	"T0886": "Remote Services",
 	"T0888": "Remote System Information Discovery",
 }
 

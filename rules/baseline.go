@@ -23,12 +23,17 @@ const (
 	bNewAddress
 	bValueRange
 	bWriteRate
+	bNewHost
+	bNewLink
+	bNewService
+	bNewProtocol
 	numBaseline
 )
 
 var baselineIDs = [numBaseline]string{
 	"baseline-new-master", "baseline-new-conversation", "baseline-new-function",
 	"baseline-new-address", "baseline-value-range", "baseline-write-rate",
+	"baseline-new-host", "baseline-new-link", "baseline-new-service", "baseline-new-protocol",
 }
 
 // CategoryBaseline is the category of the baseline detectors' alerts.
@@ -65,6 +70,8 @@ type baseRun struct {
 
 	// What the alert being raised is about, for describe.
 	title, expected string
+
+	net *netBase // the network section; nil when the baseline has none (netbase.go)
 }
 
 func idxBaseline(k baseKind) int32 { return -1 - int32(numBuiltin) - int32(k) }
@@ -104,6 +111,9 @@ func newBaseRun(p *policy.Policy, b *policy.Baseline) *baseRun {
 		limit := math.Ceil(float64(c.WritesPerMinute) * b.RateFactor * float64(window) / float64(time.Minute))
 		pr.rate = policy.Rate{Max: uint32(min(max(limit, 1), math.MaxUint32)), Per: window}
 		r.pairs[policy.PairKey{Src: c.Src, Dst: c.Dst, Proto: c.Proto}] = pr
+	}
+	if b.Network {
+		r.net = newNetBase(p, b)
 	}
 	return r
 }

@@ -54,6 +54,7 @@ const (
 	dScanHosts
 	dScanPorts
 	dScanRejects
+	dRemote
 	numBuiltin
 )
 
@@ -184,7 +185,8 @@ type builtins struct {
 	assetNets []netip.Prefix
 	known     []knownFlow // nil when new-asset is off
 	reported  addrTable
-	ot        addrTable // hosts seen in Modbus or DNP3 conversations, for public-address
+	ot        addrTable // hosts seen in Modbus or DNP3 conversations, for public-address and remote-access
+	otOn      bool      // ot is kept
 
 	net network // the network detectors (network.go)
 }
@@ -230,8 +232,9 @@ func (b *builtins) init(p *policy.Policy, seed uint64) {
 		b.known = make([]knownFlow, knownSlots)
 		b.reported.init(reportedSlots)
 	}
-	if b.on[dPublic] {
+	if b.on[dPublic] || b.on[dRemote] {
 		b.ot.init(reportedSlots)
+		b.otOn = true
 	}
 	b.net.init(b, seed)
 }
@@ -862,13 +865,16 @@ func (e *Engine) NewFlow(f *dpi.Flow, t time.Time) {
 	if b.on[dScanHosts] || b.on[dScanPorts] {
 		e.newFlowProbe(f, t)
 	}
-	if !b.on[dPublic] {
+	if !b.otOn {
 		return
 	}
 	c, s := f.Client.Addr().Unmap(), f.Server.Addr().Unmap()
 	if f.App != dpi.AppNone {
 		b.ot.add(c, t.UnixNano())
 		b.ot.add(s, t.UnixNano())
+		return
+	}
+	if !b.on[dPublic] {
 		return
 	}
 	var ot, pub netip.Addr
@@ -884,7 +890,7 @@ func (e *Engine) NewFlow(f *dpi.Flow, t time.Time) {
 		return // an office host, not an OT one
 	}
 	op := &e.flowOp
-	*op = Op{Time: t, Flow: f, Src: f.Client, Dst: f.Server}
+	*op = Op{Time: t, Frame: f.Frame, Flow: f, Src: f.Client, Dst: f.Server}
 	e.fireBuiltin(dPublic, op, aggKey{src: ot, dst: pub}, finding{})
 }
 

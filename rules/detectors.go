@@ -298,6 +298,17 @@ var Detectors = []Detector{
 		},
 		title: titleScanRejects,
 	},
+	dRemote: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "remote-access",
+			Name:        "Remote access or file transfer between OT hosts",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0886", "T0867"},
+			Description: "RDP, SSH, Telnet, VNC, SMB, NetBIOS session or FTP between two OT hosts (hosts seen speaking Modbus or DNP3, or the ends of a learned conversation), unless a learned baseline has that link with that service: a remote session or a tool copied sideways.",
+			Category:    CategoryNetwork,
+		},
+		title: titleRemote,
+	},
 	{
 		DetectorSpec: policy.DetectorSpec{
 			ID:          "baseline-new-master",
@@ -361,6 +372,50 @@ var Detectors = []Detector{
 			Attack:      []string{"T0806", "T0836"},
 			Description: "A master's writes to a device, counted over window, run far above the rate learned for that pair.",
 			Window:      time.Minute,
+			Baseline:    true,
+			Category:    CategoryBaseline,
+		},
+	},
+	{
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "baseline-new-host",
+			Name:        "New host or MAC",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0848", "T0864"},
+			Description: "A host of the plant's own addresses (private, shared, link-local) that the baseline does not have appears on the tap, or a learned host claims its address in ARP with a MAC it never used.",
+			Baseline:    true,
+			Category:    CategoryBaseline,
+		},
+	},
+	{
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "baseline-new-link",
+			Name:        "New link",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0886", "T0869"},
+			Description: "A client talks to a service of a server that it never used while learning (the service itself was learned, from other clients).",
+			Baseline:    true,
+			Category:    CategoryBaseline,
+		},
+	},
+	{
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "baseline-new-service",
+			Name:        "New service on a host",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0869", "T0886"},
+			Description: "A host serves a port no client used on it while learning: a new listener, such as a remote shell or a command-and-control channel.",
+			Baseline:    true,
+			Category:    CategoryBaseline,
+		},
+	},
+	{
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "baseline-new-protocol",
+			Name:        "New protocol on a known link",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0869", "T0885"},
+			Description: "A learned link carries a different service than it did while learning: a tunnel or a tool on a port known for something else.",
 			Baseline:    true,
 			Category:    CategoryBaseline,
 		},

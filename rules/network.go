@@ -111,8 +111,8 @@ func (e *Engine) frameOp(t time.Time, frame uint64, vlan uint16, src, dst netip.
 func (e *Engine) ARP(a *dpi.ARP) {
 	e.tick(a.Time)
 	b := &e.bi
-	if !b.on[dARPSpoof] && !b.on[dARPStorm] && !b.on[dScanHosts] {
-		return
+	if e.base != nil && e.base.net != nil {
+		e.arpBaseline(a)
 	}
 	now := a.Time.UnixNano()
 	if b.on[dARPSpoof] {
@@ -235,21 +235,18 @@ func (e *Engine) newFlowProbe(f *dpi.Flow, t time.Time) {
 	if b.on[dScanHosts] {
 		if over, n := e.probe(probeKey{src: c, kind: probeHosts}, hashAddr(s), now, b.det[dScanHosts].rule.Rate); over {
 			op := &e.flowOp
-			*op = Op{Time: t, Flow: f, Src: f.Client, Dst: f.Server}
+			*op = Op{Time: t, Frame: f.Frame, Flow: f, Src: f.Client, Dst: f.Server}
 			e.fireBuiltin(dScanHosts, op, aggKey{src: c}, finding{count: n, reason: f.Transport.String()})
 		}
 	}
 	if b.on[dScanPorts] {
 		if over, n := e.probe(probeKey{src: c, dst: s, kind: probePorts}, uint64(f.Server.Port())*0x9e3779b97f4a7c15, now, b.det[dScanPorts].rule.Rate); over {
 			op := &e.flowOp
-			*op = Op{Time: t, Flow: f, Src: f.Client, Dst: f.Server}
+			*op = Op{Time: t, Frame: f.Frame, Flow: f, Src: f.Client, Dst: f.Server}
 			e.fireBuiltin(dScanPorts, op, aggKey{src: c, dst: s}, finding{count: n, reason: f.Transport.String()})
 		}
 	}
 }
-
-// FlowData implements dpi.NetHandler.
-func (e *Engine) FlowData(f *dpi.Flow, t time.Time) {}
 
 // FlowEnd implements dpi.NetHandler: a connection the server rejected
 // counts towards scan-rejects.
@@ -262,7 +259,7 @@ func (e *Engine) FlowEnd(f *dpi.Flow, t time.Time) {
 	c := f.Client.Addr()
 	if e.countRate(d.rule.Rate, rateKey{src: c, rule: d.c.idx}, t.UnixNano()) {
 		op := &e.flowOp
-		*op = Op{Time: t, Flow: f, Src: f.Client, Dst: f.Server}
+		*op = Op{Time: t, Frame: f.Frame, Flow: f, Src: f.Client, Dst: f.Server}
 		e.fireBuiltin(dScanRejects, op, aggKey{src: c}, finding{reason: "TCP reset"})
 	}
 }

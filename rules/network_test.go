@@ -279,7 +279,7 @@ func TestNetworkDetectors(t *testing.T) {
 			}
 		})
 	}
-	for k := dARPSpoof; k < numBuiltin; k++ {
+	for k := dARPSpoof; k < dRemote; k++ { // remote-access: TestRemoteAccess
 		if !fired[Detectors[k].ID] {
 			t.Errorf("%s has no fixture that fires it", Detectors[k].ID)
 		}
@@ -362,4 +362,204 @@ func TestDistinct(t *testing.T) {
 	}
 	sort.Strings(ests)
 	t.Logf("estimates: %v", ests)
+}
+
+// smbNegotiate is the start of an SMB2 NEGOTIATE request over NBSS.
+var smbNegotiate = append([]byte{0, 0, 0, 0x44, 0xfe, 'S', 'M', 'B', 64, 0}, make([]byte, 0x40-6)...)
+
+// session writes a TCP connection from c to s with a request and an
+// answer.
+func session(w *pcapgen.Writer, c, s pcapgen.Endpoint, req, resp []byte) error {
+	conn, err := pcapgen.NewTCPConn(w, c, s, 1, 2)
+	if err == nil {
+		_, err = conn.Handshake()
+	}
+	if err == nil {
+		_, err = conn.Client(req)
+	}
+	if err == nil && resp != nil {
+		_, err = conn.Server(resp)
+	}
+	if err == nil {
+		_, err = conn.Close()
+	}
+	return err
+}
+
+// modbusPoll writes a Modbus read from c to s, which makes both OT hosts.
+func modbusPoll(w *pcapgen.Writer, c, s pcapgen.Endpoint) error {
+	c.Port, s.Port = 50100, 502
+	return session(w, c, s, []byte{0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1}, []byte{0, 1, 0, 0, 0, 5, 1, 3, 2, 0, 7})
+}
+
+// TestRemoteAccess: SMB between two hosts seen speaking Modbus fires
+// remote-access; between an OT host and an office host, or before either
+// spoke Modbus, it does not.
+func TestRemoteAccess(t *testing.T) {
+	hmi, plc, office := host(10), host(20), host(80)
+	smb := func(w *pcapgen.Writer, c, s pcapgen.Endpoint) error {
+		c.Port, s.Port = 49500, 445
+		return session(w, c, s, smbNegotiate, smbNegotiate)
+	}
+	for _, c := range []struct {
+		name  string
+		fires bool
+		write func(w *pcapgen.Writer) error
+	}{
+		{"smb between OT hosts", true, func(w *pcapgen.Writer) error {
+			if err := modbusPoll(w, hmi, plc); err != nil {
+				return err
+			}
+			return smb(w, plc, hmi)
+		}},
+		{"smb from an OT host to an office host", false, func(w *pcapgen.Writer) error {
+			if err := modbusPoll(w, hmi, plc); err != nil {
+				return err
+			}
+			return smb(w, hmi, office)
+		}},
+		{"smb between hosts that never spoke ICS", false, func(w *pcapgen.Writer) error { return smb(w, office, host(81)) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec := replayNet(t, c.write)
+			got := strings.Join(rec.rules(), ",")
+			if strings.Contains(got, "remote-access") != c.fires {
+				t.Fatalf("alerts %q, want remote-access %v", got, c.fires)
+			}
+			if c.fires {
+				if a := rec.alerts[len(rec.alerts)-1]; !strings.Contains(a.Title, "(smb) from 10.10.1.20 to 10.10.1.10 port 445") {
+					t.Errorf("title %q", a.Title)
+				}
+			}
+		})
+	}
+}
+
+// networkBaseline is a baseline with a network section: the HMI polls the
+// PLC over Modbus and reads its web page; the PLC's MAC is learned.
+const networkBaseline = `
+assets:
+  hmi: {ip: 10.10.1.10}
+  plc: {ip: 10.10.1.20}
+  eng: {ip: 10.10.1.30}
+baseline:
+  conversations:
+    - {src: hmi, dst: plc, proto: modbus, unit: 1, fc: [read_holding_registers], read: {holding_registers: 0}}
+  network:
+    hosts:
+      - {host: plc, mac: "02:00:00:00:00:14"}
+    links:
+      - {src: hmi, dst: plc, port: tcp/502, service: modbus}
+      - {src: hmi, dst: plc, port: tcp/80, service: http}
+      - {src: eng, dst: plc, port: tcp/443, service: tls}
+      - {src: plc, dst: 10.10.1.255, port: udp/137, service: netbios}
+`
+
+// replayBaseline replays what write makes against networkBaseline with
+// only the baseline detectors on.
+func replayBaseline(t *testing.T, write func(w *pcapgen.Writer) error) *recorder {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := pcapgen.NewWriter(&buf, pcapgen.Options{Step: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := write(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse([]byte(networkBaseline), "net.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p.Detectors {
+		p.Detectors[i].Enabled = strings.HasPrefix(p.Detectors[i].ID, "baseline-")
+	}
+	rec := &recorder{}
+	e, err := NewEngine(p, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := capture.NewFile(&buf, "net.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sensor.Replay(context.Background(), src, sensor.Options{Rules: e}); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// TestNetworkBaseline: each network baseline detector fires on what the
+// baseline lacks, and stays quiet on what it has and on background
+// chatter.
+func TestNetworkBaseline(t *testing.T) {
+	hmi, plc, eng := host(10), host(20), host(30)
+	at := func(e pcapgen.Endpoint, port uint16) pcapgen.Endpoint { e.Port = port; return e }
+	get := []byte("GET / HTTP/1.1\r\nHost: plc\r\n\r\n")
+	cases := []struct {
+		name  string
+		want  string // detector ids fired, in order
+		title string
+		write func(w *pcapgen.Writer) error
+	}{
+		{"learned links, the learned MAC, chatter", "", "", func(w *pcapgen.Writer) error {
+			if err := modbusPoll(w, hmi, plc); err != nil {
+				return err
+			}
+			if err := session(w, at(hmi, 50200), at(plc, 80), get, nil); err != nil {
+				return err
+			}
+			if _, err := w.ARPRequest(plc, hmi.IP); err != nil {
+				return err
+			}
+			// NetBIOS name queries and mDNS from known hosts: chatter.
+			u, err := pcapgen.NewUDP(w, at(hmi, 137), pcapgen.Endpoint{MAC: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, IP: netip.MustParseAddr("10.10.1.255"), Port: 137})
+			if err == nil {
+				_, err = u.Send(make([]byte, 50))
+			}
+			return err
+		}},
+		{"a new host", "baseline-new-host", "New host 10.10.1.66 (MAC 02:00:00:00:00:42) on the tap", func(w *pcapgen.Writer) error {
+			_, err := w.ARPRequest(host(66), plc.IP)
+			return err
+		}},
+		{"a new MAC for a learned host", "baseline-new-host", "New MAC 02:00:00:00:01:14 for host 10.10.1.20", func(w *pcapgen.Writer) error {
+			p := plc
+			p.MAC = net.HardwareAddr{2, 0, 0, 0, 1, 0x14}
+			_, err := w.ARPRequest(p, hmi.IP)
+			return err
+		}},
+		{"a new client of a learned service", "baseline-new-link", "New link: 10.10.1.30 to 10.10.1.20 tcp/80 (http)", func(w *pcapgen.Writer) error {
+			return session(w, at(eng, 50300), at(plc, 80), get, nil)
+		}},
+		{"a new service on a host", "baseline-new-service", "New service tcp/4444 (unknown) on 10.10.1.20, used by 10.10.1.10", func(w *pcapgen.Writer) error {
+			return session(w, at(hmi, 50400), at(plc, 4444), []byte{0x9a, 1, 2, 3}, []byte{0x55, 4, 5})
+		}},
+		{"a new protocol on a learned link", "baseline-new-protocol", "New protocol on a known link: 10.10.1.30 to 10.10.1.20 tcp/443 (ssh)", func(w *pcapgen.Writer) error {
+			return session(w, at(eng, 50500), at(plc, 443), []byte("SSH-2.0-x\r\n"), []byte("SSH-2.0-y\r\n"))
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := replayBaseline(t, c.write)
+			if got := strings.Join(rec.rules(), ","); got != c.want {
+				t.Fatalf("fired %q, want %q", got, c.want)
+			}
+			if c.want != "" && !strings.Contains(rec.alerts[0].Title, c.title) {
+				t.Errorf("title %q lacks %q", rec.alerts[0].Title, c.title)
+			}
+		})
+	}
+	// A baseline without a network section knows nothing of the network.
+	p, err := policy.Parse([]byte("baseline: {conversations: []}"), "old.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(p, &recorder{}, EngineOptions{})
+	if err != nil || e.base == nil || e.base.net != nil {
+		t.Errorf("engine on a baseline without a network section: %v, %+v", err, e.base)
+	}
 }

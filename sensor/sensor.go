@@ -74,6 +74,7 @@ type Pipeline struct {
 	assets OpsSink
 	flows  dpi.FlowHandler // rules, when it wants new flows
 	net    dpi.NetHandler  // rules, when it watches the network
+	opsNet dpi.NetHandler  // ops, when it watches the network (a learner)
 	ops    OpsSink
 	tally  Tally
 	// src is the capture source (interface) of the packet being decoded;
@@ -89,7 +90,8 @@ const MaxSources = 8
 
 // New builds a pipeline.
 func New(opts Options) (*Pipeline, error) {
-	p := &Pipeline{ops: opts.Ops, rules: opts.Rules, assets: opts.Assets}
+	p := &Pipeline{rules: opts.Rules, assets: opts.Assets}
+	p.SetOps(opts.Ops)
 	p.flows, _ = opts.Rules.(dpi.FlowHandler)
 	p.net, _ = opts.Rules.(dpi.NetHandler)
 	eng, err := dpi.New(opts.DPI, p)
@@ -109,7 +111,10 @@ func (p *Pipeline) SetRules(r OpsSink) {
 }
 
 // SetOps replaces the operations sink (nil: none).
-func (p *Pipeline) SetOps(o OpsSink) { p.ops = o }
+func (p *Pipeline) SetOps(o OpsSink) {
+	p.ops = o
+	p.opsNet, _ = o.(dpi.NetHandler)
+}
 
 // SourceMessages is the number of messages decoded so far
 // from packets of capture source i.
@@ -166,38 +171,53 @@ func (t *Tally) countModbus(m *modbus.Message) {
 	}
 }
 
-// NewFlow implements dpi.FlowHandler for the rule engine.
+// NewFlow implements dpi.FlowHandler for the rule engine and a learner.
 func (p *Pipeline) NewFlow(f *dpi.Flow, t time.Time) {
 	if p.flows != nil {
 		p.flows.NewFlow(f, t)
 	}
+	if p.opsNet != nil {
+		p.opsNet.NewFlow(f, t)
+	}
 }
 
-// FlowData implements dpi.NetHandler for the rule engine.
+// FlowData implements dpi.NetHandler for the rule engine and a learner.
 func (p *Pipeline) FlowData(f *dpi.Flow, t time.Time) {
 	if p.net != nil {
 		p.net.FlowData(f, t)
 	}
+	if p.opsNet != nil {
+		p.opsNet.FlowData(f, t)
+	}
 }
 
-// FlowEnd implements dpi.NetHandler for the rule engine.
+// FlowEnd implements dpi.NetHandler for the rule engine and a learner.
 func (p *Pipeline) FlowEnd(f *dpi.Flow, t time.Time) {
 	if p.net != nil {
 		p.net.FlowEnd(f, t)
 	}
+	if p.opsNet != nil {
+		p.opsNet.FlowEnd(f, t)
+	}
 }
 
-// ARP implements dpi.NetHandler for the rule engine.
+// ARP implements dpi.NetHandler for the rule engine and a learner.
 func (p *Pipeline) ARP(a *dpi.ARP) {
 	if p.net != nil {
 		p.net.ARP(a)
 	}
+	if p.opsNet != nil {
+		p.opsNet.ARP(a)
+	}
 }
 
-// ICMP implements dpi.NetHandler for the rule engine.
+// ICMP implements dpi.NetHandler for the rule engine and a learner.
 func (p *Pipeline) ICMP(m *dpi.ICMP) {
 	if p.net != nil {
 		p.net.ICMP(m)
+	}
+	if p.opsNet != nil {
+		p.opsNet.ICMP(m)
 	}
 }
 

@@ -259,6 +259,10 @@ rules:
 		"new-asset toy 10.10.1.66 set 2",
 		"baseline-new-master toy 10.10.1.66 set 2",
 		"toy-writes-from-the-hmi-only toy 10.10.1.66 set 2",
+		// The learned network section knows neither the rogue host nor
+		// its link to the device (the protocol-neutral network view).
+		"baseline-new-host  10.10.1.66  /",
+		"baseline-new-link  10.10.1.66  /",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("alerts on the wire:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

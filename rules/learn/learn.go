@@ -8,6 +8,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/dpi/service"
 	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/rules/policy"
 )
@@ -27,6 +28,8 @@ const (
 // defaults.
 type Options struct {
 	MaxHosts, MaxPairs, MaxRanges, MaxValues, MaxObjects int
+	// MaxNetHosts and MaxLinks bound the network learned (network.go).
+	MaxNetHosts, MaxLinks int
 	// Adapters are adapters of further protocols, next to Modbus and DNP3.
 	Adapters []rules.Adapter
 }
@@ -38,6 +41,9 @@ type Stats struct {
 	DroppedPairs  uint64 // requests whose conversation did not fit
 	DroppedValues uint64 // written values whose address did not fit
 	MergedRanges  uint64 // times two ranges merged to stay within MaxRanges (the baseline then allows the gap)
+	// The network: hosts and links not kept at MaxNetHosts and MaxLinks,
+	// and MACs beyond the few kept per host.
+	DroppedNetHosts, DroppedLinks, DroppedMACs uint64
 	First, Last   time.Time
 }
 
@@ -54,6 +60,12 @@ type Learner struct {
 	op    rules.Op
 	ads   *rules.Adapters
 	cur   learnTo // the Learned handed to adapters, reused
+	net   map[netip.Addr]*netHost
+	links map[policy.LinkKey]service.ID
+	// heard: the learner hears the network (a pipeline's NetHandler
+	// events, or a checkpoint with a network section); a learner fed
+	// only messages writes no network section.
+	heard bool
 }
 
 type learnHost struct {
@@ -96,7 +108,10 @@ func New(o Options) *Learner {
 	def(&o.MaxRanges, DefaultMaxRanges)
 	def(&o.MaxValues, DefaultMaxValues)
 	def(&o.MaxObjects, DefaultMaxObjects)
-	return &Learner{opts: o, ads: rules.NewAdapters(o.Adapters...), hosts: map[netip.Addr]*learnHost{}, pairs: map[policy.PairKey]*learnPair{}}
+	def(&o.MaxNetHosts, DefaultMaxNetHosts)
+	def(&o.MaxLinks, DefaultMaxLinks)
+	return &Learner{opts: o, ads: rules.NewAdapters(o.Adapters...), hosts: map[netip.Addr]*learnHost{}, pairs: map[policy.PairKey]*learnPair{},
+		net: map[netip.Addr]*netHost{}, links: map[policy.LinkKey]service.ID{}}
 }
 
 var (
@@ -359,6 +374,7 @@ func (l *Learner) Baseline(margin float64) *policy.Policy {
 		})
 		b.Conversations = append(b.Conversations, c)
 	}
+	l.network(p)
 	return p
 }
 
@@ -381,7 +397,12 @@ func assetName(h *learnHost) string {
 	case h.master.Empty() && !h.slave.Has(uint8(proto.Modbus)) && !h.slave.Has(uint8(proto.DNP3)):
 		role = "device"
 	}
-	return role + "-" + strings.NewReplacer(".", "-", ":", "-").Replace(h.addr.String())
+	return role + "-" + addrName(h.addr)
+}
+
+// addrName is an address as asset names write it: 10-10-1-20.
+func addrName(a netip.Addr) string {
+	return strings.NewReplacer(".", "-", ":", "-").Replace(a.String())
 }
 
 // Resume adds what a baseline says to what the learner knows, as if it had
@@ -395,6 +416,7 @@ func (l *Learner) Resume(p *policy.Policy) {
 	if p == nil || p.Baseline == nil {
 		return
 	}
+	l.resumeNetwork(p.Baseline)
 	assets := map[netip.Addr]*policy.Asset{}
 	for i := range p.Assets {
 		a := &p.Assets[i]

@@ -9,6 +9,7 @@ package pipeline
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
@@ -265,5 +266,47 @@ func (f assetFan) Asset(a *event.Asset) {
 func (f opsFan) Message(fl *dpi.Flow, from dpi.Side, m any) {
 	for _, s := range f {
 		s.Message(fl, from, m)
+	}
+}
+
+// The network events go to the sinks that watch the network (a learner).
+
+func (f opsFan) NewFlow(fl *dpi.Flow, t time.Time) {
+	for _, s := range f {
+		if n, ok := s.(dpi.NetHandler); ok {
+			n.NewFlow(fl, t)
+		}
+	}
+}
+
+func (f opsFan) FlowData(fl *dpi.Flow, t time.Time) {
+	for _, s := range f {
+		if n, ok := s.(dpi.NetHandler); ok {
+			n.FlowData(fl, t)
+		}
+	}
+}
+
+func (f opsFan) FlowEnd(fl *dpi.Flow, t time.Time) {
+	for _, s := range f {
+		if n, ok := s.(dpi.NetHandler); ok {
+			n.FlowEnd(fl, t)
+		}
+	}
+}
+
+func (f opsFan) ARP(a *dpi.ARP) {
+	for _, s := range f {
+		if n, ok := s.(dpi.NetHandler); ok {
+			n.ARP(a)
+		}
+	}
+}
+
+func (f opsFan) ICMP(m *dpi.ICMP) {
+	for _, s := range f {
+		if n, ok := s.(dpi.NetHandler); ok {
+			n.ICMP(m)
+		}
 	}
 }
