@@ -44,7 +44,7 @@ type Stats struct {
 	// The network: hosts and links not kept at MaxNetHosts and MaxLinks,
 	// and MACs beyond the few kept per host.
 	DroppedNetHosts, DroppedLinks, DroppedMACs uint64
-	First, Last   time.Time
+	First, Last                                time.Time
 }
 
 // Learner records the normal behaviour of a plant from decoded requests,
