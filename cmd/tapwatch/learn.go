@@ -22,7 +22,9 @@ Learns the normal behaviour of the plant from capture files and writes it
 as a policy file with a baseline section: the assets seen (named by role
 and address, like plc-10-10-1-20), and for each master and device the
 function codes, Modbus addresses, DNP3 objects and points, written value
-ranges and the usual write rate. Enforce it with
+ranges and the usual write rate; and the network: each host's MACs from
+ARP, and each link (client, server, port) with the service it carried,
+whatever the protocol. Enforce it with
 'tapwatch replay --baseline FILE'. The file is YAML: read, diff and edit it.
 `
 
@@ -79,7 +81,7 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "tapwatch: learned %d assets and %d conversations from %d requests\n", len(p.Assets), len(p.Baseline.Conversations), l.Stats().Requests)
+	fmt.Fprintf(stderr, "tapwatch: learned %d assets, %d conversations from %d requests, and %d links\n", len(p.Assets), len(p.Baseline.Conversations), l.Stats().Requests, len(p.Baseline.Links))
 	if len(sum.Errors) > 0 {
 		for _, e := range sum.Errors {
 			fmt.Fprintf(stderr, "tapwatch: %v\n", e)
@@ -106,6 +108,9 @@ func formatBaseline(l *learn.Learner, margin float64, from string) (*policy.Poli
 	if st.DroppedHosts+st.DroppedPairs+st.DroppedValues+st.MergedRanges > 0 {
 		fmt.Fprintf(&b, "# memory bounds: %d requests of hosts and %d of conversations not kept, %d values not kept, %d ranges merged\n",
 			st.DroppedHosts, st.DroppedPairs, st.DroppedValues, st.MergedRanges)
+	}
+	if st.DroppedNetHosts+st.DroppedLinks+st.DroppedMACs > 0 {
+		fmt.Fprintf(&b, "# network bounds: %d hosts, %d links and %d MACs not kept\n", st.DroppedNetHosts, st.DroppedLinks, st.DroppedMACs)
 	}
 	p.Format(&b)
 	return p, b.Bytes(), nil
