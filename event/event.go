@@ -283,6 +283,10 @@ type Stats struct {
 	Reassembly   uint64            `msg:"reassembly_bytes" json:"reassembly_bytes"` // TCP bytes held for reassembly now
 	Alerts       Severities        `msg:"alerts" json:"alerts"`
 	Suppressed   uint64            `msg:"suppressed" json:"suppressed"` // alerts the alert budget dropped
+	// Evictions counts the entries evicted from the rule engine's full
+	// bounded tables, by table (rate, aggregation, sweep, arp_bindings,
+	// arp_owners, probes); tables that never evicted are left out.
+	Evictions map[string]uint64 `msg:"evictions,omitempty" json:"evictions,omitempty"`
 	SpoolDepth   uint64            `msg:"spool_depth" json:"spool_depth"`
 	SpoolDrops   uint64            `msg:"spool_drops" json:"spool_drops"`
 	MemBytes     uint64            `msg:"mem_bytes" json:"mem_bytes"`                   // memory obtained from the OS by the Go runtime

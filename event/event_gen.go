@@ -1765,16 +1765,20 @@ func (z *Severities) Msgsize() (s int) {
 func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(23)
-	var zb0001Mask uint32 /* 23 bits */
+	zb0001Len := uint32(24)
+	var zb0001Mask uint32 /* 24 bits */
 	_ = zb0001Mask
+	if z.Evictions == nil {
+		zb0001Len--
+		zb0001Mask |= 0x40000
+	}
 	if z.CPUTemp == nil {
 		zb0001Len--
-		zb0001Mask |= 0x200000
+		zb0001Mask |= 0x400000
 	}
 	if z.Interval == 0 {
 		zb0001Len--
-		zb0001Mask |= 0x400000
+		zb0001Mask |= 0x800000
 	}
 	// variable map header, size zb0001Len
 	o = msgp.AppendMapHeader(o, zb0001Len)
@@ -1847,6 +1851,15 @@ func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 		// string "suppressed"
 		o = append(o, 0xaa, 0x73, 0x75, 0x70, 0x70, 0x72, 0x65, 0x73, 0x73, 0x65, 0x64)
 		o = msgp.AppendUint64(o, z.Suppressed)
+		if (zb0001Mask & 0x40000) == 0 { // if not omitted
+			// string "evictions"
+			o = append(o, 0xa9, 0x65, 0x76, 0x69, 0x63, 0x74, 0x69, 0x6f, 0x6e, 0x73)
+			o = msgp.AppendMapHeader(o, uint32(len(z.Evictions)))
+			for za0005, za0006 := range z.Evictions {
+				o = msgp.AppendString(o, za0005)
+				o = msgp.AppendUint64(o, za0006)
+			}
+		}
 		// string "spool_depth"
 		o = append(o, 0xab, 0x73, 0x70, 0x6f, 0x6f, 0x6c, 0x5f, 0x64, 0x65, 0x70, 0x74, 0x68)
 		o = msgp.AppendUint64(o, z.SpoolDepth)
@@ -1856,7 +1869,7 @@ func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 		// string "mem_bytes"
 		o = append(o, 0xa9, 0x6d, 0x65, 0x6d, 0x5f, 0x62, 0x79, 0x74, 0x65, 0x73)
 		o = msgp.AppendUint64(o, z.MemBytes)
-		if (zb0001Mask & 0x200000) == 0 { // if not omitted
+		if (zb0001Mask & 0x400000) == 0 { // if not omitted
 			// string "cpu_temp"
 			o = append(o, 0xa8, 0x63, 0x70, 0x75, 0x5f, 0x74, 0x65, 0x6d, 0x70)
 			if z.CPUTemp == nil {
@@ -1865,7 +1878,7 @@ func (z *Stats) MarshalMsg(b []byte) (o []byte, err error) {
 				o = msgp.AppendFloat64(o, *z.CPUTemp)
 			}
 		}
-		if (zb0001Mask & 0x400000) == 0 { // if not omitted
+		if (zb0001Mask & 0x800000) == 0 { // if not omitted
 			// string "interval"
 			o = append(o, 0xa8, 0x69, 0x6e, 0x74, 0x65, 0x72, 0x76, 0x61, 0x6c)
 			o = msgp.AppendFloat64(o, z.Interval)
@@ -1888,7 +1901,7 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	var zb0001Mask uint8 /* 2 bits */
+	var zb0001Mask uint8 /* 3 bits */
 	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
@@ -2058,6 +2071,39 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Suppressed")
 				return
 			}
+		case "evictions":
+			var zb0004 uint32
+			zb0004, bts, err = msgp.ReadMapHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Evictions")
+				return
+			}
+			if zb0004 > zd9e37b5dlimitMaps {
+				err = msgp.ErrLimitExceeded
+				return
+			}
+			if z.Evictions == nil {
+				z.Evictions = make(map[string]uint64, zb0004)
+			} else if len(z.Evictions) > 0 {
+				clear(z.Evictions)
+			}
+			for zb0004 > 0 {
+				var za0006 uint64
+				zb0004--
+				var za0005 string
+				za0005, bts, err = msgp.ReadStringBytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Evictions")
+					return
+				}
+				za0006, bts, err = msgp.ReadUint64Bytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "Evictions", za0005)
+					return
+				}
+				z.Evictions[za0005] = za0006
+			}
+			zb0001Mask |= 0x1
 		case "spool_depth":
 			z.SpoolDepth, bts, err = msgp.ReadUint64Bytes(bts)
 			if err != nil {
@@ -2093,14 +2139,14 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
-			zb0001Mask |= 0x1
+			zb0001Mask |= 0x2
 		case "interval":
 			z.Interval, bts, err = msgp.ReadFloat64Bytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Interval")
 				return
 			}
-			zb0001Mask |= 0x2
+			zb0001Mask |= 0x4
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -2110,11 +2156,14 @@ func (z *Stats) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		}
 	}
 	// Clear omitted fields.
-	if zb0001Mask != 0x3 {
+	if zb0001Mask != 0x7 {
 		if (zb0001Mask & 0x1) == 0 {
-			z.CPUTemp = nil
+			z.Evictions = nil
 		}
 		if (zb0001Mask & 0x2) == 0 {
+			z.CPUTemp = nil
+		}
+		if (zb0001Mask & 0x4) == 0 {
 			z.Interval = 0
 		}
 	}
@@ -2138,7 +2187,14 @@ func (z *Stats) Msgsize() (s int) {
 			s += msgp.StringPrefixSize + len(za0003) + msgp.Uint64Size
 		}
 	}
-	s += 6 + msgp.Uint64Size + 14 + msgp.Uint64Size + 14 + msgp.Uint64Size + 17 + msgp.Uint64Size + 7 + z.Alerts.Msgsize() + 11 + msgp.Uint64Size + 12 + msgp.Uint64Size + 12 + msgp.Uint64Size + 10 + msgp.Uint64Size + 9
+	s += 6 + msgp.Uint64Size + 14 + msgp.Uint64Size + 14 + msgp.Uint64Size + 17 + msgp.Uint64Size + 7 + z.Alerts.Msgsize() + 11 + msgp.Uint64Size + 10 + msgp.MapHeaderSize
+	if z.Evictions != nil {
+		for za0005, za0006 := range z.Evictions {
+			_ = za0006
+			s += msgp.StringPrefixSize + len(za0005) + msgp.Uint64Size
+		}
+	}
+	s += 12 + msgp.Uint64Size + 12 + msgp.Uint64Size + 10 + msgp.Uint64Size + 9
 	if z.CPUTemp == nil {
 		s += msgp.NilSize
 	} else {

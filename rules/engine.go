@@ -95,6 +95,24 @@ type EngineStats struct {
 	MaxSeverity   policy.Severity                     // the highest severity that fired, whether reported, folded or suppressed; 0 when nothing fired
 	RateEvictions uint64                              // rate counters evicted from a full set
 	AggEvictions  uint64                              // folded alerts evicted (and reported) from a full set
+	// Evictions of the detectors' own tables.
+	SweepEvictions, BindingEvictions, OwnerEvictions, ProbeEvictions uint64
+}
+
+// Evictions are the counts of the stats message's evictions, by table;
+// tables that never evicted are left out.
+func (s EngineStats) Evictions() map[string]uint64 {
+	m := map[string]uint64{}
+	for _, t := range []struct {
+		name string
+		n    uint64
+	}{{"rate", s.RateEvictions}, {"aggregation", s.AggEvictions}, {"sweep", s.SweepEvictions},
+		{"arp_bindings", s.BindingEvictions}, {"arp_owners", s.OwnerEvictions}, {"probes", s.ProbeEvictions}} {
+		if t.n > 0 {
+			m[t.name] = t.n
+		}
+	}
+	return m
 }
 
 // Engine evaluates the rules of a policy on every decoded operation and
@@ -213,6 +231,10 @@ func (e *Engine) Stats() EngineStats {
 	s := e.stats
 	s.RateEvictions += e.rate.Evictions()
 	s.AggEvictions += e.agg.Evictions()
+	s.SweepEvictions += e.bi.sweep.Evictions()
+	s.BindingEvictions += e.bi.net.binds.Evictions()
+	s.OwnerEvictions += e.bi.net.owners.Evictions()
+	s.ProbeEvictions += e.bi.net.probes.Evictions()
 	return s
 }
 

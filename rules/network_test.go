@@ -563,3 +563,25 @@ func TestNetworkBaseline(t *testing.T) {
 		t.Errorf("engine on a baseline without a network section: %v, %+v", err, e.base)
 	}
 }
+
+// TestNetworkTablesBounded: a flood of ARP senders and probes keeps the
+// network tables at their size, and the evictions are counted.
+func TestNetworkTablesBounded(t *testing.T) {
+	rec := &recorder{}
+	e, err := NewEngine(nil, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5000 {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		e.ARP(&dpi.ARP{Time: t0.Add(time.Duration(i) * time.Millisecond), Op: 1, SenderMAC: [6]byte{2, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)},
+			EthSrc: [6]byte{2, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)}, SenderIP: ip, TargetIP: netip.MustParseAddr("10.255.0.1")})
+	}
+	st := e.Stats()
+	if e.bi.net.binds.Len() > bindingSlots || st.BindingEvictions == 0 || st.OwnerEvictions == 0 || st.ProbeEvictions == 0 {
+		t.Errorf("%d bindings; stats %+v", e.bi.net.binds.Len(), st)
+	}
+	if ev := st.Evictions(); ev["arp_bindings"] != st.BindingEvictions || ev["rate"] != 0 && st.RateEvictions == 0 {
+		t.Errorf("evictions %v", ev)
+	}
+}

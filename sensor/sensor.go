@@ -333,13 +333,13 @@ func (p *Pipeline) Replay(ctx context.Context, src capture.Source) (Summary, err
 // counters, the messages, the alerts by severity and those the alert
 // budget suppressed. The caller fills in what only it knows: uptime,
 // kernel drops, memory.
-func NewStats(c dpi.Counters, t *Tally, alerts event.Severities, suppressed uint64) *event.Stats {
+func NewStats(c dpi.Counters, t *Tally, alerts event.Severities, suppressed uint64, evictions map[string]uint64) *event.Stats {
 	st := &event.Stats{
 		Packets: c.Packets, Bytes: c.Bytes,
 		DecodeErrors: map[string]uint64{proto.Modbus.String(): t.Malformed, proto.DNP3.String(): t.DNP3.Malformed},
 		Messages:     map[string]uint64{proto.Modbus.String(): t.Messages, proto.DNP3.String(): t.DNP3.Fragments + t.DNP3.LinkFrames},
 		Flows:        c.FlowsActive, FlowsCreated: c.FlowsCreated, FlowsEvicted: c.FlowsEvicted, Reassembly: c.BufferedBytes,
-		Alerts: alerts, Suppressed: suppressed,
+		Alerts: alerts, Suppressed: suppressed, Evictions: evictions,
 	}
 	for id, n := range t.Others {
 		if n > 0 {

@@ -170,7 +170,7 @@ func TestToyEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := sensor.NewStats(sum.DPI, &sum.Messages, event.Severities{}, 0); st.Messages["toy"] != 8 {
+	if st := sensor.NewStats(sum.DPI, &sum.Messages, event.Severities{}, 0, nil); st.Messages["toy"] != 8 {
 		t.Errorf("stats count %d toy messages, want 8 (%v)", st.Messages["toy"], st.Messages)
 	}
 	if err := opsw.Err(); err != nil {

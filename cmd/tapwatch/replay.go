@@ -439,7 +439,7 @@ func writeCounts(w io.Writer, counts map[string]uint64) {
 
 // replayStats is the stats message sent at the end of a replay.
 func replayStats(s sensor.Summary, aw *alertWriter, engine *rules.Engine) *event.Stats {
-	st := sensor.NewStats(s.DPI, &s.Messages, aw.counts, engine.Suppressed())
+	st := sensor.NewStats(s.DPI, &s.Messages, aw.counts, engine.Suppressed(), engine.Stats().Evictions())
 	st.Uptime = s.Elapsed.Seconds()
 	return st
 }

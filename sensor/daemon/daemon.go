@@ -739,7 +739,7 @@ func (d *Daemon) statsOf(s snapshot, alerts event.Severities) *event.Stats {
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	st := sensor.NewStats(s.dpi, &s.tally, alerts, s.engine.Suppressed)
+	st := sensor.NewStats(s.dpi, &s.tally, alerts, s.engine.Suppressed, s.engine.Evictions())
 	st.Uptime, st.KernelDrops, st.MemBytes = time.Since(d.started).Seconds(), drops, ms.Sys
 	return st
 }
