@@ -286,11 +286,11 @@ type Stats struct {
 	// Evictions counts the entries evicted from the rule engine's full
 	// bounded tables, by table (rate, aggregation, sweep, arp_bindings,
 	// arp_owners, probes); tables that never evicted are left out.
-	Evictions map[string]uint64 `msg:"evictions,omitempty" json:"evictions,omitempty"`
-	SpoolDepth   uint64            `msg:"spool_depth" json:"spool_depth"`
-	SpoolDrops   uint64            `msg:"spool_drops" json:"spool_drops"`
-	MemBytes     uint64            `msg:"mem_bytes" json:"mem_bytes"`                   // memory obtained from the OS by the Go runtime
-	CPUTemp      *float64          `msg:"cpu_temp,omitempty" json:"cpu_temp,omitempty"` // °C, where the board has a sensor
+	Evictions  map[string]uint64 `msg:"evictions,omitempty" json:"evictions,omitempty"`
+	SpoolDepth uint64            `msg:"spool_depth" json:"spool_depth"`
+	SpoolDrops uint64            `msg:"spool_drops" json:"spool_drops"`
+	MemBytes   uint64            `msg:"mem_bytes" json:"mem_bytes"`                   // memory obtained from the OS by the Go runtime
+	CPUTemp    *float64          `msg:"cpu_temp,omitempty" json:"cpu_temp,omitempty"` // °C, where the board has a sensor
 	// Interval is how often the sensor sends stats, in seconds: the next
 	// is due this long after this one. Left out when none is to follow
 	// (the last stats of a clean stop, replay's), so that a consumer can
