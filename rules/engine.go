@@ -124,6 +124,7 @@ type Engine struct {
 	policy  *policy.Policy
 	sink    AlertSink
 	ads     *Adapters // by protocol
+	links   []*compiled // the rules about links, among rules
 	opts    EngineOptions
 	window  int64 // ns
 	rules   []compiled
@@ -201,6 +202,12 @@ func NewEngine(p *policy.Policy, sink AlertSink, opts EngineOptions) (*Engine, e
 		e.rules = append(e.rules, *compileRule(r, int32(len(e.rules)), e.ads))
 	}
 	for i := range e.rules {
+		if e.rules[i].rule.When.Link() {
+			// A rule about links is checked at each flow's first
+			// payload (links.go), not on messages.
+			e.links = append(e.links, &e.rules[i])
+			continue
+		}
 		e.ix.add(&e.rules[i])
 	}
 	e.cache = make([]cacheEntry, cacheSlots)

@@ -80,6 +80,9 @@ func (e *Engine) FlowData(f *dpi.Flow, t time.Time) {
 		b.ot.add(c, t.UnixNano())
 		b.ot.add(s, t.UnixNano())
 	}
+	if len(e.links) > 0 {
+		e.checkLinks(f, t)
+	}
 	var nb *netBase
 	if e.base != nil {
 		nb = e.base.net

@@ -585,3 +585,68 @@ func TestNetworkTablesBounded(t *testing.T) {
 		t.Errorf("evictions %v", ev)
 	}
 }
+
+// TestLinkRulesFire: rules about links fire once per flow that matches
+// them, and not on flows their unless exempts or that do not match.
+func TestLinkRulesFire(t *testing.T) {
+	hmi, eng, plc, rogue := host(10), host(30), host(20), host(66)
+	at := func(e pcapgen.Endpoint, port uint16) pcapgen.Endpoint { e.Port = port; return e }
+	const pol = `
+assets:
+  hmi: {ip: 10.10.1.10}
+  eng: {ip: 10.10.1.30}
+  plcs: {cidr: 10.10.1.16/28}
+rules:
+  - id: only-hmi-and-eng-to-plcs
+    when: {dst: plcs, service: any}
+    unless: {src: [hmi, eng]}
+    severity: high
+  - id: no-smb-to-plcs
+    when: {dst: plcs, service: [smb, netbios_ssn]}
+`
+	var buf bytes.Buffer
+	w, err := pcapgen.NewWriter(&buf, pcapgen.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []func() error{
+		func() error { return modbusPoll(w, hmi, plc) },                                                          // allowed
+		func() error { return session(w, at(eng, 50001), at(plc, 445), smbNegotiate, nil) },                      // no-smb-to-plcs
+		func() error { return session(w, at(rogue, 50002), at(plc, 80), []byte("GET / HTTP/1.0\r\n\r\n"), nil) }, // only-hmi…
+		func() error {
+			return session(w, at(rogue, 50003), at(host(80), 80), []byte("GET / HTTP/1.0\r\n\r\n"), nil)
+		}, // not to a PLC
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse([]byte(pol), "links.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	e, err := NewEngine(p, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := capture.NewFile(&buf, "links.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sensor.Replay(context.Background(), src, sensor.Options{Rules: e}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range rec.alerts {
+		if a.Category == "policy" {
+			got = append(got, a.Rule+" "+a.Src.Addr().String()+">"+a.Dst.String())
+		}
+	}
+	if want := "no-smb-to-plcs 10.10.1.30>10.10.1.20:445,only-hmi-and-eng-to-plcs 10.10.1.66>10.10.1.20:80"; strings.Join(got, ",") != want {
+		t.Errorf("rule alerts %v, want %s (all: %v)", got, want, rec.rules())
+	}
+}

@@ -114,3 +114,53 @@ baseline:
 		}
 	}
 }
+
+// TestLinkRules: a rule with service or port is about links; it reads and
+// formats back, and fields of messages, rates and values are refused
+// with it.
+func TestLinkRules(t *testing.T) {
+	const in = `assets:
+  hmi: {ip: 10.10.1.10}
+  eng: {ip: 10.10.1.30}
+  plcs: {cidr: 10.10.2.0/24}
+rules:
+  - id: only-hmi-and-eng-to-plcs
+    when: {dst: plcs, service: any}
+    unless: {src: [hmi, eng]}
+  - id: no-smb-to-plcs
+    when: {dst: plcs, service: [smb, netbios_ssn], port: [tcp/445, tcp/139]}
+`
+	p, err := Parse([]byte(in), "l.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := p.Rules[0].When; !w.Link() || !w.AnyService || p.Rules[0].Unless[0].Link() {
+		t.Errorf("rule 0: %+v", p.Rules[0])
+	}
+	if w := p.Rules[1].When; len(w.Services) != 2 || len(w.Ports) != 2 || w.Ports[1] != (Port{Port: 139}) {
+		t.Errorf("rule 1: %+v", w)
+	}
+	var out strings.Builder
+	p.Format(&out)
+	for _, w := range []string{"when: {dst: plcs, service: any}", "when: {dst: plcs, service: [smb, netbios_ssn], port: [tcp/445, tcp/139]}"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("formatted policy lacks %q:\n%s", w, out.String())
+		}
+	}
+	if _, err := Parse([]byte(out.String()), "again.yaml"); err != nil {
+		t.Errorf("does not read back: %v", err)
+	}
+	for _, c := range []struct{ yaml, want string }{
+		{"rules:\n  - id: x\n    when: {service: smb, fc: 5}\n", "fc is a field of messages, but service and port make this a match of links"},
+		{"rules:\n  - id: x\n    when: {service: smbb}\n", `"smbb" is not a service (did you mean smb?)`},
+		{"rules:\n  - id: x\n    when: {port: 445}\n", `"445" is not a port like tcp/502 or udp/123`},
+		{"rules:\n  - id: x\n    when: {service: rdp}\n    rate: {max: 1, per: 1s}\n", "a rule about links (service, port) fires once per flow: it takes no rate or value"},
+		{"rules:\n  - id: x\n    when: {service: rdp}\n    unless: {proto: modbus}\n", "matches messages, but the rule's when matches links (service, port): it can never apply"},
+		{"rules:\n  - id: x\n    when: {proto: modbus}\n    unless: {service: rdp}\n", "matches links (service, port), but the rule's when matches messages: it can never apply"},
+	} {
+		_, err := Parse([]byte(c.yaml), "l.yaml")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.yaml, err, c.want)
+		}
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/dpi/service"
 	"github.com/tapwatch/tapwatch/internal/yamlpos"
 )
 
@@ -327,13 +328,44 @@ type Match struct {
 	Addr    Ranges     // Modbus addresses, 0-based as on the wire
 	Groups  []GroupVar // DNP3 object groups
 	Points  Ranges     // DNP3 point indexes
+	// A match with services or ports is about links, not messages: a
+	// client (src) talking to a port of a server (dst), at the first
+	// payload of each flow. AnyService (service: any) matches every link.
+	Services   []service.ID
+	AnyService bool
+	Ports      []Port
+}
+
+// Port is a transport and port of a link match: tcp/445, udp/161.
+type Port struct {
+	UDP  bool
+	Port uint16
+}
+
+// Link reports whether m is about links (service or port) rather than
+// messages.
+func (m *Match) Link() bool { return len(m.Services) > 0 || m.AnyService || len(m.Ports) > 0 }
+
+// messageFields names the fields set that only messages have.
+func (m *Match) messageFields() []string {
+	var f []string
+	if m.Proto != 0 {
+		f = append(f, "proto")
+	}
+	if m.Ops != 0 {
+		f = append(f, "op")
+	}
+	if !m.FC.Any() {
+		f = append(f, "fc")
+	}
+	return append(append(f, m.modbusOnly()...), m.dnp3Only()...)
 }
 
 // Empty reports whether the match has no condition at all.
 func (m *Match) Empty() bool {
 	return m.Proto == 0 && len(m.Src) == 0 && len(m.Dst) == 0 && m.Units.Empty() &&
 		len(m.LinkSrc) == 0 && len(m.LinkDst) == 0 && m.Ops == 0 && m.FC.Any() &&
-		m.Tables == 0 && len(m.Addr) == 0 && len(m.Groups) == 0 && len(m.Points) == 0
+		m.Tables == 0 && len(m.Addr) == 0 && len(m.Groups) == 0 && len(m.Points) == 0 && !m.Link()
 }
 
 // modbusOnly and dnp3Only name the fields set that belong to one protocol.
@@ -1219,7 +1251,7 @@ func (d *decoder) bounds(n *node, path string) *Bounds {
 	return b
 }
 
-var matchFields = []string{"proto", "src", "dst", "link_src", "link_dst", "unit", "op", "fc", "table", "addr", "group", "points"}
+var matchFields = []string{"proto", "src", "dst", "link_src", "link_dst", "unit", "op", "fc", "table", "addr", "group", "points", "service", "port"}
 
 // proto reads a protocol name: modbus, dnp3, or the name of another
 // protocol a decoder registered (proto.New).
@@ -1294,6 +1326,38 @@ func (d *decoder) match(n *node, path string) Match {
 	}
 	if e, ok := f["points"]; ok {
 		m.Points = d.ranges(e.val, path+".points", "a DNP3 point index", math.MaxUint32)
+	}
+	if e, ok := f["service"]; ok {
+		for _, it := range d.list(e.val, path+".service", "a service name") {
+			s := strings.TrimSpace(it.text)
+			if s == "any" {
+				m.AnyService = true
+				continue
+			}
+			id, ok := service.Lookup(s)
+			if !ok {
+				d.errorf(it.pos, path+".service", "%q is not a service%s", s, yamlpos.Choices(s, append(service.Names(), "any")))
+				continue
+			}
+			m.Services = append(m.Services, id)
+		}
+	}
+	if e, ok := f["port"]; ok {
+		for i, it := range d.list(e.val, path+".port", "a port like tcp/445") {
+			udp, p := d.port(it, fmt.Sprintf("%s.port[%d]", path, i))
+			if p != 0 {
+				m.Ports = append(m.Ports, Port{UDP: udp, Port: p})
+			}
+		}
+	}
+	if m.Link() {
+		for _, k := range matchFields {
+			if e, ok := f[k]; ok && k != "src" && k != "dst" && k != "service" && k != "port" {
+				d.errorf(e.pos, yamlpos.Field(path, k), "%s is a field of messages, but service and port make this a match of links, which have src, dst, service and port only", k)
+				break
+			}
+		}
+		return m
 	}
 	// Fields of one protocol imply it, so that the engine indexes the rule
 	// under it and Format says so.
@@ -1647,6 +1711,9 @@ func (v *validator) rule(i int, r *Rule, ruleAt map[string]int) {
 			continue
 		}
 		v.match(up, u)
+		if u.Link() != r.When.Link() && (u.Link() || len(u.messageFields()) > 0) {
+			v.errorf(up, up, "matches %s, but the rule's when matches %s: it can never apply", linkOrMessages(u), linkOrMessages(&r.When))
+		}
 		if u.Proto != 0 && r.When.Proto != 0 && u.Proto != r.When.Proto {
 			v.errorf(up, up, "is about %s, but the rule is about %s: it can never apply", u.Proto.Title(), r.When.Proto.Title())
 		}
@@ -1670,12 +1737,23 @@ func (v *validator) rule(i int, r *Rule, ruleAt map[string]int) {
 	if r.Rate != nil {
 		v.rate(path+".rate", r.Rate)
 	}
+	if r.When.Link() && (r.Rate != nil || r.Value != nil) {
+		v.errorf(path, path, "a rule about links (service, port) fires once per flow: it takes no rate or value")
+	}
 	v.severity(path+".severity", r.Severity)
 	for j, t := range r.Attack {
 		if !techniquePattern.MatchString(t) {
 			v.errorf(path+".attack", fmt.Sprintf("%s.attack[%d]", path, j), "%q is not an ATT&CK for ICS technique id (T0 and three digits, like T0855)", t)
 		}
 	}
+}
+
+// linkOrMessages says what a match is about.
+func linkOrMessages(m *Match) string {
+	if m.Link() {
+		return "links (service, port)"
+	}
+	return "messages"
 }
 
 func (v *validator) match(path string, m *Match) {
@@ -1942,6 +2020,23 @@ func formatMatch(m *Match) string {
 	}
 	if len(m.Points) > 0 {
 		f = append(f, "points: "+flowList(RangeTerms(m.Points)))
+	}
+	if m.AnyService || len(m.Services) > 0 {
+		var ss []string
+		if m.AnyService {
+			ss = append(ss, "any")
+		}
+		for _, s := range m.Services {
+			ss = append(ss, s.String())
+		}
+		f = append(f, "service: "+flowList(ss))
+	}
+	if len(m.Ports) > 0 {
+		ps := make([]string, len(m.Ports))
+		for i, p := range m.Ports {
+			ps[i] = PortText(p.UDP, p.Port)
+		}
+		f = append(f, "port: "+flowList(ps))
 	}
 	return "{" + strings.Join(f, ", ") + "}"
 }
