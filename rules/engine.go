@@ -123,7 +123,7 @@ type Engine struct {
 	flowOp  Op // the op NewFlow makes for a conversation that is not Modbus or DNP3
 	policy  *policy.Policy
 	sink    AlertSink
-	ads     *Adapters // by protocol
+	ads     *Adapters   // by protocol
 	links   []*compiled // the rules about links, among rules
 	opts    EngineOptions
 	window  int64 // ns
