@@ -77,6 +77,9 @@ type Endpoint struct {
 	IP   string `msg:"ip" json:"ip"`
 	Port uint16 `msg:"port" json:"port"`
 	MAC  string `msg:"mac,omitempty" json:"mac,omitempty"`
+	// Asset is the name the policy (or the learned baseline, whose names
+	// give the role: plc-10-10-1-20) has for the address; empty when none.
+	Asset string `msg:"asset,omitempty" json:"asset,omitempty"`
 }
 
 // Range is a Modbus address range or a DNP3 point index range, both ends

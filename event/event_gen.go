@@ -143,30 +143,10 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 			if z.Src == nil {
 				o = msgp.AppendNil(o)
 			} else {
-				// check for omitted fields
-				zb0002Len := uint32(3)
-				var zb0002Mask uint8 /* 3 bits */
-				_ = zb0002Mask
-				if z.Src.MAC == "" {
-					zb0002Len--
-					zb0002Mask |= 0x4
-				}
-				// variable map header, size zb0002Len
-				o = append(o, 0x80|uint8(zb0002Len))
-
-				// skip if no fields are to be emitted
-				if zb0002Len != 0 {
-					// string "ip"
-					o = append(o, 0xa2, 0x69, 0x70)
-					o = msgp.AppendString(o, z.Src.IP)
-					// string "port"
-					o = append(o, 0xa4, 0x70, 0x6f, 0x72, 0x74)
-					o = msgp.AppendUint16(o, z.Src.Port)
-					if (zb0002Mask & 0x4) == 0 { // if not omitted
-						// string "mac"
-						o = append(o, 0xa3, 0x6d, 0x61, 0x63)
-						o = msgp.AppendString(o, z.Src.MAC)
-					}
+				o, err = z.Src.MarshalMsg(o)
+				if err != nil {
+					err = msgp.WrapError(err, "Src")
+					return
 				}
 			}
 		}
@@ -176,30 +156,10 @@ func (z *Alert) MarshalMsg(b []byte) (o []byte, err error) {
 			if z.Dst == nil {
 				o = msgp.AppendNil(o)
 			} else {
-				// check for omitted fields
-				zb0003Len := uint32(3)
-				var zb0003Mask uint8 /* 3 bits */
-				_ = zb0003Mask
-				if z.Dst.MAC == "" {
-					zb0003Len--
-					zb0003Mask |= 0x4
-				}
-				// variable map header, size zb0003Len
-				o = append(o, 0x80|uint8(zb0003Len))
-
-				// skip if no fields are to be emitted
-				if zb0003Len != 0 {
-					// string "ip"
-					o = append(o, 0xa2, 0x69, 0x70)
-					o = msgp.AppendString(o, z.Dst.IP)
-					// string "port"
-					o = append(o, 0xa4, 0x70, 0x6f, 0x72, 0x74)
-					o = msgp.AppendUint16(o, z.Dst.Port)
-					if (zb0003Mask & 0x4) == 0 { // if not omitted
-						// string "mac"
-						o = append(o, 0xa3, 0x6d, 0x61, 0x63)
-						o = msgp.AppendString(o, z.Dst.MAC)
-					}
+				o, err = z.Dst.MarshalMsg(o)
+				if err != nil {
+					err = msgp.WrapError(err, "Dst")
+					return
 				}
 			}
 		}
@@ -446,58 +406,11 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				if z.Src == nil {
 					z.Src = new(Endpoint)
 				}
-				var zb0003 uint32
-				zb0003, bts, err = msgp.ReadMapHeaderBytes(bts)
+				bts, err = z.Src.UnmarshalMsg(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Src")
 					return
 				}
-				if zb0003 > zd9e37b5dlimitMaps {
-					err = msgp.ErrLimitExceeded
-					return
-				}
-				var zb0003Mask uint8 /* 1 bits */
-				_ = zb0003Mask
-				for zb0003 > 0 {
-					zb0003--
-					field, bts, err = msgp.ReadMapKeyZC(bts)
-					if err != nil {
-						err = msgp.WrapError(err, "Src")
-						return
-					}
-					switch msgp.UnsafeString(field) {
-					case "ip":
-						z.Src.IP, bts, err = msgp.ReadStringBytes(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Src", "IP")
-							return
-						}
-					case "port":
-						z.Src.Port, bts, err = msgp.ReadUint16Bytes(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Src", "Port")
-							return
-						}
-					case "mac":
-						z.Src.MAC, bts, err = msgp.ReadStringBytes(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Src", "MAC")
-							return
-						}
-						zb0003Mask |= 0x1
-					default:
-						bts, err = msgp.Skip(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Src")
-							return
-						}
-					}
-				}
-				// Clear omitted fields.
-				if (zb0003Mask & 0x1) == 0 {
-					z.Src.MAC = ""
-				}
-
 			}
 			zb0001Mask |= 0x4
 		case "dst":
@@ -511,58 +424,11 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				if z.Dst == nil {
 					z.Dst = new(Endpoint)
 				}
-				var zb0004 uint32
-				zb0004, bts, err = msgp.ReadMapHeaderBytes(bts)
+				bts, err = z.Dst.UnmarshalMsg(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Dst")
 					return
 				}
-				if zb0004 > zd9e37b5dlimitMaps {
-					err = msgp.ErrLimitExceeded
-					return
-				}
-				var zb0004Mask uint8 /* 1 bits */
-				_ = zb0004Mask
-				for zb0004 > 0 {
-					zb0004--
-					field, bts, err = msgp.ReadMapKeyZC(bts)
-					if err != nil {
-						err = msgp.WrapError(err, "Dst")
-						return
-					}
-					switch msgp.UnsafeString(field) {
-					case "ip":
-						z.Dst.IP, bts, err = msgp.ReadStringBytes(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Dst", "IP")
-							return
-						}
-					case "port":
-						z.Dst.Port, bts, err = msgp.ReadUint16Bytes(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Dst", "Port")
-							return
-						}
-					case "mac":
-						z.Dst.MAC, bts, err = msgp.ReadStringBytes(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Dst", "MAC")
-							return
-						}
-						zb0004Mask |= 0x1
-					default:
-						bts, err = msgp.Skip(bts)
-						if err != nil {
-							err = msgp.WrapError(err, "Dst")
-							return
-						}
-					}
-				}
-				// Clear omitted fields.
-				if (zb0004Mask & 0x1) == 0 {
-					z.Dst.MAC = ""
-				}
-
 			}
 			zb0001Mask |= 0x8
 		case "vlan":
@@ -652,20 +518,20 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			}
 			zb0001Mask |= 0x200
 		case "fcs":
-			var zb0005 uint32
-			zb0005, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			var zb0003 uint32
+			zb0003, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "FCs")
 				return
 			}
-			if zb0005 > zd9e37b5dlimitArrays {
+			if zb0003 > zd9e37b5dlimitArrays {
 				err = msgp.ErrLimitExceeded
 				return
 			}
-			if cap(z.FCs) >= int(zb0005) {
-				z.FCs = (z.FCs)[:zb0005]
+			if cap(z.FCs) >= int(zb0003) {
+				z.FCs = (z.FCs)[:zb0003]
 			} else {
-				z.FCs = make([]uint16, zb0005)
+				z.FCs = make([]uint16, zb0003)
 			}
 			for za0002 := range z.FCs {
 				z.FCs[za0002], bts, err = msgp.ReadUint16Bytes(bts)
@@ -686,18 +552,18 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				if z.Addr == nil {
 					z.Addr = new(Range)
 				}
-				var zb0006 uint32
-				zb0006, bts, err = msgp.ReadMapHeaderBytes(bts)
+				var zb0004 uint32
+				zb0004, bts, err = msgp.ReadMapHeaderBytes(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Addr")
 					return
 				}
-				if zb0006 > zd9e37b5dlimitMaps {
+				if zb0004 > zd9e37b5dlimitMaps {
 					err = msgp.ErrLimitExceeded
 					return
 				}
-				for zb0006 > 0 {
-					zb0006--
+				for zb0004 > 0 {
+					zb0004--
 					field, bts, err = msgp.ReadMapKeyZC(bts)
 					if err != nil {
 						err = msgp.WrapError(err, "Addr")
@@ -727,20 +593,20 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			}
 			zb0001Mask |= 0x800
 		case "values":
-			var zb0007 uint32
-			zb0007, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			var zb0005 uint32
+			zb0005, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Values")
 				return
 			}
-			if zb0007 > zd9e37b5dlimitArrays {
+			if zb0005 > zd9e37b5dlimitArrays {
 				err = msgp.ErrLimitExceeded
 				return
 			}
-			if cap(z.Values) >= int(zb0007) {
-				z.Values = (z.Values)[:zb0007]
+			if cap(z.Values) >= int(zb0005) {
+				z.Values = (z.Values)[:zb0005]
 			} else {
-				z.Values = make(Values, zb0007)
+				z.Values = make(Values, zb0005)
 			}
 			for za0003 := range z.Values {
 				z.Values[za0003], bts, err = msgp.ReadFloat64Bytes(bts)
@@ -784,30 +650,30 @@ func (z *Alert) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			zb0001Mask |= 0x4000
 		case "evidence":
 			{
-				var zb0008 []byte
-				var zb0009 uint32
-				zb0009, bts, err = msgp.ReadBytesHeader(bts)
+				var zb0006 []byte
+				var zb0007 uint32
+				zb0007, bts, err = msgp.ReadBytesHeader(bts)
 				if err != nil {
 					err = msgp.WrapError(err, "Evidence")
 					return
 				}
-				if zb0009 > zd9e37b5dlimitArrays {
+				if zb0007 > zd9e37b5dlimitArrays {
 					err = msgp.ErrLimitExceeded
 					return
 				}
-				zb0008 = []byte(z.Evidence)
-				if zb0008 == nil || uint32(cap(zb0008)) < zb0009 {
-					zb0008 = make([]byte, zb0009)
+				zb0006 = []byte(z.Evidence)
+				if zb0006 == nil || uint32(cap(zb0006)) < zb0007 {
+					zb0006 = make([]byte, zb0007)
 				} else {
-					zb0008 = zb0008[:zb0009]
+					zb0006 = zb0006[:zb0007]
 				}
-				if uint32(len(bts)) < zb0009 {
+				if uint32(len(bts)) < zb0007 {
 					err = msgp.ErrShortBytes
 					return
 				}
-				copy(zb0008, bts[:zb0009])
-				bts = bts[zb0009:]
-				z.Evidence = Hex(zb0008)
+				copy(zb0006, bts[:zb0007])
+				bts = bts[zb0007:]
+				z.Evidence = Hex(zb0006)
 			}
 			zb0001Mask |= 0x8000
 		default:
@@ -883,13 +749,13 @@ func (z *Alert) Msgsize() (s int) {
 	if z.Src == nil {
 		s += msgp.NilSize
 	} else {
-		s += 1 + 3 + msgp.StringPrefixSize + len(z.Src.IP) + 5 + msgp.Uint16Size + 4 + msgp.StringPrefixSize + len(z.Src.MAC)
+		s += z.Src.Msgsize()
 	}
 	s += 4
 	if z.Dst == nil {
 		s += msgp.NilSize
 	} else {
-		s += 1 + 3 + msgp.StringPrefixSize + len(z.Dst.IP) + 5 + msgp.Uint16Size + 4 + msgp.StringPrefixSize + len(z.Dst.MAC)
+		s += z.Dst.Msgsize()
 	}
 	s += 5 + msgp.Uint16Size + 5
 	if z.Unit == nil {
@@ -1288,15 +1154,19 @@ func (z *Asset) Msgsize() (s int) {
 }
 
 // MarshalMsg implements msgp.Marshaler
-func (z Endpoint) MarshalMsg(b []byte) (o []byte, err error) {
+func (z *Endpoint) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(3)
-	var zb0001Mask uint8 /* 3 bits */
+	zb0001Len := uint32(4)
+	var zb0001Mask uint8 /* 4 bits */
 	_ = zb0001Mask
 	if z.MAC == "" {
 		zb0001Len--
 		zb0001Mask |= 0x4
+	}
+	if z.Asset == "" {
+		zb0001Len--
+		zb0001Mask |= 0x8
 	}
 	// variable map header, size zb0001Len
 	o = append(o, 0x80|uint8(zb0001Len))
@@ -1313,6 +1183,11 @@ func (z Endpoint) MarshalMsg(b []byte) (o []byte, err error) {
 			// string "mac"
 			o = append(o, 0xa3, 0x6d, 0x61, 0x63)
 			o = msgp.AppendString(o, z.MAC)
+		}
+		if (zb0001Mask & 0x8) == 0 { // if not omitted
+			// string "asset"
+			o = append(o, 0xa5, 0x61, 0x73, 0x73, 0x65, 0x74)
+			o = msgp.AppendString(o, z.Asset)
 		}
 	}
 	return
@@ -1332,7 +1207,7 @@ func (z *Endpoint) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	var zb0001Mask uint8 /* 1 bits */
+	var zb0001Mask uint8 /* 2 bits */
 	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
@@ -1361,6 +1236,13 @@ func (z *Endpoint) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				return
 			}
 			zb0001Mask |= 0x1
+		case "asset":
+			z.Asset, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Asset")
+				return
+			}
+			zb0001Mask |= 0x2
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1370,17 +1252,21 @@ func (z *Endpoint) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		}
 	}
 	// Clear omitted fields.
-	if (zb0001Mask & 0x1) == 0 {
-		z.MAC = ""
+	if zb0001Mask != 0x3 {
+		if (zb0001Mask & 0x1) == 0 {
+			z.MAC = ""
+		}
+		if (zb0001Mask & 0x2) == 0 {
+			z.Asset = ""
+		}
 	}
-
 	o = bts
 	return
 }
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
-func (z Endpoint) Msgsize() (s int) {
-	s = 1 + 3 + msgp.StringPrefixSize + len(z.IP) + 5 + msgp.Uint16Size + 4 + msgp.StringPrefixSize + len(z.MAC)
+func (z *Endpoint) Msgsize() (s int) {
+	s = 1 + 3 + msgp.StringPrefixSize + len(z.IP) + 5 + msgp.Uint16Size + 4 + msgp.StringPrefixSize + len(z.MAC) + 6 + msgp.StringPrefixSize + len(z.Asset)
 	return
 }
 

@@ -117,6 +117,9 @@ func (e *Endpoint) appendJSON(b []byte) []byte {
 	if e.MAC != "" {
 		b = appendString(appendKey(b, "mac"), e.MAC)
 	}
+	if e.Asset != "" {
+		b = appendString(appendKey(b, "asset"), e.Asset)
+	}
 	return append(b, '}')
 }
 

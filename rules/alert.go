@@ -3,6 +3,7 @@ package rules
 import (
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -57,6 +58,8 @@ type Alert struct {
 	Src, Dst       netip.AddrPort // sender and receiver of the message that fired
 	SrcMAC, DstMAC [6]byte
 	VLAN           uint16
+	// The names the policy's assets give Src and Dst; empty when none.
+	SrcAsset, DstAsset string
 
 	Unit             uint8  // Modbus
 	LinkSrc, LinkDst uint16 // DNP3
@@ -106,4 +109,48 @@ func formatBounds(bd *policy.Bounds) string {
 // formatRate writes a rate as the limit it sets.
 func formatRate(r *policy.Rate) string {
 	return "at most " + strconv.FormatUint(uint64(r.Max), 10) + " per " + policy.FormatDuration(r.Per)
+}
+
+// assetNames finds the name the policy's assets give an address: the
+// asset with that one address, else the one with the narrowest network
+// holding it (the first listed, between equals).
+type assetNames struct {
+	ips  map[netip.Addr]string
+	nets []assetNet // narrowest first
+}
+
+type assetNet struct {
+	pf   netip.Prefix
+	name string
+}
+
+func newAssetNames(p *policy.Policy) assetNames {
+	n := assetNames{ips: map[netip.Addr]string{}}
+	for _, a := range p.Assets {
+		for _, pf := range a.Prefixes {
+			if pf.IsSingleIP() {
+				if _, dup := n.ips[pf.Addr().Unmap()]; !dup {
+					n.ips[pf.Addr().Unmap()] = a.Name
+				}
+			} else {
+				n.nets = append(n.nets, assetNet{pf, a.Name})
+			}
+		}
+	}
+	slices.SortStableFunc(n.nets, func(x, y assetNet) int { return y.pf.Bits() - x.pf.Bits() })
+	return n
+}
+
+// of is the name of a, or "".
+func (n *assetNames) of(a netip.Addr) string {
+	a = a.Unmap()
+	if name, ok := n.ips[a]; ok {
+		return name
+	}
+	for _, x := range n.nets {
+		if x.pf.Contains(a) {
+			return x.name
+		}
+	}
+	return ""
 }

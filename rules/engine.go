@@ -125,6 +125,7 @@ type Engine struct {
 	sink    AlertSink
 	ads     *Adapters   // by protocol
 	links   []*compiled // the rules about links, among rules
+	names   assetNames  // the policy's names of addresses, for alerts
 	opts    EngineOptions
 	window  int64 // ns
 	rules   []compiled
@@ -194,6 +195,7 @@ func NewEngine(p *policy.Policy, sink AlertSink, opts EngineOptions) (*Engine, e
 	}
 	e := &Engine{policy: p, sink: sink, opts: opts, window: int64(opts.Window), seed: rand.Uint64(), ads: NewAdapters(opts.Adapters...)}
 	e.sweepStep = min(int64(time.Second), e.window/2)
+	e.names = newAssetNames(p)
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		if !r.Enabled {
@@ -698,6 +700,7 @@ func (e *Engine) newAlert(c *compiled, op *Op, isValue bool, f finding) *Alert {
 		ID: e.newID(), Rule: r.ID, Severity: r.Severity, Category: CategoryPolicy, Title: r.Name, Attack: r.Attack,
 		Proto: op.Proto, Src: op.Src, Dst: op.Dst, FC: op.FC, Expected: c.expected,
 		Count: 1, First: op.Time, Last: op.Time, Frame: op.Frame,
+		SrcAsset: e.names.of(op.Src.Addr()), DstAsset: e.names.of(op.Dst.Addr()),
 	}
 	if isBaselineIdx(c.idx) {
 		a.Category, a.Title, a.Expected = CategoryBaseline, e.base.title, e.base.expected

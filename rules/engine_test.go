@@ -347,7 +347,7 @@ func TestAlertFields(t *testing.T) {
 	}
 	a := rec.alerts[0]
 	want := `{"id":1,"rule":"pump3","severity":"critical","category":"policy","title":"Pump-3 speed setpoint","attack":["T0836","T0855"],` +
-		`"proto":"modbus","transport":"tcp","src":{"ip":"10.10.1.99","port":50002,"mac":"02:00:00:00:00:01"},"dst":{"ip":"10.10.1.21","port":502,"mac":"02:00:00:00:00:02"},` +
+		`"proto":"modbus","transport":"tcp","src":{"ip":"10.10.1.99","port":50002,"mac":"02:00:00:00:00:01"},"dst":{"ip":"10.10.1.21","port":502,"mac":"02:00:00:00:00:02","asset":"plc2"},` +
 		`"unit":3,"fc":16,"fc_name":"write_multiple_registers","addr":{"lo":5,"hi":5},"values":[500],"expected":"100..200","count":1,` +
 		`"first":"2025-03-01T08:00:00.000000000Z","last":"2025-03-01T08:00:00.000000000Z","frame":7,"evidence":"1000040004"}`
 	if got := alertJSON(a); got != want {

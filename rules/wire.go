@@ -27,6 +27,12 @@ func (a *Alert) Event() *event.Alert {
 		ev.FCs = append(ev.FCs, uint16(fc))
 	}
 	ev.Src, ev.Dst = endpoint(a.Src, a.SrcMAC), endpoint(a.Dst, a.DstMAC)
+	if ev.Src != nil {
+		ev.Src.Asset = a.SrcAsset
+	}
+	if ev.Dst != nil {
+		ev.Dst.Asset = a.DstAsset
+	}
 	if ad := a.adapter(); ad != nil {
 		ad.Wire(ev, a)
 	}

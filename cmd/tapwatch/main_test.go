@@ -1138,7 +1138,7 @@ func TestReplayPolicy(t *testing.T) {
 			"attack": []any{"T0855"}, "proto": "modbus", "unit": 1.0, "fc": 16.0, "fc_name": "write_multiple_registers",
 			"addr": map[string]any{"lo": 4.0, "hi": 6.0}, "values": []any{7.0, 500.0, 8.0}, "count": 1.0,
 			"src":      map[string]any{"ip": "10.10.1.99", "port": 51000.0, "mac": "02:00:00:00:00:99"},
-			"dst":      map[string]any{"ip": "10.10.1.20", "port": 502.0, "mac": "02:00:00:00:00:20"},
+			"dst":      map[string]any{"ip": "10.10.1.20", "port": 502.0, "mac": "02:00:00:00:00:20", "asset": "plc"},
 			"evidence": "100004000306000701f40008"},
 		{"id": 2.0, "rule": "pump3-setpoint", "severity": "critical", "attack": []any{"T0836"},
 			"addr": map[string]any{"lo": 5.0, "hi": 5.0}, "values": []any{500.0}, "expected": "100..200", "count": 1.0},
