@@ -251,10 +251,13 @@ type Asset struct {
 	Seq    uint64    `msg:"seq" json:"seq"`
 	TS     time.Time `msg:"ts" json:"ts"`
 
-	IP          string    `msg:"ip" json:"ip"`
-	MAC         string    `msg:"mac,omitempty" json:"mac,omitempty"`
-	Roles       []string  `msg:"roles" json:"roles"` // master, slave (Modbus server), outstation
-	Protocols   []string  `msg:"protocols" json:"protocols"`
+	IP        string   `msg:"ip" json:"ip"`
+	MAC       string   `msg:"mac,omitempty" json:"mac,omitempty"`
+	Roles     []string `msg:"roles" json:"roles"` // master, slave (Modbus server), outstation
+	Protocols []string `msg:"protocols" json:"protocols"`
+	// Services are the services the host serves, as "tcp/502 modbus",
+	// "udp/161 snmp", "tcp/7145 tls"; at most 32.
+	Services    []string  `msg:"services,omitempty" json:"services,omitempty"`
 	ModbusUnits []uint8   `msg:"modbus_units,omitempty" json:"modbus_units,omitempty"`
 	DNP3Addrs   []uint16  `msg:"dnp3_addrs,omitempty" json:"dnp3_addrs,omitempty"`
 	FirstSeen   time.Time `msg:"first_seen" json:"first_seen"`

@@ -795,32 +795,36 @@ func (z *Alert) Msgsize() (s int) {
 func (z *Asset) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(17)
-	var zb0001Mask uint32 /* 17 bits */
+	zb0001Len := uint32(18)
+	var zb0001Mask uint32 /* 18 bits */
 	_ = zb0001Mask
 	if z.MAC == "" {
 		zb0001Len--
 		zb0001Mask |= 0x80
 	}
-	if z.ModbusUnits == nil {
+	if z.Services == nil {
 		zb0001Len--
 		zb0001Mask |= 0x400
 	}
-	if z.DNP3Addrs == nil {
+	if z.ModbusUnits == nil {
 		zb0001Len--
 		zb0001Mask |= 0x800
 	}
-	if z.Vendor == "" {
+	if z.DNP3Addrs == nil {
 		zb0001Len--
-		zb0001Mask |= 0x4000
+		zb0001Mask |= 0x1000
 	}
-	if z.Product == "" {
+	if z.Vendor == "" {
 		zb0001Len--
 		zb0001Mask |= 0x8000
 	}
-	if z.Revision == "" {
+	if z.Product == "" {
 		zb0001Len--
 		zb0001Mask |= 0x10000
+	}
+	if z.Revision == "" {
+		zb0001Len--
+		zb0001Mask |= 0x20000
 	}
 	// variable map header, size zb0001Len
 	o = msgp.AppendMapHeader(o, zb0001Len)
@@ -866,19 +870,27 @@ func (z *Asset) MarshalMsg(b []byte) (o []byte, err error) {
 			o = msgp.AppendString(o, z.Protocols[za0002])
 		}
 		if (zb0001Mask & 0x400) == 0 { // if not omitted
-			// string "modbus_units"
-			o = append(o, 0xac, 0x6d, 0x6f, 0x64, 0x62, 0x75, 0x73, 0x5f, 0x75, 0x6e, 0x69, 0x74, 0x73)
-			o = msgp.AppendArrayHeader(o, uint32(len(z.ModbusUnits)))
-			for za0003 := range z.ModbusUnits {
-				o = msgp.AppendUint8(o, z.ModbusUnits[za0003])
+			// string "services"
+			o = append(o, 0xa8, 0x73, 0x65, 0x72, 0x76, 0x69, 0x63, 0x65, 0x73)
+			o = msgp.AppendArrayHeader(o, uint32(len(z.Services)))
+			for za0003 := range z.Services {
+				o = msgp.AppendString(o, z.Services[za0003])
 			}
 		}
 		if (zb0001Mask & 0x800) == 0 { // if not omitted
+			// string "modbus_units"
+			o = append(o, 0xac, 0x6d, 0x6f, 0x64, 0x62, 0x75, 0x73, 0x5f, 0x75, 0x6e, 0x69, 0x74, 0x73)
+			o = msgp.AppendArrayHeader(o, uint32(len(z.ModbusUnits)))
+			for za0004 := range z.ModbusUnits {
+				o = msgp.AppendUint8(o, z.ModbusUnits[za0004])
+			}
+		}
+		if (zb0001Mask & 0x1000) == 0 { // if not omitted
 			// string "dnp3_addrs"
 			o = append(o, 0xaa, 0x64, 0x6e, 0x70, 0x33, 0x5f, 0x61, 0x64, 0x64, 0x72, 0x73)
 			o = msgp.AppendArrayHeader(o, uint32(len(z.DNP3Addrs)))
-			for za0004 := range z.DNP3Addrs {
-				o = msgp.AppendUint16(o, z.DNP3Addrs[za0004])
+			for za0005 := range z.DNP3Addrs {
+				o = msgp.AppendUint16(o, z.DNP3Addrs[za0005])
 			}
 		}
 		// string "first_seen"
@@ -887,17 +899,17 @@ func (z *Asset) MarshalMsg(b []byte) (o []byte, err error) {
 		// string "last_seen"
 		o = append(o, 0xa9, 0x6c, 0x61, 0x73, 0x74, 0x5f, 0x73, 0x65, 0x65, 0x6e)
 		o = msgp.AppendTimeExt(o, z.LastSeen)
-		if (zb0001Mask & 0x4000) == 0 { // if not omitted
+		if (zb0001Mask & 0x8000) == 0 { // if not omitted
 			// string "vendor"
 			o = append(o, 0xa6, 0x76, 0x65, 0x6e, 0x64, 0x6f, 0x72)
 			o = msgp.AppendString(o, z.Vendor)
 		}
-		if (zb0001Mask & 0x8000) == 0 { // if not omitted
+		if (zb0001Mask & 0x10000) == 0 { // if not omitted
 			// string "product"
 			o = append(o, 0xa7, 0x70, 0x72, 0x6f, 0x64, 0x75, 0x63, 0x74)
 			o = msgp.AppendString(o, z.Product)
 		}
-		if (zb0001Mask & 0x10000) == 0 { // if not omitted
+		if (zb0001Mask & 0x20000) == 0 { // if not omitted
 			// string "revision"
 			o = append(o, 0xa8, 0x72, 0x65, 0x76, 0x69, 0x73, 0x69, 0x6f, 0x6e)
 			o = msgp.AppendString(o, z.Revision)
@@ -920,7 +932,7 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	var zb0001Mask uint8 /* 6 bits */
+	var zb0001Mask uint8 /* 7 bits */
 	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
@@ -1025,54 +1037,78 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 					return
 				}
 			}
-		case "modbus_units":
+		case "services":
 			var zb0004 uint32
 			zb0004, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
-				err = msgp.WrapError(err, "ModbusUnits")
+				err = msgp.WrapError(err, "Services")
 				return
 			}
 			if zb0004 > zd9e37b5dlimitArrays {
 				err = msgp.ErrLimitExceeded
 				return
 			}
-			if cap(z.ModbusUnits) >= int(zb0004) {
-				z.ModbusUnits = (z.ModbusUnits)[:zb0004]
+			if cap(z.Services) >= int(zb0004) {
+				z.Services = (z.Services)[:zb0004]
 			} else {
-				z.ModbusUnits = make([]uint8, zb0004)
+				z.Services = make([]string, zb0004)
 			}
-			for za0003 := range z.ModbusUnits {
-				z.ModbusUnits[za0003], bts, err = msgp.ReadUint8Bytes(bts)
+			for za0003 := range z.Services {
+				z.Services[za0003], bts, err = msgp.ReadStringBytes(bts)
 				if err != nil {
-					err = msgp.WrapError(err, "ModbusUnits", za0003)
+					err = msgp.WrapError(err, "Services", za0003)
 					return
 				}
 			}
 			zb0001Mask |= 0x2
-		case "dnp3_addrs":
+		case "modbus_units":
 			var zb0005 uint32
 			zb0005, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
-				err = msgp.WrapError(err, "DNP3Addrs")
+				err = msgp.WrapError(err, "ModbusUnits")
 				return
 			}
 			if zb0005 > zd9e37b5dlimitArrays {
 				err = msgp.ErrLimitExceeded
 				return
 			}
-			if cap(z.DNP3Addrs) >= int(zb0005) {
-				z.DNP3Addrs = (z.DNP3Addrs)[:zb0005]
+			if cap(z.ModbusUnits) >= int(zb0005) {
+				z.ModbusUnits = (z.ModbusUnits)[:zb0005]
 			} else {
-				z.DNP3Addrs = make([]uint16, zb0005)
+				z.ModbusUnits = make([]uint8, zb0005)
 			}
-			for za0004 := range z.DNP3Addrs {
-				z.DNP3Addrs[za0004], bts, err = msgp.ReadUint16Bytes(bts)
+			for za0004 := range z.ModbusUnits {
+				z.ModbusUnits[za0004], bts, err = msgp.ReadUint8Bytes(bts)
 				if err != nil {
-					err = msgp.WrapError(err, "DNP3Addrs", za0004)
+					err = msgp.WrapError(err, "ModbusUnits", za0004)
 					return
 				}
 			}
 			zb0001Mask |= 0x4
+		case "dnp3_addrs":
+			var zb0006 uint32
+			zb0006, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "DNP3Addrs")
+				return
+			}
+			if zb0006 > zd9e37b5dlimitArrays {
+				err = msgp.ErrLimitExceeded
+				return
+			}
+			if cap(z.DNP3Addrs) >= int(zb0006) {
+				z.DNP3Addrs = (z.DNP3Addrs)[:zb0006]
+			} else {
+				z.DNP3Addrs = make([]uint16, zb0006)
+			}
+			for za0005 := range z.DNP3Addrs {
+				z.DNP3Addrs[za0005], bts, err = msgp.ReadUint16Bytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "DNP3Addrs", za0005)
+					return
+				}
+			}
+			zb0001Mask |= 0x8
 		case "first_seen":
 			z.FirstSeen, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
@@ -1091,21 +1127,21 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Vendor")
 				return
 			}
-			zb0001Mask |= 0x8
+			zb0001Mask |= 0x10
 		case "product":
 			z.Product, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Product")
 				return
 			}
-			zb0001Mask |= 0x10
+			zb0001Mask |= 0x20
 		case "revision":
 			z.Revision, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Revision")
 				return
 			}
-			zb0001Mask |= 0x20
+			zb0001Mask |= 0x40
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1115,23 +1151,26 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		}
 	}
 	// Clear omitted fields.
-	if zb0001Mask != 0x3f {
+	if zb0001Mask != 0x7f {
 		if (zb0001Mask & 0x1) == 0 {
 			z.MAC = ""
 		}
 		if (zb0001Mask & 0x2) == 0 {
-			z.ModbusUnits = nil
+			z.Services = nil
 		}
 		if (zb0001Mask & 0x4) == 0 {
-			z.DNP3Addrs = nil
+			z.ModbusUnits = nil
 		}
 		if (zb0001Mask & 0x8) == 0 {
-			z.Vendor = ""
+			z.DNP3Addrs = nil
 		}
 		if (zb0001Mask & 0x10) == 0 {
-			z.Product = ""
+			z.Vendor = ""
 		}
 		if (zb0001Mask & 0x20) == 0 {
+			z.Product = ""
+		}
+		if (zb0001Mask & 0x40) == 0 {
 			z.Revision = ""
 		}
 	}
@@ -1148,6 +1187,10 @@ func (z *Asset) Msgsize() (s int) {
 	s += 10 + msgp.ArrayHeaderSize
 	for za0002 := range z.Protocols {
 		s += msgp.StringPrefixSize + len(z.Protocols[za0002])
+	}
+	s += 9 + msgp.ArrayHeaderSize
+	for za0003 := range z.Services {
+		s += msgp.StringPrefixSize + len(z.Services[za0003])
 	}
 	s += 13 + msgp.ArrayHeaderSize + (len(z.ModbusUnits) * (msgp.Uint8Size)) + 11 + msgp.ArrayHeaderSize + (len(z.DNP3Addrs) * (msgp.Uint16Size)) + 11 + msgp.TimeSize + 10 + msgp.TimeSize + 7 + msgp.StringPrefixSize + len(z.Vendor) + 8 + msgp.StringPrefixSize + len(z.Product) + 9 + msgp.StringPrefixSize + len(z.Revision)
 	return

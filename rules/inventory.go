@@ -9,6 +9,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/dpi/proto"
+	"github.com/tapwatch/tapwatch/dpi/service"
 	"github.com/tapwatch/tapwatch/event"
 	"github.com/tapwatch/tapwatch/rules/policy"
 )
@@ -64,8 +65,21 @@ type invAsset struct {
 	vendor    string
 	product   string
 	revision  string
+	services  []svcPort // served, in order of first sight
+	arpMAC    bool      // mac came from ARP: a flow's frames do not change it
+	macSeen   time.Time // when mac last claimed the address in ARP
 	needsSend bool
 }
+
+// svcPort is a service a host serves: its transport, port and name.
+type svcPort struct {
+	udp  bool
+	port uint16
+	svc  service.ID
+}
+
+// maxServices bounds the services an asset lists.
+const maxServices = 32
 
 // Inventory tracks assets. It implements the pipeline's message sink
 // (Modbus, DNP3). It is not safe for concurrent use.
@@ -115,7 +129,7 @@ func (inv *Inventory) get(ip netip.Addr, mac [6]byte, t time.Time) *invAsset {
 		}
 		a = &invAsset{ip: ip, mac: mac, first: t, needsSend: true}
 		inv.m[ip] = a
-	} else if a.mac != mac && mac != ([6]byte{}) {
+	} else if a.mac != mac && mac != ([6]byte{}) && !a.arpMAC {
 		a.mac, a.needsSend = mac, true
 	}
 	if t.After(a.last) {
@@ -297,7 +311,84 @@ func (a *invAsset) message() *event.Asset {
 	for _, p := range a.protos.Codes() {
 		ev.Protocols = append(ev.Protocols, proto.ID(p).String())
 	}
+	for _, s := range a.services {
+		ev.Services = append(ev.Services, policy.PortText(s.udp, s.port)+" "+s.svc.String())
+	}
+	if ev.Roles == nil {
+		ev.Roles = []string{} // always a list, for a host of IT traffic too
+	}
+	if ev.Protocols == nil {
+		ev.Protocols = []string{}
+	}
 	ev.ModbusUnits = a.units.Codes()
 	ev.DNP3Addrs = append([]uint16(nil), a.dnp3...)
 	return ev
 }
+
+// The network view: every host of the plant's own addresses on the tap
+// enters the inventory, not only those that speak Modbus or DNP3, with
+// the MAC it claims in ARP and the services it serves.
+
+var _ dpi.NetHandler = (*Inventory)(nil)
+
+// NewFlow implements dpi.NetHandler.
+func (inv *Inventory) NewFlow(*dpi.Flow, time.Time) {}
+
+// FlowEnd implements dpi.NetHandler.
+func (inv *Inventory) FlowEnd(*dpi.Flow, time.Time) {}
+
+// ICMP implements dpi.NetHandler.
+func (inv *Inventory) ICMP(*dpi.ICMP) {}
+
+// FlowData implements dpi.NetHandler: the two ends of a flow are hosts,
+// and its server serves its service. On a flow of a decoded protocol the
+// first message comes next and sends what changed, with its roles.
+func (inv *Inventory) FlowData(f *dpi.Flow, t time.Time) {
+	send := f.App == proto.None
+	c, s := f.Client.Addr().Unmap(), f.Server.Addr().Unmap()
+	if onNet(c) {
+		if a := inv.get(c, f.ClientMAC, t); send {
+			inv.done(a)
+		}
+	}
+	if !onNet(s) {
+		return
+	}
+	a := inv.get(s, f.ServerMAC, t)
+	sp := svcPort{udp: f.Transport == dpi.UDP, port: f.Server.Port(), svc: f.Service}
+	if i := slices.IndexFunc(a.services, func(x svcPort) bool { return x.udp == sp.udp && x.port == sp.port }); i >= 0 {
+		if a.services[i].svc == service.Unknown && sp.svc != service.Unknown {
+			a.services[i].svc, a.needsSend = sp.svc, true
+		}
+	} else if len(a.services) < maxServices {
+		a.services = append(a.services, sp)
+		a.needsSend = true
+	}
+	if send {
+		inv.done(a)
+	}
+}
+
+// ARP implements dpi.NetHandler: the sender claims its address with its
+// MAC, which is the host's (a flow's frames may carry a router's). Another
+// MAC takes over only once the host's has not claimed the address for
+// macTakeover: while two MACs take turns (spoofing, which arp-spoof
+// reports), the asset keeps the first.
+func (inv *Inventory) ARP(a *dpi.ARP) {
+	if !onNet(a.SenderIP) || a.SenderMAC == ([6]byte{}) {
+		return
+	}
+	x := inv.get(a.SenderIP, [6]byte{}, a.Time)
+	switch {
+	case x.mac == a.SenderMAC:
+		x.macSeen = a.Time
+	case !x.arpMAC || a.Time.Sub(x.macSeen) > macTakeover:
+		x.mac, x.macSeen, x.needsSend = a.SenderMAC, a.Time, true
+	}
+	x.arpMAC = true
+	inv.done(x)
+}
+
+// macTakeover is how long a host's MAC must be silent in ARP before
+// another MAC claiming its address replaces it in the asset.
+const macTakeover = 10 * time.Minute

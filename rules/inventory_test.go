@@ -3,12 +3,14 @@ package rules
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/dpi/service"
 	"github.com/tapwatch/tapwatch/event"
 )
 
@@ -145,5 +147,50 @@ func TestInventoryNoAllocs(t *testing.T) {
 		inv.Message(f, dpi.FromClient, resp)
 	}); n != 0 {
 		t.Errorf("%v allocations per exchange", n)
+	}
+}
+
+// TestInventoryNetwork: hosts of any protocol enter the inventory with the
+// services they serve; the MAC is the one claimed in ARP, which a second
+// MAC taking turns with it does not replace, and a MAC silent for long
+// does.
+func TestInventoryNetwork(t *testing.T) {
+	rec := &assetRecorder{}
+	inv := NewInventory(rec, 0, time.Hour)
+	web := netip.MustParseAddrPort("10.10.1.30:443")
+	f := &dpi.Flow{Transport: dpi.TCP, Client: netip.MustParseAddrPort("10.10.1.10:50000"), Server: web,
+		ServerMAC: [6]byte{2, 0, 0, 0, 0, 0xfe}, Service: service.TLS}
+	inv.FlowData(f, t0)
+	g := *f
+	g.Server, g.Service = netip.MustParseAddrPort("10.10.1.30:4444"), service.Unknown
+	inv.FlowData(&g, t0.Add(time.Second))
+	inv.FlowData(f, t0.Add(2*time.Second)) // nothing new
+	arp := func(mac byte, at time.Duration) {
+		inv.ARP(&dpi.ARP{Time: t0.Add(at), Op: 1, SenderIP: web.Addr(), SenderMAC: [6]byte{2, 0, 0, 0, 0, mac}})
+	}
+	arp(0x1e, 3*time.Second)
+	arp(0x66, 4*time.Second) // a spoofer taking turns
+	arp(0x1e, 5*time.Second)
+	var got []string
+	for _, a := range rec.got {
+		if a.IP == "10.10.1.30" {
+			got = append(got, a.MAC+" "+strings.Join(a.Services, ","))
+		}
+	}
+	want := "02:00:00:00:00:fe tcp/443 tls|02:00:00:00:00:fe tcp/443 tls,tcp/4444 unknown|02:00:00:00:00:1e tcp/443 tls,tcp/4444 unknown"
+	if strings.Join(got, "|") != want {
+		t.Errorf("asset messages of 10.10.1.30:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.ReplaceAll(want, "|", "\n"))
+	}
+	arp(0x77, 20*time.Minute) // the old MAC silent for long: a replaced device
+	if a := rec.got[len(rec.got)-1]; a.MAC != "02:00:00:00:00:77" {
+		t.Errorf("after a long silence the MAC is %s", a.MAC)
+	}
+	// Broadcasts and the Internet are no hosts of the plant.
+	n := inv.Len()
+	b := *f
+	b.Client, b.Server = netip.MustParseAddrPort("8.8.8.8:53"), netip.MustParseAddrPort("10.10.1.255:137")
+	inv.FlowData(&b, t0)
+	if inv.Len() != n {
+		t.Errorf("%d hosts after a flow from the Internet to a broadcast, want %d", inv.Len(), n)
 	}
 }

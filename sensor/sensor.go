@@ -72,11 +72,12 @@ type Pipeline struct {
 	eng    *dpi.Engine
 	rules  OpsSink
 	assets OpsSink
-	flows  dpi.FlowHandler // rules, when it wants new flows
-	net    dpi.NetHandler  // rules, when it watches the network
-	opsNet dpi.NetHandler  // ops, when it watches the network (a learner)
-	ops    OpsSink
-	tally  Tally
+	flows  dpi.FlowHandler // rules, when it wants new flows but no other network event
+	// nets are the sinks that watch the network, in order: the rules,
+	// the inventory, the ops sink (a learner).
+	nets  []dpi.NetHandler
+	ops   OpsSink
+	tally Tally
 	// src is the capture source (interface) of the packet being decoded;
 	// bySource counts the messages decoded from each, so that a link's
 	// ICS traffic can be told from its other traffic.
@@ -90,10 +91,8 @@ const MaxSources = 8
 
 // New builds a pipeline.
 func New(opts Options) (*Pipeline, error) {
-	p := &Pipeline{rules: opts.Rules, assets: opts.Assets}
-	p.SetOps(opts.Ops)
-	p.flows, _ = opts.Rules.(dpi.FlowHandler)
-	p.net, _ = opts.Rules.(dpi.NetHandler)
+	p := &Pipeline{rules: opts.Rules, assets: opts.Assets, ops: opts.Ops}
+	p.wire()
 	eng, err := dpi.New(opts.DPI, p)
 	if err != nil {
 		return nil, err
@@ -106,14 +105,26 @@ func New(opts Options) (*Pipeline, error) {
 // the new one. Flush the old one first if it has folded alerts to report.
 func (p *Pipeline) SetRules(r OpsSink) {
 	p.rules = r
-	p.flows, _ = r.(dpi.FlowHandler)
-	p.net, _ = r.(dpi.NetHandler)
+	p.wire()
 }
 
 // SetOps replaces the operations sink (nil: none).
 func (p *Pipeline) SetOps(o OpsSink) {
 	p.ops = o
-	p.opsNet, _ = o.(dpi.NetHandler)
+	p.wire()
+}
+
+// wire finds which sinks watch the network.
+func (p *Pipeline) wire() {
+	p.flows, p.nets = nil, p.nets[:0]
+	for _, s := range []OpsSink{p.rules, p.assets, p.ops} {
+		if n, ok := s.(dpi.NetHandler); ok && s != nil {
+			p.nets = append(p.nets, n)
+		}
+	}
+	if _, net := p.rules.(dpi.NetHandler); !net {
+		p.flows, _ = p.rules.(dpi.FlowHandler)
+	}
 }
 
 // SourceMessages is the number of messages decoded so far
@@ -171,53 +182,41 @@ func (t *Tally) countModbus(m *modbus.Message) {
 	}
 }
 
-// NewFlow implements dpi.FlowHandler for the rule engine and a learner.
+// NewFlow implements dpi.FlowHandler for the sinks that watch flows.
 func (p *Pipeline) NewFlow(f *dpi.Flow, t time.Time) {
 	if p.flows != nil {
 		p.flows.NewFlow(f, t)
 	}
-	if p.opsNet != nil {
-		p.opsNet.NewFlow(f, t)
+	for _, n := range p.nets {
+		n.NewFlow(f, t)
 	}
 }
 
-// FlowData implements dpi.NetHandler for the rule engine and a learner.
+// FlowData implements dpi.NetHandler for the sinks that watch the network.
 func (p *Pipeline) FlowData(f *dpi.Flow, t time.Time) {
-	if p.net != nil {
-		p.net.FlowData(f, t)
-	}
-	if p.opsNet != nil {
-		p.opsNet.FlowData(f, t)
+	for _, n := range p.nets {
+		n.FlowData(f, t)
 	}
 }
 
-// FlowEnd implements dpi.NetHandler for the rule engine and a learner.
+// FlowEnd implements dpi.NetHandler for the sinks that watch the network.
 func (p *Pipeline) FlowEnd(f *dpi.Flow, t time.Time) {
-	if p.net != nil {
-		p.net.FlowEnd(f, t)
-	}
-	if p.opsNet != nil {
-		p.opsNet.FlowEnd(f, t)
+	for _, n := range p.nets {
+		n.FlowEnd(f, t)
 	}
 }
 
-// ARP implements dpi.NetHandler for the rule engine and a learner.
+// ARP implements dpi.NetHandler for the sinks that watch the network.
 func (p *Pipeline) ARP(a *dpi.ARP) {
-	if p.net != nil {
-		p.net.ARP(a)
-	}
-	if p.opsNet != nil {
-		p.opsNet.ARP(a)
+	for _, n := range p.nets {
+		n.ARP(a)
 	}
 }
 
-// ICMP implements dpi.NetHandler for the rule engine and a learner.
+// ICMP implements dpi.NetHandler for the sinks that watch the network.
 func (p *Pipeline) ICMP(m *dpi.ICMP) {
-	if p.net != nil {
-		p.net.ICMP(m)
-	}
-	if p.opsNet != nil {
-		p.opsNet.ICMP(m)
+	for _, n := range p.nets {
+		n.ICMP(m)
 	}
 }
 

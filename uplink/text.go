@@ -110,7 +110,7 @@ func sanitized(v any) any {
 		c := *m
 		c.Site, c.Sensor, c.IP, c.MAC = clean(m.Site), clean(m.Sensor), clean(m.IP), clean(m.MAC)
 		c.Vendor, c.Product, c.Revision = clean(m.Vendor), clean(m.Product), clean(m.Revision)
-		c.Roles, c.Protocols = cleanAll(m.Roles), cleanAll(m.Protocols)
+		c.Roles, c.Protocols, c.Services = cleanAll(m.Roles), cleanAll(m.Protocols), cleanAll(m.Services)
 		return &c
 	case *event.Stats:
 		c := *m
@@ -184,6 +184,9 @@ func (f *textFormatter) format(v any, retained bool) []byte {
 		}
 		if len(m.DNP3Addrs) > 0 {
 			w.WriteString(", DNP3 addresses " + joinInts(m.DNP3Addrs))
+		}
+		if len(m.Services) > 0 {
+			w.WriteString(", serves " + strings.Join(m.Services, ", "))
 		}
 		for _, kv := range [][2]string{{"vendor", m.Vendor}, {"product", m.Product}, {"revision", m.Revision}} {
 			if kv[1] != "" {
