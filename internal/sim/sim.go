@@ -12,7 +12,9 @@
 //
 // The capture has a learning period of normal traffic only, then a
 // monitoring period with normal traffic and one labelled attack of each
-// requested Kind, at a time and from a source the Truth records. Every
+// requested Kind, at a time and from a source the Truth records: attacks
+// on Modbus and DNP3, and on the network itself (ARP spoofing, a scan,
+// SMB between plant hosts, a shell on a new port). Every
 // behaviour of the normal traffic, including the rare ones (the HMI's
 // setpoint and valve writes, the SCADA master's select and operate of a
 // breaker), happens at least twice during learning, and written values
