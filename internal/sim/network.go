@@ -215,21 +215,26 @@ func sendAll(c *pcapgen.TCPConn, side pcapgen.Side, payload []byte) ([]int, erro
 	return c.Send(side, payload, pcapgen.Split((len(payload)+1447)/1448))
 }
 
+// attackTCP returns a new connection of an attack from a new ephemeral
+// port of from to port of to, and labels it.
+func (m *sim) attackTCP(from, to host, port uint16, r *rec) (*pcapgen.TCPConn, error) {
+	client, server := from.ep, to.ep
+	client.Port, server.Port = m.port(), port
+	r.a.Src, r.a.Dst = netip.AddrPortFrom(client.IP, client.Port), netip.AddrPortFrom(server.IP, server.Port)
+	return pcapgen.NewTCPConn(m.w, client, server, m.rng.Uint32(), m.rng.Uint32())
+}
+
 // smbLateral: the engineering workstation logs on to the SCADA master's
 // SMB server, connects to ADMIN$ and writes a file there: a tool copied
 // for lateral movement.
 func (m *sim) smbLateral(r *rec) error {
-	client := m.ews.ep
-	client.Port = m.port()
-	server := m.scada.ep
-	server.Port = 445
-	c, err := pcapgen.NewTCPConn(m.w, client, server, m.rng.Uint32(), m.rng.Uint32())
+	c, err := m.attackTCP(m.ews, m.scada, 445, r)
 	if err != nil {
 		return err
 	}
-	const share, size = `\\10.10.1.12\ADMIN$`, 6000
-	r.a.Src, r.a.Dst = netip.AddrPortFrom(client.IP, client.Port), netip.AddrPortFrom(server.IP, server.Port)
-	r.a.Desc = fmt.Sprintf("ews opens an SMB2 session to scada (%v:445): negotiate, session setup, tree connect to %s, a %d-byte write", server.IP, share, size)
+	const size = 6000
+	share := `\\` + m.scada.addr().String() + `\ADMIN$`
+	r.a.Desc = fmt.Sprintf("ews opens an SMB2 session to scada (%v:445): negotiate, session setup, tree connect to %s, a %d-byte write", m.scada.addr(), share, size)
 	session, tree := m.rng.Uint64(), uint32(1+m.rng.IntN(8))
 
 	// NEGOTIATE: four dialects, then the server's choice of SMB 2.1.
@@ -340,16 +345,11 @@ func (m *sim) smbLateral(r *rec) error {
 // the engineering workstation's TCP 4444 and is driven from there: the
 // listener sends a command, the shell answers.
 func (m *sim) c2NewPort(r *rec) error {
-	client := m.scada.ep
-	client.Port = m.port()
-	server := m.ews.ep
-	server.Port = 4444
-	c, err := pcapgen.NewTCPConn(m.w, client, server, m.rng.Uint32(), m.rng.Uint32())
+	c, err := m.attackTCP(m.scada, m.ews, 4444, r)
 	if err != nil {
 		return err
 	}
 	const rounds = 8
-	r.a.Src, r.a.Dst = netip.AddrPortFrom(client.IP, client.Port), netip.AddrPortFrom(server.IP, server.Port)
 	r.keyFirst = true
 	r.a.Desc = fmt.Sprintf("scada connects to ews on TCP 4444 and exchanges binary data with it %d times in about 18 s", rounds)
 	st := []step{{0, func() error { return m.send(r, true, c.Handshake) }}}
