@@ -78,8 +78,11 @@ const (
 	demoSpeedup = 10
 )
 
+// The order of the list is the seed's to shuffle: with the default seed,
+// the ARP spoofing (high) comes first and the setpoint write (critical)
+// sixth, so that ALERT blinks slow before it blinks fast.
 var demoAttacks = []sim.Kind{sim.DeviceID, sim.UnauthorizedWrite, sim.DNP3OperateWithoutSelect,
-	sim.DNP3ColdRestart, sim.MalformedModbus, sim.SetpointOutOfRange}
+	sim.DNP3ColdRestart, sim.MalformedModbus, sim.ARPSpoof, sim.SetpointOutOfRange}
 
 // demoPolicy is a plant engineer's own rule, next to what is learned: the
 // pump of plc1 is rated to 400 rpm, whatever the HMI was seen to write.

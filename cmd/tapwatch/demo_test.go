@@ -33,8 +33,9 @@ func TestDemo(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
 	var stdout, stderr testenv.Buffer
 	start := time.Now()
-	// A capture of 7 minutes at 50x: the high and the critical alerts
-	// some 4 s apart, to see ALERT blink slow, then fast.
+	// A capture of 8 minutes at 50x: the first high alerts (the ARP
+	// spoofing) and the critical one some 5 s apart, to see ALERT blink
+	// slow, then fast.
 	if rc := run([]string{"demo", "--dir", dir, "--speed", "50"}, &stdout, &stderr); rc != 0 {
 		t.Fatalf("demo: exit %d\n%s\n%s", rc, stdout.String(), stderr.String())
 	}
@@ -64,8 +65,11 @@ func TestDemo(t *testing.T) {
 		" HIGH demo-plant/tap1 baseline-value-range: Written value 900 out of learned range at holding_registers 5 of 10.10.1.20 from 10.10.1.10\n" +
 			"    10.10.1.10 (Modbus master) → 10.10.1.20 unit 1 (Modbus server): write_single_register (fc 6), holding register 5, value 900; expected ",
 		" CRITICAL demo-plant/tap1 pump-speed-limit: ",
+		// The network attack: the intruder's MAC claims the HMI's address.
+		" HIGH demo-plant/tap1 arp-spoof: ARP spoofing: 10.10.1.10 claimed by 02:00:5e:20:09:03 (10.10.1.88) while 02:00:5e:20:01:00 claims it\n" +
+			"    10.10.1.88 → 10.10.1.10 (Modbus master)\n",
 		"    ATT&CK T0836 Modify Parameter, T0831 Manipulation of Control\n",
-		"   attacks     6 of the 6 in the answer key caught; 0 alerts on normal traffic:\n",
+		"   attacks     7 of the 7 in the answer key caught; 0 alerts on normal traffic:\n",
 		"none missing\n",
 		"Nothing is left running",
 	} {

@@ -225,6 +225,19 @@ func (w *Writer) Ping(src, dst Endpoint, id, seq uint16, payload []byte) ([]int,
 	return frames, nil
 }
 
+// EchoRequest writes an ICMP (or ICMPv6) echo request from src to dst
+// alone, with no reply: a ping of an address where no host answers.
+func (w *Writer) EchoRequest(src, dst Endpoint, id, seq uint16, payload []byte) (int, error) {
+	s, d, err := newEnds(src, dst)
+	if err != nil {
+		return 0, err
+	}
+	if s.v6 {
+		return w.writeICMPv6(&s, &d, false, id, seq, payload)
+	}
+	return w.writeICMPv4(&s, &d, false, id, seq, payload)
+}
+
 func (w *Writer) writeICMPv4(src, dst *end, reply bool, id, seq uint16, payload []byte) (int, error) {
 	if _, err := w.ipLayer(src, dst, layers.IPProtocolICMPv4, false); err != nil {
 		return 0, err

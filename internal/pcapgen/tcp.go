@@ -97,6 +97,12 @@ func (c *TCPConn) Syn() (int, error) {
 	return c.segment(FromClient, c.nxt[FromClient]-1, flagSYN, nil)
 }
 
+// SynAck writes the server's SYN-ACK alone: an open port's answer to
+// Syn. A scanner then resets with Rst(FromClient).
+func (c *TCPConn) SynAck() (int, error) {
+	return c.segment(FromServer, c.nxt[FromServer]-1, flagSYN|flagACK, nil)
+}
+
 // SendOption changes how Send cuts and orders a payload's segments.
 type SendOption func(*sendPlan)
 

@@ -120,3 +120,52 @@ func TestTCPConnErrors(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestScanProbes: a scanner's probes of an open port (SYN, SYN-ACK, the
+// scanner's RST) and of a closed one (SYN, the server's RST).
+func TestScanProbes(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := NewTCPConn(w, ep(mac(9), "10.0.0.9", 61000), ep(mac(2), "10.0.0.2", 502), 100, 900)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := NewTCPConn(w, ep(mac(9), "10.0.0.9", 61000), ep(mac(2), "10.0.0.2", 23), 300, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range []func() (int, error){open.Syn, open.SynAck, func() (int, error) { return open.Rst(FromClient) },
+		closed.Syn, func() (int, error) { return closed.Rst(FromServer) }} {
+		if n, err := f(); err != nil || n != i+1 {
+			t.Fatalf("probe frame %d: %d, %v", i+1, n, err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		src, dst uint16
+		seq, ack uint32
+		flags    string
+	}{
+		{61000, 502, 100, 0, "SYN"},
+		{502, 61000, 900, 101, "SYN|ACK"},
+		{61000, 502, 101, 901, "RST|ACK"},
+		{61000, 23, 300, 0, "SYN"},
+		{23, 61000, 1, 301, "RST|ACK"},
+	}
+	_, pkts := readBack(t, buf.Bytes())
+	if len(pkts) != len(want) {
+		t.Fatalf("read %d frames, want %d", len(pkts), len(want))
+	}
+	for i, wf := range want {
+		tcp := tcpOf(t, pkts[i])
+		if uint16(tcp.SrcPort) != wf.src || uint16(tcp.DstPort) != wf.dst || tcp.Seq != wf.seq || tcp.Ack != wf.ack || flagString(tcp) != wf.flags {
+			t.Errorf("frame %d: %d>%d seq %d ack %d %s; want %d>%d seq %d ack %d %s", i+1, tcp.SrcPort, tcp.DstPort, tcp.Seq, tcp.Ack, flagString(tcp),
+				wf.src, wf.dst, wf.seq, wf.ack, wf.flags)
+		}
+	}
+}

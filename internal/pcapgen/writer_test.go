@@ -278,3 +278,34 @@ func TestOptionErrors(t *testing.T) {
 		t.Error("ARP over IPv6 succeeded")
 	}
 }
+
+// TestEchoRequest: a lone echo request, IPv4 and IPv6, with no reply.
+func TestEchoRequest(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.EchoRequest(ep(mac(1), "10.0.0.1", 0), ep(nil, "10.0.0.7", 0), 5, 6, []byte("ping")); err != nil || n != 1 {
+		t.Fatalf("EchoRequest = %d, %v", n, err)
+	}
+	if n, err := w.EchoRequest(ep(mac(1), "fd00::1", 0), ep(nil, "fd00::7", 0), 5, 7, nil); err != nil || n != 2 {
+		t.Fatalf("EchoRequest v6 = %d, %v", n, err)
+	}
+	if _, err := w.EchoRequest(ep(mac(1), "10.0.0.1", 0), ep(nil, "fd00::7", 0), 5, 8, nil); err == nil {
+		t.Error("EchoRequest mixing IPv4 and IPv6 succeeded")
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_, pkts := readBack(t, buf.Bytes())
+	if len(pkts) != 2 {
+		t.Fatalf("read %d frames, want 2", len(pkts))
+	}
+	if icmp, ok := pkts[0].Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4); !ok || icmp.TypeCode.Type() != layers.ICMPv4TypeEchoRequest || icmp.Seq != 6 || string(icmp.Payload) != "ping" {
+		t.Errorf("frame 1: %v", pkts[0])
+	}
+	if icmp, ok := pkts[1].Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6); !ok || icmp.TypeCode.Type() != layers.ICMPv6TypeEchoRequest {
+		t.Errorf("frame 2: %v", pkts[1])
+	}
+}

@@ -83,6 +83,25 @@ const (
 	// A DNP3 request of the SCADA master with a bad block CRC; the
 	// outstation ignores it and the master polls again.
 	MalformedDNP3 Kind = "malformed-dnp3"
+	// A new host on the plant subnet ARPs for the HMI and a PLC from its
+	// own address, then tells each that the other's address is at its own
+	// MAC, about once a second for 8 s, while the polling goes on; it
+	// puts the true bindings back as it leaves. Only on links that carry
+	// ARP (KindsFor).
+	ARPSpoof Kind = "arp-spoof"
+	// A new host sweeps 60 addresses of the plant subnet (ARP, or ICMP
+	// echo where the link carries no ARP), then SYN-scans 104 TCP ports
+	// of a PLC: closed ports answer with a reset, open ones with a SYN-ACK
+	// that the scanner resets.
+	Scan Kind = "scan"
+	// The engineering workstation opens an SMB2 session to the SCADA
+	// master on TCP 445 (negotiate, session setup, a tree connect to
+	// ADMIN$ and a 6 KB write), a pair that never speaks SMB.
+	SMBLateral Kind = "smb-lateral"
+	// The SCADA master connects to the engineering workstation on TCP
+	// 4444 and exchanges a few hundred bytes of binary data each way,
+	// eight times in about 18 s: a remote shell calling back.
+	C2NewPort Kind = "c2-new-port"
 )
 
 type kindSpec struct {
@@ -97,7 +116,12 @@ var kindOrder = []Kind{
 	DNP3ColdRestart, DNP3WarmRestart, DNP3StopApplication, DNP3DisableUnsolicited,
 	DNP3File, DNP3OperateWithoutSelect, DNP3SelectMismatch, DNP3Broadcast,
 	PublicAddress, NewAsset, MalformedModbus, MalformedDNP3,
+	ARPSpoof, Scan, SMBLateral, C2NewPort,
 }
+
+// needsARP are the kinds a capture can hold only on a link that carries
+// ARP.
+var needsARP = map[Kind]bool{ARPSpoof: true}
 
 // kindInfo gives each kind the detector ids expected to fire on it (the
 // first is the one it is built for; the others follow from how it is
@@ -127,10 +151,23 @@ var kindInfo = map[Kind]kindSpec{
 	NewAsset:                 {[]string{"new-asset", "baseline-new-master"}, (*sim).newAsset},
 	MalformedModbus:          {[]string{"malformed"}, (*sim).malformedModbus},
 	MalformedDNP3:            {[]string{"malformed"}, (*sim).malformedDNP3},
+	ARPSpoof:                 {[]string{"arp-spoof"}, (*sim).arpSpoof},
+	Scan:                     {[]string{"scan-hosts", "scan-ports", "scan-rejects"}, (*sim).scan},
+	SMBLateral:               {[]string{"net-remote-access", "net-new-link"}, (*sim).smbLateral},
+	C2NewPort:                {[]string{"net-new-service", "net-new-link"}, (*sim).c2NewPort},
 }
 
 // Kinds returns every attack kind in canonical order.
 func Kinds() []Kind { return slices.Clone(kindOrder) }
+
+// KindsFor returns the attack kinds a capture on link l can hold, in
+// canonical order: every kind, but ARPSpoof where l carries no ARP.
+func KindsFor(l pcapgen.Link) []Kind {
+	if l.CarriesARP() {
+		return Kinds()
+	}
+	return slices.DeleteFunc(Kinds(), func(k Kind) bool { return needsARP[k] })
+}
 
 // Detectors returns the ids of the detectors expected to fire on an attack
 // of kind k, the one it is built for first; nil for an unknown kind.

@@ -12,7 +12,9 @@
 //
 // The capture has a learning period of normal traffic only, then a
 // monitoring period with normal traffic and one labelled attack of each
-// requested Kind, at a time and from a source the Truth records. Every
+// requested Kind, at a time and from a source the Truth records: attacks
+// on Modbus and DNP3, and on the network itself (ARP spoofing, a scan,
+// SMB between plant hosts, a shell on a new port). Every
 // behaviour of the normal traffic, including the rare ones (the HMI's
 // setpoint and valve writes, the SCADA master's select and operate of a
 // breaker), happens at least twice during learning, and written values
@@ -56,8 +58,8 @@ type Scenario struct {
 	Learn   time.Duration // learning period, normal traffic only; default DefaultLearn, at least 1 minute
 	Monitor time.Duration // monitoring period; default DefaultMonitor
 	// Attacks are the kinds of attack to include, one of each, in an order
-	// the seed shuffles. nil means every kind (Kinds()); an empty non-nil
-	// slice means none: a clean capture.
+	// the seed shuffles. nil means every kind the link can carry
+	// (KindsFor); an empty non-nil slice means none: a clean capture.
 	Attacks []Kind
 	Link    pcapgen.Link // Generate only; default pcapgen.LinkEthernet
 	PcapNG  bool         // Generate only: write pcapng
@@ -70,7 +72,7 @@ type Scenario struct {
 	Outstations int
 }
 
-func (s *Scenario) setDefaults() error {
+func (s *Scenario) setDefaults(link pcapgen.Link) error {
 	if s.Learn == 0 {
 		s.Learn = DefaultLearn
 	}
@@ -81,7 +83,7 @@ func (s *Scenario) setDefaults() error {
 		s.Density = 1
 	}
 	if s.Attacks == nil {
-		s.Attacks = Kinds()
+		s.Attacks = KindsFor(link)
 	}
 	switch {
 	case s.Learn < time.Minute:
@@ -102,6 +104,9 @@ func (s *Scenario) setDefaults() error {
 		}
 		if seen[k] {
 			return fmt.Errorf("sim: attack kind %q listed twice", k)
+		}
+		if needsARP[k] && !link.CarriesARP() {
+			return fmt.Errorf("sim: attack kind %q needs a link that carries ARP, not %v", k, link)
 		}
 		seen[k] = true
 	}
@@ -132,7 +137,7 @@ func Generate(out io.Writer, s Scenario) (*Truth, error) {
 // returns the ground truth. s.Start, s.Link and s.PcapNG are ignored: they
 // are w's. It does not flush w.
 func Write(w *pcapgen.Writer, s Scenario) (*Truth, error) {
-	if err := s.setDefaults(); err != nil {
+	if err := s.setDefaults(w.Link()); err != nil {
 		return nil, err
 	}
 	m, err := newSim(w, s)
@@ -179,6 +184,7 @@ type sim struct {
 	router, dns, ntp    host
 	hmi, ews, scada     host
 	rogue, newcomer     host
+	intruder, scanner   host // the attackers of ARPSpoof and Scan
 	plcs                []*plc
 	outs                []*outstation
 	hmiConns            []*mbConn
@@ -389,6 +395,8 @@ func newSim(w *pcapgen.Writer, s Scenario) (*sim, error) {
 		scada:      host{"scada", pcapgen.Endpoint{MAC: mac(1, 2), IP: ip(12)}},
 		rogue:      host{"rogue", pcapgen.Endpoint{MAC: mac(9, 1), IP: ip(66)}},
 		newcomer:   host{"newcomer", pcapgen.Endpoint{MAC: mac(9, 2), IP: ip(77)}},
+		intruder:   host{"intruder", pcapgen.Endpoint{MAC: mac(9, 3), IP: ip(88)}},
+		scanner:    host{"scanner", pcapgen.Endpoint{MAC: mac(9, 4), IP: ip(99)}},
 		setpoint:   150,
 		spMin:      math.MaxUint16,
 		latencyLo:  2000,

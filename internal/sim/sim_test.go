@@ -46,7 +46,7 @@ func truthJSON(t testing.TB, tr *sim.Truth) []byte {
 }
 
 func TestDeterministic(t *testing.T) {
-	s := sim.Scenario{Seed: 7, Learn: 2 * time.Minute, Monitor: 20 * time.Minute}
+	s := sim.Scenario{Seed: 7, Learn: 2 * time.Minute, Monitor: 21 * time.Minute}
 	pcap1, tr1 := generate(t, s)
 	pcap2, tr2 := generate(t, s)
 	if !bytes.Equal(pcap1, pcap2) {
@@ -66,7 +66,7 @@ func TestDeterministic(t *testing.T) {
 }
 
 func TestTruthRoundTrip(t *testing.T) {
-	_, tr := generate(t, sim.Scenario{Seed: 3, Learn: time.Minute, Monitor: 18 * time.Minute})
+	_, tr := generate(t, sim.Scenario{Seed: 3, Learn: time.Minute, Monitor: 21 * time.Minute})
 	data := truthJSON(t, tr)
 	back, err := sim.ReadTruth(bytes.NewReader(data))
 	if err != nil {
@@ -102,6 +102,7 @@ func TestScenarioErrors(t *testing.T) {
 		{PLCs: 9},                                            // too many
 		{Outstations: 1},                                     // too few
 		{Link: pcapgen.Link(99), Attacks: []sim.Kind{}, Learn: time.Minute}, // bad link
+		{Link: pcapgen.LinkRaw, Attacks: []sim.Kind{sim.ARPSpoof}},          // no ARP on the link
 	} {
 		if _, err := sim.Generate(io.Discard, s); err == nil {
 			t.Errorf("Generate(%+v) succeeded", s)
@@ -213,13 +214,13 @@ func replay(t *testing.T, data []byte) (*ops, sensor.Summary) {
 func TestDecodes(t *testing.T) {
 	cases := []sim.Scenario{
 		{Seed: 1},
-		{Seed: 2, Link: pcapgen.LinkVLAN, Learn: 5 * time.Minute, Monitor: 20 * time.Minute, Density: 2},
-		{Seed: 3, Link: pcapgen.LinkRaw, Learn: 3 * time.Minute, Monitor: 18 * time.Minute, PLCs: 6, Outstations: 4},
+		{Seed: 2, Link: pcapgen.LinkVLAN, Learn: 5 * time.Minute, Monitor: 21 * time.Minute, Density: 2},
+		{Seed: 3, Link: pcapgen.LinkRaw, Learn: 3 * time.Minute, Monitor: 21 * time.Minute, PLCs: 6, Outstations: 4},
 	}
 	// More seeds, shorter.
 	links := []pcapgen.Link{pcapgen.LinkEthernet, pcapgen.LinkQinQ, pcapgen.LinkSLL, pcapgen.LinkNull}
 	for seed := int64(4); seed < 12; seed++ {
-		cases = append(cases, sim.Scenario{Seed: seed, Link: links[seed%4], Learn: time.Duration(1+seed%3) * time.Minute, Monitor: 18 * time.Minute})
+		cases = append(cases, sim.Scenario{Seed: seed, Link: links[seed%4], Learn: time.Duration(1+seed%3) * time.Minute, Monitor: 21 * time.Minute})
 	}
 	if testing.Short() {
 		cases = cases[1:2]
@@ -254,8 +255,8 @@ func TestDecodes(t *testing.T) {
 				}
 			}
 			checkLearning(t, tr, o, attackFrames)
-			if len(tr.Attacks) != len(sim.Kinds()) {
-				t.Errorf("%d attacks, want %d", len(tr.Attacks), len(sim.Kinds()))
+			if want := len(sim.KindsFor(link)); len(tr.Attacks) != want {
+				t.Errorf("%d attacks, want %d", len(tr.Attacks), want)
 			}
 			for i, a := range tr.Attacks {
 				if a.KeyFrame < a.FirstFrame || a.KeyFrame > a.LastFrame || !a.Start.Before(a.End) || a.Start.Before(tr.LearnEnd) || a.End.After(tr.End) {
@@ -372,14 +373,65 @@ func checkKey(a sim.Attack, xs []op, data []byte) error {
 		return dn(6, func(x op) bool { return x.linkDst == 0xffff })
 	case sim.MalformedDNP3:
 		return find(func(x op) bool { return x.proto == "dnp3" && strings.HasPrefix(x.problem, "malformed") })
-	case sim.PublicAddress:
+	case sim.PublicAddress, sim.C2NewPort:
 		return checkSYN(data, a)
+	case sim.ARPSpoof:
+		return checkFrame(data, a, func(p gopacket.Packet) bool {
+			arp, _ := p.Layer(layers.LayerTypeARP).(*layers.ARP)
+			if arp == nil || arp.Operation != layers.ARPReply {
+				return false
+			}
+			claimed := netip.AddrFrom4([4]byte(arp.SourceProtAddress))
+			return claimed != a.Src.Addr() && (claimed == a.Dst.Addr() || slices.Contains(a.Targets, claimed))
+		})
+	case sim.Scan:
+		return checkFrame(data, a, func(p gopacket.Packet) bool {
+			if arp, _ := p.Layer(layers.LayerTypeARP).(*layers.ARP); arp != nil {
+				return arp.Operation == layers.ARPRequest && netip.AddrFrom4([4]byte(arp.SourceProtAddress)) == a.Src.Addr() &&
+					netip.AddrFrom4([4]byte(arp.DstProtAddress)) == a.Targets[0]
+			}
+			ip4, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			icmp, _ := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+			return ip4 != nil && icmp != nil && icmp.TypeCode.Type() == layers.ICMPv4TypeEchoRequest &&
+				netip.AddrFrom4([4]byte(ip4.SrcIP.To4())) == a.Src.Addr() && netip.AddrFrom4([4]byte(ip4.DstIP.To4())) == a.Targets[0]
+		})
+	case sim.SMBLateral:
+		// An SMB2 NEGOTIATE request over NetBIOS session service.
+		return checkFrame(data, a, func(p gopacket.Packet) bool {
+			tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+			if tcp == nil {
+				return false
+			}
+			b := tcp.Payload
+			return tcpEnds(p, tcp) == [2]netip.AddrPort{a.Src, a.Dst} && len(b) > 20 &&
+				b[0] == 0 && int(b[1])<<16|int(b[2])<<8|int(b[3]) == len(b)-4 && string(b[4:8]) == "\xfeSMB" && b[16] == 0 && b[20]&1 == 0
+		})
 	}
 	return fmt.Errorf("no check for kind %q", a.Kind)
 }
 
 // checkSYN checks that frame a.KeyFrame is a SYN from a.Src to a.Dst.
 func checkSYN(data []byte, a sim.Attack) error {
+	return checkFrame(data, a, func(p gopacket.Packet) bool {
+		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		return tcp != nil && tcp.SYN && !tcp.ACK && tcpEnds(p, tcp) == [2]netip.AddrPort{a.Src, a.Dst}
+	})
+}
+
+// tcpEnds returns the source and destination of an IPv4 TCP segment.
+func tcpEnds(p gopacket.Packet, tcp *layers.TCP) [2]netip.AddrPort {
+	ip4, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if ip4 == nil {
+		return [2]netip.AddrPort{}
+	}
+	return [2]netip.AddrPort{
+		netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip4.SrcIP.To4())), uint16(tcp.SrcPort)),
+		netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip4.DstIP.To4())), uint16(tcp.DstPort)),
+	}
+}
+
+// checkFrame checks that frame a.KeyFrame of the capture passes ok.
+func checkFrame(data []byte, a sim.Attack, ok func(gopacket.Packet) bool) error {
 	r, err := pcapgo.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return err
@@ -392,13 +444,8 @@ func checkSYN(data []byte, a sim.Attack) error {
 		if n != a.KeyFrame {
 			continue
 		}
-		p := gopacket.NewPacket(frame, r.LinkType(), gopacket.Default)
-		ip4, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
-		if ip4 == nil || tcp == nil || !tcp.SYN || tcp.ACK ||
-			netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip4.SrcIP.To4())), uint16(tcp.SrcPort)) != a.Src ||
-			netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip4.DstIP.To4())), uint16(tcp.DstPort)) != a.Dst {
-			return fmt.Errorf("frame %d is not a SYN from %v to %v: %v", n, a.Src, a.Dst, p)
+		if p := gopacket.NewPacket(frame, r.LinkType(), gopacket.Default); !ok(p) {
+			return fmt.Errorf("frame %d is not what %s's key frame should be (%v to %v): %v", n, a.Kind, a.Src, a.Dst, p)
 		}
 		return nil
 	}
@@ -480,4 +527,109 @@ func BenchmarkGenerate(b *testing.B) {
 		packets += tr.Packets
 	}
 	b.ReportMetric(float64(packets)/b.Elapsed().Seconds(), "packets/s")
+}
+
+// TestNetworkAttacks checks what the network attacks put on the wire,
+// frame by frame, and that their truth covers every address they reach.
+func TestNetworkAttacks(t *testing.T) {
+	kinds := []sim.Kind{sim.ARPSpoof, sim.Scan, sim.SMBLateral, sim.C2NewPort}
+	data, tr := generate(t, sim.Scenario{Seed: 4, Attacks: kinds, Learn: time.Minute, Monitor: time.Duration(len(kinds)) * sim.MinAttackSlot})
+	r, err := pcapgo.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkts := []gopacket.Packet{nil} // frame numbers from 1
+	for {
+		b, _, err := r.ReadPacketData()
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkts = append(pkts, gopacket.NewPacket(b, r.LinkType(), gopacket.Default))
+	}
+	addr4 := func(b []byte) netip.Addr { return netip.AddrFrom4([4]byte(b)) }
+	if len(tr.Attacks) != len(kinds) {
+		t.Fatalf("%d attacks, want %d", len(tr.Attacks), len(kinds))
+	}
+	for _, a := range tr.Attacks {
+		// counts of what the attack's frames are
+		n := map[string]int{}
+		claimed := map[netip.Addr]bool{}
+		ports := map[layers.TCPPort]bool{}
+		for _, f := range a.Frames {
+			p := pkts[f]
+			if arp, _ := p.Layer(layers.LayerTypeARP).(*layers.ARP); arp != nil {
+				eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+				sender := addr4(arp.SourceProtAddress)
+				switch {
+				case arp.Operation == layers.ARPRequest && sender == a.Src.Addr():
+					n["arp request"]++
+				case arp.Operation == layers.ARPReply && sender != a.Src.Addr() && bytes.Equal(eth.SrcMAC, arp.SourceHwAddress):
+					n["arp reply"]++
+					claimed[sender] = true
+				}
+				continue
+			}
+			tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+			if tcp == nil {
+				continue
+			}
+			src := tcpEnds(p, tcp)[0].Addr()
+			switch {
+			case tcp.SYN && !tcp.ACK && src == a.Src.Addr():
+				n["syn"]++
+				ports[tcp.DstPort] = true
+			case tcp.SYN && tcp.ACK:
+				n["syn-ack"]++
+			case tcp.RST && src == a.Dst.Addr():
+				n["rst from server"]++
+			case tcp.RST:
+				n["rst from client"]++
+			case tcp.FIN:
+				n["fin"]++
+			}
+			if len(tcp.Payload) > 0 && src == a.Src.Addr() {
+				n["client bytes"] += len(tcp.Payload)
+			} else if len(tcp.Payload) > 0 {
+				n["server bytes"] += len(tcp.Payload)
+			}
+			if bytes.Contains(tcp.Payload, []byte("\xfeSMB")) {
+				n["smb"]++
+			}
+		}
+		mid := a.Start.Add(a.End.Sub(a.Start) / 2)
+		switch a.Kind {
+		case sim.ARPSpoof:
+			// Two requests of the intruder; the two answers, 8 claims each
+			// way and 3 restores each way, all from their sender's MAC.
+			if n["arp request"] != 2 || n["arp reply"] != 2+16+6 || len(a.Targets) != 1 || !claimed[a.Dst.Addr()] || !claimed[a.Targets[0]] {
+				t.Errorf("arp-spoof: %v, claimed %v, targets %v", n, claimed, a.Targets)
+			}
+		case sim.Scan:
+			if n["arp request"] != 60 || n["syn"] != 104 || len(ports) != 104 || n["syn-ack"] != 2 || n["rst from client"] != 2 || n["rst from server"] != 102 {
+				t.Errorf("scan: %v, %d ports", n, len(ports))
+			}
+			if len(a.Targets) != 60 || !a.Covers(mid, a.Targets[59], a.Src.Addr(), 0) || a.Covers(mid, a.Targets[0], a.Dst.Addr(), 0) {
+				t.Errorf("scan: targets %v not covered as they should be", a.Targets)
+			}
+		case sim.SMBLateral:
+			if a.Dst.Port() != 445 || n["smb"] != 10 || n["fin"] != 2 || n["client bytes"] < 6000 {
+				t.Errorf("smb-lateral to %v: %v", a.Dst, n)
+			}
+		case sim.C2NewPort:
+			if a.Dst.Port() != 4444 || n["client bytes"] < 800 || n["server bytes"] < 480 || a.End.Sub(a.Start) < 12*time.Second || n["fin"] != 2 {
+				t.Errorf("c2-new-port to %v over %v: %v", a.Dst, a.End.Sub(a.Start), n)
+			}
+		}
+		if !a.Covers(mid, a.Dst.Addr(), a.Src.Addr(), 0) {
+			t.Errorf("%s does not cover its own ends", a.Kind)
+		}
+	}
+	if k := sim.KindsFor(pcapgen.LinkRaw); slices.Contains(k, sim.ARPSpoof) || len(k) != len(sim.Kinds())-1 {
+		t.Errorf("KindsFor(raw) = %v", k)
+	}
+	if k := sim.KindsFor(pcapgen.LinkVLAN); !slices.Equal(k, sim.Kinds()) {
+		t.Errorf("KindsFor(vlan) = %v", k)
+	}
 }

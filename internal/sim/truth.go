@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -53,20 +54,28 @@ type Attack struct {
 	Frames   []int `json:"frames"` // every frame of the attack, in order
 	// Src is the attacking end (client address and port), Dst the target
 	// (server address and port).
-	Src  netip.AddrPort `json:"src"`
-	Dst  netip.AddrPort `json:"dst"`
-	Desc string         `json:"desc"`
+	Src netip.AddrPort `json:"src"`
+	Dst netip.AddrPort `json:"dst"`
+	// Targets are the other addresses the attack reaches from Src, beside
+	// Dst: the addresses a sweep probes, the second victim of ARP
+	// spoofing. Port 0 in Src and Dst: the attack has no one port (ARP).
+	Targets []netip.Addr `json:"targets,omitempty"`
+	Desc    string       `json:"desc"`
 }
 
-// Covers reports whether a frame at time t between hosts a and b (either
+// Covers reports whether a frame at time t between hosts x and y (either
 // way round) belongs to the attack's conversation and time: t is in
-// [Start, End+grace) and {a, b} is {Src, Dst} by address.
+// [Start, End+grace) and {x, y} is {Src, Dst} or {Src, one of Targets} by
+// address.
 func (a *Attack) Covers(t time.Time, x, y netip.Addr, grace time.Duration) bool {
 	if t.Before(a.Start) || !t.Before(a.End.Add(grace)) {
 		return false
 	}
-	s, d := a.Src.Addr(), a.Dst.Addr()
-	return x == s && y == d || x == d && y == s
+	s := a.Src.Addr()
+	if y == s {
+		x, y = y, x
+	}
+	return x == s && (y == a.Dst.Addr() || slices.Contains(a.Targets, y))
 }
 
 // Find returns the first attack that Covers t, x and y, or nil.
