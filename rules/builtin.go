@@ -861,6 +861,9 @@ func (e *Engine) sweepAdd(op *Op, kind, code uint8, threshold bool) (bool, int) 
 // policy asset) talking to a public address. Modbus and DNP3 flows are
 // also checked message by message (detectPublic).
 func (e *Engine) NewFlow(f *dpi.Flow, t time.Time) {
+	if n := e.learnNet(); n != nil {
+		n.NewFlow(f, t)
+	}
 	b := &e.bi
 	if b.on[dScanHosts] || b.on[dScanPorts] {
 		e.newFlowProbe(f, t)

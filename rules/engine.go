@@ -225,6 +225,7 @@ func NewEngine(p *policy.Policy, sink AlertSink, opts EngineOptions) (*Engine, e
 			return nil, errors.New("rules: EngineOptions.Learn needs a Learner")
 		}
 		e.learn = &engineLearn{l: opts.Learner, period: opts.Learn, margin: opts.LearnMargin}
+		e.learn.net, _ = opts.Learner.(dpi.NetHandler)
 	}
 	return e, nil
 }

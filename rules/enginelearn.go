@@ -3,12 +3,14 @@ package rules
 import (
 	"time"
 
+	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
 // Learner learns what is normal from the operations the rules see, and
 // writes it as a policy with a baseline section. learn.Learner is the
-// one tapwatch uses; an Engine with EngineOptions.Learn feeds one.
+// one tapwatch uses; an Engine with EngineOptions.Learn feeds one, and
+// passes it the network events too when it is a dpi.NetHandler.
 type Learner interface {
 	// Observe learns from op; only requests teach anything.
 	Observe(op *Op)
@@ -21,6 +23,7 @@ type Learner interface {
 // EngineOptions.Learn.
 type engineLearn struct {
 	l      Learner
+	net    dpi.NetHandler // l, when it learns the network too (learn.Learner does)
 	period time.Duration
 	end    int64 // packet time (unix ns) the period ends; 0 before the first operation
 	margin float64
@@ -74,3 +77,12 @@ func (e *Engine) Learned() *policy.Policy {
 
 // Learning reports whether the engine is still in its learning period.
 func (e *Engine) Learning() bool { return e.learn != nil }
+
+// learnNet is the learner of the learning period, when it learns the
+// network; nil otherwise.
+func (e *Engine) learnNet() dpi.NetHandler {
+	if e.learn == nil {
+		return nil
+	}
+	return e.learn.net
+}

@@ -74,6 +74,9 @@ func onNet(a netip.Addr) bool {
 // FlowData implements dpi.NetHandler: a flow's first payload, with its
 // service named, goes to remote-access and to the network baseline.
 func (e *Engine) FlowData(f *dpi.Flow, t time.Time) {
+	if n := e.learnNet(); n != nil {
+		n.FlowData(f, t)
+	}
 	b := &e.bi
 	c, s := f.Client.Addr().Unmap(), f.Server.Addr().Unmap()
 	if b.otOn && f.App != dpi.AppNone {
@@ -179,7 +182,13 @@ func (e *Engine) arpBaseline(a *dpi.ARP) {
 		r.expected = "the hosts of the baseline"
 		e.fireBase(bNewHost, op, aggKey{src: a.SenderIP}, false)
 	case known && len(macs) > 0 && !slices.Contains(macs, policy.MAC(a.SenderMAC)):
-		op := e.frameOp(a.Time, a.Frame, a.VLAN, a.SenderIP, a.TargetIP, a.EthSrc, a.EthDst)
+		// From the MAC's own address, when known, to the address it
+		// claims: a spoofer is named as arp-spoof names it.
+		owner := a.SenderIP
+		if e.bi.on[dARPSpoof] {
+			owner = e.ownerOf(a.SenderMAC, a.SenderIP)
+		}
+		op := e.frameOp(a.Time, a.Frame, a.VLAN, owner, a.SenderIP, a.SenderMAC, [6]byte{})
 		r.title = "New MAC " + macText(a.SenderMAC) + " for host " + a.SenderIP.String()
 		r.expected = macsText(macs)
 		e.fireBase(bNewHost, op, aggKey{src: a.SenderIP, dst: macAddr(a.SenderMAC)}, false)

@@ -109,6 +109,9 @@ func (e *Engine) frameOp(t time.Time, frame uint64, vlan uint16, src, dst netip.
 
 // ARP implements dpi.NetHandler.
 func (e *Engine) ARP(a *dpi.ARP) {
+	if n := e.learnNet(); n != nil {
+		n.ARP(a)
+	}
 	e.tick(a.Time)
 	b := &e.bi
 	if e.base != nil && e.base.net != nil {
@@ -204,6 +207,9 @@ func macAddr(mac [6]byte) netip.Addr {
 
 // ICMP implements dpi.NetHandler.
 func (e *Engine) ICMP(m *dpi.ICMP) {
+	if n := e.learnNet(); n != nil {
+		n.ICMP(m)
+	}
 	e.tick(m.Time)
 	b := &e.bi
 	now := m.Time.UnixNano()
@@ -251,6 +257,9 @@ func (e *Engine) newFlowProbe(f *dpi.Flow, t time.Time) {
 // FlowEnd implements dpi.NetHandler: a connection the server rejected
 // counts towards scan-rejects.
 func (e *Engine) FlowEnd(f *dpi.Flow, t time.Time) {
+	if n := e.learnNet(); n != nil {
+		n.FlowEnd(f, t)
+	}
 	if f.End != dpi.EndRejected || !e.bi.on[dScanRejects] {
 		return
 	}

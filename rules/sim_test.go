@@ -24,12 +24,7 @@ const simGrace = 2 * time.Second
 // them is caught after all, so that the list stays true.
 // A detector that does not exist yet is not scored; its gaps wait here
 // for it.
-var simKnownGaps = map[string]string{
-	"smb-lateral/net-remote-access": "no detector of remote-access protocols between OT hosts yet (issue 17)",
-	"smb-lateral/net-new-link":      "no detector of new links yet (issue 17)",
-	"c2-new-port/net-new-service":   "no detector of new services yet (issue 17)",
-	"c2-new-port/net-new-link":      "no detector of new links yet (issue 17)",
-}
+var simKnownGaps = map[string]string{}
 
 // TestSimScenarios replays generated scenarios through the pipeline with
 // the built-in detectors (assets: the scenario's hosts; no rules) and

@@ -67,7 +67,7 @@ func TestDemo(t *testing.T) {
 		" CRITICAL demo-plant/tap1 pump-speed-limit: ",
 		// The network attack: the intruder's MAC claims the HMI's address.
 		" HIGH demo-plant/tap1 arp-spoof: ARP spoofing: 10.10.1.10 claimed by 02:00:5e:20:09:03 (10.10.1.88) while 02:00:5e:20:01:00 claims it\n" +
-			"    10.10.1.88 → 10.10.1.10 (Modbus master)\n",
+			"    10.10.1.88 (host) → 10.10.1.10 (Modbus master)\n",
 		"    ATT&CK T0836 Modify Parameter, T0831 Manipulation of Control\n",
 		"   attacks     7 of the 7 in the answer key caught; 0 alerts on normal traffic:\n",
 		"none missing\n",

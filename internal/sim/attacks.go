@@ -151,10 +151,10 @@ var kindInfo = map[Kind]kindSpec{
 	NewAsset:                 {[]string{"new-asset", "baseline-new-master"}, (*sim).newAsset},
 	MalformedModbus:          {[]string{"malformed"}, (*sim).malformedModbus},
 	MalformedDNP3:            {[]string{"malformed"}, (*sim).malformedDNP3},
-	ARPSpoof:                 {[]string{"arp-spoof"}, (*sim).arpSpoof},
-	Scan:                     {[]string{"scan-hosts", "scan-ports", "scan-rejects"}, (*sim).scan},
-	SMBLateral:               {[]string{"net-remote-access", "net-new-link"}, (*sim).smbLateral},
-	C2NewPort:                {[]string{"net-new-service", "net-new-link"}, (*sim).c2NewPort},
+	ARPSpoof:                 {[]string{"arp-spoof", "baseline-new-host"}, (*sim).arpSpoof},
+	Scan:                     {[]string{"scan-hosts", "scan-ports", "scan-rejects", "baseline-new-host"}, (*sim).scan},
+	SMBLateral:               {[]string{"remote-access", "baseline-new-service"}, (*sim).smbLateral},
+	C2NewPort:                {[]string{"baseline-new-service"}, (*sim).c2NewPort},
 }
 
 // Kinds returns every attack kind in canonical order.
