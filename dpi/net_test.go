@@ -254,3 +254,30 @@ func TestFlowService(t *testing.T) {
 		t.Errorf("services %v, want %s\n%s", got, want, strings.Join(rec.events, "\n"))
 	}
 }
+
+// TestNetSteadyStateAllocs: ARP frames and ICMP messages handed to a
+// NetHandler allocate nothing per packet.
+func TestNetSteadyStateAllocs(t *testing.T) {
+	lt, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		for i := range 200 {
+			if _, err := w.ARPRequest(hmi, plc.IP); err != nil {
+				return err
+			}
+			if _, err := w.ARPReply(plc, hmi); err != nil {
+				return err
+			}
+			if _, err := w.Ping(hmi, plc, 1, uint16(i), nil); err != nil {
+				return err
+			}
+			if _, err := w.Unreachable(plc, hmi, 3, 161); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	h := &nopHandler{}
+	checkSteadyStateAllocs(t, Config{}, lt, pkts, h)
+	if h.net < len(pkts)-10 {
+		t.Errorf("%d network events from %d packets", h.net, len(pkts))
+	}
+}

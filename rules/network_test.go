@@ -15,6 +15,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/service"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/rules/policy"
 	"github.com/tapwatch/tapwatch/sensor"
@@ -648,5 +649,40 @@ rules:
 	}
 	if want := "no-smb-to-plcs 10.10.1.30>10.10.1.20:445,only-hmi-and-eng-to-plcs 10.10.1.66>10.10.1.20:80"; strings.Join(got, ",") != want {
 		t.Errorf("rule alerts %v, want %s (all: %v)", got, want, rec.rules())
+	}
+}
+
+// TestNetworkBaselineNoAllocs: a flow the network baseline and the link
+// rules allow allocates nothing.
+func TestNetworkBaselineNoAllocs(t *testing.T) {
+	p, err := policy.Parse([]byte(networkBaseline+`
+rules:
+  - id: no-smb-to-plc
+    when: {dst: plc, service: smb}
+`), "net.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	e, err := NewEngine(p, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &dpi.Flow{ID: 9, Transport: dpi.TCP, Client: netip.MustParseAddrPort("10.10.1.10:50000"), Server: netip.MustParseAddrPort("10.10.1.20:502"),
+		App: dpi.AppModbus, Service: service.Modbus}
+	a := &dpi.ARP{Op: 1, SenderMAC: [6]byte{2, 0, 0, 0, 0, 0x14}, SenderIP: netip.MustParseAddr("10.10.1.20"), TargetIP: netip.MustParseAddr("10.10.1.10")}
+	var i int
+	allocs := testing.AllocsPerRun(1000, func() {
+		i++
+		now := t0.Add(time.Duration(i) * time.Second)
+		a.Time = now
+		e.FlowData(f, now)
+		e.ARP(a)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per allowed flow and ARP frame", allocs)
+	}
+	if len(rec.alerts) != 0 {
+		t.Errorf("fired %v", rec.rules())
 	}
 }
