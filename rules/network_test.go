@@ -31,6 +31,13 @@ func host(n byte) pcapgen.Endpoint {
 // returns the alerts.
 func replayNet(t *testing.T, write func(w *pcapgen.Writer) error) *recorder {
 	t.Helper()
+	return replayPolicy(t, write, nil)
+}
+
+// replayPolicy is replayNet with an engine that enforces p (nil: the
+// built-in detectors at their defaults).
+func replayPolicy(t *testing.T, write func(w *pcapgen.Writer) error, p *policy.Policy) *recorder {
+	t.Helper()
 	var buf bytes.Buffer
 	w, err := pcapgen.NewWriter(&buf, pcapgen.Options{Step: 10 * time.Millisecond})
 	if err != nil {
@@ -43,7 +50,7 @@ func replayNet(t *testing.T, write func(w *pcapgen.Writer) error) *recorder {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	e, err := NewEngine(nil, rec, EngineOptions{})
+	e, err := NewEngine(p, rec, EngineOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,17 +467,6 @@ baseline:
 // only the baseline detectors on.
 func replayBaseline(t *testing.T, write func(w *pcapgen.Writer) error) *recorder {
 	t.Helper()
-	var buf bytes.Buffer
-	w, err := pcapgen.NewWriter(&buf, pcapgen.Options{Step: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := write(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
 	p, err := policy.Parse([]byte(networkBaseline), "net.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -478,19 +474,7 @@ func replayBaseline(t *testing.T, write func(w *pcapgen.Writer) error) *recorder
 	for i := range p.Detectors {
 		p.Detectors[i].Enabled = strings.HasPrefix(p.Detectors[i].ID, "baseline-")
 	}
-	rec := &recorder{}
-	e, err := NewEngine(p, rec, EngineOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := capture.NewFile(&buf, "net.pcap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sensor.Replay(context.Background(), src, sensor.Options{Rules: e}); err != nil {
-		t.Fatal(err)
-	}
-	return rec
+	return replayPolicy(t, write, p)
 }
 
 // TestNetworkBaseline: each network baseline detector fires on what the
@@ -605,42 +589,25 @@ rules:
   - id: no-smb-to-plcs
     when: {dst: plcs, service: [smb, netbios_ssn]}
 `
-	var buf bytes.Buffer
-	w, err := pcapgen.NewWriter(&buf, pcapgen.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, step := range []func() error{
-		func() error { return modbusPoll(w, hmi, plc) },                                                          // allowed
-		func() error { return session(w, at(eng, 50001), at(plc, 445), smbNegotiate, nil) },                      // no-smb-to-plcs
-		func() error { return session(w, at(rogue, 50002), at(plc, 80), []byte("GET / HTTP/1.0\r\n\r\n"), nil) }, // only-hmi…
-		func() error {
-			return session(w, at(rogue, 50003), at(host(80), 80), []byte("GET / HTTP/1.0\r\n\r\n"), nil)
-		}, // not to a PLC
-	} {
-		if err := step(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
 	p, err := policy.Parse([]byte(pol), "links.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	e, err := NewEngine(p, rec, EngineOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := capture.NewFile(&buf, "links.pcap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sensor.Replay(context.Background(), src, sensor.Options{Rules: e}); err != nil {
-		t.Fatal(err)
-	}
+	rec := replayPolicy(t, func(w *pcapgen.Writer) error {
+		for _, step := range []func() error{
+			func() error { return modbusPoll(w, hmi, plc) },                                                          // allowed
+			func() error { return session(w, at(eng, 50001), at(plc, 445), smbNegotiate, nil) },                      // no-smb-to-plcs
+			func() error { return session(w, at(rogue, 50002), at(plc, 80), []byte("GET / HTTP/1.0\r\n\r\n"), nil) }, // only-hmi…
+			func() error {
+				return session(w, at(rogue, 50003), at(host(80), 80), []byte("GET / HTTP/1.0\r\n\r\n"), nil)
+			}, // not to a PLC
+		} {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, p)
 	var got []string
 	for _, a := range rec.alerts {
 		if a.Category == "policy" {
