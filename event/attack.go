@@ -10,6 +10,8 @@ var techniques = map[string]string{
 	"T0814": "Denial of Service",
 	"T0815": "Denial of View",
 	"T0816": "Device Restart/Shutdown",
+	"T0827": "Loss of Control",
+	"T0829": "Loss of View",
 	"T0830": "Adversary-in-the-Middle",
 	"T0831": "Manipulation of Control",
 	"T0836": "Modify Parameter",

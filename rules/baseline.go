@@ -27,6 +27,7 @@ const (
 	bNewLink
 	bNewService
 	bNewProtocol
+	bSilent
 	numBaseline
 )
 
@@ -34,6 +35,7 @@ var baselineIDs = [numBaseline]string{
 	"baseline-new-master", "baseline-new-conversation", "baseline-new-function",
 	"baseline-new-address", "baseline-value-range", "baseline-write-rate",
 	"baseline-new-host", "baseline-new-link", "baseline-new-service", "baseline-new-protocol",
+	"baseline-silent",
 }
 
 // CategoryBaseline is the category of the baseline detectors' alerts.
@@ -58,6 +60,10 @@ type pairRun struct {
 	c      *policy.Conversation
 	values map[valueKey]int // index into c.Values
 	rate   policy.Rate
+	// baseline-silent: the packet time of its last request (or of the
+	// engine's first packet), and whether its silence was reported.
+	last   int64
+	silent bool
 }
 
 // baseRun is a baseline compiled for the engine.
@@ -72,6 +78,8 @@ type baseRun struct {
 	title, expected string
 
 	net *netBase // the network section; nil when the baseline has none (netbase.go)
+
+	polls []*pairRun // the conversations with a polling rhythm, for baseline-silent
 }
 
 func idxBaseline(k baseKind) int32 { return -1 - int32(numBuiltin) - int32(k) }
@@ -111,6 +119,9 @@ func newBaseRun(p *policy.Policy, b *policy.Baseline) *baseRun {
 		limit := math.Ceil(float64(c.WritesPerMinute) * b.RateFactor * float64(window) / float64(time.Minute))
 		pr.rate = policy.Rate{Max: uint32(min(max(limit, 1), math.MaxUint32)), Per: window}
 		r.pairs[policy.PairKey{Src: c.Src, Dst: c.Dst, Proto: c.Proto}] = pr
+		if c.MaxGap > 0 && r.on[bSilent] {
+			r.polls = append(r.polls, pr)
+		}
 	}
 	if b.Network {
 		r.net = newNetBase(p, b)
@@ -164,6 +175,7 @@ func (e *Engine) checkBaseline(op *Op) {
 		return
 	}
 	c := pr.c
+	pr.last, pr.silent = max(pr.last, op.Time.UnixNano()), false
 	if r.on[bNewFunction] && !c.FC.Has(op.FC) {
 		r.title = "New function code " + fcName(op) + " from " + src.String() + " to " + dst.String()
 		r.expected = "fc " + strings.Join(fcTermsPlain(c), ", ")
@@ -246,3 +258,36 @@ func objectsText(os []policy.ObjectPoints) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// checkSilence reports the polling conversations whose last request is
+// longer ago than rate_factor times the longest gap learned (at least
+// that gap plus silenceSlack): a device or master gone quiet, or a link
+// cut. Each silence is reported once, until the conversation speaks
+// again. A conversation never seen since the engine started counts from
+// its first packet.
+func (e *Engine) checkSilence(t time.Time) {
+	r := e.base
+	now := t.UnixNano()
+	for _, pr := range r.polls {
+		if pr.last == 0 || pr.last > now {
+			pr.last = now // the first packet, or packet time went back
+			continue
+		}
+		limit := max(int64(float64(pr.c.MaxGap)*r.b.RateFactor), int64(pr.c.MaxGap+silenceSlack))
+		if pr.silent || now-pr.last <= limit {
+			continue
+		}
+		pr.silent = true
+		c := pr.c
+		op := &e.flowOp
+		*op = Op{Time: t, Proto: c.Proto, Src: netip.AddrPortFrom(c.Src, 0), Dst: netip.AddrPortFrom(c.Dst, 0), Request: true}
+		silence := time.Duration(now - pr.last).Truncate(time.Second)
+		r.title = c.Proto.Title() + " conversation " + c.Src.String() + " to " + c.Dst.String() + " silent for " + policy.FormatDuration(silence)
+		r.expected = "a request at least every " + policy.FormatDuration(time.Duration(limit).Truncate(time.Millisecond)) + " (learned gaps up to " + policy.FormatDuration(c.MaxGap) + ")"
+		e.fireBase(bSilent, op, aggKey{src: c.Src, dst: c.Dst, addr: uint32(c.Proto)}, false)
+	}
+}
+
+// silenceSlack is the least a polling conversation may be late before it
+// counts as silent: a master skipping one or two polls is no news.
+const silenceSlack = 30 * time.Second

@@ -208,6 +208,7 @@ func TestEngineLearnMode(t *testing.T) {
 // nothing.
 func TestBaselineNoAllocs(t *testing.T) {
 	e, rec := baselineEngine(t)
+	e.base.polls = nil // only the HMI's conversation speaks here; TestSilent checks baseline-silent
 	f := &dpi.Flow{App: dpi.AppModbus, Client: netip.MustParseAddrPort(hmiC), Server: netip.MustParseAddrPort(plc1S)}
 	m := mbMessage(1, 6, 5, 1, []uint16{150})
 	var i int64
@@ -226,4 +227,48 @@ func TestBaselineNoAllocs(t *testing.T) {
 
 func mbMessage(unit, fc uint8, addr, count uint16, vals []uint16) *modbus.Message {
 	return &modbus.Message{Dir: modbus.Request, Unit: unit, FC: fc, HasAddr: true, Addr: addr, Count: count, Values: vals, PDU: []byte{fc}}
+}
+
+// TestSilent: a polling conversation that stops for longer than the rate
+// factor times its longest learned gap is reported once, and again only
+// after it spoke; one that keeps polling, or is late by less, is not.
+func TestSilent(t *testing.T) {
+	e, rec := baselineEngine(t)
+	// Learned: each conversation polls at most 9 s apart; rate factor 3:
+	// silent after 39 s (9 s + 30 s of slack beats 27 s).
+	poll := func(at time.Duration) {
+		mb{src: hmiC, dst: plc1S, unit: 1, fc: 3, addr: 0, count: 10, at: at}.feed(e)
+	}
+	for s := time.Duration(0); s <= 120*time.Second; s += 9 * time.Second {
+		poll(time.Hour + s)
+	}
+	var silent []string
+	for _, a := range rec.alerts {
+		if a.Rule == "baseline-silent" {
+			silent = append(silent, a.Src.Addr().String()+">"+a.Dst.Addr().String()+" "+a.First.Sub(t0).String())
+		}
+	}
+	// The DNP3 master never polls in this test: silent 39 s after the
+	// first packet, once. The HMI polls every 9 s: never.
+	if want := "10.10.1.11>10.10.2.20 1h0m45s"; strings.Join(silent, ",") != want {
+		t.Fatalf("silent %v, want %s", silent, want)
+	}
+	a := rec.alerts[0]
+	if a.Title != "DNP3 conversation 10.10.1.11 to 10.10.2.20 silent for 45s" || a.Expected != "a request at least every 39s (learned gaps up to 9s)" {
+		t.Errorf("title %q, expected %q", a.Title, a.Expected)
+	}
+	// It speaks again, then stops again: a new report.
+	dn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncRead, objs: []obj{{g: 60, v: 2, rng: 6}}, at: time.Hour + 125*time.Second}.feed(e)
+	for s := 130 * time.Second; s <= 200*time.Second; s += 9 * time.Second {
+		poll(time.Hour + s)
+	}
+	n := 0
+	for _, a := range rec.alerts {
+		if a.Rule == "baseline-silent" && a.Count == 1 {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d silences reported, want 2 (alerts %v)", n, rec.rules())
+	}
 }

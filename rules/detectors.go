@@ -420,6 +420,17 @@ var Detectors = []Detector{
 			Category:    CategoryBaseline,
 		},
 	},
+	{
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "baseline-silent",
+			Name:        "Polling conversation gone silent",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0827", "T0829", "T0881"},
+			Description: "A master stops polling a device for longer than rate_factor times the longest gap learned between its requests (and at least that gap plus 30 s): a device down, a link cut, a master stopped or blinded. Reported once, until the conversation speaks again.",
+			Baseline:    true,
+			Category:    CategoryBaseline,
+		},
+	},
 }
 
 // init hands the policy package the declarative part of the table, so

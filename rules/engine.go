@@ -812,6 +812,9 @@ func (e *Engine) tick(t time.Time) {
 			e.endBudgetMinute()
 		}
 	}
+	if e.base != nil && len(e.base.polls) > 0 {
+		e.checkSilence(t)
+	}
 }
 
 // Acknowledge marks the alerts being folded as seen by someone who acts

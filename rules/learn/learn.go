@@ -94,6 +94,10 @@ type learnPair struct {
 	valueOrder  []*policy.ValueRange
 	minute      int64 // current minute of packet time
 	writes, max uint32
+	// The polling rhythm: requests seen, the time of the last, and the
+	// longest gap between two (unix ns).
+	requests        uint32
+	lastReq, maxGap int64
 }
 
 // New returns an empty learner.
@@ -157,6 +161,12 @@ func (l *Learner) Observe(op *rules.Op) {
 	hs.master.Add(uint8(op.Proto))
 	hd.slave.Add(uint8(op.Proto))
 	p.fc.Add(op.FC)
+	now := op.Time.UnixNano()
+	if p.requests > 0 && now > p.lastReq {
+		p.maxGap = max(p.maxGap, now-p.lastReq)
+	}
+	p.requests++
+	p.lastReq = max(p.lastReq, now)
 	if ad := l.ads[op.Proto]; ad != nil {
 		l.cur = learnTo{l: l, p: p, hs: hs, hd: hd}
 		ad.Learn(op, &l.cur)
@@ -355,6 +365,10 @@ func (l *Learner) Baseline(margin float64) *policy.Policy {
 		if c.Proto == proto.Modbus {
 			c.Units = lp.units
 		}
+		if lp.requests >= policy.MinPollRequests && lp.maxGap > 0 {
+			// Whole milliseconds, rounded up, as the file writes them.
+			c.MaxGap = (time.Duration(lp.maxGap) + time.Millisecond - 1).Truncate(time.Millisecond)
+		}
 		for t := range lp.read {
 			c.Read[t] = slices.Clone(lp.read[t])
 			c.Write[t] = slices.Clone(lp.write[t])
@@ -495,5 +509,11 @@ func (l *Learner) Resume(p *policy.Policy) {
 			l.value(lp, k, v.Max)
 		}
 		lp.max = max(lp.max, c.WritesPerMinute)
+		if c.MaxGap > 0 {
+			// The checkpoint's conversation polled: keep its rhythm, and
+			// count it as polling already.
+			lp.maxGap = max(lp.maxGap, int64(c.MaxGap))
+			lp.requests = max(lp.requests, policy.MinPollRequests)
+		}
 	}
 }

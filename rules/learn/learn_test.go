@@ -198,9 +198,25 @@ func TestLearnerResume(t *testing.T) {
 		}
 		wp.Baseline.Conversations[i].WritesPerMinute = 0
 		rp.Baseline.Conversations[i].WritesPerMinute = 0
+		// Neither half has policy.MinPollRequests requests: the
+		// polling rhythm is learned by the uninterrupted learner only.
+		if wp.Baseline.Conversations[i].MaxGap != 9*time.Second || rp.Baseline.Conversations[i].MaxGap != 0 {
+			t.Errorf("conversation %d: max gap %v uninterrupted, %v resumed; want 9s and none", i, wp.Baseline.Conversations[i].MaxGap, rp.Baseline.Conversations[i].MaxGap)
+		}
+		wp.Baseline.Conversations[i].MaxGap = 0
 	}
 	if want, got := format(wp), format(rp); want != got {
 		t.Errorf("resumed learning differs.\nuninterrupted:\n%s\nresumed:\n%s", want, got)
+	}
+	// A checkpoint with a polling rhythm keeps it.
+	full, err := policy.Parse([]byte(format(whole.Baseline(0))), "full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := New(Options{})
+	again.Resume(full)
+	if g := again.Baseline(0).Baseline.Conversations[0].MaxGap; g != 9*time.Second {
+		t.Errorf("resumed from a checkpoint with max_gap 9s: %v", g)
 	}
 	// Resuming from nothing, or from a policy without a baseline, is a no-op.
 	empty := New(Options{})

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/proto"
@@ -121,7 +122,15 @@ type Conversation struct {
 	// WritesPerMinute is the most write and control requests seen in one
 	// minute; 0: none.
 	WritesPerMinute uint32
+	// MaxGap is the longest time between two requests of a conversation
+	// that polls (MinPollRequests or more while learning); 0: not a
+	// polling conversation, never reported silent.
+	MaxGap time.Duration
 }
+
+// MinPollRequests is how many requests learning must see of a
+// conversation to take its longest gap as its polling rhythm.
+const MinPollRequests = 10
 
 // PairKey is what names a conversation: its master, its device and its
 // protocol. A baseline has at most one conversation per key.
@@ -156,7 +165,7 @@ func (b *Baseline) Widen(v *ValueRange) Bounds {
 
 // ---- decoding ----
 
-var convFields = []string{"src", "dst", "proto", "unit", "link_src", "link_dst", "fc", "read", "write", "objects", "values", "writes_per_minute"}
+var convFields = []string{"src", "dst", "proto", "unit", "link_src", "link_dst", "fc", "read", "write", "objects", "values", "writes_per_minute", "max_gap"}
 
 func (d *decoder) baselineSection(p *Policy, n *node) {
 	b := &Baseline{Margin: DefaultMargin, RateFactor: DefaultRateFactor}
@@ -398,6 +407,11 @@ func (d *decoder) conversation(n *node, path string) Conversation {
 			c.WritesPerMinute = uint32(v)
 		}
 	}
+	if e, ok := f["max_gap"]; ok {
+		if v, ok := d.duration(e.val, path+".max_gap"); ok {
+			c.MaxGap = v
+		}
+	}
 	return c
 }
 
@@ -468,7 +482,7 @@ func (v *validator) baseline(b *Baseline) {
 			v.errorf(path+".proto", path+".proto", "give proto: modbus or proto: dnp3")
 		}
 		if c.Proto != proto.Modbus && c.Proto != proto.DNP3 && (!c.Units.Empty() || len(c.LinkSrc) > 0 || len(c.LinkDst) > 0 || len(c.Objects) > 0 || len(c.Values) > 0) {
-			v.errorf(path, path, "a %s conversation has only fc and writes_per_minute", c.Proto)
+			v.errorf(path, path, "a %s conversation has only fc, writes_per_minute and max_gap", c.Proto)
 		}
 		if !c.Src.IsValid() {
 			v.errorf(path+".src", path+".src", "needs the master's address")
@@ -484,6 +498,9 @@ func (v *validator) baseline(b *Baseline) {
 		}
 		if c.Proto == proto.Modbus && (len(c.LinkSrc) > 0 || len(c.LinkDst) > 0 || len(c.Objects) > 0) {
 			v.errorf(path, path, "a Modbus conversation has no DNP3 fields (link_src, link_dst, objects)")
+		}
+		if c.MaxGap < 0 {
+			v.errorf(path+".max_gap", path+".max_gap", "%s is not a gap: give a positive duration, like 10s", FormatDuration(c.MaxGap))
 		}
 		if c.Proto == proto.DNP3 && !c.Units.Empty() {
 			v.errorf(path+".unit", path+".unit", "unit is a Modbus field")
@@ -657,6 +674,9 @@ func (p *Policy) formatBaseline(b *bytes.Buffer) {
 		}
 		if c.WritesPerMinute > 0 {
 			fmt.Fprintf(b, "      writes_per_minute: %d\n", c.WritesPerMinute)
+		}
+		if c.MaxGap > 0 {
+			fmt.Fprintf(b, "      max_gap: %s\n", FormatDuration(c.MaxGap))
 		}
 	}
 	if !bl.Network {

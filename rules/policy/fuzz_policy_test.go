@@ -21,6 +21,10 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("rules:\n  - id: a\n    when: {fc: 0x10-0x20}\n"))      // hex range, no proto
 	f.Add([]byte("assets: {a: {ip: \"::ffff:10.0.0.1\"}}\nrules: []\n")) // IPv4-mapped IPv6
 	f.Add([]byte("rules:\n  - id: a\n    name: \"\\u00e9\\t\"\n    when: {proto: modbus}\n"))
+	// The network section, a polling rhythm and a rule about links.
+	f.Add([]byte("assets: {p: {ip: 10.0.0.2}}\nbaseline:\n  conversations:\n    - {src: 10.0.0.1, dst: p, proto: modbus, fc: 3, max_gap: 10s}\n" +
+		"  network:\n    hosts: [{host: p, mac: \"02:00:00:00:00:02\"}]\n    links: [{src: 10.0.0.1, dst: p, port: tcp/502, service: modbus}]\n"))
+	f.Add([]byte("assets: {p: {ip: 10.0.0.2}}\nrules:\n  - id: a\n    when: {dst: p, service: [smb, any], port: tcp/445}\n    unless: {src: 10.0.0.0/8}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse(data, "fuzz.yaml")
 		if err != nil {

@@ -68,7 +68,7 @@ func TestPolicyOtherProtocolErrors(t *testing.T) {
 	// A policy built in Go is validated the same way.
 	p := New()
 	p.Baseline = &Baseline{RateFactor: 1, Conversations: []Conversation{{Proto: policyProto, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), LinkSrc: Ranges{{Lo: 1, Hi: 1}}}}}
-	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "a toy-policy conversation has only fc and writes_per_minute") {
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "a toy-policy conversation has only fc, writes_per_minute and max_gap") {
 		t.Errorf("Validate: %v", err)
 	}
 	p = New()
