@@ -291,7 +291,8 @@ type Stats struct {
 	Suppressed   uint64            `msg:"suppressed" json:"suppressed"` // alerts the alert budget dropped
 	// Evictions counts the entries evicted from the rule engine's full
 	// bounded tables, by table (rate, aggregation, sweep, arp_bindings,
-	// arp_owners, probes); tables that never evicted are left out.
+	// arp_owners, probes), and the hosts the inventory forgot (assets);
+	// tables that never evicted are left out.
 	Evictions  map[string]uint64 `msg:"evictions,omitempty" json:"evictions,omitempty"`
 	SpoolDepth uint64            `msg:"spool_depth" json:"spool_depth"`
 	SpoolDrops uint64            `msg:"spool_drops" json:"spool_drops"`

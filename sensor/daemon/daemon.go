@@ -183,10 +183,11 @@ type Daemon struct {
 
 // snapshot is the packet goroutine's counters, copied for the others.
 type snapshot struct {
-	dpi      dpi.Counters
-	tally    sensor.Tally
-	engine   rules.EngineStats
-	bySource [sensor.MaxSources]uint64
+	dpi           dpi.Counters
+	tally         sensor.Tally
+	engine        rules.EngineStats
+	bySource      [sensor.MaxSources]uint64
+	assetsEvicted uint64 // hosts the inventory forgot, being full
 }
 
 // New checks the policy and baseline, opens the uplink's spool and
@@ -517,7 +518,11 @@ func (d *Daemon) sourceMessages() (out [sensor.MaxSources]uint64) {
 // snapshotNow copies the packet goroutine's counters (on it, or once it
 // has ended).
 func (d *Daemon) snapshotNow() snapshot {
-	return snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.asm.Engine.Stats(), bySource: d.sourceMessages()}
+	s := snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.asm.Engine.Stats(), bySource: d.sourceMessages()}
+	if d.asm.Inventory != nil {
+		s.assetsEvicted = d.asm.Inventory.Evicted
+	}
+	return s
 }
 
 // takeSnapshot copies the packet goroutine's counters (on it).
@@ -739,7 +744,11 @@ func (d *Daemon) statsOf(s snapshot, alerts event.Severities) *event.Stats {
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	st := sensor.NewStats(s.dpi, &s.tally, alerts, s.engine.Suppressed, s.engine.Evictions())
+	ev := s.engine.Evictions()
+	if s.assetsEvicted > 0 {
+		ev["assets"] = s.assetsEvicted
+	}
+	st := sensor.NewStats(s.dpi, &s.tally, alerts, s.engine.Suppressed, ev)
 	st.Uptime, st.KernelDrops, st.MemBytes = time.Since(d.started).Seconds(), drops, ms.Sys
 	return st
 }
