@@ -38,6 +38,7 @@ const (
 	DefaultTotalBuffer   = 8 << 20  // bytes held by all flows together
 	DefaultMaxOutOfOrder = 16       // segments held per direction while waiting for a hole to fill
 	DefaultGapTimeout    = time.Second
+	DefaultFlowReport    = 5 * time.Minute
 	DefaultModbusPort    = modbus.DefaultPort
 	DefaultDNP3Port      = dnp3.DefaultPort
 
@@ -61,6 +62,7 @@ type Config struct {
 	TotalBuffer    int           // reassembly bytes all flows may hold together
 	MaxOutOfOrder  int           // out-of-order segments held per direction
 	GapTimeout     time.Duration // how long (packet time) a hole may stay open before it is skipped
+	FlowReport     time.Duration // how often (packet time) a NetHandler hears the counts of the live flows
 	Modbus         modbus.Config
 	DNP3           dnp3.Config
 	// Protocols is the registry of decoders, tried in order (serial ones
@@ -107,6 +109,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.GapTimeout == 0 {
 		c.GapTimeout = DefaultGapTimeout
+	}
+	if c.FlowReport == 0 {
+		c.FlowReport = DefaultFlowReport
 	}
 }
 
@@ -157,6 +162,9 @@ func (c Config) Validate() error {
 	}
 	if c.GapTimeout < 0 {
 		errs = append(errs, fmt.Errorf("gap timeout %v is negative", c.GapTimeout))
+	}
+	if c.FlowReport < time.Second {
+		errs = append(errs, fmt.Errorf("flow report interval %v is shorter than 1s", c.FlowReport))
 	}
 	for i, p := range c.Protocols {
 		if p.ID == proto.None || p.NewDecoder == nil {
@@ -225,7 +233,10 @@ type Flow struct {
 	// side with the higher port.
 	Packets [2]uint64
 	Bytes   [2]uint64
-	End     End // how the flow ended: set before NetHandler.FlowEnd
+	// NewPackets and NewBytes are what each side sent since the last
+	// NetHandler.FlowCounts; set for that call.
+	NewPackets, NewBytes [2]uint64
+	End                  End // how the flow ended: set before NetHandler.FlowEnd
 	// Frame is the capture frame being decoded when a FlowHandler or
 	// NetHandler hears of the flow: its first, its first payload, its end.
 	Frame uint64
@@ -307,29 +318,30 @@ type Engine struct {
 	parsers  [numFirst]*gopacket.DecodingLayerParser
 	decoded  []gopacket.LayerType
 
-	eth      layers.Ethernet
-	vlan     vlanStack
-	loop     layers.Loopback
-	sll      layers.LinuxSLL
-	sll2     layers.LinuxSLL2
-	ip4      layers.IPv4
-	ip6      layers.IPv6
-	tcp      tcpLayer
-	udp      udpLayer
-	arpLayer layers.ARP
-	icmp4    layers.ICMPv4
-	icmp6    layers.ICMPv6
-	arp      ARP  // handed to nh, reused
-	icmpMsg  ICMP // handed to nh, reused
-	synDir   int  // for a TCP packet: 1 a SYN (to the server), 2 a SYN-ACK (from it), 0 neither
-	flows    table
-	now      int64 // packet time of the packet being decoded, unix ns
-	nextScan int64
-	meta     proto.Meta
-	cur      *flow // flow whose messages are being delivered
-	cut      int   // bytes of the current packet the snap length cut off
-	size     int   // bytes of the current packet, as captured
-	c        Counters
+	eth        layers.Ethernet
+	vlan       vlanStack
+	loop       layers.Loopback
+	sll        layers.LinuxSLL
+	sll2       layers.LinuxSLL2
+	ip4        layers.IPv4
+	ip6        layers.IPv6
+	tcp        tcpLayer
+	udp        udpLayer
+	arpLayer   layers.ARP
+	icmp4      layers.ICMPv4
+	icmp6      layers.ICMPv6
+	arp        ARP  // handed to nh, reused
+	icmpMsg    ICMP // handed to nh, reused
+	synDir     int  // for a TCP packet: 1 a SYN (to the server), 2 a SYN-ACK (from it), 0 neither
+	flows      table
+	now        int64 // packet time of the packet being decoded, unix ns
+	nextScan   int64
+	nextReport int64 // packet time of the next report of the live flows' counts
+	meta       proto.Meta
+	cur        *flow // flow whose messages are being delivered
+	cut        int   // bytes of the current packet the snap length cut off
+	size       int   // bytes of the current packet, as captured
+	c          Counters
 }
 
 // New returns an engine that reports messages to h.
@@ -481,6 +493,7 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 	e.now = ts.UnixNano()
 	e.meta = proto.Meta{Time: ts, Frame: frame}
 	e.expireIdle()
+	e.reportAll()
 
 	first := firstLayer(lt, data)
 	if first < 0 {
@@ -722,6 +735,7 @@ func (e *Engine) closeFlow(f *flow, end End) {
 		e.appClose(f)
 	}
 	if e.nh != nil {
+		e.reportCounts(f)
 		if f.payload && !f.svcDone {
 			// One side spoke, and said nothing that names the service.
 			e.decideService(f, service.Unknown, f.Transport == UDP)

@@ -81,11 +81,12 @@ func (c *counter) Message(_ *Flow, _ Side, msg any) {
 // the tests and fuzzers that use it run those paths.
 type nopHandler struct{ n, dnp3, net int }
 
-func (h *nopHandler) NewFlow(*Flow, time.Time)  { h.net++ }
-func (h *nopHandler) FlowData(*Flow, time.Time) { h.net++ }
-func (h *nopHandler) FlowEnd(*Flow, time.Time)  { h.net++ }
-func (h *nopHandler) ARP(*ARP)                  { h.net++ }
-func (h *nopHandler) ICMP(*ICMP)                { h.net++ }
+func (h *nopHandler) NewFlow(*Flow, time.Time)    { h.net++ }
+func (h *nopHandler) FlowData(*Flow, time.Time)   { h.net++ }
+func (h *nopHandler) FlowCounts(*Flow, time.Time) { h.net++ }
+func (h *nopHandler) FlowEnd(*Flow, time.Time)    { h.net++ }
+func (h *nopHandler) ARP(*ARP)                    { h.net++ }
+func (h *nopHandler) ICMP(*ICMP)                  { h.net++ }
 
 func (h *nopHandler) Message(_ *Flow, _ Side, m any) {
 	switch m.(type) {

@@ -80,6 +80,8 @@ type flow struct {
 	closed [2]bool
 	// payload: a TCP segment with payload was seen, either way.
 	payload bool
+	// reported, reportedBytes: the counts last told to a NetHandler.
+	reported, reportedBytes [2]uint64
 	// svcTried: the first payload of the client (1) and of the server (2)
 	// was tried for the service; svcDone: Flow.Service is decided.
 	svcTried uint8

@@ -24,6 +24,12 @@ type NetHandler interface {
 	// service (by content, else by the server port). Once per flow with
 	// payload, before FlowEnd.
 	FlowData(f *Flow, t time.Time)
+	// FlowCounts: f.NewPackets and f.NewBytes are what each side of f
+	// sent since the last FlowCounts of f. It comes every
+	// Config.FlowReport of packet time while the flow lives (a polling
+	// connection may live for months), and at its end, before FlowEnd,
+	// when there is anything new.
+	FlowCounts(f *Flow, t time.Time)
 	// FlowEnd: f ended, as f.End says, with f.Packets and f.Bytes sent
 	// by each side.
 	FlowEnd(f *Flow, t time.Time)
@@ -162,6 +168,37 @@ func (e *Engine) decideService(f *flow, id service.ID, udp bool) {
 		f.Frame = e.meta.Frame
 		e.nh.FlowData(&f.Flow, e.meta.Time)
 	}
+}
+
+// reportCounts hands the handler what f's sides sent since the last
+// report, if anything.
+func (e *Engine) reportCounts(f *flow) {
+	if f.Packets == f.reported {
+		return
+	}
+	for i := range f.Packets {
+		f.NewPackets[i] = f.Packets[i] - f.reported[i]
+		f.NewBytes[i] = f.Bytes[i] - f.reportedBytes[i]
+	}
+	f.reported, f.reportedBytes = f.Packets, f.Bytes
+	f.Frame = e.meta.Frame
+	e.nh.FlowCounts(&f.Flow, e.meta.Time)
+}
+
+// reportAll reports the counts of every live flow, once every
+// Config.FlowReport of packet time.
+func (e *Engine) reportAll() {
+	if e.nh == nil || e.now < e.nextReport {
+		return
+	}
+	if e.nextReport != 0 {
+		for i := e.flows.head; i >= 0; {
+			f := e.flows.at(i)
+			i = f.next
+			e.reportCounts(f)
+		}
+	}
+	e.nextReport = e.now + int64(e.cfg.FlowReport)
 }
 
 // arpPacket hands an ARP frame to the handler.

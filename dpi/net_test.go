@@ -14,7 +14,7 @@ import (
 )
 
 // netRecorder records what a NetHandler hears, one line an event.
-type netRecorder struct{ events []string }
+type netRecorder struct{ events, counts []string }
 
 func (r *netRecorder) Message(*Flow, Side, any) {}
 
@@ -24,6 +24,10 @@ func (r *netRecorder) NewFlow(f *Flow, _ time.Time) {
 
 func (r *netRecorder) FlowData(f *Flow, _ time.Time) {
 	r.events = append(r.events, fmt.Sprintf("data %v>%v %s", f.Client, f.Server, f.Service))
+}
+
+func (r *netRecorder) FlowCounts(f *Flow, _ time.Time) {
+	r.counts = append(r.counts, fmt.Sprintf("%v>%v +%v +%v", f.Client, f.Server, f.NewPackets, f.NewBytes))
 }
 
 func (r *netRecorder) FlowEnd(f *Flow, _ time.Time) {
@@ -279,5 +283,36 @@ func TestNetSteadyStateAllocs(t *testing.T) {
 	checkSteadyStateAllocs(t, Config{}, lt, pkts, h)
 	if h.net < len(pkts)-10 {
 		t.Errorf("%d network events from %d packets", h.net, len(pkts))
+	}
+}
+
+// TestFlowCounts: a NetHandler hears the counts of a live flow every
+// FlowReport of packet time, and the rest at its end; the reports add up
+// to the flow's totals.
+func TestFlowCounts(t *testing.T) {
+	lt, pkts := generate(t, pcapgen.Options{Step: 200 * time.Millisecond}, polling(1, 30)) // one connection for 12 s
+	rec := &netRecorder{}
+	cfg := Config{FlowReport: 2 * time.Second}
+	e := run(t, cfg, rec, lt, pkts)
+	e.Flush()
+	if len(rec.counts) < 4 {
+		t.Fatalf("%d count reports, want several: %v", len(rec.counts), rec.counts)
+	}
+	var sum [2]uint64
+	for _, c := range rec.counts {
+		var p [2]uint64
+		var b [2]uint64
+		var cl string
+		if _, err := fmt.Sscanf(c, "%s +[%d %d] +[%d %d]", &cl, &p[0], &p[1], &b[0], &b[1]); err != nil {
+			t.Fatalf("%q: %v", c, err)
+		}
+		sum[0] += p[0]
+		sum[1] += p[1]
+	}
+	if int(sum[0]+sum[1]) != len(pkts) {
+		t.Errorf("reported %v packets in all, the capture has %d: %v", sum, len(pkts), rec.counts)
+	}
+	if err := (Config{FlowReport: time.Millisecond}).Validate(); err == nil {
+		t.Error("a flow report every millisecond was accepted")
 	}
 }

@@ -257,14 +257,17 @@ type Asset struct {
 	Protocols []string `msg:"protocols" json:"protocols"`
 	// Services are the services the host serves, as "tcp/502 modbus",
 	// "udp/161 snmp", "tcp/7145 tls"; at most 32.
-	Services    []string  `msg:"services,omitempty" json:"services,omitempty"`
-	ModbusUnits []uint8   `msg:"modbus_units,omitempty" json:"modbus_units,omitempty"`
-	DNP3Addrs   []uint16  `msg:"dnp3_addrs,omitempty" json:"dnp3_addrs,omitempty"`
-	FirstSeen   time.Time `msg:"first_seen" json:"first_seen"`
-	LastSeen    time.Time `msg:"last_seen" json:"last_seen"`
-	Vendor      string    `msg:"vendor,omitempty" json:"vendor,omitempty"`     // Modbus 43/14
-	Product     string    `msg:"product,omitempty" json:"product,omitempty"`   // product code or name
-	Revision    string    `msg:"revision,omitempty" json:"revision,omitempty"` // firmware revision
+	Services []string `msg:"services,omitempty" json:"services,omitempty"`
+	// Links are the host's links as a client, with their traffic; at most
+	// 16.
+	Links       []AssetLink `msg:"links,omitempty" json:"links,omitempty"`
+	ModbusUnits []uint8     `msg:"modbus_units,omitempty" json:"modbus_units,omitempty"`
+	DNP3Addrs   []uint16    `msg:"dnp3_addrs,omitempty" json:"dnp3_addrs,omitempty"`
+	FirstSeen   time.Time   `msg:"first_seen" json:"first_seen"`
+	LastSeen    time.Time   `msg:"last_seen" json:"last_seen"`
+	Vendor      string      `msg:"vendor,omitempty" json:"vendor,omitempty"`     // Modbus 43/14
+	Product     string      `msg:"product,omitempty" json:"product,omitempty"`   // product code or name
+	Revision    string      `msg:"revision,omitempty" json:"revision,omitempty"` // firmware revision
 }
 
 // Stats are the sensor's counters (topic …/stats, QoS 0, every 60 s by
@@ -291,8 +294,9 @@ type Stats struct {
 	Suppressed   uint64            `msg:"suppressed" json:"suppressed"` // alerts the alert budget dropped
 	// Evictions counts the entries evicted from the rule engine's full
 	// bounded tables, by table (rate, aggregation, sweep, arp_bindings,
-	// arp_owners, probes), and the hosts the inventory forgot (assets);
-	// tables that never evicted are left out.
+	// arp_owners, probes), the hosts the inventory forgot (assets) and
+	// the flows of links it could not count (links); tables that never
+	// evicted are left out.
 	Evictions  map[string]uint64 `msg:"evictions,omitempty" json:"evictions,omitempty"`
 	SpoolDepth uint64            `msg:"spool_depth" json:"spool_depth"`
 	SpoolDrops uint64            `msg:"spool_drops" json:"spool_drops"`
@@ -303,6 +307,20 @@ type Stats struct {
 	// (the last stats of a clean stop, replay's), so that a consumer can
 	// tell a sensor gone silent.
 	Interval float64 `msg:"interval,omitempty" json:"interval,omitempty"`
+}
+
+// AssetLink is a host's link as a client: a port of a server, the
+// service it carries, and the traffic counted on it so far (flows still
+// open count up to their last report, every few minutes).
+type AssetLink struct {
+	Dst         string `msg:"dst" json:"dst"`
+	Port        string `msg:"port" json:"port"` // tcp/502, udp/123
+	Service     string `msg:"service" json:"service"`
+	Flows       uint64 `msg:"flows" json:"flows"`
+	SentPackets uint64 `msg:"sent_packets" json:"sent_packets"` // from the host
+	SentBytes   uint64 `msg:"sent_bytes" json:"sent_bytes"`
+	RecvPackets uint64 `msg:"recv_packets" json:"recv_packets"` // to the host
+	RecvBytes   uint64 `msg:"recv_bytes" json:"recv_bytes"`
 }
 
 // MarshalJSON writes the asset with modbus_units as an array of numbers,

@@ -795,8 +795,8 @@ func (z *Alert) Msgsize() (s int) {
 func (z *Asset) MarshalMsg(b []byte) (o []byte, err error) {
 	o = msgp.Require(b, z.Msgsize())
 	// check for omitted fields
-	zb0001Len := uint32(18)
-	var zb0001Mask uint32 /* 18 bits */
+	zb0001Len := uint32(19)
+	var zb0001Mask uint32 /* 19 bits */
 	_ = zb0001Mask
 	if z.MAC == "" {
 		zb0001Len--
@@ -806,25 +806,29 @@ func (z *Asset) MarshalMsg(b []byte) (o []byte, err error) {
 		zb0001Len--
 		zb0001Mask |= 0x400
 	}
-	if z.ModbusUnits == nil {
+	if z.Links == nil {
 		zb0001Len--
 		zb0001Mask |= 0x800
 	}
-	if z.DNP3Addrs == nil {
+	if z.ModbusUnits == nil {
 		zb0001Len--
 		zb0001Mask |= 0x1000
 	}
-	if z.Vendor == "" {
+	if z.DNP3Addrs == nil {
 		zb0001Len--
-		zb0001Mask |= 0x8000
+		zb0001Mask |= 0x2000
 	}
-	if z.Product == "" {
+	if z.Vendor == "" {
 		zb0001Len--
 		zb0001Mask |= 0x10000
 	}
-	if z.Revision == "" {
+	if z.Product == "" {
 		zb0001Len--
 		zb0001Mask |= 0x20000
+	}
+	if z.Revision == "" {
+		zb0001Len--
+		zb0001Mask |= 0x40000
 	}
 	// variable map header, size zb0001Len
 	o = msgp.AppendMapHeader(o, zb0001Len)
@@ -878,19 +882,31 @@ func (z *Asset) MarshalMsg(b []byte) (o []byte, err error) {
 			}
 		}
 		if (zb0001Mask & 0x800) == 0 { // if not omitted
-			// string "modbus_units"
-			o = append(o, 0xac, 0x6d, 0x6f, 0x64, 0x62, 0x75, 0x73, 0x5f, 0x75, 0x6e, 0x69, 0x74, 0x73)
-			o = msgp.AppendArrayHeader(o, uint32(len(z.ModbusUnits)))
-			for za0004 := range z.ModbusUnits {
-				o = msgp.AppendUint8(o, z.ModbusUnits[za0004])
+			// string "links"
+			o = append(o, 0xa5, 0x6c, 0x69, 0x6e, 0x6b, 0x73)
+			o = msgp.AppendArrayHeader(o, uint32(len(z.Links)))
+			for za0004 := range z.Links {
+				o, err = z.Links[za0004].MarshalMsg(o)
+				if err != nil {
+					err = msgp.WrapError(err, "Links", za0004)
+					return
+				}
 			}
 		}
 		if (zb0001Mask & 0x1000) == 0 { // if not omitted
+			// string "modbus_units"
+			o = append(o, 0xac, 0x6d, 0x6f, 0x64, 0x62, 0x75, 0x73, 0x5f, 0x75, 0x6e, 0x69, 0x74, 0x73)
+			o = msgp.AppendArrayHeader(o, uint32(len(z.ModbusUnits)))
+			for za0005 := range z.ModbusUnits {
+				o = msgp.AppendUint8(o, z.ModbusUnits[za0005])
+			}
+		}
+		if (zb0001Mask & 0x2000) == 0 { // if not omitted
 			// string "dnp3_addrs"
 			o = append(o, 0xaa, 0x64, 0x6e, 0x70, 0x33, 0x5f, 0x61, 0x64, 0x64, 0x72, 0x73)
 			o = msgp.AppendArrayHeader(o, uint32(len(z.DNP3Addrs)))
-			for za0005 := range z.DNP3Addrs {
-				o = msgp.AppendUint16(o, z.DNP3Addrs[za0005])
+			for za0006 := range z.DNP3Addrs {
+				o = msgp.AppendUint16(o, z.DNP3Addrs[za0006])
 			}
 		}
 		// string "first_seen"
@@ -899,17 +915,17 @@ func (z *Asset) MarshalMsg(b []byte) (o []byte, err error) {
 		// string "last_seen"
 		o = append(o, 0xa9, 0x6c, 0x61, 0x73, 0x74, 0x5f, 0x73, 0x65, 0x65, 0x6e)
 		o = msgp.AppendTimeExt(o, z.LastSeen)
-		if (zb0001Mask & 0x8000) == 0 { // if not omitted
+		if (zb0001Mask & 0x10000) == 0 { // if not omitted
 			// string "vendor"
 			o = append(o, 0xa6, 0x76, 0x65, 0x6e, 0x64, 0x6f, 0x72)
 			o = msgp.AppendString(o, z.Vendor)
 		}
-		if (zb0001Mask & 0x10000) == 0 { // if not omitted
+		if (zb0001Mask & 0x20000) == 0 { // if not omitted
 			// string "product"
 			o = append(o, 0xa7, 0x70, 0x72, 0x6f, 0x64, 0x75, 0x63, 0x74)
 			o = msgp.AppendString(o, z.Product)
 		}
-		if (zb0001Mask & 0x20000) == 0 { // if not omitted
+		if (zb0001Mask & 0x40000) == 0 { // if not omitted
 			// string "revision"
 			o = append(o, 0xa8, 0x72, 0x65, 0x76, 0x69, 0x73, 0x69, 0x6f, 0x6e)
 			o = msgp.AppendString(o, z.Revision)
@@ -932,7 +948,7 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	var zb0001Mask uint8 /* 7 bits */
+	var zb0001Mask uint8 /* 8 bits */
 	_ = zb0001Mask
 	for zb0001 > 0 {
 		zb0001--
@@ -1061,54 +1077,78 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				}
 			}
 			zb0001Mask |= 0x2
-		case "modbus_units":
+		case "links":
 			var zb0005 uint32
 			zb0005, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
-				err = msgp.WrapError(err, "ModbusUnits")
+				err = msgp.WrapError(err, "Links")
 				return
 			}
 			if zb0005 > zd9e37b5dlimitArrays {
 				err = msgp.ErrLimitExceeded
 				return
 			}
-			if cap(z.ModbusUnits) >= int(zb0005) {
-				z.ModbusUnits = (z.ModbusUnits)[:zb0005]
+			if cap(z.Links) >= int(zb0005) {
+				z.Links = (z.Links)[:zb0005]
 			} else {
-				z.ModbusUnits = make([]uint8, zb0005)
+				z.Links = make([]AssetLink, zb0005)
 			}
-			for za0004 := range z.ModbusUnits {
-				z.ModbusUnits[za0004], bts, err = msgp.ReadUint8Bytes(bts)
+			for za0004 := range z.Links {
+				bts, err = z.Links[za0004].UnmarshalMsg(bts)
 				if err != nil {
-					err = msgp.WrapError(err, "ModbusUnits", za0004)
+					err = msgp.WrapError(err, "Links", za0004)
 					return
 				}
 			}
 			zb0001Mask |= 0x4
-		case "dnp3_addrs":
+		case "modbus_units":
 			var zb0006 uint32
 			zb0006, bts, err = msgp.ReadArrayHeaderBytes(bts)
 			if err != nil {
-				err = msgp.WrapError(err, "DNP3Addrs")
+				err = msgp.WrapError(err, "ModbusUnits")
 				return
 			}
 			if zb0006 > zd9e37b5dlimitArrays {
 				err = msgp.ErrLimitExceeded
 				return
 			}
-			if cap(z.DNP3Addrs) >= int(zb0006) {
-				z.DNP3Addrs = (z.DNP3Addrs)[:zb0006]
+			if cap(z.ModbusUnits) >= int(zb0006) {
+				z.ModbusUnits = (z.ModbusUnits)[:zb0006]
 			} else {
-				z.DNP3Addrs = make([]uint16, zb0006)
+				z.ModbusUnits = make([]uint8, zb0006)
 			}
-			for za0005 := range z.DNP3Addrs {
-				z.DNP3Addrs[za0005], bts, err = msgp.ReadUint16Bytes(bts)
+			for za0005 := range z.ModbusUnits {
+				z.ModbusUnits[za0005], bts, err = msgp.ReadUint8Bytes(bts)
 				if err != nil {
-					err = msgp.WrapError(err, "DNP3Addrs", za0005)
+					err = msgp.WrapError(err, "ModbusUnits", za0005)
 					return
 				}
 			}
 			zb0001Mask |= 0x8
+		case "dnp3_addrs":
+			var zb0007 uint32
+			zb0007, bts, err = msgp.ReadArrayHeaderBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "DNP3Addrs")
+				return
+			}
+			if zb0007 > zd9e37b5dlimitArrays {
+				err = msgp.ErrLimitExceeded
+				return
+			}
+			if cap(z.DNP3Addrs) >= int(zb0007) {
+				z.DNP3Addrs = (z.DNP3Addrs)[:zb0007]
+			} else {
+				z.DNP3Addrs = make([]uint16, zb0007)
+			}
+			for za0006 := range z.DNP3Addrs {
+				z.DNP3Addrs[za0006], bts, err = msgp.ReadUint16Bytes(bts)
+				if err != nil {
+					err = msgp.WrapError(err, "DNP3Addrs", za0006)
+					return
+				}
+			}
+			zb0001Mask |= 0x10
 		case "first_seen":
 			z.FirstSeen, bts, err = msgp.ReadTimeUTCBytes(bts)
 			if err != nil {
@@ -1127,21 +1167,21 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 				err = msgp.WrapError(err, "Vendor")
 				return
 			}
-			zb0001Mask |= 0x10
+			zb0001Mask |= 0x20
 		case "product":
 			z.Product, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Product")
 				return
 			}
-			zb0001Mask |= 0x20
+			zb0001Mask |= 0x40
 		case "revision":
 			z.Revision, bts, err = msgp.ReadStringBytes(bts)
 			if err != nil {
 				err = msgp.WrapError(err, "Revision")
 				return
 			}
-			zb0001Mask |= 0x40
+			zb0001Mask |= 0x80
 		default:
 			bts, err = msgp.Skip(bts)
 			if err != nil {
@@ -1151,7 +1191,7 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		}
 	}
 	// Clear omitted fields.
-	if zb0001Mask != 0x7f {
+	if zb0001Mask != 0xff {
 		if (zb0001Mask & 0x1) == 0 {
 			z.MAC = ""
 		}
@@ -1159,18 +1199,21 @@ func (z *Asset) UnmarshalMsg(bts []byte) (o []byte, err error) {
 			z.Services = nil
 		}
 		if (zb0001Mask & 0x4) == 0 {
-			z.ModbusUnits = nil
+			z.Links = nil
 		}
 		if (zb0001Mask & 0x8) == 0 {
-			z.DNP3Addrs = nil
+			z.ModbusUnits = nil
 		}
 		if (zb0001Mask & 0x10) == 0 {
-			z.Vendor = ""
+			z.DNP3Addrs = nil
 		}
 		if (zb0001Mask & 0x20) == 0 {
-			z.Product = ""
+			z.Vendor = ""
 		}
 		if (zb0001Mask & 0x40) == 0 {
+			z.Product = ""
+		}
+		if (zb0001Mask & 0x80) == 0 {
 			z.Revision = ""
 		}
 	}
@@ -1192,7 +1235,130 @@ func (z *Asset) Msgsize() (s int) {
 	for za0003 := range z.Services {
 		s += msgp.StringPrefixSize + len(z.Services[za0003])
 	}
+	s += 6 + msgp.ArrayHeaderSize
+	for za0004 := range z.Links {
+		s += z.Links[za0004].Msgsize()
+	}
 	s += 13 + msgp.ArrayHeaderSize + (len(z.ModbusUnits) * (msgp.Uint8Size)) + 11 + msgp.ArrayHeaderSize + (len(z.DNP3Addrs) * (msgp.Uint16Size)) + 11 + msgp.TimeSize + 10 + msgp.TimeSize + 7 + msgp.StringPrefixSize + len(z.Vendor) + 8 + msgp.StringPrefixSize + len(z.Product) + 9 + msgp.StringPrefixSize + len(z.Revision)
+	return
+}
+
+// MarshalMsg implements msgp.Marshaler
+func (z *AssetLink) MarshalMsg(b []byte) (o []byte, err error) {
+	o = msgp.Require(b, z.Msgsize())
+	// map header, size 8
+	// string "dst"
+	o = append(o, 0x88, 0xa3, 0x64, 0x73, 0x74)
+	o = msgp.AppendString(o, z.Dst)
+	// string "port"
+	o = append(o, 0xa4, 0x70, 0x6f, 0x72, 0x74)
+	o = msgp.AppendString(o, z.Port)
+	// string "service"
+	o = append(o, 0xa7, 0x73, 0x65, 0x72, 0x76, 0x69, 0x63, 0x65)
+	o = msgp.AppendString(o, z.Service)
+	// string "flows"
+	o = append(o, 0xa5, 0x66, 0x6c, 0x6f, 0x77, 0x73)
+	o = msgp.AppendUint64(o, z.Flows)
+	// string "sent_packets"
+	o = append(o, 0xac, 0x73, 0x65, 0x6e, 0x74, 0x5f, 0x70, 0x61, 0x63, 0x6b, 0x65, 0x74, 0x73)
+	o = msgp.AppendUint64(o, z.SentPackets)
+	// string "sent_bytes"
+	o = append(o, 0xaa, 0x73, 0x65, 0x6e, 0x74, 0x5f, 0x62, 0x79, 0x74, 0x65, 0x73)
+	o = msgp.AppendUint64(o, z.SentBytes)
+	// string "recv_packets"
+	o = append(o, 0xac, 0x72, 0x65, 0x63, 0x76, 0x5f, 0x70, 0x61, 0x63, 0x6b, 0x65, 0x74, 0x73)
+	o = msgp.AppendUint64(o, z.RecvPackets)
+	// string "recv_bytes"
+	o = append(o, 0xaa, 0x72, 0x65, 0x63, 0x76, 0x5f, 0x62, 0x79, 0x74, 0x65, 0x73)
+	o = msgp.AppendUint64(o, z.RecvBytes)
+	return
+}
+
+// UnmarshalMsg implements msgp.Unmarshaler
+func (z *AssetLink) UnmarshalMsg(bts []byte) (o []byte, err error) {
+	var field []byte
+	_ = field
+	var zb0001 uint32
+	zb0001, bts, err = msgp.ReadMapHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err)
+		return
+	}
+	if zb0001 > zd9e37b5dlimitMaps {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	for zb0001 > 0 {
+		zb0001--
+		field, bts, err = msgp.ReadMapKeyZC(bts)
+		if err != nil {
+			err = msgp.WrapError(err)
+			return
+		}
+		switch msgp.UnsafeString(field) {
+		case "dst":
+			z.Dst, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Dst")
+				return
+			}
+		case "port":
+			z.Port, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Port")
+				return
+			}
+		case "service":
+			z.Service, bts, err = msgp.ReadStringBytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Service")
+				return
+			}
+		case "flows":
+			z.Flows, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "Flows")
+				return
+			}
+		case "sent_packets":
+			z.SentPackets, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "SentPackets")
+				return
+			}
+		case "sent_bytes":
+			z.SentBytes, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "SentBytes")
+				return
+			}
+		case "recv_packets":
+			z.RecvPackets, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "RecvPackets")
+				return
+			}
+		case "recv_bytes":
+			z.RecvBytes, bts, err = msgp.ReadUint64Bytes(bts)
+			if err != nil {
+				err = msgp.WrapError(err, "RecvBytes")
+				return
+			}
+		default:
+			bts, err = msgp.Skip(bts)
+			if err != nil {
+				err = msgp.WrapError(err)
+				return
+			}
+		}
+	}
+	o = bts
+	return
+}
+
+// Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
+func (z *AssetLink) Msgsize() (s int) {
+	s = 1 + 4 + msgp.StringPrefixSize + len(z.Dst) + 5 + msgp.StringPrefixSize + len(z.Port) + 8 + msgp.StringPrefixSize + len(z.Service) + 6 + msgp.Uint64Size + 13 + msgp.Uint64Size + 11 + msgp.Uint64Size + 13 + msgp.Uint64Size + 11 + msgp.Uint64Size
 	return
 }
 

@@ -65,9 +65,10 @@ type invAsset struct {
 	vendor    string
 	product   string
 	revision  string
-	services  []svcPort // served, in order of first sight
-	arpMAC    bool      // mac came from ARP: a flow's frames do not change it
-	macSeen   time.Time // when mac last claimed the address in ARP
+	services  []svcPort  // served, in order of first sight
+	links     []*invLink // as a client, in order of first sight
+	arpMAC    bool       // mac came from ARP: a flow's frames do not change it
+	macSeen   time.Time  // when mac last claimed the address in ARP
 	needsSend bool
 }
 
@@ -81,6 +82,25 @@ type svcPort struct {
 // maxServices bounds the services an asset lists.
 const maxServices = 32
 
+// invLink is a link of a client: a port of a server, its service, and the
+// traffic counted on it.
+type invLink struct {
+	dst     netip.Addr
+	udp     bool
+	port    uint16
+	svc     service.ID
+	flows   uint64
+	packets [2]uint64 // sent by the client [0], by the server [1]
+	bytes   [2]uint64
+}
+
+// Bounds of the links the inventory counts: per client, and in all; a
+// link beyond them is not counted (Inventory.DroppedLinks).
+const (
+	maxHostLinks          = 16
+	DefaultInventoryLinks = 8192
+)
+
 // Inventory tracks assets. It implements the pipeline's message sink
 // (Modbus, DNP3). It is not safe for concurrent use.
 type Inventory struct {
@@ -89,6 +109,10 @@ type Inventory struct {
 	refresh time.Duration
 	m       map[netip.Addr]*invAsset
 	Evicted uint64 // hosts forgotten because the inventory was full
+	// links counts the links held by all hosts; DroppedLinks the flows of
+	// links not counted, for the bounds.
+	links        int
+	DroppedLinks uint64
 }
 
 // NewInventory returns an inventory of at most max hosts (0: the default)
@@ -147,6 +171,7 @@ func (inv *Inventory) evictOldest() {
 	}
 	if old != nil {
 		delete(inv.m, old.ip)
+		inv.links -= len(old.links)
 		inv.Evicted++
 	}
 }
@@ -320,6 +345,10 @@ func (a *invAsset) message() *event.Asset {
 	if ev.Protocols == nil {
 		ev.Protocols = []string{}
 	}
+	for _, l := range a.links {
+		ev.Links = append(ev.Links, event.AssetLink{Dst: l.dst.String(), Port: policy.PortText(l.udp, l.port), Service: l.svc.String(), Flows: l.flows,
+			SentPackets: l.packets[0], SentBytes: l.bytes[0], RecvPackets: l.packets[1], RecvBytes: l.bytes[1]})
+	}
 	ev.ModbusUnits = a.units.Codes()
 	ev.DNP3Addrs = append([]uint16(nil), a.dnp3...)
 	return ev
@@ -337,6 +366,46 @@ func (inv *Inventory) NewFlow(*dpi.Flow, time.Time) {}
 // FlowEnd implements dpi.NetHandler.
 func (inv *Inventory) FlowEnd(*dpi.Flow, time.Time) {}
 
+// link returns the client's link of f, new (with its first flow counted)
+// if need be; nil beyond the bounds (counted).
+func (inv *Inventory) link(a *invAsset, f *dpi.Flow) *invLink {
+	dst, udp, port := f.Server.Addr().Unmap(), f.Transport == dpi.UDP, f.Server.Port()
+	for _, l := range a.links {
+		if l.dst == dst && l.udp == udp && l.port == port {
+			return l
+		}
+	}
+	if len(a.links) >= maxHostLinks || inv.links >= DefaultInventoryLinks {
+		inv.DroppedLinks++
+		return nil
+	}
+	l := &invLink{dst: dst, udp: udp, port: port, svc: f.Service}
+	a.links = append(a.links, l)
+	inv.links++
+	a.needsSend = true
+	return l
+}
+
+// FlowCounts implements dpi.NetHandler: the traffic of a client's link.
+// Counts alone do not send the asset: they go with its next change or
+// refresh.
+func (inv *Inventory) FlowCounts(f *dpi.Flow, t time.Time) {
+	c := f.Client.Addr().Unmap()
+	if !onNet(c) {
+		return
+	}
+	a := inv.get(c, f.ClientMAC, t)
+	l := inv.link(a, f)
+	if l == nil {
+		return
+	}
+	for i := range l.packets {
+		l.packets[i] += f.NewPackets[i]
+		l.bytes[i] += f.NewBytes[i]
+	}
+	inv.done(a)
+}
+
 // ICMP implements dpi.NetHandler.
 func (inv *Inventory) ICMP(*dpi.ICMP) {}
 
@@ -347,7 +416,14 @@ func (inv *Inventory) FlowData(f *dpi.Flow, t time.Time) {
 	send := f.App == proto.None
 	c, s := f.Client.Addr().Unmap(), f.Server.Addr().Unmap()
 	if onNet(c) {
-		if a := inv.get(c, f.ClientMAC, t); send {
+		a := inv.get(c, f.ClientMAC, t)
+		if l := inv.link(a, f); l != nil {
+			l.flows++
+			if l.svc == service.Unknown {
+				l.svc = f.Service
+			}
+		}
+		if send {
 			inv.done(a)
 		}
 	}

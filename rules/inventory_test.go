@@ -194,3 +194,42 @@ func TestInventoryNetwork(t *testing.T) {
 		t.Errorf("%d hosts after a flow from the Internet to a broadcast, want %d", inv.Len(), n)
 	}
 }
+
+// TestInventoryLinks: a client's asset lists its links with their flows
+// and traffic; counts alone send nothing; links beyond the bound are
+// counted as dropped.
+func TestInventoryLinks(t *testing.T) {
+	rec := &assetRecorder{}
+	inv := NewInventory(rec, 0, time.Hour)
+	f := &dpi.Flow{Transport: dpi.TCP, Client: netip.MustParseAddrPort("10.10.1.10:50000"), Server: netip.MustParseAddrPort("10.10.1.20:443"), Service: service.TLS}
+	inv.FlowData(f, t0)
+	sent := len(rec.got)
+	f.NewPackets, f.NewBytes = [2]uint64{10, 8}, [2]uint64{1000, 6000}
+	inv.FlowCounts(f, t0.Add(time.Minute))
+	inv.FlowCounts(f, t0.Add(2*time.Minute))
+	if len(rec.got) != sent {
+		t.Errorf("counts alone sent %d asset messages", len(rec.got)-sent)
+	}
+	inv.FlowData(f, t0.Add(3*time.Minute)) // a second flow on the link
+	for i := range 20 {
+		g := *f
+		g.Server = netip.AddrPortFrom(netip.MustParseAddr("10.10.1.20"), uint16(8000+i))
+		inv.FlowData(&g, t0.Add(4*time.Minute))
+	}
+	var hmi *event.Asset
+	for _, a := range inv.Assets() {
+		if a.IP == "10.10.1.10" {
+			hmi = a
+		}
+	}
+	if hmi == nil || len(hmi.Links) != maxHostLinks {
+		t.Fatalf("links %+v", hmi)
+	}
+	want := event.AssetLink{Dst: "10.10.1.20", Port: "tcp/443", Service: "tls", Flows: 2, SentPackets: 20, SentBytes: 2000, RecvPackets: 16, RecvBytes: 12000}
+	if hmi.Links[0] != want {
+		t.Errorf("link %+v, want %+v", hmi.Links[0], want)
+	}
+	if inv.DroppedLinks != 21-maxHostLinks {
+		t.Errorf("%d links dropped, want %d", inv.DroppedLinks, 21-maxHostLinks)
+	}
+}

@@ -254,6 +254,13 @@ func (e *Engine) newFlowProbe(f *dpi.Flow, t time.Time) {
 	}
 }
 
+// FlowCounts implements dpi.NetHandler: the engine counts no traffic.
+func (e *Engine) FlowCounts(f *dpi.Flow, t time.Time) {
+	if n := e.learnNet(); n != nil {
+		n.FlowCounts(f, t)
+	}
+}
+
 // FlowEnd implements dpi.NetHandler: a connection the server rejected
 // counts towards scan-rejects.
 func (e *Engine) FlowEnd(f *dpi.Flow, t time.Time) {

@@ -199,6 +199,13 @@ func (p *Pipeline) FlowData(f *dpi.Flow, t time.Time) {
 	}
 }
 
+// FlowCounts implements dpi.NetHandler for the sinks that watch the network.
+func (p *Pipeline) FlowCounts(f *dpi.Flow, t time.Time) {
+	for _, n := range p.nets {
+		n.FlowCounts(f, t)
+	}
+}
+
 // FlowEnd implements dpi.NetHandler for the sinks that watch the network.
 func (p *Pipeline) FlowEnd(f *dpi.Flow, t time.Time) {
 	for _, n := range p.nets {

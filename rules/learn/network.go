@@ -37,6 +37,9 @@ func (l *Learner) NewFlow(*dpi.Flow, time.Time) { l.heard = true }
 // FlowEnd implements dpi.NetHandler.
 func (l *Learner) FlowEnd(*dpi.Flow, time.Time) {}
 
+// FlowCounts implements dpi.NetHandler; the baseline keeps no counts.
+func (l *Learner) FlowCounts(*dpi.Flow, time.Time) {}
+
 // ICMP implements dpi.NetHandler.
 func (l *Learner) ICMP(*dpi.ICMP) {}
 

@@ -188,6 +188,7 @@ type snapshot struct {
 	engine        rules.EngineStats
 	bySource      [sensor.MaxSources]uint64
 	assetsEvicted uint64 // hosts the inventory forgot, being full
+	linksDropped  uint64 // flows of links the inventory could not count, being full
 }
 
 // New checks the policy and baseline, opens the uplink's spool and
@@ -520,7 +521,7 @@ func (d *Daemon) sourceMessages() (out [sensor.MaxSources]uint64) {
 func (d *Daemon) snapshotNow() snapshot {
 	s := snapshot{dpi: d.pipe.Counters(), tally: d.pipe.Tally(), engine: d.asm.Engine.Stats(), bySource: d.sourceMessages()}
 	if d.asm.Inventory != nil {
-		s.assetsEvicted = d.asm.Inventory.Evicted
+		s.assetsEvicted, s.linksDropped = d.asm.Inventory.Evicted, d.asm.Inventory.DroppedLinks
 	}
 	return s
 }
@@ -747,6 +748,9 @@ func (d *Daemon) statsOf(s snapshot, alerts event.Severities) *event.Stats {
 	ev := s.engine.Evictions()
 	if s.assetsEvicted > 0 {
 		ev["assets"] = s.assetsEvicted
+	}
+	if s.linksDropped > 0 {
+		ev["links"] = s.linksDropped
 	}
 	st := sensor.NewStats(s.dpi, &s.tally, alerts, s.engine.Suppressed, ev)
 	st.Uptime, st.KernelDrops, st.MemBytes = time.Since(d.started).Seconds(), drops, ms.Sys

@@ -287,6 +287,14 @@ func (f opsFan) FlowData(fl *dpi.Flow, t time.Time) {
 	}
 }
 
+func (f opsFan) FlowCounts(fl *dpi.Flow, t time.Time) {
+	for _, s := range f {
+		if n, ok := s.(dpi.NetHandler); ok {
+			n.FlowCounts(fl, t)
+		}
+	}
+}
+
 func (f opsFan) FlowEnd(fl *dpi.Flow, t time.Time) {
 	for _, s := range f {
 		if n, ok := s.(dpi.NetHandler); ok {
