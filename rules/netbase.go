@@ -130,6 +130,10 @@ func (e *Engine) FlowData(f *dpi.Flow, t time.Time) {
 		// Background chatter (name lookups, discovery, time) and
 		// broadcasts are normal from any host; the host itself, if new,
 		// was reported above.
+	case dynamicPort(k.Port) && f.Service == service.Unknown:
+		// A port of the dynamic range that carries nothing named: one of
+		// those DCE/RPC (OPC Classic's DCOM too) and passive FTP hand
+		// out per session, new every time.
 	default:
 		_, serves := nb.served[servKey{s, udp, k.Port}]
 		if !serves && r.on[bNewService] {
@@ -147,6 +151,10 @@ func (e *Engine) FlowData(f *dpi.Flow, t time.Time) {
 		}
 	}
 }
+
+// dynamicPort reports whether p is in the IANA dynamic range, 49152 and
+// up, which servers hand out per session.
+func dynamicPort(p uint16) bool { return p >= 49152 }
 
 // flowText describes a flow: 10.10.1.10 to 10.10.1.20 tcp/502 (modbus).
 func flowText(f *dpi.Flow) string {

@@ -523,6 +523,9 @@ func TestNetworkBaseline(t *testing.T) {
 		{"a new service on a host", "baseline-new-service", "New service tcp/4444 (unknown) on 10.10.1.20, used by 10.10.1.10", func(w *pcapgen.Writer) error {
 			return session(w, at(hmi, 50400), at(plc, 4444), []byte{0x9a, 1, 2, 3}, []byte{0x55, 4, 5})
 		}},
+		{"a session port of the dynamic range carrying nothing named", "", "", func(w *pcapgen.Writer) error {
+			return session(w, at(hmi, 50600), at(plc, 49731), []byte{0x9a, 1, 2, 3}, []byte{0x55, 4, 5})
+		}},
 		{"a new protocol on a learned link", "baseline-new-protocol", "New protocol on a known link: 10.10.1.30 to 10.10.1.20 tcp/443 (ssh)", func(w *pcapgen.Writer) error {
 			return session(w, at(eng, 50500), at(plc, 443), []byte("SSH-2.0-x\r\n"), []byte("SSH-2.0-y\r\n"))
 		}},

@@ -53,6 +53,12 @@ func (l *Learner) FlowData(f *dpi.Flow, _ time.Time) {
 	}
 	l.netHost(c)
 	l.netHost(s)
+	if f.Server.Port() >= 49152 && f.Service == service.Unknown {
+		// A port handed out per session (DCE/RPC, passive FTP): a new
+		// one every time, not a link to keep (the engine does not
+		// report them either).
+		return
+	}
 	k := policy.LinkKey{Src: c, Dst: s, UDP: f.Transport == dpi.UDP, Port: f.Server.Port()}
 	lk, ok := l.links[k]
 	if !ok {
