@@ -214,7 +214,7 @@ func (e *Engine) ICMP(m *dpi.ICMP) {
 	b := &e.bi
 	now := m.Time.UnixNano()
 	switch {
-	case m.Echo() && b.on[dScanHosts]:
+	case m.Echo() && b.on[dScanHosts] && onNet(m.Dst):
 		if over, n := e.probe(probeKey{src: m.Src, kind: probeHosts}, hashAddr(m.Dst), now, b.det[dScanHosts].rule.Rate); over {
 			op := e.frameOp(m.Time, m.Frame, m.VLAN, m.Src, m.Dst, m.SrcMAC, m.DstMAC)
 			e.fireBuiltin(dScanHosts, op, aggKey{src: m.Src}, finding{count: n, reason: "ICMP echo"})
@@ -230,7 +230,11 @@ func (e *Engine) ICMP(m *dpi.ICMP) {
 }
 
 // newFlowProbe counts a new flow towards scan-hosts and scan-ports: a TCP
-// connection whose opening the capture saw, or a UDP flow.
+// connection whose opening the capture saw, or a UDP flow, to one of the
+// plant's own addresses (a browser or a proxy reaches many Internet hosts
+// a second; a scan of the plant stays in its ranges). scan-ports leaves
+// out the dynamic range, which DCE/RPC and passive FTP hand out per
+// session.
 func (e *Engine) newFlowProbe(f *dpi.Flow, t time.Time) {
 	b := &e.bi
 	if f.Transport == dpi.TCP && f.MidStream {
@@ -238,6 +242,9 @@ func (e *Engine) newFlowProbe(f *dpi.Flow, t time.Time) {
 	}
 	now := t.UnixNano()
 	c, s := f.Client.Addr(), f.Server.Addr()
+	if !onNet(s.Unmap()) {
+		return
+	}
 	if b.on[dScanHosts] {
 		if over, n := e.probe(probeKey{src: c, kind: probeHosts}, hashAddr(s), now, b.det[dScanHosts].rule.Rate); over {
 			op := &e.flowOp
@@ -245,7 +252,7 @@ func (e *Engine) newFlowProbe(f *dpi.Flow, t time.Time) {
 			e.fireBuiltin(dScanHosts, op, aggKey{src: c}, finding{count: n, reason: f.Transport.String()})
 		}
 	}
-	if b.on[dScanPorts] {
+	if b.on[dScanPorts] && !dynamicPort(f.Server.Port()) {
 		if over, n := e.probe(probeKey{src: c, dst: s, kind: probePorts}, uint64(f.Server.Port())*0x9e3779b97f4a7c15, now, b.det[dScanPorts].rule.Rate); over {
 			op := &e.flowOp
 			*op = Op{Time: t, Frame: f.Frame, Flow: f, Src: f.Client, Dst: f.Server}

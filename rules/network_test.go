@@ -229,6 +229,18 @@ func TestNetworkDetectors(t *testing.T) {
 				}
 				return nil
 			}},
+		{"scan: a browser reaching many Internet hosts", "scan-hosts", false, "",
+			func(w *pcapgen.Writer) error {
+				for i := range 60 {
+					web := pcapgen.Endpoint{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, IP: netip.AddrFrom4([4]byte{203, 0, 113, byte(i)})}
+					if err := synScan(w, host(80), web, []uint16{443}, false); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		{"scan: a DCOM client's session ports on one server", "scan-ports", false, "",
+			func(w *pcapgen.Writer) error { return synScan(w, hmi, plc, ports(49800, 40), false) }},
 		{"scan: SYNs to many ports of one host", "scan-ports", true, "Port scan from 10.10.1.66 to 10.10.1.20: about",
 			func(w *pcapgen.Writer) error { return synScan(w, attacker, plc, ports(1, 100), false) }},
 		{"scan: an engineering station using a few services of a host", "scan-ports", false, "",
