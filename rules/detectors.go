@@ -292,7 +292,7 @@ var Detectors = []Detector{
 			Name:        "Rejected connection storm",
 			Severity:    policy.SeverityMedium,
 			Attack:      []string{"T0846", "T0840"},
-			Description: "More than rate.max connection attempts from one host rejected within rate.per, by a TCP reset answering its SYN or an ICMP destination unreachable: a scan hitting closed ports and absent hosts.",
+			Description: "Connection attempts from one host rejected at more than rate.max distinct targets (host and port) within rate.per, by a TCP reset answering its SYN or an ICMP destination unreachable: a scan hitting closed ports and absent hosts. A client retrying one closed port is no scan.",
 			Rate:        &policy.Rate{Max: 20, Per: 10 * time.Second},
 			Category:    CategoryReconnaissance,
 		},

@@ -64,6 +64,7 @@ type probeKey struct {
 const (
 	probeHosts uint8 = iota + 1
 	probePorts
+	probeRejects
 )
 
 // probeSet is a sketch of the distinct addresses or ports a source probed
@@ -91,7 +92,7 @@ func (n *network) init(b *builtins, seed uint64) {
 		n.binds.Init(bindingSlots, seed)
 		n.owners.Init(bindingSlots, seed)
 	}
-	if b.on[dScanHosts] || b.on[dScanPorts] {
+	if b.on[dScanHosts] || b.on[dScanPorts] || b.on[dScanRejects] {
 		n.probes.Init(probeSlots, seed)
 	}
 }
@@ -220,9 +221,10 @@ func (e *Engine) ICMP(m *dpi.ICMP) {
 			e.fireBuiltin(dScanHosts, op, aggKey{src: m.Src}, finding{count: n, reason: "ICMP echo"})
 		}
 	case m.Unreachable() && b.on[dScanRejects]:
-		// The error goes back to the prober: m.Dst.
+		// The error goes back to the prober: m.Dst. Distinct targets
+		// count: the reporting host and the port.
 		d := &b.det[dScanRejects]
-		if e.countRate(d.rule.Rate, rateKey{src: m.Dst, rule: d.c.idx}, now) {
+		if over, _ := e.probe(probeKey{src: m.Dst, kind: probeRejects}, hashAddr(m.Src)^uint64(m.InnerPort)*0x9e3779b97f4a7c15, now, d.rule.Rate); over {
 			op := e.frameOp(m.Time, m.Frame, m.VLAN, m.Dst, m.Src, m.DstMAC, m.SrcMAC)
 			e.fireBuiltin(dScanRejects, op, aggKey{src: m.Dst}, finding{reason: "ICMP unreachable"})
 		}
@@ -280,7 +282,9 @@ func (e *Engine) FlowEnd(f *dpi.Flow, t time.Time) {
 	e.tick(t)
 	d := &e.bi.det[dScanRejects]
 	c := f.Client.Addr()
-	if e.countRate(d.rule.Rate, rateKey{src: c, rule: d.c.idx}, t.UnixNano()) {
+	// Distinct targets count: a client retrying one closed port is no
+	// scan.
+	if over, _ := e.probe(probeKey{src: c, kind: probeRejects}, hashAddr(f.Server.Addr())^uint64(f.Server.Port())*0x9e3779b97f4a7c15, t.UnixNano(), d.rule.Rate); over {
 		op := &e.flowOp
 		*op = Op{Time: t, Frame: f.Frame, Flow: f, Src: f.Client, Dst: f.Server}
 		e.fireBuiltin(dScanRejects, op, aggKey{src: c}, finding{reason: "TCP reset"})

@@ -260,13 +260,13 @@ func TestNetworkDetectors(t *testing.T) {
 				}
 				return nil
 			}},
-		{"scan: a client retrying a closed port a few times", "scan-rejects", false, "",
+		{"scan: a master retrying a closed port of a device that is down", "scan-rejects", false, "",
 			func(w *pcapgen.Writer) error {
-				for range 3 {
+				for range 40 {
 					if err := synScan(w, hmi, plc, []uint16{502}, true); err != nil {
 						return err
 					}
-					w.Advance(2 * time.Second)
+					w.Advance(200 * time.Millisecond)
 				}
 				return nil
 			}},
