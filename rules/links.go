@@ -57,11 +57,9 @@ func linkMatches(m *policy.Match, f *dpi.Flow, c, s netip.Addr) bool {
 
 // inEndpoints reports whether a lies in one of eps' prefixes.
 func inEndpoints(eps []policy.Endpoint, a netip.Addr) bool {
-	for _, ep := range eps {
-		for _, pf := range ep.Prefixes {
-			if pf.Contains(a) {
-				return true
-			}
+	for i := range eps {
+		if prefixesContain(eps[i].Prefixes, a) {
+			return true
 		}
 	}
 	return false

@@ -60,12 +60,23 @@ func newNetBase(p *policy.Policy, b *policy.Baseline) *netBase {
 	return n
 }
 
-// onNet reports whether a is one of the plant's own addresses that a host
-// on the tap may have: private, shared or IPv4 link-local unicast. IPv6
-// link-local addresses are left out: every IPv6 interface makes one, next
-// to the host's IPv4 address, so they tell of no new machine.
+// PlantAddr reports whether a is one of a plant's own addresses, not the
+// Internet's: private, shared (100.64.0.0/10), link-local or loopback.
+// Learning names such hosts as assets.
+func PlantAddr(a netip.Addr) bool {
+	if isPrivate(a) {
+		return true
+	}
+	b := a.As16()
+	return a.Is4() && b[12] == 100 && b[13]&0xC0 == 64
+}
+
+// onNet reports whether a is an address a host on the tap may have: a
+// plant address (PlantAddr) that is unicast. IPv6 link-local addresses
+// are left out: every IPv6 interface makes one, next to the host's IPv4
+// address, so they tell of no new machine.
 func onNet(a netip.Addr) bool {
-	if !isPrivate(a) || a.IsMulticast() || a.IsUnspecified() || a.Is6() && a.IsLinkLocalUnicast() {
+	if !PlantAddr(a) || a.IsMulticast() || a.IsUnspecified() || a.Is6() && a.IsLinkLocalUnicast() {
 		return false
 	}
 	return !a.Is4() || a.As4()[3] != 255
@@ -130,7 +141,7 @@ func (e *Engine) FlowData(f *dpi.Flow, t time.Time) {
 		// Background chatter (name lookups, discovery, time) and
 		// broadcasts are normal from any host; the host itself, if new,
 		// was reported above.
-	case dynamicPort(k.Port) && f.Service == service.Unknown:
+	case DynamicPort(k.Port) && f.Service == service.Unknown:
 		// A port of the dynamic range that carries nothing named: one of
 		// those DCE/RPC (OPC Classic's DCOM too) and passive FTP hand
 		// out per session, new every time.
@@ -152,9 +163,11 @@ func (e *Engine) FlowData(f *dpi.Flow, t time.Time) {
 	}
 }
 
-// dynamicPort reports whether p is in the IANA dynamic range, 49152 and
-// up, which servers hand out per session.
-func dynamicPort(p uint16) bool { return p >= 49152 }
+// DynamicPort reports whether p is in the IANA dynamic range, 49152 and
+// up, which servers hand out per session (DCE/RPC, passive FTP): the
+// network baseline neither learns nor reports such a port that carries
+// nothing named.
+func DynamicPort(p uint16) bool { return p >= 49152 }
 
 // flowText describes a flow: 10.10.1.10 to 10.10.1.20 tcp/502 (modbus).
 func flowText(f *dpi.Flow) string {

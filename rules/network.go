@@ -254,7 +254,7 @@ func (e *Engine) newFlowProbe(f *dpi.Flow, t time.Time) {
 			e.fireBuiltin(dScanHosts, op, aggKey{src: c}, finding{count: n, reason: f.Transport.String()})
 		}
 	}
-	if b.on[dScanPorts] && !dynamicPort(f.Server.Port()) {
+	if b.on[dScanPorts] && !DynamicPort(f.Server.Port()) {
 		if over, n := e.probe(probeKey{src: c, dst: s, kind: probePorts}, uint64(f.Server.Port())*0x9e3779b97f4a7c15, now, b.det[dScanPorts].rule.Rate); over {
 			op := &e.flowOp
 			*op = Op{Time: t, Frame: f.Frame, Flow: f, Src: f.Client, Dst: f.Server}

@@ -668,3 +668,21 @@ rules:
 		t.Errorf("fired %v", rec.rules())
 	}
 }
+
+// TestPlantAddr: the plant's own addresses, and the ones a host on the
+// tap may have.
+func TestPlantAddr(t *testing.T) {
+	for _, c := range []struct {
+		addr         string
+		plant, onNet bool
+	}{
+		{"10.10.1.20", true, true}, {"100.64.3.4", true, true}, {"169.254.1.1", true, true},
+		{"10.10.1.255", true, false}, {"fe80::1", true, false}, {"fd00::1", true, true},
+		{"203.0.113.7", false, false}, {"100.128.0.1", false, false}, {"239.255.255.250", false, false},
+	} {
+		a := netip.MustParseAddr(c.addr)
+		if PlantAddr(a) != c.plant || onNet(a) != c.onNet {
+			t.Errorf("%s: plant %v, on the net %v; want %v, %v", c.addr, PlantAddr(a), onNet(a), c.plant, c.onNet)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/service"
+	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/rules/policy"
 )
 
@@ -53,11 +54,8 @@ func (l *Learner) FlowData(f *dpi.Flow, _ time.Time) {
 	}
 	l.netHost(c)
 	l.netHost(s)
-	if f.Server.Port() >= 49152 && f.Service == service.Unknown {
-		// A port handed out per session (DCE/RPC, passive FTP): a new
-		// one every time, not a link to keep (the engine does not
-		// report them either).
-		return
+	if rules.DynamicPort(f.Server.Port()) && f.Service == service.Unknown {
+		return // a port handed out per session: new every time
 	}
 	k := policy.LinkKey{Src: c, Dst: s, UDP: f.Transport == dpi.UDP, Port: f.Server.Port()}
 	lk, ok := l.links[k]
@@ -147,7 +145,7 @@ func (l *Learner) network(p *policy.Policy) {
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	for _, a := range addrs {
-		if !named[a] && isPrivate(a) {
+		if !named[a] && rules.PlantAddr(a) {
 			p.Assets = append(p.Assets, policy.Asset{Name: "host-" + addrName(a), Prefixes: []netip.Prefix{netip.PrefixFrom(a, a.BitLen())}})
 		}
 		if h := l.net[a]; len(h.macs) > 0 {
@@ -173,12 +171,6 @@ func (l *Learner) network(p *policy.Policy) {
 		}
 		return int(x.Port) - int(y.Port)
 	})
-}
-
-// isPrivate reports whether a is a plant's own address, worth an asset:
-// private, shared, link-local or loopback, not the Internet's.
-func isPrivate(a netip.Addr) bool {
-	return a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLoopback() || netip.MustParsePrefix("100.64.0.0/10").Contains(a)
 }
 
 // resumeNetwork adds a checkpoint's network section to what the learner
