@@ -114,12 +114,22 @@ func (p *Pipeline) SetOps(o OpsSink) {
 	p.wire()
 }
 
+// NetSinks is implemented by a sink that stands for several (a fan
+// out): the pipeline hands the network events straight to those of them
+// that watch the network.
+type NetSinks interface {
+	NetHandlers() []dpi.NetHandler
+}
+
 // wire finds which sinks watch the network.
 func (p *Pipeline) wire() {
 	p.flows, p.nets = nil, p.nets[:0]
 	for _, s := range []OpsSink{p.rules, p.assets, p.ops} {
-		if n, ok := s.(dpi.NetHandler); ok && s != nil {
+		switch n := s.(type) {
+		case dpi.NetHandler:
 			p.nets = append(p.nets, n)
+		case NetSinks:
+			p.nets = append(p.nets, n.NetHandlers()...)
 		}
 	}
 	if _, net := p.rules.(dpi.NetHandler); !net {

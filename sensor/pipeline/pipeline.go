@@ -9,7 +9,6 @@ package pipeline
 import (
 	"context"
 	"slices"
-	"time"
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
@@ -269,52 +268,14 @@ func (f opsFan) Message(fl *dpi.Flow, from dpi.Side, m any) {
 	}
 }
 
-// The network events go to the sinks that watch the network (a learner).
-
-func (f opsFan) NewFlow(fl *dpi.Flow, t time.Time) {
+// NetHandlers implements sensor.NetSinks: the ops sinks that watch the
+// network (a learner) get its events.
+func (f opsFan) NetHandlers() []dpi.NetHandler {
+	var ns []dpi.NetHandler
 	for _, s := range f {
 		if n, ok := s.(dpi.NetHandler); ok {
-			n.NewFlow(fl, t)
+			ns = append(ns, n)
 		}
 	}
-}
-
-func (f opsFan) FlowData(fl *dpi.Flow, t time.Time) {
-	for _, s := range f {
-		if n, ok := s.(dpi.NetHandler); ok {
-			n.FlowData(fl, t)
-		}
-	}
-}
-
-func (f opsFan) FlowCounts(fl *dpi.Flow, t time.Time) {
-	for _, s := range f {
-		if n, ok := s.(dpi.NetHandler); ok {
-			n.FlowCounts(fl, t)
-		}
-	}
-}
-
-func (f opsFan) FlowEnd(fl *dpi.Flow, t time.Time) {
-	for _, s := range f {
-		if n, ok := s.(dpi.NetHandler); ok {
-			n.FlowEnd(fl, t)
-		}
-	}
-}
-
-func (f opsFan) ARP(a *dpi.ARP) {
-	for _, s := range f {
-		if n, ok := s.(dpi.NetHandler); ok {
-			n.ARP(a)
-		}
-	}
-}
-
-func (f opsFan) ICMP(m *dpi.ICMP) {
-	for _, s := range f {
-		if n, ok := s.(dpi.NetHandler); ok {
-			n.ICMP(m)
-		}
-	}
+	return ns
 }

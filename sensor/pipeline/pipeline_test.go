@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -228,6 +229,15 @@ func TestAssemblyLearning(t *testing.T) {
 	n := l.Stats().Requests
 	if n != 2 {
 		t.Fatalf("learned %d requests, want 2", n)
+	}
+	if links := l.Baseline(0).Baseline.Links; len(links) == 0 {
+		t.Error("the learner alone learned no link: it hears no network event")
+	}
+	// Beside another ops sink, in the fan, it hears them too.
+	fan := assemble(t, pipeline.Setup{Learn: true, Sinks: pipeline.Sinks{Ops: []sensor.OpsSink{sensor.NewOpsWriter(io.Discard)}}})
+	replayAll(t, fan, pcap)
+	if links := fan.Learner.Baseline(0).Baseline.Links; len(links) == 0 {
+		t.Error("the learner in a fan of ops sinks learned no link")
 	}
 	asm.StopLearning()
 	replayAll(t, asm, pcap)
