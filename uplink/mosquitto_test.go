@@ -393,6 +393,44 @@ func TestMosquittoBrokerKill9(t *testing.T) {
 	t.Logf("subscriber after the broker's SIGKILL: %+v", r)
 }
 
+// TestMosquittoSessionBeforeSubscribe: a tail with a persistent session
+// gets the messages queued while it was away even when they arrive
+// before its subscription is sent again (paho leaves a message with no
+// handler unacknowledged, and the broker then holds back the session).
+// The connect handler is slowed so that the broker always wins that race.
+func TestMosquittoSessionBeforeSubscribe(t *testing.T) {
+	t.Parallel()
+	const sensor, n = "earlysession", 100
+	b := testenv.StartMosquitto(t)
+	url := b.URL("tcp")
+	tc := TailConfig{Brokers: []string{url}, Sensor: sensor, Kinds: []string{event.KindAlert}, ClientID: "tapwatch-test-earlysession"}
+	tl := startTail(t, tc)
+	cfg := testConfig(url)
+	cfg.Sensor = sensor
+	p, closeP := startPublisher(t, cfg, t.TempDir())
+	defer closeP()
+	warm := warmUp(t, p, tl, sensor)
+	tl.stop(t, sensor)
+
+	raiseAlerts(p, 0, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tc.onConnect = func() { time.Sleep(time.Second) }
+	back := startTail(t, tc)
+	last := warm + n
+	pollUntil(t, 20*time.Second, fmt.Sprintf("the subscriber to receive seq %d", last), func() bool {
+		_, hi := back.seen(sensor)
+		return hi == last
+	})
+	r := back.stop(t, sensor)
+	if !r.Complete() || r.First != warm+1 || r.Duplicates != 0 {
+		t.Errorf("the subscriber's report %+v: want seq %d-%d, nothing missing, no duplicate", r, warm+1, last)
+	}
+}
+
 // raiseAlerts raises the alerts from to from+n-1 of testAlert.
 func raiseAlerts(p *Publisher, from, n int) {
 	for i := from; i < from+n; i++ {

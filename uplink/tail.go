@@ -37,6 +37,9 @@ type TailConfig struct {
 	// restarted tail sees what it missed.
 	ClientID string
 	Count    int // stop after this many messages (0: never)
+	// onConnect, for tests, runs first on each connection, before the
+	// subscription is sent.
+	onConnect func()
 	// Format is FormatJSON (the default when empty) or FormatText;
 	// Colour colours the severities of FormatText (for a terminal).
 	Format string
@@ -346,12 +349,22 @@ func Tail(ctx context.Context, c TailConfig, out, report io.Writer) ([]SensorRep
 	o.SetClientID(id).SetCleanSession(c.ClientID == "").SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(5 * time.Second).SetOrderMatters(true).
 		SetTLSConfig(tc).SetKeepAlive(30 * time.Second).SetConnectTimeout(15 * time.Second).
+		// A persistent session's queued messages arrive right after the
+		// CONNACK, before the subscription below has registered handle
+		// for its topics; paho leaves a message with no handler
+		// unacknowledged, and the broker then holds the whole session
+		// back behind the unacknowledged window. The default handler
+		// takes those first messages.
+		SetDefaultPublishHandler(handle).
 		SetOnConnectHandler(func(cl mqtt.Client) {
 			connected.Store(true)
 			mu.Lock()
 			watch.rearm(time.Now())
 			mu.Unlock()
 			poke()
+			if c.onConnect != nil {
+				c.onConnect()
+			}
 			tok := cl.SubscribeMultiple(subs, handle)
 			go func() {
 				if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
