@@ -16,6 +16,7 @@ type Endpoint struct {
 	MAC  net.HardwareAddr
 	IP   netip.Addr
 	Port uint16
+	TTL  uint8 // IPv4 TTL or IPv6 hop limit of what it sends; default 64
 }
 
 func (e Endpoint) String() string {
@@ -28,6 +29,7 @@ type end struct {
 	ip   net.IP
 	v6   bool
 	port uint16
+	ttl  uint8
 }
 
 func newEnd(e Endpoint) (end, error) {
@@ -42,7 +44,11 @@ func newEnd(e Endpoint) (end, error) {
 	if mac == nil {
 		mac = make(net.HardwareAddr, 6)
 	}
-	return end{mac: mac, ip: net.IP(a.AsSlice()), v6: a.Is6(), port: e.Port}, nil
+	ttl := e.TTL
+	if ttl == 0 {
+		ttl = 64
+	}
+	return end{mac: mac, ip: net.IP(a.AsSlice()), v6: a.Is6(), port: e.Port, ttl: ttl}, nil
 }
 
 func newEnds(a, b Endpoint) (end, end, error) {
@@ -64,7 +70,7 @@ func newEnds(a, b Endpoint) (end, end, error) {
 // starts w.ls with the link layers and that header.
 func (w *Writer) ipLayer(src, dst *end, proto layers.IPProtocol, df bool) (gopacket.NetworkLayer, error) {
 	if src.v6 {
-		w.ip6 = layers.IPv6{Version: 6, NextHeader: proto, HopLimit: 64, SrcIP: src.ip, DstIP: dst.ip}
+		w.ip6 = layers.IPv6{Version: 6, NextHeader: proto, HopLimit: src.ttl, SrcIP: src.ip, DstIP: dst.ip}
 		if err := w.link(src.mac, dst.mac, layers.LayerTypeIPv6); err != nil {
 			return nil, err
 		}
@@ -72,7 +78,7 @@ func (w *Writer) ipLayer(src, dst *end, proto layers.IPProtocol, df bool) (gopac
 		return &w.ip6, nil
 	}
 	w.ipID++
-	w.ip4 = layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: proto, Id: w.ipID, SrcIP: src.ip, DstIP: dst.ip}
+	w.ip4 = layers.IPv4{Version: 4, IHL: 5, TTL: src.ttl, Protocol: proto, Id: w.ipID, SrcIP: src.ip, DstIP: dst.ip}
 	if df {
 		w.ip4.Flags = layers.IPv4DontFragment
 	}

@@ -73,6 +73,21 @@ func NewTCPConn(w *Writer, client, server Endpoint, clientISN, serverISN uint32)
 // NextSeq is the sequence number of the next byte side will send.
 func (c *TCPConn) NextSeq(side Side) uint32 { return c.nxt[side] }
 
+// Impersonate makes side's later packets come from e's MAC and TTL, with
+// side's own address and port: a packet forged by another machine into
+// the connection. Impersonate(side, the original endpoint) ends it.
+func (c *TCPConn) Impersonate(side Side, e Endpoint) error {
+	if err := c.checkSide(side); err != nil {
+		return err
+	}
+	n, err := newEnd(e)
+	if err != nil {
+		return err
+	}
+	c.ends[side].mac, c.ends[side].ttl = n.mac, n.ttl
+	return nil
+}
+
 // Handshake writes SYN, SYN-ACK and ACK.
 func (c *TCPConn) Handshake() ([]int, error) {
 	frames := make([]int, 0, 3)
