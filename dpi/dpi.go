@@ -307,9 +307,10 @@ type Counters struct {
 type Engine struct {
 	cfg    Config
 	h      Handler
-	fh     FlowHandler  // h, when it wants new flows
-	nh     NetHandler   // h, when it watches the network
-	protos []registered // the registry, serial protocols first
+	fh     FlowHandler      // h, when it wants new flows
+	nh     NetHandler       // h, when it watches the network
+	ih     IntegrityHandler // h, when it checks the integrity of ICS streams
+	protos []registered     // the registry, serial protocols first
 	// sniffers are the protocols of the registry with a content
 	// detector, in its order: sniff tries them on every flow no port
 	// claims.
@@ -330,9 +331,13 @@ type Engine struct {
 	arpLayer   layers.ARP
 	icmp4      layers.ICMPv4
 	icmp6      layers.ICMPv6
-	arp        ARP  // handed to nh, reused
-	icmpMsg    ICMP // handed to nh, reused
-	synDir     int  // for a TCP packet: 1 a SYN (to the server), 2 a SYN-ACK (from it), 0 neither
+	arp        ARP                 // handed to nh, reused
+	icmpMsg    ICMP                // handed to nh, reused
+	integ      Integrity           // handed to ih, reused
+	first      [ConflictBytes]byte // the versions of a Conflict report
+	second     [ConflictBytes]byte
+	ttl        uint8 // the current packet's IPv4 TTL or IPv6 hop limit
+	synDir     int   // for a TCP packet: 1 a SYN (to the server), 2 a SYN-ACK (from it), 0 neither
 	flows      table
 	now        int64 // packet time of the packet being decoded, unix ns
 	nextScan   int64
@@ -358,6 +363,7 @@ func New(cfg Config, h Handler) (*Engine, error) {
 	e.sink.e = e
 	e.fh, _ = h.(FlowHandler)
 	e.nh, _ = h.(NetHandler)
+	e.ih, _ = h.(IntegrityHandler)
 	for _, serial := range []bool{true, false} {
 		for _, p := range protos {
 			if p.Serial != serial {
@@ -551,6 +557,7 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 		k.a[10], k.a[11], k.b[10], k.b[11] = 0xff, 0xff, 0xff, 0xff // IPv4-mapped
 		copy(k.a[12:], src)
 		copy(k.b[12:], dst)
+		e.ttl = e.ip4.TTL
 	case v6:
 		e.c.IPv6++
 		if len(e.ip6.SrcIP) != 16 || len(e.ip6.DstIP) != 16 {
@@ -559,6 +566,7 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 		}
 		k.a = [16]byte(e.ip6.SrcIP)
 		k.b = [16]byte(e.ip6.DstIP)
+		e.ttl = e.ip6.HopLimit
 	case err != nil:
 		e.c.Undecodable++
 		return
@@ -686,6 +694,7 @@ func (e *Engine) udpPacket(k *flowKey, mac [2][6]byte, payload []byte) {
 	if len(payload) == 0 || f.dec == 0 {
 		return
 	}
+	e.endpoint(f, side, mac[0])
 	e.cur = f
 	e.c.AppBytes += uint64(len(payload))
 	e.appDatagram(f, side, payload)

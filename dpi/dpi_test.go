@@ -79,7 +79,9 @@ func (c *counter) Message(_ *Flow, _ Side, msg any) {
 
 // nopHandler counts messages, and takes the network events too, so that
 // the tests and fuzzers that use it run those paths.
-type nopHandler struct{ n, dnp3, net int }
+type nopHandler struct{ n, dnp3, net, integ int }
+
+func (h *nopHandler) Integrity(*Flow, *Integrity) { h.integ++ }
 
 func (h *nopHandler) NewFlow(*Flow, time.Time)    { h.net++ }
 func (h *nopHandler) FlowData(*Flow, time.Time)   { h.net++ }

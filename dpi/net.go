@@ -188,14 +188,20 @@ func (e *Engine) reportCounts(f *flow) {
 // reportAll reports the counts of every live flow, once every
 // Config.FlowReport of packet time.
 func (e *Engine) reportAll() {
-	if e.nh == nil || e.now < e.nextReport {
+	if e.nh == nil && e.ih == nil || e.now < e.nextReport {
 		return
 	}
 	if e.nextReport != 0 {
+		active := e.now - int64(e.cfg.FlowReport)
 		for i := e.flows.head; i >= 0; {
 			f := e.flows.at(i)
 			i = f.next
-			e.reportCounts(f)
+			if e.nh != nil {
+				e.reportCounts(f)
+			}
+			if e.ih != nil && f.dec != 0 && f.last >= active {
+				e.refreshEndpoints(f)
+			}
 		}
 	}
 	e.nextReport = e.now + int64(e.cfg.FlowReport)

@@ -36,6 +36,16 @@ type half struct {
 	ooo      []segment
 	oooBytes int
 	oooSince int64 // packet time the current hole was first noticed
+	// The sender's fingerprint (integrity.go): the source MAC and TTL of
+	// its last packet, once fpSet.
+	fpSet bool
+	mac   [6]byte
+	ttl   uint8
+	// hist holds the last bytes delivered (histN of them, ending at
+	// next), in a ring indexed by sequence number, for ICS flows; the
+	// record keeps it for reuse.
+	hist  []byte
+	histN int
 }
 
 type segment struct {
@@ -51,6 +61,7 @@ func (h *half) reuse(old half) {
 		h.buf = old.buf[:0]
 	}
 	h.ooo = old.ooo[:0]
+	h.hist = old.hist
 }
 
 func (e *Engine) releaseHalf(h *half) {
@@ -109,6 +120,7 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
 		}
 		return
 	}
+	e.endpoint(f, side, mac[0])
 	e.cur = f
 	h := &f.half[side]
 	seq := t.Seq
@@ -254,11 +266,22 @@ type placed struct {
 func (e *Engine) place(f *flow, side int, seq uint32, data []byte, hold bool) (p placed) {
 	h := &f.half[side]
 	// Compare first: delivering the new bytes may drain the held ones.
-	p.conflict = conflicts(h.ooo, seq, data)
+	if at, old := conflicts(h.ooo, seq, data); at >= 0 {
+		p.conflict = true
+		e.conflict(f, side, seq, data, at, old, false)
+	}
+	// A keep-alive carries one byte before the next: any byte.
+	keepalive := len(data) == 1 && seq == h.next-1
 	for len(data) > 0 {
 		if rel := int32(seq - h.next); rel < 0 {
-			// Delivered already.
+			// Delivered already: it must be the same bytes.
 			n := min(int(-rel), len(data))
+			if !p.conflict && !keepalive {
+				if at := h.delivered(seq, data[:n]); at >= 0 {
+					p.conflict = true
+					e.conflict(f, side, seq, data, at, e.historyAt(h, seq+uint32(at)), true)
+				}
+			}
 			seq += uint32(n)
 			data = data[n:]
 			continue
@@ -320,9 +343,10 @@ func (e *Engine) acked(f *flow, side int, ack uint32) {
 	e.drain(f, side)
 }
 
-// conflicts reports whether data, to be placed at seq, differs from the held
-// segments it overlaps.
-func conflicts(held []segment, seq uint32, data []byte) bool {
+// conflicts compares data, to be placed at seq, with the held segments it
+// overlaps. It returns the offset in data of the first byte that differs
+// and the held bytes from there, or -1.
+func conflicts(held []segment, seq uint32, data []byte) (int, []byte) {
 	for i := range held {
 		s := &held[i]
 		at := int(int32(s.seq - seq)) // where s starts, relative to data
@@ -331,10 +355,14 @@ func conflicts(held []segment, seq uint32, data []byte) bool {
 		}
 		from, to := max(at, 0), min(at+len(s.data), len(data))
 		if from < to && !bytes.Equal(data[from:to], s.data[from-at:to-at]) {
-			return true
+			j := from
+			for data[j] == s.data[j-at] {
+				j++
+			}
+			return j, s.data[j-at:]
 		}
 	}
-	return false
+	return -1, nil
 }
 
 // truncatedSegment handles a segment cut short by the snap length: the
@@ -434,6 +462,7 @@ func (e *Engine) skipTo(f *flow, side int, seq uint32, lost int) {
 	h.buf = h.buf[:0]
 	h.next = seq
 	h.oooSince = e.now
+	h.histN = 0
 }
 
 // deliver hands contiguous bytes to the decoder and keeps what it did not
@@ -441,6 +470,12 @@ func (e *Engine) skipTo(f *flow, side int, seq uint32, lost int) {
 func (e *Engine) deliver(f *flow, side int, data []byte) {
 	h := &f.half[side]
 	e.c.AppBytes += uint64(len(data))
+	if f.dec != 0 {
+		if h.hist == nil {
+			h.hist = make([]byte, histSize)
+		}
+		h.remember(data)
+	}
 	if len(h.buf) == 0 {
 		n := e.feed(f, side, data)
 		if rest := data[n:]; len(rest) > 0 {
