@@ -75,7 +75,9 @@ type Pipeline struct {
 	flows  dpi.FlowHandler // rules, when it wants new flows but no other network event
 	// nets are the sinks that watch the network, in order: the rules,
 	// the inventory, the ops sink (a learner).
-	nets  []dpi.NetHandler
+	nets []dpi.NetHandler
+	// integ is the rules, when they check the integrity of ICS streams.
+	integ dpi.IntegrityHandler
 	ops   OpsSink
 	tally Tally
 	// src is the capture source (interface) of the packet being decoded;
@@ -135,6 +137,7 @@ func (p *Pipeline) wire() {
 	if _, net := p.rules.(dpi.NetHandler); !net {
 		p.flows, _ = p.rules.(dpi.FlowHandler)
 	}
+	p.integ, _ = p.rules.(dpi.IntegrityHandler)
 }
 
 // SourceMessages is the number of messages decoded so far
@@ -227,6 +230,13 @@ func (p *Pipeline) FlowEnd(f *dpi.Flow, t time.Time) {
 func (p *Pipeline) ARP(a *dpi.ARP) {
 	for _, n := range p.nets {
 		n.ARP(a)
+	}
+}
+
+// Integrity implements dpi.IntegrityHandler for the rules.
+func (p *Pipeline) Integrity(f *dpi.Flow, s *dpi.Integrity) {
+	if p.integ != nil {
+		p.integ.Integrity(f, s)
 	}
 }
 
