@@ -45,6 +45,7 @@ const (
 	dDNP3File
 	dDNP3OperateNoSelect
 	dDNP3UnsolStorm
+	dDNP3UnsolRepeat
 	dBroadcast
 	dFlood
 	dPublic
@@ -55,6 +56,8 @@ const (
 	dScanPorts
 	dScanRejects
 	dRemote
+	dSpoof
+	dStreamConflict
 	numBuiltin
 )
 
@@ -132,7 +135,14 @@ type finding struct {
 	addr   netip.Addr // new-asset: the new address
 	isSrc  bool       // new-asset: addr is the operation's source
 	mac    [6]byte    // arp-*: the MAC that claims the address
-	mac2   [6]byte    // arp-spoof: the other MAC
+	mac2   [6]byte    // arp-spoof: the other MAC; ics-spoof: the host's own
+	ttl    uint8      // ics-spoof: the packet's TTL
+	ttl2   uint8      // ics-spoof: the host's own
+	seq    uint32     // stream-conflict: the sequence number of the first differing byte
+	// stream-conflict: whether the first version was delivered (else
+	// held out of order)
+	delivered bool
+	evidence  []byte // the alert's evidence, when its op has no message
 }
 
 // BuiltinIDs returns the ids of the built-in detectors the engine runs on
@@ -188,7 +198,8 @@ type builtins struct {
 	ot        addrTable // hosts seen in Modbus or DNP3 conversations, for public-address and remote-access
 	otOn      bool      // ot is kept
 
-	net network // the network detectors (network.go)
+	net   network   // the network detectors (network.go)
+	integ integrity // the integrity detectors (integrity.go)
 }
 
 func (b *builtins) init(p *policy.Policy, seed uint64) {
@@ -237,6 +248,7 @@ func (b *builtins) init(p *policy.Policy, seed uint64) {
 		b.otOn = true
 	}
 	b.net.init(b, seed)
+	b.integ.init(b, seed)
 }
 
 // initChecks fills lists and byFC with the checks of the enabled

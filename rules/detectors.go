@@ -17,6 +17,7 @@ const (
 	CategoryFlood             = "flood"
 	CategoryNetwork           = "network"
 	CategoryInventory         = "inventory"
+	CategoryIntegrity         = "integrity"
 )
 
 // Detector is a built-in detector: what a policy knows of it (its id, its
@@ -188,6 +189,19 @@ var Detectors = []Detector{
 		checks: []check{{stageFunction, dnp3Answers, (*Engine).checkDNP3UnsolStorm, anyFC}},
 		title:  titleDNP3UnsolStorm,
 	},
+	dDNP3UnsolRepeat: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "dnp3-unsolicited-repeat",
+			Name:        "DNP3 unsolicited response repeated",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0856", "T0830"},
+			Description: "A DNP3 unsolicited response with the application sequence number of the association's previous one, but other content, or (over TCP) the same content after the master confirmed the previous one. An outstation repeats an unsolicited response only when it was not confirmed, and then with the same objects; any other with that number is a forged report pushed between the real ones. A response with the restart indication (IIN1.7) passes.",
+			Category:    CategoryIntegrity,
+		},
+		checks: []check{{stageFunction, dnp3Answers, (*Engine).checkDNP3UnsolRepeat, fcIn(dnp3.FuncUnsolicitedResponse)},
+			{stageFunction, dnp3Requests, (*Engine).checkDNP3UnsolConfirm, fcIn(dnp3.FuncConfirm)}},
+		title: titleDNP3UnsolRepeat,
+	},
 	dBroadcast: {
 		DetectorSpec: policy.DetectorSpec{
 			ID:          "broadcast-write",
@@ -308,6 +322,29 @@ var Detectors = []Detector{
 			Category:    CategoryNetwork,
 		},
 		title: titleRemote,
+	},
+	dSpoof: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "ics-spoof",
+			Name:        "Forged ICS packets",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0830", "T0856", "T0855"},
+			Description: "Modbus or DNP3 packets that carry a host's address but another source MAC or TTL (IPv6: hop limit) than that host's ICS packets had, whether in the same connection or a new one: a message injected or forged by another machine, or a man in the middle. A host's stack sends with one TTL and a switch delivers its frames with one MAC; a forging tool rarely matches both. A host seen only with the new MAC and TTL for six hours (a replaced device, a new route) passes. One alert per host and look within window.",
+			Window:      10 * time.Minute,
+			Category:    CategoryIntegrity,
+		},
+		title: titleSpoof,
+	},
+	dStreamConflict: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "stream-conflict",
+			Name:        "Two versions of an ICS stream",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0830", "T0856", "T0855"},
+			Description: "A TCP segment of a Modbus or DNP3 connection that repeats stream bytes already seen (delivered, or held out of order) with different content. A retransmission repeats its bytes; two versions of the same sequence numbers mean two senders: an injected message racing the real one, or a man in the middle rewriting the stream. The evidence holds both versions from the first byte that differs. Keep-alives (one byte before the next) pass; after a capture gap only bytes seen are compared.",
+			Category:    CategoryIntegrity,
+		},
+		title: titleStreamConflict,
 	},
 	{
 		DetectorSpec: policy.DetectorSpec{

@@ -97,6 +97,7 @@ type EngineStats struct {
 	AggEvictions  uint64                              // folded alerts evicted (and reported) from a full set
 	// Evictions of the detectors' own tables.
 	SweepEvictions, BindingEvictions, OwnerEvictions, ProbeEvictions uint64
+	PrintEvictions, UnsolicitedEvictions                             uint64
 }
 
 // Evictions are the counts of the stats message's evictions, by table;
@@ -107,7 +108,8 @@ func (s EngineStats) Evictions() map[string]uint64 {
 		name string
 		n    uint64
 	}{{"rate", s.RateEvictions}, {"aggregation", s.AggEvictions}, {"sweep", s.SweepEvictions},
-		{"arp_bindings", s.BindingEvictions}, {"arp_owners", s.OwnerEvictions}, {"probes", s.ProbeEvictions}} {
+		{"arp_bindings", s.BindingEvictions}, {"arp_owners", s.OwnerEvictions}, {"probes", s.ProbeEvictions},
+		{"ics_hosts", s.PrintEvictions}, {"dnp3_unsolicited", s.UnsolicitedEvictions}} {
 		if t.n > 0 {
 			m[t.name] = t.n
 		}
@@ -120,23 +122,26 @@ func (s EngineStats) Evictions() map[string]uint64 {
 // nothing for an operation that fires no rule. It is not safe for
 // concurrent use.
 type Engine struct {
-	flowOp  Op // the op NewFlow makes for a conversation that is not Modbus or DNP3
-	policy  *policy.Policy
-	sink    AlertSink
-	ads     *Adapters   // by protocol
-	links   []*compiled // the rules about links, among rules
-	names   assetNames  // the policy's names of addresses, for alerts
-	opts    EngineOptions
-	window  int64 // ns
-	rules   []compiled
-	ix      ruleIndex
-	cache   []cacheEntry
-	opSeq   uint64 // operations that reached a rule
-	lists   [maxBuckets][]int32
-	scratch [maxBuckets]*bucket
-	op      Op
-	viol    Violations
-	seed    uint64
+	flowOp Op // the op NewFlow makes for a conversation that is not Modbus or DNP3
+	// evidence is the room of the evidence of an alert whose op has no
+	// message (finding.evidence).
+	evidence [evidenceBytes]byte
+	policy   *policy.Policy
+	sink     AlertSink
+	ads      *Adapters   // by protocol
+	links    []*compiled // the rules about links, among rules
+	names    assetNames  // the policy's names of addresses, for alerts
+	opts     EngineOptions
+	window   int64 // ns
+	rules    []compiled
+	ix       ruleIndex
+	cache    []cacheEntry
+	opSeq    uint64 // operations that reached a rule
+	lists    [maxBuckets][]int32
+	scratch  [maxBuckets]*bucket
+	op       Op
+	viol     Violations
+	seed     uint64
 
 	rate lru.Table[rateKey, rateCount]
 	agg  lru.Table[aggKey, aggState] // alerts being folded
@@ -245,6 +250,8 @@ func (e *Engine) Stats() EngineStats {
 	s.BindingEvictions += e.bi.net.binds.Evictions()
 	s.OwnerEvictions += e.bi.net.owners.Evictions()
 	s.ProbeEvictions += e.bi.net.probes.Evictions()
+	s.PrintEvictions += e.bi.integ.prints.Evictions()
+	s.UnsolicitedEvictions += e.bi.integ.unsol.Evictions()
 	return s
 }
 
@@ -722,6 +729,9 @@ func (e *Engine) newAlert(c *compiled, op *Op, isValue bool, f finding) *Alert {
 	if ad := e.ads[op.Proto]; ad != nil {
 		a.ad = ad
 		ad.Alert(a, op, !isValue)
+	}
+	if len(f.evidence) > 0 {
+		setEvidence(a, f.evidence)
 	}
 	if isValue {
 		v := &e.viol

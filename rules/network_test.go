@@ -102,6 +102,57 @@ func ports(from, n int) []uint16 {
 	return ps
 }
 
+// detectorCase is a fixture of a detector: a capture that must fire it,
+// or not.
+type detectorCase struct {
+	name  string
+	id    string
+	fires bool
+	title string // a part of the first alert's title
+	write func(w *pcapgen.Writer) error
+}
+
+// runDetectorCases replays each case with every built-in detector on and
+// checks whether its detector fired, and how its first alert reads; it
+// returns the detectors that some case fired.
+func runDetectorCases(t *testing.T, cases []detectorCase) map[string]bool {
+	t.Helper()
+	fired := map[string]bool{}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := replayNet(t, c.write)
+			var got []*Alert
+			for _, a := range rec.alerts {
+				if a.Rule == c.id {
+					got = append(got, a)
+				}
+			}
+			if c.fires != (len(got) > 0) {
+				var titles []string
+				for _, a := range rec.alerts {
+					titles = append(titles, a.Rule+": "+a.Title)
+				}
+				t.Fatalf("%s fired %d times, want fires=%v (all alerts: %q)", c.id, len(got), c.fires, titles)
+			}
+			if !c.fires {
+				return
+			}
+			fired[c.id] = true
+			a := got[0]
+			if !strings.Contains(a.Title, c.title) {
+				t.Errorf("title %q lacks %q", a.Title, c.title)
+			}
+			if a.Category == "" || len(a.Attack) == 0 || a.Severity == 0 {
+				t.Errorf("alert %+v", a)
+			}
+			if ev := a.Event(); ev.Src == nil || ev.Dst == nil {
+				t.Errorf("wire alert without src or dst: %+v", ev)
+			}
+		})
+	}
+	return fired
+}
+
 // TestNetworkDetectors feeds each network detector captures that must fire
 // it and captures that must not, each replayed with every built-in
 // detector on; only the detector under test is looked at.
@@ -110,13 +161,7 @@ func TestNetworkDetectors(t *testing.T) {
 	spoofMAC := attacker.MAC
 	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	zero := net.HardwareAddr{0, 0, 0, 0, 0, 0}
-	cases := []struct {
-		name  string
-		id    string
-		fires bool
-		title string // a part of the first alert's title
-		write func(w *pcapgen.Writer) error
-	}{
+	cases := []detectorCase{
 		{"arp: a second MAC claims an address in use", "arp-spoof", true,
 			"ARP spoofing: 10.10.1.20 claimed by 02:00:00:00:00:42 (10.10.1.66) while 02:00:00:00:00:14 claims it",
 			func(w *pcapgen.Writer) error {
@@ -271,34 +316,7 @@ func TestNetworkDetectors(t *testing.T) {
 				return nil
 			}},
 	}
-	fired := map[string]bool{}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			rec := replayNet(t, c.write)
-			var got []*Alert
-			for _, a := range rec.alerts {
-				if a.Rule == c.id {
-					got = append(got, a)
-				}
-			}
-			if c.fires != (len(got) > 0) {
-				t.Fatalf("%s fired %d times, want fires=%v (all alerts: %v)", c.id, len(got), c.fires, rec.rules())
-			}
-			if c.fires {
-				fired[c.id] = true
-				a := got[0]
-				if !strings.Contains(a.Title, c.title) {
-					t.Errorf("title %q lacks %q", a.Title, c.title)
-				}
-				if a.Category == "" || len(a.Attack) == 0 || a.Severity == 0 {
-					t.Errorf("alert %+v", a)
-				}
-				if ev := a.Event(); ev.Src == nil || ev.Dst == nil {
-					t.Errorf("wire alert without src or dst: %+v", ev)
-				}
-			}
-		})
-	}
+	fired := runDetectorCases(t, cases)
 	for k := dARPSpoof; k < dRemote; k++ { // remote-access: TestRemoteAccess
 		if !fired[Detectors[k].ID] {
 			t.Errorf("%s has no fixture that fires it", Detectors[k].ID)

@@ -1,0 +1,264 @@
+package rules
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/internal/lru"
+)
+
+// The detectors of forged, replayed and modified ICS messages:
+//   - ics-spoof: packets of ICS conversations whose source MAC or TTL
+//     is not what that host's ICS packets had (dpi reports each end's
+//     first packet, every change, and each live flow's ends every
+//     FlowReport: IntegrityHandler);
+//   - stream-conflict: two versions of the same bytes of an ICS stream
+//     (dpi compares each retransmission with what it delivered);
+//   - dnp3-unsolicited-repeat: an unsolicited response that repeats the
+//     sequence number of the previous one with other content.
+//
+// State is bounded: each is a fixed table that evicts its least recently
+// used entry, counted in the engine's stats.
+
+// Table sizes of the integrity detectors.
+const (
+	printSlots = 1024 // ICS hosts and what their packets look like
+	unsolSlots = 1024 // DNP3 associations and their last unsolicited response
+)
+
+// printRelearn is how long a host's packets must have looked otherwise,
+// with no packet looking as before, for the new look to become the
+// host's: a replaced device, a new route. Until then each is an alert.
+const printRelearn = 6 * time.Hour
+
+// aggregation key address (aggKey.addr) of stream-conflict.
+const keyConflict = 3
+
+// fingerprint is what a host's packets look like on the tap: the source
+// MAC and the TTL (IPv6: hop limit) they arrive with.
+type fingerprint struct {
+	mac [6]byte
+	ttl uint8
+}
+
+func (p fingerprint) hash() uint16 {
+	return uint16(hashMAC(p.mac)>>48) ^ uint16(p.ttl)<<8 ^ uint16(p.ttl)
+}
+
+// hostPrint is what an ICS host's packets look like: the fingerprint of
+// its first ICS packets (own), when it was last seen, and another one
+// seen since (alt), from when.
+type hostPrint struct {
+	own      fingerprint
+	seen     int64 // packet time own was last reported
+	alt      fingerprint
+	altSince int64 // 0: no alt
+}
+
+// assocKey is a DNP3 association: outstation and master addresses, and
+// the outstation's and master's link addresses.
+type assocKey struct {
+	outstation, master netip.Addr
+	linkSrc, linkDst   uint16
+}
+
+// unsolState is the last unsolicited response of an association: its
+// application sequence number and a hash of its content.
+type unsolState struct {
+	seq       uint8
+	confirmed bool // the master confirmed it
+	hash      uint64
+}
+
+// integrity is the state of the integrity detectors.
+type integrity struct {
+	prints lru.Table[bindKey, hostPrint]
+	unsol  lru.Table[assocKey, unsolState]
+	seed   maphash.Seed
+}
+
+func (n *integrity) init(b *builtins, seed uint64) {
+	if b.on[dSpoof] {
+		n.prints.Init(printSlots, seed)
+	}
+	if b.on[dDNP3UnsolRepeat] {
+		n.unsol.Init(unsolSlots, seed)
+		n.seed = maphash.MakeSeed()
+	}
+}
+
+var _ dpi.IntegrityHandler = (*Engine)(nil)
+
+// Integrity implements dpi.IntegrityHandler.
+func (e *Engine) Integrity(f *dpi.Flow, s *dpi.Integrity) {
+	e.tick(s.Time)
+	switch s.Kind {
+	case dpi.Endpoint:
+		if e.bi.on[dSpoof] {
+			e.checkSpoof(f, s)
+		}
+	case dpi.Conflict:
+		if e.bi.on[dStreamConflict] {
+			op := e.integrityOp(f, s)
+			e.fireBuiltin(dStreamConflict, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), addr: keyConflict},
+				finding{seq: s.Seq, delivered: s.Delivered, evidence: conflictEvidence(e.evidence[:0], s)})
+		}
+	}
+}
+
+// integrityOp is the op of an alert about a packet s reports.
+func (e *Engine) integrityOp(f *dpi.Flow, s *dpi.Integrity) *Op {
+	op := &e.flowOp
+	*op = Op{Time: s.Time, Frame: s.Frame, Flow: f, Src: f.Client, Dst: f.Server}
+	if s.From == dpi.FromServer {
+		op.Src, op.Dst = f.Server, f.Client
+	}
+	return op
+}
+
+// conflictEvidence is the two versions of a conflict, one after the
+// other: what was seen first, then what differs from it.
+func conflictEvidence(b []byte, s *dpi.Integrity) []byte {
+	b = append(b, s.First...)
+	return append(b, s.Second...)
+}
+
+// checkSpoof compares what the packet s reports looks like with what
+// the host's ICS packets looked like.
+func (e *Engine) checkSpoof(f *dpi.Flow, s *dpi.Integrity) {
+	now := s.Time.UnixNano()
+	got := fingerprint{s.MAC, s.TTL}
+	if f.Client.Addr() == f.Server.Addr() {
+		// A host talking to itself (a capture on the host, not a tap):
+		// the address names both ends, so only a change within one end
+		// of the connection says anything.
+		if s.Changed && !s.Refresh {
+			e.fireBuiltin(dSpoof, e.integrityOp(f, s), aggKey{src: s.Addr, addr: keySpoof, dev: got.hash()},
+				finding{mac: s.MAC, mac2: s.PrevMAC, ttl: s.TTL, ttl2: s.PrevTTL, reason: f.App.Title()})
+		}
+		return
+	}
+	k := bindKey{ip: s.Addr, vlan: f.VLAN}
+	ent, found := e.bi.integ.prints.Get(&k, hashAddr(k.ip)^uint64(k.vlan)<<48, now)
+	hp := &ent.Value
+	if !found {
+		hp.own, hp.seen = got, now
+		if !s.Changed {
+			return
+		}
+		// The table forgot the host, but the connection itself changed:
+		// its earlier packets are the host's.
+		hp.own = fingerprint{s.PrevMAC, s.PrevTTL}
+	}
+	if got == hp.own {
+		hp.seen = now
+		return
+	}
+	if hp.altSince == 0 || hp.alt != got {
+		hp.alt, hp.altSince = got, now
+	} else if hp.seen < hp.altSince && now-hp.altSince > int64(printRelearn) {
+		// Only the new look for that long: the host changed.
+		*hp = hostPrint{own: got, seen: now}
+		return
+	}
+	if s.Refresh {
+		return // reported when its packets came
+	}
+	op := e.integrityOp(f, s)
+	e.fireBuiltin(dSpoof, op, aggKey{src: s.Addr, addr: keySpoof, dev: got.hash()},
+		finding{mac: s.MAC, mac2: hp.own.mac, ttl: s.TTL, ttl2: hp.own.ttl, reason: f.App.Title()})
+}
+
+// aggregation key address (aggKey.addr) of ics-spoof.
+const keySpoof = 4
+
+// ---- dnp3-unsolicited-repeat ----
+
+// checkDNP3UnsolRepeat: an outstation repeats an unsolicited response,
+// with the same sequence number, only when the master did not confirm
+// it, and then with the same content (the internal indications may
+// change). Another response with the sequence number of the previous
+// one, or the same one after the master confirmed it over TCP, is a
+// second sender: a forged response pushed between the real ones. A
+// restart (IIN1.7) starts the sequence anew and passes.
+func (e *Engine) checkDNP3UnsolRepeat(op *Op) {
+	m := dnp3Of(op)
+	if m == nil || m.Dir != dnp3.Unsolicited || len(m.Fragment) < 4 {
+		return
+	}
+	h := maphash.Bytes(e.bi.integ.seed, m.Fragment[4:])
+	k := assocKey{outstation: op.Src.Addr(), master: op.Dst.Addr(), linkSrc: op.LinkSrc, linkDst: op.LinkDst}
+	ent, found := e.bi.integ.unsol.Get(&k, k.hash(), op.Time.UnixNano())
+	st := &ent.Value
+	var why string
+	if found && st.seq == m.Seq && m.IIN&iinRestart == 0 {
+		switch {
+		case st.hash != h:
+			why = "other content"
+		case st.confirmed && op.Flow != nil && op.Flow.Transport == dpi.TCP:
+			why = "the same content after the master confirmed it"
+		}
+	}
+	*st = unsolState{seq: m.Seq, hash: h}
+	if why != "" {
+		e.fireBuiltin(dDNP3UnsolRepeat, op, e.opKey(&e.bi.det[dDNP3UnsolRepeat].c, op), finding{count: int(m.Seq), reason: why})
+	}
+}
+
+// checkDNP3UnsolConfirm notes the master's confirm of the association's
+// last unsolicited response.
+func (e *Engine) checkDNP3UnsolConfirm(op *Op) {
+	m := dnp3Of(op)
+	if m == nil || m.Dir != dnp3.Request || !m.UNS {
+		return
+	}
+	k := assocKey{outstation: op.Dst.Addr(), master: op.Src.Addr(), linkSrc: op.LinkDst, linkDst: op.LinkSrc}
+	if ent := e.bi.integ.unsol.Find(&k, k.hash()); ent != nil && ent.Value.seq == m.Seq {
+		ent.Value.confirmed = true
+	}
+}
+
+func (k *assocKey) hash() uint64 {
+	return hashAddr(k.outstation) ^ hashAddr(k.master)>>7 ^ uint64(k.linkSrc)<<32 ^ uint64(k.linkDst)<<48
+}
+
+// iinRestart is IIN1.7, device restart, in dnp3.Message.IIN.
+const iinRestart = 1 << 7
+
+// ---- titles ----
+
+func titleSpoof(op *Op, _ *builtinDet, f finding) string {
+	var what string
+	switch {
+	case f.mac != f.mac2 && f.ttl != f.ttl2:
+		what = "MAC " + macText(f.mac) + " and TTL " + strconv.Itoa(int(f.ttl)) + ", not " + macText(f.mac2) + " and " + strconv.Itoa(int(f.ttl2))
+	case f.mac != f.mac2:
+		what = "MAC " + macText(f.mac) + ", not " + macText(f.mac2)
+	default:
+		what = "TTL " + strconv.Itoa(int(f.ttl)) + ", not " + strconv.Itoa(int(f.ttl2))
+	}
+	src, dst := ends(op)
+	return f.reason + " packets from " + src + " to " + dst + " come from another machine: " + what + " as its earlier packets"
+}
+
+func titleStreamConflict(op *Op, _ *builtinDet, f finding) string {
+	src, dst := ends(op)
+	first := "held"
+	if f.delivered {
+		first = "delivered"
+	}
+	return "Two versions of the stream from " + src + " to " + dst + " at sequence number " + strconv.FormatUint(uint64(f.seq), 10) +
+		": a retransmission differs from the bytes " + first + " before (evidence: the first version, then the second)"
+}
+
+func titleDNP3UnsolRepeat(op *Op, _ *builtinDet, f finding) string {
+	src, dst := ends(op)
+	return "DNP3 unsolicited response from " + src + " to " + dst + linkText(op) + " repeats sequence number " + strconv.Itoa(f.count) + " with " + f.reason + ": a second sender"
+}
+
+// evidenceBytes is the room of an alert's evidence built by a detector.
+const evidenceBytes = 2 * dpi.ConflictBytes

@@ -1,0 +1,322 @@
+package rules
+
+import (
+	"bytes"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapwatch/tapwatch/internal/pcapgen"
+)
+
+// modbusConn opens a Modbus/TCP connection from c to s and runs n polls
+// (read holding registers, answered).
+func modbusConn(w *pcapgen.Writer, c, s pcapgen.Endpoint, cport uint16, isn uint32, n int) (*pcapgen.TCPConn, error) {
+	c.Port, s.Port = cport, 502
+	conn, err := pcapgen.NewTCPConn(w, c, s, isn, isn+50000)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Handshake(); err != nil {
+		return nil, err
+	}
+	for i := range n {
+		if err := poll(conn, uint16(i+1)); err != nil {
+			return nil, err
+		}
+	}
+	return conn, nil
+}
+
+// poll sends one read of holding registers and its answer.
+func poll(conn *pcapgen.TCPConn, tid uint16) error {
+	if _, err := conn.Client(pcapgen.MBAP(tid, 1, []byte{3, 0, 0, 0, 2})); err != nil {
+		return err
+	}
+	_, err := conn.Server(pcapgen.MBAP(tid, 1, []byte{3, 4, 0, 1, 0, 2}))
+	return err
+}
+
+// dnp3Conn opens a DNP3 connection from master m to outstation o.
+func dnp3Conn(w *pcapgen.Writer, m, o pcapgen.Endpoint) (*pcapgen.DNP3Conn, error) {
+	m.Port, o.Port = 41000, 20000
+	conn, err := pcapgen.NewTCPConn(w, m, o, 1000, 9000)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Handshake(); err != nil {
+		return nil, err
+	}
+	return pcapgen.NewDNP3TCP(conn, 1, 10), nil
+}
+
+// unsol sends an unsolicited response with sequence number seq, internal
+// indications iin and binary input 0's flags, and, when confirm is set,
+// the master's confirm of it.
+func unsol(d *pcapgen.DNP3Conn, seq uint8, iin uint16, flags uint8, confirm bool) error {
+	ctl := pcapgen.AppControl(true, true, true, true, seq)
+	if _, err := d.Outstation(pcapgen.AppResponse(ctl, pcapgen.DNP3UnsolicitedResponse, iin, pcapgen.BinaryInputs(0, flags))); err != nil {
+		return err
+	}
+	if !confirm {
+		return nil
+	}
+	_, err := d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, true, seq), pcapgen.DNP3Confirm))
+	return err
+}
+
+// TestIntegrityDetectors feeds each integrity detector captures that must
+// fire it and captures that must not, replayed with every built-in
+// detector on; only the detector under test is looked at.
+func TestIntegrityDetectors(t *testing.T) {
+	plc, hmi, attacker := host(20), host(10), host(66)
+	windows := hmi
+	windows.TTL = 128
+	forgedTTL := pcapgen.Endpoint{MAC: hmi.MAC, IP: hmi.IP, TTL: 128}
+	cases := []detectorCase{
+		{"ics-spoof: a write injected into a live connection with another TTL", "ics-spoof", true,
+			"Modbus packets from 10.10.1.10 to 10.10.1.20 come from another machine: TTL 128, not 64", func(w *pcapgen.Writer) error {
+				conn, err := modbusConn(w, hmi, plc, 40000, 100, 3)
+				if err != nil {
+					return err
+				}
+				if err := conn.Impersonate(pcapgen.FromClient, forgedTTL); err != nil {
+					return err
+				}
+				if _, err := conn.Client(pcapgen.MBAP(9, 1, []byte{6, 0, 1, 0, 99})); err != nil {
+					return err
+				}
+				if err := conn.Impersonate(pcapgen.FromClient, hmi); err != nil {
+					return err
+				}
+				return poll(conn, 10)
+			}},
+		{"ics-spoof: a new connection answered by another MAC for the PLC's address", "ics-spoof", true,
+			"MAC 02:00:00:00:00:42, not 02:00:00:00:00:14", func(w *pcapgen.Writer) error {
+				if _, err := modbusConn(w, hmi, plc, 40000, 100, 2); err != nil {
+					return err
+				}
+				fake := plc
+				fake.MAC = attacker.MAC
+				_, err := modbusConn(w, hmi, fake, 40001, 700, 2)
+				return err
+			}},
+		{"ics-spoof: the first packets of a connection differ from its later ones", "ics-spoof", true,
+			"TTL 64, not 128", func(w *pcapgen.Writer) error {
+				// The capture starts with the forged packets: the host's
+				// real ones are the alert.
+				conn, err := modbusConn(w, forgedTTL, plc, 40000, 100, 2)
+				if err != nil {
+					return err
+				}
+				if err := conn.Impersonate(pcapgen.FromClient, hmi); err != nil {
+					return err
+				}
+				return poll(conn, 3)
+			}},
+		{"ics-spoof quiet: retransmissions, several connections and a host of another OS", "ics-spoof", false, "", func(w *pcapgen.Writer) error {
+			conn, err := modbusConn(w, hmi, plc, 40000, 100, 3)
+			if err != nil {
+				return err
+			}
+			if _, err := conn.SendAt(pcapgen.FromClient, conn.NextSeq(pcapgen.FromClient)-12, pcapgen.MBAP(3, 1, []byte{3, 0, 0, 0, 2})); err != nil {
+				return err
+			}
+			if _, err := modbusConn(w, hmi, plc, 40001, 900, 2); err != nil {
+				return err
+			}
+			// Another master, with a TTL of its own.
+			other := windows
+			other.IP, other.MAC = host(11).IP, host(11).MAC
+			_, err = modbusConn(w, other, plc, 40002, 1900, 2)
+			return err
+		}},
+		{"ics-spoof quiet: another TTL outside ICS traffic", "ics-spoof", false, "", func(w *pcapgen.Writer) error {
+			if _, err := modbusConn(w, hmi, plc, 40000, 100, 2); err != nil {
+				return err
+			}
+			c, s := windows, plc
+			c.Port, s.Port = 50000, 80
+			conn, err := pcapgen.NewTCPConn(w, c, s, 5, 6)
+			if err != nil {
+				return err
+			}
+			if _, err := conn.Handshake(); err != nil {
+				return err
+			}
+			_, err = conn.Client([]byte("GET / HTTP/1.1\r\nHost: plc\r\n\r\n"))
+			return err
+		}},
+		{"stream-conflict: a delivered request retransmitted as a write", "stream-conflict", true,
+			"Two versions of the stream from 10.10.1.10 to 10.10.1.20", func(w *pcapgen.Writer) error {
+				conn, err := modbusConn(w, hmi, plc, 40000, 100, 2)
+				if err != nil {
+					return err
+				}
+				_, err = conn.SendAt(pcapgen.FromClient, conn.NextSeq(pcapgen.FromClient)-12, pcapgen.MBAP(2, 1, []byte{6, 0, 0, 0, 2}))
+				return err
+			}},
+		{"stream-conflict: two versions of a segment held out of order", "stream-conflict", true,
+			"bytes held before", func(w *pcapgen.Writer) error {
+				conn, err := modbusConn(w, hmi, plc, 40000, 100, 1)
+				if err != nil {
+					return err
+				}
+				next := conn.NextSeq(pcapgen.FromClient)
+				if _, err := conn.SendAt(pcapgen.FromClient, next+12, pcapgen.MBAP(3, 1, []byte{3, 0, 0, 0, 2})); err != nil {
+					return err
+				}
+				if _, err := conn.SendAt(pcapgen.FromClient, next+12, pcapgen.MBAP(3, 1, []byte{6, 0, 0, 0, 9})); err != nil {
+					return err
+				}
+				_, err = conn.SendAt(pcapgen.FromClient, next, pcapgen.MBAP(2, 1, []byte{3, 0, 0, 0, 2}))
+				return err
+			}},
+		{"stream-conflict quiet: identical retransmissions, overlaps and a keep-alive", "stream-conflict", false, "", func(w *pcapgen.Writer) error {
+			conn, err := modbusConn(w, hmi, plc, 40000, 100, 2)
+			if err != nil {
+				return err
+			}
+			next := conn.NextSeq(pcapgen.FromClient)
+			req := pcapgen.MBAP(2, 1, []byte{3, 0, 0, 0, 2})
+			if _, err := conn.SendAt(pcapgen.FromClient, next-12, req); err != nil {
+				return err
+			}
+			if _, err := conn.SendAt(pcapgen.FromClient, next-6, req[6:]); err != nil {
+				return err
+			}
+			// A keep-alive: one garbage byte just before the next.
+			if _, err := conn.SendAt(pcapgen.FromClient, next-1, []byte{0}); err != nil {
+				return err
+			}
+			return poll(conn, 3)
+		}},
+		{"dnp3-unsolicited-repeat: a second report with the sequence number of the last", "dnp3-unsolicited-repeat", true,
+			"repeats sequence number 3 with other content", func(w *pcapgen.Writer) error {
+				d, err := dnp3Conn(w, hmi, plc)
+				if err != nil {
+					return err
+				}
+				if err := unsol(d, 3, 0, 0x01, false); err != nil {
+					return err
+				}
+				return unsol(d, 3, 0, 0x81, false)
+			}},
+		{"dnp3-unsolicited-repeat: a report repeated after its confirm", "dnp3-unsolicited-repeat", true,
+			"with the same content after the master confirmed it", func(w *pcapgen.Writer) error {
+				d, err := dnp3Conn(w, hmi, plc)
+				if err != nil {
+					return err
+				}
+				if err := unsol(d, 3, 0, 0x01, true); err != nil {
+					return err
+				}
+				return unsol(d, 3, 0, 0x01, true)
+			}},
+		{"dnp3-unsolicited-repeat quiet: a retry of an unconfirmed report, the next one, a restart", "dnp3-unsolicited-repeat", false, "", func(w *pcapgen.Writer) error {
+			d, err := dnp3Conn(w, hmi, plc)
+			if err != nil {
+				return err
+			}
+			if err := unsol(d, 3, 0, 0x01, false); err != nil {
+				return err
+			}
+			if err := unsol(d, 3, 0, 0x01, true); err != nil { // the retry, confirmed
+				return err
+			}
+			if err := unsol(d, 4, 0, 0x81, true); err != nil {
+				return err
+			}
+			// Restarted: the sequence starts anew, whatever it was.
+			return unsol(d, 4, 0x80, 0x01, true)
+		}},
+	}
+	fired := runDetectorCases(t, cases)
+	for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat"} {
+		if !fired[id] {
+			t.Errorf("%s has no fixture that fires it", id)
+		}
+	}
+}
+
+// TestStreamConflictEvidence: the alert carries both versions, from the
+// first byte that differs, the first version first.
+func TestStreamConflictEvidence(t *testing.T) {
+	plc, hmi := host(20), host(10)
+	first := pcapgen.MBAP(2, 1, []byte{3, 0, 0, 0, 2})
+	second := pcapgen.MBAP(2, 1, []byte{6, 0, 0, 0, 2})
+	rec := replayNet(t, func(w *pcapgen.Writer) error {
+		conn, err := modbusConn(w, hmi, plc, 40000, 100, 1)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.Client(first); err != nil {
+			return err
+		}
+		_, err = conn.SendAt(pcapgen.FromClient, conn.NextSeq(pcapgen.FromClient)-12, second)
+		return err
+	})
+	var ev []byte
+	for _, a := range rec.alerts {
+		if a.Rule == "stream-conflict" {
+			ev = a.Evidence
+		}
+	}
+	want := append(bytes.Clone(first[7:]), second[7:]...)
+	if !bytes.Equal(ev, want) {
+		t.Errorf("evidence % x, want % x", ev, want)
+	}
+}
+
+// TestSpoofSelfTalk: a host talking to itself (a capture on the host)
+// has one address for both ends; their different MACs are no spoofing.
+func TestSpoofSelfTalk(t *testing.T) {
+	a := host(10)
+	b := a
+	b.MAC = net.HardwareAddr{6, 5, 4, 3, 2, 1}
+	rec := replayNet(t, func(w *pcapgen.Writer) error {
+		_, err := modbusConn(w, a, b, 40000, 100, 3)
+		return err
+	})
+	for _, al := range rec.alerts {
+		if al.Rule == "ics-spoof" {
+			t.Errorf("alert: %s", al.Title)
+		}
+	}
+}
+
+// TestSpoofRelearn: a host whose packets look otherwise (a replaced
+// device) raises one alert, and, once only the new look has been seen for
+// printRelearn, that look is the host's: later connections pass, and the
+// old look is the stranger.
+func TestSpoofRelearn(t *testing.T) {
+	plc, hmi := host(20), host(10)
+	replaced := hmi
+	replaced.TTL = 128
+	rec := replayNet(t, func(w *pcapgen.Writer) error {
+		if _, err := modbusConn(w, hmi, plc, 40000, 100, 2); err != nil {
+			return err
+		}
+		w.Advance(time.Hour)
+		if _, err := modbusConn(w, replaced, plc, 40001, 900, 1); err != nil { // alerts
+			return err
+		}
+		w.Advance(printRelearn + time.Minute)
+		if _, err := modbusConn(w, replaced, plc, 40002, 1900, 1); err != nil { // the host's now
+			return err
+		}
+		w.Advance(time.Hour)
+		_, err := modbusConn(w, hmi, plc, 40003, 2900, 1) // the old look alerts
+		return err
+	})
+	var titles []string
+	for _, a := range rec.alerts {
+		if a.Rule == "ics-spoof" {
+			titles = append(titles, a.Title)
+		}
+	}
+	if len(titles) != 2 || !strings.Contains(titles[0], "TTL 128, not 64") || !strings.Contains(titles[1], "TTL 64, not 128") {
+		t.Errorf("alerts %q, want one for TTL 128, then one for TTL 64", titles)
+	}
+}
