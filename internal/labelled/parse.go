@@ -37,6 +37,12 @@ type Episode struct {
 	Targets    []netip.Addr // the IP addresses the line names, if any
 	Start, End time.Time    // UTC
 	Line       int          // of the START line
+	// OnWire says that the attack put something on the wire: the
+	// capture holds a frame to or from one of its targets (any frame but
+	// loopback, for an episode without targets) within its scoring
+	// window. Set by the caller, which reads the capture (OnWire is false
+	// as parsed); some episodes never left the attacker's machine.
+	OnWire bool
 }
 
 // ParseAttackLog reads a QUT attack log, one line per attack start and

@@ -65,7 +65,10 @@ func distinct(alerts []Alert) []Alert {
 // were detected.
 type Tally struct {
 	Detected, Episodes int
-	ByRule             map[string]int // episodes in whose window each rule raised an alert
+	// OnWire episodes put something on the wire (Episode.OnWire), and
+	// DetectedOnWire of them were detected.
+	OnWire, DetectedOnWire int
+	ByRule                 map[string]int // episodes in whose window each rule raised an alert
 }
 
 // EpisodeScore is how alerts fared against the episodes of QUT captures.
@@ -96,6 +99,12 @@ func ScoreEpisodes(eps []Episode, alerts []Alert, w Window) EpisodeScore {
 		}
 		if len(seen) > 0 {
 			t.Detected++
+		}
+		if e.OnWire {
+			t.OnWire++
+			if len(seen) > 0 {
+				t.DetectedOnWire++
+			}
 		}
 	}
 	for _, a := range al {
@@ -132,6 +141,8 @@ func (s *EpisodeScore) Add(o EpisodeScore) {
 		t := s.tally(typ)
 		t.Detected += ot.Detected
 		t.Episodes += ot.Episodes
+		t.OnWire += ot.OnWire
+		t.DetectedOnWire += ot.DetectedOnWire
 		addCounts(t.ByRule, ot.ByRule)
 	}
 	s.Alerts += o.Alerts

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"net/netip"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
@@ -77,25 +81,25 @@ var qutFloors = map[string][modes]int{
 	"MITM_modification_CounterStatus":               {8, 8},
 	"MITM_modification_ImmedFreezeNR":               {18, 18},
 	"injection_ColdRestart":                         {13, 13},
-	"injection_FreezeObj":                           {0, 20},
+	"injection_FreezeObj":                           {20, 20},
 	"injection_WarmRestart":                         {15, 15},
-	"injection_push":                                {0, 19},
-	"injection_replay":                              {0, 17},
-	"injection_replay_updaterAck":                   {0, 12},
+	"injection_push":                                {19, 19},
+	"injection_replay":                              {14, 17},
+	"injection_replay_updaterAck":                   {12, 12},
 	"master_flooding":                               {4, 4},
 	"master_flooding_freeze":                        {3, 3},
 	"master_flooding_time":                          {3, 3},
 	"master_hijacking_masquerading":                 {1, 1},
 	"master_hijacking_replay":                       {1, 1},
 	"master_hijacking_replay_flooding":              {4, 4},
-	"master_masquerading":                           {0, 2},
+	"master_masquerading":                           {1, 2},
 	"master_replay":                                 {0, 2},
-	"master_replay_flooding":                        {0, 4},
+	"master_replay_flooding":                        {3, 4},
 	"nmap":                                          {7, 7},
-	"reconnaissance":                                {2, 7},
-	"slave_masquerading_ObjectSpoofBinary":          {3, 4},
+	"reconnaissance":                                {7, 7},
+	"slave_masquerading_ObjectSpoofBinary":          {4, 4},
 	"slave_masquerading_ObjectSpoofBinaryFuzz":      {3, 3},
-	"slave_masquerading_ObjectSpoofCounter":         {2, 3},
+	"slave_masquerading_ObjectSpoofCounter":         {3, 3},
 	"slave_masquerading_ObjectSpoofCounterFuzz":     {4, 4},
 	"slave_masquerading_flooding":                   {7, 7},
 }
@@ -166,6 +170,7 @@ func TestLabelled(t *testing.T) {
 	var r labelledResults
 	for i := range ds.QUT {
 		c := &ds.QUT[i]
+		markOnWire(t, c)
 		base, learned := learnBaseline(t, c.Pcap, func(ci *capture.Info) bool { return c.Quiet(ci.Timestamp, labelled.LearnMargin) })
 		r.learnedQUT.add(learned)
 		for m, pol := range [modes]*policy.Policy{nil, base} {
@@ -261,6 +266,63 @@ func replayAlerts(t *testing.T, file string, pol *policy.Policy) ([]labelled.Ale
 	return sink, sum.Packets
 }
 
+// markOnWire sets OnWire for the episodes of c that put something on
+// the wire: a frame to or from one of the episode's targets (IPv4 or
+// ARP) within its scoring window, or, for an episode that names no
+// target, any frame but loopback. Some QUT episodes only ever sent to
+// 127.0.0.1 on the attacker's machine.
+func markOnWire(t *testing.T, c *labelled.QUTCapture) {
+	t.Helper()
+	src := capture.OpenFiles(c.Pcap)
+	defer src.Close()
+	var ci capture.Info
+	for {
+		b, err := src.ReadPacket(&ci)
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, z netip.Addr
+		p := gopacket.NewPacket(b, ci.LinkType, gopacket.Lazy)
+		if ip, ok := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok {
+			a, _ = netip.AddrFromSlice(ip.SrcIP.To4())
+			z, _ = netip.AddrFromSlice(ip.DstIP.To4())
+		} else if arp, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP); ok {
+			a, _ = netip.AddrFromSlice(arp.SourceProtAddress)
+			z, _ = netip.AddrFromSlice(arp.DstProtAddress)
+		}
+		for i := range c.Episodes {
+			e := &c.Episodes[i]
+			if e.OnWire || !e.Overlaps(labelled.ScoreWindow, ci.Timestamp, ci.Timestamp) {
+				continue
+			}
+			if len(e.Targets) == 0 {
+				e.OnWire = !a.IsLoopback() && !z.IsLoopback()
+				continue
+			}
+			e.OnWire = slices.Contains(e.Targets, a) || slices.Contains(e.Targets, z)
+		}
+	}
+}
+
+// integrityGoal is issue 18's bound: the share of the QUT injection and
+// MITM episodes that reach the wire that must be detected.
+const integrityGoal = 0.95
+
+// integrityEpisodes counts the QUT injection and MITM episodes that put
+// a frame on the wire, and those of them detected.
+func integrityEpisodes(types map[string]*labelled.Tally) (detected, onWire int) {
+	for typ, t := range types {
+		if strings.HasPrefix(typ, "injection_") || strings.HasPrefix(typ, "MITM_") {
+			detected += t.DetectedOnWire
+			onWire += t.OnWire
+		}
+	}
+	return detected, onWire
+}
+
 // learned is what a baseline was learned from, and what it holds.
 type learned struct {
 	packets       uint64
@@ -302,6 +364,11 @@ func (r *labelledResults) check(t *testing.T) {
 	for m := range modes {
 		if n := r.control[m].False; n != 0 {
 			t.Errorf("%s: %d false alerts on the QUT Control days %v, want none", modeNames[m], n, r.control[m].FalseByRule)
+		}
+	}
+	for m := range modes {
+		if d, n := integrityEpisodes(r.qut[m].Types); n == 0 || float64(d) < integrityGoal*float64(n) {
+			t.Errorf("%s: %d of %d injection and MITM episodes on the wire detected, want at least %.0f%%", modeNames[m], d, n, 100*integrityGoal)
 		}
 	}
 	for _, typ := range slices.Sorted(maps.Keys(r.qut[detect].Types)) {
@@ -363,7 +430,12 @@ func (r *labelledResults) table(qutCaptures int) string {
 	count := func(f func(m int) int) [modes]string {
 		return both(func(m int) string { return fmt.Sprint(f(m)) })
 	}
-	tally := func(t *labelled.Tally) string { return fmt.Sprintf("%d/%d", t.Detected, t.Episodes) }
+	tally := func(t *labelled.Tally) string {
+		if t.OnWire != t.Episodes {
+			return fmt.Sprintf("%d/%d (%d/%d)", t.Detected, t.Episodes, t.DetectedOnWire, t.OnWire)
+		}
+		return fmt.Sprintf("%d/%d", t.Detected, t.Episodes)
+	}
 
 	episodes := 0
 	for _, tl := range r.qut[detect].Types {
@@ -378,6 +450,7 @@ func (r *labelledResults) table(qutCaptures int) string {
 			"  on a tap, which sees the normal polling, that would not carry over)\n")
 	}
 	row("attack type", [modes]string{"detect", "learn+monitor"}, "rules that detected (detect / learn+monitor)")
+	b.WriteString("  (x/y (u/v): x of y episodes detected; u of the v that put a frame on the wire)\n")
 	var all [modes]labelled.Tally
 	for _, typ := range slices.Sorted(maps.Keys(r.qut[detect].Types)) {
 		row("  "+typ, both(func(m int) string {
@@ -388,6 +461,10 @@ func (r *labelledResults) table(qutCaptures int) string {
 		}), rulesText(r.qut[detect].Types[typ].ByRule), "/", rulesText(r.qut[monitor].Types[typ].ByRule))
 	}
 	row("  all", both(func(m int) string { return tally(&all[m]) }))
+	row("  injection_* and MITM_* on the wire", both(func(m int) string {
+		d, n := integrityEpisodes(r.qut[m].Types)
+		return fmt.Sprintf("%d/%d", d, n)
+	}), fmt.Sprintf("(issue 18 asks for %.0f%%)", 100*integrityGoal))
 	row("alerts", count(func(m int) int { return r.qut[m].Alerts }))
 	byRuleRows(row, "false alerts (outside every window)", count(func(m int) int { return r.qut[m].False }), r.qut[detect].FalseByRule, r.qut[monitor].FalseByRule)
 	byRuleRows(row, "false alerts on the Control days", count(func(m int) int { return r.control[m].False }), r.control[detect].FalseByRule, r.control[monitor].FalseByRule)
