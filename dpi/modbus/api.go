@@ -131,6 +131,11 @@ type Conn struct {
 	rtu      bool
 	npending uint8
 	pending  [MaxPendingLimit]pendingRequest
+	// The transaction ids of the requests: the last one, and whether the
+	// master numbers its transactions (tidNumbered: two requests had
+	// different ids) or sends one id always (tidOne).
+	lastTID  uint16
+	tidState uint8
 }
 
 // Reset prepares c for a new Modbus/TCP connection. midStream says the
@@ -220,6 +225,18 @@ type Message struct {
 	// mid-stream start, before any ADU was framed: most likely the tail
 	// of an ADU cut by the loss rather than another protocol.
 	AfterLoss bool
+
+	// Reused marks a request that reuses the transaction id (and unit)
+	// of a request still waiting for its response, with another function,
+	// address, quantity or sub-function, on a connection whose master
+	// numbers its transactions and has moved past that id: two senders
+	// on one connection, or a master that lost count. ReusedFrame is the
+	// waiting request's frame. A repeat of the same request (an
+	// application-level retry), more requests under the master's current
+	// id, and a master that sends one transaction id always are not
+	// marked.
+	Reused      bool
+	ReusedFrame uint64
 
 	// Pairing.
 	Outcome      Outcome

@@ -28,10 +28,17 @@ type pendingRequest struct {
 
 const pendingHasAddr = 1
 
+// Conn.tidState.
+const (
+	tidOne      = 1 // requests seen, all with one transaction id
+	tidNumbered = 2 // requests with different transaction ids
+)
+
 func (r *pendingRequest) objectID() uint8 { return uint8(r.raddr) }
 
 // track remembers a request until its response comes. A request reusing
-// the transaction id of a pending one (a retransmission) replaces it; when
+// the transaction id of a pending one (a retransmission) replaces it, and
+// is marked Reused when it asks for something else; when
 // the table is full the oldest request is reported as unanswered. An RTU
 // master has one request out at a time, so on an RTU connection a new
 // request leaves the one waiting unanswered.
@@ -47,8 +54,22 @@ func (d *Decoder) track(c *Conn, m *Message, h Handler) {
 	if m.FC == FuncDiagnostics && m.Sub == SubForceListenOnlyMode && m.Malformed == 0 {
 		return // the server never answers it
 	}
+	// Only a master that numbers its transactions, and only an id it
+	// has moved past: some masters send several writes under their
+	// current id (a corpus capture does).
+	numbered := c.tidState == tidNumbered && m.TID != c.lastTID
+	switch {
+	case c.tidState == 0:
+		c.tidState = tidOne
+	case m.TID != c.lastTID:
+		c.tidState = tidNumbered
+	}
+	c.lastTID = m.TID
 	for i := 0; i < int(c.npending); i++ {
 		if r := &c.pending[i]; r.tid == m.TID && r.unit == m.Unit {
+			if numbered && (r.fc != m.FC || r.addr != m.Addr || r.count != m.Count || r.sub != m.Sub) {
+				m.Reused, m.ReusedFrame = true, r.frame
+			}
 			c.remove(i)
 			break
 		}

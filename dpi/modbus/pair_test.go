@@ -1,6 +1,7 @@
 package modbus
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -208,3 +209,42 @@ func TestConfig(t *testing.T) {
 		t.Errorf("defaults not applied: %d %v", d.maxPending, d.timeout)
 	}
 }
+
+// TestReusedTransactionID: a request that reuses the transaction id of a
+// waiting request of a master that numbers its transactions is marked
+// when it asks for something else; a repeat of the same request and a
+// master that sends one id always are not.
+func TestReusedTransactionID(t *testing.T) {
+	d := NewDecoder(Config{})
+	reused := func(c *Conn, frames ...[]byte) []bool {
+		var r recorder
+		for i, f := range frames {
+			d.Feed(c, Request, f, at(uint64(i+1), time.Duration(i)*time.Millisecond), &r)
+		}
+		var out []bool
+		for _, m := range r.msgs {
+			out = append(out, m.Reused)
+		}
+		return out
+	}
+	read := func(tid uint16) []byte { return adu(tid, 1, 0x03, 0x00, 0x10, 0x00, 0x01) }
+	write := func(tid uint16) []byte { return adu(tid, 1, 0x06, 0x00, 0x10, 0x00, 0x63) }
+	var c Conn
+	// write(2) comes under the master's current id; write(1) reuses
+	// one it has moved past.
+	got := reused(&c, read(1), read(2), read(2), write(2), write(1), read(3))
+	if want := []bool{false, false, false, false, true, false}; !slices.Equal(got, want) {
+		t.Errorf("numbered master: reused %v, want %v", got, want)
+	}
+	var r recorder
+	d.Feed(&c, Request, read(4), at(9, 0), &r)
+	d.Feed(&c, Request, write(3), at(10, 0), &r)
+	if !r.msgs[1].Reused || r.msgs[1].ReusedFrame != 6 {
+		t.Errorf("%+v: want reused, of frame 6", r.msgs[1])
+	}
+	var one Conn
+	if got := reused(&one, read(0), write(0), read(0)); !slices.Equal(got, []bool{false, false, false}) {
+		t.Errorf("a master with one transaction id: reused %v", got)
+	}
+}
+
