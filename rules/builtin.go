@@ -46,6 +46,7 @@ const (
 	dDNP3OperateNoSelect
 	dDNP3UnsolStorm
 	dDNP3UnsolRepeat
+	dModbusTIDReuse
 	dBroadcast
 	dFlood
 	dPublic
@@ -139,6 +140,7 @@ type finding struct {
 	ttl    uint8      // ics-spoof: the packet's TTL
 	ttl2   uint8      // ics-spoof: the host's own
 	seq    uint32     // stream-conflict: the sequence number of the first differing byte
+	frame  uint64     // modbus-tid-reuse: the frame of the waiting request
 	// stream-conflict: whether the first version was delivered (else
 	// held out of order)
 	delivered bool

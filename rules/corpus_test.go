@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -291,4 +292,60 @@ func corpusConfig(t *testing.T, corpus, svYAML string) dpi.Config {
 		return dpi.Config{}
 	}
 	return testenv.SuricataConfig(t, filepath.Join(corpus, "suricata-verify", "_oracle", svYAML))
+}
+
+// integrityIDs are the detectors of forged and modified messages.
+var integrityIDs = []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse"}
+
+// integrityExpected are the corpus captures on which integrity detectors
+// may fire, and why: something there is wrong.
+var integrityExpected = map[string]string{
+	"zeek/testing__btest__Traces__modbus__fuzz-72.pcap":       "bit-flipped by a fuzzer: MACs, TTLs and segment bytes differ from packet to packet",
+	"iti-ics-security-tools/pcaps__bro__modbus__fuzz-72.pcap": "the same capture",
+}
+
+// TestCorpusIntegrityQuiet replays every capture of the public corpus
+// (but the labelled attacks), real retransmissions, OpenDNP3 conformance
+// dumps and all: the integrity detectors fire only where the capture is
+// known to be corrupt (integrityExpected).
+func TestCorpusIntegrityQuiet(t *testing.T) {
+	corpus := testenv.Corpus(t)
+	var files []string
+	err := filepath.WalkDir(corpus, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "labelled-attacks" || d.Name() == "_oracle" || d.Name() == "_tshark_oracle") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && (strings.HasSuffix(path, ".pcap") || strings.HasSuffix(path, ".pcapng")) {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 200 {
+		t.Fatalf("%d captures in %s, want the corpus's 203", len(files), corpus)
+	}
+	fired := map[string]bool{}
+	for _, f := range files {
+		rel, _ := filepath.Rel(corpus, f)
+		for _, a := range corpusReplay(t, f, dpi.Config{}) {
+			if !slices.Contains(integrityIDs, a.Rule) {
+				continue
+			}
+			fired[rel] = true
+			if _, ok := integrityExpected[rel]; !ok {
+				t.Errorf("%s: %s: %s", rel, a.Rule, a.Title)
+			}
+		}
+	}
+	for rel, why := range integrityExpected {
+		if !fired[rel] {
+			t.Errorf("%s no longer raises an integrity alert (%s); remove it from integrityExpected", rel, why)
+		}
+	}
+	t.Logf("%d captures; integrity alerts only on the %d known corrupt ones", len(files), len(integrityExpected))
 }

@@ -202,6 +202,18 @@ var Detectors = []Detector{
 			{stageFunction, dnp3Requests, (*Engine).checkDNP3UnsolConfirm, fcIn(dnp3.FuncConfirm)}},
 		title: titleDNP3UnsolRepeat,
 	},
+	dModbusTIDReuse: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "modbus-tid-reuse",
+			Name:        "Modbus transaction id reused",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0855", "T0830"},
+			Description: "A Modbus request that reuses the transaction id and unit of a request still waiting for its response, but asks for another function, address, quantity or sub-function, on a connection whose master numbers its transactions and has moved past that id: a request injected into the connection, racing the master's. A repeat of the same request, more requests under the master's current id (some masters send several writes under one) and a master that sends one transaction id always pass.",
+			Category:    CategoryIntegrity,
+		},
+		checks: []check{{stageMessage, modbusRequests, (*Engine).checkModbusTIDReuse, anyFC}},
+		title:  titleModbusTIDReuse,
+	},
 	dBroadcast: {
 		DetectorSpec: policy.DetectorSpec{
 			ID:          "broadcast-write",

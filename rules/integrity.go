@@ -19,7 +19,9 @@ import (
 //   - stream-conflict: two versions of the same bytes of an ICS stream
 //     (dpi compares each retransmission with what it delivered);
 //   - dnp3-unsolicited-repeat: an unsolicited response that repeats the
-//     sequence number of the previous one with other content.
+//     sequence number of the previous one with other content;
+//   - modbus-tid-reuse: a request that reuses the transaction id of a
+//     waiting request for something else (the decoder marks it).
 //
 // State is bounded: each is a fixed table that evicts its least recently
 // used entry, counted in the engine's stats.
@@ -226,6 +228,14 @@ func (k *assocKey) hash() uint64 {
 	return hashAddr(k.outstation) ^ hashAddr(k.master)>>7 ^ uint64(k.linkSrc)<<32 ^ uint64(k.linkDst)<<48
 }
 
+// ---- modbus-tid-reuse ----
+
+func (e *Engine) checkModbusTIDReuse(op *Op) {
+	if m := op.Modbus; m != nil && m.Reused {
+		e.fireBuiltin(dModbusTIDReuse, op, e.opKey(&e.bi.det[dModbusTIDReuse].c, op), finding{count: int(m.TID), frame: m.ReusedFrame})
+	}
+}
+
 // iinRestart is IIN1.7, device restart, in dnp3.Message.IIN.
 const iinRestart = 1 << 7
 
@@ -253,6 +263,12 @@ func titleStreamConflict(op *Op, _ *builtinDet, f finding) string {
 	}
 	return "Two versions of the stream from " + src + " to " + dst + " at sequence number " + strconv.FormatUint(uint64(f.seq), 10) +
 		": a retransmission differs from the bytes " + first + " before (evidence: the first version, then the second)"
+}
+
+func titleModbusTIDReuse(op *Op, _ *builtinDet, f finding) string {
+	src, dst := ends(op)
+	return "Modbus request from " + src + " to " + dst + unitText(op) + " reuses transaction id " + strconv.Itoa(f.count) +
+		" of a request still waiting (frame " + strconv.FormatUint(f.frame, 10) + ") for something else: a second sender on the connection"
 }
 
 func titleDNP3UnsolRepeat(op *Op, _ *builtinDet, f finding) string {

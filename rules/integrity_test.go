@@ -192,6 +192,42 @@ func TestIntegrityDetectors(t *testing.T) {
 			}
 			return poll(conn, 3)
 		}},
+		{"modbus-tid-reuse: a write under the id of a read still waiting", "modbus-tid-reuse", true,
+			"reuses transaction id 1 of a request still waiting", func(w *pcapgen.Writer) error {
+				conn, err := modbusConn(w, hmi, plc, 40000, 100, 0)
+				if err != nil {
+					return err
+				}
+				// Two reads wait for their answers; then a write comes
+				// under the first one's id.
+				for i, pdu := range [][]byte{{3, 0, 0, 0, 2}, {3, 0, 8, 0, 2}, {6, 0, 4, 0, 99}} {
+					if _, err := conn.Client(pcapgen.MBAP(uint16(i%2+1), 1, pdu)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		{"modbus-tid-reuse quiet: retries, writes under the current id, one id always", "modbus-tid-reuse", false, "", func(w *pcapgen.Writer) error {
+			conn, err := modbusConn(w, hmi, plc, 40000, 100, 2)
+			if err != nil {
+				return err
+			}
+			for _, pdu := range [][]byte{{6, 0, 4, 0, 1}, {6, 0, 4, 0, 1}, {6, 0, 5, 0, 1}} {
+				if _, err := conn.Client(pcapgen.MBAP(504, 1, pdu)); err != nil {
+					return err
+				}
+			}
+			one, err := modbusConn(w, host(11), plc, 40001, 900, 0)
+			if err != nil {
+				return err
+			}
+			for _, pdu := range [][]byte{{3, 0, 0, 0, 2}, {6, 0, 4, 0, 1}, {3, 0, 8, 0, 2}} {
+				if _, err := one.Client(pcapgen.MBAP(0, 1, pdu)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
 		{"dnp3-unsolicited-repeat: a second report with the sequence number of the last", "dnp3-unsolicited-repeat", true,
 			"repeats sequence number 3 with other content", func(w *pcapgen.Writer) error {
 				d, err := dnp3Conn(w, hmi, plc)
@@ -233,7 +269,7 @@ func TestIntegrityDetectors(t *testing.T) {
 		}},
 	}
 	fired := runDetectorCases(t, cases)
-	for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat"} {
+	for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse"} {
 		if !fired[id] {
 			t.Errorf("%s has no fixture that fires it", id)
 		}
