@@ -247,4 +247,3 @@ func TestReusedTransactionID(t *testing.T) {
 		t.Errorf("a master with one transaction id: reused %v", got)
 	}
 }
-
