@@ -45,8 +45,10 @@ type Adapter interface {
 	Unclassed(op *Op) bool
 	// Learn tells to what a request teaches beyond its conversation
 	// (master, device, protocol), its function code and its rate of
-	// writes, which the learner takes from every protocol's Op itself.
-	// It runs only while learning.
+	// writes, which the learner takes from every protocol's Op itself;
+	// and, for a response (op.Request false) in a conversation learned
+	// from its requests, what the device answered (Learned.Answered,
+	// Learned.Reported). It runs only while learning.
 	Learn(op *Op, to Learned)
 	// Device is what op addresses within its destination host (a Modbus
 	// unit, a DNP3 link address); alerts about different devices are not
@@ -80,6 +82,12 @@ type Learned interface {
 	// Value: the request wrote x at address at of Modbus table t, or of
 	// DNP3 object group g when t is 0.
 	Value(t policy.Table, g uint8, at uint32, x float64)
+	// Answered (responses): the device answered a read of lo..hi of
+	// Modbus table t with data.
+	Answered(t policy.Table, lo, hi uint32)
+	// Reported (responses): the device reported DNP3 object gv, and
+	// points lo..hi of it when some is true.
+	Reported(gv policy.GroupVar, some bool, lo, hi uint32)
 }
 
 // Use is what the engine does with an Op.

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/tapwatch/tapwatch/dpi"
@@ -102,8 +103,23 @@ func (dnp3Adapter) Device(op *Op) uint16 { return op.LinkDst }
 // Learn: the link addresses, the objects and points named, and the
 // values of analog outputs (group 41) written or operated.
 func (dnp3Adapter) Learn(op *Op, to Learned) {
-	to.Link(op.LinkSrc, op.LinkDst)
 	m := op.DNP3
+	if !op.Request {
+		if m == nil || !dnp3Reports(m) {
+			return
+		}
+		for i := range m.Objects {
+			h := &m.Objects[i]
+			gv := policy.GroupVar{Group: h.Group, Var: h.Variation}
+			to.Reported(gv, false, 0, 0)
+			headerIndexes(m, i, func(lo, hi uint32) bool {
+				to.Reported(gv, true, lo, hi)
+				return true
+			})
+		}
+		return
+	}
+	to.Link(op.LinkSrc, op.LinkDst)
 	if m == nil {
 		return
 	}
@@ -197,6 +213,7 @@ func (dnp3Adapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
 	r := e.base
 	c := pr.c
 	m := op.DNP3
+	pr.class0 = m != nil && op.FC == dnp3.FuncRead && readsClass0(m)
 	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
 	if r.on[bNewAddress] && (!c.LinkDst.Contains(uint32(op.LinkDst)) || !c.LinkSrc.Contains(uint32(op.LinkSrc))) {
 		r.title = "New DNP3 link addresses " + strconv.Itoa(int(op.LinkSrc)) + " to " + strconv.Itoa(int(op.LinkDst)) + " from " + src.String() + " to " + dst.String()
@@ -260,5 +277,76 @@ func (dnp3Adapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
 	}
 	if first != nil {
 		e.valueAlert(op, first)
+	}
+}
+
+// dnp3Reports reports whether m is a response or an unsolicited response
+// whose objects the outstation reports: sound, with its FIR and FIN.
+func dnp3Reports(m *dnp3.Message) bool {
+	return m.Kind == dnp3.KindApplication && m.Dir != dnp3.Request && m.Malformed == 0 && len(m.Objects) > 0
+}
+
+// readsClass0 reports whether a read request asks for class 0, all the
+// static points (object 60/1).
+func readsClass0(m *dnp3.Message) bool {
+	for i := range m.Objects {
+		if h := &m.Objects[i]; h.Group == 60 && h.Variation == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// staticGroup reports whether g is a group of static (current value)
+// objects, which a class 0 read returns.
+func staticGroup(g uint8) bool {
+	switch g {
+	case 1, 3, 10, 20, 21, 30, 31, 40:
+		return true
+	}
+	return false
+}
+
+// checkResponse: baseline-new-point, for a conversation that learned
+// what its outstation reported.
+func (dnp3Adapter) checkResponse(e *Engine, op *Op, pr *pairRun) {
+	c, m := pr.c, op.DNP3
+	if len(c.Reported) == 0 || m == nil || !dnp3Reports(m) {
+		return
+	}
+	r := e.base
+	device, master := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
+	fire := func(h *dnp3.ObjectHeader, gone bool, title string) {
+		r.title = "DNP3 outstation " + device.String() + linkText(op) + " " + title
+		r.expected = "reported " + objectsText(c.Reported)
+		k := aggKey{src: device, dst: master, dev: op.LinkSrc, addr: keyBasePoint + uint32(h.Group)<<8 | uint32(h.Variation)}
+		if gone {
+			k.addr += keyBaseGone - keyBasePoint
+		}
+		e.fireBase(bNewPoint, op, k, false)
+	}
+	whole := pr.class0 && m.Dir == dnp3.Response && m.FIR && m.FIN
+	for i := range m.Objects {
+		h := &m.Objects[i]
+		gv := policy.GroupVar{Group: h.Group, Var: h.Variation}
+		j := slices.IndexFunc(c.Reported, func(o policy.ObjectPoints) bool { return o.GroupVar == gv })
+		if j < 0 {
+			fire(h, false, "reports object "+policy.GroupVarText(gv)+" to "+master.String()+": it never reported it while learning")
+			continue
+		}
+		learned := c.Reported[j].Points
+		if len(learned) == 0 {
+			continue
+		}
+		headerIndexes(m, i, func(lo, hi uint32) bool {
+			if learned.Covers(lo, hi) {
+				return true
+			}
+			fire(h, false, "reports points "+rangeText(lo, hi)+" of "+policy.GroupVarText(gv)+" to "+master.String()+": it never reported those while learning")
+			return false
+		})
+		if whole && staticGroup(h.Group) && h.HasRange && h.Prefix == 0 && (h.Start > learned[0].Lo || h.Stop < learned[len(learned)-1].Hi) {
+			fire(h, true, "answers a class 0 read from "+master.String()+" with points "+rangeText(h.Start, h.Stop)+" of "+policy.GroupVarText(gv)+": it reported "+rangesText(learned)+" while learning")
+		}
 	}
 }

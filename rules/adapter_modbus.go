@@ -90,6 +90,12 @@ func (modbusAdapter) Device(op *Op) uint16 { return uint16(op.Unit) }
 // Learn: the unit, the table and addresses read or written, and the
 // values written.
 func (modbusAdapter) Learn(op *Op, to Learned) {
+	if !op.Request {
+		if lo, hi, ok := answeredRead(op); ok {
+			to.Answered(op.Table, lo, hi)
+		}
+		return
+	}
 	to.Unit(op.Unit, op.Unit != 0)
 	if op.Table == 0 || !op.HasAddr {
 		return
@@ -241,4 +247,58 @@ func (modbusAdapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
 	if v.n > 0 {
 		e.valueAlert(op, first)
 	}
+}
+
+// answeredRead gives the addresses a read response answered with data:
+// paired with its request, no exception.
+func answeredRead(op *Op) (lo, hi uint32, ok bool) {
+	m := op.Modbus
+	if op.Request || m == nil || m.Outcome != modbus.OutcomeOK || m.Exception != 0 || op.Table == 0 || !op.HasAddr || ModbusClass(m.FC, 0) != policy.OpRead {
+		return 0, 0, false
+	}
+	lo, hi = span(op.Addr, op.Count)
+	return lo, hi, true
+}
+
+// checkResponse: baseline-new-point, for a conversation that learned
+// what its server answered.
+func (modbusAdapter) checkResponse(e *Engine, op *Op, pr *pairRun) {
+	c, m := pr.c, op.Modbus
+	if m == nil || op.Table == 0 || !op.HasAddr || !anyRanges(c.Answered[:]) {
+		return
+	}
+	r := e.base
+	answered := c.Answered[op.Table]
+	lo, hi := span(op.Addr, op.Count)
+	device, master := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
+	where := op.Table.String() + " " + rangeText(lo, hi)
+	key := aggKey{src: device, dst: master, dev: uint16(op.Unit), addr: uint32(op.Table)<<16 | lo&0xFFFF}
+	switch _, _, data := answeredRead(op); {
+	case data && !answered.Covers(lo, hi):
+		r.title = "Modbus server " + device.String() + unitText(op) + " answered a read of " + where + " from " + master.String() + " with data: it never answered those while learning"
+		key.addr += keyBasePoint
+	case m.Outcome == modbus.OutcomeException && m.Exception == modbus.ExIllegalDataAddress && ModbusClass(m.FC, 0) == policy.OpRead && answered.Covers(lo, hi):
+		r.title = "Modbus server " + device.String() + unitText(op) + " refuses a read of " + where + " from " + master.String() + " (illegal data address): it answered those with data while learning"
+		key.addr += keyBaseGone
+	default:
+		return
+	}
+	r.expected = "answered " + op.Table.String() + " " + rangesText(answered)
+	e.fireBase(bNewPoint, op, key, false)
+}
+
+func anyRanges(rs []policy.Ranges) bool {
+	for _, r := range rs {
+		if len(r) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func rangeText(lo, hi uint32) string {
+	if lo == hi {
+		return strconv.FormatUint(uint64(lo), 10)
+	}
+	return strconv.FormatUint(uint64(lo), 10) + "-" + strconv.FormatUint(uint64(hi), 10)
 }

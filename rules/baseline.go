@@ -28,6 +28,7 @@ const (
 	bNewService
 	bNewProtocol
 	bSilent
+	bNewPoint
 	numBaseline
 )
 
@@ -35,7 +36,7 @@ var baselineIDs = [numBaseline]string{
 	"baseline-new-master", "baseline-new-conversation", "baseline-new-function",
 	"baseline-new-address", "baseline-value-range", "baseline-write-rate",
 	"baseline-new-host", "baseline-new-link", "baseline-new-service", "baseline-new-protocol",
-	"baseline-silent",
+	"baseline-silent", "baseline-new-point",
 }
 
 // CategoryBaseline is the category of the baseline detectors' alerts.
@@ -49,6 +50,8 @@ func BaselineIDs() []string { return append([]string(nil), baselineIDs[:]...) }
 const (
 	keyBaseUnit   = 1 << 20 // + unit id or link address
 	keyBaseObject = 1 << 21 // + group<<8 | variation
+	keyBasePoint  = 1 << 22 // + a Modbus table<<16 | address, or a DNP3 group<<8 | variation
+	keyBaseGone   = 1 << 23 // the same, for what disappeared
 )
 
 type valueKey struct {
@@ -64,6 +67,9 @@ type pairRun struct {
 	// engine's first packet), and whether its silence was reported.
 	last   int64
 	silent bool
+	// baseline-new-point: the last request was a DNP3 class 0 read, which
+	// the outstation answers with all its static points.
+	class0 bool
 }
 
 // baseRun is a baseline compiled for the engine.
@@ -150,10 +156,25 @@ type baselineChecker interface {
 	checkBaseline(e *Engine, op *Op, pr *pairRun)
 }
 
-// checkBaseline runs the baseline detectors on a request.
+// responseChecker is implemented by the adapters of protocols whose
+// conversations in a baseline learn what the device answered: it checks
+// a response against those fields of pr.
+type responseChecker interface {
+	checkResponse(e *Engine, op *Op, pr *pairRun)
+}
+
+// checkBaseline runs the baseline detectors on a request, and
+// baseline-new-point on a response.
 func (e *Engine) checkBaseline(op *Op) {
 	r := e.base
 	if !op.Request {
+		if r.on[bNewPoint] {
+			if rc, ok := e.ads[op.Proto].(responseChecker); ok {
+				if pr := r.pairs[policy.PairKey{Src: op.Dst.Addr().Unmap(), Dst: op.Src.Addr().Unmap(), Proto: op.Proto}]; pr != nil {
+					rc.checkResponse(e, op, pr)
+				}
+			}
+		}
 		return
 	}
 	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()

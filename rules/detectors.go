@@ -480,6 +480,17 @@ var Detectors = []Detector{
 			Category:    CategoryBaseline,
 		},
 	},
+	{
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "baseline-new-point",
+			Name:        "Point appeared or disappeared",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0856", "T0832", "T0830"},
+			Description: "A device answers otherwise than it did while learning (the answered and reported fields of its conversation): a DNP3 outstation reports an object or points it never reported, or, answering a class 0 read in one fragment, fewer points of a static object than it always did; a Modbus server answers a read of addresses it never answered with data, or answers one it always answered with an illegal data address exception. A changed device configuration, or responses forged or rewritten on the way.",
+			Baseline:    true,
+			Category:    CategoryBaseline,
+		},
+	},
 }
 
 // init hands the policy package the declarative part of the table, so

@@ -90,6 +90,10 @@ type learnPair struct {
 	fc          policy.CodeSet
 	read, write [policy.TableHoldingRegisters + 1]policy.Ranges
 	objects     []policy.ObjectPoints
+	// What the device answered (its responses): Modbus addresses read
+	// with data, DNP3 objects and points reported.
+	answered    [policy.TableHoldingRegisters + 1]policy.Ranges
+	reported    []policy.ObjectPoints
 	values      map[valueKey]*policy.ValueRange
 	valueOrder  []*policy.ValueRange
 	minute      int64 // current minute of packet time
@@ -135,9 +139,14 @@ func (l *Learner) Message(f *dpi.Flow, from dpi.Side, m any) {
 // Stats returns the learner's counters.
 func (l *Learner) Stats() Stats { return l.stats }
 
-// Observe learns from one operation; only requests teach anything.
+// Observe learns from one operation: a request, or a response in a
+// conversation whose requests were seen.
 func (l *Learner) Observe(op *rules.Op) {
-	if !op.Request || op.Proto == 0 {
+	if op.Proto == 0 {
+		return
+	}
+	if !op.Request {
+		l.observeResponse(op)
 		return
 	}
 	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
@@ -178,6 +187,20 @@ func (l *Learner) Observe(op *rules.Op) {
 		}
 		p.writes++
 		p.max = max(p.max, p.writes)
+	}
+}
+
+// observeResponse learns what a device answered its master, in a
+// conversation learned from the master's requests.
+func (l *Learner) observeResponse(op *rules.Op) {
+	master, device := op.Dst.Addr().Unmap(), op.Src.Addr().Unmap()
+	p := l.pairs[policy.PairKey{Src: master, Dst: device, Proto: op.Proto}]
+	if p == nil {
+		return
+	}
+	if ad := l.ads[op.Proto]; ad != nil {
+		l.cur = learnTo{l: l, p: p, hs: l.hosts[master], hd: l.hosts[device]}
+		ad.Learn(op, &l.cur)
 	}
 }
 
@@ -247,20 +270,35 @@ func (t *learnTo) Addresses(tb policy.Table, write bool, lo, hi uint32) {
 }
 
 func (t *learnTo) Points(gv policy.GroupVar, some bool, lo, hi uint32) {
-	l, p := t.l, t.p
-	j := slices.IndexFunc(p.objects, func(o policy.ObjectPoints) bool { return o.GroupVar == gv })
+	t.l.addPoints(&t.p.objects, gv, some, lo, hi)
+}
+
+func (t *learnTo) Answered(tb policy.Table, lo, hi uint32) {
+	if tb < policy.TableCoils || tb > policy.TableHoldingRegisters {
+		return
+	}
+	t.p.answered[tb] = t.l.addRange(t.p.answered[tb], lo, hi, t.l.opts.MaxRanges)
+}
+
+func (t *learnTo) Reported(gv policy.GroupVar, some bool, lo, hi uint32) {
+	t.l.addPoints(&t.p.reported, gv, some, lo, hi)
+}
+
+// addPoints adds object gv, and points lo..hi of it when some, to os.
+func (l *Learner) addPoints(os *[]policy.ObjectPoints, gv policy.GroupVar, some bool, lo, hi uint32) {
+	j := slices.IndexFunc(*os, func(o policy.ObjectPoints) bool { return o.GroupVar == gv })
 	if j < 0 {
-		if len(p.objects) >= l.opts.MaxObjects {
+		if len(*os) >= l.opts.MaxObjects {
 			if !some {
 				l.stats.DroppedValues++
 			}
 			return
 		}
-		p.objects = append(p.objects, policy.ObjectPoints{GroupVar: gv})
-		j = len(p.objects) - 1
+		*os = append(*os, policy.ObjectPoints{GroupVar: gv})
+		j = len(*os) - 1
 	}
 	if some {
-		p.objects[j].Points = l.addRange(p.objects[j].Points, lo, hi, l.opts.MaxRanges)
+		(*os)[j].Points = l.addRange((*os)[j].Points, lo, hi, l.opts.MaxRanges)
 	}
 }
 
@@ -372,13 +410,10 @@ func (l *Learner) Baseline(margin float64) *policy.Policy {
 		for t := range lp.read {
 			c.Read[t] = slices.Clone(lp.read[t])
 			c.Write[t] = slices.Clone(lp.write[t])
+			c.Answered[t] = slices.Clone(lp.answered[t])
 		}
-		for _, o := range lp.objects {
-			c.Objects = append(c.Objects, policy.ObjectPoints{GroupVar: o.GroupVar, Points: slices.Clone(o.Points)})
-		}
-		slices.SortFunc(c.Objects, func(a, b policy.ObjectPoints) int {
-			return (int(a.Group)<<8 | int(a.Var)) - (int(b.Group)<<8 | int(b.Var))
-		})
+		c.Objects = sortedObjects(lp.objects)
+		c.Reported = sortedObjects(lp.reported)
 		for _, v := range lp.valueOrder {
 			c.Values = append(c.Values, *v)
 		}
@@ -390,6 +425,18 @@ func (l *Learner) Baseline(margin float64) *policy.Policy {
 	}
 	l.network(p)
 	return p
+}
+
+// sortedObjects copies os in order of group and variation.
+func sortedObjects(os []policy.ObjectPoints) []policy.ObjectPoints {
+	var out []policy.ObjectPoints
+	for _, o := range os {
+		out = append(out, policy.ObjectPoints{GroupVar: o.GroupVar, Points: slices.Clone(o.Points)})
+	}
+	slices.SortFunc(out, func(a, b policy.ObjectPoints) int {
+		return (int(a.Group)<<8 | int(a.Var)) - (int(b.Group)<<8 | int(b.Var))
+	})
+	return out
 }
 
 // assetName names a host by its role and address: master-10-10-1-10,
@@ -485,19 +532,19 @@ func (l *Learner) Resume(p *policy.Policy) {
 			for _, r := range c.Write[t] {
 				lp.write[t] = l.addRange(lp.write[t], r.Lo, r.Hi, l.opts.MaxRanges)
 			}
-		}
-		for _, o := range c.Objects {
-			j := slices.IndexFunc(lp.objects, func(x policy.ObjectPoints) bool { return x.GroupVar == o.GroupVar })
-			if j < 0 {
-				if len(lp.objects) >= l.opts.MaxObjects {
-					l.stats.DroppedValues++
-					continue
-				}
-				lp.objects = append(lp.objects, policy.ObjectPoints{GroupVar: o.GroupVar})
-				j = len(lp.objects) - 1
+			for _, r := range c.Answered[t] {
+				lp.answered[t] = l.addRange(lp.answered[t], r.Lo, r.Hi, l.opts.MaxRanges)
 			}
-			for _, r := range o.Points {
-				lp.objects[j].Points = l.addRange(lp.objects[j].Points, r.Lo, r.Hi, l.opts.MaxRanges)
+		}
+		for _, side := range []struct {
+			from []policy.ObjectPoints
+			to   *[]policy.ObjectPoints
+		}{{c.Objects, &lp.objects}, {c.Reported, &lp.reported}} {
+			for _, o := range side.from {
+				l.addPoints(side.to, o.GroupVar, false, 0, 0)
+				for _, r := range o.Points {
+					l.addPoints(side.to, o.GroupVar, true, r.Lo, r.Hi)
+				}
 			}
 		}
 		for _, v := range c.Values {

@@ -127,7 +127,8 @@ func TestLearnerWritesGolden(t *testing.T) {
 	}
 }
 
-// TestLearnerOnlyRequests: responses teach nothing.
+// TestLearnerOnlyRequests: a response in no learned conversation teaches
+// nothing.
 func TestLearnerOnlyRequests(t *testing.T) {
 	l := New(Options{})
 	r := mbReq(hmiC, plc1S, 0, 1, 3, 0, 10)

@@ -119,6 +119,13 @@ type Conversation struct {
 	Read, Write [TableHoldingRegisters + 1]Ranges
 	Objects     []ObjectPoints // DNP3 objects of requests
 	Values      []ValueRange   // written values
+	// What the device answered, learned from its responses: the Modbus
+	// addresses whose reads it answered with data, by table, and the
+	// DNP3 objects and points it reported (responses and unsolicited
+	// responses). Empty when none was learned (a baseline written before
+	// they were): then nothing is checked against them.
+	Answered [TableHoldingRegisters + 1]Ranges
+	Reported []ObjectPoints
 	// WritesPerMinute is the most write and control requests seen in one
 	// minute; 0: none.
 	WritesPerMinute uint32
@@ -165,7 +172,7 @@ func (b *Baseline) Widen(v *ValueRange) Bounds {
 
 // ---- decoding ----
 
-var convFields = []string{"src", "dst", "proto", "unit", "link_src", "link_dst", "fc", "read", "write", "objects", "values", "writes_per_minute", "max_gap"}
+var convFields = []string{"src", "dst", "proto", "unit", "link_src", "link_dst", "fc", "read", "write", "objects", "values", "writes_per_minute", "max_gap", "answered", "reported"}
 
 func (d *decoder) baselineSection(p *Policy, n *node) {
 	b := &Baseline{Margin: DefaultMargin, RateFactor: DefaultRateFactor}
@@ -357,43 +364,28 @@ func (d *decoder) conversation(n *node, path string) Conversation {
 		fc := d.funcCodes(e.val, path+".fc", c.Proto)
 		c.FC = *fc.Set(c.Proto)
 	}
-	for _, k := range []string{"read", "write"} {
-		e, ok := f[k]
-		if !ok || !modbusOnly(k) {
+	for _, side := range []struct {
+		k  string
+		rs *[TableHoldingRegisters + 1]Ranges
+	}{{"read", &c.Read}, {"write", &c.Write}, {"answered", &c.Answered}} {
+		e, ok := f[side.k]
+		if !ok || !modbusOnly(side.k) {
 			continue
 		}
-		tf := d.fields(e.val, path+"."+k, tableNames...)
+		tf := d.fields(e.val, path+"."+side.k, tableNames...)
 		for ti, name := range tableNames {
 			if x, ok := tf[name]; ok {
-				rs := d.ranges(x.val, path+"."+k+"."+name, "a Modbus address", 0xFFFF)
-				if k == "read" {
-					c.Read[ti+1] = rs
-				} else {
-					c.Write[ti+1] = rs
-				}
+				side.rs[ti+1] = d.ranges(x.val, path+"."+side.k+"."+name, "a Modbus address", 0xFFFF)
 			}
 		}
 	}
-	if e, ok := f["objects"]; ok && dnp3Only("objects") {
-		d.each(e.val, path+".objects", "{group, points}", func(it *node, op string) {
-			of := d.fields(it, op, "group", "points")
-			if of == nil {
-				return
-			}
-			var o ObjectPoints
-			if g, ok := d.need(of, it, op, "group", "give the group, like 12/1"); ok {
-				gs := d.groups(g.val, op+".group")
-				if len(gs) == 1 {
-					o.GroupVar = gs[0]
-				} else if len(gs) > 1 {
-					d.errorf(g.val.pos, op+".group", "give one group per entry")
-				}
-			}
-			if p, ok := of["points"]; ok {
-				o.Points = d.ranges(p.val, op+".points", "a DNP3 point index", math.MaxUint32)
-			}
-			c.Objects = append(c.Objects, o)
-		})
+	for _, side := range []struct {
+		k  string
+		os *[]ObjectPoints
+	}{{"objects", &c.Objects}, {"reported", &c.Reported}} {
+		if e, ok := f[side.k]; ok && dnp3Only(side.k) {
+			*side.os = d.objectPoints(e.val, path+"."+side.k)
+		}
 	}
 	if e, ok := f["values"]; ok && c.Proto != 0 && c.Proto != proto.Modbus && c.Proto != proto.DNP3 {
 		d.errorf(e.pos, path+".values", "values are learned for Modbus and DNP3 only")
@@ -413,6 +405,32 @@ func (d *decoder) conversation(n *node, path string) Conversation {
 		}
 	}
 	return c
+}
+
+// objectPoints decodes a list of DNP3 objects with their points:
+// {group, points} entries.
+func (d *decoder) objectPoints(n *node, path string) []ObjectPoints {
+	var out []ObjectPoints
+	d.each(n, path, "{group, points}", func(it *node, op string) {
+		of := d.fields(it, op, "group", "points")
+		if of == nil {
+			return
+		}
+		var o ObjectPoints
+		if g, ok := d.need(of, it, op, "group", "give the group, like 12/1"); ok {
+			gs := d.groups(g.val, op+".group")
+			if len(gs) == 1 {
+				o.GroupVar = gs[0]
+			} else if len(gs) > 1 {
+				d.errorf(g.val.pos, op+".group", "give one group per entry")
+			}
+		}
+		if p, ok := of["points"]; ok {
+			o.Points = d.ranges(p.val, op+".points", "a DNP3 point index", math.MaxUint32)
+		}
+		out = append(out, o)
+	})
+	return out
 }
 
 func (d *decoder) valueRange(n *node, path string, p proto.ID) ValueRange {
@@ -481,7 +499,7 @@ func (v *validator) baseline(b *Baseline) {
 		if c.Proto == 0 {
 			v.errorf(path+".proto", path+".proto", "give proto: modbus or proto: dnp3")
 		}
-		if c.Proto != proto.Modbus && c.Proto != proto.DNP3 && (!c.Units.Empty() || len(c.LinkSrc) > 0 || len(c.LinkDst) > 0 || len(c.Objects) > 0 || len(c.Values) > 0) {
+		if c.Proto != proto.Modbus && c.Proto != proto.DNP3 && (!c.Units.Empty() || len(c.LinkSrc) > 0 || len(c.LinkDst) > 0 || len(c.Objects) > 0 || len(c.Values) > 0 || len(c.Reported) > 0) {
 			v.errorf(path, path, "a %s conversation has only fc, writes_per_minute and max_gap", c.Proto)
 		}
 		if !c.Src.IsValid() {
@@ -496,8 +514,8 @@ func (v *validator) baseline(b *Baseline) {
 		} else {
 			seen[k] = i
 		}
-		if c.Proto == proto.Modbus && (len(c.LinkSrc) > 0 || len(c.LinkDst) > 0 || len(c.Objects) > 0) {
-			v.errorf(path, path, "a Modbus conversation has no DNP3 fields (link_src, link_dst, objects)")
+		if c.Proto == proto.Modbus && (len(c.LinkSrc) > 0 || len(c.LinkDst) > 0 || len(c.Objects) > 0 || len(c.Reported) > 0) {
+			v.errorf(path, path, "a Modbus conversation has no DNP3 fields (link_src, link_dst, objects, reported)")
 		}
 		if c.MaxGap < 0 {
 			v.errorf(path+".max_gap", path+".max_gap", "%s is not a gap: give a positive duration, like 10s", FormatDuration(c.MaxGap))
@@ -506,21 +524,27 @@ func (v *validator) baseline(b *Baseline) {
 			v.errorf(path+".unit", path+".unit", "unit is a Modbus field")
 		}
 		for t := TableCoils; t <= TableHoldingRegisters; t++ {
-			if c.Proto == proto.DNP3 && (len(c.Read[t]) > 0 || len(c.Write[t]) > 0) {
-				v.errorf(path, path, "a DNP3 conversation has no Modbus tables (read, write)")
+			if c.Proto != proto.Modbus && (len(c.Read[t]) > 0 || len(c.Write[t]) > 0 || len(c.Answered[t]) > 0) {
+				v.errorf(path, path, "only a Modbus conversation has Modbus tables (read, write, answered)")
 				break
 			}
 			v.ranges(path+".read."+t.String(), c.Read[t], 0xFFFF)
 			v.ranges(path+".write."+t.String(), c.Write[t], 0xFFFF)
+			v.ranges(path+".answered."+t.String(), c.Answered[t], 0xFFFF)
 		}
 		v.ranges(path+".link_src", c.LinkSrc, 0xFFFF)
 		v.ranges(path+".link_dst", c.LinkDst, 0xFFFF)
-		for j, o := range c.Objects {
-			op := fmt.Sprintf("%s.objects[%d]", path, j)
-			v.ranges(op+".points", o.Points, math.MaxUint32)
-			for _, p := range c.Objects[:j] {
-				if p.GroupVar == o.GroupVar {
-					v.errorf(op, op, "object %s is listed twice", GroupVarText(o.GroupVar))
+		for _, side := range []struct {
+			k  string
+			os []ObjectPoints
+		}{{"objects", c.Objects}, {"reported", c.Reported}} {
+			for j, o := range side.os {
+				op := fmt.Sprintf("%s.%s[%d]", path, side.k, j)
+				v.ranges(op+".points", o.Points, math.MaxUint32)
+				for _, p := range side.os[:j] {
+					if p.GroupVar == o.GroupVar {
+						v.errorf(op, op, "object %s is listed twice", GroupVarText(o.GroupVar))
+					}
 				}
 			}
 		}
@@ -633,7 +657,7 @@ func (p *Policy) formatBaseline(b *bytes.Buffer) {
 		for _, side := range []struct {
 			name string
 			rs   *[TableHoldingRegisters + 1]Ranges
-		}{{"read", &c.Read}, {"write", &c.Write}} {
+		}{{"read", &c.Read}, {"write", &c.Write}, {"answered", &c.Answered}} {
 			var f []string
 			for t := TableCoils; t <= TableHoldingRegisters; t++ {
 				if len(side.rs[t]) > 0 {
@@ -644,9 +668,15 @@ func (p *Policy) formatBaseline(b *bytes.Buffer) {
 				fmt.Fprintf(b, "      %s: {%s}\n", side.name, strings.Join(f, ", "))
 			}
 		}
-		if len(c.Objects) > 0 {
-			b.WriteString("      objects:\n")
-			for _, o := range c.Objects {
+		for _, side := range []struct {
+			k  string
+			os []ObjectPoints
+		}{{"objects", c.Objects}, {"reported", c.Reported}} {
+			if len(side.os) == 0 {
+				continue
+			}
+			fmt.Fprintf(b, "      %s:\n", side.k)
+			for _, o := range side.os {
 				g := GroupVarText(o.GroupVar)
 				if o.Var != 0 {
 					g = strconv.Quote(g)
