@@ -36,6 +36,13 @@ func TestBaselineMissing(t *testing.T) {
 				"b.yaml:7:11: baseline.conversations[0].values[0].max: missing: a value range needs min and max"},
 		{"baseline:\n  conversations:\n    - src: 10.0.0.1\n      dst: 10.0.0.2\n      proto: dnp3\n      objects:\n        - {points: 1}\n",
 			"b.yaml:7:11: baseline.conversations[0].objects[0].group: missing: give the group, like 12/1"},
+		// What a device answered is written in its protocol's terms.
+		{"baseline:\n  conversations:\n    - src: 10.0.0.1\n      dst: 10.0.0.2\n      proto: dnp3\n      answered: {coils: 1}\n      reported:\n        - {points: 1}\n",
+			"b.yaml:6:7: baseline.conversations[0].answered: answered is a Modbus field: it needs proto: modbus\n" +
+				"b.yaml:8:11: baseline.conversations[0].reported[0].group: missing: give the group, like 12/1"},
+		{"baseline:\n  conversations:\n    - src: 10.0.0.1\n      dst: 10.0.0.2\n      proto: modbus\n      answered: {coils: \"9-1\"}\n      reported: [{group: 1}]\n",
+			"b.yaml:6:25: baseline.conversations[0].answered.coils: \"9-1\" is an empty range: 9 is above 1\n" +
+				"b.yaml:7:7: baseline.conversations[0].reported: reported is a DNP3 field: it needs proto: dnp3"},
 	} {
 		_, err := Parse([]byte(c.yaml), "b.yaml")
 		if err == nil || err.Error() != c.want {

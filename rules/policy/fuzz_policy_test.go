@@ -25,6 +25,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("assets: {p: {ip: 10.0.0.2}}\nbaseline:\n  conversations:\n    - {src: 10.0.0.1, dst: p, proto: modbus, fc: 3, max_gap: 10s}\n" +
 		"  network:\n    hosts: [{host: p, mac: \"02:00:00:00:00:02\"}]\n    links: [{src: 10.0.0.1, dst: p, port: tcp/502, service: modbus}]\n"))
 	f.Add([]byte("assets: {p: {ip: 10.0.0.2}}\nrules:\n  - id: a\n    when: {dst: p, service: [smb, any], port: tcp/445}\n    unless: {src: 10.0.0.0/8}\n"))
+	// What devices answered and reported.
+	f.Add([]byte("baseline:\n  conversations:\n    - {src: 10.0.0.1, dst: 10.0.0.2, proto: modbus, fc: 3, answered: {holding_registers: \"0-9\", coils: 5}}\n" +
+		"    - {src: 10.0.0.1, dst: 10.0.0.3, proto: dnp3, fc: 1, reported: [{group: \"1/2\", points: \"0-2\"}, {group: 30}]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse(data, "fuzz.yaml")
 		if err != nil {
