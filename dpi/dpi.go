@@ -233,6 +233,11 @@ type Flow struct {
 	// side with the higher port.
 	Packets [2]uint64
 	Bytes   [2]uint64
+	// Lost counts the gaps in the TCP stream each side sent (client [0],
+	// server [1]): bytes the capture missed or gave up on. A handler that
+	// compares what a side said before and after can tell a loss in
+	// between.
+	Lost [2]uint32
 	// NewPackets and NewBytes are what each side sent since the last
 	// NetHandler.FlowCounts; set for that call.
 	NewPackets, NewBytes [2]uint64

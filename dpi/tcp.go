@@ -454,6 +454,11 @@ func (e *Engine) drain(f *flow, side int) {
 func (e *Engine) skipTo(f *flow, side int, seq uint32, lost int) {
 	h := &f.half[side]
 	e.c.TCPGaps++
+	if side == f.server {
+		f.Lost[1]++
+	} else {
+		f.Lost[0]++
+	}
 	if lost > 0 {
 		e.c.TCPGapBytes += uint64(lost)
 	}
