@@ -102,12 +102,15 @@ type plant struct {
 	nextPort      uint16
 	modbusPackets int
 	dnp3Packets   int
-	blob          []byte    // pseudo-random bulk payload, sliced per segment
-	adu           []byte    // scratch for coalesced ADUs
-	bits          []uint8   // scratch for DNP3 binary points
-	floats        []float32 // scratch for DNP3 analog points
-	bevents       []BinaryEvent
-	aevents       []AnalogEvent
+	blob          []byte  // pseudo-random bulk payload, sliced per segment
+	adu           []byte  // scratch for coalesced ADUs
+	bits          []uint8 // scratch for DNP3 binary points
+	// binState is each outstation's binary inputs (flags octets): they
+	// change only with the events that report the change.
+	binState [][]uint8
+	floats   []float32 // scratch for DNP3 analog points
+	bevents  []BinaryEvent
+	aevents  []AnalogEvent
 }
 
 type pollConn struct {
@@ -732,24 +735,21 @@ func (p *plant) dnp3Confirm(a *dnp3Assoc, ctl uint8) error {
 func (p *plant) integrityPoll(a *dnp3Assoc) error {
 	seq := a.nextSeq()
 	req := AppRequest(AppControl(true, true, false, false, seq), DNP3Read, ClassData(1), ClassData(2), ClassData(3), ClassData(0))
-	p.bits = p.bits[:0]
-	for range a.binaries {
-		f := uint8(DNP3FlagOnline)
-		if p.rng.IntN(3) == 0 {
-			f |= DNP3BinaryState
-		}
-		p.bits = append(p.bits, f)
-	}
+	p.bits = append(p.bits[:0], p.binaries(a)...)
 	p.floats = p.floats[:0]
 	for range a.analogs {
 		p.floats = append(p.floats, float32(p.rng.IntN(100000))/100)
 	}
 	events := p.rng.IntN(3) == 0
 	r := p.rng.IntN(8)
-	objs := [4][]byte{BinaryInputs(0, p.bits...), AnalogInputsFloat(0, DNP3FlagOnline, p.floats...)}
 	if events {
-		objs[2], objs[3] = p.binaryEvents(a), p.analogEvents(a)
+		objs := [2][]byte{p.binaryEvents(a), p.analogEvents(a)}
+		// The static values are read after the events changed them.
+		p.bits = append(p.bits[:0], p.binaries(a)...)
+		return p.dnp3Exchange(a, req, AppResponse(AppControl(true, true, true, false, seq), DNP3Response, a.iin(r), objs[0], objs[1],
+			BinaryInputs(0, p.bits...), AnalogInputsFloat(0, DNP3FlagOnline, p.floats...)))
 	}
+	objs := [4][]byte{BinaryInputs(0, p.bits...), AnalogInputsFloat(0, DNP3FlagOnline, p.floats...)}
 	resp := AppResponse(AppControl(true, true, events, false, seq), DNP3Response, a.iin(r), objs[2], objs[3], objs[0], objs[1])
 	return p.dnp3Exchange(a, req, resp)
 }
@@ -826,15 +826,34 @@ func (p *plant) dnp3Write(a *dnp3Assoc, obj []byte) error {
 	return p.dnp3Exchange(a, req, AppResponse(AppControl(true, true, false, false, seq), DNP3Response, a.iin(0)))
 }
 
-func (p *plant) binaryEvents(a *dnp3Assoc) []byte {
-	now := uint64(p.w.Now().UnixMilli())
-	p.bevents = p.bevents[:0]
-	for range 1 + p.rng.IntN(5) {
+// binaries is the outstation's binary inputs: online, a third of them
+// on at first.
+func (p *plant) binaries(a *dnp3Assoc) []uint8 {
+	for len(p.binState) <= a.out {
+		p.binState = append(p.binState, nil)
+	}
+	st := p.binState[a.out]
+	for len(st) < a.binaries {
 		f := uint8(DNP3FlagOnline)
-		if p.rng.IntN(2) == 0 {
+		if p.rng.IntN(3) == 0 {
 			f |= DNP3BinaryState
 		}
-		p.bevents = append(p.bevents, BinaryEvent{Index: uint16(p.rng.IntN(a.binaries)), Flags: f, Time: now - uint64(p.rng.IntN(5000))})
+		st = append(st, f)
+	}
+	p.binState[a.out] = st
+	return st
+}
+
+// binaryEvents changes one to five of the outstation's binary inputs
+// and reports each change as an event.
+func (p *plant) binaryEvents(a *dnp3Assoc) []byte {
+	now := uint64(p.w.Now().UnixMilli())
+	st := p.binaries(a)
+	p.bevents = p.bevents[:0]
+	for range 1 + p.rng.IntN(5) {
+		i := p.rng.IntN(a.binaries)
+		st[i] ^= DNP3BinaryState
+		p.bevents = append(p.bevents, BinaryEvent{Index: uint16(i), Flags: st[i], Time: now - uint64(p.rng.IntN(5000))})
 	}
 	return BinaryInputEvents(p.bevents...)
 }
