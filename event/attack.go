@@ -14,6 +14,7 @@ var techniques = map[string]string{
 	"T0829": "Loss of View",
 	"T0830": "Adversary-in-the-Middle",
 	"T0831": "Manipulation of Control",
+	"T0832": "Manipulation of View",
 	"T0836": "Modify Parameter",
 	"T0840": "Network Connection Enumeration",
 	"T0843": "Program Download",

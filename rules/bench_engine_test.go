@@ -23,7 +23,7 @@ type benchPacket struct {
 
 // plantPackets generates the plant capture of internal/pcapgen and reads
 // it into memory, so that the benchmark measures decoding and rules only.
-func plantPackets(b *testing.B, n int) (layers.LinkType, []benchPacket) {
+func plantPackets(b testing.TB, n int) (layers.LinkType, []benchPacket) {
 	b.Helper()
 	var buf bytes.Buffer
 	w, err := pcapgen.NewWriter(&buf, pcapgen.Options{})

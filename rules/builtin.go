@@ -47,6 +47,9 @@ const (
 	dDNP3UnsolStorm
 	dDNP3UnsolRepeat
 	dModbusTIDReuse
+	dCounterBackwards
+	dSilentChange
+	dQualityChange
 	dBroadcast
 	dFlood
 	dPublic
@@ -141,6 +144,9 @@ type finding struct {
 	ttl2   uint8      // ics-spoof: the host's own
 	seq    uint32     // stream-conflict: the sequence number of the first differing byte
 	frame  uint64     // modbus-tid-reuse: the frame of the waiting request
+	prev   uint32     // dnp3-counter-backwards, -silent-change, -quality-change: the point's last value or flags
+	kind   uint8      // the same: the kind of point
+	index  uint32     // the same: its index
 	// stream-conflict: whether the first version was delivered (else
 	// held out of order)
 	delivered bool
@@ -202,6 +208,7 @@ type builtins struct {
 
 	net   network   // the network detectors (network.go)
 	integ integrity // the integrity detectors (integrity.go)
+	plaus plausible // the plausibility detectors (plausible.go)
 }
 
 func (b *builtins) init(p *policy.Policy, seed uint64) {
@@ -251,6 +258,7 @@ func (b *builtins) init(p *policy.Policy, seed uint64) {
 	}
 	b.net.init(b, seed)
 	b.integ.init(b, seed)
+	b.plaus.init(b, seed)
 }
 
 // initChecks fills lists and byFC with the checks of the enabled

@@ -214,6 +214,43 @@ var Detectors = []Detector{
 		checks: []check{{stageMessage, modbusRequests, (*Engine).checkModbusTIDReuse, anyFC}},
 		title:  titleModbusTIDReuse,
 	},
+	dCounterBackwards: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "dnp3-counter-backwards",
+			Name:        "DNP3 counter went backwards",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0856", "T0832"},
+			Description: "A DNP3 running counter (group 20) reported lower than the outstation last reported it, with no restart indication (IIN1.7) and no freeze-and-clear request since, and not a wrap past the counter's top: a counter that cannot go back did, in a forged or rewritten response.",
+			Category:    CategoryIntegrity,
+		},
+		checks: []check{{stageFunction, dnp3Answers, (*Engine).checkCounterBackwards, fcIn(dnp3.FuncResponse, dnp3.FuncUnsolicitedResponse)},
+			{stageFunction, dnp3Requests, (*Engine).checkDNP3Clear, fcIn(dnp3.FuncFreezeClear, dnp3.FuncFreezeClearNR)}},
+		title: titleCounterBackwards,
+	},
+	dSilentChange: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "dnp3-silent-change",
+			Name:        "DNP3 input changed with no event",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0856", "T0832"},
+			Description: "A DNP3 binary or double-bit input whose static value changed although the outstation, which reports events for that point, reported no event for it since its last static value (and no event buffer overflow, IIN2.3): a state rewritten on the way, not changed in the field.",
+			Category:    CategoryIntegrity,
+		},
+		checks: []check{{stageFunction, dnp3Answers, (*Engine).checkSilentChange, fcIn(dnp3.FuncResponse, dnp3.FuncUnsolicitedResponse)}},
+		title:  titleSilentChange,
+	},
+	dQualityChange: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "dnp3-quality-change",
+			Name:        "DNP3 point quality changed",
+			Severity:    policy.SeverityLow,
+			Attack:      []string{"T0856", "T0832"},
+			Description: "The ONLINE, RESTART or COMM_LOST flag of a DNP3 static point (binary, double-bit, counter, analog input) changed from what the outstation last reported, outside a restart (IIN1.7): a field device lost or back, or a point's quality rewritten on the way.",
+			Category:    CategoryIntegrity,
+		},
+		checks: []check{{stageFunction, dnp3Answers, (*Engine).checkQualityChange, fcIn(dnp3.FuncResponse, dnp3.FuncUnsolicitedResponse)}},
+		title:  titleQualityChange,
+	},
 	dBroadcast: {
 		DetectorSpec: policy.DetectorSpec{
 			ID:          "broadcast-write",

@@ -2,11 +2,13 @@ package rules
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 )
 
@@ -228,6 +230,82 @@ func TestIntegrityDetectors(t *testing.T) {
 			}
 			return nil
 		}},
+		{"dnp3-counter-backwards: a running counter reported lower", "dnp3-counter-backwards", true,
+			"reports counter 1 at 90 to 10.10.1.10, below the 100 it reported before", func(w *pcapgen.Writer) error {
+				d, err := dnp3Conn(w, hmi, plc)
+				if err != nil {
+					return err
+				}
+				return class0(d, 0, counters(5, 100), counters(7, 90))
+			}},
+		{"dnp3-counter-backwards quiet: counting up, a wrap, a freeze-and-clear, a restart", "dnp3-counter-backwards", false, "", func(w *pcapgen.Writer) error {
+			d, err := dnp3Conn(w, hmi, plc)
+			if err != nil {
+				return err
+			}
+			if err := class0(d, 0, counters(5, 100), counters(7, 0xFFFFFFF0)); err != nil {
+				return err
+			}
+			if err := class0(d, 0, counters(8, 3)); err != nil { // point 1 wrapped
+				return err
+			}
+			if _, err := d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, false, 9), 9, pcapgen.ClassData(0))); err != nil {
+				return err
+			}
+			if err := class0(d, 0, counters(0, 0)); err != nil { // cleared
+				return err
+			}
+			if err := class0(d, iinRestart, counters(0, 0)); err != nil {
+				return err
+			}
+			return class0(d, 0, counters(0, 0))
+		}},
+		{"dnp3-silent-change: an input changed with no event", "dnp3-silent-change", true,
+			"reports binary input 0 changed from 0 to 1 to 10.10.1.10 with no event", func(w *pcapgen.Writer) error {
+				d, err := dnp3Conn(w, hmi, plc)
+				if err != nil {
+					return err
+				}
+				return class0(d, 0, pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: 0, Flags: 1, Time: 1}), pcapgen.BinaryInputs(0, 0x01), pcapgen.BinaryInputs(0, 0x81))
+			}},
+		{"dnp3-silent-change quiet: changes with events, no events ever, an overflow", "dnp3-silent-change", false, "", func(w *pcapgen.Writer) error {
+			d, err := dnp3Conn(w, hmi, plc)
+			if err != nil {
+				return err
+			}
+			on := pcapgen.BinaryEvent{Index: 0, Flags: 0x81, Time: 2}
+			if err := class0(d, 0, pcapgen.BinaryInputs(0, 0x01, 0x01), pcapgen.BinaryInputEvents(on), pcapgen.BinaryInputs(0, 0x81, 0x01)); err != nil {
+				return err
+			}
+			// Point 1 never had an event: its changes say nothing.
+			if err := class0(d, 0, pcapgen.BinaryInputs(0, 0x81, 0x81)); err != nil {
+				return err
+			}
+			// The event buffer overflowed: point 0's event may be lost.
+			return class0(d, iinOverflow, pcapgen.BinaryInputs(0, 0x01, 0x81))
+		}},
+		{"dnp3-quality-change: a point goes offline", "dnp3-quality-change", true,
+			"reports the quality of binary input 2 to 10.10.1.10 changed: online to offline", func(w *pcapgen.Writer) error {
+				d, err := dnp3Conn(w, hmi, plc)
+				if err != nil {
+					return err
+				}
+				return class0(d, 0, pcapgen.BinaryInputs(0, 1, 1, 1), pcapgen.BinaryInputs(0, 1, 1, 0))
+			}},
+		{"dnp3-quality-change quiet: steady flags, a restart", "dnp3-quality-change", false, "", func(w *pcapgen.Writer) error {
+			d, err := dnp3Conn(w, hmi, plc)
+			if err != nil {
+				return err
+			}
+			if err := class0(d, 0, pcapgen.BinaryInputs(0, 1, 1), pcapgen.BinaryInputs(0, 0x81, 1)); err != nil {
+				return err
+			}
+			// Restarted: its points say so, and start afresh.
+			if err := class0(d, iinRestart, pcapgen.BinaryInputs(0, 0x03, 0x03)); err != nil {
+				return err
+			}
+			return class0(d, 0, pcapgen.BinaryInputs(0, 0x03, 0x03))
+		}},
 		{"dnp3-unsolicited-repeat: a second report with the sequence number of the last", "dnp3-unsolicited-repeat", true,
 			"repeats sequence number 3 with other content", func(w *pcapgen.Writer) error {
 				d, err := dnp3Conn(w, hmi, plc)
@@ -269,7 +347,7 @@ func TestIntegrityDetectors(t *testing.T) {
 		}},
 	}
 	fired := runDetectorCases(t, cases)
-	for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse"} {
+	for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change"} {
 		if !fired[id] {
 			t.Errorf("%s has no fixture that fires it", id)
 		}
@@ -354,5 +432,67 @@ func TestSpoofRelearn(t *testing.T) {
 	}
 	if len(titles) != 2 || !strings.Contains(titles[0], "TTL 128, not 64") || !strings.Contains(titles[1], "TTL 64, not 128") {
 		t.Errorf("alerts %q, want one for TTL 128, then one for TTL 64", titles)
+	}
+}
+
+// counters is a g20v5 object (32-bit counters without flags) for points
+// 0 and 1.
+func counters(a, b uint32) []byte {
+	o := pcapgen.AppendRangeHeader(nil, 20, 5, 0, 0, 1)
+	o = binary.LittleEndian.AppendUint32(o, a)
+	return binary.LittleEndian.AppendUint32(o, b)
+}
+
+// class0 answers one class 0 read per response, each response with one
+// of objs as its objects and internal indications iin.
+func class0(d *pcapgen.DNP3Conn, iin uint16, objs ...[]byte) error {
+	for i, o := range objs {
+		ctl := pcapgen.AppControl(true, true, false, false, uint8(i))
+		if _, err := d.Master(pcapgen.AppRequest(ctl, pcapgen.DNP3Read, pcapgen.ClassData(0))); err != nil {
+			return err
+		}
+		if _, err := d.Outstation(pcapgen.AppResponse(ctl, pcapgen.DNP3Response, iin, o)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestIntegrityNoAllocs: the integrity and plausibility detectors, fed by
+// dpi on a plant capture (Modbus and DNP3 polling with retransmissions,
+// unsolicited responses and confirms, events, counters), allocate nothing
+// per packet in the steady state, and raise nothing.
+func TestIntegrityNoAllocs(t *testing.T) {
+	lt, pkts := plantPackets(t, 40000)
+	rec := &recorder{}
+	e, err := NewEngine(nil, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dpi.New(dpi.Config{}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm := len(pkts) / 2
+	for i, p := range pkts[:warm] {
+		d.Packet(lt, p.ts, uint64(i+1), p.data, 0)
+	}
+	i := warm
+	allocs := testing.AllocsPerRun(len(pkts)-warm-1, func() {
+		d.Packet(lt, pkts[i].ts, uint64(i+1), pkts[i].data, 0)
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per packet", allocs)
+	}
+	for _, a := range rec.alerts {
+		for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change"} {
+			if a.Rule == id {
+				t.Errorf("%s: %s", a.Rule, a.Title)
+			}
+		}
+	}
+	if s := e.Stats(); s.PrintEvictions+s.UnsolicitedEvictions+s.PointEvictions+s.OutstationEvictions != 0 {
+		t.Errorf("evictions %v", s.Evictions())
 	}
 }

@@ -21,7 +21,8 @@ import (
 
 // integrityIDs are the detectors of forged, replayed and modified
 // messages (issue 18).
-var integrityIDs = []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat"}
+var integrityIDs = []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse",
+	"dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change"}
 
 type frame struct {
 	ci   gopacket.CaptureInfo
