@@ -311,11 +311,19 @@ func staticGroup(g uint8) bool {
 // what its outstation reported.
 func (dnp3Adapter) checkResponse(e *Engine, op *Op, pr *pairRun) {
 	c, m := pr.c, op.DNP3
+	r := e.base
+	device, master := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
+	if m != nil && m.Kind == dnp3.KindApplication && r.on[bNewAddress] && len(c.LinkSrc) > 0 && len(c.LinkDst) > 0 &&
+		(!c.LinkDst.Contains(uint32(op.LinkSrc)) || !c.LinkSrc.Contains(uint32(op.LinkDst))) {
+		// A response between link addresses that do not fit the IP
+		// pair: the master's requests went between others.
+		r.title = "DNP3 response from link address " + strconv.Itoa(int(op.LinkSrc)) + " to " + strconv.Itoa(int(op.LinkDst)) + " from " + device.String() + " to " + master.String() + ": its requests use others"
+		r.expected = "link_src " + rangesText(c.LinkDst) + ", link_dst " + rangesText(c.LinkSrc) + " (the conversation's, reversed)"
+		e.fireBase(bNewAddress, op, aggKey{src: device, dst: master, addr: keyBaseUnit + uint32(op.LinkSrc)}, false)
+	}
 	if len(c.Reported) == 0 || m == nil || !dnp3Reports(m) {
 		return
 	}
-	r := e.base
-	device, master := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
 	fire := func(h *dnp3.ObjectHeader, gone bool, title string) {
 		r.title = "DNP3 outstation " + device.String() + linkText(op) + " " + title
 		r.expected = "reported " + objectsText(c.Reported)

@@ -138,6 +138,19 @@ func TestLearnAnswers(t *testing.T) {
 		{"a new object", plant{mbAnswer: normalPlant.mbAnswer, class0: append([][]byte{pcapgen.AnalogInputsFloat(0, 1, 1.5)}, normalPlant.class0...)},
 			"reports object 30/5"},
 	}
+	// A response between other link addresses (the outstation's 11
+	// to the master's 1) does not fit the conversation.
+	t.Run("other link addresses", func(t *testing.T) {
+		var rec recorder
+		e, err := rules.NewEngine(q, &rec, rules.EngineOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replayTo(t, genLinks(t, 11), e)
+		if got := rec.ids(); !strings.Contains(got, "baseline-new-address") {
+			t.Errorf("alerts %s, want baseline-new-address", got)
+		}
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var rec recorder
@@ -153,11 +166,42 @@ func TestLearnAnswers(t *testing.T) {
 				}
 			}
 			switch {
-			case c.title == "" && len(titles) > 0:
-				t.Errorf("alerts %q, want none", titles)
+			case c.title == "" && len(rec.alerts) > 0:
+				t.Errorf("alerts %s, want none", rec.ids())
 			case c.title != "" && (len(titles) != 1 || !strings.Contains(titles[0], c.title)):
 				t.Errorf("alerts %q, want one with %q (all: %s)", titles, c.title, rec.ids())
 			}
 		})
 	}
+}
+
+// genLinks writes a class 0 read from link address 1 to 10 answered
+// from link address from.
+func genLinks(t *testing.T, from uint16) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := pcapgen.NewWriter(&buf, pcapgen.Options{Step: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := pcapgen.Endpoint{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 11}, IP: netip.AddrFrom4([4]byte{10, 10, 1, 11}), Port: 40001}
+	o := pcapgen.Endpoint{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 40}, IP: netip.AddrFrom4([4]byte{10, 10, 1, 40}), Port: 20000}
+	c, err := pcapgen.NewTCPConn(w, m, o, 3, 4)
+	if err == nil {
+		_, err = c.Handshake()
+	}
+	ctl := pcapgen.AppControl(true, true, false, false, 1)
+	if err == nil {
+		_, err = pcapgen.NewDNP3TCP(c, 1, 10).Master(pcapgen.AppRequest(ctl, pcapgen.DNP3Read, pcapgen.ClassData(0)))
+	}
+	if err == nil {
+		_, err = pcapgen.NewDNP3TCP(c, 1, from).Outstation(pcapgen.AppResponse(ctl, pcapgen.DNP3Response, 0, normalPlant.class0...))
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

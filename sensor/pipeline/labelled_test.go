@@ -457,6 +457,8 @@ func (r *labelledResults) table(qutCaptures int) string {
 			t := r.qut[m].Types[typ]
 			all[m].Detected += t.Detected
 			all[m].Episodes += t.Episodes
+			all[m].OnWire += t.OnWire
+			all[m].DetectedOnWire += t.DetectedOnWire
 			return tally(t)
 		}), rulesText(r.qut[detect].Types[typ].ByRule), "/", rulesText(r.qut[monitor].Types[typ].ByRule))
 	}
