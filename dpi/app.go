@@ -132,6 +132,15 @@ func (f *flow) sideOf(side int) proto.Side {
 	return proto.FromClient
 }
 
+// by maps the side (0 or 1) a packet came from to the index of the
+// Flow's per-end counts: 0 the client, 1 the server.
+func (f *flow) by(side int) int {
+	if side == f.server {
+		return 1
+	}
+	return 0
+}
+
 // feed hands contiguous stream bytes sent by side to the flow's decoder
 // and returns how many it consumed.
 func (e *Engine) feed(f *flow, side int, data []byte) int {

@@ -234,9 +234,10 @@ type Flow struct {
 	Packets [2]uint64
 	Bytes   [2]uint64
 	// Lost counts the gaps in the TCP stream each side sent (client [0],
-	// server [1]): bytes the capture missed or gave up on. A handler that
-	// compares what a side said before and after can tell a loss in
-	// between.
+	// server [1]): bytes the capture missed or gave up on, and bytes the
+	// peer acknowledged that the tap had not seen. A handler that
+	// compares what a side said before and after can tell a possible loss
+	// in between.
 	Lost [2]uint32
 	// NewPackets and NewBytes are what each side sent since the last
 	// NetHandler.FlowCounts; set for that call.
@@ -294,7 +295,8 @@ type Counters struct {
 	TCPOutOfOrder  uint64 `json:"tcp_out_of_order"` // segments that arrived ahead of a hole
 	TCPRetransmits uint64 `json:"tcp_retransmits"`  // segments whose bytes were all delivered or held already
 	TCPOverlaps    uint64 `json:"tcp_overlaps"`     // segments partly delivered or held already (the new part is used)
-	TCPConflicts   uint64 `json:"tcp_conflicts"`    // segments whose overlapping bytes differed from a held first copy
+	TCPConflicts   uint64 `json:"tcp_conflicts"`    // segments whose overlapping bytes differed from a held first copy, or, in ICS flows, from the last bytes delivered
+	TCPAckedUnseen uint64 `json:"tcp_acked_unseen"` // acknowledgements of bytes the tap never saw (capture loss, or bytes that came late)
 	TCPGaps        uint64 `json:"tcp_gaps"`         // holes skipped; the decoder resynced after each
 	TCPGapBytes    uint64 `json:"tcp_gap_bytes"`    // bytes known lost in those holes
 	TCPBufferDrops uint64 `json:"tcp_buffer_drops"` // segments not held because a memory cap was reached

@@ -41,6 +41,10 @@ type half struct {
 	fpSet bool
 	mac   [6]byte
 	ttl   uint8
+	// ackAhead: the peer acknowledged bytes of this direction the tap
+	// never saw, up to ackedTo.
+	ackAhead bool
+	ackedTo  uint32
 	// hist holds the last bytes delivered (histN of them, ending at
 	// next), in a ring indexed by sequence number, for ICS flows; the
 	// record keeps it for reuse.
@@ -332,7 +336,19 @@ func (e *Engine) place(f *flow, side int, seq uint32, data []byte, hold bool) (p
 // a two-port tap may be merged slightly out of order), so it is ignored.
 func (e *Engine) acked(f *flow, side int, ack uint32) {
 	h := &f.half[side]
-	if len(h.ooo) == 0 || !h.seen {
+	if !h.seen {
+		return
+	}
+	if len(h.ooo) == 0 {
+		// Bytes acknowledged that the tap never saw (one more may be a
+		// FIN): lost by the capture, or not sent past the tap, unless
+		// they come late. Counted, and told to handlers as a possible
+		// loss (Flow.Lost), once per stretch.
+		if d := int32(ack - h.next); d > 1 && (!h.ackAhead || int32(ack-h.ackedTo) > 0) {
+			e.c.TCPAckedUnseen++
+			h.ackAhead, h.ackedTo = true, ack
+			f.Lost[f.by(side)]++
+		}
 		return
 	}
 	first := h.ooo[0].seq
@@ -454,11 +470,7 @@ func (e *Engine) drain(f *flow, side int) {
 func (e *Engine) skipTo(f *flow, side int, seq uint32, lost int) {
 	h := &f.half[side]
 	e.c.TCPGaps++
-	if side == f.server {
-		f.Lost[1]++
-	} else {
-		f.Lost[0]++
-	}
+	f.Lost[f.by(side)]++
 	if lost > 0 {
 		e.c.TCPGapBytes += uint64(lost)
 	}
