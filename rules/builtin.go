@@ -46,6 +46,7 @@ const (
 	dDNP3OperateNoSelect
 	dDNP3UnsolStorm
 	dDNP3UnsolRepeat
+	dConfirmUnmatched
 	dModbusTIDReuse
 	dCounterBackwards
 	dSilentChange
@@ -144,11 +145,11 @@ type finding struct {
 	ttl2   uint8      // ics-spoof: the host's own
 	seq    uint32     // stream-conflict: the sequence number of the first differing byte
 	frame  uint64     // modbus-tid-reuse: the frame of the waiting request
-	prev   uint32     // dnp3-counter-backwards, -silent-change, -quality-change: the point's last value or flags
+	prev   uint32     // dnp3-counter-backwards, -silent-change, -quality-change: the point's last value or flags; dnp3-confirm-unmatched: the last unsolicited sequence number
 	kind   uint8      // the same: the kind of point
 	index  uint32     // the same: its index
 	// stream-conflict: whether the first version was delivered (else
-	// held out of order)
+	// held out of order); dnp3-confirm-unmatched: the last was confirmed
 	delivered bool
 	evidence  []byte // the alert's evidence, when its op has no message
 }

@@ -296,13 +296,19 @@ func corpusConfig(t *testing.T, corpus, svYAML string) dpi.Config {
 
 // integrityIDs are the detectors of forged and modified messages.
 var integrityIDs = []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse",
-	"dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "baseline-new-point"}
+	"dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched", "baseline-new-point"}
 
 // integrityExpected are the corpus captures on which integrity detectors
 // may fire, and why: something there is wrong.
 var integrityExpected = map[string]string{
 	"zeek/testing__btest__Traces__modbus__fuzz-72.pcap":       "bit-flipped by a fuzzer: MACs, TTLs and segment bytes differ from packet to packet",
 	"iti-ics-security-tools/pcaps__bro__modbus__fuzz-72.pcap": "the same capture",
+	// OpenDNP3's conformance tests of unsolicited confirms: the test
+	// master confirms an unsolicited response with the wrong sequence
+	// number on purpose (frame 20: 2 for the outstation's 1), to check
+	// that the outstation ignores it and retries.
+	"iti-ics-security-tools/pcaps__dnp3__opendnp3-3__conformance__8.11.2.2__dump.pcap": "a confirm with the wrong sequence number, sent on purpose",
+	"iti-ics-security-tools/pcaps__dnp3__opendnp3-3__conformance__8.11.2.3__dump.pcap": "the same test, with counter events",
 }
 
 // TestCorpusIntegrityQuiet replays every capture of the public corpus

@@ -202,6 +202,19 @@ var Detectors = []Detector{
 			{stageFunction, dnp3Requests, (*Engine).checkDNP3UnsolConfirm, fcIn(dnp3.FuncConfirm)}},
 		title: titleDNP3UnsolRepeat,
 	},
+	dConfirmUnmatched: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "dnp3-confirm-unmatched",
+			Name:        "DNP3 confirm of an unsolicited response never sent",
+			Severity:    policy.SeverityMedium,
+			Attack:      []string{"T0855", "T0830"},
+			Description: "A DNP3 master's confirm of an unsolicited response whose sequence number is not that of the outstation's last one, or of the last one again though it was confirmed and none came since: a confirm forged to make the outstation drop its events, or a master confirming what someone else sent. Judged only on the connection the last unsolicited response came on, with no capture gap in either direction since.",
+			Category:    CategoryIntegrity,
+		},
+		checks: []check{{stageFunction, dnp3Answers, (*Engine).checkUnsolOnly, fcIn(dnp3.FuncUnsolicitedResponse)},
+			{stageFunction, dnp3Requests, (*Engine).checkConfirmOnly, fcIn(dnp3.FuncConfirm)}},
+		title: titleConfirmUnmatched,
+	},
 	dModbusTIDReuse: {
 		DetectorSpec: policy.DetectorSpec{
 			ID:          "modbus-tid-reuse",

@@ -802,6 +802,9 @@ func (e *Engine) tick(t time.Time) {
 		e.epoch++
 		e.clock = now
 	}
+	if e.bi.integ.npending > 0 {
+		e.duePending(now)
+	}
 	if now < e.nextSweep && now > e.nextSweep-2*e.sweepStep {
 		return
 	}
@@ -846,6 +849,9 @@ func (e *Engine) Acknowledge() {
 // Flush reports what the engine holds: folded alerts with repeats, and
 // the budget alert of the current minute. Call it at the end of a capture.
 func (e *Engine) Flush() {
+	for e.bi.integ.npending > 0 {
+		e.reportPending(0) // the capture ended before the responses could come
+	}
 	e.closeExpired(func(*aggEntry) bool { return true })
 	e.endBudgetMinute()
 }

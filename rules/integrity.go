@@ -74,6 +74,11 @@ type unsolState struct {
 	seq       uint8
 	confirmed bool // the master confirmed it
 	hash      uint64
+	// The connection it came on, and the gaps in its streams then: a
+	// confirm is judged only on the same connection, with the capture
+	// seeing all both ends sent in between.
+	flow uint64
+	lost uint32
 }
 
 // integrity is the state of the integrity detectors.
@@ -81,13 +86,35 @@ type integrity struct {
 	prints lru.Table[bindKey, hostPrint]
 	unsol  lru.Table[assocKey, unsolState]
 	seed   maphash.Seed
+	// Confirms that matched no unsolicited response, waiting for
+	// confirmWait in case the response comes late (the two directions of
+	// a tap are merged slightly out of order).
+	pending  [maxPending]pendingConfirm
+	npending int
+}
+
+// confirmWait is how long a confirm that matches no unsolicited response
+// waits for it.
+const confirmWait = time.Second
+
+// maxPending is how many unmatched confirms wait at once; when more
+// come, the oldest is reported at once.
+const maxPending = 8
+
+// pendingConfirm is a confirm waiting for its unsolicited response.
+type pendingConfirm struct {
+	key  assocKey
+	due  int64
+	f    finding
+	op   Op       // the confirm, without its message
+	flow dpi.Flow // op.Flow, copied
 }
 
 func (n *integrity) init(b *builtins, seed uint64) {
 	if b.on[dSpoof] {
 		n.prints.Init(printSlots, seed)
 	}
-	if b.on[dDNP3UnsolRepeat] {
+	if b.on[dDNP3UnsolRepeat] || b.on[dConfirmUnmatched] {
 		n.unsol.Init(unsolSlots, seed)
 		n.seed = maphash.MakeSeed()
 	}
@@ -205,22 +232,95 @@ func (e *Engine) checkDNP3UnsolRepeat(op *Op) {
 			why = "the same content after the master confirmed it"
 		}
 	}
+	e.cancelPending(&k, m.Seq)
 	*st = unsolState{seq: m.Seq, hash: h}
-	if why != "" {
+	if f := op.Flow; f != nil {
+		st.flow, st.lost = f.ID, f.Lost[0]+f.Lost[1]
+	}
+	if why != "" && e.bi.on[dDNP3UnsolRepeat] {
 		e.fireBuiltin(dDNP3UnsolRepeat, op, e.opKey(&e.bi.det[dDNP3UnsolRepeat].c, op), finding{count: int(m.Seq), reason: why})
 	}
 }
 
 // checkDNP3UnsolConfirm notes the master's confirm of the association's
-// last unsolicited response.
+// last unsolicited response, and reports a confirm of an unsolicited
+// response the outstation did not send (dnp3-confirm-unmatched): another
+// sequence number than its last one, or the last one confirmed again.
+// Only on the connection the last one came on, with no capture gap in
+// either direction since, lest a lost response look like none.
 func (e *Engine) checkDNP3UnsolConfirm(op *Op) {
 	m := dnp3Of(op)
-	if m == nil || m.Dir != dnp3.Request || !m.UNS {
+	if m == nil || m.Dir != dnp3.Request || !m.UNS || m.FC != dnp3.FuncConfirm {
 		return
 	}
 	k := assocKey{outstation: op.Dst.Addr(), master: op.Src.Addr(), linkSrc: op.LinkDst, linkDst: op.LinkSrc}
-	if ent := e.bi.integ.unsol.Find(&k, k.hash()); ent != nil && ent.Value.seq == m.Seq {
-		ent.Value.confirmed = true
+	ent := e.bi.integ.unsol.Find(&k, k.hash())
+	if ent == nil {
+		return
+	}
+	st := &ent.Value
+	if st.seq == m.Seq && !st.confirmed {
+		st.confirmed = true
+		return
+	}
+	f := op.Flow
+	if !e.bi.on[dConfirmUnmatched] || f == nil || f.ID != st.flow || f.Lost[0]+f.Lost[1] != st.lost {
+		return
+	}
+	n := &e.bi.integ
+	if n.npending == maxPending {
+		e.reportPending(0)
+	}
+	p := &n.pending[n.npending]
+	n.npending++
+	*p = pendingConfirm{key: k, due: op.Time.UnixNano() + int64(confirmWait), op: *op, flow: *f,
+		f: finding{count: int(m.Seq), prev: uint32(st.seq), delivered: st.seq == m.Seq}}
+	p.op.DNP3 = nil
+}
+
+// cancelPending drops the waiting confirms of association k that an
+// unsolicited response with sequence number seq, come late, matches.
+func (e *Engine) cancelPending(k *assocKey, seq uint8) {
+	n := &e.bi.integ
+	for i := 0; i < n.npending; {
+		if p := &n.pending[i]; p.key == *k && uint8(p.f.count) == seq {
+			n.npending--
+			copy(n.pending[i:], n.pending[i+1:n.npending+1])
+			continue
+		}
+		i++
+	}
+}
+
+// duePending reports the waiting confirms whose response did not come.
+func (e *Engine) duePending(now int64) {
+	n := &e.bi.integ
+	for n.npending > 0 && n.pending[0].due <= now {
+		e.reportPending(0)
+	}
+}
+
+// reportPending reports waiting confirm i and forgets it.
+func (e *Engine) reportPending(i int) {
+	n := &e.bi.integ
+	p := n.pending[i]
+	n.npending--
+	copy(n.pending[i:], n.pending[i+1:n.npending+1])
+	p.op.Flow = &p.flow
+	e.fireBuiltin(dConfirmUnmatched, &p.op, e.opKey(&e.bi.det[dConfirmUnmatched].c, &p.op), p.f)
+}
+
+// dnp3-confirm-unmatched keeps the unsolicited responses itself when
+// dnp3-unsolicited-repeat is off.
+func (e *Engine) checkUnsolOnly(op *Op) {
+	if !e.bi.on[dDNP3UnsolRepeat] {
+		e.checkDNP3UnsolRepeat(op)
+	}
+}
+
+func (e *Engine) checkConfirmOnly(op *Op) {
+	if !e.bi.on[dDNP3UnsolRepeat] {
+		e.checkDNP3UnsolConfirm(op)
 	}
 }
 
@@ -269,6 +369,15 @@ func titleModbusTIDReuse(op *Op, _ *builtinDet, f finding) string {
 	src, dst := ends(op)
 	return "Modbus request from " + src + " to " + dst + unitText(op) + " reuses transaction id " + strconv.Itoa(f.count) +
 		" of a request still waiting (frame " + strconv.FormatUint(f.frame, 10) + ") for something else: a second sender on the connection"
+}
+
+func titleConfirmUnmatched(op *Op, _ *builtinDet, f finding) string {
+	src, dst := ends(op)
+	what := "sequence number " + strconv.Itoa(f.count) + ", but the last one it sent was " + strconv.FormatUint(uint64(f.prev), 10)
+	if f.delivered {
+		what = "sequence number " + strconv.Itoa(f.count) + " again, though it was confirmed and none came since"
+	}
+	return "DNP3 confirm from " + src + " to " + dst + linkText(op) + " of an unsolicited response the outstation did not send: " + what
 }
 
 func titleDNP3UnsolRepeat(op *Op, _ *builtinDet, f finding) string {

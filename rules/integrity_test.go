@@ -94,6 +94,18 @@ func TestIntegrityDetectors(t *testing.T) {
 				}
 				return poll(conn, 10)
 			}},
+		{"ics-spoof: a reset injected into a live connection from another machine", "ics-spoof", true,
+			"MAC 02:00:00:00:00:42 and TTL 128, not 02:00:00:00:00:14 and 64", func(w *pcapgen.Writer) error {
+				conn, err := modbusConn(w, hmi, plc, 40000, 100, 2)
+				if err != nil {
+					return err
+				}
+				if err := conn.Impersonate(pcapgen.FromServer, pcapgen.Endpoint{MAC: attacker.MAC, IP: plc.IP, TTL: 128}); err != nil {
+					return err
+				}
+				_, err = conn.Rst(pcapgen.FromServer)
+				return err
+			}},
 		{"ics-spoof: a new connection answered by another MAC for the PLC's address", "ics-spoof", true,
 			"MAC 02:00:00:00:00:42, not 02:00:00:00:00:14", func(w *pcapgen.Writer) error {
 				if _, err := modbusConn(w, hmi, plc, 40000, 100, 2); err != nil {
@@ -306,6 +318,55 @@ func TestIntegrityDetectors(t *testing.T) {
 			}
 			return class0(d, 0, pcapgen.BinaryInputs(0, 0x03, 0x03))
 		}},
+		{"dnp3-confirm-unmatched: a confirm of a report never sent", "dnp3-confirm-unmatched", true,
+			"of an unsolicited response the outstation did not send: sequence number 5, but the last one it sent was 3", func(w *pcapgen.Writer) error {
+				d, err := dnp3Conn(w, hmi, plc)
+				if err != nil {
+					return err
+				}
+				if err := unsol(d, 3, 0, 0x01, true); err != nil {
+					return err
+				}
+				_, err = d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, true, 5), pcapgen.DNP3Confirm))
+				return err
+			}},
+		{"dnp3-confirm-unmatched: a second confirm", "dnp3-confirm-unmatched", true,
+			"sequence number 3 again", func(w *pcapgen.Writer) error {
+				d, err := dnp3Conn(w, hmi, plc)
+				if err != nil {
+					return err
+				}
+				if err := unsol(d, 3, 0, 0x01, true); err != nil {
+					return err
+				}
+				_, err = d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, true, 3), pcapgen.DNP3Confirm))
+				return err
+			}},
+		{"dnp3-confirm-unmatched quiet: confirms of each report, one after a lost report", "dnp3-confirm-unmatched", false, "", func(w *pcapgen.Writer) error {
+			d, err := dnp3Conn(w, hmi, plc)
+			if err != nil {
+				return err
+			}
+			for seq := range uint8(3) {
+				if err := unsol(d, seq, 0, 0x01, true); err != nil {
+					return err
+				}
+			}
+			// The capture misses report 3 (its bytes are acknowledged);
+			// the master confirms it.
+			c := d.TCP()
+			lostReport := pcapgen.AppResponse(pcapgen.AppControl(true, true, true, true, 3), pcapgen.DNP3UnsolicitedResponse, 0, pcapgen.BinaryInputs(0, 0x81))
+			frames, err := d.Frames(pcapgen.FromServer, lostReport)
+			if err != nil {
+				return err
+			}
+			c.Skip(pcapgen.FromServer, len(frames))
+			if _, err := c.Ack(pcapgen.FromClient); err != nil {
+				return err
+			}
+			_, err = d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, true, 3), pcapgen.DNP3Confirm))
+			return err
+		}},
 		{"dnp3-unsolicited-repeat: a second report with the sequence number of the last", "dnp3-unsolicited-repeat", true,
 			"repeats sequence number 3 with other content", func(w *pcapgen.Writer) error {
 				d, err := dnp3Conn(w, hmi, plc)
@@ -347,7 +408,7 @@ func TestIntegrityDetectors(t *testing.T) {
 		}},
 	}
 	fired := runDetectorCases(t, cases)
-	for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change"} {
+	for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched"} {
 		if !fired[id] {
 			t.Errorf("%s has no fixture that fires it", id)
 		}
@@ -486,7 +547,7 @@ func TestIntegrityNoAllocs(t *testing.T) {
 		t.Errorf("%v allocations per packet", allocs)
 	}
 	for _, a := range rec.alerts {
-		for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change"} {
+		for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched"} {
 			if a.Rule == id {
 				t.Errorf("%s: %s", a.Rule, a.Title)
 			}

@@ -93,7 +93,7 @@ var qutFloors = map[string][modes]int{
 	"master_hijacking_replay":                       {1, 1},
 	"master_hijacking_replay_flooding":              {4, 4},
 	"master_masquerading":                           {1, 2},
-	"master_replay":                                 {0, 2},
+	"master_replay":                                 {1, 2},
 	"master_replay_flooding":                        {3, 4},
 	"nmap":                                          {7, 7},
 	"reconnaissance":                                {7, 7},
