@@ -47,6 +47,7 @@ const (
 	dDNP3UnsolStorm
 	dDNP3UnsolRepeat
 	dConfirmUnmatched
+	dDNP3Replay
 	dModbusTIDReuse
 	dCounterBackwards
 	dSilentChange
@@ -207,9 +208,10 @@ type builtins struct {
 	ot        addrTable // hosts seen in Modbus or DNP3 conversations, for public-address and remote-access
 	otOn      bool      // ot is kept
 
-	net   network   // the network detectors (network.go)
-	integ integrity // the integrity detectors (integrity.go)
-	plaus plausible // the plausibility detectors (plausible.go)
+	net    network   // the network detectors (network.go)
+	integ  integrity // the integrity detectors (integrity.go)
+	plaus  plausible // the plausibility detectors (plausible.go)
+	replay replay    // dnp3-replay (replay.go)
 }
 
 func (b *builtins) init(p *policy.Policy, seed uint64) {
@@ -260,6 +262,7 @@ func (b *builtins) init(p *policy.Policy, seed uint64) {
 	b.net.init(b, seed)
 	b.integ.init(b, seed)
 	b.plaus.init(b, seed)
+	b.replay.init(b, seed)
 }
 
 // initChecks fills lists and byFC with the checks of the enabled

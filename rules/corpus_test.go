@@ -296,7 +296,7 @@ func corpusConfig(t *testing.T, corpus, svYAML string) dpi.Config {
 
 // integrityIDs are the detectors of forged and modified messages.
 var integrityIDs = []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse",
-	"dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched", "baseline-new-point"}
+	"dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched", "dnp3-replay", "baseline-new-point"}
 
 // integrityExpected are the corpus captures on which integrity detectors
 // may fire, and why: something there is wrong.

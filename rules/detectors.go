@@ -215,6 +215,18 @@ var Detectors = []Detector{
 			{stageFunction, dnp3Requests, (*Engine).checkConfirmOnly, fcIn(dnp3.FuncConfirm)}},
 		title: titleConfirmUnmatched,
 	},
+	dDNP3Replay: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "dnp3-replay",
+			Name:        "DNP3 fragment replayed",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0856", "T0855", "T0830"},
+			Description: "A DNP3 fragment that carries absolute time (time-stamped events, a time write, a common time of occurrence) byte-identical to one sent before from the same sender to the same receiver. The time makes such a fragment unique, so only a recording sends it again. A TCP retransmission never counts, nor an unsolicited response sent again because it was not confirmed. Fragments without time repeat in normal polling and are not judged.",
+			Category:    CategoryIntegrity,
+		},
+		checks: []check{{stageFunction, dnp3Messages, (*Engine).checkDNP3Replay, anyFC}},
+		title:  titleDNP3Replay,
+	},
 	dModbusTIDReuse: {
 		DetectorSpec: policy.DetectorSpec{
 			ID:          "modbus-tid-reuse",

@@ -96,8 +96,8 @@ type EngineStats struct {
 	RateEvictions uint64                              // rate counters evicted from a full set
 	AggEvictions  uint64                              // folded alerts evicted (and reported) from a full set
 	// Evictions of the detectors' own tables.
-	SweepEvictions, BindingEvictions, OwnerEvictions, ProbeEvictions          uint64
-	PrintEvictions, UnsolicitedEvictions, PointEvictions, OutstationEvictions uint64
+	SweepEvictions, BindingEvictions, OwnerEvictions, ProbeEvictions                           uint64
+	PrintEvictions, UnsolicitedEvictions, PointEvictions, OutstationEvictions, ReplayEvictions uint64
 }
 
 // Evictions are the counts of the stats message's evictions, by table;
@@ -110,7 +110,7 @@ func (s EngineStats) Evictions() map[string]uint64 {
 	}{{"rate", s.RateEvictions}, {"aggregation", s.AggEvictions}, {"sweep", s.SweepEvictions},
 		{"arp_bindings", s.BindingEvictions}, {"arp_owners", s.OwnerEvictions}, {"probes", s.ProbeEvictions},
 		{"ics_hosts", s.PrintEvictions}, {"dnp3_unsolicited", s.UnsolicitedEvictions},
-		{"dnp3_points", s.PointEvictions}, {"dnp3_outstations", s.OutstationEvictions}} {
+		{"dnp3_points", s.PointEvictions}, {"dnp3_outstations", s.OutstationEvictions}, {"dnp3_replay", s.ReplayEvictions}} {
 		if t.n > 0 {
 			m[t.name] = t.n
 		}
@@ -255,6 +255,7 @@ func (e *Engine) Stats() EngineStats {
 	s.UnsolicitedEvictions += e.bi.integ.unsol.Evictions()
 	s.PointEvictions += e.bi.plaus.blocks.Evictions()
 	s.OutstationEvictions += e.bi.plaus.outs.Evictions()
+	s.ReplayEvictions += e.bi.replay.dirs.Evictions()
 	return s
 }
 

@@ -73,7 +73,10 @@ type assocKey struct {
 type unsolState struct {
 	seq       uint8
 	confirmed bool // the master confirmed it
-	hash      uint64
+	// retried: it repeats the one before it, unconfirmed: the retry
+	// DNP3 allows (dnp3-replay lets it pass).
+	retried bool
+	hash    uint64
 	// The connection it came on, and the gaps in its streams then: a
 	// confirm is judged only on the same connection, with the capture
 	// seeing all both ends sent in between.
@@ -233,7 +236,8 @@ func (e *Engine) checkDNP3UnsolRepeat(op *Op) {
 		}
 	}
 	e.cancelPending(&k, m.Seq)
-	*st = unsolState{seq: m.Seq, hash: h}
+	retried := found && st.seq == m.Seq && st.hash == h && !st.confirmed
+	*st = unsolState{seq: m.Seq, hash: h, retried: retried}
 	if f := op.Flow; f != nil {
 		st.flow, st.lost = f.ID, f.Lost[0]+f.Lost[1]
 	}

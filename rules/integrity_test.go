@@ -367,6 +367,65 @@ func TestIntegrityDetectors(t *testing.T) {
 			_, err = d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, true, 3), pcapgen.DNP3Confirm))
 			return err
 		}},
+		{"dnp3-replay: time-stamped events sent again", "dnp3-replay", true,
+			"DNP3 response from 10.10.1.20 to 10.10.1.10 (link 10 to 1) repeats, byte for byte, a time-stamped fragment", func(w *pcapgen.Writer) error {
+				d, err := dnp3Conn(w, hmi, plc)
+				if err != nil {
+					return err
+				}
+				ctl := pcapgen.AppControl(true, true, false, false, 0)
+				resp := pcapgen.AppResponse(ctl, pcapgen.DNP3Response, 0, pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: 2, Flags: 0x81, Time: 1_470_000_000_000}))
+				if _, err := d.Outstation(resp); err != nil {
+					return err
+				}
+				if err := class0(d, 0, pcapgen.BinaryInputs(0, 1)); err != nil {
+					return err
+				}
+				_, err = d.Outstation(resp) // recorded, and sent again
+				return err
+			}},
+		{"dnp3-replay: a time write sent again", "dnp3-replay", true,
+			"DNP3 write from 10.10.1.10 to 10.10.1.20", func(w *pcapgen.Writer) error {
+				d, err := dnp3Conn(w, hmi, plc)
+				if err != nil {
+					return err
+				}
+				write := pcapgen.AppRequest(pcapgen.AppControl(true, true, false, false, 4), 2, pcapgen.TimeAndDate(1_470_000_000_000))
+				for range 2 {
+					if _, err := d.Master(write); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		{"dnp3-replay quiet: new events, an unconfirmed retry, polls without time", "dnp3-replay", false, "", func(w *pcapgen.Writer) error {
+			d, err := dnp3Conn(w, hmi, plc)
+			if err != nil {
+				return err
+			}
+			for i := range uint64(3) {
+				ev := pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: 2, Flags: 0x81, Time: 1_470_000_000_000 + i})
+				if err := class0(d, 0, ev, pcapgen.BinaryInputs(0, 1)); err != nil {
+					return err
+				}
+			}
+			// The same static answer, the same sequence number, again
+			// and again.
+			for range 20 {
+				if err := class0(d, 0, pcapgen.BinaryInputs(0, 1)); err != nil {
+					return err
+				}
+			}
+			// An unsolicited report with time, unconfirmed, sent again.
+			ctl := pcapgen.AppControl(true, true, true, true, 7)
+			rep := pcapgen.AppResponse(ctl, pcapgen.DNP3UnsolicitedResponse, 0, pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: 1, Flags: 1, Time: 1_470_000_000_500}))
+			for range 2 {
+				if _, err := d.Outstation(rep); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
 		{"dnp3-unsolicited-repeat: a second report with the sequence number of the last", "dnp3-unsolicited-repeat", true,
 			"repeats sequence number 3 with other content", func(w *pcapgen.Writer) error {
 				d, err := dnp3Conn(w, hmi, plc)
@@ -408,7 +467,7 @@ func TestIntegrityDetectors(t *testing.T) {
 		}},
 	}
 	fired := runDetectorCases(t, cases)
-	for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched"} {
+	for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched", "dnp3-replay"} {
 		if !fired[id] {
 			t.Errorf("%s has no fixture that fires it", id)
 		}
@@ -547,7 +606,7 @@ func TestIntegrityNoAllocs(t *testing.T) {
 		t.Errorf("%v allocations per packet", allocs)
 	}
 	for _, a := range rec.alerts {
-		for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched"} {
+		for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched", "dnp3-replay"} {
 			if a.Rule == id {
 				t.Errorf("%s: %s", a.Rule, a.Title)
 			}

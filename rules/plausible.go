@@ -28,7 +28,7 @@ import (
 
 // Table sizes and the block of points.
 const (
-	blockSlots   = 256 // blocks of pointBlock points: 256 × 64 × 8 bytes
+	blockSlots   = 512 // blocks of pointBlock points: 512 × 64 × 8 bytes
 	outSlots     = 256 // outstations: restarts and freeze-and-clears
 	pointBlock   = 64
 	counterWrap  = 1 << 28 // a counter this close to its top that drops this close to 0 wrapped

@@ -22,7 +22,7 @@ import (
 // integrityIDs are the detectors of forged, replayed and modified
 // messages (issue 18).
 var integrityIDs = []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse",
-	"dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched"}
+	"dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched", "dnp3-replay"}
 
 type frame struct {
 	ci   gopacket.CaptureInfo
