@@ -161,6 +161,7 @@ type ObjectHeader struct {
 	Stop      uint32
 	Count     uint32 // number of objects (range codes 7–9, 0x0B; or Stop-Start+1)
 	Size      int    // bytes of object data after the header; -1 when unknown
+	Offset    int    // where the object data starts in the message's Fragment
 	// Points[FirstPoint : FirstPoint+NumPoints] of the Message are this
 	// header's decoded point values.
 	FirstPoint int

@@ -3,6 +3,7 @@ package dnp3
 import (
 	"bytes"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -80,7 +81,19 @@ func checkApp(t *testing.T, tc appCase) {
 	if m.Anomalies != an {
 		t.Errorf("Anomalies %#x, want %#x", m.Anomalies, an)
 	}
-	if len(m.Objects) != len(w.objects) || (len(w.objects) > 0 && !reflect.DeepEqual(m.Objects, w.objects)) {
+	// Offset is checked against the bytes: each header's object data
+	// starts there, right after the header and its range or count.
+	got := slices.Clone(m.Objects)
+	for i := range got {
+		h := &got[i]
+		if h.Offset < 5 || h.Offset > len(m.Fragment) {
+			t.Errorf("object %d: offset %d, size %d, fragment %d bytes", i, h.Offset, h.Size, len(m.Fragment))
+		} else if hdr := m.Fragment[h.Offset-3-2*rangeLenOf(h)-countLenOf(h):]; hdr[0] != h.Group || hdr[1] != h.Variation {
+			t.Errorf("object %d: offset %d does not follow its header % x", i, h.Offset, hdr[:3])
+		}
+		h.Offset = 0
+	}
+	if len(got) != len(w.objects) || (len(w.objects) > 0 && !reflect.DeepEqual(got, w.objects)) {
 		t.Errorf("objects\n got %+v\nwant %+v", m.Objects, w.objects)
 	}
 	if !pointsEqual(m.Points, w.points) {
@@ -785,4 +798,20 @@ func TestLazyPointsMatchEager(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rangeLenOf is the octets of one of a header's start and stop, 0 when
+// it has none; countLenOf the octets of its count.
+func rangeLenOf(h *ObjectHeader) int {
+	if !h.HasRange && h.Range > rangeVirtual4 {
+		return 0
+	}
+	return rangeLen[h.Range]
+}
+
+func countLenOf(h *ObjectHeader) int {
+	if h.Range <= rangeVirtual4 || h.Range == rangeAll {
+		return 0
+	}
+	return rangeLen[h.Range]
 }

@@ -149,6 +149,7 @@ func TestQualifiers(t *testing.T) {
 			want := tc.hdr
 			want.Group, want.Variation = 30, 4
 			want.Prefix = want.Qualifier >> 4
+			want.Offset = len(resp) + len(tc.obj) - tc.hdr.Size // the data ends the fragment
 			if h != want {
 				t.Errorf("header\n got %+v\nwant %+v", h, want)
 			}

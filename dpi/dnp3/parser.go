@@ -270,6 +270,7 @@ func (p *Parser) Next() (ObjectHeader, error) {
 		h.Count = readUint(b, off, rl)
 		off += rl
 	}
+	h.Offset = off
 	p.hdr = h
 	p.inHdr = true
 	p.cur = off
