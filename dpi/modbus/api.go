@@ -136,6 +136,9 @@ type Conn struct {
 	// different ids) or sends one id always (tidOne).
 	lastTID  uint16
 	tidState uint8
+	// The ids of the last reuseWithin requests, a ring.
+	recent  [reuseWithin]uint16
+	nrecent uint8
 }
 
 // Reset prepares c for a new Modbus/TCP connection. midStream says the
@@ -229,8 +232,9 @@ type Message struct {
 	// Reused marks a request that reuses the transaction id (and unit)
 	// of a request still waiting for its response, with another function,
 	// address, quantity or sub-function, on a connection whose master
-	// numbers its transactions and has moved past that id: two senders
-	// on one connection, or a master that lost count. ReusedFrame is the
+	// numbers its transactions and has moved past that id, one of its
+	// last four: two senders on one connection, or a master that lost
+	// count. ReusedFrame is the
 	// waiting request's frame. A repeat of the same request (an
 	// application-level retry), more requests under the master's current
 	// id, and a master that sends one transaction id always are not

@@ -28,6 +28,21 @@ type pendingRequest struct {
 
 const pendingHasAddr = 1
 
+// reuseWithin is how many of the master's last requests an id is
+// reused from to be marked: a master that cycles through a few ids comes
+// back, further on, to the id of a request never answered.
+const reuseWithin = 4
+
+// recentTID reports whether one of the last reuseWithin requests had tid.
+func (c *Conn) recentTID(tid uint16) bool {
+	for i := range min(int(c.nrecent), reuseWithin) {
+		if c.recent[i] == tid {
+			return true
+		}
+	}
+	return false
+}
+
 // Conn.tidState.
 const (
 	tidOne      = 1 // requests seen, all with one transaction id
@@ -57,7 +72,11 @@ func (d *Decoder) track(c *Conn, m *Message, h Handler) {
 	// Only a master that numbers its transactions, and only an id it
 	// has moved past: some masters send several writes under their
 	// current id (a corpus capture does).
-	numbered := c.tidState == tidNumbered && m.TID != c.lastTID
+	numbered := c.tidState == tidNumbered && m.TID != c.lastTID && c.recentTID(m.TID)
+	c.recent[c.nrecent%reuseWithin] = m.TID
+	if c.nrecent++; c.nrecent == 2*reuseWithin {
+		c.nrecent = reuseWithin // full: stays in [reuseWithin, 2*reuseWithin)
+	}
 	switch {
 	case c.tidState == 0:
 		c.tidState = tidOne

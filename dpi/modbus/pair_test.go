@@ -242,6 +242,22 @@ func TestReusedTransactionID(t *testing.T) {
 	if !r.msgs[1].Reused || r.msgs[1].ReusedFrame != 6 {
 		t.Errorf("%+v: want reused, of frame 6", r.msgs[1])
 	}
+	// A master cycling through 8 ids comes back, 8 requests later, to
+	// the id of a read never answered: no second sender.
+	var cyc Conn
+	var frames [][]byte
+	for i := range 20 {
+		if i == 8 {
+			frames = append(frames, write(0))
+			continue
+		}
+		frames = append(frames, read(uint16(i%8)))
+	}
+	for _, m := range reused(&cyc, frames...) {
+		if m {
+			t.Errorf("a master cycling through 8 ids: marked reused")
+		}
+	}
 	var one Conn
 	if got := reused(&one, read(0), write(0), read(0)); !slices.Equal(got, []bool{false, false, false}) {
 		t.Errorf("a master with one transaction id: reused %v", got)
