@@ -519,6 +519,7 @@ func (e *Engine) keep(f *flow, side int, data []byte) bool {
 		e.c.TCPBufferDrops++
 		e.c.TCPGaps++
 		e.c.TCPGapBytes += uint64(len(data))
+		f.Lost[f.by(side)]++
 		e.appGap(f, side, h.buf)
 		e.account(-len(h.buf))
 		h.buf = h.buf[:0]
