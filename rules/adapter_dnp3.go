@@ -110,6 +110,9 @@ func (dnp3Adapter) Learn(op *Op, to Learned) {
 		}
 		for i := range m.Objects {
 			h := &m.Objects[i]
+			if !staticGroup(h.Group) {
+				continue // events of a point come and go; its static object says it exists
+			}
 			gv := policy.GroupVar{Group: h.Group, Var: h.Variation}
 			to.Reported(gv, false, 0, 0)
 			headerIndexes(m, i, func(lo, hi uint32) bool {
@@ -308,7 +311,15 @@ func staticGroup(g uint8) bool {
 }
 
 // checkResponse: baseline-new-point, for a conversation that learned
-// what its outstation reported.
+// what its outstation reported, and baseline-new-address for a response
+// between link addresses that do not fit the conversation.
+//
+// Static objects (what a class 0 read returns) are checked point by
+// point: an index never reported appears; a class 0 answer in one
+// fragment whose headers of an object, together, cover fewer of the
+// learned points than were learned has lost some. An event's index is
+// checked against the static points of its group, when those were
+// learned: events come and go, and a quiet week teaches none.
 func (dnp3Adapter) checkResponse(e *Engine, op *Op, pr *pairRun) {
 	c, m := pr.c, op.DNP3
 	r := e.base
@@ -321,7 +332,7 @@ func (dnp3Adapter) checkResponse(e *Engine, op *Op, pr *pairRun) {
 		r.expected = "link_src " + rangesText(c.LinkDst) + ", link_dst " + rangesText(c.LinkSrc) + " (the conversation's, reversed)"
 		e.fireBase(bNewAddress, op, aggKey{src: device, dst: master, addr: keyBaseUnit + uint32(op.LinkSrc)}, false)
 	}
-	if len(c.Reported) == 0 || m == nil || !dnp3Reports(m) {
+	if !r.on[bNewPoint] || len(c.Reported) == 0 || m == nil || !dnp3Reports(m) {
 		return
 	}
 	fire := func(h *dnp3.ObjectHeader, gone bool, title string) {
@@ -337,6 +348,24 @@ func (dnp3Adapter) checkResponse(e *Engine, op *Op, pr *pairRun) {
 	for i := range m.Objects {
 		h := &m.Objects[i]
 		gv := policy.GroupVar{Group: h.Group, Var: h.Variation}
+		if sg := staticOf(h.Group); sg != 0 && sg != h.Group {
+			// An event: its index must be a learned static point.
+			learned, ok := groupPoints(c.Reported, sg)
+			if !ok {
+				continue
+			}
+			headerIndexes(m, i, func(lo, hi uint32) bool {
+				if learned(lo, hi) {
+					return true
+				}
+				fire(h, false, "reports an event of point "+rangeText(lo, hi)+" ("+policy.GroupVarText(gv)+") to "+master.String()+": no such point of group "+strconv.Itoa(int(sg))+" while learning")
+				return false
+			})
+			continue
+		}
+		if !staticGroup(h.Group) {
+			continue
+		}
 		j := slices.IndexFunc(c.Reported, func(o policy.ObjectPoints) bool { return o.GroupVar == gv })
 		if j < 0 {
 			fire(h, false, "reports object "+policy.GroupVarText(gv)+" to "+master.String()+": it never reported it while learning")
@@ -353,8 +382,94 @@ func (dnp3Adapter) checkResponse(e *Engine, op *Op, pr *pairRun) {
 			fire(h, false, "reports points "+rangeText(lo, hi)+" of "+policy.GroupVarText(gv)+" to "+master.String()+": it never reported those while learning")
 			return false
 		})
-		if whole && staticGroup(h.Group) && h.HasRange && h.Prefix == 0 && (h.Start > learned[0].Lo || h.Stop < learned[len(learned)-1].Hi) {
-			fire(h, true, "answers a class 0 read from "+master.String()+" with points "+rangeText(h.Start, h.Stop)+" of "+policy.GroupVarText(gv)+": it reported "+rangesText(learned)+" while learning")
+		if whole && firstHeaderOf(m, i) {
+			if got, want := coveredPoints(m, gv, learned), totalPoints(learned); got < want {
+				fire(h, true, "answers a class 0 read from "+master.String()+" with "+strconv.FormatUint(got, 10)+" of the "+strconv.FormatUint(want, 10)+
+					" points of "+policy.GroupVarText(gv)+" it reported while learning ("+rangesText(learned)+")")
+			}
 		}
 	}
+}
+
+// staticOf is the static group of an event group (2 of 1, 4 of 3, 22 of
+// 20, 32 of 30...), the group itself for a static one, 0 for others.
+func staticOf(g uint8) uint8 {
+	switch g {
+	case 2, 4, 11:
+		return g - 1
+	case 22, 23:
+		return g - 2
+	case 32, 33, 42:
+		return g - 2
+	}
+	if staticGroup(g) {
+		return g
+	}
+	return 0
+}
+
+// groupPoints gives a test of whether points lo..hi are among the
+// learned points of any variation of group g, and whether any were.
+func groupPoints(os []policy.ObjectPoints, g uint8) (func(lo, hi uint32) bool, bool) {
+	any := false
+	for _, o := range os {
+		if o.Group == g && len(o.Points) > 0 {
+			any = true
+		}
+	}
+	return func(lo, hi uint32) bool {
+		for x := lo; ; x++ {
+			in := false
+			for _, o := range os {
+				if o.Group == g && o.Points.Contains(x) {
+					in = true
+					break
+				}
+			}
+			if !in {
+				return false
+			}
+			if x == hi {
+				return true
+			}
+		}
+	}, any
+}
+
+// firstHeaderOf reports whether header i is the first of its object in m.
+func firstHeaderOf(m *dnp3.Message, i int) bool {
+	h := &m.Objects[i]
+	for j := range i {
+		if o := &m.Objects[j]; o.Group == h.Group && o.Variation == h.Variation {
+			return false
+		}
+	}
+	return true
+}
+
+// coveredPoints counts the learned points that m's range headers of
+// object gv name.
+func coveredPoints(m *dnp3.Message, gv policy.GroupVar, learned policy.Ranges) uint64 {
+	var n uint64
+	for i := range m.Objects {
+		h := &m.Objects[i]
+		if h.Group != gv.Group || h.Variation != gv.Var || !h.HasRange || h.Prefix != 0 {
+			continue
+		}
+		for _, r := range learned {
+			lo, hi := max(r.Lo, h.Start), min(r.Hi, h.Stop)
+			if lo <= hi {
+				n += uint64(hi-lo) + 1
+			}
+		}
+	}
+	return n
+}
+
+func totalPoints(rs policy.Ranges) uint64 {
+	var n uint64
+	for _, r := range rs {
+		n += uint64(r.Hi-r.Lo) + 1
+	}
+	return n
 }

@@ -264,10 +264,10 @@ func answeredRead(op *Op) (lo, hi uint32, ok bool) {
 // what its server answered.
 func (modbusAdapter) checkResponse(e *Engine, op *Op, pr *pairRun) {
 	c, m := pr.c, op.Modbus
-	if m == nil || op.Table == 0 || !op.HasAddr || !anyRanges(c.Answered[:]) {
+	r := e.base
+	if !r.on[bNewPoint] || m == nil || op.Table == 0 || !op.HasAddr || !anyRanges(c.Answered[:]) {
 		return
 	}
-	r := e.base
 	answered := c.Answered[op.Table]
 	lo, hi := span(op.Addr, op.Count)
 	device, master := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()

@@ -158,7 +158,8 @@ type baselineChecker interface {
 
 // responseChecker is implemented by the adapters of protocols whose
 // conversations in a baseline learn what the device answered: it checks
-// a response against those fields of pr.
+// a response against those fields of pr (baseline-new-point), and its
+// addresses against the conversation's (baseline-new-address).
 type responseChecker interface {
 	checkResponse(e *Engine, op *Op, pr *pairRun)
 }
@@ -168,7 +169,7 @@ type responseChecker interface {
 func (e *Engine) checkBaseline(op *Op) {
 	r := e.base
 	if !op.Request {
-		if r.on[bNewPoint] {
+		if r.on[bNewPoint] || r.on[bNewAddress] {
 			if rc, ok := e.ads[op.Proto].(responseChecker); ok {
 				if pr := r.pairs[policy.PairKey{Src: op.Dst.Addr().Unmap(), Dst: op.Src.Addr().Unmap(), Proto: op.Proto}]; pr != nil {
 					rc.checkResponse(e, op, pr)

@@ -897,6 +897,9 @@ func (e *Engine) closeExpired(expired func(*aggEntry) bool) {
 // on the goroutine that owns both engines, before e is handed its first
 // operation; old must not be used afterwards. It allocates, once.
 func (e *Engine) TakeOver(old *Engine) {
+	for old.bi.integ.npending > 0 {
+		old.reportPending(0) // confirms waiting for a response: judged now
+	}
 	c := carry{old: old, e: e, ids: make(map[string]int32, len(e.rules))}
 	for i := range e.rules {
 		c.ids[e.rules[i].rule.ID] = int32(i)
@@ -948,6 +951,18 @@ func (e *Engine) TakeOver(old *Engine) {
 	}
 	e.bi.reported.CopyFrom(&old.bi.reported.Table)
 	e.bi.ot.CopyFrom(&old.bi.ot.Table)
+	// What the integrity detectors know of hosts, associations and
+	// points carries over; a table a detector turned on or off starts
+	// afresh. Confirms still waiting were reported above.
+	e.bi.integ.prints.CopyFrom(&old.bi.integ.prints)
+	if e.bi.integ.unsol.CopyFrom(&old.bi.integ.unsol) {
+		e.bi.integ.seed = old.bi.integ.seed // the hashes it holds
+	}
+	e.bi.plaus.blocks.CopyFrom(&old.bi.plaus.blocks)
+	e.bi.plaus.outs.CopyFrom(&old.bi.plaus.outs)
+	if e.bi.replay.dirs.CopyFrom(&old.bi.replay.dirs) {
+		e.bi.replay.seed = old.bi.replay.seed
+	}
 }
 
 // carry maps the rule numbers of an engine being replaced to those of its

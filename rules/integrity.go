@@ -72,7 +72,11 @@ type assocKey struct {
 // application sequence number and a hash of its content.
 type unsolState struct {
 	seq       uint8
-	confirmed bool // the master confirmed it
+	confirmed bool  // the master confirmed it
+	copies    uint8 // copies sent (the first and its retries) not yet confirmed
+	// confirmedAt is when the master confirmed it (packet time): a retry
+	// sent as the confirm crossed it is no second sender.
+	confirmedAt int64
 	// retried: it repeats the one before it, unconfirmed: the retry
 	// DNP3 allows (dnp3-replay lets it pass).
 	retried bool
@@ -226,18 +230,29 @@ func (e *Engine) checkDNP3UnsolRepeat(op *Op) {
 	k := assocKey{outstation: op.Src.Addr(), master: op.Dst.Addr(), linkSrc: op.LinkSrc, linkDst: op.LinkDst}
 	ent, found := e.bi.integ.unsol.Get(&k, k.hash(), op.Time.UnixNano())
 	st := &ent.Value
+	now := op.Time.UnixNano()
+	same := found && st.seq == m.Seq && st.hash == h
+	crossed := same && st.confirmed && now-st.confirmedAt <= int64(confirmWait)
 	var why string
 	if found && st.seq == m.Seq && m.IIN&iinRestart == 0 {
 		switch {
 		case st.hash != h:
 			why = "other content"
-		case st.confirmed && op.Flow != nil && op.Flow.Transport == dpi.TCP:
+		case st.confirmed && !crossed && op.Flow != nil && op.Flow.Transport == dpi.TCP:
 			why = "the same content after the master confirmed it"
 		}
 	}
-	e.cancelPending(&k, m.Seq)
-	retried := found && st.seq == m.Seq && st.hash == h && !st.confirmed
-	*st = unsolState{seq: m.Seq, hash: h, retried: retried}
+	late := e.cancelPending(&k, m.Seq)
+	copies := uint8(1)
+	if same && !st.confirmed {
+		copies = min(st.copies, 254) + 1
+	}
+	*st = unsolState{seq: m.Seq, hash: h, retried: same && (!st.confirmed || crossed), copies: copies}
+	if late {
+		// Its confirm came first: the two directions of the tap merged
+		// out of order.
+		st.confirmed, st.copies, st.confirmedAt = true, 0, now
+	}
 	if f := op.Flow; f != nil {
 		st.flow, st.lost = f.ID, f.Lost[0]+f.Lost[1]
 	}
@@ -263,8 +278,10 @@ func (e *Engine) checkDNP3UnsolConfirm(op *Op) {
 		return
 	}
 	st := &ent.Value
-	if st.seq == m.Seq && !st.confirmed {
-		st.confirmed = true
+	if st.seq == m.Seq && st.copies > 0 {
+		// A confirm for each copy the outstation sent.
+		st.copies--
+		st.confirmed, st.confirmedAt = true, op.Time.UnixNano()
 		return
 	}
 	f := op.Flow
@@ -283,17 +300,21 @@ func (e *Engine) checkDNP3UnsolConfirm(op *Op) {
 }
 
 // cancelPending drops the waiting confirms of association k that an
-// unsolicited response with sequence number seq, come late, matches.
-func (e *Engine) cancelPending(k *assocKey, seq uint8) {
+// unsolicited response with sequence number seq, come late, matches, and
+// reports whether there were any.
+func (e *Engine) cancelPending(k *assocKey, seq uint8) bool {
 	n := &e.bi.integ
+	found := false
 	for i := 0; i < n.npending; {
 		if p := &n.pending[i]; p.key == *k && uint8(p.f.count) == seq {
 			n.npending--
 			copy(n.pending[i:], n.pending[i+1:n.npending+1])
+			found = true
 			continue
 		}
 		i++
 	}
+	return found
 }
 
 // duePending reports the waiting confirms whose response did not come.

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 )
 
@@ -278,23 +280,34 @@ func TestIntegrityDetectors(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				return class0(d, 0, pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: 0, Flags: 1, Time: 1}), pcapgen.BinaryInputs(0, 0x01), pcapgen.BinaryInputs(0, 0x81))
+				off := pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: 0, Flags: 1, Time: 1})
+				return allClasses(d, 0, objs(off, pcapgen.BinaryInputs(0, 0x01)), objs(pcapgen.BinaryInputs(0, 0x81)), objs(pcapgen.BinaryInputs(0, 0x81)))
 			}},
-		{"dnp3-silent-change quiet: changes with events, no events ever, an overflow", "dnp3-silent-change", false, "", func(w *pcapgen.Writer) error {
+		{"dnp3-silent-change quiet: changes with events, late events, no events ever, an overflow, class 0 reads", "dnp3-silent-change", false, "", func(w *pcapgen.Writer) error {
 			d, err := dnp3Conn(w, hmi, plc)
 			if err != nil {
 				return err
 			}
-			on := pcapgen.BinaryEvent{Index: 0, Flags: 0x81, Time: 2}
-			if err := class0(d, 0, pcapgen.BinaryInputs(0, 0x01, 0x01), pcapgen.BinaryInputEvents(on), pcapgen.BinaryInputs(0, 0x81, 0x01)); err != nil {
-				return err
+			ev := func(flags uint8, t uint64) []byte {
+				return pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: 0, Flags: flags, Time: t})
 			}
-			// Point 1 never had an event: its changes say nothing.
-			if err := class0(d, 0, pcapgen.BinaryInputs(0, 0x81, 0x81)); err != nil {
+			bi := func(f0, f1 uint8) []byte { return pcapgen.BinaryInputs(0, f0, f1) }
+			if err := allClasses(d, 0,
+				objs(ev(0x01, 1), bi(0x01, 0x01)),
+				objs(ev(0x81, 2), bi(0x81, 0x01)), // changed, with its event
+				objs(bi(0x01, 0x01)),              // changed back; its event comes next
+				objs(ev(0x01, 3), bi(0x01, 0x01)),
+				objs(bi(0x01, 0x81)), // point 1 never had an event: its changes say nothing
+				objs(bi(0x01, 0x01)),
+			); err != nil {
 				return err
 			}
 			// The event buffer overflowed: point 0's event may be lost.
-			return class0(d, iinOverflow, pcapgen.BinaryInputs(0, 0x01, 0x81))
+			if err := allClasses(d, iinOverflow, objs(bi(0x81, 0x01))); err != nil {
+				return err
+			}
+			// Class 0 reads alone never show events: not judged.
+			return class0(d, 0, bi(0x01, 0x01), bi(0x81, 0x01), bi(0x81, 0x01))
 		}},
 		{"dnp3-quality-change: a point goes offline", "dnp3-quality-change", true,
 			"reports the quality of binary input 2 to 10.10.1.10 changed: online to offline", func(w *pcapgen.Writer) error {
@@ -342,6 +355,34 @@ func TestIntegrityDetectors(t *testing.T) {
 				_, err = d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, true, 3), pcapgen.DNP3Confirm))
 				return err
 			}},
+		{"dnp3-confirm-unmatched quiet: a slow master confirms the report and its retry", "dnp3-confirm-unmatched", false, "", func(w *pcapgen.Writer) error {
+			d, err := dnp3Conn(w, hmi, plc)
+			if err != nil {
+				return err
+			}
+			if err := unsol(d, 3, 0, 0x01, false); err != nil {
+				return err
+			}
+			if err := unsol(d, 3, 0, 0x01, false); err != nil { // the retry
+				return err
+			}
+			for range 2 {
+				if _, err := d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, true, 3), pcapgen.DNP3Confirm)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"dnp3-unsolicited-repeat quiet: a retry that crossed the confirm", "dnp3-unsolicited-repeat", false, "", func(w *pcapgen.Writer) error {
+			d, err := dnp3Conn(w, hmi, plc)
+			if err != nil {
+				return err
+			}
+			if err := unsol(d, 3, 0, 0x01, true); err != nil {
+				return err
+			}
+			return unsol(d, 3, 0, 0x01, false) // sent as the confirm was on its way
+		}},
 		{"dnp3-confirm-unmatched quiet: confirms of each report, one after a lost report", "dnp3-confirm-unmatched", false, "", func(w *pcapgen.Writer) error {
 			d, err := dnp3Conn(w, hmi, plc)
 			if err != nil {
@@ -403,6 +444,14 @@ func TestIntegrityDetectors(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			// Reads that name time-stamped objects carry none: the same
+			// read under the same sequence number every 16 polls.
+			for i := range 40 {
+				read := pcapgen.AppRequest(pcapgen.AppControl(true, true, false, false, uint8(i%16)), pcapgen.DNP3Read, []byte{2, 2, 6}, []byte{32, 3, 6}, []byte{50, 1, 7, 1})
+				if _, err := d.Master(read); err != nil {
+					return err
+				}
+			}
 			for i := range uint64(3) {
 				ev := pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: 2, Flags: 0x81, Time: 1_470_000_000_000 + i})
 				if err := class0(d, 0, ev, pcapgen.BinaryInputs(0, 1)); err != nil {
@@ -446,6 +495,7 @@ func TestIntegrityDetectors(t *testing.T) {
 				if err := unsol(d, 3, 0, 0x01, true); err != nil {
 					return err
 				}
+				w.Advance(2 * time.Second) // long after the confirm: no retry crossing it
 				return unsol(d, 3, 0, 0x01, true)
 			}},
 		{"dnp3-unsolicited-repeat quiet: a retry of an unconfirmed report, the next one, a restart", "dnp3-unsolicited-repeat", false, "", func(w *pcapgen.Writer) error {
@@ -664,4 +714,48 @@ func FuzzIntegrityState(f *testing.F) {
 			}
 		}
 	})
+}
+
+func objs(o ...[]byte) [][]byte { return o }
+
+// allClasses answers one read of classes 1, 2, 3 and 0 per response,
+// each response with one of resps as its objects and internal
+// indications iin.
+func allClasses(d *pcapgen.DNP3Conn, iin uint16, resps ...[][]byte) error {
+	for i, o := range resps {
+		ctl := pcapgen.AppControl(true, true, false, false, uint8(i))
+		req := pcapgen.AppRequest(ctl, pcapgen.DNP3Read, pcapgen.ClassData(1), pcapgen.ClassData(2), pcapgen.ClassData(3), pcapgen.ClassData(0))
+		if _, err := d.Master(req); err != nil {
+			return err
+		}
+		if _, err := d.Outstation(pcapgen.AppResponse(ctl, pcapgen.DNP3Response, iin, o...)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestTakeOverIntegrity: a reload keeps what the integrity detectors
+// learned: a host's look learned before it is still the host's after.
+func TestTakeOverIntegrity(t *testing.T) {
+	f := &dpi.Flow{ID: 1, Transport: dpi.TCP, App: proto.Modbus,
+		Client: netip.MustParseAddrPort("10.10.1.10:40000"), Server: netip.MustParseAddrPort("10.10.1.20:502")}
+	report := func(e *Engine, at time.Duration, ttl uint8) {
+		e.Integrity(f, &dpi.Integrity{Kind: dpi.Endpoint, Time: t0.Add(at), From: dpi.FromClient, Addr: f.Client.Addr(), MAC: [6]byte{2, 0, 0, 0, 0, 10}, TTL: ttl})
+	}
+	rec := &recorder{}
+	old, err := NewEngine(nil, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report(old, 0, 64)
+	e, err := NewEngine(nil, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.TakeOver(old)
+	report(e, time.Second, 128)
+	if got := rec.rules(); len(got) != 1 || got[0] != "ics-spoof" {
+		t.Errorf("alerts %v, want ics-spoof from what the old engine learned", got)
+	}
 }

@@ -83,6 +83,7 @@ const (
 	ptFlags               // flags holds a static point's flags
 	ptEvents              // the outstation reported events for the point
 	ptEvented             // an event for it came since its last static value
+	ptSuspect             // its static value changed with no event: judged at the next answer
 )
 
 // blockKey names a block: the outstation and its link address, the kind
@@ -112,7 +113,10 @@ type outKey struct {
 	link uint16
 }
 
-type outState struct{ restarts, clears uint32 }
+type outState struct {
+	restarts, clears uint32
+	allClasses       bool // the last read asked for class 0 and every event class
+}
 
 // plausible is the state of the plausibility detectors.
 type plausible struct {
@@ -133,18 +137,99 @@ func (k *blockKey) hash() uint64 {
 	return hashAddr(k.out) ^ uint64(k.link)<<40 ^ uint64(k.kind)<<56 ^ uint64(k.block)*0x9e3779b97f4a7c15
 }
 
-// checkDNP3Clear counts a freeze-and-clear request: the outstation's
-// counters may restart from 0.
+// checkDNP3Clear notes a request: a freeze-and-clear lets the
+// outstation's counters start again; a read that asks for class 0 and
+// every event class makes its answer one the silent-change check can
+// judge (the events come before the static values).
 func (e *Engine) checkDNP3Clear(op *Op) {
-	if m := dnp3Request(op); m != nil {
-		k := outKey{op.Dst.Addr(), op.LinkDst}
+	m := dnp3Request(op)
+	if m == nil {
+		return
+	}
+	k := outKey{op.Dst.Addr(), op.LinkDst}
+	switch m.FC {
+	case dnp3.FuncFreezeClear, dnp3.FuncFreezeClearNR:
 		ent, _ := e.bi.plaus.outs.Get(&k, k.hash(), op.Time.UnixNano())
 		ent.Value.clears++
+	case dnp3.FuncRead:
+		all := readsAllClasses(m)
+		if ent := e.bi.plaus.outs.Find(&k, k.hash()); ent != nil {
+			ent.Value.allClasses = all
+		} else if all {
+			ent, _ := e.bi.plaus.outs.Get(&k, k.hash(), op.Time.UnixNano())
+			ent.Value.allClasses = true
+		}
 	}
 }
 
+// readsAllClasses reports whether a read asks for class 0 and classes 1,
+// 2 and 3 (objects 60/1-4).
+func readsAllClasses(m *dnp3.Message) bool {
+	var classes uint8
+	for i := range m.Objects {
+		if h := &m.Objects[i]; h.Group == 60 && h.Variation >= 1 && h.Variation <= 4 {
+			classes |= 1 << (h.Variation - 1)
+		}
+	}
+	return classes == 0xF
+}
+
+// objLayout is how the objects of a static or event variation lie in the
+// fragment: stride octets each (0: packed, bits each), the flags octet
+// first when flags, then the value (valueLen octets, little-endian; 0:
+// the state in the flags or the packed bits).
+type objLayout struct {
+	stride, bits, valueLen uint8
+	flags                  bool
+}
+
+// layoutOf is the layout of the variations the checks read; ok false for
+// the others.
+func layoutOf(g, v uint8) (objLayout, bool) {
+	switch g {
+	case 1, 3: // binary and double-bit inputs: packed, or a flags octet
+		switch v {
+		case 1:
+			return objLayout{bits: 1 + g/3}, true // 1 bit (group 1), 2 bits (group 3)
+		case 2:
+			return objLayout{stride: 1, flags: true}, true
+		}
+	case 2, 4: // their events: the flags octet, then a time
+		switch v {
+		case 1:
+			return objLayout{stride: 1, flags: true}, true
+		case 2:
+			return objLayout{stride: 7, flags: true}, true
+		case 3:
+			return objLayout{stride: 3, flags: true}, true
+		}
+	case 20: // counters
+		switch v {
+		case 1:
+			return objLayout{stride: 5, flags: true, valueLen: 4}, true
+		case 2:
+			return objLayout{stride: 3, flags: true, valueLen: 2}, true
+		case 5:
+			return objLayout{stride: 4, valueLen: 4}, true
+		case 6:
+			return objLayout{stride: 2, valueLen: 2}, true
+		}
+	case 30: // analog inputs: only their flags are read
+		switch v {
+		case 1, 5:
+			return objLayout{stride: 5, flags: true}, true
+		case 2:
+			return objLayout{stride: 3, flags: true}, true
+		case 6:
+			return objLayout{stride: 9, flags: true}, true
+		}
+	}
+	return objLayout{}, false
+}
+
 // checkDNP3Plausible compares the points of a response with what they
-// said before.
+// said before. It reads the object data of the fragment directly: the
+// generic point decoder costs several times more.
 func (e *Engine) checkDNP3Plausible(op *Op) {
 	m := dnp3Of(op)
 	if m == nil || m.Dir == dnp3.Request || m.Malformed != 0 {
@@ -165,52 +250,186 @@ func (e *Engine) checkDNP3Plausible(op *Op) {
 		return
 	}
 	out := oe.Value
-	overflow := m.IIN&iinOverflow != 0
-	var fid uint64
-	var lost uint32
+	var pc pass
+	pc.op, pc.m = op, m
+	pc.out = out
+	pc.blind = m.IIN&iinOverflow != 0
+	pc.judge = m.Dir == dnp3.Response && out.allClasses
 	if f := op.Flow; f != nil {
-		fid, lost = f.ID, f.Lost[0]
-		if op.Src == f.Server {
-			lost = f.Lost[1]
-		}
+		pc.fid, pc.lost = f.ID, f.Lost[0]+f.Lost[1]
 	}
-	m.DecodePoints()
-	var (
-		cur *pointSet
-		ck  blockKey
-	)
+	frag := m.Fragment
 	for i := range m.Objects {
 		h := &m.Objects[i]
 		kind, event := pointKind(h.Group)
-		if kind == 0 {
+		if kind == 0 || h.Size <= 0 || h.Offset+h.Size > len(frag) {
 			continue
 		}
-		wide := !(h.Group == 20 && (h.Variation == 2 || h.Variation == 6))
-		for _, pt := range headerPoints(m, i) {
-			k := blockKey{out: ok.out, link: ok.link, kind: kind, block: pt.Index / pointBlock}
-			if cur == nil || k != ck {
-				if cur != nil {
-					cur.flow, cur.lost, cur.clears = fid, lost, out.clears
+		lay, ok := layoutOf(h.Group, h.Variation)
+		if !ok {
+			continue
+		}
+		pc.kind, pc.lay = kind, lay
+		pc.wide = !(h.Group == 20 && (h.Variation == 2 || h.Variation == 6))
+		data := frag[h.Offset : h.Offset+h.Size]
+		switch {
+		case event && h.Prefix >= 1 && h.Prefix <= 3:
+			e.events(&pc, h, data)
+		case !event && h.Prefix == 0 && h.HasRange:
+			e.statics(&pc, h, data)
+		}
+		pc.leave()
+	}
+}
+
+// pass is one response's walk over its points.
+type pass struct {
+	op           *Op
+	m            *dnp3.Message
+	out          outState
+	kind         uint8
+	lay          objLayout
+	wide         bool   // a 32-bit counter
+	blind, judge bool   // events may be lost; the response answers a read of every class
+	fid          uint64 // the connection, and its gaps
+	lost         uint32
+	cur          *pointSet
+	ck           blockKey
+	compare      bool // the current block was last updated over this stream
+}
+
+// block makes the block of index of the pass's kind current.
+func (e *Engine) block(pc *pass, index uint32) *pointSet {
+	k := blockKey{out: pc.op.Src.Addr(), link: pc.op.LinkSrc, kind: pc.kind, block: index / pointBlock}
+	if pc.cur != nil && k.block == pc.ck.block {
+		return pc.cur
+	}
+	pc.leave()
+	ent, found := e.bi.plaus.blocks.Get(&k, k.hash(), pc.op.Time.UnixNano())
+	set := &ent.Value
+	if !found || set.restarts != pc.out.restarts {
+		*set = pointSet{restarts: pc.out.restarts, clears: pc.out.clears}
+	}
+	pc.cur, pc.ck = set, k
+	pc.compare = set.flow == pc.fid && set.lost == pc.lost && pc.fid != 0
+	return set
+}
+
+// leave records what the current block was last updated over.
+func (pc *pass) leave() {
+	if pc.cur != nil {
+		pc.cur.flow, pc.cur.lost, pc.cur.clears = pc.fid, pc.lost, pc.out.clears
+		pc.cur = nil
+	}
+}
+
+// events notes the events of a prefixed header: each point they name
+// reported an event.
+func (e *Engine) events(pc *pass, h *dnp3.ObjectHeader, data []byte) {
+	pre := int(h.Prefix) // 1, 2 or 4 octets: prefix codes 1, 2, 3
+	if pre == 3 {
+		pre = 4
+	}
+	step := pre + int(pc.lay.stride)
+	for off := 0; off+step <= len(data); off += step {
+		var index uint32
+		for j := pre - 1; j >= 0; j-- {
+			index = index<<8 | uint32(data[off+j])
+		}
+		set := e.block(pc, index)
+		set.pts[index%pointBlock].bits |= ptEvents | ptEvented
+	}
+}
+
+// statics checks the static values of a range header, a block of
+// points at a time. A point that says what it said before only has its
+// "event since" mark cleared: most points of a poll have not changed,
+// so that path is kept short, one loop per layout.
+func (e *Engine) statics(pc *pass, h *dnp3.ObjectHeader, data []byte) {
+	lay := pc.lay
+	stride := int(lay.stride)
+	n := h.Count
+	// Only whole objects: the header's count may promise more.
+	if lay.bits > 0 {
+		n = min(n, uint32(len(data)*8/int(lay.bits)))
+	} else {
+		n = min(n, uint32(len(data)/stride))
+	}
+	mask := uint32(1)<<lay.bits - 1
+	for i := uint32(0); i < n; {
+		set := e.block(pc, h.Start+i)
+		first := (h.Start + i) % pointBlock
+		end := min(n, i+pointBlock-first)
+		pts := set.pts[first : first+(end-i)]
+		switch {
+		case lay.bits > 0: // packed states, no flags
+			for j := range pts {
+				bit := int(i) * int(lay.bits)
+				v := uint32(data[bit>>3]>>(bit&7)) & mask
+				if ps := &pts[j]; ps.bits&(ptValue|ptSuspect) != ptValue || ps.value != v {
+					e.point(pc, set, ps, h.Start+i, v, 0)
+				} else {
+					ps.bits &^= ptEvented
 				}
-				ent, found := p.blocks.Get(&k, k.hash(), now)
-				cur, ck = &ent.Value, k
-				if !found || cur.restarts != out.restarts {
-					*cur = pointSet{restarts: out.restarts, clears: out.clears}
-				}
+				i++
 			}
-			compare := cur.flow == fid && cur.lost == lost && fid != 0
-			e.point(op, m, cur, &cur.pts[pt.Index%pointBlock], kind, event, wide, overflow || !compare, &pt, out.clears)
+		case lay.valueLen == 0: // the flags octet, the state in it
+			shift := uint8(7)
+			if pc.kind == kindDouble {
+				shift = 6
+			}
+			for j := range pts {
+				flags := data[int(i)*stride]
+				v := uint32(flags >> shift)
+				if pc.kind == kindAnalog {
+					v = 0
+				}
+				if ps := &pts[j]; ps.bits&(ptValue|ptFlags|ptSuspect) != ptValue|ptFlags || ps.flags != flags || ps.value != v {
+					e.point(pc, set, ps, h.Start+i, v, flags)
+				} else {
+					ps.bits &^= ptEvented
+				}
+				i++
+			}
+		default: // a value, after the flags octet if any
+			same := uint8(ptValue)
+			at := 0
+			if lay.flags {
+				same |= ptFlags
+				at = 1
+			}
+			for j := range pts {
+				o := data[int(i)*stride:]
+				var flags uint8
+				if lay.flags {
+					flags = o[0]
+				}
+				v := uint32(o[at]) | uint32(o[at+1])<<8
+				if lay.valueLen == 4 {
+					v |= uint32(o[at+2])<<16 | uint32(o[at+3])<<24
+				}
+				if ps := &pts[j]; ps.bits&(same|ptSuspect) != same || ps.flags != flags || ps.value != v {
+					e.point(pc, set, ps, h.Start+i, v, flags)
+				} else {
+					ps.bits &^= ptEvented
+				}
+				i++
+			}
 		}
-		if cur != nil {
-			cur.flow, cur.lost, cur.clears = fid, lost, out.clears
-		}
-		cur = nil
 	}
 }
 
 // The three detectors share one pass over a response: the first of them
 // that is on makes it.
 func (e *Engine) checkCounterBackwards(op *Op) { e.checkDNP3Plausible(op) }
+
+// checkClearOnly notes requests for dnp3-silent-change when
+// dnp3-counter-backwards, which does it otherwise, is off.
+func (e *Engine) checkClearOnly(op *Op) {
+	if !e.bi.on[dCounterBackwards] {
+		e.checkDNP3Clear(op)
+	}
+}
 
 func (e *Engine) checkSilentChange(op *Op) {
 	if !e.bi.on[dCounterBackwards] {
@@ -224,38 +443,56 @@ func (e *Engine) checkQualityChange(op *Op) {
 	}
 }
 
-// point checks one point of a response against its state, and updates it.
+// point checks one static value of a response against the point's
+// state, and updates it.
 //
-// blind says the point cannot be judged now: events may have been lost
-// (an event buffer overflow, a gap in the stream, another connection).
-// The block's state (set) is updated by the caller once it is done with
-// the block.
-func (e *Engine) point(op *Op, m *dnp3.Message, set *pointSet, ps *pointState, kind uint8, event, wide, blind bool, pt *dnp3.Point, clears uint32) {
-	v := uint32(pt.Value)
-	if kind == kindAnalog {
-		v = 0
-	}
+// A binary or double-bit input that changed with no event is only
+// suspected at first: the outstation may report the event in a later
+// answer (a class polled less often, an event held back). It is reported
+// when a later answer to a read of every class still shows the new value
+// and no event for it came in between.
+func (e *Engine) point(pc *pass, set *pointSet, ps *pointState, index, v uint32, flags uint8) {
 	b := &e.bi
-	if event {
-		ps.bits |= ptEvents | ptEvented
-		return
-	}
+	kind := pc.kind
+	judge := ps.bits&ptValue != 0 && pc.compare && !pc.blind
 	switch {
-	case ps.bits&ptValue == 0 || kind == kindAnalog || blind:
-	case kind == kindCounter && v < ps.value && set.clears == clears && b.on[dCounterBackwards] && !wrapped(ps.value, v, wide):
-		e.firePoint(dCounterBackwards, op, kind, pt.Index, finding{count: int(v), prev: ps.value})
-	case (kind == kindBinary || kind == kindDouble) && v != ps.value && ps.bits&(ptEvents|ptEvented) == ptEvents && b.on[dSilentChange]:
-		e.firePoint(dSilentChange, op, kind, pt.Index, finding{count: int(v), prev: ps.value})
-	}
-	if pt.HasFlags {
-		if ps.bits&ptFlags != 0 && !blind && (pt.Flags^ps.flags)&qualityFlags != 0 && m.IIN&iinRestart == 0 && b.on[dQualityChange] {
-			e.firePoint(dQualityChange, op, kind, pt.Index, finding{count: int(pt.Flags), prev: uint32(ps.flags)})
+	case !judge || kind == kindAnalog:
+	case kind == kindCounter:
+		if v < ps.value && set.clears == pc.out.clears && b.on[dCounterBackwards] && !wrapped(ps.value, v, pc.wide) {
+			e.firePoint(dCounterBackwards, pc.op, kind, index, finding{count: int(v), prev: ps.value})
 		}
-		ps.flags = pt.Flags
+	case ps.bits&ptEvents == 0 || ps.bits&ptEvented != 0:
+		// No events for the point, or one came: nothing to suspect.
+		ps.bits &^= ptSuspect
+	case v == ps.value:
+		ps.bits &^= ptSuspect // back where it was: a flicker
+	case ps.bits&ptSuspect == 0:
+		if pc.judge {
+			ps.bits |= ptSuspect
+			return // keep the old value until the next answer says
+		}
+	case pc.judge && b.on[dSilentChange]:
+		e.firePoint(dSilentChange, pc.op, kind, index, finding{count: int(v), prev: ps.value})
+		ps.bits &^= ptSuspect
+	default:
+		return // still suspected: wait for an answer to a read of every class
+	}
+	if pc.lay.flags {
+		// Quality: ONLINE, COMM_LOST, or RESTART raised; a RESTART flag
+		// that clears after a restart is the device settling.
+		changed := (flags ^ ps.flags) & qualityFlags
+		if changed == flagRestart && flags&flagRestart == 0 {
+			changed = 0
+		}
+		if ps.bits&ptFlags != 0 && pc.compare && !pc.blind && changed != 0 && pc.m.IIN&iinRestart == 0 && b.on[dQualityChange] {
+			e.fireBuiltin(dQualityChange, pc.op, aggKey{src: pc.op.Src.Addr(), dst: pc.op.Dst.Addr(), dev: pc.op.LinkSrc, addr: uint32(kind) << 24},
+				finding{count: int(flags), prev: uint32(ps.flags), kind: kind, index: index})
+		}
+		ps.flags = flags
 		ps.bits |= ptFlags
 	}
 	ps.value = v
-	ps.bits = ps.bits&^ptEvented | ptValue
+	ps.bits = ps.bits&^(ptEvented|ptSuspect) | ptValue
 }
 
 // wrapped reports whether a counter that went from prev to v wrapped

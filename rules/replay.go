@@ -93,9 +93,14 @@ func timedObject(g, v uint8) bool {
 	return false
 }
 
+// timedFragment reports whether m carries time-stamped objects: object
+// data, not a read that names a timed variation.
 func timedFragment(m *dnp3.Message) bool {
+	if m.Dir == dnp3.Request && m.FC == dnp3.FuncRead {
+		return false
+	}
 	for i := range m.Objects {
-		if h := &m.Objects[i]; timedObject(h.Group, h.Variation) {
+		if h := &m.Objects[i]; h.Size > 0 && timedObject(h.Group, h.Variation) {
 			return true
 		}
 	}

@@ -134,7 +134,11 @@ func TestLearnAnswers(t *testing.T) {
 		{"a binary input inserted", plant{mbAnswer: normalPlant.mbAnswer, class0: [][]byte{pcapgen.BinaryInputs(0, 1, 0x81, 1, 1), normalPlant.class0[1]}},
 			"reports points 0-3 of 1/2 to 10.10.1.11"},
 		{"a binary input deleted", plant{mbAnswer: normalPlant.mbAnswer, class0: [][]byte{pcapgen.BinaryInputs(0, 1, 0x81), normalPlant.class0[1]}},
-			"answers a class 0 read from 10.10.1.11 with points 0-1 of 1/2: it reported 0-2"},
+			"answers a class 0 read from 10.10.1.11 with 2 of the 3 points of 1/2 it reported while learning (0-2)"},
+		{"an event of a learned point", plant{mbAnswer: normalPlant.mbAnswer, class0: append([][]byte{pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: 2, Flags: 0x81, Time: 5})}, normalPlant.class0...)},
+			""},
+		{"an event of a point never seen", plant{mbAnswer: normalPlant.mbAnswer, class0: append([][]byte{pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: 7, Flags: 0x81, Time: 5})}, normalPlant.class0...)},
+			"reports an event of point 7 (2/2) to 10.10.1.11: no such point of group 1"},
 		{"a new object", plant{mbAnswer: normalPlant.mbAnswer, class0: append([][]byte{pcapgen.AnalogInputsFloat(0, 1, 1.5)}, normalPlant.class0...)},
 			"reports object 30/5"},
 	}
@@ -204,4 +208,62 @@ func genLinks(t *testing.T, from uint16) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestLearnSparseClass0: an outstation whose points are not contiguous
+// answers a class 0 read with one header per run of them; together they
+// cover what was learned, and nothing is reported.
+func TestLearnSparseClass0(t *testing.T) {
+	sparse := plant{mbAnswer: normalPlant.mbAnswer,
+		class0: [][]byte{pcapgen.AnalogInputs(0, 1, 5, 6), pcapgen.AnalogInputs(20, 1, 7, 8)}}
+	l := New(Options{})
+	replayTo(t, gen(t, sparse, 4), l)
+	q, err := policy.Parse([]byte(format(l.Baseline(0.1))), "baseline.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]plant{
+		"as learned": sparse,
+		"a run lost": {mbAnswer: sparse.mbAnswer, class0: sparse.class0[:1]},
+	} {
+		var rec recorder
+		e, err := rules.NewEngine(q, &rec, rules.EngineOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replayTo(t, gen(t, p, 3), e)
+		got := rec.ids()
+		if want := map[string]string{"as learned": "", "a run lost": "baseline-new-point"}[name]; !strings.Contains(got, want) || want == "" && got != "" {
+			t.Errorf("%s: alerts %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestResponseLinksWithoutNewPoint: the link addresses of a response are
+// baseline-new-address's, whether baseline-new-point is on or not.
+func TestResponseLinksWithoutNewPoint(t *testing.T) {
+	l := New(Options{})
+	replayTo(t, gen(t, normalPlant, 3), l)
+	p := l.Baseline(0.1)
+	for i := range p.Detectors {
+		if p.Detectors[i].ID == "baseline-new-point" {
+			p.Detectors[i].Enabled = false
+		}
+	}
+	q, err := policy.Parse([]byte(format(p)), "baseline.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := q.Detector("baseline-new-point"); !ok || s.Enabled {
+		t.Fatalf("baseline-new-point: %+v", s)
+	}
+	var rec recorder
+	e, err := rules.NewEngine(q, &rec, rules.EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayTo(t, genLinks(t, 11), e)
+	if got := rec.ids(); !strings.Contains(got, "baseline-new-address") || strings.Contains(got, "baseline-new-point") {
+		t.Errorf("alerts %s, want baseline-new-address alone", got)
+	}
 }
