@@ -195,7 +195,7 @@ var Detectors = []Detector{
 			Name:        "DNP3 unsolicited response repeated",
 			Severity:    policy.SeverityHigh,
 			Attack:      []string{"T0856", "T0830"},
-			Description: "A DNP3 unsolicited response with the application sequence number of the association's previous one, but other content, or (over TCP) the same content after the master confirmed the previous one. An outstation repeats an unsolicited response only when it was not confirmed, and then with the same objects; any other with that number is a forged report pushed between the real ones. A response with the restart indication (IIN1.7) passes, and so does a copy within a second of the confirm (a retry that crossed it).",
+			Description: "A DNP3 unsolicited response with the application sequence number of the association's previous one, but other content, or (over TCP) the same content after the master confirmed the previous one. An outstation repeats an unsolicited response only when it was not confirmed, and then with the same objects; any other with that number is a forged report pushed between the real ones. A response with the restart indication (IIN1.7) passes, and so does a copy within a second of the confirm but at least half a second after the copy before it (a retry that crossed the confirm).",
 			Category:    CategoryIntegrity,
 		},
 		checks: []check{{stageFunction, dnp3Answers, (*Engine).checkDNP3UnsolRepeat, fcIn(dnp3.FuncUnsolicitedResponse)},

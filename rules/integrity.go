@@ -74,9 +74,10 @@ type unsolState struct {
 	seq       uint8
 	confirmed bool  // the master confirmed it
 	copies    uint8 // copies sent (the first and its retries) not yet confirmed
-	// confirmedAt is when the master confirmed it (packet time): a retry
-	// sent as the confirm crossed it is no second sender.
-	confirmedAt int64
+	// confirmedAt is when the master confirmed it, and sentAt when its
+	// last copy came (packet time): a retry sent as the confirm crossed
+	// it is no second sender.
+	confirmedAt, sentAt int64
 	// retried: it repeats the one before it, unconfirmed: the retry
 	// DNP3 allows (dnp3-replay lets it pass).
 	retried bool
@@ -103,6 +104,11 @@ type integrity struct {
 // confirmWait is how long a confirm that matches no unsolicited response
 // waits for it.
 const confirmWait = time.Second
+
+// minRetry is the shortest confirm timeout an outstation is taken to
+// have: a copy of an unsolicited response sooner than that after the one
+// before is no retry.
+const minRetry = 500 * time.Millisecond
 
 // maxPending is how many unmatched confirms wait at once; when more
 // come, the oldest is reported at once.
@@ -232,7 +238,10 @@ func (e *Engine) checkDNP3UnsolRepeat(op *Op) {
 	st := &ent.Value
 	now := op.Time.UnixNano()
 	same := found && st.seq == m.Seq && st.hash == h
-	crossed := same && st.confirmed && now-st.confirmedAt <= int64(confirmWait)
+	// A retry that crossed the confirm comes soon after the confirm but
+	// no sooner after the copy before it than an outstation's confirm
+	// timeout allows.
+	crossed := same && st.confirmed && now-st.confirmedAt <= int64(confirmWait) && now-st.sentAt >= int64(minRetry)
 	var why string
 	if found && st.seq == m.Seq && m.IIN&iinRestart == 0 {
 		switch {
@@ -247,7 +256,7 @@ func (e *Engine) checkDNP3UnsolRepeat(op *Op) {
 	if same && !st.confirmed {
 		copies = min(st.copies, 254) + 1
 	}
-	*st = unsolState{seq: m.Seq, hash: h, retried: same && (!st.confirmed || crossed), copies: copies}
+	*st = unsolState{seq: m.Seq, hash: h, retried: same && (!st.confirmed || crossed), copies: copies, sentAt: now}
 	if late {
 		// Its confirm came first: the two directions of the tap merged
 		// out of order.

@@ -378,7 +378,11 @@ func TestIntegrityDetectors(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if err := unsol(d, 3, 0, 0x01, true); err != nil {
+			if _, err := d.Outstation(pcapgen.AppResponse(pcapgen.AppControl(true, true, true, true, 3), pcapgen.DNP3UnsolicitedResponse, 0, pcapgen.BinaryInputs(0, 0x01))); err != nil {
+				return err
+			}
+			w.Advance(2 * time.Second) // the outstation's confirm timeout
+			if _, err := d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, true, 3), pcapgen.DNP3Confirm)); err != nil {
 				return err
 			}
 			return unsol(d, 3, 0, 0x01, false) // sent as the confirm was on its way
