@@ -309,6 +309,9 @@ var integrityExpected = map[string]string{
 	// that the outstation ignores it and retries.
 	"iti-ics-security-tools/pcaps__dnp3__opendnp3-3__conformance__8.11.2.2__dump.pcap": "a confirm with the wrong sequence number, sent on purpose",
 	"iti-ics-security-tools/pcaps__dnp3__opendnp3-3__conformance__8.11.2.3__dump.pcap": "the same test, with counter events",
+	// The same for a solicited response: the test master confirms
+	// sequence number 9 for the outstation's 2 (frame 66), then 2.
+	"iti-ics-security-tools/pcaps__dnp3__opendnp3-3__conformance__8.9.2.2__dump.pcap": "a confirm of a response with the wrong sequence number, sent on purpose",
 }
 
 // TestCorpusIntegrityQuiet replays every capture of the public corpus

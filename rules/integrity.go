@@ -87,6 +87,14 @@ type unsolState struct {
 	// seeing all both ends sent in between.
 	flow uint64
 	lost uint32
+	// uns: an unsolicited response was seen (the fields above are its).
+	uns bool
+	// The last solicited response that asked for a confirm (CON): its
+	// sequence number, the copies not yet confirmed, and where it came.
+	resp        bool
+	rseq, rcopy uint8
+	rflow       uint64
+	rlost       uint32
 }
 
 // integrity is the state of the integrity detectors.
@@ -117,6 +125,7 @@ const maxPending = 8
 // pendingConfirm is a confirm waiting for its unsolicited response.
 type pendingConfirm struct {
 	key  assocKey
+	uns  bool // of an unsolicited response, else of a solicited one
 	due  int64
 	f    finding
 	op   Op       // the confirm, without its message
@@ -237,6 +246,7 @@ func (e *Engine) checkDNP3UnsolRepeat(op *Op) {
 	ent, found := e.bi.integ.unsol.Get(&k, k.hash(), op.Time.UnixNano())
 	st := &ent.Value
 	now := op.Time.UnixNano()
+	found = found && st.uns
 	same := found && st.seq == m.Seq && st.hash == h
 	// A retry that crossed the confirm comes soon after the confirm but
 	// no sooner after the copy before it than an outstation's confirm
@@ -251,12 +261,14 @@ func (e *Engine) checkDNP3UnsolRepeat(op *Op) {
 			why = "the same content after the master confirmed it"
 		}
 	}
-	late := e.cancelPending(&k, m.Seq)
+	late := e.cancelPending(&k, m.Seq, true)
 	copies := uint8(1)
 	if same && !st.confirmed {
 		copies = min(st.copies, 254) + 1
 	}
-	*st = unsolState{seq: m.Seq, hash: h, retried: same && (!st.confirmed || crossed), copies: copies, sentAt: now}
+	resp, rseq, rcopy, rflow, rlost := st.resp, st.rseq, st.rcopy, st.rflow, st.rlost
+	*st = unsolState{uns: true, seq: m.Seq, hash: h, retried: same && (!st.confirmed || crossed), copies: copies, sentAt: now,
+		resp: resp, rseq: rseq, rcopy: rcopy, rflow: rflow, rlost: rlost}
 	if late {
 		// Its confirm came first: the two directions of the tap merged
 		// out of order.
@@ -271,14 +283,16 @@ func (e *Engine) checkDNP3UnsolRepeat(op *Op) {
 }
 
 // checkDNP3UnsolConfirm notes the master's confirm of the association's
-// last unsolicited response, and reports a confirm of an unsolicited
-// response the outstation did not send (dnp3-confirm-unmatched): another
-// sequence number than its last one, or the last one confirmed again.
-// Only on the connection the last one came on, with no capture gap in
-// either direction since, lest a lost response look like none.
+// last unsolicited response, or last solicited response that asked for
+// one, and reports a confirm of a response the outstation did not send
+// (dnp3-confirm-unmatched): another sequence number than its last one,
+// or one confirm more than the copies it sent. A confirm that matches
+// none waits confirmWait for a response that comes late. Only on the
+// connection the last one came on, with no capture gap in either
+// direction since, lest a lost response look like none.
 func (e *Engine) checkDNP3UnsolConfirm(op *Op) {
 	m := dnp3Of(op)
-	if m == nil || m.Dir != dnp3.Request || !m.UNS || m.FC != dnp3.FuncConfirm {
+	if m == nil || m.Dir != dnp3.Request || m.FC != dnp3.FuncConfirm {
 		return
 	}
 	k := assocKey{outstation: op.Dst.Addr(), master: op.Src.Addr(), linkSrc: op.LinkDst, linkDst: op.LinkSrc}
@@ -287,14 +301,26 @@ func (e *Engine) checkDNP3UnsolConfirm(op *Op) {
 		return
 	}
 	st := &ent.Value
-	if st.seq == m.Seq && st.copies > 0 {
+	seq, copies, flow, lost := st.seq, &st.copies, st.flow, st.lost
+	if m.UNS && !st.uns {
+		return
+	}
+	if !m.UNS {
+		if !st.resp {
+			return
+		}
+		seq, copies, flow, lost = st.rseq, &st.rcopy, st.rflow, st.rlost
+	}
+	if seq == m.Seq && *copies > 0 {
 		// A confirm for each copy the outstation sent.
-		st.copies--
-		st.confirmed, st.confirmedAt = true, op.Time.UnixNano()
+		*copies--
+		if m.UNS {
+			st.confirmed, st.confirmedAt = true, op.Time.UnixNano()
+		}
 		return
 	}
 	f := op.Flow
-	if !e.bi.on[dConfirmUnmatched] || f == nil || f.ID != st.flow || f.Lost[0]+f.Lost[1] != st.lost {
+	if !e.bi.on[dConfirmUnmatched] || f == nil || f.ID != flow || f.Lost[0]+f.Lost[1] != lost {
 		return
 	}
 	n := &e.bi.integ
@@ -303,19 +329,43 @@ func (e *Engine) checkDNP3UnsolConfirm(op *Op) {
 	}
 	p := &n.pending[n.npending]
 	n.npending++
-	*p = pendingConfirm{key: k, due: op.Time.UnixNano() + int64(confirmWait), op: *op, flow: *f,
-		f: finding{count: int(m.Seq), prev: uint32(st.seq), delivered: st.seq == m.Seq}}
+	*p = pendingConfirm{key: k, uns: m.UNS, due: op.Time.UnixNano() + int64(confirmWait), op: *op, flow: *f,
+		f: finding{count: int(m.Seq), prev: uint32(seq), delivered: seq == m.Seq, units: !m.UNS}}
 	p.op.DNP3 = nil
+}
+
+// checkDNP3Solicited notes a solicited response that asks for a confirm,
+// for dnp3-confirm-unmatched.
+func (e *Engine) checkDNP3Solicited(op *Op) {
+	m := dnp3Of(op)
+	if m == nil || m.Dir != dnp3.Response || !m.CON {
+		return
+	}
+	k := assocKey{outstation: op.Src.Addr(), master: op.Dst.Addr(), linkSrc: op.LinkSrc, linkDst: op.LinkDst}
+	ent, _ := e.bi.integ.unsol.Get(&k, k.hash(), op.Time.UnixNano())
+	st := &ent.Value
+	late := e.cancelPending(&k, m.Seq, false)
+	if st.resp && st.rseq == m.Seq && st.rcopy > 0 {
+		st.rcopy = min(st.rcopy, 254) + 1 // sent again
+	} else {
+		st.resp, st.rseq, st.rcopy = true, m.Seq, 1
+	}
+	if late {
+		st.rcopy-- // its confirm came first
+	}
+	if f := op.Flow; f != nil {
+		st.rflow, st.rlost = f.ID, f.Lost[0]+f.Lost[1]
+	}
 }
 
 // cancelPending drops the waiting confirms of association k that an
 // unsolicited response with sequence number seq, come late, matches, and
 // reports whether there were any.
-func (e *Engine) cancelPending(k *assocKey, seq uint8) bool {
+func (e *Engine) cancelPending(k *assocKey, seq uint8, uns bool) bool {
 	n := &e.bi.integ
 	found := false
 	for i := 0; i < n.npending; {
-		if p := &n.pending[i]; p.key == *k && uint8(p.f.count) == seq {
+		if p := &n.pending[i]; p.key == *k && uint8(p.f.count) == seq && p.uns == uns {
 			n.npending--
 			copy(n.pending[i:], n.pending[i+1:n.npending+1])
 			found = true
@@ -407,11 +457,15 @@ func titleModbusTIDReuse(op *Op, _ *builtinDet, f finding) string {
 
 func titleConfirmUnmatched(op *Op, _ *builtinDet, f finding) string {
 	src, dst := ends(op)
+	kind := "an unsolicited response"
+	if f.units {
+		kind = "a response"
+	}
 	what := "sequence number " + strconv.Itoa(f.count) + ", but the last one it sent was " + strconv.FormatUint(uint64(f.prev), 10)
 	if f.delivered {
 		what = "sequence number " + strconv.Itoa(f.count) + " again, though it was confirmed and none came since"
 	}
-	return "DNP3 confirm from " + src + " to " + dst + linkText(op) + " of an unsolicited response the outstation did not send: " + what
+	return "DNP3 confirm from " + src + " to " + dst + linkText(op) + " of " + kind + " the outstation did not send: " + what
 }
 
 func titleDNP3UnsolRepeat(op *Op, _ *builtinDet, f finding) string {

@@ -343,6 +343,56 @@ func TestIntegrityDetectors(t *testing.T) {
 				_, err = d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, true, 5), pcapgen.DNP3Confirm))
 				return err
 			}},
+		{"dnp3-confirm-unmatched: a confirm of a solicited response never sent", "dnp3-confirm-unmatched", true,
+			"of a response the outstation did not send: sequence number 6, but the last one it sent was 4", func(w *pcapgen.Writer) error {
+				d, err := dnp3Conn(w, hmi, plc)
+				if err != nil {
+					return err
+				}
+				ctl := pcapgen.AppControl(true, true, true, false, 4)
+				ev := pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: 0, Flags: 0x81, Time: 9})
+				if _, err := d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, false, 4), pcapgen.DNP3Read, pcapgen.ClassData(1))); err != nil {
+					return err
+				}
+				if _, err := d.Outstation(pcapgen.AppResponse(ctl, pcapgen.DNP3Response, 0, ev)); err != nil {
+					return err
+				}
+				for _, seq := range []uint8{4, 6} {
+					if _, err := d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, false, seq), pcapgen.DNP3Confirm)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		{"dnp3-confirm-unmatched quiet: solicited responses confirmed, one confirm before its response", "dnp3-confirm-unmatched", false, "", func(w *pcapgen.Writer) error {
+			d, err := dnp3Conn(w, hmi, plc)
+			if err != nil {
+				return err
+			}
+			ev := pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: 0, Flags: 0x81, Time: 9})
+			for seq := range uint8(3) {
+				if _, err := d.Master(pcapgen.AppRequest(pcapgen.AppControl(true, true, false, false, seq), pcapgen.DNP3Read, pcapgen.ClassData(1))); err != nil {
+					return err
+				}
+				resp := pcapgen.AppResponse(pcapgen.AppControl(true, true, true, false, seq), pcapgen.DNP3Response, 0, ev)
+				conf := pcapgen.AppRequest(pcapgen.AppControl(true, true, false, false, seq), pcapgen.DNP3Confirm)
+				first, second := d.Outstation, d.Master
+				if seq == 2 { // the tap merged the two directions out of order
+					if _, err := d.Master(conf); err != nil {
+						return err
+					}
+					_, err = d.Outstation(resp)
+				} else {
+					if _, err = first(resp); err == nil {
+						_, err = second(conf)
+					}
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
 		{"dnp3-confirm-unmatched: a second confirm", "dnp3-confirm-unmatched", true,
 			"sequence number 3 again", func(w *pcapgen.Writer) error {
 				d, err := dnp3Conn(w, hmi, plc)
