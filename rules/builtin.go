@@ -146,13 +146,16 @@ type finding struct {
 	ttl2   uint8      // ics-spoof: the host's own
 	seq    uint32     // stream-conflict: the sequence number of the first differing byte
 	frame  uint64     // modbus-tid-reuse: the frame of the waiting request
-	prev   uint32     // dnp3-counter-backwards, -silent-change, -quality-change: the point's last value or flags; dnp3-confirm-unmatched: the last unsolicited sequence number
+	prev   uint32     // dnp3-counter-backwards, -silent-change, -quality-change: the point's last value or flags; dnp3-confirm-unmatched: the last response's sequence number
 	kind   uint8      // the same: the kind of point
 	index  uint32     // the same: its index
 	// stream-conflict: whether the first version was delivered (else
-	// held out of order); dnp3-confirm-unmatched: the last was confirmed
+	// held out of order)
 	delivered bool
-	evidence  []byte // the alert's evidence, when its op has no message
+	// dnp3-confirm-unmatched: the confirm repeats the last sequence
+	// number (again), of a solicited response (else unsolicited)
+	again, solicited bool
+	evidence         []byte // the alert's evidence, when its op has no message
 }
 
 // BuiltinIDs returns the ids of the built-in detectors the engine runs on

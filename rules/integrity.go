@@ -68,12 +68,43 @@ type assocKey struct {
 	linkSrc, linkDst   uint16
 }
 
-// unsolState is the last unsolicited response of an association: its
-// application sequence number and a hash of its content.
+// streamMark says where a message came: its connection, and the gaps in
+// both directions of it so far (dpi.Flow.Lost). Two messages with the
+// same mark came over one stream the capture saw whole in between; a
+// message and a confirm or a value are compared only then, lest a lost
+// message look like none.
+type streamMark struct {
+	flow uint64 // 0: not known
+	lost uint32
+}
+
+func markOf(f *dpi.Flow) streamMark {
+	if f == nil {
+		return streamMark{}
+	}
+	return streamMark{f.ID, f.Lost[0] + f.Lost[1]}
+}
+
+// sameStream reports whether m and o are known and the same.
+func (m streamMark) sameStream(o streamMark) bool { return m.flow != 0 && m == o }
+
+// awaiting is an association's last response of one kind (unsolicited,
+// or solicited with CON) that asks the master for a confirm.
+type awaiting struct {
+	seen   bool
+	seq    uint8
+	copies uint8 // copies sent (the first and its retries) not yet confirmed
+	mark   streamMark
+}
+
+// unsolState is what dnp3-unsolicited-repeat and -confirm-unmatched know
+// of an association: its last unsolicited response (its sequence
+// number, copies, and a hash of its content) and its last solicited
+// response that asked for a confirm.
 type unsolState struct {
-	seq       uint8
-	confirmed bool  // the master confirmed it
-	copies    uint8 // copies sent (the first and its retries) not yet confirmed
+	unsol, resp awaiting
+	hash        uint64
+	confirmed   bool // the master confirmed the last unsolicited response
 	// confirmedAt is when the master confirmed it, and sentAt when its
 	// last copy came (packet time): a retry sent as the confirm crossed
 	// it is no second sender.
@@ -81,20 +112,6 @@ type unsolState struct {
 	// retried: it repeats the one before it, unconfirmed: the retry
 	// DNP3 allows (dnp3-replay lets it pass).
 	retried bool
-	hash    uint64
-	// The connection it came on, and the gaps in its streams then: a
-	// confirm is judged only on the same connection, with the capture
-	// seeing all both ends sent in between.
-	flow uint64
-	lost uint32
-	// uns: an unsolicited response was seen (the fields above are its).
-	uns bool
-	// The last solicited response that asked for a confirm (CON): its
-	// sequence number, the copies not yet confirmed, and where it came.
-	resp        bool
-	rseq, rcopy uint8
-	rflow       uint64
-	rlost       uint32
 }
 
 // integrity is the state of the integrity detectors.
@@ -246,14 +263,14 @@ func (e *Engine) checkDNP3UnsolRepeat(op *Op) {
 	ent, found := e.bi.integ.unsol.Get(&k, k.hash(), op.Time.UnixNano())
 	st := &ent.Value
 	now := op.Time.UnixNano()
-	found = found && st.uns
-	same := found && st.seq == m.Seq && st.hash == h
+	found = found && st.unsol.seen
+	same := found && st.unsol.seq == m.Seq && st.hash == h
 	// A retry that crossed the confirm comes soon after the confirm but
 	// no sooner after the copy before it than an outstation's confirm
 	// timeout allows.
 	crossed := same && st.confirmed && now-st.confirmedAt <= int64(confirmWait) && now-st.sentAt >= int64(minRetry)
 	var why string
-	if found && st.seq == m.Seq && m.IIN&iinRestart == 0 {
+	if found && st.unsol.seq == m.Seq && m.IIN&iinRestart == 0 {
 		switch {
 		case st.hash != h:
 			why = "other content"
@@ -264,18 +281,15 @@ func (e *Engine) checkDNP3UnsolRepeat(op *Op) {
 	late := e.cancelPending(&k, m.Seq, true)
 	copies := uint8(1)
 	if same && !st.confirmed {
-		copies = min(st.copies, 254) + 1
+		copies = min(st.unsol.copies, 254) + 1
 	}
-	resp, rseq, rcopy, rflow, rlost := st.resp, st.rseq, st.rcopy, st.rflow, st.rlost
-	*st = unsolState{uns: true, seq: m.Seq, hash: h, retried: same && (!st.confirmed || crossed), copies: copies, sentAt: now,
-		resp: resp, rseq: rseq, rcopy: rcopy, rflow: rflow, rlost: rlost}
+	st.retried = same && (!st.confirmed || crossed)
+	st.unsol = awaiting{seen: true, seq: m.Seq, copies: copies, mark: markOf(op.Flow)}
+	st.hash, st.sentAt, st.confirmed, st.confirmedAt = h, now, false, 0
 	if late {
 		// Its confirm came first: the two directions of the tap merged
 		// out of order.
-		st.confirmed, st.copies, st.confirmedAt = true, 0, now
-	}
-	if f := op.Flow; f != nil {
-		st.flow, st.lost = f.ID, f.Lost[0]+f.Lost[1]
+		st.confirmed, st.unsol.copies, st.confirmedAt = true, 0, now
 	}
 	if why != "" && e.bi.on[dDNP3UnsolRepeat] {
 		e.fireBuiltin(dDNP3UnsolRepeat, op, e.opKey(&e.bi.det[dDNP3UnsolRepeat].c, op), finding{count: int(m.Seq), reason: why})
@@ -301,26 +315,22 @@ func (e *Engine) checkDNP3UnsolConfirm(op *Op) {
 		return
 	}
 	st := &ent.Value
-	seq, copies, flow, lost := st.seq, &st.copies, st.flow, st.lost
-	if m.UNS && !st.uns {
+	a := &st.unsol
+	if !m.UNS {
+		a = &st.resp
+	}
+	if !a.seen {
 		return
 	}
-	if !m.UNS {
-		if !st.resp {
-			return
-		}
-		seq, copies, flow, lost = st.rseq, &st.rcopy, st.rflow, st.rlost
-	}
-	if seq == m.Seq && *copies > 0 {
+	if a.seq == m.Seq && a.copies > 0 {
 		// A confirm for each copy the outstation sent.
-		*copies--
+		a.copies--
 		if m.UNS {
 			st.confirmed, st.confirmedAt = true, op.Time.UnixNano()
 		}
 		return
 	}
-	f := op.Flow
-	if !e.bi.on[dConfirmUnmatched] || f == nil || f.ID != flow || f.Lost[0]+f.Lost[1] != lost {
+	if !e.bi.on[dConfirmUnmatched] || !markOf(op.Flow).sameStream(a.mark) {
 		return
 	}
 	n := &e.bi.integ
@@ -329,8 +339,8 @@ func (e *Engine) checkDNP3UnsolConfirm(op *Op) {
 	}
 	p := &n.pending[n.npending]
 	n.npending++
-	*p = pendingConfirm{key: k, uns: m.UNS, due: op.Time.UnixNano() + int64(confirmWait), op: *op, flow: *f,
-		f: finding{count: int(m.Seq), prev: uint32(seq), delivered: seq == m.Seq, units: !m.UNS}}
+	*p = pendingConfirm{key: k, uns: m.UNS, due: op.Time.UnixNano() + int64(confirmWait), op: *op, flow: *op.Flow,
+		f: finding{count: int(m.Seq), prev: uint32(a.seq), again: a.seq == m.Seq, solicited: !m.UNS}}
 	p.op.DNP3 = nil
 }
 
@@ -343,24 +353,22 @@ func (e *Engine) checkDNP3Solicited(op *Op) {
 	}
 	k := assocKey{outstation: op.Src.Addr(), master: op.Dst.Addr(), linkSrc: op.LinkSrc, linkDst: op.LinkDst}
 	ent, _ := e.bi.integ.unsol.Get(&k, k.hash(), op.Time.UnixNano())
-	st := &ent.Value
+	a := &ent.Value.resp
 	late := e.cancelPending(&k, m.Seq, false)
-	if st.resp && st.rseq == m.Seq && st.rcopy > 0 {
-		st.rcopy = min(st.rcopy, 254) + 1 // sent again
+	if a.seen && a.seq == m.Seq && a.copies > 0 {
+		a.copies = min(a.copies, 254) + 1 // sent again
 	} else {
-		st.resp, st.rseq, st.rcopy = true, m.Seq, 1
+		*a = awaiting{seen: true, seq: m.Seq, copies: 1}
 	}
 	if late {
-		st.rcopy-- // its confirm came first
+		a.copies-- // its confirm came first
 	}
-	if f := op.Flow; f != nil {
-		st.rflow, st.rlost = f.ID, f.Lost[0]+f.Lost[1]
-	}
+	a.mark = markOf(op.Flow)
 }
 
-// cancelPending drops the waiting confirms of association k that an
-// unsolicited response with sequence number seq, come late, matches, and
-// reports whether there were any.
+// cancelPending drops the waiting confirms of association k that a
+// response (uns: unsolicited) with sequence number seq, come late,
+// matches, and reports whether there were any.
 func (e *Engine) cancelPending(k *assocKey, seq uint8, uns bool) bool {
 	n := &e.bi.integ
 	found := false
@@ -458,11 +466,11 @@ func titleModbusTIDReuse(op *Op, _ *builtinDet, f finding) string {
 func titleConfirmUnmatched(op *Op, _ *builtinDet, f finding) string {
 	src, dst := ends(op)
 	kind := "an unsolicited response"
-	if f.units {
+	if f.solicited {
 		kind = "a response"
 	}
 	what := "sequence number " + strconv.Itoa(f.count) + ", but the last one it sent was " + strconv.FormatUint(uint64(f.prev), 10)
-	if f.delivered {
+	if f.again {
 		what = "sequence number " + strconv.Itoa(f.count) + " again, though it was confirmed and none came since"
 	}
 	return "DNP3 confirm from " + src + " to " + dst + linkText(op) + " of " + kind + " the outstation did not send: " + what

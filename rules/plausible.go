@@ -99,11 +99,10 @@ type blockKey struct {
 // freeze-and-clear counts when it was last updated.
 type pointSet struct {
 	restarts, clears uint32
-	// The connection that last updated the block, and the gaps in the
-	// outstation's stream then: values are compared only over a stream
-	// the capture saw whole, lest a lost event look like a silent change.
-	flow uint64
-	lost uint32
+	// Where the answer that last updated the block came: values are
+	// compared only over a stream the capture saw whole, lest a lost
+	// event look like a silent change.
+	mark streamMark
 	pts  [pointBlock]pointState
 }
 
@@ -255,9 +254,7 @@ func (e *Engine) checkDNP3Plausible(op *Op) {
 	pc.out = out
 	pc.blind = m.IIN&iinOverflow != 0
 	pc.judge = m.Dir == dnp3.Response && out.allClasses
-	if f := op.Flow; f != nil {
-		pc.fid, pc.lost = f.ID, f.Lost[0]+f.Lost[1]
-	}
+	pc.mark = markOf(op.Flow)
 	frag := m.Fragment
 	for i := range m.Objects {
 		h := &m.Objects[i]
@@ -289,10 +286,9 @@ type pass struct {
 	out          outState
 	kind         uint8
 	lay          objLayout
-	wide         bool   // a 32-bit counter
-	blind, judge bool   // events may be lost; the response answers a read of every class
-	fid          uint64 // the connection, and its gaps
-	lost         uint32
+	wide         bool       // a 32-bit counter
+	blind, judge bool       // events may be lost; the response answers a read of every class
+	mark         streamMark // where the response came
 	cur          *pointSet
 	ck           blockKey
 	compare      bool // the current block was last updated over this stream
@@ -311,14 +307,14 @@ func (e *Engine) block(pc *pass, index uint32) *pointSet {
 		*set = pointSet{restarts: pc.out.restarts, clears: pc.out.clears}
 	}
 	pc.cur, pc.ck = set, k
-	pc.compare = set.flow == pc.fid && set.lost == pc.lost && pc.fid != 0
+	pc.compare = pc.mark.sameStream(set.mark)
 	return set
 }
 
 // leave records what the current block was last updated over.
 func (pc *pass) leave() {
 	if pc.cur != nil {
-		pc.cur.flow, pc.cur.lost, pc.cur.clears = pc.fid, pc.lost, pc.out.clears
+		pc.cur.mark, pc.cur.clears = pc.mark, pc.out.clears
 		pc.cur = nil
 	}
 }

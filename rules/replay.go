@@ -136,7 +136,7 @@ func (e *Engine) unsolRetry(op *Op, m *dnp3.Message) bool {
 	}
 	k := assocKey{outstation: op.Src.Addr(), master: op.Dst.Addr(), linkSrc: op.LinkSrc, linkDst: op.LinkDst}
 	ent := e.bi.integ.unsol.Find(&k, k.hash())
-	return ent != nil && ent.Value.seq == m.Seq && ent.Value.retried
+	return ent != nil && ent.Value.unsol.seq == m.Seq && ent.Value.retried
 }
 
 func titleDNP3Replay(op *Op, _ *builtinDet, _ finding) string {
