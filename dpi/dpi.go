@@ -675,10 +675,7 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 	if swapped {
 		side = 1
 	}
-	by := 0
-	if side == f.server {
-		by = 1
-	}
+	by := f.by(side)
 	f.Packets[by]++
 	f.Bytes[by] += uint64(e.size)
 	return f, side, fresh
