@@ -135,6 +135,28 @@ type Conversation struct {
 	MaxGap time.Duration
 }
 
+// tableField is a conversation's field of Modbus address ranges by
+// table, with its key in the file; objectField one of DNP3 objects.
+type tableField struct {
+	k  string
+	rs *[TableHoldingRegisters + 1]Ranges
+}
+
+type objectField struct {
+	k  string
+	os *[]ObjectPoints
+}
+
+// tableFields and objectFields are c's fields of each kind, in the order
+// the file writes them.
+func (c *Conversation) tableFields() []tableField {
+	return []tableField{{"read", &c.Read}, {"write", &c.Write}, {"answered", &c.Answered}}
+}
+
+func (c *Conversation) objectFields() []objectField {
+	return []objectField{{"objects", &c.Objects}, {"reported", &c.Reported}}
+}
+
 // MinPollRequests is how many requests learning must see of a
 // conversation to take its longest gap as its polling rhythm.
 const MinPollRequests = 10
@@ -364,10 +386,7 @@ func (d *decoder) conversation(n *node, path string) Conversation {
 		fc := d.funcCodes(e.val, path+".fc", c.Proto)
 		c.FC = *fc.Set(c.Proto)
 	}
-	for _, side := range []struct {
-		k  string
-		rs *[TableHoldingRegisters + 1]Ranges
-	}{{"read", &c.Read}, {"write", &c.Write}, {"answered", &c.Answered}} {
+	for _, side := range c.tableFields() {
 		e, ok := f[side.k]
 		if !ok || !modbusOnly(side.k) {
 			continue
@@ -379,10 +398,7 @@ func (d *decoder) conversation(n *node, path string) Conversation {
 			}
 		}
 	}
-	for _, side := range []struct {
-		k  string
-		os *[]ObjectPoints
-	}{{"objects", &c.Objects}, {"reported", &c.Reported}} {
+	for _, side := range c.objectFields() {
 		if e, ok := f[side.k]; ok && dnp3Only(side.k) {
 			*side.os = d.objectPoints(e.val, path+"."+side.k)
 		}
@@ -534,14 +550,11 @@ func (v *validator) baseline(b *Baseline) {
 		}
 		v.ranges(path+".link_src", c.LinkSrc, 0xFFFF)
 		v.ranges(path+".link_dst", c.LinkDst, 0xFFFF)
-		for _, side := range []struct {
-			k  string
-			os []ObjectPoints
-		}{{"objects", c.Objects}, {"reported", c.Reported}} {
-			for j, o := range side.os {
+		for _, side := range c.objectFields() {
+			for j, o := range *side.os {
 				op := fmt.Sprintf("%s.%s[%d]", path, side.k, j)
 				v.ranges(op+".points", o.Points, math.MaxUint32)
-				for _, p := range side.os[:j] {
+				for _, p := range (*side.os)[:j] {
 					if p.GroupVar == o.GroupVar {
 						v.errorf(op, op, "object %s is listed twice", GroupVarText(o.GroupVar))
 					}
@@ -654,10 +667,7 @@ func (p *Policy) formatBaseline(b *bytes.Buffer) {
 			*m.FC.Set(c.Proto) = c.FC
 			fmt.Fprintf(b, "      fc: %s\n", flowList(FCTerms(&m)))
 		}
-		for _, side := range []struct {
-			name string
-			rs   *[TableHoldingRegisters + 1]Ranges
-		}{{"read", &c.Read}, {"write", &c.Write}, {"answered", &c.Answered}} {
+		for _, side := range c.tableFields() {
 			var f []string
 			for t := TableCoils; t <= TableHoldingRegisters; t++ {
 				if len(side.rs[t]) > 0 {
@@ -665,18 +675,15 @@ func (p *Policy) formatBaseline(b *bytes.Buffer) {
 				}
 			}
 			if len(f) > 0 {
-				fmt.Fprintf(b, "      %s: {%s}\n", side.name, strings.Join(f, ", "))
+				fmt.Fprintf(b, "      %s: {%s}\n", side.k, strings.Join(f, ", "))
 			}
 		}
-		for _, side := range []struct {
-			k  string
-			os []ObjectPoints
-		}{{"objects", c.Objects}, {"reported", c.Reported}} {
-			if len(side.os) == 0 {
+		for _, side := range c.objectFields() {
+			if len(*side.os) == 0 {
 				continue
 			}
 			fmt.Fprintf(b, "      %s:\n", side.k)
-			for _, o := range side.os {
+			for _, o := range *side.os {
 				g := GroupVarText(o.GroupVar)
 				if o.Var != 0 {
 					g = strconv.Quote(g)
