@@ -3,6 +3,7 @@ package rules
 import (
 	"math/bits"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,6 +89,11 @@ type check struct {
 	on    messages
 	run   func(e *Engine, op *Op)
 	fcs   func(fc uint8) bool
+}
+
+// sameFunc reports whether a and b are the same function.
+func sameFunc(a, b func(e *Engine, op *Op)) bool {
+	return reflect.ValueOf(a).Pointer() == reflect.ValueOf(b).Pointer()
 }
 
 // anyFC accepts every function code.
@@ -298,6 +304,13 @@ func (b *builtins) initChecks(filter bool) {
 								if !filter || c.fcs(uint8(fc)) {
 									x.fcs.Add(uint8(fc))
 								}
+							}
+							// A check several detectors share (one pass
+							// over a message serves them all) runs once,
+							// where the first of them that is on puts it.
+							if i := slices.IndexFunc(cands, func(o cand) bool { return sameFunc(o.run, x.run) }); i >= 0 {
+								cands[i].fcs.Union(&x.fcs)
+								continue
 							}
 							cands = append(cands, x)
 						}

@@ -402,20 +402,6 @@ func (e *Engine) reportPending(i int) {
 	e.fireBuiltin(dConfirmUnmatched, &p.op, e.opKey(&e.bi.det[dConfirmUnmatched].c, &p.op), p.f)
 }
 
-// dnp3-confirm-unmatched keeps the unsolicited responses itself when
-// dnp3-unsolicited-repeat is off.
-func (e *Engine) checkUnsolOnly(op *Op) {
-	if !e.bi.on[dDNP3UnsolRepeat] {
-		e.checkDNP3UnsolRepeat(op)
-	}
-}
-
-func (e *Engine) checkConfirmOnly(op *Op) {
-	if !e.bi.on[dDNP3UnsolRepeat] {
-		e.checkDNP3UnsolConfirm(op)
-	}
-}
-
 func (k *assocKey) hash() uint64 {
 	return hashAddr(k.outstation) ^ hashAddr(k.master)>>7 ^ uint64(k.linkSrc)<<32 ^ uint64(k.linkDst)<<48
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 )
@@ -811,5 +812,43 @@ func TestTakeOverIntegrity(t *testing.T) {
 	report(e, time.Second, 128)
 	if got := rec.rules(); len(got) != 1 || got[0] != "ics-spoof" {
 		t.Errorf("alerts %v, want ics-spoof from what the old engine learned", got)
+	}
+}
+
+// TestSharedChecks: a check that several detectors share runs once on a
+// message while any of them is on, and not at all when none is.
+func TestSharedChecks(t *testing.T) {
+	shared := []struct {
+		run func(*Engine, *Op)
+		fc  uint8
+		req int
+		ids []detKind
+	}{
+		{(*Engine).checkDNP3Plausible, dnp3.FuncResponse, 0, []detKind{dCounterBackwards, dSilentChange, dQualityChange}},
+		{(*Engine).checkDNP3Clear, dnp3.FuncRead, 1, []detKind{dCounterBackwards, dSilentChange}},
+		{(*Engine).checkDNP3UnsolRepeat, dnp3.FuncUnsolicitedResponse, 0, []detKind{dDNP3UnsolRepeat, dConfirmUnmatched}},
+		{(*Engine).checkDNP3UnsolConfirm, dnp3.FuncConfirm, 1, []detKind{dDNP3UnsolRepeat, dConfirmUnmatched}},
+	}
+	for _, c := range shared {
+		for mask := range 1 << len(c.ids) {
+			var b builtins
+			want := 0
+			for i, k := range c.ids {
+				if mask&(1<<i) != 0 {
+					b.on[k] = true
+					want = 1
+				}
+			}
+			b.initChecks(true)
+			got := 0
+			for _, run := range b.lists[b.byFC[proto.DNP3][c.req][c.fc]] {
+				if sameFunc(run, c.run) {
+					got++
+				}
+			}
+			if got != want {
+				t.Errorf("detectors %v on (mask %b): the check runs %d times, want %d", c.ids, mask, got, want)
+			}
+		}
 	}
 }

@@ -415,30 +415,6 @@ func (e *Engine) statics(pc *pass, h *dnp3.ObjectHeader, data []byte) {
 	}
 }
 
-// The three detectors share one pass over a response: the first of them
-// that is on makes it.
-func (e *Engine) checkCounterBackwards(op *Op) { e.checkDNP3Plausible(op) }
-
-// checkClearOnly notes requests for dnp3-silent-change when
-// dnp3-counter-backwards, which does it otherwise, is off.
-func (e *Engine) checkClearOnly(op *Op) {
-	if !e.bi.on[dCounterBackwards] {
-		e.checkDNP3Clear(op)
-	}
-}
-
-func (e *Engine) checkSilentChange(op *Op) {
-	if !e.bi.on[dCounterBackwards] {
-		e.checkDNP3Plausible(op)
-	}
-}
-
-func (e *Engine) checkQualityChange(op *Op) {
-	if !e.bi.on[dCounterBackwards] && !e.bi.on[dSilentChange] {
-		e.checkDNP3Plausible(op)
-	}
-}
-
 // point checks one static value of a response against the point's
 // state, and updates it.
 //
