@@ -512,3 +512,59 @@ func rulesText(byRule map[string]int) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// TestLabelledWithout measures what the QUT detection owes to the
+// detectors that see the attack tool's packets by their TTL and MAC
+// (ics-spoof) and by their ARP (arp-spoof): it replays the QUT captures
+// in detect mode with them turned off and logs the episodes detected by
+// family, on the wire. docs/detection.md quotes it. Run it with
+//
+//	go test ./sensor/pipeline -run TestLabelledWithout -v
+//
+// It fails if turning detectors off raises a false alert.
+func TestLabelledWithout(t *testing.T) {
+	dir := filepath.Join(testenv.Corpus(t), "labelled-attacks")
+	_, err := os.Stat(dir)
+	testenv.Need(t, err == nil, "the labelled attack captures are not at "+dir+"; put the shared folder, with corpus/labelled-attacks, beside the repository or set TAPWATCH_CORPUS")
+	ds, err := labelled.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ds.QUT {
+		markOnWire(t, &ds.QUT[i])
+	}
+	for _, off := range [][]string{nil, {"ics-spoof"}, {"ics-spoof", "arp-spoof"}} {
+		var y strings.Builder
+		y.WriteString("detectors:\n")
+		for _, id := range off {
+			y.WriteString("  " + id + ": {enabled: false}\n")
+		}
+		pol, err := policy.Parse([]byte(y.String()), "without.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sc labelled.EpisodeScore
+		for i := range ds.QUT {
+			c := &ds.QUT[i]
+			alerts, _ := replayAlerts(t, c.Pcap, pol)
+			sc.Add(labelled.ScoreEpisodes(c.Episodes, alerts, labelled.ScoreWindow))
+		}
+		families := map[string]*labelled.Tally{}
+		for typ, tl := range sc.Types {
+			f := strings.SplitN(typ, "_", 2)[0]
+			if families[f] == nil {
+				families[f] = &labelled.Tally{}
+			}
+			families[f].DetectedOnWire += tl.DetectedOnWire
+			families[f].OnWire += tl.OnWire
+		}
+		var line []string
+		for _, f := range slices.Sorted(maps.Keys(families)) {
+			line = append(line, fmt.Sprintf("%s %d/%d", f, families[f].DetectedOnWire, families[f].OnWire))
+		}
+		t.Logf("without %v: %s; false alerts %d", off, strings.Join(line, ", "), sc.False)
+		if sc.False != 0 {
+			t.Errorf("without %v: %d false alerts %v", off, sc.False, sc.FalseByRule)
+		}
+	}
+}
