@@ -30,7 +30,7 @@ type File struct {
 	index  int
 	f      io.Closer
 	pf     *prefetch
-	pcap   *pcapgo.Reader
+	pcap   *pcapBatches // a classic pcap file, read by tapwatch itself
 	ng     *pcapgo.NgReader
 	link   layers.LinkType
 	frame  uint64
@@ -66,28 +66,28 @@ func headerError(err error) error {
 
 // NewFile reads a capture from r; name is used in errors.
 func NewFile(r io.Reader, name string) (*File, error) {
-	br := bufio.NewReaderSize(r, fileBufferSize)
-	head, err := br.Peek(4)
-	if err != nil {
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(r, head); err != nil {
 		return nil, &FileError{Path: name, Err: headerError(err)}
 	}
-	return newFile(br, head, name)
+	return newFile(io.MultiReader(bytes.NewReader(head), r), head, name)
 }
 
-// newFile reads a capture from br, whose first four bytes are head.
-func newFile(br io.Reader, head []byte, name string) (*File, error) {
+// newFile reads a capture from r, whose first four bytes are head.
+func newFile(r io.Reader, head []byte, name string) (*File, error) {
 	var err error
 	c := &File{path: name}
 	switch {
 	case bytes.Equal(head, pcapngMagic):
-		c.ng, err = pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{})
+		c.ng, err = pcapgo.NewNgReader(bufio.NewReaderSize(r, fileBufferSize), pcapgo.NgReaderOptions{})
 		if err == nil {
 			c.link = c.ng.LinkType()
 		}
 	case matchAny(head, pcapMagics):
-		c.pcap, err = pcapgo.NewReader(br)
-		if err == nil {
-			c.link = c.pcap.LinkType()
+		var p *pcapFile
+		if p, err = newPcapFile(r); err == nil {
+			c.link = p.link
+			c.pcap = &pcapBatches{p: p, path: name, link: p.link}
 			if !SupportedLinkType(c.link) {
 				// pcapng interfaces are checked packet by packet by the
 				// decoder, which counts what it cannot decode.
@@ -133,6 +133,9 @@ func (c *File) ReadPacket(info *Info) ([]byte, error) {
 
 // read reads the next record on the caller's goroutine.
 func (c *File) read(info *Info) ([]byte, error) {
+	if c.pcap != nil {
+		return c.pcap.next(info)
+	}
 	if c.failed != nil {
 		return nil, io.EOF
 	}
@@ -142,15 +145,11 @@ func (c *File) read(info *Info) ([]byte, error) {
 		err  error
 		lt   = c.link
 	)
-	if c.ng != nil {
-		data, ci, err = c.ng.ZeroCopyReadPacketData()
-		if err == nil && ci.InterfaceIndex != 0 {
-			if iface, ierr := c.ng.Interface(ci.InterfaceIndex); ierr == nil {
-				lt = iface.LinkType
-			}
+	data, ci, err = c.ng.ZeroCopyReadPacketData()
+	if err == nil && ci.InterfaceIndex != 0 {
+		if iface, ierr := c.ng.Interface(ci.InterfaceIndex); ierr == nil {
+			lt = iface.LinkType
 		}
-	} else {
-		data, ci, err = c.pcap.ZeroCopyReadPacketData()
 	}
 	if err != nil {
 		if err == io.EOF {
@@ -158,7 +157,7 @@ func (c *File) read(info *Info) ([]byte, error) {
 			return nil, io.EOF
 		}
 		if err == io.ErrUnexpectedEOF {
-			err = errors.New("file ends inside the record (truncated capture)")
+			err = errTruncatedRecord
 		}
 		c.failed = &FileError{Path: c.path, Record: c.frame + 1, Err: err}
 		return nil, c.failed

@@ -2,11 +2,12 @@ package capture
 
 import "io"
 
-// prefetch reads a capture file on a goroutine of its own: it parses the
-// records and copies them into batches, so that the disk (an SD card, on
-// a Pi), the system calls and the copying happen while the pipeline
-// decodes. The pipeline then takes packets from a batch without copies.
-// Batches are allocated once and recycled.
+// prefetch reads a capture file on a goroutine of its own: it reads a
+// classic pcap file a block at a time into a batch and finds the records
+// in it (pcapng records are parsed by pcapgo and copied in), so that the
+// disk (an SD card, on a Pi) and the system calls happen while the
+// pipeline decodes. The pipeline then takes packets from a batch without
+// copies. Batches are allocated once and recycled.
 type prefetch struct {
 	full chan *batch
 	free chan *batch
@@ -41,13 +42,20 @@ func (c *File) startPrefetch() {
 		done: make(chan struct{}),
 	}
 	for range prefetchBatches {
-		pf.free <- &batch{data: make([]byte, 0, prefetchBytes), recs: make([]record, 0, prefetchRecords)}
+		b := newBatch()
+		pf.free <- &b
 	}
 	c.pf = pf
 	go pf.run(c)
 }
 
-// run fills batches with c.read until the file ends or stop is closed.
+func newBatch() batch {
+	return batch{data: make([]byte, 0, prefetchBytes), recs: make([]record, 0, prefetchRecords)}
+}
+
+// run fills batches until the file ends or stop is closed: a classic pcap
+// file is read a block at a time straight into the batch (pcapFile.fill);
+// pcapng records are read with c.read and copied in.
 func (pf *prefetch) run(c *File) {
 	defer close(pf.done)
 	var (
@@ -64,7 +72,10 @@ func (pf *prefetch) run(c *File) {
 			return
 		}
 		b.data, b.recs, b.err = b.data[:0], b.recs[:0], nil
-		for {
+		if c.pcap != nil {
+			c.pcap.p.fill(b, c.path, c.link) // returns records, or the end
+		}
+		for c.pcap == nil {
 			if !have {
 				if pkt, err = c.read(&info); err != nil {
 					b.err = err

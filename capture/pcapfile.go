@@ -1,0 +1,230 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+)
+
+// pcapFile reads a classic pcap file a block at a time into a batch's
+// buffer and finds the records in it, so that a record's bytes are read
+// from the file straight into the buffer the pipeline decodes them from,
+// with no copy in between. It accepts what pcapgo's Reader accepts and
+// fails where it fails, with the same messages (see FuzzPcapFile).
+type pcapFile struct {
+	r       io.Reader
+	big     bool   // big-endian header fields
+	factor  uint32 // nanoseconds a unit of the fraction: 1 or 1000
+	snaplen uint32
+	maxCap  uint64 // the longest record taken: the snap length, or libpcap's 262144 if more
+	link    layers.LinkType
+	pend    []byte // the start of a record that did not fit in the last block
+	frame   uint64 // records handed out
+	ended   bool   // r has returned an error
+	rerr    error  // that error, unless it was io.EOF
+	failed  bool   // the file has ended; fill returns io.EOF
+}
+
+const (
+	pcapHeaderLen = 24
+	pcapRecordLen = 16
+	// pcapMaxEager is libpcap's MAXIMUM_SNAPLEN: records up to this length
+	// are taken whatever the file's snap length says (as pcapgo does).
+	pcapMaxEager = 262144
+)
+
+// newPcapFile reads the 24-byte file header from r.
+func newPcapFile(r io.Reader) (*pcapFile, error) {
+	var h [pcapHeaderLen]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, headerError(err)
+	}
+	p := &pcapFile{r: r}
+	switch le := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16 | uint32(h[3])<<24; le {
+	case 0xa1b2c3d4:
+		p.factor = 1000
+	case 0xd4c3b2a1:
+		p.big, p.factor = true, 1000
+	case 0xa1b23c4d:
+		p.factor = 1
+	case 0x4d3cb2a1:
+		p.big, p.factor = true, 1
+	default:
+		return nil, fmt.Errorf("Unknown magic %x", le)
+	}
+	if v := p.u16(h[4:6]); v != 2 {
+		return nil, fmt.Errorf("Unknown major version %d", v)
+	}
+	if v := p.u16(h[6:8]); v != 4 {
+		return nil, fmt.Errorf("Unknown minor version %d", v)
+	}
+	p.snaplen = p.u32(h[16:20])
+	p.link = layers.LinkType(p.u32(h[20:24]))
+	p.maxCap = max(uint64(p.snaplen), pcapMaxEager)
+	return p, nil
+}
+
+func (p *pcapFile) u16(b []byte) uint16 {
+	if p.big {
+		return uint16(b[0])<<8 | uint16(b[1])
+	}
+	return uint16(b[1])<<8 | uint16(b[0])
+}
+
+func (p *pcapFile) u32(b []byte) uint32 {
+	_ = b[3]
+	if p.big {
+		return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	}
+	return uint32(b[3])<<24 | uint32(b[2])<<16 | uint32(b[1])<<8 | uint32(b[0])
+}
+
+// read fills buf from r as far as r gives, and notes the error that ends r.
+func (p *pcapFile) read(buf []byte) int {
+	n := 0
+	for n < len(buf) && !p.ended {
+		m, err := p.r.Read(buf[n:])
+		n += m
+		if err != nil {
+			p.ended = true
+			if err != io.EOF {
+				p.rerr = err
+			}
+		}
+	}
+	return n
+}
+
+// fill reads the next block of the file into b, reusing its buffers, and
+// lists the records it holds. b.err is what ends the file after them:
+// io.EOF, a *FileError (path names the file), or nil when there is more.
+// A record longer than b's buffer grows it, by no more than the bytes the
+// file really holds.
+func (p *pcapFile) fill(b *batch, path string, link layers.LinkType) {
+	b.data, b.recs, b.err = append(b.data[:0], p.pend...), b.recs[:0], nil
+	p.pend = p.pend[:0]
+	if p.failed {
+		b.err = io.EOF
+		return
+	}
+	for {
+		b.data = b.data[:len(b.data)+p.read(b.data[len(b.data):cap(b.data)])]
+		off, err := p.records(b, link)
+		if err != nil {
+			p.fail(b, path, err)
+			return
+		}
+		tail := b.data[off:]
+		if len(b.recs) == cap(b.recs) || len(b.recs) > 0 && !p.ended {
+			p.pend = append(p.pend, tail...)
+			b.data = b.data[:off]
+			return
+		}
+		if p.ended {
+			// The file is done: what is left is a record cut short.
+			b.data = b.data[:off]
+			switch {
+			case p.rerr != nil:
+				p.fail(b, path, p.rerr)
+			case len(tail) == 0,
+				len(tail) == pcapRecordLen && p.u32(tail[8:12]) > 0:
+				// pcapgo ends a file whose last record header has no
+				// bytes after it as if the file had ended before it.
+				p.failed = true
+				b.err = io.EOF
+			default:
+				p.fail(b, path, io.ErrUnexpectedEOF)
+			}
+			return
+		}
+		// No record fits yet: the buffer holds the start of one record
+		// longer than the buffer. Grow it (at most doubling, so that a
+		// damaged length cannot make us allocate more than the file
+		// holds) and read on.
+		grown := make([]byte, len(b.data), 2*cap(b.data))
+		copy(grown, b.data)
+		b.data = grown
+	}
+}
+
+// records lists the complete records in b.data and returns the offset of
+// the first byte after them, or the error of a damaged record header.
+func (p *pcapFile) records(b *batch, link layers.LinkType) (int, error) {
+	off := 0
+	for len(b.recs) < cap(b.recs) {
+		rest := b.data[off:]
+		if len(rest) < pcapRecordLen {
+			break
+		}
+		capLen, wireLen := p.u32(rest[8:12]), p.u32(rest[12:16])
+		if uint64(capLen) > p.maxCap {
+			return off, fmt.Errorf("capture length exceeds snap length: %d > %d", capLen, p.snaplen)
+		}
+		if capLen > wireLen {
+			return off, fmt.Errorf("capture length exceeds original packet length: %d > %d", capLen, wireLen)
+		}
+		end := pcapRecordLen + int(capLen)
+		if len(rest) < end {
+			break
+		}
+		p.frame++
+		// uint32 arithmetic, as pcapgo: a fraction that is out of range
+		// in a microsecond file wraps the same way there.
+		ts := time.Unix(int64(p.u32(rest[0:4])), int64(p.u32(rest[4:8])*p.factor)).UTC()
+		b.recs = append(b.recs, record{off: off + pcapRecordLen, n: int(capLen), info: Info{
+			Timestamp:     ts,
+			CaptureLength: int(capLen),
+			Length:        int(wireLen),
+			LinkType:      link,
+			Frame:         p.frame,
+		}})
+		off += end
+	}
+	return off, nil
+}
+
+// fail ends the file at the record after the last one handed out.
+func (p *pcapFile) fail(b *batch, path string, err error) {
+	p.failed = true
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = errTruncatedRecord
+	}
+	b.err = &FileError{Path: path, Record: p.frame + 1, Err: err}
+}
+
+var errTruncatedRecord = errors.New("file ends inside the record (truncated capture)")
+
+// pcapBatches hands out the records of a pcapFile one at a time, on the
+// caller's goroutine (the File of NewFile, which is not read ahead; a
+// File that is reads ahead with the pcapFile alone).
+type pcapBatches struct {
+	p    *pcapFile
+	b    batch
+	i    int
+	path string
+	link layers.LinkType
+}
+
+func (s *pcapBatches) next(info *Info) ([]byte, error) {
+	for {
+		if s.i < len(s.b.recs) {
+			r := &s.b.recs[s.i]
+			s.i++
+			*info = r.info
+			return s.b.data[r.off : r.off+r.n : r.off+r.n], nil
+		}
+		if s.b.err != nil {
+			err := s.b.err
+			s.b.err = io.EOF // a damaged file is reported once, then ends
+			return nil, err
+		}
+		if cap(s.b.data) == 0 {
+			s.b = newBatch()
+		}
+		s.p.fill(&s.b, s.path, s.link)
+		s.i = 0
+	}
+}
