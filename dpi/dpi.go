@@ -343,8 +343,10 @@ type Engine struct {
 	integ      Integrity           // handed to ih, reused
 	first      [ConflictBytes]byte // the versions of a Conflict report
 	second     [ConflictBytes]byte
-	ttl        uint8 // the current packet's IPv4 TTL or IPv6 hop limit
-	synDir     int   // for a TCP packet: 1 a SYN (to the server), 2 a SYN-ACK (from it), 0 neither
+	ttl        uint8     // the current packet's IPv4 TTL or IPv6 hop limit
+	fast       bool      // the current packet was decoded by fastPacket
+	fr         fastFrame // fastPacket's, reused
+	synDir     int       // for a TCP packet: 1 a SYN (to the server), 2 a SYN-ACK (from it), 0 neither
 	flows      table
 	now        int64 // packet time of the packet being decoded, unix ns
 	nextScan   int64
@@ -508,6 +510,10 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 	e.expireIdle()
 	e.reportAll()
 
+	if lt == layers.LinkTypeEthernet && e.fastPacket(data) {
+		return
+	}
+	e.fast = false
 	first := firstLayer(lt, data)
 	if first < 0 {
 		e.c.UnsupportedL2++

@@ -189,6 +189,9 @@ func inWindow(seq, next uint32) bool {
 
 // segmentLength is the TCP payload length the IP header announces.
 func (e *Engine) segmentLength() int {
+	if e.fast {
+		return len(e.tcp.Payload) // fastPacket takes no segment cut short
+	}
 	hdr := int(e.tcp.DataOffset) * 4
 	for _, t := range e.decoded {
 		switch t {

@@ -1,0 +1,64 @@
+package dpi_test
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/tapwatch/tapwatch/capture"
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/internal/testenv"
+)
+
+// TestFastPathCorpus compares the fast path with gopacket on every
+// Ethernet frame of the public corpus and reports the share it takes.
+func TestFastPathCorpus(t *testing.T) {
+	root := testenv.Corpus(t)
+	e, err := dpi.New(dpi.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files, frames, took int
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".pcap") || strings.HasSuffix(p, ".pcapng") || strings.HasSuffix(p, ".cap")) {
+			return nil
+		}
+		f, err := capture.OpenFile(p)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		files++
+		for {
+			var ci capture.Info
+			data, err := f.ReadPacket(&ci)
+			if err != nil {
+				var fe *capture.FileError
+				if err != io.EOF && !errors.As(err, &fe) {
+					t.Fatalf("%s: %v", p, err)
+				}
+				return nil
+			}
+			if ci.LinkType != layers.LinkTypeEthernet {
+				continue
+			}
+			frames++
+			took1, err := dpi.FastFrameAgrees(e, data)
+			if err != nil {
+				t.Fatalf("%s, frame %d: %v", p, ci.Frame, err)
+			}
+			if took1 {
+				took++
+			}
+		}
+	})
+	if files < 100 || frames == 0 {
+		t.Fatalf("%d files, %d Ethernet frames in %s", files, frames, root)
+	}
+	t.Logf("%d files: the fast path took %d of %d Ethernet frames (%.1f%%), each as gopacket decodes it", files, took, frames, 100*float64(took)/float64(frames))
+}

@@ -1,0 +1,189 @@
+package dpi
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+// slowFrame decodes an Ethernet frame as Packet does with gopacket and
+// returns what fastFrame would hold, with ok false unless Packet would
+// hand the packet to tcpPacket or udpPacket with no error and nothing cut
+// short.
+func slowFrame(e *Engine, data []byte) (fr fastFrame, ok bool) {
+	p := e.parsers[firstEthernet]
+	e.vlan.n = 0
+	err := p.DecodeLayers(data, &e.decoded)
+	if err != nil || p.Truncated {
+		return fr, false
+	}
+	var v4, v6, tcp, udp, eth bool
+	for _, t := range e.decoded {
+		switch t {
+		case layers.LayerTypeEthernet:
+			eth = true
+		case layers.LayerTypeIPv4:
+			v4 = true
+		case layers.LayerTypeIPv6:
+			v6 = true
+		case layers.LayerTypeTCP:
+			tcp = true
+		case layers.LayerTypeUDP:
+			udp = true
+		}
+	}
+	if !eth || len(e.eth.SrcMAC) != 6 || len(e.eth.DstMAC) != 6 {
+		return fr, false
+	}
+	fr.mac = [2][6]byte{[6]byte(e.eth.SrcMAC), [6]byte(e.eth.DstMAC)}
+	switch {
+	case v4:
+		if e.ip4.Flags&layers.IPv4MoreFragments != 0 || e.ip4.FragOffset != 0 {
+			return fr, false
+		}
+		fr.k.a[10], fr.k.a[11], fr.k.b[10], fr.k.b[11] = 0xff, 0xff, 0xff, 0xff
+		copy(fr.k.a[12:], e.ip4.SrcIP.To4())
+		copy(fr.k.b[12:], e.ip4.DstIP.To4())
+		fr.ttl = e.ip4.TTL
+	case v6:
+		fr.k.a, fr.k.b = [16]byte(e.ip6.SrcIP), [16]byte(e.ip6.DstIP)
+		fr.ttl, fr.v6 = e.ip6.HopLimit, true
+	default:
+		return fr, false
+	}
+	fr.tags = e.vlan.n
+	fr.vlans = e.vlan.ids
+	if fr.tags > 0 {
+		fr.k.vlan = e.vlan.ids[0]
+	}
+	switch {
+	case tcp:
+		t := &e.tcp.TCP
+		fr.k.proto = uint8(layers.IPProtocolTCP)
+		fr.k.pa, fr.k.pb = uint16(t.SrcPort), uint16(t.DstPort)
+		fr.seq, fr.ack, fr.dataOffset = t.Seq, t.Ack, t.DataOffset
+		for i, f := range []bool{t.FIN, t.SYN, t.RST, t.PSH, t.ACK, t.URG, t.ECE, t.CWR} {
+			if f {
+				fr.flags |= 1 << i
+			}
+		}
+		fr.payload = t.Payload
+		if e.segmentLengthSlow() != len(t.Payload) {
+			return fr, false // Packet would count a cut or a bad IP length
+		}
+	case udp:
+		fr.k.proto = uint8(layers.IPProtocolUDP)
+		fr.k.pa, fr.k.pb = uint16(e.udp.SrcPort), uint16(e.udp.DstPort)
+		fr.payload = e.udp.Payload
+	default:
+		return fr, false
+	}
+	return fr, true
+}
+
+// segmentLengthSlow is segmentLength for a packet gopacket decoded.
+func (e *Engine) segmentLengthSlow() int {
+	fast := e.fast
+	e.fast = false
+	defer func() { e.fast = fast }()
+	return e.segmentLength()
+}
+
+func frameString(fr fastFrame) string {
+	return fmt.Sprintf("key %+v mac %x vlans %v/%d v6 %v ttl %d seq %d ack %d off %d flags %#x payload %x",
+		fr.k, fr.mac, fr.vlans[:min(fr.tags, 2)], fr.tags, fr.v6, fr.ttl, fr.seq, fr.ack, fr.dataOffset, fr.flags, fr.payload)
+}
+
+// fastFrameAgrees returns an error if the fast path takes a frame that
+// gopacket decodes otherwise, and whether the fast path took it.
+func fastFrameAgrees(e *Engine, data []byte) (bool, error) {
+	var fr fastFrame
+	if !fr.decode(data) {
+		return false, nil
+	}
+	slow, ok := slowFrame(e, data)
+	if !ok {
+		return true, fmt.Errorf("the fast path takes a frame gopacket does not decode cleanly: %x", data)
+	}
+	if !bytes.Equal(fr.payload, slow.payload) || frameString(fr) != frameString(slow) {
+		return true, fmt.Errorf("frame %x:\nfast %s\nslow %s", data, frameString(fr), frameString(slow))
+	}
+	return true, nil
+}
+
+// FastFrameAgrees is fastFrameAgrees, for TestFastPathCorpus.
+var FastFrameAgrees = fastFrameAgrees
+
+func checkFastFrame(t *testing.T, e *Engine, data []byte) bool {
+	t.Helper()
+	took, err := fastFrameAgrees(e, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return took
+}
+
+func fastSeeds() [][]byte {
+	vlan := func(b []byte, ids ...uint16) []byte {
+		out := append([]byte(nil), b[:12]...)
+		for _, id := range ids {
+			out = append(out, 0x81, 0x00, byte(id>>8)|0x20, byte(id))
+		}
+		return append(out, b[12:]...)
+	}
+	syn := tcpFrame(false, 1, 0, 1, nil)
+	data := tcpFrame(true, 7, 9, 8, []byte{0, 1, 0, 0, 0, 5, 1, 3, 2, 0, 7})
+	udp6 := udpFrame6([]byte("dns?"))
+	padded := append(append([]byte(nil), syn...), make([]byte, 6)...) // an Ethernet trailer
+	cut := data[:len(data)-3]
+	frag := append([]byte(nil), data...)
+	frag[14+6] |= 0x20 // more fragments
+	opts := append([]byte(nil), data...)
+	opts[14] = 0x46
+	return [][]byte{syn, data, udp6, padded, cut, frag, opts, vlan(data, 10), vlan(data, 10, 20, 30), vlan(udp6, 5), data[:14], data[:30]}
+}
+
+// udpFrame6 builds an Ethernet/IPv6/UDP frame.
+func udpFrame6(payload []byte) []byte {
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv6}
+	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolUDP, SrcIP: net.ParseIP("fd00::1"), DstIP: net.ParseIP("fd00::2")}
+	udp := &layers.UDP{SrcPort: 5353, DstPort: 53}
+	udp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(payload))
+	return buf.Bytes()
+}
+
+func TestFastPathSeeds(t *testing.T) {
+	e, err := New(Config{}, &nopHandler{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := 0
+	for _, s := range fastSeeds() {
+		if checkFastFrame(t, e, s) {
+			took++
+		}
+	}
+	// syn, data, udp6, padded and the four tagged frames; not the cut
+	// one, the fragment, the one with options or the short ones.
+	if took != 7 {
+		t.Errorf("the fast path took %d of the seeds, want 7", took)
+	}
+}
+
+// FuzzFastPath holds the fast path to gopacket's decoding on any frame.
+func FuzzFastPath(f *testing.F) {
+	for _, s := range fastSeeds() {
+		f.Add(s)
+	}
+	e, err := New(Config{}, &nopHandler{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkFastFrame(t, e, data) })
+}
