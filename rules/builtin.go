@@ -178,6 +178,7 @@ func BuiltinIDs() []string {
 const (
 	sweepSlots    = 512  // (source, destination, protocol, kind) sets of codes
 	knownSlots    = 1024 // flows whose endpoints new-asset has checked (direct mapped)
+	publicSlots   = 1024 // flows whose ends public-address has judged (direct mapped)
 	reportedSlots = 1024 // new addresses already reported
 )
 
@@ -212,7 +213,8 @@ type builtins struct {
 	// new-asset.
 	assetIPs  map[netip.Addr]struct{}
 	assetNets []netip.Prefix
-	known     []knownFlow // nil when new-asset is off
+	known     []knownFlow  // nil when new-asset is off
+	public    []publicFlow // nil when public-address is off
 	reported  addrTable
 	ot        addrTable // hosts seen in Modbus or DNP3 conversations, for public-address and remote-access
 	otOn      bool      // ot is kept
@@ -263,6 +265,9 @@ func (b *builtins) init(p *policy.Policy, seed uint64) {
 		}
 		b.known = make([]knownFlow, knownSlots)
 		b.reported.init(reportedSlots)
+	}
+	if b.on[dPublic] {
+		b.public = make([]publicFlow, publicSlots)
 	}
 	if b.on[dPublic] || b.on[dRemote] {
 		b.ot.init(reportedSlots)
@@ -942,16 +947,71 @@ func (e *Engine) NewFlow(f *dpi.Flow, t time.Time) {
 // checkPublic checks the two ends of a Modbus or DNP3 message.
 func (e *Engine) checkPublic(op *Op) {
 	s, d := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
+	var v publicVerdict
+	if f := op.Flow; f != nil {
+		// A flow's ends do not change: judge them once a flow.
+		pf := &e.bi.public[(f.ID^f.ID>>10)&(publicSlots-1)]
+		switch {
+		case pf.id == f.ID && pf.a == s && pf.b == d:
+			v = pf.v
+		case pf.id == f.ID && pf.a == d && pf.b == s: // the other way
+			v = pf.v.reversed()
+		default:
+			v = judgePublic(s, d)
+			*pf = publicFlow{id: f.ID, a: s, b: d, v: v}
+		}
+	} else {
+		v = judgePublic(s, d)
+	}
+	switch v {
+	case publicDst:
+		e.fireBuiltin(dPublic, op, aggKey{src: s, dst: d}, finding{})
+	case publicSrc:
+		e.fireBuiltin(dPublic, op, aggKey{src: d, dst: s}, finding{})
+	}
+}
+
+// publicVerdict says which end of a message, if either, is a public
+// address talking to a private one.
+type publicVerdict uint8
+
+const (
+	publicNone publicVerdict = iota
+	publicDst
+	publicSrc
+)
+
+// reversed is the verdict on the same two ends the other way round.
+func (v publicVerdict) reversed() publicVerdict {
+	switch v {
+	case publicDst:
+		return publicSrc
+	case publicSrc:
+		return publicDst
+	}
+	return publicNone
+}
+
+// publicFlow is a flow whose ends, a and b in the order of the message
+// that asked, public-address has judged.
+type publicFlow struct {
+	id   uint64
+	a, b netip.Addr
+	v    publicVerdict
+}
+
+func judgePublic(s, d netip.Addr) publicVerdict {
 	// A private address is not public: when s is private, only d can be.
 	// Most messages are between two private hosts, so isPublic asks the
 	// cheapest question first.
 	if isPrivate(s) {
 		if isPublic(d) {
-			e.fireBuiltin(dPublic, op, aggKey{src: s, dst: d}, finding{})
+			return publicDst
 		}
 	} else if isPublic(s) && isPrivate(d) {
-		e.fireBuiltin(dPublic, op, aggKey{src: d, dst: s}, finding{})
+		return publicSrc
 	}
+	return publicNone
 }
 
 func titlePublic(op *Op, _ *builtinDet, _ finding) string {
