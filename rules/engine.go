@@ -146,12 +146,15 @@ type Engine struct {
 
 	rate lru.Table[rateKey, rateCount]
 	agg  lru.Table[aggKey, aggState] // alerts being folded
-	// Packet times (unix ns) from aggFrom until before aggUntil end the
-	// window of no alert being folded: the latest start of a window and
-	// the earliest end. tick does not look through the table then. The
-	// span is kept narrower than the truth, never wider: entries closed
-	// since it was computed leave it as it was.
-	aggFrom, aggUntil int64
+	// dues holds, earliest first (a binary heap), when the window of each
+	// alert being folded ends, so that a sweep finds them without looking
+	// through the table. An entry closed or evicted since leaves its due
+	// behind; it is dropped when it comes up (aggDue.live).
+	dues []aggDue
+	// aggFrom is the latest start of a window being folded, or later: a
+	// packet earlier than that (the clock went back) makes tick look
+	// through the whole table for windows that start after it.
+	aggFrom int64
 	// expiring is scratch space for the entries a sweep closes.
 	expiring []*aggEntry
 
@@ -659,7 +662,8 @@ func (e *Engine) raiseFinding(c *compiled, op *Op, k aggKey, isValue bool, f fin
 	a := e.newAlert(c, op, isValue, f)
 	ent.Value = aggState{rank: rank, window: window, alert: a, count: 1, first: now, last: now}
 	first := now.UnixNano()
-	e.aggFrom, e.aggUntil = max(e.aggFrom, first), min(e.aggUntil, first+window)
+	e.aggFrom = max(e.aggFrom, first)
+	e.pushDue(aggDue{at: first + window, id: a.ID, ent: ent})
 	if e.hasFunction(op) {
 		ent.Value.fcs.Add(op.FC)
 	}
@@ -810,19 +814,23 @@ func (e *Engine) tick(t time.Time) {
 		return
 	}
 	e.nextSweep = now + e.sweepStep
-	if e.agg.Len() > 0 && (now < e.aggFrom || now >= e.aggUntil) {
-		from, until := int64(math.MinInt64), int64(math.MaxInt64)
+	switch {
+	case e.agg.Len() == 0:
+	case now < e.aggFrom:
+		// The clock went back: windows that start after now end too.
+		from := int64(math.MinInt64)
 		e.closeExpired(func(ent *aggEntry) bool {
 			st := &ent.Value
 			d := t.Sub(st.first)
 			if d < 0 || int64(d) >= st.window {
 				return true
 			}
-			first := st.first.UnixNano()
-			from, until = max(from, first), min(until, first+st.window)
+			from = max(from, st.first.UnixNano())
 			return false
 		})
-		e.aggFrom, e.aggUntil = from, until
+		e.aggFrom = from
+	case len(e.dues) > 0 && e.dues[0].at <= now:
+		e.closeDue(now)
 	}
 	if e.supMinute > 0 {
 		if d := t.Sub(e.budgetStart); d < 0 || d >= budgetPeriod {
@@ -867,12 +875,103 @@ func (e *Engine) closeExpired(expired func(*aggEntry) bool) {
 			list = append(list, ent)
 		}
 	}
+	e.closeList(list)
+	if e.agg.Len() == 0 {
+		clear(e.dues)
+		e.dues = e.dues[:0]
+	}
+}
+
+// closeDue closes the entries whose window ended by now, in the order
+// their alerts were first reported, as closeExpired would, taking them
+// from the top of dues.
+func (e *Engine) closeDue(now int64) {
+	list := e.expiring[:0]
+	for len(e.dues) > 0 && e.dues[0].at <= now {
+		d := e.popDue()
+		if d.live() {
+			list = append(list, d.ent)
+		}
+	}
+	e.closeList(list)
+}
+
+func (e *Engine) closeList(list []*aggEntry) {
 	slices.SortFunc(list, func(a, b *aggEntry) int { return cmp.Compare(a.Value.alert.ID, b.Value.alert.ID) })
 	for i, ent := range list {
 		e.closeAgg(ent)
 		list[i] = nil
 	}
 	e.expiring = list[:0]
+}
+
+// aggDue is when the window of the alert id, folded in ent, ends.
+type aggDue struct {
+	at  int64 // unix ns
+	id  uint64
+	ent *aggEntry
+}
+
+// live reports whether ent still folds the alert d was pushed for.
+func (d *aggDue) live() bool {
+	st := &d.ent.Value
+	return d.ent.Used() && st.alert != nil && st.alert.ID == d.id && st.first.UnixNano()+st.window == d.at
+}
+
+// pushDue adds d to the heap. The heap holds at most twice as many dues
+// as the table has entries: past that, the dues of entries closed or
+// evicted are dropped first, which leaves at most one for each entry.
+func (e *Engine) pushDue(d aggDue) {
+	if len(e.dues) >= 2*len(e.agg.Entries()) {
+		live := e.dues[:0]
+		for _, x := range e.dues {
+			if x.live() {
+				live = append(live, x)
+			}
+		}
+		clear(e.dues[len(live):])
+		e.dues = live
+		for i := len(e.dues)/2 - 1; i >= 0; i-- {
+			e.siftDown(i)
+		}
+	}
+	e.dues = append(e.dues, d)
+	for i := len(e.dues) - 1; i > 0; {
+		p := (i - 1) / 2
+		if e.dues[p].at <= e.dues[i].at {
+			break
+		}
+		e.dues[p], e.dues[i] = e.dues[i], e.dues[p]
+		i = p
+	}
+}
+
+func (e *Engine) popDue() aggDue {
+	top := e.dues[0]
+	n := len(e.dues) - 1
+	e.dues[0] = e.dues[n]
+	e.dues[n] = aggDue{}
+	e.dues = e.dues[:n]
+	e.siftDown(0)
+	return top
+}
+
+func (e *Engine) siftDown(i int) {
+	h := e.dues
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && h[c+1].at < h[c].at {
+			c++
+		}
+		if h[i].at <= h[c].at {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }
 
 // ---- reload ----
@@ -926,6 +1025,11 @@ func (e *Engine) TakeOver(old *Engine) {
 		slot, _ := e.agg.Lookup(&k, h)
 		e.agg.Put(slot, &k, h, ent.Last)
 		slot.Value = ent.Value
+		if st := &slot.Value; st.alert != nil {
+			first := st.first.UnixNano()
+			e.aggFrom = max(e.aggFrom, first)
+			e.pushDue(aggDue{at: first + st.window, id: st.alert.ID, ent: slot})
+		}
 	}
 	oldRate := old.rate.Entries()
 	for i := range oldRate {

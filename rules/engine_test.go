@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -891,63 +892,108 @@ func nanValue() float64 {
 	return z / z
 }
 
-// TestQuietSpan: tick skips the table of alerts being folded while no
-// window can have ended (aggFrom, aggUntil). An engine that looks through
-// it on every tick due reports the same alerts at the same messages, with
-// windows of two lengths, time going back a little and a lot, and a
-// reload.
+// TestQuietSpan: tick finds the windows that ended in a heap of their
+// ends (dues), not by looking through the table of alerts being folded.
+// An engine that looks through the table on every tick due reports the
+// same alerts at the same messages, with windows of two lengths, time
+// going back a little and a lot, and a reload; and again with so many
+// sources and so small a table that alerts are evicted and closed before
+// their due comes up.
 func TestQuietSpan(t *testing.T) {
 	tune := func(s *policy.DetectorSettings) {
 		if s.ID == "malformed" {
 			s.Window = 3 * time.Minute // the others fold within the engine's minute
 		}
 	}
-	e, got := newEngineTuned(t, tune)
-	ref, want := newEngineTuned(t, tune)
-	rnd := rand.New(rand.NewPCG(1, 2))
-	at := time.Duration(0)
-	for i := range 3000 {
-		switch {
-		case i == 1500:
-			e2, _ := newEngineTuned(t, tune)
-			e2.sink = got
-			e2.TakeOver(e)
-			e = e2
-			ref2, _ := newEngineTuned(t, tune)
-			ref2.sink = want
-			ref2.TakeOver(ref)
-			ref = ref2
-		case i%1000 == 999:
-			at -= time.Hour // a new capture file
-		case i%7 == 3:
-			at -= time.Duration(rnd.IntN(30_000)) * time.Millisecond // out of order
-		default:
-			at += time.Duration(rnd.IntN(20_000)) * time.Millisecond
+	newEngine := func(slots int) (*Engine, *recorder) {
+		p, err := policy.Parse([]byte(engineAssets), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
 		}
-		src := "10.10.1." + itoa(30+rnd.IntN(4)) + ":50001"
-		var f feeder
-		switch rnd.IntN(3) {
-		case 0:
-			f = xmb{src: src, dst: plc1S, unit: 1, fc: 8, sub: modbus.SubForceListenOnlyMode, at: at}
-		case 1:
-			f = xmb{src: src, dst: plc1S, unit: 1, fc: 3, malformed: modbus.LengthMismatch, at: at}
-		default:
-			f = xdn{src: src, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncColdRestart, at: at}
+		for i := range p.Detectors {
+			tune(&p.Detectors[i])
 		}
-		f.feed(e)
-		ref.aggFrom, ref.aggUntil = 0, 0 // look every time
-		f.feed(ref)
-		if len(got.alerts) != len(want.alerts) {
-			t.Fatalf("message %d: %d alerts, want %d", i, len(got.alerts), len(want.alerts))
+		rec := &recorder{}
+		e, err := NewEngine(p, rec, EngineOptions{AggSlots: slots, MaxAlertsPerMinute: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
 		}
+		return e, rec
 	}
-	if len(want.alerts) < 100 {
-		t.Fatalf("only %d alerts", len(want.alerts))
-	}
-	for i := range got.alerts {
-		if g, w := got.alerts[i], want.alerts[i]; g.Rule != w.Rule || g.Count != w.Count || g.ID != w.ID {
-			t.Errorf("alert %d: %s #%d ×%d, want %s #%d ×%d", i, g.Rule, g.ID, g.Count, w.Rule, w.ID, w.Count)
-		}
+	for _, tc := range []struct {
+		name         string
+		sources      int
+		slots        int
+		wantEvicted  bool
+		wantMinAlert int
+	}{
+		{"few sources", 4, 0, false, 100},
+		{"evictions", 200, 16, true, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, got := newEngine(tc.slots)
+			ref, want := newEngine(tc.slots)
+			// The same seed, so that the two evict the same entries.
+			ref.seed = e.seed
+			ref.rate.Reset(e.seed)
+			ref.agg.Reset(e.seed)
+			rnd := rand.New(rand.NewPCG(1, 2))
+			at := time.Duration(0)
+			for i := range 3000 {
+				switch {
+				case i == 1500:
+					e2, _ := newEngine(tc.slots)
+					e2.sink = got
+					e2.TakeOver(e)
+					e = e2
+					ref2, _ := newEngine(tc.slots)
+					ref2.sink = want
+					ref2.TakeOver(ref)
+					ref = ref2
+				case i%1000 == 999:
+					at -= time.Hour // a new capture file
+				case i%7 == 3:
+					at -= time.Duration(rnd.IntN(30_000)) * time.Millisecond // out of order
+				default:
+					at += time.Duration(rnd.IntN(20_000)) * time.Millisecond
+				}
+				src := "10.10." + itoa(1+rnd.IntN(tc.sources)/200) + "." + itoa(30+rnd.IntN(tc.sources)%200) + ":50001"
+				var f feeder
+				switch rnd.IntN(3) {
+				case 0:
+					f = xmb{src: src, dst: plc1S, unit: 1, fc: 8, sub: modbus.SubForceListenOnlyMode, at: at}
+				case 1:
+					f = xmb{src: src, dst: plc1S, unit: 1, fc: 3, malformed: modbus.LengthMismatch, at: at}
+				default:
+					f = xdn{src: src, dst: rtu7S, lsrc: 1, ldst: 10, fc: dnp3.FuncColdRestart, at: at}
+				}
+				f.feed(e)
+				ref.aggFrom = math.MaxInt64 // look through the table every time
+				f.feed(ref)
+				if len(got.alerts) != len(want.alerts) {
+					t.Fatalf("message %d: %d alerts, want %d", i, len(got.alerts), len(want.alerts))
+				}
+				if len(e.dues) > 2*e.agg.Cap() {
+					t.Fatalf("message %d: %d dues for a table of %d", i, len(e.dues), e.agg.Cap())
+				}
+			}
+			e.Flush()
+			ref.Flush()
+			if len(want.alerts) < tc.wantMinAlert {
+				t.Fatalf("only %d alerts", len(want.alerts))
+			}
+			if ev := e.Stats().AggEvictions; (ev > 0) != tc.wantEvicted {
+				t.Fatalf("%d evictions", ev)
+			}
+			if len(got.alerts) != len(want.alerts) {
+				t.Fatalf("%d alerts, want %d", len(got.alerts), len(want.alerts))
+			}
+			for i := range got.alerts {
+				if g, w := got.alerts[i], want.alerts[i]; g.Rule != w.Rule || g.Count != w.Count || g.ID != w.ID {
+					t.Errorf("alert %d: %s #%d ×%d, want %s #%d ×%d", i, g.Rule, g.ID, g.Count, w.Rule, w.ID, w.Count)
+				}
+			}
+		})
 	}
 }
 
