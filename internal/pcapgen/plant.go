@@ -45,6 +45,16 @@ type plantConfig struct {
 	// DNP3 step in udpEvery and the others the rest, as Plant does; when
 	// 0 every association is as likely.
 	udpEvery int
+	// unsolicitedFrom sets how often an outstation reports on its own: a
+	// DNP3 step of an established association that is not a link status,
+	// time write or select is an unsolicited response when its draw r
+	// (0 to 999) is from unsolicitedFrom to 199. With 0 (Plant) that is
+	// 11 % of them, and 20 % for associations whose master does not
+	// operate; 180 makes it 2 % of every association's.
+	unsolicitedFrom int
+	// tlsHello makes HTTPS transfers open with a TLS ClientHello record
+	// that names the server, instead of random bytes of its size.
+	tlsHello bool
 	// stepMicros bounds the random time between two steps.
 	stepMicros int
 }
@@ -144,6 +154,7 @@ type plant struct {
 	dnp3Packets   int
 	blob          []byte  // pseudo-random bulk payload, sliced per segment
 	adu           []byte  // scratch for coalesced ADUs
+	hello         []byte  // scratch for TLS ClientHellos
 	bits          []uint8 // scratch for DNP3 binary points
 	// binState is each outstation's binary inputs (flags octets): they
 	// change only with the events that report the change.
@@ -496,9 +507,12 @@ func (p *plant) openBulk(i int) error {
 	if _, err := c.Handshake(); err != nil {
 		return err
 	}
-	if http {
+	switch {
+	case http:
 		_, err = c.Client(httpRequest)
-	} else {
+	case p.cfg.tlsHello:
+		_, err = c.Client(p.clientHello(tlsNames[p.rng.IntN(len(tlsNames))]))
+	default:
 		off := p.rng.IntN(len(p.blob) - 600)
 		_, err = c.Client(p.blob[off : off+200+p.rng.IntN(400)]) // a TLS ClientHello's size
 	}
@@ -696,7 +710,7 @@ func (p *plant) dnp3Step() error {
 		return p.dnp3Write(a, TimeAndDate(uint64(p.w.Now().UnixMilli())))
 	case r < 90 && a.master < p.cfg.operators: // only the operators operate
 		return p.selectOperate(a)
-	case r < 200:
+	case r < 200 && r >= p.cfg.unsolicitedFrom:
 		return p.unsolicited(a)
 	case r < 380:
 		return p.integrityPoll(a)
