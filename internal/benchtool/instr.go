@@ -127,39 +127,33 @@ func countInstructions(ctx context.Context, cfg Config, dir, policy string) (*Co
 		}
 		valgrind = p
 	}
-	var paths [2]string
+	var (
+		paths  [2]string
+		frames [2]int
+	)
 	for i, n := range [2]int{cfg.Instr, TinyPackets} {
 		paths[i] = filepath.Join(dir, fmt.Sprintf("instr-%d.pcap", i))
-		frames, _, err := Generate(paths[i], cfg.Plant, n, cfg.Seed)
-		if err != nil {
+		var err error
+		if frames[i], _, err = Generate(paths[i], cfg.Plant, n, cfg.Seed); err != nil {
 			return c, err
-		}
-		if i == 0 {
-			c.Packets = frames
-		} else {
-			c.TinyPackets = frames
 		}
 		defer os.Remove(paths[i])
 	}
+	c.Packets, c.TinyPackets = frames[0], frames[1]
 	if c.Packets <= c.TinyPackets {
 		return c, fmt.Errorf("-instr %d: need more than %d packets", cfg.Instr, c.TinyPackets)
 	}
 	count := func(name string, args func(capture string) []string) (*Instructions, error) {
-		var in Instructions
+		var n [2]uint64
 		for i, p := range paths {
 			fmt.Fprintf(cfg.Log, "callgrind: %s on %s\n", filepath.Base(name), filepath.Base(p))
-			n, err := Callgrind(ctx, valgrind, filepath.Join(dir, "callgrind.out"), name, args(p)...)
-			if err != nil {
+			var err error
+			if n[i], err = Callgrind(ctx, valgrind, filepath.Join(dir, "callgrind.out"), name, args(p)...); err != nil {
 				return nil, err
 			}
-			if i == 0 {
-				in.Big = n
-			} else {
-				in.Tiny = n
-			}
 		}
-		in.PerPacket = (float64(in.Big) - float64(in.Tiny)) / float64(c.Packets-c.TinyPackets)
-		return &in, nil
+		per := (float64(n[0]) - float64(n[1])) / float64(c.Packets-c.TinyPackets)
+		return &Instructions{Big: n[0], Tiny: n[1], PerPacket: per}, nil
 	}
 	var err error
 	if c.Floor, err = count(cfg.Self, func(p string) []string { return []string{"floor", p} }); err != nil {

@@ -20,34 +20,51 @@ import (
 	"github.com/tapwatch/tapwatch/internal/testenv"
 )
 
-func plantCapture(t testing.TB, packets int, seed int64) []byte {
+// generators are the plants, by name.
+var generators = []struct {
+	name string
+	gen  func(*Writer, int, int64) error
+	// slack is how many frames past the count asked for the last step
+	// may write.
+	slack int
+}{{"Plant", Plant, 40}, {"SitePlant", SitePlant, 60}}
+
+func genCapture(t testing.TB, gen func(*Writer, int, int64) error, slack, packets int, seed int64) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := NewWriter(&buf, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Plant(w, packets, seed); err != nil {
+	if err := gen(w, packets, seed); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if w.Packets() < packets || w.Packets() > packets+40 {
-		t.Fatalf("Plant(%d) wrote %d frames", packets, w.Packets())
+	if w.Packets() < packets || w.Packets() > packets+slack {
+		t.Fatalf("wrote %d frames for %d", w.Packets(), packets)
 	}
 	return buf.Bytes()
 }
 
+func plantCapture(t testing.TB, packets int, seed int64) []byte {
+	return genCapture(t, Plant, generators[0].slack, packets, seed)
+}
+
 func TestPlantDeterministic(t *testing.T) {
-	a := sha256.Sum256(plantCapture(t, 5000, 1))
-	b := sha256.Sum256(plantCapture(t, 5000, 1))
-	c := sha256.Sum256(plantCapture(t, 5000, 2))
-	if a != b {
-		t.Error("the same seed gave different captures")
-	}
-	if a == c {
-		t.Error("different seeds gave the same capture")
+	for _, g := range generators {
+		t.Run(g.name, func(t *testing.T) {
+			a := sha256.Sum256(genCapture(t, g.gen, g.slack, 5000, 1))
+			b := sha256.Sum256(genCapture(t, g.gen, g.slack, 5000, 1))
+			c := sha256.Sum256(genCapture(t, g.gen, g.slack, 5000, 2))
+			if a != b {
+				t.Error("the same seed gave different captures")
+			}
+			if a == c {
+				t.Error("different seeds gave the same capture")
+			}
+		})
 	}
 }
 
@@ -556,34 +573,40 @@ func (h *heapSampler) Write(p []byte) (int, error) {
 var _ io.Writer = (*heapSampler)(nil)
 
 func TestPlantMemoryFlat(t *testing.T) {
-	testenv.Long(t, "writes 150,000 packets")
-	h := &heapSampler{at: []int{10 << 20, 40 << 20}}
-	w, err := NewWriter(h, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Plant(w, 150000, 3); err != nil {
-		t.Fatal(err)
-	}
-	if len(h.samples) != 2 {
-		t.Fatalf("only %d heap samples after %d bytes", len(h.samples), h.n)
-	}
-	early, late := h.samples[0], h.samples[1]
-	t.Logf("live heap after 10 MiB: %d KiB, after 40 MiB: %d KiB", early>>10, late>>10)
-	if late > early+1<<20 {
-		t.Errorf("live heap grew from %d to %d bytes while streaming", early, late)
+	testenv.Long(t, "writes 150,000 packets of each plant")
+	// The site plant writes about half the bytes a packet.
+	for i, at := range [][]int{{10 << 20, 40 << 20}, {10 << 20, 24 << 20}} {
+		g := generators[i]
+		t.Run(g.name, func(t *testing.T) {
+			h := &heapSampler{at: slices.Clone(at)}
+			w, err := NewWriter(h, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.gen(w, 150000, 3); err != nil {
+				t.Fatal(err)
+			}
+			if len(h.samples) != 2 {
+				t.Fatalf("only %d heap samples after %d bytes", len(h.samples), h.n)
+			}
+			early, late := h.samples[0], h.samples[1]
+			t.Logf("live heap after %d MiB: %d KiB, after %d MiB: %d KiB", at[0]>>20, early>>10, at[1]>>20, late>>10)
+			if late > early+1<<20 {
+				t.Errorf("live heap grew from %d to %d bytes while streaming", early, late)
+			}
+		})
 	}
 }
 
-// BenchmarkPlant measures the generator alone: one op is one plant capture
-// of 1,000,000 packets written to io.Discard.
-func BenchmarkPlant(b *testing.B) {
+// benchGenerator measures a generator alone: one op is one capture of
+// 1,000,000 packets written to io.Discard.
+func benchGenerator(b *testing.B, gen func(*Writer, int, int64) error) {
 	for b.Loop() {
 		w, err := NewWriter(io.Discard, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := Plant(w, 1000000, 1); err != nil {
+		if err := gen(w, 1000000, 1); err != nil {
 			b.Fatal(err)
 		}
 		if err := w.Flush(); err != nil {
@@ -591,3 +614,9 @@ func BenchmarkPlant(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPlant measures Plant alone; see benchGenerator.
+func BenchmarkPlant(b *testing.B) { benchGenerator(b, Plant) }
+
+// BenchmarkSitePlant measures SitePlant alone; see benchGenerator.
+func BenchmarkSitePlant(b *testing.B) { benchGenerator(b, SitePlant) }

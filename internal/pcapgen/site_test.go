@@ -2,10 +2,8 @@ package pcapgen
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"maps"
 	"net/netip"
 	"regexp"
@@ -13,40 +11,10 @@ import (
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
-
-	"github.com/tapwatch/tapwatch/internal/testenv"
 )
 
 func siteCapture(t testing.TB, packets int, seed int64) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w, err := NewWriter(&buf, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := SitePlant(w, packets, seed); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	// An event (the port sweep: 50 packets) may end past packets.
-	if w.Packets() < packets || w.Packets() > packets+60 {
-		t.Fatalf("SitePlant(%d) wrote %d frames", packets, w.Packets())
-	}
-	return buf.Bytes()
-}
-
-func TestSitePlantDeterministic(t *testing.T) {
-	a := sha256.Sum256(siteCapture(t, 5000, 1))
-	b := sha256.Sum256(siteCapture(t, 5000, 1))
-	c := sha256.Sum256(siteCapture(t, 5000, 2))
-	if a != b {
-		t.Error("the same seed gave different captures")
-	}
-	if a == c {
-		t.Error("different seeds gave the same capture")
-	}
+	return genCapture(t, SitePlant, generators[1].slack, packets, seed)
 }
 
 var syslogRE = regexp.MustCompile(`^<(\d{1,3})>[A-Z][a-z]{2} [ 1-3]\d \d\d:\d\d:\d\d [a-z]+\d\d \S.*$`)
@@ -314,43 +282,6 @@ func checkClientHello(t *testing.T, frame int, b []byte) string {
 	}
 	n := int(binary.BigEndian.Uint16(h[9:]))
 	return string(h[11 : 11+n])
-}
-
-func TestSitePlantMemoryFlat(t *testing.T) {
-	testenv.Long(t, "writes 150,000 packets")
-	h := &heapSampler{at: []int{5 << 20, 22 << 20}}
-	w, err := NewWriter(h, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := SitePlant(w, 150000, 3); err != nil {
-		t.Fatal(err)
-	}
-	if len(h.samples) != 2 {
-		t.Fatalf("only %d heap samples after %d bytes", len(h.samples), h.n)
-	}
-	early, late := h.samples[0], h.samples[1]
-	t.Logf("live heap after 5 MiB: %d KiB, after 22 MiB: %d KiB", early>>10, late>>10)
-	if late > early+1<<20 {
-		t.Errorf("live heap grew from %d to %d bytes while streaming", early, late)
-	}
-}
-
-// BenchmarkSitePlant measures the generator alone: one op is one site
-// capture of 1,000,000 packets written to io.Discard.
-func BenchmarkSitePlant(b *testing.B) {
-	for b.Loop() {
-		w, err := NewWriter(io.Discard, Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := SitePlant(w, 1000000, 1); err != nil {
-			b.Fatal(err)
-		}
-		if err := w.Flush(); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 // TestSitePlantLinks writes a short site capture in every link type and
