@@ -86,9 +86,14 @@ hil:
 fuzz:
 	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
-## bench: packets per second of tapwatch replay against a floor (pcapgo +
-## DecodingLayerParser only) on a generated 1M-packet plant capture, in the
-## same run, plus the Go benchmarks with allocations.
+## bench: packets per second and peak RSS of tapwatch replay (every built-in
+## detector and a 500-rule policy) against a floor (pcapgo +
+## DecodingLayerParser only) on a generated 1M-packet site plant capture
+## (pcapgen.SitePlant: 60 % Modbus/TCP, 30 % DNP3, 10 % IT traffic, a rogue
+## host), in the same run; then, when valgrind is installed, instructions a
+## packet of both under callgrind (GOMAXPROCS=1, 100k- minus 10-packet
+## capture); plus the Go benchmarks with allocations. tapbench run -plant
+## small measures the small plant (pcapgen.Plant) instead.
 bench: build
 	$(GO) build -o bin/tapbench ./cmd/tapbench
 	bin/tapbench run -n $(BENCH_PACKETS) -rounds $(BENCH_ROUNDS) -tapwatch bin/tapwatch

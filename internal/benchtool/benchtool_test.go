@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,8 +16,18 @@ import (
 )
 
 // fakeEnv makes the test binary act as the children Run starts: tapbench
-// itself ("floor FILE") or tapwatch ("replay --json FILE"), or fail.
+// itself ("floor FILE"), tapwatch ("replay --json [--policy FILE]
+// FILE") or valgrind ("--tool=callgrind --callgrind-out-file=F PROGRAM
+// ARGS..."), or fail.
 const fakeEnv = "TAPBENCH_TEST_CHILD"
+
+// The fake valgrind counts fakeStart instructions and fakeFloor (floor)
+// or fakeReplay (replay) per packet.
+const (
+	fakeStart  = 1_000_000
+	fakeFloor  = 1500
+	fakeReplay = 4000
+)
 
 func TestMain(m *testing.M) {
 	switch os.Getenv(fakeEnv) {
@@ -27,7 +38,21 @@ func TestMain(m *testing.M) {
 		os.Exit(3)
 	}
 	args := os.Args[1:]
-	if len(args) == 3 && args[0] == "replay" && args[1] == "--json" {
+	if len(args) > 0 && args[0] == "--tool=callgrind" {
+		os.Exit(fakeValgrind(args))
+	}
+	if len(args) >= 3 && args[0] == "replay" && args[1] == "--json" {
+		if len(args) == 5 && args[2] == "--policy" {
+			if y, err := os.ReadFile(args[3]); err != nil || !bytes.HasPrefix(y, []byte("version: 1\n")) {
+				fmt.Fprintf(os.Stderr, "fake tapwatch: policy %s: %v\n", args[3], err)
+				os.Exit(1)
+			}
+			args = append(args[:2], args[4])
+		}
+		if len(args) != 3 {
+			fmt.Fprintf(os.Stderr, "fake tapwatch: arguments %q\n", args)
+			os.Exit(2)
+		}
 		r, err := FloorFile(args[2])
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -39,6 +64,41 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(Main(args, os.Stdout, os.Stderr))
+}
+
+// fakeValgrind runs the program as valgrind would, checks callgrind's
+// environment, and writes a callgrind output file whose total is
+// fakeStart plus fakeFloor or fakeReplay a packet.
+func fakeValgrind(args []string) int {
+	out, ok := strings.CutPrefix(args[1], "--callgrind-out-file=")
+	if !ok || len(args) < 4 {
+		fmt.Fprintf(os.Stderr, "fake valgrind: arguments %q\n", args)
+		return 2
+	}
+	if os.Getenv("GOMAXPROCS") != "1" || os.Getenv("GODEBUG") != "asyncpreemptoff=1" {
+		fmt.Fprintf(os.Stderr, "fake valgrind: GOMAXPROCS=%q GODEBUG=%q\n", os.Getenv("GOMAXPROCS"), os.Getenv("GODEBUG"))
+		return 2
+	}
+	stdout, err := exec.Command(args[2], args[3:]...).Output()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fake valgrind: %v\n", err)
+		return 1
+	}
+	r, err := ParseResult(stdout)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fake valgrind: %v\n", err)
+		return 1
+	}
+	per := int64(fakeFloor)
+	if args[3] == "replay" {
+		per = fakeReplay
+	}
+	f := fmt.Sprintf("version: 1\ncreator: callgrind-3.19.0\ncmd: %s\nevents: Ir\nfl=(1) x.go\nfn=(1) main\n0 12\n\ntotals: %d\n", args[2], fakeStart+per*r.Packets)
+	if err := os.WriteFile(out, []byte(f), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
 func TestMedian(t *testing.T) {
@@ -105,6 +165,56 @@ func TestFormat(t *testing.T) {
 	}
 }
 
+// callgrindOut is the end of a callgrind output file, as valgrind 3.19
+// writes it.
+const callgrindOut = `# callgrind format
+version: 1
+creator: callgrind-3.19.0
+pid: 4242
+cmd:  /tmp/tw replay --json /tmp/site.pcap
+part: 1
+
+desc: I1 cache:
+desc: Timerange: Basic block 0 - 95712345
+desc: Trigger: Program termination
+
+positions: line
+events: Ir
+summary: 588213309
+
+ob=(1) /tmp/tw
+fl=(1) ???
+fn=(1) runtime.rt0_go
+0 12
+cfn=(2) runtime.check
+calls=1 0
+0 977
+
+totals: 588213309
+`
+
+func TestParseCallgrind(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     uint64
+		wantErr  bool
+	}{
+		{"valgrind 3.19", callgrindOut, 588213309, false},
+		{"summary only", "events: Ir\nsummary: 1234\n", 1234, false},
+		{"totals before an older summary", "totals: 99\nsummary: 98\n", 99, false},
+		{"totals wins over summary", "summary: 98\nfn=x\ntotals: 99\n", 99, false},
+		{"several events: the first", "events: Ir Dr Dw\ntotals: 7 3 2\n", 7, false},
+		{"no total", "events: Ir\nfn=(1) main\n0 5\n", 0, true},
+		{"no number", "totals:\n", 0, true},
+		{"not a number", "totals: lots\n", 0, true},
+	} {
+		got, err := ParseCallgrind([]byte(tc.in))
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("%s: ParseCallgrind = %d, %v; want %d, error %v", tc.name, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
 // TestFloor checks the floor's counts against a conversation of known size
 // in every link type and format it reads.
 func TestFloor(t *testing.T) {
@@ -154,7 +264,8 @@ func TestRun(t *testing.T) {
 	t.Setenv(fakeEnv, "1")
 	tmp := t.TempDir()
 	var log bytes.Buffer
-	rep, err := Run(context.Background(), Config{Packets: 4000, Rounds: 2, Self: self, Tapwatch: self, TempDir: tmp, Log: &log})
+	rep, err := Run(context.Background(), Config{Packets: 4000, Rounds: 2, Self: self, Tapwatch: self, TempDir: tmp, Log: &log,
+		Rules: 50, Instr: 1000, Valgrind: self})
 	if err != nil {
 		t.Fatalf("%v\nlog:\n%s", err, log.String())
 	}
@@ -176,7 +287,20 @@ func TestRun(t *testing.T) {
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"packets/s (wall time)", "tapwatch/floor", fmt.Sprintf("peak RSS, %d packets", rep.Quarter.Packets), "full / quarter"} {
+	c := rep.Instr
+	if c == nil || c.Floor == nil || c.Tapwatch == nil || c.Skipped != "" {
+		t.Fatalf("instructions: %+v", c)
+	}
+	if c.Packets < 1000 || c.TinyPackets < TinyPackets || c.TinyPackets > 100 ||
+		c.Floor.Big != fakeStart+fakeFloor*uint64(c.Packets) || c.Tapwatch.Tiny != fakeStart+fakeReplay*uint64(c.TinyPackets) ||
+		c.Floor.PerPacket != fakeFloor || c.Tapwatch.PerPacket != fakeReplay || c.Ratio != float64(fakeReplay)/fakeFloor {
+		t.Errorf("instructions: %+v, floor %+v, tapwatch %+v", c, c.Floor, c.Tapwatch)
+	}
+	if rep.Plant != PlantSite || rep.Rules != 50 {
+		t.Errorf("report of plant %q with %d rules", rep.Plant, rep.Rules)
+	}
+	for _, want := range []string{"packets/s (wall time)", "tapwatch/floor", fmt.Sprintf("peak RSS, %d packets", rep.Quarter.Packets), "full / quarter",
+		"site plant", "a policy of 50 rules", "instructions/packet                  1500         4000             2.67", "GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -188,15 +312,24 @@ func TestRun(t *testing.T) {
 		t.Error(err)
 	}
 
-	// Floor only.
-	rep, err = Run(context.Background(), Config{Packets: 400, Rounds: 1, Self: self, TempDir: tmp})
+	// Floor only, the small plant, no valgrind on PATH.
+	t.Setenv("PATH", t.TempDir())
+	rep, err = Run(context.Background(), Config{Packets: 400, Rounds: 1, Self: self, TempDir: tmp, Plant: PlantSmall, Instr: 100})
 	if err != nil || len(rep.Full.Tapwatch) != 0 || len(rep.Full.Floor) != 1 {
 		t.Fatalf("floor only: %+v, %v", rep, err)
 	}
+	if rep.Instr == nil || rep.Instr.Floor != nil || !strings.Contains(rep.Instr.Skipped, "valgrind") {
+		t.Errorf("instructions without valgrind: %+v", rep.Instr)
+	}
 	table.Reset()
 	rep.WriteTable(&table)
-	if !strings.Contains(table.String(), "-") {
-		t.Errorf("floor-only table:\n%s", table.String())
+	for _, want := range []string{"small plant", "no policy", "instructions/packet: not counted: valgrind is not installed"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("floor-only table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("Run left %v in its temporary directory", entries)
 	}
 
 	// A failing child is reported with its stderr.
@@ -222,7 +355,27 @@ func TestMainCommands(t *testing.T) {
 	if err != nil || r.Packets < 1000 || r.PayloadBytes <= 0 {
 		t.Errorf("floor over two files: %+v, %v from %s", r, err, out.String())
 	}
-	for _, args := range [][]string{nil, {"bogus"}, {"gen"}, {"floor"}, {"run", "-rounds", "x"}, {"run", "extra"}} {
+	out.Reset()
+	if code := Main([]string{"gen", "-plant", "small", "-n", "500", "-o", file}, &out, &errb); code != 0 || !strings.Contains(out.String(), " packets, ") {
+		t.Fatalf("gen -plant small: exit %d: %s%s", code, out.String(), errb.String())
+	}
+	pol := filepath.Join(dir, "policy.yaml")
+	if code := Main([]string{"policy", "-n", "20", "-o", pol}, &out, &errb); code != 0 {
+		t.Fatalf("policy: exit %d: %s", code, errb.String())
+	}
+	if y, err := os.ReadFile(pol); err != nil || strings.Count(string(y), "  - id: r") != 20 {
+		t.Errorf("policy -n 20 wrote %d rules, %v", strings.Count(string(y), "  - id: r"), err)
+	}
+	out.Reset()
+	if code := Main([]string{"policy", "-plant", "small", "-n", "3"}, &out, &errb); code != 0 || strings.Count(out.String(), "  - id: r") != 3 {
+		t.Errorf("policy to stdout: exit %d: %s", code, out.String())
+	}
+	for _, args := range [][]string{{"gen", "-plant", "huge", "-o", file}, {"policy", "-plant", "huge"}, {"run", "-plant", "huge"}} {
+		if code := Main(args, &out, &errb); code != 1 {
+			t.Errorf("Main(%q) = %d, want 1", args, code)
+		}
+	}
+	for _, args := range [][]string{nil, {"bogus"}, {"gen"}, {"floor"}, {"run", "-rounds", "x"}, {"run", "extra"}, {"policy", "x"}, {"policy", "-n", "-1"}} {
 		if code := Main(args, &out, &errb); code != 2 {
 			t.Errorf("Main(%q) = %d, want 2", args, code)
 		}

@@ -12,15 +12,30 @@ import (
 )
 
 const usage = `usage:
-  tapbench gen [-n PACKETS] [-seed N] -o FILE.pcap
+  tapbench gen [-plant site|small] [-n PACKETS] [-seed N] -o FILE.pcap
+  tapbench policy [-plant site|small] [-n RULES] [-o FILE.yaml]
   tapbench floor FILE...
-  tapbench run [-n PACKETS] [-rounds N] [-seed N] [-tapwatch PATH] [-tmp DIR] [-json]
+  tapbench run [-plant site|small] [-n PACKETS] [-rounds N] [-seed N] [-rules N]
+               [-instr PACKETS] [-tapwatch PATH] [-tmp DIR] [-json]
 
-gen writes the plant capture: about PACKETS frames of Modbus/TCP polling
-and office traffic. floor decodes captures the cheapest way gopacket allows
-and prints {"packets","seconds","pps","payload_bytes"} as one JSON line.
-run generates a capture, alternates rounds of floor and "tapwatch replay
---json" on it, and prints packets/s and peak RSS with tapwatch/floor ratios.
+gen writes a plant capture: by default the site plant (pcapgen.SitePlant:
+8 Modbus masters and 48 PLCs, 3 DNP3 masters and 24 outstations, 60 %
+Modbus/TCP, 30 % DNP3, 10 % IT traffic, a rogue host and DNP3 restarts
+now and then), with -plant small the small one (pcapgen.Plant). policy
+writes the bench policy for that plant's addresses: RULES rules (500 by
+default) over 250 assets, none of which fires on normal traffic. floor
+decodes captures the cheapest way gopacket allows and prints
+{"packets","seconds","pps","payload_bytes"} as one JSON line.
+
+run generates a capture and the policy, alternates rounds of floor and
+"tapwatch replay --json --policy FILE" (every built-in detector on, and
+the policy's rules; -rules 0 for none) on it, and prints packets/s and
+peak RSS with tapwatch/floor ratios. Then, with -instr PACKETS (100000
+by default; 0 skips it) and valgrind on PATH, it counts instructions per
+packet of both with callgrind, under GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1,
+as the difference between a PACKETS-packet and a 10-packet capture
+divided by the difference in packets; without valgrind it says so and
+goes on.
 `
 
 // Main is tapbench's command line; it returns the exit code.
@@ -35,6 +50,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdGen(rest, stdout, stderr)
 	case "floor":
 		err = cmdFloor(rest, stdout, stderr)
+	case "policy":
+		err = cmdPolicy(rest, stdout, stderr)
 	case "run":
 		err = cmdRun(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -79,6 +96,7 @@ func cmdGen(args []string, stdout, stderr io.Writer) error {
 	fs := flags("gen", stderr)
 	n := fs.Int("n", DefaultPackets, "number of packets")
 	seed := fs.Int64("seed", DefaultSeed, "random seed; the same seed gives the same file")
+	plant := fs.String("plant", PlantSite, "the plant: site (pcapgen.SitePlant) or small (pcapgen.Plant)")
 	out := fs.String("o", "", "output pcap file (required)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -87,12 +105,35 @@ func cmdGen(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "tapbench gen: need -o FILE, a positive -n and no arguments")
 		return errUsage
 	}
-	frames, size, err := Generate(*out, *n, *seed)
+	frames, size, err := Generate(*out, *plant, *n, *seed)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: %d packets, %d bytes\n", *out, frames, size)
 	return nil
+}
+
+func cmdPolicy(args []string, stdout, stderr io.Writer) error {
+	fs := flags("policy", stderr)
+	n := fs.Int("n", DefaultRules, "number of rules")
+	plant := fs.String("plant", PlantSite, "the plant whose addresses the policy names: site or small")
+	out := fs.String("o", "", `output policy file; "" or "-" writes to standard output`)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || *n < 0 {
+		fmt.Fprintln(stderr, "tapbench policy: need a rule count of 0 or more and no arguments")
+		return errUsage
+	}
+	y, err := Policy(*plant, *n)
+	if err != nil {
+		return err
+	}
+	if *out == "" || *out == "-" {
+		_, err = stdout.Write(y)
+		return err
+	}
+	return os.WriteFile(*out, y, 0o644)
 }
 
 func cmdFloor(args []string, stdout, stderr io.Writer) error {
@@ -126,6 +167,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Packets, "n", DefaultPackets, "packets in the main capture (a second one has a quarter of them)")
 	fs.IntVar(&cfg.Rounds, "rounds", DefaultRounds, "alternating rounds of floor and tapwatch")
 	fs.Int64Var(&cfg.Seed, "seed", DefaultSeed, "random seed of the capture")
+	fs.StringVar(&cfg.Plant, "plant", PlantSite, "the plant: site (pcapgen.SitePlant) or small (pcapgen.Plant)")
+	fs.IntVar(&cfg.Rules, "rules", DefaultRules, "rules in the policy tapwatch runs with; 0 for none")
+	fs.IntVar(&cfg.Instr, "instr", DefaultInstrPackets, "packets of the capture whose instructions callgrind counts; 0 skips the count")
 	fs.StringVar(&cfg.Tapwatch, "tapwatch", "", `tapwatch binary to measure; "" measures the floor only`)
 	fs.StringVar(&cfg.TempDir, "tmp", "", "directory for the temporary captures (default: the system's)")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")

@@ -1,8 +1,10 @@
 // Package benchtool is the library behind cmd/tapbench, which `make bench`
-// runs: it generates the plant capture, measures the floor (the cheapest
-// honest way to read and decode that capture with gopacket), runs tapwatch
-// replay on the same file as a child process, and reports packets per second
-// and peak RSS as ratios to the floor measured in the same invocation.
+// runs: it generates a plant capture (the site plant by default) and a
+// policy for it, measures the floor (the cheapest honest way to read and
+// decode that capture with gopacket), runs tapwatch replay with the
+// policy on the same file as a child process, and reports packets per
+// second and peak RSS as ratios to the floor measured in the same
+// invocation, and instructions per packet counted with callgrind.
 package benchtool
 
 import (

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
@@ -25,9 +26,33 @@ const (
 	DefaultSeed    = 1
 )
 
-// Generate writes the plant capture (pcapgen.Plant) of about packets frames
-// to path, and returns the number of frames and bytes written.
-func Generate(path string, packets int, seed int64) (frames int, size int64, err error) {
+// The plants tapbench generates: pcapgen.SitePlant, the default, and
+// pcapgen.Plant.
+const (
+	PlantSite  = "site"
+	PlantSmall = "small"
+)
+
+// plants maps a plant's name to its generator.
+var plants = map[string]func(*pcapgen.Writer, int, int64) error{
+	PlantSite:  pcapgen.SitePlant,
+	PlantSmall: pcapgen.Plant,
+}
+
+func checkPlant(name string) error {
+	if plants[name] == nil {
+		return fmt.Errorf("-plant %q: want %s or %s", name, PlantSite, PlantSmall)
+	}
+	return nil
+}
+
+// Generate writes the capture of the named plant (PlantSite or
+// PlantSmall) of about packets frames to path, and returns the number of
+// frames and bytes written.
+func Generate(path, plant string, packets int, seed int64) (frames int, size int64, err error) {
+	if err := checkPlant(plant); err != nil {
+		return 0, 0, err
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return 0, 0, err
@@ -41,7 +66,7 @@ func Generate(path string, packets int, seed int64) (frames int, size int64, err
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := pcapgen.Plant(w, packets, seed); err != nil {
+	if err := plants[plant](w, packets, seed); err != nil {
 		return 0, 0, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := w.Flush(); err != nil {
@@ -191,12 +216,22 @@ func (s Series) each(f func(Measurement) float64) []float64 {
 
 // Config is what `tapbench run` measures.
 type Config struct {
-	Packets  int    // frames in the main capture; default DefaultPackets
-	Rounds   int    // alternating rounds of floor and tapwatch; default DefaultRounds
-	Seed     int64  // Plant seed; default DefaultSeed
+	Packets int    // frames in the main capture; default DefaultPackets
+	Rounds  int    // alternating rounds of floor and tapwatch; default DefaultRounds
+	Seed    int64  // Plant seed; default DefaultSeed
+	Plant   string // PlantSite or PlantSmall; default PlantSite
+	// Rules is the size of the policy (see Policy) tapwatch replay runs
+	// with; 0 runs it with none, the built-in detectors only.
+	Rules    int
 	Tapwatch string // tapwatch binary; empty measures the floor only
 	Self     string // tapbench binary, run as `Self floor FILE`; default os.Executable()
 	TempDir  string // where the captures are written (and removed); default os.TempDir()
+	// Instr, when more than 0, counts instructions per packet with
+	// callgrind on an Instr-packet capture (see Counts).
+	Instr int
+	// Valgrind is the valgrind binary; default the one on PATH, and
+	// without one the count is skipped.
+	Valgrind string
 	Log      io.Writer
 }
 
@@ -211,8 +246,20 @@ func (c *Config) Validate() error {
 	if c.Seed == 0 {
 		c.Seed = DefaultSeed
 	}
+	if c.Plant == "" {
+		c.Plant = PlantSite
+	}
+	if err := checkPlant(c.Plant); err != nil {
+		return err
+	}
 	if c.Packets < 4 {
 		return fmt.Errorf("-n %d: need at least 4 packets", c.Packets)
+	}
+	if c.Rules < 0 {
+		return fmt.Errorf("-rules %d: negative rule count", c.Rules)
+	}
+	if c.Instr < 0 {
+		return fmt.Errorf("-instr %d: negative packet count", c.Instr)
 	}
 	if c.Rounds < 1 {
 		return fmt.Errorf("-rounds %d: need at least 1 round", c.Rounds)
@@ -243,18 +290,23 @@ type Capture struct {
 	Tapwatch Series `json:"tapwatch,omitempty"`
 }
 
-// Report is the outcome of Run: the full capture and the quarter-size one.
+// Report is the outcome of Run: the full capture and the quarter-size one,
+// and the instruction counts.
 type Report struct {
+	Plant   string  `json:"plant"`
 	Seed    int64   `json:"seed"`
+	Rules   int     `json:"rules"` // of the policy tapwatch ran with
 	Rounds  int     `json:"rounds"`
 	Full    Capture `json:"full"`
 	Quarter Capture `json:"quarter"`
+	Instr   *Counts `json:"instructions,omitempty"`
 }
 
-// Run generates the captures into a temporary directory (removed
-// afterwards), alternates rounds of the floor and tapwatch replay on the
-// full capture, then runs each once on a quarter-size capture to show
-// whether peak RSS grows with capture length.
+// Run generates the captures, and the policy of cfg.Rules rules, into a
+// temporary directory (removed afterwards), alternates rounds of the
+// floor and tapwatch replay with that policy on the full capture, then
+// runs each once on a quarter-size capture to show whether peak RSS grows
+// with capture length, and last counts instructions when cfg.Instr asks.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return Report{}, err
@@ -265,7 +317,18 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	rep := Report{Seed: cfg.Seed, Rounds: cfg.Rounds}
+	rep := Report{Plant: cfg.Plant, Seed: cfg.Seed, Rules: cfg.Rules, Rounds: cfg.Rounds}
+	policy := ""
+	if cfg.Rules > 0 {
+		y, err := Policy(cfg.Plant, cfg.Rules)
+		if err != nil {
+			return rep, err
+		}
+		policy = filepath.Join(dir, "policy.yaml")
+		if err := os.WriteFile(policy, y, 0o644); err != nil {
+			return rep, err
+		}
+	}
 	for _, c := range []struct {
 		cap    *Capture
 		n      int
@@ -277,7 +340,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	} {
 		path := filepath.Join(dir, c.name)
 		fmt.Fprintf(cfg.Log, "generating %d packets into %s\n", c.n, path)
-		c.cap.Packets, c.cap.Bytes, err = Generate(path, c.n, cfg.Seed)
+		c.cap.Packets, c.cap.Bytes, err = Generate(path, cfg.Plant, c.n, cfg.Seed)
 		if err != nil {
 			return rep, err
 		}
@@ -291,13 +354,23 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			if cfg.Tapwatch == "" {
 				continue
 			}
-			if m, err = Measure(ctx, cfg.Tapwatch, "replay", "--json", path); err != nil {
+			if m, err = Measure(ctx, cfg.Tapwatch, replayArgs(policy, path)...); err != nil {
 				return rep, err
 			}
 			fmt.Fprintf(cfg.Log, "%s round %d: tapwatch %.0f packets/s, %s\n", c.name, round, m.WallPPS(), FormatBytes(m.MaxRSS))
 			c.cap.Tapwatch = append(c.cap.Tapwatch, m)
 		}
 		if err := os.Remove(path); err != nil {
+			return rep, err
+		}
+	}
+	if cfg.Instr > 0 {
+		if rep.Instr, err = countInstructions(ctx, cfg, dir, policy); err != nil {
+			return rep, err
+		}
+	}
+	if policy != "" {
+		if err := os.Remove(policy); err != nil {
 			return rep, err
 		}
 	}
@@ -308,8 +381,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 func (r Report) WriteTable(out io.Writer) error {
 	w := bufio.NewWriter(out)
 	f, q := r.Full, r.Quarter
-	fmt.Fprintf(w, "capture: %d packets, %s (plant mix, seed %d); median of %d rounds\n\n",
-		f.Packets, FormatBytes(f.Bytes), r.Seed, r.Rounds)
+	policy := "no policy"
+	if r.Rules > 0 {
+		policy = fmt.Sprintf("a policy of %d rules", r.Rules)
+	}
+	fmt.Fprintf(w, "capture: %d packets, %s (%s plant, seed %d); tapwatch with every built-in detector and %s; median of %d rounds\n\n",
+		f.Packets, FormatBytes(f.Bytes), r.Plant, r.Seed, policy, r.Rounds)
 	have := len(f.Tapwatch) > 0
 	fmt.Fprintf(w, "%-28s %12s %12s %16s\n", "", "floor", "tapwatch", "tapwatch/floor")
 	row := func(name string, floor, tw float64, format func(float64) string) {
@@ -324,6 +401,26 @@ func (r Report) WriteTable(out io.Writer) error {
 	rss := func(b float64) string { return FormatBytes(int64(b)) }
 	row("peak RSS (max of rounds)", float64(f.Floor.PeakRSS()), float64(f.Tapwatch.PeakRSS()), rss)
 	row(fmt.Sprintf("peak RSS, %d packets", q.Packets), float64(q.Floor.PeakRSS()), float64(q.Tapwatch.PeakRSS()), rss)
+	if c := r.Instr; c != nil && c.Floor != nil {
+		tw := math.NaN()
+		if c.Tapwatch != nil {
+			tw = c.Tapwatch.PerPacket
+		}
+		row("instructions/packet", c.Floor.PerPacket, tw, func(x float64) string {
+			if math.IsNaN(x) {
+				return "-"
+			}
+			return fmt.Sprintf("%.0f", x)
+		})
+	}
+	switch c := r.Instr; {
+	case c == nil:
+	case c.Skipped != "":
+		fmt.Fprintf(w, "\ninstructions/packet: not counted: %s\n", c.Skipped)
+	case c.Floor != nil:
+		fmt.Fprintf(w, "\ninstructions/packet: callgrind (%s), (%d-packet capture - %d-packet capture) / %d packets\n",
+			strings.Join(callgrindEnv, " "), c.Packets, c.TinyPackets, c.Packets-c.TinyPackets)
+	}
 	if have {
 		if gf, gq := f.Tapwatch.PeakRSS(), q.Tapwatch.PeakRSS(); gq > 0 {
 			fmt.Fprintf(w, "\ntapwatch peak RSS, full / quarter capture: %.2f (1.00 = does not grow with capture length)\n", float64(gf)/float64(gq))

@@ -59,6 +59,7 @@ const (
 	DNP3DirectOperate       = 5
 	DNP3DirectOperateNR     = 6
 	DNP3ColdRestart         = 13
+	DNP3WarmRestart         = 14
 	DNP3EnableUnsolicited   = 20
 	DNP3DisableUnsolicited  = 21
 	DNP3Response            = 129
@@ -490,6 +491,13 @@ func AnalogOutput(index uint16, value int32, status uint8) []byte {
 // 1970-01-01 UTC) in 6 octets little-endian.
 func TimeAndDate(ms uint64) []byte {
 	return appendTime48([]byte{50, 1, 0x07, 1}, ms)
+}
+
+// TimeDelayFine returns g52v2, the time delay (fine) an outstation answers
+// a cold or warm restart with: 0x34 0x02, qualifier 0x07, count 1, then ms,
+// the time until it is back, as 2 octets little-endian.
+func TimeDelayFine(ms uint16) []byte {
+	return []byte{52, 2, 0x07, 1, byte(ms), byte(ms >> 8)}
 }
 
 // ClearRestart returns the g80v1 write that clears IIN1.7 (device

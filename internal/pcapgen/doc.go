@@ -3,8 +3,10 @@
 // raw IP, Linux cooked), IPv4 and IPv6, TCP connections with exact sequence
 // numbers and the usual misbehaviour (splits, reordering, retransmission,
 // overlap, gaps), UDP datagrams and IPv4 fragments, Modbus/TCP ADU and
-// Modbus RTU frame builders, and Plant, a seeded industrial-network traffic
-// mix.
+// Modbus RTU frame builders, DNP3 link, transport and application
+// builders, and two seeded industrial-network traffic mixes: Plant, a small
+// plant, and SitePlant, a larger one with IT traffic and a few hosts that
+// raise alerts.
 //
 // Everything goes through a Writer, which stamps each frame from its own
 // clock and numbers frames from 1 as a capture reader does, so a test can

@@ -20,19 +20,52 @@ var (
 )
 
 const (
-	plantMasters   = 3
-	plantPLCs      = 12
-	plantOffice    = 4 // engineering workstations and historians that reach the outside
-	plantBulkFlows = 4 // concurrent HTTPS/HTTP transfers
-	plantMSS       = 1448
-	modbusPercent  = 40
-	dnp3Percent    = 30
-
-	plantDNP3Masters = 2 // SCADA servers that also speak DNP3
+	plantMasters     = 3
+	plantPLCs        = 12
+	plantOffice      = 4 // engineering workstations and historians that reach the outside
 	plantOutstations = 8
-	dnp3MasterAddr   = 1  // link address of the first DNP3 master; the second is 2
-	dnp3OutAddr      = 10 // link address of the first outstation
+	plantMSS         = 1448
+
+	dnp3MasterAddr = 1  // link address of the first DNP3 master; the next ones follow
+	dnp3OutAddr    = 10 // link address of the first outstation
 )
+
+// plantConfig is what differs between Plant and SitePlant beyond their
+// address plans: the traffic shares, how many of some hosts and flows
+// there are, and who may write and operate.
+type plantConfig struct {
+	modbusPercent, dnp3Percent int // shares of the packets; the rest is other traffic
+	bulkFlows                  int // concurrent HTTPS/HTTP transfers
+	writers                    int // the first writers Modbus masters write; the others only read
+	operators                  int // the first operators DNP3 masters select and operate
+	dnp3Masters                int
+	dualPolled                 int // the first dualPolled outstations have a second master
+	udpOutstations             int // the last udpOutstations outstations are reached over UDP
+	// udpEvery, when set, gives the one UDP association (the last) one
+	// DNP3 step in udpEvery and the others the rest, as Plant does; when
+	// 0 every association is as likely.
+	udpEvery int
+	// unsolicitedFrom sets how often an outstation reports on its own: a
+	// DNP3 step of an established association that is not a link status,
+	// time write or select is an unsolicited response when its draw r
+	// (0 to 999) is from unsolicitedFrom to 199. With 0 (Plant) that is
+	// 11 % of them, and 20 % for associations whose master does not
+	// operate; 180 makes it 2 % of every association's.
+	unsolicitedFrom int
+	// tlsHello makes HTTPS transfers open with a TLS ClientHello record
+	// that names the server, instead of random bytes of its size.
+	tlsHello bool
+	// stepMicros bounds the random time between two steps.
+	stepMicros int
+}
+
+// smallPlant is Plant's configuration.
+var smallPlant = plantConfig{
+	modbusPercent: 40, dnp3Percent: 30,
+	bulkFlows: 4, writers: 1, operators: 1,
+	dnp3Masters: 2, dualPolled: 2, udpOutstations: 1, udpEvery: 20,
+	stepMicros: 400,
+}
 
 // Plant writes a deterministic capture of about packets frames (at least
 // packets, at most a few more) of an industrial network: ~40 % Modbus/TCP
@@ -66,30 +99,44 @@ func Plant(w *Writer, packets int, seed int64) error {
 	if err != nil {
 		return err
 	}
+	return p.run(packets)
+}
+
+// run writes steps until the Writer holds at least packets frames: an
+// event when one is due, else Modbus or DNP3 while their share is short,
+// else other traffic.
+func (p *plant) run(packets int) error {
+	w := p.w
 	for w.Packets() < packets {
 		before := w.Packets()
+		var err error
 		switch {
-		case p.modbusPackets*100 <= modbusPercent*before:
+		case p.event != nil && before >= p.nextEvent:
+			err = p.event()
+		case p.modbusPackets*100 <= p.cfg.modbusPercent*before:
 			err = p.modbusStep()
 			p.modbusPackets += w.Packets() - before
-		case p.dnp3Packets*100 <= dnp3Percent*before:
+		case p.dnp3Packets*100 <= p.cfg.dnp3Percent*before:
 			err = p.dnp3Step()
 			p.dnp3Packets += w.Packets() - before
 		default:
-			err = p.otherStep()
+			err = p.other()
 		}
 		if err != nil {
 			return err
 		}
-		w.Advance(time.Duration(p.rng.IntN(400)) * time.Microsecond)
+		w.Advance(time.Duration(p.rng.IntN(p.cfg.stepMicros)) * time.Microsecond)
 	}
 	return nil
 }
 
 type plant struct {
 	w             *Writer
+	cfg           *plantConfig
 	rng           *rand.Rand
 	masters       []Endpoint
+	writer        []bool // by master: whether it writes
+	dnp3Masters   []Endpoint
 	plcs          []Endpoint
 	outstations   []Endpoint
 	office        []Endpoint
@@ -98,12 +145,16 @@ type plant struct {
 	dns, ntp      Endpoint
 	polls         []*pollConn
 	assocs        []*dnp3Assoc
-	bulks         [plantBulkFlows]*bulkFlow
+	bulks         []*bulkFlow
 	nextPort      uint16
+	other         func() error // writes a step of the traffic that is neither Modbus nor DNP3
+	event         func() error // when not nil, run instead of a step once nextEvent packets are written
+	nextEvent     int
 	modbusPackets int
 	dnp3Packets   int
 	blob          []byte  // pseudo-random bulk payload, sliced per segment
 	adu           []byte  // scratch for coalesced ADUs
+	hello         []byte  // scratch for TLS ClientHellos
 	bits          []uint8 // scratch for DNP3 binary points
 	// binState is each outstation's binary inputs (flags octets): they
 	// change only with the events that report the change.
@@ -141,22 +192,35 @@ func plantMAC(kind, i byte) net.HardwareAddr {
 	return net.HardwareAddr{0x02, 0x00, 0x5e, 0x10, kind, i}
 }
 
-func newPlant(w *Writer, seed int64) (*plant, error) {
+// newPlantBase returns a plant with its random source, its bulk payload,
+// and a gateway, a DNS server and an NTP server at gateway and the next two
+// addresses; mac makes the MAC addresses of each kind of host.
+func newPlantBase(w *Writer, seed int64, cfg *plantConfig, gateway netip.Addr, mac func(kind, i byte) net.HardwareAddr) *plant {
 	p := &plant{
 		w:        w,
+		cfg:      cfg,
 		rng:      rand.New(rand.NewPCG(uint64(seed), 0x7461707761746368)),
 		nextPort: 49152,
-		gateway:  Endpoint{MAC: plantMAC(0, 1), IP: netip.MustParseAddr("10.10.1.1")},
-		dns:      Endpoint{MAC: plantMAC(0, 2), IP: netip.MustParseAddr("10.10.1.2"), Port: 53},
-		ntp:      Endpoint{MAC: plantMAC(0, 3), IP: netip.MustParseAddr("10.10.1.3"), Port: 123},
+		gateway:  Endpoint{MAC: mac(0, 1), IP: gateway},
+		dns:      Endpoint{MAC: mac(0, 2), IP: gateway.Next(), Port: 53},
+		ntp:      Endpoint{MAC: mac(0, 3), IP: gateway.Next().Next(), Port: 123},
+		bulks:    make([]*bulkFlow, cfg.bulkFlows),
 		blob:     make([]byte, 1<<16),
 	}
 	for i := range p.blob {
 		p.blob[i] = byte(p.rng.Uint32())
 	}
+	return p
+}
+
+func newPlant(w *Writer, seed int64) (*plant, error) {
+	p := newPlantBase(w, seed, &smallPlant, netip.MustParseAddr("10.10.1.1"), plantMAC)
+	p.other = p.otherStep
 	for i, a := range PlantMasters {
 		p.masters = append(p.masters, Endpoint{MAC: plantMAC(1, byte(i)), IP: a})
+		p.writer = append(p.writer, i < p.cfg.writers)
 	}
+	p.dnp3Masters = p.masters[:p.cfg.dnp3Masters]
 	for i, a := range PlantPLCs {
 		p.plcs = append(p.plcs, Endpoint{MAC: plantMAC(2, byte(i)), IP: a, Port: 502})
 	}
@@ -326,7 +390,7 @@ func (p *plant) transaction(pc *pollConn) (req, resp []byte) {
 	addr := uint16(p.rng.IntN(40)) * 10
 	var reqPDU, respPDU []byte
 	switch r := p.rng.IntN(100); {
-	case r < 45, r >= 90 && pc.master != 0: // only the first master writes
+	case r < 45, r >= 90 && !p.writer[pc.master]: // only the writers write
 		qty := p.quantity(125)
 		reqPDU = ReadHoldingRegisters(addr, qty)
 		respPDU = RegistersResponse(FCReadHoldingRegisters, p.registers(int(qty))...)
@@ -424,7 +488,7 @@ var httpRequest = []byte("GET /firmware/v2.bin HTTP/1.1\r\nHost: update.vendor.e
 var httpResponse = []byte("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n")
 
 func (p *plant) openBulk(i int) error {
-	k := p.rng.IntN(plantOffice)
+	k := p.rng.IntN(len(p.office))
 	client := p.office[k]
 	server := Endpoint{MAC: p.gateway.MAC, IP: netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + p.rng.IntN(200))}), Port: 443}
 	if p.rng.IntN(5) == 0 {
@@ -443,9 +507,12 @@ func (p *plant) openBulk(i int) error {
 	if _, err := c.Handshake(); err != nil {
 		return err
 	}
-	if http {
+	switch {
+	case http:
 		_, err = c.Client(httpRequest)
-	} else {
+	case p.cfg.tlsHello:
+		_, err = c.Client(p.clientHello(tlsNames[p.rng.IntN(len(tlsNames))]))
+	default:
 		off := p.rng.IntN(len(p.blob) - 600)
 		_, err = c.Client(p.blob[off : off+200+p.rng.IntN(400)]) // a TLS ClientHello's size
 	}
@@ -464,7 +531,7 @@ func (p *plant) openBulk(i int) error {
 var dnsNames = [...]string{"historian.plant.example", "ntp.plant.example", "update.vendor.example", "mail.corp.example"}
 
 func (p *plant) dnsStep() error {
-	client := p.office[p.rng.IntN(plantOffice)]
+	client := p.office[p.rng.IntN(len(p.office))]
 	client.Port = p.port()
 	u, err := NewUDP(p.w, client, p.dns)
 	if err != nil {
@@ -477,7 +544,8 @@ func (p *plant) dnsStep() error {
 		return err
 	}
 	p.w.Advance(time.Millisecond)
-	_, err = u.Reply(dnsMessage(id, name, []byte{10, 10, 1, byte(200 + p.rng.IntN(50))}))
+	lan := p.gateway.IP.As4() // the answer is on the gateway's /24
+	_, err = u.Reply(dnsMessage(id, name, []byte{lan[0], lan[1], lan[2], byte(200 + p.rng.IntN(50))}))
 	return err
 }
 
@@ -507,9 +575,9 @@ func dnsMessage(id uint16, name string, answer []byte) []byte {
 }
 
 func (p *plant) ntpStep() error {
-	client := p.office[p.rng.IntN(plantOffice)]
+	client := p.office[p.rng.IntN(len(p.office))]
 	if p.rng.IntN(2) == 0 {
-		client = p.masters[p.rng.IntN(plantMasters)]
+		client = p.masters[p.rng.IntN(len(p.masters))]
 	}
 	client.Port = 123
 	u, err := NewUDP(p.w, client, p.ntp)
@@ -531,8 +599,8 @@ func (p *plant) ntpStep() error {
 }
 
 func (p *plant) arpStep() error {
-	asker := p.masters[p.rng.IntN(plantMasters)]
-	owner := p.plcs[p.rng.IntN(plantPLCs)]
+	asker := p.masters[p.rng.IntN(len(p.masters))]
+	owner := p.plcs[p.rng.IntN(len(p.plcs))]
 	if _, err := p.w.ARPRequest(asker, owner.IP); err != nil {
 		return err
 	}
@@ -541,9 +609,9 @@ func (p *plant) arpStep() error {
 }
 
 func (p *plant) pingStep() error {
-	src, dst := p.office[p.rng.IntN(plantOffice)], p.gateway
+	src, dst := p.office[p.rng.IntN(len(p.office))], p.gateway
 	if p.rng.IntN(3) == 0 {
-		dst = p.plcs[p.rng.IntN(plantPLCs)]
+		dst = p.plcs[p.rng.IntN(len(p.plcs))]
 	}
 	off := p.rng.IntN(len(p.blob) - 56)
 	_, err := p.w.Ping(src, dst, uint16(p.rng.Uint32()), uint16(p.rng.IntN(1000)), p.blob[off:off+56])
@@ -567,21 +635,23 @@ type dnp3Assoc struct {
 	binaries, analogs int // the outstation's static points
 }
 
-// newAssocs creates the DNP3 associations: each outstation has a master
-// (the first for even outstations, the second for odd ones), outstations 0
-// and 1 are polled by both, and the last one is reached over UDP.
+// newAssocs creates the DNP3 associations: outstation o has master o
+// modulo the number of masters (in Plant, the first for even outstations,
+// the second for odd ones), the first cfg.dualPolled are also polled by the
+// next master, and the last cfg.udpOutstations are reached over UDP.
 func (p *plant) newAssocs() error {
+	n := len(p.dnp3Masters)
 	for o := range p.outstations {
 		binaries, analogs := 32+p.rng.IntN(225), 16+p.rng.IntN(285)
-		masters := []int{o % plantDNP3Masters}
-		if o < 2 {
-			masters = append(masters, 1-o%plantDNP3Masters)
+		masters := []int{o % n}
+		if o < p.cfg.dualPolled {
+			masters = append(masters, (o+1)%n)
 		}
 		for _, m := range masters {
-			a := &dnp3Assoc{master: m, out: o, udp: o == plantOutstations-1, binaries: binaries, analogs: analogs,
+			a := &dnp3Assoc{master: m, out: o, udp: o >= len(p.outstations)-p.cfg.udpOutstations, binaries: binaries, analogs: analogs,
 				seq: uint8(p.rng.IntN(16)), unsSeq: uint8(p.rng.IntN(16))}
 			if a.udp {
-				client := p.masters[m]
+				client := p.dnp3Masters[m]
 				client.Port = DNP3Port
 				u, err := NewUDP(p.w, client, p.outstations[o])
 				if err != nil {
@@ -599,13 +669,9 @@ func (p *plant) newAssocs() error {
 
 // dnp3Step opens an association's connection or runs one exchange on it.
 func (p *plant) dnp3Step() error {
-	// The UDP association gets a small share: about 1 step in 20.
-	a := p.assocs[p.rng.IntN(len(p.assocs)-1)]
-	if p.rng.IntN(20) == 0 {
-		a = p.assocs[len(p.assocs)-1]
-	}
+	a := p.pickAssoc()
 	if !a.open {
-		client := p.masters[a.master]
+		client := p.dnp3Masters[a.master]
 		client.Port = p.port()
 		c, err := NewTCPConn(p.w, client, p.outstations[a.out], p.rng.Uint32(), p.rng.Uint32())
 		if err != nil {
@@ -642,15 +708,29 @@ func (p *plant) dnp3Step() error {
 		return err
 	case r < 50:
 		return p.dnp3Write(a, TimeAndDate(uint64(p.w.Now().UnixMilli())))
-	case r < 90 && a.master == 0: // only the first master operates
+	case r < 90 && a.master < p.cfg.operators: // only the operators operate
 		return p.selectOperate(a)
-	case r < 200:
+	case r < 200 && r >= p.cfg.unsolicitedFrom:
 		return p.unsolicited(a)
 	case r < 380:
 		return p.integrityPoll(a)
 	default:
 		return p.eventPoll(a)
 	}
+}
+
+// pickAssoc chooses the association of the next DNP3 step.
+func (p *plant) pickAssoc() *dnp3Assoc {
+	if p.cfg.udpEvery == 0 {
+		return p.assocs[p.rng.IntN(len(p.assocs))]
+	}
+	// The UDP association, the last, gets a small share: about 1 step in
+	// udpEvery.
+	a := p.assocs[p.rng.IntN(len(p.assocs)-1)]
+	if p.rng.IntN(p.cfg.udpEvery) == 0 {
+		a = p.assocs[len(p.assocs)-1]
+	}
+	return a
 }
 
 // nextSeq returns the application sequence number of a's next request.

@@ -7,45 +7,64 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/tapwatch/tapwatch/internal/testenv"
 )
 
-func plantCapture(t testing.TB, packets int, seed int64) []byte {
+// generators are the plants, by name.
+var generators = []struct {
+	name string
+	gen  func(*Writer, int, int64) error
+	// slack is how many frames past the count asked for the last step
+	// may write.
+	slack int
+}{{"Plant", Plant, 40}, {"SitePlant", SitePlant, 60}}
+
+func genCapture(t testing.TB, gen func(*Writer, int, int64) error, slack, packets int, seed int64) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := NewWriter(&buf, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Plant(w, packets, seed); err != nil {
+	if err := gen(w, packets, seed); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if w.Packets() < packets || w.Packets() > packets+40 {
-		t.Fatalf("Plant(%d) wrote %d frames", packets, w.Packets())
+	if w.Packets() < packets || w.Packets() > packets+slack {
+		t.Fatalf("wrote %d frames for %d", w.Packets(), packets)
 	}
 	return buf.Bytes()
 }
 
+func plantCapture(t testing.TB, packets int, seed int64) []byte {
+	return genCapture(t, Plant, generators[0].slack, packets, seed)
+}
+
 func TestPlantDeterministic(t *testing.T) {
-	a := sha256.Sum256(plantCapture(t, 5000, 1))
-	b := sha256.Sum256(plantCapture(t, 5000, 1))
-	c := sha256.Sum256(plantCapture(t, 5000, 2))
-	if a != b {
-		t.Error("the same seed gave different captures")
-	}
-	if a == c {
-		t.Error("different seeds gave the same capture")
+	for _, g := range generators {
+		t.Run(g.name, func(t *testing.T) {
+			a := sha256.Sum256(genCapture(t, g.gen, g.slack, 5000, 1))
+			b := sha256.Sum256(genCapture(t, g.gen, g.slack, 5000, 1))
+			c := sha256.Sum256(genCapture(t, g.gen, g.slack, 5000, 2))
+			if a != b {
+				t.Error("the same seed gave different captures")
+			}
+			if a == c {
+				t.Error("different seeds gave the same capture")
+			}
+		})
 	}
 }
 
@@ -56,22 +75,9 @@ func TestPlant(t *testing.T) {
 	const packets = 30000
 	_, pkts := readBack(t, plantCapture(t, packets, 7))
 
-	type flowKey struct{ src, dst string }
-	type flow struct {
-		next    uint32
-		started bool
-		buf     []byte
-	}
-	flows := map[flowKey]*flow{}
-	pending := map[string]map[uint16]uint8{} // connection -> tid -> function code
-	var (
-		modbus, syns, fins, rsts, retrans, splits, multi, exceptions, pipelined int
-		arp, icmp, dns, ntp, v6, web                                            int
-		fcs                                                                     = map[uint8]int{}
-		dnp3                                                                    = newDNP3Check(t)
-	)
+	ics := newICSWalk(t, PlantOutstations, false)
+	var arp, icmp, dns, ntp, v6, web int
 	for i, p := range pkts {
-		frame := i + 1
 		if p.Layer(layers.LayerTypeARP) != nil {
 			arp++
 			continue
@@ -82,13 +88,11 @@ func TestPlant(t *testing.T) {
 		if p.Layer(layers.LayerTypeICMPv4) != nil {
 			icmp++
 		}
+		if ics.packet(i+1, p) {
+			continue
+		}
 		if udp, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP); ok {
 			switch {
-			case udp.DstPort == DNP3Port || udp.SrcPort == DNP3Port:
-				nf := p.NetworkLayer().NetworkFlow()
-				dnp3.udp++
-				fromOutstation := slices.Contains(PlantOutstations, netip.MustParseAddr(nf.Src().String()))
-				dnp3.stream(frame, fmt.Sprint(nf.Src(), ">", nf.Dst(), "/udp"), fromOutstation, udp.Payload, true)
 			case udp.DstPort == 53 || udp.SrcPort == 53:
 				dns++
 			case udp.DstPort == 123:
@@ -96,118 +100,20 @@ func TestPlant(t *testing.T) {
 			}
 			continue
 		}
-		tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
-		if !ok {
-			continue
-		}
-		isDNP3 := tcp.SrcPort == DNP3Port || tcp.DstPort == DNP3Port
-		if tcp.SrcPort != 502 && tcp.DstPort != 502 && !isDNP3 {
+		if tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP); ok {
 			if tcp.DstPort == 443 || tcp.DstPort == 80 || tcp.SrcPort == 443 || tcp.SrcPort == 80 {
 				web++
 			}
-			continue
-		}
-		if isDNP3 {
-			dnp3.tcp++
-		} else {
-			modbus++
-		}
-		nf := p.NetworkLayer().NetworkFlow()
-		key := flowKey{fmt.Sprint(nf.Src(), ":", tcp.SrcPort), fmt.Sprint(nf.Dst(), ":", tcp.DstPort)}
-		conn := key.src + ">" + key.dst
-		if tcp.SrcPort == 502 {
-			conn = key.dst + ">" + key.src
-		}
-		f := flows[key]
-		switch {
-		case tcp.SYN:
-			if isDNP3 {
-				dnp3.syns++
-			} else {
-				syns++
-			}
-			flows[key] = &flow{next: tcp.Seq + 1, started: true}
-			if tcp.DstPort == 502 {
-				pending[conn] = map[uint16]uint8{}
-			}
-			continue
-		case f == nil:
-			t.Fatalf("frame %d: segment of %v without a SYN", frame, key)
-		case tcp.FIN:
-			if isDNP3 {
-				dnp3.closes++
-			} else {
-				fins++
-			}
-			continue
-		case tcp.RST:
-			if isDNP3 {
-				dnp3.closes++
-			} else {
-				rsts++
-			}
-			continue
-		case len(tcp.Payload) == 0:
-			continue
-		case tcp.Seq != f.next:
-			if int32(tcp.Seq-f.next) > 0 {
-				t.Fatalf("frame %d: %v seq %d, expected %d: a gap", frame, key, tcp.Seq, f.next)
-			}
-			retrans++
-			continue
-		}
-		f.next += uint32(len(tcp.Payload))
-		f.buf = append(f.buf, tcp.Payload...)
-		if isDNP3 {
-			f.buf = dnp3.stream(frame, key.src+">"+key.dst, tcp.SrcPort == DNP3Port, f.buf, false)
-			continue
-		}
-		adus := 0
-		for len(f.buf) >= MBAPLen+1 {
-			n := MBAPLen - 1 + int(binary.BigEndian.Uint16(f.buf[4:]))
-			if binary.BigEndian.Uint16(f.buf[2:]) != 0 || n < MBAPLen+1 || n > 260 {
-				t.Fatalf("frame %d: bad MBAP header % x", frame, f.buf[:MBAPLen])
-			}
-			if len(f.buf) < n {
-				break
-			}
-			adus++
-			tid, fc := binary.BigEndian.Uint16(f.buf), f.buf[MBAPLen]
-			if tcp.DstPort == 502 {
-				fcs[fc]++
-				pending[conn][tid] = fc
-				if len(pending[conn]) > 1 {
-					pipelined++
-				}
-			} else {
-				want, ok := pending[conn][tid]
-				if !ok || fc&0x7f != want {
-					t.Fatalf("frame %d: response tid %d fc %d to no request (pending %v)", frame, tid, fc, pending[conn])
-				}
-				if fc&0x80 != 0 {
-					exceptions++
-				}
-				delete(pending[conn], tid)
-			}
-			f.buf = f.buf[n:]
-		}
-		if len(f.buf) > 0 {
-			splits++
-		}
-		if adus > 1 {
-			multi++
 		}
 	}
-	share := float64(modbus) / float64(len(pkts))
-	t.Logf("modbus %.1f%%: %d SYNs, %d FINs, %d RSTs, %d retransmissions, %d split, %d multi-ADU segments, %d pipelined, %d exceptions, FCs %v",
-		100*share, syns, fins, rsts, retrans, splits, multi, pipelined, exceptions, fcs)
-	dnp3Share, udpShare := float64(dnp3.tcp+dnp3.udp)/float64(len(pkts)), float64(dnp3.udp)/float64(len(pkts))
-	t.Logf("dnp3 %.1f%% (UDP %.1f%%): %d SYNs, %d FINs/RSTs, %d link frames, %d fragments, %d multi-segment (up to %d segments), %d frames split across TCP segments, %d transport wraps, link status %d/%d, FCs %v, objects %v",
-		100*dnp3Share, 100*udpShare, dnp3.syns, dnp3.closes, dnp3.frames, dnp3.fragments, dnp3.multiSeg, dnp3.maxSegs, dnp3.splitFrames, dnp3.wraps, dnp3.linkReq, dnp3.linkResp, dnp3.fcs, dnp3.objects)
+	m, dnp3 := ics, ics.dnp3
+	share := float64(m.modbus) / float64(len(pkts))
+	m.log(len(pkts))
 	t.Logf("other: arp %d icmp %d dns %d ntp %d ipv6 %d web %d", arp, icmp, dns, ntp, v6, web)
 	if share < 0.38 || share > 0.42 {
 		t.Errorf("Modbus share %.3f, want about 0.4", share)
 	}
+	dnp3Share, udpShare := float64(dnp3.tcp+dnp3.udp)/float64(len(pkts)), float64(dnp3.udp)/float64(len(pkts))
 	if dnp3Share < 0.28 || dnp3Share > 0.32 {
 		t.Errorf("DNP3 share %.3f, want about 0.3", dnp3Share)
 	}
@@ -215,24 +121,215 @@ func TestPlant(t *testing.T) {
 		t.Errorf("DNP3/UDP share %.3f, want a few percent", udpShare)
 	}
 	dnp3.finish()
-	for name, n := range map[string]int{
-		"reconnects": syns - 2*plantMasters*plantPLCs, "closes": fins, "resets": rsts,
-		"retransmissions": retrans, "split ADUs": splits, "multi-ADU segments": multi,
-		"pipelined requests": pipelined, "exceptions": exceptions,
-		"ARP": arp, "ICMP": icmp, "DNS": dns, "NTP": ntp, "IPv6": v6, "HTTP(S)": web,
-		"DNP3 reconnects": dnp3.syns - 2*dnp3TCPAssocs, "DNP3 closes": dnp3.closes,
+	m.expect(len(pkts), map[string]int{
+		"reconnects": m.syns - 2*plantMasters*plantPLCs,
+		"ARP":        arp, "ICMP": icmp, "DNS": dns, "NTP": ntp, "IPv6": v6, "HTTP(S)": web,
+		"DNP3 reconnects": dnp3.syns - 2*dnp3TCPAssocs,
+	})
+}
+
+// icsWalk follows the Modbus/TCP and DNP3 streams of a plant capture:
+// every TCP segment on port 502 or 20000 in sequence (a gap fails the
+// test), every Modbus response matching a request of its connection,
+// every DNP3 stream through dnp3Check.
+type icsWalk struct {
+	t           *testing.T
+	outstations []netip.Addr
+	// midStream lets a connection start without a SYN, as one open
+	// before the capture started does.
+	midStream bool
+	flows     map[icsFlowKey]*icsFlow
+	pending   map[string]map[uint16]uint8 // connection -> tid -> function code
+
+	modbus, syns, fins, rsts, retrans, splits, multi, exceptions, pipelined int
+	fcs                                                                     map[uint8]int
+	// writers counts the FC 6 and 16 requests of each source; maxWrite
+	// is the largest value each wrote.
+	writers  map[netip.Addr]int
+	maxWrite map[netip.Addr]uint16
+	dnp3     *dnp3Check
+}
+
+type icsFlowKey struct{ src, dst string }
+
+type icsFlow struct {
+	next uint32
+	buf  []byte
+}
+
+func newICSWalk(t *testing.T, outstations []netip.Addr, midStream bool) *icsWalk {
+	return &icsWalk{t: t, outstations: outstations, midStream: midStream, flows: map[icsFlowKey]*icsFlow{},
+		pending: map[string]map[uint16]uint8{}, fcs: map[uint8]int{}, writers: map[netip.Addr]int{}, maxWrite: map[netip.Addr]uint16{},
+		dnp3: newDNP3Check(t)}
+}
+
+// packet checks p if it is Modbus or DNP3, and reports whether it is.
+func (w *icsWalk) packet(frame int, p gopacket.Packet) bool {
+	t := w.t
+	t.Helper()
+	dnp3 := w.dnp3
+	if udp, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP); ok {
+		if udp.DstPort != DNP3Port && udp.SrcPort != DNP3Port {
+			return false
+		}
+		nf := p.NetworkLayer().NetworkFlow()
+		dnp3.udp++
+		fromOutstation := slices.Contains(w.outstations, netip.MustParseAddr(nf.Src().String()))
+		dnp3.stream(frame, fmt.Sprint(nf.Src(), ">", nf.Dst(), "/udp"), fromOutstation, udp.Payload, true)
+		return true
+	}
+	tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	if !ok {
+		return false
+	}
+	isDNP3 := tcp.SrcPort == DNP3Port || tcp.DstPort == DNP3Port
+	if tcp.SrcPort != 502 && tcp.DstPort != 502 && !isDNP3 {
+		return false
+	}
+	if isDNP3 {
+		dnp3.tcp++
+	} else {
+		w.modbus++
+	}
+	nf := p.NetworkLayer().NetworkFlow()
+	key := icsFlowKey{fmt.Sprint(nf.Src(), ":", tcp.SrcPort), fmt.Sprint(nf.Dst(), ":", tcp.DstPort)}
+	conn := key.src + ">" + key.dst
+	if tcp.SrcPort == 502 {
+		conn = key.dst + ">" + key.src
+	}
+	f := w.flows[key]
+	if f == nil && w.midStream && !tcp.SYN && !tcp.RST && len(tcp.Payload) > 0 {
+		f = &icsFlow{next: tcp.Seq}
+		w.flows[key] = f
+		if w.pending[conn] == nil {
+			w.pending[conn] = map[uint16]uint8{}
+		}
+	}
+	switch {
+	case tcp.SYN:
+		if isDNP3 {
+			dnp3.syns++
+		} else {
+			w.syns++
+		}
+		w.flows[key] = &icsFlow{next: tcp.Seq + 1}
+		if tcp.DstPort == 502 {
+			w.pending[conn] = map[uint16]uint8{}
+		}
+		return true
+	case tcp.RST:
+		if isDNP3 {
+			dnp3.closes++
+		} else {
+			w.rsts++
+		}
+		return true
+	case f == nil:
+		t.Fatalf("frame %d: segment of %v without a SYN", frame, key)
+	case tcp.FIN:
+		if isDNP3 {
+			dnp3.closes++
+		} else {
+			w.fins++
+		}
+		return true
+	case len(tcp.Payload) == 0:
+		return true
+	case tcp.Seq != f.next:
+		if int32(tcp.Seq-f.next) > 0 {
+			t.Fatalf("frame %d: %v seq %d, expected %d: a gap", frame, key, tcp.Seq, f.next)
+		}
+		w.retrans++
+		return true
+	}
+	f.next += uint32(len(tcp.Payload))
+	f.buf = append(f.buf, tcp.Payload...)
+	if isDNP3 {
+		f.buf = dnp3.stream(frame, key.src+">"+key.dst, tcp.SrcPort == DNP3Port, f.buf, false)
+		return true
+	}
+	adus := 0
+	for len(f.buf) >= MBAPLen+1 {
+		n := MBAPLen - 1 + int(binary.BigEndian.Uint16(f.buf[4:]))
+		if binary.BigEndian.Uint16(f.buf[2:]) != 0 || n < MBAPLen+1 || n > 260 {
+			t.Fatalf("frame %d: bad MBAP header % x", frame, f.buf[:MBAPLen])
+		}
+		if len(f.buf) < n {
+			break
+		}
+		adus++
+		tid, fc := binary.BigEndian.Uint16(f.buf), f.buf[MBAPLen]
+		if tcp.DstPort == 502 {
+			w.fcs[fc]++
+			w.pending[conn][tid] = fc
+			if len(w.pending[conn]) > 1 {
+				w.pipelined++
+			}
+			if fc == FCWriteSingleRegister || fc == FCWriteMultipleRegisters {
+				src := netip.MustParseAddr(nf.Src().String())
+				w.writers[src]++
+				vals := f.buf[MBAPLen+3 : n] // FC 6: the value
+				if fc == FCWriteMultipleRegisters {
+					vals = f.buf[MBAPLen+6 : n]
+				}
+				for i := 0; i+1 < len(vals); i += 2 {
+					w.maxWrite[src] = max(w.maxWrite[src], binary.BigEndian.Uint16(vals[i:]))
+				}
+			}
+		} else {
+			want, ok := w.pending[conn][tid]
+			if !ok || fc&0x7f != want {
+				t.Fatalf("frame %d: response tid %d fc %d to no request (pending %v)", frame, tid, fc, w.pending[conn])
+			}
+			if fc&0x80 != 0 {
+				w.exceptions++
+			}
+			delete(w.pending[conn], tid)
+		}
+		f.buf = f.buf[n:]
+	}
+	if len(f.buf) > 0 {
+		w.splits++
+	}
+	if adus > 1 {
+		w.multi++
+	}
+	return true
+}
+
+func (w *icsWalk) log(packets int) {
+	dnp3 := w.dnp3
+	w.t.Logf("modbus %.1f%%: %d SYNs, %d FINs, %d RSTs, %d retransmissions, %d split, %d multi-ADU segments, %d pipelined, %d exceptions, FCs %v",
+		100*float64(w.modbus)/float64(packets), w.syns, w.fins, w.rsts, w.retrans, w.splits, w.multi, w.pipelined, w.exceptions, w.fcs)
+	w.t.Logf("dnp3 %.1f%% (UDP %.1f%%): %d SYNs, %d FINs/RSTs, %d link frames, %d fragments, %d multi-segment (up to %d segments), %d frames split across TCP segments, %d transport wraps, link status %d/%d, FCs %v, objects %v",
+		100*float64(dnp3.tcp+dnp3.udp)/float64(packets), 100*float64(dnp3.udp)/float64(packets), dnp3.syns, dnp3.closes, dnp3.frames, dnp3.fragments, dnp3.multiSeg, dnp3.maxSegs, dnp3.splitFrames, dnp3.wraps, dnp3.linkReq, dnp3.linkResp, dnp3.fcs, dnp3.objects)
+}
+
+// expect fails the test for each kind of traffic the walk or more (the
+// caller's) did not see, and for a Modbus request function code missing.
+func (w *icsWalk) expect(packets int, more map[string]int) {
+	t := w.t
+	t.Helper()
+	dnp3 := w.dnp3
+	seen := map[string]int{
+		"closes": w.fins, "resets": w.rsts,
+		"retransmissions": w.retrans, "split ADUs": w.splits, "multi-ADU segments": w.multi,
+		"pipelined requests": w.pipelined, "exceptions": w.exceptions,
+		"DNP3 closes":                  dnp3.closes,
 		"multi-segment DNP3 fragments": dnp3.multiSeg, "DNP3 transport 63->0 wraps": dnp3.wraps,
 		"DNP3 link frames split across TCP segments": dnp3.splitFrames,
 		"DNP3 TCP segments with several link frames": dnp3.multiFrame,
 		"DNP3 link status requests":                  dnp3.linkReq, "DNP3 link status responses": dnp3.linkResp,
 		"DNP3 confirms of unsolicited responses": dnp3.unsConfirms,
-	} {
+	}
+	maps.Copy(seen, more)
+	for name, n := range seen {
 		if n <= 0 {
-			t.Errorf("no %s in %d packets", name, len(pkts))
+			t.Errorf("no %s in %d packets", name, packets)
 		}
 	}
 	for _, fc := range []uint8{1, 2, 3, 4, 6, 16} {
-		if fcs[fc] == 0 {
+		if w.fcs[fc] == 0 {
 			t.Errorf("no requests with function code %d", fc)
 		}
 	}
@@ -349,7 +446,7 @@ func (c *dnp3Check) fragment(frame int, assoc string, fromOutstation bool, frag 
 			c.unsConfirms++
 		}
 	case !fromOutstation:
-		if uns || con || fc > DNP3Operate {
+		if uns || con || fc > DNP3Operate && fc != DNP3ColdRestart && fc != DNP3WarmRestart {
 			t.Fatalf("frame %d: %s: request ctl %#02x fc %d", frame, assoc, ctl, fc)
 		}
 		c.lastReq[assoc] = seq
@@ -389,7 +486,7 @@ func walkObject(b []byte) (string, int, error) {
 	}
 	g, v, q := b[0], b[1], b[2]
 	name := fmt.Sprintf("g%dv%d", g, v)
-	size := map[string]int{"g1v2": 1, "g2v2": 7, "g30v5": 5, "g30v1": 5, "g32v1": 5, "g12v1": 11, "g41v1": 5, "g50v1": 6, "g80v1": 0}[name]
+	size := map[string]int{"g1v2": 1, "g2v2": 7, "g30v5": 5, "g30v1": 5, "g32v1": 5, "g12v1": 11, "g41v1": 5, "g50v1": 6, "g52v2": 2, "g80v1": 0}[name]
 	if size == 0 && name != "g80v1" && g != 60 {
 		return "", 0, fmt.Errorf("unexpected object %s", name)
 	}
@@ -476,34 +573,40 @@ func (h *heapSampler) Write(p []byte) (int, error) {
 var _ io.Writer = (*heapSampler)(nil)
 
 func TestPlantMemoryFlat(t *testing.T) {
-	testenv.Long(t, "writes 150,000 packets")
-	h := &heapSampler{at: []int{10 << 20, 40 << 20}}
-	w, err := NewWriter(h, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Plant(w, 150000, 3); err != nil {
-		t.Fatal(err)
-	}
-	if len(h.samples) != 2 {
-		t.Fatalf("only %d heap samples after %d bytes", len(h.samples), h.n)
-	}
-	early, late := h.samples[0], h.samples[1]
-	t.Logf("live heap after 10 MiB: %d KiB, after 40 MiB: %d KiB", early>>10, late>>10)
-	if late > early+1<<20 {
-		t.Errorf("live heap grew from %d to %d bytes while streaming", early, late)
+	testenv.Long(t, "writes 150,000 packets of each plant")
+	// The site plant writes about half the bytes a packet.
+	for i, at := range [][]int{{10 << 20, 40 << 20}, {10 << 20, 24 << 20}} {
+		g := generators[i]
+		t.Run(g.name, func(t *testing.T) {
+			h := &heapSampler{at: slices.Clone(at)}
+			w, err := NewWriter(h, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.gen(w, 150000, 3); err != nil {
+				t.Fatal(err)
+			}
+			if len(h.samples) != 2 {
+				t.Fatalf("only %d heap samples after %d bytes", len(h.samples), h.n)
+			}
+			early, late := h.samples[0], h.samples[1]
+			t.Logf("live heap after %d MiB: %d KiB, after %d MiB: %d KiB", at[0]>>20, early>>10, at[1]>>20, late>>10)
+			if late > early+1<<20 {
+				t.Errorf("live heap grew from %d to %d bytes while streaming", early, late)
+			}
+		})
 	}
 }
 
-// BenchmarkPlant measures the generator alone: one op is one plant capture
-// of 1,000,000 packets written to io.Discard.
-func BenchmarkPlant(b *testing.B) {
+// benchGenerator measures a generator alone: one op is one capture of
+// 1,000,000 packets written to io.Discard.
+func benchGenerator(b *testing.B, gen func(*Writer, int, int64) error) {
 	for b.Loop() {
 		w, err := NewWriter(io.Discard, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := Plant(w, 1000000, 1); err != nil {
+		if err := gen(w, 1000000, 1); err != nil {
 			b.Fatal(err)
 		}
 		if err := w.Flush(); err != nil {
@@ -511,3 +614,9 @@ func BenchmarkPlant(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPlant measures Plant alone; see benchGenerator.
+func BenchmarkPlant(b *testing.B) { benchGenerator(b, Plant) }
+
+// BenchmarkSitePlant measures SitePlant alone; see benchGenerator.
+func BenchmarkSitePlant(b *testing.B) { benchGenerator(b, SitePlant) }
