@@ -8,6 +8,7 @@ package pipeline
 
 import (
 	"context"
+	"runtime/debug"
 	"slices"
 
 	"github.com/tapwatch/tapwatch/capture"
@@ -64,6 +65,23 @@ func (e *FileError) Unwrap() error { return e.Err }
 
 // Load loads the policy, then merges the baseline into it.
 func (f PolicyFiles) Load() (*policy.Policy, error) {
+	// Parsing YAML makes many times a policy's size in garbage, and the
+	// collector's default pacing lets the heap grow to twice what is
+	// live before it runs: the box's peak RSS would be set by the load
+	// of a large policy, not by the traffic. Collect more often while
+	// loading (docs/performance.md).
+	if old := debug.SetGCPercent(loadGCPercent); old >= 0 && old < loadGCPercent {
+		debug.SetGCPercent(old) // already more frugal than that
+	} else {
+		defer debug.SetGCPercent(old)
+	}
+	return f.load()
+}
+
+// loadGCPercent is the collector's GOGC while a policy or baseline loads.
+const loadGCPercent = 10
+
+func (f PolicyFiles) load() (*policy.Policy, error) {
 	pol := policy.New()
 	if f.Policy != "" {
 		p, err := policy.Load(f.Policy)

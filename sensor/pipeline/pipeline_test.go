@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -368,5 +369,25 @@ func TestAssembledAllocs(t *testing.T) {
 		asm.Pipe.Message(&f, dpi.FromClient, &m)
 	}); n != 0 {
 		t.Errorf("%v allocations per message, want 0", n)
+	}
+}
+
+// TestLoadRestoresGC: loading a policy collects garbage more often
+// (loadGCPercent) and then gives the collector back its setting, or
+// leaves a more frugal one alone.
+func TestLoadRestoresGC(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(path, []byte("version: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, before := range []int{100, 5, -1} {
+		debug.SetGCPercent(before)
+		if _, err := (pipeline.PolicyFiles{Policy: path}).Load(); err != nil {
+			t.Fatal(err)
+		}
+		if after := debug.SetGCPercent(before); after != before {
+			t.Errorf("GOGC %d before the load, %d after", before, after)
+		}
 	}
 }
