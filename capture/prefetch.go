@@ -28,9 +28,14 @@ type record struct {
 	info   Info
 }
 
+// A batch holds up to prefetchRecords records in prefetchBytes: 128
+// bytes a record, a little less than an ICS network's typical frame and
+// its record header, so that the bytes, not the records, fill a batch,
+// and a classic pcap file's block is read straight into it with no more
+// than one record's worth carried over to the next (pcapFile.fill).
 const (
 	prefetchBatches = 3
-	prefetchBytes   = 256 << 10
+	prefetchBytes   = 128 << 10
 	prefetchRecords = 1024
 )
 
