@@ -10,17 +10,17 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gopacket/gopacket/layers"
+	"github.com/tapwatch/tapwatch/dpi/link"
 )
 
 // Info describes one captured packet.
 type Info struct {
 	Timestamp     time.Time
-	CaptureLength int             // bytes captured
-	Length        int             // bytes on the wire
-	LinkType      layers.LinkType // how to decode the first byte
-	Frame         uint64          // 1-based number of the packet in its file (or since the start of a live capture)
-	Source        int             // index of the file or interface the packet came from
+	CaptureLength int       // bytes captured
+	Length        int       // bytes on the wire
+	LinkType      link.Type // how to decode the first byte
+	Frame         uint64    // 1-based number of the packet in its file (or since the start of a live capture)
+	Source        int       // index of the file or interface the packet came from
 }
 
 // Source is a stream of packets. ReadPacket fills ci and returns the
@@ -53,19 +53,4 @@ func (e *FileError) Unwrap() error { return e.Err }
 var ErrUnsupportedLinkType = errors.New("unsupported link type")
 
 // SupportedLinkType reports whether the dpi layer decodes lt.
-func SupportedLinkType(lt layers.LinkType) bool {
-	switch lt {
-	case layers.LinkTypeEthernet, layers.LinkTypeNull, layers.LinkTypeLoop,
-		layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6,
-		layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2,
-		linkTypeRawOpenBSD, linkTypeRawBSD:
-		return true
-	}
-	return false
-}
-
-// Some systems write raw IP captures with the DLT value instead of LINKTYPE_RAW.
-const (
-	linkTypeRawBSD     layers.LinkType = 12
-	linkTypeRawOpenBSD layers.LinkType = 14
-)
+func SupportedLinkType(lt link.Type) bool { return lt.Decoded() }

@@ -9,8 +9,8 @@ import (
 	"os"
 
 	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/tapwatch/tapwatch/dpi/link"
 )
 
 const fileBufferSize = 1 << 20
@@ -32,7 +32,7 @@ type File struct {
 	pf     *prefetch
 	pcap   *pcapBatches // a classic pcap file, read by tapwatch itself
 	ng     *pcapgo.NgReader
-	link   layers.LinkType
+	link   link.Type
 	frame  uint64
 	failed error
 }
@@ -81,7 +81,7 @@ func newFile(r io.Reader, head []byte, name string) (*File, error) {
 	case bytes.Equal(head, pcapngMagic):
 		c.ng, err = pcapgo.NewNgReader(bufio.NewReaderSize(r, fileBufferSize), pcapgo.NgReaderOptions{})
 		if err == nil {
-			c.link = c.ng.LinkType()
+			c.link = link.Type(c.ng.LinkType())
 		}
 	case matchAny(head, pcapMagics):
 		var p *pcapFile
@@ -113,7 +113,7 @@ func matchAny(b []byte, set [][]byte) bool {
 }
 
 // LinkType is the link type of the file (of its first interface for pcapng).
-func (c *File) LinkType() layers.LinkType { return c.link }
+func (c *File) LinkType() link.Type { return c.link }
 
 // ReadPacket returns the next record. After a damaged record it returns a
 // *FileError, and io.EOF on every later call.
@@ -148,7 +148,7 @@ func (c *File) read(info *Info) ([]byte, error) {
 	data, ci, err = c.ng.ZeroCopyReadPacketData()
 	if err == nil && ci.InterfaceIndex != 0 {
 		if iface, ierr := c.ng.Interface(ci.InterfaceIndex); ierr == nil {
-			lt = iface.LinkType
+			lt = link.Type(iface.LinkType)
 		}
 	}
 	if err != nil {

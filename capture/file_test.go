@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/tapwatch/tapwatch/dpi/link"
 	"io"
 	"os"
 	"path/filepath"
@@ -97,7 +98,7 @@ func TestFileFormats(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if f.LinkType() != tc.lt {
+			if f.LinkType() != link.Type(tc.lt) {
 				t.Errorf("link type %v, want %v", f.LinkType(), tc.lt)
 			}
 			n, err := readAll(t, f)

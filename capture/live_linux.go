@@ -11,7 +11,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/gopacket/gopacket/layers"
+	"github.com/tapwatch/tapwatch/dpi/link"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -239,7 +239,7 @@ func (l *Live) packet(ci *Info) ([]byte, error) {
 	l.left--
 	l.next += int(h.Next_offset)
 	l.frame++
-	*ci = Info{Timestamp: ts, CaptureLength: stop - start, Length: int(h.Len), LinkType: layers.LinkTypeEthernet, Frame: l.frame}
+	*ci = Info{Timestamp: ts, CaptureLength: stop - start, Length: int(h.Len), LinkType: link.Ethernet, Frame: l.frame}
 	return l.ring[start:stop:stop], nil
 }
 

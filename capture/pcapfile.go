@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/gopacket/gopacket/layers"
+	"github.com/tapwatch/tapwatch/dpi/link"
 )
 
 // pcapFile reads a classic pcap file a block at a time into a batch's
@@ -20,7 +20,7 @@ type pcapFile struct {
 	factor  uint32 // nanoseconds a unit of the fraction: 1 or 1000
 	snaplen uint32
 	maxCap  uint64 // the longest record taken: the snap length, or libpcap's 262144 if more
-	link    layers.LinkType
+	link    link.Type
 	pend    []byte // the start of a record that did not fit in the last block
 	frame   uint64 // records handed out
 	ended   bool   // r has returned an error
@@ -62,7 +62,7 @@ func newPcapFile(r io.Reader) (*pcapFile, error) {
 		return nil, fmt.Errorf("Unknown minor version %d", v)
 	}
 	p.snaplen = p.u32(h[16:20])
-	p.link = layers.LinkType(p.u32(h[20:24]))
+	p.link = link.Type(p.u32(h[20:24]))
 	p.maxCap = max(uint64(p.snaplen), pcapMaxEager)
 	return p, nil
 }
@@ -103,7 +103,7 @@ func (p *pcapFile) read(buf []byte) int {
 // io.EOF, a *FileError (path names the file), or nil when there is more.
 // A record longer than b's buffer grows it, by no more than the bytes the
 // file really holds.
-func (p *pcapFile) fill(b *batch, path string, link layers.LinkType) {
+func (p *pcapFile) fill(b *batch, path string, lt link.Type) {
 	b.data, b.recs, b.err = append(b.data[:0], p.pend...), b.recs[:0], nil
 	p.pend = p.pend[:0]
 	if p.failed {
@@ -112,7 +112,7 @@ func (p *pcapFile) fill(b *batch, path string, link layers.LinkType) {
 	}
 	for {
 		b.data = b.data[:len(b.data)+p.read(b.data[len(b.data):cap(b.data)])]
-		off, err := p.records(b, link)
+		off, err := p.records(b, lt)
 		if err != nil {
 			p.fail(b, path, err)
 			return
@@ -152,7 +152,7 @@ func (p *pcapFile) fill(b *batch, path string, link layers.LinkType) {
 
 // records lists the complete records in b.data and returns the offset of
 // the first byte after them, or the error of a damaged record header.
-func (p *pcapFile) records(b *batch, link layers.LinkType) (int, error) {
+func (p *pcapFile) records(b *batch, lt link.Type) (int, error) {
 	off := 0
 	for len(b.recs) < cap(b.recs) {
 		rest := b.data[off:]
@@ -178,7 +178,7 @@ func (p *pcapFile) records(b *batch, link layers.LinkType) (int, error) {
 			Timestamp:     ts,
 			CaptureLength: int(capLen),
 			Length:        int(wireLen),
-			LinkType:      link,
+			LinkType:      lt,
 			Frame:         p.frame,
 		}})
 		off += end
@@ -205,7 +205,7 @@ type pcapBatches struct {
 	b    batch
 	i    int
 	path string
-	link layers.LinkType
+	link link.Type
 }
 
 func (s *pcapBatches) next(info *Info) ([]byte, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/tapwatch/tapwatch/dpi/link"
 	"io"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ func pcapgoRecords(data []byte, name string, limit int) ([]gotRecord, error) {
 		}
 		out = append(out, gotRecord{info: Info{
 			Timestamp: ci.Timestamp, CaptureLength: ci.CaptureLength, Length: ci.Length,
-			LinkType: r.LinkType(), Frame: uint64(len(out) + 1),
+			LinkType: link.Type(r.LinkType()), Frame: uint64(len(out) + 1),
 		}, data: string(d)})
 	}
 	return out, nil

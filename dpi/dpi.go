@@ -17,6 +17,7 @@ package dpi
 import (
 	"errors"
 	"fmt"
+	"github.com/tapwatch/tapwatch/dpi/link"
 	"net/netip"
 	"slices"
 	"time"
@@ -469,21 +470,21 @@ func (*udpLayer) NextLayerType() gopacket.LayerType { return gopacket.LayerTypeP
 
 // firstLayer returns the index of the layer a packet of link type lt
 // starts with, or -1.
-func firstLayer(lt layers.LinkType, data []byte) int {
+func firstLayer(lt link.Type, data []byte) int {
 	switch lt {
-	case layers.LinkTypeEthernet:
+	case link.Ethernet:
 		return firstEthernet
-	case layers.LinkTypeNull, layers.LinkTypeLoop:
+	case link.Null, link.Loop:
 		return firstLoopback
-	case layers.LinkTypeLinuxSLL:
+	case link.LinuxSLL:
 		return firstSLL
-	case layers.LinkTypeLinuxSLL2:
+	case link.LinuxSLL2:
 		return firstSLL2
-	case layers.LinkTypeIPv4:
+	case link.IPv4:
 		return firstIPv4
-	case layers.LinkTypeIPv6:
+	case link.IPv6:
 		return firstIPv6
-	case layers.LinkTypeRaw, 12, 14:
+	case link.Raw, link.RawBSD, link.RawOpenBSD:
 		if len(data) > 0 {
 			switch data[0] >> 4 {
 			case 4:
@@ -500,7 +501,7 @@ func firstLayer(lt layers.LinkType, data []byte) int {
 // capture; wire is its length on the wire, which is more than len(data)
 // when the snap length cut it (0 means len(data)). data may be reused by
 // the caller after Packet returns.
-func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []byte, wire int) {
+func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, wire int) {
 	e.cut = max(wire-len(data), 0)
 	e.c.Packets++
 	e.c.Bytes += uint64(len(data))
@@ -510,7 +511,7 @@ func (e *Engine) Packet(lt layers.LinkType, ts time.Time, frame uint64, data []b
 	e.expireIdle()
 	e.reportAll()
 
-	if lt == layers.LinkTypeEthernet && e.fastPacket(data) {
+	if lt == link.Ethernet && e.fastPacket(data) {
 		return
 	}
 	e.fast = false

@@ -3,6 +3,7 @@ package dpi
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/tapwatch/tapwatch/dpi/link"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -106,7 +107,7 @@ func run(t testing.TB, cfg Config, h Handler, lt layers.LinkType, pkts []packet)
 		t.Fatal(err)
 	}
 	for i, p := range pkts {
-		e.Packet(lt, p.ts, uint64(i+1), p.data, p.wire)
+		e.Packet(link.Type(lt), p.ts, uint64(i+1), p.data, p.wire)
 	}
 	return e
 }
@@ -208,7 +209,7 @@ func TestEvictionAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, p := range pkts {
-		e.Packet(lt, p.ts, uint64(i+1), p.data, p.wire)
+		e.Packet(link.Type(lt), p.ts, uint64(i+1), p.data, p.wire)
 	}
 	c := e.Counters()
 	if c.FlowsCreated != 20 || c.FlowsEvicted != 4 || c.FlowsActive != 16 {
@@ -225,7 +226,7 @@ func TestEvictionAndExpiry(t *testing.T) {
 	}
 	// Ten minutes later, one packet expires every other flow.
 	last := pkts[len(pkts)-1]
-	e.Packet(lt, last.ts.Add(10*time.Minute), uint64(len(pkts)+1), pkts[0].data, 0)
+	e.Packet(link.Type(lt), last.ts.Add(10*time.Minute), uint64(len(pkts)+1), pkts[0].data, 0)
 	c = e.Counters()
 	if c.FlowsExpired != 16 || c.FlowsActive != 1 {
 		t.Errorf("expired %d, active %d; want 16, 1", c.FlowsExpired, c.FlowsActive)
@@ -328,11 +329,11 @@ func checkSteadyStateAllocs(t *testing.T, cfg Config, lt layers.LinkType, pkts [
 	}
 	warm := len(pkts) / 2
 	for i := 0; i < warm; i++ {
-		e.Packet(lt, pkts[i].ts, uint64(i+1), pkts[i].data, 0)
+		e.Packet(link.Type(lt), pkts[i].ts, uint64(i+1), pkts[i].data, 0)
 	}
 	i := warm
 	allocs := testing.AllocsPerRun(len(pkts)-warm-1, func() {
-		e.Packet(lt, pkts[i].ts, uint64(i+1), pkts[i].data, 0)
+		e.Packet(link.Type(lt), pkts[i].ts, uint64(i+1), pkts[i].data, 0)
 		i++
 	})
 	if allocs != 0 {
@@ -374,7 +375,7 @@ func FuzzPacket(f *testing.F) {
 		}
 		ts := time.Unix(1700000000, 0)
 		for i := 0; i < 3; i++ {
-			e.Packet(layers.LinkType(lt), ts.Add(time.Duration(i)*time.Millisecond), uint64(i+1), data, len(data)+int(lt)%3*100)
+			e.Packet(link.Type(lt), ts.Add(time.Duration(i)*time.Millisecond), uint64(i+1), data, len(data)+int(lt)%3*100)
 		}
 		e.Flush()
 		if c := e.Counters(); c.BufferedBytes != 0 || c.FlowsActive != 0 {

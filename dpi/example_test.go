@@ -3,6 +3,7 @@ package dpi_test
 import (
 	"bytes"
 	"fmt"
+	"github.com/tapwatch/tapwatch/dpi/link"
 	"io"
 	"net"
 	"net/netip"
@@ -49,7 +50,7 @@ func ExampleEngine_Packet() {
 		if err == io.EOF {
 			break
 		}
-		eng.Packet(r.LinkType(), ci.Timestamp, frame, data, ci.Length)
+		eng.Packet(link.Type(r.LinkType()), ci.Timestamp, frame, data, ci.Length)
 	}
 	// Output:
 	// frame 5 request from 10.0.0.1:50000: fc 3 read_holding_registers addr 40 count 2 values []

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gopacket/gopacket/layers"
+	"github.com/tapwatch/tapwatch/dpi/link"
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
@@ -44,7 +44,7 @@ func TestFastPathCorpus(t *testing.T) {
 				}
 				return nil
 			}
-			if ci.LinkType != layers.LinkTypeEthernet {
+			if ci.LinkType != link.Ethernet {
 				continue
 			}
 			frames++

@@ -2,6 +2,7 @@ package dpi
 
 import (
 	"encoding/binary"
+	"github.com/tapwatch/tapwatch/dpi/link"
 	"net"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func FuzzStream(f *testing.F) {
 				pos[side] = seq + uint32(n)
 			}
 			ts = ts.Add(time.Duration(ctl>>4&7) * 20 * time.Millisecond)
-			e.Packet(layers.LinkTypeEthernet, ts, frame, tcpFrame(side == 1, seq, pos[side^1], ctl&0x0f, payload), 0)
+			e.Packet(link.Ethernet, ts, frame, tcpFrame(side == 1, seq, pos[side^1], ctl&0x0f, payload), 0)
 			if c := e.Counters(); c.BufferedBytes > uint64(cfg.TotalBuffer) {
 				t.Fatalf("frame %d: %d bytes held, cap %d", frame, c.BufferedBytes, cfg.TotalBuffer)
 			}

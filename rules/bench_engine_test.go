@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"fmt"
+	"github.com/tapwatch/tapwatch/dpi/link"
 	"io"
 	"strings"
 	"testing"
@@ -150,7 +151,7 @@ func replayPlant(b *testing.B, lt layers.LinkType, pkts []benchPacket, h dpi.Han
 		b.Fatal(err)
 	}
 	for i, p := range pkts {
-		d.Packet(lt, p.ts, uint64(i+1), p.data, 0)
+		d.Packet(link.Type(lt), p.ts, uint64(i+1), p.data, 0)
 	}
 	d.Flush()
 }

@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/tapwatch/tapwatch/dpi/link"
 	"net"
 	"net/netip"
 	"strings"
@@ -700,11 +701,11 @@ func TestIntegrityNoAllocs(t *testing.T) {
 	}
 	warm := len(pkts) / 2
 	for i, p := range pkts[:warm] {
-		d.Packet(lt, p.ts, uint64(i+1), p.data, 0)
+		d.Packet(link.Type(lt), p.ts, uint64(i+1), p.data, 0)
 	}
 	i := warm
 	allocs := testing.AllocsPerRun(len(pkts)-warm-1, func() {
-		d.Packet(lt, pkts[i].ts, uint64(i+1), pkts[i].data, 0)
+		d.Packet(link.Type(lt), pkts[i].ts, uint64(i+1), pkts[i].data, 0)
 		i++
 	})
 	if allocs != 0 {

@@ -406,11 +406,11 @@ func ackFrames(t *testing.T, pcap string, lt *layers.LinkType) (map[uint64]uint6
 		if err != nil {
 			break
 		}
-		*lt = ci.LinkType
+		*lt = layers.LinkType(ci.LinkType)
 		for uint64(len(dirs)) <= ci.Frame {
 			dirs = append(dirs, "")
 		}
-		p := gopacket.NewPacket(data, ci.LinkType, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+		p := gopacket.NewPacket(data, layers.LinkType(ci.LinkType), gopacket.DecodeOptions{Lazy: true, NoCopy: true})
 		nl, tl := p.NetworkLayer(), p.TransportLayer()
 		tcp, ok := tl.(*layers.TCP)
 		if nl == nil || !ok {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tapwatch/tapwatch/dpi/link"
 	"io"
 	"log/slog"
 	"net"
@@ -23,8 +24,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gopacket/gopacket/layers"
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/config"
@@ -258,7 +257,7 @@ func (s *fakeSource) ReadPacket(ci *capture.Info) ([]byte, error) {
 		s.delivered++
 		s.frame++
 		*ci = capture.Info{Timestamp: time.Now(), CaptureLength: len(data), Length: len(data),
-			LinkType: layers.LinkTypeEthernet, Frame: s.frame}
+			LinkType: link.Ethernet, Frame: s.frame}
 		return data, nil
 	case <-s.stopped:
 		return nil, io.EOF

@@ -285,7 +285,7 @@ func markOnWire(t *testing.T, c *labelled.QUTCapture) {
 			t.Fatal(err)
 		}
 		var a, z netip.Addr
-		p := gopacket.NewPacket(b, ci.LinkType, gopacket.Lazy)
+		p := gopacket.NewPacket(b, layers.LinkType(ci.LinkType), gopacket.Lazy)
 		if ip, ok := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok {
 			a, _ = netip.AddrFromSlice(ip.SrcIP.To4())
 			z, _ = netip.AddrFromSlice(ip.DstIP.To4())
