@@ -9,7 +9,7 @@
 // through one protocol-neutral call.
 //
 // The steady-state path allocates nothing per packet: layers are decoded
-// into preallocated structs with gopacket's DecodingLayerParser, flow
+// into preallocated structs by its own header decoder (decode.go), flow
 // records are reused, and payloads are passed on without copying unless a
 // segment arrives out of order or an application message spans segments.
 package dpi
@@ -21,9 +21,6 @@ import (
 	"net/netip"
 	"slices"
 	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
@@ -324,21 +321,17 @@ type Engine struct {
 	// claims.
 	sniffers []sniffer
 	sink     sink
-	parsers  [numFirst]*gopacket.DecodingLayerParser
-	decoded  []gopacket.LayerType
-
-	eth        layers.Ethernet
+	// The headers of the current frame (decode.go).
+	decoded    []layer
+	truncated  bool
+	eth        ethHeader
 	vlan       vlanStack
-	loop       layers.Loopback
-	sll        layers.LinuxSLL
-	sll2       layers.LinuxSLL2
-	ip4        layers.IPv4
-	ip6        layers.IPv6
-	tcp        tcpLayer
-	udp        udpLayer
-	arpLayer   layers.ARP
-	icmp4      layers.ICMPv4
-	icmp6      layers.ICMPv6
+	ip4        ip4Header
+	ip6        ip6Header
+	tcp        tcpHeader
+	udp        udpHeader
+	arpHdr     arpHeader
+	icmp       icmpHeader
 	arp        ARP                 // handed to nh, reused
 	icmpMsg    ICMP                // handed to nh, reused
 	integ      Integrity           // handed to ih, reused
@@ -391,18 +384,7 @@ func New(cfg Config, h Handler) (*Engine, error) {
 			e.sniffers = append(e.sniffers, sniffer{i + 1, p.Detect})
 		}
 	}
-	// DecodingLayerParser fixes its first layer, so there is one per link
-	// encapsulation, all sharing the same layer structs.
-	for i, first := range firstLayers {
-		p := gopacket.NewDecodingLayerParser(first)
-		p.SetDecodingLayerContainer(gopacket.DecodingLayerSparse(nil))
-		for _, d := range []gopacket.DecodingLayer{&e.eth, &e.vlan, &e.loop, &e.sll, &e.sll2, &e.ip4, &e.ip6, &e.tcp, &e.udp, &e.arpLayer, &e.icmp4, &e.icmp6} {
-			p.AddDecodingLayer(d)
-		}
-		p.IgnoreUnsupported = true
-		e.parsers[i] = p
-	}
-	e.decoded = make([]gopacket.LayerType, 0, 16)
+	e.decoded = make([]layer, 0, 16)
 	e.flows.init(cfg.MaxFlows)
 	return e, nil
 }
@@ -419,82 +401,40 @@ type portSet [65536 / 64]uint64
 
 func (e *Engine) isPort(s *portSet, p uint16) bool { return s[p/64]&(1<<(p%64)) != 0 }
 
-// vlanStack decodes 802.1Q and 802.1ad tags and remembers the first two ids.
+// vlanStack is the 802.1Q and 802.1ad tags of a frame: the first two
+// ids, and how many there were.
 type vlanStack struct {
-	layers.Dot1Q
 	ids [2]uint16
 	n   int
 }
 
-func (v *vlanStack) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
-	if err := v.Dot1Q.DecodeFromBytes(data, df); err != nil {
-		return err
-	}
-	if v.n < len(v.ids) {
-		v.ids[v.n] = v.VLANIdentifier
-	}
-	v.n++
-	return nil
-}
-
-// The layers a packet can start with, by link type.
-const (
-	firstEthernet = iota
-	firstLoopback
-	firstSLL
-	firstSLL2
-	firstIPv4
-	firstIPv6
-	numFirst
-)
-
-var firstLayers = [numFirst]gopacket.LayerType{
-	firstEthernet: layers.LayerTypeEthernet,
-	firstLoopback: layers.LayerTypeLoopback,
-	firstSLL:      layers.LayerTypeLinuxSLL,
-	firstSLL2:     layers.LayerTypeLinuxSLL2,
-	firstIPv4:     layers.LayerTypeIPv4,
-	firstIPv6:     layers.LayerTypeIPv6,
-}
-
-// tcpLayer and udpLayer end decoding at layer 4: gopacket would otherwise
-// look the ports up in a map to guess the next layer, for every packet, and
-// tapwatch picks its decoders by port itself.
-type tcpLayer struct{ layers.TCP }
-
-func (*tcpLayer) NextLayerType() gopacket.LayerType { return gopacket.LayerTypePayload }
-
-type udpLayer struct{ layers.UDP }
-
-func (*udpLayer) NextLayerType() gopacket.LayerType { return gopacket.LayerTypePayload }
-
-// firstLayer returns the index of the layer a packet of link type lt
-// starts with, or -1.
-func firstLayer(lt link.Type, data []byte) int {
+// firstLayer returns the header a packet of link type lt starts with,
+// or lNone.
+func firstLayer(lt link.Type, data []byte) layer {
 	switch lt {
 	case link.Ethernet:
-		return firstEthernet
+		return lEthernet
 	case link.Null, link.Loop:
-		return firstLoopback
+		return lLoopback
 	case link.LinuxSLL:
-		return firstSLL
+		return lSLL
 	case link.LinuxSLL2:
-		return firstSLL2
+		return lSLL2
 	case link.IPv4:
-		return firstIPv4
+		return lIPv4
 	case link.IPv6:
-		return firstIPv6
+		return lIPv6
 	case link.Raw, link.RawBSD, link.RawOpenBSD:
 		if len(data) > 0 {
 			switch data[0] >> 4 {
 			case 4:
-				return firstIPv4
+				return lIPv4
 			case 6:
-				return firstIPv6
+				return lIPv6
 			}
 		}
 	}
-	return -1
+	return lNone
 }
 
 // Packet decodes one captured packet. frame is its 1-based number in the
@@ -516,71 +456,60 @@ func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, w
 	}
 	e.fast = false
 	first := firstLayer(lt, data)
-	if first < 0 {
+	if first == lNone {
 		e.c.UnsupportedL2++
 		return
 	}
-	parser := e.parsers[first]
-	e.vlan.n = 0
-	err := parser.DecodeLayers(data, &e.decoded)
-	if parser.Truncated {
+	err := e.decodeFrame(first, data)
+	if e.truncated {
 		e.c.Truncated++
 	}
 	var (
-		v4, v6, tcp, udp, eth, arp, icmp bool
+		v4, v6, tcp, udp, eth, arp, icmp, icmp6 bool
 	)
 	for _, t := range e.decoded {
 		switch t {
-		case layers.LayerTypeEthernet:
+		case lEthernet:
 			eth = true
-		case layers.LayerTypeIPv4:
+		case lIPv4:
 			v4 = true
-		case layers.LayerTypeIPv6:
+		case lIPv6:
 			v6 = true
-		case layers.LayerTypeTCP:
+		case lTCP:
 			tcp = true
-		case layers.LayerTypeUDP:
+		case lUDP:
 			udp = true
-		case layers.LayerTypeARP:
+		case lARP:
 			arp = true
-		case layers.LayerTypeICMPv4, layers.LayerTypeICMPv6:
+		case lICMPv4:
 			icmp = true
+		case lICMPv6:
+			icmp, icmp6 = true, true
 		}
 	}
 	if e.vlan.n > 0 {
 		e.c.VLANTagged++
 	}
 	var mac [2][6]byte
-	if eth && len(e.eth.SrcMAC) == 6 && len(e.eth.DstMAC) == 6 {
-		mac[0] = [6]byte(e.eth.SrcMAC)
-		mac[1] = [6]byte(e.eth.DstMAC)
+	if eth {
+		mac[0], mac[1] = e.eth.src, e.eth.dst
 	}
 	var k flowKey
 	switch {
 	case v4:
 		e.c.IPv4++
-		if e.ip4.Flags&layers.IPv4MoreFragments != 0 || e.ip4.FragOffset != 0 {
+		if e.ip4.flagsFrag&0x3fff != 0 { // more fragments, or an offset
 			e.c.IPv4Fragments++
 			return
 		}
-		src, dst := e.ip4.SrcIP.To4(), e.ip4.DstIP.To4()
-		if src == nil || dst == nil {
-			e.c.Undecodable++
-			return
-		}
 		k.a[10], k.a[11], k.b[10], k.b[11] = 0xff, 0xff, 0xff, 0xff // IPv4-mapped
-		copy(k.a[12:], src)
-		copy(k.b[12:], dst)
-		e.ttl = e.ip4.TTL
+		copy(k.a[12:], e.ip4.src[:])
+		copy(k.b[12:], e.ip4.dst[:])
+		e.ttl = e.ip4.ttl
 	case v6:
 		e.c.IPv6++
-		if len(e.ip6.SrcIP) != 16 || len(e.ip6.DstIP) != 16 {
-			e.c.Undecodable++
-			return
-		}
-		k.a = [16]byte(e.ip6.SrcIP)
-		k.b = [16]byte(e.ip6.DstIP)
-		e.ttl = e.ip6.HopLimit
+		k.a, k.b = e.ip6.src, e.ip6.dst
+		e.ttl = e.ip6.hopLimit
 	case err != nil:
 		e.c.Undecodable++
 		return
@@ -597,18 +526,18 @@ func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, w
 	switch {
 	case tcp && err == nil:
 		e.c.TCP++
-		k.proto = uint8(layers.IPProtocolTCP)
-		k.pa, k.pb = uint16(e.tcp.SrcPort), uint16(e.tcp.DstPort)
-		e.tcpPacket(&k, mac, &e.tcp.TCP)
+		k.proto = ipTCP
+		k.pa, k.pb = e.tcp.SrcPort, e.tcp.DstPort
+		e.tcpPacket(&k, mac, &e.tcp)
 	case udp && err == nil:
 		e.c.UDP++
-		k.proto = uint8(layers.IPProtocolUDP)
-		k.pa, k.pb = uint16(e.udp.SrcPort), uint16(e.udp.DstPort)
+		k.proto = ipUDP
+		k.pa, k.pb = e.udp.SrcPort, e.udp.DstPort
 		e.udpPacket(&k, mac, e.udp.Payload)
 	default:
 		e.c.OtherIP++
 		if icmp && err == nil {
-			e.icmpPacket(&k, mac, v6)
+			e.icmpPacket(&k, mac, icmp6)
 		}
 	}
 }

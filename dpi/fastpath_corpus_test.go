@@ -60,5 +60,46 @@ func TestFastPathCorpus(t *testing.T) {
 	if files < 100 || frames == 0 {
 		t.Fatalf("%d files, %d Ethernet frames in %s", files, frames, root)
 	}
-	t.Logf("%d files: the fast path took %d of %d Ethernet frames (%.1f%%), each as gopacket decodes it", files, took, frames, 100*float64(took)/float64(frames))
+	t.Logf("%d files: the fast path took %d of %d Ethernet frames (%.1f%%), each as the full decoder decodes it", files, took, frames, 100*float64(took)/float64(frames))
+}
+
+// TestDecodeLikeGopacket decodes every frame of the public corpus, of
+// every link type dpi decodes, with dpi's own header decoder and with
+// gopacket's, and compares what Packet reads from them.
+func TestDecodeLikeGopacket(t *testing.T) {
+	root := testenv.Corpus(t)
+	compare := dpi.NewDecodeComparer()
+	var files, frames int
+	links := map[link.Type]int{}
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".pcap") || strings.HasSuffix(p, ".pcapng") || strings.HasSuffix(p, ".cap")) {
+			return nil
+		}
+		f, err := capture.OpenFile(p)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		files++
+		for {
+			var ci capture.Info
+			data, err := f.ReadPacket(&ci)
+			if err != nil {
+				var fe *capture.FileError
+				if err != io.EOF && !errors.As(err, &fe) {
+					t.Fatalf("%s: %v", p, err)
+				}
+				return nil
+			}
+			frames++
+			links[ci.LinkType]++
+			if err := compare(ci.LinkType, data); err != nil {
+				t.Fatalf("%s, frame %d: %v", p, ci.Frame, err)
+			}
+		}
+	})
+	if files < 100 || frames < 100000 {
+		t.Fatalf("%d files, %d frames in %s", files, frames, root)
+	}
+	t.Logf("%d files, %d frames decoded alike; frames by link type: %v", files, frames, links)
 }

@@ -10,48 +10,47 @@ import (
 	"github.com/gopacket/gopacket/layers"
 )
 
-// slowFrame decodes an Ethernet frame as Packet does with gopacket and
-// returns what fastFrame would hold, with ok false unless Packet would
-// hand the packet to tcpPacket or udpPacket with no error and nothing cut
-// short.
+// slowFrame decodes an Ethernet frame as Packet does when fastPacket
+// declines it (decodeFrame, which TestDecodeLikeGopacket holds to
+// gopacket) and returns what fastFrame would hold, with ok false unless
+// Packet would hand the packet to tcpPacket or udpPacket with no error
+// and nothing cut short.
 func slowFrame(e *Engine, data []byte) (fr fastFrame, ok bool) {
-	p := e.parsers[firstEthernet]
-	e.vlan.n = 0
-	err := p.DecodeLayers(data, &e.decoded)
-	if err != nil || p.Truncated {
+	err := e.decodeFrame(lEthernet, data)
+	if err != nil || e.truncated {
 		return fr, false
 	}
 	var v4, v6, tcp, udp, eth bool
 	for _, t := range e.decoded {
 		switch t {
-		case layers.LayerTypeEthernet:
+		case lEthernet:
 			eth = true
-		case layers.LayerTypeIPv4:
+		case lIPv4:
 			v4 = true
-		case layers.LayerTypeIPv6:
+		case lIPv6:
 			v6 = true
-		case layers.LayerTypeTCP:
+		case lTCP:
 			tcp = true
-		case layers.LayerTypeUDP:
+		case lUDP:
 			udp = true
 		}
 	}
-	if !eth || len(e.eth.SrcMAC) != 6 || len(e.eth.DstMAC) != 6 {
+	if !eth {
 		return fr, false
 	}
-	fr.mac = [2][6]byte{[6]byte(e.eth.SrcMAC), [6]byte(e.eth.DstMAC)}
+	fr.mac = [2][6]byte{e.eth.src, e.eth.dst}
 	switch {
 	case v4:
-		if e.ip4.Flags&layers.IPv4MoreFragments != 0 || e.ip4.FragOffset != 0 {
+		if e.ip4.flagsFrag&0x3fff != 0 {
 			return fr, false
 		}
 		fr.k.a[10], fr.k.a[11], fr.k.b[10], fr.k.b[11] = 0xff, 0xff, 0xff, 0xff
-		copy(fr.k.a[12:], e.ip4.SrcIP.To4())
-		copy(fr.k.b[12:], e.ip4.DstIP.To4())
-		fr.ttl = e.ip4.TTL
+		copy(fr.k.a[12:], e.ip4.src[:])
+		copy(fr.k.b[12:], e.ip4.dst[:])
+		fr.ttl = e.ip4.ttl
 	case v6:
-		fr.k.a, fr.k.b = [16]byte(e.ip6.SrcIP), [16]byte(e.ip6.DstIP)
-		fr.ttl, fr.v6 = e.ip6.HopLimit, true
+		fr.k.a, fr.k.b = e.ip6.src, e.ip6.dst
+		fr.ttl, fr.v6 = e.ip6.hopLimit, true
 	default:
 		return fr, false
 	}
@@ -62,9 +61,9 @@ func slowFrame(e *Engine, data []byte) (fr fastFrame, ok bool) {
 	}
 	switch {
 	case tcp:
-		t := &e.tcp.TCP
-		fr.k.proto = uint8(layers.IPProtocolTCP)
-		fr.k.pa, fr.k.pb = uint16(t.SrcPort), uint16(t.DstPort)
+		t := &e.tcp
+		fr.k.proto = ipTCP
+		fr.k.pa, fr.k.pb = t.SrcPort, t.DstPort
 		fr.seq, fr.ack, fr.dataOffset = t.Seq, t.Ack, t.DataOffset
 		for i, f := range []bool{t.FIN, t.SYN, t.RST, t.PSH, t.ACK, t.URG, t.ECE, t.CWR} {
 			if f {
@@ -76,8 +75,8 @@ func slowFrame(e *Engine, data []byte) (fr fastFrame, ok bool) {
 			return fr, false // Packet would count a cut or a bad IP length
 		}
 	case udp:
-		fr.k.proto = uint8(layers.IPProtocolUDP)
-		fr.k.pa, fr.k.pb = uint16(e.udp.SrcPort), uint16(e.udp.DstPort)
+		fr.k.proto = ipUDP
+		fr.k.pa, fr.k.pb = e.udp.SrcPort, e.udp.DstPort
 		fr.payload = e.udp.Payload
 	default:
 		return fr, false
@@ -107,7 +106,7 @@ func fastFrameAgrees(e *Engine, data []byte) (bool, error) {
 	}
 	slow, ok := slowFrame(e, data)
 	if !ok {
-		return true, fmt.Errorf("the fast path takes a frame gopacket does not decode cleanly: %x", data)
+		return true, fmt.Errorf("the fast path takes a frame the full decoder does not decode cleanly: %x", data)
 	}
 	if !bytes.Equal(fr.payload, slow.payload) || frameString(fr) != frameString(slow) {
 		return true, fmt.Errorf("frame %x:\nfast %s\nslow %s", data, frameString(fr), frameString(slow))

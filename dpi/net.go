@@ -4,8 +4,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/gopacket/gopacket/layers"
-
 	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/dpi/service"
 )
@@ -77,8 +75,7 @@ type ARP struct {
 	VLAN   uint16
 	EthSrc [6]byte // the Ethernet header's source and destination
 	EthDst [6]byte
-	// Op is layers.ARPRequest (1) or layers.ARPReply (2); other codes
-	// pass too.
+	// Op is ARPRequest (1) or ARPReply (2); other codes pass too.
 	Op        uint16
 	SenderMAC [6]byte
 	SenderIP  netip.Addr
@@ -92,7 +89,7 @@ func (a *ARP) Gratuitous() bool { return a.SenderIP == a.TargetIP }
 
 // Probe reports whether the frame is an address-conflict probe (RFC
 // 5227): a request from sender IP 0.0.0.0.
-func (a *ARP) Probe() bool { return a.Op == layers.ARPRequest && a.SenderIP.IsUnspecified() }
+func (a *ARP) Probe() bool { return a.Op == ARPRequest && a.SenderIP.IsUnspecified() }
 
 // ICMP is an ICMP (IPv4) or ICMPv6 message, as a NetHandler sees it.
 type ICMP struct {
@@ -116,20 +113,40 @@ type ICMP struct {
 	InnerPort  uint16
 }
 
+// ARP operations.
+const (
+	ARPRequest = 1
+	ARPReply   = 2
+)
+
+// The ICMP and ICMPv6 types dpi tells apart, and the IP protocols.
+const (
+	icmp4EchoRequest      = 8
+	icmp4Unreachable      = 3
+	icmp4Redirect         = 5
+	icmp4TimeExceeded     = 11
+	icmp4ParameterProblem = 12
+	icmp6Unreachable      = 1
+	icmp6EchoRequest      = 128
+
+	ipTCP = 6
+	ipUDP = 17
+)
+
 // Echo reports whether m is an echo request.
 func (m *ICMP) Echo() bool {
 	if m.V6 {
-		return m.Type == layers.ICMPv6TypeEchoRequest
+		return m.Type == icmp6EchoRequest
 	}
-	return m.Type == layers.ICMPv4TypeEchoRequest
+	return m.Type == icmp4EchoRequest
 }
 
 // Unreachable reports whether m is a destination-unreachable error.
 func (m *ICMP) Unreachable() bool {
 	if m.V6 {
-		return m.Type == layers.ICMPv6TypeDestinationUnreachable
+		return m.Type == icmp6Unreachable
 	}
-	return m.Type == layers.ICMPv4TypeDestinationUnreachable
+	return m.Type == icmp4Unreachable
 }
 
 // identify names the service of f from the first payload side sent
@@ -214,15 +231,15 @@ func (e *Engine) arpPacket(mac [2][6]byte) {
 		return
 	}
 	a := &e.arp
-	l := &e.arpLayer
-	if l.AddrType != layers.LinkTypeEthernet || l.Protocol != layers.EthernetTypeIPv4 ||
-		len(l.SourceHwAddress) != 6 || len(l.DstHwAddress) != 6 || len(l.SourceProtAddress) != 4 || len(l.DstProtAddress) != 4 {
+	l := &e.arpHdr
+	if l.addrType != 1 || l.protocol != 0x0800 || // Ethernet, IPv4
+		len(l.senderHW) != 6 || len(l.targetHW) != 6 || len(l.senderIP) != 4 || len(l.targetIP) != 4 {
 		e.c.ARPOther++
 		return
 	}
-	*a = ARP{Time: e.meta.Time, Frame: e.meta.Frame, EthSrc: mac[0], EthDst: mac[1], Op: l.Operation,
-		SenderMAC: [6]byte(l.SourceHwAddress), SenderIP: netip.AddrFrom4([4]byte(l.SourceProtAddress)),
-		TargetMAC: [6]byte(l.DstHwAddress), TargetIP: netip.AddrFrom4([4]byte(l.DstProtAddress))}
+	*a = ARP{Time: e.meta.Time, Frame: e.meta.Frame, EthSrc: mac[0], EthDst: mac[1], Op: l.op,
+		SenderMAC: [6]byte(l.senderHW), SenderIP: netip.AddrFrom4([4]byte(l.senderIP)),
+		TargetMAC: [6]byte(l.targetHW), TargetIP: netip.AddrFrom4([4]byte(l.targetIP))}
 	if e.vlan.n > 0 {
 		a.VLAN = e.vlan.ids[0]
 	}
@@ -240,16 +257,15 @@ func (e *Engine) icmpPacket(k *flowKey, mac [2][6]byte, v6 bool) {
 	*m = ICMP{Time: e.meta.Time, Frame: e.meta.Frame, VLAN: k.vlan, V6: v6,
 		Src: netip.AddrFrom16(k.a).Unmap(), Dst: netip.AddrFrom16(k.b).Unmap(), SrcMAC: mac[0], DstMAC: mac[1]}
 	var quote []byte
+	m.Type, m.Code = e.icmp.typ, e.icmp.code
 	if v6 {
-		m.Type, m.Code = e.icmp6.TypeCode.Type(), e.icmp6.TypeCode.Code()
-		if m.Type < 128 && len(e.icmp6.Payload) >= 4 {
-			quote = e.icmp6.Payload[4:] // the 4 bytes after the checksum, then the quote
+		if m.Type < 128 && len(e.icmp.payload) >= 4 {
+			quote = e.icmp.payload[4:] // the 4 bytes after the checksum, then the quote
 		}
 	} else {
-		m.Type, m.Code = e.icmp4.TypeCode.Type(), e.icmp4.TypeCode.Code()
 		switch m.Type {
-		case layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4TypeTimeExceeded, layers.ICMPv4TypeParameterProblem, layers.ICMPv4TypeRedirect:
-			quote = e.icmp4.Payload
+		case icmp4Unreachable, icmp4TimeExceeded, icmp4ParameterProblem, icmp4Redirect:
+			quote = e.icmp.payload
 		}
 	}
 	if quote != nil {
@@ -281,7 +297,7 @@ func quoted(b []byte) (dst netip.Addr, ipProto uint8, port uint16, ok bool) {
 	default:
 		return
 	}
-	if (ipProto == uint8(layers.IPProtocolTCP) || ipProto == uint8(layers.IPProtocolUDP)) && len(b) >= hl+4 {
+	if (ipProto == ipTCP || ipProto == ipUDP) && len(b) >= hl+4 {
 		port = uint16(b[hl+2])<<8 | uint16(b[hl+3])
 	}
 	return dst, ipProto, port, true

@@ -3,8 +3,6 @@ package dpi
 import (
 	"bytes"
 	"sort"
-
-	"github.com/gopacket/gopacket/layers"
 )
 
 // TCP reassembly, one direction at a time.
@@ -85,7 +83,7 @@ func (e *Engine) account(n int) {
 	}
 }
 
-func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *layers.TCP) {
+func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *tcpHeader) {
 	payload := t.Payload
 	e.synDir = 0
 	if t.SYN {
@@ -195,19 +193,19 @@ func (e *Engine) segmentLength() int {
 	hdr := int(e.tcp.DataOffset) * 4
 	for _, t := range e.decoded {
 		switch t {
-		case layers.LayerTypeIPv4:
-			return int(e.ip4.Length) - int(e.ip4.IHL)*4 - hdr
-		case layers.LayerTypeIPv6:
+		case lIPv4:
+			return int(e.ip4.length) - int(e.ip4.ihl)*4 - hdr
+		case lIPv6:
 			// The payload length counts the Hop-by-Hop header, which
-			// gopacket decodes as part of the IPv6 layer. A jumbogram
-			// (length 0) carries its length in that header, and gopacket
-			// has already bounded the payload by it.
-			n := int(e.ip6.Length)
-			if hbh := e.ip6.HopByHop; hbh != nil {
+			// is decoded as part of the IPv6 header. A jumbogram
+			// (length 0) carries its length in that header, and the
+			// payload is already bounded by it.
+			n := int(e.ip6.length)
+			if e.ip6.hbh > 0 {
 				if n == 0 {
 					return len(e.tcp.Payload)
 				}
-				n -= hbh.ActualLength
+				n -= e.ip6.hbh
 			}
 			return n - hdr
 		}
