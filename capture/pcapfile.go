@@ -174,13 +174,11 @@ func (p *pcapFile) records(b *batch, lt link.Type) (int, error) {
 		// uint32 arithmetic, as pcapgo: a fraction that is out of range
 		// in a microsecond file wraps the same way there.
 		ts := time.Unix(int64(p.u32(rest[0:4])), int64(p.u32(rest[4:8])*p.factor)).UTC()
-		b.recs = append(b.recs, record{off: off + pcapRecordLen, n: int(capLen), info: Info{
-			Timestamp:     ts,
-			CaptureLength: int(capLen),
-			Length:        int(wireLen),
-			LinkType:      lt,
-			Frame:         p.frame,
-		}})
+		b.recs = b.recs[:len(b.recs)+1] // filled in place: no record is built and copied
+		r := &b.recs[len(b.recs)-1]
+		r.off, r.n = off+pcapRecordLen, int(capLen)
+		r.info.Timestamp, r.info.CaptureLength, r.info.Length = ts, int(capLen), int(wireLen)
+		r.info.LinkType, r.info.Frame, r.info.Source = lt, p.frame, 0
 		off += end
 	}
 	return off, nil
