@@ -121,14 +121,12 @@ func everythingBetween(w *Writer, a, b Endpoint) error {
 // Ethernet and ARP addresses disagree.
 func oddARP(w *Writer) error {
 	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
-	if _, err := w.WriteLayers(mac(5), bcast, &layers.ARP{
-		AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv6, HwAddressSize: 6, ProtAddressSize: 16,
-		Operation: 1, SourceHwAddress: mac(5), SourceProtAddress: make([]byte, 16), DstHwAddress: make([]byte, 6), DstProtAddress: make([]byte, 16)}); err != nil {
+	if _, err := w.WriteARP(mac(5), bcast, ARP{HardwareType: 1, ProtocolType: 0x86dd, Operation: 1,
+		SenderMAC: mac(5), SenderIP: make([]byte, 16), TargetMAC: make([]byte, 6), TargetIP: make([]byte, 16)}); err != nil {
 		return err
 	}
-	_, err := w.WriteLayers(mac(5), mac(6), &layers.ARP{
-		AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
-		Operation: 2, SourceHwAddress: mac(7), SourceProtAddress: []byte{10, 0, 0, 7}, DstHwAddress: bcast, DstProtAddress: []byte{10, 0, 0, 8}})
+	_, err := w.WriteARP(mac(5), mac(6), ARP{HardwareType: 1, ProtocolType: 0x0800, Operation: 2,
+		SenderMAC: mac(7), SenderIP: []byte{10, 0, 0, 7}, TargetMAC: bcast, TargetIP: []byte{10, 0, 0, 8}})
 	return err
 }
 
