@@ -163,18 +163,11 @@ func sweep(w *Writer, a, b Endpoint) error {
 
 func capture(t testing.TB, opts Options, write func(*Writer) error) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w, err := NewWriter(&buf, opts)
+	b, err := Capture(opts, write)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := write(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 // The SHA-256 of captures as gopacket's serializers and pcapgo wrote them

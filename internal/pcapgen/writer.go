@@ -2,6 +2,7 @@ package pcapgen
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -168,6 +169,23 @@ func NewWriter(out io.Writer, opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("pcapgen: writing the file header: %w", err)
 	}
 	return w, nil
+}
+
+// Capture returns the capture file that write makes with a Writer of
+// options opts: a fixture built in memory.
+func Capture(opts Options, write func(*Writer) error) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := write(w); err != nil {
+		return nil, err
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // Link is the Writer's link encapsulation.
