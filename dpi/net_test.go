@@ -162,9 +162,9 @@ func TestFlowEndReasons(t *testing.T) {
 // handed on.
 func TestARPOther(t *testing.T) {
 	lt, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
-		_, err := w.WriteLayers(hmi.MAC, net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, &layers.ARP{
-			AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv6, HwAddressSize: 6, ProtAddressSize: 16,
-			Operation: 1, SourceHwAddress: hmi.MAC, SourceProtAddress: make([]byte, 16), DstHwAddress: make([]byte, 6), DstProtAddress: make([]byte, 16)})
+		_, err := w.WriteARP(hmi.MAC, net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, pcapgen.ARP{
+			HardwareType: uint16(layers.LinkTypeEthernet), ProtocolType: uint16(layers.EthernetTypeIPv6), Operation: 1,
+			SenderMAC: hmi.MAC, SenderIP: make([]byte, 16), TargetMAC: make([]byte, 6), TargetIP: make([]byte, 16)})
 		return err
 	})
 	rec := &netRecorder{}

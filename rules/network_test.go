@@ -66,10 +66,9 @@ func replayPolicy(t *testing.T, write func(w *pcapgen.Writer) error, p *policy.P
 
 // arpRaw writes an ARP frame with every field given.
 func arpRaw(w *pcapgen.Writer, op uint16, ethSrc, ethDst net.HardwareAddr, senderMAC net.HardwareAddr, senderIP netip.Addr, targetMAC net.HardwareAddr, targetIP netip.Addr) error {
-	_, err := w.WriteLayers(ethSrc, ethDst, &layers.ARP{
-		AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
-		Operation: op, SourceHwAddress: senderMAC, SourceProtAddress: senderIP.AsSlice(),
-		DstHwAddress: targetMAC, DstProtAddress: targetIP.AsSlice()})
+	_, err := w.WriteARP(ethSrc, ethDst, pcapgen.ARP{
+		HardwareType: uint16(layers.LinkTypeEthernet), ProtocolType: uint16(layers.EthernetTypeIPv4), Operation: op,
+		SenderMAC: senderMAC, SenderIP: senderIP.AsSlice(), TargetMAC: targetMAC, TargetIP: targetIP.AsSlice()})
 	return err
 }
 

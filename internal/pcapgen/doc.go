@@ -14,6 +14,9 @@
 // builders follow the MODBUS Application Protocol Specification V1.1b3 and
 // do not depend on the project's decoder, so fixtures cannot share its bugs.
 //
-// Frames are built with gopacket's layers and SerializeLayers (lengths and
-// checksums computed), and written with pcapgo.
+// Frames are serialized here, lengths and checksums computed, byte for
+// byte as gopacket's SerializeLayers and pcapgo wrote them when pcapgen
+// used them (golden_test.go holds the hashes): pcapgen does not link
+// gopacket, so that the tapwatch binary, which links it for its demo, does
+// not either. Tests decode what it writes with gopacket.
 package pcapgen

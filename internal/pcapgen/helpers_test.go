@@ -9,11 +9,14 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/tapwatch/tapwatch/dpi/link"
 )
 
 // readBack decodes a capture written by a Writer with pcapgo and gopacket's
-// ordinary decoders, and fails the test on any checksum mismatch.
-func readBack(t *testing.T, capture []byte) (layers.LinkType, []gopacket.Packet) {
+// ordinary decoders, and fails the test on any checksum mismatch. It
+// returns the file's link type.
+func readBack(t *testing.T, capture []byte) (link.Type, []gopacket.Packet) {
 	t.Helper()
 	type source interface {
 		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
@@ -52,7 +55,7 @@ func readBack(t *testing.T, capture []byte) (layers.LinkType, []gopacket.Packet)
 		verifyChecksums(t, len(pkts)+1, p)
 		pkts = append(pkts, p)
 	}
-	return lt, pkts
+	return link.Type(lt), pkts
 }
 
 func verifyChecksums(t *testing.T, frame int, p gopacket.Packet) {

@@ -2,9 +2,6 @@ package pcapgen
 
 import (
 	"fmt"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 )
 
 // UDP writes datagrams between two endpoints.
@@ -44,32 +41,29 @@ func (u *UDP) SendFragments(payload []byte, firstLen int) ([]int, error) {
 	if firstLen <= 0 || firstLen >= 8+len(payload) {
 		return nil, fmt.Errorf("pcapgen: first fragment of %d bytes does not split a %d-byte UDP datagram", firstLen, 8+len(payload))
 	}
+	if 8+len(payload) > maxIPLen {
+		return nil, fmt.Errorf("pcapgen: %d-byte UDP datagram", 8+len(payload))
+	}
 	w := u.w
-	// Serialize UDP alone: the checksum only needs the pseudo-header fields.
-	pseudo := &layers.IPv4{Version: 4, Protocol: layers.IPProtocolUDP, SrcIP: u.src.ip, DstIP: u.dst.ip}
-	udp := &layers.UDP{SrcPort: layers.UDPPort(u.src.port), DstPort: layers.UDPPort(u.dst.port)}
-	if err := udp.SetNetworkLayerForChecksum(pseudo); err != nil {
-		return nil, err
-	}
-	if err := gopacket.SerializeLayers(w.tmp, serializeOpts, udp, gopacket.Payload(payload)); err != nil {
-		return nil, err
-	}
-	datagram := w.tmp.Bytes()
+	// The UDP datagram whole, with its checksum, is cut in two.
+	w.tmp = appendUDP(w.tmp[:0], u.src.port, u.dst.port)
+	w.tmp = append(w.tmp, payload...)
+	src, dst := u.src.ip.As4(), u.dst.ip.As4()
+	setChecksum(w.tmp, protoUDP, src[:], dst[:])
+	datagram := w.tmp
 	w.ipID++
 	id := w.ipID
 	frames := make([]int, 0, 2)
 	for i, part := range [2][]byte{datagram[:firstLen], datagram[firstLen:]} {
-		if err := w.link(u.src.mac, u.dst.mac, layers.LayerTypeIPv4); err != nil {
+		flagsFrag := uint16(ipv4MoreFragments)
+		if i == 1 {
+			flagsFrag = uint16(firstLen / 8)
+		}
+		if err := w.ipv4Header(&u.src, &u.dst, id, flagsFrag, 64, protoUDP); err != nil {
 			return frames, err
 		}
-		w.ip4 = layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP, Id: id, SrcIP: u.src.ip, DstIP: u.dst.ip}
-		if i == 0 {
-			w.ip4.Flags = layers.IPv4MoreFragments
-		} else {
-			w.ip4.FragOffset = uint16(firstLen / 8)
-		}
-		w.ls = append(w.ls, &w.ip4, gopacket.Payload(part))
-		f, err := w.emit()
+		w.buf = append(w.buf, part...)
+		f, err := w.emitIP()
 		if err != nil {
 			return frames, err
 		}

@@ -2,16 +2,13 @@ package pcapgen
 
 import (
 	"bufio"
-	"encoding/binary"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/tapwatch/tapwatch/dpi/link"
 )
 
 // Link is the link-layer encapsulation of a capture. The zero value is
@@ -44,16 +41,16 @@ func (l Link) String() string {
 }
 
 // LinkType is the capture file's link-layer header type for l.
-func (l Link) LinkType() layers.LinkType {
+func (l Link) LinkType() link.Type {
 	switch l {
 	case LinkNull:
-		return layers.LinkTypeNull
+		return link.Null
 	case LinkRaw:
-		return layers.LinkTypeRaw
+		return link.Raw
 	case LinkSLL:
-		return layers.LinkTypeLinuxSLL
+		return link.LinuxSLL
 	default:
-		return layers.LinkTypeEthernet
+		return link.Ethernet
 	}
 }
 
@@ -109,8 +106,8 @@ func (o *Options) setDefaults() error {
 	}
 	switch o.NullFamilyIPv6 {
 	case 0:
-		o.NullFamilyIPv6 = uint32(layers.ProtocolFamilyIPv6Darwin)
-	case 24, 28, 30:
+		o.NullFamilyIPv6 = nullFamilyIPv6Darwin
+	case nullFamilyIPv6BSD, nullFamilyIPv6FreeBSD, nullFamilyIPv6Darwin:
 	default:
 		return fmt.Errorf("pcapgen: NullFamilyIPv6 %d is not 24, 28 or 30", o.NullFamilyIPv6)
 	}
@@ -139,29 +136,16 @@ var ErrLinkCannotCarry = errors.New("pcapgen: link type cannot carry this protoc
 type Writer struct {
 	opts Options
 	bw   *bufio.Writer
-	pcap *pcapgo.Writer
-	ng   *pcapgo.NgWriter
+	hdr  []byte // a record's header or trailer
 
 	packets int
 	now     time.Time
 	ipID    uint16
 
-	buf  gopacket.SerializeBuffer
-	tmp  gopacket.SerializeBuffer // UDP datagrams before fragmentation
-	ls   []gopacket.SerializableLayer
-	eth  layers.Ethernet
-	tags [2]layers.Dot1Q
-	null nullHeader
-	sll  sllHeader
-
-	// Reused by the TCP and UDP helpers so that writing allocates little.
-	ip4 layers.IPv4
-	ip6 layers.IPv6
-	tcp layers.TCP
-	udp layers.UDP
+	buf []byte // the frame being built
+	l3  int    // where its network layer starts
+	tmp []byte // a UDP datagram before fragmentation
 }
-
-var serializeOpts = gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
 
 // NewWriter writes the file header to out and returns a Writer.
 func NewWriter(out io.Writer, opts Options) (*Writer, error) {
@@ -171,27 +155,37 @@ func NewWriter(out io.Writer, opts Options) (*Writer, error) {
 	w := &Writer{
 		opts: opts,
 		now:  opts.Start,
-		buf:  gopacket.NewSerializeBuffer(),
-		tmp:  gopacket.NewSerializeBuffer(),
-		ls:   make([]gopacket.SerializableLayer, 0, 8),
+		bw:   bufio.NewWriterSize(out, 1<<16),
+		hdr:  make([]byte, 0, 64),
+		buf:  make([]byte, 0, 2048),
 	}
+	lt := uint16(opts.Link.LinkType())
 	if opts.PcapNG {
-		intf := pcapgo.DefaultNgInterface
-		intf.LinkType = opts.Link.LinkType()
-		intf.SnapLength = opts.Snaplen
-		ng, err := pcapgo.NewNgWriterInterface(out, intf, pcapgo.DefaultNgWriterOptions)
-		if err != nil {
-			return nil, fmt.Errorf("pcapgen: writing pcapng header: %w", err)
-		}
-		w.ng = ng
+		w.hdr = appendNgHeader(w.hdr, opts.Snaplen, lt)
 	} else {
-		w.bw = bufio.NewWriterSize(out, 1<<16)
-		w.pcap = pcapgo.NewWriter(w.bw)
-		if err := w.pcap.WriteFileHeader(opts.Snaplen, opts.Link.LinkType()); err != nil {
-			return nil, fmt.Errorf("pcapgen: writing pcap header: %w", err)
-		}
+		w.hdr = appendPcapHeader(w.hdr, opts.Snaplen, lt)
+	}
+	if _, err := w.bw.Write(w.hdr); err != nil {
+		return nil, fmt.Errorf("pcapgen: writing the file header: %w", err)
 	}
 	return w, nil
+}
+
+// Capture returns the capture file that write makes with a Writer of
+// options opts: a fixture built in memory.
+func Capture(opts Options, write func(*Writer) error) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := write(w); err != nil {
+		return nil, err
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // Link is the Writer's link encapsulation.
@@ -212,22 +206,23 @@ func (w *Writer) Advance(d time.Duration) {
 }
 
 // Flush writes buffered data to the underlying writer.
-func (w *Writer) Flush() error {
-	if w.ng != nil {
-		return w.ng.Flush()
-	}
-	return w.bw.Flush()
-}
+func (w *Writer) Flush() error { return w.bw.Flush() }
 
 // WritePacket writes one complete link-layer frame with timestamp ts. A ts
 // later than the clock moves the clock to ts + Step.
 func (w *Writer) WritePacket(ts time.Time, frame []byte) error {
-	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(frame), Length: len(frame)}
-	var err error
-	if w.ng != nil {
-		err = w.ng.WritePacket(ci, frame)
+	if w.opts.PcapNG {
+		w.hdr = appendNgEnhancedHeader(w.hdr[:0], ts, len(frame))
 	} else {
-		err = w.pcap.WritePacket(ci, frame)
+		w.hdr = appendPcapRecordHeader(w.hdr[:0], ts, len(frame))
+	}
+	_, err := w.bw.Write(w.hdr)
+	if err == nil {
+		_, err = w.bw.Write(frame)
+	}
+	if err == nil && w.opts.PcapNG {
+		w.hdr = appendNgEnhancedTrailer(w.hdr[:0], len(frame))
+		_, err = w.bw.Write(w.hdr)
 	}
 	if err != nil {
 		return fmt.Errorf("pcapgen: writing frame %d: %w", w.packets+1, err)
@@ -236,146 +231,5 @@ func (w *Writer) WritePacket(ts time.Time, frame []byte) error {
 	if next := ts.Add(w.opts.Step); next.After(w.now) {
 		w.now = next
 	}
-	return nil
-}
-
-// WriteLayers encapsulates network-layer packet l (its first layer IPv4,
-// IPv6 or ARP) in the Writer's link type, stamps it with the clock and writes
-// it. src and dst are the Ethernet addresses (the source alone for LinkSLL,
-// neither for LinkNull and LinkRaw). Lengths and checksums are computed;
-// transport layers need SetNetworkLayerForChecksum. It returns the frame
-// number.
-func (w *Writer) WriteLayers(src, dst net.HardwareAddr, l ...gopacket.SerializableLayer) (int, error) {
-	if len(l) == 0 {
-		return 0, errors.New("pcapgen: WriteLayers with no layers")
-	}
-	if err := w.link(src, dst, l[0].LayerType()); err != nil {
-		return 0, err
-	}
-	w.ls = append(w.ls, l...)
-	return w.emit()
-}
-
-// link starts w.ls with the link-layer headers for a packet whose first
-// network layer is of type t.
-func (w *Writer) link(src, dst net.HardwareAddr, t gopacket.LayerType) error {
-	var et layers.EthernetType
-	switch t {
-	case layers.LayerTypeIPv4:
-		et = layers.EthernetTypeIPv4
-	case layers.LayerTypeIPv6:
-		et = layers.EthernetTypeIPv6
-	case layers.LayerTypeARP:
-		et = layers.EthernetTypeARP
-	default:
-		return fmt.Errorf("pcapgen: first layer %v is not IPv4, IPv6 or ARP", t)
-	}
-	w.ls = w.ls[:0]
-	switch w.opts.Link {
-	case LinkEthernet, LinkVLAN, LinkQinQ:
-		w.eth = layers.Ethernet{SrcMAC: src, DstMAC: dst, EthernetType: et}
-		w.ls = append(w.ls, &w.eth)
-		switch w.opts.Link {
-		case LinkVLAN:
-			w.eth.EthernetType = layers.EthernetTypeDot1Q
-			w.tags[0] = layers.Dot1Q{VLANIdentifier: w.opts.VLAN, Type: et}
-			w.ls = append(w.ls, &w.tags[0])
-		case LinkQinQ:
-			w.eth.EthernetType = layers.EthernetTypeQinQ
-			w.tags[0] = layers.Dot1Q{VLANIdentifier: w.opts.OuterVLAN, Type: layers.EthernetTypeDot1Q}
-			w.tags[1] = layers.Dot1Q{VLANIdentifier: w.opts.VLAN, Type: et}
-			w.ls = append(w.ls, &w.tags[0], &w.tags[1])
-		}
-	case LinkNull:
-		switch et {
-		case layers.EthernetTypeIPv4:
-			w.null.family = uint32(layers.ProtocolFamilyIPv4)
-		case layers.EthernetTypeIPv6:
-			w.null.family = w.opts.NullFamilyIPv6
-		default:
-			return fmt.Errorf("%w: %v on %v", ErrLinkCannotCarry, et, w.opts.Link)
-		}
-		w.null.bigEndian = w.opts.NullBigEndian
-		w.ls = append(w.ls, &w.null)
-	case LinkRaw:
-		if et == layers.EthernetTypeARP {
-			return fmt.Errorf("%w: %v on %v", ErrLinkCannotCarry, et, w.opts.Link)
-		}
-	case LinkSLL:
-		w.sll = sllHeader{packetType: sllPacketTypeHost, addr: src, proto: et}
-		if isBroadcast(dst) {
-			w.sll.packetType = sllPacketTypeBroadcast
-		}
-		w.ls = append(w.ls, &w.sll)
-	}
-	return nil
-}
-
-// emit serializes w.ls and writes it at the clock's time.
-func (w *Writer) emit() (int, error) {
-	if err := gopacket.SerializeLayers(w.buf, serializeOpts, w.ls...); err != nil {
-		return 0, fmt.Errorf("pcapgen: serializing frame %d: %w", w.packets+1, err)
-	}
-	if err := w.WritePacket(w.now, w.buf.Bytes()); err != nil {
-		return 0, err
-	}
-	return w.packets, nil
-}
-
-func isBroadcast(mac net.HardwareAddr) bool {
-	return len(mac) == 6 && mac[0]&mac[1]&mac[2]&mac[3]&mac[4]&mac[5] == 0xff
-}
-
-// nullHeader is the 4-byte BSD loopback header. gopacket's Loopback layer
-// always writes little-endian; this one can write either order.
-type nullHeader struct {
-	family    uint32
-	bigEndian bool
-}
-
-func (h *nullHeader) LayerType() gopacket.LayerType { return layers.LayerTypeLoopback }
-
-func (h *nullHeader) SerializeTo(b gopacket.SerializeBuffer, _ gopacket.SerializeOptions) error {
-	p, err := b.PrependBytes(4)
-	if err != nil {
-		return err
-	}
-	if h.bigEndian {
-		binary.BigEndian.PutUint32(p, h.family)
-	} else {
-		binary.LittleEndian.PutUint32(p, h.family)
-	}
-	return nil
-}
-
-// Linux cooked capture v1 packet types (sll_pkttype).
-const (
-	sllPacketTypeHost      = 0
-	sllPacketTypeBroadcast = 1
-	sllHeaderLen           = 16
-	arphrdEther            = 1
-)
-
-// sllHeader is the 16-byte Linux cooked header; gopacket decodes it but
-// cannot serialize it.
-type sllHeader struct {
-	packetType uint16
-	addr       net.HardwareAddr
-	proto      layers.EthernetType
-}
-
-func (h *sllHeader) LayerType() gopacket.LayerType { return layers.LayerTypeLinuxSLL }
-
-func (h *sllHeader) SerializeTo(b gopacket.SerializeBuffer, _ gopacket.SerializeOptions) error {
-	p, err := b.PrependBytes(sllHeaderLen)
-	if err != nil {
-		return err
-	}
-	binary.BigEndian.PutUint16(p[0:], h.packetType)
-	binary.BigEndian.PutUint16(p[2:], arphrdEther)
-	binary.BigEndian.PutUint16(p[4:], uint16(len(h.addr)))
-	clear(p[6:14])
-	copy(p[6:14], h.addr)
-	binary.BigEndian.PutUint16(p[14:], uint16(h.proto))
 	return nil
 }

@@ -271,8 +271,11 @@ func TestOptionErrors(t *testing.T) {
 	if _, err := NewUDP(w, Endpoint{}, ep(nil, "10.0.0.1", 2)); err == nil {
 		t.Error("NewUDP without an address succeeded")
 	}
-	if _, err := w.WriteLayers(nil, nil, &layers.TCP{}); err == nil {
-		t.Error("WriteLayers starting with TCP succeeded")
+	if _, err := w.WriteARP(mac(1), mac(2), ARP{SenderMAC: mac(1), TargetMAC: mac(2), SenderIP: []byte{1, 2, 3, 4}}); err == nil {
+		t.Error("WriteARP with addresses of different lengths succeeded")
+	}
+	if _, err := w.WriteARP(mac(1), mac(2)[:5], ARP{}); err == nil {
+		t.Error("WriteARP to a 5-byte Ethernet address succeeded")
 	}
 	if _, err := w.ARPRequest(ep(mac(1), "fd00::1", 0), netip.MustParseAddr("fd00::2")); err == nil {
 		t.Error("ARP over IPv6 succeeded")
