@@ -103,7 +103,7 @@ func (p *pcapFile) read(buf []byte) int {
 // io.EOF, a *FileError (path names the file), or nil when there is more.
 // A record longer than b's buffer grows it, by no more than the bytes the
 // file really holds.
-func (p *pcapFile) fill(b *batch, path string, lt link.Type) {
+func (p *pcapFile) fill(b *batch, path string) {
 	b.data, b.recs, b.err = append(b.data[:0], p.pend...), b.recs[:0], nil
 	p.pend = p.pend[:0]
 	if p.failed {
@@ -112,7 +112,7 @@ func (p *pcapFile) fill(b *batch, path string, lt link.Type) {
 	}
 	for {
 		b.data = b.data[:len(b.data)+p.read(b.data[len(b.data):cap(b.data)])]
-		off, err := p.records(b, lt)
+		off, err := p.records(b)
 		if err != nil {
 			p.fail(b, path, err)
 			return
@@ -152,7 +152,7 @@ func (p *pcapFile) fill(b *batch, path string, lt link.Type) {
 
 // records lists the complete records in b.data and returns the offset of
 // the first byte after them, or the error of a damaged record header.
-func (p *pcapFile) records(b *batch, lt link.Type) (int, error) {
+func (p *pcapFile) records(b *batch) (int, error) {
 	off := 0
 	for len(b.recs) < cap(b.recs) {
 		rest := b.data[off:]
@@ -178,7 +178,7 @@ func (p *pcapFile) records(b *batch, lt link.Type) (int, error) {
 			Timestamp:     ts,
 			CaptureLength: int(capLen),
 			Length:        int(wireLen),
-			LinkType:      lt,
+			LinkType:      p.link,
 			Frame:         p.frame,
 		}})
 		off += end
@@ -197,18 +197,15 @@ func (p *pcapFile) fail(b *batch, path string, err error) {
 
 var errTruncatedRecord = errors.New("file ends inside the record (truncated capture)")
 
-// pcapBatches hands out the records of a pcapFile one at a time, on the
-// caller's goroutine (the File of NewFile, which is not read ahead; a
-// File that is reads ahead with the pcapFile alone).
-type pcapBatches struct {
-	p    *pcapFile
-	b    batch
-	i    int
-	path string
-	link link.Type
+// batches hands out the records of a file one at a time, on the caller's
+// goroutine (the File of NewFile, which is not read ahead; a File that is
+// reads ahead with prefetch).
+type batches struct {
+	b batch
+	i int
 }
 
-func (s *pcapBatches) next(info *Info) ([]byte, error) {
+func (s *batches) next(info *Info, src filler, path string) ([]byte, error) {
 	for {
 		if s.i < len(s.b.recs) {
 			r := &s.b.recs[s.i]
@@ -224,7 +221,7 @@ func (s *pcapBatches) next(info *Info) ([]byte, error) {
 		if cap(s.b.data) == 0 {
 			s.b = newBatch()
 		}
-		s.p.fill(&s.b, s.path, s.link)
+		src.fill(&s.b, path)
 		s.i = 0
 	}
 }
