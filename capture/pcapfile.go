@@ -15,7 +15,7 @@ import (
 // with no copy in between. It accepts what pcapgo's Reader accepts and
 // fails where it fails, with the same messages (see FuzzPcapFile).
 type pcapFile struct {
-	r       io.Reader
+	fileReader
 	big     bool   // big-endian header fields
 	factor  uint32 // nanoseconds a unit of the fraction: 1 or 1000
 	snaplen uint32
@@ -23,8 +23,6 @@ type pcapFile struct {
 	link    link.Type
 	pend    []byte // the start of a record that did not fit in the last block
 	frame   uint64 // records handed out
-	ended   bool   // r has returned an error
-	rerr    error  // that error, unless it was io.EOF
 	failed  bool   // the file has ended; fill returns io.EOF
 }
 
@@ -42,7 +40,7 @@ func newPcapFile(r io.Reader) (*pcapFile, error) {
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return nil, headerError(err)
 	}
-	p := &pcapFile{r: r}
+	p := &pcapFile{fileReader: fileReader{r: r}}
 	switch le := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16 | uint32(h[3])<<24; le {
 	case 0xa1b2c3d4:
 		p.factor = 1000
@@ -53,12 +51,15 @@ func newPcapFile(r io.Reader) (*pcapFile, error) {
 	case 0x4d3cb2a1:
 		p.big, p.factor = true, 1
 	default:
+		//lint:ignore ST1005 pcapgo's message
 		return nil, fmt.Errorf("Unknown magic %x", le)
 	}
 	if v := p.u16(h[4:6]); v != 2 {
+		//lint:ignore ST1005 pcapgo's message
 		return nil, fmt.Errorf("Unknown major version %d", v)
 	}
 	if v := p.u16(h[6:8]); v != 4 {
+		//lint:ignore ST1005 pcapgo's message
 		return nil, fmt.Errorf("Unknown minor version %d", v)
 	}
 	p.snaplen = p.u32(h[16:20])
@@ -82,16 +83,23 @@ func (p *pcapFile) u32(b []byte) uint32 {
 	return uint32(b[3])<<24 | uint32(b[2])<<16 | uint32(b[1])<<8 | uint32(b[0])
 }
 
-// read fills buf from r as far as r gives, and notes the error that ends r.
-func (p *pcapFile) read(buf []byte) int {
+// fileReader reads a capture file, noting the error that ends it.
+type fileReader struct {
+	r     io.Reader
+	ended bool  // r has returned an error
+	rerr  error // that error, unless it was io.EOF
+}
+
+// read fills buf from r as far as r gives.
+func (f *fileReader) read(buf []byte) int {
 	n := 0
-	for n < len(buf) && !p.ended {
-		m, err := p.r.Read(buf[n:])
+	for n < len(buf) && !f.ended {
+		m, err := f.r.Read(buf[n:])
 		n += m
 		if err != nil {
-			p.ended = true
+			f.ended = true
 			if err != io.EOF {
-				p.rerr = err
+				f.rerr = err
 			}
 		}
 	}

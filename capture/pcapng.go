@@ -32,7 +32,7 @@ import (
 //     where NgReader said "could not read name: unexpected EOF" and the
 //     like in name resolution and decryption secrets blocks.
 type pcapngFile struct {
-	r        io.Reader
+	fileReader
 	big      bool          // the current section is big-endian
 	sections int           // section header blocks read
 	ifaces   []ngInterface // the current section's interfaces
@@ -40,8 +40,6 @@ type pcapngFile struct {
 	opened   bool          // the file's first interface has been read
 	pend     []byte        // the start of a block that did not fit in the last batch
 	frame    uint64        // packets handed out
-	ended    bool          // r has returned an error
-	rerr     error         // that error, unless it was io.EOF
 	failed   bool          // the file has ended; fill returns io.EOF
 }
 
@@ -73,6 +71,7 @@ var (
 	errBadBlock = errors.New("malformed pcapng block")
 	// errNoInterface is NgReader's error for a packet before any
 	// interface description block of its section.
+	//lint:ignore ST1005 pcapgo's message
 	errNoInterface = errors.New("A section must have an interface before a packet block")
 	errNeedMore    = errors.New("block continues past the buffer")
 )
@@ -81,17 +80,13 @@ var (
 // the first interface description block, as NgReader does before it
 // reads packets. Errors are NgReader's, unwrapped.
 func newPcapngFile(r io.Reader) (*pcapngFile, error) {
-	p := &pcapngFile{r: r}
+	p := &pcapngFile{fileReader: fileReader{r: r}}
 	b := batch{data: make([]byte, 0, 4<<10), recs: make([]record, 0, 1)}
 	if err := p.load(&b); err != nil {
 		return nil, err
 	}
 	return p, nil // the bytes read after the interface are in p.pend
 }
-
-// u16 and u32 read the current byte order.
-func (p *pcapngFile) u16(b []byte) uint16 { return order(p.big).u16(b) }
-func (p *pcapngFile) u32(b []byte) uint32 { return order(p.big).u32(b) }
 
 // order is a byte order: true is big-endian.
 type order bool
@@ -116,22 +111,6 @@ func (o order) u64(b []byte) uint64 {
 		return uint64(o.u32(b[0:4]))<<32 | uint64(o.u32(b[4:8]))
 	}
 	return uint64(o.u32(b[4:8]))<<32 | uint64(o.u32(b[0:4]))
-}
-
-// read fills buf from r as far as r gives, and notes the error that ends r.
-func (p *pcapngFile) read(buf []byte) int {
-	n := 0
-	for n < len(buf) && !p.ended {
-		m, err := p.r.Read(buf[n:])
-		n += m
-		if err != nil {
-			p.ended = true
-			if err != io.EOF {
-				p.rerr = err
-			}
-		}
-	}
-	return n
 }
 
 // fill reads the next stretch of the file into b, reusing its buffers, and
@@ -268,6 +247,7 @@ func (c *ngCursor) option() (code uint16, val []byte, ok bool, err error) {
 	code, n := c.u16(h[0:2]), c.u16(h[2:4])
 	if code == 0 {
 		if n != 0 {
+			//lint:ignore ST1005 pcapgo's message
 			return 0, nil, false, errors.New("End of Options must be zero length")
 		}
 		return 0, nil, false, nil
@@ -315,9 +295,11 @@ func (p *pcapngFile) block(b *batch, off int) (int, error) {
 		case 0x4d3c2b1a:
 			c.big = true
 		default:
+			//lint:ignore ST1005 pcapgo's message
 			return 0, errors.New("Wrong byte order value in Section Header")
 		}
 	} else if p.sections == 0 {
+		//lint:ignore ST1005 pcapgo's message
 		return 0, fmt.Errorf("Unknown magic %x", c.typ)
 	}
 	c.end = c.u32(buf[4:8])
@@ -355,7 +337,7 @@ func (p *pcapngFile) block(b *batch, off int) (int, error) {
 			id = uint32(c.u16(f[0:2]))
 		}
 		if uint64(id) >= uint64(len(p.ifaces)) {
-			return 0, fmt.Errorf("Interface id %d not present in section (have only %d interfaces)", id, len(p.ifaces))
+			return 0, p.noInterface(id)
 		}
 		iface = &p.ifaces[id]
 		rec.info.Timestamp = iface.time(uint64(c.u32(f[4:8]))<<32 | uint64(c.u32(f[8:12])))
@@ -396,7 +378,7 @@ func (p *pcapngFile) block(b *batch, off int) (int, error) {
 			return 0, err
 		}
 		if id := c.u32(f[0:4]); uint64(id) >= uint64(len(p.ifaces)) {
-			return 0, fmt.Errorf("Interface id %d not present in section (have only %d interfaces)", id, len(p.ifaces))
+			return 0, p.noInterface(id)
 		}
 		err = c.skipOptions()
 	case ngNRB:
@@ -451,6 +433,10 @@ func (p *pcapngFile) block(b *batch, off int) (int, error) {
 	return int(c.end), nil
 }
 
+func (p *pcapngFile) noInterface(id uint32) error {
+	return fmt.Errorf("Interface id %d not present in section (have only %d interfaces)", id, len(p.ifaces))
+}
+
 // section reads a section header block after its byte-order magic.
 func (c *ngCursor) section() error {
 	f, err := c.take(12)
@@ -458,6 +444,7 @@ func (c *ngCursor) section() error {
 		return err
 	}
 	if c.u16(f[0:2]) != 1 || c.u16(f[2:4]) != 0 {
+		//lint:ignore ST1005 pcapgo's message
 		return errors.New("Unknown pcapng Version in Section Header")
 	}
 	return c.skipOptions()
@@ -496,11 +483,13 @@ func (in *ngInterface) scale() error {
 	exp := res & 0x7f
 	if res&0x80 != 0 {
 		if exp > 63 {
+			//lint:ignore ST1005 pcapgo's message
 			return fmt.Errorf("Timestamp resolution 2^-%d is too high", exp)
 		}
 		in.units = 1 << exp
 	} else {
 		if exp > 63 {
+			//lint:ignore ST1005 pcapgo's message
 			return fmt.Errorf("Timestamp resolution 10^-%d is too high", exp)
 		}
 		in.units = 1
