@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -600,6 +601,18 @@ func FuzzPcapngFile(f *testing.F) {
 		}
 		comparePcapng(t, cat(n.shb(), rest), dir)
 	})
+}
+
+// TestGzipPcapngRefused: pcapgo reads gzip-compressed pcapng, but capture
+// never handed it such a file (the magic is gzip's), nor does it now.
+func TestGzipPcapngRefused(t *testing.T) {
+	var z bytes.Buffer
+	w := gzip.NewWriter(&z)
+	w.Write(writePcapng(t, layers.LinkTypeEthernet, 3))
+	w.Close()
+	if _, err := NewFile(bytes.NewReader(z.Bytes()), "x.pcapng.gz"); err == nil || !strings.Contains(err.Error(), "not a pcap or pcapng file (magic 1f 8b") {
+		t.Fatalf("error %v, want not a pcap or pcapng file", err)
+	}
 }
 
 // TestPcapngReadError checks that a read error after some packets ends
