@@ -39,7 +39,7 @@ type filler interface {
 var _ Source = (*File)(nil)
 
 // OpenFile opens a pcap or pcapng file, telling them apart by content. The
-// file is read ahead, record by record, on a goroutine of its own; Close
+// file is read ahead, a stretch at a time, on a goroutine of its own; Close
 // stops it.
 func OpenFile(path string) (*File, error) {
 	f, err := os.Open(path)
