@@ -1,19 +1,14 @@
 package capture
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/tapwatch/tapwatch/dpi/link"
 )
-
-const fileBufferSize = 1 << 20
 
 // magic numbers of the two file formats, as the first four bytes on disk.
 var (
@@ -26,21 +21,25 @@ var (
 
 // File reads one pcap or pcapng file.
 type File struct {
-	path   string
-	index  int
-	f      io.Closer
-	pf     *prefetch
-	pcap   *pcapBatches // a classic pcap file, read by tapwatch itself
-	ng     *pcapgo.NgReader
-	link   link.Type
-	frame  uint64
-	failed error
+	path  string
+	index int
+	f     io.Closer
+	pf    *prefetch // reads src ahead (OpenFile)
+	src   filler    // a pcapFile or a pcapngFile
+	bs    batches   // reads src on the caller's goroutine (NewFile)
+	link  link.Type
+}
+
+// filler is a file reader that reads a stretch of the file at a time into
+// a batch (pcapFile.fill, pcapngFile.fill).
+type filler interface {
+	fill(b *batch, path string)
 }
 
 var _ Source = (*File)(nil)
 
 // OpenFile opens a pcap or pcapng file, telling them apart by content. The
-// file is read ahead, record by record, on a goroutine of its own; Close
+// file is read ahead, a stretch at a time, on a goroutine of its own; Close
 // stops it.
 func OpenFile(path string) (*File, error) {
 	f, err := os.Open(path)
@@ -79,15 +78,14 @@ func newFile(r io.Reader, head []byte, name string) (*File, error) {
 	c := &File{path: name}
 	switch {
 	case bytes.Equal(head, pcapngMagic):
-		c.ng, err = pcapgo.NewNgReader(bufio.NewReaderSize(r, fileBufferSize), pcapgo.NgReaderOptions{})
-		if err == nil {
-			c.link = link.Type(c.ng.LinkType())
+		var p *pcapngFile
+		if p, err = newPcapngFile(r); err == nil {
+			c.link, c.src = p.link, p
 		}
 	case matchAny(head, pcapMagics):
 		var p *pcapFile
 		if p, err = newPcapFile(r); err == nil {
-			c.link = p.link
-			c.pcap = &pcapBatches{p: p, path: name, link: p.link}
+			c.link, c.src = p.link, p
 			if !SupportedLinkType(c.link) {
 				// pcapng interfaces are checked packet by packet by the
 				// decoder, which counts what it cannot decode.
@@ -125,50 +123,10 @@ func (c *File) ReadPacket(info *Info) ([]byte, error) {
 	if c.pf != nil {
 		data, err = c.pf.next(info)
 	} else {
-		data, err = c.read(info)
+		data, err = c.bs.next(info, c.src, c.path)
 	}
 	info.Source = c.index
 	return data, err
-}
-
-// read reads the next record on the caller's goroutine.
-func (c *File) read(info *Info) ([]byte, error) {
-	if c.pcap != nil {
-		return c.pcap.next(info)
-	}
-	if c.failed != nil {
-		return nil, io.EOF
-	}
-	var (
-		data []byte
-		ci   gopacket.CaptureInfo
-		err  error
-		lt   = c.link
-	)
-	data, ci, err = c.ng.ZeroCopyReadPacketData()
-	if err == nil && ci.InterfaceIndex != 0 {
-		if iface, ierr := c.ng.Interface(ci.InterfaceIndex); ierr == nil {
-			lt = link.Type(iface.LinkType)
-		}
-	}
-	if err != nil {
-		if err == io.EOF {
-			c.failed = err
-			return nil, io.EOF
-		}
-		if err == io.ErrUnexpectedEOF {
-			err = errTruncatedRecord
-		}
-		c.failed = &FileError{Path: c.path, Record: c.frame + 1, Err: err}
-		return nil, c.failed
-	}
-	c.frame++
-	info.Timestamp = ci.Timestamp
-	info.CaptureLength = ci.CaptureLength
-	info.Length = ci.Length
-	info.LinkType = lt
-	info.Frame = c.frame
-	return data, nil
 }
 
 // Close closes the underlying file, if OpenFile opened it.

@@ -15,7 +15,7 @@ import (
 // with no copy in between. It accepts what pcapgo's Reader accepts and
 // fails where it fails, with the same messages (see FuzzPcapFile).
 type pcapFile struct {
-	r       io.Reader
+	fileReader
 	big     bool   // big-endian header fields
 	factor  uint32 // nanoseconds a unit of the fraction: 1 or 1000
 	snaplen uint32
@@ -23,8 +23,6 @@ type pcapFile struct {
 	link    link.Type
 	pend    []byte // the start of a record that did not fit in the last block
 	frame   uint64 // records handed out
-	ended   bool   // r has returned an error
-	rerr    error  // that error, unless it was io.EOF
 	failed  bool   // the file has ended; fill returns io.EOF
 }
 
@@ -42,7 +40,7 @@ func newPcapFile(r io.Reader) (*pcapFile, error) {
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return nil, headerError(err)
 	}
-	p := &pcapFile{r: r}
+	p := &pcapFile{fileReader: fileReader{r: r}}
 	switch le := uint32(h[0]) | uint32(h[1])<<8 | uint32(h[2])<<16 | uint32(h[3])<<24; le {
 	case 0xa1b2c3d4:
 		p.factor = 1000
@@ -53,12 +51,15 @@ func newPcapFile(r io.Reader) (*pcapFile, error) {
 	case 0x4d3cb2a1:
 		p.big, p.factor = true, 1
 	default:
+		//lint:ignore ST1005 pcapgo's message
 		return nil, fmt.Errorf("Unknown magic %x", le)
 	}
 	if v := p.u16(h[4:6]); v != 2 {
+		//lint:ignore ST1005 pcapgo's message
 		return nil, fmt.Errorf("Unknown major version %d", v)
 	}
 	if v := p.u16(h[6:8]); v != 4 {
+		//lint:ignore ST1005 pcapgo's message
 		return nil, fmt.Errorf("Unknown minor version %d", v)
 	}
 	p.snaplen = p.u32(h[16:20])
@@ -82,16 +83,23 @@ func (p *pcapFile) u32(b []byte) uint32 {
 	return uint32(b[3])<<24 | uint32(b[2])<<16 | uint32(b[1])<<8 | uint32(b[0])
 }
 
-// read fills buf from r as far as r gives, and notes the error that ends r.
-func (p *pcapFile) read(buf []byte) int {
+// fileReader reads a capture file, noting the error that ends it.
+type fileReader struct {
+	r     io.Reader
+	ended bool  // r has returned an error
+	rerr  error // that error, unless it was io.EOF
+}
+
+// read fills buf from r as far as r gives.
+func (f *fileReader) read(buf []byte) int {
 	n := 0
-	for n < len(buf) && !p.ended {
-		m, err := p.r.Read(buf[n:])
+	for n < len(buf) && !f.ended {
+		m, err := f.r.Read(buf[n:])
 		n += m
 		if err != nil {
-			p.ended = true
+			f.ended = true
 			if err != io.EOF {
-				p.rerr = err
+				f.rerr = err
 			}
 		}
 	}
@@ -103,7 +111,7 @@ func (p *pcapFile) read(buf []byte) int {
 // io.EOF, a *FileError (path names the file), or nil when there is more.
 // A record longer than b's buffer grows it, by no more than the bytes the
 // file really holds.
-func (p *pcapFile) fill(b *batch, path string, lt link.Type) {
+func (p *pcapFile) fill(b *batch, path string) {
 	b.data, b.recs, b.err = append(b.data[:0], p.pend...), b.recs[:0], nil
 	p.pend = p.pend[:0]
 	if p.failed {
@@ -112,7 +120,7 @@ func (p *pcapFile) fill(b *batch, path string, lt link.Type) {
 	}
 	for {
 		b.data = b.data[:len(b.data)+p.read(b.data[len(b.data):cap(b.data)])]
-		off, err := p.records(b, lt)
+		off, err := p.records(b)
 		if err != nil {
 			p.fail(b, path, err)
 			return
@@ -152,7 +160,7 @@ func (p *pcapFile) fill(b *batch, path string, lt link.Type) {
 
 // records lists the complete records in b.data and returns the offset of
 // the first byte after them, or the error of a damaged record header.
-func (p *pcapFile) records(b *batch, lt link.Type) (int, error) {
+func (p *pcapFile) records(b *batch) (int, error) {
 	off := 0
 	for len(b.recs) < cap(b.recs) {
 		rest := b.data[off:]
@@ -178,7 +186,7 @@ func (p *pcapFile) records(b *batch, lt link.Type) (int, error) {
 		r := &b.recs[len(b.recs)-1]
 		r.off, r.n = off+pcapRecordLen, int(capLen)
 		r.info.Timestamp, r.info.CaptureLength, r.info.Length = ts, int(capLen), int(wireLen)
-		r.info.LinkType, r.info.Frame, r.info.Source = lt, p.frame, 0
+		r.info.LinkType, r.info.Frame, r.info.Source = p.link, p.frame, 0
 		off += end
 	}
 	return off, nil
@@ -195,18 +203,15 @@ func (p *pcapFile) fail(b *batch, path string, err error) {
 
 var errTruncatedRecord = errors.New("file ends inside the record (truncated capture)")
 
-// pcapBatches hands out the records of a pcapFile one at a time, on the
-// caller's goroutine (the File of NewFile, which is not read ahead; a
-// File that is reads ahead with the pcapFile alone).
-type pcapBatches struct {
-	p    *pcapFile
-	b    batch
-	i    int
-	path string
-	link link.Type
+// batches hands out the records of a file one at a time, on the caller's
+// goroutine (the File of NewFile, which is not read ahead; a File that is
+// reads ahead with prefetch).
+type batches struct {
+	b batch
+	i int
 }
 
-func (s *pcapBatches) next(info *Info) ([]byte, error) {
+func (s *batches) next(info *Info, src filler, path string) ([]byte, error) {
 	for {
 		if s.i < len(s.b.recs) {
 			r := &s.b.recs[s.i]
@@ -222,7 +227,7 @@ func (s *pcapBatches) next(info *Info) ([]byte, error) {
 		if cap(s.b.data) == 0 {
 			s.b = newBatch()
 		}
-		s.p.fill(&s.b, s.path, s.link)
+		src.fill(&s.b, path)
 		s.i = 0
 	}
 }

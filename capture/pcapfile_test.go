@@ -119,7 +119,7 @@ func comparePcap(t *testing.T, data []byte, dir string) {
 		{"NewFile, one byte a read", func() Source { f, _ := NewFile(iotest.OneByteReader(bytes.NewReader(data)), name); return f }},
 		{"NewFile, a 64-byte batch", func() Source {
 			f, _ := NewFile(iotest.HalfReader(bytes.NewReader(data)), name)
-			f.pcap.b = batch{data: make([]byte, 0, 64), recs: make([]record, 0, 3)}
+			f.bs.b = batch{data: make([]byte, 0, 64), recs: make([]record, 0, 3)}
 			return f
 		}},
 		{"OpenFile", opened},

@@ -2,11 +2,10 @@ package capture
 
 import "io"
 
-// prefetch reads a capture file on a goroutine of its own: it reads a
-// classic pcap file a block at a time into a batch and finds the records
-// in it (pcapng records are parsed by pcapgo and copied in), so that the
-// disk (an SD card, on a Pi) and the system calls happen while the
-// pipeline decodes. The pipeline then takes packets from a batch without
+// prefetch reads a capture file on a goroutine of its own: it reads the
+// file a stretch at a time into a batch and finds the records in it
+// (pcapFile.fill, pcapngFile.fill), so that the disk (an SD card, on a
+// Pi) and the system calls happen while the pipeline decodes. The pipeline then takes packets from a batch without
 // copies. Batches are allocated once and recycled.
 type prefetch struct {
 	full chan *batch
@@ -58,17 +57,9 @@ func newBatch() batch {
 	return batch{data: make([]byte, 0, prefetchBytes), recs: make([]record, 0, prefetchRecords)}
 }
 
-// run fills batches until the file ends or stop is closed: a classic pcap
-// file is read a block at a time straight into the batch (pcapFile.fill);
-// pcapng records are read with c.read and copied in.
+// run fills batches until the file ends or stop is closed.
 func (pf *prefetch) run(c *File) {
 	defer close(pf.done)
-	var (
-		pkt  []byte
-		info Info
-		err  error
-		have bool // pkt was read but did not fit in the last batch
-	)
 	for {
 		var b *batch
 		select {
@@ -76,26 +67,7 @@ func (pf *prefetch) run(c *File) {
 		case <-pf.stop:
 			return
 		}
-		b.data, b.recs, b.err = b.data[:0], b.recs[:0], nil
-		if c.pcap != nil {
-			c.pcap.p.fill(b, c.path, c.link) // returns records, or the end
-		}
-		for c.pcap == nil {
-			if !have {
-				if pkt, err = c.read(&info); err != nil {
-					b.err = err
-					break
-				}
-				have = true
-			}
-			if len(b.recs) == cap(b.recs) || len(b.recs) > 0 && len(b.data)+len(pkt) > cap(b.data) {
-				break // pkt stays valid until the next read
-			}
-			off := len(b.data)
-			b.data = append(b.data, pkt...) // grows only for a record larger than a batch
-			b.recs = append(b.recs, record{off: off, n: len(pkt), info: info})
-			have = false
-		}
+		c.src.fill(b, c.path) // returns records, or the end
 		ended := b.err != nil // b belongs to the reader once sent
 		select {
 		case pf.full <- b:
