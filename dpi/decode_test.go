@@ -15,21 +15,20 @@ import (
 // DecodingLayerParser with the same headers, which is the oracle of
 // decodeFrame.
 type gopacketDecoder struct {
-	parsers  map[gopacket.LayerType]*gopacket.DecodingLayerParser
-	eth      layers.Ethernet
-	vlan     gpVLAN
-	loop     layers.Loopback
-	sll      layers.LinuxSLL
-	sll2     layers.LinuxSLL2
-	ip4      layers.IPv4
-	ip6      layers.IPv6
-	tcp      gpTCP
-	udp      gpUDP
-	arp      layers.ARP
-	icmp4    layers.ICMPv4
-	icmp6    layers.ICMPv6
-	decoded  []gopacket.LayerType
-	lastICMP gopacket.LayerType
+	parsers map[gopacket.LayerType]*gopacket.DecodingLayerParser
+	eth     layers.Ethernet
+	vlan    gpVLAN
+	loop    layers.Loopback
+	sll     layers.LinuxSLL
+	sll2    layers.LinuxSLL2
+	ip4     layers.IPv4
+	ip6     layers.IPv6
+	tcp     gpTCP
+	udp     gpUDP
+	arp     layers.ARP
+	icmp4   layers.ICMPv4
+	icmp6   layers.ICMPv6
+	decoded []gopacket.LayerType
 }
 
 type gpVLAN struct {
