@@ -130,10 +130,15 @@ func (p *plausible) init(b *builtins, seed uint64) {
 	}
 }
 
-func (k *outKey) hash() uint64 { return hashAddr(k.out) ^ uint64(k.link)<<40 }
+// The link address, kind and block are spread over the word by a
+// multiplication: shifted into place they would land on the bytes of an
+// IPv4 address's hash, and an outstation's kinds would take the hashes of
+// its neighbours' (10.0.0.41's binaries that of 10.0.0.40's analogs),
+// filling one set of the table while others stay empty.
+func (k *outKey) hash() uint64 { return hashAddr(k.out) ^ uint64(k.link)*0x9e3779b97f4a7c15 }
 
 func (k *blockKey) hash() uint64 {
-	return hashAddr(k.out) ^ uint64(k.link)<<40 ^ uint64(k.kind)<<56 ^ uint64(k.block)*0x9e3779b97f4a7c15
+	return hashAddr(k.out) ^ (uint64(k.link)|uint64(k.kind)<<16|uint64(k.block)<<24)*0x9e3779b97f4a7c15
 }
 
 // checkDNP3Clear notes a request: a freeze-and-clear lets the
