@@ -91,7 +91,7 @@ fuzz:
 ## DecodingLayerParser only) on a generated 1M-packet site plant capture
 ## (pcapgen.SitePlant: 60 % Modbus/TCP, 30 % DNP3, 10 % IT traffic, a rogue
 ## host), in the same run; then, when valgrind is installed, instructions a
-## packet of both under callgrind (GOMAXPROCS=1, 100k- minus 10-packet
+## packet of both under callgrind (GOMAXPROCS=1, 300k- minus 10-packet
 ## capture); plus the Go benchmarks with allocations. tapbench run -plant
 ## small measures the small plant (pcapgen.Plant) instead.
 bench: build

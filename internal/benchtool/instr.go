@@ -15,7 +15,11 @@ import (
 
 // Defaults of the instruction count.
 const (
-	DefaultInstrPackets = 100_000
+	// DefaultInstrPackets is long enough that the flow table's growth
+	// in the first packets, and the collections it brings, weigh little:
+	// on the site plant 100,000 packets count about 10% more a packet
+	// than 300,000 or a million, which are within 4% of each other.
+	DefaultInstrPackets = 300_000
 	// TinyPackets is the size of the capture whose count is subtracted:
 	// what a program costs before and after its packets (start-up,
 	// loading the policy, exit).
