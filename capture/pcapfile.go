@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi/link"
@@ -168,16 +169,19 @@ func (p *pcapFile) records(b *batch) (int, error) {
 			break
 		}
 		capLen, wireLen := p.u32(rest[8:12]), p.u32(rest[12:16])
+		if uint64(capLen) > math.MaxInt { // 32-bit platforms only
+			return off, errLengthOverflow
+		}
 		if uint64(capLen) > p.maxCap {
 			return off, fmt.Errorf("capture length exceeds snap length: %d > %d", capLen, p.snaplen)
 		}
 		if capLen > wireLen {
 			return off, fmt.Errorf("capture length exceeds original packet length: %d > %d", capLen, wireLen)
 		}
-		end := pcapRecordLen + int(capLen)
-		if len(rest) < end {
-			break
+		if uint64(len(rest)) < pcapRecordLen+uint64(capLen) {
+			break // (in uint64: a length near 2^31 is negative in a 32-bit int)
 		}
+		end := pcapRecordLen + int(capLen)
 		p.frame++
 		// uint32 arithmetic, as pcapgo: a fraction that is out of range
 		// in a microsecond file wraps the same way there.
@@ -201,7 +205,10 @@ func (p *pcapFile) fail(b *batch, path string, err error) {
 	b.err = &FileError{Path: path, Record: p.frame + 1, Err: err}
 }
 
-var errTruncatedRecord = errors.New("file ends inside the record (truncated capture)")
+var (
+	errTruncatedRecord = errors.New("file ends inside the record (truncated capture)")
+	errLengthOverflow  = errors.New("length from file does not fit in int")
+)
 
 // batches hands out the records of a file one at a time, on the caller's
 // goroutine (the File of NewFile, which is not read ahead; a File that is
