@@ -5,8 +5,9 @@
 # builds both). In namespaces of its own (twb-PID-tx, twb-PID-rx, joined by
 # one veth pair twb0 - twb1, no addresses, IPv6 off) it:
 #
-#   1. generates the bench capture as make bench does (tapbench gen, seed 1,
-#      BENCH_LIVE_PACKETS packets, default 1,000,000);
+#   1. generates the small plant's capture (tapbench gen -plant small, seed
+#      1, BENCH_LIVE_PACKETS packets, default 1,000,000), on which the
+#      figures in docs/performance.md were measured;
 #   2. baseline: tcpreplay --topspeed of the capture from twb-PID-tx into twb1
 #      with nothing capturing there;
 #   3. the same with "tapwatch run" capturing on twb1 (the config below:
@@ -99,8 +100,8 @@ ip -n "$RX" link set "$RX_IF" mtu 9000 arp off up
 ip -n "$TX" link set "$TX_IF" mtu 9000 arp off up
 
 CAP=$WORK/plant.pcap
-log "generating the bench capture: $TAPBENCH gen -n $PACKETS -seed 1"
-"$TAPBENCH" gen -n "$PACKETS" -seed 1 -o "$CAP" >&2
+log "generating the bench capture: $TAPBENCH gen -plant small -n $PACKETS -seed 1"
+"$TAPBENCH" gen -plant small -n "$PACKETS" -seed 1 -o "$CAP" >&2
 TOTAL=$(capinfos -c -M "$CAP" 2>/dev/null | awk -F: '/Number of packets/ {gsub(/ /, "", $2); print $2}' || true)
 [[ -n $TOTAL ]] || TOTAL=$PACKETS
 
@@ -198,7 +199,7 @@ run() {
 
 lossless() { [[ $R_DROPS -eq 0 && $R_LOSS -le 0 ]]; }
 
-echo "capture: $CAP, $TOTAL packets (tapbench gen -n $PACKETS -seed 1); $(nproc) cores; $("$TAPWATCH" version 2>/dev/null | head -n 1); capture ring $RING_BYTES bytes"
+echo "capture: $CAP, $TOTAL packets (tapbench gen -plant small -n $PACKETS -seed 1); $(nproc) cores; $("$TAPWATCH" version 2>/dev/null | head -n 1); capture ring $RING_BYTES bytes"
 
 # Baseline: nobody capturing.
 read -r rx0 _ < <(rx_counters)
