@@ -177,15 +177,6 @@ func decodeAgrees(e *Engine, g *gopacketDecoder, lt link.Type, data []byte) erro
 	return nil
 }
 
-// DecodeAgrees is decodeAgrees with fresh decoders, for the corpus test.
-func DecodeAgrees(lt link.Type, data []byte) error {
-	e, err := New(Config{}, nil)
-	if err != nil {
-		return err
-	}
-	return decodeAgrees(e, newGopacketDecoder(), lt, data)
-}
-
 // NewDecodeComparer returns a function comparing the two decoders on
 // frames, reusing them.
 func NewDecodeComparer() func(lt link.Type, data []byte) error {

@@ -464,29 +464,8 @@ func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, w
 	if e.truncated {
 		e.c.Truncated++
 	}
-	var (
-		v4, v6, tcp, udp, eth, arp, icmp, icmp6 bool
-	)
-	for _, t := range e.decoded {
-		switch t {
-		case lEthernet:
-			eth = true
-		case lIPv4:
-			v4 = true
-		case lIPv6:
-			v6 = true
-		case lTCP:
-			tcp = true
-		case lUDP:
-			udp = true
-		case lARP:
-			arp = true
-		case lICMPv4:
-			icmp = true
-		case lICMPv6:
-			icmp, icmp6 = true, true
-		}
-	}
+	h := e.decodedHeaders()
+	v4, v6, tcp, udp, eth, arp, icmp, icmp6 := h.v4, h.v6, h.tcp, h.udp, h.eth, h.arp, h.icmp4 || h.icmp6, h.icmp6
 	if e.vlan.n > 0 {
 		e.c.VLANTagged++
 	}
@@ -540,6 +519,35 @@ func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, w
 			e.icmpPacket(&k, mac, icmp6)
 		}
 	}
+}
+
+// headerSet says which headers decodeFrame decoded in the current frame.
+type headerSet struct {
+	eth, v4, v6, tcp, udp, arp, icmp4, icmp6 bool
+}
+
+func (e *Engine) decodedHeaders() (h headerSet) {
+	for _, t := range e.decoded {
+		switch t {
+		case lEthernet:
+			h.eth = true
+		case lIPv4:
+			h.v4 = true
+		case lIPv6:
+			h.v6 = true
+		case lTCP:
+			h.tcp = true
+		case lUDP:
+			h.udp = true
+		case lARP:
+			h.arp = true
+		case lICMPv4:
+			h.icmp4 = true
+		case lICMPv6:
+			h.icmp6 = true
+		}
+	}
+	return h
 }
 
 // groupAddr reports whether a (16 bytes, IPv4-mapped for IPv4) is a

@@ -23,38 +23,18 @@ func TestFastPathCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var files, frames, took int
-	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".pcap") || strings.HasSuffix(p, ".pcapng") || strings.HasSuffix(p, ".cap")) {
-			return nil
+	var frames, took int
+	files := eachCorpusFrame(t, root, func(p string, ci *capture.Info, data []byte) {
+		if ci.LinkType != link.Ethernet {
+			return
 		}
-		f, err := capture.OpenFile(p)
+		frames++
+		took1, err := dpi.FastFrameAgrees(e, data)
 		if err != nil {
-			return nil
+			t.Fatalf("%s, frame %d: %v", p, ci.Frame, err)
 		}
-		defer f.Close()
-		files++
-		for {
-			var ci capture.Info
-			data, err := f.ReadPacket(&ci)
-			if err != nil {
-				var fe *capture.FileError
-				if err != io.EOF && !errors.As(err, &fe) {
-					t.Fatalf("%s: %v", p, err)
-				}
-				return nil
-			}
-			if ci.LinkType != link.Ethernet {
-				continue
-			}
-			frames++
-			took1, err := dpi.FastFrameAgrees(e, data)
-			if err != nil {
-				t.Fatalf("%s, frame %d: %v", p, ci.Frame, err)
-			}
-			if took1 {
-				took++
-			}
+		if took1 {
+			took++
 		}
 	})
 	if files < 100 || frames == 0 {
@@ -69,21 +49,40 @@ func TestFastPathCorpus(t *testing.T) {
 func TestDecodeLikeGopacket(t *testing.T) {
 	root := testenv.Corpus(t)
 	compare := dpi.NewDecodeComparer()
-	var files, frames int
+	frames := 0
 	links := map[link.Type]int{}
+	files := eachCorpusFrame(t, root, func(p string, ci *capture.Info, data []byte) {
+		frames++
+		links[ci.LinkType]++
+		if err := compare(ci.LinkType, data); err != nil {
+			t.Fatalf("%s, frame %d: %v", p, ci.Frame, err)
+		}
+	})
+	if files < 100 || frames < 100000 {
+		t.Fatalf("%d files, %d frames in %s", files, frames, root)
+	}
+	t.Logf("%d files, %d frames decoded alike; frames by link type: %v", files, frames, links)
+}
+
+// eachCorpusFrame calls f with every frame of every capture under root
+// and returns the number of captures read. A damaged file ends with its
+// last good record.
+func eachCorpusFrame(t *testing.T, root string, f func(path string, ci *capture.Info, data []byte)) int {
+	t.Helper()
+	files := 0
 	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".pcap") || strings.HasSuffix(p, ".pcapng") || strings.HasSuffix(p, ".cap")) {
 			return nil
 		}
-		f, err := capture.OpenFile(p)
+		src, err := capture.OpenFile(p)
 		if err != nil {
 			return nil
 		}
-		defer f.Close()
+		defer src.Close()
 		files++
 		for {
 			var ci capture.Info
-			data, err := f.ReadPacket(&ci)
+			data, err := src.ReadPacket(&ci)
 			if err != nil {
 				var fe *capture.FileError
 				if err != io.EOF && !errors.As(err, &fe) {
@@ -91,15 +90,8 @@ func TestDecodeLikeGopacket(t *testing.T) {
 				}
 				return nil
 			}
-			frames++
-			links[ci.LinkType]++
-			if err := compare(ci.LinkType, data); err != nil {
-				t.Fatalf("%s, frame %d: %v", p, ci.Frame, err)
-			}
+			f(p, &ci, data)
 		}
 	})
-	if files < 100 || frames < 100000 {
-		t.Fatalf("%d files, %d frames in %s", files, frames, root)
-	}
-	t.Logf("%d files, %d frames decoded alike; frames by link type: %v", files, frames, links)
+	return files
 }

@@ -20,21 +20,8 @@ func slowFrame(e *Engine, data []byte) (fr fastFrame, ok bool) {
 	if err != nil || e.truncated {
 		return fr, false
 	}
-	var v4, v6, tcp, udp, eth bool
-	for _, t := range e.decoded {
-		switch t {
-		case lEthernet:
-			eth = true
-		case lIPv4:
-			v4 = true
-		case lIPv6:
-			v6 = true
-		case lTCP:
-			tcp = true
-		case lUDP:
-			udp = true
-		}
-	}
+	h := e.decodedHeaders()
+	v4, v6, tcp, udp, eth := h.v4, h.v6, h.tcp, h.udp, h.eth
 	if !eth {
 		return fr, false
 	}

@@ -156,13 +156,7 @@ var lemayFloors = map[string][modes]lemayFloor{
 //   - Queensland University of Technology, 2017 DNP3 intrusion dataset
 //     (repository qut-infosec/2017QUT_DNP3); only its training days.
 func TestLabelled(t *testing.T) {
-	dir := filepath.Join(testenv.Corpus(t), "labelled-attacks")
-	_, err := os.Stat(dir)
-	testenv.Need(t, err == nil, "the labelled attack captures are not at "+dir+"; put the shared folder, with corpus/labelled-attacks, beside the repository or set TAPWATCH_CORPUS")
-	ds, err := labelled.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, ds := loadLabelled(t)
 	if len(ds.QUT) < minQUTCaptures || len(ds.Lemay) < minLemayCaptures {
 		t.Fatalf("found %d QUT and %d Lemay captures in %s, want at least %d and %d", len(ds.QUT), len(ds.Lemay), dir, minQUTCaptures, minLemayCaptures)
 	}
@@ -523,13 +517,7 @@ func rulesText(byRule map[string]int) string {
 //
 // It fails if turning detectors off raises a false alert.
 func TestLabelledWithout(t *testing.T) {
-	dir := filepath.Join(testenv.Corpus(t), "labelled-attacks")
-	_, err := os.Stat(dir)
-	testenv.Need(t, err == nil, "the labelled attack captures are not at "+dir+"; put the shared folder, with corpus/labelled-attacks, beside the repository or set TAPWATCH_CORPUS")
-	ds, err := labelled.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ds := loadLabelled(t)
 	for i := range ds.QUT {
 		markOnWire(t, &ds.QUT[i])
 	}
@@ -567,4 +555,18 @@ func TestLabelledWithout(t *testing.T) {
 			t.Errorf("without %v: %d false alerts %v", off, sc.False, sc.FalseByRule)
 		}
 	}
+}
+
+// loadLabelled loads the labelled attack captures of the shared corpus,
+// or skips (fails under TAPWATCH_REQUIRE_ALL) when they are not there.
+func loadLabelled(t *testing.T) (string, *labelled.Dataset) {
+	t.Helper()
+	dir := filepath.Join(testenv.Corpus(t), "labelled-attacks")
+	_, err := os.Stat(dir)
+	testenv.Need(t, err == nil, "the labelled attack captures are not at "+dir+"; put the shared folder, with corpus/labelled-attacks, beside the repository or set TAPWATCH_CORPUS")
+	ds, err := labelled.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, ds
 }
