@@ -28,6 +28,12 @@ import (
 //     two versions of one stretch of the stream mean that two senders
 //     used the same sequence numbers: an injection racing the real
 //     sender, or a man in the middle rewriting a stream.
+//   - Unseen: bytes of an ICS stream that the peer acknowledged, that the
+//     tap never saw and that never came late: the stream went on past
+//     them. The tap lost them, or they went around it: a message
+//     injected by a host on another path. The handler judges which
+//     from how lossy the capture is (Gaps, Segments) and how fast the
+//     bytes would have had to be sent (Silent).
 
 // IntegrityHandler is implemented by handlers that check the integrity
 // of ICS streams. The arguments are reused after the call returns.
@@ -46,6 +52,10 @@ const (
 	// Conflict: a TCP segment's bytes differ from the bytes already
 	// seen at the same sequence numbers (First and Second).
 	Conflict
+	// Unseen: the peer acknowledged bytes of this end (Seq up to
+	// Acked) that the tap never saw, and the stream has now skipped them
+	// (they did not come late).
+	Unseen
 )
 
 // Integrity is one report of an IntegrityHandler.
@@ -72,6 +82,15 @@ type Integrity struct {
 	Seq           uint32
 	First, Second []byte
 	Delivered     bool
+	// Unseen: the acknowledgement number (the unseen bytes are Seq up
+	// to it), and how long this end had sent nothing the tap saw when
+	// the acknowledgement came (the unseen bytes were sent within that
+	// time). Gaps and Segments count, over all TCP flows so far, the
+	// gaps as Flow.Lost counts them (tcp_gaps plus tcp_acked_unseen)
+	// and the TCP packets (tcp): how lossy the capture has been.
+	Acked          uint32
+	Silent         time.Duration
+	Gaps, Segments uint64
 }
 
 // ConflictBytes is the most bytes of each version a Conflict report
@@ -194,4 +213,24 @@ func (e *Engine) historyAt(h *half, seq uint32) []byte {
 		b = append(b, h.hist[int(seq+uint32(i))&mask])
 	}
 	return b
+}
+
+// unseen reports the stretch of the stream side sent that the peer
+// acknowledged and the tap did not see, if the stream, now skipping to
+// seq, has not filled it since.
+func (e *Engine) unseen(f *flow, side int, seq uint32) {
+	h := &f.half[side]
+	h.unseenAt = 0
+	if int32(h.next-h.ackedTo) >= 0 || int32(seq-h.next) <= 0 || e.ih == nil {
+		return // the bytes came late, or nothing is skipped
+	}
+	s := &e.integ
+	*s = Integrity{Kind: Unseen, Time: e.meta.Time, Frame: e.meta.Frame, From: f.sideOf(side),
+		MAC: h.mac, TTL: h.ttl, Seq: h.next, Acked: h.ackedTo, Silent: time.Duration(h.unseenFor),
+		Gaps: e.c.TCPGaps + e.c.TCPAckedUnseen, Segments: e.c.TCP}
+	s.Addr = f.Client.Addr()
+	if s.From == FromServer {
+		s.Addr = f.Server.Addr()
+	}
+	e.ih.Integrity(&f.Flow, s)
 }

@@ -156,6 +156,68 @@ func TestConflictReports(t *testing.T) {
 	})
 }
 
+// TestUnseenReports: a stretch the receiver acknowledged and the tap
+// never saw is reported once the stream goes past it, with how long the
+// sender had been silent; one whose bytes come late, or one acknowledged
+// only with segments already held, is not.
+func TestUnseenReports(t *testing.T) {
+	t.Run("skipped", func(t *testing.T) {
+		var from uint32
+		r := replayIntegrity(t, func(s script) {
+			c := s.conn(hmi, plc, 100, 200)
+			c.handshake()
+			if _, err := c.Client(readReq(1)); err != nil {
+				t.Fatal(err)
+			}
+			s.w.Advance(time.Second)
+			from = c.NextSeq(pcapgen.FromClient)
+			c.Skip(pcapgen.FromClient, 12) // sent around the tap
+			if _, err := c.Ack(pcapgen.FromServer); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Client(readReq(3)); err != nil { // the stream goes on past it
+				t.Fatal(err)
+			}
+			if _, err := c.Ack(pcapgen.FromServer); err != nil {
+				t.Fatal(err)
+			}
+		})
+		got := r.kind(Unseen)
+		if len(got) != 1 {
+			t.Fatalf("%d unseen reports, want 1: %+v", len(got), got)
+		}
+		s := got[0]
+		if s.Seq != from || s.Acked != from+12 || s.From != FromClient || s.Addr != hmi.IP ||
+			s.Silent < time.Second || s.Silent > time.Second+time.Millisecond || s.Gaps != 1 || s.Segments == 0 {
+			t.Errorf("report %+v, want bytes %d to %d from the client, silent about 1s, 1 gap (the acknowledgement; the skip is counted after)", s, from, from+12)
+		}
+	})
+	t.Run("late", func(t *testing.T) {
+		r := replayIntegrity(t, func(s script) {
+			c := s.conn(hmi, plc, 100, 200)
+			c.handshake()
+			base := c.NextSeq(pcapgen.FromClient)
+			c.Skip(pcapgen.FromClient, 12)
+			if _, err := c.Ack(pcapgen.FromServer); err != nil { // merged before the request
+				t.Fatal(err)
+			}
+			c.sendAt(pcapgen.FromClient, base, readReq(1))
+			// A later gap: the tap misses a request the answer to the
+			// next one acknowledges.
+			c.Skip(pcapgen.FromClient, 12)
+			if _, err := c.Client(readReq(3)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Ack(pcapgen.FromServer); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if got := r.kind(Unseen); len(got) != 0 {
+			t.Errorf("reports %+v", got)
+		}
+	})
+}
+
 // TestIntegrityAllocs: with a handler that checks integrity, ICS flows
 // with identical retransmissions allocate nothing per packet.
 func TestIntegrityAllocs(t *testing.T) {

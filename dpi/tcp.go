@@ -43,6 +43,14 @@ type half struct {
 	// never saw, up to ackedTo.
 	ackAhead bool
 	ackedTo  uint32
+	// lastAt is the packet time of this direction's last packet. In an
+	// ICS flow, an unseen stretch the peer acknowledged (next up to
+	// ackedTo) waits until the stream skips it (integrity.go): unseenAt
+	// is when it was acknowledged (0: none waits), unseenFor how long
+	// the sender had been silent on the tap before that.
+	lastAt    int64
+	unseenAt  int64
+	unseenFor int64
 	// hist holds the last bytes delivered (histN of them, ending at
 	// next), in a ring indexed by sequence number, for ICS flows; the
 	// record keeps it for reuse.
@@ -125,6 +133,7 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *tcpHeader) {
 	e.endpoint(f, side, mac[0])
 	e.cur = f
 	h := &f.half[side]
+	h.lastAt = e.now
 	seq := t.Seq
 	if t.SYN {
 		if h.seen && !fresh && seq+1 != h.next && f.last != 0 {
@@ -347,6 +356,9 @@ func (e *Engine) acked(f *flow, side int, ack uint32) {
 		// loss (Flow.Lost), once per stretch.
 		if d := int32(ack - h.next); d > 1 && (!h.ackAhead || int32(ack-h.ackedTo) > 0) {
 			e.c.TCPAckedUnseen++
+			if f.dec != 0 && (h.unseenAt == 0 || int32(h.next-h.ackedTo) >= 0) {
+				h.unseenAt, h.unseenFor = e.now, e.now-h.lastAt
+			}
 			h.ackAhead, h.ackedTo = true, ack
 			f.Lost[f.by(side)]++
 		}
@@ -470,6 +482,9 @@ func (e *Engine) drain(f *flow, side int) {
 // be missing (0 when unknown).
 func (e *Engine) skipTo(f *flow, side int, seq uint32, lost int) {
 	h := &f.half[side]
+	if h.unseenAt != 0 {
+		e.unseen(f, side, seq)
+	}
 	e.c.TCPGaps++
 	f.Lost[f.by(side)]++
 	if lost > 0 {
