@@ -65,6 +65,7 @@ const (
 	dRemote
 	dSpoof
 	dStreamConflict
+	dStreamUnseen
 	numBuiltin
 )
 
@@ -150,7 +151,10 @@ type finding struct {
 	mac2   [6]byte    // arp-spoof: the other MAC; ics-spoof: the host's own
 	ttl    uint8      // ics-spoof: the packet's TTL
 	ttl2   uint8      // ics-spoof: the host's own
-	seq    uint32     // stream-conflict: the sequence number of the first differing byte
+	seq    uint32     // stream-conflict: the sequence number of the first differing byte; stream-unseen: of the first unseen byte
+	ack    uint32     // stream-unseen: the acknowledgement number
+	rate   float64    // stream-unseen: the bytes a second the unseen bytes needed, when more than a link carries; else 0
+	chance float64    // stream-unseen: else, how likely so many stretches were under the capture's loss
 	frame  uint64     // modbus-tid-reuse: the frame of the waiting request
 	prev   uint32     // dnp3-counter-backwards, -silent-change, -quality-change: the point's last value or flags; dnp3-confirm-unmatched: the last response's sequence number
 	kind   uint8      // the same: the kind of point

@@ -294,9 +294,9 @@ func corpusConfig(t *testing.T, corpus, svYAML string) dpi.Config {
 	return testenv.SuricataConfig(t, filepath.Join(corpus, "suricata-verify", "_oracle", svYAML))
 }
 
-// integrityIDs are the detectors of forged and modified messages.
-var integrityIDs = []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse",
-	"dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched", "dnp3-replay", "baseline-new-point"}
+// integrityIDs are the detectors of forged and modified messages: those
+// of the integrity category, and baseline-new-point.
+var integrityIDs = append(rules.IntegrityIDs(), "baseline-new-point")
 
 // integrityExpected are the corpus captures on which integrity detectors
 // may fire, and why: something there is wrong.

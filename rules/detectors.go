@@ -35,6 +35,19 @@ type Detector struct {
 	title func(op *Op, d *builtinDet, f finding) string
 }
 
+// IntegrityIDs returns the ids of the detectors of forged, replayed and
+// modified messages: those of category integrity. (baseline-new-point,
+// which also judges what outstations report, is of category baseline.)
+func IntegrityIDs() []string {
+	var ids []string
+	for _, d := range Detectors {
+		if d.Category == CategoryIntegrity {
+			ids = append(ids, d.ID)
+		}
+	}
+	return ids
+}
+
 // Detectors is the catalogue of built-in detectors, in the order they are
 // documented and printed. The entries of the detectors on decoded
 // messages stand at the index of their detKind; the baseline detectors
@@ -421,6 +434,18 @@ var Detectors = []Detector{
 			Category:    CategoryIntegrity,
 		},
 		title: titleStreamConflict,
+	},
+	dStreamUnseen: {
+		DetectorSpec: policy.DetectorSpec{
+			ID:          "stream-unseen",
+			Name:        "ICS bytes acknowledged that the tap never saw",
+			Severity:    policy.SeverityHigh,
+			Attack:      []string{"T0830", "T0856", "T0855"},
+			Description: "A Modbus or DNP3 host acknowledged bytes of its peer that never crossed the tap, and the stream went on past them (they did not come late): bytes sent around the tap, by a host on another path or a man in the middle whose two legs disagree, unless the tap lost them. Capture loss is ruled out in one of two ways. Either the bytes would have had to cross the wire faster than 10 Gb/s in the time the sender was silent on the tap (an acknowledgement far outside the stream). Or one connection has more such stretches within a minute than the capture's own loss explains: the chance of so many, at the rate the other TCP flows lost segments in the same time (at least 1 in 10,000), is below one in a million. A single stretch alone never fires.",
+			Window:      10 * time.Minute,
+			Category:    CategoryIntegrity,
+		},
+		title: titleStreamUnseen,
 	},
 	{
 		DetectorSpec: policy.DetectorSpec{

@@ -103,6 +103,7 @@ type EngineStats struct {
 	// Evictions of the detectors' own tables.
 	SweepEvictions, BindingEvictions, OwnerEvictions, ProbeEvictions                           uint64
 	PrintEvictions, UnsolicitedEvictions, PointEvictions, OutstationEvictions, ReplayEvictions uint64
+	UnseenEvictions                                                                            uint64
 }
 
 // Evictions are the counts of the stats message's evictions, by table;
@@ -115,7 +116,8 @@ func (s EngineStats) Evictions() map[string]uint64 {
 	}{{"rate", s.RateEvictions}, {"aggregation", s.AggEvictions}, {"sweep", s.SweepEvictions},
 		{"arp_bindings", s.BindingEvictions}, {"arp_owners", s.OwnerEvictions}, {"probes", s.ProbeEvictions},
 		{"ics_hosts", s.PrintEvictions}, {"dnp3_unsolicited", s.UnsolicitedEvictions},
-		{"dnp3_points", s.PointEvictions}, {"dnp3_outstations", s.OutstationEvictions}, {"dnp3_replay", s.ReplayEvictions}} {
+		{"dnp3_points", s.PointEvictions}, {"dnp3_outstations", s.OutstationEvictions}, {"dnp3_replay", s.ReplayEvictions},
+		{"unseen", s.UnseenEvictions}} {
 		if t.n > 0 {
 			m[t.name] = t.n
 		}
@@ -264,6 +266,7 @@ func (e *Engine) Stats() EngineStats {
 	s.PointEvictions += e.bi.plaus.blocks.Evictions()
 	s.OutstationEvictions += e.bi.plaus.outs.Evictions()
 	s.ReplayEvictions += e.bi.replay.dirs.Evictions()
+	s.UnseenEvictions += e.bi.integ.unseen.Evictions()
 	return s
 }
 
@@ -1067,6 +1070,7 @@ func (e *Engine) TakeOver(old *Engine) {
 	if e.bi.integ.unsol.CopyFrom(&old.bi.integ.unsol) {
 		e.bi.integ.seed = old.bi.integ.seed // the hashes it holds
 	}
+	e.bi.integ.unseen.CopyFrom(&old.bi.integ.unseen)
 	e.bi.plaus.blocks.CopyFrom(&old.bi.plaus.blocks)
 	e.bi.plaus.outs.CopyFrom(&old.bi.plaus.outs)
 	if e.bi.replay.dirs.CopyFrom(&old.bi.replay.dirs) {

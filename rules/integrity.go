@@ -28,8 +28,9 @@ import (
 
 // Table sizes of the integrity detectors.
 const (
-	printSlots = 1024 // ICS hosts and what their packets look like
-	unsolSlots = 1024 // DNP3 associations and their last unsolicited response
+	printSlots  = 1024 // ICS hosts and what their packets look like
+	unsolSlots  = 1024 // DNP3 associations and their last unsolicited response
+	unseenSlots = 256  // ICS connections with a recent unseen stretch
 )
 
 // printRelearn is how long a host's packets must have looked otherwise,
@@ -118,6 +119,7 @@ type unsolState struct {
 type integrity struct {
 	prints lru.Table[bindKey, hostPrint]
 	unsol  lru.Table[assocKey, unsolState]
+	unseen lru.Table[uint64, unseenRun] // by dpi.Flow.ID
 	seed   maphash.Seed
 	// Confirms that matched no unsolicited response, waiting for
 	// confirmWait in case the response comes late (the two directions of
@@ -153,6 +155,9 @@ func (n *integrity) init(b *builtins, seed uint64) {
 	if b.on[dSpoof] {
 		n.prints.Init(printSlots, seed)
 	}
+	if b.on[dStreamUnseen] {
+		n.unseen.Init(unseenSlots, seed)
+	}
 	if b.on[dDNP3UnsolRepeat] || b.on[dConfirmUnmatched] {
 		n.unsol.Init(unsolSlots, seed)
 		n.seed = maphash.MakeSeed()
@@ -168,6 +173,10 @@ func (e *Engine) Integrity(f *dpi.Flow, s *dpi.Integrity) {
 	case dpi.Endpoint:
 		if e.bi.on[dSpoof] {
 			e.checkSpoof(f, s)
+		}
+	case dpi.Unseen:
+		if e.bi.on[dStreamUnseen] {
+			e.checkUnseen(f, s)
 		}
 	case dpi.Conflict:
 		if e.bi.on[dStreamConflict] {

@@ -44,6 +44,16 @@ func poll(conn *pcapgen.TCPConn, tid uint16) error {
 	return err
 }
 
+// lostPoll is a read the tap missed (the answer acknowledges it), then
+// one it saw.
+func lostPoll(conn *pcapgen.TCPConn, tid uint16) error {
+	conn.Skip(pcapgen.FromClient, len(pcapgen.MBAP(tid, 1, []byte{3, 0, 0, 0, 2})))
+	if _, err := conn.Server(pcapgen.MBAP(tid, 1, []byte{3, 4, 0, 1, 0, 2})); err != nil {
+		return err
+	}
+	return poll(conn, tid+1)
+}
+
 // dnp3Conn opens a DNP3 connection from master m to outstation o.
 func dnp3Conn(w *pcapgen.Writer, m, o pcapgen.Endpoint) (*pcapgen.DNP3Conn, error) {
 	m.Port, o.Port = 41000, 20000
@@ -209,6 +219,90 @@ func TestIntegrityDetectors(t *testing.T) {
 				return err
 			}
 			return poll(conn, 3)
+		}},
+		{"stream-unseen: the PLC acknowledges bytes far outside the stream", "stream-unseen", true,
+			"Gb/s while the sender was silent", func(w *pcapgen.Writer) error {
+				conn, err := modbusConn(w, hmi, plc, 40000, 100, 2)
+				if err != nil {
+					return err
+				}
+				// A man in the middle whose two legs disagree by 2 GB.
+				conn.Skip(pcapgen.FromClient, 0x7f000000)
+				if _, err := conn.Ack(pcapgen.FromServer); err != nil {
+					return err
+				}
+				return poll(conn, 3)
+			}},
+		{"stream-unseen: three requests the tap never saw within a few packets", "stream-unseen", true,
+			"stretch 3 on this connection within a minute", func(w *pcapgen.Writer) error {
+				conn, err := modbusConn(w, hmi, plc, 40000, 100, 2)
+				if err != nil {
+					return err
+				}
+				for i := range 3 {
+					if err := lostPoll(conn, uint16(10+2*i)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}},
+		{"stream-unseen quiet: the same three, through a tap that loses as much of every connection", "stream-unseen", false, "", func(w *pcapgen.Writer) error {
+			conn, err := modbusConn(w, hmi, plc, 40000, 100, 2)
+			if err != nil {
+				return err
+			}
+			var others []*pcapgen.TCPConn
+			for i := range 6 {
+				c, err := modbusConn(w, host(byte(30+i)), plc, uint16(41000+i), uint32(10000*(i+1)), 1)
+				if err != nil {
+					return err
+				}
+				others = append(others, c)
+			}
+			for i := range 3 {
+				if err := lostPoll(conn, uint16(10+2*i)); err != nil {
+					return err
+				}
+				for _, c := range others {
+					if err := lostPoll(c, uint16(10+2*i)); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}},
+		{"stream-unseen quiet: a lost request every two minutes, and bytes that come late before gaps", "stream-unseen", false, "", func(w *pcapgen.Writer) error {
+			conn, err := modbusConn(w, hmi, plc, 40000, 100, 2)
+			if err != nil {
+				return err
+			}
+			for i := range 4 {
+				w.Advance(2 * time.Minute)
+				if err := lostPoll(conn, uint16(10+2*i)); err != nil {
+					return err
+				}
+			}
+			// The answer is merged before its request: acknowledged
+			// first, seen a moment later.
+			for i := range 4 {
+				next := conn.NextSeq(pcapgen.FromClient)
+				req := pcapgen.MBAP(uint16(20+i), 1, []byte{3, 0, 0, 0, 2})
+				conn.Skip(pcapgen.FromClient, len(req))
+				if _, err := conn.Server(pcapgen.MBAP(uint16(20+i), 1, []byte{3, 4, 0, 1, 0, 2})); err != nil {
+					return err
+				}
+				if _, err := conn.SendAt(pcapgen.FromClient, next, req); err != nil {
+					return err
+				}
+				// Then a request lost, but acknowledged only with the
+				// next one, already seen: a gap, with nothing unseen
+				// waiting.
+				conn.Skip(pcapgen.FromClient, len(req))
+				if err := poll(conn, uint16(40+i)); err != nil {
+					return err
+				}
+			}
+			return poll(conn, 50)
 		}},
 		{"modbus-tid-reuse: a write under the id of a read still waiting", "modbus-tid-reuse", true,
 			"reuses transaction id 1 of a request still waiting", func(w *pcapgen.Writer) error {
@@ -573,7 +667,7 @@ func TestIntegrityDetectors(t *testing.T) {
 		}},
 	}
 	fired := runDetectorCases(t, cases)
-	for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched", "dnp3-replay"} {
+	for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched", "dnp3-replay", "stream-unseen"} {
 		if !fired[id] {
 			t.Errorf("%s has no fixture that fires it", id)
 		}
@@ -712,7 +806,7 @@ func TestIntegrityNoAllocs(t *testing.T) {
 		t.Errorf("%v allocations per packet", allocs)
 	}
 	for _, a := range rec.alerts {
-		for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched", "dnp3-replay"} {
+		for _, id := range []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse", "dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched", "dnp3-replay", "stream-unseen"} {
 			if a.Rule == id {
 				t.Errorf("%s: %s", a.Rule, a.Title)
 			}
@@ -852,4 +946,72 @@ func TestSharedChecks(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzUnseen feeds stream-unseen arbitrary reports over four
+// connections: its per-connection runs never panic, a stretch alerts
+// alone only when it is faster than any link, a run alerts only from
+// its second stretch within the minute, and the Poisson tail stays a
+// chance that falls as the count grows.
+func FuzzUnseen(f *testing.F) {
+	f.Add([]byte{0, 0, 10, 0, 0, 0, 200, 3, 232, 20, 0, 0, 0, 0, 20, 0, 0, 0, 200, 3, 232, 20, 0, 0, 0, 0, 20, 0, 0, 0, 200, 3, 232, 20, 0, 0})
+	f.Add([]byte{1, 0, 0, 255, 255, 255, 255, 0, 0, 1, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rec := &recorder{}
+		e, err := NewEngine(nil, rec, EngineOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lambda := 0.01 + float64(len(data)%256)/8
+		var flows [4]dpi.Flow
+		for i := range flows {
+			flows[i] = dpi.Flow{ID: uint64(i + 1), Transport: dpi.TCP, App: proto.DNP3,
+				Client: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, 10}), uint16(40000+i)),
+				Server: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(20 + i)}), 20000)}
+		}
+		var (
+			now        time.Duration
+			gaps, segs uint64
+			seen       [4][]time.Duration // report times of each connection
+		)
+		for ; len(data) >= 12; data = data[12:] {
+			fl := &flows[data[0]%4]
+			now += time.Duration(binary.BigEndian.Uint16(data[1:])) * time.Millisecond
+			span := binary.BigEndian.Uint32(data[3:])
+			silent := time.Duration(binary.BigEndian.Uint16(data[7:])) * time.Millisecond
+			fl.Packets[0] += uint64(data[9])
+			fl.Lost[0] += uint32(data[10] % 4)
+			segs += uint64(data[9]) + uint64(data[11])
+			gaps += uint64(data[10]%4) + uint64(data[11]%8)
+			seq := uint32(now)
+			i := data[0] % 4
+			seen[i] = append(seen[i], now)
+			before := len(rec.alerts)
+			e.Integrity(fl, &dpi.Integrity{Kind: dpi.Unseen, Time: t0.Add(now), From: dpi.FromServer,
+				Addr: fl.Server.Addr(), Seq: seq, Acked: seq + span, Silent: silent, Gaps: gaps, Segments: segs})
+			for _, a := range rec.alerts[before:] {
+				if a.Rule != "stream-unseen" {
+					continue
+				}
+				fast := float64(span) > unseenLinkRate*max(silent.Seconds(), 1e-6)
+				recent := 0
+				for _, at := range seen[i] {
+					if now-at <= unseenWindow {
+						recent++
+					}
+				}
+				if !fast && recent < 2 {
+					t.Fatalf("alert on a lone stretch of %d bytes in %v: %s", span, silent, a.Title)
+				}
+			}
+		}
+		prev := 1.0
+		for k := 0; k < 40; k++ {
+			p := unseenTail(k, lambda)
+			if p < 0 || p > 1 || p > prev*(1+1e-9) {
+				t.Fatalf("unseenTail(%d, %g) = %g after %g", k, lambda, p, prev)
+			}
+			prev = p
+		}
+	})
 }

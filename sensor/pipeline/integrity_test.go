@@ -16,13 +16,13 @@ import (
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/internal/sim"
+	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/sensor/pipeline"
 )
 
 // integrityIDs are the detectors of forged, replayed and modified
 // messages (issue 18).
-var integrityIDs = []string{"ics-spoof", "stream-conflict", "dnp3-unsolicited-repeat", "modbus-tid-reuse",
-	"dnp3-counter-backwards", "dnp3-silent-change", "dnp3-quality-change", "dnp3-confirm-unmatched", "dnp3-replay"}
+var integrityIDs = rules.IntegrityIDs()
 
 type frame struct {
 	ci   gopacket.CaptureInfo
