@@ -75,7 +75,7 @@ func fakeValgrind(args []string) int {
 		fmt.Fprintf(os.Stderr, "fake valgrind: arguments %q\n", args)
 		return 2
 	}
-	if os.Getenv("GOMAXPROCS") != "1" || os.Getenv("GODEBUG") != "asyncpreemptoff=1" {
+	if os.Getenv("GOMAXPROCS") != "1" || os.Getenv("GODEBUG") != CallgrindGODEBUG {
 		fmt.Fprintf(os.Stderr, "fake valgrind: GOMAXPROCS=%q GODEBUG=%q\n", os.Getenv("GOMAXPROCS"), os.Getenv("GODEBUG"))
 		return 2
 	}
@@ -300,7 +300,7 @@ func TestRun(t *testing.T) {
 		t.Errorf("report of plant %q with %d rules", rep.Plant, rep.Rules)
 	}
 	for _, want := range []string{"packets/s (wall time)", "tapwatch/floor", fmt.Sprintf("peak RSS, %d packets", rep.Quarter.Packets), "full / quarter",
-		"site plant", "a policy of 50 rules", "instructions/packet                  1500         4000             2.67", "GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1"} {
+		"site plant", "a policy of 50 rules", "instructions/packet                  1500         4000             2.67", "GOMAXPROCS=1 GODEBUG=" + CallgrindGODEBUG} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

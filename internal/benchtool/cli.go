@@ -32,8 +32,8 @@ run generates a capture and the policy, alternates rounds of floor and
 the policy's rules; -rules 0 for none) on it, and prints packets/s and
 peak RSS with tapwatch/floor ratios. Then, with -instr PACKETS (300000
 by default; 0 skips it) and valgrind on PATH, it counts instructions per
-packet of both with callgrind, under GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1,
-as the difference between a PACKETS-packet and a 10-packet capture
+packet of both with callgrind, under GOMAXPROCS=1
+GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off, as the difference between a PACKETS-packet and a 10-packet capture
 divided by the difference in packets; without valgrind it says so and
 goes on.
 `

@@ -26,10 +26,16 @@ const (
 	TinyPackets = 10
 )
 
-// callgrindEnv makes a Go program's instruction count repeatable: one P,
-// so that the scheduler does not spread the work, and no asynchronous
-// preemption signals.
-var callgrindEnv = []string{"GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1"}
+// callgrindEnv makes a Go program's instruction count repeatable and
+// lets it run under valgrind at all: one P, so that the scheduler does
+// not spread the work; no asynchronous preemption signals, which
+// callgrind trips on; and no RDTSCP, an instruction valgrind 3.19
+// cannot decode (SIGILL) and that the runtime executes when a thread
+// sleeps on a contended lock (runtime.cputicks), now and then.
+var callgrindEnv = []string{"GOMAXPROCS=1", "GODEBUG=" + CallgrindGODEBUG}
+
+// CallgrindGODEBUG is the GODEBUG of callgrind runs (callgrindEnv).
+const CallgrindGODEBUG = "asyncpreemptoff=1,cpu.rdtscp=off"
 
 // Instructions is the instruction count of one program on the two
 // captures.
