@@ -567,7 +567,7 @@ func (e *Engine) checkModbusExceptions(op *Op) {
 	switch m.Exception {
 	case 1, 2, 5, 6:
 	case 10, 11:
-		if isNew, _ := e.sweepAdd(op, sweepGateway, m.Unit, false); !isNew {
+		if isNew, _ := e.sweepAdd(e.sweepCodes(op, sweepGateway), 0, m.Unit, false); !isNew {
 			return
 		}
 	default:
@@ -752,10 +752,11 @@ func (e *Engine) checkDNP3Sweep(op *Op) {
 // sweepRequest fires recon-sweep when the set of function codes or of
 // unit ids a request adds to has grown past rate.max within rate.per.
 func (e *Engine) sweepRequest(op *Op, fc, unit uint8) {
-	if over, n := e.sweepAdd(op, sweepFunctions, fc, true); over {
+	c := e.sweepCodes(op, sweepRequests)
+	if over, n := e.sweepAdd(c, sweepFunctions, fc, true); over {
 		e.fireBuiltin(dSweep, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), addr: keySweepFunctions}, finding{count: n})
 	}
-	if over, n := e.sweepAdd(op, sweepUnits, unit, true); over {
+	if over, n := e.sweepAdd(c, sweepUnits, unit, true); over {
 		e.fireBuiltin(dSweep, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), addr: keySweepUnits}, finding{count: n, units: true})
 	}
 }
@@ -823,11 +824,17 @@ func flowKey(op *Op) aggKey {
 
 // ---- sweep table ----
 
-// Kinds of code sets in the sweep table.
+// Kinds of entries in the sweep table.
 const (
-	sweepFunctions uint8 = iota // function codes a source sends a device
-	sweepUnits                  // unit ids (DNP3: link addresses) it sends to
-	sweepGateway                // unit ids for which a gateway answered with a gateway exception
+	sweepRequests uint8 = iota // what a source sends a device: sets sweepFunctions and sweepUnits
+	sweepGateway               // unit ids for which a gateway answered with a gateway exception: set 0
+)
+
+// The code sets of a sweepRequests entry: one lookup a request finds
+// both.
+const (
+	sweepFunctions = 0 // function codes
+	sweepUnits     = 1 // unit ids (DNP3: link addresses)
 )
 
 // sweepKey is what the sweep table keeps codes for: one source at one
@@ -839,24 +846,23 @@ type sweepKey struct {
 	dst   netip.Addr // after padding, as in rateKey
 }
 
-// sweepCodes is the set of codes one source used at one destination in
+// sweepCodes is the sets of codes one source used at one destination in
 // the current fixed window of rate.per and in the one before; the
 // distinct count is that of their union, so it spans between one and two
 // windows. The entry's Last is the packet time of the last use.
 type sweepCodes struct {
 	epoch     uint32 // the engine's epoch when last used
+	gateway   bool   // a sweepGateway entry
 	win       int64
-	cur, prev policy.CodeSet
+	cur, prev [2]policy.CodeSet
 }
 
 // sweepTable holds the code sets of recon-sweep and exception-storm.
 type sweepTable = lru.Table[sweepKey, sweepCodes]
 
-// sweepAdd adds code to the set of kind for op's source and destination.
-// With threshold it reports whether the code was new and the distinct
-// count now exceeds recon-sweep's rate.max, and that count; without,
-// whether the code was new in the window.
-func (e *Engine) sweepAdd(op *Op, kind, code uint8, threshold bool) (bool, int) {
+// sweepCodes is the entry of kind for op's source and destination, its
+// windows moved on to op's time.
+func (e *Engine) sweepCodes(op *Op, kind uint8) *sweepCodes {
 	t := &e.bi.sweep
 	k := sweepKey{src: op.Src.Addr(), dst: op.Dst.Addr(), proto: op.Proto, kind: kind}
 	now := op.Time.UnixNano()
@@ -871,36 +877,45 @@ func (e *Engine) sweepAdd(op *Op, kind, code uint8, threshold bool) (bool, int) 
 	ent, found := t.Get(&k, hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 29)^uint64(kind)<<8^uint64(k.proto), now)
 	c := &ent.Value
 	if !found {
-		*c = sweepCodes{win: w, epoch: e.epoch}
+		*c = sweepCodes{win: w, epoch: e.epoch, gateway: kind == sweepGateway}
 	}
 	switch {
 	case c.epoch != e.epoch:
-		c.prev, c.cur = policy.CodeSet{}, policy.CodeSet{}
+		c.prev, c.cur = [2]policy.CodeSet{}, [2]policy.CodeSet{}
 		c.win, c.epoch = w, e.epoch
 	case w == c.win+1:
-		c.prev, c.cur = c.cur, policy.CodeSet{}
+		c.prev, c.cur = c.cur, [2]policy.CodeSet{}
 		c.win = w
 	case w > c.win+1 || w < c.win-1:
 		// Silence for more than a window, or packet time went back by
 		// more than one (a new capture file): start afresh.
-		c.prev, c.cur = policy.CodeSet{}, policy.CodeSet{}
+		c.prev, c.cur = [2]policy.CodeSet{}, [2]policy.CodeSet{}
 		c.win = w
 	}
-	// w is c.win or the one before (packets slightly out of time
-	// order): count it in the current window.
-	if c.cur.Has(code) || kind == sweepGateway && c.prev.Has(code) {
+	return c
+}
+
+// sweepAdd adds code to set i of c. With threshold it reports whether
+// the code was new and the distinct count now exceeds recon-sweep's
+// rate.max, and that count; without, whether the code was new in the
+// window (a gateway entry: in either window).
+func (e *Engine) sweepAdd(c *sweepCodes, i int, code uint8, threshold bool) (bool, int) {
+	cur, prev := &c.cur[i], &c.prev[i]
+	// The packet's window is c.win or the one before (packets slightly
+	// out of time order): count it in the current window.
+	if cur.Has(code) || c.gateway && prev.Has(code) {
 		return false, 0
 	}
-	c.cur.Add(code)
+	cur.Add(code)
 	if !threshold {
 		return true, 0
 	}
-	if c.prev.Has(code) {
+	if prev.Has(code) {
 		return false, 0 // not new within the span
 	}
 	n := 0
-	for i := range c.cur {
-		n += bits.OnesCount64(c.cur[i] | c.prev[i])
+	for j := range cur {
+		n += bits.OnesCount64(cur[j] | prev[j])
 	}
 	return n > int(e.bi.det[dSweep].rule.Rate.Max), n
 }
