@@ -75,7 +75,13 @@ func (f PolicyFiles) Load() (*policy.Policy, error) {
 	} else {
 		defer debug.SetGCPercent(old)
 	}
-	return f.load()
+	pol, err := f.load()
+	// Give the load's garbage back to the system now rather than when
+	// the scavenger gets to it: the engine's tables, made next, then
+	// come from fresh pages that cost memory only as they fill, not from
+	// retained ones that the allocator zeroes, touching all of them.
+	debug.FreeOSMemory()
+	return pol, err
 }
 
 // loadGCPercent is the collector's GOGC while a policy or baseline loads.

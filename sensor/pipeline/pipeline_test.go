@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/event"
+	"github.com/tapwatch/tapwatch/internal/benchtool"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/rules"
 	"github.com/tapwatch/tapwatch/rules/policy"
@@ -369,6 +372,42 @@ func TestAssembledAllocs(t *testing.T) {
 		asm.Pipe.Message(&f, dpi.FromClient, &m)
 	}); n != 0 {
 		t.Errorf("%v allocations per message, want 0", n)
+	}
+}
+
+// TestLoadFreesGarbage: loading a large policy makes megabytes of
+// garbage; Load gives it back to the system, so that the engine's tables
+// made next do not land on retained pages that the allocator would zero
+// and so touch (docs/performance.md, peak RSS). The load runs in a
+// fresh process, where no other test's heap or goroutines blur the
+// figure.
+func TestLoadFreesGarbage(t *testing.T) {
+	if path := os.Getenv("TAPWATCH_LOAD_PROBE"); path != "" {
+		pol, err := (pipeline.PolicyFiles{Policy: path}).Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		runtime.KeepAlive(pol)
+		if kept := m.HeapIdle - m.HeapReleased; kept > 1<<20 {
+			t.Errorf("after loading %d rules, %d KiB of free heap kept from the system, want under 1 MiB", len(pol.Rules), kept>>10)
+		}
+		return
+	}
+	y, err := benchtool.Policy("site", 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(path, y, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLoadFreesGarbage$", "-test.v")
+	cmd.Env = append(os.Environ(), "TAPWATCH_LOAD_PROBE="+path)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestLoadFreesGarbage") {
+		t.Fatalf("the load in a fresh process: %v\n%s", err, out)
 	}
 }
 
