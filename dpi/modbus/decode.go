@@ -256,21 +256,31 @@ func (d *Decoder) registers(data []byte) []uint16 {
 	return d.values[:n]
 }
 
-// coils unpacks up to count bits, least significant bit first.
+// coils unpacks up to count bits, least significant bit first: a whole
+// octet at a time from coilOctets, the rest bit by bit.
 func (d *Decoder) coils(data []byte, count int) []uint16 {
 	n := min(count, 8*len(data), len(d.values))
 	v := d.values[:n]
 	i := 0
 	for ; i+8 <= n; i += 8 {
-		b := uint16(data[i/8])
-		v[i], v[i+1], v[i+2], v[i+3] = b&1, b>>1&1, b>>2&1, b>>3&1
-		v[i+4], v[i+5], v[i+6], v[i+7] = b>>4&1, b>>5&1, b>>6&1, b>>7&1
+		*(*[8]uint16)(v[i:]) = coilOctets[data[i/8]]
 	}
 	for ; i < n; i++ {
 		v[i] = uint16(data[i/8]>>(i%8)) & 1
 	}
 	return v
 }
+
+// coilOctets holds each octet's eight coils, least significant bit
+// first, as 0 and 1.
+var coilOctets = func() (t [256][8]uint16) {
+	for b := range t {
+		for j := range t[b] {
+			t[b][j] = uint16(b>>j) & 1
+		}
+	}
+	return t
+}()
 
 func (d *Decoder) request(m *Message, p []byte) {
 	fc := p[0]

@@ -1305,3 +1305,25 @@ func TestNames(t *testing.T) {
 		t.Errorf("reason past the last = %q, want invalid", got)
 	}
 }
+
+// TestCoilsLikeBits: coils unpacks every count of every octet string as
+// reading the bits one by one does.
+func TestCoilsLikeBits(t *testing.T) {
+	d := NewDecoder(Config{})
+	data := []byte{0x00, 0xFF, 0xA5, 0x5A, 0x01, 0x80, 0x3C}
+	for count := 0; count <= 8*len(data)+3; count++ {
+		for lo := 0; lo <= len(data); lo++ {
+			in := data[lo:]
+			got := d.coils(in, count)
+			want := min(count, 8*len(in))
+			if len(got) != want {
+				t.Fatalf("%x, count %d: %d coils, want %d", in, count, len(got), want)
+			}
+			for i, c := range got {
+				if w := uint16(in[i/8]>>(i%8)) & 1; c != w {
+					t.Fatalf("%x, count %d: coil %d is %d, want %d", in, count, i, c, w)
+				}
+			}
+		}
+	}
+}
