@@ -965,7 +965,9 @@ func (e *Engine) NewFlow(f *dpi.Flow, t time.Time) {
 
 // checkPublic checks the two ends of a Modbus or DNP3 message.
 func (e *Engine) checkPublic(op *Op) {
-	s, d := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
+	// The cache holds the ends as the message gave them; they are
+	// unmapped only to be judged.
+	s, d := op.Src.Addr(), op.Dst.Addr()
 	var v publicVerdict
 	if f := op.Flow; f != nil {
 		// A flow's ends do not change: judge them once a flow.
@@ -976,17 +978,17 @@ func (e *Engine) checkPublic(op *Op) {
 		case pf.id == f.ID && pf.a == d && pf.b == s: // the other way
 			v = pf.v.reversed()
 		default:
-			v = judgePublic(s, d)
+			v = judgePublic(s.Unmap(), d.Unmap())
 			*pf = publicFlow{id: f.ID, a: s, b: d, v: v}
 		}
 	} else {
-		v = judgePublic(s, d)
+		v = judgePublic(s.Unmap(), d.Unmap())
 	}
 	switch v {
 	case publicDst:
-		e.fireBuiltin(dPublic, op, aggKey{src: s, dst: d}, finding{})
+		e.fireBuiltin(dPublic, op, aggKey{src: s.Unmap(), dst: d.Unmap()}, finding{})
 	case publicSrc:
-		e.fireBuiltin(dPublic, op, aggKey{src: d, dst: s}, finding{})
+		e.fireBuiltin(dPublic, op, aggKey{src: d.Unmap(), dst: s.Unmap()}, finding{})
 	}
 }
 
@@ -1077,7 +1079,9 @@ type knownFlow struct {
 
 func (e *Engine) checkNewAsset(op *Op) {
 	b := &e.bi
-	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
+	// The cache holds the ends as the message gave them, unmapped only
+	// when they are checked.
+	src, dst := op.Src.Addr(), op.Dst.Addr()
 	var kf *knownFlow
 	if f := op.Flow; f != nil {
 		kf = &b.known[(f.ID^f.ID>>10)&(knownSlots-1)]
@@ -1085,7 +1089,7 @@ func (e *Engine) checkNewAsset(op *Op) {
 			return
 		}
 	}
-	for i, a := range [2]netip.Addr{src, dst} {
+	for i, a := range [2]netip.Addr{src.Unmap(), dst.Unmap()} {
 		if !a.IsValid() || b.isAsset(a) || !b.reported.add(a, op.Time.UnixNano()) {
 			continue
 		}
