@@ -72,12 +72,27 @@ const (
 	qualityFlags = flagOnline | flagRestart | flagCommLost
 )
 
-// pointState is what a point said last.
-type pointState struct {
-	value uint32 // a binary or double-bit state, or a counter
-	flags uint8
-	bits  uint8 // the pt* bits
+// pointState is what a point said last, in one word so that the pass
+// over a poll compares a point in one step: its value (a binary or
+// double-bit state, or a counter) in the low 32 bits, its flags octet in
+// the next 8, its pt* bits in the 8 above those.
+type pointState uint64
+
+func (p pointState) value() uint32 { return uint32(p) }
+func (p pointState) flags() uint8  { return uint8(p >> 32) }
+func (p pointState) bits() uint8   { return uint8(p >> 40) }
+
+func (p *pointState) set(b uint8)   { *p |= pointState(b) << 40 }
+func (p *pointState) clear(b uint8) { *p &^= pointState(b) << 40 }
+
+// state is the word of a point with value v, flags f and the pt* bits b.
+func state(v uint32, f, b uint8) pointState {
+	return pointState(v) | pointState(f)<<32 | pointState(b)<<40
 }
+
+// stateMask keeps, of a point's word, its value, its flags and the pt*
+// bits b.
+func stateMask(b uint8) pointState { return state(^uint32(0), 0xff, b) }
 
 const (
 	ptValue   = 1 << iota // value holds a static value
@@ -348,7 +363,7 @@ func (e *Engine) events(pc *pass, h *dnp3.ObjectHeader, data []byte) {
 			index = index<<8 | uint32(data[off+j])
 		}
 		set := e.block(pc, index)
-		set.pts[index%pointBlock].bits |= ptEvents | ptEvented
+		set.pts[index%pointBlock].set(ptEvents | ptEvented)
 		set.settled = 0
 	}
 }
@@ -390,60 +405,122 @@ func (e *Engine) statics(pc *pass, h *dnp3.ObjectHeader, data []byte) {
 			for j := range pts {
 				bit := int(i) * int(lay.bits)
 				v := uint32(data[bit>>3]>>(bit&7)) & mask
-				if ps := &pts[j]; ps.bits&(ptValue|ptSuspect) != ptValue || ps.value != v {
+				// No flags in the layout: the value and the bits.
+				if ps := &pts[j]; *ps&state(^uint32(0), 0, ptValue|ptSuspect) != state(v, 0, ptValue) {
 					e.point(pc, set, ps, h.Start+i, v, 0)
 				} else {
-					ps.bits &^= ptEvented
+					ps.clear(ptEvented)
 				}
 				i++
 			}
 		case lay.valueLen == 0: // the flags octet, the state in it
-			shift := uint8(7)
-			if pc.kind == kindDouble {
-				shift = 6
+			vm := flagValue(2) // a binary input's state: bit 7
+			switch pc.kind {
+			case kindDouble:
+				vm = 4 // bits 7 and 6
+			case kindAnalog:
+				vm = 0 // none
 			}
-			for j := range pts {
-				flags := data[int(i)*stride]
-				v := uint32(flags >> shift)
-				if pc.kind == kindAnalog {
-					v = 0
+			for k := 0; k < len(pts); k++ {
+				at := (int(i) + k) * stride
+				k += sameFlags(pts[k:], data[at:int(end)*stride], stride, vm)
+				if k == len(pts) {
+					break
 				}
-				if ps := &pts[j]; ps.bits&(ptValue|ptFlags|ptSuspect) != ptValue|ptFlags || ps.flags != flags || ps.value != v {
-					e.point(pc, set, ps, h.Start+i, v, flags)
-				} else {
-					ps.bits &^= ptEvented
-				}
-				i++
+				flags := data[(int(i)+k)*stride]
+				e.point(pc, set, &pts[k], h.Start+i+uint32(k), vm.value(flags), flags)
 			}
+			i = end
 		default: // a value, after the flags octet if any
-			same := uint8(ptValue)
-			at := 0
-			if lay.flags {
-				same |= ptFlags
-				at = 1
+			for k := 0; k < len(pts); k++ {
+				at := (int(i) + k) * stride
+				k += sameValues(pts[k:], data[at:int(end)*stride], lay)
+				if k == len(pts) {
+					break
+				}
+				o := data[(int(i)+k)*stride:]
+				flags, v := lay.valueAt(o)
+				e.point(pc, set, &pts[k], h.Start+i+uint32(k), v, flags)
 			}
-			for j := range pts {
-				o := data[int(i)*stride:]
-				var flags uint8
-				if lay.flags {
-					flags = o[0]
-				}
-				v := uint32(o[at]) | uint32(o[at+1])<<8
-				if lay.valueLen == 4 {
-					v |= uint32(o[at+2])<<16 | uint32(o[at+3])<<24
-				}
-				if ps := &pts[j]; ps.bits&(same|ptSuspect) != same || ps.flags != flags || ps.value != v {
-					e.point(pc, set, ps, h.Start+i, v, flags)
-				} else {
-					ps.bits &^= ptEvented
-				}
-				i++
-			}
+			i = end
 		}
 		if settled(pts) {
 			set.settled = digest
 		}
 	}
+}
+
+// flagValue is how a flags-only object holds its state: the top bits of
+// its flags octet, as many as make this times 256 (2 for one bit, 4
+// for two, 0 for none: an analog's). A product, not a shift, so that the
+// loop of sameFlags keeps its counter in CX.
+type flagValue uint32
+
+func (f flagValue) value(flags uint8) uint32 { return uint32(flags) * uint32(f) >> 8 }
+
+// sameFlags clears the "event since" mark of the points of pts, from the
+// first, whose flags and state are what the flags octets at data[0],
+// data[stride], ... say, and returns how many there were before the
+// first that differs (len(pts) when none does). Kept apart from statics
+// so that this, the loop over most points of a poll, keeps its values in
+// registers (hence noinline).
+//
+//go:noinline
+func sameFlags(pts []pointState, data []byte, stride int, f flagValue) int {
+	at := 0
+	for j := range pts {
+		if at >= len(data) {
+			return j
+		}
+		flags := data[at]
+		p := pts[j]
+		if p&stateMask(ptValue|ptFlags|ptSuspect) != state(f.value(flags), flags, ptValue|ptFlags) {
+			return j
+		}
+		pts[j] = p &^ state(0, 0, ptEvented)
+		at += stride
+	}
+	return len(pts)
+}
+
+// valueAt reads the flags octet (0 when the layout has none) and the
+// value of the object at o.
+func (lay objLayout) valueAt(o []byte) (uint8, uint32) {
+	var flags uint8
+	at := 0
+	if lay.flags {
+		flags, at = o[0], 1
+	}
+	v := uint32(o[at]) | uint32(o[at+1])<<8
+	if lay.valueLen == 4 {
+		v |= uint32(o[at+2])<<16 | uint32(o[at+3])<<24
+	}
+	return flags, v
+}
+
+// sameValues is sameFlags for objects with a value, after a flags octet
+// when lay has one.
+//
+//go:noinline
+func sameValues(pts []pointState, data []byte, lay objLayout) int {
+	stride := int(lay.stride)
+	same := uint8(ptValue)
+	if lay.flags {
+		same |= ptFlags
+	}
+	for j := range pts {
+		at := j * stride
+		if at+stride > len(data) {
+			return j
+		}
+		flags, v := lay.valueAt(data[at : at+stride])
+		ps := &pts[j]
+		if *ps&stateMask(same|ptSuspect) != state(v, flags, same) {
+			return j
+		}
+		ps.clear(ptEvented)
+	}
+	return len(pts)
 }
 
 // digest names what the points first to first+(end-start) of a block
@@ -471,7 +548,7 @@ func (e *Engine) digest(lay objLayout, first, start, end uint32, data []byte) ui
 // suspected or has an event since.
 func settled(pts []pointState) bool {
 	for i := range pts {
-		if pts[i].bits&(ptValue|ptEvented|ptSuspect) != ptValue {
+		if pts[i].bits()&(ptValue|ptEvented|ptSuspect) != ptValue {
 			return false
 		}
 	}
@@ -489,45 +566,43 @@ func settled(pts []pointState) bool {
 func (e *Engine) point(pc *pass, set *pointSet, ps *pointState, index, v uint32, flags uint8) {
 	b := &e.bi
 	kind := pc.kind
-	judge := ps.bits&ptValue != 0 && pc.compare && !pc.blind
+	judge := ps.bits()&ptValue != 0 && pc.compare && !pc.blind
 	switch {
 	case !judge || kind == kindAnalog:
 	case kind == kindCounter:
-		if v < ps.value && set.clears == pc.out.clears && b.on[dCounterBackwards] && !wrapped(ps.value, v, pc.wide) {
-			e.firePoint(dCounterBackwards, pc.op, kind, index, finding{count: int(v), prev: ps.value})
+		if v < ps.value() && set.clears == pc.out.clears && b.on[dCounterBackwards] && !wrapped(ps.value(), v, pc.wide) {
+			e.firePoint(dCounterBackwards, pc.op, kind, index, finding{count: int(v), prev: ps.value()})
 		}
-	case ps.bits&ptEvents == 0 || ps.bits&ptEvented != 0:
+	case ps.bits()&ptEvents == 0 || ps.bits()&ptEvented != 0:
 		// No events for the point, or one came: nothing to suspect.
-		ps.bits &^= ptSuspect
-	case v == ps.value:
-		ps.bits &^= ptSuspect // back where it was: a flicker
-	case ps.bits&ptSuspect == 0:
+		ps.clear(ptSuspect)
+	case v == ps.value():
+		ps.clear(ptSuspect) // back where it was: a flicker
+	case ps.bits()&ptSuspect == 0:
 		if pc.judge {
-			ps.bits |= ptSuspect
+			ps.set(ptSuspect)
 			return // keep the old value until the next answer says
 		}
 	case pc.judge && b.on[dSilentChange]:
-		e.firePoint(dSilentChange, pc.op, kind, index, finding{count: int(v), prev: ps.value})
-		ps.bits &^= ptSuspect
+		e.firePoint(dSilentChange, pc.op, kind, index, finding{count: int(v), prev: ps.value()})
+		ps.clear(ptSuspect)
 	default:
 		return // still suspected: wait for an answer to a read of every class
 	}
 	if pc.lay.flags {
 		// Quality: ONLINE, COMM_LOST, or RESTART raised; a RESTART flag
 		// that clears after a restart is the device settling.
-		changed := (flags ^ ps.flags) & qualityFlags
+		changed := (flags ^ ps.flags()) & qualityFlags
 		if changed == flagRestart && flags&flagRestart == 0 {
 			changed = 0
 		}
-		if ps.bits&ptFlags != 0 && pc.compare && !pc.blind && changed != 0 && pc.m.IIN&iinRestart == 0 && b.on[dQualityChange] {
+		if ps.bits()&ptFlags != 0 && pc.compare && !pc.blind && changed != 0 && pc.m.IIN&iinRestart == 0 && b.on[dQualityChange] {
 			e.fireBuiltin(dQualityChange, pc.op, aggKey{src: pc.op.Src.Addr(), dst: pc.op.Dst.Addr(), dev: pc.op.LinkSrc, addr: uint32(kind) << 24},
-				finding{count: int(flags), prev: uint32(ps.flags), kind: kind, index: index})
+				finding{count: int(flags), prev: uint32(ps.flags()), kind: kind, index: index})
 		}
-		ps.flags = flags
-		ps.bits |= ptFlags
+		*ps = state(ps.value(), flags, ps.bits()|ptFlags)
 	}
-	ps.value = v
-	ps.bits = ps.bits&^(ptEvented|ptSuspect) | ptValue
+	*ps = state(v, ps.flags(), ps.bits()&^(ptEvented|ptSuspect)|ptValue)
 }
 
 // wrapped reports whether a counter that went from prev to v wrapped
