@@ -124,7 +124,6 @@ func TestPublisherFullDisk(t *testing.T) {
 	others := fillDisk(t, dir, "others", 1<<20) // another program's files
 	addr := freePort(t)
 	cfg := testConfig("tcp://" + addr)
-	cfg.BackoffMin, cfg.BackoffMax = 2*time.Second, 2*time.Second // the tail subscribes first
 	var log testenv.Buffer
 	logger := slog.New(slog.NewTextHandler(&log, nil))
 	p, warn, err := New(cfg, dir, "test", logger)
@@ -180,14 +179,17 @@ func TestPublisherFullDisk(t *testing.T) {
 		t.Fatalf("the spool did not grow into the space freed: held %d, was %d; drops %d, were %d", before.Held, full.Held, before.Drops, full.Drops)
 	}
 
-	// The broker is back.
-	b, err := StartEmbedded(addr)
+	// The broker is back, and the security center subscribed before the
+	// publisher can reach it.
+	b, err := StartEmbedded("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	open := openLater(t, addr, strings.TrimPrefix(b.URL(), "tcp://"))
 	tl := startTail(t, TailConfig{Brokers: []string{b.URL()}, Kinds: []string{"alert"}})
 	pollUntil(t, 10*time.Second, "tail to subscribe", func() bool { return b.Subscribed("tapwatch-tail-") })
+	open()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := p.Flush(ctx); err != nil {

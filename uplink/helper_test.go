@@ -11,6 +11,8 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +34,63 @@ func pollUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// openLater is the way to a broker that a publisher, set to addr, cannot
+// take until open is called: a relay from addr to target, listening only
+// from then on. A test subscribes at target first; a clean session then
+// sees everything the publisher sends, whatever the phase of its backoff
+// when the broker came up.
+func openLater(t testing.TB, addr, target string) (open func()) {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		ln    net.Listener
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if ln != nil {
+			ln.Close()
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return func() {
+		t.Helper()
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("relay %s to the broker: %v", addr, err)
+		}
+		mu.Lock()
+		ln = l
+		mu.Unlock()
+		go func() {
+			for {
+				in, err := l.Accept()
+				if err != nil {
+					return
+				}
+				out, err := net.Dial("tcp", target)
+				if err != nil {
+					in.Close()
+					continue
+				}
+				mu.Lock()
+				conns = append(conns, in, out)
+				mu.Unlock()
+				pipe := func(dst, src net.Conn) {
+					io.Copy(dst, src)
+					dst.Close()
+					src.Close()
+				}
+				go pipe(out, in)
+				go pipe(in, out)
+			}
+		}()
 	}
 }
 

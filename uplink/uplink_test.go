@@ -97,7 +97,6 @@ func TestReconnectEmbedded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cfg := testConfig(b.URL())
-	cfg.BackoffMin, cfg.BackoffMax = 2*time.Second, 2*time.Second // tail subscribes first
 	p, _, err := New(cfg, t.TempDir(), "test", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -122,11 +121,12 @@ func TestReconnectEmbedded(t *testing.T) {
 		t.Fatalf("state while down: %+v", st)
 	}
 
-	b2, err := StartEmbedded(addr)
+	b2, err := StartEmbedded("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b2.Close()
+	open := openLater(t, addr, strings.TrimPrefix(b2.URL(), "tcp://"))
 	var out, rep testenv.Buffer
 	res := make(chan []SensorReport, 1)
 	go func() {
@@ -136,6 +136,7 @@ func TestReconnectEmbedded(t *testing.T) {
 	// Tail must subscribe before the publisher reconnects, or its clean
 	// session misses what was published in between.
 	waitFor(t, func() bool { return b2.Subscribed("tapwatch-tail-") }, "tail to subscribe")
+	open()
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
