@@ -1071,7 +1071,9 @@ func (e *Engine) TakeOver(old *Engine) {
 		e.bi.integ.seed = old.bi.integ.seed // the hashes it holds
 	}
 	e.bi.integ.unseen.CopyFrom(&old.bi.integ.unseen)
-	e.bi.plaus.blocks.CopyFrom(&old.bi.plaus.blocks)
+	if e.bi.plaus.blocks.CopyFrom(&old.bi.plaus.blocks) {
+		e.bi.plaus.seed = old.bi.plaus.seed // the settled blocks' digests
+	}
 	e.bi.plaus.outs.CopyFrom(&old.bi.plaus.outs)
 	if e.bi.replay.dirs.CopyFrom(&old.bi.replay.dirs) {
 		e.bi.replay.seed = old.bi.replay.seed

@@ -3,7 +3,7 @@ package rules
 import (
 	"bytes"
 	"encoding/binary"
-	"github.com/tapwatch/tapwatch/dpi/link"
+	"hash/maphash"
 	"net"
 	"net/netip"
 	"strings"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/dnp3"
+	"github.com/tapwatch/tapwatch/dpi/link"
 	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 )
@@ -874,8 +875,10 @@ func FuzzIntegrityState(f *testing.F) {
 		// skip of settled blocks must change nothing.
 		a := replayNet(t, write)
 		skipSettled = false
-		b := replayNet(t, write)
-		skipSettled = true
+		b := func() *recorder {
+			defer func() { skipSettled = true }()
+			return replayNet(t, write)
+		}()
 		if len(a.alerts) != len(b.alerts) {
 			t.Fatalf("%d alerts, then %d", len(a.alerts), len(b.alerts))
 		}
@@ -928,6 +931,29 @@ func TestTakeOverIntegrity(t *testing.T) {
 	report(e, time.Second, 128)
 	if got := rec.rules(); len(got) != 1 || got[0] != "ics-spoof" {
 		t.Errorf("alerts %v, want ics-spoof from what the old engine learned", got)
+	}
+}
+
+// TestTakeOverSettled: a reload keeps the settled blocks of DNP3 points
+// valid: their digests are keyed with the old engine's seed, so the new
+// one hashes with it too (else every block is checked point by point
+// once more after a reload).
+func TestTakeOverSettled(t *testing.T) {
+	old, err := NewEngine(nil, &recorder{}, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(nil, &recorder{}, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll := []byte{0x81, 0x01, 0x81, 0x01}
+	if maphash.Bytes(e.bi.plaus.seed, poll) == maphash.Bytes(old.bi.plaus.seed, poll) {
+		t.Fatal("two engines key their digests alike before a reload")
+	}
+	e.TakeOver(old)
+	if maphash.Bytes(e.bi.plaus.seed, poll) != maphash.Bytes(old.bi.plaus.seed, poll) {
+		t.Error("after a reload the new engine keys its digests otherwise than the blocks it took over")
 	}
 }
 
