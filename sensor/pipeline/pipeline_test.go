@@ -390,6 +390,7 @@ func TestLoadFreesGarbage(t *testing.T) {
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		runtime.KeepAlive(pol)
+		t.Logf("after loading %d rules: %d KiB live on the heap, %d KiB of heap in use, %d KiB free kept", len(pol.Rules), m.HeapAlloc>>10, m.HeapInuse>>10, (m.HeapIdle-m.HeapReleased)>>10)
 		if kept := m.HeapIdle - m.HeapReleased; kept > 1<<20 {
 			t.Errorf("after loading %d rules, %d KiB of free heap kept from the system, want under 1 MiB", len(pol.Rules), kept>>10)
 		}
@@ -408,6 +409,11 @@ func TestLoadFreesGarbage(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestLoadFreesGarbage") {
 		t.Fatalf("the load in a fresh process: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "after loading") {
+			t.Log(strings.TrimSpace(l))
+		}
 	}
 }
 
