@@ -593,7 +593,17 @@ func (n *node) describe() string {
 
 type decoder struct {
 	*yamlpos.Decoder
-	assets map[string]*Asset
+	assets  map[string]*Asset
+	lineOff int // added to the lines of what is parsed: where a piece of the file starts (parseChunked)
+}
+
+// posOf is where n starts in the file.
+func (d *decoder) posOf(n ast.Node) yamlpos.Pos {
+	at := yamlpos.PosOf(n)
+	if at.Line > 0 {
+		at.Line += d.lineOff
+	}
+	return at
 }
 
 func (d *decoder) errorf(at yamlpos.Pos, path, format string, a ...any) {
@@ -603,6 +613,11 @@ func (d *decoder) errorf(at yamlpos.Pos, path, format string, a ...any) {
 func (d *decoder) record(path string, n *node) { d.Pos.Record(path, n.pos) }
 
 func (d *decoder) parseYAML(data []byte) (*node, error) {
+	if len(data) >= chunkMin {
+		if root, ok := d.parseChunked(data); ok {
+			return root, nil
+		}
+	}
 	f, err := d.Parse(data)
 	if err != nil {
 		return nil, err
@@ -633,7 +648,7 @@ func (d *decoder) convert(n ast.Node, depth int) *node {
 	if n == nil {
 		return &node{kind: kindNull}
 	}
-	at := yamlpos.PosOf(n)
+	at := d.posOf(n)
 	if depth > maxDepth {
 		d.errorf(at, "", "nested more than %d levels deep", maxDepth)
 		return &node{kind: kindNull, pos: at}
@@ -699,7 +714,7 @@ func (d *decoder) mapEntry(out *node, mv *ast.MappingValueNode, depth int) {
 	if mv == nil {
 		return
 	}
-	at := yamlpos.PosOf(mv.Key)
+	at := d.posOf(mv.Key)
 	var key string
 	switch k := mv.Key.(type) {
 	case *ast.StringNode:

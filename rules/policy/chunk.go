@@ -1,0 +1,317 @@
+package policy
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/goccy/go-yaml/ast"
+
+	"github.com/tapwatch/tapwatch/internal/yamlpos"
+)
+
+// A large policy or baseline is parsed a few entries at a time.
+//
+// The YAML parser keeps every token of what it parses, with its
+// position, and the syntax tree over them: about 70 bytes of heap for
+// each byte of YAML, 5 MB for a 500-rule policy of 74 KB, all live at
+// once. On a box that runs in 20 MiB that set the peak of the process.
+// parseChunked cuts a file at the entries of its top-level sections and
+// parses the pieces one after the other, each dropped once converted to
+// nodes, so that only one piece's tokens are live at a time.
+//
+// It cuts only where the cut cannot change the meaning, and gives up
+// (the caller then parses the file whole, which also reports its
+// errors) at anything it cannot vouch for: a piece that does not parse,
+// or parses to another kind of node than expected, a key given twice,
+// any problem the conversion reports, document markers, directives, a
+// byte-order mark or tabs in an indentation. FuzzChunkedLikeWhole
+// checks that whatever it returns is what the whole parse gives.
+
+// chunkMin is the size from which a file is parsed in pieces; chunkSize
+// is about how much YAML a piece holds. Tests lower them to cut small
+// files often.
+var (
+	chunkMin  = 16 << 10
+	chunkSize = 4 << 10
+)
+
+// pieceEnd is the entry the parser sees after a piece.
+const pieceEnd = "tapwatch-piece-end"
+
+// line is one line of a file: data[start:end] without its newline; no
+// is its 1-based number.
+type line struct {
+	start, end int
+	no         int
+}
+
+// parseChunked returns the file's tree and true, or false when the
+// file must be parsed whole; it leaves d's errors as it found them.
+func (d *decoder) parseChunked(data []byte) (*node, bool) {
+	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) || bytes.Count(data, []byte("\r")) != bytes.Count(data, []byte("\r\n")) {
+		return nil, false // a byte-order mark, or lines that end in a lone CR
+	}
+	lines := splitLines(data)
+	nerrs := len(d.Errs)
+	root, ok := d.chunkedRoot(data, lines)
+	if !ok || len(d.Errs) != nerrs {
+		clear(d.Errs[nerrs:])
+		d.Errs = d.Errs[:nerrs]
+		return nil, false
+	}
+	return root, true
+}
+
+func splitLines(data []byte) []line {
+	var out []line
+	for start, no := 0, 1; start < len(data); no++ {
+		end := bytes.IndexByte(data[start:], '\n')
+		if end < 0 {
+			out = append(out, line{start, len(data), no})
+			break
+		}
+		out = append(out, line{start, start + end, no})
+		start += end + 1
+	}
+	return out
+}
+
+// text is l's text without a carriage return at its end.
+func (l line) text(data []byte) []byte {
+	return bytes.TrimSuffix(data[l.start:l.end], []byte("\r"))
+}
+
+// indent is the number of spaces l starts with, and false when its
+// indentation holds a tab.
+func (l line) indent(data []byte) (int, bool) {
+	t := l.text(data)
+	n := 0
+	for n < len(t) && t[n] == ' ' {
+		n++
+	}
+	return n, n == len(t) || t[n] != '\t'
+}
+
+// blank reports whether l holds nothing but spaces and perhaps a
+// comment.
+func (l line) blank(data []byte) bool {
+	t := bytes.TrimLeft(l.text(data), " ")
+	return len(t) == 0 || t[0] == '#'
+}
+
+func (d *decoder) chunkedRoot(data []byte, lines []line) (*node, bool) {
+	// The top-level entries start at column 1; what is before the
+	// first may only be blank lines and comments.
+	var starts []int
+	for i, l := range lines {
+		t := l.text(data)
+		if _, ok := l.indent(data); !ok {
+			return nil, false
+		}
+		if bytes.HasPrefix(t, []byte("---")) || bytes.HasPrefix(t, []byte("...")) || bytes.HasPrefix(t, []byte("%")) {
+			return nil, false
+		}
+		if t0 := bytes.TrimRight(t, " "); len(t0) == 1 && t0[0] == '-' {
+			return nil, false // an empty item at column 1 takes a key after it in
+		}
+		if len(t) == 0 || t[0] == ' ' || t[0] == '#' || t[0] == '-' {
+			if len(starts) == 0 && !l.blank(data) {
+				return nil, false
+			}
+			continue
+		}
+		starts = append(starts, i)
+	}
+	if len(starts) == 0 {
+		return nil, false
+	}
+	root := &node{kind: kindMap}
+	seen := map[string]bool{}
+	for j, s := range starts {
+		end := len(lines)
+		if j+1 < len(starts) {
+			end = starts[j+1]
+		}
+		nkeys := len(root.keys)
+		var ok bool
+		if key, block := blockHeader(lines[s].text(data)); block && lines[end-1].end-lines[s].end > chunkSize {
+			ok = d.chunkSection(root, key, data, lines[s:end], end == len(lines))
+		} else {
+			ok = d.chunkPiece(root, data, lines[s:end], 0, kindMap, 0, end == len(lines))
+		}
+		if !ok || len(root.keys) != nkeys+1 {
+			return nil, false // a piece is one top-level entry
+		}
+		k := root.keys[nkeys].key
+		if seen[k] {
+			return nil, false
+		}
+		seen[k] = true
+	}
+	root.pos = root.keys[0].pos
+	return root, true
+}
+
+// blockHeader reports whether t is a top-level key alone on its line,
+// "name:" perhaps followed by spaces and a comment, whose value is the
+// block below it, and returns the key.
+func blockHeader(t []byte) (string, bool) {
+	n := 0
+	for n < len(t) && (t[n] >= 'a' && t[n] <= 'z' || t[n] >= 'A' && t[n] <= 'Z' || t[n] == '_' || n > 0 && (t[n] >= '0' && t[n] <= '9' || t[n] == '-')) {
+		n++
+	}
+	if n == 0 || n == len(t) || t[n] != ':' {
+		return "", false
+	}
+	rest := bytes.TrimLeft(t[n+1:], " ")
+	if len(rest) > 0 && (rest[0] != '#' || len(rest) == len(t[n+1:])) {
+		return "", false // a value on the line, or "#" not after a space
+	}
+	return string(t[:n]), true
+}
+
+// chunkPiece parses lines as one document that must be of kind want (a
+// map or a list of entries indented indent spaces), converts it at
+// depth and adds its keys or items to out. Unless the lines are the
+// file's last, the parser sees one more entry after them, as it does in
+// the whole file: what it makes of a value at the very end of the text
+// is not always what it makes of it elsewhere (the place of an empty or
+// a multi-line value). That entry is then left out.
+func (d *decoder) chunkPiece(out *node, data []byte, lines []line, depth int, want nodeKind, indent int, last bool) bool {
+	end := lines[len(lines)-1].end
+	if end < len(data) {
+		end++ // the newline: a block scalar's last one is part of its value
+	}
+	text := data[lines[0].start:end]
+	if !last {
+		text = append(text[:len(text):len(text)], strings.Repeat(" ", indent)...)
+		if want == kindSeq {
+			text = append(text, "- "+pieceEnd+"\n"...)
+		} else {
+			text = append(text, pieceEnd+": 0\n"...)
+		}
+	}
+	f, err := d.Parse(text)
+	if err != nil || len(f.Docs) != 1 || f.Docs[0] == nil {
+		return false
+	}
+	body := f.Docs[0].Body
+	switch b := body.(type) {
+	case *ast.MappingNode:
+		if want != kindMap || b.IsFlowStyle {
+			return false
+		}
+	case *ast.MappingValueNode:
+		if want != kindMap {
+			return false
+		}
+	case *ast.SequenceNode:
+		if want != kindSeq || b.IsFlowStyle {
+			return false
+		}
+	default:
+		return false
+	}
+	d.lineOff = lines[0].no - 1
+	n := d.convert(body, depth)
+	d.lineOff = 0
+	if n.kind != want {
+		return false
+	}
+	if !last {
+		sentinel := lines[len(lines)-1].no + 1
+		switch {
+		case want == kindSeq && len(n.items) > 0 && n.items[len(n.items)-1].text == pieceEnd && n.items[len(n.items)-1].pos.Line == sentinel:
+			n.items = n.items[:len(n.items)-1]
+		case want == kindMap && len(n.keys) > 0 && n.keys[len(n.keys)-1].key == pieceEnd && n.keys[len(n.keys)-1].pos.Line == sentinel:
+			n.keys = n.keys[:len(n.keys)-1]
+		default:
+			return false
+		}
+	}
+	if out.kind == kindNull { // the first piece of a section
+		*out = *n
+		return true
+	}
+	out.keys = append(out.keys, n.keys...)
+	out.items = append(out.items, n.items...)
+	return true
+}
+
+// chunkSection adds the top-level key of lines[0], whose value is the
+// block of the lines after it, to root, parsing that block a few
+// entries at a time.
+func (d *decoder) chunkSection(root *node, key string, data []byte, lines []line, last bool) bool {
+	body := lines[1:]
+	first := -1
+	for i, l := range body {
+		if !l.blank(data) {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return false
+	}
+	k, _ := body[first].indent(data)
+	want := kindMap
+	if t := body[first].text(data)[k:]; t[0] == '-' {
+		want = kindSeq
+	}
+	// Every line as far left as the entries starts one, but for a list
+	// that is the value of a key of a map's entry ("key:" then "- x" at
+	// the key's indentation); anything else there, or further left, the
+	// whole parse must judge.
+	for _, l := range body[first:] {
+		if l.blank(data) {
+			continue
+		}
+		t := l.text(data)
+		switch ind, _ := l.indent(data); {
+		case ind < k:
+			return false
+		case ind == k && !entryStart(t, k, want) && (want == kindSeq || !entryStart(t, k, kindSeq)):
+			return false
+		}
+	}
+	val := &node{kind: kindNull}
+	from := first
+	for i := first + 1; i <= len(body); i++ {
+		if i < len(body) && (!entryStart(body[i].text(data), k, want) || body[i].start-body[from].start < chunkSize) {
+			continue
+		}
+		if !d.chunkPiece(val, data, body[from:i], 1, want, k, last && i == len(body)) {
+			return false
+		}
+		from = i
+	}
+	if want == kindMap {
+		seen := make(map[string]bool, len(val.keys))
+		for _, e := range val.keys {
+			if seen[e.key] {
+				return false
+			}
+			seen[e.key] = true
+		}
+	}
+	root.keys = append(root.keys, entry{key: key, pos: yamlpos.Pos{Line: lines[0].no, Column: 1}, val: val})
+	return true
+}
+
+// entryStart reports whether t, a line of a section's block indented k
+// spaces, starts an entry of it: a list item, or a plain key.
+func entryStart(t []byte, k int, want nodeKind) bool {
+	if len(t) <= k {
+		return false
+	}
+	for _, c := range t[:k] {
+		if c != ' ' {
+			return false
+		}
+	}
+	c := t[k]
+	if want == kindSeq {
+		return c == '-' && (len(t) == k+1 || t[k+1] == ' ')
+	}
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}

@@ -1,0 +1,218 @@
+package policy
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tapwatch/tapwatch/internal/benchtool"
+	"github.com/tapwatch/tapwatch/internal/yamlpos"
+)
+
+// wholeTree is the file's tree parsed in one piece, and d's errors.
+func wholeTree(data []byte) (*node, []string) {
+	defer func(m int) { chunkMin = m }(chunkMin)
+	chunkMin = 1 << 62
+	d := &decoder{Decoder: newTestDecoder()}
+	root, err := d.parseYAML(data)
+	if err != nil {
+		return nil, []string{err.Error()}
+	}
+	return root, errStrings(d)
+}
+
+func newTestDecoder() *yamlpos.Decoder { return yamlpos.NewDecoder("t.yaml") }
+
+func errStrings(d *decoder) []string {
+	var out []string
+	for _, e := range d.Errs {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+// chunkedTree is the file's tree parsed in pieces of about size bytes,
+// and whether the pieces were used.
+func chunkedTree(data []byte, size int) (*node, bool) {
+	defer func(s int) { chunkSize = s }(chunkSize)
+	chunkSize = size
+	d := &decoder{Decoder: newTestDecoder()}
+	root, ok := d.parseChunked(data)
+	if len(d.Errs) != 0 {
+		panic(fmt.Sprintf("parseChunked left errors: %v", errStrings(d)))
+	}
+	return root, ok
+}
+
+// checkLikeWhole fails when the chunked parse of data gives a tree the
+// whole parse does not.
+func checkLikeWhole(t *testing.T, data []byte, size int) bool {
+	t.Helper()
+	got, ok := chunkedTree(data, size)
+	if !ok {
+		return false
+	}
+	want, errs := wholeTree(data)
+	if len(errs) > 0 {
+		t.Fatalf("pieces of %d bytes parsed a file the whole parse rejects (%v):\n%s", size, errs, data)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("pieces of %d bytes give another tree than the whole file:\n%s\npieces: %s\nwhole:  %s", size, data, dumpNode(got), dumpNode(want))
+	}
+	return true
+}
+
+func dumpNode(n *node) string {
+	var b strings.Builder
+	var walk func(n *node)
+	walk = func(n *node) {
+		fmt.Fprintf(&b, "%d@%d:%d", n.kind, n.pos.Line, n.pos.Column)
+		switch n.kind {
+		case kindScalar:
+			fmt.Fprintf(&b, "%q", n.text)
+		case kindMap:
+			b.WriteString("{")
+			for _, e := range n.keys {
+				fmt.Fprintf(&b, "%q@%d:%d=", e.key, e.pos.Line, e.pos.Column)
+				walk(e.val)
+				b.WriteString(" ")
+			}
+			b.WriteString("}")
+		case kindSeq:
+			b.WriteString("[")
+			for _, it := range n.items {
+				walk(it)
+				b.WriteString(" ")
+			}
+			b.WriteString("]")
+		}
+	}
+	walk(n)
+	return b.String()
+}
+
+// TestChunkedLikeWhole: the hand-written cases and the bench's large
+// policies, cut at every entry and in pieces of a few KiB, give the tree
+// the whole parse gives, positions included; and the large ones are
+// cut, not parsed whole.
+func TestChunkedLikeWhole(t *testing.T) {
+	files, _ := filepath.Glob("testdata/cases/*/policy.yaml")
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int{1, 64, 4 << 10} {
+			checkLikeWhole(t, data, size)
+		}
+	}
+	for _, plant := range []string{"small", "site"} {
+		for _, n := range []int{50, 500} {
+			data, err := benchtool.Policy(plant, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			crlf := bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
+			for _, size := range []int{1, 300, chunkSize} {
+				if !checkLikeWhole(t, data, size) {
+					t.Errorf("%s policy of %d rules, pieces of %d bytes: parsed whole", plant, n, size)
+				}
+				if !checkLikeWhole(t, crlf, size) {
+					t.Errorf("%s policy of %d rules, CRLF, pieces of %d bytes: parsed whole", plant, n, size)
+				}
+			}
+		}
+	}
+}
+
+// TestChunkedGivesUp: what a cut could change is parsed whole, and the
+// whole parse reports what is wrong, at the right line.
+func TestChunkedGivesUp(t *testing.T) {
+	pad := strings.Repeat("  - {id: r, when: {proto: modbus}}\n", 4)
+	for _, c := range []struct{ name, yaml, wantErr string }{
+		{"key twice at the top", "rules:\n" + pad + "rules:\n" + pad, "already defined"},
+		{"key twice in a section", "assets:\n  a: {ip: 10.0.0.1}\n  b: {ip: 10.0.0.2}\n  a: {ip: 10.0.0.3}\n", "already defined"},
+		{"string over a cut", "rules:\n  - id: \"a\n  - b\"\n" + pad, ""},
+		{"flow list over a cut", "rules:\n  - {id: a, when: {fc: [1,\n  - 2]}}\n" + pad, ""},
+		{"document marker", "---\nrules:\n" + pad, ""},
+		{"two documents", "rules:\n" + pad + "---\nrules:\n" + pad, "one YAML document"},
+		{"tab in an indentation", "rules:\n" + pad + "\t- {id: x}\n", ""},
+		{"anchor", "assets:\n  a: &x {ip: 10.0.0.1}\n  b: *x\n", "anchors"},
+		{"a list at the top", "- a\n- b\n", ""},
+		{"a scalar section", "rules:\n  just\n  text\n", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data := []byte(c.yaml)
+			if _, ok := chunkedTree(data, 1); ok {
+				t.Fatal("cut, not parsed whole")
+			}
+			_, errs := wholeTree(data)
+			if c.wantErr != "" && !strings.Contains(strings.Join(errs, "\n"), c.wantErr) {
+				t.Fatalf("whole parse: %v, want an error with %q", errs, c.wantErr)
+			}
+		})
+	}
+}
+
+// FuzzChunkedLikeWhole: whenever the file is cut into pieces, at every
+// entry or a few entries at a time, the tree is the one the whole parse
+// gives, positions included, and the whole parse finds nothing wrong.
+func FuzzChunkedLikeWhole(f *testing.F) {
+	files, _ := filepath.Glob("testdata/cases/*/policy.yaml")
+	for _, name := range files {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
+	}
+	if data, err := benchtool.Policy("small", 20); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("assets:\n  a: |\n    x\n  b: >-\n   y\n    z\n  c: 'q\n   r'\nrules:\n- id: a\n  # c\n- id: b\n"))
+	f.Add([]byte("detectors:\n  x: {}\n\n# c\nrules: # c\n  -\n    id: a\n  - id: \"b\"\n    when:\n      fc: [1, 2]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, size := range []int{1, 40} {
+			checkLikeWhole(t, data, size)
+		}
+	})
+}
+
+// TestChunkedErrorsLikeWhole: a large policy with a syntax error and a
+// wrong value far into it reports both as the whole parse does, at the
+// same lines.
+func TestChunkedErrorsLikeWhole(t *testing.T) {
+	data, err := benchtool.Policy("site", 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	at := len(lines) * 2 / 3
+	for !strings.HasPrefix(lines[at], "  - ") {
+		at++
+	}
+	bad := slices.Insert(slices.Clone(lines), at, "  - {id: broken, when: {proto: modbus, fc: [1, 2}}")
+	semantic := slices.Insert(slices.Clone(lines), at, "  - {id: wrong, when: {proto: modbus, fc: 300}}")
+	for name, text := range map[string][]string{"syntax": bad, "value": semantic} {
+		data := []byte(strings.Join(text, "\n"))
+		parse := func(min int) string {
+			defer func(m int) { chunkMin = m }(chunkMin)
+			chunkMin = min
+			_, err := Parse(data, "big.yaml")
+			if err == nil {
+				t.Fatalf("%s: no error", name)
+			}
+			return err.Error()
+		}
+		whole, pieces := parse(1<<62), parse(0)
+		if whole != pieces {
+			t.Errorf("%s: in pieces\n%s\nwhole\n%s", name, pieces, whole)
+		}
+		if want := fmt.Sprintf("big.yaml:%d:", at+1); !strings.Contains(pieces, want) {
+			t.Errorf("%s: %s, want the error at line %d", name, pieces, at+1)
+		}
+	}
+}
