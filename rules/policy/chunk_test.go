@@ -216,3 +216,24 @@ func TestChunkedErrorsLikeWhole(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParse500: loading the bench's 500-rule policy whole and in
+// pieces (docs/performance.md).
+func BenchmarkParse500(b *testing.B) {
+	data, _ := benchtool.Policy("site", 500)
+	for _, c := range []struct {
+		name string
+		min  int
+	}{{"whole", 1 << 62}, {"pieces", 16 << 10}} {
+		b.Run(c.name, func(b *testing.B) {
+			defer func(m int) { chunkMin = m }(chunkMin)
+			chunkMin = c.min
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Parse(data, "x"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
