@@ -19,12 +19,15 @@ import (
 // parses the pieces one after the other, each dropped once converted to
 // nodes, so that only one piece's tokens are live at a time.
 //
-// It cuts only where the cut cannot change the meaning, and gives up
-// (the caller then parses the file whole, which also reports its
+// Every top-level entry is parsed on its own; a large block under a
+// top-level key alone on its line is parsed a few of its entries at a
+// time. It cuts only where the cut cannot change the meaning, and gives
+// up (the caller then parses the file whole, which also reports its
 // errors) at anything it cannot vouch for: a piece that does not parse,
-// or parses to another kind of node than expected, a key given twice,
-// any problem the conversion reports, document markers, directives, a
-// byte-order mark or tabs in an indentation. FuzzChunkedLikeWhole
+// or parses to another kind of node than expected, a key given twice or
+// holding a "'", any problem the conversion reports, document markers,
+// directives, a byte-order mark, a lone CR, tabs in an indentation or
+// on a piece's first line, an empty item at column 1. FuzzChunkedLikeWhole
 // checks that whatever it returns is what the whole parse gives.
 
 // chunkMin is the size from which a file is parsed in pieces; chunkSize
@@ -111,7 +114,7 @@ func (d *decoder) chunkedRoot(data []byte, lines []line) (*node, bool) {
 		if bytes.HasPrefix(t, []byte("---")) || bytes.HasPrefix(t, []byte("...")) || bytes.HasPrefix(t, []byte("%")) {
 			return nil, false
 		}
-		if t0 := bytes.TrimRight(t, " "); len(t0) == 1 && t0[0] == '-' {
+		if emptyItem(t) {
 			return nil, false // an empty item at column 1 takes a key after it in
 		}
 		if len(t) == 0 || t[0] == ' ' || t[0] == '#' || t[0] == '-' {
@@ -178,6 +181,9 @@ func blockHeader(t []byte) (string, bool) {
 // is not always what it makes of it elsewhere (the place of an empty or
 // a multi-line value). That entry is then left out.
 func (d *decoder) chunkPiece(out *node, data []byte, lines []line, depth int, want nodeKind, indent int, last bool) bool {
+	if bytes.IndexByte(lines[0].text(data), '\t') >= 0 {
+		return false // goccy reads a tab by the column of the last ':' or '-' before it, which a piece does not see
+	}
 	end := lines[len(lines)-1].end
 	if end < len(data) {
 		end++ // the newline: a block scalar's last one is part of its value
@@ -215,7 +221,7 @@ func (d *decoder) chunkPiece(out *node, data []byte, lines []line, depth int, wa
 	d.lineOff = lines[0].no - 1
 	n := d.convert(body, depth)
 	d.lineOff = 0
-	if n.kind != want {
+	if n.kind != want || quotedKey(n) {
 		return false
 	}
 	if !last {
@@ -314,4 +320,33 @@ func entryStart(t []byte, k int, want nodeKind) bool {
 		return c == '-' && (len(t) == k+1 || t[k+1] == ' ')
 	}
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+// emptyItem reports whether t is a list item with nothing on its line:
+// "-" then only spaces or tabs, perhaps a comment.
+func emptyItem(t []byte) bool {
+	if len(t) == 0 || t[0] != '-' {
+		return false
+	}
+	r := bytes.TrimLeft(t[1:], " \t")
+	return len(r) == 0 || r[0] == '#' && len(r) < len(t)-1
+}
+
+// quotedKey reports whether a key in n holds a "'": goccy finds a key
+// given twice by its path, keys joined with "." and those with any of
+// $*.[] quoted in ”, so that with a ' keys under different parents can
+// have the same path ("a.b'.c" and "c'" under "a.b") and the whole
+// parse reports one that pieces parsed apart do not.
+func quotedKey(n *node) bool {
+	for _, e := range n.keys {
+		if strings.Contains(e.key, "'") || quotedKey(e.val) {
+			return true
+		}
+	}
+	for _, it := range n.items {
+		if quotedKey(it) {
+			return true
+		}
+	}
+	return false
 }

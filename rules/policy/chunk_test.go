@@ -145,6 +145,17 @@ func TestChunkedGivesUp(t *testing.T) {
 		{"anchor", "assets:\n  a: &x {ip: 10.0.0.1}\n  b: *x\n", "anchors"},
 		{"a list at the top", "- a\n- b\n", ""},
 		{"a scalar section", "rules:\n  just\n  text\n", ""},
+		// Found in review: an empty item at column 1 with a comment takes
+		// the next top-level key in; keys with a ' can have the path of a
+		// key under another parent, which goccy reports as given twice; a
+		// tab on a piece's first line is read by the column of the last
+		// ':' before it.
+		{"empty item with a comment", "a:\n- x\n- # c\nb: 1\n", ""},
+		{"empty item with a tab", "a:\n- x\n- \t\nb: 1\n", ""},
+		{"quoted path", "a.b'.c: 1\na.b:\n  c': 2\n", "already defined"},
+		{"quoted path in a section", "s:\n  a.b'.c: 1\n  a.b:\n    c': 2\n", "already defined"},
+		{"tab before a colon", "a:\n b: 1\nc\td: 1\n", ""},
+		{"tab before a colon in a section", "x:\n  a:\n    bb: 1\n  c\t: 1\n", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			data := []byte(c.yaml)
@@ -175,7 +186,7 @@ func FuzzChunkedLikeWhole(f *testing.F) {
 	f.Add([]byte("assets:\n  a: |\n    x\n  b: >-\n   y\n    z\n  c: 'q\n   r'\nrules:\n- id: a\n  # c\n- id: b\n"))
 	f.Add([]byte("detectors:\n  x: {}\n\n# c\nrules: # c\n  -\n    id: a\n  - id: \"b\"\n    when:\n      fc: [1, 2]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, size := range []int{1, 40} {
+		for _, size := range []int{1, 40, 300} {
 			checkLikeWhole(t, data, size)
 		}
 	})
