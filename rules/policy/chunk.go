@@ -332,11 +332,12 @@ func emptyItem(t []byte) bool {
 	return len(r) == 0 || r[0] == '#' && len(r) < len(t)-1
 }
 
-// quotedKey reports whether a key in n holds a "'": goccy finds a key
-// given twice by its path, keys joined with "." and those with any of
-// $*.[] quoted in ”, so that with a ' keys under different parents can
-// have the same path ("a.b'.c" and "c'" under "a.b") and the whole
-// parse reports one that pieces parsed apart do not.
+// quotedKey reports whether a key in n holds a "'". goccy finds a key
+// given twice by its path: the keys joined with ".", those holding any
+// of $*.[] put between single quotes. With a "'" in a key, keys under
+// different parents can have the same path ("a.b'.c" at the top, and
+// "c'" under "a.b"), and the whole parse reports one that pieces parsed
+// apart do not.
 func quotedKey(n *node) bool {
 	for _, e := range n.keys {
 		if strings.Contains(e.key, "'") || quotedKey(e.val) {
