@@ -138,7 +138,7 @@ func (d *decoder) chunkedRoot(data []byte, lines []line) (*node, bool) {
 		nkeys := len(root.keys)
 		var ok bool
 		if key, block := blockHeader(lines[s].text(data)); block && lines[end-1].end-lines[s].end > chunkSize {
-			ok = d.chunkSection(root, key, data, lines[s:end], end == len(lines))
+			ok = d.chunkSection(root, key, yamlpos.Pos{Line: lines[s].no, Column: 1}, data, lines[s+1:end], 1, end == len(lines))
 		} else {
 			ok = d.chunkPiece(root, data, lines[s:end], 0, kindMap, 0, end == len(lines))
 		}
@@ -197,6 +197,7 @@ func (d *decoder) chunkPiece(out *node, data []byte, lines []line, depth int, wa
 			text = append(text, pieceEnd+": 0\n"...)
 		}
 	}
+	d.maxPiece = max(d.maxPiece, len(text))
 	f, err := d.Parse(text)
 	if err != nil || len(f.Docs) != 1 || f.Docs[0] == nil {
 		return false
@@ -235,7 +236,7 @@ func (d *decoder) chunkPiece(out *node, data []byte, lines []line, depth int, wa
 			return false
 		}
 	}
-	if out.kind == kindNull { // the first piece of a section
+	if out.kind == kindNull { // the first piece of a list
 		*out = *n
 		return true
 	}
@@ -244,11 +245,12 @@ func (d *decoder) chunkPiece(out *node, data []byte, lines []line, depth int, wa
 	return true
 }
 
-// chunkSection adds the top-level key of lines[0], whose value is the
-// block of the lines after it, to root, parsing that block a few
-// entries at a time.
-func (d *decoder) chunkSection(root *node, key string, data []byte, lines []line, last bool) bool {
-	body := lines[1:]
+// chunkSection adds key, found at at, whose value is the block of the
+// lines body (those after the key's line), to out, a map, parsing the
+// block a few entries at a time; depth is the value's depth. An entry of
+// the block that is itself a large block under a key alone on its line
+// (a baseline's conversations) is parsed the same way.
+func (d *decoder) chunkSection(out *node, key string, at yamlpos.Pos, data []byte, body []line, depth int, last bool) bool {
 	first := -1
 	for i, l := range body {
 		if !l.blank(data) {
@@ -281,17 +283,43 @@ func (d *decoder) chunkSection(root *node, key string, data []byte, lines []line
 		}
 	}
 	val := &node{kind: kindNull}
+	if want == kindMap {
+		val.kind = kindMap
+	}
 	from := first
-	for i := first + 1; i <= len(body); i++ {
-		if i < len(body) && (!entryStart(body[i].text(data), k, want) || body[i].start-body[from].start < chunkSize) {
-			continue
-		}
-		if !d.chunkPiece(val, data, body[from:i], 1, want, k, last && i == len(body)) {
+	flush := func(to int, last bool) bool {
+		if from < to && !d.chunkPiece(val, data, body[from:to], depth, want, k, last) {
 			return false
 		}
-		from = i
+		from = to
+		return true
+	}
+	for i := first; i < len(body); {
+		j := i + 1 // the end of the entry that starts at i
+		for j < len(body) && !entryStart(body[j].text(data), k, want) {
+			j++
+		}
+		if want == kindMap {
+			if name, block := blockHeader(body[i].text(data)[k:]); block && body[j-1].end-body[i].end > chunkSize {
+				if !flush(i, false) || !d.chunkSection(val, name, yamlpos.Pos{Line: body[i].no, Column: k + 1}, data, body[i+1:j], depth+1, last && j == len(body)) {
+					return false
+				}
+				from, i = j, j
+				continue
+			}
+		}
+		if i > from && body[i].start-body[from].start >= chunkSize && !flush(i, false) {
+			return false
+		}
+		i = j
+	}
+	if !flush(len(body), last) {
+		return false
 	}
 	if want == kindMap {
+		if len(val.keys) == 0 {
+			return false // the conversion took every key out, and said why
+		}
 		seen := make(map[string]bool, len(val.keys))
 		for _, e := range val.keys {
 			if seen[e.key] {
@@ -299,8 +327,9 @@ func (d *decoder) chunkSection(root *node, key string, data []byte, lines []line
 			}
 			seen[e.key] = true
 		}
+		val.pos = val.keys[0].pos // a block map is where its first key is
 	}
-	root.keys = append(root.keys, entry{key: key, pos: yamlpos.Pos{Line: lines[0].no, Column: 1}, val: val})
+	out.keys = append(out.keys, entry{key: key, pos: at, val: val})
 	return true
 }
 

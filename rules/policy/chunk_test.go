@@ -130,6 +130,52 @@ func TestChunkedLikeWhole(t *testing.T) {
 	}
 }
 
+// learnedLike is a baseline shaped as tapwatch learn writes one, with n
+// conversations: its large lists are a level down, under baseline.
+func learnedLike(n int) []byte {
+	var b strings.Builder
+	b.WriteString("# Baseline learned by tapwatch learn\nversion: 1\n\nassets:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  plc-%d: {ip: 10.1.20.%d}\n", i, i%250+1)
+	}
+	b.WriteString("detectors:\n  baseline-new-point: {enabled: true, severity: medium}\n\nrules: []\n\n# What was learned\nbaseline:\n  margin: 0.1\n  rate_factor: 3\n  conversations:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "    - src: master-1\n      dst: plc-%d\n      proto: modbus\n      unit: 1\n", i)
+		b.WriteString("      fc: [read_coils, write_single_register]\n      read: {coils: [\"0-5\", \"10-23\"], holding_registers: \"0-456\"}\n      values:\n")
+		for a := range 20 {
+			fmt.Fprintf(&b, "        - {table: holding_registers, addr: %d, min: %d, max: %d}\n", a, a*3, a*7)
+		}
+		b.WriteString("      write_rate: {max: 12, per: 1m}\n")
+	}
+	b.WriteString("  network:\n    hosts:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "      - {host: plc-%d, mac: \"02:00:5e:20:02:%02x\"}\n", i, i%256)
+	}
+	b.WriteString("    links:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "      - {src: master-1, dst: plc-%d, port: tcp/502, service: modbus}\n", i)
+	}
+	return []byte(b.String())
+}
+
+// TestChunkedNested: a learned baseline's lists, a level down, are cut
+// too, so that no piece is much larger than chunkSize.
+func TestChunkedNested(t *testing.T) {
+	data := learnedLike(300)
+	for _, size := range []int{1, 300, chunkSize} {
+		if !checkLikeWhole(t, data, size) {
+			t.Fatalf("pieces of %d bytes: parsed whole", size)
+		}
+	}
+	d := &decoder{Decoder: newTestDecoder()}
+	if _, ok := d.parseChunked(data); !ok {
+		t.Fatal("parsed whole")
+	}
+	if d.maxPiece > 2*chunkSize {
+		t.Errorf("%d bytes of YAML parsed at once, want at most %d (the file is %d)", d.maxPiece, 2*chunkSize, len(data))
+	}
+}
+
 // TestChunkedGivesUp: what a cut could change is parsed whole, and the
 // whole parse reports what is wrong, at the right line.
 func TestChunkedGivesUp(t *testing.T) {
@@ -183,6 +229,7 @@ func FuzzChunkedLikeWhole(f *testing.F) {
 	if data, err := benchtool.Policy("small", 20); err == nil {
 		f.Add(data)
 	}
+	f.Add(learnedLike(2))
 	f.Add([]byte("assets:\n  a: |\n    x\n  b: >-\n   y\n    z\n  c: 'q\n   r'\nrules:\n- id: a\n  # c\n- id: b\n"))
 	f.Add([]byte("detectors:\n  x: {}\n\n# c\nrules: # c\n  -\n    id: a\n  - id: \"b\"\n    when:\n      fc: [1, 2]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
