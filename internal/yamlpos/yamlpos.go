@@ -5,10 +5,14 @@
 package yamlpos
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
+	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -119,6 +123,65 @@ func (ps Positions) Lookup(path string) (Pos, bool) {
 		}
 	}
 	return Pos{}, false
+}
+
+// Index is Positions made small to keep: a sorted table of the paths'
+// 64-bit hashes and their places, about 16 bytes a path against some 80
+// in the map. A learned baseline records a hundred thousand paths or
+// more, and a loaded policy keeps its positions for the error messages
+// of later checks. Two paths of one file with the same hash (about one
+// chance in 10^9 for 100,000 paths) would give one of them the other's
+// place in a message. The zero or nil Index knows no path.
+type Index struct {
+	seed maphash.Seed
+	ents []indexEntry
+}
+
+type indexEntry struct {
+	h         uint64
+	line, col int32
+}
+
+// Index is ps made compact.
+func (ps Positions) Index() *Index {
+	x := &Index{seed: maphash.MakeSeed(), ents: make([]indexEntry, 0, len(ps))}
+	for path, at := range ps {
+		x.ents = append(x.ents, indexEntry{maphash.String(x.seed, path), int32(min(at.Line, math.MaxInt32)), int32(min(at.Column, math.MaxInt32))})
+	}
+	slices.SortFunc(x.ents, func(a, b indexEntry) int { return cmp.Compare(a.h, b.h) })
+	return x
+}
+
+// At is where path starts, when recorded.
+func (x *Index) At(path string) (Pos, bool) {
+	if x == nil || len(x.ents) == 0 {
+		return Pos{}, false
+	}
+	h := maphash.String(x.seed, path)
+	i, ok := slices.BinarySearchFunc(x.ents, h, func(e indexEntry, h uint64) int { return cmp.Compare(e.h, h) })
+	if !ok {
+		return Pos{}, false
+	}
+	return Pos{int(x.ents[i].line), int(x.ents[i].col)}, true
+}
+
+// Lookup is where path, or the nearest field that holds it, starts.
+func (x *Index) Lookup(path string) (Pos, bool) {
+	for k := path; k != ""; k = Parent(k) {
+		if at, ok := x.At(k); ok {
+			return at, true
+		}
+	}
+	return Pos{}, false
+}
+
+// Errorf is Positions.Errorf with the places of x.
+func (x *Index) Errorf(file, path, key, format string, a ...any) *Error {
+	e := &Error{File: file, Path: path, Msg: fmt.Sprintf(format, a...)}
+	if at, ok := x.Lookup(key); ok {
+		e.Line, e.Column = at.Line, at.Column
+	}
+	return e
 }
 
 // Field is the path of field key in the map at path.

@@ -185,3 +185,33 @@ func TestReadFile(t *testing.T) {
 		t.Errorf("a missing file: %v", err)
 	}
 }
+
+// TestIndex: the compact index places every path, and every path under
+// one, as the map does, and knows no other.
+func TestIndex(t *testing.T) {
+	ps := Positions{}
+	for i := range 5000 {
+		ps.Record(Elem("baseline.conversations", i), Pos{Line: 10 + 30*i, Column: 7})
+		ps.Record(Field(Elem("baseline.conversations", i), "src"), Pos{Line: 10 + 30*i, Column: 9})
+	}
+	ps.Record("baseline", Pos{Line: 3, Column: 1})
+	x := ps.Index()
+	for _, path := range []string{"baseline", "baseline.conversations[0]", "baseline.conversations[4999].src",
+		"baseline.conversations[17].values[3].min", "baseline.margin", "rules[2].id", "", "baseline.conversations[5000]"} {
+		want, wok := ps.Lookup(path)
+		got, gok := x.Lookup(path)
+		if got != want || gok != wok {
+			t.Errorf("Lookup(%q) = %v %v, want %v %v", path, got, gok, want, wok)
+		}
+	}
+	if _, ok := x.At("baseline.conversations"); ok {
+		t.Error("At found a path never recorded")
+	}
+	var none *Index
+	if _, ok := none.Lookup("baseline"); ok {
+		t.Error("a nil index placed a path")
+	}
+	if e := x.Errorf("f.yaml", "baseline.margin", "baseline.margin", "bad %d", 1); e.Error() != "f.yaml:3:1: baseline.margin: bad 1" {
+		t.Errorf("Errorf: %s", e)
+	}
+}

@@ -457,7 +457,7 @@ type Policy struct {
 // source remembers the file name and where each field path starts.
 type source struct {
 	name string
-	pos  yamlpos.Positions
+	pos  *yamlpos.Index
 }
 
 // LookupDetector returns the built-in detector with that id, or nil.
@@ -538,7 +538,7 @@ func Parse(data []byte, name string) (*Policy, error) {
 		return nil, err
 	}
 	p := d.policy(root)
-	p.src = &source{name: name, pos: d.Pos}
+	p.src = &source{name: name, pos: d.Pos.Index()}
 	d.Errs = append(d.Errs, p.validate(d.Errs)...)
 	if err := d.Err(); err != nil {
 		return nil, err
@@ -593,8 +593,9 @@ func (n *node) describe() string {
 
 type decoder struct {
 	*yamlpos.Decoder
-	assets  map[string]*Asset
-	lineOff int // added to the lines of what is parsed: where a piece of the file starts (parseChunked)
+	assets   map[string]*Asset
+	lineOff  int // added to the lines of what is parsed: where a piece of the file starts (parseChunked)
+	maxPiece int // the most YAML parseChunked parsed at once
 }
 
 // posOf is where n starts in the file.
@@ -1595,7 +1596,7 @@ func (v *validator) errorf(path, key, format string, a ...any) {
 			return
 		}
 	}
-	file, pos := "policy", yamlpos.Positions(nil)
+	file, pos := "policy", (*yamlpos.Index)(nil)
 	if src := v.p.src; src != nil {
 		file, pos = src.name, src.pos
 	}
@@ -1697,7 +1698,7 @@ func (v *validator) rule(i int, r *Rule, ruleAt map[string]int) {
 		if j, dup := ruleAt[r.ID]; dup {
 			where := fmt.Sprintf("rules[%d]", j)
 			if src := v.p.src; src != nil {
-				if at, ok := src.pos[where]; ok {
+				if at, ok := src.pos.At(where); ok {
 					where += fmt.Sprintf(" (line %d)", at.Line)
 				}
 			}
