@@ -144,11 +144,56 @@ type indexEntry struct {
 
 // Index is ps made compact.
 func (ps Positions) Index() *Index {
-	x := &Index{seed: maphash.MakeSeed(), ents: make([]indexEntry, 0, len(ps))}
+	var b IndexBuilder
 	for path, at := range ps {
-		x.ents = append(x.ents, indexEntry{maphash.String(x.seed, path), int32(min(at.Line, math.MaxInt32)), int32(min(at.Column, math.MaxInt32))})
+		b.Record(path, at)
 	}
-	slices.SortFunc(x.ents, func(a, b indexEntry) int { return cmp.Compare(a.h, b.h) })
+	return b.Index()
+}
+
+// IndexBuilder records places as Positions does, straight into the
+// compact form, so that a large file's paths are never all kept as
+// strings. The zero value is ready to use.
+type IndexBuilder struct {
+	seed maphash.Seed
+	recs []indexRecord
+}
+
+type indexRecord struct {
+	indexEntry
+	set bool // Set, not Record: the last one counts
+}
+
+func (b *IndexBuilder) add(path string, at Pos, set bool) {
+	if b.recs == nil {
+		b.seed = maphash.MakeSeed()
+	}
+	b.recs = append(b.recs, indexRecord{indexEntry{maphash.String(b.seed, path), int32(min(at.Line, math.MaxInt32)), int32(min(at.Column, math.MaxInt32))}, set})
+}
+
+// Record keeps the first place given for path, unless Set gives one.
+func (b *IndexBuilder) Record(path string, at Pos) { b.add(path, at, false) }
+
+// Set gives path its place, whatever was recorded for it before or after.
+func (b *IndexBuilder) Set(path string, at Pos) { b.add(path, at, true) }
+
+// Index is what b recorded, compact; b is empty afterwards.
+func (b *IndexBuilder) Index() *Index {
+	recs := b.recs
+	slices.SortStableFunc(recs, func(a, b indexRecord) int { return cmp.Compare(a.h, b.h) })
+	x := &Index{seed: b.seed}
+	for i := 0; i < len(recs); {
+		j, pick := i+1, i
+		for ; j < len(recs) && recs[j].h == recs[i].h; j++ {
+			if recs[j].set {
+				pick = j // the last Set, in the order given
+			}
+		}
+		x.ents = append(x.ents, recs[pick].indexEntry)
+		i = j
+	}
+	x.ents = slices.Clip(x.ents)
+	*b = IndexBuilder{}
 	return x
 }
 

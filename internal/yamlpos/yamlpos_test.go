@@ -215,3 +215,40 @@ func TestIndex(t *testing.T) {
 		t.Errorf("Errorf: %s", e)
 	}
 }
+
+// TestIndexBuilder: Record keeps the first place, Set the last, and a
+// Set wins over any Record, as they do on Positions.
+func TestIndexBuilder(t *testing.T) {
+	var b IndexBuilder
+	ps := Positions{}
+	steps := []struct {
+		set  bool
+		path string
+		at   Pos
+	}{
+		{false, "a", Pos{1, 1}}, {false, "a", Pos{2, 1}},
+		{false, "b", Pos{3, 1}}, {true, "b", Pos{4, 1}}, {false, "b", Pos{5, 1}},
+		{true, "c", Pos{6, 1}}, {true, "c", Pos{7, 1}}, {false, "c", Pos{8, 1}},
+		{true, "d", Pos{9, 1}}, {false, "d", Pos{10, 1}},
+	}
+	for _, s := range steps {
+		if s.set {
+			b.Set(s.path, s.at)
+			ps[s.path] = s.at
+		} else {
+			b.Record(s.path, s.at)
+			ps.Record(s.path, s.at)
+		}
+	}
+	x := b.Index()
+	for _, path := range []string{"a", "b", "c", "d", "e"} {
+		want, wok := ps.Lookup(path)
+		if got, gok := x.At(path); got != want || gok != wok {
+			t.Errorf("At(%q) = %v %v, want %v %v", path, got, gok, want, wok)
+		}
+	}
+	var empty IndexBuilder
+	if _, ok := empty.Index().At("a"); ok {
+		t.Error("an empty builder placed a path")
+	}
+}
