@@ -125,9 +125,9 @@ func (ps Positions) Lookup(path string) (Pos, bool) {
 	return Pos{}, false
 }
 
-// Index is Positions made small to keep: a sorted table of the paths'
-// 64-bit hashes and their places, about 16 bytes a path against some 80
-// in the map. A learned baseline records a hundred thousand paths or
+// Index is field places made small to keep (IndexBuilder makes one): a
+// sorted table of the paths' 64-bit hashes and their places, about 16
+// bytes a path against some 80 in a Positions map. A learned baseline records a hundred thousand paths or
 // more, and a loaded policy keeps its positions for the error messages
 // of later checks. Two paths of one file with the same hash (about one
 // chance in 10^9 for 100,000 paths) would give one of them the other's
@@ -140,15 +140,6 @@ type Index struct {
 type indexEntry struct {
 	h         uint64
 	line, col int32
-}
-
-// Index is ps made compact.
-func (ps Positions) Index() *Index {
-	var b IndexBuilder
-	for path, at := range ps {
-		b.Record(path, at)
-	}
-	return b.Index()
 }
 
 // IndexBuilder records places as Positions does, straight into the
