@@ -172,7 +172,7 @@ func (b *IndexBuilder) Set(path string, at Pos) { b.add(path, at, true) }
 func (b *IndexBuilder) Index() *Index {
 	recs := b.recs
 	slices.SortStableFunc(recs, func(a, b indexRecord) int { return cmp.Compare(a.h, b.h) })
-	x := &Index{seed: b.seed}
+	ents := make([]indexEntry, 0, len(recs))
 	for i := 0; i < len(recs); {
 		j, pick := i+1, i
 		for ; j < len(recs) && recs[j].h == recs[i].h; j++ {
@@ -180,10 +180,13 @@ func (b *IndexBuilder) Index() *Index {
 				pick = j // the last Set, in the order given
 			}
 		}
-		x.ents = append(x.ents, recs[pick].indexEntry)
+		ents = append(ents, recs[pick].indexEntry)
 		i = j
 	}
-	x.ents = slices.Clip(x.ents)
+	x := &Index{seed: b.seed, ents: ents}
+	if len(ents) < cap(ents)*7/8 { // paths recorded more than once
+		x.ents = slices.Clone(ents)
+	}
 	*b = IndexBuilder{}
 	return x
 }
