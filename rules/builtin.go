@@ -181,8 +181,6 @@ func BuiltinIDs() []string {
 // Table sizes of the detectors.
 const (
 	sweepSlots    = 512  // (source, destination, protocol, kind) sets of codes
-	knownSlots    = 1024 // flows whose endpoints new-asset has checked (direct mapped)
-	publicSlots   = 1024 // flows whose ends public-address has judged (direct mapped)
 	reportedSlots = 1024 // new addresses already reported
 )
 
@@ -217,8 +215,6 @@ type builtins struct {
 	// new-asset.
 	assetIPs  map[netip.Addr]struct{}
 	assetNets []netip.Prefix
-	known     []knownFlow  // nil when new-asset is off
-	public    []publicFlow // nil when public-address is off
 	reported  addrTable
 	ot        addrTable // hosts seen in Modbus or DNP3 conversations, for public-address and remote-access
 	otOn      bool      // ot is kept
@@ -267,11 +263,7 @@ func (b *builtins) init(p *policy.Policy, seed uint64) {
 				}
 			}
 		}
-		b.known = make([]knownFlow, knownSlots)
 		b.reported.init(reportedSlots)
-	}
-	if b.on[dPublic] {
-		b.public = make([]publicFlow, publicSlots)
 	}
 	if b.on[dPublic] || b.on[dRemote] {
 		b.ot.init(reportedSlots)
@@ -788,7 +780,22 @@ func (e *Engine) checkFlood(op *Op) {
 		return
 	}
 	d := &e.bi.det[dFlood]
-	if e.countRate(d.rule.Rate, rateKey{dst: op.Dst.Addr(), rule: d.c.idx}, op.Time.UnixNano()) {
+	now := op.Time.UnixNano()
+	// The counter is the receiver's: a flow's memo keeps a handle to it.
+	var ent *rateEntry
+	found := true
+	m := op.memo
+	if m != nil {
+		ent = m.flood.Get(now)
+	}
+	if ent == nil {
+		k := rateKey{dst: op.Dst.Addr(), rule: d.c.idx}
+		ent, found = e.rate.Get(&k, rateHash(&k), now)
+		if m != nil {
+			m.flood = ent.Handle()
+		}
+	}
+	if e.countIn(d.rule.Rate, ent, found, now) {
 		e.fireBuiltin(dFlood, op, aggKey{dst: op.Dst.Addr()}, finding{})
 	}
 }
@@ -863,8 +870,6 @@ type sweepTable = lru.Table[sweepKey, sweepCodes]
 // sweepCodes is the entry of kind for op's source and destination, its
 // windows moved on to op's time.
 func (e *Engine) sweepCodes(op *Op, kind uint8) *sweepCodes {
-	t := &e.bi.sweep
-	k := sweepKey{src: op.Src.Addr(), dst: op.Dst.Addr(), proto: op.Proto, kind: kind}
 	now := op.Time.UnixNano()
 	per := int64(DefaultWindow)
 	if r := e.bi.det[dSweep].rule.Rate; r != nil {
@@ -874,7 +879,20 @@ func (e *Engine) sweepCodes(op *Op, kind uint8) *sweepCodes {
 		per = int64(e.bi.det[dExceptionStorm].rule.Rate.Per)
 	}
 	w := now / per
-	ent, found := t.Get(&k, hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 29)^uint64(kind)<<8^uint64(k.proto), now)
+	// A flow's memo keeps a handle to the entry of its requests.
+	var ent *lru.Entry[sweepKey, sweepCodes]
+	found := true
+	m := op.memo
+	if m != nil && kind == sweepRequests {
+		ent = m.sweep.Get(now)
+	}
+	if ent == nil {
+		k := sweepKey{src: op.Src.Addr(), dst: op.Dst.Addr(), proto: op.Proto, kind: kind}
+		ent, found = e.bi.sweep.Get(&k, hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 29)^uint64(kind)<<8^uint64(k.proto), now)
+		if m != nil && kind == sweepRequests {
+			m.sweep = ent.Handle()
+		}
+	}
 	c := &ent.Value
 	if !found {
 		*c = sweepCodes{win: w, epoch: e.epoch, gateway: kind == sweepGateway}
@@ -963,32 +981,24 @@ func (e *Engine) NewFlow(f *dpi.Flow, t time.Time) {
 	e.fireBuiltin(dPublic, op, aggKey{src: ot, dst: pub}, finding{})
 }
 
-// checkPublic checks the two ends of a Modbus or DNP3 message.
+// checkPublic checks the two ends of a Modbus or DNP3 message. A flow's
+// ends do not change: they are judged once a flow and direction, in the
+// flow's memo.
 func (e *Engine) checkPublic(op *Op) {
-	// The cache holds the ends as the message gave them; they are
-	// unmapped only to be judged.
-	s, d := op.Src.Addr(), op.Dst.Addr()
 	var v publicVerdict
-	if f := op.Flow; f != nil {
-		// A flow's ends do not change: judge them once a flow.
-		pf := &e.bi.public[(f.ID^f.ID>>10)&(publicSlots-1)]
-		switch {
-		case pf.id == f.ID && pf.a == s && pf.b == d:
-			v = pf.v
-		case pf.id == f.ID && pf.a == d && pf.b == s: // the other way
-			v = pf.v.reversed()
-		default:
-			v = judgePublic(s.Unmap(), d.Unmap())
-			*pf = publicFlow{id: f.ID, a: s, b: d, v: v}
+	if m := op.memo; m != nil {
+		if !m.judged {
+			m.public, m.judged = judgePublic(op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()), true
 		}
+		v = m.public
 	} else {
-		v = judgePublic(s.Unmap(), d.Unmap())
+		v = judgePublic(op.Src.Addr().Unmap(), op.Dst.Addr().Unmap())
 	}
 	switch v {
 	case publicDst:
-		e.fireBuiltin(dPublic, op, aggKey{src: s.Unmap(), dst: d.Unmap()}, finding{})
+		e.fireBuiltin(dPublic, op, aggKey{src: op.Src.Addr().Unmap(), dst: op.Dst.Addr().Unmap()}, finding{})
 	case publicSrc:
-		e.fireBuiltin(dPublic, op, aggKey{src: d.Unmap(), dst: s.Unmap()}, finding{})
+		e.fireBuiltin(dPublic, op, aggKey{src: op.Dst.Addr().Unmap(), dst: op.Src.Addr().Unmap()}, finding{})
 	}
 }
 
@@ -1001,25 +1011,6 @@ const (
 	publicDst
 	publicSrc
 )
-
-// reversed is the verdict on the same two ends the other way round.
-func (v publicVerdict) reversed() publicVerdict {
-	switch v {
-	case publicDst:
-		return publicSrc
-	case publicSrc:
-		return publicDst
-	}
-	return publicNone
-}
-
-// publicFlow is a flow whose ends, a and b in the order of the message
-// that asked, public-address has judged.
-type publicFlow struct {
-	id   uint64
-	a, b netip.Addr
-	v    publicVerdict
-}
 
 func judgePublic(s, d netip.Addr) publicVerdict {
 	// A private address is not public: when s is private, only d can be.
@@ -1071,25 +1062,15 @@ func isPublic(a netip.Addr) bool {
 
 // ---- new-asset ----
 
-// knownFlow is a flow whose endpoints new-asset has checked.
-type knownFlow struct {
-	id       uint64
-	src, dst netip.Addr
-}
-
+// checkNewAsset checks the two ends of a message against the assets, once
+// a flow and direction (the flow's memo says when it has).
 func (e *Engine) checkNewAsset(op *Op) {
 	b := &e.bi
-	// The cache holds the ends as the message gave them, unmapped only
-	// when they are checked.
-	src, dst := op.Src.Addr(), op.Dst.Addr()
-	var kf *knownFlow
-	if f := op.Flow; f != nil {
-		kf = &b.known[(f.ID^f.ID>>10)&(knownSlots-1)]
-		if kf.id == f.ID && kf.src == src && kf.dst == dst || kf.id == f.ID && kf.src == dst && kf.dst == src {
-			return
-		}
+	m := op.memo
+	if m != nil && m.known {
+		return
 	}
-	for i, a := range [2]netip.Addr{src.Unmap(), dst.Unmap()} {
+	for i, a := range [2]netip.Addr{op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()} {
 		if !a.IsValid() || b.isAsset(a) || !b.reported.add(a, op.Time.UnixNano()) {
 			continue
 		}
@@ -1099,8 +1080,8 @@ func (e *Engine) checkNewAsset(op *Op) {
 		}
 		e.fireBuiltin(dNewAsset, op, k, finding{addr: a, isSrc: i == 0})
 	}
-	if kf != nil {
-		*kf = knownFlow{id: op.Flow.ID, src: src, dst: dst}
+	if m != nil {
+		m.known = true
 	}
 }
 

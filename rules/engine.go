@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi"
-	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/internal/lru"
 	"github.com/tapwatch/tapwatch/rules/policy"
 )
@@ -143,8 +142,8 @@ type Engine struct {
 	window   int64 // ns
 	rules    []compiled
 	ix       ruleIndex
-	cache    []cacheEntry
-	opSeq    uint64 // operations that reached a rule
+	memo     []flowMemo // by flow and direction (memo.go)
+	opSeq    uint64     // operations that reached a rule
 	lists    [maxBuckets][]int32
 	scratch  [maxBuckets]*bucket
 	op       Op
@@ -228,7 +227,7 @@ func NewEngine(p *policy.Policy, sink AlertSink, opts EngineOptions) (*Engine, e
 		}
 		e.ix.add(&e.rules[i])
 	}
-	e.cache = make([]cacheEntry, cacheSlots)
+	e.memo = make([]flowMemo, memoSlots)
 	e.rate.Init(opts.RateSlots, e.seed)
 	e.agg.Init(opts.AggSlots, e.seed)
 	e.agg.OnEvict = e.reportAgg
@@ -285,6 +284,9 @@ func (e *Engine) Message(f *dpi.Flow, from dpi.Side, m any) {
 	e.tick(e.op.Time)
 	if use == UseTime {
 		return
+	}
+	if e.op.Flow != nil && len(e.memo) > 0 {
+		e.op.memo = e.memoFor(&e.op)
 	}
 	if e.bi.active {
 		e.detect(&e.op)
@@ -350,42 +352,17 @@ func (e *Engine) evaluateRules(op *Op) {
 	}
 }
 
-// Sizes of the cache of index lookups per flow and direction.
-const (
-	cacheSlots = 1024
-	cacheWays  = 6 // buckets an entry holds; operations found in more are looked up every time
-)
-
-// cacheEntry remembers the buckets of one direction of one flow: they
-// depend only on the protocol and the two addresses.
-type cacheEntry struct {
-	flow     uint64
-	src, dst netip.Addr
-	proto    proto.ID
-	n        uint8
-	b        [cacheWays]*bucket
-}
-
-// buckets returns the index buckets for op, from the flow cache when it
-// can.
+// buckets returns the index buckets for op, from its flow's memo when it
+// can: they depend only on the protocol and the two addresses.
 func (e *Engine) buckets(op *Op) []*bucket {
-	src, dst := op.Src.Addr(), op.Dst.Addr()
-	f := op.Flow
-	if f == nil {
-		return e.ix.buckets(op.Proto, src, dst, e.scratch[:0])
+	m := op.memo
+	if m != nil && m.hasBuckets {
+		return m.b[:m.nb]
 	}
-	h := f.ID << 1
-	if op.Src != f.Client {
-		h |= 1
-	}
-	ce := &e.cache[h&(cacheSlots-1)]
-	if ce.flow == f.ID && ce.proto == op.Proto && ce.src == src && ce.dst == dst {
-		return ce.b[:ce.n]
-	}
-	out := e.ix.buckets(op.Proto, src, dst, e.scratch[:0])
-	if len(out) <= cacheWays {
-		*ce = cacheEntry{flow: f.ID, src: src, dst: dst, proto: op.Proto, n: uint8(len(out))}
-		copy(ce.b[:], out)
+	out := e.ix.buckets(op.Proto, op.Src.Addr(), op.Dst.Addr(), e.scratch[:0])
+	if m != nil && len(out) <= memoBuckets {
+		m.hasBuckets, m.nb = true, uint8(len(out))
+		copy(m.b[:], out)
 	}
 	return out
 }
@@ -476,6 +453,9 @@ type rateCount struct {
 	cur, prev uint32
 }
 
+// rateEntry is an entry of the rate table.
+type rateEntry = lru.Entry[rateKey, rateCount]
+
 // rateHash places k in the rate table (by pointer: a copy of the key costs
 // more than the hash, on every request).
 func rateHash(k *rateKey) uint64 {
@@ -491,9 +471,15 @@ func (e *Engine) overRate(c *compiled, op *Op) bool {
 // and destination; built-in detectors (negative rule numbers) choose
 // their own keys.
 func (e *Engine) countRate(r *policy.Rate, k rateKey, now int64) bool {
+	ent, found := e.rate.Get(&k, rateHash(&k), now)
+	return e.countIn(r, ent, found, now)
+}
+
+// countIn counts one event at packet time now in ent, the rate table's
+// entry of its key (found: it held the key already, else it is new).
+func (e *Engine) countIn(r *policy.Rate, ent *rateEntry, found bool, now int64) bool {
 	per := int64(r.Per)
 	w := now / per
-	ent, found := e.rate.Get(&k, rateHash(&k), now)
 	c := &ent.Value
 	if !found {
 		*c = rateCount{win: w, epoch: e.epoch}

@@ -20,6 +20,7 @@ type Entry[K comparable, V any] struct {
 	Last  int64  // when the entry was last used: the least recent of a full set is evicted
 	hash  uint64 // the caller's hash of Key: compared before the key, which costs more
 	used  bool
+	gen   uint32 // the table's count of Puts when this key was put (Handle); in used's padding
 }
 
 // Used reports whether the entry holds a key.
@@ -35,6 +36,7 @@ type Table[K comparable, V any] struct {
 	seed      uint64
 	live      int
 	evictions uint64
+	gen       uint32 // Puts so far, wrapping (Entry.gen)
 
 	// OnEvict, when set, sees an entry just before Put evicts it, so that
 	// the caller can act on it (report what it held).
@@ -132,7 +134,49 @@ func (t *Table[K, V]) Put(e *Entry[K, V], k *K, h uint64, now int64) {
 	} else {
 		t.live++
 	}
-	*e = Entry[K, V]{Key: *k, Last: now, hash: h, used: true}
+	*e = Entry[K, V]{Key: *k, Last: now, hash: h, used: true, gen: t.nextGen()}
+}
+
+// nextGen is the generation of the next Put: never 0, so that the zero
+// Handle refers to nothing.
+func (t *Table[K, V]) nextGen() uint32 {
+	t.gen++
+	if t.gen == 0 {
+		t.gen = 1
+	}
+	return t.gen
+}
+
+// Handle refers to one entry for as long as the entry holds the key it
+// held when the handle was taken: a caller that keeps a handle beside
+// something that always names the same key (a flow) finds the entry
+// again without hashing or comparing the key. The zero Handle refers to
+// nothing.
+//
+// Each Put stamps its entry with the table's count of Puts, which the
+// handle keeps: an entry evicted, deleted, reset or copied over since no
+// longer matches. The count wraps at 2^32 Puts, so a handle kept across
+// that many Puts whose entry is put again at exactly the same count would
+// match a key it does not hold; keep handles in places that are
+// overwritten far more often than that. Init gives the table new
+// entries: handles taken before it must be dropped.
+type Handle[K comparable, V any] struct {
+	e   *Entry[K, V]
+	gen uint32
+}
+
+// Handle returns a handle to e, an entry of t that holds a key.
+func (e *Entry[K, V]) Handle() Handle[K, V] { return Handle[K, V]{e: e, gen: e.gen} }
+
+// Get returns the entry h refers to, used at now, or nil when it no
+// longer holds the key it held when h was taken.
+func (h Handle[K, V]) Get(now int64) *Entry[K, V] {
+	e := h.e
+	if e == nil || e.gen != h.gen || !e.used {
+		return nil
+	}
+	e.Last = now
+	return e
 }
 
 // Get returns the entry of key k, whose hash is h, used at now: the one
@@ -179,6 +223,13 @@ func (t *Table[K, V]) CopyFrom(old *Table[K, V]) bool {
 	}
 	copy(t.slots, old.slots)
 	t.seed, t.live, t.evictions = old.seed, old.live, old.evictions
+	// Stamp the copies afresh: a handle to t's entries from before the
+	// copy must not match old's.
+	for i := range t.slots {
+		if e := &t.slots[i]; e.used {
+			e.gen = t.nextGen()
+		}
+	}
 	return true
 }
 

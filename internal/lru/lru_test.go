@@ -306,3 +306,83 @@ func TestNoAllocs(t *testing.T) {
 		t.Error("nothing was evicted")
 	}
 }
+
+// TestHandle: a handle finds its entry, as a use, until the entry holds
+// another key or none: evicted, deleted, reset or copied over.
+func TestHandle(t *testing.T) {
+	var tb Table[key, val]
+	tb.Init(8, 3)
+	if (Handle[key, val]{}).Get(1) != nil {
+		t.Fatal("the zero handle refers to an entry")
+	}
+	same, _ := hashesIn(&tb, 100, Ways+1)
+	hs := make([]Handle[key, val], len(same))
+	for i, h := range same {
+		k := key{a: h}
+		e, _ := tb.Get(&k, h, int64(10+i))
+		e.Value.n = i
+		hs[i] = e.Handle()
+	}
+	// The fifth key evicted the first, the least recently used.
+	if hs[0].Get(20) != nil {
+		t.Error("a handle to an evicted entry still matches")
+	}
+	for i := 1; i < len(hs); i++ {
+		e := hs[i].Get(int64(30 + i))
+		if e == nil || e.Key.a != same[i] || e.Value.n != i {
+			t.Fatalf("handle %d: %+v", i, e)
+		}
+		if e.Last != int64(30+i) {
+			t.Errorf("handle %d: Get did not count as a use: Last %d", i, e.Last)
+		}
+	}
+	// Putting another key in an entry a handle refers to.
+	k := key{a: same[0]}
+	e, found := tb.Lookup(&k, same[0])
+	if found {
+		t.Fatal("the evicted key is still there")
+	}
+	var stale Handle[key, val]
+	for i := 1; i < len(hs); i++ {
+		if hs[i].e == e {
+			stale = hs[i]
+		}
+	}
+	tb.Put(e, &k, same[0], 40)
+	if stale.Get(41) != nil {
+		t.Error("a handle matches an entry that now holds another key")
+	}
+	fresh := e.Handle()
+	if fresh.Get(42) != e {
+		t.Error("a handle to the new key")
+	}
+	tb.Delete(e)
+	if fresh.Get(43) != nil {
+		t.Error("a handle to a deleted entry still matches")
+	}
+	// A copy stamps its entries afresh: another table that holds another
+	// key in the same place, put at the same count, must not match.
+	var x, y Table[key, val]
+	x.Init(8, 3)
+	y.Init(8, 3)
+	kx, ky := key{a: 7, b: 1}, key{a: 7, b: 2}
+	ex, _ := x.Get(&kx, 7, 50)
+	y.Get(&ky, 7, 50)
+	hx := ex.Handle()
+	if !x.CopyFrom(&y) {
+		t.Fatal("CopyFrom")
+	}
+	if e := hx.Get(51); e != nil {
+		t.Errorf("a handle matches after CopyFrom: it finds %+v", e.Key)
+	}
+	k2 := key{a: 7}
+	e3, _ := tb.Get(&k2, 7, 52)
+	h3 := e3.Handle()
+	tb.Reset(4)
+	if h3.Get(53) != nil {
+		t.Error("a handle matches after Reset")
+	}
+	if n := testing.AllocsPerRun(100, func() { h3.Get(54) }); n != 0 {
+		t.Errorf("Handle.Get: %v allocations", n)
+	}
+}
