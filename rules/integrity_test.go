@@ -841,6 +841,18 @@ func FuzzIntegrityState(f *testing.F) {
 		seed = append(seed, r...)
 	}
 	f.Add(seed)
+	// Analog inputs whose values change while their flags stay, then
+	// one loses its link; double-bit inputs, then one goes offline.
+	analog := func(seq, f1 byte, v byte) []byte {
+		return []byte{0x80, seq, 0, 0, 15, 30, 1, 0, 0, 1, 1, v, 0, 0, 0, f1, v, 1, 0, 0}
+	}
+	double := func(seq, f2 byte) []byte { return []byte{0x80, seq, 0, 0, 7, 3, 2, 0, 0, 1, 0x81, f2} }
+	seed = nil
+	for _, r := range [][]byte{read, analog(0, 1, 5), read, analog(1, 1, 6), read, analog(2, 1, 7), read, analog(3, 5, 8), read, analog(4, 5, 9),
+		read, double(5, 0x41), read, double(6, 0x41), read, double(7, 0x40), read, double(8, 0x40)} {
+		seed = append(seed, r...)
+	}
+	f.Add(seed)
 	f.Add([]byte{0x82, 3, 0, 0, 7, 20, 5, 0, 0, 0, 100, 0, 0, 0, 0x00, 0, 3})
 	f.Add([]byte{0x82, 5, 0x80, 0, 6, 1, 2, 0, 0, 0, 0x81, 0x00, 0, 5, 0x80, 0, 6, 2, 2, 0x17, 1, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -126,7 +126,14 @@ type pointSet struct {
 	// clear it), so the same values again change nothing, and the pass
 	// skips them.
 	settled uint64
-	pts     [pointBlock]pointState
+	// quiet has bit j set when point j holds a value and flags, from a
+	// layout of flags octets (flagsOnly), and is neither suspected nor
+	// has an event since: a static value whose flags octet is raw[j]
+	// again changes nothing. Only the pass over flags octets sets it;
+	// any other that changes points clears it.
+	quiet uint64
+	raw   [pointBlock]uint8
+	pts   [pointBlock]pointState
 }
 
 // outKey names an outstation.
@@ -365,19 +372,26 @@ func (e *Engine) events(pc *pass, h *dnp3.ObjectHeader, data []byte) {
 		set := e.block(pc, index)
 		set.pts[index%pointBlock].set(ptEvents | ptEvented)
 		set.settled = 0
+		set.quiet &^= 1 << (index % pointBlock)
 	}
 }
 
-// skipSettled lets statics skip settled blocks; tests turn it off to
-// compare.
+// skipSettled lets statics skip settled and quiet blocks; tests turn it
+// off to compare.
 var skipSettled = true
 
 // statics checks the static values of a range header, a block of
-// points at a time. Most points of a poll have not changed: a block
-// whose points say, in the same layout, what they said when last left
-// settled is skipped (pointSet.settled); in a block that is not, a point
-// that says what it said before only has its "event since" mark
-// cleared, a short path, one loop per layout.
+// points at a time. Most points of a poll have not changed:
+//   - in a layout of flags octets alone (binary and double-bit inputs
+//     with flags; analog inputs, whose values are not kept), a block
+//     whose points are quiet (pointSet.quiet) and whose flags octets are
+//     those it holds is skipped: their values follow from the octets;
+//   - in another layout, a block whose points say, in the same layout,
+//     what they said when last left settled is skipped
+//     (pointSet.settled);
+//   - in a block that is not skipped, a point that says what it said
+//     before only has its "event since" mark cleared, a short path, one
+//     loop per layout.
 func (e *Engine) statics(pc *pass, h *dnp3.ObjectHeader, data []byte) {
 	lay := pc.lay
 	stride := int(lay.stride)
@@ -394,14 +408,49 @@ func (e *Engine) statics(pc *pass, h *dnp3.ObjectHeader, data []byte) {
 		first := (h.Start + i) % pointBlock
 		end := min(n, i+pointBlock-first)
 		pts := set.pts[first : first+(end-i)]
+		span := spanMask(first, end-i)
+		if lay.flagsOnly() {
+			if set.quiet&span == span && skipSettled && sameRaw(set.raw[first:first+(end-i)], data[int(i)*stride:int(end)*stride], stride) {
+				i = end
+				continue
+			}
+			vm := flagValue(2) // a binary input's state: bit 7
+			switch pc.kind {
+			case kindDouble:
+				vm = 4 // bits 7 and 6
+			case kindAnalog:
+				vm = 0 // none
+			}
+			// After the pass, every point that is not suspected holds
+			// this answer's flags octet, the value it gives, and no
+			// event since: quiet.
+			set.settled = 0
+			set.quiet |= span
+			raw := set.raw[first : first+(end-i)]
+			for k := 0; k < len(pts); k++ {
+				at := (int(i) + k) * stride
+				k += sameFlags(pts[k:], raw[k:], data[at:int(end)*stride], stride, vm)
+				if k == len(pts) {
+					break
+				}
+				flags := data[(int(i)+k)*stride]
+				raw[k] = flags
+				e.point(pc, set, &pts[k], h.Start+i+uint32(k), vm.value(flags), flags)
+				if pts[k].bits()&ptSuspect != 0 {
+					set.quiet &^= 1 << (first + uint32(k))
+				}
+			}
+			i = end
+			continue
+		}
 		digest := e.digest(lay, first, i, end, data)
 		if set.settled == digest && skipSettled {
 			i = end
 			continue
 		}
 		set.settled = 0
-		switch {
-		case lay.bits > 0: // packed states, no flags
+		set.quiet &^= span
+		if lay.bits > 0 { // packed states, no flags
 			for j := range pts {
 				bit := int(i) * int(lay.bits)
 				v := uint32(data[bit>>3]>>(bit&7)) & mask
@@ -413,25 +462,7 @@ func (e *Engine) statics(pc *pass, h *dnp3.ObjectHeader, data []byte) {
 				}
 				i++
 			}
-		case lay.valueLen == 0: // the flags octet, the state in it
-			vm := flagValue(2) // a binary input's state: bit 7
-			switch pc.kind {
-			case kindDouble:
-				vm = 4 // bits 7 and 6
-			case kindAnalog:
-				vm = 0 // none
-			}
-			for k := 0; k < len(pts); k++ {
-				at := (int(i) + k) * stride
-				k += sameFlags(pts[k:], data[at:int(end)*stride], stride, vm)
-				if k == len(pts) {
-					break
-				}
-				flags := data[(int(i)+k)*stride]
-				e.point(pc, set, &pts[k], h.Start+i+uint32(k), vm.value(flags), flags)
-			}
-			i = end
-		default: // a value, after the flags octet if any
+		} else { // a value, after the flags octet if any
 			for k := 0; k < len(pts); k++ {
 				at := (int(i) + k) * stride
 				k += sameValues(pts[k:], data[at:int(end)*stride], lay)
@@ -450,6 +481,33 @@ func (e *Engine) statics(pc *pass, h *dnp3.ObjectHeader, data []byte) {
 	}
 }
 
+// flagsOnly reports whether the layout's objects are a flags octet that
+// says all the checks keep of them (a binary or double-bit input's state
+// is in it; an analog input's value is not kept).
+func (lay objLayout) flagsOnly() bool { return lay.bits == 0 && lay.valueLen == 0 }
+
+// spanMask has bits first to first+n-1 set; 1 <= n <= 64-first.
+func spanMask(first, n uint32) uint64 { return ^uint64(0) >> (64 - n) << first }
+
+// sameRaw reports whether the flags octets of data, one every stride
+// octets, are raw. Apart from statics, like sameFlags, so that its loop
+// keeps its values in registers.
+//
+//go:noinline
+func sameRaw(raw []uint8, data []byte, stride int) bool {
+	if stride == 1 {
+		return string(raw) == string(data[:len(raw)])
+	}
+	at := 0
+	for _, f := range raw {
+		if data[at] != f {
+			return false
+		}
+		at += stride
+	}
+	return true
+}
+
 // flagValue is how a flags-only object holds its state: the top bits of
 // its flags octet, as many as make this times 256 (2 for one bit, 4
 // for two, 0 for none: an analog's). A product, not a shift, so that the
@@ -460,13 +518,14 @@ func (f flagValue) value(flags uint8) uint32 { return uint32(flags) * uint32(f) 
 
 // sameFlags clears the "event since" mark of the points of pts, from the
 // first, whose flags and state are what the flags octets at data[0],
-// data[stride], ... say, and returns how many there were before the
-// first that differs (len(pts) when none does). Kept apart from statics
-// so that this, the loop over most points of a poll, keeps its values in
-// registers (hence noinline).
+// data[stride], ... say, and copies those octets to raw; it returns how
+// many there were before the first that differs (len(pts) when none
+// does). Kept apart from statics so that this, the loop over most points
+// of a poll, keeps its values in registers (hence noinline).
 //
 //go:noinline
-func sameFlags(pts []pointState, data []byte, stride int, f flagValue) int {
+func sameFlags(pts []pointState, raw []uint8, data []byte, stride int, f flagValue) int {
+	raw = raw[:len(pts)]
 	at := 0
 	for j := range pts {
 		if at >= len(data) {
@@ -478,6 +537,7 @@ func sameFlags(pts []pointState, data []byte, stride int, f flagValue) int {
 			return j
 		}
 		pts[j] = p &^ state(0, 0, ptEvented)
+		raw[j] = flags
 		at += stride
 	}
 	return len(pts)
