@@ -614,6 +614,40 @@ func TestCRCSlicingMatchesBitwise(t *testing.T) {
 	}
 }
 
+// TestUserData: userData takes the user data out of blocks of every
+// length with their CRCs, and refuses a wrong CRC in any block, or a
+// body cut short, wherever.
+func TestUserData(t *testing.T) {
+	for n := 0; n <= 250; n++ {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(n*31 + i*i)
+		}
+		var body []byte
+		for i := 0; i < n; i += 16 {
+			blk := data[i:min(n, i+16)]
+			c := crc16(blk)
+			body = append(append(body, blk...), byte(c), byte(c>>8))
+		}
+		user := make([]byte, n)
+		if !userData(user, body) || !bytes.Equal(user, data) {
+			t.Fatalf("%d octets: not taken out: %x", n, user)
+		}
+		for at := range body {
+			body[at] ^= 0x10
+			if userData(make([]byte, n), body) {
+				t.Fatalf("%d octets: a change at %d accepted", n, at)
+			}
+			body[at] ^= 0x10
+		}
+		for cut := range len(body) {
+			if userData(make([]byte, n), body[:cut]) {
+				t.Fatalf("%d octets: a body cut at %d accepted", n, cut)
+			}
+		}
+	}
+}
+
 func TestCRCBlock(t *testing.T) {
 	var b [18]byte
 	for i := 0; i < 1000; i++ {
