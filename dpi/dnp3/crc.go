@@ -54,22 +54,7 @@ func crc16(b []byte) uint16 {
 // crcOK reports whether the two octets after data[:n] hold the CRC of
 // data[:n]. The caller guarantees len(data) >= n+crcLen.
 func crcOK(data []byte, n int) bool {
-	if n == 16 && len(data) >= 18 {
-		return crcBlock((*[18]byte)(data)) // most blocks are full
-	}
 	return crc16(data[:n]) == le16(data[n:])
-}
-
-// crcBlock checks a full 16-octet block and its CRC in two unrolled steps.
-func crcBlock(b *[18]byte) bool {
-	t := &crcTables
-	c := uint16(b[0]) | uint16(b[1])<<8
-	c = t[7][byte(c)] ^ t[6][c>>8] ^ t[5][b[2]] ^ t[4][b[3]] ^
-		t[3][b[4]] ^ t[2][b[5]] ^ t[1][b[6]] ^ t[0][b[7]]
-	c ^= uint16(b[8]) | uint16(b[9])<<8
-	c = t[7][byte(c)] ^ t[6][c>>8] ^ t[5][b[10]] ^ t[4][b[11]] ^
-		t[3][b[12]] ^ t[2][b[13]] ^ t[1][b[14]] ^ t[0][b[15]]
-	return ^c == uint16(b[16])|uint16(b[17])<<8
 }
 
 func le16(b []byte) uint16 {

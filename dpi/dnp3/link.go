@@ -336,8 +336,9 @@ func (d *Decoder) frame(c *Conn, st *framer, side Side, f []byte, meta Meta, h H
 // false when a block's CRC is wrong or the frame ends before the block
 // does. It runs for every 16 octets of DNP3 on the wire: apart from
 // frame, whose many live values would otherwise stay on the stack in its
-// loop, and with crcBlock's steps written into the loop, where a call
-// would spill them too (TestUserData checks it against crc16).
+// loop, and with crc16's steps for a full block written into the loop,
+// where a call would spill them too (TestUserData checks it against
+// crc16).
 //
 //go:noinline
 func userData(user, body []byte) bool {

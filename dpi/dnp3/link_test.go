@@ -648,20 +648,3 @@ func TestUserData(t *testing.T) {
 	}
 }
 
-func TestCRCBlock(t *testing.T) {
-	var b [18]byte
-	for i := 0; i < 1000; i++ {
-		for j := range 16 {
-			b[j] = byte(i*7 + j*j)
-		}
-		c := crc16(b[:16])
-		b[16], b[17] = byte(c), byte(c>>8)
-		if !crcBlock(&b) || !crcOK(b[:], 16) {
-			t.Fatalf("block %d: CRC %#04x not accepted", i, c)
-		}
-		b[17] ^= 1
-		if crcBlock(&b) {
-			t.Fatalf("block %d: a wrong CRC accepted", i)
-		}
-	}
-}
