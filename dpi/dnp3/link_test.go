@@ -647,4 +647,3 @@ func TestUserData(t *testing.T) {
 		}
 	}
 }
-
