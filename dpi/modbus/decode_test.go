@@ -1327,3 +1327,25 @@ func TestCoilsLikeBits(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisters: registers unpacks every length, odd ones and ones past
+// the decoder's room included, as one big-endian word at a time would.
+func TestRegisters(t *testing.T) {
+	d := NewDecoder(Config{})
+	data := make([]byte, 2*maxValues+5)
+	for i := range data {
+		data[i] = byte(i*37 + i>>3)
+	}
+	for n := 0; n <= len(data); n++ {
+		got := d.registers(data[:n])
+		want := min(n/2, maxValues)
+		if len(got) != want {
+			t.Fatalf("%d octets: %d registers, want %d", n, len(got), want)
+		}
+		for i, v := range got {
+			if w := uint16(data[2*i])<<8 | uint16(data[2*i+1]); v != w {
+				t.Fatalf("%d octets: register %d is %#04x, want %#04x", n, i, v, w)
+			}
+		}
+	}
+}
