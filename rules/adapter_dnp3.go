@@ -165,19 +165,23 @@ func (dnp3Adapter) Wire(ev *event.Alert, a *Alert) {
 
 // FromDNP3 fills op from a decoded DNP3 message on flow f; fromServer says
 // which end of f sent it.
+// Like FromModbus, it writes every field one by one.
 func (op *Op) FromDNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
-	*op = Op{
-		Time: m.Time, Frame: m.Frame, Proto: proto.DNP3, Flow: f,
-		Src: f.Client, Dst: f.Server, Request: m.Dir == dnp3.Request,
-		FC: m.FC, LinkSrc: m.Link.Src, LinkDst: m.Link.Dst,
-		DNP3: m,
-	}
+	op.Time, op.Frame, op.Proto, op.Flow = m.Time, m.Frame, proto.DNP3, f
 	if fromServer {
 		op.Src, op.Dst = f.Server, f.Client
+	} else {
+		op.Src, op.Dst = f.Client, f.Server
 	}
+	op.Request = m.Dir == dnp3.Request
+	op.Class = 0
 	if op.Request && m.Kind == dnp3.KindApplication {
 		op.Class = DNP3Class(m.FC)
 	}
+	op.FC, op.Unit, op.Table = m.FC, 0, 0
+	op.HasAddr, op.Addr, op.Count, op.Values = false, 0, 0, nil
+	op.LinkSrc, op.LinkDst = m.Link.Src, m.Link.Dst
+	op.Modbus, op.DNP3, op.memo = nil, m, nil
 }
 
 // DNP3Class is the class of a DNP3 request function (IEEE 1815-2012

@@ -137,20 +137,26 @@ func (modbusAdapter) Wire(ev *event.Alert, a *Alert) {
 }
 
 // FromModbus fills op from a decoded Modbus message on flow f.
+//
+// Every field of op is written one by one, not as a composite literal,
+// which the compiler builds in a temporary and copies: this runs for
+// every message (TestOpFilledWhole checks that no field is left over).
 func (op *Op) FromModbus(f *dpi.Flow, m *modbus.Message) {
-	*op = Op{
-		Time: m.Time, Frame: m.Frame, Proto: proto.Modbus, Flow: f,
-		Src: f.Client, Dst: f.Server, Request: m.Dir == modbus.Request,
-		FC: m.FC, Unit: m.Unit, HasAddr: m.HasAddr, Addr: m.Addr, Count: m.Count, Values: m.Values,
-		Modbus: m,
-	}
-	if !op.Request {
+	op.Time, op.Frame, op.Proto, op.Flow = m.Time, m.Frame, proto.Modbus, f
+	op.Request = m.Dir == modbus.Request
+	if op.Request {
+		op.Src, op.Dst = f.Client, f.Server
+	} else {
 		op.Src, op.Dst = f.Server, f.Client
 	}
-	op.Table = ModbusTable(m.FC)
+	op.Class = 0
 	if op.Request && m.HasFunction() {
 		op.Class = ModbusClass(m.FC, m.Sub)
 	}
+	op.FC, op.Unit, op.Table = m.FC, m.Unit, ModbusTable(m.FC)
+	op.HasAddr, op.Addr, op.Count, op.Values = m.HasAddr, m.Addr, m.Count, m.Values
+	op.LinkSrc, op.LinkDst = 0, 0
+	op.Modbus, op.DNP3, op.memo = m, nil, nil
 }
 
 // ModbusTable is the data table a Modbus function code addresses, or 0.

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
@@ -89,5 +90,72 @@ func TestOpOrientation(t *testing.T) {
 	op.FromDNP3(f, true, &dnp3.Message{Kind: dnp3.KindApplication, Dir: dnp3.Unsolicited, FC: dnp3.FuncUnsolicitedResponse})
 	if op.Src != f.Server || op.Request || op.Class != 0 {
 		t.Errorf("dnp3 unsolicited: %+v", op)
+	}
+}
+
+// TestOpFilledWhole: FromModbus and FromDNP3 write every field of an Op
+// already holding another message's: the result is the same as from a
+// zero Op, whatever the fields held, so no field is left over (an Op
+// field added later and not written fails here).
+func TestOpFilledWhole(t *testing.T) {
+	f := &dpi.Flow{ID: 3, Client: netip.MustParseAddrPort("10.0.0.1:40000"), Server: netip.MustParseAddrPort("10.0.0.2:502")}
+	garbage := func() *Op {
+		op := &Op{}
+		v := reflect.ValueOf(op).Elem()
+		for i := range v.NumField() {
+			fv := v.Field(i)
+			fv = reflect.NewAt(fv.Type(), fv.Addr().UnsafePointer()).Elem() // unexported fields too
+			switch fv.Kind() {
+			case reflect.Bool:
+				fv.SetBool(true)
+			case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+				fv.SetUint(7)
+			case reflect.Slice:
+				fv.Set(reflect.MakeSlice(fv.Type(), 1, 1))
+			case reflect.Pointer:
+				fv.Set(reflect.New(fv.Type().Elem()))
+			case reflect.Struct:
+				switch fv.Type() {
+				case reflect.TypeOf(time.Time{}):
+					fv.Set(reflect.ValueOf(time.Unix(99, 9)))
+				case reflect.TypeOf(netip.AddrPort{}):
+					fv.Set(reflect.ValueOf(netip.MustParseAddrPort("[2001:db8::9]:9")))
+				default:
+					t.Fatalf("field %s: no garbage for %s", v.Type().Field(i).Name, fv.Type())
+				}
+			default:
+				t.Fatalf("field %s: no garbage for %s", v.Type().Field(i).Name, fv.Kind())
+			}
+		}
+		return op
+	}
+	mbs := []*modbus.Message{
+		{Dir: modbus.Request, FC: 16, Unit: 3, HasAddr: true, Addr: 10, Count: 2, Values: []uint16{1, 2}},
+		{Dir: modbus.Response, FC: 3, Unit: 1, HasAddr: true, Addr: 0, Count: 1, Values: []uint16{4}},
+		{Dir: modbus.Request, FC: 8, Sub: 1},
+	}
+	mbs[0].Time, mbs[0].Frame = time.Unix(5, 0), 12
+	for i, m := range mbs {
+		want, got := &Op{}, garbage()
+		want.FromModbus(f, m)
+		got.FromModbus(f, m)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("Modbus %d: from a used Op\n%+v\nfrom a zero one\n%+v", i, got, want)
+		}
+	}
+	dms := []*dnp3.Message{
+		{Dir: dnp3.Request, Kind: dnp3.KindApplication, FC: dnp3.FuncWrite},
+		{Dir: dnp3.Response, Kind: dnp3.KindApplication, FC: 129},
+		{Dir: dnp3.Request, Kind: dnp3.KindLink},
+	}
+	for i, m := range dms {
+		for _, fromServer := range []bool{false, true} {
+			want, got := &Op{}, garbage()
+			want.FromDNP3(f, fromServer, m)
+			got.FromDNP3(f, fromServer, m)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("DNP3 %d: from a used Op\n%+v\nfrom a zero one\n%+v", i, got, want)
+			}
+		}
 	}
 }
