@@ -104,7 +104,8 @@ type Parser struct {
 // cut off, UnknownFunction for an unassigned function code (whose objects
 // Next does not decode: it returns ErrDone).
 func (p *Parser) Start(fragment []byte) (AppHeader, error) {
-	*p = Parser{frag: fragment, started: true, off: len(fragment)}
+	*p = Parser{} // in place: a literal with fields is built aside and copied
+	p.frag, p.started, p.off = fragment, true, len(fragment)
 	var h AppHeader
 	if len(fragment) < 1 {
 		return h, p.stop(AppTooShort)
