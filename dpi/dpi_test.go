@@ -563,3 +563,29 @@ func TestFlowHandler(t *testing.T) {
 		t.Errorf("new flows %v, want [modbus none]", c.apps)
 	}
 }
+
+// TestFlowKeyEqual: equal agrees with == on keys that differ in any one
+// octet of any field, or in none.
+func TestFlowKeyEqual(t *testing.T) {
+	base := flowKey{proto: 6, pa: 40000, pb: 502, vlan: 7}
+	for i := range base.a {
+		base.a[i], base.b[i] = byte(i), byte(100+i)
+	}
+	if o := base; !base.equal(&o) || base != o {
+		t.Fatal("a key is not equal to its copy")
+	}
+	mutations := []func(k *flowKey){
+		func(k *flowKey) { k.proto++ }, func(k *flowKey) { k.pa++ }, func(k *flowKey) { k.pb ^= 0x100 },
+		func(k *flowKey) { k.vlan++ },
+	}
+	for i := range 16 {
+		mutations = append(mutations, func(k *flowKey) { k.a[i]++ }, func(k *flowKey) { k.b[i]++ })
+	}
+	for j, mutate := range mutations {
+		o := base
+		mutate(&o)
+		if base.equal(&o) || o.equal(&base) || base == o {
+			t.Errorf("mutation %d: keys that differ are equal", j)
+		}
+	}
+}

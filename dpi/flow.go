@@ -52,6 +52,13 @@ func less(a [16]byte, pa uint16, b [16]byte, pb uint16) bool {
 	return pa < pb
 }
 
+// equal reports whether k and o are the same key: field by field, which
+// the compiler does inline, where == on the struct calls its generated
+// equality function (TestFlowKeyEqual).
+func (k *flowKey) equal(o *flowKey) bool {
+	return k.a == o.a && k.b == o.b && k.pa == o.pa && k.pb == o.pb && k.proto == o.proto && k.vlan == o.vlan
+}
+
 // hash mixes the key's words. It need not resist crafted collisions: probe
 // chains are bounded by the table's load, and the table by MaxFlows.
 func (k *flowKey) hash(seed uint64) uint64 {
@@ -132,7 +139,7 @@ func (t *table) full() bool { return t.live >= t.max }
 func (t *table) get(k *flowKey) *flow {
 	// Packets of one flow often come in runs (a response in several
 	// segments, a bulk transfer): the last flow found is tried first.
-	if f := t.last; f != nil && f.key == *k {
+	if f := t.last; f != nil && f.key.equal(k) {
 		return f
 	}
 	for i := k.hash(t.seed) & t.mask; ; i = (i + 1) & t.mask {
@@ -140,7 +147,7 @@ func (t *table) get(k *flowKey) *flow {
 		if s == 0 {
 			return nil
 		}
-		if f := t.at(s - 1); f.key == *k {
+		if f := t.at(s - 1); f.key.equal(k) {
 			t.last = f
 			return f
 		}
@@ -164,7 +171,7 @@ func (t *table) delete(k *flowKey) {
 		if s == 0 {
 			return
 		}
-		if t.at(s-1).key == *k {
+		if t.at(s - 1).key.equal(k) {
 			break
 		}
 		i = (i + 1) & t.mask
