@@ -982,15 +982,18 @@ func (e *Engine) NewFlow(f *dpi.Flow, t time.Time) {
 }
 
 // checkPublic checks the two ends of a Modbus or DNP3 message. A flow's
-// ends do not change: they are judged once a flow and direction, in the
-// flow's memo.
+// ends do not change: they are judged once a flow, in the flow's memo.
 func (e *Engine) checkPublic(op *Op) {
 	var v publicVerdict
 	if m := op.memo; m != nil {
-		if !m.judged {
-			m.public, m.judged = judgePublic(op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()), true
+		f := m.flow
+		if !f.judged {
+			f.public, f.judged = judgePublic(f.a.Unmap(), f.b.Unmap()), true
 		}
-		v = m.public
+		v = f.public
+		if m.d == 1 {
+			v = v.reversed()
+		}
 	} else {
 		v = judgePublic(op.Src.Addr().Unmap(), op.Dst.Addr().Unmap())
 	}
@@ -1011,6 +1014,17 @@ const (
 	publicDst
 	publicSrc
 )
+
+// reversed is the verdict on the same two ends the other way round.
+func (v publicVerdict) reversed() publicVerdict {
+	switch v {
+	case publicDst:
+		return publicSrc
+	case publicSrc:
+		return publicDst
+	}
+	return publicNone
+}
 
 func judgePublic(s, d netip.Addr) publicVerdict {
 	// A private address is not public: when s is private, only d can be.
@@ -1063,12 +1077,14 @@ func isPublic(a netip.Addr) bool {
 // ---- new-asset ----
 
 // checkNewAsset checks the two ends of a message against the assets, once
-// a flow and direction (the flow's memo says when it has).
+// a flow (the flow's memo says when it has).
 func (e *Engine) checkNewAsset(op *Op) {
 	b := &e.bi
-	m := op.memo
-	if m != nil && m.known {
-		return
+	var f *flowMemo
+	if m := op.memo; m != nil {
+		if f = m.flow; f.known {
+			return
+		}
 	}
 	for i, a := range [2]netip.Addr{op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()} {
 		if !a.IsValid() || b.isAsset(a) || !b.reported.add(a, op.Time.UnixNano()) {
@@ -1080,8 +1096,8 @@ func (e *Engine) checkNewAsset(op *Op) {
 		}
 		e.fireBuiltin(dNewAsset, op, k, finding{addr: a, isSrc: i == 0})
 	}
-	if m != nil {
-		m.known = true
+	if f != nil {
+		f.known = true
 	}
 }
 

@@ -142,7 +142,7 @@ type Engine struct {
 	window   int64 // ns
 	rules    []compiled
 	ix       ruleIndex
-	memo     []flowMemo // by flow and direction (memo.go)
+	memo     []flowMemo // by flow (memo.go)
 	opSeq    uint64     // operations that reached a rule
 	lists    [maxBuckets][]int32
 	scratch  [maxBuckets]*bucket
@@ -285,6 +285,7 @@ func (e *Engine) Message(f *dpi.Flow, from dpi.Side, m any) {
 	if use == UseTime {
 		return
 	}
+	e.op.memo = nil // whatever the adapter left
 	if e.op.Flow != nil && len(e.memo) > 0 {
 		e.op.memo = e.memoFor(&e.op)
 	}

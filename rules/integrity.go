@@ -351,6 +351,7 @@ func (e *Engine) checkDNP3UnsolConfirm(op *Op) {
 	*p = pendingConfirm{key: k, uns: m.UNS, due: op.Time.UnixNano() + int64(confirmWait), op: *op, flow: *op.Flow,
 		f: finding{count: int(m.Seq), prev: uint32(a.seq), again: a.seq == m.Seq, solicited: !m.UNS}}
 	p.op.DNP3 = nil
+	p.op.memo = nil // judged later, outside the message: the slot may be another flow's by then
 }
 
 // checkDNP3Solicited notes a solicited response that asks for a confirm,

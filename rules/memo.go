@@ -7,31 +7,40 @@ import (
 	"github.com/tapwatch/tapwatch/internal/lru"
 )
 
-// memoSlots is the size of the flow memo, a power of two: one direction
-// of a flow a slot, direct mapped by flow id (consecutive ids take
-// consecutive slots).
-const memoSlots = 2048
+// memoSlots is the size of the flow memo, a power of two: a flow a slot,
+// direct mapped by flow id (consecutive ids take consecutive slots).
+const memoSlots = 1024
 
-// flowMemo is what the engine keeps about one direction of one flow, so
-// that a message finds it in one step (memoFor) instead of each check
-// looking up its own table by addresses. The slot is chosen by the flow's
-// id and the direction, and holds the sender, the receiver and the
-// protocol, which every message it serves must match: what it keeps
-// depends on those alone.
+// flowMemo is what the engine keeps about one flow, so that a message
+// finds it in one step (memoFor) instead of each check looking up its own
+// table by addresses. The slot is chosen by the flow's id and holds the
+// flow's two ends and protocol, which every message it serves must
+// match: what it keeps depends on those alone, so a slot taken over by
+// another flow, or flows with made-up or reused ids, cannot mislead it.
 //
-// What it keeps is only ever a shortcut: a slot taken over by another
-// flow, or a handle whose entry was evicted since, sends the check back
-// to the table it would have looked in, with the same result.
+// What it keeps spares the checks their lookups and leaves what they
+// decide as it was: a slot taken over, or a handle whose entry was
+// evicted since, sends a check back to the table it would have looked
+// in. public-address and new-asset judge a flow once, both directions
+// together, as they did with caches of their own.
 type flowMemo struct {
-	src, dst netip.Addr
-	key      uint64 // 1 + flow id<<1 | direction; 0: empty
-	proto    proto.ID
+	a, b  netip.Addr // the ends, as the sender and receiver of the first message the slot saw
+	key   uint64     // 1 + flow id; 0: empty
+	proto proto.ID
 
-	// public-address's verdict on the two ends, once judged.
+	// public-address's verdict on a message from a to b, once judged.
 	judged bool
 	public publicVerdict
 	// new-asset has checked the two ends.
 	known bool
+
+	dir [2]memoDir // messages from a to b, and from b to a
+}
+
+// memoDir is what the memo keeps for the messages of one direction.
+type memoDir struct {
+	flow *flowMemo
+	d    uint8 // its index in flow.dir: 1 when the sender is b
 
 	// The rule index's buckets for the ends and protocol (buckets), when
 	// there are at most memoBuckets of them.
@@ -50,18 +59,22 @@ type flowMemo struct {
 const memoBuckets = 6
 
 // memoFor is the memo of op's flow in op's direction, emptied first when
-// its slot held other ends or another protocol. Flow ids are unique, but
-// a handler may be given flows by more than one source, or made-up ones:
-// the ends are checked all the same.
-func (e *Engine) memoFor(op *Op) *flowMemo {
-	key := 1 + op.Flow.ID<<1
-	if !op.Request {
-		key++ // the direction only spreads the slots; the ends decide
-	}
+// its slot held another flow, other ends or another protocol. When the
+// two ends are the same address, both directions share the first: what
+// it keeps is keyed by the addresses, which are then the same both ways.
+func (e *Engine) memoFor(op *Op) *memoDir {
+	key := 1 + op.Flow.ID
 	src, dst := op.Src.Addr(), op.Dst.Addr()
 	m := &e.memo[key&uint64(len(e.memo)-1)]
-	if m.key != key || m.proto != op.Proto || m.src != src || m.dst != dst {
-		*m = flowMemo{key: key, proto: op.Proto, src: src, dst: dst}
+	if m.key == key && m.proto == op.Proto {
+		if m.a == src && m.b == dst {
+			return &m.dir[0]
+		}
+		if m.a == dst && m.b == src {
+			return &m.dir[1]
+		}
 	}
-	return m
+	*m = flowMemo{key: key, proto: op.Proto, a: src, b: dst}
+	m.dir[0].flow, m.dir[1].flow, m.dir[1].d = m, m, 1
+	return &m.dir[0]
 }

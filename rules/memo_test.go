@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tapwatch/tapwatch/capture"
+	"github.com/tapwatch/tapwatch/dpi"
+	"github.com/tapwatch/tapwatch/dpi/modbus"
+	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/internal/benchtool"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/rules/policy"
@@ -102,5 +107,60 @@ rules:
 				break
 			}
 		}
+	}
+}
+
+// TestMemoFlowOnce: new-asset judges a flow once, both directions
+// together, as its own cache did before the memo. An unknown client
+// whose address is evicted from the table of reported addresses between
+// the flow's first request and its first response is not reported again
+// by the response; a new flow from it is. public-address likewise folds
+// both directions of a flow into one alert.
+func TestMemoFlowOnce(t *testing.T) {
+	e, rec := newEngineTuned(t, func(*policy.DetectorSettings) {})
+	plc := netip.MustParseAddrPort("10.10.1.20:502")
+	at := time.Duration(0)
+	feed := func(id uint64, client netip.Addr, resp bool) {
+		f := &dpi.Flow{ID: id, Transport: dpi.TCP, App: proto.Modbus, Client: netip.AddrPortFrom(client, 40000), Server: plc}
+		m := &modbus.Message{Dir: modbus.Request, Unit: 1, FC: 3, HasAddr: true, Addr: 0, Count: 1, PDU: []byte{3}}
+		from := dpi.FromClient
+		if resp {
+			m.Dir, from, m.Values = modbus.Response, dpi.FromServer, []uint16{7}
+		}
+		at += time.Millisecond
+		m.Time = t0.Add(at)
+		e.Message(f, from, m)
+	}
+	stranger := netip.MustParseAddr("10.10.1.99")
+	reported := func() int {
+		n := 0
+		for _, a := range rec.alerts {
+			if a.Rule == "new-asset" && strings.Contains(a.Title, "10.10.1.99:") {
+				n += int(a.Count)
+			}
+		}
+		return n
+	}
+	feed(100, stranger, false)
+	for i := 1; e.bi.reported.has(stranger); i++ {
+		feed(uint64(100+i), netip.AddrFrom4([4]byte{10, 77, byte(i >> 8), byte(i)}), false)
+	}
+	feed(100, stranger, true)
+	e.Flush()
+	if n := reported(); n != 1 {
+		t.Fatalf("10.10.1.99 reported %d times over one flow, want once", n)
+	}
+	feed(5000, stranger, false) // a new flow: checked again, and its address forgotten
+	e.Flush()
+	if n := reported(); n != 2 {
+		t.Errorf("10.10.1.99 reported %d times after a new flow, want twice", n)
+	}
+	// The two directions of one flow share its slot.
+	f := &dpi.Flow{ID: 7, Client: netip.MustParseAddrPort("10.10.1.10:40000"), Server: plc}
+	req := &Op{Flow: f, Proto: proto.Modbus, Src: f.Client, Dst: f.Server, Request: true}
+	resp := &Op{Flow: f, Proto: proto.Modbus, Src: f.Server, Dst: f.Client}
+	a, b := e.memoFor(req), e.memoFor(resp)
+	if a.flow != b.flow || a == b || e.memoFor(req) != a {
+		t.Errorf("directions: %p %p, slots %p %p", a, b, a.flow, b.flow)
 	}
 }

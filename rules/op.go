@@ -39,5 +39,5 @@ type Op struct {
 	Modbus *modbus.Message // the decoded message, for detectors that need more
 	DNP3   *dnp3.Message
 
-	memo *flowMemo // what the engine keeps about the flow in this direction; nil without a flow, or outside Engine.Message
+	memo *memoDir // what the engine keeps about the flow, in this direction; nil without a flow, or outside Engine.Message
 }
