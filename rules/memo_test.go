@@ -2,21 +2,18 @@ package rules
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
 	"github.com/tapwatch/tapwatch/dpi/modbus"
 	"github.com/tapwatch/tapwatch/dpi/proto"
 	"github.com/tapwatch/tapwatch/internal/benchtool"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 	"github.com/tapwatch/tapwatch/rules/policy"
-	"github.com/tapwatch/tapwatch/sensor"
 )
 
 // TestMemoLikeLookups: the flow memo is a shortcut only. The site plant's
@@ -27,17 +24,7 @@ import (
 // another while the rate and sweep tables are small enough to evict the
 // entries memos hold handles to.
 func TestMemoLikeLookups(t *testing.T) {
-	var capBuf bytes.Buffer
-	w, err := pcapgen.NewWriter(&capBuf, pcapgen.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pcapgen.SitePlant(w, 40000, 3); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	site := netCapture(t, func(w *pcapgen.Writer) error { return pcapgen.SitePlant(w, 40000, 3) })
 	y, err := benchtool.Policy("site", 200)
 	if err != nil {
 		t.Fatal(err)
@@ -68,13 +55,7 @@ rules:
 			e.rate.Init(8, e.seed)
 			e.bi.sweep.Init(8, e.seed)
 		}
-		src, err := capture.NewFile(bytes.NewReader(capBuf.Bytes()), "site.pcap")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := sensor.Replay(context.Background(), src, sensor.Options{Rules: e}); err != nil {
-			t.Fatal(err)
-		}
+		replayInto(t, site, e)
 		e.Flush()
 		if small && e.rate.Evictions() == 0 {
 			t.Error("no rate counter was evicted: the handles' check is not exercised")

@@ -38,6 +38,18 @@ func replayNet(t *testing.T, write func(w *pcapgen.Writer) error) *recorder {
 // built-in detectors at their defaults).
 func replayPolicy(t *testing.T, write func(w *pcapgen.Writer) error, p *policy.Policy) *recorder {
 	t.Helper()
+	rec := &recorder{}
+	e, err := NewEngine(p, rec, EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayInto(t, netCapture(t, write), e)
+	return rec
+}
+
+// netCapture is the capture of the frames write makes, 10 ms apart.
+func netCapture(t *testing.T, write func(w *pcapgen.Writer) error) []byte {
+	t.Helper()
 	var buf bytes.Buffer
 	w, err := pcapgen.NewWriter(&buf, pcapgen.Options{Step: 10 * time.Millisecond})
 	if err != nil {
@@ -49,19 +61,19 @@ func replayPolicy(t *testing.T, write func(w *pcapgen.Writer) error, p *policy.P
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	e, err := NewEngine(p, rec, EngineOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := capture.NewFile(&buf, "net.pcap")
+	return buf.Bytes()
+}
+
+// replayInto replays the capture pcap through e.
+func replayInto(t *testing.T, pcap []byte, e *Engine) {
+	t.Helper()
+	src, err := capture.NewFile(bytes.NewReader(pcap), "net.pcap")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sensor.Replay(context.Background(), src, sensor.Options{Rules: e}); err != nil {
 		t.Fatal(err)
 	}
-	return rec
 }
 
 // arpRaw writes an ARP frame with every field given.
