@@ -991,7 +991,7 @@ func (e *Engine) checkPublic(op *Op) {
 			f.public, f.judged = judgePublic(f.a.Unmap(), f.b.Unmap()), true
 		}
 		v = f.public
-		if m.d == 1 {
+		if m == &f.dir[1] { // the message goes from b to a
 			v = v.reversed()
 		}
 	} else {

@@ -37,10 +37,10 @@ type flowMemo struct {
 	dir [2]memoDir // messages from a to b, and from b to a
 }
 
-// memoDir is what the memo keeps for the messages of one direction.
+// memoDir is what the memo keeps for the messages of one direction; the
+// second of flow.dir is that of messages from b.
 type memoDir struct {
 	flow *flowMemo
-	d    uint8 // its index in flow.dir: 1 when the sender is b
 
 	// The rule index's buckets for the ends and protocol (buckets), when
 	// there are at most memoBuckets of them.
@@ -75,6 +75,6 @@ func (e *Engine) memoFor(op *Op) *memoDir {
 		}
 	}
 	*m = flowMemo{key: key, proto: op.Proto, a: src, b: dst}
-	m.dir[0].flow, m.dir[1].flow, m.dir[1].d = m, m, 1
+	m.dir[0].flow, m.dir[1].flow = m, m
 	return &m.dir[0]
 }
