@@ -375,12 +375,35 @@ func TestMainCommands(t *testing.T) {
 			t.Errorf("Main(%q) = %d, want 1", args, code)
 		}
 	}
-	for _, args := range [][]string{nil, {"bogus"}, {"gen"}, {"floor"}, {"run", "-rounds", "x"}, {"run", "extra"}, {"policy", "x"}, {"policy", "-n", "-1"}} {
+	for _, args := range [][]string{nil, {"bogus"}, {"gen"}, {"floor"}, {"run", "-rounds", "x"}, {"run", "extra"}, {"policy", "x"}, {"policy", "-n", "-1"},
+		{"pgo"}, {"pgo", "-o", pol}, {"pgo", "in.txt"}, {"pgo", "-o", pol, "a.txt", "b.txt"}} {
 		if code := Main(args, &out, &errb); code != 2 {
 			t.Errorf("Main(%q) = %d, want 2", args, code)
 		}
 	}
 	if code := Main([]string{"floor", filepath.Join(dir, "missing.pcap")}, &out, &errb); code != 1 {
 		t.Errorf("floor on a missing file: exit %d, want 1", code)
+	}
+
+	// pgo: the text form in, a pprof profile out (gzip or not, pprof
+	// reads both; tapbench writes it plain); a bad line is named, and
+	// nothing is written then.
+	text := filepath.Join(dir, "pgo.txt")
+	os.WriteFile(text, []byte("GO PREPROFILE V1\na.f\nb.g\n3 100\n"), 0o644)
+	pp := filepath.Join(dir, "pgo.pprof")
+	if code := Main([]string{"pgo", "-o", pp, text}, &out, &errb); code != 0 {
+		t.Fatalf("pgo: exit %d: %s", code, errb.String())
+	}
+	if b, err := os.ReadFile(pp); err != nil || !bytes.Contains(b, []byte("b.g")) || !bytes.Contains(b, []byte("samples")) {
+		t.Errorf("pgo wrote %q, %v", b, err)
+	}
+	os.WriteFile(text, []byte("GO PREPROFILE V1\na.f\nb.g\nthree 100\n"), 0o644)
+	bad := filepath.Join(dir, "bad.pprof")
+	errb.Reset()
+	if code := Main([]string{"pgo", "-o", bad, text}, &out, &errb); code != 1 || !strings.Contains(errb.String(), text+": line 4: ") {
+		t.Errorf("pgo of a bad profile: exit %d: %s", code, errb.String())
+	}
+	if _, err := os.Stat(bad); err == nil {
+		t.Error("pgo of a bad profile wrote a file")
 	}
 }

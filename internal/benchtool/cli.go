@@ -1,6 +1,7 @@
 package benchtool
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,12 +10,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
+
+	"github.com/tapwatch/tapwatch/internal/atomicfile"
+	"github.com/tapwatch/tapwatch/internal/pgotext"
 )
 
 const usage = `usage:
   tapbench gen [-plant site|small] [-n PACKETS] [-seed N] -o FILE.pcap
   tapbench policy [-plant site|small] [-n RULES] [-o FILE.yaml]
   tapbench floor FILE...
+  tapbench pgo -o FILE.pprof PROFILE.txt
   tapbench run [-plant site|small] [-n PACKETS] [-rounds N] [-seed N] [-rules N]
                [-instr PACKETS] [-tapwatch PATH] [-tmp DIR] [-json]
 
@@ -36,6 +41,11 @@ packet of both with callgrind, under GOMAXPROCS=1
 GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off, as the difference between a PACKETS-packet and a 10-packet capture
 divided by the difference in packets; without valgrind it says so and
 goes on.
+
+pgo converts the text form of a PGO profile (what "go tool preprofile"
+writes; cmd/tapwatch/pgo.txt is the one the builds use) into the pprof
+profile "go build -pgo FILE" reads. make build, make cross and
+scripts/deb.sh run it; make pgo-profile remakes cmd/tapwatch/pgo.txt.
 `
 
 // Main is tapbench's command line; it returns the exit code.
@@ -54,6 +64,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdPolicy(rest, stdout, stderr)
 	case "run":
 		err = cmdRun(rest, stdout, stderr)
+	case "pgo":
+		err = cmdPGO(rest, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -134,6 +146,33 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return os.WriteFile(*out, y, 0o644)
+}
+
+func cmdPGO(args []string, stderr io.Writer) error {
+	fs := flags("pgo", stderr)
+	out := fs.String("o", "", "output pprof file (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "tapbench pgo: need -o FILE and one profile in text form")
+		return errUsage
+	}
+	in := fs.Arg(0)
+	f, err := os.Open(in)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	edges, err := pgotext.Parse(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	var b bytes.Buffer
+	if err := pgotext.WritePprof(&b, edges); err != nil {
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	return atomicfile.Write(*out, b.Bytes(), 0o644)
 }
 
 func cmdFloor(args []string, stdout, stderr io.Writer) error {
