@@ -11,13 +11,41 @@ GOBIN       ?= $(shell $(GO) env GOPATH)/bin
 FUZZTIME    ?= 10s
 BENCH_PACKETS ?= 1000000
 BENCH_ROUNDS  ?= 5
+# PGO: the builds optimize with cmd/tapwatch/pgo.txt, a profile of call
+# edges in text form (see make pgo-profile), converted to the pprof file
+# go build reads.
+PGO_TEXT    := cmd/tapwatch/pgo.txt
+PGO         := bin/pgo.pprof
+PGO_RUNS    ?= 20
 
-.PHONY: all build demo test check gen-check cross deb test-arm hil fuzz bench bench-live clean
+.PHONY: all build demo test check gen-check cross deb test-arm hil fuzz bench bench-live pgo-profile clean
 
 all: build
 
-build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/tapwatch ./cmd/tapwatch
+build: $(PGO)
+	CGO_ENABLED=0 $(GO) build -trimpath -pgo=$(PGO) -ldflags '$(LDFLAGS)' -o bin/tapwatch ./cmd/tapwatch
+
+$(PGO): $(PGO_TEXT)
+	@mkdir -p bin
+	env -u GOOS -u GOARCH -u GOARM $(GO) run ./cmd/tapbench pgo -o $@ $(PGO_TEXT)
+
+## pgo-profile: remakes cmd/tapwatch/pgo.txt, the profile the builds optimize
+## with: CPU profiles of PGO_RUNS runs of tapwatch replay (built without one)
+## with a 500-rule policy on a 1M-packet site plant capture of another seed
+## than make bench's, merged, and kept as their call edges in text form.
+## Run it after large changes to the hot path, and commit the result.
+pgo-profile:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  CGO_ENABLED=0 $(GO) build -trimpath -pgo=off -o $$tmp/tapwatch ./cmd/tapwatch && \
+	  $(GO) build -o $$tmp/tapbench ./cmd/tapbench && \
+	  $$tmp/tapbench gen -n 1000000 -seed 2 -o $$tmp/site.pcap && \
+	  $$tmp/tapbench policy -n 500 -o $$tmp/site.yaml && \
+	  for i in $$(seq $(PGO_RUNS)); do \
+	    $$tmp/tapwatch replay --cpu-profile $$tmp/run$$i.pprof --policy $$tmp/site.yaml $$tmp/site.pcap >/dev/null 2>&1 || exit 1; \
+	  done && \
+	  $(GO) tool pprof -proto $$tmp/run*.pprof > $$tmp/merged.pprof 2>/dev/null && \
+	  $(GO) tool preprofile -i $$tmp/merged.pprof -o $(PGO_TEXT) && \
+	  echo "$(PGO_TEXT): $$(( ($$(wc -l < $(PGO_TEXT)) - 1) / 3 )) call edges from $(PGO_RUNS) runs"
 
 ## demo: tapwatch demo, in under a minute, without a broker, a Pi or root:
 ## a generated plant, learning, attacks, the LED panel, the security
@@ -49,12 +77,12 @@ gen-check:
 	    echo "event/event_gen.go is stale: run 'go generate ./event' and commit it"; exit 1; fi
 
 ## cross: static binaries for the boards tapwatch runs on.
-cross:
+cross: $(PGO)
 	@mkdir -p dist
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm   GOARM=6 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/tapwatch-linux-armv6 ./cmd/tapwatch
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm   GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/tapwatch-linux-armv7 ./cmd/tapwatch
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64         $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/tapwatch-linux-arm64 ./cmd/tapwatch
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64         $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/tapwatch-linux-amd64 ./cmd/tapwatch
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm   GOARM=6 $(GO) build -trimpath -pgo=$(PGO) -ldflags '$(LDFLAGS)' -o dist/tapwatch-linux-armv6 ./cmd/tapwatch
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm   GOARM=7 $(GO) build -trimpath -pgo=$(PGO) -ldflags '$(LDFLAGS)' -o dist/tapwatch-linux-armv7 ./cmd/tapwatch
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64         $(GO) build -trimpath -pgo=$(PGO) -ldflags '$(LDFLAGS)' -o dist/tapwatch-linux-arm64 ./cmd/tapwatch
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64         $(GO) build -trimpath -pgo=$(PGO) -ldflags '$(LDFLAGS)' -o dist/tapwatch-linux-amd64 ./cmd/tapwatch
 
 ## deb: the Debian packages in dist/: armhf (ARMv6, every 32-bit Pi OS), arm64
 ## and amd64, made by scripts/deb.sh with nfpm v2.45.2 (go install

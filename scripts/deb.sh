@@ -103,8 +103,11 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "deb.sh: building tapwatch $VERSION for linux/$goarch${goarm:+ (GOARM=$goarm)}" >&2
+# Optimized with the committed profile, as make build and make cross are
+# (see make pgo-profile); tapbench pgo turns its text form into pprof.
+env -u GOOS -u GOARCH -u GOARM $GO run ./cmd/tapbench pgo -o "$work/pgo.pprof" cmd/tapwatch/pgo.txt
 CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm \
-	$GO build -trimpath -ldflags "-s -w -X main.version=$VERSION" -o "$work/tapwatch" ./cmd/tapwatch
+	$GO build -trimpath -pgo="$work/pgo.pprof" -ldflags "-s -w -X main.version=$VERSION" -o "$work/tapwatch" ./cmd/tapwatch
 
 pkg=$outdir/tapwatch_${DEB_VERSION#*:}_$arch.deb
 DEB_ARCH=$arch DEB_VERSION=$DEB_VERSION TAPWATCH_BIN=$work/tapwatch \
