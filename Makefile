@@ -30,13 +30,14 @@ $(PGO): $(PGO_TEXT)
 	env -u GOOS -u GOARCH -u GOARM $(GO) run ./cmd/tapbench pgo -o $@ $(PGO_TEXT)
 
 ## pgo-profile: remakes cmd/tapwatch/pgo.txt, the profile the builds optimize
-## with: CPU profiles of PGO_RUNS runs of tapwatch replay (built without one)
-## with a 500-rule policy on a 1M-packet site plant capture of another seed
-## than make bench's, merged, and kept as their call edges in text form.
+## with: CPU profiles of PGO_RUNS runs of tapwatch replay (built without a
+## profile, and with the cpuprofile tag for its --cpu-profile), with a
+## 500-rule policy, on a 1M-packet site plant capture of another seed than
+## make bench's, merged, and kept as their call edges in text form.
 ## Run it after large changes to the hot path, and commit the result.
 pgo-profile:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	  CGO_ENABLED=0 $(GO) build -trimpath -pgo=off -o $$tmp/tapwatch ./cmd/tapwatch && \
+	  CGO_ENABLED=0 $(GO) build -trimpath -pgo=off -tags cpuprofile -o $$tmp/tapwatch ./cmd/tapwatch && \
 	  $(GO) build -o $$tmp/tapbench ./cmd/tapbench && \
 	  $$tmp/tapbench gen -n 1000000 -seed 2 -o $$tmp/site.pcap && \
 	  $$tmp/tapbench policy -n 500 -o $$tmp/site.yaml && \

@@ -787,32 +787,6 @@ func TestReplaySummary(t *testing.T) {
 	}
 }
 
-// TestReplayCPUProfile: --cpu-profile writes a pprof profile (gzipped
-// protocol buffers) and changes nothing else; a file it cannot create is
-// a failure that names it, before anything is decoded.
-func TestReplayCPUProfile(t *testing.T) {
-	dir := t.TempDir()
-	path := writeCapture(t, dir, "ops.pcap", pcapgen.Options{}, buildOps)
-	plain := tapwatch("replay", path)
-	prof := filepath.Join(dir, "cpu.pprof")
-	r := tapwatch("replay", "--cpu-profile", prof, path)
-	if r.code != 0 || r.stdout != plain.stdout || r.stderr != plain.stderr {
-		t.Fatalf("replay --cpu-profile: %v\nwithout it: %v", r, plain)
-	}
-	b, err := os.ReadFile(prof)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
-		t.Fatalf("the profile is no gzipped pprof: % x", b[:min(len(b), 8)])
-	}
-	bad := filepath.Join(dir, "missing", "cpu.pprof")
-	r = tapwatch("replay", "--cpu-profile", bad, path)
-	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "--cpu-profile") || !strings.Contains(r.stderr, bad) {
-		t.Fatalf("replay --cpu-profile into a missing directory: %v", r)
-	}
-}
-
 // TestReplayBuiltins: without a policy, replay runs the built-in
 // detectors and prints their alerts; --fail-on works without one.
 func TestReplayBuiltins(t *testing.T) {

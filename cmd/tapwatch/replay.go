@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -33,7 +33,7 @@ import (
 	"github.com/tapwatch/tapwatch/uplink"
 )
 
-const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops | --summary | --json] [--site S] [--sensor N] [--mqtt URL [--state-dir DIR] [MQTT options]] [--modbus-ports LIST] [--dnp3-ports LIST] [--modbus-rtu-ports LIST] [--max-flows N] [--cpu-profile FILE] FILE...
+const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops | --summary | --json] [--site S] [--sensor N] [--mqtt URL [--state-dir DIR] [MQTT options]] [--modbus-ports LIST] [--dnp3-ports LIST] [--modbus-rtu-ports LIST] [--max-flows N] FILE...
 
 Decodes pcap and pcapng capture files, in the order given, as one stream
 (flows continue across files), runs the built-in detectors and the rules
@@ -78,10 +78,6 @@ unacknowledged stays in the spool for the next run with the same
 allowed to this host only, unless --mqtt-plaintext is given; ssl://
 verifies the broker's certificate.
 
---cpu-profile writes a CPU profile of the whole run (Go's pprof format)
-to FILE, for performance work and for 'make pgo-profile', which makes
-the profile the build optimizes with (see docs/performance.md).
-
 Each file is opened and its header read before anything is printed: one
 that cannot be (missing, unreadable, not a pcap or pcapng file) is
 reported with its name, and nothing else is done. A file damaged further
@@ -94,22 +90,11 @@ file or an invalid policy), 2 on a usage error, 3 when an alert at or
 above the --fail-on severity fired (and nothing failed).
 `
 
-// startCPUProfile starts writing a CPU profile to path; stop ends it and
-// closes the file.
-func startCPUProfile(path string) (stop func() error, err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("--cpu-profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("--cpu-profile %s: %w", path, err)
-	}
-	return func() error {
-		pprof.StopCPUProfile()
-		return f.Close()
-	}, nil
-}
+// cpuProfileFlag registers --cpu-profile on replay's flags in a build
+// with the cpuprofile tag (cpuprofile.go), for make pgo-profile and
+// performance work; the shipped build leaves runtime/pprof out. It returns
+// what starts the profile, if the flag was given, and then stops it.
+var cpuProfileFlag func(fs *flag.FlagSet) (start func() (stop func() error, err error))
 
 // errAlerts marks the exit status 3: alerts at or above --fail-on.
 var errAlerts = errors.New("--fail-on")
@@ -189,7 +174,10 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	sensorID := fs.String("sensor", defaultSensor(), "the sensor `ID` in the alerts' header and, with --mqtt, in the topics and the MQTT client id")
 	stateDir := fs.String("state-dir", defaultStateDir(), "with --mqtt: the `DIR` of the spool and sequence numbers")
 	mqttWait := fs.Duration("mqtt-wait", 30*time.Second, "with --mqtt: how long to wait at the end for the broker to acknowledge everything")
-	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the run (pprof) to `FILE`")
+	var startProfile func() (func() error, error)
+	if cpuProfileFlag != nil {
+		startProfile = cpuProfileFlag(fs)
+	}
 	files, err := parseCommand(fs, args, stdout, replaySynopsis)
 	if err != nil {
 		return err
@@ -236,16 +224,18 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if !(*margin >= 0) {
 		return usageError("--margin: %v is not 0 or more", *margin)
 	}
-	if *cpuProfile != "" {
-		stop, err := startCPUProfile(*cpuProfile)
+	if startProfile != nil {
+		stop, err := startProfile()
 		if err != nil {
 			return err
 		}
-		defer func() {
-			if err := stop(); err != nil {
-				fmt.Fprintf(stderr, "tapwatch: --cpu-profile: %v\n", err)
-			}
-		}()
+		if stop != nil {
+			defer func() {
+				if err := stop(); err != nil {
+					fmt.Fprintf(stderr, "tapwatch: --cpu-profile: %v\n", err)
+				}
+			}()
+		}
 	}
 	// The built-in detectors with their defaults, the policy's settings
 	// and rules, and the baseline.

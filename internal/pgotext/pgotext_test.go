@@ -45,8 +45,7 @@ func TestCommittedProfileRoundTrip(t *testing.T) {
 // makes of it.
 func preprofile(t *testing.T, edges []Edge) []byte {
 	t.Helper()
-	goCmd, err := exec.LookPath("go")
-	testenv.Need(t, err == nil, "the go command is not on PATH; put Go's bin directory on PATH")
+	goCmd := testenv.Tool(t, "go", "golang-go")
 	dir := t.TempDir()
 	var pp bytes.Buffer
 	if err := WritePprof(&pp, edges); err != nil {
