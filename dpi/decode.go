@@ -54,12 +54,11 @@ type (
 	}
 	// tcpHeader has the fields tcpPacket reads.
 	tcpHeader struct {
-		SrcPort, DstPort             uint16
-		Seq, Ack                     uint32
-		DataOffset                   uint8
-		FIN, SYN, RST, PSH, ACK, URG bool
-		ECE, CWR                     bool
-		Payload                      []byte
+		SrcPort, DstPort uint16
+		Seq, Ack         uint32
+		DataOffset       uint8
+		Flags            uint8 // the header's flags octet: FIN is bit 0, CWR bit 7
+		Payload          []byte
 	}
 	udpHeader struct {
 		SrcPort, DstPort uint16
@@ -176,9 +175,7 @@ func (e *Engine) decodeHeader(typ layer, data []byte) (layer, []byte, error) {
 		t.SrcPort, t.DstPort = be16(data[0:]), be16(data[2:])
 		t.Seq, t.Ack = be32(data[4:]), be32(data[8:])
 		t.DataOffset = data[12] >> 4
-		f := data[13]
-		t.FIN, t.SYN, t.RST, t.PSH = f&0x01 != 0, f&0x02 != 0, f&0x04 != 0, f&0x08 != 0
-		t.ACK, t.URG, t.ECE, t.CWR = f&0x10 != 0, f&0x20 != 0, f&0x40 != 0, f&0x80 != 0
+		t.Flags = data[13]
 		if t.DataOffset < 5 {
 			return lNone, nil, errDecode
 		}
@@ -418,3 +415,15 @@ func (e *Engine) decodeIPv6(data []byte) (layer, []byte, error) {
 	}
 	return ipNext(next), payload, nil
 }
+
+// The TCP flags of a tcpHeader. The header keeps the octet as it came:
+// eight booleans cost the fast path a test and a store each, for every
+// segment, and tcpPacket reads four of them.
+func (t *tcpHeader) FIN() bool { return t.Flags&0x01 != 0 }
+func (t *tcpHeader) SYN() bool { return t.Flags&0x02 != 0 }
+func (t *tcpHeader) RST() bool { return t.Flags&0x04 != 0 }
+func (t *tcpHeader) PSH() bool { return t.Flags&0x08 != 0 }
+func (t *tcpHeader) ACK() bool { return t.Flags&0x10 != 0 }
+func (t *tcpHeader) URG() bool { return t.Flags&0x20 != 0 }
+func (t *tcpHeader) ECE() bool { return t.Flags&0x40 != 0 }
+func (t *tcpHeader) CWR() bool { return t.Flags&0x80 != 0 }

@@ -150,7 +150,7 @@ func ourDecode(e *Engine, first layer, data []byte) decodeResult {
 		case lTCP:
 			t := &e.tcp
 			r.fields = append(r.fields, fmt.Sprintf("tcp %d %d seq %d ack %d off %d flags %v%v%v%v%v%v%v%v payload %x", t.SrcPort, t.DstPort, t.Seq, t.Ack, t.DataOffset,
-				t.FIN, t.SYN, t.RST, t.PSH, t.ACK, t.URG, t.ECE, t.CWR, t.Payload))
+				t.FIN(), t.SYN(), t.RST(), t.PSH(), t.ACK(), t.URG(), t.ECE(), t.CWR(), t.Payload))
 		case lUDP:
 			r.fields = append(r.fields, fmt.Sprintf("udp %d %d payload %x", e.udp.SrcPort, e.udp.DstPort, e.udp.Payload))
 		case lARP:

@@ -39,9 +39,7 @@ func (e *Engine) fastPacket(data []byte) bool {
 	t := &e.tcp
 	t.SrcPort, t.DstPort = fr.k.pa, fr.k.pb
 	t.Seq, t.Ack, t.DataOffset = fr.seq, fr.ack, fr.dataOffset
-	f := fr.flags
-	t.FIN, t.SYN, t.RST, t.PSH = f&0x01 != 0, f&0x02 != 0, f&0x04 != 0, f&0x08 != 0
-	t.ACK, t.URG, t.ECE, t.CWR = f&0x10 != 0, f&0x20 != 0, f&0x40 != 0, f&0x80 != 0
+	t.Flags = fr.flags
 	t.Payload = fr.payload
 	e.tcpPacket(&fr.k, fr.mac, t)
 	return true

@@ -52,11 +52,7 @@ func slowFrame(e *Engine, data []byte) (fr fastFrame, ok bool) {
 		fr.k.proto = ipTCP
 		fr.k.pa, fr.k.pb = t.SrcPort, t.DstPort
 		fr.seq, fr.ack, fr.dataOffset = t.Seq, t.Ack, t.DataOffset
-		for i, f := range []bool{t.FIN, t.SYN, t.RST, t.PSH, t.ACK, t.URG, t.ECE, t.CWR} {
-			if f {
-				fr.flags |= 1 << i
-			}
-		}
+		fr.flags = t.Flags
 		fr.payload = t.Payload
 		if e.segmentLengthSlow() != len(t.Payload) {
 			return fr, false // Packet would count a cut or a bad IP length

@@ -94,27 +94,27 @@ func (e *Engine) account(n int) {
 func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *tcpHeader) {
 	payload := t.Payload
 	e.synDir = 0
-	if t.SYN {
+	if t.SYN() {
 		e.synDir = 1
-		if t.ACK {
+		if t.ACK() {
 			e.synDir = 2
 		}
 	}
-	f, side, fresh := e.lookup(k, mac, TCP, t.SYN || len(payload) > 0)
+	f, side, fresh := e.lookup(k, mac, TCP, t.SYN() || len(payload) > 0)
 	if f == nil {
 		return
 	}
 	if len(payload) > 0 {
 		f.payload = true
 	}
-	if fresh && t.SYN && t.ACK {
+	if fresh && t.SYN() && t.ACK() {
 		// The handshake's second packet: the client's SYN was missed, but
 		// the connection still starts here.
 		f.half[side^1].seen = true
 		f.half[side^1].next = t.Ack
 	}
 	if fresh {
-		f.MidStream = !t.SYN
+		f.MidStream = !t.SYN()
 		if f.MidStream {
 			e.c.TCPMidStream++
 		}
@@ -125,8 +125,8 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *tcpHeader) {
 		e.identify(f, side, payload, false)
 	}
 	if f.dec == 0 && !sniffed {
-		if t.RST || t.FIN {
-			e.endSide(f, side, t.RST)
+		if t.RST() || t.FIN() {
+			e.endSide(f, side, t.RST())
 		}
 		return
 	}
@@ -135,7 +135,7 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *tcpHeader) {
 	h := &f.half[side]
 	h.lastAt = e.now
 	seq := t.Seq
-	if t.SYN {
+	if t.SYN() {
 		if h.seen && !fresh && seq+1 != h.next && f.last != 0 {
 			// A new connection on the same ports: end the old one.
 			e.closeFlow(f, EndClosed)
@@ -155,7 +155,7 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *tcpHeader) {
 		h.seen = true
 		h.next = seq
 	}
-	if t.ACK {
+	if t.ACK() {
 		e.acked(f, side^1, t.Ack)
 	}
 	missing := e.segmentLength() - len(payload)
@@ -171,7 +171,7 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *tcpHeader) {
 	} else if len(payload) > 0 {
 		e.segment(f, side, seq, payload, true)
 	}
-	if t.RST && h.seen && !inWindow(t.Seq, h.next) {
+	if t.RST() && h.seen && !inWindow(t.Seq, h.next) {
 		// A reset far from where the stream is: blind injection or a
 		// stale packet. Ending the flow on it would let anyone who can
 		// put a packet on the wire blind the decoder (RFC 5961 asks the
@@ -179,8 +179,8 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *tcpHeader) {
 		e.c.TCPIgnoredRSTs++
 		return
 	}
-	if t.RST || t.FIN {
-		e.endSide(f, side, t.RST)
+	if t.RST() || t.FIN() {
+		e.endSide(f, side, t.RST())
 	}
 }
 
