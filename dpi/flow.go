@@ -132,7 +132,9 @@ func (t *table) init(max int) {
 	t.head, t.tail = -1, -1
 }
 
-func (t *table) at(i int32) *flow { return &t.chunks[i/chunkSize][i%chunkSize] }
+// at is the record of index i (0 or more): divided unsigned, i/chunkSize
+// and i%chunkSize are a shift and a mask, without the sign's corrections.
+func (t *table) at(i int32) *flow { return &t.chunks[uint32(i)/chunkSize][uint32(i)%chunkSize] }
 
 func (t *table) full() bool { return t.live >= t.max }
 
