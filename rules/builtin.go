@@ -118,6 +118,14 @@ const (
 	dnp3Messages
 	dnp3Requests
 	dnp3Answers
+	// modbusAnomalous and dnp3Anomalous are the messages with something
+	// wrong (anomalous): a Modbus message that is malformed or an
+	// exception response; a DNP3 message with an anomaly, or whose IIN
+	// say the request asked for what the outstation does not have. Checks
+	// that can only act on such messages are not called for the others,
+	// most of the traffic.
+	modbusAnomalous
+	dnp3Anomalous
 	numMessages
 )
 
@@ -126,11 +134,15 @@ const (
 const numCheckProtos = proto.DNP3 + 1
 
 // covers reports whether the messages include those of protocol p that
-// are requests (or not).
-func (w messages) covers(p proto.ID, request bool) bool {
+// are requests (or not) and anomalous (or not, or unknown).
+func (w messages) covers(p proto.ID, request, anomalous bool) bool {
 	switch w {
 	case allMessages:
 		return true
+	case modbusAnomalous:
+		return p == proto.Modbus && anomalous
+	case dnp3Anomalous:
+		return p == proto.DNP3 && anomalous
 	case modbusMessages, modbusRequests, modbusAnswers:
 		return p == proto.Modbus && (w == modbusMessages || request == (w == modbusRequests))
 	case dnp3Messages, dnp3Requests, dnp3Answers:
@@ -205,10 +217,11 @@ type builtins struct {
 	on     [numBuiltin]bool
 	det    [numBuiltin]builtinDet
 	// checks are those of the enabled detectors that run on a message,
-	// in the order they run: lists[byFC[protocol][request][function code]].
+	// in the order they run:
+	// lists[byFC[protocol][request][anomalyClass][function code]].
 	// Messages with the same checks share a list.
 	lists [][]func(e *Engine, op *Op)
-	byFC  [numCheckProtos][2][256]uint8
+	byFC  [numCheckProtos][2][2][256]uint8
 
 	sweep sweepTable
 
@@ -277,67 +290,70 @@ func (b *builtins) init(p *policy.Policy, seed uint64) {
 
 // initChecks fills lists and byFC with the checks of the enabled
 // detectors; without filter, each check runs whatever the function code
-// (tests compare the two).
+// and the anomaly class (tests compare the two).
 func (b *builtins) initChecks(filter bool) {
 	type cand struct {
 		run func(e *Engine, op *Op)
 		fcs policy.CodeSet
 	}
 	type listKey struct {
-		p    proto.ID
-		req  int
-		mask uint64 // of the candidates
+		p        proto.ID
+		req, cls int
+		mask     uint64 // of the candidates
 	}
 	b.lists = nil
 	var seen []listKey // the key of each list
 	for p := range numCheckProtos {
 		for req := range 2 {
-			var cands []cand // in the order they run
-			for st := range numStages {
-				for k := range numBuiltin {
-					if !b.on[k] {
-						continue
-					}
-					for _, c := range Detectors[k].checks {
-						if c.stage == st && c.on.covers(p, req == 1) {
-							x := cand{run: c.run}
-							for fc := range 256 {
-								if !filter || c.fcs(uint8(fc)) {
-									x.fcs.Add(uint8(fc))
+			for cls := range 2 {
+				anomalous := cls == 1 || !filter
+				var cands []cand // in the order they run
+				for st := range numStages {
+					for k := range numBuiltin {
+						if !b.on[k] {
+							continue
+						}
+						for _, c := range Detectors[k].checks {
+							if c.stage == st && c.on.covers(p, req == 1, anomalous) {
+								x := cand{run: c.run}
+								for fc := range 256 {
+									if !filter || c.fcs(uint8(fc)) {
+										x.fcs.Add(uint8(fc))
+									}
 								}
+								// A check several detectors share (one pass
+								// over a message serves them all) runs once,
+								// where the first of them that is on puts it.
+								if i := slices.IndexFunc(cands, func(o cand) bool { return sameFunc(o.run, x.run) }); i >= 0 {
+									cands[i].fcs.Union(&x.fcs)
+									continue
+								}
+								cands = append(cands, x)
 							}
-							// A check several detectors share (one pass
-							// over a message serves them all) runs once,
-							// where the first of them that is on puts it.
-							if i := slices.IndexFunc(cands, func(o cand) bool { return sameFunc(o.run, x.run) }); i >= 0 {
-								cands[i].fcs.Union(&x.fcs)
-								continue
-							}
-							cands = append(cands, x)
 						}
 					}
 				}
-			}
-			for fc := range 256 {
-				k := listKey{p: p, req: req}
-				for i := range cands {
-					if cands[i].fcs.Has(uint8(fc)) {
-						k.mask |= 1 << i
-					}
-				}
-				n := slices.Index(seen, k)
-				if n < 0 {
-					var list []func(e *Engine, op *Op)
+				for fc := range 256 {
+					k := listKey{p: p, req: req, cls: cls}
 					for i := range cands {
-						if k.mask&(1<<i) != 0 {
-							list = append(list, cands[i].run)
+						if cands[i].fcs.Has(uint8(fc)) {
+							k.mask |= 1 << i
 						}
 					}
-					n = len(b.lists) // a few dozen lists at most
-					seen = append(seen, k)
-					b.lists = append(b.lists, list)
+					n := slices.Index(seen, k)
+					if n < 0 {
+						var list []func(e *Engine, op *Op)
+						for i := range cands {
+							if k.mask&(1<<i) != 0 {
+								list = append(list, cands[i].run)
+							}
+						}
+						n = len(b.lists) // a few dozen lists at most
+						seen = append(seen, k)
+						b.lists = append(b.lists, list)
+					}
+					b.byFC[p][req][cls][fc] = uint8(n)
 				}
-				b.byFC[p][req][fc] = uint8(n)
 			}
 		}
 	}
@@ -380,9 +396,26 @@ func (e *Engine) detect(op *Op) {
 	if op.Request {
 		req = 1
 	}
-	for _, run := range e.bi.lists[e.bi.byFC[p][req][op.FC]] {
+	for _, run := range e.bi.lists[e.bi.byFC[p][req][anomalyClass(op)][op.FC]] {
 		run(e, op)
 	}
+}
+
+// anomalyClass is 0 for a Modbus or DNP3 message known to be sound (see
+// modbusAnomalous), 1 for any other: the checks of anomalous messages run
+// on it.
+func anomalyClass(op *Op) int {
+	switch op.Proto {
+	case proto.Modbus:
+		if m := op.Modbus; m != nil && m.Malformed == 0 && m.Exception == 0 {
+			return 0
+		}
+	case proto.DNP3:
+		if m := op.DNP3; m != nil && m.Anomalies == 0 && m.IIN&dnp3ExceptionIIN == 0 {
+			return 0
+		}
+	}
+	return 1
 }
 
 // modbusOf is op's Modbus message with a function code, or nil.

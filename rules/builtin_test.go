@@ -24,6 +24,7 @@ type xmb struct {
 	exception uint8
 	malformed modbus.Reason
 	afterLoss bool
+	reused    bool // a request whose TID is still awaited (modbus-tid-reuse)
 	udp       bool
 	resp      bool
 	at        time.Duration
@@ -37,7 +38,7 @@ func (x xmb) feed(e *Engine) {
 	src, dst := netip.MustParseAddrPort(x.src), netip.MustParseAddrPort(x.dst)
 	f.Client, f.Server = src, dst
 	m := &modbus.Message{Dir: modbus.Request, Unit: x.unit, FC: x.fc, Sub: x.sub, MEI: x.mei,
-		Exception: x.exception, Malformed: x.malformed, AfterLoss: x.afterLoss, PDU: []byte{x.fc, 0, 0}}
+		Exception: x.exception, Malformed: x.malformed, AfterLoss: x.afterLoss, Reused: x.reused, PDU: []byte{x.fc, 0, 0}}
 	if x.resp {
 		m.Dir = modbus.Response
 		f.Client, f.Server = dst, src
@@ -763,11 +764,12 @@ func TestBuiltinAlertOrder(t *testing.T) {
 	}
 }
 
-// TestCheckFilters: the function codes a check is declared for only spare
-// calls. An engine that runs every check on every function code raises
-// the same alerts as one that skips them, on messages of each function
-// code made to fire every check, and no filter leaves out a Modbus
-// sub-function that changes something.
+// TestCheckFilters: the function codes and the messages a check is
+// declared for only spare calls. An engine that runs every check on every
+// function code and every message, sound or anomalous (anomalyClass),
+// raises the same alerts as one that skips them, on messages of each
+// function code made to fire every check, sound and anomalous ones, and no
+// filter leaves out a Modbus sub-function that changes something.
 func TestCheckFilters(t *testing.T) {
 	for fc := range 256 {
 		for sub := range 1 << 16 {
@@ -791,8 +793,14 @@ func TestCheckFilters(t *testing.T) {
 			xmb{src: engC, dst: plc1S, unit: 0, fc: c, sub: modbus.SubForceListenOnlyMode, mei: modbus.MEIReadDeviceID, at: at},
 			xmb{src: engC, dst: plc1S, unit: 1, fc: c, sub: modbus.SubRestartCommunicationsOption, at: at},
 			xmb{src: plc1S, dst: engC, unit: 1, fc: c, exception: 6, resp: true, at: at},
+			xmb{src: plc1S, dst: engC, unit: 1, fc: c, resp: true, at: at},
+			xmb{src: engC, dst: plc1S, unit: 2, fc: c, reused: true, at: at},
+			xmb{src: engC, dst: plc1S, unit: 1, fc: c, malformed: modbus.LengthMismatch, at: at},
+			xmb{src: plc1S, dst: engC, unit: 1, fc: c, malformed: modbus.LengthMismatch, resp: true, at: at},
 			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 0xFFFF, fc: c, group: 70, sbo: dnp3.SBONoSelect, at: at},
 			xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: c, iin: dnp3ExceptionIIN, resp: true, at: at},
+			xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: c, resp: true, at: at},
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: c, anomalies: []dnp3.Reason{dnp3.BadBlockCRC}, at: at},
 		)
 	}
 	fs.feed(filtered)

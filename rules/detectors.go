@@ -63,7 +63,7 @@ var Detectors = []Detector{
 			Window:      time.Minute,
 			Category:    CategoryProtocolAnomaly,
 		},
-		checks: []check{{stageMessage, modbusMessages, (*Engine).checkModbusMalformed, anyFC}, {stageMessage, dnp3Messages, (*Engine).checkDNP3Malformed, anyFC}},
+		checks: []check{{stageMessage, modbusAnomalous, (*Engine).checkModbusMalformed, anyFC}, {stageMessage, dnp3Anomalous, (*Engine).checkDNP3Malformed, anyFC}},
 		title:  titleMalformed,
 	},
 	dModbusDiag: {
@@ -113,7 +113,7 @@ var Detectors = []Detector{
 			Rate:        &policy.Rate{Max: 10, Per: 10 * time.Second},
 			Category:    CategoryReconnaissance,
 		},
-		checks: []check{{stageFunction, modbusAnswers, (*Engine).checkModbusExceptions, anyFC}, {stageFunction, dnp3Answers, (*Engine).checkDNP3Exceptions, anyFC}},
+		checks: []check{{stageFunction, modbusAnomalous, (*Engine).checkModbusExceptions, anyFC}, {stageFunction, dnp3Anomalous, (*Engine).checkDNP3Exceptions, anyFC}},
 		title:  titleExceptionStorm,
 	},
 	dBusyDelay: {
@@ -126,7 +126,7 @@ var Detectors = []Detector{
 			Rate:        &policy.Rate{Max: 4, Per: 15 * time.Second},
 			Category:    CategoryFlood,
 		},
-		checks: []check{{stageFunction, modbusAnswers, (*Engine).checkBusyDelay, anyFC}},
+		checks: []check{{stageFunction, modbusAnomalous, (*Engine).checkBusyDelay, anyFC}},
 		title:  titleBusyDelay,
 	},
 	dDNP3Restart: {

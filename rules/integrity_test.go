@@ -995,14 +995,16 @@ func TestSharedChecks(t *testing.T) {
 				}
 			}
 			b.initChecks(true)
-			got := 0
-			for _, run := range b.lists[b.byFC[proto.DNP3][c.req][c.fc]] {
-				if sameFunc(run, c.run) {
-					got++
+			for cls := range 2 { // sound messages and anomalous ones alike
+				got := 0
+				for _, run := range b.lists[b.byFC[proto.DNP3][c.req][cls][c.fc]] {
+					if sameFunc(run, c.run) {
+						got++
+					}
 				}
-			}
-			if got != want {
-				t.Errorf("detectors %v on (mask %b): the check runs %d times, want %d", c.ids, mask, got, want)
+				if got != want {
+					t.Errorf("detectors %v on (mask %b), anomaly class %d: the check runs %d times, want %d", c.ids, mask, cls, got, want)
+				}
 			}
 		}
 	}
