@@ -119,9 +119,10 @@ const (
 	dnp3Requests
 	dnp3Answers
 	// modbusAnomalous and dnp3Anomalous are the messages with something
-	// wrong (anomalous): a Modbus message that is malformed or an
-	// exception response; a DNP3 message with an anomaly, or whose IIN
-	// say the request asked for what the outstation does not have. Checks
+	// wrong (anomalous): a Modbus message that is malformed, an exception
+	// response, or a request with the TID of one still awaited; a DNP3
+	// message with an anomaly, or whose IIN say the request asked for what
+	// the outstation does not have. Checks
 	// that can only act on such messages are not called for the others,
 	// most of the traffic.
 	modbusAnomalous
@@ -407,7 +408,7 @@ func (e *Engine) detect(op *Op) {
 func anomalyClass(op *Op) int {
 	switch op.Proto {
 	case proto.Modbus:
-		if m := op.Modbus; m != nil && m.Malformed == 0 && m.Exception == 0 {
+		if m := op.Modbus; m != nil && m.Malformed == 0 && m.Exception == 0 && !m.Reused {
 			return 0
 		}
 	case proto.DNP3:

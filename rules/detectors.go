@@ -250,7 +250,7 @@ var Detectors = []Detector{
 			Description: "A Modbus request that reuses the transaction id and unit of a request still waiting for its response, but asks for another function, address, quantity or sub-function, on a connection whose master numbers its transactions, an id among its last four but not its latest: a request injected into the connection, racing the master's. A repeat of the same request, more requests under the master's current id (some masters send several writes under one), a master that cycles through a few ids and comes back to one never answered, and a master that sends one transaction id always pass.",
 			Category:    CategoryIntegrity,
 		},
-		checks: []check{{stageMessage, modbusRequests, (*Engine).checkModbusTIDReuse, anyFC}},
+		checks: []check{{stageMessage, modbusAnomalous, (*Engine).checkModbusTIDReuse, anyFC}},
 		title:  titleModbusTIDReuse,
 	},
 	dCounterBackwards: {
@@ -313,7 +313,7 @@ var Detectors = []Detector{
 			Rate:        &policy.Rate{Max: 100, Per: time.Second},
 			Category:    CategoryFlood,
 		},
-		checks: []check{{stageMessage, dnp3Messages, (*Engine).checkDNP3FloodAnomaly, anyFC}, {stageCount, modbusRequests, (*Engine).checkFlood, anyFC}, {stageCount, dnp3Requests, (*Engine).checkFlood, anyFC}},
+		checks: []check{{stageMessage, dnp3Anomalous, (*Engine).checkDNP3FloodAnomaly, anyFC}, {stageCount, modbusRequests, (*Engine).checkFlood, anyFC}, {stageCount, dnp3Requests, (*Engine).checkFlood, anyFC}},
 		title:  titleFlood,
 	},
 	dPublic: {
