@@ -19,7 +19,6 @@ package pgotext
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -127,11 +126,16 @@ func WritePprof(w io.Writer, edges []Edge) error {
 		if e.Weight <= 0 {
 			return fmt.Errorf("edge %s -> %s: weight %d is not above 0", e.Caller, e.Callee, e.Weight)
 		}
+		// The callee's frame is at line 1, where its line does not
+		// matter (a frame gives the call edges of the frames it calls,
+		// and it calls none here), but for a function that calls itself
+		// from its first line: the two frames would be one node, and the
+		// edge lost.
+		leafLine := int64(1)
 		if e.Caller == e.Callee && e.Offset == 0 {
-			// One frame twice: a profile cannot say it.
-			return errors.New("edge " + e.Caller + " -> itself at offset 0: a profile cannot hold it")
+			leafLine = 2
 		}
-		leaf := locs.id(loc{funcs.id(e.Callee), 1})
+		leaf := locs.id(loc{funcs.id(e.Callee), leafLine})
 		site := locs.id(loc{funcs.id(e.Caller), 1 + e.Offset})
 		// sample (2): location_id (1, leaf first), value (2)
 		var s pb

@@ -76,18 +76,19 @@ func firstDiff(a, b []byte) string {
 }
 
 // Edges of every shape the compiler's reader must keep apart: a function
-// calling two callees from one site, one callee from two sites, a
-// recursive call at a non-zero offset, a negative offset (a call inlined
-// above its caller's first line), weights to the top of int64's range in
-// total.
+// calling two callees from one site, one callee from two sites,
+// recursive calls at a non-zero offset and at offset 0, a negative offset
+// (a call inlined above its caller's first line), a weight of 2^60.
 func TestShapesRoundTrip(t *testing.T) {
-	edges := []Edge{
+	edges := []Edge{ // in preprofile's order: by weight, the heaviest first
+		{"e.big", "c.h", 1, 1 << 60},
 		{"a.(*T).m", "b.f", 3, 900},
 		{"a.(*T).m", "b.g", 3, 500},
 		{"b.f", "c.h", 7, 400},
 		{"b.g", "c.h", 2, 300},
 		{"b.g", "c.h", 9, 300},
 		{"c.h", "c.h", 4, 20},
+		{"c.h", "c.h", 0, 15},
 		{"c.h", "d.k", -2, 10},
 		{"d.k", "a.(*T).m", 0, 1},
 	}
@@ -102,7 +103,6 @@ func TestShapesRoundTrip(t *testing.T) {
 
 func TestWritePprofRefuses(t *testing.T) {
 	for _, edges := range [][]Edge{
-		{{"a.f", "a.f", 0, 1}},
 		{{"a.f", "b.g", 1, 0}},
 		{{"a.f", "b.g", 1, -5}},
 	} {
