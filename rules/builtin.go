@@ -120,7 +120,8 @@ const (
 	dnp3Answers
 	// modbusAnomalous and dnp3Anomalous are the messages with something
 	// wrong (anomalous): a Modbus message that is malformed, an exception
-	// response, or a request with the TID of one still awaited; a DNP3
+	// response, or a request marked Reused (another request under the
+	// transaction id of one still awaited, modbus-tid-reuse); a DNP3
 	// message with an anomaly, or whose IIN say the request asked for what
 	// the outstation does not have. Checks
 	// that can only act on such messages are not called for the others,
@@ -350,6 +351,9 @@ func (b *builtins) initChecks(filter bool) {
 							}
 						}
 						n = len(b.lists) // a few dozen lists at most
+						if n > 255 {
+							panic("rules: more lists of checks than byFC can index")
+						}
 						seen = append(seen, k)
 						b.lists = append(b.lists, list)
 					}

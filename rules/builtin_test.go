@@ -801,6 +801,7 @@ func TestCheckFilters(t *testing.T) {
 			xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: c, iin: dnp3ExceptionIIN, resp: true, at: at},
 			xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: c, resp: true, at: at},
 			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: c, anomalies: []dnp3.Reason{dnp3.BadBlockCRC}, at: at},
+			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: c, anomalies: []dnp3.Reason{dnp3.RequestFlood}, at: at},
 		)
 	}
 	fs.feed(filtered)
