@@ -16,7 +16,7 @@ BENCH_ROUNDS  ?= 5
 # go build reads.
 PGO_TEXT    := cmd/tapwatch/pgo.txt
 PGO         := bin/pgo.pprof
-PGO_RUNS    ?= 20
+PGO_RUNS    ?= 60
 
 .PHONY: all build demo test check gen-check cross deb test-arm hil fuzz bench bench-live pgo-profile clean
 
@@ -25,9 +25,12 @@ all: build
 build: $(PGO)
 	CGO_ENABLED=0 $(GO) build -trimpath -pgo=$(PGO) -ldflags '$(LDFLAGS)' -o bin/tapwatch ./cmd/tapwatch
 
-$(PGO): $(PGO_TEXT)
+# tapbench runs here, on the build machine: the target's GOOS, GOARCH and
+# their variants are not its own.
+HOSTENV     := env -u GOOS -u GOARCH -u GOARM -u GOARM64 -u GOAMD64 -u GO386
+$(PGO): $(PGO_TEXT) internal/pgotext/pgotext.go internal/benchtool/cli.go
 	@mkdir -p bin
-	env -u GOOS -u GOARCH -u GOARM $(GO) run ./cmd/tapbench pgo -o $@ $(PGO_TEXT)
+	$(HOSTENV) $(GO) run ./cmd/tapbench pgo -o $@ $(PGO_TEXT)
 
 ## pgo-profile: remakes cmd/tapwatch/pgo.txt, the profile the builds optimize
 ## with: CPU profiles of PGO_RUNS runs of tapwatch replay (built without a
@@ -44,8 +47,9 @@ pgo-profile:
 	  for i in $$(seq $(PGO_RUNS)); do \
 	    $$tmp/tapwatch replay --cpu-profile $$tmp/run$$i.pprof --policy $$tmp/site.yaml $$tmp/site.pcap >/dev/null 2>&1 || exit 1; \
 	  done && \
-	  $(GO) tool pprof -proto $$tmp/run*.pprof > $$tmp/merged.pprof 2>/dev/null && \
-	  $(GO) tool preprofile -i $$tmp/merged.pprof -o $(PGO_TEXT) && \
+	  $(GO) tool pprof -proto $$tmp/run*.pprof > $$tmp/merged.pprof && \
+	  $(GO) tool preprofile -i $$tmp/merged.pprof -o $$tmp/pgo.txt && \
+	  mv $$tmp/pgo.txt $(PGO_TEXT) && \
 	  echo "$(PGO_TEXT): $$(( ($$(wc -l < $(PGO_TEXT)) - 1) / 3 )) call edges from $(PGO_RUNS) runs"
 
 ## demo: tapwatch demo, in under a minute, without a broker, a Pi or root:

@@ -105,7 +105,7 @@ trap 'rm -rf "$work"' EXIT
 echo "deb.sh: building tapwatch $VERSION for linux/$goarch${goarm:+ (GOARM=$goarm)}" >&2
 # Optimized with the committed profile, as make build and make cross are
 # (see make pgo-profile); tapbench pgo turns its text form into pprof.
-env -u GOOS -u GOARCH -u GOARM $GO run ./cmd/tapbench pgo -o "$work/pgo.pprof" cmd/tapwatch/pgo.txt
+env -u GOOS -u GOARCH -u GOARM -u GOARM64 -u GOAMD64 -u GO386 $GO run ./cmd/tapbench pgo -o "$work/pgo.pprof" cmd/tapwatch/pgo.txt
 CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm \
 	$GO build -trimpath -pgo="$work/pgo.pprof" -ldflags "-s -w -X main.version=$VERSION" -o "$work/tapwatch" ./cmd/tapwatch
 
