@@ -45,7 +45,7 @@ pgo-profile:
 	  $$tmp/tapbench gen -n 1000000 -seed 2 -o $$tmp/site.pcap && \
 	  $$tmp/tapbench policy -n 500 -o $$tmp/site.yaml && \
 	  for i in $$(seq $(PGO_RUNS)); do \
-	    $$tmp/tapwatch replay --cpu-profile $$tmp/run$$i.pprof --policy $$tmp/site.yaml $$tmp/site.pcap >/dev/null 2>&1 || exit 1; \
+	    $$tmp/tapwatch replay --cpu-profile $$tmp/run$$i.pprof --policy $$tmp/site.yaml $$tmp/site.pcap >/dev/null 2>$$tmp/err || { cat $$tmp/err >&2; exit 1; }; \
 	  done && \
 	  $(GO) tool pprof -proto $$tmp/run*.pprof > $$tmp/merged.pprof && \
 	  $(GO) tool preprofile -i $$tmp/merged.pprof -o $$tmp/pgo.txt && \
