@@ -123,9 +123,8 @@ const (
 	// response, or a request marked Reused (another request under the
 	// transaction id of one still awaited, modbus-tid-reuse); a DNP3
 	// message with an anomaly, or whose IIN say the request asked for what
-	// the outstation does not have. Checks
-	// that can only act on such messages are not called for the others,
-	// most of the traffic.
+	// the outstation does not have. Checks that can only act on such
+	// messages are not called for the others, most of the traffic.
 	modbusAnomalous
 	dnp3Anomalous
 	numMessages
