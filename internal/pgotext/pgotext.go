@@ -49,7 +49,7 @@ func Parse(r io.Reader) ([]Edge, error) {
 	}
 	if h, ok := next(); !ok || h != header {
 		if err := sc.Err(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("line 1: %w", err)
 		}
 		return nil, fmt.Errorf("line 1: not a profile in text form: the first line must be %q", header)
 	}
@@ -59,11 +59,16 @@ func Parse(r io.Reader) ([]Edge, error) {
 		if !ok {
 			break
 		}
-		callee, ok1 := next()
-		nums, ok2 := next()
-		if !ok1 || !ok2 {
+		// After a failed Scan (a line too long), the next one may
+		// succeed with part of that line: stop at the first failure.
+		callee, ok := next()
+		var nums string
+		if ok {
+			nums, ok = next()
+		}
+		if !ok {
 			if err := sc.Err(); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("line %d: %w", line+1, err)
 			}
 			return nil, fmt.Errorf("line %d: an edge needs three lines (caller, callee, offset and weight); the file ends after %d", line, line)
 		}

@@ -131,6 +131,10 @@ func TestParseErrors(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, want an error with %q", c.in, err, c.want)
 		}
 	}
+	long := header + "\na.f\n" + strings.Repeat("x", 2<<20) + "\n1 2\n"
+	if _, err := Parse(strings.NewReader(long)); err == nil || !strings.HasPrefix(err.Error(), "line 3: ") {
+		t.Errorf("a line of 2 MiB: %v, want an error naming line 3", err)
+	}
 	edges, err := Parse(strings.NewReader(header + "\n"))
 	if err != nil || len(edges) != 0 {
 		t.Errorf("a profile of no edges: %v, %v", edges, err)
