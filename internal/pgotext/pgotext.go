@@ -96,16 +96,6 @@ func Parse(r io.Reader) ([]Edge, error) {
 	return edges, nil
 }
 
-// Format writes edges in the text form.
-func Format(w io.Writer, edges []Edge) error {
-	bw := bufio.NewWriter(w)
-	bw.WriteString(header + "\n")
-	for _, e := range edges {
-		fmt.Fprintf(bw, "%s\n%s\n%d %d\n", e.Caller, e.Callee, e.Offset, e.Weight)
-	}
-	return bw.Flush()
-}
-
 // WritePprof writes edges as an uncompressed pprof profile with one
 // sample type, samples/count.
 func WritePprof(w io.Writer, edges []Edge) error {

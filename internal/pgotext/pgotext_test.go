@@ -1,8 +1,10 @@
 package pgotext
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,11 +31,11 @@ func TestCommittedProfileRoundTrip(t *testing.T) {
 		t.Fatalf("cmd/tapwatch/pgo.txt holds %d edges; a profile of a replay has hundreds (make pgo-profile)", len(edges))
 	}
 	var again bytes.Buffer
-	if err := Format(&again, edges); err != nil {
+	if err := format(&again, edges); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(again.Bytes(), text) {
-		t.Fatal("Format(Parse(pgo.txt)) differs from pgo.txt")
+		t.Fatal("format(Parse(pgo.txt)) differs from pgo.txt")
 	}
 	got := preprofile(t, edges)
 	if !bytes.Equal(got, text) {
@@ -65,6 +67,16 @@ func preprofile(t *testing.T, edges []Edge) []byte {
 	return got
 }
 
+// format writes edges in the text form, as go tool preprofile does.
+func format(w io.Writer, edges []Edge) error {
+	bw := bufio.NewWriter(w)
+	bw.WriteString(header + "\n")
+	for _, e := range edges {
+		fmt.Fprintf(bw, "%s\n%s\n%d %d\n", e.Caller, e.Callee, e.Offset, e.Weight)
+	}
+	return bw.Flush()
+}
+
 func firstDiff(a, b []byte) string {
 	al, bl := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
 	for i := 0; i < len(al) && i < len(bl); i++ {
@@ -93,7 +105,7 @@ func TestShapesRoundTrip(t *testing.T) {
 		{"d.k", "a.(*T).m", 0, 1},
 	}
 	var want bytes.Buffer
-	if err := Format(&want, edges); err != nil {
+	if err := format(&want, edges); err != nil {
 		t.Fatal(err)
 	}
 	if got := preprofile(t, edges); !bytes.Equal(got, want.Bytes()) {
@@ -152,18 +164,18 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		var text bytes.Buffer
-		if err := Format(&text, edges); err != nil {
+		if err := format(&text, edges); err != nil {
 			t.Fatal(err)
 		}
 		again, err := Parse(&text)
 		if err != nil {
-			t.Fatalf("Parse(Format(edges)): %v", err)
+			t.Fatalf("Parse(format(edges)): %v", err)
 		}
 		if len(edges) == 0 && len(again) == 0 {
 			return
 		}
 		if !reflect.DeepEqual(again, edges) {
-			t.Fatalf("Parse(Format(%v)) = %v", edges, again)
+			t.Fatalf("Parse(format(%v)) = %v", edges, again)
 		}
 		_ = WritePprof(&bytes.Buffer{}, edges)
 	})
