@@ -2,10 +2,12 @@ package yamlpos
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/goccy/go-yaml/ast"
 )
@@ -252,5 +254,38 @@ func TestIndexBuilder(t *testing.T) {
 	var empty IndexBuilder
 	if _, ok := empty.Index().At("a"); ok {
 		t.Error("an empty builder placed a path")
+	}
+}
+
+// TestIndexBuilderOrder: with many paths each given several times, Record
+// and Set interleaved, the index keeps what Positions keeps. Enough
+// records that Index's sort partitions them (a short run is sorted by
+// insertion, which keeps the order given whatever the comparison says).
+func TestIndexBuilderOrder(t *testing.T) {
+	var b IndexBuilder
+	ps := Positions{}
+	r := rand.New(rand.NewPCG(1, 2))
+	const paths = 300
+	for i := range 6000 {
+		path := Elem("rules", r.IntN(paths))
+		at := Pos{Line: i + 1, Column: 1 + r.IntN(9)}
+		if r.IntN(4) == 0 {
+			b.Set(path, at)
+			ps[path] = at
+		} else {
+			b.Record(path, at)
+			ps.Record(path, at)
+		}
+	}
+	x := b.Index()
+	for i := range paths + 1 {
+		path := Elem("rules", i)
+		want, wok := ps[path]
+		if got, gok := x.At(path); got != want || gok != wok {
+			t.Errorf("At(%q) = %v %v, want %v %v", path, got, gok, want, wok)
+		}
+	}
+	if n := unsafe.Sizeof(indexRecord{}); n != 24 {
+		t.Errorf("a record takes %d bytes, want 24: seq no longer fits in the padding", n)
 	}
 }
