@@ -499,6 +499,18 @@ func sameRaw(raw []uint8, data []byte, stride int) bool {
 		return string(raw) == string(data[:len(raw)])
 	}
 	at := 0
+	if stride == 5 {
+		// Analog inputs of 32 bits with flags (g30v1, g30v5), the most
+		// common: eight flags octets a step, with one bounds check and
+		// one branch.
+		for len(raw) >= 8 && len(data)-at >= 36 {
+			d, r := (*[36]byte)(data[at:]), (*[8]byte)(raw)
+			if (d[0]^r[0])|(d[5]^r[1])|(d[10]^r[2])|(d[15]^r[3])|(d[20]^r[4])|(d[25]^r[5])|(d[30]^r[6])|(d[35]^r[7]) != 0 {
+				return false
+			}
+			raw, at = raw[8:], at+40
+		}
+	}
 	for _, f := range raw {
 		if data[at] != f {
 			return false

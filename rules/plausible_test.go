@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -138,6 +139,37 @@ func TestQuietBlocks(t *testing.T) {
 			}
 			if !ok {
 				t.Errorf("%s, skipping %v: alerts\n%s\nwant titles ending\n%s", c.name, skip, strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+		}
+	}
+}
+
+// TestSameRaw: for every stride the layouts have, and every length of a
+// block's run, sameRaw says whether the flags octets equal raw, with a
+// difference at each place in turn, in a flags octet (seen) and in a
+// value octet (not a flags octet: ignored).
+func TestSameRaw(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, stride := range []int{1, 2, 3, 5, 7, 9, 11} {
+		for n := 0; n <= pointBlock; n++ {
+			raw := make([]uint8, n)
+			data := make([]byte, n*stride)
+			for i := range data {
+				data[i] = uint8(r.Uint32())
+			}
+			for i := range raw {
+				raw[i] = data[i*stride]
+			}
+			if !sameRaw(raw, data, stride) {
+				t.Fatalf("stride %d, %d points: the same octets differ", stride, n)
+			}
+			for at := range data {
+				data[at] ^= 0x40
+				want := at%stride != 0
+				if got := sameRaw(raw, data, stride); got != want {
+					t.Fatalf("stride %d, %d points, octet %d changed: sameRaw = %v, want %v", stride, n, at, got, want)
+				}
+				data[at] ^= 0x40
 			}
 		}
 	}
