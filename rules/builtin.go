@@ -223,6 +223,10 @@ type builtins struct {
 	// Messages with the same checks share a list.
 	lists [][]func(e *Engine, op *Op)
 	byFC  [numCheckProtos][2][2][256]uint8
+	// settled[i] is list i without the checks that judge a flow's two
+	// ends once (endsOnce): the list of a message whose flow memo says
+	// they have nothing left to do (flowMemo.settled).
+	settled []uint8
 
 	sweep sweepTable
 
@@ -361,6 +365,36 @@ func (b *builtins) initChecks(filter bool) {
 			}
 		}
 	}
+	b.settled = make([]uint8, len(b.lists))
+	for i, list := range b.lists {
+		b.settled[i] = uint8(i)
+		if !filter {
+			continue
+		}
+		rest := slices.DeleteFunc(slices.Clone(list), endsOnce)
+		if len(rest) == len(list) {
+			continue
+		}
+		n := slices.IndexFunc(b.lists, func(l []func(e *Engine, op *Op)) bool {
+			return slices.EqualFunc(l, rest, sameFunc)
+		})
+		if n < 0 {
+			n = len(b.lists)
+			if n > 255 {
+				panic("rules: more lists of checks than byFC can index")
+			}
+			b.lists = append(b.lists, rest)
+			b.settled = append(b.settled, uint8(n)) // nothing more to take out
+		}
+		b.settled[i] = uint8(n)
+	}
+}
+
+// endsOnce reports whether run is a check that judges a flow's two ends
+// once, public-address's or new-asset's: on a flow whose memo has them
+// judged (flowMemo.settled), it does nothing, and detect leaves it out.
+func endsOnce(run func(e *Engine, op *Op)) bool {
+	return sameFunc(run, (*Engine).checkPublic) || sameFunc(run, (*Engine).checkNewAsset)
 }
 
 // window is the aggregation window of detector idx (a negative rule
@@ -400,7 +434,11 @@ func (e *Engine) detect(op *Op) {
 	if op.Request {
 		req = 1
 	}
-	for _, run := range e.bi.lists[e.bi.byFC[p][req][anomalyClass(op)][op.FC]] {
+	l := e.bi.byFC[p][req][anomalyClass(op)][op.FC]
+	if m := op.memo; m != nil && m.flow.settled(&e.bi) {
+		l = e.bi.settled[l]
+	}
+	for _, run := range e.bi.lists[l] {
 		run(e, op)
 	}
 }

@@ -765,10 +765,14 @@ func TestBuiltinAlertOrder(t *testing.T) {
 }
 
 // TestCheckFilters: the function codes and the messages a check is
-// declared for only spare calls. An engine that runs every check on every
-// function code and every message, sound or anomalous (anomalyClass),
-// raises the same alerts as one that skips them, on messages of each
-// function code made to fire every check, sound and anomalous ones, and no
+// declared for only spare calls, and so does leaving out the checks of a
+// flow's ends once its memo has them judged (flowMemo.settled). An engine
+// that runs every check on every function code and every message, sound
+// or anomalous (anomalyClass), settled or not, raises the same alerts as
+// one that skips them, on messages of each function code made to fire
+// every check, sound and anomalous ones, on flows with a public end or a
+// new asset among others; with every detector on, and with public-address
+// or new-asset off (the other's check is then left out on its own). No
 // filter leaves out a Modbus sub-function that changes something.
 func TestCheckFilters(t *testing.T) {
 	for fc := range 256 {
@@ -777,13 +781,6 @@ func TestCheckFilters(t *testing.T) {
 				t.Fatalf("FC %d sub-function %d changes something; modbusMayChange says no", fc, sub)
 			}
 		}
-	}
-	all := func(*policy.DetectorSettings) {}
-	filtered, got := newEngineTuned(t, all)
-	unfiltered, want := newEngineTuned(t, all)
-	unfiltered.bi.initChecks(false)
-	if len(filtered.bi.lists) <= len(unfiltered.bi.lists) {
-		t.Errorf("%d lists of checks with filters, %d without", len(filtered.bi.lists), len(unfiltered.bi.lists))
 	}
 	var fs feeds
 	for fc := range 256 {
@@ -797,26 +794,50 @@ func TestCheckFilters(t *testing.T) {
 			xmb{src: engC, dst: plc1S, unit: 2, fc: c, reused: true, at: at},
 			xmb{src: engC, dst: plc1S, unit: 1, fc: c, malformed: modbus.LengthMismatch, at: at},
 			xmb{src: plc1S, dst: engC, unit: 1, fc: c, malformed: modbus.LengthMismatch, resp: true, at: at},
+			xmb{src: engC, dst: publicS, unit: 1, fc: c, at: at},
+			xmb{src: publicS, dst: engC, unit: 1, fc: c, resp: true, at: at},
+			xmb{src: newC, dst: plc1S, unit: 1, fc: c, at: at},
+			xmb{src: plc1S, dst: newC, unit: 1, fc: c, resp: true, at: at},
 			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 0xFFFF, fc: c, group: 70, sbo: dnp3.SBONoSelect, at: at},
 			xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: c, iin: dnp3ExceptionIIN, resp: true, at: at},
 			xdn{src: rtu7S, dst: mstC, lsrc: 10, ldst: 1, fc: c, resp: true, at: at},
 			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: c, anomalies: []dnp3.Reason{dnp3.BadBlockCRC}, at: at},
 			xdn{src: mstC, dst: rtu7S, lsrc: 1, ldst: 10, fc: c, anomalies: []dnp3.Reason{dnp3.RequestFlood}, at: at},
+			xdn{src: "198.51.100.9:40000", dst: rtu7S, lsrc: 1, ldst: 10, fc: c, at: at},
+			xdn{src: rtu7S, dst: "198.51.100.9:40000", lsrc: 10, ldst: 1, fc: c, resp: true, at: at},
 		)
 	}
-	fs.feed(filtered)
-	fs.feed(unfiltered)
-	filtered.Flush()
-	unfiltered.Flush()
-	if len(want.alerts) < 50 {
-		t.Fatalf("only %d alerts without filters", len(want.alerts))
-	}
-	if len(got.alerts) != len(want.alerts) {
-		t.Fatalf("%d alerts with filters, %d without", len(got.alerts), len(want.alerts))
-	}
-	for i := range got.alerts {
-		if g, w := got.alerts[i], want.alerts[i]; g.Rule != w.Rule || g.Title != w.Title || g.Count != w.Count {
-			t.Errorf("alert %d: %s %q ×%d with filters, %s %q ×%d without", i, g.Rule, g.Title, g.Count, w.Rule, w.Title, w.Count)
+	for _, off := range []string{"", "public-address", "new-asset"} {
+		tune := func(d *policy.DetectorSettings) {
+			if d.ID == off {
+				d.Enabled = false
+			}
+		}
+		filtered, got := newEngineTuned(t, tune)
+		unfiltered, want := newEngineTuned(t, tune)
+		unfiltered.bi.initChecks(false)
+		if len(filtered.bi.lists) <= len(unfiltered.bi.lists) {
+			t.Errorf("%s off: %d lists of checks with filters, %d without", off, len(filtered.bi.lists), len(unfiltered.bi.lists))
+		}
+		fs.feed(filtered)
+		fs.feed(unfiltered)
+		filtered.Flush()
+		unfiltered.Flush()
+		if len(want.alerts) < 50 {
+			t.Fatalf("%s off: only %d alerts without filters", off, len(want.alerts))
+		}
+		for _, id := range []string{"public-address", "new-asset"} {
+			if n := len(alertsOf(want, id)); (n == 0) != (id == off) {
+				t.Errorf("%s off: %d %s alerts without filters", off, n, id)
+			}
+		}
+		if len(got.alerts) != len(want.alerts) {
+			t.Fatalf("%s off: %d alerts with filters, %d without", off, len(got.alerts), len(want.alerts))
+		}
+		for i := range got.alerts {
+			if g, w := got.alerts[i], want.alerts[i]; g.Rule != w.Rule || g.Title != w.Title || g.Count != w.Count {
+				t.Errorf("%s off: alert %d: %s %q ×%d with filters, %s %q ×%d without", off, i, g.Rule, g.Title, g.Count, w.Rule, w.Title, w.Count)
+			}
 		}
 	}
 }

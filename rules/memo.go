@@ -37,6 +37,14 @@ type flowMemo struct {
 	dir [2]memoDir // messages from a to b, and from b to a
 }
 
+// settled reports whether the checks that judge the flow's ends
+// (endsOnce) have nothing left to do on its messages: public-address
+// found neither end public while the other is private, and new-asset has
+// checked both (a detector that is off has nothing to do).
+func (f *flowMemo) settled(b *builtins) bool {
+	return (f.judged && f.public == publicNone || !b.on[dPublic]) && (f.known || !b.on[dNewAsset])
+}
+
 // memoDir is what the memo keeps for the messages of one direction; the
 // second of flow.dir is that of messages from b.
 type memoDir struct {
