@@ -157,7 +157,9 @@ func (h *half) remember(data []byte) {
 	}
 	off := int(seq) & (n - 1)
 	c := copy(h.hist[off:], data)
-	copy(h.hist, data[c:])
+	if c < len(data) { // wrapped round: the call is not free even for nothing
+		copy(h.hist, data[c:])
+	}
 	h.histN = min(h.histN+len(data), n)
 }
 
