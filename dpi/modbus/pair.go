@@ -147,7 +147,9 @@ func (c *Conn) take(tid uint16, unit, fc uint8) (pendingRequest, bool) {
 
 func (c *Conn) remove(i int) {
 	n := int(c.npending)
-	copy(c.pending[i:n], c.pending[i+1:n])
+	if i+1 < n { // usually the only one: no call to copy nothing
+		copy(c.pending[i:n], c.pending[i+1:n])
+	}
 	c.npending--
 	c.pending[c.npending] = pendingRequest{}
 }
