@@ -1,5 +1,6 @@
 // Package lru is a bounded table: a fixed number of entries, set
-// associative, that evicts the least recently used entry of a full set.
+// associative with two choices, that evicts the least recently used entry
+// of a key's two sets when both are full.
 // "Recently" is a time the caller gives (tapwatch uses packet time, not
 // wall time), so that a replay behaves as the capture did live.
 //
@@ -10,6 +11,15 @@ package lru
 import "math/bits"
 
 // Ways is the number of entries in a set.
+//
+// A key may live in either of two sets (sets): a new key takes an empty
+// entry of the one with more empty entries, or else evicts the least
+// recently used of the eight. With one set per key, a set took five or
+// more of the keys in use long before the table was full, and those keys
+// then evicted each other at every use: the bench's DNP3 point blocks,
+// 123 in a table of 512, did so for about half the seeds, losing the
+// blocks' state over and over (docs/performance.md). With two, both sets
+// of a key are full only when the table nearly is.
 const Ways = 4
 
 // Entry is one entry of a Table. Key, Value and Last belong to the caller
@@ -70,45 +80,79 @@ func (t *Table[K, V]) Reset(seed uint64) {
 	t.live = 0
 }
 
-// set is the set where a key of hash h lives.
-func (t *Table[K, V]) set(h uint64) []Entry[K, V] {
-	return t.slots[mix64(h, t.seed)&t.mask&^(Ways-1):][:Ways]
+// sets are the two sets where a key of hash h may live: from the low and
+// the high half of one mix of the hash. They are the same set for about
+// one key in as many as the table has sets (always, in a table of one).
+func (t *Table[K, V]) sets(h uint64) (a, b []Entry[K, V]) {
+	x := mix64(h, t.seed)
+	return t.slots[x&t.mask&^(Ways-1):][:Ways], t.slots[x>>32&t.mask&^(Ways-1):][:Ways]
 }
 
 // Lookup returns the entry of key k, whose hash is h, and true; or, when
-// k is not in the table, the entry a new k would take and false: the
-// first empty one of its set, or else the least recently used (the first
-// of those used as long ago). Nothing changes until the caller calls Put.
+// k is not in the table, the entry a new k would take and false (victim).
+// Nothing changes until the caller calls Put.
 func (t *Table[K, V]) Lookup(k *K, h uint64) (*Entry[K, V], bool) {
-	set := t.set(h)
-	if s := find(set, k, h); s != nil {
+	a, b := t.sets(h)
+	if s := find(a, b, k, h); s != nil {
 		return s, true
 	}
-	return victim(set), false
+	return victim(a, b), false
 }
 
-// find is the entry of set that holds k, or nil.
-func find[K comparable, V any](set []Entry[K, V], k *K, h uint64) *Entry[K, V] {
-	for i := range set {
-		if s := &set[i]; s.used && s.hash == h && s.Key == *k {
+// find is the entry of set a or b that holds k, or nil.
+func find[K comparable, V any](a, b []Entry[K, V], k *K, h uint64) *Entry[K, V] {
+	for i := range a {
+		if s := &a[i]; s.used && s.hash == h && s.Key == *k {
+			return s
+		}
+	}
+	if &b[0] == &a[0] {
+		return nil
+	}
+	for i := range b {
+		if s := &b[i]; s.used && s.hash == h && s.Key == *k {
 			return s
 		}
 	}
 	return nil
 }
 
-// victim is the entry of set a new key takes: the first empty one, or
-// else the least recently used (the first of those used as long ago).
-func victim[K comparable, V any](set []Entry[K, V]) *Entry[K, V] {
-	v := &set[0]
-	for i := range set {
-		s := &set[i]
+// victim is the entry of sets a and b a new key takes: the first empty
+// one of the set with more empty ones (a, when as many), or else the
+// least recently used of both (the first of those used as long ago, a's
+// before b's). Filling the emptier set keeps the sets even, so that both
+// sets of a key are full only when the table nearly is.
+func victim[K comparable, V any](a, b []Entry[K, V]) *Entry[K, V] {
+	var ea, eb *Entry[K, V] // the first empty entry of each
+	na, nb := 0, 0
+	v := &a[0]
+	for i := range a {
+		s := &a[i]
 		if !s.used {
-			return s
-		}
-		if s.Last < v.Last {
+			if na++; na == 1 {
+				ea = s
+			}
+		} else if s.Last < v.Last {
 			v = s
 		}
+	}
+	if &b[0] != &a[0] {
+		for i := range b {
+			s := &b[i]
+			if !s.used {
+				if nb++; nb == 1 {
+					eb = s
+				}
+			} else if s.Last < v.Last || !v.used {
+				v = s
+			}
+		}
+	}
+	switch {
+	case na > 0 && na >= nb:
+		return ea
+	case nb > 0:
+		return eb
 	}
 	return v
 }
@@ -183,12 +227,12 @@ func (h Handle[K, V]) Get(now int64) *Entry[K, V] {
 // in the table (true), or a new one with a zero value (false), which may
 // have evicted another.
 func (t *Table[K, V]) Get(k *K, h uint64, now int64) (*Entry[K, V], bool) {
-	set := t.set(h)
-	if s := find(set, k, h); s != nil {
+	a, b := t.sets(h)
+	if s := find(a, b, k, h); s != nil {
 		s.Last = now
 		return s, true
 	}
-	e := victim(set)
+	e := victim(a, b)
 	t.Put(e, k, h, now)
 	return e, false
 }
