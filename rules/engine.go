@@ -59,8 +59,9 @@ type EngineOptions struct {
 	Adapters []Adapter
 
 	// seed places keys in the engine's tables; 0: a random one. Tests
-	// that must not see an eviction fix it: with four ways a set, even a
-	// table an eighth full evicts for a few seeds in a hundred.
+	// that must not see an eviction fix it: with two sets of four ways a
+	// key (lru), a table under half full evicts for a few seeds in a
+	// thousand.
 	seed uint64
 }
 
