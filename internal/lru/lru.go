@@ -17,8 +17,8 @@ import "math/bits"
 // recently used of the eight. With one set per key, a set took five or
 // more of the keys in use long before the table was full, and those keys
 // then evicted each other at every use: the bench's DNP3 point blocks,
-// 123 in a table of 512, did so for about half the seeds, losing the
-// blocks' state over and over (docs/performance.md). With two, both sets
+// 123 in a table of 512, did so for about two seeds in five, losing the
+// blocks' state over and over (docs/performance.md, "Later (5)"). With two, both sets
 // of a key are full only when the table nearly is.
 const Ways = 4
 
@@ -27,7 +27,7 @@ const Ways = 4
 type Entry[K comparable, V any] struct {
 	Key   K
 	Value V
-	Last  int64  // when the entry was last used: the least recent of a full set is evicted
+	Last  int64  // when the entry was last used: the least recent of a key's two full sets is evicted
 	hash  uint64 // the caller's hash of Key: compared before the key, which costs more
 	used  bool
 	gen   uint32 // the table's count of Puts when this key was put (Handle); in used's padding
@@ -39,7 +39,7 @@ func (e *Entry[K, V]) Used() bool { return e.used }
 // Table is a set-associative table of entries of key type K and value
 // type V. The zero Table is empty and must be given a size by Init. The
 // caller hashes keys (equal keys must have equal hashes); the table mixes
-// the hash with its seed to choose a set.
+// the hash with its seed to choose a key's two sets.
 type Table[K comparable, V any] struct {
 	slots     []Entry[K, V]
 	mask      uint64
@@ -143,7 +143,7 @@ func victim[K comparable, V any](a, b []Entry[K, V]) *Entry[K, V] {
 				if nb++; nb == 1 {
 					eb = s
 				}
-			} else if s.Last < v.Last || !v.used {
+			} else if s.Last < v.Last {
 				v = s
 			}
 		}
@@ -243,6 +243,22 @@ func (t *Table[K, V]) Delete(e *Entry[K, V]) {
 		*e = Entry[K, V]{}
 		t.live--
 	}
+}
+
+// Slot is entry i of Entries when a key of hash h may live there (it is
+// in one of the key's two sets), or nil. A caller refilling a table from
+// another of the same size and seed puts each key back where it was, so
+// that the order it puts them in cannot make one evict another: which of
+// its two sets a key took depended on the keys put before it.
+func (t *Table[K, V]) Slot(i int, h uint64) *Entry[K, V] {
+	if i < 0 || i >= len(t.slots) {
+		return nil
+	}
+	a, b := t.sets(h)
+	if s := &t.slots[i&^(Ways-1)]; s == &a[0] || s == &b[0] {
+		return &t.slots[i]
+	}
+	return nil
 }
 
 // Entries are all the entries of t, used or not, in a fixed order; the

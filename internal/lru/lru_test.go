@@ -20,6 +20,9 @@ type val struct {
 func hashesIn(t *Table[key, val], h uint64, n int) (same, other []uint64, room int) {
 	a, b := t.sets(h)
 	for x := h; len(same) < n || len(other) < n; x++ {
+		if x-h > 1<<24 {
+			panic("hashesIn: not enough hashes of those sets, or of others")
+		}
 		xa, xb := t.sets(x)
 		switch {
 		case &xa[0] == &a[0] && &xb[0] == &b[0]:
@@ -97,24 +100,38 @@ func TestSetSelection(t *testing.T) {
 	if tb.Find(&key{a: same[1]}, other[0]) != nil {
 		t.Error("found a key in a set it does not hash to")
 	}
-	// A key whose second set is the first set of others: it takes an
-	// entry of its first set while it has one empty.
-	var tb1 Table[key, val]
-	tb1.Init(64, 7)
-	x := twoSets(&tb1, 5000)
-	xa, xb := tb1.sets(x)
-	var inB []uint64 // hashes whose first set is x's second
-	for y := uint64(0); len(inB) < Ways; y++ {
-		if ya, _ := tb1.sets(y); &ya[0] == &xb[0] {
-			inB = append(inB, y)
+	// A new key takes the first empty entry of the set with more empty
+	// ones, its first set when they have as many. Keys whose two sets
+	// are one (onlyIn) fill a set by exactly as many as are put.
+	onlyIn := func(tb *Table[key, val], set []Entry[key, val], n int) []uint64 {
+		var hs []uint64
+		for y := uint64(0); len(hs) < n; y++ {
+			if ya, yb := tb.sets(y); &ya[0] == &set[0] && &yb[0] == &set[0] {
+				hs = append(hs, y)
+			}
 		}
+		return hs
 	}
-	for i, y := range inB {
-		tb1.Get(&key{a: y}, y, int64(i))
-	}
-	e, _ := tb1.Get(&key{a: x}, x, 10)
-	if e != &xa[0] {
-		t.Error("a new key did not take the first empty entry of its first set")
+	for _, c := range []struct {
+		inA, inB int
+		second   bool // the key goes to its second set
+	}{{0, 0, false}, {1, 1, false}, {2, 1, true}, {1, 2, false}, {3, 2, true}, {Ways, 0, true}, {0, Ways - 1, false}} {
+		var tb1 Table[key, val]
+		tb1.Init(64, 7)
+		x := twoSets(&tb1, 5000)
+		xa, xb := tb1.sets(x)
+		for i, y := range append(onlyIn(&tb1, xa, c.inA), onlyIn(&tb1, xb, c.inB)...) {
+			tb1.Get(&key{a: y}, y, int64(i))
+		}
+		var want *Entry[key, val]
+		if c.second {
+			want = &xb[c.inB]
+		} else {
+			want = &xa[c.inA]
+		}
+		if e, _ := tb1.Get(&key{a: x}, x, 10); e != want || tb1.Evictions() != 0 {
+			t.Errorf("%d and %d entries used in a key's two sets: it took another entry than the first empty one of the emptier set (or evicted)", c.inA, c.inB)
+		}
 	}
 	// Another seed spreads the same hashes differently.
 	var tb2 Table[key, val]
@@ -316,6 +333,24 @@ func TestFullTable(t *testing.T) {
 	if used != tb.Len() {
 		t.Errorf("%d entries used, Len %d", used, tb.Len())
 	}
+	// Slot gives each key's own entry back, and no entry outside its
+	// two sets.
+	ents := tb.Entries()
+	for i := range ents {
+		h := ents[i].hash
+		if tb.Slot(i, h) != &ents[i] {
+			t.Fatalf("Slot(%d) of its own key's hash: not its entry", i)
+		}
+		a, b := tb.sets(h)
+		for j := range ents {
+			if in := &ents[j&^(Ways-1)] == &a[0] || &ents[j&^(Ways-1)] == &b[0]; (tb.Slot(j, h) != nil) != in {
+				t.Fatalf("Slot(%d) of a hash whose sets are %v that entry's", j, in)
+			}
+		}
+	}
+	if tb.Slot(-1, 0) != nil || tb.Slot(len(ents), 0) != nil {
+		t.Error("Slot of an index out of the table")
+	}
 }
 
 // TestLowLoad: keys in use that fill a table by a quarter or less, a few
@@ -411,11 +446,14 @@ func TestNoAllocs(t *testing.T) {
 // another key or none: evicted, deleted, reset or copied over.
 func TestHandle(t *testing.T) {
 	var tb Table[key, val]
-	tb.Init(8, 3)
+	tb.Init(64, 3)
 	if (Handle[key, val]{}).Get(1) != nil {
 		t.Fatal("the zero handle refers to an entry")
 	}
-	same, _, room := hashesIn(&tb, 100, 2*Ways+1)
+	same, _, room := hashesIn(&tb, twoSets(&tb, 100), 2*Ways+1)
+	if room != 2*Ways {
+		t.Fatalf("room %d", room)
+	}
 	same = same[:room+1]
 	hs := make([]Handle[key, val], len(same))
 	for i, h := range same {
