@@ -41,9 +41,9 @@ type EngineOptions struct {
 	// no budget.
 	MaxAlertsPerMinute int
 	// RateSlots and AggSlots size the fixed tables of rate counters and of
-	// alerts being folded; rounded up to a power of two, at least 4. When a
-	// table is full the least recently used entry of its set is evicted
-	// (a folded alert is reported first).
+	// alerts being folded; rounded up to a power of two, at least 4. When
+	// both sets a new key may take are full, the least recently used entry
+	// of the two is evicted (a folded alert is reported first).
 	RateSlots int
 	AggSlots  int
 	// Learn, when positive, has Learner learn a baseline over this much
@@ -60,8 +60,8 @@ type EngineOptions struct {
 
 	// seed places keys in the engine's tables; 0: a random one. Tests
 	// that must not see an eviction fix it: with two sets of four ways a
-	// key (lru), a table under half full evicts for a few seeds in a
-	// thousand.
+	// key (lru), a table a quarter full evicted for no seed in a thousand,
+	// one half full for one to three in a hundred.
 	seed uint64
 }
 
@@ -98,8 +98,8 @@ type EngineStats struct {
 	Folded        uint64                              // occurrences folded into an alert already reported
 	Suppressed    uint64                              // new alerts dropped by the budget
 	MaxSeverity   policy.Severity                     // the highest severity that fired, whether reported, folded or suppressed; 0 when nothing fired
-	RateEvictions uint64                              // rate counters evicted from a full set
-	AggEvictions  uint64                              // folded alerts evicted (and reported) from a full set
+	RateEvictions uint64                              // rate counters evicted from full sets
+	AggEvictions  uint64                              // folded alerts evicted (and reported) from full sets
 	// Evictions of the detectors' own tables.
 	SweepEvictions, BindingEvictions, OwnerEvictions, ProbeEvictions                           uint64
 	PrintEvictions, UnsolicitedEvictions, PointEvictions, OutstationEvictions, ReplayEvictions uint64
@@ -1009,43 +1009,29 @@ func (e *Engine) TakeOver(old *Engine) {
 	e.clock, e.epoch, e.nextSweep = old.clock, old.epoch, old.nextSweep
 	e.nextID, e.stats = old.nextID, old.Stats()
 	e.budgetStart, e.budgetUsed, e.supMinute, e.supFirst, e.supLast = old.budgetStart, old.budgetUsed, old.supMinute, old.supFirst, old.supLast
-	oldAgg := old.agg.Entries()
-	for i := range oldAgg {
-		ent := &oldAgg[i]
-		if !ent.Used() {
-			continue
-		}
-		k := ent.Key
+	refill(&e.agg, old.agg.Entries(), func(k *aggKey) (uint64, bool) {
 		k.rule, _ = c.rule(k.rule, false)
-		h := aggHash(&k)
-		slot, _ := e.agg.Lookup(&k, h)
-		e.agg.Put(slot, &k, h, ent.Last)
-		slot.Value = ent.Value
+		return aggHash(k), true
+	}, func(slot, from *lru.Entry[aggKey, aggState], k *aggKey, h uint64) {
+		e.agg.Put(slot, k, h, from.Last)
+		slot.Value = from.Value
 		if st := &slot.Value; st.alert != nil {
 			first := st.first.UnixNano()
 			e.aggFrom = max(e.aggFrom, first)
 			e.pushDue(aggDue{at: first + st.window, id: st.alert.ID, ent: slot})
 		}
-	}
-	oldRate := old.rate.Entries()
-	for i := range oldRate {
-		ent := &oldRate[i]
-		if !ent.Used() {
-			continue
-		}
-		k := ent.Key
+	})
+	refill(&e.rate, old.rate.Entries(), func(k *rateKey) (uint64, bool) {
 		var ok bool
-		if k.rule, ok = c.rule(k.rule, true); !ok {
-			continue
+		k.rule, ok = c.rule(k.rule, true)
+		return rateHash(k), ok
+	}, func(slot, from *lru.Entry[rateKey, rateCount], k *rateKey, h uint64) {
+		if slot.Used() && slot.Last >= from.Last {
+			return // keep the more recent counter
 		}
-		h := rateHash(&k)
-		slot, _ := e.rate.Lookup(&k, h)
-		if slot.Used() && slot.Last >= ent.Last {
-			continue // keep the more recent counter
-		}
-		e.rate.Put(slot, &k, h, ent.Last)
-		slot.Value = ent.Value
-	}
+		e.rate.Put(slot, k, h, from.Last)
+		slot.Value = from.Value
+	})
 	if !e.bi.sweep.CopyFrom(&old.bi.sweep) {
 		e.bi.sweep.Reset(e.seed)
 	}
@@ -1065,6 +1051,37 @@ func (e *Engine) TakeOver(old *Engine) {
 	e.bi.plaus.outs.CopyFrom(&old.bi.plaus.outs)
 	if e.bi.replay.dirs.CopyFrom(&old.bi.replay.dirs) {
 		e.bi.replay.seed = old.bi.replay.seed
+	}
+}
+
+// refill puts the entries of old into t, just emptied: remap gives each
+// key its key in t (the rule's new number) and its hash, or leaves it out;
+// place puts it in the entry given. Two passes: first the keys that can
+// go back in the entry they had, because it is in one of their two sets
+// (all those whose rule kept its number: same hash, same size, same
+// seed), so that none of them can evict another, whatever order old took
+// them in; then the others, in the entry Lookup offers, which may evict.
+func refill[K comparable, V any](t *lru.Table[K, V], old []lru.Entry[K, V], remap func(k *K) (uint64, bool), place func(slot, from *lru.Entry[K, V], k *K, h uint64)) {
+	for pass := range 2 {
+		for i := range old {
+			from := &old[i]
+			if !from.Used() {
+				continue
+			}
+			k := from.Key
+			h, ok := remap(&k)
+			if !ok {
+				continue
+			}
+			slot := t.Slot(i, h)
+			if (slot != nil) != (pass == 0) {
+				continue
+			}
+			if pass == 1 {
+				slot, _ = t.Lookup(&k, h)
+			}
+			place(slot, from, &k, h)
+		}
 	}
 }
 

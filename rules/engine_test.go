@@ -701,6 +701,48 @@ func TestTakeOver(t *testing.T) {
 	}
 }
 
+// TestTakeOverFullTables: a reload with the same policy keeps every fold
+// and rate counter of tables nearly full, and raises nothing. A key lives
+// in one of two sets, and which one depended on the keys before it: put
+// back in another order, the old keys could fill both sets of one and
+// evict it (reportAgg then raised its summary at the reload).
+func TestTakeOverFullTables(t *testing.T) {
+	const rules = `
+  - id: w
+    when: {proto: modbus, op: write}
+  - id: burst
+    when: {proto: modbus, op: write}
+    rate: {max: 1000, per: 1m}
+`
+	for _, n := range []int{256, 400, 480} {
+		for seed := range uint64(3) {
+			opts := EngineOptions{AggSlots: 512, RateSlots: 512, MaxAlertsPerMinute: -1, seed: seed + 1}
+			old, rec := newTestEngine(t, rules, opts)
+			for round := range 2 {
+				for i := range n {
+					x := wreg(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 20, byte(i / 200), byte(i%200 + 1)}), 40000).String(), plc1S, 1, 5, 1)
+					x.at = time.Duration(round*n+i) * time.Millisecond
+					x.feed(old)
+				}
+			}
+			aggLive, rateLive := old.agg.Len(), old.rate.Len()
+			if aggLive < n*9/10 {
+				t.Fatalf("%d writers, seed %d: only %d folds before the reload", n, seed+1, aggLive)
+			}
+			rec.alerts = nil
+			e, err := NewEngine(old.policy, rec, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.TakeOver(old)
+			if e.agg.Len() != aggLive || e.rate.Len() != rateLive || e.agg.Evictions() != 0 || e.rate.Evictions() != 0 || len(rec.alerts) != 0 {
+				t.Errorf("%d writers, seed %d: folds %d → %d, counters %d → %d, %d and %d evictions, %d alerts at the reload",
+					n, seed+1, aggLive, e.agg.Len(), rateLive, e.rate.Len(), e.agg.Evictions(), e.rate.Evictions(), len(rec.alerts))
+			}
+		}
+	}
+}
+
 // newAlertFCs lists the function codes of the new alerts, not of the
 // summaries.
 func newAlertFCs(as []*Alert) string {
