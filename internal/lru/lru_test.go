@@ -353,9 +353,10 @@ func TestFullTable(t *testing.T) {
 	}
 }
 
-// TestLowLoad: keys in use that fill a table by a quarter or less, a few
-// at a time, over a thousand seeds: no key evicts another. With one set
-// a key, a quarter-full table of 512 overflowed a set for most seeds.
+// TestLowLoad: keys in use that fill a table by a quarter, used in turn,
+// over a thousand seeds: no key evicts another. With one set a key, 128
+// keys in a table of 512 evicted for 371 seeds of the thousand, 1,024 in
+// 4,096 for 980.
 func TestLowLoad(t *testing.T) {
 	for _, c := range []struct{ size, keys int }{{512, 128}, {64, 16}, {4096, 1024}} {
 		overflowed := 0
