@@ -1202,8 +1202,9 @@ func (b *builtins) isAsset(a netip.Addr) bool {
 }
 
 // addrTable remembers addresses, in a fixed table: when both sets a new
-// address may take are full, the least recently seen of them is forgotten
-// (new-asset would report it again). Its seed is fixed, so that a reload can take the table over.
+// address may take are full, the least recently seen of them is
+// forgotten (new-asset would report it again). Its seed is fixed, so
+// that a reload can take the table over.
 type addrTable struct {
 	lru.Table[netip.Addr, struct{}]
 }

@@ -18,8 +18,8 @@ import "math/bits"
 // more of the keys in use long before the table was full, and those keys
 // then evicted each other at every use: the bench's DNP3 point blocks,
 // 123 in a table of 512, did so for about two seeds in five, losing the
-// blocks' state over and over (docs/performance.md, "Later (5)"). With two, both sets
-// of a key are full only when the table nearly is.
+// blocks' state over and over (docs/performance.md, "Later (5)"). With
+// two, both sets of a key are full only when the table nearly is.
 const Ways = 4
 
 // Entry is one entry of a Table. Key, Value and Last belong to the caller
