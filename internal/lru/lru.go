@@ -123,30 +123,12 @@ func find[K comparable, V any](a, b []Entry[K, V], k *K, h uint64) *Entry[K, V] 
 // before b's). Filling the emptier set keeps the sets even, so that both
 // sets of a key are full only when the table nearly is.
 func victim[K comparable, V any](a, b []Entry[K, V]) *Entry[K, V] {
-	var ea, eb *Entry[K, V] // the first empty entry of each
-	na, nb := 0, 0
 	v := &a[0]
-	for i := range a {
-		s := &a[i]
-		if !s.used {
-			if na++; na == 1 {
-				ea = s
-			}
-		} else if s.Last < v.Last {
-			v = s
-		}
-	}
+	ea, na := scanSet(a, &v)
+	var eb *Entry[K, V]
+	nb := 0
 	if &b[0] != &a[0] {
-		for i := range b {
-			s := &b[i]
-			if !s.used {
-				if nb++; nb == 1 {
-					eb = s
-				}
-			} else if s.Last < v.Last {
-				v = s
-			}
-		}
+		eb, nb = scanSet(b, &v)
 	}
 	switch {
 	case na > 0 && na >= nb:
@@ -155,6 +137,22 @@ func victim[K comparable, V any](a, b []Entry[K, V]) *Entry[K, V] {
 		return eb
 	}
 	return v
+}
+
+// scanSet returns the first empty entry of set and how many are empty,
+// and moves *lru to any used entry of set used before it.
+func scanSet[K comparable, V any](set []Entry[K, V], lru **Entry[K, V]) (first *Entry[K, V], empty int) {
+	for i := range set {
+		s := &set[i]
+		if !s.used {
+			if empty++; empty == 1 {
+				first = s
+			}
+		} else if s.Last < (*lru).Last {
+			*lru = s
+		}
+	}
+	return first, empty
 }
 
 // Find returns the entry of key k, whose hash is h, or nil. It does not
