@@ -1009,7 +1009,7 @@ func (e *Engine) TakeOver(old *Engine) {
 	e.clock, e.epoch, e.nextSweep = old.clock, old.epoch, old.nextSweep
 	e.nextID, e.stats = old.nextID, old.Stats()
 	e.budgetStart, e.budgetUsed, e.supMinute, e.supFirst, e.supLast = old.budgetStart, old.budgetUsed, old.supMinute, old.supFirst, old.supLast
-	refill(&e.agg, old.agg.Entries(), func(k *aggKey) (uint64, bool) {
+	e.agg.Refill(old.agg.Entries(), func(k *aggKey) (uint64, bool) {
 		k.rule, _ = c.rule(k.rule, false)
 		return aggHash(k), true
 	}, func(slot, from *lru.Entry[aggKey, aggState], k *aggKey, h uint64) {
@@ -1021,7 +1021,7 @@ func (e *Engine) TakeOver(old *Engine) {
 			e.pushDue(aggDue{at: first + st.window, id: st.alert.ID, ent: slot})
 		}
 	})
-	refill(&e.rate, old.rate.Entries(), func(k *rateKey) (uint64, bool) {
+	e.rate.Refill(old.rate.Entries(), func(k *rateKey) (uint64, bool) {
 		var ok bool
 		k.rule, ok = c.rule(k.rule, true)
 		return rateHash(k), ok
@@ -1051,37 +1051,6 @@ func (e *Engine) TakeOver(old *Engine) {
 	e.bi.plaus.outs.CopyFrom(&old.bi.plaus.outs)
 	if e.bi.replay.dirs.CopyFrom(&old.bi.replay.dirs) {
 		e.bi.replay.seed = old.bi.replay.seed
-	}
-}
-
-// refill puts the entries of old into t, just emptied: remap gives each
-// key its key in t (the rule's new number) and its hash, or leaves it out;
-// place puts it in the entry given. Two passes: first the keys that can
-// go back in the entry they had, because it is in one of their two sets
-// (all those whose rule kept its number: same hash, same size, same
-// seed), so that none of them can evict another, whatever order old took
-// them in; then the others, in the entry Lookup offers, which may evict.
-func refill[K comparable, V any](t *lru.Table[K, V], old []lru.Entry[K, V], remap func(k *K) (uint64, bool), place func(slot, from *lru.Entry[K, V], k *K, h uint64)) {
-	for pass := range 2 {
-		for i := range old {
-			from := &old[i]
-			if !from.Used() {
-				continue
-			}
-			k := from.Key
-			h, ok := remap(&k)
-			if !ok {
-				continue
-			}
-			slot := t.Slot(i, h)
-			if (slot != nil) != (pass == 0) {
-				continue
-			}
-			if pass == 1 {
-				slot, _ = t.Lookup(&k, h)
-			}
-			place(slot, from, &k, h)
-		}
 	}
 }
 

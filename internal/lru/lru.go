@@ -243,12 +243,41 @@ func (t *Table[K, V]) Delete(e *Entry[K, V]) {
 	}
 }
 
-// Slot is entry i of Entries when a key of hash h may live there (it is
-// in one of the key's two sets), or nil. A caller refilling a table from
-// another of the same size and seed puts each key back where it was, so
-// that the order it puts them in cannot make one evict another: which of
-// its two sets a key took depended on the keys put before it.
-func (t *Table[K, V]) Slot(i int, h uint64) *Entry[K, V] {
+// Refill puts the entries of old, a table of t's size and seed, into t,
+// just emptied (Reset): remap gives each key its key in t and that key's
+// hash, or leaves it out; place puts it in the entry given (with Put) and
+// its value. Two passes: first each key that can go back in the entry it
+// had, because that entry is in one of its two sets (every key whose hash
+// did not change), so that none of them can evict another, whatever order
+// old took them in (which of its two sets a key took depended on the keys
+// before it); then the others, in the entry Lookup offers, which may evict.
+func (t *Table[K, V]) Refill(old []Entry[K, V], remap func(k *K) (uint64, bool), place func(slot, from *Entry[K, V], k *K, h uint64)) {
+	for pass := range 2 {
+		for i := range old {
+			from := &old[i]
+			if !from.used {
+				continue
+			}
+			k := from.Key
+			h, ok := remap(&k)
+			if !ok {
+				continue
+			}
+			slot := t.slot(i, h)
+			if (slot != nil) != (pass == 0) {
+				continue
+			}
+			if pass == 1 {
+				slot, _ = t.Lookup(&k, h)
+			}
+			place(slot, from, &k, h)
+		}
+	}
+}
+
+// slot is entry i of t when a key of hash h may live there (it is in one
+// of the key's two sets), or nil.
+func (t *Table[K, V]) slot(i int, h uint64) *Entry[K, V] {
 	if i < 0 || i >= len(t.slots) {
 		return nil
 	}

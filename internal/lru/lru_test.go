@@ -333,23 +333,23 @@ func TestFullTable(t *testing.T) {
 	if used != tb.Len() {
 		t.Errorf("%d entries used, Len %d", used, tb.Len())
 	}
-	// Slot gives each key's own entry back, and no entry outside its
+	// slot gives each key's own entry back, and no entry outside its
 	// two sets.
 	ents := tb.Entries()
 	for i := range ents {
 		h := ents[i].hash
-		if tb.Slot(i, h) != &ents[i] {
-			t.Fatalf("Slot(%d) of its own key's hash: not its entry", i)
+		if tb.slot(i, h) != &ents[i] {
+			t.Fatalf("slot(%d) of its own key's hash: not its entry", i)
 		}
 		a, b := tb.sets(h)
 		for j := range ents {
-			if in := &ents[j&^(Ways-1)] == &a[0] || &ents[j&^(Ways-1)] == &b[0]; (tb.Slot(j, h) != nil) != in {
-				t.Fatalf("Slot(%d) of a hash whose sets are %v that entry's", j, in)
+			if in := &ents[j&^(Ways-1)] == &a[0] || &ents[j&^(Ways-1)] == &b[0]; (tb.slot(j, h) != nil) != in {
+				t.Fatalf("slot(%d) of a hash whose sets are %v that entry's", j, in)
 			}
 		}
 	}
-	if tb.Slot(-1, 0) != nil || tb.Slot(len(ents), 0) != nil {
-		t.Error("Slot of an index out of the table")
+	if tb.slot(-1, 0) != nil || tb.slot(len(ents), 0) != nil {
+		t.Error("slot of an index out of the table")
 	}
 }
 
@@ -524,5 +524,59 @@ func TestHandle(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { h3.Get(54) }); n != 0 {
 		t.Errorf("Handle.Get: %v allocations", n)
+	}
+}
+
+// TestRefill: a table nearly full, refilled into another of the same size
+// and seed, keeps every key, each in the entry it had, with its value,
+// and evicts nothing, whatever order the first took its keys in; a key
+// remap leaves out is not put. Keys whose hash remap changes go after the
+// others, where Lookup offers, and may evict: every key put is then
+// there or counted as an eviction.
+func TestRefill(t *testing.T) {
+	for _, move := range []bool{false, true} {
+		for seed := range uint64(20) {
+			var old, tb Table[key, val]
+			old.Init(256, seed)
+			tb.Init(256, seed)
+			for i := range 240 {
+				k := key{a: uint64(i)}
+				e, _ := old.Get(&k, mix64(k.a, 5), int64(i%37)) // times out of order
+				e.Value.n = i
+			}
+			put := 0
+			tb.Refill(old.Entries(), func(k *key) (uint64, bool) {
+				switch {
+				case k.a%50 == 7:
+					return 0, false // left out
+				case move && k.a%50 == 9:
+					k.b = 1 // another key, another hash
+					return mix64(k.a, 6), true
+				}
+				return mix64(k.a, 5), true
+			}, func(slot, from *Entry[key, val], k *key, h uint64) {
+				put++
+				tb.Put(slot, k, h, from.Last)
+				slot.Value = from.Value
+			})
+			if tb.Len()+int(tb.Evictions()) != put {
+				t.Errorf("move %v, seed %d: %d keys and %d evictions after putting %d", move, seed, tb.Len(), tb.Evictions(), put)
+			}
+			if move {
+				continue
+			}
+			if tb.Evictions() != 0 {
+				t.Errorf("seed %d: %d evictions", seed, tb.Evictions())
+			}
+			for i := range old.Entries() {
+				from := &old.Entries()[i]
+				if !from.Used() || from.Key.a%50 == 7 {
+					continue
+				}
+				if e := &tb.Entries()[i]; !e.Used() || e.Key != from.Key || e.Value != from.Value || e.Last != from.Last {
+					t.Fatalf("seed %d: key %d not back in its entry %d", seed, from.Key.a, i)
+				}
+			}
+		}
 	}
 }
