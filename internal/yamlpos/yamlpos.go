@@ -169,6 +169,12 @@ func (b *IndexBuilder) Record(path string, at Pos) { b.add(path, at, false) }
 // Set gives path its place, whatever was recorded for it before or after.
 func (b *IndexBuilder) Set(path string, at Pos) { b.add(path, at, true) }
 
+// Len is the number of places recorded.
+func (b *IndexBuilder) Len() int { return len(b.recs) }
+
+// Truncate forgets all but the first n places recorded.
+func (b *IndexBuilder) Truncate(n int) { b.recs = b.recs[:n] }
+
 // Index is what b recorded, compact; b is empty afterwards.
 func (b *IndexBuilder) Index() *Index {
 	recs := b.recs
@@ -212,6 +218,19 @@ func (x *Index) At(path string) (Pos, bool) {
 		return Pos{}, false
 	}
 	return Pos{int(x.ents[i].line), int(x.ents[i].col)}, true
+}
+
+// Places is every place x keeps, in no particular order: two indexes
+// of one file, made with different seeds, compare by them.
+func (x *Index) Places() []Pos {
+	if x == nil {
+		return nil
+	}
+	out := make([]Pos, len(x.ents))
+	for i, e := range x.ents {
+		out[i] = Pos{int(e.line), int(e.col)}
+	}
+	return out
 }
 
 // Lookup is where path, or the nearest field that holds it, starts.

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -287,5 +288,35 @@ func TestIndexBuilderOrder(t *testing.T) {
 	}
 	if n := unsafe.Sizeof(indexRecord{}); n != 24 {
 		t.Errorf("a record takes %d bytes, want 24: seq no longer fits in the padding", n)
+	}
+}
+
+// TestIndexBuilderTruncate: places recorded after a Truncate's length
+// are forgotten, those before kept; Places lists what the index keeps.
+func TestIndexBuilderTruncate(t *testing.T) {
+	var b IndexBuilder
+	b.Record("a", Pos{1, 1})
+	b.Record("b", Pos{2, 3})
+	n := b.Len()
+	b.Record("c", Pos{3, 1})
+	b.Set("a", Pos{4, 1})
+	if b.Len() != 4 {
+		t.Fatalf("Len %d, want 4", b.Len())
+	}
+	b.Truncate(n)
+	x := b.Index()
+	if at, ok := x.At("a"); !ok || at != (Pos{1, 1}) {
+		t.Errorf("a at %v %v, want 1:1", at, ok)
+	}
+	if _, ok := x.At("c"); ok {
+		t.Error("c kept")
+	}
+	ps := x.Places()
+	slices.SortFunc(ps, func(p, q Pos) int { return p.Line - q.Line })
+	if !slices.Equal(ps, []Pos{{1, 1}, {2, 3}}) {
+		t.Errorf("places %v", ps)
+	}
+	if (*Index)(nil).Places() != nil {
+		t.Error("a nil index has places")
 	}
 }

@@ -209,7 +209,7 @@ func (d *decoder) baselineSection(p *Policy, n *node) {
 	if e, ok := f["rate_factor"]; ok {
 		b.RateFactor = d.float(e.val, "baseline.rate_factor")
 	}
-	if e, ok := f["conversations"]; ok && e.val.kind != kindNull {
+	if e, ok := f["conversations"]; ok && e.val.kind != kindNull && !d.streamed(b, e.val) {
 		d.each(e.val, "baseline.conversations", "conversations", func(it *node, path string) {
 			b.Conversations = append(b.Conversations, d.conversation(it, path))
 		})
@@ -354,10 +354,10 @@ func (d *decoder) conversation(n *node, path string) Conversation {
 	}
 	const ends = "a conversation needs src (the master) and dst (the device)"
 	if e, ok := d.need(f, n, path, "src", ends); ok {
-		c.Src = d.hostAddr(e.val, path+".src")
+		c.Src = d.endpoint(e.val, path+".src", false)
 	}
 	if e, ok := d.need(f, n, path, "dst", ends); ok {
-		c.Dst = d.hostAddr(e.val, path+".dst")
+		c.Dst = d.endpoint(e.val, path+".dst", true)
 	}
 	modbusOnly := func(k string) bool {
 		if c.Proto != proto.Modbus {

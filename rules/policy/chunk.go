@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"net/netip"
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
@@ -55,14 +56,94 @@ func (d *decoder) parseChunked(data []byte) (*node, bool) {
 		return nil, false // a byte-order mark, or lines that end in a lone CR
 	}
 	lines := splitLines(data)
-	nerrs := len(d.Errs)
+	nerrs, nrecs := len(d.Errs), d.pos.Len()
 	root, ok := d.chunkedRoot(data, lines)
 	if !ok || len(d.Errs) != nerrs {
 		clear(d.Errs[nerrs:])
 		d.Errs = d.Errs[:nerrs]
+		d.pos.Truncate(nrecs) // the places of the conversations converted so far
+		d.conv = nil
 		return nil, false
 	}
 	return root, true
+}
+
+// A learned baseline is mostly its conversations, and they are mostly
+// the value ranges learned for each register or point: a plant's
+// baseline of a few MB would make a tree of some 30 MB, all live until
+// it is converted. So when Parse cuts a file into pieces (d.stream),
+// the conversations of baseline.conversations are converted piece by
+// piece, as baselineSection would convert them, and their nodes
+// dropped. Only their ends wait: an asset name needs the assets
+// section, which policy converts first. baselineSection then takes the
+// conversations, resolves their ends and adds their errors; the errors
+// are sorted by place in the end (yamlpos.Join), so the file reads the
+// same whether cut or parsed whole (FuzzChunkedLikeWhole).
+const convPath = "baseline.conversations"
+
+type convStream struct {
+	list  *node // the list in the tree, left without its items
+	convs []Conversation
+	ends  []convEnd
+	errs  []*yamlpos.Error // what converting them reported
+	busy  bool             // converting a piece
+}
+
+// convEnd is a conversation's src or dst, resolved once the assets are
+// known.
+type convEnd struct {
+	n    *node
+	path string
+	conv int
+	dst  bool
+}
+
+// convertPiece converts the conversations the last piece added to
+// s.list, and drops them.
+func (d *decoder) convertPiece(s *convStream) {
+	errs := d.Errs
+	d.Errs, s.busy = s.errs, true
+	for _, it := range s.list.items {
+		ip := yamlpos.Elem(convPath, len(s.convs))
+		d.record(ip, it)
+		s.convs = append(s.convs, d.conversation(it, ip))
+	}
+	s.errs, s.busy = d.Errs, false
+	d.Errs = errs
+	clear(s.list.items)
+	s.list.items = s.list.items[:0]
+}
+
+// endpoint reads a conversation's src or dst (hostAddr); while the
+// conversations are converted piece by piece, it keeps the node for
+// baselineSection to read.
+func (d *decoder) endpoint(n *node, path string, dst bool) netip.Addr {
+	if s := d.conv; s != nil && s.busy {
+		s.ends = append(s.ends, convEnd{n: n, path: path, conv: len(s.convs), dst: dst})
+		return netip.Addr{}
+	}
+	return d.hostAddr(n, path)
+}
+
+// streamed gives b the conversations converted while parsing, when list
+// is the list they came from, and reports whether it did.
+func (d *decoder) streamed(b *Baseline, list *node) bool {
+	s := d.conv
+	if s == nil || s.list != list {
+		return false
+	}
+	d.conv = nil
+	d.Errs = append(d.Errs, s.errs...)
+	for _, e := range s.ends {
+		a := d.hostAddr(e.n, e.path)
+		if e.dst {
+			s.convs[e.conv].Dst = a
+		} else {
+			s.convs[e.conv].Src = a
+		}
+	}
+	b.Conversations = s.convs
+	return true
 }
 
 func splitLines(data []byte) []line {
@@ -138,7 +219,7 @@ func (d *decoder) chunkedRoot(data []byte, lines []line) (*node, bool) {
 		nkeys := len(root.keys)
 		var ok bool
 		if key, block := blockHeader(lines[s].text(data)); block && lines[end-1].end-lines[s].end > chunkSize {
-			ok = d.chunkSection(root, key, yamlpos.Pos{Line: lines[s].no, Column: 1}, data, lines[s+1:end], 1, end == len(lines))
+			ok = d.chunkSection(root, key, key, yamlpos.Pos{Line: lines[s].no, Column: 1}, data, lines[s+1:end], 1, end == len(lines))
 		} else {
 			ok = d.chunkPiece(root, data, lines[s:end], 0, kindMap, 0, end == len(lines))
 		}
@@ -247,10 +328,11 @@ func (d *decoder) chunkPiece(out *node, data []byte, lines []line, depth int, wa
 
 // chunkSection adds key, found at at, whose value is the block of the
 // lines body (those after the key's line), to out, a map, parsing the
-// block a few entries at a time; depth is the value's depth. An entry of
-// the block that is itself a large block under a key alone on its line
-// (a baseline's conversations) is parsed the same way.
-func (d *decoder) chunkSection(out *node, key string, at yamlpos.Pos, data []byte, body []line, depth int, last bool) bool {
+// block a few entries at a time; depth is the value's depth and path
+// its dotted path. An entry of the block that is itself a large block
+// under a key alone on its line (a baseline's conversations) is parsed
+// the same way.
+func (d *decoder) chunkSection(out *node, key, path string, at yamlpos.Pos, data []byte, body []line, depth int, last bool) bool {
 	first := -1
 	for i, l := range body {
 		if !l.blank(data) {
@@ -286,12 +368,23 @@ func (d *decoder) chunkSection(out *node, key string, at yamlpos.Pos, data []byt
 	if want == kindMap {
 		val.kind = kindMap
 	}
+	var conv *convStream
+	if d.stream && want == kindSeq && path == convPath {
+		if d.conv != nil {
+			return false // a second list of conversations: a key given twice, which the whole parse reports
+		}
+		conv = &convStream{list: val}
+		d.conv = conv
+	}
 	from := first
 	flush := func(to int, last bool) bool {
 		if from < to && !d.chunkPiece(val, data, body[from:to], depth, want, k, last) {
 			return false
 		}
 		from = to
+		if conv != nil {
+			d.convertPiece(conv)
+		}
 		return true
 	}
 	for i := first; i < len(body); {
@@ -301,7 +394,7 @@ func (d *decoder) chunkSection(out *node, key string, at yamlpos.Pos, data []byt
 		}
 		if want == kindMap {
 			if name, block := blockHeader(body[i].text(data)[k:]); block && body[j-1].end-body[i].end > chunkSize {
-				if !flush(i, false) || !d.chunkSection(val, name, yamlpos.Pos{Line: body[i].no, Column: k + 1}, data, body[i+1:j], depth+1, last && j == len(body)) {
+				if !flush(i, false) || !d.chunkSection(val, name, path+"."+name, yamlpos.Pos{Line: body[i].no, Column: k + 1}, data, body[i+1:j], depth+1, last && j == len(body)) {
 					return false
 				}
 				from, i = j, j

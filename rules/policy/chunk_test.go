@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -64,7 +65,66 @@ func checkLikeWhole(t *testing.T, data []byte, size int) bool {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("pieces of %d bytes give another tree than the whole file:\n%s\npieces: %s\nwhole:  %s", size, data, dumpNode(got), dumpNode(want))
 	}
+	parsedLikeWhole(t, data, size)
 	return true
+}
+
+// parsedLikeWhole fails when Parse, cutting data into pieces of about
+// size bytes and converting a baseline's conversations as they come,
+// gives another policy, other places or other errors than Parse of the
+// whole file.
+func parsedLikeWhole(t *testing.T, data []byte, size int) {
+	t.Helper()
+	parse := func(min int) (*Policy, string) {
+		defer func(m, s int) { chunkMin, chunkSize = m, s }(chunkMin, chunkSize)
+		chunkMin, chunkSize = min, size
+		p, err := Parse(data, "t.yaml")
+		if err != nil {
+			return nil, err.Error()
+		}
+		return p, ""
+	}
+	got, gotErr := parse(0)
+	want, wantErr := parse(1 << 62)
+	if gotErr != wantErr {
+		t.Fatalf("pieces of %d bytes: errors\n%s\nwhole:\n%s\nfile:\n%s", size, gotErr, wantErr, data)
+	}
+	if d := policyDiff(got, want); d != "" {
+		t.Fatalf("pieces of %d bytes: %s\nfile:\n%s", size, d, data)
+	}
+}
+
+// policyDiff says how a differs from b, both parsed from one file;
+// empty when it does not.
+func policyDiff(a, b *Policy) string {
+	if a == nil || b == nil {
+		if a != b {
+			return fmt.Sprintf("policy %v, want %v", a != nil, b != nil)
+		}
+		return ""
+	}
+	places := func(p *Policy) []yamlpos.Pos {
+		if p.src == nil {
+			return nil
+		}
+		ps := p.src.pos.Places()
+		slices.SortFunc(ps, func(x, y yamlpos.Pos) int {
+			if x.Line != y.Line {
+				return x.Line - y.Line
+			}
+			return x.Column - y.Column
+		})
+		return ps
+	}
+	if pa, pb := places(a), places(b); !slices.Equal(pa, pb) {
+		return fmt.Sprintf("places %v\nwant %v", pa, pb)
+	}
+	ca, cb := *a, *b
+	ca.src, cb.src = nil, nil
+	if !reflect.DeepEqual(ca, cb) {
+		return fmt.Sprintf("policy %+v\nwant %+v", ca, cb)
+	}
+	return ""
 }
 
 func dumpNode(n *node) string {
@@ -134,7 +194,7 @@ func TestChunkedLikeWhole(t *testing.T) {
 // conversations: its large lists are a level down, under baseline.
 func learnedLike(n int) []byte {
 	var b strings.Builder
-	b.WriteString("# Baseline learned by tapwatch learn\nversion: 1\n\nassets:\n")
+	b.WriteString("# Baseline learned by tapwatch learn\nversion: 1\n\nassets:\n  master-1: {ip: 10.1.10.1}\n")
 	for i := range n {
 		fmt.Fprintf(&b, "  plc-%d: {ip: 10.1.20.%d}\n", i, i%250+1)
 	}
@@ -145,7 +205,7 @@ func learnedLike(n int) []byte {
 		for a := range 20 {
 			fmt.Fprintf(&b, "        - {table: holding_registers, addr: %d, min: %d, max: %d}\n", a, a*3, a*7)
 		}
-		b.WriteString("      write_rate: {max: 12, per: 1m}\n")
+		b.WriteString("      writes_per_minute: 12\n")
 	}
 	b.WriteString("  network:\n    hosts:\n")
 	for i := range n {
@@ -173,6 +233,112 @@ func TestChunkedNested(t *testing.T) {
 	}
 	if d.maxPiece > 2*chunkSize {
 		t.Errorf("%d bytes of YAML parsed at once, want at most %d (the file is %d)", d.maxPiece, 2*chunkSize, len(data))
+	}
+}
+
+// TestStreamedConversations: a learned baseline's conversations are
+// converted as their pieces are parsed, and their nodes dropped; Parse
+// gives what it gives for the whole file.
+func TestStreamedConversations(t *testing.T) {
+	data := learnedLike(240)
+	d := &decoder{Decoder: newTestDecoder(), stream: true}
+	root, ok := d.parseChunked(data)
+	if !ok {
+		t.Fatal("parsed whole")
+	}
+	base := findKey(root, "baseline")
+	if base == nil || findKey(base, "conversations") == nil {
+		t.Fatalf("no baseline.conversations in %s", dumpNode(root))
+	}
+	if list := findKey(base, "conversations"); len(list.items) != 0 || d.conv == nil || d.conv.list != list || len(d.conv.convs) != 240 {
+		t.Fatalf("%d conversations left in the tree, %v streamed", len(list.items), d.conv)
+	}
+	if len(d.conv.ends) != 480 || len(d.conv.errs) != 0 {
+		t.Fatalf("%d ends waiting, errors %v; want 480 and none", len(d.conv.ends), d.conv.errs)
+	}
+	for _, size := range []int{1, 300, chunkSize} {
+		parsedLikeWhole(t, data, size)
+	}
+	p, err := Parse(data, "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := p.Baseline.Conversations; len(c) != 240 || c[239].Src != netip.MustParseAddr("10.1.10.1") || c[239].Dst != netip.MustParseAddr("10.1.20.240") || len(c[239].Values) != 20 {
+		t.Fatalf("conversations %+v", c[len(c)-1])
+	}
+}
+
+func findKey(n *node, key string) *node {
+	for _, e := range n.keys {
+		if e.key == key {
+			return e.val
+		}
+	}
+	return nil
+}
+
+// TestStreamedErrorsLikeWhole: what is wrong in conversations converted
+// as they come is reported as for the whole file, at the same places,
+// in the same order: an unknown asset (resolved last), a value out of
+// its field's range, a field the conversation does not have, a bound
+// the validator refuses, a missing proto.
+func TestStreamedErrorsLikeWhole(t *testing.T) {
+	text := string(learnedLike(100))
+	for _, r := range []struct{ old, new string }{
+		{"dst: plc-7\n", "dst: plc-nowhere\n"},
+		{"dst: plc-8\n", "dst: [plc-8]\n"},
+		{"addr: 3, min: 9, max: 21}", "addr: 70000, min: 9, max: 21}"},
+		{"dst: plc-20\n", "dst: plc-20\n      colour: red\n"},
+		{"addr: 4, min: 12, max: 28}", "addr: 4, min: 40, max: 28}"},
+		{"table: holding_registers, addr: 5,", "table: registers, addr: 5,"},
+		{"dst: plc-90\n      proto: modbus\n", "dst: plc-90\n"},
+	} {
+		if !strings.Contains(text, r.old) {
+			t.Fatalf("%q not in the file", r.old)
+		}
+		text = strings.Replace(text, r.old, r.new, 1)
+	}
+	data := []byte(text)
+	for _, size := range []int{1, 300, chunkSize} {
+		parsedLikeWhole(t, data, size)
+	}
+	_, err := Parse(data, "t.yaml")
+	for _, want := range []string{"plc-nowhere", "expected an asset name", "70000", `unknown field "colour"`, "min 40 is above max 28", `"registers" is not a Modbus table`, "missing: give proto"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("errors %v, want one with %q", err, want)
+		}
+	}
+}
+
+// TestStreamedGivesUp: when a cut file must be parsed whole after its
+// conversations were converted, what they reported and the places they
+// recorded are forgotten, and Parse gives what the whole file gives.
+func TestStreamedGivesUp(t *testing.T) {
+	text := string(learnedLike(50))
+	last := "dst: plc-49, port: tcp/502, service: modbus}"
+	if !strings.Contains(text, last) {
+		t.Fatal("no last link")
+	}
+	for name, tail := range map[string]string{
+		"tab in a comment": "# a tab\tin a comment",
+		"a quote in a key": "\nx'y: 1",
+	} {
+		t.Run(name, func(t *testing.T) {
+			data := []byte(strings.Replace(text, last, last+"  "+tail, 1))
+			data = bytes.Replace(data, []byte("dst: plc-3\n"), []byte("dst: plc-nowhere\n"), 1)
+			defer func(s int) { chunkSize = s }(chunkSize)
+			chunkSize = 1
+			d := &decoder{Decoder: newTestDecoder(), stream: true}
+			if _, ok := d.parseChunked(data); ok {
+				t.Fatal("cut, not parsed whole")
+			}
+			if d.conv != nil || d.pos.Len() != 0 || len(d.Errs) != 0 {
+				t.Fatalf("left behind: %v, %d places, errors %v", d.conv, d.pos.Len(), d.Errs)
+			}
+			for _, size := range []int{1, 300} {
+				parsedLikeWhole(t, data, size)
+			}
+		})
 	}
 }
 

@@ -532,7 +532,7 @@ func Parse(data []byte, name string) (*Policy, error) {
 	if name == "" {
 		name = "policy"
 	}
-	d := &decoder{Decoder: yamlpos.NewDecoder(name)}
+	d := &decoder{Decoder: yamlpos.NewDecoder(name), stream: true}
 	root, err := d.parseYAML(data)
 	if err != nil {
 		return nil, err
@@ -599,6 +599,8 @@ type decoder struct {
 	lineOff  int                  // added to the lines of what is parsed: where a piece of the file starts (parseChunked)
 	maxPiece int                  // the most YAML parseChunked parsed at once
 	pos      yamlpos.IndexBuilder // where each field path starts (the embedded Decoder's Pos stays empty)
+	stream   bool                 // convert a cut file's conversations as they are parsed (chunk.go)
+	conv     *convStream          // those converted, until baselineSection takes them
 }
 
 // posOf is where n starts in the file.
