@@ -164,6 +164,8 @@ func TestErrors(t *testing.T) {
 				`bad.yaml:6:28: hardware.relays.alarm_severity: "severe"`, `bad.yaml:7:13: hardware.watchdog: "watchdog0": want a device path`,
 				`bad.yaml:8:10: hardware.panel: "colour"; want auto, on or off`, `bad.yaml:9:13: hardware.sys_root: "sys": want an absolute path`}},
 		{"hardware field", "interfaces: [eth1]\nhardware:\n  ledz: {}\n", []string{`bad.yaml:3:3: hardware: unknown field "ledz" (did you mean leds?)`}},
+		{"CR LF after comments", "# box 7\r\ninterfaces: [eth1] # the tap\r\n# logging\r\nlog:\r\n  level: loud\r\n",
+			[]string{`bad.yaml:5:10: log.level: "loud"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

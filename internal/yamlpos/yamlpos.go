@@ -5,6 +5,7 @@
 package yamlpos
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -293,15 +294,24 @@ func (d *Decoder) Errorf(at Pos, path, format string, a ...any) {
 // Err is every problem reported, joined (see Join); nil when none.
 func (d *Decoder) Err() error { return Join(d.Errs) }
 
+var crlf = []byte("\r\n")
+
 // Parse parses data into a YAML syntax tree. A syntax error is an *Error
 // at its place; a panic of the parser, which is not ours, is an *Error
-// too rather than a crash.
+// too rather than a crash. Lines may end in LF or CR LF.
 func (d *Decoder) Parse(data []byte) (f *ast.File, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, err = nil, &Error{File: d.File, Msg: fmt.Sprintf("the YAML parser failed: %v", r)}
 		}
 	}()
+	if bytes.Contains(data, crlf) {
+		// goccy/go-yaml counts a comment's line twice when it ends in
+		// CR LF, so every line after a comment would be misnumbered.
+		// YAML reads CR LF as one line break, in scalars too, so the
+		// parser is given LF alone and the values do not change.
+		data = bytes.ReplaceAll(data, crlf, crlf[1:])
+	}
 	f, err = parser.ParseBytes(data, 0)
 	if err != nil {
 		var ye yaml.Error

@@ -2,6 +2,7 @@ package yamlpos
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -318,5 +319,37 @@ func TestIndexBuilderTruncate(t *testing.T) {
 	}
 	if (*Index)(nil).Places() != nil {
 		t.Error("a nil index has places")
+	}
+}
+
+// TestParseCRLF: with lines ending in CR LF, what follows a comment is
+// at its own line, as with LF, and the values are the same.
+func TestParseCRLF(t *testing.T) {
+	lf := "# head\na: 1 # one\n# between\n\nb: |\n  x\n  y\nc: \"p\n  q\"\n"
+	crlf := strings.ReplaceAll(lf, "\n", "\r\n")
+	d := NewDecoder("x.yaml")
+	places := func(text string) string {
+		f, err := d.Parse([]byte(text))
+		if err != nil || len(f.Docs) != 1 {
+			t.Fatalf("Parse %q: %v", text, err)
+		}
+		m, ok := f.Docs[0].Body.(*ast.MappingNode)
+		if !ok {
+			t.Fatalf("%q: %T, want a map", text, f.Docs[0].Body)
+		}
+		var b strings.Builder
+		for _, v := range m.Values {
+			k, _ := ScalarText(v.Key)
+			val, _ := ScalarText(v.Value)
+			fmt.Fprintf(&b, "%s@%v=%q ", k, PosOf(v.Key), val)
+		}
+		return b.String()
+	}
+	want := places(lf)
+	if !strings.Contains(want, "b@{5 1}") || !strings.Contains(want, "c@{8 1}") {
+		t.Fatalf("LF: %s", want)
+	}
+	if got := places(crlf); got != want {
+		t.Errorf("CR LF: %s\nLF:    %s", got, want)
 	}
 }
