@@ -22,11 +22,15 @@ import (
 //
 // Every top-level entry is parsed on its own; a large block under a
 // top-level key alone on its line is parsed a few of its entries at a
-// time. It cuts only where the cut cannot change the meaning, and gives
-// up (the caller then parses the file whole, which also reports its
-// errors) at anything it cannot vouch for: a piece that does not parse,
-// or parses to another kind of node than expected, a key given twice or
-// holding a "'", any problem the conversion reports, document markers,
+// time (an entry itself is never cut: one conversation of a baseline
+// is one piece, however many value ranges it holds). It cuts only where
+// the cut cannot change the meaning, and gives up (the caller then
+// parses the file whole, which also reports its errors) at anything it
+// cannot vouch for: a piece that does not parse, or parses to another
+// kind of node than expected, a key given twice or holding a "'", any
+// problem the conversion of the tree reports (not those of a baseline's
+// conversations converted as they come: they are kept aside and
+// reported where the whole parse reports them), document markers,
 // directives, a byte-order mark, a lone CR, tabs in an indentation or
 // on a piece's first line, an empty item at column 1. FuzzChunkedLikeWhole
 // checks that whatever it returns is what the whole parse gives.

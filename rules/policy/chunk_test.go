@@ -234,6 +234,14 @@ func TestChunkedNested(t *testing.T) {
 	if d.maxPiece > 2*chunkSize {
 		t.Errorf("%d bytes of YAML parsed at once, want at most %d (the file is %d)", d.maxPiece, 2*chunkSize, len(data))
 	}
+	// With CR LF line ends, comments between entries included.
+	crlf := bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
+	crlf = bytes.Replace(crlf, []byte("      writes_per_minute: 12\r\n"), []byte("      writes_per_minute: 12\r\n    # next\r\n"), 50)
+	for _, size := range []int{1, 300, chunkSize} {
+		if !checkLikeWhole(t, crlf, size) {
+			t.Fatalf("CR LF, pieces of %d bytes: parsed whole", size)
+		}
+	}
 }
 
 // TestStreamedConversations: a learned baseline's conversations are
@@ -302,7 +310,17 @@ func TestStreamedErrorsLikeWhole(t *testing.T) {
 	for _, size := range []int{1, 300, chunkSize} {
 		parsedLikeWhole(t, data, size)
 	}
+	// The conversations' errors are kept aside: the file is still cut.
+	d := &decoder{Decoder: newTestDecoder(), stream: true}
+	if _, ok := d.parseChunked(data); !ok || d.conv == nil || len(d.conv.errs) < 5 || len(d.Errs) != 0 {
+		t.Fatalf("parsed whole, or the conversations' errors not kept aside: %+v, errors %v", d.conv, d.Errs)
+	}
 	_, err := Parse(data, "t.yaml")
+	// The same places with CR LF line ends, after the file's comments.
+	_, crlfErr := Parse(bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n")), "t.yaml")
+	if err == nil || crlfErr == nil || crlfErr.Error() != err.Error() {
+		t.Errorf("CR LF: %v\nLF: %v", crlfErr, err)
+	}
 	for _, want := range []string{"plc-nowhere", "expected an asset name", "70000", `unknown field "colour"`, "min 40 is above max 28", `"registers" is not a Modbus table`, "missing: give proto"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("errors %v, want one with %q", err, want)
