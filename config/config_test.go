@@ -166,6 +166,12 @@ func TestErrors(t *testing.T) {
 		{"hardware field", "interfaces: [eth1]\nhardware:\n  ledz: {}\n", []string{`bad.yaml:3:3: hardware: unknown field "ledz" (did you mean leds?)`}},
 		{"CR LF after comments", "# box 7\r\ninterfaces: [eth1] # the tap\r\n# logging\r\nlog:\r\n  level: loud\r\n",
 			[]string{`bad.yaml:5:10: log.level: "loud"`}},
+		{"UTF-8 with a byte order mark", "\ufeffinterfaces: [eth1]\r\nlog:\r\n  level: loud\r\n",
+			[]string{`bad.yaml:3:10: log.level: "loud"`}},
+		{"UTF-16 with a byte order mark", string([]byte{0xff, 0xfe, 'l', 0, 'o', 0, 'g', 0, ':', 0, ' ', 0, '7', 0, '\n', 0}),
+			[]string{`bad.yaml:1:6: log: expected a map`}},
+		{"UTF-16 cut short", string([]byte{0xfe, 0xff, 0, 'l', 0}),
+			[]string{`bad.yaml: line 1 (octet 5): not valid UTF-16BE: the file ends inside a character`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

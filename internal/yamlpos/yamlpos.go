@@ -296,15 +296,28 @@ func (d *Decoder) Err() error { return Join(d.Errs) }
 
 var crlf = []byte("\r\n")
 
+// Text is the package's Text, with an error that names the file.
+func (d *Decoder) Text(data []byte) ([]byte, error) {
+	text, err := Text(data)
+	if err != nil {
+		return nil, &Error{File: d.File, Msg: err.Error()}
+	}
+	return text, nil
+}
+
 // Parse parses data into a YAML syntax tree. A syntax error is an *Error
 // at its place; a panic of the parser, which is not ours, is an *Error
-// too rather than a crash. Lines may end in LF or CR LF.
+// too rather than a crash. Lines may end in LF or CR LF; the file may be
+// in UTF-8, with or without a byte order mark, UTF-16 or UTF-32 (Text).
 func (d *Decoder) Parse(data []byte) (f *ast.File, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			f, err = nil, &Error{File: d.File, Msg: fmt.Sprintf("the YAML parser failed: %v", r)}
 		}
 	}()
+	if data, err = d.Text(data); err != nil {
+		return nil, err
+	}
 	if bytes.Contains(data, crlf) {
 		// goccy/go-yaml counts a comment's line twice when it ends in
 		// CR LF, so every line after a comment would be misnumbered.

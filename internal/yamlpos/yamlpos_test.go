@@ -333,17 +333,7 @@ func TestParseCRLF(t *testing.T) {
 		if err != nil || len(f.Docs) != 1 {
 			t.Fatalf("Parse %q: %v", text, err)
 		}
-		m, ok := f.Docs[0].Body.(*ast.MappingNode)
-		if !ok {
-			t.Fatalf("%q: %T, want a map", text, f.Docs[0].Body)
-		}
-		var b strings.Builder
-		for _, v := range m.Values {
-			k, _ := ScalarText(v.Key)
-			val, _ := ScalarText(v.Value)
-			fmt.Fprintf(&b, "%s@%v=%q ", k, PosOf(v.Key), val)
-		}
-		return b.String()
+		return describeMap(t, f)
 	}
 	want := places(lf)
 	if !strings.Contains(want, "b@{5 1}") || !strings.Contains(want, "c@{8 1}") {
@@ -352,4 +342,21 @@ func TestParseCRLF(t *testing.T) {
 	if got := places(crlf); got != want {
 		t.Errorf("CR LF: %s\nLF:    %s", got, want)
 	}
+}
+
+// describeMap lists the keys of the map that is f's one document, with
+// their places and values.
+func describeMap(t *testing.T, f *ast.File) string {
+	t.Helper()
+	m, ok := f.Docs[0].Body.(*ast.MappingNode)
+	if !ok {
+		t.Fatalf("%T, want a map", f.Docs[0].Body)
+	}
+	var b strings.Builder
+	for _, v := range m.Values {
+		k, _ := ScalarText(v.Key)
+		val, _ := ScalarText(v.Value)
+		fmt.Fprintf(&b, "%s@%v=%q ", k, PosOf(v.Key), val)
+	}
+	return b.String()
 }

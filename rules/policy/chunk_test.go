@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf16"
 
 	"github.com/tapwatch/tapwatch/internal/benchtool"
 	"github.com/tapwatch/tapwatch/internal/yamlpos"
@@ -321,11 +323,58 @@ func TestStreamedErrorsLikeWhole(t *testing.T) {
 	if err == nil || crlfErr == nil || crlfErr.Error() != err.Error() {
 		t.Errorf("CR LF: %v\nLF: %v", crlfErr, err)
 	}
+	// And as an editor on Windows saves it: UTF-8 with a byte order mark,
+	// or UTF-16 ("Unicode"), with CR LF.
+	crlf := strings.ReplaceAll(text, "\n", "\r\n")
+	for name, saved := range map[string][]byte{"UTF-8 with a mark": []byte("\ufeff" + crlf), "UTF-16LE": utf16LE("\ufeff" + crlf)} {
+		if _, savedErr := Parse(saved, "t.yaml"); savedErr == nil || savedErr.Error() != err.Error() {
+			t.Errorf("%s: %v\nLF: %v", name, savedErr, err)
+		}
+	}
 	for _, want := range []string{"plc-nowhere", "expected an asset name", "70000", `unknown field "colour"`, "min 40 is above max 28", `"registers" is not a Modbus table`, "missing: give proto"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("errors %v, want one with %q", err, want)
 		}
 	}
+}
+
+// TestChunkedEncodings: a large baseline saved as UTF-16 or with a byte
+// order mark is cut as the UTF-8 file is, and gives the same policy with
+// the same places.
+func TestChunkedEncodings(t *testing.T) {
+	text := string(learnedLike(200))
+	want, err := Parse([]byte(text), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, saved := range map[string][]byte{
+		"UTF-8 with a mark":           []byte("\ufeff" + text),
+		"UTF-16LE with a mark, CR LF": utf16LE("\ufeff" + strings.ReplaceAll(text, "\n", "\r\n")),
+	} {
+		d := &decoder{Decoder: newTestDecoder(), stream: true}
+		got, err := Parse(saved, "t.yaml")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if diff := policyDiff(got, want); diff != "" {
+			t.Errorf("%s: %s", name, diff)
+		}
+		if _, err := d.parseYAML(saved); err != nil {
+			t.Fatal(err)
+		}
+		if d.maxPiece == 0 || d.maxPiece > 2*chunkSize {
+			t.Errorf("%s: %d bytes of YAML parsed at once, want a cut file (%d bytes)", name, d.maxPiece, len(saved))
+		}
+	}
+}
+
+// utf16LE is s in UTF-16, low octet first.
+func utf16LE(s string) []byte {
+	var b []byte
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = binary.LittleEndian.AppendUint16(b, u)
+	}
+	return b
 }
 
 // TestStreamedGivesUp: when a cut file must be parsed whole after its

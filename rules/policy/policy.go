@@ -619,6 +619,12 @@ func (d *decoder) errorf(at yamlpos.Pos, path, format string, a ...any) {
 func (d *decoder) record(path string, n *node) { d.pos.Record(path, n.pos) }
 
 func (d *decoder) parseYAML(data []byte) (*node, error) {
+	// In UTF-8 before the file is cut into pieces (chunk.go), which finds
+	// its lines by their octets.
+	data, err := d.Text(data)
+	if err != nil {
+		return nil, err
+	}
 	if len(data) >= chunkMin {
 		if root, ok := d.parseChunked(data); ok {
 			return root, nil
