@@ -9,8 +9,12 @@ import (
 	"os"
 
 	"github.com/tapwatch/tapwatch/internal/benchtool"
+	"github.com/tapwatch/tapwatch/rules"
 )
 
 func main() {
+	for _, d := range rules.Detectors {
+		benchtool.DetectorIDs = append(benchtool.DetectorIDs, d.ID)
+	}
 	os.Exit(benchtool.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

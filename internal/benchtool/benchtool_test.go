@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,6 +21,9 @@ import (
 // FILE") or valgrind ("--tool=callgrind --callgrind-out-file=F PROGRAM
 // ARGS..."), or fail.
 const fakeEnv = "TAPBENCH_TEST_CHILD"
+
+// fakeOff is the policy TestRun's stages turn its two detectors off with.
+const fakeOff = "version: 1\ndetectors:\n  malformed: {enabled: false}\n  recon-sweep: {enabled: false}\n"
 
 // The fake valgrind counts fakeStart instructions and fakeFloor (floor)
 // or fakeReplay (replay) per packet.
@@ -45,6 +49,9 @@ func TestMain(m *testing.M) {
 		if len(args) == 5 && args[2] == "--policy" {
 			if y, err := os.ReadFile(args[3]); err != nil || !bytes.HasPrefix(y, []byte("version: 1\n")) {
 				fmt.Fprintf(os.Stderr, "fake tapwatch: policy %s: %v\n", args[3], err)
+				os.Exit(1)
+			} else if filepath.Base(args[3]) == "off.yaml" && string(y) != fakeOff {
+				fmt.Fprintf(os.Stderr, "fake tapwatch: policy %s:\n%s", args[3], y)
 				os.Exit(1)
 			}
 			args = append(args[:2], args[4])
@@ -265,17 +272,23 @@ func TestRun(t *testing.T) {
 	tmp := t.TempDir()
 	var log bytes.Buffer
 	rep, err := Run(context.Background(), Config{Packets: 4000, Rounds: 2, Self: self, Tapwatch: self, TempDir: tmp, Log: &log,
-		Rules: 50, Instr: 1000, Valgrind: self})
+		Rules: 50, Instr: 1000, Valgrind: self, Stages: true, Detectors: []string{"malformed", "recon-sweep"}})
 	if err != nil {
 		t.Fatalf("%v\nlog:\n%s", err, log.String())
 	}
 	if len(rep.Full.Floor) != 2 || len(rep.Full.Tapwatch) != 2 || len(rep.Quarter.Floor) != 1 || len(rep.Quarter.Tapwatch) != 1 {
 		t.Fatalf("rounds: %+v", rep)
 	}
+	if len(rep.Full.DetectorsOff) != 2 || len(rep.Full.BuiltinOnly) != 2 || len(rep.Quarter.DetectorsOff) != 0 {
+		t.Fatalf("stages: %+v", rep)
+	}
+	if !strings.Contains(log.String(), "round 2: tapwatch, detectors off,") || !strings.Contains(log.String(), "round 2: tapwatch, built-in detectors only,") {
+		t.Errorf("log:\n%s", log.String())
+	}
 	if rep.Full.Packets < 4000 || rep.Quarter.Packets < 1000 || rep.Quarter.Packets > 2000 || rep.Full.Bytes <= 0 {
 		t.Errorf("captures: full %d packets %d bytes, quarter %d packets", rep.Full.Packets, rep.Full.Bytes, rep.Quarter.Packets)
 	}
-	for _, m := range append(rep.Full.Floor, rep.Full.Tapwatch...) {
+	for _, m := range slices.Concat(rep.Full.Floor, rep.Full.Tapwatch, rep.Full.DetectorsOff, rep.Full.BuiltinOnly) {
 		if m.Packets != int64(rep.Full.Packets) || m.Wall <= 0 || m.MaxRSS <= 0 {
 			t.Errorf("measurement %+v: want %d packets, wall time and RSS", m, rep.Full.Packets)
 		}
@@ -299,7 +312,7 @@ func TestRun(t *testing.T) {
 	if rep.Plant != PlantSite || rep.Rules != 50 {
 		t.Errorf("report of plant %q with %d rules", rep.Plant, rep.Rules)
 	}
-	for _, want := range []string{"packets/s (wall time)", "tapwatch/floor", fmt.Sprintf("peak RSS, %d packets", rep.Quarter.Packets), "full / quarter",
+	for _, want := range []string{"packets/s (wall time)", "tapwatch/floor", "  detectors off, no rules", "  built-in detectors only", fmt.Sprintf("peak RSS, %d packets", rep.Quarter.Packets), "full / quarter",
 		"site plant", "a policy of 50 rules", "instructions/packet                  1500         4000             2.67", "GOMAXPROCS=1 GODEBUG=" + CallgrindGODEBUG} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())

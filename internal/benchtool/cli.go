@@ -21,7 +21,7 @@ const usage = `usage:
   tapbench floor FILE...
   tapbench pgo -o FILE.pprof PROFILE.txt
   tapbench run [-plant site|small] [-n PACKETS] [-rounds N] [-seed N] [-rules N]
-               [-instr PACKETS] [-tapwatch PATH] [-tmp DIR] [-json]
+               [-instr PACKETS] [-tapwatch PATH] [-stages] [-tmp DIR] [-json]
 
 gen writes a plant capture: by default the site plant (pcapgen.SitePlant:
 8 Modbus masters and 48 PLCs, 3 DNP3 masters and 24 outstations, 60 %
@@ -35,7 +35,10 @@ decodes captures the cheapest way gopacket allows and prints
 run generates a capture and the policy, alternates rounds of floor and
 "tapwatch replay --json --policy FILE" (every built-in detector on, and
 the policy's rules; -rules 0 for none) on it, and prints packets/s and
-peak RSS with tapwatch/floor ratios. Then, with -instr PACKETS (300000
+peak RSS with tapwatch/floor ratios. With -stages each round also runs
+tapwatch with every built-in detector off and no rules (the decoding
+alone), and with the built-in detectors only, so that the table shows
+what each stage costs. Then, with -instr PACKETS (300000
 by default; 0 skips it) and valgrind on PATH, it counts instructions per
 packet of both with callgrind, under GOMAXPROCS=1
 GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off, as the difference between a PACKETS-packet and a 10-packet capture
@@ -211,6 +214,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Instr, "instr", DefaultInstrPackets, "packets of the capture whose instructions callgrind counts; 0 skips the count")
 	fs.StringVar(&cfg.Tapwatch, "tapwatch", "", `tapwatch binary to measure; "" measures the floor only`)
 	fs.StringVar(&cfg.TempDir, "tmp", "", "directory for the temporary captures (default: the system's)")
+	fs.BoolVar(&cfg.Stages, "stages", false, "also run tapwatch with every detector off and no rules, and with the built-in detectors only, in each round")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
 	if err := parse(fs, args); err != nil {
 		return err

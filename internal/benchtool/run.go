@@ -232,8 +232,21 @@ type Config struct {
 	// Valgrind is the valgrind binary; default the one on PATH, and
 	// without one the count is skipped.
 	Valgrind string
-	Log      io.Writer
+	// Stages, with Tapwatch, also runs tapwatch in each round of the full
+	// capture with every built-in detector off and no rules (the decoding
+	// alone: reading, flows, reassembly, the protocols' decoders, the
+	// tallies), and with the built-in detectors alone, to show what each
+	// stage costs. Detectors lists the ids to turn off (DetectorIDs by
+	// default).
+	Stages    bool
+	Detectors []string
+	Log       io.Writer
 }
+
+// DetectorIDs are the built-in detectors' ids, which Stages turns off.
+// cmd/tapbench sets them from the rules package, which this one cannot
+// import: the policy package's tests import this one.
+var DetectorIDs []string
 
 // Validate fills in defaults and checks the figures.
 func (c *Config) Validate() error {
@@ -276,10 +289,28 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("-tapwatch %s: %w", c.Tapwatch, err)
 		}
 	}
+	if c.Stages {
+		if c.Detectors == nil {
+			c.Detectors = DetectorIDs
+		}
+		if len(c.Detectors) == 0 {
+			return errors.New("-stages: no detector ids to turn off")
+		}
+	}
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
 	return nil
+}
+
+// offPolicy is a policy that turns every detector in ids off.
+func offPolicy(ids []string) []byte {
+	var b strings.Builder
+	b.WriteString("version: 1\ndetectors:\n")
+	for _, id := range ids {
+		fmt.Fprintf(&b, "  %s: {enabled: false}\n", id)
+	}
+	return []byte(b.String())
 }
 
 // Capture describes one generated capture and what was measured on it.
@@ -288,6 +319,10 @@ type Capture struct {
 	Bytes    int64  `json:"bytes"`
 	Floor    Series `json:"floor"`
 	Tapwatch Series `json:"tapwatch,omitempty"`
+	// With Config.Stages: tapwatch with every detector off and no
+	// rules, and with the built-in detectors alone.
+	DetectorsOff Series `json:"detectors_off,omitempty"`
+	BuiltinOnly  Series `json:"builtin_only,omitempty"`
 }
 
 // Report is the outcome of Run: the full capture and the quarter-size one,
@@ -329,14 +364,22 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			return rep, err
 		}
 	}
+	off := ""
+	if cfg.Stages && cfg.Tapwatch != "" {
+		off = filepath.Join(dir, "off.yaml")
+		if err := os.WriteFile(off, offPolicy(cfg.Detectors), 0o644); err != nil {
+			return rep, err
+		}
+	}
 	for _, c := range []struct {
 		cap    *Capture
 		n      int
 		rounds int
 		name   string
+		stages bool
 	}{
-		{&rep.Full, cfg.Packets, cfg.Rounds, "full.pcap"},
-		{&rep.Quarter, cfg.Packets / 4, 1, "quarter.pcap"},
+		{&rep.Full, cfg.Packets, cfg.Rounds, "full.pcap", off != ""},
+		{&rep.Quarter, cfg.Packets / 4, 1, "quarter.pcap", false},
 	} {
 		path := filepath.Join(dir, c.name)
 		fmt.Fprintf(cfg.Log, "generating %d packets into %s\n", c.n, path)
@@ -359,6 +402,20 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			}
 			fmt.Fprintf(cfg.Log, "%s round %d: tapwatch %.0f packets/s, %s\n", c.name, round, m.WallPPS(), FormatBytes(m.MaxRSS))
 			c.cap.Tapwatch = append(c.cap.Tapwatch, m)
+			if !c.stages {
+				continue
+			}
+			for _, st := range []struct {
+				s      *Series
+				policy string
+				name   string
+			}{{&c.cap.DetectorsOff, off, "detectors off"}, {&c.cap.BuiltinOnly, "", "built-in detectors only"}} {
+				if m, err = Measure(ctx, cfg.Tapwatch, replayArgs(st.policy, path)...); err != nil {
+					return rep, err
+				}
+				fmt.Fprintf(cfg.Log, "%s round %d: tapwatch, %s, %.0f packets/s, %s\n", c.name, round, st.name, m.WallPPS(), FormatBytes(m.MaxRSS))
+				*st.s = append(*st.s, m)
+			}
 		}
 		if err := os.Remove(path); err != nil {
 			return rep, err
@@ -369,8 +426,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			return rep, err
 		}
 	}
-	if policy != "" {
-		if err := os.Remove(policy); err != nil {
+	for _, p := range []string{policy, off} {
+		if p == "" {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
 			return rep, err
 		}
 	}
@@ -397,6 +457,10 @@ func (r Report) WriteTable(out io.Writer) error {
 		fmt.Fprintf(w, "%-28s %12s %12s %16.2f\n", name, format(floor), format(tw), tw/floor)
 	}
 	row("packets/s (wall time)", f.Floor.MedianWallPPS(), f.Tapwatch.MedianWallPPS(), FormatRate)
+	if have && len(f.DetectorsOff) > 0 {
+		row("  detectors off, no rules", f.Floor.MedianWallPPS(), f.DetectorsOff.MedianWallPPS(), FormatRate)
+		row("  built-in detectors only", f.Floor.MedianWallPPS(), f.BuiltinOnly.MedianWallPPS(), FormatRate)
+	}
 	row("packets/s (self-reported)", f.Floor.MedianReportedPPS(), f.Tapwatch.MedianReportedPPS(), FormatRate)
 	rss := func(b float64) string { return FormatBytes(int64(b)) }
 	row("peak RSS (max of rounds)", float64(f.Floor.PeakRSS()), float64(f.Tapwatch.PeakRSS()), rss)
