@@ -85,6 +85,7 @@ var errDecode = errors.New("undecodable header")
 func (e *Engine) decodeFrame(first layer, data []byte) error {
 	e.decoded = e.decoded[:0]
 	e.truncated = false
+	e.cookedEth = false
 	e.vlan.n = 0
 	for typ := first; ; {
 		next, payload, err := e.decodeHeader(typ, data)
@@ -97,6 +98,22 @@ func (e *Engine) decodeFrame(first layer, data []byte) error {
 		}
 		typ, data = next, payload
 	}
+}
+
+// cookedMAC takes the MACs a Linux cooked header (SLL, SLL2: tcpdump -i
+// any) gives of an Ethernet frame: the sender's address, and of the
+// destination only whether the frame was broadcast (packet type 1). Of
+// any other interface the MACs stay unknown.
+func (e *Engine) cookedMAC(hatype, halen, pktType uint16, addr []byte) {
+	const arphrdEther, packetBroadcast = 1, 1
+	if hatype != arphrdEther || halen != 6 {
+		return
+	}
+	e.eth.src, e.eth.dst = [6]byte(addr), [6]byte{}
+	if pktType == packetBroadcast {
+		e.eth.dst = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	}
+	e.cookedEth = true
 }
 
 // decodeHeader decodes one header of type typ at the start of data and
@@ -144,6 +161,7 @@ func (e *Engine) decodeHeader(typ layer, data []byte) (layer, []byte, error) {
 			return lNone, nil, errDecode
 		}
 		et, addrType := be16(data[14:]), be16(data[2:])
+		e.cookedMAC(addrType, be16(data[4:]), be16(data[0:]), data[6:12])
 		if et == 0x0004 && addrType != 803 { // 802.2 LLC follows (not for radiotap)
 			return lNone, data[16:], nil
 		}
@@ -152,6 +170,7 @@ func (e *Engine) decodeHeader(typ layer, data []byte) (layer, []byte, error) {
 		if len(data) < 20 || data[11] > 8 {
 			return lNone, nil, errDecode
 		}
+		e.cookedMAC(be16(data[8:]), uint16(data[11]), uint16(data[10]), data[12:18])
 		switch hw, pt := be16(data[8:]), be16(data[0:]); {
 		case hw == 778: // ARPHRD_IPGRE: Ethernet follows
 			return lEthernet, data[20:], nil

@@ -325,6 +325,7 @@ type Engine struct {
 	decoded    []layer
 	truncated  bool
 	eth        ethHeader
+	cookedEth  bool // a Linux cooked header gave eth.src (and eth.dst, when broadcast)
 	vlan       vlanStack
 	ip4        ip4Header
 	ip6        ip6Header
@@ -470,7 +471,7 @@ func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, w
 		e.c.VLANTagged++
 	}
 	var mac [2][6]byte
-	if eth {
+	if eth || e.cookedEth {
 		mac[0], mac[1] = e.eth.src, e.eth.dst
 	}
 	var k flowKey
@@ -494,8 +495,8 @@ func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, w
 		return
 	default:
 		e.c.NonIP++
-		if arp && eth {
-			e.arpPacket(mac)
+		if arp {
+			e.arpPacket(mac) // its own addresses say who sent it; the link's, when known
 		}
 		return
 	}

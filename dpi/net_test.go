@@ -1,6 +1,7 @@
 package dpi
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/tapwatch/tapwatch/dpi/link"
 	"github.com/tapwatch/tapwatch/internal/pcapgen"
 )
 
@@ -314,5 +316,93 @@ func TestFlowCounts(t *testing.T) {
 	}
 	if err := (Config{FlowReport: time.Millisecond}).Validate(); err == nil {
 		t.Error("a flow report every millisecond was accepted")
+	}
+}
+
+// macRecorder records the MACs the handlers hear of.
+type macRecorder struct{ netRecorder }
+
+func (r *macRecorder) ARP(a *ARP) {
+	r.events = append(r.events, fmt.Sprintf("arp op=%d eth=%s>%s sender=%s", a.Op, net.HardwareAddr(a.EthSrc[:]), net.HardwareAddr(a.EthDst[:]), net.HardwareAddr(a.SenderMAC[:])))
+}
+
+func (r *macRecorder) NewFlow(f *Flow, _ time.Time) {
+	r.events = append(r.events, fmt.Sprintf("new %v>%v mac=%s>%s", f.Client, f.Server, net.HardwareAddr(f.ClientMAC[:]), net.HardwareAddr(f.ServerMAC[:])))
+}
+
+// cooked rewrites an Ethernet frame as Linux cooked capture (tcpdump -i
+// any) writes it: SLL (version 1) or SLL2, of an interface of type
+// hatype, with the sender's address and the packet type (1 when
+// broadcast).
+func cooked(frame []byte, v2 bool, hatype uint16) []byte {
+	dst, src, et, rest := frame[0:6], frame[6:12], frame[12:14], frame[14:]
+	pt := byte(0) // to us
+	if bytes.Equal(dst, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}) {
+		pt = 1
+	}
+	var h []byte
+	if v2 {
+		h = append(append([]byte{et[0], et[1], 0, 0, 0, 0, 0, 2, byte(hatype >> 8), byte(hatype), pt, 6}, src...), 0, 0)
+	} else {
+		h = append(append([]byte{0, pt, byte(hatype >> 8), byte(hatype), 0, 6}, src...), 0, 0, et[0], et[1])
+	}
+	return append(h, rest...)
+}
+
+// TestCookedMACs: in a Linux cooked capture of an Ethernet interface, ARP
+// is handed on as in the Ethernet capture, with the sender's MAC and, of
+// the destination, only a broadcast; flows get their client's and
+// server's MACs from their packets the same way. Of another interface
+// the MACs stay unknown, and ARP is still handed on.
+func TestCookedMACs(t *testing.T) {
+	_, pkts := generate(t, pcapgen.Options{}, func(w *pcapgen.Writer) error {
+		if _, err := w.ARPRequest(hmi, plc.IP); err != nil {
+			return err
+		}
+		if _, err := w.ARPReply(plc, hmi); err != nil {
+			return err
+		}
+		c, err := pcapgen.NewTCPConn(w, hmi, plc, 1, 2)
+		if err == nil {
+			_, err = c.Handshake()
+		}
+		return err
+	})
+	record := func(lt link.Type, conv func([]byte) []byte) ([]string, Counters) {
+		rec := &macRecorder{}
+		e, err := New(Config{}, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range pkts {
+			e.Packet(lt, p.ts, uint64(i+1), conv(p.data), 0)
+		}
+		return rec.events, e.Counters()
+	}
+	eth, ethCounts := record(link.Ethernet, func(b []byte) []byte { return b })
+	want := []string{
+		"arp op=1 eth=02:00:00:00:00:10>ff:ff:ff:ff:ff:ff sender=02:00:00:00:00:10",
+		"arp op=2 eth=02:00:00:00:00:20>00:00:00:00:00:00 sender=02:00:00:00:00:20",   // the unicast destination is unknown
+		"new 10.10.1.10:49152>10.10.1.20:502 mac=02:00:00:00:00:10>00:00:00:00:00:00", // the server's too
+	}
+	for _, v2 := range []bool{false, true} {
+		lt := link.LinuxSLL
+		if v2 {
+			lt = link.LinuxSLL2
+		}
+		got, c := record(lt, func(b []byte) []byte { return cooked(b, v2, 1) })
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%v:\n%s\nwant\n%s\n(Ethernet:\n%s)", lt, strings.Join(got, "\n"), strings.Join(want, "\n"), strings.Join(eth, "\n"))
+		}
+		if c.ARP != ethCounts.ARP || c.ARP != 2 || c.NonIP != 2 || c.ARPOther != 0 {
+			t.Errorf("%v: arp %d (Ethernet %d), non-IP %d, other %d", lt, c.ARP, ethCounts.ARP, c.NonIP, c.ARPOther)
+		}
+		// Not Ethernet (ARPHRD_IEEE1394, with its own addresses): no
+		// MACs from the header.
+		got, _ = record(lt, func(b []byte) []byte { return cooked(b, v2, 24) })
+		if len(got) != 3 || !strings.HasPrefix(got[0], "arp op=1 eth=00:00:00:00:00:00>00:00:00:00:00:00 sender=02:00:00:00:00:10") ||
+			!strings.HasSuffix(got[2], "mac=00:00:00:00:00:00>00:00:00:00:00:00") {
+			t.Errorf("%v of another interface:\n%s", lt, strings.Join(got, "\n"))
+		}
 	}
 }
