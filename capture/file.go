@@ -101,6 +101,21 @@ func newFile(r io.Reader, head []byte, name string) (*File, error) {
 	return c, nil
 }
 
+// IsCaptureFile reports whether the file at path starts as a pcap or
+// pcapng file does. It is false for a file that cannot be read.
+func IsCaptureFile(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return false
+	}
+	return bytes.Equal(head, pcapngMagic) || matchAny(head, pcapMagics)
+}
+
 func matchAny(b []byte, set [][]byte) bool {
 	for _, m := range set {
 		if bytes.Equal(b, m) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,6 +27,7 @@ ranges and the usual write rate; and the network: each host's MACs from
 ARP, and each link (client, server, port) with the service it carried,
 whatever the protocol. Enforce it with
 'tapwatch replay --baseline FILE'. The file is YAML: read, diff and edit it.
+-o refuses to overwrite a capture file, one of those named or any other.
 `
 
 func cmdLearn(args []string, stdout, stderr io.Writer) error {
@@ -48,8 +50,11 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 	if err := checkCaptures(files, stderr); err != nil {
 		return err
 	}
-	if !(*margin >= 0) {
-		return usageError("--margin: %v is not 0 or more", *margin)
+	if err := checkLearnOutput(*out, files); err != nil {
+		return err
+	}
+	if !(*margin >= 0) || math.IsInf(*margin, 1) {
+		return usageError("--margin: %v is not a number 0 or more", *margin)
 	}
 	cfg := dpi.Config{}
 	if cfg.ModbusPorts, err = parsePorts(*ports); err != nil {
@@ -87,6 +92,29 @@ func cmdLearn(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "tapwatch: %v\n", e)
 		}
 		return fmt.Errorf("%d of %d capture files could not be read to the end", len(sum.Errors), len(files))
+	}
+	return nil
+}
+
+// checkLearnOutput refuses an output file that would overwrite a capture:
+// one of the files to learn from (a shell glob after -o swallows the
+// output's name: learn -o week*.pcap), or any other pcap or pcapng file.
+// Captures are evidence, and often cannot be recorded again.
+func checkLearnOutput(out string, files []string) error {
+	if out == "-" {
+		return nil
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return nil // a new file; what else is wrong the write will say
+	}
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil && os.SameFile(st, fi) {
+			return usageError("-o %s is one of the capture files to learn from: give the baseline a name of its own (-o baseline.yaml)", out)
+		}
+	}
+	if capture.IsCaptureFile(out) {
+		return usageError("-o %s is a capture file: refusing to overwrite it with the baseline; give the baseline a name of its own", out)
 	}
 	return nil
 }

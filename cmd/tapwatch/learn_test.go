@@ -47,7 +47,59 @@ func TestLearnAndReplayBaseline(t *testing.T) {
 	if code != 3 || !strings.Contains(out.String(), `"baseline-value-range"`) {
 		t.Errorf("replay --learn: exit %d: %s%s", code, out.String(), errb.String())
 	}
+	if strings.Contains(errb.String(), "warning") {
+		t.Errorf("replay --learn %s: %s", d, errb.String())
+	}
 	if code := run([]string{"replay", "--learn", d, "--baseline", base, normal}, &out, &errb); code != 2 {
 		t.Errorf("--learn with --baseline: exit %d", code)
+	}
+	// Learning longer than the capture: it says that nothing was monitored.
+	errb.Reset()
+	if code := run([]string{"replay", "--learn", "24h", normal}, &out, &errb); code != 0 ||
+		!strings.Contains(errb.String(), "tapwatch: warning: the capture ended before --learn 24h0m0s did: it was all learned, and no baseline was enforced") {
+		t.Errorf("replay --learn 24h: exit %d: %s", code, errb.String())
+	}
+}
+
+// TestLearnKeepsCaptures: learn -o refuses to overwrite a capture, one it
+// learns from (a glob after -o: learn -o week*.pcap) or another, and the
+// capture is left as it was.
+func TestLearnKeepsCaptures(t *testing.T) {
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	if _, err := sim.Generate(&buf, sim.Scenario{Seed: 1, Learn: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := filepath.Join(dir, "week_1.pcap"), filepath.Join(dir, "week_2.pcap")
+	for _, f := range []string{a, b} {
+		if err := os.WriteFile(f, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"learn", "-o", a, b}, "-o " + a + " is a capture file: refusing to overwrite it"},
+		{[]string{"learn", "-o", b, b}, "-o " + b + " is one of the capture files to learn from"},
+		{[]string{"learn", "-o", a, a, b}, "-o " + a + " is one of the capture files to learn from"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(c.args, &out, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%q: exit %d, %q; want 2 and %q", c.args, code, errb.String(), c.want)
+		}
+	}
+	for _, f := range []string{a, b} {
+		if got, err := os.ReadFile(f); err != nil || !bytes.Equal(got, buf.Bytes()) {
+			t.Errorf("%s changed: %v", f, err)
+		}
+	}
+	// A baseline is overwritten as before.
+	base := filepath.Join(dir, "baseline.yaml")
+	for range 2 {
+		var out, errb bytes.Buffer
+		if code := run([]string{"learn", "-o", base, a}, &out, &errb); code != 0 {
+			t.Fatalf("learn: exit %d: %s", code, errb.String())
+		}
 	}
 }

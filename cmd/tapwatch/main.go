@@ -126,11 +126,53 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseOnce is parseInterspersed that refuses a flag given twice, unless
+// it collects its values (check --policy): otherwise the last would win
+// silently, and replay --policy A --policy B would enforce B alone.
+func parseOnce(fs *flag.FlagSet, args []string) ([]string, error) {
+	var wrapped []*flag.Flag
+	var orig []flag.Value
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, ok := f.Value.(*stringList); ok {
+			return
+		}
+		wrapped, orig = append(wrapped, f), append(orig, f.Value)
+		f.Value = &onceValue{Value: f.Value, name: f.Name}
+	})
+	// The flags' own values again afterwards: --help names their types.
+	defer func() {
+		for i, f := range wrapped {
+			f.Value = orig[i]
+		}
+	}()
+	return parseInterspersed(fs, args)
+}
+
+// onceValue is a flag's value that may be set once.
+type onceValue struct {
+	flag.Value
+	name string
+	set  bool
+}
+
+func (v *onceValue) Set(s string) error {
+	if v.set {
+		return fmt.Errorf("given more than once; give it once")
+	}
+	v.set = true
+	return v.Value.Set(s)
+}
+
+func (v *onceValue) IsBoolFlag() bool {
+	b, ok := v.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
 // parseCommand parses a command's flags and returns its positional
 // arguments. On --help it prints the help to stdout and returns
 // flag.ErrHelp (exit 0); a bad flag is a usage error (exit 2).
 func parseCommand(fs *flag.FlagSet, args []string, stdout io.Writer, synopsis string) ([]string, error) {
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseOnce(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelp(stdout, fs, synopsis)

@@ -563,6 +563,16 @@ func TestReplayUsageErrors(t *testing.T) {
 		{[]string{"replay", "--max-flows", "many", good}, []string{"-max-flows", "many"}},
 		{[]string{"replay", "--no-such-flag", good}, []string{"no-such-flag"}},
 		{[]string{"replay", good, "--ops="}, []string{"ops"}},
+		// A flag given twice would keep only its last value.
+		{[]string{"replay", "--policy", "a.yaml", "--policy", "b.yaml", good}, []string{"-policy", "given more than once"}},
+		{[]string{"replay", "--json", good, "--json"}, []string{"json", "given more than once"}},
+		{[]string{"replay", "--baseline=a.yaml", "--baseline=a.yaml", good}, []string{"-baseline", "given more than once"}},
+		// A file named twice would be read twice.
+		{[]string{"replay", good, good}, []string{good + " is named twice"}},
+		{[]string{"replay", good, dir + "/./good.pcap"}, []string{"are the same file"}},
+		{[]string{"replay", "--learn", "1m", "--margin", "Inf", good}, []string{"--margin", "+Inf"}},
+		{[]string{"learn", "--margin", "Inf", "-o", filepath.Join(dir, "b.yaml"), good}, []string{"--margin", "+Inf"}},
+		{[]string{"learn", "-o", "a.yaml", "-o", "b.yaml", good}, []string{"-o", "given more than once"}},
 	} {
 		r := tapwatch(tc.args...)
 		if r.code != 2 {
@@ -577,7 +587,7 @@ func TestReplayUsageErrors(t *testing.T) {
 				t.Errorf("%q: stderr does not name %s:\n%s", tc.args, w, r.stderr)
 			}
 		}
-		if !strings.Contains(r.stderr, "tapwatch replay --help") {
+		if !strings.Contains(r.stderr, "tapwatch "+tc.args[0]+" --help") {
 			t.Errorf("%q: stderr does not point to the help:\n%s", tc.args, r.stderr)
 		}
 	}

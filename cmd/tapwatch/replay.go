@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -56,7 +57,8 @@ baseline a 'tapwatch learn' wrote is enforced as well: new masters,
 conversations, function codes, addresses and points, written values out
 of their learned range and write rates far above normal raise the
 baseline-* alerts. With --learn the first DURATION of capture time is
-learned instead, and the rest monitored against it, in one pass.
+learned instead, and the rest monitored against it, in one pass; when
+the capture ends first, a warning on standard error says so.
 
 Instead of the alerts, --ops prints the operations log: one JSON object
 a line for every Modbus request and response and every DNP3 fragment and
@@ -221,8 +223,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if *learnFor > 0 && *baselinePath != "" {
 		return usageError("--learn and --baseline both give a baseline; give one of them")
 	}
-	if !(*margin >= 0) {
-		return usageError("--margin: %v is not 0 or more", *margin)
+	if !(*margin >= 0) || math.IsInf(*margin, 1) {
+		return usageError("--margin: %v is not a number 0 or more", *margin)
 	}
 	if startProfile != nil {
 		stop, err := startProfile()
@@ -316,6 +318,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if aw.err != nil {
 		return aw.err
 	}
+	if engine.Learning() {
+		fmt.Fprintf(stderr, "tapwatch: warning: the capture ended before --learn %v did: it was all learned, and no baseline was enforced; give a shorter --learn\n", *learnFor)
+	}
 	switch {
 	case *asJSON:
 		writeSummaryJSON(out, sum, aw, engine)
@@ -360,8 +365,13 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 // checkCaptures opens each capture file and reads its header, so that a
 // file that cannot be read is reported, one line each, before anything
 // is printed, published or written. Pipes and devices are only looked
-// up: what was read from them would be lost.
+// up: what was read from them would be lost. A file named twice is a
+// usage error: its packets would be decoded twice, the second time as a
+// replay of the first (dnp3-replay), which no plant did.
 func checkCaptures(files []string, stderr io.Writer) error {
+	if err := checkTwice(files); err != nil {
+		return err
+	}
 	var bad []error
 	for _, name := range files {
 		if err := checkCapture(name); err != nil {
@@ -378,6 +388,29 @@ func checkCaptures(files []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "tapwatch: %v\n", err)
 	}
 	return fmt.Errorf("%d of %d capture files cannot be read", len(bad), len(files))
+}
+
+// checkTwice finds a regular file named twice, by the same path or
+// another (a link, ./a and a, two shell patterns that both match it).
+func checkTwice(files []string) error {
+	var seen []os.FileInfo
+	var names []string
+	for _, name := range files {
+		st, err := os.Stat(name)
+		if err != nil || !st.Mode().IsRegular() {
+			continue // checkCapture says what is wrong
+		}
+		for i, o := range seen {
+			if os.SameFile(o, st) {
+				if names[i] == name {
+					return usageError("%s is named twice: its packets would be read twice; name it once", name)
+				}
+				return usageError("%s and %s are the same file: its packets would be read twice; name it once", names[i], name)
+			}
+		}
+		seen, names = append(seen, st), append(names, name)
+	}
+	return nil
 }
 
 func checkCapture(name string) error {
