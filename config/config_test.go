@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,23 @@ func TestDefaults(t *testing.T) {
 
 // TestRTUOnDefaultPorts: a gateway on 502 or 20000 takes the port from
 // the protocol that has it by default, not from one it was given for.
+// TestLeadingZeros: a number padded with zeros is read in decimal, as
+// YAML 1.2 reads it, not in octal: 0502 is port 502.
+func TestLeadingZeros(t *testing.T) {
+	c, err := Parse([]byte("interfaces: eth1\nports: {modbus: [0502, 05020], dnp3: [020000], modbus_rtu: [04001, 08, 0x0F, 0o21, 1_000]}\nmax_flows: 01_024\n"), "z.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Ports.Modbus, []uint16{502, 5020}) || !slices.Equal(c.Ports.DNP3, []uint16{20000}) ||
+		!slices.Equal(c.Ports.ModbusRTU, []uint16{4001, 8, 15, 17, 1000}) || c.MaxFlows != 1024 {
+		t.Errorf("ports %+v, max_flows %d", c.Ports, c.MaxFlows)
+	}
+	// Quoted, it is text, as before.
+	if _, err := Parse([]byte("interfaces: eth1\nmax_flows: \"08\"\n"), "z.yaml"); err == nil || !strings.Contains(err.Error(), `max_flows: "08" is not a whole number`) {
+		t.Errorf("quoted: %v", err)
+	}
+}
+
 func TestRTUOnDefaultPorts(t *testing.T) {
 	c, err := Parse([]byte("interfaces: eth1\nports: {modbus_rtu: [502, 20000]}\n"), "gw.yaml")
 	if err != nil {

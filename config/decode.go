@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/token"
 
 	"github.com/tapwatch/tapwatch/internal/yamlpos"
 )
@@ -24,6 +25,25 @@ const maxDepth = 16
 
 func (d *decoder) errorf(n ast.Node, field, format string, a ...any) {
 	d.Errorf(yamlpos.PosOf(n), field, format, a...)
+}
+
+// intText is the text of the integer n for strconv with base 0, and
+// whether n is an integer: a leading zero is decimal, as in YAML 1.2
+// (yamlpos.LeadingZero), also in 08 and 09, which the parser takes for
+// text; 0o17, 0x1F and 0b101 say their base; underscores are dropped.
+func intText(n ast.Node) (string, bool) {
+	switch x := n.(type) {
+	case *ast.IntegerNode:
+		if d, ok := yamlpos.LeadingZero(x.Token.Value); ok {
+			return d, true
+		}
+		return strings.ReplaceAll(x.Token.Value, "_", ""), true
+	case *ast.StringNode:
+		if x.Token.Type == token.StringType { // written plain, not quoted
+			return yamlpos.LeadingZero(x.Value)
+		}
+	}
+	return "", false
 }
 
 // parse decodes data into out (a pointer to a struct).
@@ -114,17 +134,17 @@ func (d *decoder) value(n ast.Node, v reflect.Value, path string, depth int) {
 		}
 		v.SetBool(b.Value)
 	case reflect.Int, reflect.Int64, reflect.Int32:
-		s, ok := yamlpos.ScalarText(n)
-		i, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, 64)
-		if _, isInt := n.(*ast.IntegerNode); !ok || !isInt || err != nil || v.OverflowInt(i) {
+		s, isInt := intText(n)
+		i, err := strconv.ParseInt(s, 0, 64)
+		if !isInt || err != nil || v.OverflowInt(i) {
 			d.errorf(n, path, "%s is not a whole number in range", yamlpos.Describe(n))
 			return
 		}
 		v.SetInt(i)
 	case reflect.Uint, reflect.Uint64, reflect.Uint32, reflect.Uint16, reflect.Uint8:
-		s, ok := yamlpos.ScalarText(n)
-		u, err := strconv.ParseUint(strings.ReplaceAll(s, "_", ""), 0, 64)
-		if _, isInt := n.(*ast.IntegerNode); !ok || !isInt || err != nil || v.OverflowUint(u) {
+		s, isInt := intText(n)
+		u, err := strconv.ParseUint(s, 0, 64)
+		if !isInt || err != nil || v.OverflowUint(u) {
 			max := uint64(math.MaxUint64) >> (64 - v.Type().Bits())
 			d.errorf(n, path, "%s is not a whole number from 0 to %d", yamlpos.Describe(n), max)
 			return
@@ -136,7 +156,7 @@ func (d *decoder) value(n ast.Node, v reflect.Value, path string, depth int) {
 		case *ast.FloatNode:
 			f = x.Value
 		case *ast.IntegerNode:
-			s, _ := yamlpos.ScalarText(n)
+			s, _ := intText(n)
 			var err error
 			if f, err = strconv.ParseFloat(s, 64); err != nil {
 				d.errorf(n, path, "%s is not a number", yamlpos.Describe(n))

@@ -366,6 +366,35 @@ func ScalarText(n ast.Node) (string, bool) {
 	return "", false
 }
 
+// LeadingZero reports whether s, an integer scalar's text, is a decimal
+// number written with leading zeros (017, -0042, 01_000), and returns it
+// without them (and without YAML 1.1's underscores). YAML 1.2's core
+// schema reads such a number in decimal: 017 is seventeen. YAML 1.1, the
+// parser and Go's strconv with base 0 read it in octal, fifteen, which is
+// not what a register number padded with zeros in a spreadsheet means.
+// 0o17, 0x1F and 0b101 say their base and are not this.
+func LeadingZero(s string) (string, bool) {
+	sign, digits := "", strings.ReplaceAll(s, "_", "")
+	if digits != "" && (digits[0] == '-' || digits[0] == '+') {
+		sign, digits = digits[:1], digits[1:]
+	}
+	if len(digits) < 2 || digits[0] != '0' {
+		return s, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return s, false
+		}
+	}
+	if digits = strings.TrimLeft(digits, "0"); digits == "" {
+		digits = "0"
+	}
+	if sign == "+" {
+		sign = ""
+	}
+	return sign + digits, true
+}
+
 // Describe names what n is for an error: a map, a list, a scalar's text
 // quoted, or nothing.
 func Describe(n ast.Node) string {

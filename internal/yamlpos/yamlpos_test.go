@@ -360,3 +360,19 @@ func describeMap(t *testing.T, f *ast.File) string {
 	}
 	return b.String()
 }
+
+func TestLeadingZero(t *testing.T) {
+	for _, c := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"017", "17", true}, {"0100", "100", true}, {"00", "0", true}, {"-0042", "-42", true}, {"+010", "10", true},
+		{"01_000", "1000", true}, {"08", "8", true}, {"0502", "502", true},
+		{"0", "0", false}, {"17", "17", false}, {"0o17", "0o17", false}, {"0x1F", "0x1F", false}, {"0b101", "0b101", false},
+		{"1_000", "1_000", false}, {"010.5", "010.5", false}, {"", "", false}, {"-", "-", false}, {"0a", "0a", false},
+	} {
+		if got, ok := LeadingZero(c.in); got != c.want || ok != c.ok {
+			t.Errorf("LeadingZero(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}

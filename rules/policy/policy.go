@@ -680,7 +680,7 @@ func (d *decoder) convert(n ast.Node, depth int) *node {
 		return &node{kind: kindScalar, pos: at, text: s, str: true}
 	case *ast.IntegerNode:
 		n := &node{kind: kindScalar, pos: at, text: v.Token.Value}
-		if c := fmt.Sprint(v.Value); c != n.text {
+		if c := intValue(v); c != n.text {
 			n.canon = c
 		}
 		return n
@@ -726,6 +726,16 @@ func (d *decoder) convert(n ast.Node, depth int) *node {
 	return &node{kind: kindNull, pos: at}
 }
 
+// intValue is an integer's value in decimal, as YAML 1.2 reads it: a
+// leading zero does not make it octal (yamlpos.LeadingZero); 0o17, 0x1F,
+// 0b101 and 1_000 as the parser reads them.
+func intValue(v *ast.IntegerNode) string {
+	if d, ok := yamlpos.LeadingZero(v.Token.Value); ok {
+		return d
+	}
+	return fmt.Sprint(v.Value)
+}
+
 func (d *decoder) mapEntry(out *node, mv *ast.MappingValueNode, depth int) {
 	if mv == nil {
 		return
@@ -736,7 +746,7 @@ func (d *decoder) mapEntry(out *node, mv *ast.MappingValueNode, depth int) {
 	case *ast.StringNode:
 		key = k.Value
 	case *ast.IntegerNode:
-		key = fmt.Sprint(k.Value)
+		key = intValue(k)
 	case *ast.FloatNode, *ast.BoolNode, *ast.NullNode:
 		key = k.GetToken().Value
 	case *ast.MergeKeyNode:
@@ -1264,7 +1274,7 @@ func (d *decoder) bounds(n *node, path string) *Bounds {
 				continue
 			}
 			var err error
-			if v, err = strconv.ParseFloat(strings.TrimSpace(s), 64); err != nil {
+			if v, err = strconv.ParseFloat(strings.TrimSpace(e.val.numeric()), 64); err != nil {
 				d.errorf(e.val.pos, path+"."+k, "%q is not a number", s)
 				continue
 			}

@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"flag"
 	"math"
 	"net/netip"
@@ -283,5 +284,58 @@ func TestRanges(t *testing.T) {
 	}
 	if !rs.Overlaps(5, 10) || rs.Overlaps(26, 39) || !rs.Overlaps(0, math.MaxUint32) {
 		t.Error("Overlaps")
+	}
+}
+
+// TestLeadingZeros: a number padded with zeros (a register number from a
+// spreadsheet) is read in decimal everywhere, as YAML 1.2 reads it, not
+// in octal where the parser saw an integer and in decimal where it saw
+// text; hex bounds are numbers too.
+func TestLeadingZeros(t *testing.T) {
+	const text = `version: 1
+assets:
+  plc1: {ip: 10.1.1.1, modbus_units: [%s, %s]}
+  master: {ip: 10.1.1.2}
+  rtu: {ip: 10.1.1.3, dnp3: %s}
+rules:
+  - id: r1
+    when: {proto: modbus, dst: plc1, op: write, addr: [%s, %s, %s-%s], unit: %s, fc: %s}
+    severity: high
+  - id: r2
+    when: {proto: modbus, dst: plc1, op: write, addr: %s}
+    value: {min: %s, max: %s}
+    severity: high
+  - id: r3
+    when: {proto: modbus, dst: plc1, op: write, addr: %s}
+    rate: {max: %s, per: 1m}
+    severity: high
+  - id: r4
+    when: {proto: dnp3, dst: rtu, link_dst: %s, points: %s}
+    severity: high
+baseline:
+  conversations:
+    - src: master
+      dst: plc1
+      proto: modbus
+      unit: %s
+      fc: [%s, %s]
+      values:
+        - {table: holding_registers, addr: %s, min: %s, max: %s}
+`
+	padded := fmt.Sprintf(text, "010", "011", "010", "010", "020", "030", "040", "010", "016", "0100", "0x10", "0200",
+		"08", "010", "0100", "010", "01", "03", "06", "010", "0124", "0176")
+	plain := fmt.Sprintf(text, "10", "11", "10", "10", "20", "30", "40", "10", "16", "100", "16", "200",
+		"8", "10", "100", "10", "1", "3", "6", "10", "124", "176")
+	format := func(text string) string {
+		p, err := Parse([]byte(text), "p.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		p.Format(&b)
+		return b.String()
+	}
+	if got, want := format(padded), format(plain); got != want {
+		t.Errorf("padded:\n%s\nplain:\n%s", got, want)
 	}
 }
