@@ -37,7 +37,7 @@ import (
 const replaySynopsis = `tapwatch replay [--policy FILE] [--baseline FILE | --learn DURATION [--margin F]] [--fail-on SEVERITY] [--ops | --summary | --json] [--site S] [--sensor N] [--mqtt URL [--state-dir DIR] [MQTT options]] [--modbus-ports LIST] [--dnp3-ports LIST] [--modbus-rtu-ports LIST] [--max-flows N] FILE...
 
 Decodes pcap and pcapng capture files, in the order given, as one stream
-(flows continue across files), runs the built-in detectors and the rules
+(flows continue across files; a file named twice is refused), runs the built-in detectors and the rules
 of the policy on every message, and prints the alerts, one JSON object a
 line: the alert message of the wire schema (see docs/events.md), header
 included, as 'tapwatch tail' prints it. In the header, sensor and site
