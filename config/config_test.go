@@ -188,6 +188,10 @@ func TestErrors(t *testing.T) {
 			[]string{`bad.yaml:3:10: log.level: "loud"`}},
 		{"UTF-16 with a byte order mark", string([]byte{0xff, 0xfe, 'l', 0, 'o', 0, 'g', 0, ':', 0, ' ', 0, '7', 0, '\n', 0}),
 			[]string{`bad.yaml:1:6: log: expected a map`}},
+		{"a URL in [...] in {...}", "interfaces: [eth1]\nuplink: {brokers: [tcp://127.0.0.1:1883]}\n",
+			[]string{`bad.yaml:2:35: uplink.brokers[0]: expected text, found a map (to give "tcp://127.0.0.1:1883" as text, quote it)`}},
+		{"a map meant", "interfaces: [eth1]\nuplink: {brokers: [a: b]}\n",
+			[]string{`bad.yaml:2:21: uplink.brokers[0]: expected text, found a map`}},
 		{"UTF-16 cut short", string([]byte{0xfe, 0xff, 0, 'l', 0}),
 			[]string{`bad.yaml: line 1 (octet 5): not valid UTF-16BE: the file ends inside a character`}},
 	}

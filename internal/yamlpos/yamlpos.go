@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -398,8 +399,18 @@ func LeadingZero(s string) (string, bool) {
 // Describe names what n is for an error: a map, a list, a scalar's text
 // quoted, or nothing.
 func Describe(n ast.Node) string {
-	switch n.(type) {
-	case *ast.MappingNode, *ast.MappingValueNode:
+	switch x := n.(type) {
+	case *ast.MappingNode:
+		if len(x.Values) == 1 {
+			return Describe(x.Values[0])
+		}
+		return "a map"
+	case *ast.MappingValueNode:
+		k, kok := ScalarText(x.Key)
+		v, vok := ScalarText(x.Value)
+		if kok && vok {
+			return MapOf(k, PosOf(x.Key), v, PosOf(x.Value))
+		}
 		return "a map"
 	case *ast.SequenceNode:
 		return "a list"
@@ -408,6 +419,18 @@ func Describe(n ast.Node) string {
 		return strconv.Quote(s)
 	}
 	return "nothing"
+}
+
+// MapOf describes a map of one key and a scalar value, for an error where
+// text was expected. When the value follows the colon with no space, the
+// user most likely wrote text with a colon in it (a URL, an IPv6 address)
+// inside [...] in {...}, which the parser (goccy/go-yaml) cuts at its last
+// colon where YAML would not: the description says to quote it.
+func MapOf(key string, keyAt Pos, val string, valAt Pos) string {
+	if keyAt.Line > 0 && keyAt.Line == valAt.Line && valAt.Column == keyAt.Column+utf8.RuneCountInString(key)+1 {
+		return fmt.Sprintf("a map (to give %s as text, quote it)", strconv.Quote(key+":"+val))
+	}
+	return "a map"
 }
 
 // DidYouMean suggests the candidate closest to a misspelt word (see

@@ -586,6 +586,10 @@ func (n *node) describe() string {
 	case kindNull:
 		return "nothing"
 	case kindMap:
+		if len(n.keys) == 1 && n.keys[0].val.kind == kindScalar {
+			e := n.keys[0]
+			return yamlpos.MapOf(e.key, e.pos, e.val.text, e.val.pos)
+		}
 		return "a map"
 	case kindSeq:
 		return "a list"

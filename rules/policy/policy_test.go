@@ -3,8 +3,8 @@ package policy
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"flag"
+	"fmt"
 	"math"
 	"net/netip"
 	"os"
@@ -337,5 +337,20 @@ baseline:
 	}
 	if got, want := format(padded), format(plain); got != want {
 		t.Errorf("padded:\n%s\nplain:\n%s", got, want)
+	}
+}
+
+// TestColonInFlowList: text with a colon inside [...] in {...}, which the
+// parser reads as a map, is refused with a hint to quote it; a map written
+// as one is refused without.
+func TestColonInFlowList(t *testing.T) {
+	_, err := Parse([]byte("version: 1\nassets:\n  hmi: {ip: [fd00::10]}\n  plc: {ip: [a: b]}\n"), "p.yaml")
+	for _, want := range []string{
+		`p.yaml:3:14: assets.hmi.ip: expected an IP address, found a map (to give "fd00::10" as text, quote it)`,
+		`p.yaml:4:14: assets.plc.ip: expected an IP address, found a map` + "\n",
+	} {
+		if err == nil || !strings.Contains(err.Error()+"\n", want) {
+			t.Errorf("%v\nwant %s", err, want)
+		}
 	}
 }
