@@ -1270,3 +1270,34 @@ func TestReplayPolicyErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRunFlagErrors: a bad value given to run on the command line is a
+// usage error naming the flag, not an error of the config line whose
+// value it replaces; a bad value in the file is still the file's.
+func TestRunFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "tw.yaml")
+	if err := os.WriteFile(good, []byte("sensor: tap1\ninterfaces: [eth1]\nlog:\n  level: debug\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--log-level", "verbose"}, `tapwatch: usage: --log-level: "verbose"; want debug, info, warn or error`},
+		{[]string{"--sensor", "hall 2/tap"}, `tapwatch: usage: --sensor: "hall 2/tap": an MQTT topic level`},
+		{[]string{"--mqtt", "ftp://x", "--sensor", "a/b"}, `tapwatch: usage: --mqtt: "ftp://x": scheme "ftp"; want tcp://, mqtt://, ssl://, tls:// or mqtts://; --sensor: "a/b"`},
+	} {
+		r := tapwatch(append([]string{"run", "-c", good}, tc.args...)...)
+		if r.code != 2 || !strings.HasPrefix(r.stderr, tc.want) || strings.Contains(r.stderr, "tw.yaml") {
+			t.Errorf("%q: %v, want exit 2 and %q", tc.args, r, tc.want)
+		}
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("sensor: tap/1\ninterfaces: [eth1]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := tapwatch("run", "-c", bad, "--log-level", "debug"); r.code != 1 || !strings.Contains(r.stderr, bad+`:1:9: sensor: "tap/1"`) {
+		t.Errorf("bad file: %v", r)
+	}
+}

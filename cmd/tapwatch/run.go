@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/tapwatch/tapwatch/config"
 	"github.com/tapwatch/tapwatch/hw"
 	"github.com/tapwatch/tapwatch/internal/sdnotify"
+	"github.com/tapwatch/tapwatch/internal/yamlpos"
 	"github.com/tapwatch/tapwatch/sensor/daemon"
 	"github.com/tapwatch/tapwatch/sensor/pipeline"
 	"github.com/tapwatch/tapwatch/uplink"
@@ -72,6 +74,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return usageError("run takes no arguments, got %q (the config file goes with -c)", pos)
 	}
 	cfg, err := loadRunConfig(*path, *broker, *site, *sensorID, *level)
+	if errors.Is(err, errUsage) {
+		return err
+	}
 	if err != nil {
 		for _, line := range config.Errors(err) {
 			fmt.Fprintf(stderr, "tapwatch: %s\n", line)
@@ -188,7 +193,35 @@ func loadRunConfig(path, broker, site, sensorID, level string) (*config.Config, 
 		cfg.Log.Level = level
 	}
 	cfg.SetDefaults() // also hands site and sensor to the uplink
-	return cfg, cfg.Validate()
+	return cfg, flagErrors(cfg.Validate(), map[string]string{"site": site, "sensor": sensorID, "uplink.brokers[0]": broker, "log.level": level})
+}
+
+// runFlags name the fields run's flags set in place of the config's.
+var runFlags = map[string]string{"site": "--site", "sensor": "--sensor", "uplink.brokers[0]": "--mqtt", "log.level": "--log-level"}
+
+// flagErrors turns what Validate found wrong with a value given on the
+// command line (given: each field's value, "" when not given) into a
+// usage error naming the flag, rather than the line of the config file
+// whose value it replaced.
+func flagErrors(err error, given map[string]string) error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	var bad []string
+	for _, e := range errs {
+		var ye *yamlpos.Error
+		if errors.As(e, &ye) && given[ye.Path] != "" {
+			bad = append(bad, runFlags[ye.Path]+": "+ye.Msg)
+		}
+	}
+	if len(bad) > 0 {
+		return usageError("%s", strings.Join(bad, "; "))
+	}
+	return err
 }
 
 // newLogger logs to w in the config's format, at its level.
