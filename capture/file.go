@@ -92,6 +92,8 @@ func newFile(r io.Reader, head []byte, name string) (*File, error) {
 				err = fmt.Errorf("%w %d (%v)", ErrUnsupportedLinkType, uint32(c.link), c.link)
 			}
 		}
+	case head[0] == 0x1f && head[1] == 0x8b:
+		err = fmt.Errorf("not a pcap or pcapng file but one compressed with gzip (magic % x): decompress it first (gunzip -k)", head)
 	default:
 		err = fmt.Errorf("not a pcap or pcapng file (magic % x)", head)
 	}

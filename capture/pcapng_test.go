@@ -604,13 +604,14 @@ func FuzzPcapngFile(f *testing.F) {
 }
 
 // TestGzipPcapngRefused: pcapgo reads gzip-compressed pcapng, but capture
-// never handed it such a file (the magic is gzip's), nor does it now.
+// never handed it such a file (the magic is gzip's), nor does it now: it
+// says what the file is and what to do.
 func TestGzipPcapngRefused(t *testing.T) {
 	var z bytes.Buffer
 	w := gzip.NewWriter(&z)
 	w.Write(writePcapng(t, layers.LinkTypeEthernet, 3))
 	w.Close()
-	if _, err := NewFile(bytes.NewReader(z.Bytes()), "x.pcapng.gz"); err == nil || !strings.Contains(err.Error(), "not a pcap or pcapng file (magic 1f 8b") {
+	if _, err := NewFile(bytes.NewReader(z.Bytes()), "x.pcapng.gz"); err == nil || !strings.Contains(err.Error(), "x.pcapng.gz: file header: not a pcap or pcapng file but one compressed with gzip (magic 1f 8b 08 00): decompress it first (gunzip -k)") {
 		t.Fatalf("error %v, want not a pcap or pcapng file", err)
 	}
 }
