@@ -188,6 +188,8 @@ func TestErrors(t *testing.T) {
 			[]string{`bad.yaml:3:10: log.level: "loud"`}},
 		{"UTF-16 with a byte order mark", string([]byte{0xff, 0xfe, 'l', 0, 'o', 0, 'g', 0, ':', 0, ' ', 0, '7', 0, '\n', 0}),
 			[]string{`bad.yaml:1:6: log: expected a map`}},
+		{"a tab", "interfaces: [eth1]\nlog:\n\tlevel: debug\n",
+			[]string{`bad.yaml:3:1: found a tab: YAML indents with spaces, not tabs`}},
 		{"a URL in [...] in {...}", "interfaces: [eth1]\nuplink: {brokers: [tcp://127.0.0.1:1883]}\n",
 			[]string{`bad.yaml:2:35: uplink.brokers[0]: expected text, found a map (to give "tcp://127.0.0.1:1883" as text, quote it)`}},
 		{"a map meant", "interfaces: [eth1]\nuplink: {brokers: [a: b]}\n",

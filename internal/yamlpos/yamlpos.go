@@ -331,11 +331,18 @@ func (d *Decoder) Parse(data []byte) (f *ast.File, err error) {
 		var ye yaml.Error
 		if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
 			p := ye.GetToken().Position
-			return nil, &Error{File: d.File, Line: p.Line, Column: p.Column, Msg: ye.GetMessage()}
+			return nil, &Error{File: d.File, Line: p.Line, Column: p.Column, Msg: syntaxMessage(ye.GetMessage())}
 		}
 		return nil, &Error{File: d.File, Msg: err.Error()}
 	}
 	return f, nil
+}
+
+// syntaxMessage is the parser's message, with a tab it quotes named: the
+// character is invisible in a terminal, and YAML indents with spaces.
+func syntaxMessage(msg string) string {
+	msg = strings.ReplaceAll(msg, "found character '\t' that cannot start any token", "found a tab: YAML indents with spaces, not tabs")
+	return strings.ReplaceAll(msg, "'\t'", "a tab")
 }
 
 // Known reports whether key is one of allowed; when it is not, it
