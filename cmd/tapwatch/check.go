@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -77,6 +78,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	var out bytes.Buffer
 	var fileProblems int
+	var named *config.Config // the config -c gave, if any
 	if *cfgPath != "" {
 		cfg, err := config.Load(*cfgPath)
 		if err != nil {
@@ -118,11 +120,22 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 				policies = append(policies, f)
 			}
 		}
+		named = cfg
 	}
 	var bad []string
 	printed := 0
 	for _, path := range policies {
 		p, err := policy.Load(path)
+		var pe *os.PathError
+		if errors.As(err, &pe) && named != nil && (path == named.Policy || path == named.Baseline) {
+			// A file the config names that cannot be read is the
+			// config's error, at the line that names it.
+			field := "policy"
+			if path != named.Policy {
+				field = "baseline"
+			}
+			err = named.FieldError(field, "%v", err)
+		}
 		if err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {
 				fmt.Fprintln(stderr, line)

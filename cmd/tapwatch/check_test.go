@@ -100,9 +100,16 @@ func TestCheckConfig(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, cfg+`:2:7: mode: "lurn"; want monitor or learn`) {
 		t.Errorf("bad config: %v", r)
 	}
-	os.WriteFile(cfg, []byte("interfaces: [eth1]\npolicy: missing.yaml\n"), 0o644)
-	if r = tapwatch("check", "-c", cfg); r.code != 1 || !strings.Contains(r.stderr, "missing.yaml") {
-		t.Errorf("missing policy: %v", r)
+	// A file the config names that is not there: at the line naming it.
+	os.WriteFile(cfg, []byte("interfaces: [eth1]\npolicy: missing.yaml\nbaseline: gone.yaml\n"), 0o644)
+	r = tapwatch("check", "-c", cfg)
+	for _, want := range []string{
+		cfg + ":2:9: policy: open " + filepath.Join(dir, "missing.yaml") + ": no such file or directory",
+		cfg + ":3:11: baseline: open " + filepath.Join(dir, "gone.yaml") + ": no such file or directory",
+	} {
+		if r.code != 1 || !strings.Contains(r.stderr, want) {
+			t.Errorf("missing policy: %v\nwant %s", r, want)
+		}
 	}
 }
 
