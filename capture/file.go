@@ -103,9 +103,15 @@ func newFile(r io.Reader, head []byte, name string) (*File, error) {
 	return c, nil
 }
 
-// IsCaptureFile reports whether the file at path starts as a pcap or
-// pcapng file does. It is false for a file that cannot be read.
+// IsCaptureFile reports whether the regular file at path starts as a
+// pcap or pcapng file does. It is false for a file that cannot be read,
+// and for anything but a regular file (a FIFO, a pipe, a terminal), which
+// it does not open: reading one would wait for a writer or take bytes
+// meant for someone else.
 func IsCaptureFile(path string) bool {
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		return false
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return false

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +95,35 @@ func TestLearnKeepsCaptures(t *testing.T) {
 		if got, err := os.ReadFile(f); err != nil || !bytes.Equal(got, buf.Bytes()) {
 			t.Errorf("%s changed: %v", f, err)
 		}
+	}
+	// A FIFO (or /dev/stdout on a pipe) is written, not read to see
+	// whether it holds a capture: that read would wait forever.
+	fifo := filepath.Join(dir, "out.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		f, err := os.Open(fifo) // waits for the writer
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer f.Close()
+		b, _ := io.ReadAll(f)
+		got <- b
+	}()
+	done := make(chan int, 1)
+	var errf bytes.Buffer
+	go func() { done <- run([]string{"learn", "-o", fifo, a}, io.Discard, &errf) }()
+	select {
+	case code := <-done:
+		if b := <-got; code != 0 || !bytes.Contains(b, []byte("rules:")) {
+			t.Errorf("learn -o FIFO: exit %d, %s; read %q", code, errf.String(), b)
+		}
+	case <-time.After(20 * time.Second):
+		os.WriteFile(fifo, nil, 0o600) // let a read that waits for a writer go
+		t.Fatal("learn -o FIFO: still running after 20 s (reading its output?)")
 	}
 	// A baseline is overwritten as before.
 	base := filepath.Join(dir, "baseline.yaml")
