@@ -31,6 +31,36 @@ type Source interface {
 	ReadPacket(ci *Info) (data []byte, err error)
 }
 
+// A BatchSource also hands out its packets a batch at a time: a loop over
+// a file's packets then pays for one call a batch rather than a call or
+// two a packet (sensor.Pipeline.Replay uses it). ReadBatch fills b with
+// the packets read ahead and not yet handed out, at least one when the
+// error is nil; they are valid until the next call of either method. Its
+// errors are ReadPacket's: a *FileError for a damaged record, after the
+// packets before it, and io.EOF at the end; b is then empty. The two
+// methods may be mixed.
+type BatchSource interface {
+	Source
+	ReadBatch(b *Batch) error
+}
+
+// Batch is a run of packets from a BatchSource: Packet(i) for i below
+// Len().
+type Batch struct {
+	data []byte
+	recs []record
+}
+
+// Len is the number of packets in the batch.
+func (b *Batch) Len() int { return len(b.recs) }
+
+// Packet returns packet i's bytes and what is known of it, both valid
+// until the source's next call.
+func (b *Batch) Packet(i int) ([]byte, *Info) {
+	r := &b.recs[i]
+	return b.data[r.off : r.off+r.n : r.off+r.n], &r.info
+}
+
 // FileError reports a capture file that could not be read past a record.
 // Records before Record were delivered.
 type FileError struct {

@@ -36,12 +36,15 @@ type filler interface {
 	fill(b *batch, path string)
 }
 
-var _ Source = (*File)(nil)
+var _ BatchSource = (*File)(nil)
 
 // OpenFile opens a pcap or pcapng file, telling them apart by content. The
 // file is read ahead, a stretch at a time, on a goroutine of its own; Close
 // stops it.
-func OpenFile(path string) (*File, error) {
+func OpenFile(path string) (*File, error) { return openFile(path, 0) }
+
+// openFile is OpenFile for the file numbered index in a Files.
+func openFile(path string, index int) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -51,7 +54,7 @@ func OpenFile(path string) (*File, error) {
 		f.Close()
 		return nil, err
 	}
-	r.f = f
+	r.f, r.index = f, index
 	r.startPrefetch()
 	return r, nil
 }
@@ -152,6 +155,35 @@ func (c *File) ReadPacket(info *Info) ([]byte, error) {
 	return data, err
 }
 
+// ReadBatch implements BatchSource: the records read ahead and not yet
+// handed out.
+func (c *File) ReadBatch(out *Batch) error {
+	var (
+		b   *batch
+		i   *int
+		err error
+	)
+	if c.pf != nil {
+		b, err = c.pf.current()
+		i = &c.pf.i
+	} else {
+		b, err = c.bs.current(c.src, c.path)
+		i = &c.bs.i
+	}
+	if err != nil {
+		*out = Batch{}
+		return err
+	}
+	out.data, out.recs = b.data, b.recs[*i:]
+	*i = len(b.recs)
+	if c.index != 0 { // the readers number every record 0
+		for k := range out.recs {
+			out.recs[k].info.Source = c.index
+		}
+	}
+	return nil
+}
+
 // Close closes the underlying file, if OpenFile opened it.
 func (c *File) Close() error {
 	if c.pf != nil {
@@ -172,7 +204,7 @@ type Files struct {
 	cur   *File
 }
 
-var _ Source = (*Files)(nil)
+var _ BatchSource = (*Files)(nil)
 
 // OpenFiles returns a source over paths. Files are opened lazily, one at a time.
 func OpenFiles(paths ...string) *Files { return &Files{paths: paths} }
@@ -180,32 +212,52 @@ func OpenFiles(paths ...string) *Files { return &Files{paths: paths} }
 // ReadPacket returns the next packet of the current file, moving on to the
 // next file at the end of each. It returns io.EOF after the last file.
 func (fs *Files) ReadPacket(ci *Info) ([]byte, error) {
+	var data []byte
+	err := fs.read(func(f *File) (err error) {
+		data, err = f.ReadPacket(ci)
+		return err
+	})
+	return data, err
+}
+
+// ReadBatch implements BatchSource, moving from file to file as
+// ReadPacket does.
+func (fs *Files) ReadBatch(b *Batch) error {
+	err := fs.read(func(f *File) error { return f.ReadBatch(b) })
+	if err != nil {
+		*b = Batch{}
+	}
+	return err
+}
+
+// read calls get on the current file, opening the next one first when
+// there is none, until get returns something other than io.EOF.
+func (fs *Files) read(get func(*File) error) error {
 	for {
 		if fs.cur == nil {
 			if fs.next >= len(fs.paths) {
-				return nil, io.EOF
+				return io.EOF
 			}
 			i := fs.next
 			fs.next++
-			f, err := OpenFile(fs.paths[i])
+			f, err := openFile(fs.paths[i], i)
 			if err != nil {
 				var fe *FileError
 				if !errors.As(err, &fe) {
 					err = &FileError{Path: fs.paths[i], Err: err}
 				}
-				return nil, err
+				return err
 			}
-			f.index = i
 			fs.cur = f
 		}
-		data, err := fs.cur.ReadPacket(ci)
+		err := get(fs.cur)
 		if err == nil {
-			return data, nil
+			return nil
 		}
 		fs.cur.Close()
 		fs.cur = nil
 		if err != io.EOF {
-			return nil, err
+			return err
 		}
 	}
 }

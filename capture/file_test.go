@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -170,8 +171,18 @@ func TestFilesInOrderPastDamage(t *testing.T) {
 	os.WriteFile(paths[0], good, 0o644)
 	os.WriteFile(paths[1], good[:len(good)-3], 0o644) // last record cut
 	os.WriteFile(paths[3], writePcapng(t, layers.LinkTypeEthernet, 5), 0o644)
-	src := OpenFiles(paths...)
-	defer src.Close()
+	for _, batched := range []bool{false, true} {
+		filesPastDamage(t, paths, batched)
+	}
+}
+
+func filesPastDamage(t *testing.T, paths []string, batched bool) {
+	files := OpenFiles(paths...)
+	defer files.Close()
+	var src Source = files
+	if batched {
+		src = &byBatch{src: files}
+	}
 	var (
 		got    []int
 		errs   []string
@@ -191,13 +202,14 @@ func TestFilesInOrderPastDamage(t *testing.T) {
 		got = append(got, ci.Source)
 	}
 	if frames != 5+4+5 {
-		t.Errorf("read %d packets, want 14", frames)
+		t.Errorf("batched %v: read %d packets, want 14", batched, frames)
 	}
 	if len(errs) != 2 || !strings.Contains(errs[0], "b.pcap: record 5") || !strings.Contains(errs[1], "missing.pcap") {
-		t.Errorf("errors %q, want b.pcap record 5 then missing.pcap", errs)
+		t.Errorf("batched %v: errors %q, want b.pcap record 5 then missing.pcap", batched, errs)
 	}
-	if got[0] != 0 || got[5] != 1 || got[len(got)-1] != 3 {
-		t.Errorf("source indexes %v", got)
+	want := []int{0, 0, 0, 0, 0, 1, 1, 1, 1, 3, 3, 3, 3, 3}
+	if !slices.Equal(got, want) {
+		t.Errorf("batched %v: source indexes %v, want %v", batched, got, want)
 	}
 }
 
@@ -224,6 +236,32 @@ func TestZeroCopyReadAllocs(t *testing.T) {
 	}
 }
 
+// TestReadBatchAllocs: handing out a batch allocates nothing once the
+// batches are made.
+func TestReadBatchAllocs(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"pcap":   writePcap(t, layers.LinkTypeEthernet, 12000),
+		"pcapng": writePcapng(t, layers.LinkTypeEthernet, 12000),
+	} {
+		f, err := NewFile(bytes.NewReader(data), "x."+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b Batch
+		if err := f.ReadBatch(&b); err != nil || b.Len() == 0 {
+			t.Fatalf("%s: first batch: %d packets, %v", name, b.Len(), err)
+		}
+		allocs := testing.AllocsPerRun(5, func() {
+			if err := f.ReadBatch(&b); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per batch, want 0", name, allocs)
+		}
+	}
+}
+
 // FuzzFile feeds arbitrary bytes to the capture reader: it must return
 // packets or a FileError, never panic or loop.
 func FuzzFile(f *testing.F) {
@@ -241,9 +279,13 @@ func FuzzFile(f *testing.F) {
 			}
 			return
 		}
+		var src Source = c
+		if len(data)%2 == 1 {
+			src = &byBatch{src: c}
+		}
 		for i := 0; i < 1<<16; i++ {
 			var ci Info
-			pkt, err := c.ReadPacket(&ci)
+			pkt, err := src.ReadPacket(&ci)
 			if err == io.EOF {
 				return
 			}

@@ -219,12 +219,22 @@ type batches struct {
 }
 
 func (s *batches) next(info *Info, src filler, path string) ([]byte, error) {
+	b, err := s.current(src, path)
+	if err != nil {
+		return nil, err
+	}
+	r := &b.recs[s.i]
+	s.i++
+	*info = r.info
+	return b.data[r.off : r.off+r.n : r.off+r.n], nil
+}
+
+// current returns the batch that holds the next record, s.i its index,
+// or the error that ends the file.
+func (s *batches) current(src filler, path string) (*batch, error) {
 	for {
 		if s.i < len(s.b.recs) {
-			r := &s.b.recs[s.i]
-			s.i++
-			*info = r.info
-			return s.b.data[r.off : r.off+r.n : r.off+r.n], nil
+			return &s.b, nil
 		}
 		if s.b.err != nil {
 			err := s.b.err

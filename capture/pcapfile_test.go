@@ -53,6 +53,40 @@ func drain(src Source, limit int) []gotRecord {
 	return out
 }
 
+// byBatch reads a BatchSource with ReadBatch, and every other time with
+// ReadPacket, as the two may be mixed, and hands its packets out one at a
+// time.
+type byBatch struct {
+	src   BatchSource
+	b     Batch
+	i     int
+	calls int
+}
+
+func (s *byBatch) ReadPacket(ci *Info) ([]byte, error) {
+	if s.i < s.b.Len() {
+		data, info := s.b.Packet(s.i)
+		s.i++
+		*ci = *info
+		return data, nil
+	}
+	if s.calls++; s.calls%2 == 0 {
+		return s.src.ReadPacket(ci)
+	}
+	err := s.src.ReadBatch(&s.b)
+	s.i = 0
+	if err != nil {
+		if s.b.Len() != 0 {
+			panic("ReadBatch returned packets with an error")
+		}
+		return nil, err
+	}
+	if s.b.Len() == 0 {
+		panic("ReadBatch returned no packets and no error")
+	}
+	return s.ReadPacket(ci)
+}
+
 // pcapgoRecords reads a classic pcap file with pcapgo's Reader, as
 // capture did before it read pcap files itself, errors included.
 func pcapgoRecords(data []byte, name string, limit int) ([]gotRecord, error) {
@@ -123,6 +157,8 @@ func comparePcap(t *testing.T, data []byte, dir string) {
 			return f
 		}},
 		{"OpenFile", opened},
+		{"NewFile, by batch", func() Source { f, _ := NewFile(bytes.NewReader(data), name); return &byBatch{src: f} }},
+		{"OpenFile, by batch", func() Source { return &byBatch{src: opened().(*File)} }},
 	} {
 		got := drain(way.src(), limit)
 		for i := range got {

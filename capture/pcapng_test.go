@@ -68,6 +68,12 @@ func readPcapgo(data []byte, mixed bool, limit int) ngResult {
 // readOurs reads a pcapng file with capture, checking the errors' form:
 // a *FileError naming the file, and the record after the last one read.
 func readOurs(t *testing.T, f *File, err error, name string, limit int) ngResult {
+	return readOursFrom(t, f, f, err, name, limit)
+}
+
+// readOursFrom is readOurs taking the packets of f from src (f itself, or
+// a byBatch over it).
+func readOursFrom(t *testing.T, f *File, src Source, err error, name string, limit int) ngResult {
 	t.Helper()
 	if err != nil {
 		var fe *FileError
@@ -80,7 +86,7 @@ func readOurs(t *testing.T, f *File, err error, name string, limit int) ngResult
 	res := ngResult{link: f.LinkType()}
 	for len(res.recs) < limit {
 		var ci Info
-		data, err := f.ReadPacket(&ci)
+		data, err := src.ReadPacket(&ci)
 		if err == io.EOF {
 			return res
 		}
@@ -89,7 +95,7 @@ func readOurs(t *testing.T, f *File, err error, name string, limit int) ngResult
 			if !errors.As(err, &fe) || fe.Record != uint64(len(res.recs)+1) || fe.Path != name {
 				t.Fatalf("after %d records: error %v, want a FileError for record %d of %s", len(res.recs), err, len(res.recs)+1, name)
 			}
-			if _, err := f.ReadPacket(&ci); err != io.EOF {
+			if _, err := src.ReadPacket(&ci); err != io.EOF {
 				t.Fatalf("after the error %v: %v, want io.EOF", fe, err)
 			}
 			res.end = fe.Err
@@ -211,9 +217,15 @@ func comparePcapng(t *testing.T, data []byte, dir string) int {
 			return f, err
 		}},
 		{"OpenFile", path, func() (*File, error) { return OpenFile(path) }},
+		{"NewFile, by batch", name, func() (*File, error) { return NewFile(bytes.NewReader(data), name) }},
+		{"OpenFile, by batch", path, func() (*File, error) { return OpenFile(path) }},
 	} {
 		f, err := way.open()
-		o := readOurs(t, f, err, way.path, limit)
+		var src Source = f
+		if strings.HasSuffix(way.name, "by batch") && err == nil {
+			src = &byBatch{src: f}
+		}
+		o := readOursFrom(t, f, src, err, way.path, limit)
 		if d := ngAgree(o, p, m); d != "" {
 			t.Fatalf("%s: %s", way.name, d)
 		}

@@ -82,13 +82,23 @@ func (pf *prefetch) run(c *File) {
 
 // next returns the next packet; the bytes are valid until the next call.
 func (pf *prefetch) next(info *Info) ([]byte, error) {
+	b, err := pf.current()
+	if err != nil {
+		return nil, err
+	}
+	r := &b.recs[pf.i]
+	pf.i++
+	*info = r.info
+	return b.data[r.off : r.off+r.n : r.off+r.n], nil
+}
+
+// current returns the batch that holds the next record, pf.i its index,
+// or the error that ends the file.
+func (pf *prefetch) current() (*batch, error) {
 	for {
 		if b := pf.cur; b != nil {
 			if pf.i < len(b.recs) {
-				r := &b.recs[pf.i]
-				pf.i++
-				*info = r.info
-				return b.data[r.off : r.off+r.n : r.off+r.n], nil
+				return b, nil
 			}
 			if err := b.err; err != nil {
 				b.err = io.EOF // a damaged file is reported once, then ends

@@ -321,31 +321,15 @@ func Replay(ctx context.Context, src capture.Source, opts Options) (Summary, err
 }
 
 // Replay runs every packet of src through p, then flushes it; see the
-// function Replay.
+// function Replay. A capture.BatchSource is read a batch at a time.
 func (p *Pipeline) Replay(ctx context.Context, src capture.Source) (Summary, error) {
 	var s Summary
-	var err error
 	start := time.Now()
-	var ci capture.Info
-	for n := 0; ; n++ {
-		if n&0xfff == 0 && ctx.Err() != nil {
-			err = ctx.Err()
-			break
-		}
-		data, rerr := src.ReadPacket(&ci)
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			var fe *capture.FileError
-			if !errors.As(rerr, &fe) {
-				err = rerr
-				break
-			}
-			s.Errors = append(s.Errors, rerr)
-			continue
-		}
-		p.Packet(data, &ci)
+	var err error
+	if bs, ok := src.(capture.BatchSource); ok {
+		err = p.replayBatches(ctx, bs, &s)
+	} else {
+		err = p.replayPackets(ctx, src, &s)
 	}
 	p.Flush()
 	s.Elapsed = time.Since(start)
@@ -353,6 +337,59 @@ func (p *Pipeline) Replay(ctx context.Context, src capture.Source) (Summary, err
 	s.Packets = s.DPI.Packets
 	s.Messages = p.Tally()
 	return s, err
+}
+
+// replayPackets reads src a packet at a time.
+func (p *Pipeline) replayPackets(ctx context.Context, src capture.Source, s *Summary) error {
+	var ci capture.Info
+	for n := 0; ; n++ {
+		if n&0xfff == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		data, rerr := src.ReadPacket(&ci)
+		if rerr != nil {
+			if err := s.readError(rerr); err != nil || rerr == io.EOF {
+				return err
+			}
+			continue
+		}
+		p.Packet(data, &ci)
+	}
+}
+
+// replayBatches reads src a batch at a time, with no call a packet to
+// read it.
+func (p *Pipeline) replayBatches(ctx context.Context, src capture.BatchSource, s *Summary) error {
+	var b capture.Batch
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if rerr := src.ReadBatch(&b); rerr != nil {
+			if err := s.readError(rerr); err != nil || rerr == io.EOF {
+				return err
+			}
+			continue
+		}
+		for i := range b.Len() {
+			p.Packet(b.Packet(i))
+		}
+	}
+}
+
+// readError takes an error of a source: nil at the end (io.EOF) or after
+// a damaged file, which is recorded for the summary while reading goes
+// on; otherwise the error, which stops the replay.
+func (s *Summary) readError(err error) error {
+	var fe *capture.FileError
+	switch {
+	case err == io.EOF:
+		return nil
+	case errors.As(err, &fe):
+		s.Errors = append(s.Errors, err)
+		return nil
+	}
+	return err
 }
 
 // NewStats is the stats message of a pipeline's counts: the dpi
