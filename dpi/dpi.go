@@ -610,6 +610,7 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 		} else {
 			f.Client, f.Server, f.ClientMAC, f.ServerMAC = dst, src, mac[1], mac[0]
 		}
+		f.macGap = f.ClientMAC == [6]byte{} || f.ServerMAC == [6]byte{}
 		if e.fh != nil {
 			f.Frame = e.meta.Frame
 			e.fh.NewFlow(&f.Flow, e.meta.Time)
@@ -623,7 +624,24 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 	by := f.by(side)
 	f.Packets[by]++
 	f.Bytes[by] += uint64(e.size)
+	if f.macGap && mac[0] != [6]byte{} {
+		f.senderMAC(by, mac[0])
+	}
 	return f, side, fresh
+}
+
+// senderMAC fills in the MAC of the flow's end by (0 the client, 1 the
+// server), the sender of a packet whose header gave it, when it was not
+// known.
+func (f *flow) senderMAC(by int, mac [6]byte) {
+	at := &f.ClientMAC
+	if by == 1 {
+		at = &f.ServerMAC
+	}
+	if *at == [6]byte{} {
+		*at = mac
+	}
+	f.macGap = f.ClientMAC == [6]byte{} || f.ServerMAC == [6]byte{}
 }
 
 func (e *Engine) udpPacket(k *flowKey, mac [2][6]byte, payload []byte) {

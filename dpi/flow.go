@@ -93,9 +93,13 @@ type flow struct {
 	// was tried for the service; svcDone: Flow.Service is decided.
 	svcTried uint8
 	svcDone  bool
-	half     [2]half // indexed by the side that sends
-	dec      int     // the flow's protocol: index + 1 in the engine's registry; 0 for none
-	st       proto.Stream
+	// macGap: ClientMAC or ServerMAC is unknown, as after the first
+	// packet of a Linux cooked capture, whose header names only the
+	// sender; the other end's comes from the first packet it sends.
+	macGap bool
+	half   [2]half // indexed by the side that sends
+	dec    int     // the flow's protocol: index + 1 in the engine's registry; 0 for none
+	st     proto.Stream
 	// streams holds, by registry index, the decoder state this record
 	// made for each protocol; it is kept when the record is reused.
 	streams []proto.Stream

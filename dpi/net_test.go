@@ -330,6 +330,10 @@ func (r *macRecorder) NewFlow(f *Flow, _ time.Time) {
 	r.events = append(r.events, fmt.Sprintf("new %v>%v mac=%s>%s", f.Client, f.Server, net.HardwareAddr(f.ClientMAC[:]), net.HardwareAddr(f.ServerMAC[:])))
 }
 
+func (r *macRecorder) FlowEnd(f *Flow, _ time.Time) {
+	r.events = append(r.events, fmt.Sprintf("end %v>%v mac=%s>%s", f.Client, f.Server, net.HardwareAddr(f.ClientMAC[:]), net.HardwareAddr(f.ServerMAC[:])))
+}
+
 // cooked rewrites an Ethernet frame as Linux cooked capture (tcpdump -i
 // any) writes it: SLL (version 1) or SLL2, of an interface of type
 // hatype, with the sender's address and the packet type (1 when
@@ -377,13 +381,15 @@ func TestCookedMACs(t *testing.T) {
 		for i, p := range pkts {
 			e.Packet(lt, p.ts, uint64(i+1), conv(p.data), 0)
 		}
+		e.Flush()
 		return rec.events, e.Counters()
 	}
 	eth, ethCounts := record(link.Ethernet, func(b []byte) []byte { return b })
 	want := []string{
 		"arp op=1 eth=02:00:00:00:00:10>ff:ff:ff:ff:ff:ff sender=02:00:00:00:00:10",
 		"arp op=2 eth=02:00:00:00:00:20>00:00:00:00:00:00 sender=02:00:00:00:00:20",   // the unicast destination is unknown
-		"new 10.10.1.10:49152>10.10.1.20:502 mac=02:00:00:00:00:10>00:00:00:00:00:00", // the server's too
+		"new 10.10.1.10:49152>10.10.1.20:502 mac=02:00:00:00:00:10>00:00:00:00:00:00", // the server's too, at first,
+		"end 10.10.1.10:49152>10.10.1.20:502 mac=02:00:00:00:00:10>02:00:00:00:00:20", // then from its SYN-ACK
 	}
 	for _, v2 := range []bool{false, true} {
 		lt := link.LinuxSLL
@@ -400,8 +406,8 @@ func TestCookedMACs(t *testing.T) {
 		// Not Ethernet (ARPHRD_IEEE1394, with its own addresses): no
 		// MACs from the header.
 		got, _ = record(lt, func(b []byte) []byte { return cooked(b, v2, 24) })
-		if len(got) != 3 || !strings.HasPrefix(got[0], "arp op=1 eth=00:00:00:00:00:00>00:00:00:00:00:00 sender=02:00:00:00:00:10") ||
-			!strings.HasSuffix(got[2], "mac=00:00:00:00:00:00>00:00:00:00:00:00") {
+		if len(got) != 4 || !strings.HasPrefix(got[0], "arp op=1 eth=00:00:00:00:00:00>00:00:00:00:00:00 sender=02:00:00:00:00:10") ||
+			!strings.HasSuffix(got[2], "mac=00:00:00:00:00:00>00:00:00:00:00:00") || !strings.HasSuffix(got[3], "mac=00:00:00:00:00:00>00:00:00:00:00:00") {
 			t.Errorf("%v of another interface:\n%s", lt, strings.Join(got, "\n"))
 		}
 	}
