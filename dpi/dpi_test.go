@@ -341,16 +341,18 @@ func checkSteadyStateAllocs(t *testing.T, cfg Config, lt layers.LinkType, pkts [
 	}
 }
 
-// FuzzPacket feeds arbitrary frames to the engine under every link type:
-// it must never panic, and its byte accounting must stay balanced.
+// FuzzPacket feeds arbitrary frames to the engine under every link type
+// (the link-layer header type numbers, LINUX_SLL2's 276 among them): it
+// must never panic, and its byte accounting must stay balanced.
 func FuzzPacket(f *testing.F) {
 	_, pkts := generate(f, pcapgen.Options{Link: pcapgen.LinkVLAN}, polling(1, 2))
 	for _, p := range pkts {
-		f.Add(uint8(1), p.data) // well-formed VLAN-tagged Modbus
+		f.Add(uint16(1), p.data) // well-formed VLAN-tagged Modbus
 	}
-	f.Add(uint8(0), []byte{2, 0, 0, 0, 0x45, 0, 0, 20}) // loopback, IPv4 header cut short
-	f.Add(uint8(101), []byte{0x60, 0, 0, 0, 0, 8, 6})   // raw IPv6, truncated
-	f.Add(uint8(113), make([]byte, 16))                 // SLL header only
+	f.Add(uint16(0), []byte{2, 0, 0, 0, 0x45, 0, 0, 20}) // loopback, IPv4 header cut short
+	f.Add(uint16(101), []byte{0x60, 0, 0, 0, 0, 8, 6})   // raw IPv6, truncated
+	f.Add(uint16(113), make([]byte, 16))                 // SLL header only
+	f.Add(uint16(276), make([]byte, 20))                 // SLL2 header only
 	_, pkts = generate(f, pcapgen.Options{Link: pcapgen.LinkVLAN}, func(w *pcapgen.Writer) error {
 		c, err := pcapgen.NewTCPConn(w, hmi, gateway, 1, 2) // mid-stream
 		if err == nil {
@@ -358,7 +360,7 @@ func FuzzPacket(f *testing.F) {
 		}
 		return err
 	})
-	f.Add(uint8(1), pkts[0].data) // an RTU frame to a gateway
+	f.Add(uint16(1), pkts[0].data) // an RTU frame to a gateway
 	_, pkts = generate(f, pcapgen.Options{}, func(w *pcapgen.Writer) error {
 		if _, err := w.ARPReply(plc, hmi); err != nil {
 			return err
@@ -366,9 +368,11 @@ func FuzzPacket(f *testing.F) {
 		_, err := w.Unreachable(plc, hmi, 3, 161)
 		return err
 	})
-	f.Add(uint8(1), pkts[0].data) // an ARP reply
-	f.Add(uint8(1), pkts[1].data) // an ICMP port unreachable quoting a UDP datagram
-	f.Fuzz(func(t *testing.T, lt uint8, data []byte) {
+	f.Add(uint16(1), pkts[0].data)                     // an ARP reply
+	f.Add(uint16(1), pkts[1].data)                     // an ICMP port unreachable quoting a UDP datagram
+	f.Add(uint16(113), cooked(pkts[0].data, false, 1)) // the ARP reply, Linux cooked (ARPHRD_ETHER)
+	f.Add(uint16(276), cooked(pkts[0].data, true, 1))  // and cooked v2
+	f.Fuzz(func(t *testing.T, lt uint16, data []byte) {
 		e, err := New(Config{MaxFlows: 16, ModbusRTUPorts: []uint16{gateway.Port}}, &nopHandler{})
 		if err != nil {
 			t.Fatal(err)
