@@ -96,7 +96,7 @@ func newFile(r io.Reader, head []byte, name string) (*File, error) {
 			}
 		}
 	case head[0] == 0x1f && head[1] == 0x8b:
-		err = fmt.Errorf("not a pcap or pcapng file but one compressed with gzip (magic % x): decompress it first (gunzip -k)", head)
+		err = fmt.Errorf("not a pcap or pcapng file but one compressed with gzip (magic % x): decompress it first (gunzip -c %s > capture.pcap)", head, name)
 	default:
 		err = fmt.Errorf("not a pcap or pcapng file (magic % x)", head)
 	}

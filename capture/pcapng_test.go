@@ -623,7 +623,7 @@ func TestGzipPcapngRefused(t *testing.T) {
 	w := gzip.NewWriter(&z)
 	w.Write(writePcapng(t, layers.LinkTypeEthernet, 3))
 	w.Close()
-	if _, err := NewFile(bytes.NewReader(z.Bytes()), "x.pcapng.gz"); err == nil || !strings.Contains(err.Error(), "x.pcapng.gz: file header: not a pcap or pcapng file but one compressed with gzip (magic 1f 8b 08 00): decompress it first (gunzip -k)") {
+	if _, err := NewFile(bytes.NewReader(z.Bytes()), "x.pcapng.gz"); err == nil || !strings.Contains(err.Error(), "x.pcapng.gz: file header: not a pcap or pcapng file but one compressed with gzip (magic 1f 8b 08 00): decompress it first (gunzip -c x.pcapng.gz > capture.pcap)") {
 		t.Fatalf("error %v, want not a pcap or pcapng file", err)
 	}
 }
