@@ -108,6 +108,13 @@ func TestLeadingZeros(t *testing.T) {
 		!slices.Equal(c.Ports.ModbusRTU, []uint16{4001, 8, 15, 17, 1000}) || c.MaxFlows != 1024 {
 		t.Errorf("ports %+v, max_flows %d", c.Ports, c.MaxFlows)
 	}
+	// A number field reads a whole number as a whole-number field does.
+	for text, want := range map[string]float64{"01": 1, "0x1": 1, "0b10": 2, "1_0": 10, "0.5": 0.5, "0": 0} {
+		c, err := Parse([]byte("interfaces: eth1\nlearn: {margin: "+text+"}\n"), "z.yaml")
+		if err != nil || c.Learn.Margin == nil || *c.Learn.Margin != want {
+			t.Errorf("margin: %s: %v, want %v", text, err, want)
+		}
+	}
 	// Quoted, it is text, as before.
 	if _, err := Parse([]byte("interfaces: eth1\nmax_flows: \"08\"\n"), "z.yaml"); err == nil || !strings.Contains(err.Error(), `max_flows: "08" is not a whole number`) {
 		t.Errorf("quoted: %v", err)

@@ -152,17 +152,16 @@ func (d *decoder) value(n ast.Node, v reflect.Value, path string, depth int) {
 		v.SetUint(u)
 	case reflect.Float64, reflect.Float32:
 		var f float64
-		switch x := n.(type) {
-		case *ast.FloatNode:
+		if x, ok := n.(*ast.FloatNode); ok {
 			f = x.Value
-		case *ast.IntegerNode:
-			s, _ := intText(n)
-			var err error
-			if f, err = strconv.ParseFloat(s, 64); err != nil {
+		} else if s, ok := intText(n); ok { // as an integer field reads it: 08, 0x10, 1_000
+			if i, err := strconv.ParseInt(s, 0, 64); err == nil {
+				f = float64(i)
+			} else if f, err = strconv.ParseFloat(s, 64); err != nil {
 				d.errorf(n, path, "%s is not a number", yamlpos.Describe(n))
 				return
 			}
-		default:
+		} else {
 			d.errorf(n, path, "%s is not a number", yamlpos.Describe(n))
 			return
 		}

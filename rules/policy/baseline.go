@@ -313,7 +313,7 @@ func (d *decoder) float(n *node, path string) float64 {
 	if !ok {
 		return 0
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(n.numeric()), 64)
+	v, err := parseBound(strings.TrimSpace(n.numeric()))
 	if err != nil {
 		d.errorf(n.pos, path, "%q is not a number", s)
 	}

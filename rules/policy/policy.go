@@ -885,8 +885,8 @@ func parseUint(s string, limit uint64) (uint64, error) {
 	t := strings.TrimSpace(s)
 	var v uint64
 	var err error
-	if h, ok := strings.CutPrefix(strings.ToLower(t), "0x"); ok && h != "" && h[0] != '+' {
-		v, err = strconv.ParseUint(h, 16, 64)
+	if base, digits := radix(t); base != 10 {
+		v, err = strconv.ParseUint(digits, base, 64)
 	} else if t != "" && t[0] != '+' {
 		v, err = strconv.ParseUint(t, 10, 64)
 	} else {
@@ -902,6 +902,38 @@ func parseUint(s string, limit uint64) (uint64, error) {
 		return 0, fmt.Errorf("is out of range (0-%d)", limit)
 	}
 	return v, nil
+}
+
+// radix tells a hex (0x), octal (0o) or binary (0b) number, as YAML 1.2
+// writes them, by its prefix: the base and the digits after it. Anything
+// else is base 10, digits s.
+func radix(s string) (int, string) {
+	if len(s) > 2 && s[0] == '0' && s[2] != '+' && s[2] != '-' {
+		switch s[1] {
+		case 'x', 'X':
+			return 16, s[2:]
+		case 'o', 'O':
+			return 8, s[2:]
+		case 'b', 'B':
+			return 2, s[2:]
+		}
+	}
+	return 10, s
+}
+
+// parseBound reads a value bound: a decimal number, or a whole one in
+// hex, octal or binary, with a sign if it has one, as where addresses
+// are read.
+func parseBound(t string) (float64, error) {
+	body, neg := strings.CutPrefix(t, "-")
+	if base, digits := radix(body); base != 10 {
+		u, err := strconv.ParseUint(digits, base, 64)
+		if neg {
+			return -float64(u), err
+		}
+		return float64(u), err
+	}
+	return strconv.ParseFloat(t, 64)
 }
 
 // ranges reads a number, "a-b", or a list of both.
@@ -1278,7 +1310,7 @@ func (d *decoder) bounds(n *node, path string) *Bounds {
 				continue
 			}
 			var err error
-			if v, err = strconv.ParseFloat(strings.TrimSpace(e.val.numeric()), 64); err != nil {
+			if v, err = parseBound(strings.TrimSpace(e.val.numeric())); err != nil {
 				d.errorf(e.val.pos, path+"."+k, "%q is not a number", s)
 				continue
 			}

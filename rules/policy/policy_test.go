@@ -338,6 +338,22 @@ baseline:
 	if got, want := format(padded), format(plain); got != want {
 		t.Errorf("padded:\n%s\nplain:\n%s", got, want)
 	}
+	// Hex, octal and binary, YAML 1.2's prefixes, read alike wherever a
+	// whole number goes: alone, in a range "a-b" and, quoted, as a bound.
+	radixed := fmt.Sprintf(text, "0xa", "0b1011", "0o12", "0xA", "0b10100", "0o36", "0x28", "0o12", "0x10", "0x64", `"0x10"`, `"0b11001000"`,
+		"0b1000", "0o12", "0x64", "0b1010", "0x1", "0o3", "0b110", "0xa", `"0x7c"`, `"0o260"`)
+	if got, want := format(radixed), format(plain); got != want {
+		t.Errorf("hex, octal, binary:\n%s\nplain:\n%s", got, want)
+	}
+	if _, err := Parse([]byte(strings.Replace(radixed, `"0x10"`, `"-0x10"`, 1)), "p.yaml"); err != nil {
+		t.Errorf("a negative hex bound: %v", err)
+	}
+	for _, bad := range []string{`"0x"`, `"0o8"`, `"0b2"`, `"0x+1"`} {
+		_, err := Parse([]byte(strings.Replace(radixed, `"0x10"`, bad, 1)), "p.yaml")
+		if err == nil || !strings.Contains(err.Error(), "is not a number") {
+			t.Errorf("bound %s: %v, want it refused as not a number", bad, err)
+		}
+	}
 }
 
 // TestColonInFlowList: text with a colon inside [...] in {...}, which the
