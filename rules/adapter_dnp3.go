@@ -168,6 +168,7 @@ func (dnp3Adapter) Wire(ev *event.Alert, a *Alert) {
 // Like FromModbus, it writes every field one by one.
 func (op *Op) FromDNP3(f *dpi.Flow, fromServer bool, m *dnp3.Message) {
 	op.Time, op.Frame, op.Proto, op.Flow = m.Time, m.Frame, proto.DNP3, f
+	op.nano = 0 // Engine.Message and Evaluate set it, where it is read
 	if fromServer {
 		op.Src, op.Dst = f.Server, f.Client
 	} else {

@@ -143,6 +143,7 @@ func (modbusAdapter) Wire(ev *event.Alert, a *Alert) {
 // every message (TestOpFilledWhole checks that no field is left over).
 func (op *Op) FromModbus(f *dpi.Flow, m *modbus.Message) {
 	op.Time, op.Frame, op.Proto, op.Flow = m.Time, m.Frame, proto.Modbus, f
+	op.nano = 0 // Engine.Message and Evaluate set it, where it is read
 	op.Request = m.Dir == modbus.Request
 	if op.Request {
 		op.Src, op.Dst = f.Client, f.Server

@@ -197,7 +197,7 @@ func (e *Engine) checkBaseline(op *Op) {
 		return
 	}
 	c := pr.c
-	pr.last, pr.silent = max(pr.last, op.Time.UnixNano()), false
+	pr.last, pr.silent = max(pr.last, op.nano), false
 	if r.on[bNewFunction] && !c.FC.Has(op.FC) {
 		r.title = "New function code " + fcName(op) + " from " + src.String() + " to " + dst.String()
 		r.expected = "fc " + strings.Join(fcTermsPlain(c), ", ")
@@ -207,7 +207,7 @@ func (e *Engine) checkBaseline(op *Op) {
 		bc.checkBaseline(e, op, pr)
 	}
 	if r.on[bWriteRate] && (op.Class == policy.OpWrite || op.Class == policy.OpControl) {
-		if e.countRate(&pr.rate, rateKey{src: src, dst: dst, rule: idxBaseline(bWriteRate)}, op.Time.UnixNano()) {
+		if e.countRate(&pr.rate, rateKey{src: src, dst: dst, rule: idxBaseline(bWriteRate)}, op.nano) {
 			r.title = "Write rate from " + src.String() + " to " + dst.String() + " far above normal"
 			r.expected = formatRate(&pr.rate) + " (learned " + strconv.FormatUint(uint64(c.WritesPerMinute), 10) + " per minute)"
 			e.fireBase(bWriteRate, op, aggKey{src: src, dst: dst}, false)

@@ -855,7 +855,7 @@ func (e *Engine) checkFlood(op *Op) {
 		return
 	}
 	d := &e.bi.det[dFlood]
-	now := op.Time.UnixNano()
+	now := op.nano
 	// The counter is the receiver's: a flow's memo keeps a handle to it.
 	var ent *rateEntry
 	found := true
@@ -889,7 +889,7 @@ func titleFlood(op *Op, d *builtinDet, _ finding) string {
 // is exceeded.
 func (e *Engine) countPair(k detKind, op *Op) {
 	d := &e.bi.det[k]
-	if e.countRate(d.rule.Rate, rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: d.c.idx}, op.Time.UnixNano()) {
+	if e.countRate(d.rule.Rate, rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: d.c.idx}, op.nano) {
 		e.fireBuiltin(k, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr()}, finding{})
 	}
 }
@@ -945,7 +945,7 @@ type sweepTable = lru.Table[sweepKey, sweepCodes]
 // sweepCodes is the entry of kind for op's source and destination, its
 // windows moved on to op's time.
 func (e *Engine) sweepCodes(op *Op, kind uint8) *sweepCodes {
-	now := op.Time.UnixNano()
+	now := op.nano
 	per := int64(DefaultWindow)
 	if r := e.bi.det[dSweep].rule.Rate; r != nil {
 		per = int64(r.Per)
@@ -1162,7 +1162,7 @@ func (e *Engine) checkNewAsset(op *Op) {
 		}
 	}
 	for i, a := range [2]netip.Addr{op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()} {
-		if !a.IsValid() || b.isAsset(a) || !b.reported.add(a, op.Time.UnixNano()) {
+		if !a.IsValid() || b.isAsset(a) || !b.reported.add(a, op.nano) {
 			continue
 		}
 		k := aggKey{src: a, addr: keyNewSrc}

@@ -282,7 +282,8 @@ func (e *Engine) Message(f *dpi.Flow, from dpi.Side, m any) {
 	if use == UseNone {
 		return
 	}
-	e.tick(e.op.Time)
+	e.op.nano = e.op.Time.UnixNano()
+	e.tickAt(e.op.Time, e.op.nano)
 	if use == UseTime {
 		return
 	}
@@ -302,7 +303,8 @@ func (e *Engine) Message(f *dpi.Flow, from dpi.Side, m any) {
 // operation. Tests that build an Op themselves call it; detectors that
 // need the decoded message skip an Op without one.
 func (e *Engine) Evaluate(op *Op) {
-	e.tick(op.Time)
+	op.nano = op.Time.UnixNano()
+	e.tickAt(op.Time, op.nano)
 	if e.bi.active {
 		e.detect(op)
 	}
@@ -465,7 +467,7 @@ func rateHash(k *rateKey) uint64 {
 }
 
 func (e *Engine) overRate(c *compiled, op *Op) bool {
-	return e.countRate(c.rule.Rate, rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: c.idx}, op.Time.UnixNano())
+	return e.countRate(c.rule.Rate, rateKey{src: op.Src.Addr(), dst: op.Dst.Addr(), rule: c.idx}, op.nano)
 }
 
 // countRate counts one event of key k at packet time now (unix ns) and
@@ -795,8 +797,10 @@ func (e *Engine) endBudgetMinute() {
 // tick runs the periodic work due at packet time t: folded alerts whose
 // window ended are reported, and so is a budget minute that ended with
 // suppressed alerts.
-func (e *Engine) tick(t time.Time) {
-	now := t.UnixNano()
+func (e *Engine) tick(t time.Time) { e.tickAt(t, t.UnixNano()) }
+
+// tickAt is tick of a time whose UnixNano the caller has: now.
+func (e *Engine) tickAt(t time.Time, now int64) {
 	if now > e.clock {
 		e.clock = now
 	} else if now < e.clock-timeJump {

@@ -34,7 +34,7 @@ type engineLearn struct {
 // end installs the learned baseline.
 func (e *Engine) learnOp(op *Op) {
 	el := e.learn
-	now := op.Time.UnixNano()
+	now := op.nano
 	if el.end == 0 {
 		el.end = now + int64(el.period)
 	}

@@ -269,9 +269,9 @@ func (e *Engine) checkDNP3UnsolRepeat(op *Op) {
 	}
 	h := maphash.Bytes(e.bi.integ.seed, m.Fragment[4:])
 	k := assocKey{outstation: op.Src.Addr(), master: op.Dst.Addr(), linkSrc: op.LinkSrc, linkDst: op.LinkDst}
-	ent, found := e.bi.integ.unsol.Get(&k, k.hash(), op.Time.UnixNano())
+	ent, found := e.bi.integ.unsol.Get(&k, k.hash(), op.nano)
 	st := &ent.Value
-	now := op.Time.UnixNano()
+	now := op.nano
 	found = found && st.unsol.seen
 	same := found && st.unsol.seq == m.Seq && st.hash == h
 	// A retry that crossed the confirm comes soon after the confirm but
@@ -335,7 +335,7 @@ func (e *Engine) checkDNP3UnsolConfirm(op *Op) {
 		// A confirm for each copy the outstation sent.
 		a.copies--
 		if m.UNS {
-			st.confirmed, st.confirmedAt = true, op.Time.UnixNano()
+			st.confirmed, st.confirmedAt = true, op.nano
 		}
 		return
 	}
@@ -348,7 +348,7 @@ func (e *Engine) checkDNP3UnsolConfirm(op *Op) {
 	}
 	p := &n.pending[n.npending]
 	n.npending++
-	*p = pendingConfirm{key: k, uns: m.UNS, due: op.Time.UnixNano() + int64(confirmWait), op: *op, flow: *op.Flow,
+	*p = pendingConfirm{key: k, uns: m.UNS, due: op.nano + int64(confirmWait), op: *op, flow: *op.Flow,
 		f: finding{count: int(m.Seq), prev: uint32(a.seq), again: a.seq == m.Seq, solicited: !m.UNS}}
 	p.op.DNP3 = nil
 	p.op.memo = nil // judged later, outside the message: the slot may be another flow's by then
@@ -362,7 +362,7 @@ func (e *Engine) checkDNP3Solicited(op *Op) {
 		return
 	}
 	k := assocKey{outstation: op.Src.Addr(), master: op.Dst.Addr(), linkSrc: op.LinkSrc, linkDst: op.LinkDst}
-	ent, _ := e.bi.integ.unsol.Get(&k, k.hash(), op.Time.UnixNano())
+	ent, _ := e.bi.integ.unsol.Get(&k, k.hash(), op.nano)
 	a := &ent.Value.resp
 	late := e.cancelPending(&k, m.Seq, false)
 	if a.seen && a.seq == m.Seq && a.copies > 0 {

@@ -40,4 +40,5 @@ type Op struct {
 	DNP3   *dnp3.Message
 
 	memo *memoDir // what the engine keeps about the flow, in this direction; nil without a flow, or outside Engine.Message
+	nano int64    // Time.UnixNano(), which the detectors read many times a message; set by Engine.Message and Evaluate
 }

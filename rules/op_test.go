@@ -110,6 +110,8 @@ func TestOpFilledWhole(t *testing.T) {
 				fv.SetBool(true)
 			case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 				fv.SetUint(7)
+			case reflect.Int64:
+				fv.SetInt(7)
 			case reflect.Slice:
 				fv.Set(reflect.MakeSlice(fv.Type(), 1, 1))
 			case reflect.Pointer:

@@ -185,14 +185,14 @@ func (e *Engine) checkDNP3Clear(op *Op) {
 	k := outKey{op.Dst.Addr(), op.LinkDst}
 	switch m.FC {
 	case dnp3.FuncFreezeClear, dnp3.FuncFreezeClearNR:
-		ent, _ := e.bi.plaus.outs.Get(&k, k.hash(), op.Time.UnixNano())
+		ent, _ := e.bi.plaus.outs.Get(&k, k.hash(), op.nano)
 		ent.Value.clears++
 	case dnp3.FuncRead:
 		all := readsAllClasses(m)
 		if ent := e.bi.plaus.outs.Find(&k, k.hash()); ent != nil {
 			ent.Value.allClasses = all
 		} else if all {
-			ent, _ := e.bi.plaus.outs.Get(&k, k.hash(), op.Time.UnixNano())
+			ent, _ := e.bi.plaus.outs.Get(&k, k.hash(), op.nano)
 			ent.Value.allClasses = true
 		}
 	}
@@ -276,7 +276,7 @@ func (e *Engine) checkDNP3Plausible(op *Op) {
 		return
 	}
 	p := &e.bi.plaus
-	now := op.Time.UnixNano()
+	now := op.nano
 	ok := outKey{op.Src.Addr(), op.LinkSrc}
 	oe, _ := p.outs.Get(&ok, ok.hash(), now)
 	if restart {
@@ -338,7 +338,7 @@ func (e *Engine) block(pc *pass, index uint32) *pointSet {
 		return pc.cur
 	}
 	pc.leave()
-	ent, found := e.bi.plaus.blocks.Get(&k, k.hash(), pc.op.Time.UnixNano())
+	ent, found := e.bi.plaus.blocks.Get(&k, k.hash(), pc.op.nano)
 	set := &ent.Value
 	if !found || set.restarts != pc.out.restarts {
 		*set = pointSet{restarts: pc.out.restarts, clears: pc.out.clears}

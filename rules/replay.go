@@ -114,7 +114,7 @@ func (e *Engine) checkDNP3Replay(op *Op) {
 	}
 	h := maphash.Bytes(e.bi.replay.seed, m.Fragment)
 	k := replayKey{src: op.Src.Addr(), dst: op.Dst.Addr(), linkSrc: op.LinkSrc, linkDst: op.LinkDst}
-	ent, _ := e.bi.replay.dirs.Get(&k, k.hash(), op.Time.UnixNano())
+	ent, _ := e.bi.replay.dirs.Get(&k, k.hash(), op.nano)
 	r := &ent.Value
 	if !r.has(h) {
 		r.add(h)
