@@ -75,9 +75,12 @@ type Config struct {
 // and DNP3 on the ports c gives them (or their defaults).
 func DefaultProtocols(c Config) []proto.Protocol {
 	c.setDefaults()
-	// Handlers that want DNP3 point values ask for them
-	// (dnp3.Message.DecodePoints); the rest of the pipeline skips the work.
+	// Handlers that want DNP3 point values, or the values a Modbus read
+	// response carries, ask for them (dnp3.Message.DecodePoints,
+	// modbus.Message.DecodeValues); the rest of the pipeline skips the
+	// work.
 	c.DNP3.LazyPoints = true
+	c.Modbus.LazyValues = true
 	rtu, mb, dn := modbus.RTUProtocol(c.Modbus), modbus.Protocol(c.Modbus), dnp3.Protocol(c.DNP3)
 	rtu.Ports, mb.Ports, dn.Ports = c.ModbusRTUPorts, c.ModbusPorts, c.DNP3Ports
 	return []proto.Protocol{rtu, mb, dn}

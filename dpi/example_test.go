@@ -26,6 +26,7 @@ func (printer) Message(f *dpi.Flow, from dpi.Side, msg any) {
 	if from == dpi.FromServer {
 		src = f.Server
 	}
+	m.DecodeValues() // the engine leaves a read response's values undecoded until asked
 	fmt.Printf("frame %d %v from %v: fc %d %s addr %d count %d values %v\n",
 		m.Frame, m.Dir, src, m.FC, modbus.FunctionName(m.FC), m.Addr, m.Count, m.Values)
 }

@@ -31,7 +31,7 @@ type Op struct {
 	HasAddr bool
 	Addr    uint16
 	Count   uint16
-	Values  []uint16 // written values (requests) or read values (responses)
+	Values  []uint16 // written values (requests) or read values (responses: nil from Engine.Message until Modbus.DecodeValues, since dpi leaves them undecoded)
 
 	// DNP3.
 	LinkSrc, LinkDst uint16

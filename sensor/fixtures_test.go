@@ -446,6 +446,7 @@ func writeFields(s *strings.Builder, m *modbus.Message) {
 	if m.HasAddr {
 		fmt.Fprintf(s, " addr=%d count=%d", m.Addr, m.Count)
 	}
+	m.DecodeValues()
 	if m.Values != nil {
 		fmt.Fprintf(s, " values=%v", m.Values)
 	}

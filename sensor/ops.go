@@ -90,6 +90,7 @@ func (o *OpsWriter) writeModbus(f *dpi.Flow, m *modbus.Message) {
 		b = append(b, `,"count":`...)
 		b = strconv.AppendUint(b, uint64(m.Count), 10)
 	}
+	m.DecodeValues() // a read response's, which dpi leaves undecoded
 	if m.Values != nil {
 		b = append(b, `,"values":[`...)
 		for i, v := range m.Values {

@@ -199,6 +199,7 @@ func (s *rsSink) Message(f *dpi.Flow, _ dpi.Side, msg any) {
 	if !ok {
 		return
 	}
+	m.DecodeValues()
 	c := *m
 	c.Values = slices.Clone(m.Values)
 	c.PDU, c.Data, c.Objects, c.Records = nil, nil, nil, nil

@@ -144,6 +144,7 @@ func (r rtuFields) Message(_ *dpi.Flow, _ dpi.Side, msg any) {
 		f["addr"] = fmt.Sprint(m.Addr)
 		f["count"] = fmt.Sprint(m.Count)
 	}
+	m.DecodeValues()
 	if len(m.Values) > 0 {
 		f["values"] = strings.Trim(strings.ReplaceAll(fmt.Sprint(m.Values), " ", "|"), "[]")
 	}

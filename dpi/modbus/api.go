@@ -64,6 +64,11 @@ const (
 type Config struct {
 	RequestTimeout time.Duration // a request with no response after this is unanswered; default 5s
 	MaxPending     int           // outstanding requests remembered per connection; default 16, at most MaxPendingLimit
+	// LazyValues leaves the values of read responses (FC 1-4, 23)
+	// undecoded until the Handler calls Message.DecodeValues: the
+	// response is still checked whole, but a pipeline that wants no
+	// values read skips unpacking them. Requests' values are decoded.
+	LazyValues bool
 }
 
 var (
@@ -96,6 +101,9 @@ const (
 type Decoder struct {
 	timeout    time.Duration
 	maxPending int
+	lazy       bool   // Config.LazyValues
+	lazyData   []byte // the values of the message being reported, left undecoded
+	lazyN      int    // coils in lazyData, or -1: registers
 
 	rtuWork int     // CRC steps resyncing may still spend on RTU frames of unknown length in this call
 	msg     Message // the ADU being reported
@@ -109,7 +117,7 @@ type Decoder struct {
 // by their defaults (MaxPending above MaxPendingLimit by the limit); use
 // Config.Validate to reject them instead.
 func NewDecoder(cfg Config) *Decoder {
-	d := &Decoder{timeout: cfg.RequestTimeout, maxPending: cfg.MaxPending}
+	d := &Decoder{timeout: cfg.RequestTimeout, maxPending: cfg.MaxPending, lazy: cfg.LazyValues}
 	if d.timeout <= 0 {
 		d.timeout = DefaultRequestTimeout
 	}
@@ -187,7 +195,8 @@ type Message struct {
 	// Values are register values, or coils as 0 and 1 (the count of a coil
 	// response comes from its request; an orphan shows every bit sent).
 	// FC 5 gives the raw value when it is neither on nor off; FC 8 gives
-	// its data as words.
+	// its data as words. A read response's are nil until DecodeValues
+	// when the Decoder has Config.LazyValues.
 	Values []uint16
 
 	// FC 23: the read part of the request. Responses carry it in Addr,
@@ -251,6 +260,21 @@ type Message struct {
 	// it holds the first skipped bytes (at most 260); for BadCRC the whole
 	// RTU frame, address and CRC included.
 	PDU []byte
+
+	lazy *Decoder // holds the undecoded Values (Config.LazyValues)
+}
+
+// DecodeValues decodes the values of a read response that the Decoder,
+// configured with LazyValues, left undecoded: it fills Values. It does
+// nothing when they are decoded already, or there are none. Call it from
+// the Handler only: the Decoder reuses its buffers for the next message.
+func (m *Message) DecodeValues() {
+	d := m.lazy
+	if d == nil {
+		return
+	}
+	m.lazy = nil
+	m.Values = d.unpack(d.lazyData, d.lazyN)
 }
 
 // DeviceObject is one object of a read device identification response.

@@ -253,6 +253,25 @@ func (m *Message) counted(p []byte) (bc int, data []byte, ok bool) {
 	return bc, data, true
 }
 
+// readValues gives m the values of a read response: n coils, or
+// registers when n < 0. With LazyValues it only notes where they are,
+// for Message.DecodeValues.
+func (d *Decoder) readValues(m *Message, data []byte, n int) {
+	if d.lazy {
+		d.lazyData, d.lazyN, m.lazy = data, n, d
+		return
+	}
+	m.Values = d.unpack(data, n)
+}
+
+// unpack decodes n coils, or registers when n < 0.
+func (d *Decoder) unpack(data []byte, n int) []uint16 {
+	if n < 0 {
+		return d.registers(data)
+	}
+	return d.coils(data, n)
+}
+
 func (d *Decoder) registers(data []byte) []uint16 {
 	n := min(len(data)/2, len(d.values))
 	v := d.values[:n]
@@ -350,7 +369,7 @@ func (d *Decoder) response(m *Message, p []byte, req *pendingRequest) {
 				m.flag(ByteCountMismatch)
 			}
 		}
-		m.Values = d.coils(data, count)
+		d.readValues(m, data, count)
 	case FuncReadHoldingRegisters, FuncReadInputRegisters, FuncReadWriteMultipleRegisters:
 		bc, data, ok := m.counted(p)
 		if !ok {
@@ -369,7 +388,7 @@ func (d *Decoder) response(m *Message, p []byte, req *pendingRequest) {
 				m.flag(ByteCountMismatch)
 			}
 		}
-		m.Values = d.registers(data)
+		d.readValues(m, data, -1)
 	case FuncWriteSingleCoil, FuncWriteSingleRegister, FuncMaskWriteRegister:
 		d.writeSingle(m, p)
 	case FuncWriteMultipleCoils, FuncWriteMultipleRegisters:
