@@ -921,17 +921,21 @@ func radix(s string) (int, string) {
 	return 10, s
 }
 
-// parseBound reads a value bound: a decimal number, or a whole one in
-// hex, octal or binary, with a sign if it has one, as where addresses
-// are read.
+// parseBound reads a value bound: a number as strconv.ParseFloat reads
+// it (hex floats like 0x1p4 too), or a whole one in hex, octal or binary
+// as where addresses are read, with a sign if it has one.
 func parseBound(t string) (float64, error) {
 	body, neg := strings.CutPrefix(t, "-")
+	if !neg {
+		body = strings.TrimPrefix(body, "+")
+	}
 	if base, digits := radix(body); base != 10 {
-		u, err := strconv.ParseUint(digits, base, 64)
-		if neg {
-			return -float64(u), err
+		if u, err := strconv.ParseUint(digits, base, 64); err == nil {
+			if neg {
+				return -float64(u), nil
+			}
+			return float64(u), nil
 		}
-		return float64(u), err
 	}
 	return strconv.ParseFloat(t, 64)
 }

@@ -345,8 +345,10 @@ baseline:
 	if got, want := format(radixed), format(plain); got != want {
 		t.Errorf("hex, octal, binary:\n%s\nplain:\n%s", got, want)
 	}
-	if _, err := Parse([]byte(strings.Replace(radixed, `"0x10"`, `"-0x10"`, 1)), "p.yaml"); err != nil {
-		t.Errorf("a negative hex bound: %v", err)
+	for _, bound := range []string{`"-0x10"`, `"+0x10"`, `"0x1p4"`, `0x1p4`, `"1e1"`} {
+		if _, err := Parse([]byte(strings.Replace(radixed, `"0x10"`, bound, 1)), "p.yaml"); err != nil {
+			t.Errorf("bound %s: %v", bound, err)
+		}
 	}
 	for _, bad := range []string{`"0x"`, `"0o8"`, `"0b2"`, `"0x+1"`} {
 		_, err := Parse([]byte(strings.Replace(radixed, `"0x10"`, bad, 1)), "p.yaml")
