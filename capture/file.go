@@ -38,18 +38,29 @@ type filler interface {
 
 var _ BatchSource = (*File)(nil)
 
+// Stdin is the path that names standard input, as for most tools: a
+// capture piped in (tcpdump -w - | tapwatch replay -). Its errors name it
+// "stdin".
+const Stdin = "-"
+
 // OpenFile opens a pcap or pcapng file, telling them apart by content. The
 // file is read ahead, a stretch at a time, on a goroutine of its own; Close
-// stops it.
+// stops it. The path Stdin reads standard input.
 func OpenFile(path string) (*File, error) { return openFile(path, 0) }
 
 // openFile is OpenFile for the file numbered index in a Files.
 func openFile(path string, index int) (*File, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	var f *os.File
+	name := path
+	if path == Stdin {
+		f, name = os.Stdin, "stdin"
+	} else {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
 	}
-	r, err := NewFile(f, path)
+	r, err := NewFile(f, name)
 	if err != nil {
 		f.Close()
 		return nil, err

@@ -28,6 +28,7 @@ ARP, and each link (client, server, port) with the service it carried,
 whatever the protocol. Enforce it with
 'tapwatch replay --baseline FILE'. The file is YAML: read, diff and edit it.
 -o refuses to overwrite a capture file, one of those named or any other.
+A CAPTURE of - is standard input.
 `
 
 func cmdLearn(args []string, stdout, stderr io.Writer) error {

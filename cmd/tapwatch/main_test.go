@@ -1301,3 +1301,68 @@ func TestRunFlagErrors(t *testing.T) {
 		t.Errorf("bad file: %v", r)
 	}
 }
+
+// withStdin runs f with os.Stdin reading data through a pipe, as from
+// tcpdump -w - | tapwatch replay -.
+func withStdin(t *testing.T, data []byte, f func()) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		w.Write(data)
+		w.Close()
+	}()
+	old := os.Stdin
+	os.Stdin = r
+	defer func() { os.Stdin = old; r.Close() }()
+	f()
+}
+
+// TestReplayStdin: a FILE of - is standard input, decoded as the file
+// would be; it can be named once, and a damaged one is named "stdin".
+func TestReplayStdin(t *testing.T) {
+	dir := t.TempDir()
+	path := writeCapture(t, dir, "ops.pcap", pcapgen.Options{}, buildOps)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tapwatch("replay", "--ops", path)
+	if want.code != 0 || want.stdout == "" {
+		t.Fatalf("from the file: %v", want)
+	}
+	var got, twice, learned result
+	withStdin(t, data, func() { got = tapwatch("replay", "--ops", "-") })
+	if got.code != 0 || got.stdout != want.stdout {
+		t.Errorf("from standard input:\n%v\nwant the file's:\n%v", got, want)
+	}
+	withStdin(t, data, func() { twice = tapwatch("replay", "-", "-") })
+	if twice.code != 2 || !strings.Contains(twice.stderr, "- (standard input) is named twice") {
+		t.Errorf("- twice: %v", twice)
+	}
+	base := filepath.Join(dir, "base.yaml")
+	withStdin(t, data, func() { learned = tapwatch("learn", "-o", base, "-") })
+	if b, err := os.ReadFile(base); learned.code != 0 || err != nil || !bytes.Contains(b, []byte("baseline:")) {
+		t.Errorf("learn from standard input: %v (%v)", learned, err)
+	}
+	var bad result
+	withStdin(t, []byte("not a capture at all"), func() { bad = tapwatch("replay", "-") })
+	if bad.code != 1 || !strings.Contains(bad.stderr, "stdin: file header: not a pcap or pcapng file") {
+		t.Errorf("garbage on standard input: %v", bad)
+	}
+	// Standard input redirected from a file that is named too.
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	old := os.Stdin
+	os.Stdin = f
+	same := tapwatch("replay", path, "-")
+	os.Stdin = old
+	if same.code != 2 || !strings.Contains(same.stderr, "are the same file") {
+		t.Errorf("a file and standard input redirected from it: %v", same)
+	}
+}

@@ -80,9 +80,10 @@ unacknowledged stays in the spool for the next run with the same
 allowed to this host only, unless --mqtt-plaintext is given; ssl://
 verifies the broker's certificate.
 
-Each file is opened and its header read before anything is printed: one
-that cannot be (missing, unreadable, not a pcap or pcapng file) is
-reported with its name, and nothing else is done. A file damaged further
+A FILE of - is standard input (tcpdump -w - | tapwatch replay -); it can
+be named once. Each other file is opened and its header read before
+anything is printed: one that cannot be (missing, unreadable, not a pcap
+or pcapng file) is reported with its name, and nothing else is done. A file damaged further
 on is reported with its name and the record that could not be read; the
 records before it are still decoded, the other files too, and the exit
 status is 1.
@@ -395,8 +396,15 @@ func checkCaptures(files []string, stderr io.Writer) error {
 func checkTwice(files []string) error {
 	var seen []os.FileInfo
 	var names []string
+	stdin := 0
 	for _, name := range files {
 		st, err := os.Stat(name)
+		if name == capture.Stdin {
+			if stdin++; stdin > 1 {
+				return usageError("- (standard input) is named twice: it can be read once; name it once")
+			}
+			st, err = os.Stdin.Stat() // a file redirected in may be named as well
+		}
 		if err != nil || !st.Mode().IsRegular() {
 			continue // checkCapture says what is wrong
 		}
@@ -414,6 +422,9 @@ func checkTwice(files []string) error {
 }
 
 func checkCapture(name string) error {
+	if name == capture.Stdin {
+		return nil // read once, as it is decoded; its errors come then
+	}
 	st, err := os.Stat(name)
 	var pe *fs.PathError
 	switch {
