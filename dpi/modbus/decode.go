@@ -166,11 +166,11 @@ func functionOf(dir Direction, fc uint8) uint8 {
 	return fc
 }
 
-func (d *Decoder) begin(m *Message, dir Direction, meta Meta) *Message {
+func (d *Decoder) begin(m *Message, dir Direction, meta *Meta) *Message {
 	// Cleared in place, then filled: a literal with fields is built in a
 	// temporary and copied over, twice the work for every message.
 	*m = Message{}
-	m.Meta, m.Dir = meta, dir
+	m.Meta, m.Dir = *meta, dir
 	return m
 }
 
@@ -181,12 +181,12 @@ func (m *Message) flag(r Reason) {
 }
 
 // decode reports one framed ADU and pairs it.
-func (d *Decoder) decode(c *Conn, dir Direction, adu []byte, reason Reason, meta Meta, h Handler) {
+func (d *Decoder) decode(c *Conn, dir Direction, adu []byte, reason Reason, meta *Meta, h Handler) {
 	d.decodePDU(c, dir, be16(adu[offTID:]), adu[offUnit], adu[headerLen:], reason, meta, h)
 }
 
 // decodePDU reports one framed PDU, whatever carried it, and pairs it.
-func (d *Decoder) decodePDU(c *Conn, dir Direction, tid uint16, unit uint8, p []byte, reason Reason, meta Meta, h Handler) {
+func (d *Decoder) decodePDU(c *Conn, dir Direction, tid uint16, unit uint8, p []byte, reason Reason, meta *Meta, h Handler) {
 	m := d.begin(&d.msg, dir, meta)
 	m.TID = tid
 	m.Unit = unit

@@ -56,9 +56,9 @@ func (d *Decoder) Feed(c *Conn, dir Direction, data []byte, meta Meta, h Handler
 	}
 	d.expire(c, meta.Time, h)
 	if c.rtu {
-		return d.frameRTU(c, st, dir, data, meta, h, false)
+		return d.frameRTU(c, st, dir, data, &meta, h, false)
 	}
-	return d.frame(c, st, dir, data, meta, h, false)
+	return d.frame(c, st, dir, data, &meta, h, false)
 }
 
 // Gap tells c that bytes were lost in direction dir. pending is what the
@@ -72,11 +72,11 @@ func (d *Decoder) Gap(c *Conn, dir Direction, pending []byte, meta Meta, h Handl
 	switch {
 	case len(pending) == 0:
 	case c.rtu && rtuStart(dir, pending):
-		d.truncatedRTU(dir, pending, meta, h)
+		d.truncatedRTU(dir, pending, &meta, h)
 	case !c.rtu && headerPrefix(pending):
-		d.truncated(dir, pending, meta, h)
+		d.truncated(dir, pending, &meta, h)
 	default:
-		d.skipped(st, dir, pending, 0, len(pending), meta, h)
+		d.skipped(st, dir, pending, 0, len(pending), &meta, h)
 	}
 	st.lost()
 }
@@ -91,10 +91,10 @@ func (d *Decoder) Datagram(c *Conn, dir Direction, data []byte, meta Meta, h Han
 	d.expire(c, meta.Time, h)
 	var st stream // every datagram starts at an ADU boundary
 	if c.rtu {
-		d.frameRTU(c, &st, dir, data, meta, h, true)
+		d.frameRTU(c, &st, dir, data, &meta, h, true)
 		return
 	}
-	d.frame(c, &st, dir, data, meta, h, true)
+	d.frame(c, &st, dir, data, &meta, h, true)
 }
 
 // verdict of aduAt on the bytes at an ADU boundary.
@@ -108,7 +108,7 @@ const (
 
 // frame consumes whole ADUs from data. final says no more bytes will follow
 // (a datagram): incomplete ADUs are then reported instead of kept.
-func (d *Decoder) frame(c *Conn, st *stream, dir Direction, data []byte, meta Meta, h Handler, final bool) int {
+func (d *Decoder) frame(c *Conn, st *stream, dir Direction, data []byte, meta *Meta, h Handler, final bool) int {
 	off := 0
 	skip := -1 // start of the bytes being skipped while resyncing
 	for off < len(data) {
@@ -153,7 +153,7 @@ func (d *Decoder) frame(c *Conn, st *stream, dir Direction, data []byte, meta Me
 }
 
 // aduAt frames the ADU at the start of b, which is at an ADU boundary.
-func (d *Decoder) aduAt(c *Conn, st *stream, dir Direction, b []byte, meta Meta, h Handler, final bool) (int, verdict) {
+func (d *Decoder) aduAt(c *Conn, st *stream, dir Direction, b []byte, meta *Meta, h Handler, final bool) (int, verdict) {
 	have := len(b)
 	if have >= lengthEnd {
 		length := int(be16(b[offLength:]))
@@ -237,7 +237,7 @@ func (d *Decoder) aduAt(c *Conn, st *stream, dir Direction, b []byte, meta Meta,
 
 // skipped reports data[from:to], skipped while resyncing, unless the run
 // it belongs to was already reported.
-func (d *Decoder) skipped(st *stream, dir Direction, data []byte, from, to int, meta Meta, h Handler) {
+func (d *Decoder) skipped(st *stream, dir Direction, data []byte, from, to int, meta *Meta, h Handler) {
 	if from < 0 || to <= from || st.reported {
 		return
 	}
@@ -251,7 +251,7 @@ func (d *Decoder) skipped(st *stream, dir Direction, data []byte, from, to int, 
 
 // badLength reports a header whose length field cannot be right; what
 // follows it is skipped as part of the same bad run.
-func (d *Decoder) badLength(st *stream, dir Direction, b []byte, length int, meta Meta, h Handler) {
+func (d *Decoder) badLength(st *stream, dir Direction, b []byte, length int, meta *Meta, h Handler) {
 	m := d.begin(&d.msg, dir, meta)
 	m.TID = be16(b[offTID:])
 	if len(b) > offUnit {
@@ -266,7 +266,7 @@ func (d *Decoder) badLength(st *stream, dir Direction, b []byte, length int, met
 }
 
 // truncated reports the start of an ADU whose end will never come.
-func (d *Decoder) truncated(dir Direction, b []byte, meta Meta, h Handler) {
+func (d *Decoder) truncated(dir Direction, b []byte, meta *Meta, h Handler) {
 	var tid uint16
 	var unit uint8
 	if len(b) > offTID+1 {
@@ -280,7 +280,7 @@ func (d *Decoder) truncated(dir Direction, b []byte, meta Meta, h Handler) {
 
 // truncatedPDU reports the start p of a PDU (possibly empty) whose end
 // will never come.
-func (d *Decoder) truncatedPDU(dir Direction, tid uint16, unit uint8, p []byte, meta Meta, h Handler) {
+func (d *Decoder) truncatedPDU(dir Direction, tid uint16, unit uint8, p []byte, meta *Meta, h Handler) {
 	m := d.begin(&d.msg, dir, meta)
 	m.Malformed = Truncated
 	m.TID, m.Unit = tid, unit

@@ -185,7 +185,7 @@ func (d *Decoder) Close(c *Conn, meta Meta, h Handler) {
 func (d *Decoder) unanswered(c *Conn, i int, h Handler) {
 	r := c.pending[i]
 	c.remove(i)
-	m := d.begin(&d.aux, Request, Meta{Frame: r.frame})
+	m := d.begin(&d.aux, Request, &Meta{Frame: r.frame})
 	if r.time != noTime {
 		m.Time = time.Unix(0, r.time)
 	}

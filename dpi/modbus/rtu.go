@@ -211,7 +211,7 @@ func frameFollows(dir Direction, b []byte) bool {
 }
 
 // frameRTU consumes whole RTU frames from data, as frame does MBAP ADUs.
-func (d *Decoder) frameRTU(c *Conn, st *stream, dir Direction, data []byte, meta Meta, h Handler, final bool) int {
+func (d *Decoder) frameRTU(c *Conn, st *stream, dir Direction, data []byte, meta *Meta, h Handler, final bool) int {
 	off := 0
 	skip := -1 // start of the bytes being skipped
 	d.rtuWork = rtuResyncWorkBase + rtuResyncWorkPerByte*len(data)
@@ -254,7 +254,7 @@ func (d *Decoder) frameRTU(c *Conn, st *stream, dir Direction, data []byte, meta
 // decodeRTU reports one RTU frame. A frame with a wrong CRC is not decoded
 // or paired: its slave would have dropped it. It carries its address and
 // function code, and the whole frame as evidence.
-func (d *Decoder) decodeRTU(c *Conn, dir Direction, frame []byte, badCRC bool, meta Meta, h Handler) {
+func (d *Decoder) decodeRTU(c *Conn, dir Direction, frame []byte, badCRC bool, meta *Meta, h Handler) {
 	pdu := frame[rtuAddrLen : len(frame)-rtuCRCLen]
 	if !badCRC {
 		d.decodePDU(c, dir, 0, frame[0], pdu, 0, meta, h)
@@ -268,6 +268,6 @@ func (d *Decoder) decodeRTU(c *Conn, dir Direction, frame []byte, badCRC bool, m
 }
 
 // truncatedRTU reports the start of a frame whose end will never come.
-func (d *Decoder) truncatedRTU(dir Direction, b []byte, meta Meta, h Handler) {
+func (d *Decoder) truncatedRTU(dir Direction, b []byte, meta *Meta, h Handler) {
 	d.truncatedPDU(dir, 0, b[0], b[rtuAddrLen:], meta, h)
 }
