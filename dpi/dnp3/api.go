@@ -94,24 +94,24 @@ func (c *Conn) Reset(midStream bool) { c.reset(midStream) }
 // again, followed by new bytes, on the next call. Unconsumed bytes never
 // exceed one link frame (292 bytes).
 func (d *Decoder) Feed(c *Conn, side Side, data []byte, meta Meta, h Handler) (n int) {
-	return d.feed(c, side, data, meta, h)
+	return d.feed(c, side, data, &meta, h)
 }
 
 // Gap tells c that bytes sent by side were lost. pending is what the caller
 // still held before the hole; transport reassembly in that direction is
 // abandoned and framing resyncs on the next valid header.
 func (d *Decoder) Gap(c *Conn, side Side, pending []byte, meta Meta, h Handler) {
-	d.gap(c, side, pending, meta, h)
+	d.gap(c, side, pending, &meta, h)
 }
 
 // Datagram decodes one UDP datagram, which holds one or more link frames.
 func (d *Decoder) Datagram(c *Conn, side Side, data []byte, meta Meta, h Handler) {
-	d.datagram(c, side, data, meta, h)
+	d.datagram(c, side, data, &meta, h)
 }
 
 // Close ends the conversation: incomplete fragments are reported as
 // truncated.
-func (d *Decoder) Close(c *Conn, meta Meta, h Handler) { d.close(c, meta, h) }
+func (d *Decoder) Close(c *Conn, meta Meta, h Handler) { d.close(c, &meta, h) }
 
 // Detect reports whether b starts with a DNP3 link header whose CRC is
 // valid: enough to recognise DNP3 on any port.

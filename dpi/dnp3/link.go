@@ -108,7 +108,7 @@ func (d *Decoder) ready() {
 	}
 }
 
-func (d *Decoder) feed(c *Conn, side Side, data []byte, meta Meta, h Handler) int {
+func (d *Decoder) feed(c *Conn, side Side, data []byte, meta *Meta, h Handler) int {
 	st := c.framer(side)
 	if st == nil {
 		return len(data)
@@ -117,7 +117,7 @@ func (d *Decoder) feed(c *Conn, side Side, data []byte, meta Meta, h Handler) in
 	return d.frames(c, st, side, data, meta, h, false)
 }
 
-func (d *Decoder) datagram(c *Conn, side Side, data []byte, meta Meta, h Handler) {
+func (d *Decoder) datagram(c *Conn, side Side, data []byte, meta *Meta, h Handler) {
 	if c.framer(side) == nil {
 		return
 	}
@@ -129,7 +129,7 @@ func (d *Decoder) datagram(c *Conn, side Side, data []byte, meta Meta, h Handler
 // gap reports what the caller held (the start of a frame cut by the loss)
 // and the fragments in progress from side as truncated; the next segments
 // from side may lack their FIR without being anomalies.
-func (d *Decoder) gap(c *Conn, side Side, pending []byte, meta Meta, h Handler) {
+func (d *Decoder) gap(c *Conn, side Side, pending []byte, meta *Meta, h Handler) {
 	st := c.framer(side)
 	if st == nil {
 		return
@@ -155,7 +155,7 @@ func (d *Decoder) gap(c *Conn, side Side, pending []byte, meta Meta, h Handler) 
 // frames consumes whole link frames from data. final says no more bytes
 // will follow (a datagram): an incomplete frame is then reported instead of
 // kept.
-func (d *Decoder) frames(c *Conn, st *framer, side Side, data []byte, meta Meta, h Handler, final bool) int {
+func (d *Decoder) frames(c *Conn, st *framer, side Side, data []byte, meta *Meta, h Handler, final bool) int {
 	off := 0
 	skip := -1       // start of the bytes being skipped
 	var extra uint64 // anomalies of the skipped run besides NotDNP3
@@ -227,13 +227,13 @@ func linkFrameLen(length uint8) int {
 // the run it belongs to was already reported (it began in an earlier
 // call). A run that follows lost bytes, or ends in a frame cut short, is
 // Truncated.
-func (d *Decoder) skipped(st *framer, data []byte, from, to int, extra uint64, truncated bool, meta Meta, h Handler) {
+func (d *Decoder) skipped(st *framer, data []byte, from, to int, extra uint64, truncated bool, meta *Meta, h Handler) {
 	if from < 0 || to <= from || st.reported {
 		return
 	}
 	st.reported = true
 	m := &d.msg
-	*m = Message{Meta: meta, Kind: KindGarbage}
+	*m = Message{Meta: *meta, Kind: KindGarbage}
 	linkAnomaly(m, NotDNP3)
 	m.Anomalies |= extra
 	m.Truncated = truncated || st.lost
@@ -244,9 +244,9 @@ func (d *Decoder) skipped(st *framer, data []byte, from, to int, extra uint64, t
 // cut reports b, the start of a frame that will never be complete: the
 // tail of a datagram (reason NotDNP3) or what was held before a gap
 // (reason 0: the loss is not the sender's fault).
-func (d *Decoder) cut(b []byte, reason Reason, meta Meta, h Handler) {
+func (d *Decoder) cut(b []byte, reason Reason, meta *Meta, h Handler) {
 	m := &d.msg
-	*m = Message{Meta: meta, Kind: KindGarbage, Truncated: true}
+	*m = Message{Meta: *meta, Kind: KindGarbage, Truncated: true}
 	if detect(b) {
 		decodeLinkHeader(&m.Link, b)
 		m.Dir = linkDirection(&m.Link)
@@ -303,7 +303,7 @@ func linkFunctionValid(prm bool, fc uint8) bool {
 }
 
 // frame decodes the whole frame f, whose header CRC is valid.
-func (d *Decoder) frame(c *Conn, st *framer, side Side, f []byte, meta Meta, h Handler) {
+func (d *Decoder) frame(c *Conn, st *framer, side Side, f []byte, meta *Meta, h Handler) {
 	st.reported, st.lost = false, false
 	var lh LinkHeader
 	decodeLinkHeader(&lh, f)
@@ -370,9 +370,9 @@ func userData(user, body []byte) bool {
 }
 
 // linkOnly reports a frame that carries no transport segment.
-func (d *Decoder) linkOnly(lh *LinkHeader, r Reason, meta Meta, h Handler) {
+func (d *Decoder) linkOnly(lh *LinkHeader, r Reason, meta *Meta, h Handler) {
 	m := &d.msg
-	*m = Message{Meta: meta, Kind: KindLink, Link: *lh, Dir: linkDirection(lh)}
+	*m = Message{Meta: *meta, Kind: KindLink, Link: *lh, Dir: linkDirection(lh)}
 	if r != 0 {
 		linkAnomaly(m, r)
 	}
@@ -383,7 +383,7 @@ func (d *Decoder) linkOnly(lh *LinkHeader, r Reason, meta Meta, h Handler) {
 // corrupt: as the fragment it belonged to, when one was in progress, or as
 // a link frame. Reassembly for its source and destination skips to the
 // next FIR, so that the rest of a damaged fragment raises nothing more.
-func (d *Decoder) badBlock(c *Conn, side Side, lh *LinkHeader, meta Meta, h Handler) {
+func (d *Decoder) badBlock(c *Conn, side Side, lh *LinkHeader, meta *Meta, h Handler) {
 	if !lh.PRM || lh.Func != lfConfirmedData && lh.Func != lfUnconfirmedData {
 		d.linkOnly(lh, BadBlockCRC, meta, h)
 		return

@@ -84,7 +84,7 @@ func (ls *linkState) touch() uint32 {
 // claim takes a slot for lh's addresses: a free one, else the least
 // recently used one that is discarding, else the least recently used one
 // (whose fragment is reported truncated).
-func (d *Decoder) claim(c *Conn, lh *LinkHeader, side Side, meta Meta, h Handler) *slot {
+func (d *Decoder) claim(c *Conn, lh *LinkHeader, side Side, meta *Meta, h Handler) *slot {
 	ls := &c.link
 	var victim *slot
 	for i := range ls.slots {
@@ -114,7 +114,7 @@ func evictBefore(a, b *slot) bool {
 }
 
 // segment handles one transport segment, the user data of a frame.
-func (d *Decoder) segment(c *Conn, side Side, lh *LinkHeader, data []byte, meta Meta, h Handler) {
+func (d *Decoder) segment(c *Conn, side Side, lh *LinkHeader, data []byte, meta *Meta, h Handler) {
 	th := data[0]
 	payload := data[tpHeaderLen:]
 	fir, fin, seq := th&tpFIR != 0, th&tpFIN != 0, th&tpSeqMask
@@ -184,12 +184,12 @@ func (d *Decoder) segment(c *Conn, side Side, lh *LinkHeader, data []byte, meta 
 
 // appMessage starts the report of a fragment. Dir is a guess from the
 // link DIR bit until decodeApp reads the function code.
-func (d *Decoder) appMessage(lh *LinkHeader, segments int, firstSeq uint8, frag []byte, meta Meta) *Message {
+func (d *Decoder) appMessage(lh *LinkHeader, segments int, firstSeq uint8, frag []byte, meta *Meta) *Message {
 	m := &d.msg
 	// Cleared in place, then filled: a literal with fields is built in a
 	// temporary and copied over, twice the work for every fragment.
 	*m = Message{}
-	m.Meta, m.Kind, m.Link, m.Dir = meta, KindApplication, *lh, Response
+	m.Meta, m.Kind, m.Link, m.Dir = *meta, KindApplication, *lh, Response
 	m.Segments, m.FirstSeq, m.Fragment = segments, firstSeq, frag
 	if lh.DIR {
 		m.Dir = Request
@@ -198,7 +198,7 @@ func (d *Decoder) appMessage(lh *LinkHeader, segments int, firstSeq uint8, frag 
 }
 
 // complete reports a whole fragment.
-func (d *Decoder) complete(c *Conn, lh *LinkHeader, frag []byte, segments int, firstSeq uint8, meta Meta, h Handler) {
+func (d *Decoder) complete(c *Conn, lh *LinkHeader, frag []byte, segments int, firstSeq uint8, meta *Meta, h Handler) {
 	m := d.appMessage(lh, segments, firstSeq, frag, meta)
 	d.decodeApp(m, frag)
 	d.trackSBO(c, m, frag)
@@ -228,7 +228,7 @@ func (d *Decoder) trackFlood(c *Conn, m *Message) {
 // abandon reports the fragment in progress in s as truncated, for reason
 // r, and frees s. The application layer decodes what there is; the
 // transport anomaly, found first, is Malformed.
-func (d *Decoder) abandon(c *Conn, s *slot, r Reason, meta Meta, h Handler) {
+func (d *Decoder) abandon(c *Conn, s *slot, r Reason, meta *Meta, h Handler) {
 	s.state = slotFree
 	m := d.appMessage(&s.link, s.segments, s.firstSeq, s.buf, meta)
 	m.Truncated = true
@@ -240,9 +240,9 @@ func (d *Decoder) abandon(c *Conn, s *slot, r Reason, meta Meta, h Handler) {
 
 // orphan reports a segment that belongs to no fragment in progress, as
 // garbage: with MissingFIR, or with no reason when it follows lost bytes.
-func (d *Decoder) orphan(lh *LinkHeader, data []byte, r Reason, meta Meta, h Handler) {
+func (d *Decoder) orphan(lh *LinkHeader, data []byte, r Reason, meta *Meta, h Handler) {
 	m := &d.msg
-	*m = Message{Meta: meta, Kind: KindGarbage, Link: *lh, Dir: Response, Segments: 1, FirstSeq: data[0] & tpSeqMask, Raw: data}
+	*m = Message{Meta: *meta, Kind: KindGarbage, Link: *lh, Dir: Response, Segments: 1, FirstSeq: data[0] & tpSeqMask, Raw: data}
 	if lh.DIR {
 		m.Dir = Request
 	}
@@ -254,7 +254,7 @@ func (d *Decoder) orphan(lh *LinkHeader, data []byte, r Reason, meta Meta, h Han
 	h.Message(m)
 }
 
-func (d *Decoder) close(c *Conn, meta Meta, h Handler) {
+func (d *Decoder) close(c *Conn, meta *Meta, h Handler) {
 	d.ready()
 	ls := &c.link
 	for i := range ls.slots {
