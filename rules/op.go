@@ -31,7 +31,7 @@ type Op struct {
 	HasAddr bool
 	Addr    uint16
 	Count   uint16
-	Values  []uint16 // written values (requests) or read values (responses: nil from Engine.Message until Modbus.DecodeValues, since dpi leaves them undecoded)
+	Values  []uint16 // written values (requests) or read values (responses; the dpi engine leaves a Modbus read response's undecoded: nil here, in Modbus.Values after Modbus.DecodeValues)
 
 	// DNP3.
 	LinkSrc, LinkDst uint16

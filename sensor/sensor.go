@@ -346,9 +346,12 @@ func (p *Pipeline) replayPackets(ctx context.Context, src capture.Source, s *Sum
 		if n&0xfff == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		data, rerr := src.ReadPacket(&ci)
-		if rerr != nil {
-			if err := s.readError(rerr); err != nil || rerr == io.EOF {
+		data, err := src.ReadPacket(&ci)
+		switch {
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			if err = s.damaged(err); err != nil {
 				return err
 			}
 			continue
@@ -365,8 +368,11 @@ func (p *Pipeline) replayBatches(ctx context.Context, src capture.BatchSource, s
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if rerr := src.ReadBatch(&b); rerr != nil {
-			if err := s.readError(rerr); err != nil || rerr == io.EOF {
+		switch err := src.ReadBatch(&b); {
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			if err = s.damaged(err); err != nil {
 				return err
 			}
 			continue
@@ -377,15 +383,11 @@ func (p *Pipeline) replayBatches(ctx context.Context, src capture.BatchSource, s
 	}
 }
 
-// readError takes an error of a source: nil at the end (io.EOF) or after
-// a damaged file, which is recorded for the summary while reading goes
-// on; otherwise the error, which stops the replay.
-func (s *Summary) readError(err error) error {
-	var fe *capture.FileError
-	switch {
-	case err == io.EOF:
-		return nil
-	case errors.As(err, &fe):
+// damaged records a damaged file's error for the summary and returns nil,
+// so that reading goes on with the next file; any other error it returns,
+// to stop the replay.
+func (s *Summary) damaged(err error) error {
+	if fe := (*capture.FileError)(nil); errors.As(err, &fe) {
 		s.Errors = append(s.Errors, err)
 		return nil
 	}

@@ -83,10 +83,10 @@ verifies the broker's certificate.
 A FILE of - is standard input (tcpdump -w - | tapwatch replay -); it can
 be named once. Each other file is opened and its header read before
 anything is printed: one that cannot be (missing, unreadable, not a pcap
-or pcapng file) is reported with its name, and nothing else is done. A file damaged further
-on is reported with its name and the record that could not be read; the
-records before it are still decoded, the other files too, and the exit
-status is 1.
+or pcapng file) is reported with its name, and nothing else is done. A
+file damaged further on is reported with its name and the record that
+could not be read; the records before it are still decoded, the other
+files too, and the exit status is 1.
 
 Exit status: 0 on success, 1 when something failed (a damaged capture
 file or an invalid policy), 2 on a usage error, 3 when an alert at or
@@ -398,12 +398,15 @@ func checkTwice(files []string) error {
 	var names []string
 	stdin := 0
 	for _, name := range files {
-		st, err := os.Stat(name)
+		var st os.FileInfo
+		var err error
 		if name == capture.Stdin {
 			if stdin++; stdin > 1 {
 				return usageError("- (standard input) is named twice: it can be read once; name it once")
 			}
 			st, err = os.Stdin.Stat() // a file redirected in may be named as well
+		} else {
+			st, err = os.Stat(name)
 		}
 		if err != nil || !st.Mode().IsRegular() {
 			continue // checkCapture says what is wrong
