@@ -953,7 +953,7 @@ func (e *Engine) sweepCodes(op *Op, kind uint8) *sweepCodes {
 	if kind == sweepGateway {
 		per = int64(e.bi.det[dExceptionStorm].rule.Rate.Per)
 	}
-	w := now / per
+	w := e.windows.index(now, per)
 	// A flow's memo keeps a handle to the entry of its requests.
 	var ent *lru.Entry[sweepKey, sweepCodes]
 	found := true

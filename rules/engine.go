@@ -131,6 +131,8 @@ func (s EngineStats) Evictions() map[string]uint64 {
 // concurrent use.
 type Engine struct {
 	flowOp Op // the op NewFlow makes for a conversation that is not Modbus or DNP3
+	// windows finds the counters' windows of packet time (window.go).
+	windows windows
 	// evidence is the room of the evidence of an alert whose op has no
 	// message (finding.evidence).
 	evidence [evidenceBytes]byte
@@ -483,7 +485,7 @@ func (e *Engine) countRate(r *policy.Rate, k rateKey, now int64) bool {
 // entry of its key (found: it held the key already, else it is new).
 func (e *Engine) countIn(r *policy.Rate, ent *rateEntry, found bool, now int64) bool {
 	per := int64(r.Per)
-	w := now / per
+	w := e.windows.index(now, per)
 	c := &ent.Value
 	if !found {
 		*c = rateCount{win: w, epoch: e.epoch}

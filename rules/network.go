@@ -296,7 +296,7 @@ func (e *Engine) FlowEnd(f *dpi.Flow, t time.Time) {
 // number more than r.Max, with that number.
 func (e *Engine) probe(k probeKey, item uint64, now int64, r *policy.Rate) (bool, int) {
 	t := &e.bi.net.probes
-	w := now / int64(r.Per)
+	w := e.windows.index(now, int64(r.Per))
 	ent, found := t.Get(&k, hashAddr(k.src)^bits.RotateLeft64(hashAddr(k.dst), 29)^uint64(k.kind), now)
 	c := &ent.Value
 	if !found {
