@@ -32,7 +32,7 @@ func (k *flowKey) canonical() (flowKey, bool) {
 // canonicalize puts the lower end first, in place, and says whether it
 // swapped the ends.
 func (k *flowKey) canonicalize() bool {
-	if less(k.b, k.pb, k.a, k.pa) {
+	if less(&k.b, k.pb, &k.a, k.pa) {
 		k.a, k.b = k.b, k.a
 		k.pa, k.pb = k.pb, k.pa
 		return true
@@ -40,7 +40,9 @@ func (k *flowKey) canonicalize() bool {
 	return false
 }
 
-func less(a [16]byte, pa uint16, b [16]byte, pb uint16) bool {
+// less takes the addresses by pointer: a 32-bit processor copies a
+// 16-octet array passed by value through a call to the runtime.
+func less(a *[16]byte, pa uint16, b *[16]byte, pb uint16) bool {
 	a0, b0 := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
 	if a0 != b0 {
 		return a0 < b0
