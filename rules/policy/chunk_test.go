@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,7 +21,7 @@ import (
 // wholeTree is the file's tree parsed in one piece, and d's errors.
 func wholeTree(data []byte) (*node, []string) {
 	defer func(m int) { chunkMin = m }(chunkMin)
-	chunkMin = 1 << 62
+	chunkMin = math.MaxInt
 	d := &decoder{Decoder: newTestDecoder()}
 	root, err := d.parseYAML(data)
 	if err != nil {
@@ -87,7 +88,7 @@ func parsedLikeWhole(t *testing.T, data []byte, size int) {
 		return p, ""
 	}
 	got, gotErr := parse(0)
-	want, wantErr := parse(1 << 62)
+	want, wantErr := parse(math.MaxInt)
 	if gotErr != wantErr {
 		t.Fatalf("pieces of %d bytes: errors\n%s\nwhole:\n%s\nfile:\n%s", size, gotErr, wantErr, data)
 	}
@@ -498,7 +499,7 @@ func TestChunkedErrorsLikeWhole(t *testing.T) {
 			}
 			return err.Error()
 		}
-		whole, pieces := parse(1<<62), parse(0)
+		whole, pieces := parse(math.MaxInt), parse(0)
 		if whole != pieces {
 			t.Errorf("%s: in pieces\n%s\nwhole\n%s", name, pieces, whole)
 		}
@@ -515,7 +516,7 @@ func BenchmarkParse500(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		min  int
-	}{{"whole", 1 << 62}, {"pieces", 16 << 10}} {
+	}{{"whole", math.MaxInt}, {"pieces", 16 << 10}} {
 		b.Run(c.name, func(b *testing.B) {
 			defer func(m int) { chunkMin = m }(chunkMin)
 			chunkMin = c.min
