@@ -485,13 +485,11 @@ func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, w
 			e.c.IPv4Fragments++
 			return
 		}
-		k.a[10], k.a[11], k.b[10], k.b[11] = 0xff, 0xff, 0xff, 0xff // IPv4-mapped
-		copy(k.a[12:], e.ip4.src[:])
-		copy(k.b[12:], e.ip4.dst[:])
+		k.a, k.b = ip16From4(e.ip4.src[:]), ip16From4(e.ip4.dst[:])
 		e.ttl = e.ip4.ttl
 	case v6:
 		e.c.IPv6++
-		k.a, k.b = e.ip6.src, e.ip6.dst
+		k.a, k.b = ip16From16(e.ip6.src[:]), ip16From16(e.ip6.dst[:])
 		e.ttl = e.ip6.hopLimit
 	case err != nil:
 		e.c.Undecodable++
@@ -558,9 +556,9 @@ func (e *Engine) decodedHeaders() (h headerSet) {
 // multicast or broadcast address: IPv6 or IPv4 multicast, 255.255.255.255,
 // or an IPv4 address ending in .255 (the subnet broadcast of the common
 // /24 and wider plants).
-func groupAddr(a [16]byte) bool {
-	ip := netip.AddrFrom16(a).Unmap()
-	return ip.IsMulticast() || ip.Is4() && a[15] == 255
+func groupAddr(a ip16) bool {
+	ip := a.addr()
+	return ip.IsMulticast() || ip.Is4() && byte(a.lo) == 255
 }
 
 // lookup finds or creates the flow of a packet whose source is k.a.
@@ -606,8 +604,8 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 		if swapped {
 			f.server ^= 1
 		}
-		src := netip.AddrPortFrom(netip.AddrFrom16(srcIP).Unmap(), srcPort)
-		dst := netip.AddrPortFrom(netip.AddrFrom16(dstIP).Unmap(), dstPort)
+		src := netip.AddrPortFrom(srcIP.addr(), srcPort)
+		dst := netip.AddrPortFrom(dstIP.addr(), dstPort)
 		if serverSide == 1 {
 			f.Client, f.Server, f.ClientMAC, f.ServerMAC = src, dst, mac[0], mac[1]
 		} else {

@@ -218,7 +218,8 @@ func TestEvictionAndExpiry(t *testing.T) {
 	// The evicted flows were the least recently used: the first four handshakes.
 	for i := 0; i < 4; i++ {
 		k := flowKey{proto: 6, pa: uint16(40000 + i), pb: 502}
-		k.a, k.b = hmi.IP.As16(), plc.IP.As16()
+		ha, pa := hmi.IP.As16(), plc.IP.As16()
+		k.a, k.b = ip16From16(ha[:]), ip16From16(pa[:])
 		ck, _ := k.canonical()
 		if e.flows.get(&ck) != nil {
 			t.Errorf("flow from port %d is still there", 40000+i)
@@ -240,8 +241,8 @@ func TestTableMatchesMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	keys := make([]flowKey, 200)
 	for i := range keys {
-		keys[i].a[15] = byte(rng.IntN(4))
-		keys[i].b[15] = byte(rng.IntN(4))
+		keys[i].a.lo = uint64(rng.IntN(4))
+		keys[i].b.lo = uint64(rng.IntN(4))
 		keys[i].pa = uint16(rng.IntN(8))
 		keys[i].pb = 502
 		keys[i].proto = 6
@@ -568,13 +569,47 @@ func TestFlowHandler(t *testing.T) {
 	}
 }
 
+// TestIP16 checks the key's form of an address against netip: an IPv4
+// address is its IPv4-mapped form, the octets come back as they went in,
+// and the order of keys is the order of their octets.
+func TestIP16(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var prev [16]byte
+	for i := range 2000 {
+		var o [16]byte
+		for j := range o {
+			o[j] = byte(rng.IntN(3)) // few values: equal words are common
+		}
+		if i%2 == 0 {
+			o = netip.AddrFrom4([4]byte(o[12:])).As16() // IPv4-mapped
+		}
+		a := ip16From16(o[:])
+		if a.as16() != o || a.addr() != netip.AddrFrom16(o).Unmap() {
+			t.Fatalf("%x: as16 %x, addr %v", o, a.as16(), a.addr())
+		}
+		if m := netip.AddrFrom16(o); m.Is4In6() && ip16From4(o[12:]) != a {
+			t.Fatalf("%x: ip16From4 %+v, want %+v", o, ip16From4(o[12:]), a)
+		}
+		p := ip16From16(prev[:])
+		if got, want := less(&p, 1, &a, 1), bytes.Compare(prev[:], o[:]) < 0; got != want {
+			t.Fatalf("less(%x, %x) = %v, want %v", prev, o, got, want)
+		}
+		if prev == o && (!less(&p, 1, &a, 2) || less(&a, 2, &p, 1)) {
+			t.Fatalf("%x: equal addresses are not ordered by port", o)
+		}
+		prev = o
+	}
+}
+
 // TestFlowKeyEqual: equal agrees with == on keys that differ in any one
 // octet of any field, or in none.
 func TestFlowKeyEqual(t *testing.T) {
 	base := flowKey{proto: 6, pa: 40000, pb: 502, vlan: 7}
-	for i := range base.a {
-		base.a[i], base.b[i] = byte(i), byte(100+i)
+	var a, b [16]byte
+	for i := range a {
+		a[i], b[i] = byte(i), byte(100+i)
 	}
+	base.a, base.b = ip16From16(a[:]), ip16From16(b[:])
 	if o := base; !base.equal(&o) || base != o {
 		t.Fatal("a key is not equal to its copy")
 	}
@@ -583,7 +618,12 @@ func TestFlowKeyEqual(t *testing.T) {
 		func(k *flowKey) { k.vlan++ },
 	}
 	for i := range 16 {
-		mutations = append(mutations, func(k *flowKey) { k.a[i]++ }, func(k *flowKey) { k.b[i]++ })
+		octet := func(x *ip16) {
+			o := x.as16()
+			o[i]++
+			*x = ip16From16(o[:])
+		}
+		mutations = append(mutations, func(k *flowKey) { octet(&k.a) }, func(k *flowKey) { octet(&k.b) })
 	}
 	for j, mutate := range mutations {
 		o := base

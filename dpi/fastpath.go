@@ -91,9 +91,7 @@ func (fr *fastFrame) decode(data []byte) bool {
 			return false // a TSO length of 0, cut short, or a fragment
 		}
 		fr.k.proto, fr.ttl, fr.v6 = ip[9], ip[8], false
-		fr.k.a[10], fr.k.a[11], fr.k.b[10], fr.k.b[11] = 0xff, 0xff, 0xff, 0xff // IPv4-mapped
-		copy(fr.k.a[12:], ip[12:16])
-		copy(fr.k.b[12:], ip[16:20])
+		fr.k.a, fr.k.b = ip16From4(ip[12:16]), ip16From4(ip[16:20]) // IPv4-mapped
 		l4 = ip[20:n]
 	case 0x86dd: // IPv6
 		if len(ip) < 40 {
@@ -104,7 +102,7 @@ func (fr *fastFrame) decode(data []byte) bool {
 			return false // a jumbogram, or cut short
 		}
 		fr.k.proto, fr.ttl, fr.v6 = ip[6], ip[7], true
-		fr.k.a, fr.k.b = [16]byte(ip[8:24]), [16]byte(ip[24:40])
+		fr.k.a, fr.k.b = ip16From16(ip[8:24]), ip16From16(ip[24:40])
 		l4 = ip[40 : 40+n]
 	default:
 		return false

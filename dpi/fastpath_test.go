@@ -31,12 +31,10 @@ func slowFrame(e *Engine, data []byte) (fr fastFrame, ok bool) {
 		if e.ip4.flagsFrag&0x3fff != 0 {
 			return fr, false
 		}
-		fr.k.a[10], fr.k.a[11], fr.k.b[10], fr.k.b[11] = 0xff, 0xff, 0xff, 0xff
-		copy(fr.k.a[12:], e.ip4.src[:])
-		copy(fr.k.b[12:], e.ip4.dst[:])
+		fr.k.a, fr.k.b = ip16From4(e.ip4.src[:]), ip16From4(e.ip4.dst[:])
 		fr.ttl = e.ip4.ttl
 	case v6:
-		fr.k.a, fr.k.b = e.ip6.src, e.ip6.dst
+		fr.k.a, fr.k.b = ip16From16(e.ip6.src[:]), ip16From16(e.ip6.dst[:])
 		fr.ttl, fr.v6 = e.ip6.hopLimit, true
 	default:
 		return fr, false

@@ -3,24 +3,47 @@ package dpi
 import (
 	"encoding/binary"
 	"math/bits"
+	"net/netip"
 
 	"github.com/tapwatch/tapwatch/dpi/proto"
 )
 
 // flowKey names a conversation. canonical orders the two ends so that both
 // directions of a conversation map to the same key.
-//
-// The padding after proto splits the key into two runs of memory of at
-// most 32 bytes, so that comparing keys loads and compares words instead
-// of calling memequal on one run of 37.
 type flowKey struct {
-	a     [16]byte // IPv4 addresses are stored IPv4-mapped
-	proto uint8
-	pa    uint16
-	b     [16]byte
-	pb    uint16
-	vlan  uint16
+	a, b   ip16
+	pa, pb uint16
+	vlan   uint16
+	proto  uint8
 }
+
+// ip16 is an IP address as two words, in network order (IPv4 mapped into
+// IPv6, ::ffff:a.b.c.d): keys are compared, ordered and hashed a word at
+// a time. As octets, a 32-bit processor compared and copied them through
+// calls to the runtime (memequal, duffcopy; ARM's memequal goes an octet
+// at a time), on every packet.
+type ip16 struct{ hi, lo uint64 }
+
+// ip16From4 is the IPv4-mapped form of the IPv4 address in b[:4].
+func ip16From4(b []byte) ip16 {
+	return ip16{lo: 0xffff<<32 | uint64(binary.BigEndian.Uint32(b))}
+}
+
+// ip16From16 is the IPv6 address in b[:16].
+func ip16From16(b []byte) ip16 {
+	_ = b[15]
+	return ip16{hi: binary.BigEndian.Uint64(b), lo: binary.BigEndian.Uint64(b[8:])}
+}
+
+// as16 is a in octets.
+func (a ip16) as16() (b [16]byte) {
+	binary.BigEndian.PutUint64(b[:8], a.hi)
+	binary.BigEndian.PutUint64(b[8:], a.lo)
+	return b
+}
+
+// addr is a as a netip.Addr, IPv4 for a mapped address.
+func (a ip16) addr() netip.Addr { return netip.AddrFrom16(a.as16()).Unmap() }
 
 // canonical returns the key with the lower end first, and whether the
 // packet's source is the second end.
@@ -41,15 +64,13 @@ func (k *flowKey) canonicalize() bool {
 }
 
 // less takes the addresses by pointer: a 32-bit processor copies a
-// 16-octet array passed by value through a call to the runtime.
-func less(a *[16]byte, pa uint16, b *[16]byte, pb uint16) bool {
-	a0, b0 := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
-	if a0 != b0 {
-		return a0 < b0
+// 16-octet value passed by value through a call to the runtime.
+func less(a *ip16, pa uint16, b *ip16, pb uint16) bool {
+	if a.hi != b.hi {
+		return a.hi < b.hi
 	}
-	a1, b1 := binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:])
-	if a1 != b1 {
-		return a1 < b1
+	if a.lo != b.lo {
+		return a.lo < b.lo
 	}
 	return pa < pb
 }
@@ -64,8 +85,7 @@ func (k *flowKey) equal(o *flowKey) bool {
 // hash mixes the key's words. It need not resist crafted collisions: probe
 // chains are bounded by the table's load, and the table by MaxFlows.
 func (k *flowKey) hash(seed uint64) uint64 {
-	a0, a1 := binary.LittleEndian.Uint64(k.a[0:8]), binary.LittleEndian.Uint64(k.a[8:16])
-	b0, b1 := binary.LittleEndian.Uint64(k.b[0:8]), binary.LittleEndian.Uint64(k.b[8:16])
+	a0, a1, b0, b1 := k.a.hi, k.a.lo, k.b.hi, k.b.lo
 	h := seed ^ a0 ^ bits.RotateLeft64(a1, 13) ^ bits.RotateLeft64(b0, 29) ^ bits.RotateLeft64(b1, 43)
 	h = mix(h ^ uint64(k.pa)<<32 ^ uint64(k.pb)<<16 ^ uint64(k.proto)<<8 ^ uint64(k.vlan)<<48)
 	return mix(h)

@@ -255,7 +255,7 @@ func (e *Engine) icmpPacket(k *flowKey, mac [2][6]byte, v6 bool) {
 	}
 	m := &e.icmpMsg
 	*m = ICMP{Time: e.meta.Time, Frame: e.meta.Frame, VLAN: k.vlan, V6: v6,
-		Src: netip.AddrFrom16(k.a).Unmap(), Dst: netip.AddrFrom16(k.b).Unmap(), SrcMAC: mac[0], DstMAC: mac[1]}
+		Src: k.a.addr(), Dst: k.b.addr(), SrcMAC: mac[0], DstMAC: mac[1]}
 	var quote []byte
 	m.Type, m.Code = e.icmp.typ, e.icmp.code
 	if v6 {
