@@ -14,18 +14,20 @@ import (
 // instructions (callgrind, GOARCH=386: 815 instructions a packet on the
 // benchmark capture, an eighth of the whole), and the Pi Zero's ARMv6 has
 // no divide instruction at all. There windows keeps the last window found
-// for each of a few window lengths, and divides only when a time leaves
-// it: about once a window for each length, since packet times mostly go
+// for each window length in use, and divides only when a time leaves it:
+// about once a window for each length, since packet times mostly go
 // forward.
+//
+// The lengths are the detectors' (four with the defaults and a
+// baseline) and those of the rules' rates. They are kept in four sets of
+// two entries, a length's set chosen by a hash of it: three lengths that
+// fall in one set and take turns divide every time, as before.
 type windows struct {
-	c    [windowLengths]window
-	next uint8 // the entry a new length replaces
+	c    [windowSets][2]window
+	turn [windowSets]uint8 // the entry of the set a new length replaces
 }
 
-// windowLengths is how many window lengths windows keeps: the built-in
-// detectors use three or four; the rules' rates add theirs, which then
-// take turns.
-const windowLengths = 4
+const windowSets = 4
 
 // window is the index w of the window [lo, hi) of length per.
 type window struct {
@@ -42,31 +44,32 @@ func (ws *windows) index(now, per int64) int64 {
 
 // cached is index by the kept windows, on any processor (tests call it).
 func (ws *windows) cached(now, per int64) int64 {
-	slot := -1
-	for i := range ws.c {
-		c := &ws.c[i]
-		if c.per != per {
-			continue
-		}
-		if now >= c.lo && now < c.hi {
-			return c.w
-		}
-		slot = i
-		break
+	if now < 0 || per <= 0 {
+		// Before 1970 the quotient rounds towards zero, and the window
+		// is not [w*per, (w+1)*per); a length of 0 or less is none (and
+		// divides as it did).
+		return now / per
+	}
+	s := uint64(per) * 0x9e3779b97f4a7c15 >> 62
+	set := &ws.c[s]
+	e := &set[0]
+	switch {
+	case set[0].per == per:
+	case set[1].per == per:
+		e = &set[1]
+	default:
+		e = &set[ws.turn[s]&1]
+		ws.turn[s]++
+	}
+	if e.per == per && now >= e.lo && now < e.hi {
+		return e.w
 	}
 	w := now / per
-	if now < 0 {
-		return w // before 1970: the quotient rounds towards zero, and the window is not [w*per, (w+1)*per)
-	}
-	if slot < 0 {
-		slot = int(ws.next % windowLengths)
-		ws.next++
-	}
 	lo := w * per
 	hi := lo + per
 	if hi < lo {
 		hi = math.MaxInt64 // the last window: now is below it, or the division is made again
 	}
-	ws.c[slot] = window{per: per, lo: lo, hi: hi, w: w}
+	*e = window{per: per, lo: lo, hi: hi, w: w}
 	return w
 }

@@ -11,7 +11,7 @@ import (
 // sit on the edges of windows, precede 1970 or reach the end of int64,
 // with more window lengths than are kept.
 func TestWindowsLikeDivision(t *testing.T) {
-	pers := []int64{1, 7, 1e9, 10e9, 60e9, 3600e9, math.MaxInt64 / 3, math.MaxInt64}
+	pers := []int64{1, 7, 1e9, 10e9, 15e9, 60e9, 3600e9, 86400e9, math.MaxInt64 / 3, math.MaxInt64, -1, -10}
 	var ws windows
 	check := func(now, per int64) {
 		t.Helper()
@@ -62,26 +62,47 @@ func TestWindowsLikeDivision(t *testing.T) {
 func TestWindowsKeepLengths(t *testing.T) {
 	var ws windows
 	now := int64(1_700_000_000e9)
-	for _, per := range []int64{10e9, 60e9, 300e9, 1e9} {
+	pers := []int64{1e9, 10e9, 15e9, 60e9} // the detectors' with a baseline
+	kept := func(per int64) *window {
+		for s := range ws.c {
+			for i := range ws.c[s] {
+				if ws.c[s][i].per == per {
+					return &ws.c[s][i]
+				}
+			}
+		}
+		return nil
+	}
+	for _, per := range pers {
 		ws.cached(now, per)
 	}
-	for i, per := range []int64{10e9, 60e9, 300e9, 1e9} {
-		if c := ws.c[i]; c.per != per || c.w != now/per || now < c.lo || now >= c.hi || c.hi-c.lo != per {
-			t.Errorf("entry %d = %+v, want the window of %d holding %d", i, c, per, now)
+	for _, per := range pers {
+		if c := kept(per); c == nil || c.w != now/per || now < c.lo || now >= c.hi || c.hi-c.lo != per {
+			t.Errorf("the window of %d holding %d: %+v", per, now, c)
 		}
 	}
 	// A later window of a kept length replaces its own entry, not another.
 	ws.cached(now+60e9, 60e9)
-	if c := ws.c[1]; c.w != (now+60e9)/60e9 {
-		t.Errorf("entry 1 = %+v after the next window of 60 s", c)
-	}
-	if ws.next != 4 {
-		t.Errorf("next = %d, want 4: no new length came", ws.next)
+	for _, per := range pers {
+		if c := kept(per); c == nil || per != 60e9 && c.w != now/per || per == 60e9 && c.w != (now+60e9)/60e9 {
+			t.Errorf("after the next window of 60 s, the window of %d: %+v", per, c)
+		}
 	}
 	// Poisoned, an entry that is used answers its own w: the time is
 	// found in the window, not divided.
-	ws.c[0].w = -42
+	kept(10e9).w = -42
 	if got := ws.cached(now+1, 10e9); got != -42 {
 		t.Errorf("cached = %d, want the kept window's index", got)
+	}
+	// No length of 0 or less is kept; a negative one divides as before.
+	for _, per := range []int64{-10, -1} {
+		for _, now := range []int64{25, 35, 1e18} {
+			if got := ws.cached(now, per); got != now/per {
+				t.Errorf("cached(%d, %d) = %d, want %d", now, per, got, now/per)
+			}
+		}
+		if kept(per) != nil {
+			t.Errorf("a length of %d was kept", per)
+		}
 	}
 }
