@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi/link"
@@ -50,6 +51,10 @@ type ngInterface struct {
 	units    uint64 // timestamp units a second (if_tsresol)
 	up, down uint64 // nanoseconds = units left over * up / down, as NgReader rounds them
 	offset   uint64 // seconds added to every timestamp (if_tsoffset)
+	// sec and from are the second of the last timestamp split on a
+	// 32-bit processor and its first timestamp in units (split).
+	sec, from uint64
+	split1    bool // sec and from are set
 }
 
 // Block types and the byte-order magic.
@@ -508,7 +513,28 @@ func (in *ngInterface) scale() error {
 
 // time converts a timestamp in the interface's units.
 func (in *ngInterface) time(ts uint64) time.Time {
-	return time.Unix(int64(ts/in.units+in.offset), int64(ts%in.units*in.up/in.down)).UTC()
+	if bits.UintSize == 64 {
+		return time.Unix(int64(ts/in.units+in.offset), int64(ts%in.units*in.up/in.down)).UTC()
+	}
+	sec, rest := in.split(ts)
+	ns := rest * in.up
+	if in.down != 1 {
+		ns /= in.down
+	}
+	return time.Unix(int64(sec+in.offset), int64(ns)).UTC()
+}
+
+// split is ts / in.units and ts % in.units. A 32-bit processor divides
+// 64-bit numbers in software, in several hundred instructions (and the
+// Pi Zero's ARMv6 has no divide at all), so it divides only when ts
+// leaves the second of the last one: about once a second of packets.
+func (in *ngInterface) split(ts uint64) (sec, rest uint64) {
+	if in.split1 && ts >= in.from && ts-in.from < in.units {
+		return in.sec, ts - in.from
+	}
+	sec = ts / in.units
+	in.sec, in.from, in.split1 = sec, sec*in.units, true
+	return sec, ts - in.from
 }
 
 // names reads a name resolution block's records for NgReader's errors:

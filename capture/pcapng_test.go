@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -640,5 +641,46 @@ func TestPcapngReadError(t *testing.T) {
 	got := drain(f, 10)
 	if len(got) != 3 || got[2].err != "x.pcapng: record 3: disk on fire" {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// TestNgSplitLikeDivision checks the second kept by split against the
+// division it stands for, on any processor, for the resolutions pcapng
+// allows (those past 10^19 wrap, as NgReader's do): timestamps forward,
+// back, in the same second, at its edges and anywhere.
+func TestNgSplitLikeDivision(t *testing.T) {
+	units := []uint64{1, 3, 1e3, 1e6, 1e9, 1e12, 1 << 20, 1 << 63}
+	u := uint64(1)
+	for range 63 {
+		u *= 10
+	}
+	units = append(units, u) // 10^63, wrapped
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, un := range units {
+		in := ngInterface{units: un}
+		check := func(ts uint64) {
+			t.Helper()
+			sec, rest := in.split(ts)
+			if sec != ts/un || rest != ts%un {
+				t.Fatalf("units %d: split(%d) = %d, %d; want %d, %d", un, ts, sec, rest, ts/un, ts%un)
+			}
+		}
+		ts := uint64(1_700_000_000) * min(un, 1e9)
+		for _, e := range []uint64{0, 1, un - 1, un, un + 1, ^uint64(0), ^uint64(0) - un} {
+			check(e)
+		}
+		for range 20000 {
+			switch r.IntN(8) {
+			case 0:
+				ts -= r.Uint64N(3 * un) // back
+			case 1:
+				ts = r.Uint64() // anywhere
+			case 2:
+				ts = ts/un*un + un - 1 // the second's last
+			default:
+				ts += r.Uint64N(un/100 + 1)
+			}
+			check(ts)
+		}
 	}
 }
