@@ -451,7 +451,7 @@ func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, w
 	e.c.Bytes += uint64(len(data))
 	e.size = len(data)
 	e.now = ts.UnixNano()
-	e.meta = proto.Meta{Time: ts, Frame: frame}
+	e.meta.Time, e.meta.Frame = ts, frame // field by field: a 32-bit build copied a literal through duffcopy
 	e.expireIdle()
 	e.reportAll()
 
