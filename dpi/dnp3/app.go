@@ -62,9 +62,16 @@ func (d *Decoder) decodeApp(m *Message, fragment []byte) {
 	}
 	m.IIN, m.HasIIN = h.IIN, h.HasIIN
 	if err == nil {
+		// Each header is read in place, into the next slot of the list;
+		// one past MaxObjects into over, for its anomalies only.
+		var over ObjectHeader
 	headers:
 		for {
-			oh, err := p.Next()
+			oh := &over
+			if n := len(objs); n < cap(objs) {
+				oh = &objs[:n+1][n]
+			}
+			err := p.header(oh)
 			switch err {
 			case nil, Error(ObjectTooShort), Error(UnknownObject):
 			default:
@@ -83,7 +90,7 @@ func (d *Decoder) decodeApp(m *Message, fragment []byte) {
 				pts = readPoints(p, pts, &s.spare, &m.MorePoints)
 			}
 			oh.NumPoints = len(pts) - oh.FirstPoint
-			objs = append(objs, oh)
+			objs = objs[:len(objs)+1]
 			if err != nil {
 				break
 			}
@@ -130,8 +137,9 @@ func (m *Message) DecodePoints() {
 		return
 	}
 	pts := s.points[:0]
+	var oh ObjectHeader
 	for i := range m.Objects {
-		if _, err := p.Next(); err != nil && err != Error(ObjectTooShort) && err != Error(UnknownObject) {
+		if err := p.header(&oh); err != nil && err != Error(ObjectTooShort) && err != Error(UnknownObject) {
 			break
 		}
 		h := &m.Objects[i]

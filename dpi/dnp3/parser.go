@@ -222,32 +222,47 @@ func readUint(b []byte, off, n int) uint32 {
 // Point still returns the objects that are whole. With UnknownObject the
 // header is returned with Size -1: nothing after it can be decoded.
 func (p *Parser) Next() (ObjectHeader, error) {
+	var h ObjectHeader
+	err := p.header(&h)
+	return h, err
+}
+
+// header is Next writing the header into *h, which it sets whole: the
+// decoder reads headers straight into its message's list, where a
+// returned header was copied twice.
+func (p *Parser) header(h *ObjectHeader) error {
 	if !p.started {
-		return ObjectHeader{}, ErrNotStarted
+		*h = ObjectHeader{}
+		return ErrNotStarted
 	}
 	if p.err != nil {
-		return ObjectHeader{}, p.err
+		*h = ObjectHeader{}
+		return p.err
 	}
 	p.inHdr = false
 	if p.off >= len(p.frag) {
 		p.err = ErrDone
-		return ObjectHeader{}, ErrDone
+		*h = ObjectHeader{}
+		return ErrDone
 	}
 	b := p.frag
 	off := p.off
 	if off+objHeaderLen > len(b) {
-		return ObjectHeader{}, p.stop(ObjectTooShort)
+		*h = ObjectHeader{}
+		return p.stop(ObjectTooShort)
 	}
-	h := ObjectHeader{Group: b[off], Variation: b[off+1], Qualifier: b[off+2], Size: -1}
+	*h = ObjectHeader{Group: b[off], Variation: b[off+1], Qualifier: b[off+2], Size: -1}
 	off += objHeaderLen
 	h.Prefix = h.Qualifier >> 4 & 7
 	h.Range = h.Qualifier & 0x0F
 	rl := rangeLen[h.Range]
 	if h.Qualifier&qualResv != 0 || h.Prefix == prefixReserved || rl < 0 {
-		return ObjectHeader{}, p.stop(BadQualifier)
+		*h = ObjectHeader{}
+		return p.stop(BadQualifier)
 	}
 	if off+2*rl > len(b) && h.Range <= rangeVirtual4 || off+rl > len(b) {
-		return ObjectHeader{}, p.stop(ObjectTooShort)
+		*h = ObjectHeader{}
+		return p.stop(ObjectTooShort)
 	}
 	data := carriesData(p.fc, h.Group)
 	if !takesObjects(p.fc) && h.Group != groupAuth {
@@ -272,7 +287,7 @@ func (p *Parser) Next() (ObjectHeader, error) {
 		off += rl
 	}
 	h.Offset = off
-	p.hdr = h
+	p.hdr = *h
 	p.inHdr = true
 	p.cur = off
 	p.next = 0
@@ -286,14 +301,14 @@ func (p *Parser) Next() (ObjectHeader, error) {
 			// Without a count the data cannot be sized.
 			p.inHdr = false
 			p.err = Error(BadRange)
-			return h, p.err
+			return p.err
 		}
 	}
 	if h.Range == rangeAll {
 		h.Size = 0
-		p.hdr = h
+		p.hdr = *h
 		p.off = off
-		return h, nil
+		return nil
 	}
 
 	lay := lookup(h.Group, h.Variation)
@@ -314,7 +329,8 @@ func (p *Parser) Next() (ObjectHeader, error) {
 	case objBits:
 		if h.Prefix != 0 {
 			p.inHdr = false
-			return ObjectHeader{}, p.stop(BadQualifier)
+			*h = ObjectHeader{}
+			return p.stop(BadQualifier)
 		}
 		size = (uint64(h.Count)*uint64(lay.bits) + 7) / 8
 	case objFixed, objIndex:
@@ -327,7 +343,7 @@ func (p *Parser) Next() (ObjectHeader, error) {
 		size = p.walk(off, h.Count)
 	default:
 		p.inHdr = false
-		return h, p.stop(UnknownObject)
+		return p.stop(UnknownObject)
 	}
 	p.pointOK = lay.kind != objNone && h.Group != groupAuth && (lay.kind != objIndex || p.preLen > 0)
 	if p.pointOK {
@@ -337,15 +353,15 @@ func (p *Parser) Next() (ObjectHeader, error) {
 		if size <= maxInt32Size {
 			h.Size = int(size)
 		}
-		p.hdr = h
+		p.hdr = *h
 		p.short = true
 		p.off = len(b)
-		return h, p.stop(ObjectTooShort)
+		return p.stop(ObjectTooShort)
 	}
 	h.Size = int(size)
-	p.hdr = h
+	p.hdr = *h
 	p.off = off + int(size)
-	return h, nil
+	return nil
 }
 
 // walk returns the octets of count self-sized objects from off, or ^0 when
