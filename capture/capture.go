@@ -58,7 +58,7 @@ func (b *Batch) Len() int { return len(b.recs) }
 // until the source's next call.
 func (b *Batch) Packet(i int) ([]byte, *Info) {
 	r := &b.recs[i]
-	return b.data[r.off : r.off+r.n : r.off+r.n], &r.info
+	return r.bytes(b.data), &r.info
 }
 
 // FileError reports a capture file that could not be read past a record.

@@ -223,10 +223,7 @@ func (s *batches) next(info *Info, src filler, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &b.recs[s.i]
-	s.i++
-	*info = r.info
-	return b.data[r.off : r.off+r.n : r.off+r.n], nil
+	return b.take(&s.i, info), nil
 }
 
 // current returns the batch that holds the next record, s.i its index,

@@ -27,6 +27,18 @@ type record struct {
 	info   Info
 }
 
+// bytes is the record's packet in data, its batch's buffer.
+func (r *record) bytes(data []byte) []byte { return data[r.off : r.off+r.n : r.off+r.n] }
+
+// take hands out record *i, copying what is known of it to info, and
+// moves *i on.
+func (b *batch) take(i *int, info *Info) []byte {
+	r := &b.recs[*i]
+	*i++
+	*info = r.info
+	return r.bytes(b.data)
+}
+
 // A batch holds up to prefetchRecords records in prefetchBytes: 128
 // bytes a record, a little less than an ICS network's typical frame and
 // its record header, so that the bytes, not the records, fill a batch,
@@ -86,10 +98,7 @@ func (pf *prefetch) next(info *Info) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &b.recs[pf.i]
-	pf.i++
-	*info = r.info
-	return b.data[r.off : r.off+r.n : r.off+r.n], nil
+	return b.take(&pf.i, info), nil
 }
 
 // current returns the batch that holds the next record, pf.i its index,
