@@ -1,6 +1,6 @@
 package dpi
 
-import ()
+import "encoding/binary"
 
 // fastPacket decodes the frames a plant network is made of in one
 // pass: an Ethernet frame with at most two VLAN tags, carrying an IPv4
@@ -36,32 +36,30 @@ func (e *Engine) fastPacket(data []byte) bool {
 		return true
 	}
 	e.c.TCP++
-	t := &e.tcp
-	t.SrcPort, t.DstPort = fr.k.pa, fr.k.pb
-	t.Seq, t.Ack, t.DataOffset = fr.seq, fr.ack, fr.dataOffset
-	t.Flags = fr.flags
-	t.Payload = fr.payload
-	e.tcpPacket(&fr.k, fr.mac, t)
+	e.tcpPacket(&fr.k, fr.mac, &fr.tcp)
 	return true
 }
 
 // fastFrame is what fastPacket reads from a frame.
 type fastFrame struct {
-	k          flowKey // proto, both addresses and ports, the first VLAN id
-	mac        [2][6]byte
-	vlans      [2]uint16
-	tags       int
-	v6         bool
-	ttl        uint8
-	seq, ack   uint32 // TCP
-	dataOffset uint8
-	flags      uint8
-	payload    []byte
+	k       flowKey // proto, both addresses and ports, the first VLAN id
+	mac     [2][6]byte
+	vlans   [2]uint16
+	tags    int
+	v6      bool
+	ttl     uint8
+	tcp     tcpHeader // a TCP segment's header and payload
+	payload []byte    // a UDP datagram's payload
 }
 
 // decode fills fr from data, or reports false for a frame fastPacket
 // leaves to decodeFrame (fr is then garbage).
 func (fr *fastFrame) decode(data []byte) bool {
+	if len(data) >= tcp4Len {
+		if d := (*[tcp4Len]byte)(data); binary.BigEndian.Uint16(d[12:]) == 0x0800 && d[14] == 0x45 && d[23] == ipTCP {
+			return fr.tcp4(data, d)
+		}
+	}
 	if len(data) < 14 {
 		return false
 	}
@@ -116,9 +114,11 @@ func (fr *fastFrame) decode(data []byte) bool {
 		if hdr < 20 || hdr > len(l4) {
 			return false
 		}
-		fr.seq, fr.ack = be32(l4[4:]), be32(l4[8:])
-		fr.dataOffset, fr.flags = l4[12]>>4, l4[13]
-		fr.payload = l4[hdr:]
+		t := &fr.tcp
+		t.SrcPort, t.DstPort = be16(l4[0:]), be16(l4[2:])
+		t.Seq, t.Ack = be32(l4[4:]), be32(l4[8:])
+		t.DataOffset, t.Flags = l4[12]>>4, l4[13]
+		t.Payload = l4[hdr:]
 	case ipUDP:
 		if len(l4) < 8 {
 			return false
@@ -139,6 +139,37 @@ func (fr *fastFrame) decode(data []byte) bool {
 	}
 	fr.k.pa, fr.k.pb = be16(l4[0:]), be16(l4[2:])
 	fr.mac = [2][6]byte{[6]byte(data[6:12]), [6]byte(data[0:6])}
+	return true
+}
+
+// tcp4Len is the shortest frame tcp4 takes: Ethernet, IPv4 with no
+// options and TCP, headers only.
+const tcp4Len = 14 + 20 + 20
+
+// tcp4 is decode for the commonest frame of a plant network, and the
+// only kind most of its packets are: untagged Ethernet (d[12:14] 0x0800)
+// carrying IPv4 with no options (d[14] 0x45) carrying TCP. Every field
+// sits at a fixed offset of d, the frame's first tcp4Len octets, so they
+// are read with no bounds check a field. It takes and refuses exactly
+// the frames decode's general path does.
+func (fr *fastFrame) tcp4(data []byte, d *[tcp4Len]byte) bool {
+	n := int(binary.BigEndian.Uint16(d[16:])) // the IP total length
+	hdr := int(d[46]>>4) * 4                  // the TCP header's
+	if n < 40 || 14+n > len(data) || binary.BigEndian.Uint16(d[20:])&0x3fff != 0 || hdr < 20 || 34+hdr > 14+n {
+		return false // cut short, a fragment, a TSO length of 0, a bad TCP header
+	}
+	fr.k = flowKey{
+		a: ip16From4(d[26:30]), b: ip16From4(d[30:34]), // IPv4-mapped
+		pa: binary.BigEndian.Uint16(d[34:]), pb: binary.BigEndian.Uint16(d[36:]),
+		proto: ipTCP,
+	}
+	fr.tags, fr.ttl, fr.v6 = 0, d[22], false
+	t := &fr.tcp
+	t.SrcPort, t.DstPort = fr.k.pa, fr.k.pb
+	t.Seq, t.Ack = binary.BigEndian.Uint32(d[38:]), binary.BigEndian.Uint32(d[42:])
+	t.DataOffset, t.Flags = d[46]>>4, d[47]
+	t.Payload = data[34+hdr : 14+n]
+	fr.mac = [2][6]byte{[6]byte(d[6:12]), [6]byte(d[0:6])}
 	return true
 }
 

@@ -49,9 +49,7 @@ func slowFrame(e *Engine, data []byte) (fr fastFrame, ok bool) {
 		t := &e.tcp
 		fr.k.proto = ipTCP
 		fr.k.pa, fr.k.pb = t.SrcPort, t.DstPort
-		fr.seq, fr.ack, fr.dataOffset = t.Seq, t.Ack, t.DataOffset
-		fr.flags = t.Flags
-		fr.payload = t.Payload
+		fr.tcp = *t
 		if e.segmentLengthSlow() != len(t.Payload) {
 			return fr, false // Packet would count a cut or a bad IP length
 		}
@@ -70,12 +68,12 @@ func (e *Engine) segmentLengthSlow() int {
 	fast := e.fast
 	e.fast = false
 	defer func() { e.fast = fast }()
-	return e.segmentLength()
+	return e.segmentLength(&e.tcp)
 }
 
 func frameString(fr fastFrame) string {
-	return fmt.Sprintf("key %+v mac %x vlans %v/%d v6 %v ttl %d seq %d ack %d off %d flags %#x payload %x",
-		fr.k, fr.mac, fr.vlans[:min(fr.tags, 2)], fr.tags, fr.v6, fr.ttl, fr.seq, fr.ack, fr.dataOffset, fr.flags, fr.payload)
+	return fmt.Sprintf("key %+v mac %x vlans %v/%d v6 %v ttl %d tcp %+v payload %x",
+		fr.k, fr.mac, fr.vlans[:min(fr.tags, 2)], fr.tags, fr.v6, fr.ttl, fr.tcp, fr.payload)
 }
 
 // fastFrameAgrees returns an error if the fast path takes a frame that

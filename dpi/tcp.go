@@ -158,7 +158,7 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *tcpHeader) {
 	if t.ACK() {
 		e.acked(f, side^1, t.Ack)
 	}
-	missing := e.segmentLength() - len(payload)
+	missing := e.segmentLength(t) - len(payload)
 	if missing > 0 && e.cut == 0 {
 		// The IP header claims bytes the frame never had: a forged or
 		// broken packet, not a snap length. Believe what is there.
@@ -194,14 +194,15 @@ func inWindow(seq, next uint32) bool {
 	return d > -rstWindow && d < rstWindow
 }
 
-// segmentLength is the TCP payload length the IP header announces.
-func (e *Engine) segmentLength() int {
+// segmentLength is the TCP payload length the IP header announces for
+// the segment whose header is t.
+func (e *Engine) segmentLength(t *tcpHeader) int {
 	if e.fast {
-		return len(e.tcp.Payload) // fastPacket takes no segment cut short
+		return len(t.Payload) // fastPacket takes no segment cut short
 	}
-	hdr := int(e.tcp.DataOffset) * 4
-	for _, t := range e.decoded {
-		switch t {
+	hdr := int(t.DataOffset) * 4
+	for _, l := range e.decoded {
+		switch l {
 		case lIPv4:
 			return int(e.ip4.length) - int(e.ip4.ihl)*4 - hdr
 		case lIPv6:
@@ -212,14 +213,14 @@ func (e *Engine) segmentLength() int {
 			n := int(e.ip6.length)
 			if e.ip6.hbh > 0 {
 				if n == 0 {
-					return len(e.tcp.Payload)
+					return len(t.Payload)
 				}
 				n -= e.ip6.hbh
 			}
 			return n - hdr
 		}
 	}
-	return len(e.tcp.Payload)
+	return len(t.Payload)
 }
 
 func (e *Engine) endSide(f *flow, side int, reset bool) {
