@@ -147,25 +147,25 @@ func (e *Engine) feed(f *flow, side int, data []byte) int {
 	if f.dec == 0 {
 		return len(data)
 	}
-	return f.st.Feed(f.sideOf(side), data, e.meta, &e.sink)
+	return f.st.Feed(f.sideOf(side), data, &e.meta, &e.sink)
 }
 
 // appGap tells the decoder bytes sent by side were lost; pending is what
 // was held before the hole.
 func (e *Engine) appGap(f *flow, side int, pending []byte) {
 	if f.dec != 0 {
-		f.st.Gap(f.sideOf(side), pending, e.meta, &e.sink)
+		f.st.Gap(f.sideOf(side), pending, &e.meta, &e.sink)
 	}
 }
 
 // appClose ends the decoder's conversation.
 func (e *Engine) appClose(f *flow) {
 	if f.dec != 0 {
-		f.st.Close(e.meta, &e.sink)
+		f.st.Close(&e.meta, &e.sink)
 	}
 }
 
 // appDatagram decodes one UDP payload.
 func (e *Engine) appDatagram(f *flow, side int, payload []byte) {
-	f.st.Datagram(f.sideOf(side), payload, e.meta, &e.sink)
+	f.st.Datagram(f.sideOf(side), payload, &e.meta, &e.sink)
 }

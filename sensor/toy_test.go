@@ -55,26 +55,26 @@ type toyStream struct{ d *toyDecoder }
 
 func (s *toyStream) Reset(bool) {}
 
-func (s *toyStream) Feed(from proto.Side, data []byte, meta proto.Meta, out proto.Sink) int {
+func (s *toyStream) Feed(from proto.Side, data []byte, meta *proto.Meta, out proto.Sink) int {
 	n := 0
 	for {
 		i := bytes.IndexByte(data[n:], '\n')
 		if i < 0 {
 			return n
 		}
-		s.d.msg = toyMsg{meta: meta, line: data[n : n+i]}
+		s.d.msg = toyMsg{meta: *meta, line: data[n : n+i]}
 		out.Message(from, &s.d.msg)
 		n += i + 1
 	}
 }
 
-func (s *toyStream) Gap(proto.Side, []byte, proto.Meta, proto.Sink) {}
+func (s *toyStream) Gap(proto.Side, []byte, *proto.Meta, proto.Sink) {}
 
-func (s *toyStream) Datagram(from proto.Side, data []byte, meta proto.Meta, out proto.Sink) {
+func (s *toyStream) Datagram(from proto.Side, data []byte, meta *proto.Meta, out proto.Sink) {
 	s.Feed(from, append(data, '\n'), meta, out)
 }
 
-func (s *toyStream) Close(proto.Meta, proto.Sink) {}
+func (s *toyStream) Close(*proto.Meta, proto.Sink) {}
 
 // toySink keeps what it hears of the toy protocol and ignores the rest.
 type toySink struct{ got []string }

@@ -76,24 +76,24 @@ func (s *flowConn) Reset(midStream bool) {
 	s.masterKnown = false
 }
 
-func (s *flowConn) Feed(from proto.Side, data []byte, meta proto.Meta, out proto.Sink) int {
+func (s *flowConn) Feed(from proto.Side, data []byte, meta *proto.Meta, out proto.Sink) int {
 	s.learnMaster(from, data)
 	s.out, s.side = out, from
-	return s.d.Feed(&s.c, from, data, meta, s)
+	return s.d.feed(&s.c, from, data, meta, s)
 }
 
-func (s *flowConn) Gap(from proto.Side, pending []byte, meta proto.Meta, out proto.Sink) {
+func (s *flowConn) Gap(from proto.Side, pending []byte, meta *proto.Meta, out proto.Sink) {
 	s.out, s.side = out, from
-	s.d.Gap(&s.c, from, pending, meta, s)
+	s.d.gap(&s.c, from, pending, meta, s)
 }
 
-func (s *flowConn) Datagram(from proto.Side, data []byte, meta proto.Meta, out proto.Sink) {
+func (s *flowConn) Datagram(from proto.Side, data []byte, meta *proto.Meta, out proto.Sink) {
 	s.learnMaster(from, data)
 	s.out, s.side = out, from
-	s.d.Datagram(&s.c, from, data, meta, s)
+	s.d.datagram(&s.c, from, data, meta, s)
 }
 
-func (s *flowConn) Close(meta proto.Meta, out proto.Sink) {
+func (s *flowConn) Close(meta *proto.Meta, out proto.Sink) {
 	s.out = out
-	s.d.Close(&s.c, meta, s)
+	s.d.close(&s.c, meta, s)
 }

@@ -50,15 +50,20 @@ func (c *Conn) stream(dir Direction) *stream {
 // some devices send a little over the limit; an RTU frame is at most 256).
 // An invalid dir consumes everything and reports nothing.
 func (d *Decoder) Feed(c *Conn, dir Direction, data []byte, meta Meta, h Handler) (n int) {
+	return d.feed(c, dir, data, &meta, h)
+}
+
+// feed is Feed with meta by pointer, for the dpi stream.
+func (d *Decoder) feed(c *Conn, dir Direction, data []byte, meta *Meta, h Handler) (n int) {
 	st := c.stream(dir)
 	if st == nil {
 		return len(data)
 	}
 	d.expire(c, meta.Time, h)
 	if c.rtu {
-		return d.frameRTU(c, st, dir, data, &meta, h, false)
+		return d.frameRTU(c, st, dir, data, meta, h, false)
 	}
-	return d.frame(c, st, dir, data, &meta, h, false)
+	return d.frame(c, st, dir, data, meta, h, false)
 }
 
 // Gap tells c that bytes were lost in direction dir. pending is what the
@@ -85,16 +90,21 @@ func (d *Decoder) Gap(c *Conn, dir Direction, pending []byte, meta Meta, h Handl
 // Bytes left over after the last whole ADU are reported as truncated (when
 // they begin like a header) or as not Modbus.
 func (d *Decoder) Datagram(c *Conn, dir Direction, data []byte, meta Meta, h Handler) {
+	d.datagram(c, dir, data, &meta, h)
+}
+
+// datagram is Datagram with meta by pointer, for the dpi stream.
+func (d *Decoder) datagram(c *Conn, dir Direction, data []byte, meta *Meta, h Handler) {
 	if c.stream(dir) == nil {
 		return
 	}
 	d.expire(c, meta.Time, h)
 	var st stream // every datagram starts at an ADU boundary
 	if c.rtu {
-		d.frameRTU(c, &st, dir, data, &meta, h, true)
+		d.frameRTU(c, &st, dir, data, meta, h, true)
 		return
 	}
-	d.frame(c, &st, dir, data, &meta, h, true)
+	d.frame(c, &st, dir, data, meta, h, true)
 }
 
 // verdict of aduAt on the bytes at an ADU boundary.

@@ -67,22 +67,22 @@ func dir(from proto.Side) Direction {
 	return Request
 }
 
-func (s *flowConn) Feed(from proto.Side, data []byte, meta proto.Meta, out proto.Sink) int {
+func (s *flowConn) Feed(from proto.Side, data []byte, meta *proto.Meta, out proto.Sink) int {
 	s.out = out
-	return s.d.Feed(&s.c, dir(from), data, meta, s)
+	return s.d.feed(&s.c, dir(from), data, meta, s)
 }
 
-func (s *flowConn) Gap(from proto.Side, pending []byte, meta proto.Meta, out proto.Sink) {
+func (s *flowConn) Gap(from proto.Side, pending []byte, meta *proto.Meta, out proto.Sink) {
 	s.out = out
-	s.d.Gap(&s.c, dir(from), pending, meta, s)
+	s.d.Gap(&s.c, dir(from), pending, *meta, s)
 }
 
-func (s *flowConn) Datagram(from proto.Side, data []byte, meta proto.Meta, out proto.Sink) {
+func (s *flowConn) Datagram(from proto.Side, data []byte, meta *proto.Meta, out proto.Sink) {
 	s.out = out
-	s.d.Datagram(&s.c, dir(from), data, meta, s)
+	s.d.datagram(&s.c, dir(from), data, meta, s)
 }
 
-func (s *flowConn) Close(meta proto.Meta, out proto.Sink) {
+func (s *flowConn) Close(meta *proto.Meta, out proto.Sink) {
 	s.out = out
-	s.d.Close(&s.c, meta, s)
+	s.d.Close(&s.c, *meta, s)
 }
