@@ -227,10 +227,16 @@ func linkFrameLen(length uint8) int {
 // the run it belongs to was already reported (it began in an earlier
 // call). A run that follows lost bytes, or ends in a frame cut short, is
 // Truncated.
+//
+// Framing calls it at the end of every segment, nearly always with
+// nothing skipped: the test is inlined, the report is not.
 func (d *Decoder) skipped(st *framer, data []byte, from, to int, extra uint64, truncated bool, meta *Meta, h Handler) {
-	if from < 0 || to <= from || st.reported {
-		return
+	if from >= 0 && to > from && !st.reported {
+		d.reportSkipped(st, data, from, to, extra, truncated, meta, h)
 	}
+}
+
+func (d *Decoder) reportSkipped(st *framer, data []byte, from, to int, extra uint64, truncated bool, meta *Meta, h Handler) {
 	st.reported = true
 	m := &d.msg
 	*m = Message{Meta: *meta, Kind: KindGarbage}

@@ -246,11 +246,16 @@ func (d *Decoder) aduAt(c *Conn, st *stream, dir Direction, b []byte, meta *Meta
 }
 
 // skipped reports data[from:to], skipped while resyncing, unless the run
-// it belongs to was already reported.
+// it belongs to was already reported. Framing calls it at the end of
+// every segment, nearly always with nothing skipped: the test is inlined,
+// the report is not.
 func (d *Decoder) skipped(st *stream, dir Direction, data []byte, from, to int, meta *Meta, h Handler) {
-	if from < 0 || to <= from || st.reported {
-		return
+	if from >= 0 && to > from && !st.reported {
+		d.reportSkipped(st, dir, data, from, to, meta, h)
 	}
+}
+
+func (d *Decoder) reportSkipped(st *stream, dir Direction, data []byte, from, to int, meta *Meta, h Handler) {
 	st.reported = true
 	m := d.begin(&d.msg, dir, meta)
 	m.Malformed = NotModbus
