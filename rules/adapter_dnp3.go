@@ -14,14 +14,14 @@ import (
 // dnp3Adapter is the Adapter of DNP3.
 type dnp3Adapter struct{}
 
-func init() { registerAdapter(dnp3Adapter{}) }
+func init() { registerAdapter(&dnp3Adapter{}) }
 
-func (dnp3Adapter) Proto() proto.ID { return proto.DNP3 }
+func (*dnp3Adapter) Proto() proto.ID { return proto.DNP3 }
 
 // Op: the built-in detectors see every message (link-only frames and
 // garbage carry the CRC and framing anomalies); the rules only
 // application fragments.
-func (dnp3Adapter) Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use {
+func (*dnp3Adapter) Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use {
 	dn, ok := m.(*dnp3.Message)
 	if !ok {
 		return UseNone
@@ -33,14 +33,14 @@ func (dnp3Adapter) Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use {
 	return UseDetect
 }
 
-func (dnp3Adapter) HasFunction(op *Op) bool {
+func (*dnp3Adapter) HasFunction(op *Op) bool {
 	return op.DNP3 == nil || op.DNP3.Kind == dnp3.KindApplication
 }
 
-func (dnp3Adapter) Classes(fc uint8) policy.OpSet { return 1 << DNP3Class(fc) }
+func (*dnp3Adapter) Classes(fc uint8) policy.OpSet { return 1 << DNP3Class(fc) }
 
 // Match: the link addresses.
-func (dnp3Adapter) Match(m *policy.Match, op *Op) bool {
+func (*dnp3Adapter) Match(m *policy.Match, op *Op) bool {
 	if len(m.LinkSrc) > 0 && !m.LinkSrc.Contains(uint32(op.LinkSrc)) {
 		return false
 	}
@@ -49,7 +49,7 @@ func (dnp3Adapter) Match(m *policy.Match, op *Op) bool {
 
 // MatchPayload: the object groups and point indexes, decoding the points
 // only when a header names them by index.
-func (dnp3Adapter) MatchPayload(m *policy.Match, op *Op) bool {
+func (*dnp3Adapter) MatchPayload(m *policy.Match, op *Op) bool {
 	if len(m.Groups) > 0 || len(m.Points) > 0 {
 		return objectsMatch(m, op.DNP3)
 	}
@@ -58,7 +58,7 @@ func (dnp3Adapter) MatchPayload(m *policy.Match, op *Op) bool {
 
 // Endpoint: the endpoint's link addresses, of the source or the
 // destination.
-func (dnp3Adapter) Endpoint(ep *policy.Endpoint, op *Op, isSrc bool) bool {
+func (*dnp3Adapter) Endpoint(ep *policy.Endpoint, op *Op, isSrc bool) bool {
 	if len(ep.DNP3) == 0 {
 		return true
 	}
@@ -71,7 +71,7 @@ func (dnp3Adapter) Endpoint(ep *policy.Endpoint, op *Op, isSrc bool) bool {
 
 // Values: analog output commands (group 41) of the groups and points of
 // the match.
-func (dnp3Adapter) Values(r *policy.Rule, op *Op, v *Violations) {
+func (*dnp3Adapter) Values(r *policy.Rule, op *Op, v *Violations) {
 	m := op.DNP3
 	if m == nil {
 		return
@@ -94,15 +94,15 @@ func (dnp3Adapter) Values(r *policy.Rule, op *Op, v *Violations) {
 }
 
 // Unclassed: a confirm changes nothing.
-func (a dnp3Adapter) Unclassed(op *Op) bool {
+func (a *dnp3Adapter) Unclassed(op *Op) bool {
 	return a.HasFunction(op) && op.FC != dnp3.FuncConfirm
 }
 
-func (dnp3Adapter) Device(op *Op) uint16 { return op.LinkDst }
+func (*dnp3Adapter) Device(op *Op) uint16 { return op.LinkDst }
 
 // Learn: the link addresses, the objects and points named, and the
 // values of analog outputs (group 41) written or operated.
-func (dnp3Adapter) Learn(op *Op, to Learned) {
+func (*dnp3Adapter) Learn(op *Op, to Learned) {
 	m := op.DNP3
 	if !op.Request {
 		if m == nil || !dnp3Reports(m) {
@@ -146,7 +146,7 @@ func (dnp3Adapter) Learn(op *Op, to Learned) {
 // Alert: the link addresses, and the fragment as evidence, or the raw
 // bytes of garbage and bad frames, for the detectors. A DNP3 alert has
 // an address range only when a value rule found one.
-func (dnp3Adapter) Alert(a *Alert, op *Op, addr bool) {
+func (*dnp3Adapter) Alert(a *Alert, op *Op, addr bool) {
 	a.LinkSrc, a.LinkDst = op.LinkSrc, op.LinkDst
 	a.FCName = dnp3.FunctionName(op.FC)
 	if m := op.DNP3; m != nil {
@@ -158,7 +158,7 @@ func (dnp3Adapter) Alert(a *Alert, op *Op, addr bool) {
 	}
 }
 
-func (dnp3Adapter) Wire(ev *event.Alert, a *Alert) {
+func (*dnp3Adapter) Wire(ev *event.Alert, a *Alert) {
 	s, d := a.LinkSrc, a.LinkDst
 	ev.DNP3Src, ev.DNP3Dst = &s, &d
 }
@@ -217,7 +217,7 @@ func DNP3Class(fc uint8) policy.OpClass {
 
 // checkBaseline: the link addresses, the objects and points, and the
 // values of analog outputs.
-func (dnp3Adapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
+func (*dnp3Adapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
 	r := e.base
 	c := pr.c
 	m := op.DNP3
@@ -325,7 +325,7 @@ func staticGroup(g uint8) bool {
 // learned points than were learned has lost some. An event's index is
 // checked against the static points of its group, when those were
 // learned: events come and go, and a quiet week teaches none.
-func (dnp3Adapter) checkResponse(e *Engine, op *Op, pr *pairRun) {
+func (*dnp3Adapter) checkResponse(e *Engine, op *Op, pr *pairRun) {
 	c, m := pr.c, op.DNP3
 	r := e.base
 	device, master := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()

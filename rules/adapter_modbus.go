@@ -14,14 +14,14 @@ import (
 // modbusAdapter is the Adapter of Modbus (TCP, UDP and RTU over TCP).
 type modbusAdapter struct{}
 
-func init() { registerAdapter(modbusAdapter{}) }
+func init() { registerAdapter(&modbusAdapter{}) }
 
-func (modbusAdapter) Proto() proto.ID { return proto.Modbus }
+func (*modbusAdapter) Proto() proto.ID { return proto.Modbus }
 
 // Op: requests repeated when given up on (OutcomeUnanswered) are not
 // evaluated. The built-in detectors see every other message, malformed
 // ones included; the rules only messages with a function code.
-func (modbusAdapter) Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use {
+func (*modbusAdapter) Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use {
 	mb, ok := m.(*modbus.Message)
 	if !ok {
 		return UseNone
@@ -36,12 +36,12 @@ func (modbusAdapter) Op(op *Op, f *dpi.Flow, from dpi.Side, m any) Use {
 	return UseDetect
 }
 
-func (modbusAdapter) HasFunction(op *Op) bool {
+func (*modbusAdapter) HasFunction(op *Op) bool {
 	return op.Modbus == nil || op.Modbus.HasFunction()
 }
 
 // Classes: FC 8's class depends on its sub-function.
-func (modbusAdapter) Classes(fc uint8) policy.OpSet {
+func (*modbusAdapter) Classes(fc uint8) policy.OpSet {
 	if fc == 8 {
 		return 1<<policy.OpDiagnostic | 1<<policy.OpRestart | 1<<policy.OpConfig
 	}
@@ -49,7 +49,7 @@ func (modbusAdapter) Classes(fc uint8) policy.OpSet {
 }
 
 // Match: the unit, table and addresses.
-func (modbusAdapter) Match(m *policy.Match, op *Op) bool {
+func (*modbusAdapter) Match(m *policy.Match, op *Op) bool {
 	if !m.Units.Empty() && !m.Units.Has(op.Unit) {
 		return false
 	}
@@ -59,16 +59,16 @@ func (modbusAdapter) Match(m *policy.Match, op *Op) bool {
 	return len(m.Addr) == 0 || addrMatches(m.Addr, op)
 }
 
-func (modbusAdapter) MatchPayload(*policy.Match, *Op) bool { return true }
+func (*modbusAdapter) MatchPayload(*policy.Match, *Op) bool { return true }
 
 // Endpoint: the endpoint's unit ids.
-func (modbusAdapter) Endpoint(ep *policy.Endpoint, op *Op, _ bool) bool {
+func (*modbusAdapter) Endpoint(ep *policy.Endpoint, op *Op, _ bool) bool {
 	return ep.Units.Empty() || ep.Units.Has(op.Unit)
 }
 
 // Values: the values of a write request, at the addresses of when.addr
 // (all when it has none).
-func (modbusAdapter) Values(r *policy.Rule, op *Op, v *Violations) {
+func (*modbusAdapter) Values(r *policy.Rule, op *Op, v *Violations) {
 	if !op.HasAddr || op.Class != policy.OpWrite {
 		return
 	}
@@ -83,13 +83,13 @@ func (modbusAdapter) Values(r *policy.Rule, op *Op, v *Violations) {
 	}
 }
 
-func (a modbusAdapter) Unclassed(op *Op) bool { return a.HasFunction(op) }
+func (a *modbusAdapter) Unclassed(op *Op) bool { return a.HasFunction(op) }
 
-func (modbusAdapter) Device(op *Op) uint16 { return uint16(op.Unit) }
+func (*modbusAdapter) Device(op *Op) uint16 { return uint16(op.Unit) }
 
 // Learn: the unit, the table and addresses read or written, and the
 // values written.
-func (modbusAdapter) Learn(op *Op, to Learned) {
+func (*modbusAdapter) Learn(op *Op, to Learned) {
 	if !op.Request {
 		if lo, hi, ok := answeredRead(op); ok {
 			to.Answered(op.Table, lo, hi)
@@ -112,7 +112,7 @@ func (modbusAdapter) Learn(op *Op, to Learned) {
 
 // Alert: the unit, the PDU as evidence, and the address range of the
 // request or response, with the values a write request carries.
-func (modbusAdapter) Alert(a *Alert, op *Op, addr bool) {
+func (*modbusAdapter) Alert(a *Alert, op *Op, addr bool) {
 	a.Unit = op.Unit
 	a.FCName = modbus.FunctionName(op.FC)
 	if addr && op.HasAddr {
@@ -131,7 +131,7 @@ func (modbusAdapter) Alert(a *Alert, op *Op, addr bool) {
 	}
 }
 
-func (modbusAdapter) Wire(ev *event.Alert, a *Alert) {
+func (*modbusAdapter) Wire(ev *event.Alert, a *Alert) {
 	u := a.Unit
 	ev.Unit = &u
 }
@@ -203,7 +203,7 @@ func ModbusClass(fc uint8, sub uint16) policy.OpClass {
 
 // checkBaseline: the unit, the addresses read or written and the values
 // written.
-func (modbusAdapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
+func (*modbusAdapter) checkBaseline(e *Engine, op *Op, pr *pairRun) {
 	r := e.base
 	c := pr.c
 	src, dst := op.Src.Addr().Unmap(), op.Dst.Addr().Unmap()
@@ -269,7 +269,7 @@ func answeredRead(op *Op) (lo, hi uint32, ok bool) {
 
 // checkResponse: baseline-new-point, for a conversation that learned
 // what its server answered.
-func (modbusAdapter) checkResponse(e *Engine, op *Op, pr *pairRun) {
+func (*modbusAdapter) checkResponse(e *Engine, op *Op, pr *pairRun) {
 	c, m := pr.c, op.Modbus
 	r := e.base
 	if !r.on[bNewPoint] || m == nil || op.Table == 0 || !op.HasAddr || !anyRanges(c.Answered[:]) {
