@@ -51,6 +51,18 @@ func crc16(b []byte) uint16 {
 	return ^c
 }
 
+// headerOK reports whether the link header at the start of b, which is
+// at least linkHeaderLen octets, carries the CRC of its first eight: crc16
+// for exactly one step of eight, without its loops, for every frame.
+func headerOK(b []byte) bool {
+	h := (*[linkHeaderData + crcLen]byte)(b)
+	t := &crcTables
+	c := uint16(h[0]) | uint16(h[1])<<8
+	c = t[7][byte(c)] ^ t[6][c>>8] ^ t[5][h[2]] ^ t[4][h[3]] ^
+		t[3][h[4]] ^ t[2][h[5]] ^ t[1][h[6]] ^ t[0][h[7]]
+	return ^c == uint16(h[8])|uint16(h[9])<<8
+}
+
 // crcOK reports whether the two octets after data[:n] hold the CRC of
 // data[:n]. The caller guarantees len(data) >= n+crcLen.
 func crcOK(data []byte, n int) bool {

@@ -98,7 +98,7 @@ func (c *Conn) reset(midStream bool) {
 }
 
 func detect(b []byte) bool {
-	return len(b) >= linkHeaderLen && b[0] == linkStart0 && b[1] == linkStart1 && crcOK(b, linkHeaderData)
+	return len(b) >= linkHeaderLen && b[0] == linkStart0 && b[1] == linkStart1 && headerOK(b)
 }
 
 // ready makes a zero Decoder (not made by NewDecoder) usable.
@@ -184,7 +184,7 @@ func (d *Decoder) frames(c *Conn, st *framer, side Side, data []byte, meta *Meta
 			tail = true
 			break
 		}
-		if !crcOK(b, linkHeaderData) {
+		if !headerOK(b) {
 			// Two start octets that begin no frame.
 			if skip < 0 {
 				skip = off

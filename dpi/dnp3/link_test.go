@@ -614,6 +614,29 @@ func TestCRCSlicingMatchesBitwise(t *testing.T) {
 	}
 }
 
+// TestHeaderOK: headerOK agrees with crcOK over eight octets, for
+// headers whose CRC is right and for every one-bit change of one.
+func TestHeaderOK(t *testing.T) {
+	for i := range 64 {
+		h := make([]byte, linkHeaderLen+3) // longer than a header: only the first ten count
+		for j := range h {
+			h[j] = byte(i*37 + j*j*11)
+		}
+		c := crc16(h[:linkHeaderData])
+		h[8], h[9] = byte(c), byte(c>>8)
+		if !headerOK(h) {
+			t.Fatalf("header %x: refused", h)
+		}
+		for bit := range 8 * (linkHeaderData + crcLen) {
+			h[bit/8] ^= 1 << (bit % 8)
+			if got, want := headerOK(h), crcOK(h, linkHeaderData); got != want || got {
+				t.Fatalf("header %x: headerOK %v, crcOK %v", h, got, want)
+			}
+			h[bit/8] ^= 1 << (bit % 8)
+		}
+	}
+}
+
 // TestUserData: userData takes the user data out of blocks of every
 // length with their CRCs, and refuses a wrong CRC in any block, or a
 // body cut short, wherever.
