@@ -1,7 +1,9 @@
 package rules
 
 import (
+	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 	"net/netip"
 	"strconv"
 
@@ -386,6 +388,7 @@ var skipSettled = true
 //     with flags; analog inputs, whose values are not kept), a block
 //     whose points are quiet (pointSet.quiet) and whose flags octets are
 //     those it holds is skipped: their values follow from the octets;
+//     so are such points in a block with a change (quietRun);
 //   - in another layout, a block whose points say, in the same layout,
 //     what they said when last left settled is skipped
 //     (pointSet.settled);
@@ -424,10 +427,21 @@ func (e *Engine) statics(pc *pass, h *dnp3.ObjectHeader, data []byte) {
 			// After the pass, every point that is not suspected holds
 			// this answer's flags octet, the value it gives, and no
 			// event since: quiet.
+			quiet := set.quiet >> first // before the pass: bit k is pts[k]'s
+			if !skipSettled {
+				quiet = 0
+			}
 			set.settled = 0
 			set.quiet |= span
 			raw := set.raw[first : first+(end-i)]
 			for k := 0; k < len(pts); k++ {
+				// Quiet points whose octet is raw again change nothing
+				// (pointSet.quiet): a block with a change in it is
+				// mostly those, skipped eight at a time.
+				k += quietRun(quiet>>k, raw[k:], data[(int(i)+k)*stride:int(end)*stride], stride)
+				if k == len(pts) {
+					break
+				}
 				at := (int(i) + k) * stride
 				k += sameFlags(pts[k:], raw[k:], data[at:int(end)*stride], stride, vm)
 				if k == len(pts) {
@@ -518,6 +532,42 @@ func sameRaw(raw []uint8, data []byte, stride int) bool {
 		at += stride
 	}
 	return true
+}
+
+// quietRun returns how many points, from the first, are quiet (bit j of
+// quiet set for raw[j]) and have their flags octet, one every stride
+// octets of data, equal to raw: those sameFlags would leave as they are.
+// Kept apart, like sameRaw, so that its loops keep their values in
+// registers. (sameRaw stays in front of it: for a whole block of single
+// octets, comparing them as a string is quicker still.)
+//
+//go:noinline
+func quietRun(quiet uint64, raw []uint8, data []byte, stride int) int {
+	n := 0
+	switch stride {
+	case 1: // binary and double-bit inputs with flags: eight octets a word
+		for len(raw)-n >= 8 && len(data)-n >= 8 {
+			d := binary.LittleEndian.Uint64(raw[n:]) ^ binary.LittleEndian.Uint64(data[n:])
+			k := min(bits.TrailingZeros64(d)/8, bits.TrailingZeros64(^(quiet >> n)))
+			if n += k; k < 8 {
+				return n
+			}
+		}
+	case 5: // analog inputs of 32 bits with flags, as in sameRaw
+		for len(raw)-n >= 8 && len(data)-5*n >= 36 {
+			d, r := (*[36]byte)(data[5*n:]), (*[8]byte)(raw[n:])
+			w := uint64(d[0]) | uint64(d[5])<<8 | uint64(d[10])<<16 | uint64(d[15])<<24 |
+				uint64(d[20])<<32 | uint64(d[25])<<40 | uint64(d[30])<<48 | uint64(d[35])<<56
+			k := min(bits.TrailingZeros64(w^binary.LittleEndian.Uint64(r[:]))/8, bits.TrailingZeros64(^(quiet >> n)))
+			if n += k; k < 8 {
+				return n
+			}
+		}
+	}
+	for n < len(raw) && n*stride < len(data) && quiet>>n&1 != 0 && data[n*stride] == raw[n] {
+		n++
+	}
+	return n
 }
 
 // flagValue is how a flags-only object holds its state: the top bits of

@@ -144,22 +144,32 @@ func TestQuietBlocks(t *testing.T) {
 	}
 }
 
+// layoutStrides are the object sizes of the DNP3 layouts of flags
+// octets.
+var layoutStrides = []int{1, 2, 3, 5, 7, 9, 11}
+
+// flagsRun returns n objects of stride octets at random, and raw, the
+// flags octets (the first of each) they hold.
+func flagsRun(r *rand.Rand, stride, n int) (raw []uint8, data []byte) {
+	raw, data = make([]uint8, n), make([]byte, n*stride)
+	for i := range data {
+		data[i] = uint8(r.Uint32())
+	}
+	for i := range raw {
+		raw[i] = data[i*stride]
+	}
+	return raw, data
+}
+
 // TestSameRaw: for every stride the layouts have, and every length of a
 // block's run, sameRaw says whether the flags octets equal raw, with a
 // difference at each place in turn, in a flags octet (seen) and in a
 // value octet (not a flags octet: ignored).
 func TestSameRaw(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, stride := range []int{1, 2, 3, 5, 7, 9, 11} {
+	for _, stride := range layoutStrides {
 		for n := 0; n <= pointBlock; n++ {
-			raw := make([]uint8, n)
-			data := make([]byte, n*stride)
-			for i := range data {
-				data[i] = uint8(r.Uint32())
-			}
-			for i := range raw {
-				raw[i] = data[i*stride]
-			}
+			raw, data := flagsRun(r, stride, n)
 			if !sameRaw(raw, data, stride) {
 				t.Fatalf("stride %d, %d points: the same octets differ", stride, n)
 			}
@@ -170,6 +180,55 @@ func TestSameRaw(t *testing.T) {
 					t.Fatalf("stride %d, %d points, octet %d changed: sameRaw = %v, want %v", stride, n, at, got, want)
 				}
 				data[at] ^= 0x40
+			}
+		}
+	}
+}
+
+// TestQuietRun: for every stride the layouts have and every length of a
+// run, quietRun counts the leading points that are quiet and whose flags
+// octet is raw, as a point-by-point loop does: with a changed octet (a
+// flags octet or a value octet, which does not count) and a point that
+// is not quiet, each at every place, and with quiet masks at random.
+func TestQuietRun(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	slow := func(quiet uint64, raw []uint8, data []byte, stride int) int {
+		n := 0
+		for n < len(raw) && quiet>>n&1 != 0 && data[n*stride] == raw[n] {
+			n++
+		}
+		return n
+	}
+	check := func(quiet uint64, raw []uint8, data []byte, stride int, what string) {
+		t.Helper()
+		if got, want := quietRun(quiet, raw, data, stride), slow(quiet, raw, data, stride); got != want {
+			t.Fatalf("stride %d, %d points, %s: quietRun = %d, want %d", stride, len(raw), what, got, want)
+		}
+	}
+	for _, stride := range layoutStrides {
+		for n := 0; n <= pointBlock; n++ {
+			raw, data := flagsRun(r, stride, n)
+			all := ^uint64(0)
+			check(all, raw, data, stride, "all quiet, all the same")
+			for at := range data {
+				data[at] ^= 0x40
+				check(all, raw, data, stride, "octet "+strconv.Itoa(at)+" changed")
+				data[at] ^= 0x40
+			}
+			for j := range n {
+				check(all&^(1<<j), raw, data, stride, "point "+strconv.Itoa(j)+" not quiet")
+			}
+			for range 8 {
+				q := r.Uint64() | r.Uint64() | r.Uint64() // mostly quiet
+				if n > 0 {
+					data[r.IntN(len(data))] ^= uint8(r.IntN(2)) << 3
+				}
+				for i := range raw {
+					if r.IntN(4) == 0 {
+						raw[i] = data[i*stride]
+					}
+				}
+				check(q, raw, data, stride, "at random")
 			}
 		}
 	}
