@@ -502,18 +502,18 @@ func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, w
 		return
 	}
 	if e.vlan.n > 0 {
-		k.vlan = e.vlan.ids[0]
+		k.setVLAN(e.vlan.ids[0])
 	}
 	switch {
 	case tcp && err == nil:
 		e.c.TCP++
-		k.proto = ipTCP
-		k.pa, k.pb = e.tcp.SrcPort, e.tcp.DstPort
+		k.setProto(ipTCP)
+		k.setPorts(e.tcp.SrcPort, e.tcp.DstPort)
 		e.tcpPacket(&k, mac, &e.tcp)
 	case udp && err == nil:
 		e.c.UDP++
-		k.proto = ipUDP
-		k.pa, k.pb = e.udp.SrcPort, e.udp.DstPort
+		k.setProto(ipUDP)
+		k.setPorts(e.udp.SrcPort, e.udp.DstPort)
 		e.udpPacket(&k, mac, e.udp.Payload)
 	default:
 		e.c.OtherIP++
@@ -579,9 +579,9 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 		}
 		f = e.flows.add(*k)
 		e.c.FlowsCreated++
-		srcIP, srcPort, dstIP, dstPort := k.a, k.pa, k.b, k.pb
+		srcIP, srcPort, dstIP, dstPort := k.a, k.pa(), k.b, k.pb()
 		if swapped {
-			srcIP, srcPort, dstIP, dstPort = k.b, k.pb, k.a, k.pa
+			srcIP, srcPort, dstIP, dstPort = k.b, k.pb(), k.a, k.pa()
 		}
 		dec, serverSide := e.appFor(t, srcPort, dstPort) // 1: the packet's destination is the server
 		switch {
@@ -598,7 +598,7 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 		if dec != 0 {
 			e.setApp(f, dec)
 		}
-		f.VLAN = k.vlan
+		f.VLAN = k.vlan()
 		f.MidStream = t == TCP && e.synDir == 0
 		f.server = serverSide
 		if swapped {

@@ -217,7 +217,7 @@ func TestEvictionAndExpiry(t *testing.T) {
 	}
 	// The evicted flows were the least recently used: the first four handshakes.
 	for i := 0; i < 4; i++ {
-		k := flowKey{proto: 6, pa: uint16(40000 + i), pb: 502}
+		k := flowKey{rest: restOf(uint16(40000+i), 502, 0, 6)}
 		ha, pa := hmi.IP.As16(), plc.IP.As16()
 		k.a, k.b = ip16From16(ha[:]), ip16From16(pa[:])
 		ck, _ := k.canonical()
@@ -243,9 +243,7 @@ func TestTableMatchesMap(t *testing.T) {
 	for i := range keys {
 		keys[i].a.lo = uint64(rng.IntN(4))
 		keys[i].b.lo = uint64(rng.IntN(4))
-		keys[i].pa = uint16(rng.IntN(8))
-		keys[i].pb = 502
-		keys[i].proto = 6
+		keys[i].rest = restOf(uint16(rng.IntN(8)), 502, 0, 6)
 	}
 	for step := 0; step < 100000; step++ {
 		k := keys[rng.IntN(len(keys))]
@@ -604,7 +602,7 @@ func TestIP16(t *testing.T) {
 // TestFlowKeyEqual: equal agrees with == on keys that differ in any one
 // octet of any field, or in none.
 func TestFlowKeyEqual(t *testing.T) {
-	base := flowKey{proto: 6, pa: 40000, pb: 502, vlan: 7}
+	base := flowKey{rest: restOf(40000, 502, 7, 6)}
 	var a, b [16]byte
 	for i := range a {
 		a[i], b[i] = byte(i), byte(100+i)
@@ -614,8 +612,8 @@ func TestFlowKeyEqual(t *testing.T) {
 		t.Fatal("a key is not equal to its copy")
 	}
 	mutations := []func(k *flowKey){
-		func(k *flowKey) { k.proto++ }, func(k *flowKey) { k.pa++ }, func(k *flowKey) { k.pb ^= 0x100 },
-		func(k *flowKey) { k.vlan++ },
+		func(k *flowKey) { k.setProto(k.proto() + 1) }, func(k *flowKey) { k.setPorts(k.pa()+1, k.pb()) },
+		func(k *flowKey) { k.setPorts(k.pa(), k.pb()^0x100) }, func(k *flowKey) { k.setVLAN(k.vlan() + 1) },
 	}
 	for i := range 16 {
 		octet := func(x *ip16) {

@@ -30,7 +30,7 @@ func (e *Engine) fastPacket(data []byte) bool {
 		e.c.IPv4++
 	}
 	e.ttl = fr.ttl
-	if fr.k.proto == ipUDP {
+	if fr.k.proto() == ipUDP {
 		e.c.UDP++
 		e.udpPacket(&fr.k, fr.mac, fr.payload)
 		return true
@@ -88,7 +88,7 @@ func (fr *fastFrame) decode(data []byte) bool {
 		if n < 20 || n > len(ip) || be16(ip[6:])&0x3fff != 0 {
 			return false // a TSO length of 0, cut short, or a fragment
 		}
-		fr.k.proto, fr.ttl, fr.v6 = ip[9], ip[8], false
+		fr.k.rest, fr.ttl, fr.v6 = uint64(ip[9]), ip[8], false
 		fr.k.a, fr.k.b = ip16From4(ip[12:16]), ip16From4(ip[16:20]) // IPv4-mapped
 		l4 = ip[20:n]
 	case 0x86dd: // IPv6
@@ -99,13 +99,13 @@ func (fr *fastFrame) decode(data []byte) bool {
 		if n == 0 || 40+n > len(ip) {
 			return false // a jumbogram, or cut short
 		}
-		fr.k.proto, fr.ttl, fr.v6 = ip[6], ip[7], true
+		fr.k.rest, fr.ttl, fr.v6 = uint64(ip[6]), ip[7], true
 		fr.k.a, fr.k.b = ip16From16(ip[8:24]), ip16From16(ip[24:40])
 		l4 = ip[40 : 40+n]
 	default:
 		return false
 	}
-	switch fr.k.proto {
+	switch fr.k.proto() {
 	case ipTCP:
 		if len(l4) < 20 {
 			return false
@@ -135,9 +135,9 @@ func (fr *fastFrame) decode(data []byte) bool {
 		return false
 	}
 	if fr.tags > 0 {
-		fr.k.vlan = fr.vlans[0]
+		fr.k.setVLAN(fr.vlans[0])
 	}
-	fr.k.pa, fr.k.pb = be16(l4[0:]), be16(l4[2:])
+	fr.k.setPorts(be16(l4[0:]), be16(l4[2:]))
 	fr.mac = [2][6]byte{[6]byte(data[6:12]), [6]byte(data[0:6])}
 	return true
 }
@@ -160,12 +160,11 @@ func (fr *fastFrame) tcp4(data []byte, d *[tcp4Len]byte) bool {
 	}
 	fr.k = flowKey{
 		a: ip16From4(d[26:30]), b: ip16From4(d[30:34]), // IPv4-mapped
-		pa: binary.BigEndian.Uint16(d[34:]), pb: binary.BigEndian.Uint16(d[36:]),
-		proto: ipTCP,
+		rest: uint64(binary.BigEndian.Uint32(d[34:]))<<32 | ipTCP, // the two ports, no VLAN
 	}
 	fr.tags, fr.ttl, fr.v6 = 0, d[22], false
 	t := &fr.tcp
-	t.SrcPort, t.DstPort = fr.k.pa, fr.k.pb
+	t.SrcPort, t.DstPort = fr.k.pa(), fr.k.pb()
 	t.Seq, t.Ack = binary.BigEndian.Uint32(d[38:]), binary.BigEndian.Uint32(d[42:])
 	t.DataOffset, t.Flags = d[46]>>4, d[47]
 	t.Payload = data[34+hdr : 14+n]

@@ -42,20 +42,20 @@ func slowFrame(e *Engine, data []byte) (fr fastFrame, ok bool) {
 	fr.tags = e.vlan.n
 	fr.vlans = e.vlan.ids
 	if fr.tags > 0 {
-		fr.k.vlan = e.vlan.ids[0]
+		fr.k.setVLAN(e.vlan.ids[0])
 	}
 	switch {
 	case tcp:
 		t := &e.tcp
-		fr.k.proto = ipTCP
-		fr.k.pa, fr.k.pb = t.SrcPort, t.DstPort
+		fr.k.setProto(ipTCP)
+		fr.k.setPorts(t.SrcPort, t.DstPort)
 		fr.tcp = *t
 		if e.segmentLengthSlow() != len(t.Payload) {
 			return fr, false // Packet would count a cut or a bad IP length
 		}
 	case udp:
-		fr.k.proto = ipUDP
-		fr.k.pa, fr.k.pb = e.udp.SrcPort, e.udp.DstPort
+		fr.k.setProto(ipUDP)
+		fr.k.setPorts(e.udp.SrcPort, e.udp.DstPort)
 		fr.payload = e.udp.Payload
 	default:
 		return fr, false

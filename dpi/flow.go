@@ -11,10 +11,32 @@ import (
 // flowKey names a conversation. canonical orders the two ends so that both
 // directions of a conversation map to the same key.
 type flowKey struct {
-	a, b   ip16
-	pa, pb uint16
-	vlan   uint16
-	proto  uint8
+	a, b ip16
+	// The rest in one word, compared and hashed as one: port a in bits
+	// 48-63, port b in 32-47, the VLAN id in 16-31, the IP protocol in
+	// 0-7.
+	rest uint64
+}
+
+func (k *flowKey) pa() uint16   { return uint16(k.rest >> 48) }
+func (k *flowKey) pb() uint16   { return uint16(k.rest >> 32) }
+func (k *flowKey) vlan() uint16 { return uint16(k.rest >> 16) }
+func (k *flowKey) proto() uint8 { return uint8(k.rest) }
+func (k *flowKey) setPorts(pa, pb uint16) {
+	k.rest = k.rest&0xffffffff | uint64(pa)<<48 | uint64(pb)<<32
+}
+func (k *flowKey) setVLAN(v uint16) { k.rest = k.rest&^(0xffff<<16) | uint64(v)<<16 }
+func (k *flowKey) setProto(p uint8) { k.rest = k.rest&^0xff | uint64(p) }
+
+// restOf is the rest word of a key.
+func restOf(pa, pb, vlan uint16, proto uint8) uint64 {
+	return uint64(pa)<<48 | uint64(pb)<<32 | uint64(vlan)<<16 | uint64(proto)
+}
+
+// swapEnds swaps the key's two ends, addresses and ports.
+func (k *flowKey) swapEnds() {
+	k.a, k.b = k.b, k.a
+	k.setPorts(k.pb(), k.pa())
 }
 
 // ip16 is an IP address as two words, in network order (IPv4 mapped into
@@ -55,9 +77,8 @@ func (k *flowKey) canonical() (flowKey, bool) {
 // canonicalize puts the lower end first, in place, and says whether it
 // swapped the ends.
 func (k *flowKey) canonicalize() bool {
-	if less(&k.b, k.pb, &k.a, k.pa) {
-		k.a, k.b = k.b, k.a
-		k.pa, k.pb = k.pb, k.pa
+	if less(&k.b, k.pb(), &k.a, k.pa()) {
+		k.swapEnds()
 		return true
 	}
 	return false
@@ -79,7 +100,7 @@ func less(a *ip16, pa uint16, b *ip16, pb uint16) bool {
 // the compiler does inline, where == on the struct calls its generated
 // equality function (TestFlowKeyEqual).
 func (k *flowKey) equal(o *flowKey) bool {
-	return k.a == o.a && k.b == o.b && k.pa == o.pa && k.pb == o.pb && k.proto == o.proto && k.vlan == o.vlan
+	return k.a == o.a && k.b == o.b && k.rest == o.rest
 }
 
 // hash mixes the key's words. It need not resist crafted collisions: probe
@@ -87,7 +108,7 @@ func (k *flowKey) equal(o *flowKey) bool {
 func (k *flowKey) hash(seed uint64) uint64 {
 	a0, a1, b0, b1 := k.a.hi, k.a.lo, k.b.hi, k.b.lo
 	h := seed ^ a0 ^ bits.RotateLeft64(a1, 13) ^ bits.RotateLeft64(b0, 29) ^ bits.RotateLeft64(b1, 43)
-	h = mix(h ^ uint64(k.pa)<<32 ^ uint64(k.pb)<<16 ^ uint64(k.proto)<<8 ^ uint64(k.vlan)<<48)
+	h = mix(h ^ k.rest)
 	return mix(h)
 }
 

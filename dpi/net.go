@@ -254,7 +254,7 @@ func (e *Engine) icmpPacket(k *flowKey, mac [2][6]byte, v6 bool) {
 		return
 	}
 	m := &e.icmpMsg
-	*m = ICMP{Time: e.meta.Time, Frame: e.meta.Frame, VLAN: k.vlan, V6: v6,
+	*m = ICMP{Time: e.meta.Time, Frame: e.meta.Frame, VLAN: k.vlan(), V6: v6,
 		Src: k.a.addr(), Dst: k.b.addr(), SrcMAC: mac[0], DstMAC: mac[1]}
 	var quote []byte
 	m.Type, m.Code = e.icmp.typ, e.icmp.code

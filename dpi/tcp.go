@@ -142,7 +142,7 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *tcpHeader) {
 			if side == 1 {
 				// lookup put k in canonical order; give it back the
 				// packet's own.
-				k.a, k.b, k.pa, k.pb = k.b, k.a, k.pb, k.pa
+				k.swapEnds()
 			}
 			e.tcpPacket(k, mac, t)
 			return
