@@ -1,10 +1,12 @@
 package capture
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"time"
 
 	"github.com/tapwatch/tapwatch/dpi/link"
@@ -162,37 +164,44 @@ func (p *pcapFile) fill(b *batch, path string) {
 // records lists the complete records in b.data and returns the offset of
 // the first byte after them, or the error of a damaged record header.
 func (p *pcapFile) records(b *batch) (int, error) {
-	off := 0
-	for len(b.recs) < cap(b.recs) {
-		rest := b.data[off:]
-		if len(rest) < pcapRecordLen {
-			break
+	off, data, recs := 0, b.data, b.recs
+	for len(recs) < cap(recs) && len(data)-off >= pcapRecordLen {
+		// The record header's four words, read together with one bounds
+		// check and one test of the byte order.
+		h := (*[pcapRecordLen]byte)(data[off:])
+		sec, frac := binary.LittleEndian.Uint32(h[0:]), binary.LittleEndian.Uint32(h[4:])
+		capLen, wireLen := binary.LittleEndian.Uint32(h[8:]), binary.LittleEndian.Uint32(h[12:])
+		if p.big {
+			sec, frac = bits.ReverseBytes32(sec), bits.ReverseBytes32(frac)
+			capLen, wireLen = bits.ReverseBytes32(capLen), bits.ReverseBytes32(wireLen)
 		}
-		capLen, wireLen := p.u32(rest[8:12]), p.u32(rest[12:16])
 		if uint64(capLen) > math.MaxInt { // 32-bit platforms only
+			b.recs = recs
 			return off, errLengthOverflow
 		}
 		if uint64(capLen) > p.maxCap {
+			b.recs = recs
 			return off, fmt.Errorf("capture length exceeds snap length: %d > %d", capLen, p.snaplen)
 		}
 		if capLen > wireLen {
+			b.recs = recs
 			return off, fmt.Errorf("capture length exceeds original packet length: %d > %d", capLen, wireLen)
 		}
-		if uint64(len(rest)) < pcapRecordLen+uint64(capLen) {
+		if uint64(len(data)-off) < pcapRecordLen+uint64(capLen) {
 			break // (in uint64: a length near 2^31 is negative in a 32-bit int)
 		}
-		end := pcapRecordLen + int(capLen)
 		p.frame++
+		recs = recs[:len(recs)+1] // filled in place: no record is built and copied
+		r := &recs[len(recs)-1]
+		r.off, r.n = off+pcapRecordLen, int(capLen)
 		// uint32 arithmetic, as pcapgo: a fraction that is out of range
 		// in a microsecond file wraps the same way there.
-		ts := time.Unix(int64(p.u32(rest[0:4])), int64(p.u32(rest[4:8])*p.factor)).UTC()
-		b.recs = b.recs[:len(b.recs)+1] // filled in place: no record is built and copied
-		r := &b.recs[len(b.recs)-1]
-		r.off, r.n = off+pcapRecordLen, int(capLen)
-		r.info.Timestamp, r.info.CaptureLength, r.info.Length = ts, int(capLen), int(wireLen)
+		r.info.Timestamp = time.Unix(int64(sec), int64(frac*p.factor)).UTC()
+		r.info.CaptureLength, r.info.Length = int(capLen), int(wireLen)
 		r.info.LinkType, r.info.Frame, r.info.Source = p.link, p.frame, 0
-		off += end
+		off += pcapRecordLen + int(capLen)
 	}
+	b.recs = recs
 	return off, nil
 }
 
