@@ -36,7 +36,7 @@ func restOf(pa, pb, vlan uint16, proto uint8) uint64 {
 // swapEnds swaps the key's two ends, addresses and ports.
 func (k *flowKey) swapEnds() {
 	k.a, k.b = k.b, k.a
-	k.setPorts(k.pb(), k.pa())
+	k.rest = uint64(bits.RotateLeft32(uint32(k.rest>>32), 16))<<32 | k.rest&0xffffffff
 }
 
 // ip16 is an IP address as two words, in network order (IPv4 mapped into
