@@ -473,9 +473,9 @@ func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, w
 	if e.vlan.n > 0 {
 		e.c.VLANTagged++
 	}
-	var mac [2][6]byte
+	var mac macs
 	if eth || e.cookedEth {
-		mac[0], mac[1] = e.eth.src, e.eth.dst
+		mac = macsOf(e.eth.dst, e.eth.src)
 	}
 	var k flowKey
 	switch {
@@ -497,7 +497,7 @@ func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, w
 	default:
 		e.c.NonIP++
 		if arp {
-			e.arpPacket(mac) // its own addresses say who sent it; the link's, when known
+			e.arpPacket(&mac) // its own addresses say who sent it; the link's, when known
 		}
 		return
 	}
@@ -509,16 +509,16 @@ func (e *Engine) Packet(lt link.Type, ts time.Time, frame uint64, data []byte, w
 		e.c.TCP++
 		k.setProto(ipTCP)
 		k.setPorts(e.tcp.SrcPort, e.tcp.DstPort)
-		e.tcpPacket(&k, mac, &e.tcp)
+		e.tcpPacket(&k, &mac, &e.tcp)
 	case udp && err == nil:
 		e.c.UDP++
 		k.setProto(ipUDP)
 		k.setPorts(e.udp.SrcPort, e.udp.DstPort)
-		e.udpPacket(&k, mac, e.udp.Payload)
+		e.udpPacket(&k, &mac, e.udp.Payload)
 	default:
 		e.c.OtherIP++
 		if icmp && err == nil {
-			e.icmpPacket(&k, mac, icmp6)
+			e.icmpPacket(&k, &mac, icmp6)
 		}
 	}
 }
@@ -564,7 +564,7 @@ func groupAddr(a ip16) bool {
 // lookup finds or creates the flow of a packet whose source is k.a.
 // It returns the flow, the side (0 or 1) the packet was sent from, and
 // whether the flow was created for this packet.
-func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f *flow, side int, fresh bool) {
+func (e *Engine) lookup(k *flowKey, mac *macs, t Transport, create bool) (f *flow, side int, fresh bool) {
 	// k is put in canonical order in place; the packet's own orientation is
 	// recovered from swapped when a flow is created.
 	swapped := k.canonicalize()
@@ -607,9 +607,9 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 		src := netip.AddrPortFrom(srcIP.addr(), srcPort)
 		dst := netip.AddrPortFrom(dstIP.addr(), dstPort)
 		if serverSide == 1 {
-			f.Client, f.Server, f.ClientMAC, f.ServerMAC = src, dst, mac[0], mac[1]
+			f.Client, f.Server, f.ClientMAC, f.ServerMAC = src, dst, mac.src(), mac.dst()
 		} else {
-			f.Client, f.Server, f.ClientMAC, f.ServerMAC = dst, src, mac[1], mac[0]
+			f.Client, f.Server, f.ClientMAC, f.ServerMAC = dst, src, mac.dst(), mac.src()
 		}
 		f.macGap = f.ClientMAC == [6]byte{} || f.ServerMAC == [6]byte{}
 		if e.fh != nil {
@@ -625,8 +625,8 @@ func (e *Engine) lookup(k *flowKey, mac [2][6]byte, t Transport, create bool) (f
 	by := f.by(side)
 	f.Packets[by]++
 	f.Bytes[by] += uint64(e.size)
-	if f.macGap && mac[0] != [6]byte{} {
-		f.senderMAC(by, mac[0])
+	if f.macGap && mac.src() != [6]byte{} {
+		f.senderMAC(by, mac.src())
 	}
 	return f, side, fresh
 }
@@ -645,7 +645,7 @@ func (f *flow) senderMAC(by int, mac [6]byte) {
 	f.macGap = f.ClientMAC == [6]byte{} || f.ServerMAC == [6]byte{}
 }
 
-func (e *Engine) udpPacket(k *flowKey, mac [2][6]byte, payload []byte) {
+func (e *Engine) udpPacket(k *flowKey, mac *macs, payload []byte) {
 	f, side, fresh := e.lookup(k, mac, UDP, true)
 	if fresh {
 		e.resetApp(f)
@@ -662,7 +662,7 @@ func (e *Engine) udpPacket(k *flowKey, mac [2][6]byte, payload []byte) {
 	if len(payload) == 0 || f.dec == 0 {
 		return
 	}
-	e.endpoint(f, side, mac[0])
+	e.endpoint(f, side, mac.src())
 	e.cur = f
 	e.c.AppBytes += uint64(len(payload))
 	e.appDatagram(f, side, payload)

@@ -32,18 +32,17 @@ func (e *Engine) fastPacket(data []byte) bool {
 	e.ttl = fr.ttl
 	if fr.k.proto() == ipUDP {
 		e.c.UDP++
-		e.udpPacket(&fr.k, fr.mac, fr.payload)
+		e.udpPacket(&fr.k, (*macs)(data), fr.payload)
 		return true
 	}
 	e.c.TCP++
-	e.tcpPacket(&fr.k, fr.mac, &fr.tcp)
+	e.tcpPacket(&fr.k, (*macs)(data), &fr.tcp)
 	return true
 }
 
 // fastFrame is what fastPacket reads from a frame.
 type fastFrame struct {
 	k       flowKey // proto, both addresses and ports, the first VLAN id
-	mac     [2][6]byte
 	vlans   [2]uint16
 	tags    int
 	v6      bool
@@ -138,7 +137,6 @@ func (fr *fastFrame) decode(data []byte) bool {
 		fr.k.setVLAN(fr.vlans[0])
 	}
 	fr.k.setPorts(be16(l4[0:]), be16(l4[2:]))
-	fr.mac = [2][6]byte{[6]byte(data[6:12]), [6]byte(data[0:6])}
 	return true
 }
 
@@ -168,7 +166,6 @@ func (fr *fastFrame) tcp4(data []byte, d *[tcp4Len]byte) bool {
 	t.Seq, t.Ack = binary.BigEndian.Uint32(d[38:]), binary.BigEndian.Uint32(d[42:])
 	t.DataOffset, t.Flags = d[46]>>4, d[47]
 	t.Payload = data[34+hdr : 14+n]
-	fr.mac = [2][6]byte{[6]byte(d[6:12]), [6]byte(d[0:6])}
 	return true
 }
 

@@ -25,7 +25,6 @@ func slowFrame(e *Engine, data []byte) (fr fastFrame, ok bool) {
 	if !eth {
 		return fr, false
 	}
-	fr.mac = [2][6]byte{e.eth.src, e.eth.dst}
 	switch {
 	case v4:
 		if e.ip4.flagsFrag&0x3fff != 0 {
@@ -72,8 +71,8 @@ func (e *Engine) segmentLengthSlow() int {
 }
 
 func frameString(fr fastFrame) string {
-	return fmt.Sprintf("key %+v mac %x vlans %v/%d v6 %v ttl %d tcp %+v payload %x",
-		fr.k, fr.mac, fr.vlans[:min(fr.tags, 2)], fr.tags, fr.v6, fr.ttl, fr.tcp, fr.payload)
+	return fmt.Sprintf("key %+v vlans %v/%d v6 %v ttl %d tcp %+v payload %x",
+		fr.k, fr.vlans[:min(fr.tags, 2)], fr.tags, fr.v6, fr.ttl, fr.tcp, fr.payload)
 }
 
 // fastFrameAgrees returns an error if the fast path takes a frame that
@@ -86,6 +85,11 @@ func fastFrameAgrees(e *Engine, data []byte) (bool, error) {
 	slow, ok := slowFrame(e, data)
 	if !ok {
 		return true, fmt.Errorf("the fast path takes a frame the full decoder does not decode cleanly: %x", data)
+	}
+	// The fast path hands on the frame's first twelve octets as its
+	// Ethernet addresses.
+	if got, want := *(*macs)(data), macsOf(e.eth.dst, e.eth.src); got != want {
+		return true, fmt.Errorf("frame %x: the fast path's addresses %x, the full decoder's %x", data, got, want)
 	}
 	if !bytes.Equal(fr.payload, slow.payload) || frameString(fr) != frameString(slow) {
 		return true, fmt.Errorf("frame %x:\nfast %s\nslow %s", data, frameString(fr), frameString(slow))

@@ -39,6 +39,22 @@ func (k *flowKey) swapEnds() {
 	k.rest = uint64(bits.RotateLeft32(uint32(k.rest>>32), 16))<<32 | k.rest&0xffffffff
 }
 
+// macs are a frame's two Ethernet addresses as the frame's first twelve
+// octets hold them: the destination, then the source. The packet path
+// takes them by pointer, into the frame itself on the fast path: as two
+// arrays by value they were copied out of the frame and again at each
+// call.
+type macs [12]byte
+
+func macsOf(dst, src [6]byte) (m macs) {
+	copy(m[:6], dst[:])
+	copy(m[6:], src[:])
+	return m
+}
+
+func (m *macs) src() [6]byte { return [6]byte(m[6:12]) }
+func (m *macs) dst() [6]byte { return [6]byte(m[0:6]) }
+
 // ip16 is an IP address as two words, in network order (IPv4 mapped into
 // IPv6, ::ffff:a.b.c.d): keys are compared, ordered and hashed a word at
 // a time. As octets, a 32-bit processor compared and copied them through

@@ -225,7 +225,7 @@ func (e *Engine) reportAll() {
 }
 
 // arpPacket hands an ARP frame to the handler.
-func (e *Engine) arpPacket(mac [2][6]byte) {
+func (e *Engine) arpPacket(mac *macs) {
 	e.c.ARP++
 	if e.nh == nil {
 		return
@@ -237,7 +237,7 @@ func (e *Engine) arpPacket(mac [2][6]byte) {
 		e.c.ARPOther++
 		return
 	}
-	*a = ARP{Time: e.meta.Time, Frame: e.meta.Frame, EthSrc: mac[0], EthDst: mac[1], Op: l.op,
+	*a = ARP{Time: e.meta.Time, Frame: e.meta.Frame, EthSrc: mac.src(), EthDst: mac.dst(), Op: l.op,
 		SenderMAC: [6]byte(l.senderHW), SenderIP: netip.AddrFrom4([4]byte(l.senderIP)),
 		TargetMAC: [6]byte(l.targetHW), TargetIP: netip.AddrFrom4([4]byte(l.targetIP))}
 	if e.vlan.n > 0 {
@@ -248,14 +248,14 @@ func (e *Engine) arpPacket(mac [2][6]byte) {
 
 // icmpPacket hands an ICMP message to the handler. k holds the packet's
 // addresses (IPv4-mapped for IPv4).
-func (e *Engine) icmpPacket(k *flowKey, mac [2][6]byte, v6 bool) {
+func (e *Engine) icmpPacket(k *flowKey, mac *macs, v6 bool) {
 	e.c.ICMP++
 	if e.nh == nil {
 		return
 	}
 	m := &e.icmpMsg
 	*m = ICMP{Time: e.meta.Time, Frame: e.meta.Frame, VLAN: k.vlan(), V6: v6,
-		Src: k.a.addr(), Dst: k.b.addr(), SrcMAC: mac[0], DstMAC: mac[1]}
+		Src: k.a.addr(), Dst: k.b.addr(), SrcMAC: mac.src(), DstMAC: mac.dst()}
 	var quote []byte
 	m.Type, m.Code = e.icmp.typ, e.icmp.code
 	if v6 {

@@ -91,7 +91,7 @@ func (e *Engine) account(n int) {
 	}
 }
 
-func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *tcpHeader) {
+func (e *Engine) tcpPacket(k *flowKey, mac *macs, t *tcpHeader) {
 	payload := t.Payload
 	e.synDir = 0
 	if t.SYN() {
@@ -130,7 +130,7 @@ func (e *Engine) tcpPacket(k *flowKey, mac [2][6]byte, t *tcpHeader) {
 		}
 		return
 	}
-	e.endpoint(f, side, mac[0])
+	e.endpoint(f, side, mac.src())
 	e.cur = f
 	h := &f.half[side]
 	h.lastAt = e.now
