@@ -512,14 +512,21 @@ func (e *Engine) deliver(f *flow, side int, data []byte) {
 	}
 	if len(h.buf) == 0 {
 		n := e.feed(f, side, data)
-		if rest := data[n:]; len(rest) > 0 {
-			e.keep(f, side, rest)
+		if n < len(data) {
+			e.keep(f, side, data[n:])
 		}
 		return
 	}
+	e.deliverHeld(f, side, data)
+}
+
+// deliverHeld is deliver when bytes are held: data joins them, and the
+// decoder has them all. Apart, so that deliver's usual path is short.
+func (e *Engine) deliverHeld(f *flow, side int, data []byte) {
 	if !e.keep(f, side, data) {
 		return
 	}
+	h := &f.half[side]
 	n := e.feed(f, side, h.buf)
 	if n > 0 {
 		m := copy(h.buf, h.buf[n:])
