@@ -24,6 +24,11 @@ import (
 //   - The same binary inputs read packed (g1v1), which says nothing of
 //     flags, between reads with flags: the packed read's change of point
 //     3 must not be skipped as quiet by the next read with flags.
+//   - Binary inputs read from 0, then from 40, mid-block: quietRun skips
+//     the quiet points of a pass by their own bits of pointSet.quiet,
+//     before and after a point that changed (42), and not point 50,
+//     whose event in the same answer must be cleared by its static value
+//     there: its change with no event after is a silent change.
 func TestQuietBlocks(t *testing.T) {
 	plc, hmi := host(20), host(10)
 	analogs := func(flags66 uint8, jitter int32) []byte {
@@ -118,6 +123,39 @@ func TestQuietBlocks(t *testing.T) {
 				// folds into the alert).
 				return allClasses(d, 0, objs(ev3, withFlags), objs(withFlags), objs(withFlags),
 					objs(packed(0x00)), objs(packed(0x00)), objs(withFlags), objs(withFlags))
+			}},
+		{"binary inputs read mid-block, an event, then silent changes", []string{
+			"reports binary input 42 changed from 1 to 0 to 10.10.1.10 with no event, though it reports events for it ×1",
+			"reports binary input 50 changed from 1 to 0 to 10.10.1.10 with no event, though it reports events for it ×1",
+		},
+			func(w *pcapgen.Writer) error {
+				d, err := dnp3Conn(w, hmi, plc)
+				if err != nil {
+					return err
+				}
+				on := func(start int, off ...int) []byte { // points start to 69, on but those in off
+					f := make([]uint8, 70-start)
+					for j := range f {
+						f[j] = 0x81
+					}
+					for _, o := range off {
+						f[o-start] = 0x01
+					}
+					return pcapgen.BinaryInputs(uint16(start), f...)
+				}
+				ev := func(i uint16) []byte {
+					return pcapgen.BinaryInputEvents(pcapgen.BinaryEvent{Index: i, Flags: 0x81, Time: 1})
+				}
+				// Points 42 and 50 report events once; every point is
+				// quiet after the reads from 0. The answer with 50's
+				// event reads from 40 and turns 42 off with no event;
+				// the next turns 50 off with no event: had the pass
+				// with its event skipped it (after 42's change), its
+				// event would still be "since", and hide the change.
+				return allClasses(d, 0,
+					objs(ev(42), on(0)), objs(on(0)), objs(on(0)),
+					objs(ev(50), on(40, 42)), objs(on(40, 42, 50)),
+					objs(on(40, 42, 50)), objs(on(40, 42, 50)))
 			}},
 	}
 	for _, c := range cases {

@@ -126,8 +126,7 @@ type Sink interface {
 // per flow record and protocol, and reuses it with Reset. The meta a
 // method is given points at dpi's own, valid only during the call: a
 // stream copies what it keeps of it. (A pointer, because Feed runs for
-// every segment: four words copied at each of three calls were about a
-// dozen instructions a packet.)
+// every segment: the four words were copied at each of three calls.)
 type Stream interface {
 	// Reset prepares the stream for a new flow. midStream says the capture
 	// did not see it start, so framing must first resync.
