@@ -631,3 +631,8 @@ func TestFlowKeyEqual(t *testing.T) {
 		}
 	}
 }
+
+// restOf is the rest word of a key (flowKey.rest).
+func restOf(pa, pb, vlan uint16, proto uint8) uint64 {
+	return uint64(pa)<<48 | uint64(pb)<<32 | uint64(vlan)<<16 | uint64(proto)
+}

@@ -87,7 +87,8 @@ func (fr *fastFrame) decode(data []byte) bool {
 		if n < 20 || n > len(ip) || be16(ip[6:])&0x3fff != 0 {
 			return false // a TSO length of 0, cut short, or a fragment
 		}
-		fr.k.rest, fr.ttl, fr.v6 = uint64(ip[9]), ip[8], false
+		fr.ttl, fr.v6 = ip[8], false
+		fr.k.setProto(ip[9])
 		fr.k.a, fr.k.b = ip16From4(ip[12:16]), ip16From4(ip[16:20]) // IPv4-mapped
 		l4 = ip[20:n]
 	case 0x86dd: // IPv6
@@ -98,7 +99,8 @@ func (fr *fastFrame) decode(data []byte) bool {
 		if n == 0 || 40+n > len(ip) {
 			return false // a jumbogram, or cut short
 		}
-		fr.k.rest, fr.ttl, fr.v6 = uint64(ip[6]), ip[7], true
+		fr.ttl, fr.v6 = ip[7], true
+		fr.k.setProto(ip[6])
 		fr.k.a, fr.k.b = ip16From16(ip[8:24]), ip16From16(ip[24:40])
 		l4 = ip[40 : 40+n]
 	default:
@@ -158,7 +160,7 @@ func (fr *fastFrame) tcp4(data []byte, d *[tcp4Len]byte) bool {
 	}
 	fr.k = flowKey{
 		a: ip16From4(d[26:30]), b: ip16From4(d[30:34]), // IPv4-mapped
-		rest: uint64(binary.BigEndian.Uint32(d[34:]))<<32 | ipTCP, // the two ports, no VLAN
+		rest: uint64(binary.BigEndian.Uint32(d[34:]))<<32 | ipTCP, // the two ports as one word (flowKey.rest), no VLAN
 	}
 	fr.tags, fr.ttl, fr.v6 = 0, d[22], false
 	t := &fr.tcp

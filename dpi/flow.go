@@ -28,11 +28,6 @@ func (k *flowKey) setPorts(pa, pb uint16) {
 func (k *flowKey) setVLAN(v uint16) { k.rest = k.rest&^(0xffff<<16) | uint64(v)<<16 }
 func (k *flowKey) setProto(p uint8) { k.rest = k.rest&^0xff | uint64(p) }
 
-// restOf is the rest word of a key.
-func restOf(pa, pb, vlan uint16, proto uint8) uint64 {
-	return uint64(pa)<<48 | uint64(pb)<<32 | uint64(vlan)<<16 | uint64(proto)
-}
-
 // swapEnds swaps the key's two ends, addresses and ports.
 func (k *flowKey) swapEnds() {
 	k.a, k.b = k.b, k.a
