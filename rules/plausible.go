@@ -504,41 +504,20 @@ func (lay objLayout) flagsOnly() bool { return lay.bits == 0 && lay.valueLen == 
 func spanMask(first, n uint32) uint64 { return ^uint64(0) >> (64 - n) << first }
 
 // sameRaw reports whether the flags octets of data, one every stride
-// octets, are raw. Apart from statics, like sameFlags, so that its loop
-// keeps its values in registers.
-//
-//go:noinline
+// octets, are raw: a whole run of single octets compared as a string, any
+// other by quietRun with every point quiet.
 func sameRaw(raw []uint8, data []byte, stride int) bool {
 	if stride == 1 {
 		return string(raw) == string(data[:len(raw)])
 	}
-	at := 0
-	if stride == 5 {
-		// Analog inputs of 32 bits with flags (g30v1, g30v5), the most
-		// common: eight flags octets a step, with one bounds check and
-		// one branch.
-		for len(raw) >= 8 && len(data)-at >= 36 {
-			d, r := (*[36]byte)(data[at:]), (*[8]byte)(raw)
-			if (d[0]^r[0])|(d[5]^r[1])|(d[10]^r[2])|(d[15]^r[3])|(d[20]^r[4])|(d[25]^r[5])|(d[30]^r[6])|(d[35]^r[7]) != 0 {
-				return false
-			}
-			raw, at = raw[8:], at+40
-		}
-	}
-	for _, f := range raw {
-		if data[at] != f {
-			return false
-		}
-		at += stride
-	}
-	return true
+	return quietRun(^uint64(0), raw, data, stride) == len(raw)
 }
 
 // quietRun returns how many points, from the first, are quiet (bit j of
 // quiet set for raw[j]) and have their flags octet, one every stride
 // octets of data, equal to raw: those sameFlags would leave as they are.
-// Kept apart, like sameRaw, so that its loops keep their values in
-// registers. (sameRaw stays in front of it: for a whole block of single
+// Kept apart from statics so that its loops keep their values in
+// registers. (statics tries sameRaw first: for a whole block of single
 // octets, comparing them as a string is quicker still.)
 //
 //go:noinline
@@ -553,7 +532,7 @@ func quietRun(quiet uint64, raw []uint8, data []byte, stride int) int {
 				return n
 			}
 		}
-	case 5: // analog inputs of 32 bits with flags, as in sameRaw
+	case 5: // analog inputs of 32 bits with flags (g30v1, g30v5), the most common
 		for len(raw)-n >= 8 && len(data)-5*n >= 36 {
 			d, r := (*[36]byte)(data[5*n:]), (*[8]byte)(raw[n:])
 			w := uint64(d[0]) | uint64(d[5])<<8 | uint64(d[10])<<16 | uint64(d[15])<<24 |
