@@ -62,6 +62,8 @@ type Options struct {
 	// controller's goroutine; it must be quick.
 	Acknowledge func()
 	Log         *slog.Logger
+	// Now is Run's clock; time.Now when nil.
+	Now func() time.Time
 }
 
 // Controller runs the LEDs, the relays and the button on one timer.
@@ -139,16 +141,24 @@ func NewController(o Options) *Controller {
 // Run drives the outputs until ctx ends, then turns every LED off and
 // de-energizes the relays.
 func (c *Controller) Run(ctx context.Context) {
+	now := c.o.Now
+	if now == nil {
+		now = time.Now
+	}
 	t := time.NewTicker(TickEvery)
 	defer t.Stop()
-	c.Step(time.Now())
+	c.Step(now())
 	for {
 		select {
 		case <-ctx.Done():
 			c.Stop()
 			return
-		case now := <-t.C:
-			c.Step(now)
+		case <-t.C:
+			// Not the tick's own time: after a stall (a busy CPU), the
+			// tick received is the one due when the stall began, and a
+			// step at that time would flicker the LEDs back to an old
+			// phase for one tick.
+			c.Step(now())
 		}
 	}
 }

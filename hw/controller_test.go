@@ -1,7 +1,9 @@
 package hw
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -370,6 +372,55 @@ func TestOutputErrors(t *testing.T) {
 	}
 	if bad.level != gpio.High || good.Read() != gpio.High {
 		t.Errorf("after errors: failing %v, good %v", bad.level, good.Read())
+	}
+}
+
+// countingOut counts its writes.
+type countingOut struct {
+	mu     sync.Mutex
+	writes []gpio.Level
+}
+
+func (o *countingOut) Out(l gpio.Level) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.writes = append(o.writes, l)
+	return nil
+}
+func (o *countingOut) String() string { return "counting" }
+
+// Run steps at its clock's time, never at a tick's: after a stall the
+// tick received is stale (the one due when the stall began), and a step
+// at its time flickers the LEDs back to an old phase. With the clock
+// standing still, a slow blink must stay in its first, lit half however
+// many real ticks go by.
+func TestRunStepsAtTheClock(t *testing.T) {
+	out := &countingOut{}
+	still := time.Unix(1_700_000_000, 0)
+	c := NewController(Options{
+		LEDs:   [NumLEDs]Output{Alert: out},
+		Lights: func() Lights { return Lights{LEDs: [NumLEDs]Pattern{Alert: Slow}} },
+		Now:    func() time.Time { return still },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	time.Sleep(2*slowHalf*TickEvery - 200*time.Millisecond) // a real half past, and most of the next
+	cancel()
+	<-done
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	// Lit (refreshed now and then), then dark at Stop.
+	for i, l := range out.writes[:len(out.writes)-1] {
+		if l != gpio.High {
+			t.Fatalf("write %d of %v: %v, with the clock standing in the lit half", i, out.writes, l)
+		}
+	}
+	if len(out.writes) < 2 || out.writes[len(out.writes)-1] != gpio.Low {
+		t.Fatalf("writes %v: want lit, then dark at Stop", out.writes)
 	}
 }
 
