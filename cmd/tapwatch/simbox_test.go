@@ -77,15 +77,19 @@ func (b *simBox) waitLevels(t *testing.T, what string, within time.Duration, wan
 	}
 }
 
-// waitBlink waits until the pin has blinked for a while: the last
-// changes alternate, each lit stretch between minOn and maxOn (0, 0: a
-// heartbeat, long on and short off).
+// waitBlink waits until the pin blinks: five changes in a row alternate,
+// each lit stretch between minOn and maxOn (0, 0: a heartbeat, long on
+// and short off), the last of them since the wait began. Any such run
+// counts, not only the latest: on a busy machine the box's process may
+// stall for half a second, and the stretches around a stall are out of
+// time through no fault of the box.
 func (b *simBox) waitBlink(t *testing.T, name string, minOn, maxOn time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	since := time.Now()
+	deadline := since.Add(10 * time.Second)
 	for {
 		ch, _ := hw.ReadSimLog(b.sim, name)
-		if blinking(ch, minOn, maxOn) {
+		if blinking(ch, since, minOn, maxOn) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -95,19 +99,26 @@ func (b *simBox) waitBlink(t *testing.T, name string, minOn, maxOn time.Duration
 	}
 }
 
-func blinking(ch []hw.SimChange, minOn, maxOn time.Duration) bool {
+// blinking reports whether five changes in a row, the last at or after
+// since, make the blink.
+func blinking(ch []hw.SimChange, since time.Time, minOn, maxOn time.Duration) bool {
 	const n = 5
-	if len(ch) < n {
-		return false
+	for end := len(ch); end >= n && !ch[end-1].At.Before(since); end-- {
+		if blinks(ch[end-n:end], minOn, maxOn) {
+			return true
+		}
 	}
-	last := ch[len(ch)-n:]
-	for i := 1; i < n; i++ {
-		if last[i].On == last[i-1].On {
+	return false
+}
+
+func blinks(run []hw.SimChange, minOn, maxOn time.Duration) bool {
+	for i := 1; i < len(run); i++ {
+		if run[i].On == run[i-1].On {
 			return false
 		}
-		d := last[i].At.Sub(last[i-1].At)
+		d := run[i].At.Sub(run[i-1].At)
 		switch {
-		case minOn == 0 && last[i-1].On: // heartbeat: long on
+		case minOn == 0 && run[i-1].On: // heartbeat: long on
 			if d < time.Second {
 				return false
 			}
@@ -115,7 +126,7 @@ func blinking(ch []hw.SimChange, minOn, maxOn time.Duration) bool {
 			if d > 300*time.Millisecond {
 				return false
 			}
-		case last[i-1].On && (d < minOn || d > maxOn):
+		case run[i-1].On && (d < minOn || d > maxOn):
 			return false
 		}
 	}
@@ -123,7 +134,7 @@ func blinking(ch []hw.SimChange, minOn, maxOn time.Duration) bool {
 }
 
 func tailChanges(ch []hw.SimChange) []hw.SimChange {
-	return ch[max(0, len(ch)-6):]
+	return ch[max(0, len(ch)-12):]
 }
 
 // still checks that the pin does not change for d.
@@ -213,5 +224,43 @@ func TestLedsShow(t *testing.T) {
 		if r := tapwatch("leds", "-c", cfg, "--show", bad); r.code != 2 {
 			t.Errorf("--show %s: %v", bad, r)
 		}
+	}
+}
+
+// The blink check itself: a slow blink passes, also with a stall's
+// broken stretches before it; a fast blink, a stall's stretches alone
+// and a blink that ended before the wait do not.
+func TestBlinking(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	seq := func(ms ...int) []hw.SimChange { // alternating, lit first
+		var ch []hw.SimChange
+		for i, m := range ms {
+			ch = append(ch, hw.SimChange{At: t0.Add(time.Duration(m) * time.Millisecond), On: i%2 == 0})
+		}
+		return ch
+	}
+	const lo, hi = 350 * time.Millisecond, 750 * time.Millisecond
+	for _, c := range []struct {
+		name  string
+		ch    []hw.SimChange
+		since int // ms
+		want  bool
+	}{
+		{"slow", seq(0, 500, 1000, 1500, 2000, 2500), 1000, true},
+		{"slow after a stall", seq(0, 1500, 1550, 1850, 2350, 2850, 3350, 3850), 1000, true},
+		// What a CI run recorded: a 650 ms stall put a 52 ms dark
+		// flicker and a 298 ms lit stretch among the last five.
+		{"a stall's stretches", seq(0, 1500, 1550, 1850, 2350, 2850), 1000, false},
+		{"fast", seq(0, 125, 250, 375, 500, 625, 750), 0, false},
+		{"ended before the wait", seq(0, 500, 1000, 1500, 2000), 2500, false},
+		{"too few", seq(0, 500, 1000, 1500), 0, false},
+	} {
+		if got := blinking(c.ch, t0.Add(time.Duration(c.since)*time.Millisecond), lo, hi); got != c.want {
+			t.Errorf("%s: blinking %v, want %v", c.name, got, c.want)
+		}
+	}
+	// The heartbeat: long on, short dark.
+	if !blinking(seq(0, 1900, 2000, 3900, 4000), t0, 0, 0) || blinking(seq(0, 500, 1000, 1500, 2000), t0, 0, 0) {
+		t.Error("heartbeat misjudged")
 	}
 }
