@@ -568,7 +568,9 @@ func (e *Engine) lookup(k *flowKey, mac *macs, t Transport, create bool) (f *flo
 	// k is put in canonical order in place; the packet's own orientation is
 	// recovered from swapped when a flow is created.
 	swapped := k.canonicalize()
-	f = e.flows.get(k)
+	if f = e.flows.cached(k); f == nil {
+		f = e.flows.find(k)
+	}
 	if f == nil {
 		if !create {
 			return nil, 0, false

@@ -234,6 +234,14 @@ func TestEvictionAndExpiry(t *testing.T) {
 	}
 }
 
+// get is lookup's search: the cached flow, else the slots.
+func (t *table) get(k *flowKey) *flow {
+	if f := t.cached(k); f != nil {
+		return f
+	}
+	return t.find(k)
+}
+
 func TestTableMatchesMap(t *testing.T) {
 	var tb table
 	tb.init(64)
@@ -247,6 +255,9 @@ func TestTableMatchesMap(t *testing.T) {
 	}
 	for step := 0; step < 100000; step++ {
 		k := keys[rng.IntN(len(keys))]
+		if c := tb.cached(&k); c != nil && c != ref[k] {
+			t.Fatalf("step %d: cached %v, want %v", step, c, ref[k])
+		}
 		f := tb.get(&k)
 		if f != ref[k] {
 			t.Fatalf("step %d: get %v, want %v", step, f, ref[k])
@@ -589,14 +600,27 @@ func TestIP16(t *testing.T) {
 			t.Fatalf("%x: ip16From4 %+v, want %+v", o, ip16From4(o[12:]), a)
 		}
 		p := ip16From16(prev[:])
-		if got, want := less(&p, 1, &a, 1), bytes.Compare(prev[:], o[:]) < 0; got != want {
-			t.Fatalf("less(%x, %x) = %v, want %v", prev, o, got, want)
+		if got, want := before(t, p, 1, a, 1), bytes.Compare(prev[:], o[:]) < 0; got != want {
+			t.Fatalf("before(%x, %x) = %v, want %v", prev, o, got, want)
 		}
-		if prev == o && (!less(&p, 1, &a, 2) || less(&a, 2, &p, 1)) {
+		if prev == o && (!before(t, p, 1, a, 2) || before(t, a, 2, p, 1)) {
 			t.Fatalf("%x: equal addresses are not ordered by port", o)
 		}
 		prev = o
 	}
+}
+
+// before reports whether end x, px orders before end y, py: whether
+// canonicalize swaps a key with y first. It checks the swapped key too.
+func before(t *testing.T, x ip16, px uint16, y ip16, py uint16) bool {
+	k := flowKey{a: y, b: x, rest: uint64(py)<<48 | uint64(px)<<32 | 7<<16 | 6}
+	if !k.canonicalize() {
+		return false
+	}
+	if k.a != x || k.b != y || k.pa() != px || k.pb() != py || k.vlan() != 7 || k.proto() != 6 {
+		t.Fatalf("canonicalize of %+v, %d then %+v, %d swapped to %+v", y, py, x, px, k)
+	}
+	return true
 }
 
 // TestFlowKeyEqual: equal agrees with == on keys that differ in any one

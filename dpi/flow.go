@@ -88,23 +88,16 @@ func (k *flowKey) canonical() (flowKey, bool) {
 // canonicalize puts the lower end first, in place, and says whether it
 // swapped the ends.
 func (k *flowKey) canonicalize() bool {
-	if less(&k.b, k.pb(), &k.a, k.pa()) {
-		k.swapEnds()
-		return true
+	// The ports as one word, port a high, and swapped: comparing the two
+	// compares port b with port a.
+	a, b, p := k.a, k.b, uint32(k.rest>>32)
+	q := bits.RotateLeft32(p, 16)
+	if b.hi > a.hi || b.hi == a.hi && (b.lo > a.lo || b.lo == a.lo && q >= p) {
+		return false
 	}
-	return false
-}
-
-// less takes the addresses by pointer: a 32-bit processor copies a
-// 16-octet value passed by value through a call to the runtime.
-func less(a *ip16, pa uint16, b *ip16, pb uint16) bool {
-	if a.hi != b.hi {
-		return a.hi < b.hi
-	}
-	if a.lo != b.lo {
-		return a.lo < b.lo
-	}
-	return pa < pb
+	k.a, k.b = b, a
+	k.rest = uint64(q)<<32 | k.rest&0xffffffff
+	return true
 }
 
 // equal reports whether k and o are the same key: field by field, which
@@ -196,12 +189,19 @@ func (t *table) at(i int32) *flow { return &t.chunks[uint32(i)/chunkSize][uint32
 
 func (t *table) full() bool { return t.live >= t.max }
 
-func (t *table) get(k *flowKey) *flow {
-	// Packets of one flow often come in runs (a response in several
-	// segments, a bulk transfer): the last flow found is tried first.
+// cached is the last flow found when its key is k, else nil. Packets of
+// one flow often come in runs (a response in several segments, a bulk
+// transfer): the packet path tries it before find, and it is small enough
+// to be inlined there.
+func (t *table) cached(k *flowKey) *flow {
 	if f := t.last; f != nil && f.key.equal(k) {
 		return f
 	}
+	return nil
+}
+
+// find looks k up in the slots, and keeps what it found for cached.
+func (t *table) find(k *flowKey) *flow {
 	for i := k.hash(t.seed) & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i]
 		if s == 0 {
@@ -297,10 +297,16 @@ func (t *table) remove(f *flow) {
 	t.live--
 }
 
+// touch moves f to the front of the list, oldest last. Most packets find
+// their flow in front already; the test is small enough to be inlined,
+// the move is a call.
 func (t *table) touch(f *flow) {
-	if t.head == f.idx {
-		return
+	if t.head != f.idx {
+		t.toFront(f)
 	}
+}
+
+func (t *table) toFront(f *flow) {
 	t.unlink(f)
 	t.pushFront(f)
 }
