@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 
@@ -50,30 +51,63 @@ func (b *bucket) accepts(fc uint8, request bool) bool {
 }
 
 // addrIndex finds buckets by address: one map keyed by prefix, looked up
-// once per prefix length in use (an exact address is a /32 or /128).
+// once per prefix length in use (an exact address is a /32 or /128). It
+// runs when a flow's memo has no buckets yet, for each direction of each
+// new flow: the keys are plain words, masked with shifts, which hash and
+// compare faster than netip.Prefix, masked by netip.
 type addrIndex struct {
 	lens4, lens6 []uint8 // prefix lengths in use, longest first
-	m            map[netip.Prefix]*bucket
+	m            map[prefixKey]*bucket
+}
+
+// prefixKey is a masked prefix: the address as two words in network
+// order (an IPv4 address in the top 32 bits of hi), its length and its
+// family.
+type prefixKey struct {
+	hi, lo uint64
+	bits   uint8
+	v4     bool
+}
+
+// addrWords is a's address as prefixKey takes it, a unmapped.
+func addrWords(a netip.Addr) (hi, lo uint64, v4 bool) {
+	a = a.Unmap()
+	if a.Is4() {
+		b := a.As4()
+		return uint64(binary.BigEndian.Uint32(b[:])) << 32, 0, true
+	}
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), false
+}
+
+// keyOf is the key of the prefix of length l (at most 32 for IPv4, 128
+// for IPv6) of the address hi, lo. A shift by 64 or more gives 0.
+func keyOf(hi, lo uint64, l uint8, v4 bool) prefixKey {
+	if l <= 64 {
+		return prefixKey{hi: hi &^ (^uint64(0) >> l), bits: l, v4: v4}
+	}
+	return prefixKey{hi: hi, lo: lo &^ (^uint64(0) >> (l - 64)), bits: l, v4: v4}
 }
 
 func (ai *addrIndex) add(pf netip.Prefix, c *compiled, p proto.ID) {
 	if a := pf.Addr(); a.Is4In6() {
 		pf = netip.PrefixFrom(a.Unmap(), max(pf.Bits()-96, 0))
 	}
-	pf = pf.Masked()
+	hi, lo, v4 := addrWords(pf.Addr())
+	k := keyOf(hi, lo, uint8(pf.Bits()), v4)
 	if ai.m == nil {
-		ai.m = map[netip.Prefix]*bucket{}
+		ai.m = map[prefixKey]*bucket{}
 	}
-	b := ai.m[pf]
+	b := ai.m[k]
 	if b == nil {
 		b = &bucket{}
-		ai.m[pf] = b
+		ai.m[k] = b
 		lens := &ai.lens6
-		if pf.Addr().Is4() {
+		if v4 {
 			lens = &ai.lens4
 		}
-		if l := uint8(pf.Bits()); !slices.Contains(*lens, l) {
-			*lens = append(*lens, l)
+		if !slices.Contains(*lens, k.bits) {
+			*lens = append(*lens, k.bits)
 			slices.Sort(*lens)
 			slices.Reverse(*lens)
 		}
@@ -87,17 +121,13 @@ func (ai *addrIndex) lookup(a netip.Addr, out []*bucket) ([]*bucket, bool) {
 	if ai.m == nil {
 		return out, true
 	}
-	a = a.Unmap()
+	hi, lo, v4 := addrWords(a)
 	lens := ai.lens6
-	if a.Is4() {
+	if v4 {
 		lens = ai.lens4
 	}
 	for _, l := range lens {
-		k := netip.PrefixFrom(a, int(l))
-		if int(l) != a.BitLen() {
-			k = k.Masked()
-		}
-		if b := ai.m[k]; b != nil {
+		if b := ai.m[keyOf(hi, lo, l, v4)]; b != nil {
 			if len(out) == cap(out) {
 				return out, false
 			}
