@@ -2,6 +2,7 @@ package dpi
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -291,4 +292,38 @@ func FuzzHistory(f *testing.F) {
 			}
 		}
 	})
+}
+
+// remember keeps the last histSize octets delivered, whatever the
+// segments' lengths and wherever they fall in the ring.
+func TestRememberRing(t *testing.T) {
+	var h half
+	h.hist = make([]byte, histSize)
+	var stream []byte
+	next := uint32(0xfffffe00) // wraps round 2^32 too
+	h.next = next
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 3000 {
+		k := 1 + rng.IntN(40)
+		if i%10 == 0 {
+			k = 1 + rng.IntN(2*histSize)
+		}
+		seg := make([]byte, k)
+		for j := range seg {
+			seg[j] = byte(rng.Uint32())
+		}
+		h.remember(seg)
+		h.next += uint32(k)
+		stream = append(stream, seg...)
+		n := min(len(stream), histSize)
+		from := h.next - uint32(n)
+		for j := range n {
+			if got, want := h.hist[int(from+uint32(j))&(histSize-1)], stream[len(stream)-n+j]; got != want {
+				t.Fatalf("segment %d (%d octets): octet %d of the history %#x, want %#x", i, k, j, got, want)
+			}
+		}
+		if h.histN != n {
+			t.Fatalf("histN %d, want %d", h.histN, n)
+		}
+	}
 }
