@@ -248,6 +248,8 @@ func TestBlinking(t *testing.T) {
 	}{
 		{"slow", seq(0, 500, 1000, 1500, 2000, 2500), 1000, true},
 		{"slow after a stall", seq(0, 1500, 1550, 1850, 2350, 2850, 3350, 3850), 1000, true},
+		// Blinking when the wait began, a stall's stretches since.
+		{"slow, then a stall", seq(0, 500, 1000, 1500, 2000, 2500, 3000, 3052, 3350), 1000, true},
 		// What a CI run recorded: a 650 ms stall put a 52 ms dark
 		// flicker and a 298 ms lit stretch among the last five.
 		{"a stall's stretches", seq(0, 1500, 1550, 1850, 2350, 2850), 1000, false},
