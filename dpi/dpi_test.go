@@ -246,6 +246,7 @@ func TestTableMatchesMap(t *testing.T) {
 	var tb table
 	tb.init(64)
 	ref := map[flowKey]*flow{}
+	var order []flowKey // most recently used first
 	rng := rand.New(rand.NewPCG(1, 2))
 	keys := make([]flowKey, 200)
 	for i := range keys {
@@ -265,16 +266,27 @@ func TestTableMatchesMap(t *testing.T) {
 		switch {
 		case f == nil && !tb.full():
 			ref[k] = tb.add(k)
+			order = slices.Insert(order, 0, k)
 		case f != nil && rng.IntN(2) == 0:
 			tb.remove(f)
 			delete(ref, k)
-		case f == nil:
+			order = slices.DeleteFunc(order, func(o flowKey) bool { return o == k })
+		case f != nil:
+			tb.touch(f)
+			order = slices.DeleteFunc(order, func(o flowKey) bool { return o == k })
+			order = slices.Insert(order, 0, k)
+		default:
 			old := tb.oldest()
 			delete(ref, old.key)
 			tb.remove(old)
+			order = slices.DeleteFunc(order, func(o flowKey) bool { return o == old.key })
 		}
 		if tb.live != len(ref) {
 			t.Fatalf("step %d: %d live, map has %d", step, tb.live, len(ref))
+		}
+		// The list is in order of use, the least recent last.
+		if o := tb.oldest(); len(order) > 0 && (o == nil || o.key != order[len(order)-1]) || len(order) == 0 && o != nil {
+			t.Fatalf("step %d: oldest %v, want %v", step, o, order[max(len(order)-1, 0):])
 		}
 	}
 }
@@ -603,10 +615,21 @@ func TestIP16(t *testing.T) {
 		if got, want := before(t, p, 1, a, 1), bytes.Compare(prev[:], o[:]) < 0; got != want {
 			t.Fatalf("before(%x, %x) = %v, want %v", prev, o, got, want)
 		}
-		if prev == o && (!before(t, p, 1, a, 2) || before(t, a, 2, p, 1)) {
-			t.Fatalf("%x: equal addresses are not ordered by port", o)
-		}
 		prev = o
+	}
+	// Ends with the same address are ordered by port, ends with the same
+	// address and port not at all.
+	ports := []uint16{0, 1, 2, 0xff, 0x100, 0x7fff, 0x8000, 0xfffe, 0xffff}
+	for _, o := range []string{"10.0.0.1", "::", "fd00::1:2"} {
+		b := netip.MustParseAddr(o).As16()
+		a := ip16From16(b[:])
+		for _, pa := range ports {
+			for _, pb := range ports {
+				if got := before(t, a, pa, a, pb); got != (pa < pb) {
+					t.Fatalf("%s: before(port %d, port %d) = %v", o, pa, pb, got)
+				}
+			}
+		}
 	}
 }
 

@@ -155,7 +155,26 @@ func fastSeeds() [][]byte {
 	frag[14+6] |= 0x20 // more fragments
 	opts := append([]byte(nil), data...)
 	opts[14] = 0x46
-	return [][]byte{syn, data, udp6, padded, cut, frag, opts, vlan(data, 10), vlan(data, 10, 20, 30), vlan(udp6, 5), data[:14], data[:30]}
+	df := append([]byte(nil), data...)
+	df[14+6] |= 0x40 // don't fragment: not a fragment
+	return [][]byte{syn, data, udp6, padded, cut, frag, opts, vlan(data, 10), vlan(data, 10, 20, 30), vlan(udp6, 5), data[:14], data[:30],
+		df, tcpOptionsFrame()}
+}
+
+// tcpOptionsFrame builds an Ethernet/IPv4/TCP frame whose TCP header has
+// options (two NOPs and timestamps) and whose IP header says don't
+// fragment, with a Modbus request.
+func tcpOptionsFrame() []byte {
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Flags: layers.IPv4DontFragment, Protocol: layers.IPProtocolTCP, SrcIP: net.IP{10, 0, 0, 1}, DstIP: net.IP{10, 0, 0, 2}}
+	tcp := &layers.TCP{SrcPort: 40000, DstPort: 502, Seq: 7, Ack: 9, ACK: true, PSH: true, Window: 512,
+		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: []byte{0, 0, 0, 1, 0, 0, 0, 2}}}}
+	tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, tcp,
+		gopacket.Payload([]byte{0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1}))
+	return buf.Bytes()
 }
 
 // udpFrame6 builds an Ethernet/IPv6/UDP frame.
@@ -180,10 +199,11 @@ func TestFastPathSeeds(t *testing.T) {
 			took++
 		}
 	}
-	// syn, data, udp6, padded and the four tagged frames; not the cut
-	// one, the fragment, the one with options or the short ones.
-	if took != 7 {
-		t.Errorf("the fast path took %d of the seeds, want 7", took)
+	// syn, data, udp6, padded, the three tagged frames, the one that
+	// must not be fragmented and the one with TCP options; not the cut
+	// one, the fragment, the one with IP options or the short ones.
+	if took != 9 {
+		t.Errorf("the fast path took %d of the seeds, want 9", took)
 	}
 }
 
