@@ -118,7 +118,7 @@ func (ai *addrIndex) add(pf netip.Prefix, c *compiled, p proto.ID) {
 // lookup appends the buckets of the prefixes that contain a to out, up to
 // its capacity; it reports false when some did not fit.
 func (ai *addrIndex) lookup(a netip.Addr, out []*bucket) ([]*bucket, bool) {
-	if ai.m == nil {
+	if ai.m == nil || !a.IsValid() {
 		return out, true
 	}
 	hi, lo, v4 := addrWords(a)

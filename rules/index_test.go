@@ -30,15 +30,16 @@ func TestAddrIndexMatchesContains(t *testing.T) {
 		return netip.AddrFrom16(b)
 	}
 	var ai addrIndex
-	var pfs []netip.Prefix
-	for i := range 300 {
+	pfs := []netip.Prefix{netip.MustParsePrefix("::/0"), netip.MustParsePrefix("0.0.0.0/0")}
+	for range 300 {
 		a := addr()
 		bits := rng.IntN(a.BitLen() + 1)
 		if rng.IntN(4) == 0 {
 			bits = []int{0, 32, 64, 65, 96, 128}[rng.IntN(6)] % (a.BitLen() + 1)
 		}
-		pf := netip.PrefixFrom(a, bits)
-		pfs = append(pfs, pf)
+		pfs = append(pfs, netip.PrefixFrom(a, bits))
+	}
+	for i, pf := range pfs {
 		c := &compiled{idx: int32(i), fc: make([]policy.CodeSet, 2)}
 		ai.add(pf, c, proto.ID(1))
 	}
@@ -49,6 +50,10 @@ func TestAddrIndexMatchesContains(t *testing.T) {
 			pf = netip.PrefixFrom(p.Unmap(), max(pf.Bits()-96, 0))
 		}
 		return pf.Masked().Contains(a.Unmap())
+	}
+	// No address (a made-up operation's) is in no prefix, not even ::/0.
+	if out, _ := ai.lookup(netip.Addr{}, make([]*bucket, 0, maxBuckets)); len(out) != 0 {
+		t.Fatalf("no address: %d buckets", len(out))
 	}
 	for range 5000 {
 		a := addr()
