@@ -306,8 +306,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	// Collect what loading and building left behind now: a collection
 	// that the building started would otherwise run on beside the first
-	// packets (the packet path itself allocates nothing), in some runs
-	// and not in others.
+	// packets, in some runs and not in others (docs/performance.md,
+	// "Later (10)").
 	runtime.GC()
 	engine := asm.Engine
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
