@@ -1,6 +1,9 @@
 package dnp3
 
-import "bytes"
+import (
+	"bytes"
+	"unsafe"
+)
 
 // Link frame layout (IEEE 1815-2012 §9.2.4.1): the start octets 0x05 0x64,
 // LENGTH, CONTROL, DESTINATION and SOURCE (little endian), the header CRC;
@@ -348,12 +351,18 @@ func (d *Decoder) frame(c *Conn, st *framer, side Side, f []byte, meta *Meta, h 
 //
 //go:noinline
 func userData(user, body []byte) bool {
-	t := &crcTables
-	for len(user) >= linkBlockLen {
-		if len(body) < linkBlockLen+crcLen {
-			return false
-		}
-		b := (*[linkBlockLen + crcLen]byte)(body)
+	n := len(user) / linkBlockLen
+	if len(body) < n*(linkBlockLen+crcLen) {
+		return false
+	}
+	t := crcTab
+	// The blocks at offsets from the slices' starts, bounds checked once
+	// above: slicing user and body a block at a time clamps each pointer
+	// and keeps lengths and capacities live, which spill in a loop this
+	// full of values.
+	u, d := unsafe.Pointer(unsafe.SliceData(user)), unsafe.Pointer(unsafe.SliceData(body))
+	for i := range n {
+		b := (*[linkBlockLen + crcLen]byte)(unsafe.Add(d, i*(linkBlockLen+crcLen)))
 		c := uint16(b[0]) | uint16(b[1])<<8
 		c = t[7][byte(c)] ^ t[6][c>>8] ^ t[5][b[2]] ^ t[4][b[3]] ^
 			t[3][b[4]] ^ t[2][b[5]] ^ t[1][b[6]] ^ t[0][b[7]]
@@ -363,10 +372,10 @@ func userData(user, body []byte) bool {
 		if ^c != uint16(b[16])|uint16(b[17])<<8 {
 			return false
 		}
-		*(*[linkBlockLen]byte)(user) = [linkBlockLen]byte(b[:linkBlockLen])
-		user, body = user[linkBlockLen:], body[linkBlockLen+crcLen:]
+		*(*[linkBlockLen]byte)(unsafe.Add(u, i*linkBlockLen)) = [linkBlockLen]byte(b[:linkBlockLen])
 	}
-	if k := len(user); k > 0 {
+	if k := len(user) - n*linkBlockLen; k > 0 {
+		user, body = user[n*linkBlockLen:], body[n*(linkBlockLen+crcLen):]
 		if len(body) < k+crcLen || !crcOK(body, k) {
 			return false
 		}
