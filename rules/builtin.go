@@ -820,11 +820,18 @@ func (e *Engine) checkDNP3Sweep(op *Op) {
 // unit ids a request adds to has grown past rate.max within rate.per.
 func (e *Engine) sweepRequest(op *Op, fc, unit uint8) {
 	c := e.sweepCodes(op, sweepRequests)
-	if over, n := e.sweepAdd(c, sweepFunctions, fc, true); over {
-		e.fireBuiltin(dSweep, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), addr: keySweepFunctions}, finding{count: n})
+	// Nearly every request repeats a code and a unit of its window: that
+	// test is here, before the calls, since sweepAdd does nothing more
+	// for them (a requests entry is never a gateway's).
+	if !c.cur[sweepFunctions].Has(fc) {
+		if over, n := e.sweepAdd(c, sweepFunctions, fc, true); over {
+			e.fireBuiltin(dSweep, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), addr: keySweepFunctions}, finding{count: n})
+		}
 	}
-	if over, n := e.sweepAdd(c, sweepUnits, unit, true); over {
-		e.fireBuiltin(dSweep, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), addr: keySweepUnits}, finding{count: n, units: true})
+	if !c.cur[sweepUnits].Has(unit) {
+		if over, n := e.sweepAdd(c, sweepUnits, unit, true); over {
+			e.fireBuiltin(dSweep, op, aggKey{src: op.Src.Addr(), dst: op.Dst.Addr(), addr: keySweepUnits}, finding{count: n, units: true})
+		}
 	}
 }
 
