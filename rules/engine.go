@@ -326,7 +326,16 @@ func (e *Engine) evaluateRules(op *Op) {
 		return
 	}
 	n := 0
-	for _, b := range e.buckets(op) {
+	// The index buckets depend only on the protocol and the two
+	// addresses: nearly every message finds them in its flow's memo,
+	// read here rather than in a call.
+	var bs []*bucket
+	if m := op.memo; m != nil && m.hasBuckets {
+		bs = m.b[:m.nb]
+	} else {
+		bs = e.buckets(op)
+	}
+	for _, b := range bs {
 		if b.accepts(op.FC, op.Request) {
 			e.lists[n] = b.rules
 			n++
@@ -358,13 +367,10 @@ func (e *Engine) evaluateRules(op *Op) {
 	}
 }
 
-// buckets returns the index buckets for op, from its flow's memo when it
-// can: they depend only on the protocol and the two addresses.
+// buckets returns the index buckets for op, kept in its flow's memo when
+// they fit: they depend only on the protocol and the two addresses.
 func (e *Engine) buckets(op *Op) []*bucket {
 	m := op.memo
-	if m != nil && m.hasBuckets {
-		return m.b[:m.nb]
-	}
 	out := e.ix.buckets(op.Proto, op.Src.Addr(), op.Dst.Addr(), e.scratch[:0])
 	if m != nil && len(out) <= memoBuckets {
 		m.hasBuckets, m.nb = true, uint8(len(out))
