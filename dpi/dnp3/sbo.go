@@ -83,15 +83,17 @@ func (sb *sboState) take(master, outstation uint16) *selectRecord {
 }
 
 // trackSBO remembers SELECT requests and judges OPERATE requests in the
-// whole fragment frag reported in m.
+// whole fragment frag reported in m. The test for them is inlined into
+// every fragment's path; the tracking is not.
 func (d *Decoder) trackSBO(c *Conn, m *Message, frag []byte) {
-	if len(frag) < 2 {
-		return
+	if len(frag) >= 2 && (frag[1] == FuncSelect || frag[1] == FuncOperate) {
+		d.selectOperate(c, m, frag)
 	}
+}
+
+// selectOperate is trackSBO for a SELECT or an OPERATE.
+func (d *Decoder) selectOperate(c *Conn, m *Message, frag []byte) {
 	fc := frag[1]
-	if fc != FuncSelect && fc != FuncOperate {
-		return
-	}
 	seq := frag[0] & appSeqMask
 	obj := frag[2:]
 	sb := &c.sbo
