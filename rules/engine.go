@@ -347,7 +347,9 @@ func (e *Engine) evaluateRules(op *Op) {
 	e.opSeq++
 	if n == 1 {
 		for _, i := range e.lists[0] {
-			e.check(&e.rules[i], op)
+			if c := &e.rules[i]; c.due(op, e.opSeq) {
+				e.check(c, op)
+			}
 		}
 		return
 	}
@@ -363,7 +365,9 @@ func (e *Engine) evaluateRules(op *Op) {
 			return
 		}
 		e.lists[best] = e.lists[best][1:]
-		e.check(&e.rules[bi], op)
+		if c := &e.rules[bi]; c.due(op, e.opSeq) {
+			e.check(c, op)
+		}
 	}
 }
 
@@ -379,10 +383,16 @@ func (e *Engine) buckets(op *Op) []*bucket {
 	return out
 }
 
+// due reports whether rule c is still to be checked on op, the message
+// of sequence seq: it was not yet (a rule can sit in two buckets), and
+// op is of a kind it can match. Inlined into the loops: most rules a
+// message's buckets list are for other function codes.
+func (c *compiled) due(op *Op, seq uint64) bool {
+	return c.seen != seq && (!c.reqOnly || op.Request) && c.accepts(op)
+}
+
+// check checks rule c, due on op.
 func (e *Engine) check(c *compiled, op *Op) {
-	if c.seen == e.opSeq || c.reqOnly && !op.Request || !c.accepts(op) {
-		return
-	}
 	c.seen = e.opSeq
 	r := c.rule
 	ad := e.ads[op.Proto]
