@@ -290,7 +290,7 @@ func (f *FuncCodes) only(p proto.ID) bool {
 
 // Has reports whether function code fc of protocol p matches.
 func (f *FuncCodes) Has(p proto.ID, fc uint8) bool {
-	return f.Any() || f.Set(p).Has(fc)
+	return f.Set(p).Has(fc) || f.Any() // a code listed, the usual answer, before the twelve words of Any
 }
 
 // GroupVar is a DNP3 object group and variation; Var 0 means any
