@@ -102,6 +102,27 @@ type convEnd struct {
 	dst  bool
 }
 
+// A Collector hears how a parse in pieces goes, so that its caller can
+// collect each piece's garbage between the pieces rather than have the
+// collector's pacing run beside the parse: the collections then come at
+// the same points of every load of a file, and the load's cost and
+// memory are the same from run to run. Package pipeline gives one.
+type Collector interface {
+	// Pieces(true) is called when a file starts to be parsed in pieces,
+	// and Pieces(false) when that ends, before the file is parsed whole
+	// if the pieces did not do.
+	Pieces(on bool)
+	// Piece is called after each piece, once its tree is garbage.
+	Piece()
+}
+
+// pieceDone tells the collector, if any, that a piece is done.
+func (d *decoder) pieceDone() {
+	if d.collect != nil {
+		d.collect.Piece()
+	}
+}
+
 // convertPiece converts the conversations the last piece added to
 // s.list, and drops them.
 func (d *decoder) convertPiece(s *convStream) {
@@ -226,6 +247,7 @@ func (d *decoder) chunkedRoot(data []byte, lines []line) (*node, bool) {
 			ok = d.chunkSection(root, key, key, yamlpos.Pos{Line: lines[s].no, Column: 1}, data, lines[s+1:end], 1, end == len(lines))
 		} else {
 			ok = d.chunkPiece(root, data, lines[s:end], 0, kindMap, 0, end == len(lines))
+			d.pieceDone()
 		}
 		if !ok || len(root.keys) != nkeys+1 {
 			return nil, false // a piece is one top-level entry
@@ -389,6 +411,7 @@ func (d *decoder) chunkSection(out *node, key, path string, at yamlpos.Pos, data
 		if conv != nil {
 			d.convertPiece(conv)
 		}
+		d.pieceDone()
 		return true
 	}
 	for i := first; i < len(body); {

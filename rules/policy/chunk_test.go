@@ -529,3 +529,69 @@ func BenchmarkParse500(b *testing.B) {
 		})
 	}
 }
+
+// recorder is a Collector that notes what it hears.
+type recorder []string
+
+func (r *recorder) Pieces(on bool) { *r = append(*r, fmt.Sprint("pieces ", on)) }
+func (r *recorder) Piece()         { *r = append(*r, "piece") }
+
+// TestCollectorHearsPieces: a collector hears a parse in pieces begin,
+// each piece end and the parse end, in that order, and nothing of a file
+// parsed whole; the policy is the one Parse gives without it. A file
+// whose pieces are refused is parsed whole after the end.
+func TestCollectorHearsPieces(t *testing.T) {
+	big, _ := benchtool.Policy("site", 200)
+	small := []byte("version: 1\n")
+	for _, c := range []struct {
+		name   string
+		data   []byte
+		pieces bool // parsed in pieces
+	}{
+		{"big", big, true},
+		{"small", small, false},
+		{"big, a lone CR at its end", append(slices.Clip(big), '\r'), false},
+		{"big, a tab on an entry's first line", tabbed(big), false},
+	} {
+		var r recorder
+		got, err := ParseCollecting(c.data, "t.yaml", &r)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		want, err := Parse(c.data, "t.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := policyDiff(got, want); d != "" {
+			t.Errorf("%s: with a collector: %s", c.name, d)
+		}
+		switch {
+		case len(c.data) < chunkMin:
+			if len(r) != 0 {
+				t.Errorf("%s: parsed whole, the collector heard %v", c.name, r)
+			}
+		case !c.pieces:
+			n := len(r)
+			if n < 2 || r[0] != "pieces true" || r[n-1] != "pieces false" || slices.ContainsFunc(r[1:n-1], func(s string) bool { return s != "piece" }) {
+				t.Errorf("%s: pieces refused, the collector heard %v", c.name, r)
+			}
+		default:
+			n := len(r)
+			if n < 4 || r[0] != "pieces true" || r[n-1] != "pieces false" || slices.ContainsFunc(r[1:n-1], func(s string) bool { return s != "piece" }) {
+				t.Errorf("%s: the collector heard %v", c.name, r)
+			}
+			if p := n - 2; p < len(c.data)/chunkSize/2 {
+				t.Errorf("%s: %d pieces for %d bytes in pieces of about %d", c.name, p, len(c.data), chunkSize)
+			}
+		}
+	}
+}
+
+// tabbed is data with a tab after the first line of the second half that
+// begins a list entry: the piece that starts there is refused (chunkPiece),
+// after those before it were parsed.
+func tabbed(data []byte) []byte {
+	at := len(data)/2 + bytes.Index(data[len(data)/2:], []byte("\n  - "))
+	end := at + 1 + bytes.IndexByte(data[at+1:], '\n')
+	return slices.Concat(data[:end], []byte("\t"), data[end:])
+}

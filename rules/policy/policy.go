@@ -517,22 +517,30 @@ func (p *Policy) Asset(name string) *Asset {
 }
 
 // Load reads and parses the policy file at path.
-func Load(path string) (*Policy, error) {
+func Load(path string) (*Policy, error) { return LoadCollecting(path, nil) }
+
+// LoadCollecting is Load, telling c (when not nil) how a parse in pieces
+// goes.
+func LoadCollecting(path string, c Collector) (*Policy, error) {
 	data, err := yamlpos.ReadFile(path, MaxPolicySize)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(data, path)
+	return ParseCollecting(data, path, c)
 }
 
 // Parse decodes a policy file; name is used in error messages. Every
 // problem found is reported (joined with errors.Join, each a
 // *yamlpos.Error, sorted by position), not only the first.
-func Parse(data []byte, name string) (*Policy, error) {
+func Parse(data []byte, name string) (*Policy, error) { return ParseCollecting(data, name, nil) }
+
+// ParseCollecting is Parse, telling c (when not nil) how a parse in
+// pieces goes.
+func ParseCollecting(data []byte, name string, c Collector) (*Policy, error) {
 	if name == "" {
 		name = "policy"
 	}
-	d := &decoder{Decoder: yamlpos.NewDecoder(name), stream: true}
+	d := &decoder{Decoder: yamlpos.NewDecoder(name), stream: true, collect: c}
 	root, err := d.parseYAML(data)
 	if err != nil {
 		return nil, err
@@ -605,6 +613,7 @@ type decoder struct {
 	pos      yamlpos.IndexBuilder // where each field path starts (the embedded Decoder's Pos stays empty)
 	stream   bool                 // convert a cut file's conversations as they are parsed (chunk.go)
 	conv     *convStream          // those converted, until baselineSection takes them
+	collect  Collector            // told of the pieces of a file parsed in pieces; may be nil
 }
 
 // posOf is where n starts in the file.
@@ -630,7 +639,14 @@ func (d *decoder) parseYAML(data []byte) (*node, error) {
 		return nil, err
 	}
 	if len(data) >= chunkMin {
-		if root, ok := d.parseChunked(data); ok {
+		if d.collect != nil {
+			d.collect.Pieces(true)
+		}
+		root, ok := d.parseChunked(data)
+		if d.collect != nil {
+			d.collect.Pieces(false)
+		}
+		if ok {
 			return root, nil
 		}
 	}

@@ -8,7 +8,9 @@ package pipeline
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 
 	"github.com/tapwatch/tapwatch/capture"
@@ -69,13 +71,14 @@ func (f PolicyFiles) Load() (*policy.Policy, error) {
 	// collector's default pacing lets the heap grow to twice what is
 	// live before it runs: the box's peak RSS would be set by the load
 	// of a large policy, not by the traffic. Collect more often while
-	// loading (docs/performance.md).
+	// loading, and between the pieces of a large file at points that are
+	// the same in every load (loadCollector; docs/performance.md).
 	if old := debug.SetGCPercent(loadGCPercent); old >= 0 && old < loadGCPercent {
 		debug.SetGCPercent(old) // already more frugal than that
 	} else {
 		defer debug.SetGCPercent(old)
 	}
-	pol, err := f.load()
+	pol, err := f.load(newLoadCollector())
 	// Give the load's garbage back to the system now rather than when
 	// the scavenger gets to it: the engine's tables, made next, then
 	// come from fresh pages that cost memory only as they fill, not from
@@ -87,10 +90,61 @@ func (f PolicyFiles) Load() (*policy.Policy, error) {
 // loadGCPercent is the collector's GOGC while a policy or baseline loads.
 const loadGCPercent = 10
 
-func (f PolicyFiles) load() (*policy.Policy, error) {
+// loadCollector collects between the pieces of a file parsed in pieces
+// (policy.Collector), with the collector's pacing off meanwhile: once the
+// heap has grown by loadGCPercent of what the last collection left, or
+// by loadMinGrowth, whichever is more. That is the pacing of GOGC 10, at
+// points of the parse instead of beside it. A collection paced by GOGC
+// runs concurrently with the parse, and how much it marked, and when the
+// next one started, moved with the scheduling from run to run: by up to
+// eight million instructions at the 500-rule policy's start-up, 27 a
+// packet of the bench's 300k-packet count (docs/performance.md, "Later
+// (11)"). A file parsed whole keeps the pacing.
+type loadCollector struct {
+	gogc    int
+	next    uint64 // collect when the bytes allocated so far reach it
+	samples [2]metrics.Sample
+}
+
+// loadMinGrowth is the least the heap grows between two of
+// loadCollector's collections: GOGC 10 of the runtime's 4 MiB minimum
+// heap.
+const loadMinGrowth = 4 << 20 * loadGCPercent / 100
+
+func newLoadCollector() *loadCollector {
+	c := &loadCollector{}
+	c.samples[0].Name, c.samples[1].Name = "/gc/heap/allocs:bytes", "/gc/heap/live:bytes"
+	return c
+}
+
+func (c *loadCollector) Pieces(on bool) {
+	if !on {
+		debug.SetGCPercent(c.gogc)
+		return
+	}
+	c.gogc = debug.SetGCPercent(-1)
+	c.plan()
+}
+
+func (c *loadCollector) Piece() {
+	metrics.Read(c.samples[:1])
+	if c.samples[0].Value.Uint64() >= c.next {
+		runtime.GC()
+		c.plan()
+	}
+}
+
+// plan sets the allocation at which the next collection is due.
+func (c *loadCollector) plan() {
+	metrics.Read(c.samples[:])
+	allocs, live := c.samples[0].Value.Uint64(), c.samples[1].Value.Uint64()
+	c.next = allocs + max(live*loadGCPercent/100, loadMinGrowth)
+}
+
+func (f PolicyFiles) load(c policy.Collector) (*policy.Policy, error) {
 	pol := policy.New()
 	if f.Policy != "" {
-		p, err := policy.Load(f.Policy)
+		p, err := policy.LoadCollecting(f.Policy, c)
 		if err != nil {
 			return nil, &FileError{"policy", f.Policy, err}
 		}
@@ -98,7 +152,7 @@ func (f PolicyFiles) load() (*policy.Policy, error) {
 	}
 	base, from := f.Learned, f.LearnedFile
 	if f.Baseline != "" {
-		b, err := policy.Load(f.Baseline)
+		b, err := policy.LoadCollecting(f.Baseline, c)
 		if err != nil {
 			return nil, &FileError{"baseline", f.Baseline, err}
 		}

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -418,21 +420,64 @@ func TestLoadFreesGarbage(t *testing.T) {
 }
 
 // TestLoadRestoresGC: loading a policy collects garbage more often
-// (loadGCPercent) and then gives the collector back its setting, or
-// leaves a more frugal one alone.
+// (loadGCPercent; between the pieces of a large file, with the pacing
+// off) and then gives the collector back its setting, or leaves a more
+// frugal one alone.
 func TestLoadRestoresGC(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "p.yaml")
-	if err := os.WriteFile(path, []byte("version: 1\n"), 0o644); err != nil {
+	small := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(small, []byte("version: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	y, err := benchtool.Policy("site", 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(big, y, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	for _, before := range []int{100, 5, -1} {
-		debug.SetGCPercent(before)
+	for _, path := range []string{small, big} {
+		for _, before := range []int{100, 5, -1} {
+			debug.SetGCPercent(before)
+			if _, err := (pipeline.PolicyFiles{Policy: path}).Load(); err != nil {
+				t.Fatal(err)
+			}
+			if after := debug.SetGCPercent(before); after != before {
+				t.Errorf("%s: GOGC %d before the load, %d after", filepath.Base(path), before, after)
+			}
+		}
+	}
+}
+
+// TestLoadCollectsBetweenPieces: a policy large enough to be parsed in
+// pieces is collected between them, by forced collections, as many in
+// every load of it (one more at most: what the rest of the process
+// allocates meanwhile counts too).
+func TestLoadCollectsBetweenPieces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	y, err := benchtool.Policy("site", 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, y, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	forced := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	var n []uint64
+	for range 3 {
+		before := forced()
 		if _, err := (pipeline.PolicyFiles{Policy: path}).Load(); err != nil {
 			t.Fatal(err)
 		}
-		if after := debug.SetGCPercent(before); after != before {
-			t.Errorf("GOGC %d before the load, %d after", before, after)
-		}
+		n = append(n, forced()-before)
+	}
+	// One is the load's last, which gives the garbage back to the system.
+	if slices.Min(n) < 4 || slices.Max(n)-slices.Min(n) > 1 {
+		t.Errorf("forced collections in three loads of %d bytes: %v, want the same, several", len(y), n)
 	}
 }
