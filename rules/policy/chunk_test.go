@@ -543,15 +543,21 @@ func (r *recorder) Piece()         { *r = append(*r, "piece") }
 func TestCollectorHearsPieces(t *testing.T) {
 	big, _ := benchtool.Policy("site", 200)
 	small := []byte("version: 1\n")
+	var whole recorder
+	if _, err := ParseCollecting(big, "t.yaml", &whole); err != nil {
+		t.Fatal(err)
+	}
+	all := len(whole) - 2 // the pieces of the whole file
 	for _, c := range []struct {
 		name   string
 		data   []byte
 		pieces bool // parsed in pieces
+		midway bool // refused after some pieces
 	}{
-		{"big", big, true},
-		{"small", small, false},
-		{"big, a lone CR at its end", append(slices.Clip(big), '\r'), false},
-		{"big, a tab on an entry's first line", tabbed(big), false},
+		{"big", big, true, false},
+		{"small", small, false, false},
+		{"big, a lone CR at its end", append(slices.Clip(big), '\r'), false, false},
+		{"big, tabs on the entries of its second half", tabbed(big), false, true},
 	} {
 		var r recorder
 		got, err := ParseCollecting(c.data, "t.yaml", &r)
@@ -575,6 +581,9 @@ func TestCollectorHearsPieces(t *testing.T) {
 			if n < 2 || r[0] != "pieces true" || r[n-1] != "pieces false" || slices.ContainsFunc(r[1:n-1], func(s string) bool { return s != "piece" }) {
 				t.Errorf("%s: pieces refused, the collector heard %v", c.name, r)
 			}
+			if c.midway && (n-2 == 0 || n-2 >= all) {
+				t.Errorf("%s: %d pieces before the refusal, want some and fewer than the file's %d", c.name, n-2, all)
+			}
 		default:
 			n := len(r)
 			if n < 4 || r[0] != "pieces true" || r[n-1] != "pieces false" || slices.ContainsFunc(r[1:n-1], func(s string) bool { return s != "piece" }) {
@@ -587,11 +596,19 @@ func TestCollectorHearsPieces(t *testing.T) {
 	}
 }
 
-// tabbed is data with a tab after the first line of the second half that
-// begins a list entry: the piece that starts there is refused (chunkPiece),
-// after those before it were parsed.
+// tabbed is data with a tab at the end of every line of its second half
+// that begins an entry of a top-level list: the first piece that starts
+// there is refused (chunkPiece), after those before it were parsed. The
+// whole parse takes the tabs as the spaces after a value.
 func tabbed(data []byte) []byte {
-	at := len(data)/2 + bytes.Index(data[len(data)/2:], []byte("\n  - "))
-	end := at + 1 + bytes.IndexByte(data[at+1:], '\n')
-	return slices.Concat(data[:end], []byte("\t"), data[end:])
+	half := len(data) / 2
+	lines := bytes.SplitAfter(data[half:], []byte("\n"))
+	out := slices.Clip(data[:half])
+	for i, l := range lines {
+		if i > 0 && bytes.HasPrefix(l, []byte("  - ")) && bytes.HasSuffix(l, []byte("\n")) {
+			l = slices.Concat(l[:len(l)-1], []byte("\t\n"))
+		}
+		out = append(out, l...)
+	}
+	return out
 }

@@ -631,6 +631,16 @@ func (d *decoder) errorf(at yamlpos.Pos, path, format string, a ...any) {
 
 func (d *decoder) record(path string, n *node) { d.pos.Record(path, n.pos) }
 
+// parsePieces is parseChunked with the collector told, whatever happens
+// in it.
+func (d *decoder) parsePieces(data []byte) (*node, bool) {
+	if d.collect != nil {
+		d.collect.Pieces(true)
+		defer d.collect.Pieces(false)
+	}
+	return d.parseChunked(data)
+}
+
 func (d *decoder) parseYAML(data []byte) (*node, error) {
 	// In UTF-8 before the file is cut into pieces (chunk.go), which finds
 	// its lines by their octets.
@@ -639,14 +649,7 @@ func (d *decoder) parseYAML(data []byte) (*node, error) {
 		return nil, err
 	}
 	if len(data) >= chunkMin {
-		if d.collect != nil {
-			d.collect.Pieces(true)
-		}
-		root, ok := d.parseChunked(data)
-		if d.collect != nil {
-			d.collect.Pieces(false)
-		}
-		if ok {
+		if root, ok := d.parsePieces(data); ok {
 			return root, nil
 		}
 	}

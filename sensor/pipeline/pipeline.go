@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"slices"
+	"sync"
 
 	"github.com/tapwatch/tapwatch/capture"
 	"github.com/tapwatch/tapwatch/dpi"
@@ -73,10 +74,16 @@ func (f PolicyFiles) Load() (*policy.Policy, error) {
 	// of a large policy, not by the traffic. Collect more often while
 	// loading, and between the pieces of a large file at points that are
 	// the same in every load (loadCollector; docs/performance.md).
-	if old := debug.SetGCPercent(loadGCPercent); old >= 0 && old < loadGCPercent {
+	//
+	// The setting is the process's: loads take turns, lest one that
+	// starts while another has the pacing off save that and put it back
+	// last, leaving the collector off.
+	loading.Lock()
+	defer loading.Unlock()
+	old := debug.SetGCPercent(loadGCPercent)
+	defer debug.SetGCPercent(old)
+	if old >= 0 && old < loadGCPercent {
 		debug.SetGCPercent(old) // already more frugal than that
-	} else {
-		defer debug.SetGCPercent(old)
 	}
 	pol, err := f.load(newLoadCollector())
 	// Give the load's garbage back to the system now rather than when
@@ -90,26 +97,30 @@ func (f PolicyFiles) Load() (*policy.Policy, error) {
 // loadGCPercent is the collector's GOGC while a policy or baseline loads.
 const loadGCPercent = 10
 
+// loading is held by a load, for the collector's setting.
+var loading sync.Mutex
+
 // loadCollector collects between the pieces of a file parsed in pieces
-// (policy.Collector), with the collector's pacing off meanwhile: once the
-// heap has grown by loadGCPercent of what the last collection left, or
-// by loadMinGrowth, whichever is more. That is the pacing of GOGC 10, at
-// points of the parse instead of beside it. A collection paced by GOGC
-// runs concurrently with the parse, and how much it marked, and when the
-// next one started, moved with the scheduling from run to run: by up to
-// eight million instructions at the 500-rule policy's start-up, 27 a
-// packet of the bench's 300k-packet count (docs/performance.md, "Later
-// (11)"). A file parsed whole keeps the pacing.
+// (policy.Collector), with the collector's pacing off meanwhile, as the
+// pacing would at the setting Load gave (GOGC 10, or a lower one the
+// process had): once the heap has grown by that percentage of what the
+// last collection left live, or to the runtime's least heap goal at
+// that setting (4 MiB times the percentage), whichever is more. The
+// pacing at points of the parse instead of beside it. A collection
+// paced by GOGC runs concurrently with the parse, and how much it
+// marked, and when the next one started, moved with the scheduling from
+// run to run: by up to eight million instructions at the 500-rule
+// policy's start-up, 27 a packet of the bench's 300k-packet count
+// (docs/performance.md, "Later (11)"). A file parsed whole keeps the
+// pacing.
 type loadCollector struct {
-	gogc    int
+	gogc    int    // the setting before the pieces, given back after them
 	next    uint64 // collect when the bytes allocated so far reach it
 	samples [2]metrics.Sample
 }
 
-// loadMinGrowth is the least the heap grows between two of
-// loadCollector's collections: GOGC 10 of the runtime's 4 MiB minimum
-// heap.
-const loadMinGrowth = 4 << 20 * loadGCPercent / 100
+// minHeap is the Go runtime's least heap goal at GOGC 100.
+const minHeap = 4 << 20
 
 func newLoadCollector() *loadCollector {
 	c := &loadCollector{}
@@ -136,9 +147,17 @@ func (c *loadCollector) Piece() {
 
 // plan sets the allocation at which the next collection is due.
 func (c *loadCollector) plan() {
+	pct := uint64(loadGCPercent)
+	if c.gogc >= 0 && c.gogc < loadGCPercent {
+		pct = uint64(c.gogc)
+	}
 	metrics.Read(c.samples[:])
 	allocs, live := c.samples[0].Value.Uint64(), c.samples[1].Value.Uint64()
-	c.next = allocs + max(live*loadGCPercent/100, loadMinGrowth)
+	grow := live * pct / 100
+	if least := uint64(minHeap) * pct / 100; live+grow < least {
+		grow = least - live
+	}
+	c.next = allocs + grow
 }
 
 func (f PolicyFiles) load(c policy.Collector) (*policy.Policy, error) {

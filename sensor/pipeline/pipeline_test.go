@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -479,5 +480,44 @@ func TestLoadCollectsBetweenPieces(t *testing.T) {
 	// One is the load's last, which gives the garbage back to the system.
 	if slices.Min(n) < 4 || slices.Max(n)-slices.Min(n) > 1 {
 		t.Errorf("forced collections in three loads of %d bytes: %v, want the same, several", len(y), n)
+	}
+}
+
+// TestConcurrentLoadsRestoreGC: loads on two goroutines at once leave the
+// collector as they found it. Each load changes the process's setting:
+// one that started while the other had the pacing off would save that
+// and, finishing last, put it back.
+func TestConcurrentLoadsRestoreGC(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for _, n := range []int{100, 400} {
+		y, err := benchtool.Policy("site", n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("p%d.yaml", n))
+		if err := os.WriteFile(p, y, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for trial := range 8 {
+		done := make(chan error, 2)
+		for i, p := range paths {
+			go func() {
+				time.Sleep(time.Duration(i*trial) * time.Millisecond)
+				_, err := (pipeline.PolicyFiles{Policy: p}).Load()
+				done <- err
+			}()
+		}
+		for range paths {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if after := debug.SetGCPercent(100); after != 100 {
+			t.Fatalf("trial %d: GOGC %d after two loads at once, want 100", trial, after)
+		}
 	}
 }

@@ -1,0 +1,87 @@
+package pipeline
+
+import (
+	"runtime/debug"
+	"runtime/metrics"
+	"testing"
+)
+
+// gcPercent is the collector's setting, left as it was.
+func gcPercent() int {
+	v := debug.SetGCPercent(-1)
+	debug.SetGCPercent(v)
+	return v
+}
+
+// cycles is how many collections the runtime began on its own (its
+// pacing) and how many were forced.
+func cycles() (auto, forced uint64) {
+	s := []metrics.Sample{{Name: "/gc/cycles/automatic:gc-cycles"}, {Name: "/gc/cycles/forced:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
+}
+
+var garbage [][]byte
+
+// churn allocates n bytes that are garbage at once, in pieces of 4 KiB.
+func churn(n int) {
+	for range n / 4096 {
+		garbage = append(garbage[:0], make([]byte, 4096))
+	}
+	garbage = nil
+}
+
+// TestLoadCollectorPaces: between Pieces(true) and Pieces(false) the
+// runtime's pacing is off, whatever is allocated; Piece collects once the
+// heap has grown past its plan and not again before it grows again; and
+// the setting before is given back.
+func TestLoadCollectorPaces(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(loadGCPercent))
+	c := newLoadCollector()
+	c.Pieces(true)
+	if p := gcPercent(); p != -1 {
+		t.Errorf("GOGC %d during the pieces, want the pacing off", p)
+	}
+	auto, forced := cycles()
+	churn(64 << 20)
+	if a, f := cycles(); a != auto || f != forced {
+		t.Fatalf("64 MiB of garbage with the pacing off: %d collections of the runtime's, %d forced", a-auto, f-forced)
+	}
+	c.Piece()
+	if _, f := cycles(); f != forced+1 {
+		t.Errorf("a piece after 64 MiB: %d collections, want one", f-forced)
+	}
+	c.Piece()
+	if _, f := cycles(); f != forced+1 {
+		t.Errorf("a second piece with nothing allocated between: %d collections, want still one", f-forced)
+	}
+	c.Pieces(false)
+	if p := gcPercent(); p != loadGCPercent {
+		t.Errorf("GOGC %d after the pieces, want %d back", p, loadGCPercent)
+	}
+	if a, _ := cycles(); a != auto {
+		t.Errorf("%d collections of the runtime's during the pieces", a-auto)
+	}
+}
+
+// TestLoadCollectorPlan: the next collection is due after the heap grows
+// by the setting's percentage of what is live, or to the runtime's least
+// heap goal at that setting; a process already more frugal than
+// loadGCPercent keeps its percentage.
+func TestLoadCollectorPlan(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, gogc := range []int{loadGCPercent, 5} {
+		debug.SetGCPercent(gogc)
+		c := newLoadCollector()
+		c.Pieces(true)
+		allocs, live := c.samples[0].Value.Uint64(), c.samples[1].Value.Uint64()
+		want := live * uint64(gogc) / 100
+		if least := uint64(minHeap*gogc) / 100; live+want < least {
+			want = least - live
+		}
+		if got := c.next - allocs; got != want {
+			t.Errorf("GOGC %d, %d live: the next collection after %d more, want %d", gogc, live, got, want)
+		}
+		c.Pieces(false)
+	}
+}
