@@ -429,14 +429,7 @@ func TestLoadRestoresGC(t *testing.T) {
 	if err := os.WriteFile(small, []byte("version: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	big := filepath.Join(t.TempDir(), "big.yaml")
-	y, err := benchtool.Policy("site", 200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(big, y, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	big := sitePolicyFile(t, t.TempDir(), 200)
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	for _, path := range []string{small, big} {
 		for _, before := range []int{100, 5, -1} {
@@ -456,14 +449,7 @@ func TestLoadRestoresGC(t *testing.T) {
 // every load of it (one more at most: what the rest of the process
 // allocates meanwhile counts too).
 func TestLoadCollectsBetweenPieces(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "big.yaml")
-	y, err := benchtool.Policy("site", 500)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, y, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := sitePolicyFile(t, t.TempDir(), 500)
 	forced := func() uint64 {
 		s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
 		metrics.Read(s)
@@ -479,7 +465,7 @@ func TestLoadCollectsBetweenPieces(t *testing.T) {
 	}
 	// One is the load's last, which gives the garbage back to the system.
 	if slices.Min(n) < 4 || slices.Max(n)-slices.Min(n) > 1 {
-		t.Errorf("forced collections in three loads of %d bytes: %v, want the same, several", len(y), n)
+		t.Errorf("forced collections in three loads of 500 rules: %v, want the same, several", n)
 	}
 }
 
@@ -489,18 +475,7 @@ func TestLoadCollectsBetweenPieces(t *testing.T) {
 // and, finishing last, put it back.
 func TestConcurrentLoadsRestoreGC(t *testing.T) {
 	dir := t.TempDir()
-	var paths []string
-	for _, n := range []int{100, 400} {
-		y, err := benchtool.Policy("site", n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, fmt.Sprintf("p%d.yaml", n))
-		if err := os.WriteFile(p, y, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		paths = append(paths, p)
-	}
+	paths := []string{sitePolicyFile(t, dir, 100), sitePolicyFile(t, dir, 400)}
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	for trial := range 8 {
 		done := make(chan error, 2)
@@ -520,4 +495,19 @@ func TestConcurrentLoadsRestoreGC(t *testing.T) {
 			t.Fatalf("trial %d: GOGC %d after two loads at once, want 100", trial, after)
 		}
 	}
+}
+
+// sitePolicyFile writes the bench's policy of n rules (parsed in pieces
+// from 60: over 16 KiB) into dir and returns its path.
+func sitePolicyFile(t *testing.T, dir string, n int) string {
+	t.Helper()
+	y, err := benchtool.Policy("site", n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, fmt.Sprintf("site%d.yaml", n))
+	if err := os.WriteFile(p, y, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
