@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions a packet, by function or by part of the pipeline.
 
-    scripts/callgrind-per-packet.py BIG.out SMALL.out PACKETS [--group] [--top N]
+    scripts/callgrind-per-packet.py BIG.out SMALL.out PACKETS [--group | --calls] [--top N]
 
 BIG.out and SMALL.out are callgrind outputs of the same program on a
 capture of many packets and on a tiny one (tapbench gen -n 10);
@@ -12,7 +12,8 @@ do, as docs/performance.md's tables do, with a second total of tapwatch's
 work: the shares of the runtime (the collector above all) and of the
 YAML parser move with start-up between the two runs, by up to 150
 instructions a packet either way, so that total is the one to compare.
-Needs callgrind_annotate.
+--calls gives calls a packet of each function instead, from the calls=
+lines of the two files. Needs callgrind_annotate.
 """
 import re
 import subprocess
@@ -30,6 +31,23 @@ def load(path):
         fn = re.sub(r" \[.*\]$", "", m.group(2)).split(":", 1)[-1]
         cost[fn] = cost.get(fn, 0) + int(m.group(1).replace(",", ""))
     return cost
+
+
+def calls(path):
+    """Calls of each function, from the calls= lines of a callgrind file
+    (whose names are compressed: "(id) name" the first time, "(id)" after)."""
+    names, count, callee = {}, {}, None
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("cfn=", "fn=")):
+                m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.strip())
+                if m.group(2):
+                    names[m.group(1)] = m.group(2)
+                if line.startswith("cfn="):
+                    callee = names.get(m.group(1))
+            elif line.startswith("calls=") and callee:
+                count[callee] = count.get(callee, 0) + int(line[6:].split()[0])
+    return count
 
 
 def group(fn):
@@ -63,7 +81,11 @@ def group(fn):
 def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__)
-    big, small, packets = load(argv[0]), load(argv[1]), float(argv[2])
+    packets = float(argv[2])
+    if "--calls" in argv:
+        big, small = calls(argv[0]), calls(argv[1])
+    else:
+        big, small = load(argv[0]), load(argv[1])
     top = int(argv[argv.index("--top") + 1]) if "--top" in argv else 40
     per = {fn: (big.get(fn, 0) - small.get(fn, 0)) / packets for fn in set(big) | set(small)}
     if "--group" in argv:
@@ -71,6 +93,11 @@ def main(argv):
         for fn, v in per.items():
             grouped[group(fn)] = grouped.get(group(fn), 0) + v
         per = grouped
+    if "--calls" in argv:
+        print("%8.2f calls a packet in all" % sum(per.values()))
+        for fn, v in sorted(per.items(), key=lambda kv: -kv[1])[:top]:
+            print("%8.2f %s" % (v, fn))
+        return
     print("%8.0f total" % sum(per.values()))
     if "--group" in argv:
         own = sum(v for g, v in per.items() if g not in ("Go runtime, GC", "YAML parser (start-up)"))
