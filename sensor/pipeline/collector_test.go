@@ -65,8 +65,8 @@ func TestLoadCollectorPaces(t *testing.T) {
 }
 
 // TestLoadCollectorPlan: the next collection is due after the heap grows
-// by the setting's percentage of what is live, or to the runtime's least
-// heap goal at that setting; a process already more frugal than
+// by the setting's percentage of what is live, or by leastGrowth scaled
+// to the setting, whichever is more; a process already more frugal than
 // loadGCPercent keeps its percentage.
 func TestLoadCollectorPlan(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
@@ -76,11 +76,15 @@ func TestLoadCollectorPlan(t *testing.T) {
 		c.Pieces(true)
 		allocs, live := c.samples[0].Value.Uint64(), c.samples[1].Value.Uint64()
 		want := live * uint64(gogc) / 100
-		if least := uint64(minHeap*gogc) / 100; live+want < least {
-			want = least - live
+		if least := uint64(leastGrowth * gogc / loadGCPercent); want < least {
+			want = least
 		}
 		if got := c.next - allocs; got != want {
 			t.Errorf("GOGC %d, %d live: the next collection after %d more, want %d", gogc, live, got, want)
+		}
+		// The test's heap is small: the least growth decides.
+		if least := uint64(1<<20) * uint64(gogc) / 10; live < 10<<20 && c.next-allocs != least {
+			t.Errorf("GOGC %d, %d live: the next collection after %d more, want %d", gogc, live, c.next-allocs, least)
 		}
 		c.Pieces(false)
 	}
