@@ -105,13 +105,13 @@ var loading sync.Mutex
 // as the pacing would at the setting Load gave (GOGC 10, or a lower one
 // the process had): once the heap has grown by that percentage of what
 // the last collection left live, or by leastGrowth (scaled down with a
-// lower setting), whichever is more. The pacing at points of the parse instead of beside it. A collection
-// paced by GOGC runs concurrently with the parse, and how much it
-// marked, and when the next one started, moved with the scheduling from
-// run to run: by up to eight million instructions at the 500-rule
-// policy's start-up, 27 a packet of the bench's 300k-packet count
-// (docs/performance.md, "Later (11)"). A file parsed whole keeps the
-// pacing.
+// lower setting), whichever is more. The pacing at points of the parse
+// instead of beside it. A collection paced by GOGC runs concurrently
+// with the parse, and how much it marked, and when the next one
+// started, moved with the scheduling from run to run: by up to eight
+// million instructions at the 500-rule policy's start-up, 27 a packet
+// of the bench's 300k-packet count (docs/performance.md, "Later
+// (11)"). A file parsed whole keeps the pacing.
 type loadCollector struct {
 	gogc    int    // the setting before the pieces, given back after them
 	next    uint64 // collect when the bytes allocated so far reach it
@@ -119,16 +119,17 @@ type loadCollector struct {
 }
 
 // leastGrowth is the least the heap grows between two collections of a
-// load in pieces, at loadGCPercent. A collection costs a fixed part
-// (the roots, the binary's globals) of about half a millisecond here
-// besides its marking: at the runtime's own floor at GOGC 10, 0.4 MiB
-// of growth, the 500-rule policy's load collected 18 times in its
-// pieces, 27 times in all, and the collections were half of its
-// start-up's instructions. With 1 MiB it collects 8 times in its pieces
-// (16 in all), 81 million instructions fewer, 22%, and its heap reaches
-// 3 MB in them, far below what the replay reaches after it; a large
-// baseline's live heap makes its percentage the larger long before its
-// peak, which stays where it was (docs/performance.md, "Later (12)").
+// load in pieces, at loadGCPercent. Each collection of a load took 0.3
+// to 0.8 ms here (GODEBUG=gctrace=1), however little it had to mark.
+// The 500-rule policy keeps about 1 MiB live while
+// it parses, and 10% of that is less than the garbage of one of its 20
+// pieces: without a least growth, 18 pieces ended with a collection,
+// 27 collections in the whole start-up, half of its instructions. With
+// 1 MiB it collects after 8 of its pieces (16 in all), 81 million
+// instructions fewer, 22%, and its heap reaches 3 MB, far below what the
+// replay reaches after it. A large baseline keeps enough live for its
+// 10% to be the larger long before its peak, which stays where it was
+// (docs/performance.md, "Later (12)").
 const leastGrowth = 1 << 20
 
 func newLoadCollector() *loadCollector {
