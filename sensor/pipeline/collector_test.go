@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"testing"
@@ -65,27 +66,39 @@ func TestLoadCollectorPaces(t *testing.T) {
 }
 
 // TestLoadCollectorPlan: the next collection is due after the heap grows
-// by the setting's percentage of what is live, or by leastGrowth scaled
-// to the setting, whichever is more; a process already more frugal than
-// loadGCPercent keeps its percentage.
+// by the setting's percentage of what is live, or by leastGrowth (1 MiB
+// at GOGC 10) scaled to the setting, whichever is more; a process
+// already more frugal than loadGCPercent keeps its percentage.
 func TestLoadCollectorPlan(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	for _, gogc := range []int{loadGCPercent, 5} {
-		debug.SetGCPercent(gogc)
-		c := newLoadCollector()
-		c.Pieces(true)
-		allocs, live := c.samples[0].Value.Uint64(), c.samples[1].Value.Uint64()
-		want := live * uint64(gogc) / 100
-		if least := uint64(leastGrowth * gogc / loadGCPercent); want < least {
-			want = least
+	for _, big := range []bool{false, true} {
+		var held []byte
+		if big { // enough live for the percentage to be the larger
+			held = make([]byte, 64<<20)
+			for i := 0; i < len(held); i += 4096 {
+				held[i] = 1
+			}
 		}
-		if got := c.next - allocs; got != want {
-			t.Errorf("GOGC %d, %d live: the next collection after %d more, want %d", gogc, live, got, want)
+		for _, gogc := range []int{loadGCPercent, 5} {
+			debug.SetGCPercent(gogc)
+			runtime.GC()
+			c := newLoadCollector()
+			c.Pieces(true)
+			allocs, live := c.samples[0].Value.Uint64(), c.samples[1].Value.Uint64()
+			want := uint64(1<<20) * uint64(gogc) / 10
+			if big {
+				if live < 64<<20 {
+					t.Fatalf("%d live with 64 MiB held", live)
+				}
+				want = live * uint64(gogc) / 100
+			} else if live >= 10<<20 {
+				t.Fatalf("%d live in the test, want less than 10 MiB", live)
+			}
+			if got := c.next - allocs; got != want {
+				t.Errorf("GOGC %d, %d live: the next collection after %d more, want %d", gogc, live, got, want)
+			}
+			c.Pieces(false)
 		}
-		// The test's heap is small: the least growth decides.
-		if least := uint64(1<<20) * uint64(gogc) / 10; live < 10<<20 && c.next-allocs != least {
-			t.Errorf("GOGC %d, %d live: the next collection after %d more, want %d", gogc, live, c.next-allocs, least)
-		}
-		c.Pieces(false)
+		runtime.KeepAlive(held)
 	}
 }

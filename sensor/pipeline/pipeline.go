@@ -121,13 +121,13 @@ type loadCollector struct {
 // leastGrowth is the least the heap grows between two collections of a
 // load in pieces, at loadGCPercent. Each collection of a load took 0.3
 // to 0.8 ms here (GODEBUG=gctrace=1), however little it had to mark.
-// The 500-rule policy keeps about 1 MiB live while
-// it parses, and 10% of that is less than the garbage of one of its 20
-// pieces: without a least growth, 18 pieces ended with a collection,
-// 27 collections in the whole start-up, half of its instructions. With
-// 1 MiB it collects after 8 of its pieces (16 in all), 81 million
-// instructions fewer, 22%, and its heap reaches 3 MB, far below what the
-// replay reaches after it. A large baseline keeps enough live for its
+// The 500-rule policy keeps about 1 MiB live while it parses, and 10%
+// of that is less than the garbage of one of its 20 pieces: without a
+// least growth, 18 pieces ended with a collection, 27 collections in
+// the whole start-up, half of its instructions. With 1 MiB it collects
+// after 8 of its pieces (16 in all), 81 million instructions fewer,
+// 22%, and its heap reaches 3 MB, far below what the replay reaches
+// after it. A large baseline keeps enough live for its
 // 10% to be the larger long before its peak, which stays where it was
 // (docs/performance.md, "Later (12)").
 const leastGrowth = 1 << 20
