@@ -34,6 +34,9 @@ import (
 // directives, a byte-order mark, a lone CR, tabs in an indentation or
 // on a piece's first line, an empty item at column 1. FuzzChunkedLikeWhole
 // checks that whatever it returns is what the whole parse gives.
+//
+// Each piece is read by fastTree (fast.go) when it can, and by the parser
+// when it cannot; the cuts, and the rules for giving up, are the same.
 
 // chunkMin is the size from which a file is parsed in pieces; chunkSize
 // is about how much YAML a piece holds. Tests lower them to cut small
@@ -305,31 +308,15 @@ func (d *decoder) chunkPiece(out *node, data []byte, lines []line, depth int, wa
 		}
 	}
 	d.maxPiece = max(d.maxPiece, len(text))
-	f, err := d.Parse(text)
-	if err != nil || len(f.Docs) != 1 || f.Docs[0] == nil {
-		return false
-	}
-	body := f.Docs[0].Body
-	switch b := body.(type) {
-	case *ast.MappingNode:
-		if want != kindMap || b.IsFlowStyle {
-			return false
-		}
-	case *ast.MappingValueNode:
-		if want != kindMap {
-			return false
-		}
-	case *ast.SequenceNode:
-		if want != kindSeq || b.IsFlowStyle {
-			return false
-		}
-	default:
-		return false
-	}
 	d.lineOff = lines[0].no - 1
-	n := d.convert(body, depth)
+	n, ok := d.fastTree(text, depth)
 	d.lineOff = 0
-	if n.kind != want || quotedKey(n) {
+	if !ok {
+		if n, ok = d.parsePiece(text, lines[0].no-1, depth, want); !ok {
+			return false
+		}
+	}
+	if n.kind != want || n.flow || quotedKey(n) {
 		return false
 	}
 	if !last {
@@ -350,6 +337,38 @@ func (d *decoder) chunkPiece(out *node, data []byte, lines []line, depth int, wa
 	out.keys = append(out.keys, n.keys...)
 	out.items = append(out.items, n.items...)
 	return true
+}
+
+// parsePiece is chunkPiece's tree of text, whose first line is line
+// off+1 of the file, as the parser reads it; false when it does not
+// parse to one block map or list.
+func (d *decoder) parsePiece(text []byte, off, depth int, want nodeKind) (*node, bool) {
+	d.parsed++
+	f, err := d.Parse(text)
+	if err != nil || len(f.Docs) != 1 || f.Docs[0] == nil {
+		return nil, false
+	}
+	body := f.Docs[0].Body
+	switch b := body.(type) {
+	case *ast.MappingNode:
+		if want != kindMap || b.IsFlowStyle {
+			return nil, false
+		}
+	case *ast.MappingValueNode:
+		if want != kindMap {
+			return nil, false
+		}
+	case *ast.SequenceNode:
+		if want != kindSeq || b.IsFlowStyle {
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	d.lineOff = off
+	n := d.convert(body, depth)
+	d.lineOff = 0
+	return n, true
 }
 
 // chunkSection adds key, found at at, whose value is the block of the

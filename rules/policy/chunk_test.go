@@ -20,8 +20,8 @@ import (
 
 // wholeTree is the file's tree parsed in one piece, and d's errors.
 func wholeTree(data []byte) (*node, []string) {
-	defer func(m int) { chunkMin = m }(chunkMin)
-	chunkMin = math.MaxInt
+	defer func(m int, f bool) { chunkMin, fastYAML = m, f }(chunkMin, fastYAML)
+	chunkMin, fastYAML = math.MaxInt, false
 	d := &decoder{Decoder: newTestDecoder()}
 	root, err := d.parseYAML(data)
 	if err != nil {
@@ -450,16 +450,21 @@ func TestChunkedGivesUp(t *testing.T) {
 	}
 }
 
-// FuzzChunkedLikeWhole: whenever the file is cut into pieces, at every
-// entry or a few entries at a time, the tree is the one the whole parse
-// gives, positions included, and the whole parse finds nothing wrong.
-func FuzzChunkedLikeWhole(f *testing.F) {
+// addCaseSeeds adds the hand-written cases' policies to f's seeds.
+func addCaseSeeds(f *testing.F) {
 	files, _ := filepath.Glob("testdata/cases/*/policy.yaml")
 	for _, name := range files {
 		if data, err := os.ReadFile(name); err == nil {
 			f.Add(data)
 		}
 	}
+}
+
+// FuzzChunkedLikeWhole: whenever the file is cut into pieces, at every
+// entry or a few entries at a time, the tree is the one the whole parse
+// gives, positions included, and the whole parse finds nothing wrong.
+func FuzzChunkedLikeWhole(f *testing.F) {
+	addCaseSeeds(f)
 	if data, err := benchtool.Policy("small", 20); err == nil {
 		f.Add(data)
 	}

@@ -610,6 +610,7 @@ type decoder struct {
 	assets   map[string]*Asset
 	lineOff  int                  // added to the lines of what is parsed: where a piece of the file starts (parseChunked)
 	maxPiece int                  // the most YAML parseChunked parsed at once
+	parsed   int                  // pieces, or whole files, the YAML parser read (fastTree did not)
 	pos      yamlpos.IndexBuilder // where each field path starts (the embedded Decoder's Pos stays empty)
 	stream   bool                 // convert a cut file's conversations as they are parsed (chunk.go)
 	conv     *convStream          // those converted, until baselineSection takes them
@@ -653,6 +654,10 @@ func (d *decoder) parseYAML(data []byte) (*node, error) {
 			return root, nil
 		}
 	}
+	if root, ok := d.fastTree(data, 0); ok {
+		return root, nil
+	}
+	d.parsed++
 	f, err := d.Parse(data)
 	if err != nil {
 		return nil, err
