@@ -22,9 +22,9 @@ import (
 // an empty value, a scalar over several lines, a block scalar (| or >),
 // an escape, an anchor, alias, tag or merge key, a quoted or complex
 // key, a key given twice in one map, a ":" in a plain scalar of a flow
-// collection, a tab, a carriage return, a byte that is not printable
-// ASCII, a document marker or directive, and whatever it does not
-// recognise. The scalars it is not sure of it types as the parser does,
+// collection, a tab, a carriage return, a control character, text beyond
+// ASCII outside a comment's own line, a document marker or directive,
+// and whatever it does not recognise. The scalars it is not sure of it types as the parser does,
 // with the parser's own token.New and ast constructors.
 // FuzzFastLikeParser checks that whatever it returns is the tree the
 // parser and convert give, positions included.
@@ -33,13 +33,17 @@ import (
 // parser.
 var fastYAML = true
 
-// fastParser is one fastTree: the text, its lines, and where it is.
+// fastParser is one fastTree: the text and the line it is at. It reads
+// the lines one after the other and keeps none, so that no file, however
+// many lines it has, costs memory by its lines.
 type fastParser struct {
-	d     *decoder
-	text  []byte
-	lines []fastLine
-	i     int               // the current line
-	seen  map[string]string // keys and short scalars, each allocated once
+	d    *decoder
+	text []byte
+	l    fastLine          // the current line
+	no   int               // its index, from 0
+	eof  bool              // past the last line
+	bad  bool              // a line holds what the reader does not handle: the text is the parser's
+	seen map[string]string // keys and short scalars, each allocated once
 }
 
 // fastLine is a line of the text: text[start:end], no newline; ind is
@@ -59,71 +63,81 @@ func (d *decoder) fastTree(text []byte, depth int) (*node, bool) {
 		return nil, false
 	}
 	p := fastParser{d: d, text: text}
-	if !p.split() {
-		return nil, false
-	}
+	p.load(0)
 	p.skip()
-	if p.i == len(p.lines) {
+	if p.eof {
 		return nil, false // nothing but comments: the parser says what that is
 	}
-	l := p.lines[p.i]
-	n, ok := p.block(l.ind, l.start+l.ind, depth)
+	n, ok := p.block(p.l.ind, p.l.start+p.l.ind, depth)
 	if !ok {
 		return nil, false
 	}
-	if p.skip(); p.i != len(p.lines) {
-		return nil, false // a line further left than the first
+	if p.skip(); !p.eof || p.bad {
+		return nil, false // a line further left than the first, or one the parser must read
 	}
 	return n, true
 }
 
-// split finds the lines, and refuses the text when it holds a byte the
-// fast reader does not handle, or a line that starts a document, a
-// directive or an indentation with a tab.
-func (p *fastParser) split() bool {
+// load makes the line that starts at offset start the current one. A
+// line that holds a byte the fast reader does not handle, or starts a
+// document or a directive, ends the text for the reader, and marks it
+// as the parser's.
+func (p *fastParser) load(start int) {
 	text := p.text
-	for start := 0; start <= len(text); {
-		end := start
-		for end < len(text) && text[end] != '\n' {
-			c := text[end]
-			if c < 0x20 || c > 0x7e {
-				return false // a tab, a CR, a control or a byte of UTF-8 beyond ASCII
-			}
-			end++
+	end, other := start, false
+	for end < len(text) && text[end] != '\n' {
+		if c := text[end]; c < 0x20 || c == 0x7f {
+			p.eof, p.bad = true, true // a tab, a CR or a control
+			return
+		} else if c > 0x7f {
+			other = true
 		}
-		ind := 0
-		for start+ind < end && text[start+ind] == ' ' {
-			ind++
-		}
-		l := fastLine{start: start, end: end, ind: ind}
-		l.content = start+ind < end && text[start+ind] != '#'
-		if l.content && ind == 0 {
-			switch text[start] {
-			case '%', '-', '.':
-				if end-start >= 3 && (string(text[start:start+3]) == "---" || string(text[start:start+3]) == "...") || text[start] == '%' {
-					return false
-				}
-			}
-		}
-		p.lines = append(p.lines, l)
-		if end == len(text) {
-			break
-		}
-		start = end + 1
+		end++
 	}
-	return true
+	ind := 0
+	for start+ind < end && text[start+ind] == ' ' {
+		ind++
+	}
+	l := fastLine{start: start, end: end, ind: ind}
+	l.content = start+ind < end && text[start+ind] != '#'
+	if other && l.content {
+		// Beyond ASCII a column counts characters, not octets; a
+		// comment's line is the one place such text may be.
+		p.eof, p.bad = true, true
+		return
+	}
+	if l.content && ind == 0 {
+		if t := text[start:end]; t[0] == '%' || len(t) >= 3 && (string(t[:3]) == "---" || string(t[:3]) == "...") {
+			p.eof, p.bad = true, true
+			return
+		}
+	}
+	p.l = l
+}
+
+// next moves to the next line.
+func (p *fastParser) next() {
+	if p.eof {
+		return
+	}
+	if p.l.end == len(p.text) {
+		p.eof = true
+		return
+	}
+	p.no++
+	p.load(p.l.end + 1)
 }
 
 // skip moves to the next line with content, from the current one.
 func (p *fastParser) skip() {
-	for p.i < len(p.lines) && !p.lines[p.i].content {
-		p.i++
+	for !p.eof && !p.l.content {
+		p.next()
 	}
 }
 
 // pos is the place of offset at in the current line.
 func (p *fastParser) pos(at int) yamlpos.Pos {
-	return yamlpos.Pos{Line: p.d.lineOff + p.i + 1, Column: at - p.lines[p.i].start + 1}
+	return yamlpos.Pos{Line: p.d.lineOff + p.no + 1, Column: at - p.l.start + 1}
 }
 
 // block reads the block map or list whose entries are indented ind
@@ -144,7 +158,7 @@ func (p *fastParser) list(ind, at, depth int) (*node, bool) {
 	}
 	out := &node{kind: kindSeq, pos: p.pos(at)}
 	for {
-		l := p.lines[p.i]
+		l := p.l
 		if at+1 < l.end && p.text[at+1] != ' ' {
 			return nil, false // "-x" is a scalar, not an item
 		}
@@ -167,10 +181,10 @@ func (p *fastParser) list(ind, at, depth int) (*node, bool) {
 		}
 		out.items = append(out.items, it)
 		p.skip()
-		if p.i == len(p.lines) {
+		if p.eof {
 			return out, true
 		}
-		switch l := p.lines[p.i]; {
+		switch l := p.l; {
 		case l.ind > ind:
 			return nil, false
 		case l.ind < ind || p.text[l.start+l.ind] != '-':
@@ -188,16 +202,15 @@ func (p *fastParser) mapping(ind, at, depth int) (*node, bool) {
 		return nil, false
 	}
 	out := &node{kind: kindMap}
+	var set map[string]struct{}
 	for {
-		l := p.lines[p.i]
+		l := p.l
 		key, colon, ok := p.key(at, l.end)
 		if !ok {
 			return nil, false
 		}
-		for _, e := range out.keys {
-			if e.key == key {
-				return nil, false // the parser reports it
-			}
+		if !fresh(out.keys, key, &set) {
+			return nil, false // a key given twice: the parser reports it
 		}
 		kpos := p.pos(at)
 		v := colon + 1
@@ -208,12 +221,12 @@ func (p *fastParser) mapping(ind, at, depth int) (*node, bool) {
 		if v == l.end || p.text[v] == '#' {
 			// The value is the block below: further right, or a list
 			// at the key's own indentation.
-			p.i++
+			p.next()
 			p.skip()
-			if p.i == len(p.lines) {
+			if p.eof {
 				return nil, false // an empty value
 			}
-			n := p.lines[p.i]
+			n := p.l
 			first := n.start + n.ind
 			switch {
 			case n.ind > ind:
@@ -234,14 +247,11 @@ func (p *fastParser) mapping(ind, at, depth int) (*node, bool) {
 			return nil, false
 		}
 		out.keys = append(out.keys, entry{key: key, pos: kpos, val: val})
-		if p.i == len(p.lines) {
-			break
-		}
 		p.skip()
-		if p.i == len(p.lines) {
+		if p.eof {
 			break
 		}
-		n := p.lines[p.i]
+		n := p.l
 		if n.ind > ind {
 			return nil, false
 		}
@@ -280,7 +290,7 @@ func (p *fastParser) key(at, end int) (string, int, bool) {
 // indentation of the entry that holds it. It moves to the next line,
 // and refuses a value that goes on over lines further right.
 func (p *fastParser) inlineLast(at, depth, ind int) (*node, bool) {
-	l := p.lines[p.i]
+	l := p.l
 	n, end, ok := p.inline(at, l.end, depth, false)
 	if !ok {
 		return nil, false
@@ -290,9 +300,9 @@ func (p *fastParser) inlineLast(at, depth, ind int) (*node, bool) {
 			return nil, false
 		}
 	}
-	p.i++
+	p.next()
 	p.skip()
-	if p.i < len(p.lines) && p.lines[p.i].ind > ind {
+	if !p.eof && p.l.ind > ind {
 		return nil, false // a scalar over several lines, or a block after a value
 	}
 	return n, true
@@ -325,6 +335,7 @@ func (p *fastParser) spaces(i, end int) int {
 // flowMap reads {key: value, ...} on one line.
 func (p *fastParser) flowMap(at, end, depth int) (*node, int, bool) {
 	out := &node{kind: kindMap, flow: true, pos: p.pos(at)}
+	var set map[string]struct{}
 	i := p.spaces(at+1, end)
 	if i < end && p.text[i] == '}' {
 		return out, p.spaces(i+1, end), true
@@ -341,12 +352,10 @@ func (p *fastParser) flowMap(at, end, depth int) (*node, int, bool) {
 		if _, reserved := fastReserved[string(b)]; reserved {
 			return nil, 0, false
 		}
-		for _, e := range out.keys {
-			if e.key == string(b) {
-				return nil, 0, false
-			}
-		}
 		key, kpos := p.str(b), p.pos(k)
+		if !fresh(out.keys, key, &set) {
+			return nil, 0, false
+		}
 		i = p.spaces(i+1, end)
 		if i == end {
 			return nil, 0, false
@@ -522,6 +531,31 @@ func (p *fastParser) scalar(at, end int, flow bool, next int) (*node, int, bool)
 		return nil, 0, false
 	}
 	return n, next, true
+}
+
+// fresh reports whether key is not one of keys, a map's keys so far.
+// Past a few keys it keeps them in *set as well (and key, when fresh),
+// so that a map of many keys is not read in quadratic time.
+func fresh(keys []entry, key string, set *map[string]struct{}) bool {
+	if len(keys) < 16 {
+		for _, e := range keys {
+			if e.key == key {
+				return false
+			}
+		}
+		return true
+	}
+	if *set == nil {
+		*set = make(map[string]struct{}, 2*len(keys))
+		for _, e := range keys {
+			(*set)[e.key] = struct{}{}
+		}
+	}
+	if _, ok := (*set)[key]; ok {
+		return false
+	}
+	(*set)[key] = struct{}{}
+	return true
 }
 
 // str is b as a string; a key or a short scalar seen before is the

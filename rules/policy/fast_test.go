@@ -122,6 +122,10 @@ var fastCases = []struct {
 	{"a:\tb\n", false},
 	{"a: b\r\n", false},
 	{"a: é\n", false},
+	{"a: 1\nb: 2\n# Pumpe Süd\n  # é\n", true},
+	{"a: 1 # é\n", false},
+	{"a: 1\n# \x7f\n", false},
+	{"a:\n  b: 1\n\tc: 2\n", false},
 	{"---\na: 1\n", false},
 	{"a: 1\n...\n", false},
 	{"%YAML 1.2\n---\na: 1\n", false},
@@ -159,6 +163,29 @@ func TestFastLikeParser(t *testing.T) {
 	}
 	for _, s := range []string{"a: [ x ]\n", "a: [x ,y]\n", "a: [x y]\n", "a: {b: x y}\n", "a: {b: 1 , c: 2}\n", "a: [x] \n", "a: {b: 1}  # c\n", "a:  b\n", "-   a: 1\n    b: 2\n"} {
 		checkFastLikeParser(t, []byte(s))
+	}
+	// Maps of more keys than fresh compares one by one: read, or left
+	// to the parser when a key comes twice.
+	for _, dup := range []bool{false, true} {
+		var flow, block strings.Builder
+		flow.WriteString("a: {")
+		for i := range 40 {
+			k := i
+			if dup && i == 39 {
+				k = 3
+			}
+			if i > 0 {
+				flow.WriteString(", ")
+			}
+			fmt.Fprintf(&flow, "k%d: %d", k, i)
+			fmt.Fprintf(&block, "k%d: %d\n", k, i)
+		}
+		flow.WriteString("}\n")
+		for _, text := range []string{flow.String(), block.String()} {
+			if got := checkFastLikeParser(t, []byte(text)); got == dup {
+				t.Errorf("fastTree read %q: %v, want %v", text, got, !dup)
+			}
+		}
 	}
 	// Nested deeper than convert allows: left to the parser, which
 	// reports it.
@@ -230,4 +257,31 @@ func FuzzFastLikeParser(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkFastLikeParser(t, data)
 	})
+}
+
+// BenchmarkFastWideMap: a map of 20,000 keys on one line (flow) and on
+// 20,000 lines (block), read by fastTree; its time grows with the keys,
+// not their square (a key given twice is found through a set past a few
+// keys).
+func BenchmarkFastWideMap(b *testing.B) {
+	var flow, block strings.Builder
+	flow.WriteString("a: {")
+	for i := range 20000 {
+		if i > 0 {
+			flow.WriteString(", ")
+		}
+		fmt.Fprintf(&flow, "k%d: %d", i, i)
+		fmt.Fprintf(&block, "k%d: %d\n", i, i)
+	}
+	flow.WriteString("}\n")
+	for name, text := range map[string][]byte{"flow": []byte(flow.String()), "block": []byte(block.String())} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := fastOnly(text); !ok {
+					b.Fatal("fastTree did not read it")
+				}
+			}
+		})
+	}
 }
