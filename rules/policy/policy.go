@@ -653,8 +653,9 @@ func (d *decoder) parseYAML(data []byte) (*node, error) {
 		if root, ok := d.parsePieces(data); ok {
 			return root, nil
 		}
-	}
-	if root, ok := d.fastTree(data, 0); ok {
+		// Not cut: nearly always for what fastTree refuses too, and
+		// a large file's tree is not built twice.
+	} else if root, ok := d.fastTree(data, 0); ok {
 		return root, nil
 	}
 	d.parsed++
