@@ -137,7 +137,7 @@ var fastCases = []struct {
 	{"a:b\n", false},
 	{"a: x#y\n", true},
 	{"a: 0 \n", false},    // goccy places the 0 a column right: left to it
-	{"a: b c  \n", false}, // and this b two
+	{"a: b c  \n", false}, // and "b c" two columns
 	{"a: b  # c\n", true},
 	{"a: 'x'#y\n", false},
 	{"a:\n    b: 1\n  c: 2\n", false},
