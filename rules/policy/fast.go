@@ -341,23 +341,12 @@ func (p *fastParser) flowMap(at, end, depth int) (*node, int, bool) {
 		return out, p.spaces(i+1, end), true
 	}
 	for {
-		k := i
-		for i < end && keyByte(p.text[i]) {
-			i++
-		}
-		if i == k || i+1 >= end || p.text[i] != ':' || p.text[i+1] != ' ' || !letter(p.text[k]) {
+		key, colon, ok := p.key(i, end)
+		if !ok || !fresh(out.keys, key, &set) {
 			return nil, 0, false
 		}
-		b := p.text[k:i]
-		if _, reserved := fastReserved[string(b)]; reserved {
-			return nil, 0, false
-		}
-		key, kpos := p.str(b), p.pos(k)
-		if !fresh(out.keys, key, &set) {
-			return nil, 0, false
-		}
-		i = p.spaces(i+1, end)
-		if i == end {
+		kpos := p.pos(i)
+		if i = p.spaces(colon+1, end); i == end {
 			return nil, 0, false
 		}
 		val, next, ok := p.inline(i, end, depth+1, true)
@@ -470,13 +459,13 @@ func (p *fastParser) plain(at, end int, flow bool) (*node, int, bool) {
 		case c == ' ':
 			continue
 		case c == '#' && p.text[i-1] == ' ':
-			return p.scalar(at, last, flow, i)
+			return p.scalar(at, last, i)
 		case c == ':':
 			if flow || i+1 == end || p.text[i+1] == ' ' {
 				return nil, 0, false // a key, or goccy's reading of a ":" in a flow collection
 			}
 		case flow && (c == ',' || c == ']' || c == '}'):
-			return p.scalar(at, last, flow, i)
+			return p.scalar(at, last, i)
 		case flow && !plainByte(c):
 			return nil, 0, false
 		}
@@ -487,12 +476,12 @@ func (p *fastParser) plain(at, end int, flow bool) (*node, int, bool) {
 		// places the scalar as many columns further right.
 		return nil, 0, false
 	}
-	return p.scalar(at, last, flow, i)
+	return p.scalar(at, last, i)
 }
 
 // scalar is the plain scalar text[at:end], typed as the parser types
 // it; next is the offset after it and its spaces.
-func (p *fastParser) scalar(at, end int, flow bool, next int) (*node, int, bool) {
+func (p *fastParser) scalar(at, end, next int) (*node, int, bool) {
 	b := p.text[at:end]
 	pos := p.pos(at)
 	if letter(b[0]) {
