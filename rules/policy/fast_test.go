@@ -263,9 +263,9 @@ func FuzzFastLikeParser(f *testing.F) {
 }
 
 // BenchmarkFastWideMap: a map of 20,000 keys on one line (flow) and on
-// 20,000 lines (block), read by fastTree; its time grows with the keys,
-// not their square (a key given twice is found through a set past a few
-// keys).
+// 20,000 lines (block), read by fastTree and by the parser with convert;
+// fastTree's time grows with the keys, not their square (a key given
+// twice is found through a set past a few keys).
 func BenchmarkFastWideMap(b *testing.B) {
 	var flow, block strings.Builder
 	flow.WriteString("a: {")
@@ -277,12 +277,23 @@ func BenchmarkFastWideMap(b *testing.B) {
 		fmt.Fprintf(&block, "k%d: %d\n", i, i)
 	}
 	flow.WriteString("}\n")
-	for name, text := range map[string][]byte{"flow": []byte(flow.String()), "block": []byte(block.String())} {
-		b.Run(name, func(b *testing.B) {
+	for _, c := range []struct {
+		shape string
+		text  []byte
+	}{{"flow", []byte(flow.String())}, {"block", []byte(block.String())}} {
+		b.Run(c.shape+"/fast", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, ok := fastOnly(text); !ok {
+				if _, ok := fastOnly(c.text); !ok {
 					b.Fatal("fastTree did not read it")
+				}
+			}
+		})
+		b.Run(c.shape+"/parser", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, errs := wholeTree(c.text); len(errs) > 0 {
+					b.Fatal(errs)
 				}
 			}
 		})
