@@ -102,11 +102,12 @@ deb:
 ## available"), so the tests that capture from a veth pair are skipped there: live capture is tested natively.
 ## TestLoadFreesGarbage runs its own test binary again in a fresh process, which an ARM binary
 ## cannot do under qemu-user (exec format error without binfmt); what it checks is the Go
-## runtime's heap, the same on every architecture, and it runs natively.
+## runtime's heap, the same on every architecture, and it runs natively; so does
+## TestLoadLeavesHugePagesAlone, for the same reason (and qemu-user ignores madvise's advice).
 ## The rules run on armv6, where a 64-bit division is a software routine that the engine's
 ## windows avoid (rules/window.go). go vet first compiles every package and its tests for
 ## 32-bit ARM: a constant that overflows a 32-bit int fails there, not on amd64.
-ARM_SKIP = TestLive(Veth|Merge|ReadAllocs|StopDrains|InterfaceBack|RingHoldsStall)|TestLinkState|TestDeb$$|TestLoadFreesGarbage
+ARM_SKIP = TestLive(Veth|Merge|ReadAllocs|StopDrains|InterfaceBack|RingHoldsStall)|TestLinkState|TestDeb$$|TestLoadFreesGarbage|TestLoadLeavesHugePagesAlone
 test-arm:
 	GOARCH=arm GOARM=6 $(GO) vet ./...
 	GOARCH=arm GOARM=6 $(GO) test -count=1 -skip '$(ARM_SKIP)' -exec qemu-arm-static ./dpi/... ./capture/... ./sensor/... ./event/... ./hw/... ./board/... ./config/... ./rules/

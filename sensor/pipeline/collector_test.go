@@ -1,9 +1,14 @@
 package pipeline
 
 import (
+	"math"
+	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -38,10 +43,14 @@ func churn(n int) {
 // the setting before is given back.
 func TestLoadCollectorPaces(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(loadGCPercent))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
 	c := newLoadCollector()
 	c.Pieces(true)
 	if p := gcPercent(); p != -1 {
 		t.Errorf("GOGC %d during the pieces, want the pacing off", p)
+	}
+	if l := debug.SetMemoryLimit(-1); l != offLimit {
+		t.Errorf("memory limit %d during the pieces, want %d", l, offLimit)
 	}
 	auto, forced := cycles()
 	churn(64 << 20)
@@ -59,6 +68,19 @@ func TestLoadCollectorPaces(t *testing.T) {
 	c.Pieces(false)
 	if p := gcPercent(); p != loadGCPercent {
 		t.Errorf("GOGC %d after the pieces, want %d back", p, loadGCPercent)
+	}
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		t.Errorf("memory limit %d after the pieces, want none back", l)
+	}
+	// A process's own lower limit is kept, and given back.
+	debug.SetMemoryLimit(64 << 20)
+	c.Pieces(true)
+	if l := debug.SetMemoryLimit(-1); l != 64<<20 {
+		t.Errorf("memory limit %d during the pieces under a limit of 64 MiB, want it kept", l)
+	}
+	c.Pieces(false)
+	if l := debug.SetMemoryLimit(-1); l != 64<<20 {
+		t.Errorf("memory limit %d after the pieces, want 64 MiB back", l)
 	}
 	if a, _ := cycles(); a != auto {
 		t.Errorf("%d collections of the runtime's during the pieces", a-auto)
@@ -100,5 +122,45 @@ func TestLoadCollectorPlan(t *testing.T) {
 			c.Pieces(false)
 		}
 		runtime.KeepAlive(held)
+	}
+}
+
+// TestLoadLeavesHugePagesAlone: a load in pieces collects with the
+// pacing off, and a collection that ends with a heap goal above 1 GiB
+// makes the runtime advise huge pages for its metadata (MADV_HUGEPAGE),
+// which cost 2 MiB of RSS where the kernel grants them. After a load in
+// pieces, no mapping of the process may carry that advice (VmFlags hg in
+// /proc/self/smaps). It runs in a process of its own: the advice, once
+// given, stays.
+func TestLoadLeavesHugePagesAlone(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("MADV_HUGEPAGE and smaps are Linux's")
+	}
+	if os.Getenv("TAPWATCH_HUGEPAGE_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLoadLeavesHugePagesAlone$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), "TAPWATCH_HUGEPAGE_CHILD=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestLoadLeavesHugePagesAlone") {
+			t.Fatalf("the load in a process of its own: %v\n%s", err, out)
+		}
+		return
+	}
+	_, forced := cycles()
+	c := newLoadCollector()
+	c.Pieces(true)
+	churn(4 << 20)
+	c.Piece() // collects, as a load in pieces does
+	c.Pieces(false)
+	if _, f := cycles(); f == forced {
+		t.Fatal("the piece did not collect; the test tests nothing")
+	}
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(smaps), "\n") {
+		if strings.HasPrefix(line, "VmFlags:") && slices.Contains(strings.Fields(line), "hg") {
+			t.Fatalf("a mapping advised huge pages after a load in pieces: %s", line)
+		}
 	}
 }

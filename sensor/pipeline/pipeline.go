@@ -112,11 +112,30 @@ var loading sync.Mutex
 // million instructions at the 500-rule policy's start-up, 27 a packet
 // of the bench's 300k-packet count (docs/performance.md, "Later
 // (11)"). A file parsed whole keeps the pacing.
+//
+// The pacing is off with a memory limit beside it (offLimit), as the
+// runtime takes a collection that ends with its heap goal above 1 GiB
+// as a sign of a large heap: it then asks the kernel for huge pages for
+// its heap metadata (madvise MADV_HUGEPAGE on the arena index and the
+// page allocator's chunks), for the rest of the process's life. With
+// the pacing simply off, the goal is unbounded, and each forced
+// collection of a load would do that: where the kernel gives huge
+// pages on request, one of those regions, first touched, then took
+// 2 MiB instead of a few pages, and the replay's peak RSS from 18.9
+// MiB to 20.9, in about one run of fifteen (docs/performance.md,
+// "Later (14)").
 type loadCollector struct {
 	gogc    int    // the setting before the pieces, given back after them
+	limit   int64  // the memory limit before them, given back after them
 	next    uint64 // collect when the bytes allocated so far reach it
 	samples [2]metrics.Sample
 }
+
+// offLimit is the memory limit while the pacing is off between pieces,
+// when the process has none lower: it keeps the collector's heap goal
+// below the runtime's 1 GiB mark for huge pages for its metadata, and
+// more than the box has is never reached before a piece's collection.
+const offLimit = 512 << 20
 
 // leastGrowth is the least the heap grows between two collections of a
 // load in pieces, at loadGCPercent. Each collection of a load took 0.3
@@ -143,7 +162,12 @@ func newLoadCollector() *loadCollector {
 func (c *loadCollector) Pieces(on bool) {
 	if !on {
 		debug.SetGCPercent(c.gogc)
+		debug.SetMemoryLimit(c.limit)
 		return
+	}
+	c.limit = debug.SetMemoryLimit(-1) // -1 reads it
+	if c.limit > offLimit {
+		debug.SetMemoryLimit(offLimit)
 	}
 	c.gogc = debug.SetGCPercent(-1)
 	c.plan()
