@@ -155,7 +155,7 @@ type IndexBuilder struct {
 type indexRecord struct {
 	indexEntry
 	set bool   // Set, not Record: the last one counts
-	seq uint32 // the order given, kept by Index's sort (in the padding after set: no bigger)
+	seq uint32 // the order given, by which Index picks a path's record (in the padding after set: no bigger)
 }
 
 func (b *IndexBuilder) add(path string, at Pos, set bool) {
@@ -180,22 +180,16 @@ func (b *IndexBuilder) Truncate(n int) { b.recs = b.recs[:n] }
 // Index is what b recorded, compact; b is empty afterwards.
 func (b *IndexBuilder) Index() *Index {
 	recs := b.recs
-	// By hash, then in the order given: a stable sort's result at an
-	// unstable sort's cost. The stable sort (insertion sorts and
-	// in-place merges) took a fifth of the instructions of loading a
-	// learned baseline of 2.9 MB (docs/performance.md).
-	slices.SortFunc(recs, func(a, b indexRecord) int {
-		if a.h != b.h {
-			return cmp.Compare(a.h, b.h)
-		}
-		return cmp.Compare(a.seq, b.seq)
-	})
+	sortByHash(recs)
 	ents := make([]indexEntry, 0, len(recs))
 	for i := 0; i < len(recs); {
+		// Of a path's records, in whatever order the sort left them:
+		// the last Set given, or with none, the first Record.
 		j, pick := i+1, i
 		for ; j < len(recs) && recs[j].h == recs[i].h; j++ {
-			if recs[j].set {
-				pick = j // the last Set, in the order given
+			p, q := &recs[pick], &recs[j]
+			if q.set && (!p.set || q.seq > p.seq) || !q.set && !p.set && q.seq < p.seq {
+				pick = j
 			}
 		}
 		ents = append(ents, recs[pick].indexEntry)
@@ -207,6 +201,54 @@ func (b *IndexBuilder) Index() *Index {
 	}
 	*b = IndexBuilder{}
 	return x
+}
+
+// radixBits is how many of a hash's top bits choose its bucket in
+// sortByHash.
+const radixBits = 11
+
+// sortByHash orders recs by hash, in place, not stably (Index picks a
+// path's record by seq). A learned baseline records half a million
+// paths or more, and sorting them by comparisons took a tenth of its
+// load (docs/performance.md, "Later (14)"): the hashes, evenly spread,
+// are first dealt into 2,048 buckets by their top bits, in place (an
+// American flag sort), and each bucket, a few hundred records, is then
+// sorted by comparisons: about 8 comparisons a record instead of 19.
+func sortByHash(recs []indexRecord) {
+	byHash := func(a, b indexRecord) int { return cmp.Compare(a.h, b.h) }
+	const buckets = 1 << radixBits
+	if len(recs) < 4*buckets {
+		slices.SortFunc(recs, byHash)
+		return
+	}
+	bucket := func(r *indexRecord) int { return int(r.h >> (64 - radixBits)) }
+	next, end := make([]int, buckets), make([]int, buckets)
+	for i := range recs {
+		end[bucket(&recs[i])]++
+	}
+	sum := 0
+	for k := range buckets {
+		next[k] = sum
+		sum += end[k]
+		end[k] = sum
+	}
+	start := slices.Clone(next)
+	for k := range buckets {
+		for next[k] < end[k] {
+			r := recs[next[k]]
+			// Carry r to its bucket, taking the record it displaces
+			// on, until one that belongs in k comes back.
+			for d := bucket(&r); d != k; d = bucket(&r) {
+				r, recs[next[d]] = recs[next[d]], r
+				next[d]++
+			}
+			recs[next[k]] = r
+			next[k]++
+		}
+	}
+	for k := range buckets {
+		slices.SortFunc(recs[start[k]:end[k]], byHash)
+	}
 }
 
 // At is where path starts, when recorded.
@@ -262,8 +304,11 @@ func Field(path, key string) string {
 	return path + "." + key
 }
 
-// Elem is the path of element i of the list at path.
-func Elem(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+// Elem is the path of element i of the list at path. A learned
+// baseline makes one for each of a hundred thousand elements or more:
+// a concatenation, not fmt.Sprintf, which took ten times as long and
+// a tenth of such a load (docs/performance.md, "Later (14)").
+func Elem(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
 // Parent is the path of the map or list that holds path; "" at the top.
 func Parent(path string) string {

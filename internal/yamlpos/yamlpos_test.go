@@ -1,6 +1,7 @@
 package yamlpos
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -260,15 +261,27 @@ func TestIndexBuilder(t *testing.T) {
 }
 
 // TestIndexBuilderOrder: with many paths each given several times, Record
-// and Set interleaved, the index keeps what Positions keeps. Enough
-// records that Index's sort partitions them (a short run is sorted by
-// insertion, which keeps the order given whatever the comparison says).
+// and Set interleaved, the index keeps what Positions keeps: with few
+// records, sorted by comparisons alone, and with enough to be dealt into
+// buckets first (sortByHash); neither keeps the order given.
 func TestIndexBuilderOrder(t *testing.T) {
+	const few, many = 6000, 60000
+	if few >= 4<<radixBits || many < 4<<radixBits {
+		t.Fatal("the test no longer takes both of sortByHash's ways")
+	}
+	for _, n := range []int{few, many} {
+		indexBuilderOrder(t, n, n/20)
+	}
+	if n := unsafe.Sizeof(indexRecord{}); n != 24 {
+		t.Errorf("a record takes %d bytes, want 24: seq no longer fits in the padding", n)
+	}
+}
+
+func indexBuilderOrder(t *testing.T, records, paths int) {
 	var b IndexBuilder
 	ps := Positions{}
 	r := rand.New(rand.NewPCG(1, 2))
-	const paths = 300
-	for i := range 6000 {
+	for i := range records {
 		path := Elem("rules", r.IntN(paths))
 		at := Pos{Line: i + 1, Column: 1 + r.IntN(9)}
 		if r.IntN(4) == 0 {
@@ -284,11 +297,11 @@ func TestIndexBuilderOrder(t *testing.T) {
 		path := Elem("rules", i)
 		want, wok := ps[path]
 		if got, gok := x.At(path); got != want || gok != wok {
-			t.Errorf("At(%q) = %v %v, want %v %v", path, got, gok, want, wok)
+			t.Errorf("%d records: At(%q) = %v %v, want %v %v", records, path, got, gok, want, wok)
 		}
 	}
-	if n := unsafe.Sizeof(indexRecord{}); n != 24 {
-		t.Errorf("a record takes %d bytes, want 24: seq no longer fits in the padding", n)
+	if !slices.IsSortedFunc(x.ents, func(a, b indexEntry) int { return cmp.Compare(a.h, b.h) }) {
+		t.Errorf("%d records: the index is not in hash order", records)
 	}
 }
 

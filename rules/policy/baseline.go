@@ -240,7 +240,7 @@ func (d *decoder) network(b *Baseline, n *node) {
 			}
 			if x, ok := d.need(hf, it, path, "mac", `give the MACs it claimed its address with, like "02:00:00:00:00:14"`); ok {
 				for i, m := range d.list(x.val, path+".mac", "a MAC address") {
-					h.MACs = append(h.MACs, d.mac(m, fmt.Sprintf("%s.mac[%d]", path, i)))
+					h.MACs = append(h.MACs, d.mac(m, yamlpos.Elem(path+".mac", i)))
 				}
 			}
 			b.Hosts = append(b.Hosts, h)
@@ -511,7 +511,7 @@ func (v *validator) baseline(b *Baseline) {
 	seen := map[PairKey]int{}
 	for i := range b.Conversations {
 		c := &b.Conversations[i]
-		path := fmt.Sprintf("baseline.conversations[%d]", i)
+		path := yamlpos.Elem("baseline.conversations", i)
 		if c.Proto == 0 {
 			v.errorf(path+".proto", path+".proto", "give proto: modbus or proto: dnp3")
 		}
@@ -552,7 +552,7 @@ func (v *validator) baseline(b *Baseline) {
 		v.ranges(path+".link_dst", c.LinkDst, 0xFFFF)
 		for _, side := range c.objectFields() {
 			for j, o := range *side.os {
-				op := fmt.Sprintf("%s.%s[%d]", path, side.k, j)
+				op := yamlpos.Elem(path+"."+side.k, j)
 				v.ranges(op+".points", o.Points, math.MaxUint32)
 				for _, p := range (*side.os)[:j] {
 					if p.GroupVar == o.GroupVar {
@@ -562,7 +562,7 @@ func (v *validator) baseline(b *Baseline) {
 			}
 		}
 		for j, x := range c.Values {
-			vp := fmt.Sprintf("%s.values[%d]", path, j)
+			vp := yamlpos.Elem(path+".values", j)
 			switch {
 			case c.Proto == proto.Modbus && (x.Table < TableCoils || x.Table > TableHoldingRegisters):
 				v.errorf(vp+".table", vp, "needs a Modbus table")
@@ -582,7 +582,7 @@ func (v *validator) baseline(b *Baseline) {
 func (v *validator) network(b *Baseline) {
 	hosts := map[netip.Addr]int{}
 	for i, h := range b.Hosts {
-		path := fmt.Sprintf("baseline.network.hosts[%d]", i)
+		path := yamlpos.Elem("baseline.network.hosts", i)
 		if !h.Addr.IsValid() {
 			v.errorf(path+".host", path+".host", "needs the host's address")
 		} else if j, dup := hosts[h.Addr]; dup {
@@ -599,7 +599,7 @@ func (v *validator) network(b *Baseline) {
 	links := map[LinkKey]int{}
 	for i := range b.Links {
 		l := &b.Links[i]
-		path := fmt.Sprintf("baseline.network.links[%d]", i)
+		path := yamlpos.Elem("baseline.network.links", i)
 		if !l.Src.IsValid() || !l.Dst.IsValid() {
 			v.errorf(path, path, "needs the client's and the server's addresses")
 			continue

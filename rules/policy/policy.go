@@ -860,7 +860,7 @@ func (d *decoder) list(n *node, path, what string) []*node {
 				d.errorf(it.pos, path, "expected %s, found %s", what, it.describe())
 				return nil
 			}
-			d.record(fmt.Sprintf("%s[%d]", path, i), it)
+			d.record(yamlpos.Elem(path, i), it)
 		}
 		return n.items
 	case kindScalar:
@@ -1278,7 +1278,7 @@ func (d *decoder) rule(n *node, path string) Rule {
 				d.errorf(e.val.pos, path+".unless", "empty list: give at least one condition, or leave the field out")
 			}
 			for k, it := range e.val.items {
-				up := fmt.Sprintf("%s.unless[%d]", path, k)
+				up := yamlpos.Elem(path+".unless", k)
 				if len(e.val.items) == 1 {
 					up = path + ".unless"
 				}
@@ -1450,7 +1450,7 @@ func (d *decoder) match(n *node, path string) Match {
 	}
 	if e, ok := f["port"]; ok {
 		for i, it := range d.list(e.val, path+".port", "a port like tcp/445") {
-			udp, p := d.port(it, fmt.Sprintf("%s.port[%d]", path, i))
+			udp, p := d.port(it, yamlpos.Elem(path+".port", i))
 			if p != 0 {
 				m.Ports = append(m.Ports, Port{UDP: udp, Port: p})
 			}
@@ -1776,7 +1776,7 @@ func (p *Policy) validate(prior []*yamlpos.Error) []*yamlpos.Error {
 }
 
 func (v *validator) rule(i int, r *Rule, ruleAt map[string]int) {
-	path := fmt.Sprintf("rules[%d]", i)
+	path := yamlpos.Elem("rules", i)
 	switch {
 	case r.ID == "":
 		v.errorf(path+".id", path, "every rule needs an id (lowercase letters, digits and '-')")
@@ -1807,7 +1807,7 @@ func (v *validator) rule(i int, r *Rule, ruleAt map[string]int) {
 		v.match(path+".when", &r.When)
 	}
 	for k := range r.Unless {
-		up := fmt.Sprintf("%s.unless[%d]", path, k)
+		up := yamlpos.Elem(path+".unless", k)
 		if len(r.Unless) == 1 {
 			up = path + ".unless"
 		}
@@ -1868,7 +1868,7 @@ func (v *validator) match(path string, m *Match) {
 		eps  []Endpoint
 	}{{"src", m.Src}, {"dst", m.Dst}} {
 		for j, ep := range side.eps {
-			key := fmt.Sprintf("%s.%s[%d]", path, side.name, j)
+			key := yamlpos.Elem(path+"."+side.name, j)
 			switch {
 			case ep.Asset != "" && v.p.Asset(ep.Asset) == nil:
 				v.errorf(path+"."+side.name, key, "%q is not an asset", ep.Asset)
