@@ -122,8 +122,8 @@ var loading sync.Mutex
 // collection of a load would do that: where the kernel gives huge
 // pages on request, one of those regions, first touched, then took
 // 2 MiB instead of a few pages, and the replay's peak RSS from 18.9
-// MiB to 20.9, in about one run of fifteen (docs/performance.md,
-// "Later (14)").
+// MiB to 20.9, in about one run of ten (docs/performance.md, "Later
+// (14)").
 type loadCollector struct {
 	gogc    int    // the setting before the pieces, given back after them
 	limit   int64  // the memory limit before them, given back after them
@@ -133,8 +133,9 @@ type loadCollector struct {
 
 // offLimit is the memory limit while the pacing is off between pieces,
 // when the process has none lower: it keeps the collector's heap goal
-// below the runtime's 1 GiB mark for huge pages for its metadata, and
-// more than the box has is never reached before a piece's collection.
+// below the runtime's 1 GiB mark for huge pages for its metadata. No
+// load comes near it between two pieces (a large learned baseline
+// peaks at tens of MiB), so it starts no collection of its own.
 const offLimit = 512 << 20
 
 // leastGrowth is the least the heap grows between two collections of a
