@@ -389,3 +389,31 @@ func TestLeadingZero(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexRecordField: a field recorded by RecordField is found by its
+// path, Field(path, key), as one recorded by Record is, for paths short
+// and long (past maphash's 128-octet buffer) and at the top, where a
+// field's path is its key; and Record and RecordField of one path are
+// one path to the index.
+func TestIndexRecordField(t *testing.T) {
+	var b IndexBuilder
+	long := strings.Repeat("baseline.conversations[102].", 6)
+	type field struct{ path, key string }
+	fs := []field{{"", "version"}, {"rules[3]", "when"}, {long, "min"}, {long[:127], "x"}, {long[:128], "yy"}, {"a", strings.Repeat("k", 300)}}
+	for i, f := range fs {
+		b.RecordField(f.path, f.key, Pos{Line: i + 1, Column: 1})
+	}
+	b.Record(Field("rules[3]", "when"), Pos{Line: 99, Column: 1}) // later: the first is kept
+	x := b.Index()
+	for i, f := range fs {
+		if at, ok := x.At(Field(f.path, f.key)); !ok || at.Line != i+1 {
+			t.Errorf("RecordField(%q, %q): At(%q) = %v %v, want line %d", f.path, f.key, Field(f.path, f.key), at, ok, i+1)
+		}
+	}
+	if n := len(x.Places()); n != len(fs) {
+		t.Errorf("%d places, want %d: Record and RecordField made two paths of one", n, len(fs))
+	}
+	if _, ok := x.At("rules[3]when"); ok {
+		t.Error("a path without the dot found")
+	}
+}

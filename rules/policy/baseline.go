@@ -320,6 +320,34 @@ func (d *decoder) float(n *node, path string) float64 {
 	return v
 }
 
+// The ...At forms of scalar, number and float read field key of the map
+// at path, and make its path only to report an error: a learned
+// baseline's value ranges are a hundred thousand maps of four fields
+// (docs/performance.md, "Later (14)").
+
+func (d *decoder) scalarAt(n *node, path, key, what string) (string, bool) {
+	if n.kind == kindScalar {
+		return n.text, true
+	}
+	return d.scalar(n, yamlpos.Field(path, key), what)
+}
+
+func (d *decoder) numberAt(n *node, path, key, what string, limit uint64) (uint64, bool) {
+	if n.kind == kindScalar {
+		if v, err := parseUint(n.numeric(), limit); err == nil {
+			return v, true
+		}
+	}
+	return d.number(n, yamlpos.Field(path, key), what, limit)
+}
+
+func (d *decoder) floatAt(n *node, path, key string) float64 {
+	if n.kind == kindScalar && n.isFloat {
+		return n.num
+	}
+	return d.float(n, yamlpos.Field(path, key))
+}
+
 // hostAddr reads an asset name (of an asset with one address) or an
 // address.
 func (d *decoder) hostAddr(n *node, path string) netip.Addr {
@@ -461,7 +489,7 @@ func (d *decoder) valueRange(n *node, path string, p proto.ID) ValueRange {
 		return v
 	}
 	if e, ok := f["table"]; ok {
-		if s, ok := d.scalar(e.val, path+".table", "a Modbus table"); ok {
+		if s, ok := d.scalarAt(e.val, path, "table", "a Modbus table"); ok {
 			t, ok := tableAliases[s]
 			if !ok {
 				t = Table(index(tableNames, s) + 1)
@@ -473,7 +501,7 @@ func (d *decoder) valueRange(n *node, path string, p proto.ID) ValueRange {
 		}
 	}
 	if e, ok := f["group"]; ok {
-		if g, ok := d.number(e.val, path+".group", "a DNP3 object group", 255); ok {
+		if g, ok := d.numberAt(e.val, path, "group", "a DNP3 object group", 255); ok {
 			v.Group = uint8(g)
 		}
 	}
@@ -483,17 +511,17 @@ func (d *decoder) valueRange(n *node, path string, p proto.ID) ValueRange {
 			if k == "point" {
 				limit = math.MaxUint32
 			}
-			if a, ok := d.number(e.val, path+"."+k, "an address", limit); ok {
+			if a, ok := d.numberAt(e.val, path, k, "an address", limit); ok {
 				v.At = uint32(a)
 			}
 		}
 	}
 	const bounds = "a value range needs min and max"
 	if e, ok := d.need(f, n, path, "min", bounds); ok {
-		v.Min = d.float(e.val, path+".min")
+		v.Min = d.floatAt(e.val, path, "min")
 	}
 	if e, ok := d.need(f, n, path, "max", bounds); ok {
-		v.Max = d.float(e.val, path+".max")
+		v.Max = d.floatAt(e.val, path, "max")
 	}
 	return v
 }

@@ -51,6 +51,54 @@ func TestBaselineMissing(t *testing.T) {
 	}
 }
 
+// TestBaselineValueFields: each field of a value range that is wrong is
+// reported at its value, under its own path, whether or not its path
+// was made before the error (scalarAt, numberAt, floatAt).
+func TestBaselineValueFields(t *testing.T) {
+	const in = `version: 1
+baseline:
+  conversations:
+    - src: 10.0.0.1
+      dst: 10.0.0.2
+      proto: modbus
+      values:
+        - {table: [coils], addr: 1, min: 0, max: 1}
+        - {table: registers, addr: 1, min: 0, max: 1}
+        - {table: coils, addr: 70000, min: 0, max: 1}
+        - {table: coils, addr: -1, min: 0, max: 1}
+        - {table: coils, addr: {a: 1}, min: 0, max: 1}
+        - {table: coils, addr: 0x10, min: x, max: [1]}
+        - {table: coils, addr: 1.5, min: 1e400, max: 0x1p3}
+    - src: 10.0.0.1
+      dst: 10.0.0.3
+      proto: dnp3
+      values:
+        - {group: 300, point: 5000000000, min: 0, max: 1}
+        - {group: ab, point: [1], min: 0, max: 1}
+        - {group: 30, point: 1, min: .inf, max: -5}
+`
+	want := strings.Join([]string{
+		"b.yaml:8:19: baseline.conversations[0].values[0].table: expected a Modbus table, found a list",
+		"b.yaml:9:19: baseline.conversations[0].values[1].table: \"registers\" is not a Modbus table (expected coils, discrete_inputs, input_registers or holding_registers)",
+		"b.yaml:10:32: baseline.conversations[0].values[2].addr: \"70000\" is out of range (0-65535)",
+		"b.yaml:11:32: baseline.conversations[0].values[3].addr: \"-1\" is not a whole number from 0 to 65535",
+		"b.yaml:12:32: baseline.conversations[0].values[4].addr: expected an address, found a map",
+		"b.yaml:13:43: baseline.conversations[0].values[5].min: \"x\" is not a number",
+		"b.yaml:13:51: baseline.conversations[0].values[5].max: expected a number, found a list",
+		"b.yaml:14:32: baseline.conversations[0].values[6].addr: \"1.5\" is not a whole number from 0 to 65535",
+		"b.yaml:14:42: baseline.conversations[0].values[6].min: \"1e400\" is not a number",
+		"b.yaml:19:19: baseline.conversations[1].values[0].group: \"300\" is out of range (0-255)",
+		"b.yaml:19:31: baseline.conversations[1].values[0].point: \"5000000000\" is out of range (0-4294967295)",
+		"b.yaml:20:19: baseline.conversations[1].values[1].group: \"ab\" is not a number",
+		"b.yaml:20:30: baseline.conversations[1].values[1].point: expected an address, found a list",
+		"b.yaml:21:38: baseline.conversations[1].values[2].min: min +Inf is above max -5",
+	}, "\n")
+	_, err := Parse([]byte(in), "b.yaml")
+	if err == nil || err.Error() != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
+	}
+}
+
 // TestNetworkSection: the network section reads back as written, names
 // hosts by their assets, and reports each bad field where it is.
 func TestNetworkSection(t *testing.T) {

@@ -806,7 +806,7 @@ func (d *decoder) fields(n *node, path string, allowed ...string) map[string]ent
 			continue
 		}
 		out[e.key] = e
-		d.record(yamlpos.Field(path, e.key), e.val)
+		d.pos.RecordField(path, e.key, e.val.pos)
 	}
 	return out
 }
