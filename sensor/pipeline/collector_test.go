@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tapwatch/tapwatch/internal/testenv"
 )
 
 // gcPercent is the collector's setting, left as it was.
@@ -133,9 +135,7 @@ func TestLoadCollectorPlan(t *testing.T) {
 // /proc/self/smaps). It runs in a process of its own: the advice, once
 // given, stays.
 func TestLoadLeavesHugePagesAlone(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("MADV_HUGEPAGE and smaps are Linux's")
-	}
+	testenv.Need(t, runtime.GOOS == "linux", "MADV_HUGEPAGE and /proc/self/smaps are Linux's: run it on Linux")
 	if os.Getenv("TAPWATCH_HUGEPAGE_CHILD") == "" {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestLoadLeavesHugePagesAlone$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), "TAPWATCH_HUGEPAGE_CHILD=1")
