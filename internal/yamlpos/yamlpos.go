@@ -255,7 +255,6 @@ func sortByHash(recs []indexRecord) {
 		sum += end[k]
 		end[k] = sum
 	}
-	start := slices.Clone(next)
 	for k := range buckets {
 		for next[k] < end[k] {
 			r := recs[next[k]]
@@ -269,8 +268,10 @@ func sortByHash(recs []indexRecord) {
 			next[k]++
 		}
 	}
+	lo := 0 // bucket k is recs[lo:end[k]]
 	for k := range buckets {
-		slices.SortFunc(recs[start[k]:end[k]], byHash)
+		slices.SortFunc(recs[lo:end[k]], byHash)
+		lo = end[k]
 	}
 }
 

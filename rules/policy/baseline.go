@@ -620,7 +620,7 @@ func (v *validator) network(b *Baseline) {
 		}
 		for j, m := range h.MACs {
 			if m == (MAC{}) {
-				v.errorf(fmt.Sprintf("%s.mac[%d]", path, j), path+".mac", "00:00:00:00:00:00 is no host's MAC")
+				v.errorf(yamlpos.Elem(path+".mac", j), path+".mac", "00:00:00:00:00:00 is no host's MAC")
 			}
 		}
 	}

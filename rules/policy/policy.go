@@ -1786,7 +1786,7 @@ func (v *validator) rule(i int, r *Rule, ruleAt map[string]int) {
 		v.errorf(path+".id", path+".id", "%q is the id of a built-in detector; alerts would be ambiguous", r.ID)
 	default:
 		if j, dup := ruleAt[r.ID]; dup {
-			where := fmt.Sprintf("rules[%d]", j)
+			where := yamlpos.Elem("rules", j)
 			if src := v.p.src; src != nil {
 				if at, ok := src.pos.At(where); ok {
 					where += fmt.Sprintf(" (line %d)", at.Line)
@@ -1849,7 +1849,7 @@ func (v *validator) rule(i int, r *Rule, ruleAt map[string]int) {
 	v.severity(path+".severity", r.Severity)
 	for j, t := range r.Attack {
 		if !techniquePattern.MatchString(t) {
-			v.errorf(path+".attack", fmt.Sprintf("%s.attack[%d]", path, j), "%q is not an ATT&CK for ICS technique id (T0 and three digits, like T0855)", t)
+			v.errorf(path+".attack", yamlpos.Elem(path+".attack", j), "%q is not an ATT&CK for ICS technique id (T0 and three digits, like T0855)", t)
 		}
 	}
 }
